@@ -1,0 +1,49 @@
+/* alloc/fixalloc.h: off-heap metadata memory, as Go's fixalloc and
+ * persistentalloc. Object memory never holds metadata: mspan structs,
+ * span bitmaps and type arrays come from here.
+ *
+ * fixalloc hands out objects of one size from 64 KiB chunks with a free
+ * list; metaalloc hands out zeroed blocks in power-of-two classes from
+ * 16 bytes to METAALLOC_MAX. Neither is thread-safe: callers hold
+ * mheap_.lock. Chunks are never returned to the OS (they are reused). */
+#ifndef GCHEAP_FIXALLOC_H
+#define GCHEAP_FIXALLOC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define FIXALLOC_CHUNK ((size_t)64 << 10)
+#define METAALLOC_MIN_SHIFT 4
+#define METAALLOC_MAX_SHIFT 14
+#define METAALLOC_MAX ((size_t)1 << METAALLOC_MAX_SHIFT)
+
+typedef struct fixlink {
+	struct fixlink *next;
+} fixlink;
+
+typedef struct fixalloc {
+	size_t size;      /* object size, a multiple of 16 */
+	fixlink *free;    /* freed objects */
+	uint8_t *chunk;   /* the chunk being carved */
+	size_t nchunk;    /* bytes left in it */
+	size_t inuse;     /* bytes handed out and not freed */
+	size_t *sys;      /* counter of OS bytes taken, shared */
+} fixalloc;
+
+void fixalloc_init(fixalloc *f, size_t size, size_t *sys);
+/* A zeroed object, or NULL if the OS refuses memory. */
+void *fixalloc_alloc(fixalloc *f);
+void fixalloc_free(fixalloc *f, void *p);
+
+typedef struct metaalloc {
+	fixalloc cls[METAALLOC_MAX_SHIFT - METAALLOC_MIN_SHIFT + 1];
+} metaalloc;
+
+void metaalloc_init(metaalloc *m, size_t *sys);
+/* A zeroed block of at least `bytes` (<= METAALLOC_MAX), or NULL. */
+void *metaalloc_alloc(metaalloc *m, size_t bytes);
+void metaalloc_free(metaalloc *m, void *p, size_t bytes);
+/* Bytes handed out and not freed. */
+size_t metaalloc_inuse(const metaalloc *m);
+
+#endif

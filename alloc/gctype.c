@@ -1,0 +1,248 @@
+/* alloc/gctype.c: making and validating pointer maps, and the pointer-slot
+ * iterator (see gctype.h). Types are checked once, here, so that the
+ * allocation fast path and the marker never re-check them. */
+#include "alloc/gctype.h"
+
+#include "alloc/sys/base.h"
+#include "alloc/sys/lock.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static struct {
+	gc_mutex lock;
+	gc_type *all;
+	bool init;
+} registry = {.lock = {.m = PTHREAD_MUTEX_INITIALIZER}};
+
+gc_type *gctype_all(void)
+{
+	mutex_lock(&registry.lock);
+	gc_type *t = registry.all;
+	mutex_unlock(&registry.lock);
+	return t;
+}
+
+static bool bit_at(const uint64_t *bits, size_t i)
+{
+	return (bits[i / 64] >> (i % 64)) & 1;
+}
+
+bool gctype_word_is_ptr(const gc_type *t, size_t w)
+{
+	if (w < t->nwords)
+		return bit_at(t->bits, w);
+	switch (t->tail) {
+	case GCHEAP_TAIL_REPEAT:
+		return t->nptrs && bit_at(t->bits, w % t->nwords);
+	case GCHEAP_TAIL_POINTERS:
+		return w >= (t->size + WORD_SIZE - 1) / WORD_SIZE;
+	default:
+		return false;
+	}
+}
+
+#define fail(code, ...)                                                   \
+	do {                                                               \
+		*status = (code);                                          \
+		snprintf(err, errlen, __VA_ARGS__);                        \
+		return NULL;                                               \
+	} while (0)
+
+gc_type *gctype_make(const char *name, size_t size, const uint64_t *bitmap,
+                     unsigned flags, gc_status *status, char *err,
+                     size_t errlen)
+{
+	const char *nm = name ? name : "(anonymous)";
+
+	if (size == 0)
+		fail(GCHEAP_ERR_TYPE, "type %s: size 0", nm);
+	if (size > GCHEAP_MAX_TYPE_SIZE)
+		fail(GCHEAP_ERR_TYPE, "type %s: size %zu over the %zu limit", nm,
+		     size, GCHEAP_MAX_TYPE_SIZE);
+	if (flags > GCHEAP_TAIL_POINTERS)
+		fail(GCHEAP_ERR_TYPE, "type %s: unknown flags %#x", nm, flags);
+
+	size_t nwords = size / WORD_SIZE;
+	size_t nmap = (nwords + 63) / 64;
+	size_t nptrs = 0;
+	if (bitmap) {
+		/* Every set bit must name a word wholly inside size. */
+		size_t nin = (size + WORD_SIZE - 1) / WORD_SIZE;
+		size_t nbitwords = (nin + 63) / 64;
+		for (size_t i = 0; i < nbitwords; i++) {
+			uint64_t b = bitmap[i];
+			uint64_t ok = i < nmap ? low_mask((unsigned)MIN(
+			                  64, nwords - i * 64)) : 0;
+			if (b & ~ok)
+				fail(GCHEAP_ERR_TYPE,
+				     "type %s: pointer bit for word %zu lies "
+				     "outside its %zu bytes", nm,
+				     i * 64 + ctz64(b & ~ok), size);
+			nptrs += popcount64(b);
+		}
+	}
+	if (nptrs && flags == GCHEAP_TAIL_REPEAT && size % WORD_SIZE)
+		fail(GCHEAP_ERR_TYPE,
+		     "type %s: size %zu is not a multiple of %d, so the map "
+		     "cannot repeat", nm, size, WORD_SIZE);
+
+	gc_type *t = calloc(1, sizeof(*t) + MAX(nmap, 1) * sizeof(uint64_t));
+	char *copy = strdup(nm);
+	if (!t || !copy) {
+		free(t);
+		free(copy);
+		fail(GCHEAP_ERR_NOMEM, "type %s: out of memory", nm);
+	}
+	t->magic = GCTYPE_MAGIC;
+	t->size = size;
+	t->nwords = nwords;
+	t->nptrs = nptrs;
+	t->tail = flags;
+	t->noscan = nptrs == 0 && flags != GCHEAP_TAIL_POINTERS;
+	t->name = copy;
+	if (bitmap)
+		memcpy(t->bits, bitmap, nmap * sizeof(uint64_t));
+	for (size_t w = 0; w < 64; w++)
+		if (gctype_word_is_ptr(t, w))
+			t->small_bits |= (uint64_t)1 << w;
+
+	mutex_lock(&registry.lock);
+	t->next = registry.all;
+	registry.all = t;
+	mutex_unlock(&registry.lock);
+	*status = GCHEAP_OK;
+	return t;
+}
+
+gc_type *gctype_from_offsets(const char *name, size_t size,
+                             const size_t *offs, size_t n, unsigned flags,
+                             gc_status *status, char *err, size_t errlen)
+{
+	const char *nm = name ? name : "(anonymous)";
+
+	if (size == 0 || size > GCHEAP_MAX_TYPE_SIZE)
+		return gctype_make(name, size, NULL, flags, status, err,
+		                   errlen);
+	if (n && !offs)
+		fail(GCHEAP_ERR_TYPE, "type %s: %zu offsets but NULL array", nm,
+		     n);
+	size_t nmap = (size / WORD_SIZE + 63) / 64;
+	uint64_t *bm = calloc(MAX(nmap, 1), sizeof(uint64_t));
+	if (!bm)
+		fail(GCHEAP_ERR_NOMEM, "type %s: out of memory", nm);
+	for (size_t i = 0; i < n; i++) {
+		size_t o = offs[i];
+		if (o % WORD_SIZE || o > size || size - o < WORD_SIZE) {
+			free(bm);
+			fail(GCHEAP_ERR_TYPE,
+			     "type %s: pointer offset %zu is not an aligned "
+			     "word inside %zu bytes", nm, o, size);
+		}
+		size_t w = o / WORD_SIZE;
+		if (bit_at(bm, w)) {
+			free(bm);
+			fail(GCHEAP_ERR_TYPE,
+			     "type %s: pointer offset %zu given twice", nm, o);
+		}
+		bm[w / 64] |= (uint64_t)1 << (w % 64);
+	}
+	gc_type *t = gctype_make(name, size, bm, flags, status, err, errlen);
+	free(bm);
+	return t;
+}
+
+/* ---- Iterator ------------------------------------------------------------ */
+
+/* Bits [pos, pos + k) of a bitmap of nbits bits, k <= 64; bits at or past
+ * nbits read as zero. */
+static uint64_t extract(const uint64_t *bm, size_t nbits, size_t pos,
+                        unsigned k)
+{
+	if (pos >= nbits || k == 0)
+		return 0;
+	size_t i = pos / 64;
+	unsigned sh = pos % 64;
+	uint64_t v = bm[i] >> sh;
+	if (sh && (i + 1) * 64 < nbits)
+		v |= bm[i + 1] << (64 - sh);
+	if (nbits - pos < k)
+		k = (unsigned)(nbits - pos);
+	return v & low_mask(k);
+}
+
+/* The pointer bits of words [w, w + k) of an object of type t. */
+static uint64_t typed_bits(const gc_type *t, size_t w, unsigned k)
+{
+	uint64_t out = 0;
+	unsigned got = 0;
+
+	if (w < t->nwords) {
+		got = (unsigned)MIN(k, t->nwords - w);
+		out = extract(t->bits, t->nwords, w, got);
+	}
+	if (got == k)
+		return out;
+	w += got;
+	switch (t->tail) {
+	case GCHEAP_TAIL_REPEAT:
+		if (!t->nptrs)
+			return out;
+		while (got < k) {
+			size_t pos = w % t->nwords;
+			unsigned n = (unsigned)MIN(k - got, t->nwords - pos);
+			out |= extract(t->bits, t->nwords, pos, n) << got;
+			got += n;
+			w += n;
+		}
+		return out;
+	case GCHEAP_TAIL_POINTERS: {
+		size_t first = (t->size + WORD_SIZE - 1) / WORD_SIZE;
+		for (; got < k; got++, w++)
+			if (w >= first)
+				out |= (uint64_t)1 << got;
+		return out;
+	}
+	default:
+		return out;
+	}
+}
+
+void ptriter_init_typed(ptriter *it, uintptr_t obj, size_t nbytes,
+                        const gc_type *t)
+{
+	memset(it, 0, sizeof(*it));
+	it->obj = obj;
+	it->nwords = nbytes / WORD_SIZE;
+	it->t = t;
+}
+
+void ptriter_init_heapbits(ptriter *it, uintptr_t obj, size_t nbytes,
+                           const uint64_t *hb, size_t hbw)
+{
+	memset(it, 0, sizeof(*it));
+	it->obj = obj;
+	it->nwords = nbytes / WORD_SIZE;
+	it->hb = hb;
+	it->hbw = hbw;
+}
+
+uintptr_t *ptriter_next(ptriter *it)
+{
+	while (it->cur == 0) {
+		if (it->w >= it->nwords)
+			return NULL;
+		unsigned k = (unsigned)MIN(64, it->nwords - it->w);
+		if (it->t)
+			it->cur = typed_bits(it->t, it->w, k);
+		else
+			it->cur = extract(it->hb, it->hbw + it->nwords,
+			                  it->hbw + it->w, k);
+		it->curw = it->w;
+		it->w += k;
+	}
+	unsigned b = ctz64(it->cur);
+	it->cur &= it->cur - 1;
+	return (uintptr_t *)(it->obj + (it->curw + b) * WORD_SIZE);
+}

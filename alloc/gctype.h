@@ -1,0 +1,89 @@
+/* alloc/gctype.h: the pointer map of an object (struct gc_type, opaque in
+ * gcheap.h) and the one iterator through which the collector reads the
+ * pointer slots of any heap object.
+ *
+ * A type covers `size` bytes; bit w of bits[] says the word at byte offset
+ * 8w holds a pointer. Bytes of an object past `size` follow the tail rule:
+ * REPEAT (arrays: the map repeats every `size` bytes; size is then a
+ * multiple of 8 if the type has pointers), NOSCAN, or POINTERS (every whole
+ * word from align_up(size, 8) on). small_bits holds the map of the first 64
+ * words with the tail rule applied, which is all an object of <= 512 bytes
+ * needs: the allocator copies it into the span's heap bits (mspan.h).
+ *
+ * Invariants (checked by gctype_make): bits past nwords are clear; noscan
+ * is true exactly when no word of any object of this type can hold a
+ * pointer; types are immortal. */
+#ifndef GCHEAP_GCTYPE_H
+#define GCHEAP_GCTYPE_H
+
+#include "gcheap.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define GCTYPE_MAGIC 0x6763747970652121ULL /* "gctype!!" */
+#define WORD_SIZE 8
+#define SMALL_SCAN_MAX 512 /* objects up to this size use span heap bits */
+
+struct gc_type {
+	uint64_t magic;      /* GCTYPE_MAGIC */
+	size_t size;         /* bytes the map covers */
+	size_t nwords;       /* whole words inside size: size / 8 */
+	size_t nptrs;        /* pointer words inside size */
+	unsigned tail;       /* GCHEAP_TAIL_* */
+	bool noscan;         /* no object of this type holds a pointer */
+	uint64_t small_bits; /* map of words 0..63 with the tail applied */
+	char *name;          /* owned copy, never NULL */
+	struct gc_type *next; /* registry of all types */
+	uint64_t bits[];     /* (nwords + 63) / 64 words */
+};
+
+/* Build a type from a bitmap. On error returns NULL and writes a one-line
+ * reason to err (status GCHEAP_ERR_TYPE or GCHEAP_ERR_NOMEM in *status). */
+gc_type *gctype_make(const char *name, size_t size, const uint64_t *bitmap,
+                     unsigned flags, gc_status *status, char *err,
+                     size_t errlen);
+
+/* Build a type from pointer offsets, validating them. */
+gc_type *gctype_from_offsets(const char *name, size_t size,
+                             const size_t *offs, size_t n, unsigned flags,
+                             gc_status *status, char *err, size_t errlen);
+
+/* True if t looks like a live gc_type (magic check, API-level). */
+static inline bool gctype_valid(const gc_type *t)
+{
+	return t->magic == GCTYPE_MAGIC;
+}
+
+/* Is word w of an object laid out as t (w >= 0) a pointer slot? The slow,
+ * obviously right definition that tests and the verifier compare with. */
+bool gctype_word_is_ptr(const gc_type *t, size_t w);
+
+/* The first type in the registry (newest first); walk with ->next. */
+gc_type *gctype_all(void);
+
+/* ---- The pointer-slot iterator ----------------------------------------- */
+
+/* Walks the pointer slots of an object of `nbytes` bytes at `obj` laid out
+ * as `t`, or as the span heap bits `hb` (word-indexed from the span base)
+ * when t is NULL. Yields slot addresses in increasing order. */
+typedef struct ptriter {
+	uintptr_t obj;        /* object start */
+	size_t nwords;        /* words of the object to visit */
+	const gc_type *t;     /* typed objects; NULL for heap-bits objects */
+	const uint64_t *hb;   /* heap bits of the span, word 0 = span base */
+	size_t hbw;           /* heap-bits word index of the object start */
+	size_t w;             /* next word to look at */
+	uint64_t cur;         /* pending pointer bits, bit 0 = word `curw` */
+	size_t curw;          /* object word that bit 0 of cur stands for */
+} ptriter;
+
+void ptriter_init_typed(ptriter *it, uintptr_t obj, size_t nbytes,
+                        const gc_type *t);
+void ptriter_init_heapbits(ptriter *it, uintptr_t obj, size_t nbytes,
+                           const uint64_t *hb, size_t hbw);
+/* The next pointer slot, or NULL when done. */
+uintptr_t *ptriter_next(ptriter *it);
+
+#endif

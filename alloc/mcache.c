@@ -1,0 +1,94 @@
+/* alloc/mcache.c: refill and release of a thread's cached spans (see
+ * mcache.h). Only the owning thread touches an mcache. */
+#include "alloc/mcache.h"
+
+#include "alloc/mheap.h"
+
+void mcache_init(mcache *c)
+{
+	for (unsigned i = 0; i < NUM_SPANCLASSES; i++)
+		c->alloc[i] = &mspan_empty;
+	c->tiny = 0;
+	c->tinyoffset = 0;
+	c->tiny_allocs = 0;
+	c->flushgen = aload(&mheap_.sweepgen);
+}
+
+/* Give a span back to its mcentral, correcting the allocation counter for
+ * the objects that were counted at refill but never handed out. */
+static void uncache(mcache *c, spanclass spc)
+{
+	mspan *s = c->alloc[spc];
+	c->alloc[spc] = &mspan_empty;
+	if (s == &mspan_empty)
+		return;
+	if (GCHEAP_STATS) {
+		uintptr_t unused = s->nelems - s->alloc_count;
+		afetch_add(&mheap_.stats.nmalloc[spanclass_sizeclass(spc)],
+		           (uintptr_t)0 - unused);
+	}
+	mcentral_uncache_span(&mheap_.central[spc], s);
+}
+
+bool mcache_refill(mcache *c, spanclass spc, int *err)
+{
+	mspan *s = c->alloc[spc];
+
+	if (s != &mspan_empty) {
+		if (s->alloc_count != s->nelems)
+			fatal("mcache_refill: span %p still has free objects",
+			      (void *)s);
+		uintptr_t sg = aload(&mheap_.sweepgen);
+		if (aload(&s->sweepgen) != sg + 3)
+			fatal("mcache_refill: span %p has sweepgen %zu, heap "
+			      "%zu", (void *)s, (size_t)aload(&s->sweepgen),
+			      (size_t)sg);
+		uncache(c, spc);
+	}
+	s = mcentral_cache_span(&mheap_.central[spc], err);
+	if (!s)
+		return false;
+	if (GCHEAP_STATS)
+		afetch_add(&mheap_.stats.nmalloc[spanclass_sizeclass(spc)],
+		           s->nelems - s->alloc_count);
+	c->alloc[spc] = s;
+	return true;
+}
+
+uintptr_t mcache_next_free(mcache *c, spanclass spc, mspan **sp, int *err)
+{
+	mspan *s = c->alloc[spc];
+	uintptr_t i = mspan_next_free_index(s);
+
+	if (i == s->nelems) {
+		if (!mcache_refill(c, spc, err))
+			return 0;
+		s = c->alloc[spc];
+		i = mspan_next_free_index(s);
+	}
+	if (i >= s->nelems)
+		fatal("mcache_next_free: span %p gave index %zu of %zu",
+		      (void *)s, (size_t)i, (size_t)s->nelems);
+	s->alloc_count++;
+	*sp = s;
+	return s->base + i * s->elemsize;
+}
+
+void mcache_release_all(mcache *c)
+{
+	for (unsigned i = 0; i < NUM_SPANCLASSES; i++)
+		uncache(c, (spanclass)i);
+	if (GCHEAP_STATS && c->tiny_allocs) {
+		afetch_add(&mheap_.stats.tiny_allocs, c->tiny_allocs);
+		c->tiny_allocs = 0;
+	}
+	c->tiny = 0;
+	c->tinyoffset = 0;
+	c->flushgen = aload(&mheap_.sweepgen);
+}
+
+void mcache_prepare_for_sweep(mcache *c)
+{
+	if (c->flushgen != aload(&mheap_.sweepgen))
+		mcache_release_all(c);
+}

@@ -1,0 +1,208 @@
+/* alloc/mcentral.c: the per-span-class central lists (see mcentral.h).
+ * Invariant: a span is on at most one list, and span->list names it; a
+ * span held by an mcache or being swept is on none. */
+#include "alloc/mcentral.h"
+
+#include "alloc/mheap.h"
+
+void mcentral_init(mcentral *c, spanclass spc)
+{
+	mutex_init(&c->lock);
+	c->spc = spc;
+	for (int i = 0; i < 2; i++) {
+		c->partial[i] = (spanlist){0};
+		c->full[i] = (spanlist){0};
+	}
+}
+
+void spanlist_push(spanlist *l, mspan *s)
+{
+	gc_assert(s->list == NULL);
+	s->prev = NULL;
+	s->next = l->first;
+	if (l->first)
+		l->first->prev = s;
+	l->first = s;
+	s->list = l;
+	l->n++;
+}
+
+void spanlist_remove(spanlist *l, mspan *s)
+{
+	gc_assert(s->list == l && l->n > 0);
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		l->first = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	s->next = s->prev = NULL;
+	s->list = NULL;
+	l->n--;
+}
+
+mspan *spanlist_pop(spanlist *l)
+{
+	mspan *s = l->first;
+	if (s)
+		spanlist_remove(l, s);
+	return s;
+}
+
+static mspan *pop_locked(mcentral *c, spanlist *l)
+{
+	mutex_lock(&c->lock);
+	mspan *s = spanlist_pop(l);
+	mutex_unlock(&c->lock);
+	return s;
+}
+
+void mcentral_push_swept(mcentral *c, mspan *s)
+{
+	uintptr_t sg = aload(&mheap_.sweepgen);
+
+	mutex_lock(&c->lock);
+	spanlist_push(s->alloc_count < s->nelems ?
+	              mcentral_partial_swept(c, sg) :
+	              mcentral_full_swept(c, sg), s);
+	mutex_unlock(&c->lock);
+}
+
+mspan *mcentral_pop_unswept(mcentral *c, uintptr_t sg)
+{
+	mutex_lock(&c->lock);
+	mspan *s = spanlist_pop(mcentral_partial_unswept(c, sg));
+	if (!s)
+		s = spanlist_pop(mcentral_full_unswept(c, sg));
+	mutex_unlock(&c->lock);
+	return s;
+}
+
+/* A fresh span from the heap (Go's mcentral.grow). */
+static mspan *mcentral_grow(mcentral *c, int *err)
+{
+	unsigned sc = spanclass_sizeclass(c->spc);
+	heap_err e;
+	mspan *s = mheap_alloc_span(class_to_npages[sc], c->spc, &e);
+	if (!s)
+		*err = e;
+	return s;
+}
+
+mspan *mcentral_cache_span(mcentral *c, int *err)
+{
+	/* Sweeping more than this many spans without finding room means
+	 * a fresh span is cheaper (Go: at most 1% space overhead). */
+	int budget = 100;
+	uintptr_t sg = aload(&mheap_.sweepgen);
+	mspan *s = pop_locked(c, mcentral_partial_swept(c, sg));
+
+	if (s)
+		goto havespan;
+	for (; budget >= 0; budget--) {
+		s = pop_locked(c, mcentral_partial_unswept(c, sg));
+		if (!s)
+			break;
+		if (mspan_try_acquire(s, sg)) {
+			mspan_sweep(s, true);
+			goto havespan;
+		}
+		/* Someone else is sweeping it and will place it. */
+	}
+	for (; budget >= 0; budget--) {
+		s = pop_locked(c, mcentral_full_unswept(c, sg));
+		if (!s)
+			break;
+		if (mspan_try_acquire(s, sg)) {
+			mspan_sweep(s, true);
+			uintptr_t fi = mspan_next_free_index(s);
+			if (fi != s->nelems) {
+				astore(&s->freeindex, fi);
+				goto havespan;
+			}
+			mutex_lock(&c->lock);
+			spanlist_push(mcentral_full_swept(c, sg), s);
+			mutex_unlock(&c->lock);
+		}
+	}
+	s = mcentral_grow(c, err);
+	if (!s)
+		return NULL;
+
+havespan:;
+	uintptr_t fi = aload(&s->freeindex);
+	if (s->alloc_count == s->nelems || fi == s->nelems)
+		fatal("mcentral_cache_span: span %p has no free objects",
+		      (void *)s);
+	/* Load the cache so that bit 0 stands for freeindex. */
+	mspan_refill_alloc_cache(s, fi / 64);
+	s->alloc_cache >>= fi % 64;
+	astore(&s->sweepgen, aload(&mheap_.sweepgen) + 3);
+	return s;
+}
+
+void mcentral_uncache_span(mcentral *c, mspan *s)
+{
+	uintptr_t sg = aload(&mheap_.sweepgen);
+	bool stale = aload(&s->sweepgen) == sg + 1;
+
+	if (s->alloc_count == 0)
+		fatal("mcentral_uncache_span: span %p has no objects",
+		      (void *)s);
+	if (stale) {
+		/* Cached before this sweep began: ours to sweep. */
+		astore(&s->sweepgen, sg - 1);
+		mspan_sweep(s, false);
+		return;
+	}
+	astore(&s->sweepgen, sg);
+	mcentral_push_swept(c, s);
+}
+
+static uintptr_t verify_list(mcentral *c, spanlist *l, bool full,
+                             uintptr_t want_sg)
+{
+	uintptr_t n = 0;
+
+	for (mspan *s = l->first; s; s = s->next, n++) {
+		if (s->list != l || s->spc != c->spc)
+			fatal("mcentral_verify: span %p on list %p of class "
+			      "%u claims list %p class %u", (void *)s,
+			      (void *)l, c->spc, (void *)s->list, s->spc);
+		if (s->next && s->next->prev != s)
+			fatal("mcentral_verify: broken links at span %p",
+			      (void *)s);
+		uintptr_t ssg = aload(&s->sweepgen);
+		if (ssg != want_sg && ssg != want_sg + 1)
+			fatal("mcentral_verify: span %p sweepgen %zu on a "
+			      "list for %zu", (void *)s, (size_t)ssg,
+			      (size_t)want_sg);
+		mspan_verify(s);
+		/* Only swept spans know whether they are full. */
+		if (ssg == aload(&mheap_.sweepgen) &&
+		    full != (s->alloc_count == s->nelems))
+			fatal("mcentral_verify: span %p with %zu/%zu objects "
+			      "on a %s list", (void *)s,
+			      (size_t)s->alloc_count, (size_t)s->nelems,
+			      full ? "full" : "partial");
+	}
+	if (n != l->n)
+		fatal("mcentral_verify: list %p counts %zu spans, has %zu",
+		      (void *)l, (size_t)l->n, (size_t)n);
+	return n;
+}
+
+uintptr_t mcentral_verify(mcentral *c)
+{
+	uintptr_t sg = aload(&mheap_.sweepgen), n = 0;
+
+	mutex_lock(&c->lock);
+	/* Swept lists hold spans at sg (or sg-1 while being swept in
+	 * place); unswept lists hold spans at sg-2 (or sg-1). */
+	n += verify_list(c, mcentral_partial_swept(c, sg), false, sg - 1);
+	n += verify_list(c, mcentral_full_swept(c, sg), true, sg - 1);
+	n += verify_list(c, mcentral_partial_unswept(c, sg), false, sg - 2);
+	n += verify_list(c, mcentral_full_unswept(c, sg), true, sg - 2);
+	mutex_unlock(&c->lock);
+	return n;
+}

@@ -1,0 +1,79 @@
+/* alloc/mcentral.h: the central free lists of one span class (Go's
+ * mcentral, mcentral.go).
+ *
+ * Spans of the class that no mcache holds sit on one of four lists:
+ * partial (has free objects) or full, each swept or unswept. Which of the
+ * two sets of a kind is "swept" flips with sweepgen parity: with heap
+ * sweepgen sg, partial[sg/2 % 2] is swept and partial[1 - sg/2 % 2] is
+ * unswept, so advancing sweepgen by 2 makes every swept list unswept in
+ * O(1). Each list remembers its spans (span->list), so membership is
+ * checkable.
+ *
+ * The lock (padded to its own cache line) guards the lists only; sweeping
+ * and growing happen outside it. Lock order: mcentral.lock -> mheap_.lock. */
+#ifndef GCHEAP_MCENTRAL_H
+#define GCHEAP_MCENTRAL_H
+
+#include "alloc/mspan.h"
+#include "alloc/sys/lock.h"
+
+typedef struct spanlist {
+	mspan *first;
+	uintptr_t n;
+} spanlist;
+
+typedef struct mcentral {
+	gc_mutex lock;
+	spanclass spc;
+	spanlist partial[2];
+	spanlist full[2];
+} ALIGNED_CACHE mcentral;
+
+void mcentral_init(mcentral *c, spanclass spc);
+
+static inline spanlist *mcentral_partial_swept(mcentral *c, uintptr_t sg)
+{
+	return &c->partial[sg / 2 % 2];
+}
+
+static inline spanlist *mcentral_partial_unswept(mcentral *c, uintptr_t sg)
+{
+	return &c->partial[1 - sg / 2 % 2];
+}
+
+static inline spanlist *mcentral_full_swept(mcentral *c, uintptr_t sg)
+{
+	return &c->full[sg / 2 % 2];
+}
+
+static inline spanlist *mcentral_full_unswept(mcentral *c, uintptr_t sg)
+{
+	return &c->full[1 - sg / 2 % 2];
+}
+
+/* A span with at least one free object for an mcache, swept, off every
+ * list, its sweepgen h + 3 and its alloc_cache loaded; NULL and *err on
+ * out-of-memory. Sweeps unswept spans of the class on the way (Go's
+ * cacheSpan). */
+mspan *mcentral_cache_span(mcentral *c, int *err);
+
+/* Take back a span from an mcache (Go's uncacheSpan). */
+void mcentral_uncache_span(mcentral *c, mspan *s);
+
+/* Put a swept span on the partial or full swept list. */
+void mcentral_push_swept(mcentral *c, mspan *s);
+
+/* Pop any unswept span of this class (for the background sweeper), or
+ * NULL. */
+mspan *mcentral_pop_unswept(mcentral *c, uintptr_t sg);
+
+/* Check list membership, classes and sweep states; returns the number of
+ * spans on the lists. fatal() on a broken invariant. */
+uintptr_t mcentral_verify(mcentral *c);
+
+/* List primitives; caller holds c->lock. */
+void spanlist_push(spanlist *l, mspan *s);
+void spanlist_remove(spanlist *l, mspan *s);
+mspan *spanlist_pop(spanlist *l);
+
+#endif

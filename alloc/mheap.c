@@ -1,0 +1,405 @@
+/* alloc/mheap.c: arenas, span allocation and freeing, committing and
+ * releasing memory, object lookup, and the heap verifier (see mheap.h).
+ *
+ * Invariants (checked by mheap_verify):
+ *  - a page is in use in its arena's bitmap iff spans[page] is non-NULL,
+ *    and then the span covers the page;
+ *  - pages at or past arena->committed are free and not dirty;
+ *  - stats.inuse_pages is the sum of the in-use spans' pages;
+ *  - released pages are free and not dirty. */
+#include "alloc/mheap.h"
+
+#include "alloc/sys/osmem.h"
+
+#include <string.h>
+
+mheap mheap_ = {.lock = {.m = PTHREAD_MUTEX_INITIALIZER}};
+
+heap_err mheap_init(void)
+{
+	if (mheap_.init)
+		return HEAP_OK;
+	mutex_init(&mheap_.lock);
+	mheap_.arena_index = os_alloc_meta(ARENA_INDEX_LEN *
+	                                   sizeof(atomic_word));
+	if (!mheap_.arena_index)
+		return HEAP_NOMEM;
+	fixalloc_init(&mheap_.spanalloc, sizeof(mspan),
+	              &mheap_.stats.meta_sys);
+	fixalloc_init(&mheap_.arenaalloc, sizeof(heap_arena),
+	              &mheap_.stats.meta_sys);
+	metaalloc_init(&mheap_.meta, &mheap_.stats.meta_sys);
+	for (unsigned i = 0; i < NUM_SPANCLASSES; i++)
+		mcentral_init(&mheap_.central[i], (spanclass)i);
+	astore(&mheap_.sweepgen, 0);
+	mheap_.init = true;
+	return HEAP_OK;
+}
+
+/* ---- Growing ------------------------------------------------------------- */
+
+static void arena_insert(heap_arena *a)
+{
+	heap_arena **pp = &mheap_.arenas;
+
+	while (*pp && (*pp)->base < a->base)
+		pp = &(*pp)->next;
+	a->next = *pp;
+	*pp = a;
+}
+
+/* Reserve arenas for at least npages, contiguous with the heap's top or
+ * bottom if the OS agrees. */
+static heap_err mheap_grow(uintptr_t npages)
+{
+	uintptr_t bytes = align_up(npages * PAGE_SIZE, ARENA_BYTES);
+	uintptr_t narenas = bytes / ARENA_BYTES;
+	uintptr_t lo = 0, hi = 0;
+
+	for (heap_arena *a = mheap_.arenas; a; a = a->next) {
+		if (!lo)
+			lo = a->base;
+		hi = a->base + ARENA_BYTES;
+	}
+	void *p = NULL;
+	if (hi && hi + bytes <= ((uintptr_t)1 << ADDR_BITS))
+		p = os_reserve(bytes, ARENA_BYTES, (void *)hi);
+	if (p && (uintptr_t)p != hi && lo > bytes) {
+		os_unreserve(p, bytes);
+		p = os_reserve(bytes, ARENA_BYTES, (void *)(lo - bytes));
+	}
+	if (!p)
+		p = os_reserve(bytes, ARENA_BYTES, NULL);
+	if (!p)
+		return HEAP_NOMEM;
+	uintptr_t base = (uintptr_t)p;
+	if ((base + bytes - 1) >> ADDR_BITS) {
+		os_unreserve(p, bytes);
+		return HEAP_NOMEM;
+	}
+	for (uintptr_t i = 0; i < narenas; i++) {
+		heap_arena *a = fixalloc_alloc(&mheap_.arenaalloc);
+		if (!a) {
+			/* Undo: the arenas made so far stay (they are
+			 * valid, free memory); give back the rest. */
+			uintptr_t done = i * ARENA_BYTES;
+			os_unreserve((void *)(base + done), bytes - done);
+			return HEAP_NOMEM;
+		}
+		a->base = base + i * ARENA_BYTES;
+		a->free_pages = PAGES_PER_ARENA;
+		pagealloc_update(a, 0, CHUNKS_PER_ARENA - 1);
+		arena_insert(a);
+		astore_rel(&mheap_.arena_index[a->base >> ARENA_SHIFT],
+		           (uintptr_t)a);
+		mheap_.stats.reserved += ARENA_BYTES;
+		mheap_.stats.arenas++;
+	}
+	return HEAP_OK;
+}
+
+/* ---- Committing ---------------------------------------------------------- */
+
+static uintptr_t count_bits(const uint64_t *bm, uintptr_t from, uintptr_t n)
+{
+	uintptr_t c = 0;
+
+	while (n) {
+		unsigned sh = from % 64;
+		unsigned k = (unsigned)MIN(n, 64 - sh);
+		c += popcount64((bm[from / 64] >> sh) & low_mask(k));
+		from += k;
+		n -= k;
+	}
+	return c;
+}
+
+static void set_bits(uint64_t *bm, uintptr_t from, uintptr_t n, bool v)
+{
+	while (n) {
+		unsigned sh = from % 64;
+		unsigned k = (unsigned)MIN(n, 64 - sh);
+		uint64_t m = low_mask(k) << sh;
+		bm[from / 64] = v ? bm[from / 64] | m : bm[from / 64] & ~m;
+		from += k;
+		n -= k;
+	}
+}
+
+/* Calls fn(arena, first page, npages) for each arena piece of a range. */
+#define for_each_piece(base, npages, a, first, n)                          \
+	for (uintptr_t b_ = (base), left_ = (npages), first, n;            \
+	     left_ && ((a) = arena_of(b_)) &&                             \
+	     ((first) = (b_ - (a)->base) / PAGE_SIZE,                     \
+	      (n) = MIN(left_, PAGES_PER_ARENA - (first)), 1);            \
+	     b_ += (n) * PAGE_SIZE, left_ -= (n))
+
+/* Bytes of OS memory that using [base, npages) would add: pages past the
+ * commit line and released pages. */
+static uintptr_t commit_cost(uintptr_t base, uintptr_t npages)
+{
+	heap_arena *a;
+	uintptr_t cost = 0;
+
+	for_each_piece(base, npages, a, first, n) {
+		uintptr_t end = first + n;
+		if (end > a->committed)
+			cost += (end - MAX(first, a->committed)) * PAGE_SIZE;
+		uintptr_t c0 = MIN(first, a->committed);
+		uintptr_t c1 = MIN(end, a->committed);
+		if (c1 > c0)
+			cost += count_bits(a->released, c0, c1 - c0) *
+			        PAGE_SIZE;
+	}
+	return cost;
+}
+
+/* Commit pages up to the end of the range, in COMMIT_PAGES steps when the
+ * limit allows. */
+static heap_err commit_range(uintptr_t base, uintptr_t npages)
+{
+	heap_arena *a;
+	heap_stats *st = &mheap_.stats;
+
+	if (mheap_.limit &&
+	    st->committed - st->released + commit_cost(base, npages) >
+	            mheap_.limit)
+		return HEAP_LIMIT;
+	for_each_piece(base, npages, a, first, n) {
+		uintptr_t end = first + n;
+		if (end <= a->committed)
+			continue;
+		uintptr_t top = MIN(align_up(end, COMMIT_PAGES),
+		                    PAGES_PER_ARENA);
+		uintptr_t extra = (top - end) * PAGE_SIZE;
+		if (mheap_.limit && st->committed - st->released +
+		                            commit_cost(base, npages) + extra >
+		                    mheap_.limit)
+			top = end;
+		uintptr_t from = a->base + a->committed * PAGE_SIZE;
+		uintptr_t len = (top - a->committed) * PAGE_SIZE;
+		if (!os_commit((void *)from, len))
+			return HEAP_NOMEM;
+		a->committed = top;
+		st->committed += len;
+	}
+	return HEAP_OK;
+}
+
+/* ---- Spans --------------------------------------------------------------- */
+
+static void publish_span(mspan *s, mspan *v)
+{
+	for (uintptr_t i = 0; i < s->npages; i++) {
+		uintptr_t p = s->base + i * PAGE_SIZE;
+		heap_arena *a = arena_of(p);
+		astore_rel(&a->spans[(p >> PAGE_SHIFT) &
+		                     (PAGES_PER_ARENA - 1)], (uintptr_t)v);
+	}
+}
+
+mspan *mheap_alloc_span(uintptr_t npages, spanclass spc, heap_err *err)
+{
+	heap_arena *a;
+
+	mutex_lock(&mheap_.lock);
+	uintptr_t base = pagealloc_find(npages);
+	if (!base) {
+		*err = mheap_grow(npages);
+		if (*err)
+			goto fail;
+		base = pagealloc_find(npages);
+		if (!base)
+			fatal("mheap: no room for %zu pages after growing",
+			      (size_t)npages);
+	}
+	*err = commit_range(base, npages);
+	if (*err)
+		goto fail;
+	mspan *s = fixalloc_alloc(&mheap_.spanalloc);
+	if (!s) {
+		*err = HEAP_NOMEM;
+		goto fail;
+	}
+	if (!mspan_init(s, base, npages, spc)) {
+		fixalloc_free(&mheap_.spanalloc, s);
+		*err = HEAP_NOMEM;
+		goto fail;
+	}
+	pagealloc_set(base, npages, true);
+	bool needzero = false;
+	for_each_piece(base, npages, a, first, n) {
+		needzero |= count_bits(a->dirty, first, n) != 0;
+		uintptr_t rel = count_bits(a->released, first, n);
+		mheap_.stats.released -= rel * PAGE_SIZE;
+		set_bits(a->released, first, n, false);
+		set_bits(a->dirty, first, n, true);
+	}
+	s->needzero = needzero;
+	s->state = MSPAN_INUSE;
+	astore(&s->sweepgen, aload(&mheap_.sweepgen));
+	mheap_.stats.inuse_pages += npages;
+	mheap_.stats.spans_inuse++;
+	if (spanclass_sizeclass(spc) == 0) {
+		mheap_.stats.large_objects++;
+		mheap_.stats.large_bytes += s->elemsize;
+	}
+	publish_span(s, s);
+	mutex_unlock(&mheap_.lock);
+	return s;
+fail:
+	mutex_unlock(&mheap_.lock);
+	return NULL;
+}
+
+void mheap_free_span(mspan *s)
+{
+	mutex_lock(&mheap_.lock);
+	if (s->state != MSPAN_INUSE || s->list)
+		fatal("mheap_free_span: span %p state %u list %p", (void *)s,
+		      s->state, (void *)s->list);
+	publish_span(s, NULL);
+	pagealloc_set(s->base, s->npages, false);
+	mheap_.stats.inuse_pages -= s->npages;
+	mheap_.stats.spans_inuse--;
+	if (spanclass_sizeclass(s->spc) == 0) {
+		mheap_.stats.large_objects--;
+		mheap_.stats.large_bytes -= s->elemsize;
+	}
+	mspan_release_meta(s);
+	s->state = MSPAN_DEAD;
+	fixalloc_free(&mheap_.spanalloc, s);
+	mutex_unlock(&mheap_.lock);
+}
+
+size_t mheap_release_free(void)
+{
+	size_t total = 0;
+
+	mutex_lock(&mheap_.lock);
+	for (heap_arena *a = mheap_.arenas; a; a = a->next) {
+		/* Runs of committed pages that are free and dirty. */
+		uintptr_t p = 0;
+		while (p < a->committed) {
+			bool cand = !bitmap_get(a->alloc, p) &&
+			            bitmap_get(a->dirty, p);
+			if (!cand) {
+				p++;
+				continue;
+			}
+			uintptr_t q = p + 1;
+			while (q < a->committed && !bitmap_get(a->alloc, q) &&
+			       bitmap_get(a->dirty, q))
+				q++;
+			os_release((void *)(a->base + p * PAGE_SIZE),
+			           (q - p) * PAGE_SIZE);
+			set_bits(a->dirty, p, q - p, false);
+			set_bits(a->released, p, q - p, true);
+			total += (q - p) * PAGE_SIZE;
+			p = q;
+		}
+	}
+	mheap_.stats.released += total;
+	mutex_unlock(&mheap_.lock);
+	return total;
+}
+
+uintptr_t mheap_find_object(uintptr_t p, mspan **sp)
+{
+	mspan *s = spanof_heap(p);
+
+	if (!s)
+		return 0;
+	uintptr_t i = mspan_object_index(s, p);
+	if (i >= s->nelems || mspan_is_free(s, i))
+		return 0;
+	if (sp)
+		*sp = s;
+	return s->base + i * s->elemsize;
+}
+
+/* ---- Verification -------------------------------------------------------- */
+
+void mheap_verify(void)
+{
+	uintptr_t inuse = 0, spans = 0, reserved = 0, committed = 0;
+	uintptr_t released = 0;
+
+	mutex_lock(&mheap_.lock);
+	for (heap_arena *a = mheap_.arenas; a; a = a->next) {
+		if (a->next && a->next->base <= a->base)
+			fatal("mheap_verify: arenas out of order");
+		if (arena_of(a->base) != a)
+			fatal("mheap_verify: arena %p not indexed",
+			      (void *)a->base);
+		uintptr_t nfree = 0;
+		for (uintptr_t pg = 0; pg < PAGES_PER_ARENA; pg++) {
+			uintptr_t addr = a->base + pg * PAGE_SIZE;
+			mspan *s = (mspan *)aload(&a->spans[pg]);
+			bool used = bitmap_get(a->alloc, pg);
+			nfree += !used;
+			if (used != (s != NULL))
+				fatal("mheap_verify: page %p in use %d but "
+				      "span %p", (void *)addr, used,
+				      (void *)s);
+			if (pg >= a->committed &&
+			    (used || bitmap_get(a->dirty, pg)))
+				fatal("mheap_verify: page %p past the commit "
+				      "line is used or dirty", (void *)addr);
+			if (bitmap_get(a->released, pg) &&
+			    (used || bitmap_get(a->dirty, pg)))
+				fatal("mheap_verify: released page %p is "
+				      "used or dirty", (void *)addr);
+			released += bitmap_get(a->released, pg);
+			if (!s)
+				continue;
+			if (addr < s->base ||
+			    addr >= s->base + s->npages * PAGE_SIZE)
+				fatal("mheap_verify: page %p maps to span %p "
+				      "[%p, +%zu pages)", (void *)addr,
+				      (void *)s, (void *)s->base,
+				      (size_t)s->npages);
+			if (addr == s->base) {
+				mspan_verify(s);
+				inuse += s->npages;
+				spans++;
+			}
+		}
+		if (nfree != a->free_pages)
+			fatal("mheap_verify: arena %p counts %zu free pages, "
+			      "has %zu", (void *)a->base,
+			      (size_t)a->free_pages, (size_t)nfree);
+		for (unsigned c = 0; c < CHUNKS_PER_ARENA; c++) {
+			pagesum want = pagealloc_summarize(
+				&a->alloc[c * (CHUNK_PAGES / 64)],
+				CHUNK_PAGES / 64);
+			pagesum got = a->chunk[c];
+			if (memcmp(&want, &got, sizeof(want)))
+				fatal("mheap_verify: arena %p chunk %u "
+				      "summary (%u,%u,%u), bitmap says "
+				      "(%u,%u,%u)", (void *)a->base, c,
+				      got.start, got.max, got.end,
+				      want.start, want.max, want.end);
+		}
+		pagesum want = pagealloc_summarize(a->alloc,
+		                                   ARENA_BITMAP_WORDS);
+		if (memcmp(&want, &a->sum, sizeof(want)))
+			fatal("mheap_verify: arena %p summary is stale",
+			      (void *)a->base);
+		reserved += ARENA_BYTES;
+		committed += a->committed * PAGE_SIZE;
+	}
+	const heap_stats *st = &mheap_.stats;
+	if (inuse != st->inuse_pages || spans != st->spans_inuse ||
+	    reserved != st->reserved || committed != st->committed ||
+	    released * PAGE_SIZE != st->released)
+		fatal("mheap_verify: counters (pages %zu spans %zu reserved "
+		      "%zu committed %zu released %zu) != recount (%zu %zu "
+		      "%zu %zu %zu)", st->inuse_pages, st->spans_inuse,
+		      st->reserved, st->committed, st->released,
+		      (size_t)inuse, (size_t)spans, (size_t)reserved,
+		      (size_t)committed, (size_t)(released * PAGE_SIZE));
+	mutex_unlock(&mheap_.lock);
+	for (unsigned i = 0; i < NUM_SPANCLASSES; i++)
+		mcentral_verify(&mheap_.central[i]);
+}

@@ -1,0 +1,169 @@
+/* alloc/mheap.h: the heap (Go's mheap, mheap.go and mpagealloc.go).
+ *
+ * Address space comes in 64 MiB arenas, reserved with mmap (PROT_NONE) and
+ * committed in 2 MiB steps as pages are first used. Arenas are aligned to
+ * their size, so arena_index(p) = p >> ARENA_SHIFT indexes a flat table of
+ * arena pointers covering the 48-bit address space (32 MiB of virtual
+ * memory, touched only where arenas live). Each arena has off-heap metadata
+ * (struct heap_arena): the span of each of its 8192 pages and the page
+ * allocator's bitmaps. So spanof(p), for any p, interior pointers
+ * included, is two dependent loads.
+ *
+ * Page allocator (pagealloc.c): a bitmap of in-use pages per arena, with a
+ * (start, max, end) summary of free runs per 512-page chunk and per arena,
+ * as Go's radix summaries but two levels deep. A search for n pages skips
+ * arenas and chunks whose summaries cannot fit n, and finds runs that cross
+ * chunk and arena boundaries from the end/start summaries; it never walks a
+ * free list. Freeing clears bits, so free runs coalesce by construction.
+ * Allocation is first fit by address, which keeps the heap compact.
+ *
+ * Zeroing. A page is dirty if it may hold non-zero bytes (it was used since
+ * it came from the OS or was released). A new span needs zeroing only if
+ * one of its pages is dirty (needzero); fresh memory is not zeroed twice.
+ *
+ * Locking: mheap_.lock guards arenas, page bitmaps, summaries, spans[] and
+ * the metadata allocators. spans[] and the arena table are also read
+ * without the lock (spanof) with acquire loads; they are published with
+ * release stores after the span is initialised. */
+#ifndef GCHEAP_MHEAP_H
+#define GCHEAP_MHEAP_H
+
+#include "alloc/fixalloc.h"
+#include "alloc/mcentral.h"
+#include "alloc/mspan.h"
+#include "alloc/sys/lock.h"
+
+#define ARENA_SHIFT 26
+#define ARENA_BYTES ((uintptr_t)1 << ARENA_SHIFT)
+#define PAGES_PER_ARENA (ARENA_BYTES / PAGE_SIZE)      /* 8192 */
+#define ARENA_BITMAP_WORDS (PAGES_PER_ARENA / 64)      /* 128 */
+#define CHUNK_PAGES 512                                /* a summary each */
+#define CHUNKS_PER_ARENA (PAGES_PER_ARENA / CHUNK_PAGES) /* 16 */
+#define ADDR_BITS 48
+#define ARENA_INDEX_LEN ((size_t)1 << (ADDR_BITS - ARENA_SHIFT))
+#define COMMIT_PAGES 256                               /* 2 MiB steps */
+
+/* Free runs of a bitmap range: at its start, the longest, at its end. */
+typedef struct pagesum {
+	uint32_t start, max, end;
+} pagesum;
+
+typedef struct heap_arena {
+	atomic_word spans[PAGES_PER_ARENA]; /* mspan * of each in-use page */
+	uint64_t alloc[ARENA_BITMAP_WORDS];    /* 1 = page in use */
+	uint64_t dirty[ARENA_BITMAP_WORDS];    /* 1 = page may be non-zero */
+	uint64_t released[ARENA_BITMAP_WORDS]; /* 1 = free page madvised */
+	pagesum chunk[CHUNKS_PER_ARENA];
+	pagesum sum;
+	uintptr_t base;
+	uintptr_t committed;   /* pages [0, committed) are read-write */
+	uintptr_t free_pages;  /* pages not in use */
+	struct heap_arena *next; /* all arenas, by address */
+} heap_arena;
+
+/* Counters kept under mheap_.lock, plus atomics updated at refill. */
+typedef struct heap_stats {
+	size_t reserved;      /* bytes of arenas reserved */
+	size_t committed;     /* bytes committed */
+	size_t released;      /* committed bytes madvised away */
+	size_t inuse_pages;   /* pages in in-use spans */
+	size_t spans_inuse;
+	size_t meta_sys;      /* OS bytes taken for metadata */
+	size_t arenas;
+	size_t large_objects; /* live large spans */
+	size_t large_bytes;
+	/* Atomics: objects handed out per size class (counted at refill for
+	 * a whole span and corrected at release), tiny allocations, and
+	 * large objects ever allocated. */
+	atomic_word nmalloc[NUM_SIZE_CLASSES];
+	atomic_word tiny_allocs;
+	atomic_word large_allocs;
+	atomic_word large_alloc_bytes;
+} heap_stats;
+
+typedef enum heap_err {
+	HEAP_OK = 0,
+	HEAP_NOMEM,  /* the OS refused */
+	HEAP_LIMIT,  /* the memory limit would be passed */
+} heap_err;
+
+typedef struct mheap {
+	gc_mutex lock;
+	atomic_word sweepgen;        /* see mspan.h */
+	atomic_word *arena_index;    /* heap_arena * by p >> ARENA_SHIFT */
+	heap_arena *arenas;          /* by address */
+	fixalloc spanalloc;          /* mspan structs */
+	fixalloc arenaalloc;         /* heap_arena structs */
+	metaalloc meta;              /* span bitmaps */
+	size_t limit;                /* max committed bytes, 0 = none */
+	heap_stats stats;
+	alloc_hooks hooks;
+	bool init;
+	mcentral central[NUM_SPANCLASSES];
+} mheap;
+
+extern mheap mheap_;
+
+/* Set up the heap. Idempotent; not thread-safe (runtime calls it once). */
+heap_err mheap_init(void);
+
+/* Allocate a span of npages for class spc. Sets *needzero if any page may
+ * hold stale bytes. Returns NULL and sets *err on failure. Takes
+ * mheap_.lock. For large spans (spc sizeclass 0) the caller sets the
+ * object size. */
+mspan *mheap_alloc_span(uintptr_t npages, spanclass spc, heap_err *err);
+
+/* Return a span's pages to the heap. Takes mheap_.lock. */
+void mheap_free_span(mspan *s);
+
+/* madvise free committed pages away; returns the bytes released. */
+size_t mheap_release_free(void);
+
+/* The arena that contains p, or NULL. */
+static inline heap_arena *arena_of(uintptr_t p)
+{
+	if (p >> ADDR_BITS)
+		return NULL;
+	return (heap_arena *)aload_acq(&mheap_.arena_index[p >> ARENA_SHIFT]);
+}
+
+/* The span that owns the page of p, or NULL. Any thread; lock-free. */
+static inline mspan *spanof(uintptr_t p)
+{
+	heap_arena *a = arena_of(p);
+	if (!a)
+		return NULL;
+	return (mspan *)aload_acq(
+		&a->spans[(p >> PAGE_SHIFT) & (PAGES_PER_ARENA - 1)]);
+}
+
+/* The in-use span whose objects cover p, or NULL. */
+static inline mspan *spanof_heap(uintptr_t p)
+{
+	mspan *s = spanof(p);
+	if (!s || s->state != MSPAN_INUSE || p < s->base || p >= s->limit)
+		return NULL;
+	return s;
+}
+
+/* The start of the allocated object that contains p, or 0. */
+uintptr_t mheap_find_object(uintptr_t p, mspan **sp);
+
+/* The heap-wide verifier: arenas, page bitmaps against spans[] and
+ * recomputed summaries, every span, every mcentral list, and the counters.
+ * fatal() on the first broken invariant. Call with the world quiet. */
+void mheap_verify(void);
+
+/* ---- Page allocator (pagealloc.c), under mheap_.lock ------------------- */
+
+/* Find npages free pages, first fit by address; 0 if none. */
+uintptr_t pagealloc_find(uintptr_t npages);
+/* Mark [base, base + npages) in use or free and update the summaries. */
+void pagealloc_set(uintptr_t base, uintptr_t npages, bool inuse);
+/* Recompute one arena's summaries from its bitmap. */
+void pagealloc_update(heap_arena *a, unsigned first_chunk,
+                      unsigned last_chunk);
+/* Summaries of a bitmap range, computed the slow way (tests, verify). */
+pagesum pagealloc_summarize(const uint64_t *bm, unsigned nwords);
+
+#endif

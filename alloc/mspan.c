@@ -1,0 +1,289 @@
+/* alloc/mspan.c: span set-up, the allocation-bitmap walk (nextFreeIndex),
+ * pointer-layout records, sweeping mechanics and the span verifier. The
+ * invariants are stated in mspan.h. */
+#include "alloc/mspan.h"
+
+#include "alloc/mheap.h"
+
+#include <string.h>
+
+mspan mspan_empty; /* nelems 0, alloc_cache 0: every fast path misses */
+
+void mspan_refill_alloc_cache(mspan *s, uintptr_t w)
+{
+	s->alloc_cache = ~s->alloc_bits[w];
+}
+
+uintptr_t mspan_next_free_index(mspan *s)
+{
+	uintptr_t fi = aload(&s->freeindex);
+	uintptr_t n = s->nelems;
+
+	if (fi == n)
+		return fi;
+	uint64_t cache = s->alloc_cache;
+	unsigned bit = ctz64(cache);
+	while (bit == 64) {
+		/* Move to the start of the next bitmap word. */
+		fi = (fi + 64) & ~(uintptr_t)63;
+		if (fi >= n) {
+			astore(&s->freeindex, n);
+			return n;
+		}
+		mspan_refill_alloc_cache(s, fi / 64);
+		cache = s->alloc_cache;
+		bit = ctz64(cache);
+	}
+	uintptr_t result = fi + bit;
+	if (result >= n) {
+		astore(&s->freeindex, n);
+		return n;
+	}
+	s->alloc_cache = (cache >> bit) >> 1;
+	fi = result + 1;
+	if (fi % 64 == 0 && fi != n)
+		mspan_refill_alloc_cache(s, fi / 64);
+	astore(&s->freeindex, fi);
+	return result;
+}
+
+bool mspan_init(mspan *s, uintptr_t base, uintptr_t npages, spanclass spc)
+{
+	unsigned sc = spanclass_sizeclass(spc);
+
+	mutex_assert_held(&mheap_.lock);
+	s->base = base;
+	s->npages = npages;
+	s->spc = spc;
+	s->next = s->prev = NULL;
+	s->list = NULL;
+	if (sc == 0) {
+		s->elemsize = npages * PAGE_SIZE;
+		s->nelems = 1;
+		s->divmagic = 0;
+	} else {
+		s->elemsize = class_to_size[sc];
+		s->nelems = npages * PAGE_SIZE / s->elemsize;
+		s->divmagic = class_to_divmagic[sc];
+	}
+	s->limit = base + s->nelems * s->elemsize;
+
+	size_t nw = mspan_bitmap_words(s->nelems);
+	size_t hbw = span_has_heapbits(spc) ? mspan_heapbits_words(npages) : 0;
+	bool typed = !spanclass_noscan(spc) && sc != 0 && !hbw;
+	size_t ntypes = typed ? s->nelems : 0;
+	size_t bytes = (2 * nw + hbw) * sizeof(uint64_t) +
+	               ntypes * sizeof(gc_type *);
+	uint64_t *m = metaalloc_alloc(&mheap_.meta, bytes);
+	if (!m)
+		return false;
+	s->meta = m;
+	s->meta_bytes = bytes;
+	s->alloc_bits = m;
+	s->gcmark_bits = m + nw;
+	s->heap_bits = hbw ? m + 2 * nw : NULL;
+	s->types = typed ? (const gc_type **)(m + 2 * nw + hbw) : NULL;
+	s->largetype = NULL;
+	s->large_size = 0;
+	astore(&s->freeindex, 0);
+	s->alloc_count = 0;
+	mspan_refill_alloc_cache(s, 0);
+	return true;
+}
+
+void mspan_release_meta(mspan *s)
+{
+	mutex_assert_held(&mheap_.lock);
+	metaalloc_free(&mheap_.meta, s->meta, s->meta_bytes);
+	s->meta = NULL;
+	s->alloc_bits = s->gcmark_bits = s->heap_bits = NULL;
+	s->types = NULL;
+}
+
+void mspan_set_type(mspan *s, uintptr_t p, const gc_type *t, size_t size)
+{
+	if (s->heap_bits) {
+		uint64_t bits = t->small_bits & low_mask((unsigned)(size /
+		                                                    WORD_SIZE));
+		mspan_set_heapbits(s, p, bits);
+	} else if (s->types) {
+		uintptr_t i = mspan_object_index(s, p);
+		astore((atomic_word *)&s->types[i], (uintptr_t)t);
+	} else {
+		s->largetype = t;
+		s->large_size = size;
+	}
+}
+
+void mspan_ptriter(const mspan *s, uintptr_t obj, ptriter *it)
+{
+	if (spanclass_noscan(s->spc)) {
+		ptriter_init_typed(it, obj, 0, NULL);
+	} else if (s->heap_bits) {
+		ptriter_init_heapbits(it, obj, s->elemsize, s->heap_bits,
+		                      (obj - s->base) / WORD_SIZE);
+	} else if (s->types) {
+		uintptr_t i = mspan_object_index(s, obj);
+		const gc_type *t = (const gc_type *)aload(
+			(atomic_word *)&s->types[i]);
+		ptriter_init_typed(it, obj, t ? s->elemsize : 0, t);
+	} else {
+		const gc_type *t = s->largetype;
+		ptriter_init_typed(it, obj, t ? s->large_size : 0, t);
+	}
+}
+
+/* ---- Sweeping ------------------------------------------------------------ */
+
+static NOINLINE void report_zombie(const mspan *s, uintptr_t i)
+{
+	fatal("sweep found a marked object that is free (zombie): object %p "
+	      "(index %zu) of span %p [%p, %p) class %u%s, freeindex %zu, "
+	      "sweepgen %zu/%zu",
+	      (void *)(s->base + i * s->elemsize), (size_t)i, (void *)s,
+	      (void *)s->base, (void *)s->limit, spanclass_sizeclass(s->spc),
+	      spanclass_noscan(s->spc) ? " noscan" : "",
+	      (size_t)aload(&s->freeindex), (size_t)aload(&s->sweepgen),
+	      (size_t)aload(&mheap_.sweepgen));
+}
+
+/* Walk the objects that die in this sweep: allocated (below freeindex or
+ * alloc bit set) and unmarked. Also find zombies: marked but free. */
+static void sweep_objects(mspan *s, uintptr_t fi)
+{
+	const alloc_hooks *h = &mheap_.hooks;
+	size_t nw = mspan_bitmap_words(s->nelems);
+
+	for (size_t w = 0; w < nw; w++) {
+		uint64_t mark = s->gcmark_bits[w];
+		uint64_t alloc = s->alloc_bits[w];
+		/* Objects below freeindex are allocated. */
+		if (fi > w * 64)
+			alloc |= low_mask((unsigned)MIN(64, fi - w * 64));
+		alloc &= low_mask((unsigned)MIN(64, s->nelems - w * 64));
+		uint64_t zombie = mark & ~alloc;
+		if (zombie)
+			report_zombie(s, w * 64 + ctz64(zombie));
+		if (!h->object_freed && !h->poison)
+			continue;
+		for (uint64_t dead = alloc & ~mark; dead; dead &= dead - 1) {
+			uintptr_t i = w * 64 + ctz64(dead);
+			uintptr_t p = s->base + i * s->elemsize;
+			if (h->object_freed)
+				h->object_freed(s, p);
+			if (h->poison)
+				memset((void *)p, POISON_BYTE, s->elemsize);
+		}
+	}
+}
+
+bool mspan_sweep(mspan *s, bool preserve)
+{
+	uintptr_t sg = aload(&mheap_.sweepgen);
+	mcentral *c = &mheap_.central[s->spc];
+
+	if (s->state != MSPAN_INUSE || aload(&s->sweepgen) != sg - 1)
+		fatal("mspan_sweep: span %p state %u sweepgen %zu, heap %zu",
+		      (void *)s, s->state, (size_t)aload(&s->sweepgen),
+		      (size_t)sg);
+	uintptr_t fi = aload(&s->freeindex);
+	sweep_objects(s, fi);
+
+	size_t nw = mspan_bitmap_words(s->nelems);
+	uintptr_t nalloc = 0;
+	for (size_t w = 0; w < nw; w++)
+		nalloc += popcount64(s->gcmark_bits[w]);
+	if (nalloc > s->alloc_count)
+		fatal("sweep increased the allocation count of span %p: "
+		      "%zu > %zu", (void *)s, (size_t)nalloc,
+		      (size_t)s->alloc_count);
+	uintptr_t nfreed = s->alloc_count - nalloc;
+	s->alloc_count = nalloc;
+	astore(&s->freeindex, 0);
+	uint64_t *old = s->alloc_bits;
+	s->alloc_bits = s->gcmark_bits;
+	s->gcmark_bits = old;
+	memset(old, 0, nw * sizeof(uint64_t));
+	mspan_refill_alloc_cache(s, 0);
+	if (nfreed)
+		s->needzero = 1;
+	astore_rel(&s->sweepgen, sg);
+	if (preserve)
+		return true;
+
+	/* The span may still sit on an unswept list if it was taken for
+	 * sweeping without being popped; take it off first. */
+	bool is_large = spanclass_sizeclass(s->spc) == 0;
+	bool empty = is_large ? nfreed != 0 : nalloc == 0;
+	mutex_lock(&c->lock);
+	if (s->list)
+		spanlist_remove(s->list, s);
+	if (!empty)
+		spanlist_push(nalloc == s->nelems ?
+		              mcentral_full_swept(c, sg) :
+		              mcentral_partial_swept(c, sg), s);
+	mutex_unlock(&c->lock);
+	if (empty) {
+		mheap_free_span(s);
+		return false;
+	}
+	return true;
+}
+
+/* ---- Verification -------------------------------------------------------- */
+
+void mspan_verify(const mspan *s)
+{
+	unsigned sc = spanclass_sizeclass(s->spc);
+	uintptr_t fi = aload(&s->freeindex);
+
+#define bad(...) fatal("mspan_verify: span %p: " __VA_ARGS__)
+	if (s->state != MSPAN_INUSE)
+		bad("state %u", (void *)s, s->state);
+	if (s->base % PAGE_SIZE || s->npages == 0)
+		bad("base %p npages %zu", (void *)s, (void *)s->base,
+		    (size_t)s->npages);
+	if (sc && (s->elemsize != class_to_size[sc] ||
+	           s->npages != class_to_npages[sc] ||
+	           s->nelems != s->npages * PAGE_SIZE / s->elemsize))
+		bad("class %u geometry elemsize %zu npages %zu nelems %zu",
+		    (void *)s, sc, (size_t)s->elemsize, (size_t)s->npages,
+		    (size_t)s->nelems);
+	if (!sc && (s->nelems != 1 || s->elemsize != s->npages * PAGE_SIZE))
+		bad("large geometry", (void *)s);
+	if (s->limit != s->base + s->nelems * s->elemsize)
+		bad("limit", (void *)s);
+	if (fi > s->nelems)
+		bad("freeindex %zu > nelems %zu", (void *)s, (size_t)fi,
+		    (size_t)s->nelems);
+	uintptr_t above = 0;
+	for (uintptr_t i = fi; i < s->nelems; i++)
+		above += bitmap_get(s->alloc_bits, i);
+	if (s->alloc_count != fi + above)
+		bad("alloc_count %zu != freeindex %zu + %zu allocated above it",
+		    (void *)s, (size_t)s->alloc_count, (size_t)fi,
+		    (size_t)above);
+	if (fi < s->nelems) {
+		/* alloc_cache mirrors ~alloc_bits from freeindex to the end
+		 * of its word (bits past nelems do not matter). */
+		unsigned n = (unsigned)MIN(64 - fi % 64, s->nelems - fi);
+		uint64_t want = (~s->alloc_bits[fi / 64] >> (fi % 64)) &
+		                low_mask(n);
+		if ((s->alloc_cache & low_mask(n)) != want)
+			bad("alloc_cache %#llx, alloc bits say %#llx",
+			    (void *)s, (unsigned long long)s->alloc_cache,
+			    (unsigned long long)want);
+	}
+	if (span_has_heapbits(s->spc) != (s->heap_bits != NULL))
+		bad("heap bits", (void *)s);
+	for (uintptr_t p = 0; p < s->npages; p++)
+		if (spanof(s->base + p * PAGE_SIZE) != s)
+			bad("page %zu not mapped to the span", (void *)s,
+			    (size_t)p);
+	uintptr_t sg = aload(&mheap_.sweepgen), ssg = aload(&s->sweepgen);
+	if (ssg != sg && ssg != sg - 2 && ssg != sg - 1 && ssg != sg + 1 &&
+	    ssg != sg + 3)
+		bad("sweepgen %zu with heap sweepgen %zu", (void *)s,
+		    (size_t)ssg, (size_t)sg);
+#undef bad
+}

@@ -1,0 +1,239 @@
+/* alloc/mspan.h: the span, a run of pages holding objects of one span
+ * class (Go's mspan, mheap.go and mbitmap.go).
+ *
+ * A span class is (size class << 1) | noscan. Class 0 is a large object:
+ * one object per span. Noscan spans are never scanned by the collector.
+ *
+ * Allocation state. alloc_bits marks the objects that were live at the
+ * last sweep; freeindex runs from 0 to nelems and every object below it is
+ * allocated; alloc_cache holds ~alloc_bits starting at freeindex, so that
+ * bit 0 of alloc_cache stands for object freeindex (1 = free):
+ *
+ *     alloc_count == freeindex + popcount(alloc_bits[freeindex, nelems))
+ *
+ * Only the owning mcache (or whoever holds the span while sweeping) writes
+ * freeindex, alloc_cache and alloc_count. freeindex is read by other
+ * threads (gc_base, conservative scanning) with relaxed atomics.
+ *
+ * Mark state lives in gcmark_bits, set atomically by the collector. Sweep
+ * turns gcmark_bits into alloc_bits and clears the old alloc bits to be the
+ * next gcmark_bits (swap and clear: nobody reads alloc bits while a span is
+ * being swept, since marking never overlaps sweeping).
+ *
+ * Pointer layout. Scan spans of objects up to SMALL_SCAN_MAX bytes keep one
+ * heap bit per word of the span (heap_bits, set at allocation from the
+ * type); larger scan objects keep their gc_type in types[index]; a large
+ * span keeps largetype and large_size. All of it is off the object memory.
+ *
+ * sweepgen, against mheap_.sweepgen (h), as in Go:
+ *   s == h - 2   the span needs sweeping
+ *   s == h - 1   the span is being swept
+ *   s == h       the span is swept and ready to use
+ *   s == h + 1   the span was cached before sweep began, is still cached,
+ *                and needs sweeping
+ *   s == h + 3   the span was swept and then cached, and is still cached
+ * h grows by 2 with every collection. */
+#ifndef GCHEAP_MSPAN_H
+#define GCHEAP_MSPAN_H
+
+#include "alloc/gctype.h"
+#include "alloc/sizeclasses.h"
+#include "alloc/sys/atomic.h"
+#include "alloc/sys/base.h"
+
+typedef uint8_t spanclass;
+
+#define NUM_SPANCLASSES (NUM_SIZE_CLASSES << 1)
+#define TINY_SPANCLASS ((spanclass)(TINY_SIZE_CLASS << 1 | 1))
+
+static inline spanclass make_spanclass(unsigned sizeclass, bool noscan)
+{
+	return (spanclass)(sizeclass << 1 | (noscan ? 1 : 0));
+}
+
+static inline unsigned spanclass_sizeclass(spanclass spc)
+{
+	return spc >> 1;
+}
+
+static inline bool spanclass_noscan(spanclass spc)
+{
+	return spc & 1;
+}
+
+enum mspan_state {
+	MSPAN_DEAD = 0,  /* not in use: on no list, pages free */
+	MSPAN_INUSE = 1, /* allocated from the heap for objects */
+};
+
+struct spanlist;
+
+typedef struct mspan {
+	/* Read by every allocation (the fast path). */
+	uint64_t alloc_cache;  /* ~alloc_bits from freeindex on; 1 = free */
+	atomic_word freeindex; /* objects below are allocated */
+	uintptr_t nelems;      /* objects in the span */
+	uintptr_t base;        /* address of the first page */
+	uintptr_t elemsize;    /* object size (the span's size for large) */
+	uintptr_t alloc_count; /* allocated objects */
+	uint64_t *heap_bits;   /* small scan spans: a bit per word */
+	uint8_t needzero;      /* objects may hold stale bytes */
+	spanclass spc;
+	uint8_t state;         /* enum mspan_state */
+
+	/* Colder. */
+	uint32_t divmagic;     /* object index = (off * divmagic) >> 32 */
+	uintptr_t npages;
+	uintptr_t limit;       /* end of the last object */
+	atomic_word sweepgen;  /* see the table above */
+	uint64_t *alloc_bits;  /* nelems bits */
+	uint64_t *gcmark_bits; /* nelems bits, set atomically while marking */
+	const gc_type **types; /* scan spans of objects over SMALL_SCAN_MAX */
+	const gc_type *largetype; /* large scan spans */
+	uintptr_t large_size;  /* requested size of a large object */
+	void *meta;            /* the block that holds the bitmaps */
+	size_t meta_bytes;
+
+	/* mcentral list membership (mcentral.c) */
+	struct mspan *next, *prev;
+	struct spanlist *list;
+} mspan;
+
+/* Words of one of a span's object bitmaps. */
+static inline size_t mspan_bitmap_words(uintptr_t nelems)
+{
+	return (nelems + 63) / 64;
+}
+
+/* Words of a span's heap bitmap: a bit per word of its pages. */
+static inline size_t mspan_heapbits_words(uintptr_t npages)
+{
+	return npages * PAGE_SIZE / WORD_SIZE / 64;
+}
+
+/* Does the span keep a heap bit per word? */
+static inline bool span_has_heapbits(spanclass spc)
+{
+	unsigned sc = spanclass_sizeclass(spc);
+	return !spanclass_noscan(spc) && sc != 0 &&
+	       class_to_size[sc] <= SMALL_SCAN_MAX;
+}
+
+static inline bool bitmap_get(const uint64_t *bm, uintptr_t i)
+{
+	return (bm[i / 64] >> (i % 64)) & 1;
+}
+
+/* The index of the object that contains p (no divide). */
+static inline uintptr_t mspan_object_index(const mspan *s, uintptr_t p)
+{
+	return (uintptr_t)(((uint64_t)(p - s->base) * s->divmagic) >> 32);
+}
+
+/* Is object i free? Go's isFree. Safe from any thread for a span in use. */
+static inline bool mspan_is_free(const mspan *s, uintptr_t i)
+{
+	if (i < aload(&s->freeindex))
+		return false;
+	return !bitmap_get(s->alloc_bits, i);
+}
+
+/* The allocation fast path (Go's nextFreeFast): an object address, or 0
+ * when the span is out of cached free slots. Owner thread only. */
+static ALWAYS_INLINE uintptr_t mspan_next_free_fast(mspan *s)
+{
+	unsigned bit = ctz64(s->alloc_cache);
+	if (bit < 64) {
+		uintptr_t i = aload(&s->freeindex) + bit;
+		if (i < s->nelems) {
+			uintptr_t next = i + 1;
+			if (next % 64 == 0 && next != s->nelems)
+				return 0; /* the slow path refills the cache */
+			s->alloc_cache = (s->alloc_cache >> bit) >> 1;
+			astore(&s->freeindex, next);
+			s->alloc_count++;
+			return s->base + i * s->elemsize;
+		}
+	}
+	return 0;
+}
+
+/* The next free object index from freeindex on, advancing freeindex past
+ * it (Go's nextFreeIndex); nelems if the span is full. */
+uintptr_t mspan_next_free_index(mspan *s);
+
+/* Load alloc_cache from alloc bits word w (Go's refillAllocCache). */
+void mspan_refill_alloc_cache(mspan *s, uintptr_t w);
+
+/* Set up a span of class spc over [base, base + npages pages) and allocate
+ * its bitmaps from the heap's metadata. Caller holds mheap_.lock. False if
+ * metadata memory cannot be had. */
+bool mspan_init(mspan *s, uintptr_t base, uintptr_t npages, spanclass spc);
+/* Give back the span's bitmaps. Caller holds mheap_.lock. */
+void mspan_release_meta(mspan *s);
+
+/* Record the pointer layout of a freshly allocated scan object at p. */
+void mspan_set_type(mspan *s, uintptr_t p, const gc_type *t, size_t size);
+
+/* The heap-bits fast case of mspan_set_type: objects of <= 512 bytes.
+ * Writes the object's heap bits with its map (bits), whole words cleared
+ * beyond. Owner thread only; whole words are stored atomically because
+ * the marker may read a neighbour's bits in the same word. */
+static ALWAYS_INLINE void mspan_set_heapbits(mspan *s, uintptr_t p,
+                                             uint64_t bits)
+{
+	uintptr_t w = (p - s->base) / WORD_SIZE;
+	unsigned n = (unsigned)(s->elemsize / WORD_SIZE);
+	atomic_word *hb = (atomic_word *)s->heap_bits;
+	unsigned sh = w % 64;
+	uint64_t m = low_mask(n);
+	bits &= m;
+	atomic_word *a = &hb[w / 64];
+	astore(a, (aload(a) & ~(m << sh)) | (bits << sh));
+	if (sh + n > 64) {
+		unsigned lo = 64 - sh;
+		astore(a + 1, (aload(a + 1) & ~(m >> lo)) | (bits >> lo));
+	}
+}
+
+/* Iterate the pointer slots of the object at `obj` in span s. */
+void mspan_ptriter(const mspan *s, uintptr_t obj, ptriter *it);
+
+/* ---- Sweeping (mechanics; the collector decides when) -------------------- */
+
+/* Hooks the collector registers so that sweeping, which lives here, can
+ * call up without an upward include. Any hook may be NULL. */
+typedef struct alloc_hooks {
+	/* An object about to be freed by sweep (finalizer specials et al.). */
+	void (*object_freed)(mspan *s, uintptr_t obj);
+	/* Fill freed objects with POISON_BYTE (GCHEAP_DEBUG=poison). */
+	bool poison;
+	/* A marked object that is free is fatal (GCHEAP_DEBUG=zombie). */
+	bool zombie;
+} alloc_hooks;
+
+#define POISON_BYTE 0xdb
+
+/* Sweep span s, which the caller owns (sweepgen moved from h-2 to h-1 by
+ * mspan_try_acquire, or h+1 via uncache). Frees unmarked objects, turns
+ * mark bits into alloc bits, and: if `preserve`, leaves the span off every
+ * list for the caller to use; otherwise puts it on its mcentral's swept
+ * list or frees it to the heap when empty. Returns false if the span was
+ * freed to the heap. */
+bool mspan_sweep(mspan *s, bool preserve);
+
+/* Try to take span s for sweeping: sweepgen h-2 -> h-1. */
+static inline bool mspan_try_acquire(mspan *s, uintptr_t sg)
+{
+	return aload(&s->sweepgen) == sg - 2 && acas(&s->sweepgen, sg - 2,
+	                                              sg - 1);
+}
+
+/* Check every invariant of a span; fatal() with a message on failure. */
+void mspan_verify(const mspan *s);
+
+/* The empty span every mcache slot starts with: no free objects, so the
+ * fast path fails without testing for NULL. */
+extern mspan mspan_empty;
+
+#endif

@@ -1,0 +1,42 @@
+/* alloc/sizeclasses.h: Go's size classes, the constants the generator
+ * (tools/mksizeclasses.c) is built from and the tables it writes into
+ * alloc/sizeclasses.c. Class 0 is the dummy class of large objects.
+ *
+ * size_to_class(n) is O(1): sizes up to SMALL_SIZE_MAX index size_to_class8
+ * in 8-byte steps, larger ones size_to_class128 in 128-byte steps. An object
+ * index inside a span is (offset * class_to_divmagic[c]) >> 32, exact for
+ * every offset in the span (the generator checks it). */
+#ifndef GCHEAP_SIZECLASSES_H
+#define GCHEAP_SIZECLASSES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define PAGE_SHIFT 13
+#define PAGE_SIZE ((size_t)1 << PAGE_SHIFT)
+#define NUM_SIZE_CLASSES 68
+#define MAX_SMALL_SIZE 32768
+#define SMALL_SIZE_DIV 8
+#define SMALL_SIZE_MAX 1024
+#define LARGE_SIZE_DIV 128
+#define TINY_SIZE 16       /* noscan objects below this are packed */
+#define TINY_SIZE_CLASS 2  /* the 16-byte class the tiny blocks come from */
+#define MIN_ALIGN 8
+
+extern const uint16_t class_to_size[NUM_SIZE_CLASSES];
+extern const uint8_t class_to_npages[NUM_SIZE_CLASSES];
+extern const uint32_t class_to_divmagic[NUM_SIZE_CLASSES];
+extern const uint8_t size_to_class8[SMALL_SIZE_MAX / SMALL_SIZE_DIV + 1];
+extern const uint8_t
+	size_to_class128[(MAX_SMALL_SIZE - SMALL_SIZE_MAX) / LARGE_SIZE_DIV + 1];
+
+/* The class of an object of `size` bytes, 1 <= size <= MAX_SMALL_SIZE. */
+static inline unsigned size_to_class(size_t size)
+{
+	if (size <= SMALL_SIZE_MAX - 8)
+		return size_to_class8[(size + SMALL_SIZE_DIV - 1) / SMALL_SIZE_DIV];
+	return size_to_class128[(size - SMALL_SIZE_MAX + LARGE_SIZE_DIV - 1) /
+	                        LARGE_SIZE_DIV];
+}
+
+#endif

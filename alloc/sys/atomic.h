@@ -1,0 +1,70 @@
+/* alloc/sys/atomic.h: the only includer of <atomic_ops.h>. Every atomic in
+ * gcheap goes through these wrappers, whose names carry the ordering:
+ *   aload / astore               relaxed (no ordering)
+ *   aload_acq / astore_rel       acquire load / release store
+ *   acas                         full-barrier compare-and-swap (true on success)
+ *   afetch_add                   full-barrier fetch-and-add, returns old value
+ *   aor / aand                   full-barrier or / and (no value returned)
+ * Values are uintptr-sized (AO_t). libatomic_ops has no fetch-or and no
+ * exchange; callers that need them build them from acas. */
+#ifndef GCHEAP_SYS_ATOMIC_H
+#define GCHEAP_SYS_ATOMIC_H
+
+#include <atomic_ops.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef volatile AO_t atomic_word;
+
+static inline uintptr_t aload(const atomic_word *p)
+{
+	return (uintptr_t)AO_load(p);
+}
+
+static inline uintptr_t aload_acq(const atomic_word *p)
+{
+	return (uintptr_t)AO_load_acquire(p);
+}
+
+static inline void astore(atomic_word *p, uintptr_t v)
+{
+	AO_store(p, (AO_t)v);
+}
+
+static inline void astore_rel(atomic_word *p, uintptr_t v)
+{
+	AO_store_release(p, (AO_t)v);
+}
+
+static inline bool acas(atomic_word *p, uintptr_t old, uintptr_t new_)
+{
+	return AO_compare_and_swap_full(p, (AO_t)old, (AO_t)new_) != 0;
+}
+
+static inline uintptr_t afetch_add(atomic_word *p, uintptr_t v)
+{
+	return (uintptr_t)AO_fetch_and_add_full(p, (AO_t)v);
+}
+
+static inline void aor(atomic_word *p, uintptr_t v)
+{
+	AO_or_full(p, (AO_t)v);
+}
+
+static inline void aand(atomic_word *p, uintptr_t v)
+{
+	AO_and_full(p, (AO_t)v);
+}
+
+/* Pointer-typed helpers for lists published to other threads. */
+static inline void *aload_ptr_acq(void *const volatile *p)
+{
+	return (void *)AO_load_acquire((const volatile AO_t *)p);
+}
+
+static inline void astore_ptr_rel(void *volatile *p, void *v)
+{
+	AO_store_release((volatile AO_t *)p, (AO_t)v);
+}
+
+#endif

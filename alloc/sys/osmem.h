@@ -1,0 +1,32 @@
+/* alloc/sys/osmem.h: address space and memory from the OS (Linux mmap).
+ *
+ * Three states, as in Go's mem.go: Reserved (PROT_NONE, not charged),
+ * Committed (read-write, charged to the process; pages fault in on touch)
+ * and Released (committed but madvise'd away: reads see zeros, RSS freed).
+ * Every call can be made to fail by the test failpoint (osmem_fail_in). */
+#ifndef GCHEAP_SYS_OSMEM_H
+#define GCHEAP_SYS_OSMEM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Reserve `size` bytes aligned to `align` (a power of two), at `hint` if the
+ * OS agrees and hint is aligned. NULL if the OS refuses. */
+void *os_reserve(size_t size, size_t align, void *hint);
+/* Give reserved address space back. */
+void os_unreserve(void *p, size_t size);
+/* Make reserved pages read-write. False if the OS refuses. */
+bool os_commit(void *p, size_t size);
+/* Return committed pages to Reserved. */
+void os_decommit(void *p, size_t size);
+/* Drop the contents and RSS of committed pages; they read as zero. */
+void os_release(void *p, size_t size);
+/* Zeroed read-write memory for metadata, page aligned. NULL on failure. */
+void *os_alloc_meta(size_t size);
+void os_free_meta(void *p, size_t size);
+
+/* Test failpoint: the n-th OS request from now (1 = the next) fails, once.
+ * 0 disarms it. */
+void osmem_fail_in(unsigned n);
+
+#endif

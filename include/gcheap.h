@@ -1,0 +1,197 @@
+/* gcheap.h: the public interface of gcheap, a Go-style garbage-collected heap
+ * for language runtimes written in C.
+ *
+ * This is the only installed header. Every function starts with gc_, every
+ * macro and constant with GCHEAP_, and every handle is opaque, so it compiles
+ * beside bdwgc's <gc.h>. See docs/api.md for the full contract.
+ *
+ * Rules in brief:
+ *  - A thread calls gc_thread_attach() before it touches the heap and
+ *    gc_thread_detach() when it is done. Calls from an unattached thread fail
+ *    with GCHEAP_ERR_NOT_ATTACHED.
+ *  - An object's pointer layout is given by a gc_type made once with
+ *    gc_type_new() and kept for the life of the program (types are immortal).
+ *    type == NULL means "no pointers" (noscan).
+ *  - Memory returned by gc_alloc is zeroed. Objects of 16 bytes or more, and
+ *    all objects with pointers, are aligned to 8 bytes, to 16 when the size is
+ *    a multiple of 16, and to the size for powers of two up to 8 KiB. Noscan
+ *    objects under 16 bytes are packed (the tiny allocator) and aligned to 8,
+ *    4 or 2 bytes when their size is a multiple of it, as C requires.
+ *    gc_alloc(0, t) returns the one shared zero-size address.
+ *  - Errors return NULL or a gc_status, set the thread's gc_last_error(), and
+ *    call the error handler (default: print one line on stderr).
+ */
+#ifndef GCHEAP_H
+#define GCHEAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define GCHEAP_VERSION_MAJOR 0
+#define GCHEAP_VERSION_MINOR 1
+#define GCHEAP_VERSION_PATCH 0
+
+#if defined(__GNUC__) || defined(__clang__)
+#define GCHEAP_API __attribute__((visibility("default")))
+#define GCHEAP_ALLOC_ATTR(n) __attribute__((malloc, alloc_size(n)))
+#define GCHEAP_NODISCARD __attribute__((warn_unused_result))
+#else
+#define GCHEAP_API
+#define GCHEAP_ALLOC_ATTR(n)
+#define GCHEAP_NODISCARD
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The largest single allocation; larger requests fail with GCHEAP_ERR_SIZE. */
+#define GCHEAP_MAX_ALLOC ((size_t)1 << 40)
+
+/* Status codes. gc_strerror() names each one. */
+typedef enum gc_status {
+	GCHEAP_OK = 0,
+	GCHEAP_ERR_SIZE,         /* size above GCHEAP_MAX_ALLOC, or below the type's size */
+	GCHEAP_ERR_OVERFLOW,     /* count * element size does not fit in size_t */
+	GCHEAP_ERR_TYPE,         /* malformed pointer map, or not a gc_type */
+	GCHEAP_ERR_NOMEM,        /* the OS refused memory, or the memory limit was hit */
+	GCHEAP_ERR_NOT_ATTACHED, /* the calling thread is not attached */
+	GCHEAP_ERR_DUPLICATE,    /* the calling thread is already attached */
+	GCHEAP_ERR_ARG,          /* an invalid argument (NULL where not allowed, ...) */
+	GCHEAP_STATUS_COUNT
+} gc_status;
+
+/* ---- Threads ----------------------------------------------------------- */
+
+/* Initialise the heap. Optional: the first gc_thread_attach() does it too.
+ * Idempotent and thread-safe. */
+GCHEAP_API gc_status gc_init(void);
+
+/* Attach the calling thread: it gets its own allocation cache. A second
+ * attach returns GCHEAP_ERR_DUPLICATE and changes nothing. */
+GCHEAP_API gc_status gc_thread_attach(void);
+
+/* Detach the calling thread: its cache is flushed back to the heap. Returns
+ * GCHEAP_ERR_NOT_ATTACHED if it was not attached. */
+GCHEAP_API gc_status gc_thread_detach(void);
+
+/* 1 if the calling thread is attached, else 0. */
+GCHEAP_API int gc_thread_is_attached(void);
+
+/* ---- Types (pointer maps) ------------------------------------------------ */
+
+typedef struct gc_type gc_type;
+
+/* What the pointer map says about the bytes of an object past the type's
+ * size (arrays and variable-length objects). */
+#define GCHEAP_TAIL_REPEAT 0u   /* the map repeats: an array of the type (default) */
+#define GCHEAP_TAIL_NOSCAN 1u   /* no pointers past the type's size (a byte tail) */
+#define GCHEAP_TAIL_POINTERS 2u /* every whole word past the type's size is a pointer */
+
+/* The largest size a type may describe (arrays of it may be larger). */
+#define GCHEAP_MAX_TYPE_SIZE ((size_t)1 << 30)
+
+/* Make a type of `size` bytes whose pointer words sit at the byte offsets
+ * `ptr_offsets[0..nptrs)`. Offsets must be multiples of sizeof(void *), lie
+ * wholly inside `size`, and be distinct (any order). `flags` is one of the
+ * GCHEAP_TAIL_* values. `name` (may be NULL) is copied; it names the type in
+ * heap dumps. Returns NULL with GCHEAP_ERR_TYPE on a malformed map, and
+ * GCHEAP_ERR_NOMEM if the descriptor cannot be allocated. A type with no
+ * pointers is noscan. Types are never freed. */
+GCHEAP_API gc_type *gc_type_new(const char *name, size_t size,
+                                const size_t *ptr_offsets, size_t nptrs,
+                                unsigned flags);
+
+/* The same from a bitmap of (size + 511) / 512 words: bit i (word i/64,
+ * bit i%64) set means the word at byte offset i*sizeof(void *) holds a
+ * pointer. Bits for words that do not lie wholly inside `size` must be
+ * clear. ptr_bitmap may be NULL for a type without pointers. */
+GCHEAP_API gc_type *gc_type_new_bitmap(const char *name, size_t size,
+                                       const uint64_t *ptr_bitmap,
+                                       unsigned flags);
+
+GCHEAP_API const char *gc_type_name(const gc_type *type);
+GCHEAP_API size_t gc_type_size(const gc_type *type);
+
+/* ---- Allocation -------------------------------------------------------- */
+
+/* Allocate `size` zeroed bytes laid out as `type` (NULL: no pointers). With
+ * a type, `size` must be at least the type's size; bytes past it follow the
+ * type's tail rule. Returns NULL on error: GCHEAP_ERR_SIZE,
+ * GCHEAP_ERR_NOMEM (after calling the OOM handler), GCHEAP_ERR_TYPE,
+ * GCHEAP_ERR_NOT_ATTACHED. */
+GCHEAP_API void *gc_alloc(size_t size, const gc_type *type)
+	GCHEAP_ALLOC_ATTR(1);
+
+/* Allocate an array of `count` elements of `elem` (count * gc_type_size).
+ * GCHEAP_ERR_OVERFLOW if the product does not fit in size_t. */
+GCHEAP_API void *gc_alloc_array(size_t count, const gc_type *elem);
+
+/* The usable size of the heap object that contains `p` (interior pointers
+ * included), or 0 if `p` is not inside an allocated object. */
+GCHEAP_API size_t gc_size(const void *p);
+
+/* The start of the heap object that contains `p`, or NULL. */
+GCHEAP_API void *gc_base(const void *p);
+
+/* ---- Errors and limits ------------------------------------------------- */
+
+typedef void (*gc_error_fn)(gc_status code, const char *message, void *data);
+typedef void (*gc_oom_fn)(size_t request, void *data);
+
+/* The calling thread's last error (GCHEAP_OK after a success that reports
+ * one, otherwise unchanged by successful calls). */
+GCHEAP_API gc_status gc_last_error(void);
+GCHEAP_API const char *gc_strerror(gc_status code);
+
+/* Called on every error with a one-line message. NULL restores the default,
+ * which prints "gcheap: <message>" on stderr. */
+GCHEAP_API void gc_set_error_handler(gc_error_fn fn, void *data);
+
+/* Called when memory runs out (the OS refused, or the limit was hit), before
+ * gc_alloc returns NULL. NULL restores the default, which prints a message. */
+GCHEAP_API void gc_set_oom_handler(gc_oom_fn fn, void *data);
+
+/* Cap the bytes the heap may commit from the OS (0: no limit). */
+GCHEAP_API void gc_set_memory_limit(size_t bytes);
+GCHEAP_API size_t gc_memory_limit(void);
+
+/* Give free, committed pages back to the OS. Returns the bytes released. */
+GCHEAP_API size_t gc_release_memory(void);
+
+/* ---- Statistics -------------------------------------------------------- */
+
+#define GCHEAP_STATS_VERSION 1
+
+/* A snapshot of the heap. New fields are only ever appended; `size` and
+ * `version` tell the caller which fields were filled. */
+typedef struct gc_stats {
+	uint32_t version;         /* GCHEAP_STATS_VERSION of the library */
+	uint32_t size;            /* bytes of this struct that were filled */
+	uint64_t alloc_bytes;     /* total bytes handed out since start */
+	uint64_t alloc_objects;   /* total objects handed out since start */
+	uint64_t tiny_allocs;     /* objects packed by the tiny allocator */
+	uint64_t large_objects;   /* live large (> 32 KiB) objects */
+	uint64_t large_bytes;     /* bytes of live large objects */
+	uint64_t heap_inuse;      /* bytes in spans that are in use */
+	uint64_t heap_free;       /* free bytes in committed arenas */
+	uint64_t spans_inuse;     /* spans in use */
+	uint64_t os_reserved;     /* address space reserved for arenas */
+	uint64_t os_committed;    /* bytes committed (mapped read-write) */
+	uint64_t os_released;     /* committed bytes given back with madvise */
+	uint64_t metadata_bytes;  /* bytes of off-heap metadata (spans, bitmaps) */
+	uint64_t arenas;          /* 64 MiB arenas reserved */
+	uint64_t threads;         /* attached threads */
+} gc_stats;
+
+/* Fill `out` (of `size` bytes, normally sizeof(gc_stats)). */
+GCHEAP_API gc_status gc_read_stats(gc_stats *out, size_t size);
+
+/* The library's version as "major.minor.patch". */
+GCHEAP_API const char *gc_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* GCHEAP_H */

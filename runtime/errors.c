@@ -1,0 +1,89 @@
+/* runtime/errors.c: error codes, messages, the thread's last error, and
+ * the error and OOM handlers (defaults print one line on stderr). */
+#include "runtime/runtime.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+static __thread gc_status last_error;
+
+static const char *const messages[GCHEAP_STATUS_COUNT] = {
+	[GCHEAP_OK] = "success",
+	[GCHEAP_ERR_SIZE] = "invalid allocation size",
+	[GCHEAP_ERR_OVERFLOW] = "allocation size overflows",
+	[GCHEAP_ERR_TYPE] = "malformed or invalid type",
+	[GCHEAP_ERR_NOMEM] = "out of memory",
+	[GCHEAP_ERR_NOT_ATTACHED] = "thread not attached",
+	[GCHEAP_ERR_DUPLICATE] = "thread already attached",
+	[GCHEAP_ERR_ARG] = "invalid argument",
+};
+
+const char *gc_strerror(gc_status code)
+{
+	if ((unsigned)code >= GCHEAP_STATUS_COUNT)
+		return "unknown status";
+	return messages[code];
+}
+
+gc_status gc_last_error(void)
+{
+	return last_error;
+}
+
+void runtime_ok(void)
+{
+	last_error = GCHEAP_OK;
+}
+
+void gc_set_error_handler(gc_error_fn fn, void *data)
+{
+	mutex_lock(&rt.lock);
+	rt.error_fn = fn;
+	rt.error_data = data;
+	mutex_unlock(&rt.lock);
+}
+
+void gc_set_oom_handler(gc_oom_fn fn, void *data)
+{
+	mutex_lock(&rt.lock);
+	rt.oom_fn = fn;
+	rt.oom_data = data;
+	mutex_unlock(&rt.lock);
+}
+
+void runtime_error(gc_status code, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	last_error = code;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	mutex_lock(&rt.lock);
+	gc_error_fn fn = rt.error_fn;
+	void *data = rt.error_data;
+	mutex_unlock(&rt.lock);
+	if (fn)
+		fn(code, msg, data);
+	else
+		fprintf(stderr, "gcheap: %s: %s\n", gc_strerror(code), msg);
+}
+
+void runtime_oom(size_t request, heap_err why)
+{
+	mutex_lock(&rt.lock);
+	gc_oom_fn fn = rt.oom_fn;
+	void *data = rt.oom_data;
+	mutex_unlock(&rt.lock);
+	if (fn)
+		fn(request, data);
+	if (why == HEAP_LIMIT)
+		runtime_error(GCHEAP_ERR_NOMEM,
+		              "allocating %zu bytes would pass the memory "
+		              "limit of %zu bytes", request, gc_memory_limit());
+	else
+		runtime_error(GCHEAP_ERR_NOMEM,
+		              "the OS refused memory for a %zu-byte request",
+		              request);
+}

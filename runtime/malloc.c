@@ -1,0 +1,249 @@
+/* runtime/malloc.c: gc_alloc, Go's mallocgc in C.
+ *
+ * An allocation is one of four kinds, chosen once:
+ *   tiny        noscan and under 16 bytes: packed into the thread's 16-byte
+ *               tiny block (Go's tiny allocator), aligned by its size;
+ *   small       up to 32 KiB: the size class's span in the thread's mcache,
+ *               ctz on its alloc_cache (no lock, no atomic RMW);
+ *   small scan  as small, plus the pointer layout: heap bits beside the span
+ *               for objects up to 512 bytes, the type in the span's type
+ *               array for larger ones;
+ *   large       over 32 KiB: a span of its own from the heap.
+ * The fast path (gc_alloc_fast) covers the first three when the cache has
+ * room; everything else, every error and every refill goes through
+ * gc_alloc_slow, which is never inlined. Memory is zeroed unless it came
+ * fresh from the OS (span needzero). gc_alloc(0) returns &zerobase.
+ *
+ * The thread is found through the initial-exec TLS variable gc_current. */
+#include "runtime/runtime.h"
+
+#include <string.h>
+
+/* The address of every zero-size allocation (not in the heap). */
+static uint64_t zerobase;
+
+static void *alloc_error(gc_status code, const char *what, size_t size,
+                         const gc_type *t)
+{
+	runtime_error(code, "gc_alloc(%zu, %s): %s", size,
+	              t && gctype_valid(t) ? t->name : "NULL", what);
+	return NULL;
+}
+
+/* Pack a tiny noscan object: the offset in the tiny block, aligned as a
+ * C object of this size must be. */
+static ALWAYS_INLINE uintptr_t tiny_align(uintptr_t off, size_t size)
+{
+	if ((size & 7) == 0)
+		return align_up(off, 8);
+	if ((size & 3) == 0)
+		return align_up(off, 4);
+	if ((size & 1) == 0)
+		return align_up(off, 2);
+	return off;
+}
+
+static void *alloc_tiny(mcache *c, size_t size)
+{
+	uintptr_t off = tiny_align(c->tinyoffset, size);
+	if (c->tiny && off + size <= TINY_SIZE) {
+		c->tinyoffset = off + size;
+		c->tiny_allocs++;
+		return (void *)(c->tiny + off);
+	}
+	mspan *s = c->alloc[TINY_SPANCLASS];
+	uintptr_t p = mspan_next_free_fast(s);
+	if (!p) {
+		int err = 0;
+		p = mcache_next_free(c, TINY_SPANCLASS, &s, &err);
+		if (!p) {
+			runtime_oom(size, (heap_err)err);
+			return NULL;
+		}
+	}
+	if (s->needzero)
+		memset((void *)p, 0, TINY_SIZE);
+	/* Keep whichever block has more room left. */
+	if (!c->tiny || size < c->tinyoffset) {
+		c->tiny = p;
+		c->tinyoffset = size;
+	}
+	return (void *)p;
+}
+
+static void *alloc_large(size_t size, const gc_type *t, bool noscan)
+{
+	uintptr_t npages = (size + PAGE_SIZE - 1) / PAGE_SIZE;
+	heap_err err;
+	mspan *s = mheap_alloc_span(npages, make_spanclass(0, noscan), &err);
+
+	if (!s) {
+		runtime_oom(size, err);
+		return NULL;
+	}
+	astore(&s->freeindex, 1);
+	s->alloc_count = 1;
+	s->alloc_cache = 0;
+	if (!noscan)
+		mspan_set_type(s, s->base, t, size);
+	if (s->needzero)
+		memset((void *)s->base, 0, s->elemsize);
+	if (GCHEAP_STATS) {
+		afetch_add(&mheap_.stats.large_allocs, 1);
+		afetch_add(&mheap_.stats.large_alloc_bytes, s->elemsize);
+	}
+	/* Visible to the sweeper as a full, swept span of class 0. */
+	mcentral_push_swept(&mheap_.central[s->spc], s);
+	return (void *)s->base;
+}
+
+static NOINLINE void *gc_alloc_slow(gc_thread *th, size_t size,
+                                    const gc_type *t)
+{
+	if (!th)
+		return alloc_error(GCHEAP_ERR_NOT_ATTACHED,
+		                   "the thread is not attached", size, t);
+	if (t && !gctype_valid(t))
+		return alloc_error(GCHEAP_ERR_TYPE, "not a gc_type", size, t);
+	if (size == 0)
+		return &zerobase;
+	if (size > GCHEAP_MAX_ALLOC)
+		return alloc_error(GCHEAP_ERR_SIZE, "over GCHEAP_MAX_ALLOC",
+		                   size, t);
+	if (t && size < t->size)
+		return alloc_error(GCHEAP_ERR_SIZE,
+		                   "smaller than the type's size", size, t);
+	bool noscan = !t || t->noscan;
+	if (size > MAX_SMALL_SIZE)
+		return alloc_large(size, t, noscan);
+	mcache *c = &th->mcache;
+	if (noscan && size < TINY_SIZE)
+		return alloc_tiny(c, size);
+
+	spanclass spc = make_spanclass(size_to_class(size), noscan);
+	mspan *s = c->alloc[spc];
+	uintptr_t p = mspan_next_free_fast(s);
+	if (!p) {
+		int err = 0;
+		p = mcache_next_free(c, spc, &s, &err);
+		if (!p) {
+			runtime_oom(size, (heap_err)err);
+			return NULL;
+		}
+	}
+	if (s->needzero)
+		memset((void *)p, 0, s->elemsize);
+	if (!noscan)
+		mspan_set_type(s, p, t, size);
+	return (void *)p;
+}
+
+/* The fast path: a small or tiny object from the thread's cached span.
+ * About 25 instructions for a noscan small object; anything unusual goes
+ * to gc_alloc_slow. */
+static ALWAYS_INLINE void *gc_alloc_fast(gc_thread *th, size_t size,
+                                        const gc_type *t)
+{
+	bool noscan = true;
+
+	if (unlikely(!th || size - 1 >= MAX_SMALL_SIZE))
+		return gc_alloc_slow(th, size, t);
+	if (t) {
+		if (GCHEAP_CHECK_LEVEL >= 1 && unlikely(!gctype_valid(t)))
+			return gc_alloc_slow(th, size, t);
+		if (unlikely(size < t->size))
+			return gc_alloc_slow(th, size, t);
+		noscan = t->noscan;
+	}
+	mcache *c = &th->mcache;
+	if (noscan && size < TINY_SIZE) {
+		uintptr_t off = tiny_align(c->tinyoffset, size);
+		if (likely(c->tiny && off + size <= TINY_SIZE)) {
+			c->tinyoffset = off + size;
+			c->tiny_allocs++;
+			return (void *)(c->tiny + off);
+		}
+		return gc_alloc_slow(th, size, t);
+	}
+	mspan *s = c->alloc[make_spanclass(size_to_class(size), noscan)];
+	uintptr_t p = mspan_next_free_fast(s);
+	if (unlikely(!p))
+		return gc_alloc_slow(th, size, t);
+	if (s->needzero)
+		memset((void *)p, 0, s->elemsize);
+	if (!noscan) {
+		if (likely(s->heap_bits != NULL))
+			mspan_set_heapbits(s, p, t->small_bits &
+			                   low_mask((unsigned)(size / WORD_SIZE)));
+		else
+			mspan_set_type(s, p, t, size);
+	}
+	return (void *)p;
+}
+
+void *gc_alloc(size_t size, const gc_type *type)
+{
+	return gc_alloc_fast(gc_current, size, type);
+}
+
+void *gc_alloc_array(size_t count, const gc_type *elem)
+{
+	size_t bytes;
+
+	if (!elem) {
+		runtime_error(GCHEAP_ERR_ARG, "gc_alloc_array(%zu, NULL): no "
+		              "element type", count);
+		return NULL;
+	}
+	if (!gctype_valid(elem))
+		return alloc_error(GCHEAP_ERR_TYPE, "not a gc_type", count,
+		                   elem);
+	if (__builtin_mul_overflow(count, elem->size, &bytes)) {
+		runtime_error(GCHEAP_ERR_OVERFLOW,
+		              "gc_alloc_array(%zu, %s): %zu elements of %zu "
+		              "bytes overflow", count, elem->name, count,
+		              elem->size);
+		return NULL;
+	}
+	return gc_alloc_fast(gc_current, bytes, elem);
+}
+
+size_t gc_size(const void *p)
+{
+	mspan *s = NULL;
+
+	if (!mheap_.init || !mheap_find_object((uintptr_t)p, &s))
+		return 0;
+	return s->elemsize;
+}
+
+void *gc_base(const void *p)
+{
+	if (!mheap_.init)
+		return NULL;
+	return (void *)mheap_find_object((uintptr_t)p, NULL);
+}
+
+void gc_set_memory_limit(size_t bytes)
+{
+	if (gc_init() != GCHEAP_OK)
+		return;
+	mutex_lock(&mheap_.lock);
+	mheap_.limit = bytes;
+	mutex_unlock(&mheap_.lock);
+}
+
+size_t gc_memory_limit(void)
+{
+	if (!mheap_.init)
+		return 0;
+	mutex_lock(&mheap_.lock);
+	size_t l = mheap_.limit;
+	mutex_unlock(&mheap_.lock);
+	return l;
+}
+
+size_t gc_release_memory(void)
+{
+	return mheap_.init ? mheap_release_free() : 0;
+}

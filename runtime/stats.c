@@ -1,0 +1,60 @@
+/* runtime/stats.c: gc_read_stats, a snapshot of the heap's counters.
+ * Objects are counted as Go counts them: when a thread caches a span, all
+ * its free objects count as allocated, and the ones left unused are taken
+ * back when the span is released; tiny objects are counted when the
+ * thread's cache is released or the thread reads the stats. */
+#include "runtime/runtime.h"
+
+#include <string.h>
+
+gc_status gc_read_stats(gc_stats *out, size_t size)
+{
+	gc_stats s;
+
+	if (!out || size < 2 * sizeof(uint32_t)) {
+		runtime_error(GCHEAP_ERR_ARG, "gc_read_stats: no room for the "
+		              "version and size fields");
+		return GCHEAP_ERR_ARG;
+	}
+	memset(&s, 0, sizeof(s));
+	s.version = GCHEAP_STATS_VERSION;
+	s.size = (uint32_t)MIN(size, sizeof(s));
+	if (mheap_.init) {
+		heap_stats *h = &mheap_.stats;
+		gc_thread *me = gc_current;
+		if (me && me->mcache.tiny_allocs) {
+			afetch_add(&h->tiny_allocs, me->mcache.tiny_allocs);
+			me->mcache.tiny_allocs = 0;
+		}
+		for (unsigned c = 1; c < NUM_SIZE_CLASSES; c++) {
+			uint64_t n = aload(&h->nmalloc[c]);
+			s.alloc_objects += n;
+			s.alloc_bytes += n * class_to_size[c];
+		}
+		s.tiny_allocs = aload(&h->tiny_allocs);
+		s.alloc_objects += s.tiny_allocs + aload(&h->large_allocs);
+		s.alloc_bytes += aload(&h->large_alloc_bytes);
+		mutex_lock(&mheap_.lock);
+		s.large_objects = h->large_objects;
+		s.large_bytes = h->large_bytes;
+		s.heap_inuse = h->inuse_pages * PAGE_SIZE;
+		s.heap_free = h->committed - h->released - s.heap_inuse;
+		s.spans_inuse = h->spans_inuse;
+		s.os_reserved = h->reserved;
+		s.os_committed = h->committed;
+		s.os_released = h->released;
+		s.metadata_bytes = h->meta_sys;
+		s.arenas = h->arenas;
+		mutex_unlock(&mheap_.lock);
+		mutex_lock(&rt.lock);
+		s.threads = rt.nthreads;
+		mutex_unlock(&rt.lock);
+	}
+	memcpy(out, &s, s.size);
+	return GCHEAP_OK;
+}
+
+const char *gc_version(void)
+{
+	return GCHEAP_VERSION_STRING;
+}

@@ -1,0 +1,118 @@
+/* runtime/thread.c: initialisation, and attaching and detaching threads.
+ * A gc_thread is plain malloc'd memory (metadata, never in the heap). */
+#include "runtime/runtime.h"
+
+#include <stdlib.h>
+
+runtime_state rt = {.lock = {.m = PTHREAD_MUTEX_INITIALIZER}};
+
+__thread gc_thread *gc_current __attribute__((tls_model("initial-exec")));
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+static gc_status init_status = GCHEAP_OK;
+
+static void detach_at_exit(void *arg);
+
+static void init_runtime(void)
+{
+	if (mheap_init() != HEAP_OK) {
+		init_status = GCHEAP_ERR_NOMEM;
+		return;
+	}
+	if (pthread_key_create(&rt.exit_key, detach_at_exit)) {
+		init_status = GCHEAP_ERR_NOMEM;
+		return;
+	}
+	rt.init = true;
+}
+
+gc_status gc_init(void)
+{
+	pthread_once(&init_once, init_runtime);
+	if (init_status != GCHEAP_OK)
+		runtime_error(init_status, "cannot initialise the heap");
+	return init_status;
+}
+
+static void unlink_thread(gc_thread *t)
+{
+	mutex_lock(&rt.lock);
+	if (t->prev)
+		t->prev->next = t->next;
+	else
+		rt.threads = t->next;
+	if (t->next)
+		t->next->prev = t->prev;
+	rt.nthreads--;
+	mutex_unlock(&rt.lock);
+}
+
+gc_status gc_thread_attach(void)
+{
+	gc_status st = gc_init();
+
+	if (st != GCHEAP_OK)
+		return st;
+	if (gc_current) {
+		runtime_error(GCHEAP_ERR_DUPLICATE,
+		              "gc_thread_attach: the thread is already "
+		              "attached");
+		return GCHEAP_ERR_DUPLICATE;
+	}
+	gc_thread *t = calloc(1, sizeof(*t));
+	if (!t) {
+		runtime_error(GCHEAP_ERR_NOMEM,
+		              "gc_thread_attach: no memory for the thread");
+		return GCHEAP_ERR_NOMEM;
+	}
+	mcache_init(&t->mcache);
+	t->self = pthread_self();
+	mutex_lock(&rt.lock);
+	t->next = rt.threads;
+	if (rt.threads)
+		rt.threads->prev = t;
+	rt.threads = t;
+	rt.nthreads++;
+	mutex_unlock(&rt.lock);
+	gc_current = t;
+	pthread_setspecific(rt.exit_key, t);
+	runtime_ok();
+	return GCHEAP_OK;
+}
+
+static void detach(gc_thread *t)
+{
+	mcache_release_all(&t->mcache);
+	unlink_thread(t);
+	free(t);
+}
+
+gc_status gc_thread_detach(void)
+{
+	gc_thread *t = gc_current;
+
+	if (!t) {
+		runtime_error(GCHEAP_ERR_NOT_ATTACHED,
+		              "gc_thread_detach: the thread is not attached");
+		return GCHEAP_ERR_NOT_ATTACHED;
+	}
+	gc_current = NULL;
+	pthread_setspecific(rt.exit_key, NULL);
+	detach(t);
+	runtime_ok();
+	return GCHEAP_OK;
+}
+
+/* The key destructor: the thread exited without detaching. */
+static void detach_at_exit(void *arg)
+{
+	gc_thread *t = arg;
+
+	gc_current = NULL;
+	detach(t);
+}
+
+int gc_thread_is_attached(void)
+{
+	return gc_current != NULL;
+}

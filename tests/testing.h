@@ -1,0 +1,65 @@
+/* tests/testing.h: what every check-based test shares: a seeded PRNG whose
+ * seed is printed (replay with GCHEAP_SEED=<n>) and a main() helper that
+ * runs a suite with TAP output for meson. Tests reach internals by including
+ * the layer headers directly (this is gcheap's export_test.go). */
+#ifndef GCHEAP_TESTING_H
+#define GCHEAP_TESTING_H
+
+#include <check.h>
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+/* xorshift64*: deterministic, good enough to drive tests. */
+typedef struct test_rng {
+	uint64_t s;
+} test_rng;
+
+static inline uint64_t rng_next(test_rng *r)
+{
+	r->s ^= r->s >> 12;
+	r->s ^= r->s << 25;
+	r->s ^= r->s >> 27;
+	return r->s * 2685821657736338717ULL;
+}
+
+/* Uniform in [0, n). */
+static inline uint64_t rng_below(test_rng *r, uint64_t n)
+{
+	return n ? rng_next(r) % n : 0;
+}
+
+static uint64_t test_seed_value;
+
+/* The seed for this run: GCHEAP_SEED if set, else from the clock. */
+static inline uint64_t test_seed(void)
+{
+	return test_seed_value;
+}
+
+static inline test_rng rng_make(uint64_t salt)
+{
+	test_rng r = {test_seed_value ^ (salt * 0x9E3779B97F4A7C15ULL)};
+	if (r.s == 0)
+		r.s = 1;
+	return r;
+}
+
+static inline int test_main(Suite *s)
+{
+	const char *env = getenv("GCHEAP_SEED");
+	test_seed_value = env ? strtoull(env, NULL, 0)
+	                      : (uint64_t)time(NULL) ^ (uint64_t)clock();
+	printf("# seed=%" PRIu64 " (replay with GCHEAP_SEED=%" PRIu64 ")\n",
+	       test_seed_value, test_seed_value);
+	fflush(stdout);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_ENV);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+#endif
