@@ -54,8 +54,8 @@ void fixalloc_free(fixalloc *f, void *p)
 void metaalloc_init(metaalloc *m, size_t *sys)
 {
 	for (unsigned i = 0; i < ARRAY_LEN(m->cls); i++)
-		fixalloc_init(&m->cls[i], (size_t)1 << (i + METAALLOC_MIN_SHIFT),
-		              sys);
+		fixalloc_init(&m->cls[i],
+		              (size_t)1 << (i + METAALLOC_MIN_SHIFT), sys);
 }
 
 static unsigned meta_class(size_t bytes)

@@ -59,8 +59,8 @@ gc_type *gctype_make(const char *name, size_t size, const uint64_t *bitmap,
 	if (size == 0)
 		fail(GCHEAP_ERR_TYPE, "type %s: size 0", nm);
 	if (size > GCHEAP_MAX_TYPE_SIZE)
-		fail(GCHEAP_ERR_TYPE, "type %s: size %zu over the %zu limit", nm,
-		     size, GCHEAP_MAX_TYPE_SIZE);
+		fail(GCHEAP_ERR_TYPE, "type %s: size %zu over the %zu limit",
+		     nm, size, GCHEAP_MAX_TYPE_SIZE);
 	if (flags > GCHEAP_TAIL_POINTERS)
 		fail(GCHEAP_ERR_TYPE, "type %s: unknown flags %#x", nm, flags);
 

@@ -27,14 +27,16 @@ extern const uint16_t class_to_size[NUM_SIZE_CLASSES];
 extern const uint8_t class_to_npages[NUM_SIZE_CLASSES];
 extern const uint32_t class_to_divmagic[NUM_SIZE_CLASSES];
 extern const uint8_t size_to_class8[SMALL_SIZE_MAX / SMALL_SIZE_DIV + 1];
-extern const uint8_t
-	size_to_class128[(MAX_SMALL_SIZE - SMALL_SIZE_MAX) / LARGE_SIZE_DIV + 1];
+#define SIZE_TO_CLASS128_LEN \
+	((MAX_SMALL_SIZE - SMALL_SIZE_MAX) / LARGE_SIZE_DIV + 1)
+extern const uint8_t size_to_class128[SIZE_TO_CLASS128_LEN];
 
 /* The class of an object of `size` bytes, 1 <= size <= MAX_SMALL_SIZE. */
 static inline unsigned size_to_class(size_t size)
 {
 	if (size <= SMALL_SIZE_MAX - 8)
-		return size_to_class8[(size + SMALL_SIZE_DIV - 1) / SMALL_SIZE_DIV];
+		return size_to_class8[(size + SMALL_SIZE_DIV - 1) /
+		                      SMALL_SIZE_DIV];
 	return size_to_class128[(size - SMALL_SIZE_MAX + LARGE_SIZE_DIV - 1) /
 	                        LARGE_SIZE_DIV];
 }

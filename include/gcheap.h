@@ -51,13 +51,13 @@ extern "C" {
 /* Status codes. gc_strerror() names each one. */
 typedef enum gc_status {
 	GCHEAP_OK = 0,
-	GCHEAP_ERR_SIZE,         /* size above GCHEAP_MAX_ALLOC, or below the type's size */
-	GCHEAP_ERR_OVERFLOW,     /* count * element size does not fit in size_t */
+	GCHEAP_ERR_SIZE,         /* over GCHEAP_MAX_ALLOC or under the type */
+	GCHEAP_ERR_OVERFLOW,     /* count * element size overflows size_t */
 	GCHEAP_ERR_TYPE,         /* malformed pointer map, or not a gc_type */
-	GCHEAP_ERR_NOMEM,        /* the OS refused memory, or the memory limit was hit */
+	GCHEAP_ERR_NOMEM,        /* the OS refused memory, or the limit hit */
 	GCHEAP_ERR_NOT_ATTACHED, /* the calling thread is not attached */
 	GCHEAP_ERR_DUPLICATE,    /* the calling thread is already attached */
-	GCHEAP_ERR_ARG,          /* an invalid argument (NULL where not allowed, ...) */
+	GCHEAP_ERR_ARG,          /* an invalid argument (a NULL, ...) */
 	GCHEAP_STATUS_COUNT
 } gc_status;
 
@@ -83,10 +83,14 @@ GCHEAP_API int gc_thread_is_attached(void);
 typedef struct gc_type gc_type;
 
 /* What the pointer map says about the bytes of an object past the type's
- * size (arrays and variable-length objects). */
-#define GCHEAP_TAIL_REPEAT 0u   /* the map repeats: an array of the type (default) */
-#define GCHEAP_TAIL_NOSCAN 1u   /* no pointers past the type's size (a byte tail) */
-#define GCHEAP_TAIL_POINTERS 2u /* every whole word past the type's size is a pointer */
+ * size (arrays and variable-length objects):
+ *   REPEAT    the map repeats: an array of the type (the usual choice);
+ *   NOSCAN    no pointers past the type's size (a header, then bytes);
+ *   POINTERS  every whole word past it is a pointer (a header, then a
+ *             pointer array). */
+#define GCHEAP_TAIL_REPEAT 0u
+#define GCHEAP_TAIL_NOSCAN 1u
+#define GCHEAP_TAIL_POINTERS 2u
 
 /* The largest size a type may describe (arrays of it may be larger). */
 #define GCHEAP_MAX_TYPE_SIZE ((size_t)1 << 30)
@@ -179,7 +183,7 @@ typedef struct gc_stats {
 	uint64_t os_reserved;     /* address space reserved for arenas */
 	uint64_t os_committed;    /* bytes committed (mapped read-write) */
 	uint64_t os_released;     /* committed bytes given back with madvise */
-	uint64_t metadata_bytes;  /* bytes of off-heap metadata (spans, bitmaps) */
+	uint64_t metadata_bytes;  /* off-heap metadata (spans, bitmaps) */
 	uint64_t arenas;          /* 64 MiB arenas reserved */
 	uint64_t threads;         /* attached threads */
 } gc_stats;

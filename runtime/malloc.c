@@ -172,9 +172,10 @@ static ALWAYS_INLINE void *gc_alloc_fast(gc_thread *th, size_t size,
 	if (s->needzero)
 		memset((void *)p, 0, s->elemsize);
 	if (!noscan) {
+		unsigned words = (unsigned)(size / WORD_SIZE);
 		if (likely(s->heap_bits != NULL))
 			mspan_set_heapbits(s, p, t->small_bits &
-			                   low_mask((unsigned)(size / WORD_SIZE)));
+			                         low_mask(words));
 		else
 			mspan_set_type(s, p, t, size);
 	}

@@ -15,7 +15,7 @@
 #include <pthread.h>
 
 typedef struct gc_thread {
-	mcache mcache;            /* first: the fast path's offsets stay small */
+	mcache mcache;            /* first: the fast path's offsets are small */
 	struct gc_thread *next;   /* registry, under rt.lock */
 	struct gc_thread *prev;
 	pthread_t self;

@@ -2,7 +2,8 @@
  * gcheap goes through these wrappers, whose names carry the ordering:
  *   aload / astore               relaxed (no ordering)
  *   aload_acq / astore_rel       acquire load / release store
- *   acas                         full-barrier compare-and-swap (true on success)
+ *   acas                         full-barrier compare-and-swap, true on
+ *                                success
  *   afetch_add                   full-barrier fetch-and-add, returns old value
  *   aor / aand                   full-barrier or / and (no value returned)
  * Values are uintptr-sized (AO_t). libatomic_ops has no fetch-or and no
