@@ -138,9 +138,23 @@ static NOINLINE void *gc_alloc_slow(gc_thread *th, size_t size,
 	return (void *)p;
 }
 
+/* The rest of a small allocation whose span needs zeroing or keeps types
+ * per object. Out of line so that the fast path makes only tail calls and
+ * saves no registers. */
+static NOINLINE void *alloc_finish(mspan *s, uintptr_t p, size_t size,
+                                   const gc_type *t)
+{
+	if (s->needzero)
+		memset((void *)p, 0, s->elemsize);
+	if (t && !t->noscan)
+		mspan_set_type(s, p, t, size);
+	return (void *)p;
+}
+
 /* The fast path: a small or tiny object from the thread's cached span.
- * About 25 instructions for a noscan small object; anything unusual goes
- * to gc_alloc_slow. */
+ * About 25 instructions for a noscan small object and no register saves;
+ * anything unusual goes to gc_alloc_slow, and zeroing of reused memory to
+ * alloc_finish, both as tail calls. */
 static ALWAYS_INLINE void *gc_alloc_fast(gc_thread *th, size_t size,
                                         const gc_type *t)
 {
@@ -169,16 +183,11 @@ static ALWAYS_INLINE void *gc_alloc_fast(gc_thread *th, size_t size,
 	uintptr_t p = mspan_next_free_fast(s);
 	if (unlikely(!p))
 		return gc_alloc_slow(th, size, t);
-	if (s->needzero)
-		memset((void *)p, 0, s->elemsize);
-	if (!noscan) {
-		unsigned words = (unsigned)(size / WORD_SIZE);
-		if (likely(s->heap_bits != NULL))
-			mspan_set_heapbits(s, p, t->small_bits &
-			                         low_mask(words));
-		else
-			mspan_set_type(s, p, t, size);
-	}
+	if (s->needzero || (!noscan && !s->heap_bits))
+		return alloc_finish(s, p, size, t);
+	if (!noscan)
+		mspan_set_heapbits(s, p, t->small_bits &
+		                         low_mask((unsigned)(size / WORD_SIZE)));
 	return (void *)p;
 }
 
