@@ -186,8 +186,8 @@ static ALWAYS_INLINE void *gc_alloc_fast(gc_thread *th, size_t size,
 	if (s->needzero || (!noscan && !s->heap_bits))
 		return alloc_finish(s, p, size, t);
 	if (!noscan)
-		mspan_set_heapbits(s, p, t->small_bits &
-		                         low_mask((unsigned)(size / WORD_SIZE)));
+		mspan_set_heapbits(s, p, t->small_bits & low_mask(
+		                                 (unsigned)(size / WORD_SIZE)));
 	return (void *)p;
 }
 

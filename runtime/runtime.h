@@ -3,7 +3,8 @@
  *
  * Each attached thread has a gc_thread, reached through the thread-local
  * gc_current (initial-exec TLS: one instruction on x86-64). The registry
- * of threads is guarded by rt.lock, the outermost lock (alloc/sys/lock.h).
+ * of threads is guarded by runtime_.lock, the outermost lock (see
+ * alloc/sys/lock.h).
  * A thread that exits while attached is detached by a pthread key
  * destructor, so its cached spans are not lost. */
 #ifndef GCHEAP_RUNTIME_H
@@ -16,7 +17,7 @@
 
 typedef struct gc_thread {
 	mcache mcache;            /* first: the fast path's offsets are small */
-	struct gc_thread *next;   /* registry, under rt.lock */
+	struct gc_thread *next;   /* registry, under runtime_.lock */
 	struct gc_thread *prev;
 	pthread_t self;
 } gc_thread;
@@ -33,7 +34,7 @@ typedef struct runtime_state {
 	bool init;
 } runtime_state;
 
-extern runtime_state rt;
+extern runtime_state runtime_;
 
 extern __thread gc_thread *gc_current
 	__attribute__((tls_model("initial-exec")));

@@ -46,9 +46,9 @@ gc_status gc_read_stats(gc_stats *out, size_t size)
 		s.metadata_bytes = h->meta_sys;
 		s.arenas = h->arenas;
 		mutex_unlock(&mheap_.lock);
-		mutex_lock(&rt.lock);
-		s.threads = rt.nthreads;
-		mutex_unlock(&rt.lock);
+		mutex_lock(&runtime_.lock);
+		s.threads = runtime_.nthreads;
+		mutex_unlock(&runtime_.lock);
 	}
 	memcpy(out, &s, s.size);
 	return GCHEAP_OK;

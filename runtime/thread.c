@@ -4,7 +4,7 @@
 
 #include <stdlib.h>
 
-runtime_state rt = {.lock = {.m = PTHREAD_MUTEX_INITIALIZER}};
+runtime_state runtime_ = {.lock = {.m = PTHREAD_MUTEX_INITIALIZER}};
 
 __thread gc_thread *gc_current __attribute__((tls_model("initial-exec")));
 
@@ -19,11 +19,11 @@ static void init_runtime(void)
 		init_status = GCHEAP_ERR_NOMEM;
 		return;
 	}
-	if (pthread_key_create(&rt.exit_key, detach_at_exit)) {
+	if (pthread_key_create(&runtime_.exit_key, detach_at_exit)) {
 		init_status = GCHEAP_ERR_NOMEM;
 		return;
 	}
-	rt.init = true;
+	runtime_.init = true;
 }
 
 gc_status gc_init(void)
@@ -36,15 +36,15 @@ gc_status gc_init(void)
 
 static void unlink_thread(gc_thread *t)
 {
-	mutex_lock(&rt.lock);
+	mutex_lock(&runtime_.lock);
 	if (t->prev)
 		t->prev->next = t->next;
 	else
-		rt.threads = t->next;
+		runtime_.threads = t->next;
 	if (t->next)
 		t->next->prev = t->prev;
-	rt.nthreads--;
-	mutex_unlock(&rt.lock);
+	runtime_.nthreads--;
+	mutex_unlock(&runtime_.lock);
 }
 
 gc_status gc_thread_attach(void)
@@ -67,15 +67,15 @@ gc_status gc_thread_attach(void)
 	}
 	mcache_init(&t->mcache);
 	t->self = pthread_self();
-	mutex_lock(&rt.lock);
-	t->next = rt.threads;
-	if (rt.threads)
-		rt.threads->prev = t;
-	rt.threads = t;
-	rt.nthreads++;
-	mutex_unlock(&rt.lock);
+	mutex_lock(&runtime_.lock);
+	t->next = runtime_.threads;
+	if (runtime_.threads)
+		runtime_.threads->prev = t;
+	runtime_.threads = t;
+	runtime_.nthreads++;
+	mutex_unlock(&runtime_.lock);
 	gc_current = t;
-	pthread_setspecific(rt.exit_key, t);
+	pthread_setspecific(runtime_.exit_key, t);
 	runtime_ok();
 	return GCHEAP_OK;
 }
@@ -97,7 +97,7 @@ gc_status gc_thread_detach(void)
 		return GCHEAP_ERR_NOT_ATTACHED;
 	}
 	gc_current = NULL;
-	pthread_setspecific(rt.exit_key, NULL);
+	pthread_setspecific(runtime_.exit_key, NULL);
 	detach(t);
 	runtime_ok();
 	return GCHEAP_OK;

@@ -1,0 +1,2 @@
+/* Fixture for check-layering.sh: gc/mgc.h named without its directory. */
+#include "mgc.h"

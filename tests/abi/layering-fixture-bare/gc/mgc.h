@@ -1,0 +1,2 @@
+/* Fixture for check-layering.sh: a collector header. */
+int gcmark_fixture(void);

@@ -1,0 +1,3 @@
+/* Fixture for check-layering.sh: an allocator header. */
+#include "alloc/sys/lock.h"
+int mheap_fixture(void);

@@ -1,0 +1,2 @@
+/* Fixture for check-layering.sh: an allocator header. */
+int mheap_fixture(void);

@@ -1,0 +1,2 @@
+/* Fixture for check-layering.sh: a runtime header. */
+int thread_fixture(void);

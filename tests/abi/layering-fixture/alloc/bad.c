@@ -1,0 +1,2 @@
+/* Fixture for check-layering.sh: the allocator reaching up into gc/. */
+#include "gc/mgc.h"
