@@ -22,11 +22,15 @@ static void uncache(mcache *c, spanclass spc)
 	c->alloc[spc] = &mspan_empty;
 	if (s == &mspan_empty)
 		return;
-	if (GCHEAP_STATS) {
-		uintptr_t unused = s->nelems - s->alloc_count;
+	uintptr_t unused = s->nelems - s->alloc_count;
+	if (GCHEAP_STATS)
 		afetch_add(&mheap_.stats.nmalloc[spanclass_sizeclass(spc)],
 		           (uintptr_t)0 - unused);
-	}
+	/* A stale span was cached before heap_live was reset at mark
+	 * termination, so its unused bytes are no longer counted. */
+	if (aload(&s->sweepgen) != aload(&mheap_.sweepgen) + 1)
+		afetch_add(&mheap_.stats.heap_live,
+		           (uintptr_t)0 - unused * s->elemsize);
 	mcentral_uncache_span(&mheap_.central[spc], s);
 }
 
@@ -51,6 +55,8 @@ bool mcache_refill(mcache *c, spanclass spc, int *err)
 	if (GCHEAP_STATS)
 		afetch_add(&mheap_.stats.nmalloc[spanclass_sizeclass(spc)],
 		           s->nelems - s->alloc_count);
+	afetch_add(&mheap_.stats.heap_live,
+	           (s->nelems - s->alloc_count) * s->elemsize);
 	c->alloc[spc] = s;
 	return true;
 }

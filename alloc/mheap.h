@@ -58,6 +58,7 @@ typedef struct heap_arena {
 	uintptr_t base;
 	uintptr_t committed;   /* pages [0, committed) are read-write */
 	uintptr_t free_pages;  /* pages not in use */
+	void *gc_data;         /* the collector's (checkmark bitmap) */
 	struct heap_arena *next; /* all arenas, by address */
 } heap_arena;
 
@@ -77,6 +78,11 @@ typedef struct heap_stats {
 	 * large objects ever allocated. */
 	atomic_word nmalloc[NUM_SIZE_CLASSES];
 	atomic_word tiny_allocs;
+	/* Bytes in use or cached for use since the last mark (Go's
+	 * heapLive): refill adds a span's free bytes, release takes back the
+	 * unused ones, large allocations add theirs; the collector resets it
+	 * to the marked bytes at mark termination. */
+	atomic_word heap_live;
 	atomic_word large_allocs;
 	atomic_word large_alloc_bytes;
 } heap_stats;

@@ -138,6 +138,83 @@ GCHEAP_API size_t gc_size(const void *p);
 /* The start of the heap object that contains `p`, or NULL. */
 GCHEAP_API void *gc_base(const void *p);
 
+/* ---- Roots ------------------------------------------------------------ */
+
+/* Register `nslots` pointer slots at `start` (globals, static tables) as
+ * roots. Stores into them need gc_write, as heap stores do. */
+GCHEAP_API gc_status gc_add_roots(void *start, size_t nslots);
+GCHEAP_API gc_status gc_remove_roots(void *start);
+
+/* A precise shadow-stack frame: `nslots` pointer slots at `slots` that the
+ * collector scans as roots of the thread that pushed it. The interpreter
+ * may change `slots`, `nslots` and the slots' contents freely (no barrier:
+ * the thread's own roots are scanned at its safepoints). Frames are pushed
+ * and popped in LIFO order. */
+typedef struct gc_frame {
+	struct gc_frame *prev;
+	void **slots;
+	size_t nslots;
+} gc_frame;
+
+GCHEAP_API void gc_frame_push(gc_frame *frame, void **slots, size_t nslots);
+GCHEAP_API void gc_frame_pop(gc_frame *frame);
+
+/* Scan each attached thread's native stack and registers conservatively
+ * (on by default): any word that points into an allocated object keeps it
+ * alive. Switch it off when every root is in frames or registered. */
+GCHEAP_API void gc_set_conservative_stacks(int on);
+
+/* ---- Collection -------------------------------------------------------- */
+
+/* Run a full collection and return when its sweep is done. */
+GCHEAP_API void gc_collect(void);
+
+/* Nesting switch for automatic collections (gc_collect still works). */
+GCHEAP_API void gc_disable(void);
+GCHEAP_API void gc_enable(void);
+
+/* GOGC: collect when the heap has grown by `percent`% over the live heap
+ * of the last cycle (default 100, or the GCHEAP_GC environment variable);
+ * a negative value switches automatic collection off. Returns the old. */
+GCHEAP_API int gc_set_percent(int percent);
+
+/* Answer the collector if it is waiting (allocation does this too). A
+ * thread that never reaches a safepoint stalls the collector's phase
+ * changes (not other threads' allocation). */
+GCHEAP_API void gc_safepoint(void);
+
+/* Around code that waits (I/O, locks, sleeps) and does not touch the
+ * heap: the thread counts as stopped, and the collector scans its stack
+ * from where it was at gc_blocking_begin. */
+GCHEAP_API void gc_blocking_begin(void);
+GCHEAP_API void gc_blocking_end(void);
+
+/* ---- The write barrier ------------------------------------------------- */
+
+GCHEAP_API extern int gc_barrier_enabled;
+GCHEAP_API void gc_write_slow(void *slot, void *value);
+
+/* Store `value` into the pointer slot `slot` of a heap object or a
+ * registered root. Every such store needs it (initialising stores into a
+ * fresh object included); stores into the thread's own frames and native
+ * stack do not. While the collector is idle this is one load, a predicted
+ * branch and the store. */
+static inline void gc_write(void *slot, void *value)
+{
+#if defined(__GNUC__) || defined(__clang__)
+	if (__builtin_expect(__atomic_load_n(&gc_barrier_enabled,
+	                                     __ATOMIC_RELAXED), 0))
+#else
+	if (*(volatile int *)&gc_barrier_enabled)
+#endif
+		gc_write_slow(slot, value);
+	else
+		*(void **)slot = value;
+}
+
+/* memmove for memory that holds pointers, with the bulk barrier. */
+GCHEAP_API void gc_copy(void *dst, const void *src, size_t nbytes);
+
 /* ---- Errors and limits ------------------------------------------------- */
 
 typedef void (*gc_error_fn)(gc_status code, const char *message, void *data);

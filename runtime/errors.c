@@ -37,18 +37,18 @@ void runtime_ok(void)
 
 void gc_set_error_handler(gc_error_fn fn, void *data)
 {
-	mutex_lock(&runtime_.lock);
+	mutex_lock(&runtime_.hlock);
 	runtime_.error_fn = fn;
 	runtime_.error_data = data;
-	mutex_unlock(&runtime_.lock);
+	mutex_unlock(&runtime_.hlock);
 }
 
 void gc_set_oom_handler(gc_oom_fn fn, void *data)
 {
-	mutex_lock(&runtime_.lock);
+	mutex_lock(&runtime_.hlock);
 	runtime_.oom_fn = fn;
 	runtime_.oom_data = data;
-	mutex_unlock(&runtime_.lock);
+	mutex_unlock(&runtime_.hlock);
 }
 
 void runtime_error(gc_status code, const char *fmt, ...)
@@ -60,10 +60,10 @@ void runtime_error(gc_status code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	mutex_lock(&runtime_.lock);
+	mutex_lock(&runtime_.hlock);
 	gc_error_fn fn = runtime_.error_fn;
 	void *data = runtime_.error_data;
-	mutex_unlock(&runtime_.lock);
+	mutex_unlock(&runtime_.hlock);
 	if (fn)
 		fn(code, msg, data);
 	else
@@ -72,10 +72,10 @@ void runtime_error(gc_status code, const char *fmt, ...)
 
 void runtime_oom(size_t request, heap_err why)
 {
-	mutex_lock(&runtime_.lock);
+	mutex_lock(&runtime_.hlock);
 	gc_oom_fn fn = runtime_.oom_fn;
 	void *data = runtime_.oom_data;
-	mutex_unlock(&runtime_.lock);
+	mutex_unlock(&runtime_.hlock);
 	if (fn)
 		fn(request, data);
 	if (why == HEAP_LIMIT)

@@ -14,6 +14,11 @@
  * gc_alloc_slow, which is never inlined. Memory is zeroed unless it came
  * fresh from the OS (span needzero). gc_alloc(0) returns &zerobase.
  *
+ * While the collector marks, new objects are allocated black (their mark
+ * bit set), and the slow path makes the thread pay an assist: scanning
+ * in proportion to the bytes it takes. The slow path is also a safepoint
+ * and where a cycle is started when the heap passes the pacer's trigger.
+ *
  * The thread is found through the initial-exec TLS variable gc_current. */
 #include "runtime/runtime.h"
 
@@ -43,8 +48,30 @@ static ALWAYS_INLINE uintptr_t tiny_align(uintptr_t off, size_t size)
 	return off;
 }
 
-static void *alloc_tiny(mcache *c, size_t size)
+/* The slow path's collector duties: answer requests, start a cycle if
+ * due, and pay for `bytes` of allocation while marking. */
+static void collector_duties(gc_thread *th, uintptr_t bytes)
 {
+	runtime_safepoint(th);
+	afetch_add(&gc_.alloc_bytes, bytes);
+	if (aload(&gc_.phase) == GCPHASE_OFF) {
+		gc_maybe_start();
+		runtime_safepoint(th);
+	}
+	if (aload(&gc_.phase) == GCPHASE_MARK) {
+		intptr_t owed = (intptr_t)((bytes * aload(&gc_.assist_ratio))
+		                           >> 16);
+		if (owed > 0) {
+			gc_drain(&th->gcw, owed);
+			gcw_dispose(&th->gcw);
+		}
+	}
+}
+
+static void *alloc_tiny(gc_thread *th, size_t size)
+{
+	mcache *c = &th->mcache;
+
 	uintptr_t off = tiny_align(c->tinyoffset, size);
 	if (c->tiny && off + size <= TINY_SIZE) {
 		c->tinyoffset = off + size;
@@ -55,6 +82,7 @@ static void *alloc_tiny(mcache *c, size_t size)
 	uintptr_t p = mspan_next_free_fast(s);
 	if (!p) {
 		int err = 0;
+		collector_duties(th, PAGE_SIZE);
 		p = mcache_next_free(c, TINY_SPANCLASS, &s, &err);
 		if (!p) {
 			runtime_oom(size, (heap_err)err);
@@ -63,6 +91,8 @@ static void *alloc_tiny(mcache *c, size_t size)
 	}
 	if (s->needzero)
 		memset((void *)p, 0, TINY_SIZE);
+	if (aload(&gc_.blackalloc))
+		gc_mark_new(&th->gcw, s, p);
 	/* Keep whichever block has more room left. */
 	if (!c->tiny || size < c->tinyoffset) {
 		c->tiny = p;
@@ -71,10 +101,13 @@ static void *alloc_tiny(mcache *c, size_t size)
 	return (void *)p;
 }
 
-static void *alloc_large(size_t size, const gc_type *t, bool noscan)
+static void *alloc_large(gc_thread *th, size_t size, const gc_type *t,
+                         bool noscan)
 {
 	uintptr_t npages = (size + PAGE_SIZE - 1) / PAGE_SIZE;
 	heap_err err;
+
+	collector_duties(th, npages * PAGE_SIZE);
 	mspan *s = mheap_alloc_span(npages, make_spanclass(0, noscan), &err);
 
 	if (!s) {
@@ -88,6 +121,9 @@ static void *alloc_large(size_t size, const gc_type *t, bool noscan)
 		mspan_set_type(s, s->base, t, size);
 	if (s->needzero)
 		memset((void *)s->base, 0, s->elemsize);
+	afetch_add(&mheap_.stats.heap_live, s->elemsize);
+	if (aload(&gc_.blackalloc))
+		gc_mark_new(&th->gcw, s, s->base);
 	if (GCHEAP_STATS) {
 		afetch_add(&mheap_.stats.large_allocs, 1);
 		afetch_add(&mheap_.stats.large_alloc_bytes, s->elemsize);
@@ -95,6 +131,21 @@ static void *alloc_large(size_t size, const gc_type *t, bool noscan)
 	/* Visible to the sweeper as a full, swept span of class 0. */
 	mcentral_push_swept(&mheap_.central[s->spc], s);
 	return (void *)s->base;
+}
+
+/* The rest of a small allocation whose span needs zeroing or keeps types
+ * per object, or while allocating black. Out of line so that the fast
+ * path makes only tail calls and saves no registers. */
+static NOINLINE void *alloc_finish(gc_thread *th, mspan *s, uintptr_t p,
+                                   size_t size, const gc_type *t)
+{
+	if (s->needzero)
+		memset((void *)p, 0, s->elemsize);
+	if (t && !t->noscan)
+		mspan_set_type(s, p, t, size);
+	if (aload(&gc_.blackalloc))
+		gc_mark_new(&th->gcw, s, p);
+	return (void *)p;
 }
 
 static NOINLINE void *gc_alloc_slow(gc_thread *th, size_t size,
@@ -115,40 +166,26 @@ static NOINLINE void *gc_alloc_slow(gc_thread *th, size_t size,
 		                   "smaller than the type's size", size, t);
 	bool noscan = !t || t->noscan;
 	if (size > MAX_SMALL_SIZE)
-		return alloc_large(size, t, noscan);
+		return alloc_large(th, size, t, noscan);
 	mcache *c = &th->mcache;
 	if (noscan && size < TINY_SIZE)
-		return alloc_tiny(c, size);
+		return alloc_tiny(th, size);
 
 	spanclass spc = make_spanclass(size_to_class(size), noscan);
 	mspan *s = c->alloc[spc];
 	uintptr_t p = mspan_next_free_fast(s);
 	if (!p) {
 		int err = 0;
+		collector_duties(th, class_to_npages[size_to_class(size)] *
+		                     PAGE_SIZE);
+		s = c->alloc[spc];
 		p = mcache_next_free(c, spc, &s, &err);
 		if (!p) {
 			runtime_oom(size, (heap_err)err);
 			return NULL;
 		}
 	}
-	if (s->needzero)
-		memset((void *)p, 0, s->elemsize);
-	if (!noscan)
-		mspan_set_type(s, p, t, size);
-	return (void *)p;
-}
-
-/* The rest of a small allocation whose span needs zeroing or keeps types
- * per object. Out of line so that the fast path makes only tail calls and
- * saves no registers. */
-static NOINLINE void *alloc_finish(mspan *s, uintptr_t p, size_t size,
-                                   const gc_type *t)
-{
-	if (s->needzero)
-		memset((void *)p, 0, s->elemsize);
-	if (t && !t->noscan)
-		mspan_set_type(s, p, t, size);
-	return (void *)p;
+	return alloc_finish(th, s, p, size, t);
 }
 
 /* The fast path: a small or tiny object from the thread's cached span.
@@ -183,8 +220,9 @@ static ALWAYS_INLINE void *gc_alloc_fast(gc_thread *th, size_t size,
 	uintptr_t p = mspan_next_free_fast(s);
 	if (unlikely(!p))
 		return gc_alloc_slow(th, size, t);
-	if (s->needzero || (!noscan && !s->heap_bits))
-		return alloc_finish(s, p, size, t);
+	if (s->needzero || (!noscan && !s->heap_bits) ||
+	    aload(&gc_.blackalloc))
+		return alloc_finish(th, s, p, size, t);
 	if (!noscan)
 		mspan_set_heapbits(s, p, t->small_bits & low_mask(
 		                                 (unsigned)(size / WORD_SIZE)));

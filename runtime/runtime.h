@@ -11,26 +11,58 @@
 #define GCHEAP_RUNTIME_H
 
 #include "alloc/alloc.h"
+#include "gc/mgc.h"
 #include "gcheap.h"
 
 #include <pthread.h>
+#include <setjmp.h>
+
+/* Thread status, for stopping the world (runtime/safepoint.c). */
+enum thread_status {
+	TS_RUNNING = 0, /* may touch the heap */
+	TS_PARKED = 1,  /* waiting at a safepoint for the world to start */
+	TS_BLOCKED = 2, /* in gc_blocking_begin/end: will not touch the heap */
+	TS_CLAIMED = 3, /* blocked, and the collector is working for it */
+};
+
+/* Requests a thread answers at its next safepoint (gc_thread.pending). */
+enum thread_pending {
+	P_STOP = 1,  /* park until the world starts again */
+	P_SCAN = 2,  /* scan your own roots (mark start) */
+	P_FLUSH = 4, /* flush your barrier buffer and work (mark end) */
+	P_CACHE = 8, /* release your cache before allocating (sweep) */
+};
+
+struct gc_frame;
 
 typedef struct gc_thread {
 	mcache mcache;            /* first: the fast path's offsets are small */
+	atomic_word pending;      /* enum thread_pending bits */
+	atomic_word status;       /* enum thread_status */
+	wbbuf wb;                 /* write-barrier buffer */
+	gcw gcw;                  /* this thread's marking work */
+	intptr_t assist_debt;     /* scan words owed (negative: credit) */
+	struct gc_frame *frames;  /* precise shadow-stack frames */
+	uintptr_t stack_base;     /* highest address of the native stack */
+	uintptr_t saved_sp;       /* stack pointer when parked or blocked */
+	jmp_buf saved_regs;       /* registers when parked or blocked */
 	struct gc_thread *next;   /* registry, under runtime_.lock */
 	struct gc_thread *prev;
 	pthread_t self;
 } gc_thread;
 
 typedef struct runtime_state {
-	gc_mutex lock;            /* guards threads, nthreads, handlers */
+	gc_mutex lock;            /* guards threads and nthreads; held by the
+	                           * collector while the world is stopped */
 	gc_thread *threads;
 	size_t nthreads;
+	gc_mutex hlock;           /* guards the handlers */
 	gc_error_fn error_fn;     /* NULL: the default handler */
 	void *error_data;
 	gc_oom_fn oom_fn;         /* NULL: the default handler */
 	void *oom_data;
 	pthread_key_t exit_key;   /* detaches threads that exit attached */
+	bool conservative;        /* scan native stacks conservatively */
 	bool init;
 } runtime_state;
 
@@ -45,5 +77,28 @@ PRINTF_LIKE(2, 3) void runtime_error(gc_status code, const char *fmt, ...);
 void runtime_ok(void);
 /* Report out-of-memory for a request: the OOM handler, then the error. */
 void runtime_oom(size_t request, heap_err why);
+
+/* ---- Safepoints (runtime/safepoint.c) ------------------------------------ */
+
+extern const gc_runtime_ops runtime_gc_ops;
+
+/* Answer the collector's requests; `t` is the calling thread. */
+void runtime_safepoint_slow(gc_thread *t);
+
+static inline void runtime_safepoint(gc_thread *t)
+{
+	if (unlikely(aload_acq(&t->pending)))
+		runtime_safepoint_slow(t);
+}
+
+/* Scan a thread's roots (frames, and its stack if conservative) into w.
+ * `t` is the caller, or parked, blocked or claimed. */
+void runtime_scan_thread(gc_thread *t, gcw *w, bool self);
+/* Flush the thread's barrier buffer and work; true if there was any. */
+bool runtime_flush_thread(gc_thread *t);
+/* Mark the registered globals into w. */
+void runtime_mark_globals(gcw *w);
+/* Options from the environment (GCHEAP_DEBUG, GCHEAP_GC). */
+void runtime_parse_options(void);
 
 #endif

@@ -4,17 +4,33 @@
 
 #include <stdlib.h>
 
-runtime_state runtime_ = {.lock = {.m = PTHREAD_MUTEX_INITIALIZER}};
+runtime_state runtime_ = {.lock = {.m = PTHREAD_MUTEX_INITIALIZER},
+                          .hlock = {.m = PTHREAD_MUTEX_INITIALIZER}};
 
 __thread gc_thread *gc_current __attribute__((tls_model("initial-exec")));
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+
+/* The highest address of the calling thread's stack. */
+static uintptr_t stack_base(void)
+{
+	pthread_attr_t attr;
+	void *addr;
+	size_t size;
+
+	if (pthread_getattr_np(pthread_self(), &attr))
+		return 0;
+	int err = pthread_attr_getstack(&attr, &addr, &size);
+	pthread_attr_destroy(&attr);
+	return err ? 0 : (uintptr_t)addr + size;
+}
 static gc_status init_status = GCHEAP_OK;
 
 static void detach_at_exit(void *arg);
 
 static void init_runtime(void)
 {
+	runtime_parse_options();
 	if (mheap_init() != HEAP_OK) {
 		init_status = GCHEAP_ERR_NOMEM;
 		return;
@@ -23,6 +39,7 @@ static void init_runtime(void)
 		init_status = GCHEAP_ERR_NOMEM;
 		return;
 	}
+	gc_init_collector(&runtime_gc_ops);
 	runtime_.init = true;
 }
 
@@ -67,6 +84,11 @@ gc_status gc_thread_attach(void)
 	}
 	mcache_init(&t->mcache);
 	t->self = pthread_self();
+	t->stack_base = stack_base();
+	/* Join as a blocked thread with an empty stack, then leave the
+	 * blocking state the usual way: that waits out a stopped world. */
+	t->saved_sp = t->stack_base;
+	astore(&t->status, TS_BLOCKED);
 	mutex_lock(&runtime_.lock);
 	t->next = runtime_.threads;
 	if (runtime_.threads)
@@ -76,13 +98,22 @@ gc_status gc_thread_attach(void)
 	mutex_unlock(&runtime_.lock);
 	gc_current = t;
 	pthread_setspecific(runtime_.exit_key, t);
+	gc_blocking_end();
 	runtime_ok();
 	return GCHEAP_OK;
 }
 
+/* Leave the registry. The thread flushes what it owes the collector, then
+ * blocks (so a stopper never waits for it) before it takes the registry
+ * lock; a handshake in progress may still flush it meanwhile. */
 static void detach(gc_thread *t)
 {
+	runtime_safepoint(t);
+	runtime_flush_thread(t);
 	mcache_release_all(&t->mcache);
+	t->frames = NULL;
+	gc_blocking_begin();
+	t->saved_sp = t->stack_base;
 	unlink_thread(t);
 	free(t);
 }
@@ -96,9 +127,9 @@ gc_status gc_thread_detach(void)
 		              "gc_thread_detach: the thread is not attached");
 		return GCHEAP_ERR_NOT_ATTACHED;
 	}
-	gc_current = NULL;
 	pthread_setspecific(runtime_.exit_key, NULL);
 	detach(t);
+	gc_current = NULL;
 	runtime_ok();
 	return GCHEAP_OK;
 }
@@ -108,8 +139,9 @@ static void detach_at_exit(void *arg)
 {
 	gc_thread *t = arg;
 
-	gc_current = NULL;
+	gc_current = t;
 	detach(t);
+	gc_current = NULL;
 }
 
 int gc_thread_is_attached(void)

@@ -43,4 +43,14 @@ static inline bool mutex_held(gc_mutex *l)
 
 #define mutex_assert_held(l) gc_assert(mutex_held(l))
 
+/* pthread_cond_wait on a gc_mutex, keeping its owner record true. */
+static inline void mutex_cond_wait(pthread_cond_t *c, gc_mutex *l)
+{
+	if (GCHEAP_CHECK_LEVEL >= 2)
+		astore(&l->owner, 0);
+	pthread_cond_wait(c, &l->m);
+	if (GCHEAP_CHECK_LEVEL >= 2)
+		astore(&l->owner, (uintptr_t)pthread_self());
+}
+
 #endif

@@ -1,0 +1,317 @@
+/* gc/mgc.c: the collection cycle (Go's mgc.go): starting a cycle, the
+ * background mark worker, mark termination, the background sweeper, and
+ * gc_run_cycle behind gc_collect().
+ *
+ *  gc_start            sweep termination: finish the last cycle's sweep
+ *                      (world running), then stop the world: phase MARK,
+ *                      write barrier and allocate-black on, every thread
+ *                      asked to scan its own stack; start the world.
+ *  mark worker         runs the globals root job, scans blocked threads'
+ *                      stacks for them, drains grey objects; when it finds
+ *                      nothing, tries mark_done.
+ *  mark_done           ragged handshake: every thread flushes its barrier
+ *                      buffer and work; if anything came out, mark more.
+ *                      Else stop the world, flush again (the buffers of
+ *                      stopped threads): still nothing means marking is
+ *                      complete, otherwise start the world and go on.
+ *  mark_termination    world stopped: checkmark (debug), barrier and
+ *                      allocate-black off, pacer, sweepgen += 2, every
+ *                      thread must release its cache before allocating;
+ *                      start the world; wake the sweeper.
+ *
+ * Every stop-the-world phase does work proportional to the number of
+ * threads (flags, buffer flushes of at most WBBUF_LEN entries each), never
+ * to the heap, except the debug modes (checkmark, verify, stoptheworld).
+ *
+ * gc_.lock guards the condition variable and the cycle's bookkeeping; it
+ * is never held while the world is being stopped. A cycle is started by
+ * the thread that wins the CAS on `starting`. */
+#include "gc/mgc.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+gc_state gc_ = {.lock = {.m = PTHREAD_MUTEX_INITIALIZER},
+                .cond = PTHREAD_COND_INITIALIZER};
+
+static atomic_word starting;
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void wake_all(void)
+{
+	mutex_lock(&gc_.lock);
+	pthread_cond_broadcast(&gc_.cond);
+	mutex_unlock(&gc_.lock);
+}
+
+static void record_pause(int which, uint64_t ns)
+{
+	gc_.last_pause_ns[which] = ns;
+	gc_.total_pause_ns += ns;
+	if (ns > gc_.max_pause_ns)
+		gc_.max_pause_ns = ns;
+}
+
+/* ---- Mark termination ---------------------------------------------------- */
+
+static uint64_t mark_start_ns;
+
+/* World stopped; marking is complete. */
+static void mark_termination(void)
+{
+	astore(&gc_.phase, GCPHASE_MARKTERM);
+	if (gc_.debug.checkmark)
+		gc_checkmark();
+	uintptr_t marked = aload(&work.bytes_marked);
+	astore(&gc_.blackalloc, 0);
+	__atomic_store_n(&gc_barrier_enabled, 0, __ATOMIC_RELEASE);
+	astore(&gc_.phase, GCPHASE_OFF);
+	astore(&mheap_.stats.heap_live, marked);
+	pacer_end_cycle(marked);
+	astore(&gc_.sweep_done, 0);
+	astore(&gc_.globals_done, 0);
+	astore(&work.bytes_marked, 0);
+	/* Flip first: every cached span is now stale, and a thread's cache
+	 * flush (which compares with sweepgen) sweeps it. */
+	astore(&mheap_.sweepgen, aload(&mheap_.sweepgen) + 2);
+	gc_.ops->request_cache_flush();
+	gc_.last_mark_ns = now_ns() - mark_start_ns;
+	if (gc_.debug.gctrace)
+		fprintf(stderr, "gcheap: gc %zu: marked %zu KiB, goal %zu KiB, "
+		        "mark %.3f ms, pauses %.3f + %.3f ms\n",
+		        (size_t)aload(&gc_.cycles) + 1, (size_t)(marked >> 10),
+		        (size_t)(gc_.goal >> 10), gc_.last_mark_ns / 1e6,
+		        gc_.last_pause_ns[0] / 1e6,
+		        (now_ns() - mark_start_ns) > gc_.last_mark_ns ? 0.0 :
+		        0.0);
+	afetch_add(&gc_.cycles, 1);
+}
+
+/* Marking looks finished: confirm it, stopping the world at the end. */
+static void mark_done(void)
+{
+	for (;;) {
+		gcw w = {0};
+		bool more = gc_.ops->flush_all();
+		if (more || !gcwork_global_empty()) {
+			gc_drain(&w, -1);
+			gcw_dispose(&w);
+			continue;
+		}
+		uint64_t t0 = now_ns();
+		gc_.ops->stop_world();
+		if (aload(&gc_.phase) != GCPHASE_MARK) {
+			/* Someone else (a stop-the-world cycle) finished
+			 * this mark: terminate exactly once. */
+			gc_.ops->start_world();
+			return;
+		}
+		if (gc_.ops->flush_all_stopped() || !gcwork_global_empty()) {
+			gc_.ops->start_world();
+			continue;
+		}
+		mark_termination();
+		gc_.ops->start_world();
+		record_pause(1, now_ns() - t0);
+		wake_all();
+		return;
+	}
+}
+
+/* One marker's share of the concurrent mark, until marking is done. */
+static void mark_concurrently(void)
+{
+	gcw w = {0};
+
+	while (aload(&gc_.phase) == GCPHASE_MARK) {
+		if (acas(&gc_.globals_done, 0, 1))
+			gc_.ops->mark_globals(&w);
+		bool roots_done = gc_.ops->stack_scans_done(&w);
+		gc_drain(&w, -1);
+		gcw_dispose(&w);
+		if (!gcwork_global_empty())
+			continue;
+		if (!roots_done) {
+			/* Threads have yet to scan their stacks. */
+			struct timespec ts = {0, 50000};
+			nanosleep(&ts, NULL);
+			continue;
+		}
+		mark_done();
+	}
+}
+
+/* ---- Starting a cycle ---------------------------------------------------- */
+
+/* World stopped: the whole mark (GCHEAP_DEBUG=stoptheworld). */
+static void mark_stopped(void)
+{
+	gcw w = {0};
+
+	gc_.ops->mark_globals(&w);
+	gc_.ops->mark_threads_stopped(&w);
+	do {
+		gc_drain(&w, -1);
+		gcw_dispose(&w);
+	} while (gc_.ops->flush_all_stopped() || !gcwork_global_empty());
+	mark_termination();
+}
+
+/* Start a cycle; false if one is already running. */
+static bool gc_start(void)
+{
+	if (!acas(&starting, 0, 1))
+		return false;
+	if (aload(&gc_.phase) != GCPHASE_OFF) {
+		astore(&starting, 0);
+		return false;
+	}
+	/* Sweep termination: the last cycle's spans must all be swept. */
+	sweep_finish();
+	uint64_t t0 = now_ns();
+	gc_.ops->stop_world();
+	mark_start_ns = t0;
+	if (gc_.debug.verify)
+		mheap_verify();
+	astore(&work.bytes_marked, 0);
+	astore(&gc_.globals_done, 0);
+	astore(&gc_.phase, GCPHASE_MARK);
+	astore(&gc_.blackalloc, 1);
+	__atomic_store_n(&gc_barrier_enabled, 1, __ATOMIC_RELEASE);
+	if (gc_.debug.stoptheworld) {
+		mark_stopped();
+		gc_.ops->start_world();
+		record_pause(0, now_ns() - t0);
+		astore(&starting, 0);
+		wake_all();
+		return true;
+	}
+	gc_.ops->request_stack_scans();
+	gc_.ops->start_world();
+	record_pause(0, now_ns() - t0);
+	astore(&starting, 0);
+	wake_all();
+	return true;
+}
+
+void gc_maybe_start(void)
+{
+	if (aload(&gc_.disabled) || aload(&gc_.phase) != GCPHASE_OFF)
+		return;
+	uintptr_t live = aload(&mheap_.stats.heap_live);
+	bool stress = gc_.debug.stress &&
+	              aload(&gc_.alloc_bytes) >= aload(&gc_.stress_next);
+	if (stress)
+		astore(&gc_.stress_next,
+		       aload(&gc_.alloc_bytes) + gc_.debug.stress);
+	if (stress || (gc_.percent >= 0 && live >= aload(&gc_.trigger)))
+		gc_start();
+}
+
+void gc_run_cycle(bool wait_sweep)
+{
+	uintptr_t n = aload(&gc_.cycles);
+
+	/* If a cycle is running, it may have started before our caller's
+	 * last changes: wait for it, then run a full one of our own. */
+	gc_.ops->blocking_begin();
+	mutex_lock(&gc_.lock);
+	while (aload(&gc_.phase) != GCPHASE_OFF || aload(&starting))
+		mutex_cond_wait(&gc_.cond, &gc_.lock);
+	n = aload(&gc_.cycles);
+	mutex_unlock(&gc_.lock);
+	gc_.ops->blocking_end();
+	while (!gc_start()) {
+		gc_.ops->blocking_begin();
+		mutex_lock(&gc_.lock);
+		if (aload(&gc_.phase) != GCPHASE_OFF || aload(&starting))
+			mutex_cond_wait(&gc_.cond, &gc_.lock);
+		bool started = aload(&gc_.cycles) > n;
+		mutex_unlock(&gc_.lock);
+		gc_.ops->blocking_end();
+		if (started)
+			break;
+	}
+	gc_.ops->blocking_begin();
+	mutex_lock(&gc_.lock);
+	while (aload(&gc_.cycles) <= n)
+		mutex_cond_wait(&gc_.cond, &gc_.lock);
+	mutex_unlock(&gc_.lock);
+	gc_.ops->blocking_end();
+	if (wait_sweep) {
+		sweep_finish();
+		if (gc_.debug.verify) {
+			gc_.ops->stop_world();
+			mheap_verify();
+			gc_.ops->start_world();
+		}
+	}
+}
+
+/* ---- Background threads -------------------------------------------------- */
+
+static void *mark_worker(void *arg)
+{
+	(void)arg;
+	mutex_lock(&gc_.lock);
+	while (!aload(&gc_.exiting)) {
+		if (aload(&gc_.phase) != GCPHASE_MARK) {
+			mutex_cond_wait(&gc_.cond, &gc_.lock);
+			continue;
+		}
+		mutex_unlock(&gc_.lock);
+		mark_concurrently();
+		mutex_lock(&gc_.lock);
+	}
+	mutex_unlock(&gc_.lock);
+	return NULL;
+}
+
+static void *sweeper(void *arg)
+{
+	(void)arg;
+	mutex_lock(&gc_.lock);
+	while (!aload(&gc_.exiting)) {
+		if (aload(&gc_.sweep_done) ||
+		    aload(&gc_.phase) != GCPHASE_OFF) {
+			mutex_cond_wait(&gc_.cond, &gc_.lock);
+			continue;
+		}
+		mutex_unlock(&gc_.lock);
+		while (aload(&gc_.phase) == GCPHASE_OFF && sweep_one())
+			;
+		if (aload(&gc_.phase) == GCPHASE_OFF &&
+		    gc_.ops->cache_flushes_done())
+			astore_rel(&gc_.sweep_done, 1);
+		else
+			sched_yield();
+		mutex_lock(&gc_.lock);
+		pthread_cond_broadcast(&gc_.cond);
+	}
+	mutex_unlock(&gc_.lock);
+	return NULL;
+}
+
+void gc_init_collector(const gc_runtime_ops *ops)
+{
+	if (gc_.init)
+		return;
+	gc_.ops = ops;
+	gcwork_init();
+	astore(&gc_.sweep_done, 1);
+	pacer_end_cycle(0);
+	astore(&gc_.stress_next, gc_.debug.stress);
+	mheap_.hooks.poison = gc_.debug.poison;
+	gc_.init = true;
+	if (pthread_create(&gc_.worker, NULL, mark_worker, NULL) ||
+	    pthread_create(&gc_.sweeper, NULL, sweeper, NULL))
+		fatal("cannot start the collector's threads");
+	gc_.threads_started = true;
+}

@@ -1,0 +1,175 @@
+/* gc/mgc.h: the collector as seen from runtime/: phases, the cycle API,
+ * marking primitives, and the tables through which the collector calls up
+ * into the runtime (it never includes runtime headers).
+ *
+ * The cycle, as in Go's mgc.go (details in gc/mgc.c):
+ *   1. sweep termination and mark setup, world stopped: finish sweeping,
+ *      turn on the write barrier and allocate-black, ask every thread to
+ *      scan its own stack at its next safepoint;
+ *   2. concurrent mark: a background worker drains grey objects, runs
+ *      the root jobs (globals, stacks of blocked threads); allocating
+ *      threads assist;
+ *   3. mark termination, world stopped, after a ragged handshake has
+ *      flushed every thread's barrier buffer and work: write barrier off,
+ *      sweepgen += 2;
+ *   4. concurrent sweep: a background sweeper, plus lazy sweeping when
+ *      threads refill their caches.
+ *
+ * Invariant while marking (the tri-color invariant, strong form for heap
+ * objects): no black object points to a white object that is not also
+ * reachable from a grey object or a not-yet-scanned stack; the hybrid
+ * write barrier (gc/mwbbuf.c) maintains it. */
+#ifndef GCHEAP_MGC_H
+#define GCHEAP_MGC_H
+
+#include "alloc/alloc.h"
+#include "gc/mgcwork.h"
+#include "gcheap.h"
+
+enum gcphase {
+	GCPHASE_OFF = 0,
+	GCPHASE_MARK = 1,
+	GCPHASE_MARKTERM = 2,
+};
+
+/* Debug and verification modes (GCHEAP_DEBUG, parsed by runtime/). */
+typedef struct gc_debug {
+	bool checkmark;     /* STW re-mark after each mark, abort on a miss */
+	bool stoptheworld;  /* the whole cycle with the world stopped */
+	bool poison;        /* fill freed objects, check on reuse */
+	bool zombie;        /* marked-but-free is fatal at sweep (always) */
+	bool invalidptr;    /* precise slot to a non-object is fatal */
+	bool verify;        /* heap verification after each cycle */
+	uintptr_t stress;   /* a cycle every `stress` bytes (0: off) */
+	bool gctrace;       /* a line per cycle on stderr */
+} gc_debug;
+
+/* What the collector asks of the runtime. */
+typedef struct gc_runtime_ops {
+	/* Stop every attached thread at a safepoint (or blocked); returns
+	 * when all are. The caller may itself be attached. */
+	void (*stop_world)(void);
+	void (*start_world)(void);
+	/* Queue the registered global roots into w (world running). */
+	void (*mark_globals)(gcw *w);
+	/* Mark every thread's roots into w, world stopped (stoptheworld
+	 * mode and checkmark). */
+	void (*mark_threads_stopped)(gcw *w);
+	/* Ask every thread to scan its own roots at its next safepoint. */
+	void (*request_stack_scans)(void);
+	/* Scan the roots of blocked threads on their behalf; true when
+	 * every thread's roots are done. */
+	bool (*stack_scans_done)(gcw *w);
+	/* Ragged handshake: each thread flushes its barrier buffer and its
+	 * work at its next safepoint (done for it if blocked). Returns true
+	 * if anything was flushed. */
+	bool (*flush_all)(void);
+	/* World stopped: flush every thread's barrier buffer and work;
+	 * true if anything was flushed. */
+	bool (*flush_all_stopped)(void);
+	/* After mark termination: every thread must release its cache
+	 * before it allocates again (world stopped). */
+	void (*request_cache_flush)(void);
+	/* Flush the caches of blocked threads on their behalf; true when
+	 * every thread has flushed. */
+	bool (*cache_flushes_done)(void);
+	/* The calling thread (if attached) waits for the collector: count
+	 * it as stopped meanwhile. */
+	void (*blocking_begin)(void);
+	void (*blocking_end)(void);
+} gc_runtime_ops;
+
+/* Collector state (Go's gcController and work, in one place). */
+typedef struct gc_state {
+	gc_mutex lock;            /* serialises cycles; guards the fields
+	                           * below that are not atomic */
+	pthread_cond_t cond;      /* cycle and sweep progress */
+	atomic_word phase;        /* enum gcphase */
+	atomic_word blackalloc;   /* allocate black (marking) */
+	atomic_word cycles;       /* completed cycles */
+	atomic_word disabled;     /* gc_disable nesting count */
+	atomic_word sweep_done;   /* all spans of this cycle swept */
+	atomic_word globals_done; /* the globals root job ran */
+	/* Pacer (gc/mgcpacer.c). */
+	int percent;              /* GOGC; negative: off */
+	atomic_word heap_live;    /* bytes in use or cached for use */
+	uintptr_t heap_marked;    /* live bytes at the last mark */
+	atomic_word trigger;      /* start a cycle at this heap_live */
+	uintptr_t goal;           /* heap_live at which marking should end */
+	atomic_word assist_ratio; /* scan words owed per byte, fixed 16.16 */
+	atomic_word stress_next;  /* bytes allocated at which stress fires */
+	atomic_word alloc_bytes;  /* bytes allocated since the start */
+	/* Timing (ns) of the last cycle's phases. */
+	uint64_t last_pause_ns[2];
+	uint64_t total_pause_ns;
+	uint64_t max_pause_ns;
+	uint64_t last_mark_ns;
+	gc_debug debug;
+	const gc_runtime_ops *ops;
+	bool init;
+	pthread_t worker, sweeper;
+	bool threads_started;
+	atomic_word exiting;
+} gc_state;
+
+extern gc_state gc_;
+
+/* The write-barrier switch read by gc_write (public, see gcheap.h). */
+extern int gc_barrier_enabled;
+
+void gc_init_collector(const gc_runtime_ops *ops);
+
+/* Run a full cycle and return when sweeping is done. */
+void gc_run_cycle(bool wait_sweep);
+/* Start a cycle if the heap passed the trigger (allocation slow path). */
+void gc_maybe_start(void);
+
+/* ---- Marking (gc/mgcmark.c) ---------------------------------------------- */
+
+/* Grey the object that p points into (interior pointers included) if it
+ * is an allocated, unmarked heap object. `precise` slots are checked by
+ * invalidptr; from/slot name the referrer for diagnostics. */
+void gc_mark_value(gcw *w, uintptr_t p, bool precise, uintptr_t from,
+                   uintptr_t slot);
+/* Scan `n` precise pointer slots. */
+void gc_scan_slots(gcw *w, void *const *slots, size_t n, uintptr_t from);
+/* Conservatively scan [lo, hi): every word that points into an allocated
+ * object keeps it alive. */
+void gc_scan_conservative(gcw *w, uintptr_t lo, uintptr_t hi);
+/* Scan grey objects until none are left (budget < 0), or about `budget`
+ * words of scanning; returns the words scanned. */
+intptr_t gc_drain(gcw *w, intptr_t budget);
+/* Allocate-black: mark a new object (slow paths and the fast path). */
+void gc_mark_new(gcw *w, mspan *s, uintptr_t obj);
+/* Re-mark from the roots into a separate bitmap, world stopped, and
+ * abort naming the object and its referrer if the concurrent mark missed
+ * anything reachable. */
+void gc_checkmark(void);
+
+/* ---- Barrier buffers (gc/mwbbuf.c) --------------------------------------- */
+
+#define WBBUF_LEN 512
+
+typedef struct wbbuf {
+	uintptr_t n;
+	uintptr_t ptr[WBBUF_LEN];
+} wbbuf;
+
+/* Shade the buffered pointers into w and empty the buffer. */
+void wbbuf_flush(wbbuf *b, gcw *w);
+
+/* ---- Sweeping (gc/mgcsweep.c) -------------------------------------------- */
+
+/* Sweep one unswept span; false when none are left. */
+bool sweep_one(void);
+/* Sweep until every span of this cycle is swept. */
+void sweep_finish(void);
+
+/* ---- Pacer (gc/mgcpacer.c) ----------------------------------------------- */
+
+/* Set goal, trigger and assist ratio after a mark of `marked` bytes. */
+void pacer_end_cycle(uintptr_t marked);
+/* The heap goal for a live heap of `marked` bytes at `percent`. */
+uintptr_t pacer_goal(uintptr_t marked, unsigned percent, size_t limit);
+
+#endif

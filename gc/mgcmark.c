@@ -1,0 +1,207 @@
+/* gc/mgcmark.c: marking: greying objects, scanning them through their
+ * pointer maps, conservative scanning of native stacks, the drain loop,
+ * allocate-black, and the checkmark verification (Go's mgcmark.go and
+ * mcheckmark.go).
+ *
+ * Mark bits are set with a CAS loop (libatomic_ops has no fetch-or), so
+ * exactly one marker greys each object. Noscan objects are marked and
+ * never queued. Slots are read with relaxed atomic loads because mutators
+ * write them concurrently through the barrier.
+ *
+ * Checkmark mode: with the world stopped after the concurrent mark, a
+ * second mark from all roots sets bits in a separate per-arena bitmap and
+ * insists that every object it reaches through a precise slot already has
+ * its gcmark bit. Objects reached only through conservative stack words
+ * are not insisted on: a dead stack slot may hold a stale pointer that the
+ * concurrent scan legitimately never saw. */
+#include "gc/mgc.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* Set during checkmark: greyobject marks checkmark bits instead. */
+static bool checkmark_active;
+static uintptr_t checkmark_conservative_misses;
+
+/* Set bit i of a bitmap atomically; true if we set it. */
+static bool mark_bit(uint64_t *bm, uintptr_t i)
+{
+	atomic_word *w = (atomic_word *)&bm[i / 64];
+	uintptr_t bit = (uintptr_t)1 << (i % 64);
+
+	for (;;) {
+		uintptr_t old = aload(w);
+		if (old & bit)
+			return false;
+		if (acas(w, old, old | bit))
+			return true;
+	}
+}
+
+/* The checkmark bit of the object at obj: one bit per heap word, in a
+ * bitmap per arena allocated on first use. */
+static bool checkmark_set(uintptr_t obj)
+{
+	heap_arena *a = arena_of(obj);
+	if (!a->gc_data) {
+		a->gc_data = os_alloc_meta(ARENA_BYTES / WORD_SIZE / 8);
+		if (!a->gc_data)
+			fatal("checkmark: out of memory for the bitmap");
+	}
+	return mark_bit(a->gc_data, (obj - a->base) / WORD_SIZE);
+}
+
+static NOINLINE void checkmark_missed(uintptr_t obj, mspan *s,
+                                      uintptr_t from, uintptr_t slot)
+{
+	mspan *fs = from ? spanof_heap(from) : NULL;
+
+	fatal("checkmark found an unmarked reachable object %p (span %p "
+	      "class %u%s, size %zu, sweepgen %zu/%zu, freeindex %zu, "
+	      "allocated %zu/%zu) referenced from %s %p slot %p (+%zu, "
+	      "class %u)", (void *)obj, (void *)s,
+	      spanclass_sizeclass(s->spc),
+	      spanclass_noscan(s->spc) ? " noscan" : "",
+	      (size_t)s->elemsize, (size_t)aload(&s->sweepgen),
+	      (size_t)aload(&mheap_.sweepgen), (size_t)aload(&s->freeindex),
+	      (size_t)s->alloc_count, (size_t)s->nelems,
+	      fs ? "object" : "root", (void *)from,
+	      (void *)slot, (size_t)(slot && from ? slot - from : 0),
+	      fs ? spanclass_sizeclass(fs->spc) : 0);
+}
+
+static NOINLINE void bad_pointer(uintptr_t p, mspan *s, uintptr_t from,
+                                 uintptr_t slot)
+{
+	fatal("invalid pointer %p in a precise slot %p of %p: it points into "
+	      "span %p [%p, %p) class %u but at no allocated object "
+	      "(GCHEAP_DEBUG=invalidptr=0 ignores this)", (void *)p,
+	      (void *)slot, (void *)from, (void *)s, (void *)s->base,
+	      (void *)s->limit, spanclass_sizeclass(s->spc));
+}
+
+/* Grey object `obj` (index i of span s). */
+static inline void greyobject(gcw *w, uintptr_t obj, mspan *s, uintptr_t i,
+                              bool precise, uintptr_t from, uintptr_t slot)
+{
+	if (unlikely(checkmark_active)) {
+		if (!bitmap_get(s->gcmark_bits, i)) {
+			if (!precise) {
+				checkmark_conservative_misses++;
+				return;
+			}
+			checkmark_missed(obj, s, from, slot);
+		}
+		if (!checkmark_set(obj))
+			return;
+	} else if (!mark_bit(s->gcmark_bits, i)) {
+		return;
+	}
+	w->bytes_marked += s->elemsize;
+	if (!spanclass_noscan(s->spc))
+		gcw_put(w, obj);
+}
+
+void gc_mark_value(gcw *w, uintptr_t p, bool precise, uintptr_t from,
+                   uintptr_t slot)
+{
+	mspan *s = spanof(p);
+
+	if (!s)
+		return;
+	if (s->state != MSPAN_INUSE || p < s->base || p >= s->limit) {
+		if (precise && gc_.debug.invalidptr &&
+		    s->state == MSPAN_INUSE && p >= s->base)
+			bad_pointer(p, s, from, slot);
+		return;
+	}
+	uintptr_t i = mspan_object_index(s, p);
+	if (mspan_is_free(s, i)) {
+		if (precise && gc_.debug.invalidptr)
+			bad_pointer(p, s, from, slot);
+		return;
+	}
+	greyobject(w, s->base + i * s->elemsize, s, i, precise, from, slot);
+}
+
+void gc_scan_slots(gcw *w, void *const *slots, size_t n, uintptr_t from)
+{
+	for (size_t i = 0; i < n; i++) {
+		uintptr_t v = aload((const atomic_word *)&slots[i]);
+		if (v)
+			gc_mark_value(w, v, true, from, (uintptr_t)&slots[i]);
+	}
+}
+
+/* Reads words the sanitizers consider off limits: stack redzones (ASan)
+ * and frames of a blocked thread that may still change them (TSan). The
+ * words are only compared against the heap, never dereferenced. */
+__attribute__((no_sanitize_address, no_sanitize_thread, noinline))
+void gc_scan_conservative(gcw *w, uintptr_t lo, uintptr_t hi)
+{
+	lo = align_up(lo, sizeof(uintptr_t));
+	for (uintptr_t p = lo; p + sizeof(uintptr_t) <= hi;
+	     p += sizeof(uintptr_t)) {
+		uintptr_t v = *(volatile uintptr_t *)p;
+		if (v)
+			gc_mark_value(w, v, false, 0, p);
+	}
+}
+
+/* Scan one grey object through its pointer map. */
+static uintptr_t scanobject(gcw *w, uintptr_t obj)
+{
+	mspan *s = spanof(obj);
+	ptriter it;
+	uintptr_t *slot, n = 0;
+
+	mspan_ptriter(s, obj, &it);
+	while ((slot = ptriter_next(&it))) {
+		uintptr_t v = aload((atomic_word *)slot);
+		n++;
+		if (v)
+			gc_mark_value(w, v, true, obj, (uintptr_t)slot);
+	}
+	return n + 1;
+}
+
+intptr_t gc_drain(gcw *w, intptr_t budget)
+{
+	intptr_t done = 0;
+	uintptr_t obj;
+
+	while ((budget < 0 || done < budget) && (obj = gcw_get(w)))
+		done += (intptr_t)scanobject(w, obj);
+	w->scan_work += (uintptr_t)done;
+	return done;
+}
+
+void gc_mark_new(gcw *w, mspan *s, uintptr_t obj)
+{
+	if (mark_bit(s->gcmark_bits, mspan_object_index(s, obj)))
+		w->bytes_marked += s->elemsize;
+}
+
+/* ---- Checkmark ----------------------------------------------------------- */
+
+void gc_checkmark(void)
+{
+	gcw w = {0};
+
+	checkmark_active = true;
+	checkmark_conservative_misses = 0;
+	for (heap_arena *a = mheap_.arenas; a; a = a->next)
+		if (a->gc_data)
+			memset(a->gc_data, 0, ARENA_BYTES / WORD_SIZE / 8);
+	gc_.ops->mark_globals(&w);
+	gc_.ops->mark_threads_stopped(&w);
+	gc_drain(&w, -1);
+	gcw_dispose(&w);
+	/* Drain anything other gcws held (there should be none). */
+	gcw_dispose(&w);
+	checkmark_active = false;
+	if (gc_.debug.gctrace && checkmark_conservative_misses)
+		fprintf(stderr, "gcheap: checkmark: %zu stale conservative "
+		        "words pointed at unmarked objects\n",
+		        (size_t)checkmark_conservative_misses);
+}

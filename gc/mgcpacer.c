@@ -1,0 +1,47 @@
+/* gc/mgcpacer.c: the pacer (Go's mgcpacer.go, simplified): when to start
+ * a cycle and how much marking an allocating thread owes.
+ *
+ *   goal    = marked * (1 + percent/100), at least HEAP_MIN_GOAL, and
+ *             under a memory limit at most 95% of it (but never below
+ *             marked + 1/16 of it, so the heap cannot collect forever);
+ *   trigger = marked + 7/10 of the runway (goal - marked), so marking has
+ *             the last 30% of the runway to finish;
+ *   assist  = expected scan work (marked bytes / word size) over the
+ *             runway left after the trigger, in words per byte (16.16).
+ * Everything here is arithmetic on its arguments and gc_ fields. */
+#include "gc/mgc.h"
+
+#define HEAP_MIN_GOAL ((uintptr_t)4 << 20)
+
+uintptr_t pacer_goal(uintptr_t marked, unsigned percent, size_t limit)
+{
+	if ((int)percent < 0)
+		percent = 100; /* automatic collection is off; any goal */
+	uintptr_t goal = marked + marked / 100 * percent +
+	                 marked % 100 * percent / 100;
+	if (goal < HEAP_MIN_GOAL)
+		goal = HEAP_MIN_GOAL;
+	if (limit) {
+		uintptr_t cap = limit / 20 * 19;
+		uintptr_t floor = marked + marked / 16;
+		if (goal > cap)
+			goal = MAX(cap, floor);
+	}
+	return goal;
+}
+
+void pacer_end_cycle(uintptr_t marked)
+{
+	uintptr_t goal = pacer_goal(marked, (unsigned)gc_.percent,
+	                            mheap_.limit);
+	uintptr_t runway = goal > marked ? goal - marked : 0;
+	uintptr_t trigger = marked + runway / 10 * 7;
+	uintptr_t left = goal - trigger;
+
+	gc_.heap_marked = marked;
+	gc_.goal = goal;
+	astore(&gc_.trigger, trigger);
+	/* words of scanning per byte allocated, 16.16 fixed point */
+	uintptr_t words = marked / WORD_SIZE + 1;
+	astore(&gc_.assist_ratio, left ? (words << 16) / left : 1 << 16);
+}

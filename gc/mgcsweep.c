@@ -1,0 +1,69 @@
+/* gc/mgcsweep.c: sweeping policy (Go's mgcsweep.go). The mechanics of
+ * sweeping one span live in alloc/mspan.c; here a background sweeper and
+ * the threads that need it pop unswept spans from the mcentrals and sweep
+ * them, and sweep_finish makes sure a cycle's sweep is complete before the
+ * next mark begins.
+ *
+ * Every span that was in use at mark termination is swept exactly once
+ * per cycle: spans on unswept lists by whoever wins mspan_try_acquire,
+ * spans in thread caches when the thread releases them (stale spans are
+ * swept on uncache), spans a thread needs by mcentral_cache_span. */
+#include "gc/mgc.h"
+
+#include <sched.h>
+
+/* Classes below this index have no unswept spans left this cycle. */
+static atomic_word sweep_cursor;
+static atomic_word sweep_cursor_gen;
+/* Sweepers between taking a span off a list and finishing it (Go's
+ * sweep.active): sweeping is only done when this is 0 too. */
+static atomic_word sweepers;
+
+static bool sweep_one_counted(void);
+
+bool sweep_one(void)
+{
+	afetch_add(&sweepers, 1);
+	bool r = sweep_one_counted();
+	afetch_add(&sweepers, (uintptr_t)-1);
+	return r;
+}
+
+static bool sweep_one_counted(void)
+{
+	uintptr_t sg = aload(&mheap_.sweepgen);
+
+	if (aload(&sweep_cursor_gen) != sg) {
+		astore(&sweep_cursor, 0);
+		astore(&sweep_cursor_gen, sg);
+	}
+	for (uintptr_t c = aload(&sweep_cursor); c < NUM_SPANCLASSES; c++) {
+		mspan *s;
+		while ((s = mcentral_pop_unswept(&mheap_.central[c], sg))) {
+			if (mspan_try_acquire(s, sg)) {
+				mspan_sweep(s, false);
+				return true;
+			}
+		}
+		/* Only the sweepgen flip makes spans unswept, so this class
+		 * stays done for the cycle. */
+		uintptr_t cur = aload(&sweep_cursor);
+		if (cur == c)
+			acas(&sweep_cursor, cur, c + 1);
+	}
+	return false;
+}
+
+void sweep_finish(void)
+{
+	while (sweep_one())
+		;
+	/* Spans still cached by threads are swept when they release them;
+	 * blocked threads are flushed for them. */
+	while (!gc_.ops->cache_flushes_done())
+		sched_yield();
+	/* A background sweeper may still be finishing a span it took. */
+	while (aload_acq(&sweepers))
+		sched_yield();
+	astore_rel(&gc_.sweep_done, 1);
+}

@@ -1,0 +1,144 @@
+/* gc/mgcwork.c: workbuf lists and the per-marker gcw (see mgcwork.h). */
+#include "gc/mgcwork.h"
+
+gcwork_state work = {.lock = {.m = PTHREAD_MUTEX_INITIALIZER}};
+
+void gcwork_init(void)
+{
+	mutex_init(&work.lock);
+}
+
+#define WORKBUF_CHUNK ((size_t)256 << 10)
+
+/* A workbuf from the empty list, or fresh metadata memory. */
+static workbuf *getempty(void)
+{
+	mutex_lock(&work.lock);
+	workbuf *b = work.empty;
+	if (b) {
+		work.empty = b->next;
+	} else {
+		workbuf *c = os_alloc_meta(WORKBUF_CHUNK);
+		if (!c)
+			fatal("out of memory for the mark queue");
+		size_t n = WORKBUF_CHUNK / sizeof(workbuf);
+		for (size_t i = 1; i < n; i++) {
+			c[i].next = work.empty;
+			work.empty = &c[i];
+		}
+		b = &c[0];
+	}
+	mutex_unlock(&work.lock);
+	b->next = NULL;
+	b->n = 0;
+	return b;
+}
+
+static void putempty(workbuf *b)
+{
+	mutex_lock(&work.lock);
+	b->next = work.empty;
+	work.empty = b;
+	mutex_unlock(&work.lock);
+}
+
+static void putfull(workbuf *b)
+{
+	mutex_lock(&work.lock);
+	b->next = work.full;
+	work.full = b;
+	astore(&work.nfull, aload(&work.nfull) + 1);
+	mutex_unlock(&work.lock);
+}
+
+static workbuf *trygetfull(void)
+{
+	if (!aload(&work.nfull))
+		return NULL;
+	mutex_lock(&work.lock);
+	workbuf *b = work.full;
+	if (b) {
+		work.full = b->next;
+		astore(&work.nfull, aload(&work.nfull) - 1);
+	}
+	mutex_unlock(&work.lock);
+	return b;
+}
+
+bool gcwork_global_empty(void)
+{
+	mutex_lock(&work.lock);
+	bool e = work.full == NULL;
+	mutex_unlock(&work.lock);
+	return e;
+}
+
+void gcw_put(gcw *w, uintptr_t obj)
+{
+	if (!w->buf1)
+		w->buf1 = getempty();
+	if (w->buf1->n == WORKBUF_LEN) {
+		/* Swap with the spare; if that is full too, publish it. */
+		workbuf *t = w->buf1;
+		w->buf1 = w->buf2;
+		w->buf2 = t;
+		if (!w->buf1) {
+			w->buf1 = getempty();
+		} else if (w->buf1->n == WORKBUF_LEN) {
+			putfull(w->buf1);
+			w->buf1 = getempty();
+		}
+	}
+	w->buf1->obj[w->buf1->n++] = obj;
+}
+
+uintptr_t gcw_get_local(gcw *w)
+{
+	if (w->buf1 && w->buf1->n)
+		return w->buf1->obj[--w->buf1->n];
+	if (w->buf2 && w->buf2->n) {
+		workbuf *t = w->buf1;
+		w->buf1 = w->buf2;
+		w->buf2 = t;
+		return w->buf1->obj[--w->buf1->n];
+	}
+	return 0;
+}
+
+uintptr_t gcw_get(gcw *w)
+{
+	uintptr_t p = gcw_get_local(w);
+	if (p)
+		return p;
+	workbuf *b = trygetfull();
+	if (!b)
+		return 0;
+	if (w->buf1)
+		putempty(w->buf1);
+	w->buf1 = b;
+	return w->buf1->obj[--w->buf1->n];
+}
+
+bool gcw_empty(const gcw *w)
+{
+	return (!w->buf1 || !w->buf1->n) && (!w->buf2 || !w->buf2->n);
+}
+
+void gcw_dispose(gcw *w)
+{
+	workbuf *bs[2] = {w->buf1, w->buf2};
+
+	for (int i = 0; i < 2; i++) {
+		if (!bs[i])
+			continue;
+		if (bs[i]->n)
+			putfull(bs[i]);
+		else
+			putempty(bs[i]);
+	}
+	w->buf1 = w->buf2 = NULL;
+	if (w->bytes_marked) {
+		afetch_add(&work.bytes_marked, w->bytes_marked);
+		w->bytes_marked = 0;
+	}
+}

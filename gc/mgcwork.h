@@ -1,0 +1,64 @@
+/* gc/mgcwork.h: grey objects waiting to be scanned (Go's gcWork and
+ * workbufs, mgcwork.go).
+ *
+ * A workbuf holds up to WORKBUF_LEN object addresses. Each marker (a
+ * background worker, a mutator paying an assist, a thread scanning its
+ * stack, a barrier-buffer flush) owns a gcw with two local workbufs, so
+ * most pushes and pops touch no shared state; full buffers go to the
+ * global full list and empty ones to the empty list, both under
+ * work.lock. Workbufs live in metadata memory, never in the heap.
+ *
+ * Termination: marking is done when the full list is empty, no gcw holds
+ * work and every root job has run. work.nbusy counts markers that may
+ * still produce work (they hold a non-empty gcw); a marker that finds
+ * nothing decrements it before it gives up. */
+#ifndef GCHEAP_MGCWORK_H
+#define GCHEAP_MGCWORK_H
+
+#include "alloc/alloc.h"
+
+#define WORKBUF_LEN 253
+
+typedef struct workbuf {
+	struct workbuf *next;
+	uintptr_t n;
+	uintptr_t obj[WORKBUF_LEN];
+} workbuf;
+
+typedef struct gcw {
+	workbuf *buf1, *buf2; /* buf1 is the one pushed to and popped from */
+	uintptr_t bytes_marked; /* bytes of objects this gcw greyed */
+	uintptr_t scan_work;    /* words scanned, for assist credit */
+} gcw;
+
+/* Global work lists. */
+typedef struct gcwork_state {
+	gc_mutex lock;
+	workbuf *full;     /* buffers with work */
+	workbuf *empty;    /* spare buffers */
+	atomic_word nfull; /* written under lock, read without */
+	atomic_word nbusy; /* markers holding work */
+	atomic_word bytes_marked; /* flushed from gcws this cycle */
+} gcwork_state;
+
+extern gcwork_state work;
+
+void gcwork_init(void);
+
+/* Queue an object for scanning. Never fails: if no buffer can be had,
+ * fatal() (marking cannot proceed without memory for its queue). */
+void gcw_put(gcw *w, uintptr_t obj);
+/* The next object to scan, or 0 if this gcw and the global list are
+ * empty. */
+uintptr_t gcw_get(gcw *w);
+/* Like gcw_get but never takes from the global list. */
+uintptr_t gcw_get_local(gcw *w);
+/* Move all of this gcw's work to the global list and release its
+ * buffers. */
+void gcw_dispose(gcw *w);
+/* True if this gcw holds no work. */
+bool gcw_empty(const gcw *w);
+/* True if the global full list is empty. */
+bool gcwork_global_empty(void);
+
+#endif

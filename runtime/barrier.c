@@ -1,0 +1,73 @@
+/* runtime/barrier.c: the write barrier's slow path and the bulk barrier
+ * (the rules and the proof sketch are in gc/mwbbuf.c and docs/design.md).
+ * gc_write's inline fast path in gcheap.h stores directly while the
+ * collector is not marking. */
+#include "runtime/runtime.h"
+
+#include <string.h>
+
+void gc_write_slow(void *slot, void *value)
+{
+	gc_thread *t = gc_current;
+	atomic_word *s = (atomic_word *)slot;
+
+	if (__atomic_load_n(&gc_barrier_enabled, __ATOMIC_ACQUIRE)) {
+		uintptr_t old = aload(s);
+		if (t) {
+			wbbuf *b = &t->wb;
+			if (b->n + 2 > WBBUF_LEN) {
+				wbbuf_flush(b, &t->gcw);
+				gcw_dispose(&t->gcw);
+			}
+			b->ptr[b->n++] = old;
+			b->ptr[b->n++] = (uintptr_t)value;
+		} else {
+			/* Unattached threads should not touch the heap;
+			 * shade at once so the store is still safe. */
+			gcw w = {0};
+			gc_mark_value(&w, old, true, 0, (uintptr_t)slot);
+			gc_mark_value(&w, (uintptr_t)value, true, 0, 0);
+			gcw_dispose(&w);
+		}
+	}
+	astore(s, (uintptr_t)value);
+}
+
+/* Shade every word of [p, p + n) that points into an allocated object. */
+static void shade_range(gcw *w, const void *p, size_t n)
+{
+	const atomic_word *a = p;
+	for (size_t i = 0; i < n / sizeof(void *); i++) {
+		uintptr_t v = aload(&a[i]);
+		if (v)
+			gc_mark_value(w, v, false, 0, 0);
+	}
+}
+
+void gc_copy(void *dst, const void *src, size_t nbytes)
+{
+	if (__atomic_load_n(&gc_barrier_enabled, __ATOMIC_ACQUIRE)) {
+		gc_thread *t = gc_current;
+		gcw local = {0};
+		gcw *w = t ? &t->gcw : &local;
+		shade_range(w, dst, nbytes);
+		shade_range(w, src, nbytes);
+		gcw_dispose(w);
+		if (((uintptr_t)dst | (uintptr_t)src | nbytes) %
+		    sizeof(void *) == 0) {
+			/* Word by word, atomically: the marker may be reading
+			 * these slots. */
+			atomic_word *d = dst;
+			const atomic_word *s = src;
+			size_t n = nbytes / sizeof(void *);
+			if (d < s)
+				for (size_t i = 0; i < n; i++)
+					astore(&d[i], aload(&s[i]));
+			else
+				for (size_t i = n; i-- > 0;)
+					astore(&d[i], aload(&s[i]));
+			return;
+		}
+	}
+	memmove(dst, src, nbytes);
+}

@@ -1,0 +1,44 @@
+/* runtime/collect.c: the public collection controls: gc_collect,
+ * gc_disable/gc_enable and the GOGC percent. */
+#include "runtime/runtime.h"
+
+void gc_collect(void)
+{
+	if (gc_init() != GCHEAP_OK)
+		return;
+	gc_run_cycle(true);
+	if (gc_current)
+		runtime_safepoint(gc_current);
+}
+
+void gc_disable(void)
+{
+	if (gc_init() == GCHEAP_OK)
+		afetch_add(&gc_.disabled, 1);
+}
+
+void gc_enable(void)
+{
+	for (;;) {
+		uintptr_t n = aload(&gc_.disabled);
+		if (n == 0) {
+			runtime_error(GCHEAP_ERR_ARG,
+			              "gc_enable without gc_disable");
+			return;
+		}
+		if (acas(&gc_.disabled, n, n - 1))
+			return;
+	}
+}
+
+int gc_set_percent(int percent)
+{
+	if (gc_init() != GCHEAP_OK)
+		return 0;
+	mutex_lock(&gc_.lock);
+	int old = gc_.percent;
+	gc_.percent = percent < 0 ? -1 : percent;
+	pacer_end_cycle(gc_.heap_marked);
+	mutex_unlock(&gc_.lock);
+	return old;
+}

@@ -1,0 +1,139 @@
+/* runtime/roots.c: the roots: registered global ranges of pointer slots,
+ * each thread's precise shadow-stack frames, and (unless switched off)
+ * each thread's native stack and saved registers, scanned conservatively.
+ *
+ * A thread's roots are scanned by the thread itself at a safepoint, or by
+ * the collector while the thread is parked or claimed (blocked): then
+ * from the stack pointer and registers it saved. Global slots are read
+ * with atomic loads while mutators store into them through gc_write. */
+#include "runtime/runtime.h"
+
+#include <stdlib.h>
+
+typedef struct root_range {
+	void **slots;
+	size_t n;
+} root_range;
+
+static struct {
+	gc_mutex lock;
+	root_range *r;
+	size_t n, cap;
+} globals = {.lock = {.m = PTHREAD_MUTEX_INITIALIZER}};
+
+gc_status gc_add_roots(void *start, size_t nslots)
+{
+	if (!start || ((uintptr_t)start % sizeof(void *))) {
+		runtime_error(GCHEAP_ERR_ARG, "gc_add_roots(%p, %zu): the "
+		              "range must be a non-NULL, aligned array of "
+		              "pointers", start, nslots);
+		return GCHEAP_ERR_ARG;
+	}
+	mutex_lock(&globals.lock);
+	if (globals.n == globals.cap) {
+		size_t cap = globals.cap ? globals.cap * 2 : 16;
+		root_range *r = realloc(globals.r, cap * sizeof(*r));
+		if (!r) {
+			mutex_unlock(&globals.lock);
+			runtime_error(GCHEAP_ERR_NOMEM, "gc_add_roots: no memory "
+			              "for the root table");
+			return GCHEAP_ERR_NOMEM;
+		}
+		globals.r = r;
+		globals.cap = cap;
+	}
+	globals.r[globals.n++] = (root_range){start, nslots};
+	mutex_unlock(&globals.lock);
+	return GCHEAP_OK;
+}
+
+gc_status gc_remove_roots(void *start)
+{
+	mutex_lock(&globals.lock);
+	for (size_t i = 0; i < globals.n; i++) {
+		if (globals.r[i].slots == start) {
+			globals.r[i] = globals.r[--globals.n];
+			mutex_unlock(&globals.lock);
+			return GCHEAP_OK;
+		}
+	}
+	mutex_unlock(&globals.lock);
+	runtime_error(GCHEAP_ERR_ARG, "gc_remove_roots(%p): not registered",
+	              start);
+	return GCHEAP_ERR_ARG;
+}
+
+void runtime_mark_globals(gcw *w)
+{
+	mutex_lock(&globals.lock);
+	for (size_t i = 0; i < globals.n; i++)
+		gc_scan_slots(w, (void *const *)globals.r[i].slots,
+		              globals.r[i].n, 0);
+	mutex_unlock(&globals.lock);
+}
+
+void gc_frame_push(gc_frame *f, void **slots, size_t nslots)
+{
+	gc_thread *t = gc_current;
+
+	if (!t) {
+		runtime_error(GCHEAP_ERR_NOT_ATTACHED,
+		              "gc_frame_push: the thread is not attached");
+		return;
+	}
+	f->slots = slots;
+	f->nslots = nslots;
+	f->prev = t->frames;
+	t->frames = f;
+}
+
+void gc_frame_pop(gc_frame *f)
+{
+	gc_thread *t = gc_current;
+
+	if (!t || t->frames != f) {
+		runtime_error(GCHEAP_ERR_ARG, "gc_frame_pop(%p): not the "
+		              "thread's innermost frame", (void *)f);
+		return;
+	}
+	t->frames = f->prev;
+}
+
+void gc_set_conservative_stacks(int on)
+{
+	runtime_.conservative = on != 0;
+}
+
+/* Scan the calling thread's own stack from here up, with its callee-saved
+ * registers spilled into this frame first. */
+static NOINLINE void scan_own_stack(gc_thread *t, gcw *w)
+{
+	jmp_buf regs;
+
+	setjmp(regs);
+	gc_scan_conservative(w, (uintptr_t)&regs, t->stack_base);
+}
+
+void runtime_scan_thread(gc_thread *t, gcw *w, bool self)
+{
+	for (gc_frame *f = t->frames; f; f = f->prev)
+		gc_scan_slots(w, (void *const *)f->slots, f->nslots, 0);
+	if (!runtime_.conservative || !t->stack_base)
+		return;
+	if (self) {
+		scan_own_stack(t, w);
+		return;
+	}
+	gc_scan_conservative(w, t->saved_sp, t->stack_base);
+	gc_scan_conservative(w, (uintptr_t)&t->saved_regs,
+	                     (uintptr_t)(&t->saved_regs + 1));
+}
+
+bool runtime_flush_thread(gc_thread *t)
+{
+	if (t->wb.n)
+		wbbuf_flush(&t->wb, &t->gcw);
+	bool any = !gcw_empty(&t->gcw);
+	gcw_dispose(&t->gcw);
+	return any;
+}

@@ -1,0 +1,356 @@
+/* runtime/safepoint.c: stopping the world, safepoints, blocking regions,
+ * and the per-thread handshakes of the collector (the gc_runtime_ops the
+ * collector calls up through).
+ *
+ * Threads cooperate: the collector sets bits in a thread's `pending`
+ * word, and the thread answers at its next safepoint (gc_safepoint, the
+ * allocation slow path, gc_blocking_begin/end). A thread in a blocking
+ * region (TS_BLOCKED) has promised not to touch the heap, so the collector
+ * may *claim* it (TS_CLAIMED) and do the work for it: scan its stack from
+ * the registers and stack pointer it saved, flush its buffers and cache.
+ * gc_blocking_end waits while the thread is claimed or the world is
+ * stopped.
+ *
+ * Locks: runtime_.lock (the registry) is held by whoever stops the world
+ * or walks the threads for a handshake, for the whole operation;
+ * world_lock guards status changes and the condition variable. A thread
+ * never takes runtime_.lock while TS_RUNNING (attach is not yet
+ * registered; detach and stop_world block first), so a stopper never
+ * waits for a thread that waits for it. */
+#include "runtime/runtime.h"
+
+#include <time.h>
+
+static pthread_mutex_t world_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t world_cond = PTHREAD_COND_INITIALIZER;
+static atomic_word handshake_flushed;
+
+static void world_signal(void)
+{
+	pthread_mutex_lock(&world_lock);
+	pthread_cond_broadcast(&world_cond);
+	pthread_mutex_unlock(&world_lock);
+}
+
+/* Wait briefly for a status change (world_lock held). */
+static void world_wait(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_nsec += 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_cond_timedwait(&world_cond, &world_lock, &ts);
+}
+
+/* ---- Saving a thread's context ------------------------------------------- */
+
+/* Record registers and stack pointer so that the collector can scan this
+ * thread while it waits. Must be called in the frame that then waits (or
+ * a caller of it), so the saved registers stay on the scanned stack. */
+#define save_context(t)                                                    \
+	do {                                                                \
+		setjmp((t)->saved_regs);                                    \
+		(t)->saved_sp = (uintptr_t)__builtin_frame_address(0);      \
+	} while (0)
+
+/* ---- Parking and blocking ------------------------------------------------ */
+
+static NOINLINE void park(gc_thread *t)
+{
+	save_context(t);
+	pthread_mutex_lock(&world_lock);
+	astore_rel(&t->status, TS_PARKED);
+	pthread_cond_broadcast(&world_cond);
+	while (aload_acq(&t->pending) & P_STOP)
+		pthread_cond_wait(&world_cond, &world_lock);
+	astore_rel(&t->status, TS_RUNNING);
+	pthread_mutex_unlock(&world_lock);
+}
+
+void runtime_safepoint_slow(gc_thread *t)
+{
+	uintptr_t p;
+
+	while ((p = aload_acq(&t->pending))) {
+		if (p & P_STOP) {
+			park(t);
+			continue;
+		}
+		if (p & P_CACHE) {
+			mcache_prepare_for_sweep(&t->mcache);
+			aand(&t->pending, ~(uintptr_t)P_CACHE);
+		}
+		if (p & P_SCAN) {
+			runtime_scan_thread(t, &t->gcw, true);
+			gcw_dispose(&t->gcw);
+			aand(&t->pending, ~(uintptr_t)P_SCAN);
+		}
+		if (p & P_FLUSH) {
+			if (runtime_flush_thread(t))
+				afetch_add(&handshake_flushed, 1);
+			aand(&t->pending, ~(uintptr_t)P_FLUSH);
+		}
+		world_signal();
+	}
+}
+
+static NOINLINE void blocking_begin(gc_thread *t)
+{
+	save_context(t);
+	pthread_mutex_lock(&world_lock);
+	astore_rel(&t->status, TS_BLOCKED);
+	pthread_cond_broadcast(&world_cond);
+	pthread_mutex_unlock(&world_lock);
+}
+
+static void blocking_end(gc_thread *t)
+{
+	pthread_mutex_lock(&world_lock);
+	while (aload_acq(&t->status) == TS_CLAIMED ||
+	       (aload_acq(&t->pending) & P_STOP))
+		pthread_cond_wait(&world_cond, &world_lock);
+	astore_rel(&t->status, TS_RUNNING);
+	pthread_mutex_unlock(&world_lock);
+	runtime_safepoint(t);
+}
+
+void gc_safepoint(void)
+{
+	gc_thread *t = gc_current;
+	if (t)
+		runtime_safepoint(t);
+}
+
+void gc_blocking_begin(void)
+{
+	gc_thread *t = gc_current;
+	if (!t) {
+		runtime_error(GCHEAP_ERR_NOT_ATTACHED,
+		              "gc_blocking_begin: the thread is not attached");
+		return;
+	}
+	blocking_begin(t);
+}
+
+void gc_blocking_end(void)
+{
+	gc_thread *t = gc_current;
+	if (!t) {
+		runtime_error(GCHEAP_ERR_NOT_ATTACHED,
+		              "gc_blocking_end: the thread is not attached");
+		return;
+	}
+	if (aload(&t->status) == TS_RUNNING) {
+		runtime_error(GCHEAP_ERR_ARG, "gc_blocking_end without "
+		              "gc_blocking_begin");
+		return;
+	}
+	blocking_end(t);
+}
+
+static void ops_blocking_begin(void)
+{
+	if (gc_current)
+		blocking_begin(gc_current);
+}
+
+static void ops_blocking_end(void)
+{
+	if (gc_current)
+		blocking_end(gc_current);
+}
+
+/* Claim a blocked thread so the collector can work for it. */
+static bool claim(gc_thread *t)
+{
+	pthread_mutex_lock(&world_lock);
+	bool ok = aload(&t->status) == TS_BLOCKED;
+	if (ok)
+		astore_rel(&t->status, TS_CLAIMED);
+	pthread_mutex_unlock(&world_lock);
+	return ok;
+}
+
+static void unclaim(gc_thread *t)
+{
+	pthread_mutex_lock(&world_lock);
+	astore_rel(&t->status, TS_BLOCKED);
+	pthread_cond_broadcast(&world_cond);
+	pthread_mutex_unlock(&world_lock);
+}
+
+/* ---- Stopping the world -------------------------------------------------- */
+
+/* Take the registry lock; an attached caller counts as blocked while it
+ * waits for it. */
+static void registry_lock(void)
+{
+	gc_thread *me = gc_current;
+	if (!me) {
+		mutex_lock(&runtime_.lock);
+		return;
+	}
+	blocking_begin(me);
+	mutex_lock(&runtime_.lock);
+	/* We hold the registry: nobody can claim or stop us now. */
+	pthread_mutex_lock(&world_lock);
+	astore_rel(&me->status, TS_RUNNING);
+	pthread_mutex_unlock(&world_lock);
+}
+
+static void stop_world(void)
+{
+	gc_thread *me = gc_current;
+
+	registry_lock();
+	for (gc_thread *t = runtime_.threads; t; t = t->next)
+		if (t != me)
+			aor(&t->pending, P_STOP);
+	pthread_mutex_lock(&world_lock);
+	for (gc_thread *t = runtime_.threads; t; t = t->next)
+		while (t != me && aload_acq(&t->status) == TS_RUNNING)
+			world_wait();
+	pthread_mutex_unlock(&world_lock);
+}
+
+static void start_world(void)
+{
+	pthread_mutex_lock(&world_lock);
+	for (gc_thread *t = runtime_.threads; t; t = t->next)
+		aand(&t->pending, ~(uintptr_t)P_STOP);
+	pthread_cond_broadcast(&world_cond);
+	pthread_mutex_unlock(&world_lock);
+	mutex_unlock(&runtime_.lock);
+}
+
+/* ---- Handshakes ---------------------------------------------------------- */
+
+/* Set `bit` in every thread (world stopped). */
+static void request_all(uintptr_t bit)
+{
+	for (gc_thread *t = runtime_.threads; t; t = t->next)
+		aor(&t->pending, bit);
+}
+
+/* Do `bit`'s work for every thread that still owes it and can be claimed
+ * (or is the caller); true when no thread owes it any more. Registry
+ * lock held. */
+static bool serve(uintptr_t bit, gcw *w)
+{
+	gc_thread *me = gc_current;
+	bool all = true;
+
+	for (gc_thread *t = runtime_.threads; t; t = t->next) {
+		if (!(aload_acq(&t->pending) & bit))
+			continue;
+		bool self = t == me;
+		if (!self && !claim(t)) {
+			all = false;
+			continue;
+		}
+		if (bit == P_SCAN) {
+			runtime_scan_thread(t, w, self);
+		} else if (bit == P_FLUSH) {
+			if (runtime_flush_thread(t))
+				afetch_add(&handshake_flushed, 1);
+		} else if (bit == P_CACHE) {
+			mcache_prepare_for_sweep(&t->mcache);
+		}
+		aand(&t->pending, ~bit);
+		if (!self)
+			unclaim(t);
+	}
+	return all;
+}
+
+static void request_stack_scans(void)
+{
+	gcw w = {0};
+
+	request_all(P_SCAN);
+	/* Grey every active tiny block: later tiny objects are packed into
+	 * it without being marked (Go's gcMarkTinyAllocs). */
+	for (gc_thread *t = runtime_.threads; t; t = t->next)
+		if (t->mcache.tiny)
+			gc_mark_value(&w, t->mcache.tiny, false, 0, 0);
+	gcw_dispose(&w);
+}
+
+static bool stack_scans_done(gcw *w)
+{
+	registry_lock();
+	bool done = serve(P_SCAN, w);
+	mutex_unlock(&runtime_.lock);
+	return done;
+}
+
+static bool flush_all(void)
+{
+	uintptr_t before = aload(&handshake_flushed);
+
+	registry_lock();
+	request_all(P_FLUSH);
+	while (!serve(P_FLUSH, NULL)) {
+		pthread_mutex_lock(&world_lock);
+		world_wait();
+		pthread_mutex_unlock(&world_lock);
+	}
+	mutex_unlock(&runtime_.lock);
+	return aload(&handshake_flushed) != before;
+}
+
+static bool flush_all_stopped(void)
+{
+	bool any = false;
+
+	for (gc_thread *t = runtime_.threads; t; t = t->next)
+		any |= runtime_flush_thread(t);
+	return any;
+}
+
+static void mark_threads_stopped(gcw *w)
+{
+	gc_thread *me = gc_current;
+
+	for (gc_thread *t = runtime_.threads; t; t = t->next)
+		runtime_scan_thread(t, w, t == me);
+}
+
+static void request_cache_flush(void)
+{
+	gc_thread *me = gc_current;
+
+	request_all(P_CACHE);
+	/* The collector's own thread flushes at once: it is about to
+	 * return into the allocator. */
+	if (me) {
+		mcache_prepare_for_sweep(&me->mcache);
+		aand(&me->pending, ~(uintptr_t)P_CACHE);
+	}
+}
+
+static bool cache_flushes_done(void)
+{
+	registry_lock();
+	bool done = serve(P_CACHE, NULL);
+	mutex_unlock(&runtime_.lock);
+	return done;
+}
+
+const gc_runtime_ops runtime_gc_ops = {
+	.stop_world = stop_world,
+	.start_world = start_world,
+	.mark_globals = runtime_mark_globals,
+	.mark_threads_stopped = mark_threads_stopped,
+	.request_stack_scans = request_stack_scans,
+	.stack_scans_done = stack_scans_done,
+	.flush_all = flush_all,
+	.flush_all_stopped = flush_all_stopped,
+	.request_cache_flush = request_cache_flush,
+	.cache_flushes_done = cache_flushes_done,
+	.blocking_begin = ops_blocking_begin,
+	.blocking_end = ops_blocking_end,
+};
