@@ -188,6 +188,22 @@ static heap_err commit_range(uintptr_t base, uintptr_t npages)
 
 /* ---- Spans --------------------------------------------------------------- */
 
+/* Poison mode: a dirty page was poisoned when its span was freed, so any
+ * other byte means a write after free. */
+static void check_poisoned_pages(heap_arena *a, uintptr_t first, uintptr_t n)
+{
+	for (uintptr_t pg = first; pg < first + n; pg++) {
+		if (!bitmap_get(a->dirty, pg))
+			continue;
+		const uint8_t *b = (const uint8_t *)(a->base + pg * PAGE_SIZE);
+		for (size_t i = 0; i < PAGE_SIZE; i++)
+			if (b[i] != POISON_BYTE)
+				fatal("write after free: byte %zu of freed page "
+				      "%p is %#x, not the poison %#x", i,
+				      (const void *)b, b[i], POISON_BYTE);
+	}
+}
+
 static void publish_span(mspan *s, mspan *v)
 {
 	for (uintptr_t i = 0; i < s->npages; i++) {
@@ -216,6 +232,9 @@ mspan *mheap_alloc_span(uintptr_t npages, spanclass spc, heap_err *err)
 	*err = commit_range(base, npages);
 	if (*err)
 		goto fail;
+	if (mheap_.hooks.poison)
+		for_each_piece(base, npages, a, first, n)
+			check_poisoned_pages(a, first, n);
 	mspan *s = fixalloc_alloc(&mheap_.spanalloc);
 	if (!s) {
 		*err = HEAP_NOMEM;
@@ -235,7 +254,8 @@ mspan *mheap_alloc_span(uintptr_t npages, spanclass spc, heap_err *err)
 		set_bits(a->released, first, n, false);
 		set_bits(a->dirty, first, n, true);
 	}
-	s->needzero = needzero;
+	s->needzero = needzero || (mheap_.hooks.poison &&
+	                           spanclass_sizeclass(spc));
 	s->state = MSPAN_INUSE;
 	astore(&s->sweepgen, aload(&mheap_.sweepgen));
 	mheap_.stats.inuse_pages += npages;
@@ -259,6 +279,8 @@ void mheap_free_span(mspan *s)
 		fatal("mheap_free_span: span %p state %u list %p", (void *)s,
 		      s->state, (void *)s->list);
 	publish_span(s, NULL);
+	if (mheap_.hooks.poison)
+		memset((void *)s->base, POISON_BYTE, s->npages * PAGE_SIZE);
 	pagealloc_set(s->base, s->npages, false);
 	mheap_.stats.inuse_pages -= s->npages;
 	mheap_.stats.spans_inuse--;

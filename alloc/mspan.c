@@ -88,6 +88,8 @@ bool mspan_init(mspan *s, uintptr_t base, uintptr_t npages, spanclass spc)
 	astore(&s->freeindex, 0);
 	s->alloc_count = 0;
 	mspan_refill_alloc_cache(s, 0);
+	if (mheap_.hooks.poison && sc)
+		memset((void *)base, POISON_BYTE, npages * PAGE_SIZE);
 	return true;
 }
 
@@ -164,17 +166,33 @@ static void sweep_objects(mspan *s, uintptr_t fi)
 		uint64_t zombie = mark & ~alloc;
 		if (zombie)
 			report_zombie(s, w * 64 + ctz64(zombie));
-		if (!h->object_freed && !h->poison)
-			continue;
-		for (uint64_t dead = alloc & ~mark; dead; dead &= dead - 1) {
-			uintptr_t i = w * 64 + ctz64(dead);
-			uintptr_t p = s->base + i * s->elemsize;
-			if (h->object_freed)
-				h->object_freed(s, p);
-			if (h->poison)
-				memset((void *)p, POISON_BYTE, s->elemsize);
-		}
+		if (h->object_freed)
+			for (uint64_t d = alloc & ~mark; d; d &= d - 1)
+				h->object_freed(s, s->base + (w * 64 + ctz64(d)) *
+				                               s->elemsize);
+		/* Poison mode keeps every free slot poisoned, so that
+		 * allocation can check the pattern (mspan_check_poison). */
+		uint64_t free = ~mark & low_mask((unsigned)MIN(
+		                            64, s->nelems - w * 64));
+		if (h->poison && spanclass_sizeclass(s->spc))
+			for (; free; free &= free - 1)
+				memset((void *)(s->base + (w * 64 + ctz64(free)) *
+				                          s->elemsize),
+				       POISON_BYTE, s->elemsize);
 	}
+}
+
+void mspan_check_poison(const mspan *s, uintptr_t p, size_t n)
+{
+	const uint8_t *b = (const uint8_t *)p;
+
+	for (size_t i = 0; i < n; i++)
+		if (b[i] != POISON_BYTE)
+			fatal("write after free: byte %zu of free object %p "
+			      "(span %p class %u, size %zu) is %#x, not the "
+			      "poison %#x", i, (void *)p, (void *)s,
+			      spanclass_sizeclass(s->spc), (size_t)s->elemsize,
+			      b[i], POISON_BYTE);
 }
 
 bool mspan_sweep(mspan *s, bool preserve)

@@ -206,13 +206,18 @@ void mspan_ptriter(const mspan *s, uintptr_t obj, ptriter *it);
 typedef struct alloc_hooks {
 	/* An object about to be freed by sweep (finalizer specials et al.). */
 	void (*object_freed)(mspan *s, uintptr_t obj);
-	/* Fill freed objects with POISON_BYTE (GCHEAP_DEBUG=poison). */
+	/* Keep free small-object slots filled with POISON_BYTE, checked at
+	 * reuse (GCHEAP_DEBUG=poison). */
 	bool poison;
 	/* A marked object that is free is fatal (GCHEAP_DEBUG=zombie). */
 	bool zombie;
 } alloc_hooks;
 
 #define POISON_BYTE 0xdb
+
+/* Poison mode: fatal() unless [p, p + n) of a free slot holds the pattern
+ * (something wrote to the object after it was freed). */
+void mspan_check_poison(const mspan *s, uintptr_t p, size_t n);
 
 /* Sweep span s, which the caller owns (sweepgen moved from h-2 to h-1 by
  * mspan_try_acquire, or h+1 via uncache). Frees unmarked objects, turns

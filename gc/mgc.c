@@ -69,7 +69,7 @@ static void mark_termination(void)
 	astore(&gc_.phase, GCPHASE_MARKTERM);
 	if (gc_.debug.checkmark)
 		gc_checkmark();
-	uintptr_t marked = aload(&work.bytes_marked);
+	uintptr_t marked = aload(&gcwork_.bytes_marked);
 	astore(&gc_.blackalloc, 0);
 	__atomic_store_n(&gc_barrier_enabled, 0, __ATOMIC_RELEASE);
 	astore(&gc_.phase, GCPHASE_OFF);
@@ -77,7 +77,7 @@ static void mark_termination(void)
 	pacer_end_cycle(marked);
 	astore(&gc_.sweep_done, 0);
 	astore(&gc_.globals_done, 0);
-	astore(&work.bytes_marked, 0);
+	astore(&gcwork_.bytes_marked, 0);
 	/* Flip first: every cached span is now stale, and a thread's cache
 	 * flush (which compares with sweepgen) sweeps it. */
 	astore(&mheap_.sweepgen, aload(&mheap_.sweepgen) + 2);
@@ -180,7 +180,7 @@ static bool gc_start(void)
 	mark_start_ns = t0;
 	if (gc_.debug.verify)
 		mheap_verify();
-	astore(&work.bytes_marked, 0);
+	astore(&gcwork_.bytes_marked, 0);
 	astore(&gc_.globals_done, 0);
 	astore(&gc_.phase, GCPHASE_MARK);
 	astore(&gc_.blackalloc, 1);

@@ -1,11 +1,11 @@
 /* gc/mgcwork.c: workbuf lists and the per-marker gcw (see mgcwork.h). */
 #include "gc/mgcwork.h"
 
-gcwork_state work = {.lock = {.m = PTHREAD_MUTEX_INITIALIZER}};
+gcwork_state gcwork_ = {.lock = {.m = PTHREAD_MUTEX_INITIALIZER}};
 
 void gcwork_init(void)
 {
-	mutex_init(&work.lock);
+	mutex_init(&gcwork_.lock);
 }
 
 #define WORKBUF_CHUNK ((size_t)256 << 10)
@@ -13,22 +13,22 @@ void gcwork_init(void)
 /* A workbuf from the empty list, or fresh metadata memory. */
 static workbuf *getempty(void)
 {
-	mutex_lock(&work.lock);
-	workbuf *b = work.empty;
+	mutex_lock(&gcwork_.lock);
+	workbuf *b = gcwork_.empty;
 	if (b) {
-		work.empty = b->next;
+		gcwork_.empty = b->next;
 	} else {
 		workbuf *c = os_alloc_meta(WORKBUF_CHUNK);
 		if (!c)
 			fatal("out of memory for the mark queue");
 		size_t n = WORKBUF_CHUNK / sizeof(workbuf);
 		for (size_t i = 1; i < n; i++) {
-			c[i].next = work.empty;
-			work.empty = &c[i];
+			c[i].next = gcwork_.empty;
+			gcwork_.empty = &c[i];
 		}
 		b = &c[0];
 	}
-	mutex_unlock(&work.lock);
+	mutex_unlock(&gcwork_.lock);
 	b->next = NULL;
 	b->n = 0;
 	return b;
@@ -36,40 +36,40 @@ static workbuf *getempty(void)
 
 static void putempty(workbuf *b)
 {
-	mutex_lock(&work.lock);
-	b->next = work.empty;
-	work.empty = b;
-	mutex_unlock(&work.lock);
+	mutex_lock(&gcwork_.lock);
+	b->next = gcwork_.empty;
+	gcwork_.empty = b;
+	mutex_unlock(&gcwork_.lock);
 }
 
 static void putfull(workbuf *b)
 {
-	mutex_lock(&work.lock);
-	b->next = work.full;
-	work.full = b;
-	astore(&work.nfull, aload(&work.nfull) + 1);
-	mutex_unlock(&work.lock);
+	mutex_lock(&gcwork_.lock);
+	b->next = gcwork_.full;
+	gcwork_.full = b;
+	astore(&gcwork_.nfull, aload(&gcwork_.nfull) + 1);
+	mutex_unlock(&gcwork_.lock);
 }
 
 static workbuf *trygetfull(void)
 {
-	if (!aload(&work.nfull))
+	if (!aload(&gcwork_.nfull))
 		return NULL;
-	mutex_lock(&work.lock);
-	workbuf *b = work.full;
+	mutex_lock(&gcwork_.lock);
+	workbuf *b = gcwork_.full;
 	if (b) {
-		work.full = b->next;
-		astore(&work.nfull, aload(&work.nfull) - 1);
+		gcwork_.full = b->next;
+		astore(&gcwork_.nfull, aload(&gcwork_.nfull) - 1);
 	}
-	mutex_unlock(&work.lock);
+	mutex_unlock(&gcwork_.lock);
 	return b;
 }
 
 bool gcwork_global_empty(void)
 {
-	mutex_lock(&work.lock);
-	bool e = work.full == NULL;
-	mutex_unlock(&work.lock);
+	mutex_lock(&gcwork_.lock);
+	bool e = gcwork_.full == NULL;
+	mutex_unlock(&gcwork_.lock);
 	return e;
 }
 
@@ -138,7 +138,7 @@ void gcw_dispose(gcw *w)
 	}
 	w->buf1 = w->buf2 = NULL;
 	if (w->bytes_marked) {
-		afetch_add(&work.bytes_marked, w->bytes_marked);
+		afetch_add(&gcwork_.bytes_marked, w->bytes_marked);
 		w->bytes_marked = 0;
 	}
 }

@@ -6,12 +6,11 @@
  * stack, a barrier-buffer flush) owns a gcw with two local workbufs, so
  * most pushes and pops touch no shared state; full buffers go to the
  * global full list and empty ones to the empty list, both under
- * work.lock. Workbufs live in metadata memory, never in the heap.
+ * gcwork_.lock. Workbufs live in metadata memory, never in the heap.
  *
  * Termination: marking is done when the full list is empty, no gcw holds
- * work and every root job has run. work.nbusy counts markers that may
- * still produce work (they hold a non-empty gcw); a marker that finds
- * nothing decrements it before it gives up. */
+ * work and every root job has run; gc/mgc.c's mark_done confirms it with
+ * a handshake that makes every thread flush its gcw. */
 #ifndef GCHEAP_MGCWORK_H
 #define GCHEAP_MGCWORK_H
 
@@ -37,11 +36,10 @@ typedef struct gcwork_state {
 	workbuf *full;     /* buffers with work */
 	workbuf *empty;    /* spare buffers */
 	atomic_word nfull; /* written under lock, read without */
-	atomic_word nbusy; /* markers holding work */
 	atomic_word bytes_marked; /* flushed from gcws this cycle */
 } gcwork_state;
 
-extern gcwork_state work;
+extern gcwork_state gcwork_;
 
 void gcwork_init(void);
 

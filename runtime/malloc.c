@@ -89,8 +89,11 @@ static void *alloc_tiny(gc_thread *th, size_t size)
 			return NULL;
 		}
 	}
-	if (s->needzero)
+	if (s->needzero) {
+		if (mheap_.hooks.poison)
+			mspan_check_poison(s, p, TINY_SIZE);
 		memset((void *)p, 0, TINY_SIZE);
+	}
 	if (aload(&gc_.blackalloc))
 		gc_mark_new(&th->gcw, s, p);
 	/* Keep whichever block has more room left. */
@@ -139,8 +142,11 @@ static void *alloc_large(gc_thread *th, size_t size, const gc_type *t,
 static NOINLINE void *alloc_finish(gc_thread *th, mspan *s, uintptr_t p,
                                    size_t size, const gc_type *t)
 {
-	if (s->needzero)
+	if (s->needzero) {
+		if (mheap_.hooks.poison)
+			mspan_check_poison(s, p, s->elemsize);
 		memset((void *)p, 0, s->elemsize);
+	}
 	if (t && !t->noscan)
 		mspan_set_type(s, p, t, size);
 	if (aload(&gc_.blackalloc))
