@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 gc_state gc_ = {.lock = {.m = PTHREAD_MUTEX_INITIALIZER},
                 .cond = PTHREAD_COND_INITIALIZER};
@@ -51,12 +52,15 @@ static void wake_all(void)
 	mutex_unlock(&gc_.lock);
 }
 
+/* Called with the world running again. */
 static void record_pause(int which, uint64_t ns)
 {
+	mutex_lock(&gc_.lock);
 	gc_.last_pause_ns[which] = ns;
 	gc_.total_pause_ns += ns;
 	if (ns > gc_.max_pause_ns)
 		gc_.max_pause_ns = ns;
+	mutex_unlock(&gc_.lock);
 }
 
 /* ---- Mark termination ---------------------------------------------------- */
@@ -74,7 +78,10 @@ static void mark_termination(void)
 	__atomic_store_n(&gc_barrier_enabled, 0, __ATOMIC_RELEASE);
 	astore(&gc_.phase, GCPHASE_OFF);
 	astore(&mheap_.stats.heap_live, marked);
+	mutex_lock(&gc_.lock);
 	pacer_end_cycle(marked);
+	gc_.last_mark_ns = now_ns() - mark_start_ns;
+	mutex_unlock(&gc_.lock);
 	astore(&gc_.sweep_done, 0);
 	astore(&gc_.globals_done, 0);
 	astore(&gcwork_.bytes_marked, 0);
@@ -82,15 +89,12 @@ static void mark_termination(void)
 	 * flush (which compares with sweepgen) sweeps it. */
 	astore(&mheap_.sweepgen, aload(&mheap_.sweepgen) + 2);
 	gc_.ops->request_cache_flush();
-	gc_.last_mark_ns = now_ns() - mark_start_ns;
 	if (gc_.debug.gctrace)
 		fprintf(stderr, "gcheap: gc %zu: marked %zu KiB, goal %zu KiB, "
-		        "mark %.3f ms, pauses %.3f + %.3f ms\n",
+		        "mark %.3f ms, mark setup pause %.3f ms\n",
 		        (size_t)aload(&gc_.cycles) + 1, (size_t)(marked >> 10),
 		        (size_t)(gc_.goal >> 10), gc_.last_mark_ns / 1e6,
-		        gc_.last_pause_ns[0] / 1e6,
-		        (now_ns() - mark_start_ns) > gc_.last_mark_ns ? 0.0 :
-		        0.0);
+		        gc_.last_pause_ns[0] / 1e6);
 	afetch_add(&gc_.cycles, 1);
 }
 
@@ -125,26 +129,59 @@ static void mark_done(void)
 	}
 }
 
-/* One marker's share of the concurrent mark, until marking is done. */
-static void mark_concurrently(void)
+static uint64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void sleep_ns(uint64_t ns)
+{
+	struct timespec ts = {(time_t)(ns / 1000000000u),
+	                      (long)(ns % 1000000000u)};
+	nanosleep(&ts, NULL);
+}
+
+#define MARK_SLICE 65536 /* words scanned between checks (~0.1-1 ms) */
+
+/* Only one worker confirms termination at a time. */
+static atomic_word mark_done_busy;
+
+/* One worker's share of the concurrent mark, until marking is done. A
+ * fractional worker (fraction < 1) sleeps to keep its CPU time near
+ * fraction of the wall time since it started. */
+static void mark_concurrently(double fraction)
 {
 	gcw w = {0};
+	uint64_t t0 = now_ns(), c0 = thread_cpu_ns();
 
 	while (aload(&gc_.phase) == GCPHASE_MARK) {
 		if (acas(&gc_.globals_done, 0, 1))
 			gc_.ops->mark_globals(&w);
 		bool roots_done = gc_.ops->stack_scans_done(&w);
-		gc_drain(&w, -1);
+		intptr_t n = gc_drain(&w, MARK_SLICE);
 		gcw_dispose(&w);
-		if (!gcwork_global_empty())
+		if (fraction < 1) {
+			uint64_t wall = now_ns() - t0;
+			uint64_t cpu = thread_cpu_ns() - c0;
+			double ahead = cpu / fraction - (double)wall;
+			if (ahead > 0)
+				sleep_ns((uint64_t)MIN(ahead, 10e6));
+		}
+		if (n >= MARK_SLICE || !gcwork_global_empty())
 			continue;
 		if (!roots_done) {
 			/* Threads have yet to scan their stacks. */
-			struct timespec ts = {0, 50000};
-			nanosleep(&ts, NULL);
+			sleep_ns(50000);
 			continue;
 		}
-		mark_done();
+		if (acas(&mark_done_busy, 0, 1)) {
+			mark_done();
+			astore(&mark_done_busy, 0);
+		} else {
+			sleep_ns(50000);
+		}
 	}
 }
 
@@ -257,6 +294,12 @@ void gc_run_cycle(bool wait_sweep)
 
 /* ---- Background threads -------------------------------------------------- */
 
+/* Workers: about 25% of the CPUs, at least one (Go's gcBgMarkWorker):
+ * ncpu/4 dedicated workers, or one fractional worker at ncpu/4 of a CPU
+ * when that is below one. */
+static unsigned nworkers;
+static double worker_fraction;
+
 static void *mark_worker(void *arg)
 {
 	(void)arg;
@@ -267,11 +310,24 @@ static void *mark_worker(void *arg)
 			continue;
 		}
 		mutex_unlock(&gc_.lock);
-		mark_concurrently();
+		mark_concurrently(worker_fraction);
 		mutex_lock(&gc_.lock);
 	}
 	mutex_unlock(&gc_.lock);
 	return NULL;
+}
+
+/* After a sweep: give free pages back to the OS when the heap holds more
+ * than 10% (plus 4 MiB) over its goal (Go's scavenger, simplified: all
+ * free dirty pages go at once). */
+static void scavenge(void)
+{
+	mutex_lock(&mheap_.lock);
+	uintptr_t held = mheap_.stats.committed - mheap_.stats.released;
+	mutex_unlock(&mheap_.lock);
+	uintptr_t retain = gc_.goal + gc_.goal / 10 + ((uintptr_t)4 << 20);
+	if (held > retain)
+		mheap_release_free();
 }
 
 static void *sweeper(void *arg)
@@ -288,10 +344,12 @@ static void *sweeper(void *arg)
 		while (aload(&gc_.phase) == GCPHASE_OFF && sweep_one())
 			;
 		if (aload(&gc_.phase) == GCPHASE_OFF &&
-		    gc_.ops->cache_flushes_done())
+		    gc_.ops->cache_flushes_done()) {
 			astore_rel(&gc_.sweep_done, 1);
-		else
+			scavenge();
+		} else {
 			sched_yield();
+		}
 		mutex_lock(&gc_.lock);
 		pthread_cond_broadcast(&gc_.cond);
 	}
@@ -310,8 +368,16 @@ void gc_init_collector(const gc_runtime_ops *ops)
 	astore(&gc_.stress_next, gc_.debug.stress);
 	mheap_.hooks.poison = gc_.debug.poison;
 	gc_.init = true;
-	if (pthread_create(&gc_.worker, NULL, mark_worker, NULL) ||
-	    pthread_create(&gc_.sweeper, NULL, sweeper, NULL))
-		fatal("cannot start the collector's threads");
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	if (ncpu < 1)
+		ncpu = 1;
+	nworkers = ncpu / 4 ? (unsigned)(ncpu / 4) : 1;
+	worker_fraction = ncpu < 4 ? ncpu * 0.25 : 1.0;
+	pthread_t t;
+	for (unsigned i = 0; i < nworkers; i++)
+		if (pthread_create(&t, NULL, mark_worker, NULL))
+			fatal("cannot start the collector's mark worker");
+	if (pthread_create(&gc_.sweeper, NULL, sweeper, NULL))
+		fatal("cannot start the collector's sweeper");
 	gc_.threads_started = true;
 }

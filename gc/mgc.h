@@ -107,7 +107,7 @@ typedef struct gc_state {
 	gc_debug debug;
 	const gc_runtime_ops *ops;
 	bool init;
-	pthread_t worker, sweeper;
+	pthread_t sweeper;
 	bool threads_started;
 	atomic_word exiting;
 } gc_state;

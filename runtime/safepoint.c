@@ -84,7 +84,8 @@ void runtime_safepoint_slow(gc_thread *t)
 			aand(&t->pending, ~(uintptr_t)P_CACHE);
 		}
 		if (p & P_SCAN) {
-			runtime_scan_thread(t, &t->gcw, true);
+			if (GCHEAP_SABOTAGE != 3)
+				runtime_scan_thread(t, &t->gcw, true);
 			gcw_dispose(&t->gcw);
 			aand(&t->pending, ~(uintptr_t)P_SCAN);
 		}
@@ -252,7 +253,8 @@ static bool serve(uintptr_t bit, gcw *w)
 			continue;
 		}
 		if (bit == P_SCAN) {
-			runtime_scan_thread(t, w, self);
+			if (GCHEAP_SABOTAGE != 3)
+				runtime_scan_thread(t, w, self);
 		} else if (bit == P_FLUSH) {
 			if (runtime_flush_thread(t))
 				afetch_add(&handshake_flushed, 1);

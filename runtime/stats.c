@@ -46,9 +46,18 @@ gc_status gc_read_stats(gc_stats *out, size_t size)
 		s.metadata_bytes = h->meta_sys;
 		s.arenas = h->arenas;
 		mutex_unlock(&mheap_.lock);
-		mutex_lock(&runtime_.lock);
-		s.threads = runtime_.nthreads;
-		mutex_unlock(&runtime_.lock);
+		s.threads = aload(&runtime_.nthreads);
+		s.gc_cycles = aload(&gc_.cycles);
+		s.heap_live = aload(&h->heap_live);
+		mutex_lock(&gc_.lock);
+		s.heap_marked = gc_.heap_marked;
+		s.heap_goal = gc_.goal;
+		s.pause_total_ns = gc_.total_pause_ns;
+		s.pause_max_ns = gc_.max_pause_ns;
+		s.last_pause_ns = MAX(gc_.last_pause_ns[0],
+		                      gc_.last_pause_ns[1]);
+		s.last_mark_ns = gc_.last_mark_ns;
+		mutex_unlock(&gc_.lock);
 	}
 	memcpy(out, &s, s.size);
 	return GCHEAP_OK;

@@ -60,7 +60,7 @@ static void unlink_thread(gc_thread *t)
 		runtime_.threads = t->next;
 	if (t->next)
 		t->next->prev = t->prev;
-	runtime_.nthreads--;
+	astore(&runtime_.nthreads, aload(&runtime_.nthreads) - 1);
 	mutex_unlock(&runtime_.lock);
 }
 
@@ -94,7 +94,7 @@ gc_status gc_thread_attach(void)
 	if (runtime_.threads)
 		runtime_.threads->prev = t;
 	runtime_.threads = t;
-	runtime_.nthreads++;
+	astore(&runtime_.nthreads, aload(&runtime_.nthreads) + 1);
 	mutex_unlock(&runtime_.lock);
 	gc_current = t;
 	pthread_setspecific(runtime_.exit_key, t);
