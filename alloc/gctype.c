@@ -128,7 +128,9 @@ gc_type *gctype_from_offsets(const char *name, size_t size,
 	if (n && !offs)
 		fail(GCHEAP_ERR_TYPE, "type %s: %zu offsets but NULL array", nm,
 		     n);
-	size_t nmap = (size / WORD_SIZE + 63) / 64;
+	/* The documented bitmap length, (size + 511) / 512 words: it also
+	 * covers a last, partial word, which gctype_make checks is clear. */
+	size_t nmap = (size + 511) / 512;
 	uint64_t *bm = calloc(MAX(nmap, 1), sizeof(uint64_t));
 	if (!bm)
 		fail(GCHEAP_ERR_NOMEM, "type %s: out of memory", nm);

@@ -209,8 +209,6 @@ typedef struct alloc_hooks {
 	/* Keep free small-object slots filled with POISON_BYTE, checked at
 	 * reuse (GCHEAP_DEBUG=poison). */
 	bool poison;
-	/* A marked object that is free is fatal (GCHEAP_DEBUG=zombie). */
-	bool zombie;
 } alloc_hooks;
 
 #define POISON_BYTE 0xdb

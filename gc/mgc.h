@@ -37,7 +37,6 @@ typedef struct gc_debug {
 	bool checkmark;     /* STW re-mark after each mark, abort on a miss */
 	bool stoptheworld;  /* the whole cycle with the world stopped */
 	bool poison;        /* fill freed objects, check on reuse */
-	bool zombie;        /* marked-but-free is fatal at sweep (always) */
 	bool invalidptr;    /* precise slot to a non-object is fatal */
 	bool verify;        /* heap verification after each cycle */
 	uintptr_t stress;   /* a cycle every `stress` bytes (0: off) */

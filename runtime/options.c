@@ -9,6 +9,8 @@
  *     invalidptr=0|1  a precise slot to no allocated object is fatal
  *                     (default 1)
  *     verify=1        verify the whole heap around each cycle
+ *     zombie=1        marked-but-free objects are fatal at sweep (always
+ *                     on; accepted for GODEBUG familiarity)
  *     stress=N        start a cycle every N bytes allocated
  *     gctrace=1       a line per cycle on stderr
  *     conservative=0  do not scan native stacks
@@ -58,6 +60,8 @@ static void set_option(const char *k, const char *v)
 		d->stress = n;
 	else if (!strcmp(k, "gctrace"))
 		d->gctrace = n;
+	else if (!strcmp(k, "zombie"))
+		(void)n; /* always checked */
 	else if (!strcmp(k, "conservative"))
 		runtime_.conservative = n;
 	else

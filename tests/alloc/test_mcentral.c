@@ -1,0 +1,707 @@
+/* tests/alloc/test_mcentral.c: tests the central span lists and the
+ * thread caches (alloc/mcentral.c, alloc/mcache.c): list membership and
+ * counts across cache/uncache cycles driven through an mcache, what
+ * mcentral_cache_span may hand out (never a full span; sweepgen h + 3),
+ * four threads refilling from one mcentral never sharing a span, and the
+ * sweepgen flip: swept lists become unswept, cache_span sweeps them, and a
+ * stale cached span is swept when it is uncached. */
+#include "tests/testing.h"
+
+#include "alloc/alloc.h"
+
+#include <pthread.h>
+#include <string.h>
+
+/* ck_assert in fork mode writes to a pipe every time; hot loops use this. */
+#define CHECK(cond, ...)                                                  \
+	do {                                                               \
+		if (!(cond))                                               \
+			ck_abort_msg(__VA_ARGS__);                         \
+	} while (0)
+
+static void heap_setup(void)
+{
+	ck_assert_int_eq(mheap_init(), HEAP_OK);
+}
+
+static uintptr_t heap_sg(void)
+{
+	return aload(&mheap_.sweepgen);
+}
+
+static uintptr_t flip(void)
+{
+	uintptr_t sg = heap_sg() + 2;
+
+	astore(&mheap_.sweepgen, sg);
+	return sg;
+}
+
+static void set_bit(uint64_t *bm, uintptr_t i)
+{
+	bm[i / 64] |= (uint64_t)1 << (i % 64);
+}
+
+static bool on_list(const spanlist *l, const mspan *s)
+{
+	for (const mspan *x = l->first; x; x = x->next)
+		if (x == s)
+			return true;
+	return false;
+}
+
+/* s sits on exactly one of c's lists, the one s->list names, and it is
+ * the swept list of the right kind. */
+static void check_listed(mcentral *c, const mspan *s)
+{
+	uintptr_t sg = heap_sg();
+	spanlist *want = s->alloc_count == s->nelems ?
+	                 mcentral_full_swept(c, sg) :
+	                 mcentral_partial_swept(c, sg);
+	int found = 0;
+
+	for (int i = 0; i < 2; i++) {
+		found += on_list(&c->partial[i], s);
+		found += on_list(&c->full[i], s);
+	}
+	CHECK(found == 1, "span %p is on %d lists", (void *)s, found);
+	CHECK(s->list == want && on_list(want, s),
+	      "span %p (%zu/%zu objects) on list %p, want %p", (void *)s,
+	      (size_t)s->alloc_count, (size_t)s->nelems, (void *)s->list,
+	      (void *)want);
+	CHECK(aload(&s->sweepgen) == sg, "listed span %p has sweepgen %zu, "
+	      "heap %zu", (void *)s, (size_t)aload(&s->sweepgen), (size_t)sg);
+}
+
+static int cmp_uptr(const void *a, const void *b)
+{
+	uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* c's four lists hold exactly the n spans of `spans`, each once, each on
+ * the list it names and of the right kind (a sort, not a walk per span). */
+static void check_lists_exactly(mcentral *c, mspan *const *spans, size_t n)
+{
+	uintptr_t *on = calloc(n + 1, sizeof(uintptr_t));
+	uintptr_t *want = calloc(n + 1, sizeof(uintptr_t));
+	uintptr_t sg = heap_sg();
+	size_t k = 0;
+
+	for (int i = 0; i < 4; i++) {
+		spanlist *l = i < 2 ? &c->partial[i] : &c->full[i - 2];
+		for (mspan *x = l->first; x; x = x->next) {
+			CHECK(k < n, "more spans listed than the %zu known",
+			      n);
+			CHECK(x->list == l, "span %p on list %p names %p",
+			      (void *)x, (void *)l, (void *)x->list);
+			on[k++] = (uintptr_t)x;
+		}
+	}
+	CHECK(k == n, "%zu spans listed, %zu known", k, n);
+	for (size_t i = 0; i < n; i++) {
+		const mspan *s = spans[i];
+		spanlist *l = s->alloc_count == s->nelems ?
+		              mcentral_full_swept(c, sg) :
+		              mcentral_partial_swept(c, sg);
+		CHECK(s->list == l, "span %p (%zu/%zu objects) on list %p, "
+		      "want %p", (void *)s, (size_t)s->alloc_count,
+		      (size_t)s->nelems, (void *)s->list, (void *)l);
+		CHECK(aload(&s->sweepgen) == sg, "listed span %p has "
+		      "sweepgen %zu", (void *)s, (size_t)aload(&s->sweepgen));
+		want[i] = (uintptr_t)s;
+	}
+	qsort(on, n, sizeof(uintptr_t), cmp_uptr);
+	qsort(want, n, sizeof(uintptr_t), cmp_uptr);
+	for (size_t i = 0; i < n; i++)
+		CHECK(on[i] == want[i] && (i == 0 || on[i] != on[i - 1]),
+		      "listed spans differ from the known ones at %zu", i);
+	free(on);
+	free(want);
+}
+
+/* Take every object left in s, as an mcache would. */
+static void fill(mspan *s)
+{
+	while (mspan_next_free_index(s) != s->nelems)
+		s->alloc_count++;
+}
+
+/* Take up to k objects; returns the first index taken or nelems. */
+static uintptr_t take(mspan *s, uintptr_t k)
+{
+	uintptr_t first = s->nelems;
+
+	for (uintptr_t j = 0; j < k; j++) {
+		uintptr_t i = mspan_next_free_index(s);
+		if (i == s->nelems)
+			break;
+		if (j == 0)
+			first = i;
+		s->alloc_count++;
+	}
+	return first;
+}
+
+/* What cache_span promises about the span it returns. */
+static void check_cached(const mspan *s, spanclass spc)
+{
+	uintptr_t fi = aload(&s->freeindex);
+
+	ck_assert_ptr_nonnull(s);
+	ck_assert_uint_eq(s->spc, spc);
+	ck_assert_ptr_null(s->list);
+	ck_assert_uint_eq(aload(&s->sweepgen), heap_sg() + 3);
+	ck_assert_uint_lt(s->alloc_count, s->nelems);
+	ck_assert_uint_lt(fi, s->nelems);
+	/* The next object the fast path would hand out is free. */
+	unsigned bit = ctz64(s->alloc_cache);
+	ck_assert_uint_lt(bit, 64);
+	ck_assert(fi + bit < s->nelems);
+	ck_assert(mspan_is_free(s, fi + bit));
+	mspan_verify(s);
+}
+
+/* ---- (a) list membership through an mcache ----------------------------- */
+
+#define MAX_SPANS 4096
+
+START_TEST(test_mcache_cycles)
+{
+	static const unsigned classes[] = {1, 5, 10, 18, 33, 45};
+	enum { NC = ARRAY_LEN(classes), STEPS = 30000 };
+	test_rng r = rng_make(20);
+	mcache mc;
+	mspan **seen = calloc(NC * MAX_SPANS, sizeof(mspan *));
+	unsigned nseen[NC] = {0};
+	uintptr_t *objs = calloc(STEPS, sizeof(uintptr_t));
+	size_t nobjs = 0;
+
+	heap_setup();
+	mcache_init(&mc);
+	for (unsigned k = 0; k < ARRAY_LEN(mc.alloc); k++)
+		ck_assert_ptr_eq(mc.alloc[k], &mspan_empty);
+	for (int step = 0; step < STEPS; step++) {
+		unsigned k = (unsigned)rng_below(&r, NC);
+		spanclass spc = make_spanclass(classes[k], k % 2);
+		mspan *old = mc.alloc[spc], *s = NULL;
+		int err = 0;
+		uintptr_t p = mcache_next_free(&mc, spc, &s, &err);
+
+		CHECK(p != 0, "mcache_next_free failed with %d", err);
+		CHECK(s == mc.alloc[spc], "the span is not the cached one");
+		CHECK(s->spc == spc && p >= s->base && p < s->limit &&
+		      (p - s->base) % s->elemsize == 0,
+		      "object %p is not an object of span %p", (void *)p,
+		      (void *)s);
+		CHECK(s->list == NULL && aload(&s->sweepgen) == heap_sg() + 3,
+		      "the cached span is listed or has sweepgen %zu",
+		      (size_t)aload(&s->sweepgen));
+		objs[nobjs++] = p;
+		if (s != old) {
+			/* A refill: the old span was full. */
+			CHECK(old == &mspan_empty ||
+			      old->alloc_count == old->nelems,
+			      "refilled away from a span with room");
+			unsigned j;
+			for (j = 0; j < nseen[k]; j++)
+				if (seen[k * MAX_SPANS + j] == s)
+					break;
+			if (j == nseen[k]) {
+				ck_assert_uint_lt(nseen[k], MAX_SPANS);
+				seen[k * MAX_SPANS + nseen[k]++] = s;
+			}
+		}
+		if (rng_below(&r, 400) && step != STEPS - 1)
+			continue;
+		/* Every listed span is where it should be. */
+		for (unsigned i = 0; i < NC; i++) {
+			spanclass sc = make_spanclass(classes[i], i % 2);
+			mcentral *c = &mheap_.central[sc];
+			uintptr_t cached = mc.alloc[sc] != &mspan_empty;
+			CHECK(mcentral_verify(c) == nseen[i] - cached,
+			      "class %u: %zu spans listed, %u known, %zu "
+			      "cached", classes[i],
+			      (size_t)mcentral_verify(c), nseen[i],
+			      (size_t)cached);
+		}
+		mheap_verify();
+		mcache_release_all(&mc);
+		for (unsigned i = 0; i < NC; i++) {
+			spanclass sc = make_spanclass(classes[i], i % 2);
+			mcentral *c = &mheap_.central[sc];
+			ck_assert_ptr_eq(mc.alloc[sc], &mspan_empty);
+			ck_assert_uint_eq(mcentral_verify(c), nseen[i]);
+			check_lists_exactly(c, &seen[i * MAX_SPANS], nseen[i]);
+		}
+		mheap_verify();
+	}
+	/* No object was handed out twice. */
+	qsort(objs, nobjs, sizeof(uintptr_t), cmp_uptr);
+	for (size_t i = 1; i < nobjs; i++)
+		CHECK(objs[i] != objs[i - 1], "object %p handed out twice",
+		      (void *)objs[i]);
+	unsigned total = 0;
+	for (unsigned i = 0; i < NC; i++)
+		total += nseen[i];
+	ck_assert_uint_eq(mheap_.stats.spans_inuse, total);
+	free(seen);
+	free(objs);
+}
+END_TEST
+
+/* ---- (b) what cache_span hands out -------------------------------------- */
+
+START_TEST(test_cache_span_never_full)
+{
+	const spanclass spc = make_spanclass(7, true); /* 102 objects */
+	mcentral *c = &mheap_.central[spc];
+	test_rng r = rng_make(21);
+	mspan *full[400];
+	unsigned nfull = 0, nspans = 0;
+	mspan *partial = NULL;
+
+	heap_setup();
+	for (int step = 0; step < 300; step++) {
+		int err = 0;
+		mspan *s = mcentral_cache_span(c, &err);
+		ck_assert_msg(s != NULL, "cache_span failed with %d", err);
+		check_cached(s, spc);
+		for (unsigned i = 0; i < nfull; i++)
+			ck_assert_ptr_ne(s, full[i]);
+		if (partial) {
+			/* The one partial span is the first choice. */
+			ck_assert_ptr_eq(s, partial);
+		} else {
+			ck_assert_uint_eq(s->alloc_count, 0);
+			nspans++;
+		}
+		uintptr_t fi = aload(&s->freeindex);
+		uintptr_t left = s->nelems - s->alloc_count;
+		uintptr_t k = rng_below(&r, 3) ? 1 + rng_below(&r, left) : left;
+		/* The first object taken is the one the cache pointed at. */
+		uintptr_t next = fi + ctz64(s->alloc_cache);
+		ck_assert_uint_eq(take(s, k), next);
+		mcentral_uncache_span(c, s);
+		check_listed(c, s);
+		if (s->alloc_count == s->nelems) {
+			full[nfull++] = s;
+			partial = NULL;
+		} else {
+			partial = s;
+		}
+		ck_assert_uint_eq(mcentral_verify(c), nspans);
+		ck_assert_uint_eq(mcentral_full_swept(c, heap_sg())->n, nfull);
+	}
+	ck_assert_uint_gt(nfull, 10);
+	mheap_verify();
+}
+END_TEST
+
+/* ---- (c) threads -------------------------------------------------------- */
+
+#define NTHREADS 4
+#define PER_THREAD 150000
+#define TABLE_BITS 16
+
+/* Which thread holds each span: an open-addressing table. */
+static atomic_word tab_key[1 << TABLE_BITS];
+static atomic_word tab_holder[1 << TABLE_BITS];
+static atomic_word violations;
+static char violation_msg[256];
+
+static atomic_word *holder_slot(const mspan *s)
+{
+	uintptr_t key = (uintptr_t)s;
+	size_t h = (size_t)((key >> 4) * 0x9E3779B97F4A7C15ULL) >>
+	           (64 - TABLE_BITS);
+
+	for (;; h = (h + 1) & ((1 << TABLE_BITS) - 1)) {
+		uintptr_t k = aload_acq(&tab_key[h]);
+		if (k == key)
+			return &tab_holder[h];
+		if (k == 0 && acas(&tab_key[h], 0, key))
+			return &tab_holder[h];
+		if (aload_acq(&tab_key[h]) == key)
+			return &tab_holder[h];
+	}
+}
+
+static void violation(const char *what, const mspan *s, int id)
+{
+	if (afetch_add(&violations, 1) == 0)
+		snprintf(violation_msg, sizeof violation_msg,
+		         "thread %d: %s (span %p)", id, what, (void *)s);
+}
+
+static void hold(const mspan *s, int id)
+{
+	if (!acas(holder_slot(s), 0, (uintptr_t)id + 1))
+		violation("took a span another thread holds", s, id);
+}
+
+static void unhold(const mspan *s, int id)
+{
+	if (!acas(holder_slot(s), (uintptr_t)id + 1, 0))
+		violation("gave back a span it did not hold", s, id);
+}
+
+typedef struct worker {
+	int id;
+	spanclass spc;
+	test_rng r;
+	uintptr_t *objs;
+	int err;
+} worker;
+
+static void *worker_main(void *arg)
+{
+	worker *w = arg;
+	mcache mc;
+	mspan *held = NULL;
+
+	mcache_init(&mc);
+	for (uintptr_t k = 0; k < PER_THREAD; k++) {
+		mspan *cur = mc.alloc[w->spc];
+		if (held && cur->alloc_count == cur->nelems) {
+			/* Full: the next allocation refills. */
+			unhold(held, w->id);
+			held = NULL;
+		}
+		mspan *s = cur;
+		uintptr_t p = mspan_next_free_fast(cur);
+		if (!p)
+			p = mcache_next_free(&mc, w->spc, &s, &w->err);
+		if (!p) {
+			violation("out of memory", NULL, w->id);
+			break;
+		}
+		if (s != held) {
+			if (held)
+				violation("switched from a span with room",
+				          held, w->id);
+			hold(s, w->id);
+			held = s;
+		}
+		uintptr_t *o = (uintptr_t *)p;
+		o[0] = (uintptr_t)w->id;
+		o[1] = k;
+		w->objs[k] = p;
+		if (rng_below(&w->r, 60) == 0) {
+			unhold(held, w->id);
+			held = NULL;
+			mcache_release_all(&mc);
+		}
+	}
+	if (held)
+		unhold(held, w->id);
+	mcache_release_all(&mc);
+	return NULL;
+}
+
+START_TEST(test_threads)
+{
+	const spanclass spc = make_spanclass(7, true); /* 102 objects */
+	worker w[NTHREADS];
+	pthread_t th[NTHREADS];
+
+	heap_setup();
+	for (int i = 0; i < NTHREADS; i++) {
+		w[i] = (worker){.id = i, .spc = spc,
+		                .r = rng_make(30 + (uint64_t)i)};
+		w[i].objs = calloc(PER_THREAD, sizeof(uintptr_t));
+		ck_assert_ptr_nonnull(w[i].objs);
+	}
+	for (int i = 0; i < NTHREADS; i++)
+		ck_assert_int_eq(pthread_create(&th[i], NULL, worker_main,
+		                                &w[i]), 0);
+	for (int i = 0; i < NTHREADS; i++)
+		pthread_join(th[i], NULL);
+	ck_assert_msg(aload(&violations) == 0, "%zu violations, first: %s",
+	              (size_t)aload(&violations), violation_msg);
+
+	/* Every object still holds what its thread wrote: none was shared. */
+	uintptr_t *all = calloc(NTHREADS * PER_THREAD, sizeof(uintptr_t));
+	size_t n = 0;
+	for (int i = 0; i < NTHREADS; i++) {
+		for (uintptr_t k = 0; k < PER_THREAD; k++) {
+			const uintptr_t *o = (const uintptr_t *)w[i].objs[k];
+			CHECK(o[0] == (uintptr_t)i && o[1] == k,
+			      "thread %d object %zu at %p was overwritten by "
+			      "thread %zu", i, (size_t)k, (void *)o,
+			      (size_t)o[0]);
+			all[n++] = (uintptr_t)o;
+		}
+		free(w[i].objs);
+	}
+	qsort(all, n, sizeof(uintptr_t), cmp_uptr);
+	for (size_t i = 1; i < n; i++)
+		CHECK(all[i] != all[i - 1], "object %p handed out twice",
+		      (void *)all[i]);
+	free(all);
+	/* Every span is back on a list, and none is held. */
+	mcentral *c = &mheap_.central[spc];
+	mspan **spans = calloc(ARRAY_LEN(tab_key), sizeof(mspan *));
+	size_t nspans = 0;
+	for (size_t i = 0; i < ARRAY_LEN(tab_key); i++)
+		if (tab_key[i]) {
+			CHECK(tab_holder[i] == 0, "span still held");
+			spans[nspans++] = (mspan *)tab_key[i];
+		}
+	ck_assert_uint_eq(nspans, mheap_.stats.spans_inuse);
+	ck_assert_uint_eq(mcentral_verify(c), nspans);
+	check_lists_exactly(c, spans, nspans);
+	free(spans);
+	mheap_verify();
+}
+END_TEST
+
+/* ---- (d) the sweepgen flip ---------------------------------------------- */
+
+START_TEST(test_flip)
+{
+	const spanclass spc = make_spanclass(5, true); /* 170 objects */
+	mcentral *c = &mheap_.central[spc];
+	int err = 0;
+
+	heap_setup();
+	/* A span held by a cache across the flip... */
+	mspan *held = mcentral_cache_span(c, &err);
+	take(held, 5);
+	/* ...two full spans and a partial one on the lists. */
+	mspan *f1 = mcentral_cache_span(c, &err);
+	fill(f1);
+	mcentral_uncache_span(c, f1);
+	mspan *f2 = mcentral_cache_span(c, &err);
+	fill(f2);
+	mcentral_uncache_span(c, f2);
+	mspan *p1 = mcentral_cache_span(c, &err);
+	take(p1, 10);
+	mcentral_uncache_span(c, p1);
+	ck_assert(held != f1 && f1 != f2 && f2 != p1 && p1 != held);
+	check_listed(c, f1);
+	check_listed(c, f2);
+	check_listed(c, p1);
+	ck_assert_uint_eq(mcentral_verify(c), 3);
+
+	/* The collector marks: p1 keeps 0..2, f1 all but 7, 60 and 169,
+	 * f2 everything, the held span object 4. */
+	for (uintptr_t i = 0; i < 3; i++)
+		set_bit(p1->gcmark_bits, i);
+	for (uintptr_t i = 0; i < f1->nelems; i++)
+		if (i != 7 && i != 60 && i != 169)
+			set_bit(f1->gcmark_bits, i);
+	for (uintptr_t i = 0; i < f2->nelems; i++)
+		set_bit(f2->gcmark_bits, i);
+	set_bit(held->gcmark_bits, 4);
+
+	uintptr_t old = heap_sg();
+	spanlist *ps = mcentral_partial_swept(c, old);
+	spanlist *fs = mcentral_full_swept(c, old);
+	uintptr_t sg = flip();
+	/* The swept lists are now the unswept ones, spans and all. */
+	ck_assert_ptr_eq(mcentral_partial_unswept(c, sg), ps);
+	ck_assert_ptr_eq(mcentral_full_unswept(c, sg), fs);
+	ck_assert_ptr_eq(p1->list, ps);
+	ck_assert_ptr_eq(f1->list, fs);
+	ck_assert_ptr_eq(f2->list, fs);
+	ck_assert_uint_eq(mcentral_partial_swept(c, sg)->n, 0);
+	ck_assert_uint_eq(mcentral_full_swept(c, sg)->n, 0);
+	ck_assert_uint_eq(aload(&p1->sweepgen), sg - 2);
+	ck_assert_uint_eq(aload(&held->sweepgen), sg + 1);
+	ck_assert_uint_eq(mcentral_verify(c), 3);
+	mheap_verify();
+
+	/* First the partial unswept span, swept on the way. */
+	mspan *s = mcentral_cache_span(c, &err);
+	ck_assert_ptr_eq(s, p1);
+	check_cached(s, spc);
+	ck_assert_uint_eq(s->alloc_count, 3);
+	ck_assert_uint_eq(take(s, 1), 3);
+	for (uintptr_t i = 0; i < s->nelems; i++)
+		CHECK(mspan_is_free(s, i) == (i > 3), "p1 object %zu",
+		      (size_t)i);
+	fill(s);
+	mcentral_uncache_span(c, s);
+	check_listed(c, p1);
+
+	/* Then the full unswept ones: f2 is still full and goes to the full
+	 * swept list; f1 has room and comes back, at its first free object. */
+	s = mcentral_cache_span(c, &err);
+	ck_assert_ptr_eq(s, f1);
+	check_cached(s, spc);
+	ck_assert_uint_eq(s->alloc_count, s->nelems - 3);
+	ck_assert_uint_eq(aload(&s->freeindex), 7);
+	ck_assert_uint_eq(take(s, 2), 7);
+	ck_assert(!mspan_is_free(s, 60));
+	ck_assert(mspan_is_free(s, 169));
+	ck_assert_uint_eq(take(s, 1), 169);
+	mcentral_uncache_span(c, s);
+	check_listed(c, f1);
+	check_listed(c, f2);
+	ck_assert_uint_eq(f2->alloc_count, f2->nelems);
+	ck_assert_uint_eq(mcentral_pop_unswept(c, sg) == NULL, 1);
+
+	/* The stale held span is swept when it comes back: object 4 stays,
+	 * the other four go. */
+	mcentral_uncache_span(c, held);
+	check_listed(c, held);
+	ck_assert_uint_eq(held->alloc_count, 1);
+	for (uintptr_t i = 0; i < held->nelems; i++)
+		CHECK(mspan_is_free(held, i) == (i != 4), "held object %zu",
+		      (size_t)i);
+	ck_assert_uint_eq(mcentral_verify(c), 4);
+	mheap_verify();
+
+	/* Next cycle nothing of `held` is marked: cache_span sweeps it empty
+	 * and hands it out (preserved, not freed). */
+	sg = flip();
+	s = mcentral_cache_span(c, &err);
+	check_cached(s, spc);
+	ck_assert_ptr_eq(s, held);
+	ck_assert_uint_eq(s->alloc_count, 0);
+	take(s, 1);
+	mcentral_uncache_span(c, s);
+	mheap_verify();
+}
+END_TEST
+
+/* A stale span with nothing marked is freed when uncached; through an
+ * mcache, mcache_prepare_for_sweep hands it back. */
+START_TEST(test_stale_via_mcache)
+{
+	const spanclass spc = make_spanclass(3, false);
+	mcentral *c = &mheap_.central[spc];
+	mcache mc;
+	mspan *s = NULL;
+	int err = 0;
+
+	heap_setup();
+	mcache_init(&mc);
+	for (int k = 0; k < 10; k++)
+		ck_assert_uint_ne(mcache_next_free(&mc, spc, &s, &err), 0);
+	uintptr_t base = s->base;
+	size_t spans = mheap_.stats.spans_inuse;
+	mcache_prepare_for_sweep(&mc); /* no flip: nothing happens */
+	ck_assert_ptr_eq(mc.alloc[spc], s);
+	uintptr_t sg = flip();
+	ck_assert_uint_eq(aload(&s->sweepgen), sg + 1);
+	mheap_verify();
+	mcache_prepare_for_sweep(&mc);
+	ck_assert_ptr_eq(mc.alloc[spc], &mspan_empty);
+	ck_assert_uint_eq(mc.flushgen, sg);
+	ck_assert_ptr_null(spanof(base));
+	ck_assert_uint_eq(mheap_.stats.spans_inuse, spans - 1);
+	ck_assert_uint_eq(mcentral_verify(c), 0);
+
+	/* Again with one object marked: the span stays, partial, swept. */
+	for (int k = 0; k < 10; k++)
+		ck_assert_uint_ne(mcache_next_free(&mc, spc, &s, &err), 0);
+	set_bit(s->gcmark_bits, 9);
+	sg = flip();
+	mcache_prepare_for_sweep(&mc);
+	check_listed(c, s);
+	ck_assert_uint_eq(s->alloc_count, 1);
+	ck_assert(!mspan_is_free(s, 9));
+	ck_assert(mspan_is_free(s, 0));
+	mheap_verify();
+}
+END_TEST
+
+/* An unswept span that another sweeper took in place is skipped by
+ * cache_span, and the sweeper puts it on a list afterwards. */
+START_TEST(test_skip_taken)
+{
+	const spanclass spc = make_spanclass(4, true);
+	mcentral *c = &mheap_.central[spc];
+	int err = 0;
+
+	heap_setup();
+	mspan *f = mcentral_cache_span(c, &err);
+	fill(f);
+	mcentral_uncache_span(c, f);
+	mspan *p = mcentral_cache_span(c, &err);
+	take(p, 3);
+	mcentral_uncache_span(c, p);
+	set_bit(p->gcmark_bits, 0);
+	set_bit(f->gcmark_bits, 0);
+	uintptr_t sg = flip();
+	/* A background sweeper takes p where it lies. */
+	ck_assert(mspan_try_acquire(p, sg));
+	mspan *s = mcentral_cache_span(c, &err);
+	ck_assert_ptr_eq(s, f);
+	check_cached(s, spc);
+	ck_assert_uint_eq(s->alloc_count, 1);
+	ck_assert_uint_eq(aload(&s->freeindex), 1);
+	ck_assert_ptr_null(p->list);
+	ck_assert_uint_eq(aload(&p->sweepgen), sg - 1);
+	take(s, 1);
+	mcentral_uncache_span(c, s);
+	ck_assert(mspan_sweep(p, false));
+	check_listed(c, p);
+	check_listed(c, f);
+	ck_assert_uint_eq(p->alloc_count, 1);
+	ck_assert_uint_eq(mcentral_verify(c), 2);
+	mheap_verify();
+}
+END_TEST
+
+/* The background sweeper's pop takes partial spans before full ones. */
+START_TEST(test_pop_unswept)
+{
+	const spanclass spc = make_spanclass(4, false);
+	mcentral *c = &mheap_.central[spc];
+	int err = 0;
+
+	heap_setup();
+	mspan *f = mcentral_cache_span(c, &err);
+	fill(f);
+	mcentral_uncache_span(c, f);
+	mspan *p = mcentral_cache_span(c, &err);
+	take(p, 3);
+	mcentral_uncache_span(c, p);
+	ck_assert_ptr_null(mcentral_pop_unswept(c, heap_sg()));
+	set_bit(p->gcmark_bits, 1);
+	set_bit(f->gcmark_bits, 2);
+	uintptr_t sg = flip();
+	ck_assert_ptr_eq(mcentral_pop_unswept(c, sg), p);
+	ck_assert_ptr_eq(mcentral_pop_unswept(c, sg), f);
+	ck_assert_ptr_null(mcentral_pop_unswept(c, sg));
+	ck_assert_ptr_null(p->list);
+	ck_assert_ptr_null(f->list);
+	ck_assert_uint_eq(mcentral_verify(c), 0);
+	ck_assert(mspan_try_acquire(p, sg));
+	ck_assert(mspan_try_acquire(f, sg));
+	ck_assert(mspan_sweep(p, false));
+	ck_assert(mspan_sweep(f, false));
+	check_listed(c, p);
+	check_listed(c, f);
+	ck_assert(!mspan_is_free(f, 2) && mspan_is_free(f, 1));
+	mheap_verify();
+}
+END_TEST
+
+static Suite *mcentral_suite(void)
+{
+	Suite *s = suite_create("mcentral");
+	TCase *tc = tcase_create("lists");
+
+	tcase_add_test(tc, test_mcache_cycles);
+	tcase_add_test(tc, test_cache_span_never_full);
+	tcase_add_test(tc, test_threads);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("sweepgen");
+	tcase_add_test(tc, test_flip);
+	tcase_add_test(tc, test_stale_via_mcache);
+	tcase_add_test(tc, test_skip_taken);
+	tcase_add_test(tc, test_pop_unswept);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return test_main(mcentral_suite());
+}

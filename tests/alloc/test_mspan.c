@@ -1,0 +1,680 @@
+/* tests/alloc/test_mspan.c: tests spans (alloc/mspan.c, alloc/mspan.h):
+ * the free-object walk (mspan_next_free_index and the fast path
+ * mspan_next_free_fast) against a naive model of alloc_bits, object
+ * indices for every offset of every size class, heap bits and typed
+ * pointer records read back through mspan_ptriter against the naive
+ * gctype_word_is_ptr, and the sweeping mechanics: freeing unmarked
+ * objects, the swept lists, freeing empty spans, poisoning, zombies. */
+#include "tests/testing.h"
+
+#include "alloc/alloc.h"
+
+#include <string.h>
+
+/* ck_assert in fork mode writes to a pipe every time; hot loops use this. */
+#define CHECK(cond, ...)                                                  \
+	do {                                                               \
+		if (!(cond))                                               \
+			ck_abort_msg(__VA_ARGS__);                         \
+	} while (0)
+
+static void heap_setup(void)
+{
+	ck_assert_int_eq(mheap_init(), HEAP_OK);
+}
+
+static mspan *must_alloc(uintptr_t npages, spanclass spc)
+{
+	heap_err err = HEAP_OK;
+	mspan *s = mheap_alloc_span(npages, spc, &err);
+
+	ck_assert_msg(s != NULL, "mheap_alloc_span(%zu, %u) failed with %d",
+	              (size_t)npages, spc, (int)err);
+	return s;
+}
+
+static mspan *class_span(unsigned sc, bool noscan)
+{
+	return must_alloc(class_to_npages[sc], make_spanclass(sc, noscan));
+}
+
+static void set_bit(uint64_t *bm, uintptr_t i, bool v)
+{
+	if (v)
+		bm[i / 64] |= (uint64_t)1 << (i % 64);
+	else
+		bm[i / 64] &= ~((uint64_t)1 << (i % 64));
+}
+
+/* ---- (a) the free-object walk ------------------------------------------- */
+
+/* alloc_count == freeindex + popcount(alloc_bits[freeindex, nelems)), and
+ * alloc_cache mirrors the alloc bits from freeindex to its word's end. */
+static void naive_invariant(const mspan *s)
+{
+	uintptr_t fi = aload(&s->freeindex), above = 0;
+
+	CHECK(fi <= s->nelems, "freeindex %zu > nelems %zu", (size_t)fi,
+	      (size_t)s->nelems);
+	for (uintptr_t i = fi; i < s->nelems; i++)
+		above += bitmap_get(s->alloc_bits, i);
+	CHECK(s->alloc_count == fi + above,
+	      "alloc_count %zu != freeindex %zu + %zu", (size_t)s->alloc_count,
+	      (size_t)fi, (size_t)above);
+	for (uintptr_t i = fi; i < s->nelems && (i == fi || i % 64); i++)
+		CHECK(((s->alloc_cache >> (i - fi)) & 1) ==
+		              !bitmap_get(s->alloc_bits, i),
+		      "alloc_cache bit %zu (object %zu) is stale",
+		      (size_t)(i - fi), (size_t)i);
+}
+
+/* The class whose spans hold exactly n objects, or 0. */
+static unsigned class_with_nelems(uintptr_t n)
+{
+	for (unsigned c = 1; c < NUM_SIZE_CLASSES; c++)
+		if (class_to_npages[c] * PAGE_SIZE / class_to_size[c] == n)
+			return c;
+	return 0;
+}
+
+static void walk_trial(test_rng *r, mspan *s, bool real)
+{
+	uintptr_t n = s->nelems, nw = mspan_bitmap_words(n);
+	static uintptr_t want[1024];
+	uintptr_t nwant = 0, got = 0, last = 0;
+	bool any = false;
+	static const unsigned dens[] = {0, 1, 8, 32, 56, 63, 64};
+	unsigned d = dens[rng_below(r, ARRAY_LEN(dens))];
+
+	/* Random alloc bits; those past nelems are sometimes set. */
+	for (uintptr_t w = 0; w < nw; w++)
+		for (unsigned b = 0; b < 64; b++)
+			set_bit(s->alloc_bits, w * 64 + b,
+			        w * 64 + b < n ? rng_below(r, 64) < d
+			                       : rng_below(r, 2));
+	uintptr_t fi = rng_below(r, 3) ? 0 : rng_below(r, n + 1);
+	uintptr_t count = fi;
+	for (uintptr_t i = fi; i < n; i++) {
+		if (bitmap_get(s->alloc_bits, i))
+			count++;
+		else
+			want[nwant++] = i;
+	}
+	astore(&s->freeindex, fi);
+	s->alloc_count = count;
+	/* As mcentral_cache_span loads it. */
+	s->alloc_cache = fi < n ? ~s->alloc_bits[fi / 64] >> (fi % 64) : 0;
+	naive_invariant(s);
+	if (real)
+		mspan_verify(s);
+
+	unsigned fast_pct = (unsigned)rng_below(r, 101);
+	for (;;) {
+		uintptr_t i, p = 0, before = s->alloc_count;
+		uintptr_t fi0 = aload(&s->freeindex);
+		if (rng_below(r, 100) < fast_pct) {
+			p = mspan_next_free_fast(s);
+			CHECK(p || (s->alloc_count == before &&
+			            aload(&s->freeindex) == fi0),
+			      "a failed fast path changed the span");
+		}
+		if (p) {
+			CHECK(p >= s->base && p < s->limit &&
+			      (p - s->base) % s->elemsize == 0,
+			      "fast path gave bad address %p", (void *)p);
+			i = (p - s->base) / s->elemsize;
+			CHECK(s->alloc_count == before + 1,
+			      "fast path did not count");
+		} else {
+			i = mspan_next_free_index(s);
+			if (i == n)
+				break;
+			s->alloc_count++;
+		}
+		CHECK(got < nwant, "object %zu handed out; all %zu free "
+		      "ones were already", (size_t)i, (size_t)nwant);
+		CHECK(i == want[got], "object %zu handed out, next free is "
+		      "%zu (n %zu, start %zu)", (size_t)i,
+		      (size_t)want[got], (size_t)n, (size_t)fi);
+		CHECK(!any || i > last, "indices do not increase");
+		CHECK(aload(&s->freeindex) > i, "freeindex %zu not past %zu",
+		      (size_t)aload(&s->freeindex), (size_t)i);
+		any = true;
+		last = i;
+		got++;
+		if (n <= 128 || rng_below(r, 8) == 0) {
+			naive_invariant(s);
+			if (real)
+				mspan_verify(s);
+		}
+	}
+	CHECK(got == nwant, "%zu of %zu free objects handed out (n %zu)",
+	      (size_t)got, (size_t)nwant, (size_t)n);
+	CHECK(aload(&s->freeindex) == n, "freeindex %zu at the end",
+	      (size_t)aload(&s->freeindex));
+	CHECK(s->alloc_count == n, "alloc_count %zu at the end",
+	      (size_t)s->alloc_count);
+	CHECK(mspan_next_free_index(s) == n, "a full span gave an index");
+	CHECK(mspan_next_free_fast(s) == 0, "a full span gave an object");
+	naive_invariant(s);
+}
+
+START_TEST(test_next_free)
+{
+	static const uintptr_t sizes[] = {1, 7, 63, 64, 65, 127, 128, 1024};
+	test_rng r = rng_make(10);
+
+	heap_setup();
+	for (unsigned k = 0; k < ARRAY_LEN(sizes); k++) {
+		uintptr_t n = sizes[k];
+		unsigned c = class_with_nelems(n);
+		/* No class holds n: a span of 1024 8-byte objects, cut. */
+		mspan *s = class_span(c ? c : 1, true);
+		uintptr_t nelems = s->nelems, limit = s->limit;
+		s->nelems = n;
+		s->limit = s->base + n * s->elemsize;
+		for (int t = 0; t < (n > 128 ? 100 : 400); t++)
+			walk_trial(&r, s, c != 0);
+		s->nelems = nelems;
+		s->limit = limit;
+		memset(s->alloc_bits, 0, mspan_bitmap_words(nelems) * 8);
+		astore(&s->freeindex, 0);
+		s->alloc_count = 0;
+		mspan_refill_alloc_cache(s, 0);
+		mheap_free_span(s);
+	}
+	mheap_verify();
+}
+END_TEST
+
+/* The fast path alone never crosses a 64-object boundary with a stale
+ * cache: it stops there, and the slow path goes on. */
+START_TEST(test_fast_path_word_edges)
+{
+	heap_setup();
+	mspan *s = class_span(1, true);
+	uintptr_t n = s->nelems, i = 0, fast = 0;
+
+	while (i < n) {
+		uintptr_t p = mspan_next_free_fast(s);
+		if (p) {
+			ck_assert_uint_eq(p, s->base + i * s->elemsize);
+			fast++;
+		} else {
+			/* Only at the last object of a word. */
+			ck_assert_uint_eq((i + 1) % 64, 0);
+			ck_assert_uint_eq(mspan_next_free_index(s), i);
+			s->alloc_count++;
+		}
+		i++;
+		naive_invariant(s);
+	}
+	ck_assert_uint_eq(fast, n - n / 64 + 1);
+	ck_assert_uint_eq(s->alloc_count, n);
+	mspan_verify(s);
+}
+END_TEST
+
+/* ---- (b) object indices ------------------------------------------------- */
+
+START_TEST(test_object_index)
+{
+	heap_setup();
+	for (unsigned c = 1; c < NUM_SIZE_CLASSES; c++) {
+		mspan *s = class_span(c, true);
+		uintptr_t bytes = s->npages * PAGE_SIZE;
+
+		ck_assert_uint_eq(s->elemsize, class_to_size[c]);
+		ck_assert_uint_eq(s->nelems, bytes / class_to_size[c]);
+		for (uintptr_t off = 0; off < bytes; off++) {
+			uintptr_t i = mspan_object_index(s, s->base + off);
+			CHECK(i == off / s->elemsize,
+			      "class %u offset %zu: index %zu, want %zu", c,
+			      (size_t)off, (size_t)i,
+			      (size_t)(off / s->elemsize));
+		}
+		mheap_free_span(s);
+	}
+	/* A large span is one object. */
+	mspan *s = must_alloc(5, make_spanclass(0, true));
+	for (uintptr_t off = 0; off < 5 * PAGE_SIZE; off += 7)
+		CHECK(mspan_object_index(s, s->base + off) == 0,
+		      "large span offset %zu", (size_t)off);
+	mheap_free_span(s);
+}
+END_TEST
+
+/* ---- (c) pointer records ------------------------------------------------ */
+
+/* A random type of 1..maxsize bytes; REPEAT types with pointers get a
+ * multiple of 8 bytes. */
+static gc_type *random_type(test_rng *r, size_t maxsize)
+{
+	unsigned tail = (unsigned)rng_below(r, 3);
+	size_t size = 1 + rng_below(r, maxsize);
+	uint64_t bm[64] = {0};
+	static const unsigned dens[] = {0, 8, 32, 60, 64};
+	unsigned d = dens[rng_below(r, ARRAY_LEN(dens))];
+	gc_status st;
+	char err[200];
+
+	if (tail == GCHEAP_TAIL_REPEAT && d && size >= 8)
+		size &= ~(size_t)7;
+	else if (tail == GCHEAP_TAIL_REPEAT)
+		d = 0;
+	ck_assert_uint_le(size / 8, 64 * 64);
+	for (size_t w = 0; w < size / 8; w++)
+		if (rng_below(r, 64) < d)
+			set_bit(bm, w, true);
+	gc_type *t = gctype_make("rnd", size, bm, tail, &st, err, sizeof err);
+	ck_assert_msg(t != NULL, "gctype_make: %s", err);
+	return t;
+}
+
+/* The pointer slots the iterator yields for the object at p equal the
+ * words w < nwords with model(w). */
+static void check_slots(const mspan *s, uintptr_t p, const gc_type *t,
+                        size_t nwords, const char *what)
+{
+	ptriter it;
+	uintptr_t *slot;
+	size_t w = 0;
+
+	mspan_ptriter(s, p, &it);
+	while ((slot = ptriter_next(&it)) != NULL) {
+		uintptr_t a = (uintptr_t)slot;
+		CHECK(a >= p && a < p + s->elemsize && (a - p) % 8 == 0,
+		      "%s: slot %p outside object %p", what, (void *)a,
+		      (void *)p);
+		size_t sw = (a - p) / 8;
+		CHECK(sw >= w, "%s: slots not increasing", what);
+		for (; w < sw; w++)
+			CHECK(!(t && w < nwords && gctype_word_is_ptr(t, w)),
+			      "%s: object %p word %zu is a pointer, not "
+			      "yielded", what, (void *)p, w);
+		CHECK(t && sw < nwords && gctype_word_is_ptr(t, sw),
+		      "%s: object %p word %zu yielded, not a pointer", what,
+		      (void *)p, sw);
+		w = sw + 1;
+	}
+	for (; t && w < nwords; w++)
+		CHECK(!gctype_word_is_ptr(t, w),
+		      "%s: object %p word %zu is a pointer, not yielded",
+		      what, (void *)p, w);
+}
+
+START_TEST(test_heapbits)
+{
+	test_rng r = rng_make(11);
+
+	heap_setup();
+	for (unsigned c = 1; c < NUM_SIZE_CLASSES; c++) {
+		if (class_to_size[c] > SMALL_SCAN_MAX)
+			break;
+		mspan *s = class_span(c, false);
+		uintptr_t n = s->nelems, esz = s->elemsize;
+		const gc_type **ty = calloc(n, sizeof(*ty));
+		size_t *nw = calloc(n, sizeof(*nw));
+		gc_type *pool[64];
+
+		ck_assert_ptr_nonnull(s->heap_bits);
+		ck_assert(span_has_heapbits(s->spc));
+		for (unsigned k = 0; k < ARRAY_LEN(pool); k++)
+			pool[k] = random_type(&r, esz);
+		for (uintptr_t i = 0; i < n; i++)
+			check_slots(s, s->base + i * esz, NULL, 0, "fresh");
+		for (uintptr_t round = 0; round < 3 * n; round++) {
+			uintptr_t i = rng_below(&r, n);
+			uintptr_t p = s->base + i * esz;
+			gc_type *t = pool[rng_below(&r, ARRAY_LEN(pool))];
+			size_t size = t->size +
+			              rng_below(&r, esz - t->size + 1);
+			uint64_t bits = t->small_bits &
+			                low_mask((unsigned)(size / 8));
+			if (rng_below(&r, 2))
+				mspan_set_type(s, p, t, size);
+			else
+				mspan_set_heapbits(s, p, bits);
+			ty[i] = t;
+			nw[i] = size / 8;
+			for (uintptr_t j = i ? i - 1 : 0; j <= i + 1 && j < n;
+			     j++)
+				check_slots(s, s->base + j * esz, ty[j], nw[j],
+				            "heap bits");
+		}
+		for (uintptr_t i = 0; i < n; i++)
+			check_slots(s, s->base + i * esz, ty[i], nw[i],
+			            "heap bits, all");
+		free(ty);
+		free(nw);
+		mheap_free_span(s);
+	}
+	mheap_verify();
+}
+END_TEST
+
+/* Objects over SMALL_SCAN_MAX keep their type; large spans theirs; noscan
+ * spans have no pointers at all. */
+START_TEST(test_typed_records)
+{
+	test_rng r = rng_make(12);
+
+	heap_setup();
+	for (unsigned c = 1; c < NUM_SIZE_CLASSES; c++) {
+		if (class_to_size[c] <= SMALL_SCAN_MAX)
+			continue;
+		mspan *s = class_span(c, false);
+		uintptr_t n = s->nelems, esz = s->elemsize;
+		const gc_type **ty = calloc(n, sizeof(*ty));
+
+		ck_assert_ptr_null(s->heap_bits);
+		ck_assert_ptr_nonnull(s->types);
+		for (uintptr_t round = 0; round < 4 * n; round++) {
+			uintptr_t i = rng_below(&r, n);
+			gc_type *t = random_type(&r, MIN(esz, 4096));
+			mspan_set_type(s, s->base + i * esz, t, esz);
+			ty[i] = t;
+		}
+		for (uintptr_t i = 0; i < n; i++)
+			check_slots(s, s->base + i * esz, ty[i], esz / 8,
+			            "typed");
+		free(ty);
+		mheap_free_span(s);
+	}
+	for (int k = 0; k < 20; k++) {
+		uintptr_t npages = 5 + rng_below(&r, 20);
+		mspan *s = must_alloc(npages, make_spanclass(0, false));
+		size_t size = npages * PAGE_SIZE - rng_below(&r, PAGE_SIZE);
+		gc_type *t = random_type(&r, 4096);
+		mspan_set_type(s, s->base, t, size);
+		check_slots(s, s->base, t, size / 8, "large");
+		mheap_free_span(s);
+	}
+	mspan *s = class_span(5, true);
+	for (uintptr_t i = 0; i < s->nelems; i++)
+		check_slots(s, s->base + i * s->elemsize, NULL, 0, "noscan");
+	mheap_free_span(s);
+}
+END_TEST
+
+/* ---- (d) sweeping ------------------------------------------------------- */
+
+static uintptr_t *freed_log;
+static size_t nfreed_log;
+
+static void on_freed(mspan *s, uintptr_t obj)
+{
+	(void)s;
+	freed_log[nfreed_log++] = obj;
+}
+
+static mcentral *central_of(const mspan *s)
+{
+	return &mheap_.central[s->spc];
+}
+
+static uintptr_t flip(void)
+{
+	uintptr_t sg = aload(&mheap_.sweepgen) + 2;
+
+	astore(&mheap_.sweepgen, sg);
+	return sg;
+}
+
+/* Allocate about `want` objects through the slow path, as an mcache does;
+ * returns how many. */
+static uintptr_t alloc_objects(mspan *s, uintptr_t want, bool *allocd,
+                               uint8_t *pat, test_rng *r)
+{
+	uintptr_t k = 0;
+
+	for (; k < want; k++) {
+		uintptr_t i = mspan_next_free_index(s);
+		if (i == s->nelems)
+			break;
+		CHECK(!allocd[i], "object %zu handed out while allocated",
+		      (size_t)i);
+		s->alloc_count++;
+		allocd[i] = true;
+		pat[i] = (uint8_t)(1 + rng_below(r, 200));
+		memset((void *)(s->base + i * s->elemsize), pat[i],
+		       s->elemsize);
+	}
+	return k;
+}
+
+static void sweep_cycles(unsigned sc, bool noscan, bool poison, test_rng *r)
+{
+	mspan *s = class_span(sc, noscan);
+	uintptr_t n = s->nelems, base = s->base;
+	bool *allocd = calloc(n, 1), *marked = calloc(n, 1);
+	uint8_t *pat = calloc(n, 1);
+	mcentral *c = central_of(s);
+
+	freed_log = calloc(n, sizeof(uintptr_t));
+	mheap_.hooks.object_freed = on_freed;
+	mheap_.hooks.poison = poison;
+	for (int cycle = 0;; cycle++) {
+		uintptr_t want = rng_below(r, 4) ? rng_below(r, n + 1) : n;
+		alloc_objects(s, want, allocd, pat, r);
+		mspan_verify(s);
+		/* Mark a random subset of the allocated objects; last time
+		 * none, so that the span empties. */
+		unsigned q = cycle >= 6 ? 0 : (unsigned)rng_below(r, 101);
+		uintptr_t nmarked = 0;
+		for (uintptr_t i = 0; i < n; i++) {
+			marked[i] = allocd[i] && rng_below(r, 100) < q;
+			if (marked[i]) {
+				set_bit(s->gcmark_bits, i, true);
+				nmarked++;
+			}
+		}
+		uintptr_t sg = flip();
+		ck_assert_uint_eq(aload(&s->sweepgen), sg - 2);
+		ck_assert(mspan_try_acquire(s, sg));
+		ck_assert(!mspan_try_acquire(s, sg));
+		ck_assert_uint_eq(aload(&s->sweepgen), sg - 1);
+		nfreed_log = 0;
+		bool kept = mspan_sweep(s, false);
+
+		uintptr_t ndead = 0;
+		for (uintptr_t i = 0; i < n; i++)
+			ndead += allocd[i] && !marked[i];
+		ck_assert_uint_eq(nfreed_log, ndead);
+		for (size_t k = 0; k < nfreed_log; k++) {
+			uintptr_t i = (freed_log[k] - base) / class_to_size[sc];
+			CHECK(freed_log[k] == base + i * class_to_size[sc] &&
+			      i < n && allocd[i] && !marked[i],
+			      "object_freed(%p) for a live object",
+			      (void *)freed_log[k]);
+			CHECK(k == 0 || freed_log[k] > freed_log[k - 1],
+			      "object_freed twice or out of order");
+		}
+		if (nmarked == 0) {
+			ck_assert(!kept);
+			ck_assert_ptr_null(spanof(base));
+			ck_assert_uint_eq(mcentral_verify(c), 0);
+			break;
+		}
+		ck_assert(kept);
+		ck_assert_uint_eq(s->alloc_count, nmarked);
+		ck_assert_uint_eq(aload(&s->sweepgen), sg);
+		ck_assert_uint_eq(aload(&s->freeindex), 0);
+		if (ndead)
+			ck_assert_uint_eq(s->needzero, 1);
+		for (uintptr_t i = 0; i < n; i++) {
+			uint8_t *o = (uint8_t *)(base + i * s->elemsize);
+			CHECK(mspan_is_free(s, i) == !marked[i],
+			      "cycle %d object %zu: free %d, marked %d", cycle,
+			      (size_t)i, mspan_is_free(s, i), marked[i]);
+			CHECK(!bitmap_get(s->gcmark_bits, i),
+			      "mark bit %zu survived the sweep", (size_t)i);
+			if (marked[i])
+				CHECK(o[0] == pat[i] &&
+				      o[s->elemsize - 1] == pat[i],
+				      "live object %zu overwritten", (size_t)i);
+			else if (allocd[i] && poison)
+				for (uintptr_t b = 0; b < s->elemsize; b++)
+					CHECK(o[b] == POISON_BYTE,
+					      "freed object %zu byte %zu "
+					      "%#x", (size_t)i, (size_t)b,
+					      o[b]);
+			else if (allocd[i])
+				CHECK(o[0] == pat[i], "poisoned without "
+				      "the hook");
+			allocd[i] = marked[i];
+		}
+		spanlist *want_list = nmarked == n ?
+		                      mcentral_full_swept(c, sg) :
+		                      mcentral_partial_swept(c, sg);
+		ck_assert_ptr_eq(s->list, want_list);
+		ck_assert_uint_eq(want_list->n, 1);
+		ck_assert_uint_eq(mcentral_verify(c), 1);
+		mheap_verify();
+		/* Take the span back, as cache_span would. */
+		mutex_lock(&c->lock);
+		spanlist_remove(s->list, s);
+		mutex_unlock(&c->lock);
+	}
+	mheap_verify();
+	mheap_.hooks.object_freed = NULL;
+	mheap_.hooks.poison = false;
+	free(allocd);
+	free(marked);
+	free(pat);
+	free(freed_log);
+}
+
+START_TEST(test_sweep)
+{
+	static const unsigned classes[] = {1, 2, 5, 10, 26, 33, 40, 51, 67};
+	test_rng r = rng_make(13);
+
+	heap_setup();
+	for (unsigned k = 0; k < ARRAY_LEN(classes); k++)
+		for (int rep = 0; rep < 6; rep++)
+			sweep_cycles(classes[k], rep % 2, rep >= 2, &r);
+	ck_assert_uint_eq(mheap_.stats.spans_inuse, 0);
+}
+END_TEST
+
+/* A large span survives a sweep if marked and is freed if not. */
+START_TEST(test_sweep_large)
+{
+	heap_setup();
+	for (int marked = 0; marked < 2; marked++) {
+		mspan *s = must_alloc(7, make_spanclass(0, true));
+		uintptr_t base = s->base;
+		mcentral *c = central_of(s);
+
+		astore(&s->freeindex, 1);
+		s->alloc_count = 1;
+		s->alloc_cache = 0;
+		mcentral_push_swept(c, s);
+		ck_assert_ptr_eq(s->list, mcentral_full_swept(c,
+		                 aload(&mheap_.sweepgen)));
+		memset((void *)base, 0x11, 7 * PAGE_SIZE);
+		if (marked)
+			set_bit(s->gcmark_bits, 0, true);
+		uintptr_t sg = flip();
+		mheap_verify();
+		ck_assert(mspan_try_acquire(s, sg));
+		mheap_.hooks.poison = true;
+		bool kept = mspan_sweep(s, false);
+		mheap_.hooks.poison = false;
+		ck_assert_int_eq(kept, marked);
+		if (marked) {
+			ck_assert_ptr_eq(s->list, mcentral_full_swept(c, sg));
+			ck_assert(!mspan_is_free(s, 0));
+			ck_assert_uint_eq(*(uint8_t *)base, 0x11);
+			mutex_lock(&c->lock);
+			spanlist_remove(s->list, s);
+			mutex_unlock(&c->lock);
+			mheap_free_span(s);
+		} else {
+			ck_assert_ptr_null(spanof(base));
+			ck_assert_uint_eq(*(uint8_t *)(base + 5 * PAGE_SIZE),
+			                  POISON_BYTE);
+		}
+		ck_assert_uint_eq(mcentral_verify(c), 0);
+		mheap_verify();
+	}
+	ck_assert_uint_eq(mheap_.stats.large_objects, 0);
+}
+END_TEST
+
+/* A marked object that is free is fatal: at freeindex, in a later bitmap
+ * word, and the last object. */
+START_TEST(test_zombie)
+{
+	heap_setup();
+	mspan *s = class_span(5, true);
+	uintptr_t n = s->nelems;
+	uintptr_t zombie[] = {3, 130, n - 1};
+
+	sys_fatal_exit_code = 70;
+	for (int k = 0; k < 3; k++) {
+		ck_assert_uint_eq(mspan_next_free_index(s), (uintptr_t)k);
+		s->alloc_count++;
+	}
+	/* Objects 0 and 1 are live; 2 dies; one free object is marked. */
+	set_bit(s->gcmark_bits, 0, true);
+	set_bit(s->gcmark_bits, 1, true);
+	set_bit(s->gcmark_bits, zombie[_i], true);
+	uintptr_t sg = flip();
+	ck_assert(mspan_try_acquire(s, sg));
+	mspan_sweep(s, false);
+	ck_abort_msg("sweep did not notice zombie %zu", (size_t)zombie[_i]);
+}
+END_TEST
+
+/* The same sweep without the zombie is fine (the death test's control). */
+START_TEST(test_zombie_control)
+{
+	heap_setup();
+	mspan *s = class_span(5, true);
+
+	sys_fatal_exit_code = 70;
+	for (int k = 0; k < 3; k++) {
+		ck_assert_uint_eq(mspan_next_free_index(s), (uintptr_t)k);
+		s->alloc_count++;
+	}
+	set_bit(s->gcmark_bits, 0, true);
+	set_bit(s->gcmark_bits, 1, true);
+	uintptr_t sg = flip();
+	ck_assert(mspan_try_acquire(s, sg));
+	ck_assert(mspan_sweep(s, false));
+	ck_assert_uint_eq(s->alloc_count, 2);
+	ck_assert(mspan_is_free(s, 2));
+	mheap_verify();
+}
+END_TEST
+
+static Suite *mspan_suite(void)
+{
+	Suite *s = suite_create("mspan");
+	TCase *tc = tcase_create("walk");
+
+	tcase_add_test(tc, test_next_free);
+	tcase_add_test(tc, test_fast_path_word_edges);
+	tcase_add_test(tc, test_object_index);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("pointers");
+	tcase_add_test(tc, test_heapbits);
+	tcase_add_test(tc, test_typed_records);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("sweep");
+	tcase_add_test(tc, test_sweep);
+	tcase_add_test(tc, test_sweep_large);
+	tcase_add_loop_exit_test(tc, test_zombie, 70, 0, 3);
+	tcase_add_test(tc, test_zombie_control);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return test_main(mspan_suite());
+}

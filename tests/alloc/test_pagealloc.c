@@ -1,0 +1,862 @@
+/* tests/alloc/test_pagealloc.c: tests the page allocator and the heap's
+ * span allocation (alloc/pagealloc.c, alloc/mheap.c): free-run summaries
+ * against a bit-by-bit reference, first-fit allocation and coalescing
+ * against a model of every arena's bitmap under random alloc/free, the
+ * memory limit and OS failures (nothing leaks), spans that cross 64 MiB
+ * arena boundaries, and needzero/commit/release accounting. */
+#include "tests/testing.h"
+
+#include "alloc/alloc.h"
+
+#include <string.h>
+
+/* ---- Helpers ------------------------------------------------------------ */
+
+#define LARGE_NOSCAN make_spanclass(0, true)
+
+/* ck_assert in fork mode writes to a pipe every time; hot loops use this. */
+#define CHECK(cond, ...)                                                  \
+	do {                                                               \
+		if (!(cond))                                               \
+			ck_abort_msg(__VA_ARGS__);                         \
+	} while (0)
+
+static void heap_setup(void)
+{
+	ck_assert_int_eq(mheap_init(), HEAP_OK);
+}
+
+static mspan *must_alloc(uintptr_t npages)
+{
+	heap_err err = HEAP_OK;
+	mspan *s = mheap_alloc_span(npages, LARGE_NOSCAN, &err);
+
+	ck_assert_msg(s != NULL, "mheap_alloc_span(%zu) failed with %d",
+	              (size_t)npages, (int)err);
+	ck_assert_int_eq(err, HEAP_OK);
+	ck_assert_uint_eq(s->npages, npages);
+	ck_assert_uint_eq(s->state, MSPAN_INUSE);
+	ck_assert_uint_eq(s->base % PAGE_SIZE, 0);
+	return s;
+}
+
+static uintptr_t page_addr(const mspan *s, uintptr_t i)
+{
+	return s->base + i * PAGE_SIZE;
+}
+
+/* Every page of s maps to s; the pages just outside do not. */
+static void check_spanof(const mspan *s)
+{
+	for (uintptr_t i = 0; i < s->npages; i++) {
+		uintptr_t p = page_addr(s, i);
+		CHECK(spanof(p) == s && spanof(p + PAGE_SIZE - 1) == s,
+		      "page %zu of span [%p, +%zu) maps to %p", (size_t)i,
+		      (void *)s->base, (size_t)s->npages, (void *)spanof(p));
+	}
+	ck_assert_ptr_ne(spanof(s->base - 1), s);
+	ck_assert_ptr_ne(spanof(page_addr(s, s->npages)), s);
+}
+
+/* The counters kept under the heap lock. */
+typedef struct snap {
+	size_t reserved, committed, released, inuse_pages, spans_inuse;
+	size_t meta_sys, arenas, large_objects, large_bytes;
+	size_t span_structs, meta_inuse;
+} snap;
+
+static snap take_snap(void)
+{
+	const heap_stats *st = &mheap_.stats;
+	snap s = {st->reserved, st->committed, st->released, st->inuse_pages,
+	          st->spans_inuse, st->meta_sys, st->arenas,
+	          st->large_objects, st->large_bytes,
+	          mheap_.spanalloc.inuse, metaalloc_inuse(&mheap_.meta)};
+	return s;
+}
+
+static void check_snap_eq(const snap *a, const snap *b)
+{
+	ck_assert_uint_eq(a->reserved, b->reserved);
+	ck_assert_uint_eq(a->committed, b->committed);
+	ck_assert_uint_eq(a->released, b->released);
+	ck_assert_uint_eq(a->inuse_pages, b->inuse_pages);
+	ck_assert_uint_eq(a->spans_inuse, b->spans_inuse);
+	ck_assert_uint_eq(a->meta_sys, b->meta_sys);
+	ck_assert_uint_eq(a->arenas, b->arenas);
+	ck_assert_uint_eq(a->large_objects, b->large_objects);
+	ck_assert_uint_eq(a->large_bytes, b->large_bytes);
+	ck_assert_uint_eq(a->span_structs, b->span_structs);
+	ck_assert_uint_eq(a->meta_inuse, b->meta_inuse);
+}
+
+/* Bytes of inaccessible (reserved, PROT_NONE) address space the process
+ * has mapped, from /proc/self/maps: where a leaked arena reservation would
+ * show, untouched by malloc. */
+static size_t reserved_bytes(void)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[512], perms[8];
+	size_t total = 0;
+
+	ck_assert_ptr_nonnull(f);
+	while (fgets(line, sizeof line, f)) {
+		unsigned long lo, hi;
+		if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) == 3 &&
+		    strcmp(perms, "---p") == 0)
+			total += hi - lo;
+	}
+	fclose(f);
+	return total;
+}
+
+static void set_limit(size_t bytes)
+{
+	mutex_lock(&mheap_.lock);
+	mheap_.limit = bytes;
+	mutex_unlock(&mheap_.lock);
+}
+
+/* ---- (a) summaries against a bit-by-bit reference ----------------------- */
+
+static bool bit(const uint64_t *bm, size_t i)
+{
+	return (bm[i / 64] >> (i % 64)) & 1;
+}
+
+static void set_bit(uint64_t *bm, size_t i, bool v)
+{
+	if (v)
+		bm[i / 64] |= (uint64_t)1 << (i % 64);
+	else
+		bm[i / 64] &= ~((uint64_t)1 << (i % 64));
+}
+
+static pagesum naive_summary(const uint64_t *bm, size_t nbits)
+{
+	pagesum s = {0, 0, 0};
+	uint32_t run = 0;
+	size_t i = 0;
+
+	while (i < nbits && !bit(bm, i))
+		i++;
+	s.start = (uint32_t)i;
+	for (i = 0; i < nbits; i++) {
+		run = bit(bm, i) ? 0 : run + 1;
+		if (run > s.max)
+			s.max = run;
+	}
+	s.end = run;
+	return s;
+}
+
+#define MAX_BM_WORDS (ARENA_BITMAP_WORDS + 4)
+
+/* A random bitmap of nbits bits shaped by `kind`. */
+static void random_bitmap(test_rng *r, uint64_t *bm, size_t nbits, int kind)
+{
+	size_t nw = (nbits + 63) / 64;
+	size_t a = rng_below(r, nbits), b = rng_below(r, nbits + 1);
+
+	if (a > b) {
+		size_t t = a;
+		a = b;
+		b = t;
+	}
+	memset(bm, 0, nw * sizeof(uint64_t));
+	switch (kind) {
+	case 0: /* all free */
+		break;
+	case 1: /* all used */
+		memset(bm, 0xff, nw * sizeof(uint64_t));
+		break;
+	case 2: /* one free run in a used map: at the start, end, middle */
+		memset(bm, 0xff, nw * sizeof(uint64_t));
+		if (rng_below(r, 3) == 0)
+			a = 0;
+		else if (rng_below(r, 2) == 0)
+			b = nbits;
+		for (size_t i = a; i < b; i++)
+			set_bit(bm, i, false);
+		break;
+	case 3: /* one used run in a free map */
+		if (rng_below(r, 3) == 0)
+			a = 0;
+		else if (rng_below(r, 2) == 0)
+			b = nbits;
+		for (size_t i = a; i < b; i++)
+			set_bit(bm, i, true);
+		break;
+	case 4: { /* independent bits of a random density */
+		static const unsigned per1024[] = {1, 16, 100, 512, 900,
+		                                   1008, 1023};
+		unsigned d = per1024[rng_below(r, ARRAY_LEN(per1024))];
+		for (size_t i = 0; i < nbits; i++)
+			set_bit(bm, i, rng_below(r, 1024) < d);
+		break;
+	}
+	default: { /* alternating runs of random lengths */
+		bool used = rng_below(r, 2);
+		size_t maxlen = 1 + rng_below(r, 700);
+		for (size_t i = 0; i < nbits;) {
+			size_t len = 1 + rng_below(r, maxlen);
+			for (size_t j = 0; j < len && i < nbits; j++, i++)
+				set_bit(bm, i, used);
+			used = !used;
+		}
+		break;
+	}
+	}
+	/* Bits past nbits are in use (no free run continues there). */
+	for (size_t i = nbits; i < nw * 64; i++)
+		set_bit(bm, i, true);
+}
+
+START_TEST(test_summarize_random)
+{
+	test_rng r = rng_make(1);
+	uint64_t bm[MAX_BM_WORDS];
+	static const unsigned sizes[] = {1, 2, 3, 8, 16, 64, 128, 130};
+
+	for (int iter = 0; iter < 6000; iter++) {
+		unsigned nw = iter % 3 ? sizes[rng_below(&r, ARRAY_LEN(sizes))]
+		                       : 1 + (unsigned)rng_below(&r,
+		                                                MAX_BM_WORDS);
+		int kind = iter % 6;
+		random_bitmap(&r, bm, (size_t)nw * 64, kind);
+		pagesum want = naive_summary(bm, (size_t)nw * 64);
+		pagesum got = pagealloc_summarize(bm, nw);
+		if (memcmp(&want, &got, sizeof(want)))
+			ck_abort_msg("iteration %d (%u words, kind %d, first "
+			             "word %#llx): summary (%u,%u,%u), want "
+			             "(%u,%u,%u)", iter, nw, kind,
+			             (unsigned long long)bm[0], got.start,
+			             got.max, got.end, want.start, want.max,
+			             want.end);
+	}
+}
+END_TEST
+
+/* A 256-bit map whose bits in [a, b) are `inside`, the rest not. */
+static void check_one_run(unsigned a, unsigned b, bool inside)
+{
+	uint64_t bm[4];
+
+	for (unsigned i = 0; i < 256; i++)
+		set_bit(bm, i, (i >= a && i < b) ? inside : !inside);
+	pagesum want = naive_summary(bm, 256);
+	pagesum got = pagealloc_summarize(bm, 4);
+	CHECK(!memcmp(&want, &got, sizeof(want)),
+	      "%s run [%u,%u): (%u,%u,%u), want (%u,%u,%u)",
+	      inside ? "used" : "free", a, b, got.start, got.max, got.end,
+	      want.start, want.max, want.end);
+}
+
+/* Hand-picked maps: single runs at every edge of a word. */
+START_TEST(test_summarize_edges)
+{
+	for (unsigned a = 0; a <= 256; a++) {
+		for (unsigned b = a; b <= 256; b += 1 + (b > a + 70) * 7) {
+			check_one_run(a, b, false);
+			check_one_run(a, b, true);
+		}
+	}
+}
+END_TEST
+
+/* pagealloc_update's per-chunk summaries and their merge into the arena
+ * summary, on an arena struct of our own. */
+START_TEST(test_update_merge)
+{
+	test_rng r = rng_make(2);
+	heap_arena *a = calloc(1, sizeof(*a));
+
+	ck_assert_ptr_nonnull(a);
+	for (int iter = 0; iter < 1500; iter++) {
+		random_bitmap(&r, a->alloc, PAGES_PER_ARENA, iter % 6);
+		/* Sometimes free or fill whole chunks, so that runs cross
+		 * chunk boundaries. */
+		for (unsigned c = 0; c < CHUNKS_PER_ARENA; c++) {
+			uint64_t k = rng_below(&r, 8);
+			if (k < 2)
+				memset(&a->alloc[c * CHUNK_PAGES / 64],
+				       k ? 0xff : 0, CHUNK_PAGES / 8);
+		}
+		pagealloc_update(a, 0, CHUNKS_PER_ARENA - 1);
+		for (unsigned c = 0; c < CHUNKS_PER_ARENA; c++) {
+			pagesum want = naive_summary(
+				&a->alloc[c * CHUNK_PAGES / 64], CHUNK_PAGES);
+			if (memcmp(&want, &a->chunk[c], sizeof(want)))
+				ck_abort_msg("iteration %d chunk %u: (%u,%u,%u)"
+				             ", want (%u,%u,%u)", iter, c,
+				             a->chunk[c].start, a->chunk[c].max,
+				             a->chunk[c].end, want.start,
+				             want.max, want.end);
+		}
+		pagesum want = naive_summary(a->alloc, PAGES_PER_ARENA);
+		if (memcmp(&want, &a->sum, sizeof(want)))
+			ck_abort_msg("iteration %d: arena (%u,%u,%u), want "
+			             "(%u,%u,%u)", iter, a->sum.start,
+			             a->sum.max, a->sum.end, want.start,
+			             want.max, want.end);
+	}
+	free(a);
+}
+END_TEST
+
+/* ---- (b) random alloc/free against a model ------------------------------ */
+
+#define MAX_ARENAS 48
+
+typedef struct marena {
+	uintptr_t base;
+	uint8_t used[PAGES_PER_ARENA];
+} marena;
+
+static marena *model;   /* by address */
+static unsigned nmodel;
+
+/* Add the heap's new arenas to the model (all free) and check that the
+ * heap's arena list is address-ordered and has lost none. */
+static void model_sync(void)
+{
+	unsigned i = 0;
+
+	for (heap_arena *a = mheap_.arenas; a; a = a->next, i++) {
+		ck_assert_msg(i < MAX_ARENAS, "too many arenas");
+		if (i < nmodel && model[i].base == a->base)
+			continue;
+		ck_assert_msg(i == nmodel || a->base < model[i].base,
+		              "arena %p vanished or out of order",
+		              (void *)model[i].base);
+		memmove(&model[i + 1], &model[i],
+		        (nmodel - i) * sizeof(marena));
+		model[i].base = a->base;
+		memset(model[i].used, 0, PAGES_PER_ARENA);
+		nmodel++;
+	}
+	ck_assert_uint_eq(i, nmodel);
+}
+
+static marena *model_arena(uintptr_t p)
+{
+	for (unsigned i = 0; i < nmodel; i++)
+		if (p >= model[i].base && p - model[i].base < ARENA_BYTES)
+			return &model[i];
+	ck_abort_msg("address %p is in no model arena", (void *)p);
+	return NULL;
+}
+
+/* First fit of n pages over the model arenas, in address order, with runs
+ * crossing between contiguous arenas; 0 if none. */
+static uintptr_t model_find(uintptr_t n)
+{
+	uintptr_t run = 0, start = 0, prev_end = 0;
+
+	for (unsigned i = 0; i < nmodel; i++) {
+		if (model[i].base != prev_end)
+			run = 0;
+		for (uintptr_t pg = 0; pg < PAGES_PER_ARENA; pg++) {
+			if (model[i].used[pg]) {
+				run = 0;
+				continue;
+			}
+			if (!run)
+				start = model[i].base + pg * PAGE_SIZE;
+			if (++run == n)
+				return start;
+		}
+		prev_end = model[i].base + ARENA_BYTES;
+	}
+	return 0;
+}
+
+static void model_mark(const mspan *s, bool used)
+{
+	for (uintptr_t i = 0; i < s->npages; i++) {
+		uintptr_t p = page_addr(s, i);
+		marena *m = model_arena(p);
+		uintptr_t pg = (p - m->base) / PAGE_SIZE;
+		CHECK(m->used[pg] != used,
+		      "page %p handed out twice or freed twice", (void *)p);
+		m->used[pg] = used;
+	}
+}
+
+/* The heap's bitmaps and free counts equal the model. */
+static void model_compare(void)
+{
+	unsigned i = 0;
+
+	for (heap_arena *a = mheap_.arenas; a; a = a->next, i++) {
+		uintptr_t nfree = 0;
+		ck_assert_uint_eq(a->base, model[i].base);
+		for (uintptr_t pg = 0; pg < PAGES_PER_ARENA; pg++) {
+			CHECK(bitmap_get(a->alloc, pg) == model[i].used[pg],
+			      "page %zu of arena %p: heap %d model %d",
+			      (size_t)pg, (void *)a->base,
+			      bitmap_get(a->alloc, pg), model[i].used[pg]);
+			nfree += !model[i].used[pg];
+		}
+		ck_assert_uint_eq(a->free_pages, nfree);
+	}
+}
+
+#define MAX_LIVE 256
+
+START_TEST(test_random_model)
+{
+	test_rng r = rng_make(3);
+	mspan *live[MAX_LIVE];
+	unsigned nlive = 0, nbig = 0;
+	uintptr_t live_pages = 0, inuse0;
+
+	heap_setup();
+	model = calloc(MAX_ARENAS, sizeof(marena));
+	ck_assert_ptr_nonnull(model);
+	nmodel = 0;
+	inuse0 = mheap_.stats.inuse_pages;
+	for (int step = 0; step < 12000; step++) {
+		bool do_alloc = nlive == 0 ||
+		                (nlive < MAX_LIVE && live_pages < 60000 &&
+		                 rng_below(&r, 100) < 55);
+		if (do_alloc) {
+			uintptr_t n = 1 + rng_below(&r, 600);
+			if (nbig < 2 && rng_below(&r, 60) == 0)
+				n = PAGES_PER_ARENA + 1 +
+				    rng_below(&r, PAGES_PER_ARENA);
+			model_sync();
+			uintptr_t before = model_find(n);
+			mspan *s = must_alloc(n);
+			model_sync();
+			uintptr_t want = model_find(n);
+			ck_assert_msg(!before || before == want,
+			              "a fit at %p vanished", (void *)before);
+			ck_assert_msg(s->base == want,
+			              "step %d: %zu pages at %p, first fit is "
+			              "%p", step, (size_t)n, (void *)s->base,
+			              (void *)want);
+			model_mark(s, true);
+			ck_assert_ptr_eq(spanof(s->base), s);
+			ck_assert_ptr_eq(spanof(page_addr(s, n - 1)), s);
+			live[nlive++] = s;
+			live_pages += n;
+			nbig += n > PAGES_PER_ARENA;
+		} else {
+			unsigned k = (unsigned)rng_below(&r, nlive);
+			mspan *s = live[k];
+			uintptr_t base = s->base, n = s->npages;
+			live[k] = live[--nlive];
+			live_pages -= n;
+			nbig -= n > PAGES_PER_ARENA;
+			model_mark(s, false);
+			mheap_free_span(s);
+			ck_assert_ptr_null(spanof(base));
+			ck_assert_ptr_null(spanof(base + (n - 1) * PAGE_SIZE));
+		}
+		ck_assert_uint_eq(mheap_.stats.inuse_pages - inuse0,
+		                  live_pages);
+		if (step % 97 == 0) {
+			mheap_verify();
+			model_compare();
+		}
+	}
+	while (nlive) {
+		mspan *s = live[--nlive];
+		model_mark(s, false);
+		mheap_free_span(s);
+	}
+	mheap_verify();
+	model_compare();
+	ck_assert_uint_eq(mheap_.stats.inuse_pages, inuse0);
+	/* Everything is free again: a span as large as the biggest run of
+	 * contiguous arenas lands at the lowest address. */
+	model_sync();
+	ck_assert_uint_eq(model_find(1), mheap_.arenas->base);
+	mspan *s = must_alloc(1);
+	ck_assert_uint_eq(s->base, mheap_.arenas->base);
+	mheap_free_span(s);
+	free(model);
+}
+END_TEST
+
+/* Freed neighbours coalesce: three adjacent spans, freed in a random
+ * order, hold one span of their total size in the same place. */
+START_TEST(test_coalesce)
+{
+	test_rng r = rng_make(4);
+
+	heap_setup();
+	for (int iter = 0; iter < 50; iter++) {
+		uintptr_t n[3], total = 0;
+		mspan *s[3];
+		mspan *pre = must_alloc(1 + rng_below(&r, 300));
+		for (int i = 0; i < 3; i++) {
+			n[i] = 1 + rng_below(&r, 600);
+			total += n[i];
+			s[i] = must_alloc(n[i]);
+		}
+		mspan *post = must_alloc(1 + rng_below(&r, 300));
+		ck_assert_uint_eq(s[0]->base, pre->base + pre->npages *
+		                                          PAGE_SIZE);
+		ck_assert_uint_eq(s[1]->base, page_addr(s[0], n[0]));
+		ck_assert_uint_eq(s[2]->base, page_addr(s[1], n[1]));
+		uintptr_t base = s[0]->base;
+		int first = (int)rng_below(&r, 3);
+		for (int i = 0; i < 3; i++)
+			mheap_free_span(s[(first + i) % 3]);
+		mheap_verify();
+		/* One page more does not fit in the hole... */
+		mspan *big = must_alloc(total + 1);
+		ck_assert_uint_ne(big->base, base);
+		/* ...the total does, exactly there. */
+		mspan *all = must_alloc(total);
+		ck_assert_uint_eq(all->base, base);
+		check_spanof(all);
+		mheap_free_span(big);
+		mheap_free_span(all);
+		mheap_free_span(pre);
+		mheap_free_span(post);
+		mheap_verify();
+		ck_assert_uint_eq(mheap_.stats.inuse_pages, 0);
+	}
+}
+END_TEST
+
+/* ---- (c) exhaustion ----------------------------------------------------- */
+
+START_TEST(test_limit)
+{
+	const uintptr_t lim_pages = 2 * COMMIT_PAGES;
+	heap_err err = HEAP_OK;
+	mspan *s[8];
+
+	heap_setup();
+	set_limit(lim_pages * PAGE_SIZE);
+	/* Spans of 100 pages: five fit, the sixth would pass the limit. */
+	for (int i = 0; i < 5; i++)
+		s[i] = must_alloc(100);
+	ck_assert_uint_eq(mheap_.stats.committed, lim_pages * PAGE_SIZE);
+	snap before = take_snap();
+	ck_assert_ptr_null(mheap_alloc_span(100, LARGE_NOSCAN, &err));
+	ck_assert_int_eq(err, HEAP_LIMIT);
+	snap after = take_snap();
+	check_snap_eq(&before, &after);
+	mheap_verify();
+	/* What is committed can still be used, to the last page. */
+	s[5] = must_alloc(lim_pages - 500);
+	err = HEAP_OK;
+	ck_assert_ptr_null(mheap_alloc_span(1, LARGE_NOSCAN, &err));
+	ck_assert_int_eq(err, HEAP_LIMIT);
+	mheap_verify();
+	ck_assert_uint_eq(mheap_.stats.inuse_pages, lim_pages);
+
+	/* Released pages do not count against the limit until reused. */
+	uintptr_t base = s[0]->base;
+	for (int i = 0; i < 6; i++)
+		mheap_free_span(s[i]);
+	ck_assert_uint_eq(mheap_release_free(), lim_pages * PAGE_SIZE);
+	ck_assert_uint_eq(mheap_.stats.released, lim_pages * PAGE_SIZE);
+	s[0] = must_alloc(lim_pages);
+	ck_assert_uint_eq(s[0]->base, base);
+	ck_assert_uint_eq(mheap_.stats.released, 0);
+	err = HEAP_OK;
+	ck_assert_ptr_null(mheap_alloc_span(1, LARGE_NOSCAN, &err));
+	ck_assert_int_eq(err, HEAP_LIMIT);
+	/* A span that needs a second arena fails too, and its reservation
+	 * leaves the heap valid. */
+	err = HEAP_OK;
+	ck_assert_ptr_null(mheap_alloc_span(PAGES_PER_ARENA, LARGE_NOSCAN,
+	                                    &err));
+	ck_assert_int_eq(err, HEAP_LIMIT);
+	mheap_verify();
+	ck_assert_uint_eq(mheap_.stats.committed, lim_pages * PAGE_SIZE);
+	mheap_free_span(s[0]);
+	/* Lifting the limit lets the heap grow again. */
+	set_limit(0);
+	s[0] = must_alloc(lim_pages + 1);
+	mheap_free_span(s[0]);
+	mheap_verify();
+}
+END_TEST
+
+/* Reusing released pages counts against the limit like new ones. */
+START_TEST(test_limit_released)
+{
+	heap_err err = HEAP_OK;
+
+	heap_setup();
+	set_limit(2 * COMMIT_PAGES * PAGE_SIZE);
+	mspan *b = must_alloc(COMMIT_PAGES);
+	mspan *a = must_alloc(COMMIT_PAGES);
+	uintptr_t abase = a->base;
+	ck_assert_uint_eq(abase, page_addr(b, COMMIT_PAGES));
+	mheap_free_span(a);
+	ck_assert_uint_eq(mheap_release_free(), COMMIT_PAGES * PAGE_SIZE);
+	/* A's released pages plus 44 new ones would pass the limit... */
+	snap before = take_snap();
+	ck_assert_ptr_null(mheap_alloc_span(COMMIT_PAGES + 44, LARGE_NOSCAN,
+	                                    &err));
+	ck_assert_int_eq(err, HEAP_LIMIT);
+	snap after = take_snap();
+	check_snap_eq(&before, &after);
+	/* ...A's pages alone do not. */
+	a = must_alloc(COMMIT_PAGES);
+	ck_assert_uint_eq(a->base, abase);
+	ck_assert_uint_eq(a->needzero, 0);
+	ck_assert_uint_eq(mheap_.stats.released, 0);
+	mheap_free_span(a);
+	mheap_free_span(b);
+	mheap_verify();
+}
+END_TEST
+
+/* The k-th OS request of the first allocation fails: 1 arena reservation,
+ * 2 the arena's metadata, 3 the commit, 4 the span struct chunk, 5 the
+ * span bitmap chunk. The allocation fails with HEAP_NOMEM, nothing leaks,
+ * and the next allocation works. */
+START_TEST(test_os_failure_fresh)
+{
+	int k = _i;
+	heap_err err = HEAP_OK;
+
+	heap_setup();
+	snap before = take_snap();
+	size_t maps = reserved_bytes();
+	osmem_fail_in((unsigned)k);
+	mspan *s = mheap_alloc_span(10, LARGE_NOSCAN, &err);
+	osmem_fail_in(0);
+	ck_assert_msg(s == NULL, "request %d did not fail the allocation", k);
+	ck_assert_int_eq(err, HEAP_NOMEM);
+	mheap_verify();
+	snap after = take_snap();
+	ck_assert_uint_eq(after.inuse_pages, 0);
+	ck_assert_uint_eq(after.spans_inuse, 0);
+	ck_assert_uint_eq(after.span_structs, 0);
+	ck_assert_uint_eq(after.meta_inuse, 0);
+	ck_assert_uint_eq(after.large_objects, 0);
+	ck_assert_uint_eq(after.large_bytes, 0);
+	if (k <= 2) {
+		/* No arena was made; the reservation was given back. */
+		check_snap_eq(&before, &after);
+		ck_assert_ptr_null(mheap_.arenas);
+		ck_assert_uint_eq(reserved_bytes(), maps);
+	} else {
+		ck_assert_uint_eq(after.arenas, 1);
+		ck_assert_uint_eq(mheap_.arenas->free_pages, PAGES_PER_ARENA);
+		ck_assert_uint_eq(after.committed,
+		                  k == 3 ? 0 : COMMIT_PAGES * PAGE_SIZE);
+	}
+	s = must_alloc(10);
+	check_spanof(s);
+	ck_assert_uint_eq(s->needzero, 0);
+	mheap_free_span(s);
+	mheap_verify();
+}
+END_TEST
+
+/* A commit that fails in a heap that has arenas changes nothing. */
+START_TEST(test_os_failure_commit)
+{
+	heap_err err = HEAP_OK;
+
+	heap_setup();
+	mspan *a = must_alloc(1);
+	ck_assert_uint_eq(mheap_.stats.committed, COMMIT_PAGES * PAGE_SIZE);
+	snap before = take_snap();
+	osmem_fail_in(1);
+	mspan *s = mheap_alloc_span(COMMIT_PAGES, LARGE_NOSCAN, &err);
+	osmem_fail_in(0);
+	ck_assert_ptr_null(s);
+	ck_assert_int_eq(err, HEAP_NOMEM);
+	snap after = take_snap();
+	check_snap_eq(&before, &after);
+	ck_assert_uint_eq(mheap_.arenas->committed, COMMIT_PAGES);
+	mheap_verify();
+	s = must_alloc(COMMIT_PAGES);
+	ck_assert_uint_eq(s->base, page_addr(a, 1));
+	ck_assert_uint_eq(mheap_.stats.committed,
+	                  2 * COMMIT_PAGES * PAGE_SIZE);
+	mheap_free_span(s);
+	mheap_free_span(a);
+	mheap_verify();
+}
+END_TEST
+
+/* ---- (d) arena boundaries ----------------------------------------------- */
+
+START_TEST(test_span_over_arena)
+{
+	heap_setup();
+	mspan *s = must_alloc(PAGES_PER_ARENA + 1);
+	uintptr_t last = page_addr(s, s->npages - 1);
+
+	ck_assert_uint_eq(mheap_.stats.arenas, 2);
+	ck_assert_ptr_nonnull(arena_of(s->base));
+	ck_assert_ptr_nonnull(arena_of(last));
+	ck_assert_ptr_ne(arena_of(s->base), arena_of(last));
+	ck_assert_uint_eq(arena_of(last)->base,
+	                  arena_of(s->base)->base + ARENA_BYTES);
+	check_spanof(s);
+	/* Both arenas committed what the span covers. */
+	*(volatile char *)s->base = 1;
+	*(volatile char *)(last + PAGE_SIZE - 1) = 1;
+	mheap_verify();
+	ck_assert_uint_eq(mheap_.stats.inuse_pages, PAGES_PER_ARENA + 1);
+	uintptr_t base = s->base;
+	mheap_free_span(s);
+	for (uintptr_t i = 0; i <= PAGES_PER_ARENA; i++)
+		CHECK(spanof(base + i * PAGE_SIZE) == NULL, "page %zu mapped",
+		      (size_t)i);
+	mheap_verify();
+	/* Freed, the two arenas make one run again. */
+	s = must_alloc(2 * PAGES_PER_ARENA);
+	ck_assert_uint_eq(s->base, base);
+	ck_assert_uint_eq(mheap_.stats.arenas, 2);
+	mheap_free_span(s);
+	mheap_verify();
+}
+END_TEST
+
+START_TEST(test_span_straddles)
+{
+	test_rng r = rng_make(5);
+
+	heap_setup();
+	/* Two contiguous arenas (one reservation), then free. */
+	mspan *s = must_alloc(2 * PAGES_PER_ARENA);
+	uintptr_t b = s->base;
+	ck_assert_uint_eq(b % ARENA_BYTES, 0);
+	mheap_free_span(s);
+	for (int iter = 0; iter < 20; iter++) {
+		uintptr_t k = 1 + rng_below(&r, 300);
+		uintptr_t m = 1 + rng_below(&r, 600);
+		mspan *fill = must_alloc(PAGES_PER_ARENA - k);
+		ck_assert_uint_eq(fill->base, b);
+		s = must_alloc(k + m);
+		ck_assert_uint_eq(s->base, b + (PAGES_PER_ARENA - k) *
+		                                   PAGE_SIZE);
+		ck_assert_ptr_ne(arena_of(s->base),
+		                 arena_of(page_addr(s, k + m - 1)));
+		check_spanof(s);
+		memset((void *)s->base, 0x5a, (k + m) * PAGE_SIZE);
+		mheap_verify();
+		ck_assert_uint_eq(mheap_.stats.arenas, 2);
+		mheap_free_span(fill);
+		mheap_free_span(s);
+	}
+	mheap_verify();
+}
+END_TEST
+
+/* ---- (e) needzero, commit and release ----------------------------------- */
+
+static bool all_zero(uintptr_t p, size_t n)
+{
+	const unsigned char *c = (const unsigned char *)p;
+
+	for (size_t i = 0; i < n; i++)
+		if (c[i])
+			return false;
+	return true;
+}
+
+START_TEST(test_needzero)
+{
+	heap_setup();
+	mspan *s1 = must_alloc(10);
+	uintptr_t base = s1->base;
+	heap_arena *a = arena_of(base);
+
+	ck_assert_uint_eq(s1->needzero, 0);
+	ck_assert_uint_eq(a->committed, COMMIT_PAGES);
+	ck_assert_uint_eq(mheap_.stats.committed, COMMIT_PAGES * PAGE_SIZE);
+	ck_assert(all_zero(base, 10 * PAGE_SIZE));
+	memset((void *)base, 0xab, 10 * PAGE_SIZE);
+	mheap_free_span(s1);
+
+	/* The same pages again: dirty. Fresh pages after them: clean. */
+	mspan *s2 = must_alloc(10);
+	ck_assert_uint_eq(s2->base, base);
+	ck_assert_uint_eq(s2->needzero, 1);
+	mspan *s3 = must_alloc(5);
+	ck_assert_uint_eq(s3->base, base + 10 * PAGE_SIZE);
+	ck_assert_uint_eq(s3->needzero, 0);
+	/* A span on a dirty page needs zeroing. */
+	mheap_free_span(s2);
+	mspan *s4 = must_alloc(1);
+	ck_assert_uint_eq(s4->needzero, 1);
+	mheap_free_span(s4);
+	mheap_free_span(s3);
+	mheap_verify();
+
+	/* Release: exactly the 15 dirty free pages go. */
+	size_t rel = mheap_release_free();
+	ck_assert_uint_eq(rel, 15 * PAGE_SIZE);
+	ck_assert_uint_eq(mheap_.stats.released, 15 * PAGE_SIZE);
+	ck_assert_uint_eq(mheap_.stats.committed, COMMIT_PAGES * PAGE_SIZE);
+	ck_assert(all_zero(base, 15 * PAGE_SIZE));
+	ck_assert_uint_eq(mheap_release_free(), 0);
+	mheap_verify();
+
+	/* Released pages come back clean and stop counting as released. */
+	mspan *s5 = must_alloc(5);
+	ck_assert_uint_eq(s5->base, base);
+	ck_assert_uint_eq(s5->needzero, 0);
+	ck_assert_uint_eq(mheap_.stats.released, 10 * PAGE_SIZE);
+	memset((void *)s5->base, 0xcd, 5 * PAGE_SIZE);
+	mheap_free_span(s5);
+	/* 5 dirty pages, 10 released, then clean committed pages. */
+	mspan *s6 = must_alloc(20);
+	ck_assert_uint_eq(s6->base, base);
+	ck_assert_uint_eq(s6->needzero, 1);
+	ck_assert_uint_eq(mheap_.stats.released, 0);
+	ck_assert(all_zero(base + 5 * PAGE_SIZE, 15 * PAGE_SIZE));
+	mheap_verify();
+
+	/* Growing past the commit line commits in COMMIT_PAGES steps. */
+	mspan *s7 = must_alloc(COMMIT_PAGES);
+	ck_assert_uint_eq(s7->base, base + 20 * PAGE_SIZE);
+	ck_assert_uint_eq(s7->needzero, 0);
+	ck_assert_uint_eq(a->committed, 2 * COMMIT_PAGES);
+	ck_assert_uint_eq(mheap_.stats.committed,
+	                  2 * COMMIT_PAGES * PAGE_SIZE);
+	mheap_free_span(s6);
+	mheap_free_span(s7);
+	ck_assert_uint_eq(mheap_release_free(), (20 + COMMIT_PAGES) *
+	                                            PAGE_SIZE);
+	ck_assert_uint_eq(mheap_.stats.committed,
+	                  2 * COMMIT_PAGES * PAGE_SIZE);
+	mheap_verify();
+}
+END_TEST
+
+static Suite *pagealloc_suite(void)
+{
+	Suite *s = suite_create("pagealloc");
+	TCase *tc = tcase_create("summaries");
+
+	tcase_add_test(tc, test_summarize_random);
+	tcase_add_test(tc, test_summarize_edges);
+	tcase_add_test(tc, test_update_merge);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("heap");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_random_model);
+	tcase_add_test(tc, test_coalesce);
+	tcase_add_test(tc, test_limit);
+	tcase_add_test(tc, test_limit_released);
+	tcase_add_loop_test(tc, test_os_failure_fresh, 1, 6);
+	tcase_add_test(tc, test_os_failure_commit);
+	tcase_add_test(tc, test_span_over_arena);
+	tcase_add_test(tc, test_span_straddles);
+	tcase_add_test(tc, test_needzero);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return test_main(pagealloc_suite());
+}
