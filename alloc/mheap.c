@@ -294,31 +294,52 @@ void mheap_free_span(mspan *s)
 	mutex_unlock(&mheap_.lock);
 }
 
-size_t mheap_release_free(void)
+static bool releasable(const heap_arena *a, uintptr_t pg)
+{
+	return !bitmap_get(a->alloc, pg) && bitmap_get(a->dirty, pg);
+}
+
+size_t mheap_release_free(size_t max)
 {
 	size_t total = 0;
+	heap_arena *byaddr[64];
+	size_t n = 0;
 
 	mutex_lock(&mheap_.lock);
-	for (heap_arena *a = mheap_.arenas; a; a = a->next) {
-		/* Runs of committed pages that are free and dirty. */
-		uintptr_t p = 0;
-		while (p < a->committed) {
-			bool cand = !bitmap_get(a->alloc, p) &&
-			            bitmap_get(a->dirty, p);
-			if (!cand) {
-				p++;
+	/* Walk arenas from the top (the list is by address). */
+	for (heap_arena *a = mheap_.arenas; a; a = a->next)
+		n++;
+	heap_arena **all = n <= ARRAY_LEN(byaddr) ? byaddr : NULL;
+	if (all) {
+		size_t i = 0;
+		for (heap_arena *a = mheap_.arenas; a; a = a->next)
+			all[i++] = a;
+	}
+	for (size_t k = 0; k < n && total < max; k++) {
+		heap_arena *a = all ? all[n - 1 - k] : NULL;
+		if (!a) { /* many arenas: walk by address instead */
+			a = mheap_.arenas;
+			for (size_t j = 0; j < k && a; j++)
+				a = a->next;
+		}
+		/* Runs of committed pages that are free and dirty, from the
+		 * top of the arena down. */
+		uintptr_t q = a->committed;
+		while (q > 0 && total < max) {
+			if (!releasable(a, q - 1)) {
+				q--;
 				continue;
 			}
-			uintptr_t q = p + 1;
-			while (q < a->committed && !bitmap_get(a->alloc, q) &&
-			       bitmap_get(a->dirty, q))
-				q++;
+			uintptr_t p = q - 1;
+			while (p > 0 && releasable(a, p - 1) &&
+			       (q - p) * PAGE_SIZE < max - total)
+				p--;
 			os_release((void *)(a->base + p * PAGE_SIZE),
 			           (q - p) * PAGE_SIZE);
 			set_bits(a->dirty, p, q - p, false);
 			set_bits(a->released, p, q - p, true);
 			total += (q - p) * PAGE_SIZE;
-			p = q;
+			q = p;
 		}
 	}
 	mheap_.stats.released += total;

@@ -122,8 +122,10 @@ mspan *mheap_alloc_span(uintptr_t npages, spanclass spc, heap_err *err);
 /* Return a span's pages to the heap. Takes mheap_.lock. */
 void mheap_free_span(mspan *s);
 
-/* madvise free committed pages away; returns the bytes released. */
-size_t mheap_release_free(void);
+/* madvise free committed pages away, highest addresses first (first-fit
+ * allocation reuses the low ones soonest), until `max` bytes are
+ * released; returns the bytes released. */
+size_t mheap_release_free(size_t max);
 
 /* The arena that contains p, or NULL. */
 static inline heap_arena *arena_of(uintptr_t p)

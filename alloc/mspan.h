@@ -69,25 +69,30 @@ enum mspan_state {
 struct spanlist;
 
 typedef struct mspan {
-	/* Read by every allocation (the fast path). */
-	uint64_t alloc_cache;  /* ~alloc_bits from freeindex on; 1 = free */
+	/* Cache line 1: read by the marker for every pointer it follows,
+	 * and by the allocator; written only when the span is set up or
+	 * swept. */
+	uintptr_t base;        /* address of the first page */
+	uintptr_t limit;       /* end of the last object */
+	uintptr_t elemsize;    /* object size (the span's size for large) */
+	uint64_t *gcmark_bits; /* nelems bits, set atomically while marking */
+	uint64_t *heap_bits;   /* small scan spans: a bit per word */
+	uint64_t *alloc_bits;  /* nelems bits */
+	uint32_t divmagic;     /* object index = (off * divmagic) >> 32 */
+	uint8_t state;         /* enum mspan_state */
+	spanclass spc;
+	uint8_t needzero;      /* objects may hold stale bytes */
+
+	/* Cache line 2: written by the owning thread on every allocation. */
+	uint64_t alloc_cache ALIGNED_CACHE; /* ~alloc_bits from freeindex
+	                                     * on; 1 = free */
 	atomic_word freeindex; /* objects below are allocated */
 	uintptr_t nelems;      /* objects in the span */
-	uintptr_t base;        /* address of the first page */
-	uintptr_t elemsize;    /* object size (the span's size for large) */
 	uintptr_t alloc_count; /* allocated objects */
-	uint64_t *heap_bits;   /* small scan spans: a bit per word */
-	uint8_t needzero;      /* objects may hold stale bytes */
-	spanclass spc;
-	uint8_t state;         /* enum mspan_state */
 
 	/* Colder. */
-	uint32_t divmagic;     /* object index = (off * divmagic) >> 32 */
 	uintptr_t npages;
-	uintptr_t limit;       /* end of the last object */
 	atomic_word sweepgen;  /* see the table above */
-	uint64_t *alloc_bits;  /* nelems bits */
-	uint64_t *gcmark_bits; /* nelems bits, set atomically while marking */
 	const gc_type **types; /* scan spans of objects over SMALL_SCAN_MAX */
 	const gc_type *largetype; /* large scan spans */
 	uintptr_t large_size;  /* requested size of a large object */

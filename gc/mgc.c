@@ -147,6 +147,8 @@ static void sleep_ns(uint64_t ns)
 
 /* Only one worker confirms termination at a time. */
 static atomic_word mark_done_busy;
+static unsigned nworkers;
+static long ncpus;
 
 /* One worker's share of the concurrent mark, until marking is done. A
  * fractional worker (fraction < 1) sleeps to keep its CPU time near
@@ -162,7 +164,11 @@ static void mark_concurrently(double fraction)
 		bool roots_done = gc_.ops->stack_scans_done(&w);
 		intptr_t n = gc_drain(&w, MARK_SLICE);
 		gcw_dispose(&w);
-		if (fraction < 1) {
+		/* With a CPU to spare, mark at full speed (Go's idle mark
+		 * workers); otherwise keep to the fraction. */
+		bool idle_cpu = gc_.ops->mutator_count() + nworkers <
+		                (size_t)ncpus;
+		if (fraction < 1 && !idle_cpu) {
 			uint64_t wall = now_ns() - t0;
 			uint64_t cpu = thread_cpu_ns() - c0;
 			double ahead = cpu / fraction - (double)wall;
@@ -297,7 +303,6 @@ void gc_run_cycle(bool wait_sweep)
 /* Workers: about 25% of the CPUs, at least one (Go's gcBgMarkWorker):
  * ncpu/4 dedicated workers, or one fractional worker at ncpu/4 of a CPU
  * when that is below one. */
-static unsigned nworkers;
 static double worker_fraction;
 
 static void *mark_worker(void *arg)
@@ -318,16 +323,19 @@ static void *mark_worker(void *arg)
 }
 
 /* After a sweep: give free pages back to the OS when the heap holds more
- * than 10% (plus 4 MiB) over its goal (Go's scavenger, simplified: all
- * free dirty pages go at once). */
+ * than 10% (plus 4 MiB) over its goal, the excess only, from the top of
+ * the heap (Go's scavenger keeps the same retained goal, but paced). */
 static void scavenge(void)
 {
 	mutex_lock(&mheap_.lock);
 	uintptr_t held = mheap_.stats.committed - mheap_.stats.released;
 	mutex_unlock(&mheap_.lock);
-	uintptr_t retain = gc_.goal + gc_.goal / 10 + ((uintptr_t)4 << 20);
+	mutex_lock(&gc_.lock);
+	uintptr_t goal = gc_.goal;
+	mutex_unlock(&gc_.lock);
+	uintptr_t retain = goal + goal / 10 + ((uintptr_t)4 << 20);
 	if (held > retain)
-		mheap_release_free();
+		mheap_release_free(held - retain);
 }
 
 static void *sweeper(void *arg)
@@ -371,6 +379,7 @@ void gc_init_collector(const gc_runtime_ops *ops)
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	if (ncpu < 1)
 		ncpu = 1;
+	ncpus = ncpu;
 	nworkers = ncpu / 4 ? (unsigned)(ncpu / 4) : 1;
 	worker_fraction = ncpu < 4 ? ncpu * 0.25 : 1.0;
 	pthread_t t;

@@ -37,7 +37,8 @@ typedef struct gc_debug {
 	bool checkmark;     /* STW re-mark after each mark, abort on a miss */
 	bool stoptheworld;  /* the whole cycle with the world stopped */
 	bool poison;        /* fill freed objects, check on reuse */
-	bool invalidptr;    /* precise slot to a non-object is fatal */
+	unsigned invalidptr; /* 1: a precise slot into a span not in use is
+	                      * fatal; 2: also into a free slot */
 	bool verify;        /* heap verification after each cycle */
 	uintptr_t stress;   /* a cycle every `stress` bytes (0: off) */
 	bool gctrace;       /* a line per cycle on stderr */
@@ -72,6 +73,8 @@ typedef struct gc_runtime_ops {
 	/* Flush the caches of blocked threads on their behalf; true when
 	 * every thread has flushed. */
 	bool (*cache_flushes_done)(void);
+	/* Attached threads (an upper bound on running mutators). */
+	size_t (*mutator_count)(void);
 	/* The calling thread (if attached) waits for the collector: count
 	 * it as stopped meanwhile. */
 	void (*blocking_begin)(void);

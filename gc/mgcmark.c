@@ -98,30 +98,48 @@ static inline void greyobject(gcw *w, uintptr_t obj, mspan *s, uintptr_t i,
 		return;
 	}
 	w->bytes_marked += s->elemsize;
-	if (!spanclass_noscan(s->spc))
+	if (!spanclass_noscan(s->spc)) {
+		/* It will be scanned soon (the queue is LIFO). */
+		__builtin_prefetch((const void *)obj);
 		gcw_put(w, obj);
+	}
 }
 
-void gc_mark_value(gcw *w, uintptr_t p, bool precise, uintptr_t from,
-                   uintptr_t slot)
+/* The heart of marking: p is a value read from a slot. Already-marked
+ * objects (the common case late in a mark) cost two loads and a test. */
+static ALWAYS_INLINE void mark_value(gcw *w, uintptr_t p, bool precise,
+                                     uintptr_t from, uintptr_t slot)
 {
 	mspan *s = spanof(p);
 
 	if (!s)
 		return;
-	if (s->state != MSPAN_INUSE || p < s->base || p >= s->limit) {
+	if (unlikely(s->state != MSPAN_INUSE || p < s->base ||
+	             p >= s->limit)) {
 		if (precise && gc_.debug.invalidptr &&
 		    s->state == MSPAN_INUSE && p >= s->base)
 			bad_pointer(p, s, from, slot);
 		return;
 	}
 	uintptr_t i = mspan_object_index(s, p);
-	if (mspan_is_free(s, i)) {
-		if (precise && gc_.debug.invalidptr)
+	if (likely(!checkmark_active) &&
+	    (aload((atomic_word *)&s->gcmark_bits[i / 64]) >> (i % 64)) & 1)
+		return;
+	/* A conservative word may point at a free slot: ignore it. A
+	 * precise one must not; checking costs a load per pointer, so it
+	 * is a debug level (a marked free slot is also caught at sweep). */
+	if ((!precise || gc_.debug.invalidptr > 1) && mspan_is_free(s, i)) {
+		if (precise)
 			bad_pointer(p, s, from, slot);
 		return;
 	}
 	greyobject(w, s->base + i * s->elemsize, s, i, precise, from, slot);
+}
+
+void gc_mark_value(gcw *w, uintptr_t p, bool precise, uintptr_t from,
+                   uintptr_t slot)
+{
+	mark_value(w, p, precise, from, slot);
 }
 
 void gc_scan_slots(gcw *w, void *const *slots, size_t n, uintptr_t from)
@@ -148,19 +166,40 @@ void gc_scan_conservative(gcw *w, uintptr_t lo, uintptr_t hi)
 	}
 }
 
-/* Scan one grey object through its pointer map. */
+/* Scan one grey object through its pointer map; returns the words of
+ * work done. Objects with heap bits (<= 512 bytes: most objects) read
+ * their bits straight from the span, everything else goes through the
+ * general iterator. */
 static uintptr_t scanobject(gcw *w, uintptr_t obj)
 {
 	mspan *s = spanof(obj);
-	ptriter it;
-	uintptr_t *slot, n = 0;
+	uintptr_t n = 0;
 
+	if (likely(s->heap_bits != NULL)) {
+		const atomic_word *hb = (const atomic_word *)s->heap_bits;
+		uintptr_t wi = (obj - s->base) / WORD_SIZE;
+		unsigned nw = (unsigned)(s->elemsize / WORD_SIZE);
+		unsigned sh = wi % 64;
+		uint64_t bits = aload(&hb[wi / 64]) >> sh;
+		if (sh + nw > 64)
+			bits |= aload(&hb[wi / 64 + 1]) << (64 - sh);
+		bits &= low_mask(nw);
+		for (; bits; bits &= bits - 1, n++) {
+			uintptr_t *slot = (uintptr_t *)obj + ctz64(bits);
+			uintptr_t v = aload((atomic_word *)slot);
+			if (v)
+				mark_value(w, v, true, obj, (uintptr_t)slot);
+		}
+		return n + 1;
+	}
+	ptriter it;
+	uintptr_t *slot;
 	mspan_ptriter(s, obj, &it);
 	while ((slot = ptriter_next(&it))) {
 		uintptr_t v = aload((atomic_word *)slot);
 		n++;
 		if (v)
-			gc_mark_value(w, v, true, obj, (uintptr_t)slot);
+			mark_value(w, v, true, obj, (uintptr_t)slot);
 	}
 	return n + 1;
 }
@@ -170,8 +209,11 @@ intptr_t gc_drain(gcw *w, intptr_t budget)
 	intptr_t done = 0;
 	uintptr_t obj;
 
-	while ((budget < 0 || done < budget) && (obj = gcw_get(w)))
+	while ((budget < 0 || done < budget) && (obj = gcw_get(w))) {
 		done += (intptr_t)scanobject(w, obj);
+		if ((done & 0x3ff) < 8 && gcwork_starved())
+			gcw_balance(w);
+	}
 	w->scan_work += (uintptr_t)done;
 	return done;
 }

@@ -119,6 +119,25 @@ uintptr_t gcw_get(gcw *w)
 	return w->buf1->obj[--w->buf1->n];
 }
 
+void gcw_balance(gcw *w)
+{
+	if (w->buf2 && w->buf2->n) {
+		putfull(w->buf2);
+		w->buf2 = NULL;
+	} else if (w->buf1 && w->buf1->n > 4) {
+		/* Give away the older half. */
+		workbuf *b = getempty();
+		uintptr_t half = w->buf1->n / 2;
+		for (uintptr_t i = 0; i < half; i++)
+			b->obj[i] = w->buf1->obj[i];
+		b->n = half;
+		w->buf1->n -= half;
+		for (uintptr_t i = 0; i < w->buf1->n; i++)
+			w->buf1->obj[i] = w->buf1->obj[half + i];
+		putfull(b);
+	}
+}
+
 bool gcw_empty(const gcw *w)
 {
 	return (!w->buf1 || !w->buf1->n) && (!w->buf2 || !w->buf2->n);

@@ -54,6 +54,14 @@ uintptr_t gcw_get_local(gcw *w);
 /* Move all of this gcw's work to the global list and release its
  * buffers. */
 void gcw_dispose(gcw *w);
+/* Share work: publish the spare buffer, or half of the current one, so
+ * that idle markers and assists find something (Go's gcWork.balance). */
+void gcw_balance(gcw *w);
+/* True if the global full list is empty (a racy, cheap look). */
+static inline bool gcwork_starved(void)
+{
+	return aload(&gcwork_.nfull) == 0;
+}
 /* True if this gcw holds no work. */
 bool gcw_empty(const gcw *w);
 /* True if the global full list is empty. */

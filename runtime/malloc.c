@@ -135,16 +135,40 @@ static void *alloc_large(gc_thread *th, size_t size, const gc_type *t,
 /* The rest of a small allocation whose span needs zeroing or keeps types
  * per object, or while allocating black. Out of line so that the fast
  * path makes only tail calls and saves no registers. */
+/* Zero an object: small ones with plain stores (a memset call costs more
+ * than the stores for the common 16-64 byte objects). */
+static ALWAYS_INLINE void zero_object(uintptr_t p, uintptr_t n)
+{
+	uint64_t *q = (uint64_t *)p;
+
+	switch (n / 8) {
+	case 8: q[7] = 0; /* fall through */
+	case 7: q[6] = 0; /* fall through */
+	case 6: q[5] = 0; /* fall through */
+	case 5: q[4] = 0; /* fall through */
+	case 4: q[3] = 0; /* fall through */
+	case 3: q[2] = 0; /* fall through */
+	case 2: q[1] = 0; /* fall through */
+	case 1: q[0] = 0; return;
+	default: memset(q, 0, n);
+	}
+}
+
 static NOINLINE void *alloc_finish(gc_thread *th, mspan *s, uintptr_t p,
                                    size_t size, const gc_type *t)
 {
 	if (s->needzero) {
 		if (mheap_.hooks.poison)
 			mspan_check_poison(s, p, s->elemsize);
-		memset((void *)p, 0, s->elemsize);
+		zero_object(p, s->elemsize);
 	}
-	if (t && !t->noscan)
-		mspan_set_type(s, p, t, size);
+	if (t && !t->noscan) {
+		if (s->heap_bits)
+			mspan_set_heapbits(s, p, t->small_bits & low_mask(
+			                         (unsigned)(size / WORD_SIZE)));
+		else
+			mspan_set_type(s, p, t, size);
+	}
 	if (aload(&gc_.blackalloc) && GCHEAP_SABOTAGE != 2)
 		gc_mark_new(&th->gcw, s, p);
 	return (void *)p;
@@ -312,5 +336,5 @@ size_t gc_memory_limit(void)
 
 size_t gc_release_memory(void)
 {
-	return mheap_.init ? mheap_release_free() : 0;
+	return mheap_.init ? mheap_release_free(SIZE_MAX) : 0;
 }

@@ -6,8 +6,9 @@
  *                     abort on anything reachable left unmarked
  *     stoptheworld=1  run whole cycles with the world stopped
  *     poison=1        fill freed objects with 0xdb at sweep
- *     invalidptr=0|1  a precise slot to no allocated object is fatal
- *                     (default 1)
+ *     invalidptr=N    a precise slot pointing into the heap but into a
+ *                     span not in use (1, the default) or also at a free
+ *                     object (2) is fatal; 0 ignores them
  *     verify=1        verify the whole heap around each cycle
  *     zombie=1        marked-but-free objects are fatal at sweep (always
  *                     on; accepted for GODEBUG familiarity)
@@ -70,7 +71,7 @@ static void set_option(const char *k, const char *v)
 
 void runtime_parse_options(void)
 {
-	gc_.debug.invalidptr = true;
+	gc_.debug.invalidptr = 1;
 	gc_.percent = 100;
 	runtime_.conservative = true;
 

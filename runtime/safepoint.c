@@ -152,6 +152,11 @@ void gc_blocking_end(void)
 	blocking_end(t);
 }
 
+static size_t mutator_count(void)
+{
+	return aload(&runtime_.nthreads);
+}
+
 static void ops_blocking_begin(void)
 {
 	if (gc_current)
@@ -353,6 +358,7 @@ const gc_runtime_ops runtime_gc_ops = {
 	.flush_all_stopped = flush_all_stopped,
 	.request_cache_flush = request_cache_flush,
 	.cache_flushes_done = cache_flushes_done,
+	.mutator_count = mutator_count,
 	.blocking_begin = ops_blocking_begin,
 	.blocking_end = ops_blocking_end,
 };

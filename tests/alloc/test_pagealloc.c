@@ -555,7 +555,7 @@ START_TEST(test_limit)
 	uintptr_t base = s[0]->base;
 	for (int i = 0; i < 6; i++)
 		mheap_free_span(s[i]);
-	ck_assert_uint_eq(mheap_release_free(), lim_pages * PAGE_SIZE);
+	ck_assert_uint_eq(mheap_release_free(SIZE_MAX), lim_pages * PAGE_SIZE);
 	ck_assert_uint_eq(mheap_.stats.released, lim_pages * PAGE_SIZE);
 	s[0] = must_alloc(lim_pages);
 	ck_assert_uint_eq(s[0]->base, base);
@@ -592,7 +592,7 @@ START_TEST(test_limit_released)
 	uintptr_t abase = a->base;
 	ck_assert_uint_eq(abase, page_addr(b, COMMIT_PAGES));
 	mheap_free_span(a);
-	ck_assert_uint_eq(mheap_release_free(), COMMIT_PAGES * PAGE_SIZE);
+	ck_assert_uint_eq(mheap_release_free(SIZE_MAX), COMMIT_PAGES * PAGE_SIZE);
 	/* A's released pages plus 44 new ones would pass the limit... */
 	snap before = take_snap();
 	ck_assert_ptr_null(mheap_alloc_span(COMMIT_PAGES + 44, LARGE_NOSCAN,
@@ -791,12 +791,12 @@ START_TEST(test_needzero)
 	mheap_verify();
 
 	/* Release: exactly the 15 dirty free pages go. */
-	size_t rel = mheap_release_free();
+	size_t rel = mheap_release_free(SIZE_MAX);
 	ck_assert_uint_eq(rel, 15 * PAGE_SIZE);
 	ck_assert_uint_eq(mheap_.stats.released, 15 * PAGE_SIZE);
 	ck_assert_uint_eq(mheap_.stats.committed, COMMIT_PAGES * PAGE_SIZE);
 	ck_assert(all_zero(base, 15 * PAGE_SIZE));
-	ck_assert_uint_eq(mheap_release_free(), 0);
+	ck_assert_uint_eq(mheap_release_free(SIZE_MAX), 0);
 	mheap_verify();
 
 	/* Released pages come back clean and stop counting as released. */
@@ -823,7 +823,7 @@ START_TEST(test_needzero)
 	                  2 * COMMIT_PAGES * PAGE_SIZE);
 	mheap_free_span(s6);
 	mheap_free_span(s7);
-	ck_assert_uint_eq(mheap_release_free(), (20 + COMMIT_PAGES) *
+	ck_assert_uint_eq(mheap_release_free(SIZE_MAX), (20 + COMMIT_PAGES) *
 	                                            PAGE_SIZE);
 	ck_assert_uint_eq(mheap_.stats.committed,
 	                  2 * COMMIT_PAGES * PAGE_SIZE);
