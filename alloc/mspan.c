@@ -166,18 +166,19 @@ static void sweep_objects(mspan *s, uintptr_t fi)
 		uint64_t zombie = mark & ~alloc;
 		if (zombie)
 			report_zombie(s, w * 64 + ctz64(zombie));
+		uintptr_t first = s->base + w * 64 * s->elemsize;
 		if (h->object_freed)
 			for (uint64_t d = alloc & ~mark; d; d &= d - 1)
-				h->object_freed(s, s->base + (w * 64 + ctz64(d)) *
-				                               s->elemsize);
+				h->object_freed(s, first + ctz64(d) *
+				                          s->elemsize);
 		/* Poison mode keeps every free slot poisoned, so that
 		 * allocation can check the pattern (mspan_check_poison). */
 		uint64_t free = ~mark & low_mask((unsigned)MIN(
 		                            64, s->nelems - w * 64));
 		if (h->poison && spanclass_sizeclass(s->spc))
 			for (; free; free &= free - 1)
-				memset((void *)(s->base + (w * 64 + ctz64(free)) *
-				                          s->elemsize),
+				memset((void *)(first + ctz64(free) *
+				                        s->elemsize),
 				       POISON_BYTE, s->elemsize);
 	}
 }

@@ -96,8 +96,10 @@ static inline void greyobject(gcw *w, uintptr_t obj, mspan *s, uintptr_t i,
 			return;
 	} else if (!mark_bit(s->gcmark_bits, i)) {
 		return;
+	} else {
+		/* counted here, never by checkmark's re-mark */
+		w->bytes_marked += s->elemsize;
 	}
-	w->bytes_marked += s->elemsize;
 	if (!spanclass_noscan(s->spc)) {
 		/* It will be scanned soon (the queue is LIFO). */
 		__builtin_prefetch((const void *)obj);

@@ -64,7 +64,8 @@ typedef enum gc_status {
 /* ---- Threads ----------------------------------------------------------- */
 
 /* Initialise the heap. Optional: the first gc_thread_attach() does it too.
- * Idempotent and thread-safe. */
+ * Idempotent and thread-safe. A failure (no memory for the heap's tables
+ * or threads) is final: later calls return the same error. */
 GCHEAP_API gc_status gc_init(void);
 
 /* Attach the calling thread: it gets its own allocation cache. A second
@@ -229,8 +230,10 @@ GCHEAP_API const char *gc_strerror(gc_status code);
  * which prints "gcheap: <message>" on stderr. */
 GCHEAP_API void gc_set_error_handler(gc_error_fn fn, void *data);
 
-/* Called when memory runs out (the OS refused, or the limit was hit), before
- * gc_alloc returns NULL. NULL restores the default, which prints a message. */
+/* Called when memory runs out (the OS refused, or the limit was hit) even
+ * after an emergency collection, before gc_alloc returns NULL with
+ * GCHEAP_ERR_NOMEM (whose message the error handler prints). NULL restores
+ * the default, which does nothing more. */
 GCHEAP_API void gc_set_oom_handler(gc_oom_fn fn, void *data);
 
 /* Cap the bytes the heap may commit from the OS (0: no limit). */
@@ -264,7 +267,7 @@ typedef struct gc_stats {
 	uint64_t arenas;          /* 64 MiB arenas reserved */
 	uint64_t threads;         /* attached threads */
 	uint64_t gc_cycles;       /* completed collections */
-	uint64_t heap_live;       /* marked at the last cycle + allocated since */
+	uint64_t heap_live;       /* last cycle's marked + allocated since */
 	uint64_t heap_marked;     /* bytes the last mark found live */
 	uint64_t heap_goal;       /* heap_live at which the next mark ends */
 	uint64_t pause_total_ns;  /* all stop-the-world pauses */

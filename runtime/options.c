@@ -44,7 +44,8 @@ static void set_option(const char *k, const char *v)
 	uintptr_t n = 0;
 
 	if (!parse_uint(v, &n)) {
-		fprintf(stderr, "gcheap: GCHEAP_DEBUG: bad value %s=%s\n", k, v);
+		fprintf(stderr, "gcheap: GCHEAP_DEBUG: bad value %s=%s\n", k,
+		        v);
 		return;
 	}
 	if (!strcmp(k, "checkmark"))

@@ -35,8 +35,8 @@ gc_status gc_add_roots(void *start, size_t nslots)
 		root_range *r = realloc(globals.r, cap * sizeof(*r));
 		if (!r) {
 			mutex_unlock(&globals.lock);
-			runtime_error(GCHEAP_ERR_NOMEM, "gc_add_roots: no memory "
-			              "for the root table");
+			runtime_error(GCHEAP_ERR_NOMEM, "gc_add_roots: no "
+			              "memory for the root table");
 			return GCHEAP_ERR_NOMEM;
 		}
 		globals.r = r;

@@ -592,7 +592,8 @@ START_TEST(test_limit_released)
 	uintptr_t abase = a->base;
 	ck_assert_uint_eq(abase, page_addr(b, COMMIT_PAGES));
 	mheap_free_span(a);
-	ck_assert_uint_eq(mheap_release_free(SIZE_MAX), COMMIT_PAGES * PAGE_SIZE);
+	ck_assert_uint_eq(mheap_release_free(SIZE_MAX),
+	                  COMMIT_PAGES * PAGE_SIZE);
 	/* A's released pages plus 44 new ones would pass the limit... */
 	snap before = take_snap();
 	ck_assert_ptr_null(mheap_alloc_span(COMMIT_PAGES + 44, LARGE_NOSCAN,

@@ -1,0 +1,796 @@
+/* tests/runtime/test_threads.c: threads and the allocator. Four threads
+ * attach and allocate concurrently (tiny, small scan and noscan, large),
+ * each object filled with a pattern of its thread, while an unattached
+ * thread looks objects up with gc_base/gc_size; afterwards every pattern is
+ * intact, no two objects overlap, and once the threads detach the heap
+ * verifies and every span is back on an mcentral list. Also: threads that
+ * attach and detach 200 times while others allocate, threads that exit
+ * without detaching (detached automatically, their spans returned), the
+ * first attach racing in several threads, many short attachments sharing
+ * the same classes, and gc_thread_is_attached. */
+#include "tests/testing.h"
+
+#include "runtime/runtime.h"
+
+#include <stdarg.h>
+#include <string.h>
+
+#define MiB ((size_t)1 << 20)
+#define NWORKERS 4
+
+/* Failures in threads other than the test's own are recorded here and
+ * asserted by the test's thread (check's asserts are not thread-safe). */
+static pthread_mutex_t fail_lock = PTHREAD_MUTEX_INITIALIZER;
+static int nfail;
+static char first_fail[512];
+
+static PRINTF_LIKE(1, 2) void tfail(const char *fmt, ...)
+{
+	va_list ap;
+
+	pthread_mutex_lock(&fail_lock);
+	if (nfail++ == 0) {
+		va_start(ap, fmt);
+		vsnprintf(first_fail, sizeof(first_fail), fmt, ap);
+		va_end(ap);
+	}
+	pthread_mutex_unlock(&fail_lock);
+}
+
+static void check_no_failures(void)
+{
+	pthread_mutex_lock(&fail_lock);
+	int n = nfail;
+	pthread_mutex_unlock(&fail_lock);
+	ck_assert_msg(n == 0, "%d failures in threads; first: %s", n,
+	              first_fail);
+}
+
+static gc_type *t_ptr8, *t_pair, *t_tailptr;
+
+static void setup(void)
+{
+	size_t zero = 0;
+
+	sys_fatal_exit_code = 86;
+	t_ptr8 = gc_type_new("ptr8", 8, &zero, 1, GCHEAP_TAIL_REPEAT);
+	t_pair = gc_type_new("pair", 16, &zero, 1, GCHEAP_TAIL_REPEAT);
+	t_tailptr = gc_type_new("tailptr", 1, NULL, 0, GCHEAP_TAIL_POINTERS);
+	ck_assert(t_ptr8 && t_pair && t_tailptr);
+}
+
+static void teardown(void)
+{
+}
+
+/* Wait at a barrier; an attached thread counts as blocked meanwhile, so
+ * that it never stalls a collector. */
+static void barrier_wait(pthread_barrier_t *b)
+{
+	bool attached = gc_thread_is_attached();
+
+	if (attached)
+		gc_blocking_begin();
+	pthread_barrier_wait(b);
+	if (attached)
+		gc_blocking_end();
+}
+
+static size_t nthreads(void)
+{
+	mutex_lock(&runtime_.lock);
+	size_t n = runtime_.nthreads;
+	mutex_unlock(&runtime_.lock);
+	return n;
+}
+
+/* Every span in use is on exactly one mcentral list (no thread caches
+ * any); large spans sit on the lists of class 0. */
+static void check_spans_on_lists(void)
+{
+	uintptr_t listed = 0, large = 0;
+
+	for (unsigned i = 0; i < NUM_SPANCLASSES; i++) {
+		uintptr_t n = mcentral_verify(&mheap_.central[i]);
+		listed += n;
+		if (spanclass_sizeclass((spanclass)i) == 0)
+			large += n;
+	}
+	mutex_lock(&mheap_.lock);
+	size_t inuse = mheap_.stats.spans_inuse;
+	size_t nlarge = mheap_.stats.large_objects;
+	mutex_unlock(&mheap_.lock);
+	ck_assert_msg(listed == inuse, "mcentral lists hold %zu spans, %zu "
+	              "in use: spans were lost", (size_t)listed, inuse);
+	ck_assert_msg(large == nlarge, "%zu large spans listed, %zu large "
+	              "objects", (size_t)large, nlarge);
+}
+
+/* ---- Objects with patterns ----------------------------------------------- */
+
+typedef struct obj {
+	unsigned char *p;
+	size_t size;
+	uint32_t id;
+} obj;
+
+static unsigned char pat(uint32_t id, size_t k)
+{
+	return (unsigned char)((id * 2654435761u) >> 24) ^ (unsigned char)k;
+}
+
+static void fill(const obj *o)
+{
+	for (size_t k = 0; k < o->size; k++)
+		o->p[k] = pat(o->id, k);
+}
+
+static bool intact(const obj *o)
+{
+	for (size_t k = 0; k < o->size; k++)
+		if (o->p[k] != pat(o->id, k))
+			return false;
+	return true;
+}
+
+static bool is_zero(const unsigned char *p, size_t n)
+{
+	for (size_t k = 0; k < n; k++)
+		if (p[k])
+			return false;
+	return true;
+}
+
+/* A request: mostly small, some tiny and scan, a few large. */
+static void pick(test_rng *r, size_t *size, const gc_type **t)
+{
+	unsigned k = (unsigned)rng_below(r, 1000);
+
+	*t = NULL;
+	if (k < 300) {
+		*size = 1 + rng_below(r, 15);
+	} else if (k < 600) {
+		*size = 16 + rng_below(r, 1009);
+	} else if (k < 900) {
+		*size = 8 + rng_below(r, 2041);
+		*t = rng_below(r, 2) ? t_ptr8 : t_tailptr;
+	} else if (k < 998) {
+		*size = 2048 + rng_below(r, MAX_SMALL_SIZE - 2047);
+		*t = rng_below(r, 2) ? NULL : t_pair;
+	} else {
+		*size = MAX_SMALL_SIZE + 1 + rng_below(r, MiB);
+		*t = rng_below(r, 2) ? NULL : t_pair;
+	}
+}
+
+/* Allocate and check one object; NULL on failure (recorded). */
+static unsigned char *alloc_one(size_t size, const gc_type *t)
+{
+	unsigned char *p = gc_alloc(size, t);
+
+	if (!p) {
+		tfail("gc_alloc(%zu) = NULL: %s", size,
+		     gc_strerror(gc_last_error()));
+		return NULL;
+	}
+	if (!is_zero(p, size))
+		tfail("gc_alloc(%zu) = %p is not zeroed", size, (void *)p);
+	uintptr_t base = (uintptr_t)gc_base(p);
+	if (!base || (uintptr_t)p + size > base + gc_size(p))
+		tfail("object %p of %zu bytes: base %p size %zu", (void *)p,
+		     size, (void *)base, gc_size(p));
+	return p;
+}
+
+typedef struct range {
+	uintptr_t lo, hi;
+} range;
+
+static int range_cmp(const void *a, const void *b)
+{
+	const range *x = a, *y = b;
+
+	return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
+static void check_disjoint(const obj *const *lists, const size_t *counts,
+                           size_t nlists)
+{
+	size_t total = 0, n = 0;
+
+	for (size_t i = 0; i < nlists; i++)
+		total += counts[i];
+	range *r = malloc(total * sizeof(*r) + 1);
+	ck_assert_ptr_nonnull(r);
+	for (size_t i = 0; i < nlists; i++)
+		for (size_t j = 0; j < counts[i]; j++) {
+			const obj *o = &lists[i][j];
+			r[n++] = (range){(uintptr_t)o->p,
+			                 (uintptr_t)o->p + o->size};
+		}
+	qsort(r, n, sizeof(*r), range_cmp);
+	for (size_t i = 1; i < n; i++)
+		if (r[i - 1].hi > r[i].lo)
+			ck_abort_msg("objects [%p, %p) and [%p, %p) overlap",
+			             (void *)r[i - 1].lo, (void *)r[i - 1].hi,
+			             (void *)r[i].lo, (void *)r[i].hi);
+	free(r);
+}
+
+/* ---- Concurrent allocation ----------------------------------------------- */
+
+enum { PER_WORKER = 20000 };
+
+typedef struct worker {
+	pthread_t th;
+	unsigned id;
+	obj *objs;
+	size_t n;              /* objects allocated so far */
+	atomic_word published; /* objects the reader may look at */
+} worker;
+
+static worker workers[NWORKERS];
+static pthread_barrier_t allocated, checked;
+static atomic_word stop_reader;
+
+static void *worker_main(void *arg)
+{
+	worker *w = arg;
+	test_rng r = rng_make(100 + w->id);
+
+	if (gc_thread_attach() != GCHEAP_OK)
+		tfail("worker %u: attach failed", w->id);
+	if (!gc_thread_is_attached())
+		tfail("worker %u: not attached after attach", w->id);
+	for (size_t i = 0; i < PER_WORKER; i++) {
+		size_t size;
+		const gc_type *t;
+		pick(&r, &size, &t);
+		unsigned char *p = alloc_one(size, t);
+		if (!p)
+			break;
+		obj *o = &w->objs[i];
+		*o = (obj){p, size, (uint32_t)(w->id << 24 | i)};
+		fill(o);
+		w->n = i + 1;
+		astore_rel(&w->published, i + 1);
+		/* Now and then, recheck the latest objects. */
+		if (i % 1000 == 999)
+			for (size_t j = i - 999; j <= i; j++)
+				if (!intact(&w->objs[j]))
+					tfail("worker %u: object %zu (%p) "
+					     "changed while allocating",
+					     w->id, j, (void *)w->objs[j].p);
+	}
+	barrier_wait(&allocated);
+	/* The test's thread checks everything here. */
+	barrier_wait(&checked);
+	for (size_t i = 0; i < w->n; i++)
+		if (!intact(&w->objs[i]))
+			tfail("worker %u: object %zu changed", w->id, i);
+	if (gc_thread_detach() != GCHEAP_OK)
+		tfail("worker %u: detach failed", w->id);
+	if (gc_thread_is_attached())
+		tfail("worker %u: attached after detach", w->id);
+	return NULL;
+}
+
+/* Unattached: look up published objects while they are being allocated
+ * around them. */
+static void *reader_main(void *arg)
+{
+	test_rng r = rng_make(99);
+	unsigned long looks = 0, after = 0;
+
+	(void)arg;
+	while (!aload(&stop_reader) || (looks < 1000 && after++ < 1000000)) {
+		worker *w = &workers[rng_below(&r, NWORKERS)];
+		size_t n = aload_acq(&w->published);
+		if (!n)
+			continue;
+		const obj *o = &w->objs[rng_below(&r, n)];
+		size_t k = rng_below(&r, o->size);
+		unsigned char *b = gc_base(o->p + k);
+		size_t sz = gc_size(o->p + k);
+		if (!b || b > o->p || o->p + o->size > b + sz)
+			tfail("reader: object %p (+%zu) of %zu bytes: base %p "
+			     "size %zu", (void *)o->p, k, o->size, (void *)b,
+			     sz);
+		looks++;
+	}
+	if (gc_thread_is_attached())
+		tfail("reader: attached");
+	return NULL;
+}
+
+START_TEST(test_concurrent_alloc)
+{
+	pthread_t reader;
+	const obj *lists[NWORKERS];
+	size_t counts[NWORKERS];
+
+	gc_disable(); /* objects are held out of the collector's sight */
+	pthread_barrier_init(&allocated, NULL, NWORKERS + 1);
+	pthread_barrier_init(&checked, NULL, NWORKERS + 1);
+	ck_assert_int_eq(pthread_create(&reader, NULL, reader_main, NULL), 0);
+	for (unsigned i = 0; i < NWORKERS; i++) {
+		workers[i].id = i;
+		workers[i].objs = calloc(PER_WORKER, sizeof(obj));
+		ck_assert_ptr_nonnull(workers[i].objs);
+		ck_assert_int_eq(pthread_create(&workers[i].th, NULL,
+		                                worker_main, &workers[i]), 0);
+	}
+	barrier_wait(&allocated);
+	astore(&stop_reader, 1);
+	ck_assert_int_eq(pthread_join(reader, NULL), 0);
+	check_no_failures();
+	/* All attached and done: every object intact, none overlapping. */
+	ck_assert_uint_eq(nthreads(), NWORKERS);
+	for (unsigned i = 0; i < NWORKERS; i++) {
+		ck_assert_uint_eq(workers[i].n, PER_WORKER);
+		for (size_t j = 0; j < workers[i].n; j++)
+			if (!intact(&workers[i].objs[j]))
+				ck_abort_msg("worker %u object %zu (%p) was "
+				             "overwritten", i, j,
+				             (void *)workers[i].objs[j].p);
+		lists[i] = workers[i].objs;
+		counts[i] = workers[i].n;
+	}
+	check_disjoint(lists, counts, NWORKERS);
+	barrier_wait(&checked);
+	for (unsigned i = 0; i < NWORKERS; i++)
+		ck_assert_int_eq(pthread_join(workers[i].th, NULL), 0);
+	check_no_failures();
+	/* After the join the objects are still there. */
+	for (unsigned i = 0; i < NWORKERS; i++)
+		for (size_t j = 0; j < workers[i].n; j++)
+			if (!intact(&workers[i].objs[j]))
+				ck_abort_msg("worker %u object %zu changed "
+				             "after detach", i, j);
+	ck_assert_uint_eq(nthreads(), 0);
+	mheap_verify();
+	check_spans_on_lists();
+	gc_stats st;
+	ck_assert_int_eq(gc_read_stats(&st, sizeof(st)), GCHEAP_OK);
+	ck_assert_uint_eq(st.threads, 0);
+	ck_assert_uint_ge(st.alloc_objects, NWORKERS * PER_WORKER);
+	for (unsigned i = 0; i < NWORKERS; i++)
+		free(workers[i].objs);
+	pthread_barrier_destroy(&allocated);
+	pthread_barrier_destroy(&checked);
+}
+END_TEST
+
+/* ---- Attach/detach churn ------------------------------------------------- */
+
+enum { CHURN_ROUNDS = 200, CHURN_PER_ROUND = 12, NCHURN = 2, NBUSY = 2 };
+
+typedef struct churner {
+	pthread_t th;
+	unsigned id;
+	obj *objs;
+	size_t cap; /* room in objs */
+	size_t n;
+} churner;
+
+static churner churners[NCHURN + NBUSY];
+static atomic_word churn_done;
+
+/* Attach, allocate a few objects, check them, detach; CHURN_ROUNDS
+ * times. */
+static void *churn_main(void *arg)
+{
+	churner *c = arg;
+	test_rng r = rng_make(200 + c->id);
+
+	for (int round = 0; round < CHURN_ROUNDS; round++) {
+		if (gc_thread_is_attached())
+			tfail("churn %u: attached before attach", c->id);
+		if (gc_thread_attach() != GCHEAP_OK) {
+			tfail("churn %u: attach failed", c->id);
+			break;
+		}
+		size_t first = c->n;
+		for (int k = 0; k < CHURN_PER_ROUND; k++) {
+			size_t size;
+			const gc_type *t;
+			pick(&r, &size, &t);
+			unsigned char *p = alloc_one(size, t);
+			if (!p)
+				break;
+			obj *o = &c->objs[c->n];
+			*o = (obj){p, size,
+			           (uint32_t)((0x80u | c->id) << 24 | c->n)};
+			fill(o);
+			c->n++;
+		}
+		for (size_t j = first; j < c->n; j++)
+			if (!intact(&c->objs[j]))
+				tfail("churn %u: object %zu changed", c->id, j);
+		if (gc_thread_detach() != GCHEAP_OK)
+			tfail("churn %u: detach failed", c->id);
+		if (gc_thread_is_attached())
+			tfail("churn %u: attached after detach", c->id);
+		if (gc_alloc(16, NULL) != NULL ||
+		    gc_last_error() != GCHEAP_ERR_NOT_ATTACHED)
+			tfail("churn %u: allocated while detached", c->id);
+	}
+	afetch_add(&churn_done, 1);
+	return NULL;
+}
+
+/* Stay attached and allocate until the churners are done. */
+static void *busy_main(void *arg)
+{
+	churner *c = arg;
+	test_rng r = rng_make(300 + c->id);
+
+	if (gc_thread_attach() != GCHEAP_OK)
+		tfail("busy %u: attach failed", c->id);
+	while (aload(&churn_done) < NCHURN) {
+		size_t size;
+		const gc_type *t;
+		pick(&r, &size, &t);
+		if (size > MAX_SMALL_SIZE)
+			size = 100;
+		unsigned char *p = alloc_one(size, t);
+		if (!p)
+			break;
+		if (c->n == c->cap)
+			continue; /* keep the others busy, unrecorded */
+		obj *o = &c->objs[c->n];
+		*o = (obj){p, size, (uint32_t)((0x40u | c->id) << 24 | c->n)};
+		fill(o);
+		c->n++;
+	}
+	if (gc_thread_detach() != GCHEAP_OK)
+		tfail("busy %u: detach failed", c->id);
+	return NULL;
+}
+
+static void silent_error(gc_status code, const char *msg, void *data)
+{
+	(void)code;
+	(void)msg;
+	(void)data;
+}
+
+START_TEST(test_attach_detach_churn)
+{
+	const obj *lists[NCHURN + NBUSY];
+	size_t counts[NCHURN + NBUSY];
+
+	gc_disable(); /* objects are held out of the collector's sight */
+	gc_set_error_handler(silent_error, NULL);
+	for (unsigned i = 0; i < NCHURN + NBUSY; i++) {
+		churners[i].id = i;
+		churners[i].cap = i < NCHURN ? CHURN_ROUNDS * CHURN_PER_ROUND :
+		                               200000;
+		churners[i].objs = calloc(churners[i].cap, sizeof(obj));
+		ck_assert_ptr_nonnull(churners[i].objs);
+		ck_assert_int_eq(pthread_create(&churners[i].th, NULL,
+		                                i < NCHURN ? churn_main :
+		                                             busy_main,
+		                                &churners[i]), 0);
+	}
+	for (unsigned i = 0; i < NCHURN + NBUSY; i++)
+		ck_assert_int_eq(pthread_join(churners[i].th, NULL), 0);
+	check_no_failures();
+	ck_assert_uint_eq(aload(&churn_done), NCHURN);
+	for (unsigned i = 0; i < NCHURN + NBUSY; i++) {
+		churner *c = &churners[i];
+		if (i < NCHURN)
+			ck_assert_uint_eq(c->n,
+			                  CHURN_ROUNDS * CHURN_PER_ROUND);
+		for (size_t j = 0; j < c->n; j++)
+			if (!intact(&c->objs[j]))
+				ck_abort_msg("thread %u object %zu changed", i,
+				             j);
+		lists[i] = c->objs;
+		counts[i] = c->n;
+	}
+	check_disjoint(lists, counts, NCHURN + NBUSY);
+	ck_assert_uint_eq(nthreads(), 0);
+	mheap_verify();
+	check_spans_on_lists();
+	for (unsigned i = 0; i < NCHURN + NBUSY; i++)
+		free(churners[i].objs);
+}
+END_TEST
+
+/* Many short attachments allocating from the same classes: each detach
+ * returns partial spans to mcentral and the next attach takes them again,
+ * so the central lists are pushed and popped from all threads at once. */
+enum { HOT_THREADS = 4, HOT_ROUNDS = 20000, HOT_PER_ROUND = 3 };
+
+static obj hot_objs[HOT_THREADS][HOT_ROUNDS * HOT_PER_ROUND];
+static pthread_barrier_t hot_start;
+
+static void *hot_main(void *arg)
+{
+	unsigned id = (unsigned)(uintptr_t)arg;
+	size_t n = 0;
+	static const size_t sizes[HOT_PER_ROUND] = {48, 5, 48};
+
+	barrier_wait(&hot_start);
+	for (int round = 0; round < HOT_ROUNDS; round++) {
+		if (gc_thread_attach() != GCHEAP_OK) {
+			tfail("hot %u: attach failed", id);
+			return NULL;
+		}
+		for (int k = 0; k < HOT_PER_ROUND; k++) {
+			unsigned char *p = alloc_one(sizes[k], NULL);
+			if (!p)
+				return NULL;
+			obj *o = &hot_objs[id][n];
+			*o = (obj){p, sizes[k], (uint32_t)(id << 24 | n)};
+			fill(o);
+			n++;
+		}
+		if (gc_thread_detach() != GCHEAP_OK)
+			tfail("hot %u: detach failed", id);
+	}
+	for (size_t j = 0; j < n; j++)
+		if (!intact(&hot_objs[id][j]))
+			tfail("hot %u: object %zu changed", id, j);
+	return NULL;
+}
+
+START_TEST(test_churn_same_class)
+{
+	pthread_t th[HOT_THREADS];
+	const obj *lists[HOT_THREADS];
+	size_t counts[HOT_THREADS];
+
+	gc_disable(); /* objects are held out of the collector's sight */
+	pthread_barrier_init(&hot_start, NULL, HOT_THREADS);
+	for (unsigned i = 0; i < HOT_THREADS; i++)
+		ck_assert_int_eq(pthread_create(&th[i], NULL, hot_main,
+		                                (void *)(uintptr_t)i), 0);
+	for (unsigned i = 0; i < HOT_THREADS; i++)
+		ck_assert_int_eq(pthread_join(th[i], NULL), 0);
+	check_no_failures();
+	for (unsigned i = 0; i < HOT_THREADS; i++) {
+		lists[i] = hot_objs[i];
+		counts[i] = HOT_ROUNDS * HOT_PER_ROUND;
+	}
+	check_disjoint(lists, counts, HOT_THREADS);
+	ck_assert_uint_eq(nthreads(), 0);
+	mheap_verify();
+	check_spans_on_lists();
+	pthread_barrier_destroy(&hot_start);
+}
+END_TEST
+
+/* ---- Exit without detach ------------------------------------------------- */
+
+typedef struct exiter {
+	pthread_t th;
+	unsigned id;
+	bool redo;     /* detach and attach again before exiting */
+	size_t nobjs;  /* non-tiny objects allocated */
+	obj objs[64];
+} exiter;
+
+/* Allocate objects of several classes (so that spans are cached) and
+ * exit attached. */
+static void *exit_main(void *arg)
+{
+	exiter *e = arg;
+
+	if (gc_thread_attach() != GCHEAP_OK)
+		tfail("exiter %u: attach failed", e->id);
+	if (e->redo) {
+		if (gc_alloc(100, NULL) == NULL)
+			tfail("exiter %u: allocation failed", e->id);
+		e->nobjs++;
+		if (gc_thread_detach() != GCHEAP_OK ||
+		    gc_thread_attach() != GCHEAP_OK)
+			tfail("exiter %u: detach and attach failed", e->id);
+	}
+	for (size_t i = 0; i < ARRAY_LEN(e->objs); i++) {
+		size_t size = 16 + i * 97;
+		const gc_type *t = i % 3 ? NULL : t_pair;
+		if (i == 5)
+			size = 50000; /* one large object */
+		unsigned char *p = alloc_one(size, t);
+		if (!p)
+			break;
+		e->objs[i] = (obj){p, size, (uint32_t)(e->id << 16 | i)};
+		fill(&e->objs[i]);
+		e->nobjs++;
+	}
+	if (!gc_thread_is_attached())
+		tfail("exiter %u: not attached at exit", e->id);
+	return NULL; /* no detach */
+}
+
+static void run_exiters(exiter *ex, unsigned n)
+{
+	size_t before = nthreads();
+	gc_stats s0;
+
+	ck_assert_int_eq(gc_read_stats(&s0, sizeof(s0)), GCHEAP_OK);
+	for (unsigned i = 0; i < n; i++)
+		ck_assert_int_eq(pthread_create(&ex[i].th, NULL, exit_main,
+		                                &ex[i]), 0);
+	for (unsigned i = 0; i < n; i++)
+		ck_assert_int_eq(pthread_join(ex[i].th, NULL), 0);
+	check_no_failures();
+	ck_assert_msg(nthreads() == before, "%zu threads registered after %u "
+	              "exited attached, %zu before", nthreads(), n, before);
+	gc_stats s1;
+	ck_assert_int_eq(gc_read_stats(&s1, sizeof(s1)), GCHEAP_OK);
+	ck_assert_uint_eq(s1.threads, before);
+	/* Their caches were released: only what they handed out counts. */
+	size_t objs = 0;
+	for (unsigned i = 0; i < n; i++)
+		objs += ex[i].nobjs;
+	ck_assert_msg(s1.alloc_objects - s0.alloc_objects == objs,
+	              "%zu objects allocated, stats count %zu", objs,
+	              (size_t)(s1.alloc_objects - s0.alloc_objects));
+	for (unsigned i = 0; i < n; i++)
+		for (size_t j = 0; j < ex[i].nobjs && j < ARRAY_LEN(ex[i].objs);
+		     j++)
+			if (ex[i].objs[j].p && !intact(&ex[i].objs[j]))
+				ck_abort_msg("exiter %u object %zu changed", i,
+				             j);
+}
+
+START_TEST(test_exit_without_detach)
+{
+	exiter *ex = calloc(8, sizeof(*ex));
+
+	gc_disable(); /* objects are held out of the collector's sight */
+	ck_assert_ptr_nonnull(ex);
+	ex[0].id = 0;
+	run_exiters(ex, 1);
+	mheap_verify();
+	check_spans_on_lists();
+	/* Several at once, some after a detach and re-attach. */
+	memset(ex, 0, 8 * sizeof(*ex));
+	for (unsigned i = 0; i < 8; i++) {
+		ex[i].id = i + 1;
+		ex[i].redo = i % 2;
+	}
+	run_exiters(ex, 8);
+	mheap_verify();
+	check_spans_on_lists();
+	free(ex);
+}
+END_TEST
+
+/* The same with the test's thread attached and allocating meanwhile. */
+START_TEST(test_exit_while_others_attached)
+{
+	exiter *ex = calloc(4, sizeof(*ex));
+
+	gc_disable(); /* objects are held out of the collector's sight */
+	ck_assert_ptr_nonnull(ex);
+	ck_assert_int_eq(gc_thread_attach(), GCHEAP_OK);
+	unsigned char *p = gc_alloc(200, NULL);
+	ck_assert_ptr_nonnull(p);
+	for (unsigned i = 0; i < 4; i++)
+		ex[i].id = 10 + i;
+	run_exiters(ex, 4);
+	ck_assert_uint_eq(nthreads(), 1);
+	ck_assert_int_eq(gc_thread_is_attached(), 1);
+	/* The test's own cache is untouched: the next object follows. */
+	ck_assert_ptr_eq(gc_alloc(200, NULL), p + 208);
+	ck_assert_int_eq(gc_thread_detach(), GCHEAP_OK);
+	mheap_verify();
+	check_spans_on_lists();
+	free(ex);
+}
+END_TEST
+
+/* ---- First attach racing ------------------------------------------------- */
+
+static pthread_barrier_t start_line;
+
+static void *race_main(void *arg)
+{
+	unsigned char *p;
+
+	(void)arg;
+	barrier_wait(&start_line);
+	if (gc_thread_attach() != GCHEAP_OK) {
+		tfail("racing attach failed");
+		return NULL;
+	}
+	p = alloc_one(64, NULL);
+	if (p)
+		memset(p, 1, 64);
+	barrier_wait(&start_line);
+	barrier_wait(&start_line);
+	gc_thread_detach();
+	return NULL;
+}
+
+START_TEST(test_first_attach_race)
+{
+	enum { N = 8 };
+	pthread_t th[N];
+
+	pthread_barrier_init(&start_line, NULL, N + 1);
+	for (int i = 0; i < N; i++)
+		ck_assert_int_eq(pthread_create(&th[i], NULL, race_main, NULL),
+		                 0);
+	barrier_wait(&start_line);
+	barrier_wait(&start_line);
+	/* All attached at once here (they wait for us to pass). */
+	ck_assert_uint_eq(nthreads(), N);
+	barrier_wait(&start_line);
+	for (int i = 0; i < N; i++)
+		ck_assert_int_eq(pthread_join(th[i], NULL), 0);
+	check_no_failures();
+	ck_assert_uint_eq(nthreads(), 0);
+	mheap_verify();
+	check_spans_on_lists();
+	pthread_barrier_destroy(&start_line);
+}
+END_TEST
+
+/* ---- gc_thread_is_attached ----------------------------------------------- */
+
+static void *is_attached_main(void *arg)
+{
+	int *seen = arg;
+
+	seen[0] = gc_thread_is_attached();
+	seen[1] = gc_thread_attach();
+	seen[2] = gc_thread_is_attached();
+	seen[3] = (int)nthreads();
+	seen[4] = gc_thread_detach();
+	seen[5] = gc_thread_is_attached();
+	return NULL;
+}
+
+START_TEST(test_is_attached)
+{
+	pthread_t th;
+	int seen[6];
+
+	gc_disable(); /* objects are held out of the collector's sight */
+	ck_assert_int_eq(gc_thread_is_attached(), 0);
+	ck_assert_int_eq(gc_thread_attach(), GCHEAP_OK);
+	ck_assert_int_eq(gc_thread_is_attached(), 1);
+	ck_assert_int_eq(pthread_create(&th, NULL, is_attached_main, seen),
+	                 0);
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+	ck_assert_int_eq(seen[0], 0);
+	ck_assert_int_eq(seen[1], GCHEAP_OK);
+	ck_assert_int_eq(seen[2], 1);
+	ck_assert_int_eq(seen[3], 2);
+	ck_assert_int_eq(seen[4], GCHEAP_OK);
+	ck_assert_int_eq(seen[5], 0);
+	ck_assert_int_eq(gc_thread_is_attached(), 1);
+	ck_assert_uint_eq(nthreads(), 1);
+	ck_assert_int_eq(gc_thread_detach(), GCHEAP_OK);
+	ck_assert_int_eq(gc_thread_is_attached(), 0);
+	ck_assert_uint_eq(nthreads(), 0);
+}
+END_TEST
+
+static Suite *threads_suite(void)
+{
+	Suite *s = suite_create("threads");
+	TCase *tc = tcase_create("threads");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_concurrent_alloc);
+	tcase_add_test(tc, test_attach_detach_churn);
+	tcase_add_test(tc, test_churn_same_class);
+	tcase_add_test(tc, test_exit_without_detach);
+	tcase_add_test(tc, test_exit_while_others_attached);
+	tcase_add_test(tc, test_first_attach_race);
+	tcase_add_test(tc, test_is_attached);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return test_main(threads_suite());
+}
