@@ -161,9 +161,10 @@ static heap_err commit_range(uintptr_t base, uintptr_t npages)
 	heap_arena *a;
 	heap_stats *st = &mheap_.stats;
 
-	if (mheap_.limit &&
-	    st->committed - st->released + commit_cost(base, npages) >
-	            mheap_.limit)
+	uintptr_t limit = aload(&mheap_.limit);
+
+	if (limit && st->committed - st->released +
+	                     commit_cost(base, npages) > limit)
 		return HEAP_LIMIT;
 	for_each_piece(base, npages, a, first, n) {
 		uintptr_t end = first + n;
@@ -172,9 +173,8 @@ static heap_err commit_range(uintptr_t base, uintptr_t npages)
 		uintptr_t top = MIN(align_up(end, COMMIT_PAGES),
 		                    PAGES_PER_ARENA);
 		uintptr_t extra = (top - end) * PAGE_SIZE;
-		if (mheap_.limit && st->committed - st->released +
-		                            commit_cost(base, npages) + extra >
-		                    mheap_.limit)
+		if (limit && st->committed - st->released +
+		                     commit_cost(base, npages) + extra > limit)
 			top = end;
 		uintptr_t from = a->base + a->committed * PAGE_SIZE;
 		uintptr_t len = (top - a->committed) * PAGE_SIZE;

@@ -101,7 +101,8 @@ typedef struct mheap {
 	fixalloc spanalloc;          /* mspan structs */
 	fixalloc arenaalloc;         /* heap_arena structs */
 	metaalloc meta;              /* span bitmaps */
-	size_t limit;                /* max committed bytes, 0 = none */
+	atomic_word limit;           /* max held bytes, 0 = none; written
+	                              * under lock, read without */
 	heap_stats stats;
 	alloc_hooks hooks;
 	bool init;

@@ -254,7 +254,8 @@ void gc_maybe_start(void)
 	if (stress)
 		astore(&gc_.stress_next,
 		       aload(&gc_.alloc_bytes) + gc_.debug.stress);
-	if (stress || (gc_.percent >= 0 && live >= aload(&gc_.trigger)))
+	if (stress || ((intptr_t)aload(&gc_.percent) >= 0 &&
+	               live >= aload(&gc_.trigger)))
 		gc_start();
 }
 

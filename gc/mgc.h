@@ -93,7 +93,7 @@ typedef struct gc_state {
 	atomic_word sweep_done;   /* all spans of this cycle swept */
 	atomic_word globals_done; /* the globals root job ran */
 	/* Pacer (gc/mgcpacer.c). */
-	int percent;              /* GOGC; negative: off */
+	atomic_word percent;      /* GOGC, an intptr_t; negative: off */
 	atomic_word heap_live;    /* bytes in use or cached for use */
 	uintptr_t heap_marked;    /* live bytes at the last mark */
 	atomic_word trigger;      /* start a cycle at this heap_live */

@@ -32,8 +32,8 @@ uintptr_t pacer_goal(uintptr_t marked, unsigned percent, size_t limit)
 
 void pacer_end_cycle(uintptr_t marked)
 {
-	uintptr_t goal = pacer_goal(marked, (unsigned)gc_.percent,
-	                            mheap_.limit);
+	uintptr_t goal = pacer_goal(marked, (unsigned)aload(&gc_.percent),
+	                            aload(&mheap_.limit));
 	uintptr_t runway = goal > marked ? goal - marked : 0;
 	uintptr_t trigger = marked + runway / 10 * 7;
 	uintptr_t left = goal - trigger;

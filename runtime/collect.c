@@ -36,8 +36,8 @@ int gc_set_percent(int percent)
 	if (gc_init() != GCHEAP_OK)
 		return 0;
 	mutex_lock(&gc_.lock);
-	int old = gc_.percent;
-	gc_.percent = percent < 0 ? -1 : percent;
+	int old = (int)(intptr_t)aload(&gc_.percent);
+	astore(&gc_.percent, (uintptr_t)(intptr_t)(percent < 0 ? -1 : percent));
 	pacer_end_cycle(gc_.heap_marked);
 	mutex_unlock(&gc_.lock);
 	return old;

@@ -320,7 +320,7 @@ void gc_set_memory_limit(size_t bytes)
 	if (gc_init() != GCHEAP_OK)
 		return;
 	mutex_lock(&mheap_.lock);
-	mheap_.limit = bytes;
+	astore(&mheap_.limit, bytes);
 	mutex_unlock(&mheap_.lock);
 }
 
@@ -329,7 +329,7 @@ size_t gc_memory_limit(void)
 	if (!mheap_.init)
 		return 0;
 	mutex_lock(&mheap_.lock);
-	size_t l = mheap_.limit;
+	size_t l = aload(&mheap_.limit);
 	mutex_unlock(&mheap_.lock);
 	return l;
 }

@@ -73,16 +73,16 @@ static void set_option(const char *k, const char *v)
 void runtime_parse_options(void)
 {
 	gc_.debug.invalidptr = 1;
-	gc_.percent = 100;
+	astore(&gc_.percent, 100);
 	runtime_.conservative = true;
 
 	const char *g = getenv("GCHEAP_GC");
 	if (g) {
 		uintptr_t n;
 		if (!strcmp(g, "off"))
-			gc_.percent = -1;
+			astore(&gc_.percent, (uintptr_t)-1);
 		else if (parse_uint(g, &n) && n < 100000)
-			gc_.percent = (int)n;
+			astore(&gc_.percent, n);
 		else
 			fprintf(stderr, "gcheap: GCHEAP_GC=%s is not a percent "
 			        "or off\n", g);
