@@ -11,6 +11,7 @@
 
 #include "alloc/sys/osmem.h"
 
+#include <sched.h>
 #include <string.h>
 
 mheap mheap_ = {.lock = {.m = PTHREAD_MUTEX_INITIALIZER}};
@@ -347,18 +348,30 @@ size_t mheap_release_free(size_t max)
 	return total;
 }
 
+/* Any thread. The span's sweepgen is a sequence lock for the allocation
+ * state: sweeping holds it at h-1 while it rewrites freeindex and the
+ * bitmaps, so a reader waits that out and retries if it changed. */
 uintptr_t mheap_find_object(uintptr_t p, mspan **sp)
 {
-	mspan *s = spanof_heap(p);
-
-	if (!s)
-		return 0;
-	uintptr_t i = mspan_object_index(s, p);
-	if (i >= s->nelems || mspan_is_free(s, i))
-		return 0;
-	if (sp)
-		*sp = s;
-	return s->base + i * s->elemsize;
+	for (;;) {
+		mspan *s = spanof_heap(p);
+		if (!s)
+			return 0;
+		uintptr_t sg = aload_acq(&s->sweepgen);
+		if (sg == aload(&mheap_.sweepgen) - 1) {
+			sched_yield();
+			continue;
+		}
+		uintptr_t i = mspan_object_index(s, p);
+		bool found = i < s->nelems && !mspan_is_free(s, i);
+		if (aload_acq(&s->sweepgen) != sg)
+			continue;
+		if (!found)
+			return 0;
+		if (sp)
+			*sp = s;
+		return s->base + i * s->elemsize;
+	}
 }
 
 /* ---- Verification -------------------------------------------------------- */

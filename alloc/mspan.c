@@ -218,11 +218,14 @@ bool mspan_sweep(mspan *s, bool preserve)
 		      (size_t)s->alloc_count);
 	uintptr_t nfreed = s->alloc_count - nalloc;
 	s->alloc_count = nalloc;
-	astore(&s->freeindex, 0);
+	/* Readers on other threads (mheap_find_object) retry while the span
+	 * is at h-1, and read with atomics; publish with atomics too. */
 	uint64_t *old = s->alloc_bits;
-	s->alloc_bits = s->gcmark_bits;
-	s->gcmark_bits = old;
-	memset(old, 0, nw * sizeof(uint64_t));
+	astore((atomic_word *)&s->alloc_bits, (uintptr_t)s->gcmark_bits);
+	astore((atomic_word *)&s->gcmark_bits, (uintptr_t)old);
+	astore(&s->freeindex, 0);
+	for (size_t w = 0; w < nw; w++)
+		astore((atomic_word *)&old[w], 0);
 	mspan_refill_alloc_cache(s, 0);
 	if (nfreed)
 		s->needzero = 1;

@@ -135,12 +135,17 @@ static inline uintptr_t mspan_object_index(const mspan *s, uintptr_t p)
 	return (uintptr_t)(((uint64_t)(p - s->base) * s->divmagic) >> 32);
 }
 
-/* Is object i free? Go's isFree. Safe from any thread for a span in use. */
+/* Is object i free? Go's isFree. Any thread may ask while the span is
+ * not being swept (mheap_find_object retries around sweeps). */
 static inline bool mspan_is_free(const mspan *s, uintptr_t i)
 {
-	if (i < aload(&s->freeindex))
+	/* Acquire loads: a reader's later check of sweepgen cannot move
+	 * above them (mheap_find_object's sequence lock). */
+	if (i < aload_acq(&s->freeindex))
 		return false;
-	return !bitmap_get(s->alloc_bits, i);
+	const atomic_word *bits = (const atomic_word *)aload_acq(
+		(const atomic_word *)&s->alloc_bits);
+	return !((aload_acq(&bits[i / 64]) >> (i % 64)) & 1);
 }
 
 /* The allocation fast path (Go's nextFreeFast): an object address, or 0
