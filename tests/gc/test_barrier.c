@@ -1,0 +1,452 @@
+/* tests/gc/test_barrier.c: the hybrid write barrier (gc/mwbbuf.c,
+ * runtime/barrier.c) inside real cycles held open in mid-mark by the
+ * harness (test_harness.c): the deletion half (an object moved from the
+ * heap onto an already scanned frame survives), the insertion half (an
+ * object moved from a not yet scanned frame into a black object survives),
+ * controls showing that both scenarios lose the object with plain stores,
+ * the buffer (two entries per store, flushed into marking work when full,
+ * emptied by the mark-termination handshake), the barrier being off and
+ * gc_write a plain store while the collector is idle, gc_copy shading old
+ * and new values, and gc_write from an unattached thread. Every test runs
+ * with precise roots only (conservative stacks off), so that nothing but
+ * the frames decides reachability. */
+#include "test_harness.c"
+
+static gc_type *t_ptrs; /* every word a pointer */
+
+/* Attach with GCHEAP_DEBUG = debug (NULL: as the environment says), with
+ * automatic cycles off and precise roots only. */
+static void start(const char *debug)
+{
+	size_t zero = 0;
+
+	sys_fatal_exit_code = 70;
+	if (debug)
+		setenv("GCHEAP_DEBUG", debug, 1);
+	ck_assert_int_eq(gc_thread_attach(), GCHEAP_OK);
+	gc_disable();
+	gc_set_conservative_stacks(0);
+	t_ptrs = gc_type_new("ptrs", sizeof(void *), &zero, 1,
+	                     GCHEAP_TAIL_REPEAT);
+	ck_assert_ptr_nonnull(t_ptrs);
+}
+
+static void **new_ptrs(size_t n)
+{
+	void **p = gc_alloc(n * sizeof(void *), t_ptrs);
+	ck_assert_ptr_nonnull(p);
+	return p;
+}
+
+/* ---- The deletion half (Yuasa) ------------------------------------------- */
+
+/* X is referenced only from heap object A, and A only from H's frame.
+ * Mid-mark, the (already scanned) test thread moves X onto its frame and
+ * clears A's slot. A is scanned later and shows nothing; only the barrier's
+ * shading of the old value keeps X. With `barrier` false the slot is
+ * cleared with a plain store (the control: X must be lost). */
+static void deletion_scenario(bool barrier)
+{
+	helper h;
+	void *ms[4] = {0};
+	gc_frame f;
+	gc_thread *me = gc_current;
+
+	helper_start(&h);
+	gc_frame_push(&f, ms, 4);
+	void **a = new_ptrs(2);
+	void *x = new_payload(256, 1);
+	gc_write(&a[0], x);
+	h.slots[0] = a;
+
+	pause_begin(&h);
+	ck_assert(!is_marked(a));
+	ck_assert(!is_marked(x));
+	ms[0] = a[0];
+	if (barrier)
+		gc_write(&a[0], NULL);
+	else
+		a[0] = NULL;
+	ck_assert_ptr_null(a[0]);
+	if (barrier) {
+		/* Both values are buffered, none shaded yet. */
+		ck_assert_uint_eq(me->wb.n, 2);
+		ck_assert(me->wb.ptr[0] == (uintptr_t)x);
+		ck_assert(me->wb.ptr[1] == 0);
+	} else {
+		ck_assert_uint_eq(me->wb.n, 0);
+	}
+	ck_assert(!is_marked(x));
+	pause_end(&h, NULL, NULL);
+
+	/* The mark-termination handshake emptied the buffer. */
+	ck_assert_uint_eq(me->wb.n, 0);
+	ck_assert_int_eq(gc_barrier_enabled, 0);
+	if (!barrier) {
+		ck_assert_msg(!is_live(x), "the control lost nothing: the "
+		              "scenario does not test the barrier");
+		ms[0] = NULL; /* dangling */
+	} else {
+		ck_assert(is_live(x));
+		ck_assert(check_payload(x, 256, 1));
+		/* Marking is over: store X back into a new object. */
+		void **b = new_ptrs(2);
+		gc_write(&b[0], x);
+		ms[1] = b;
+		ms[0] = NULL;
+		gc_collect();
+		ck_assert(is_live(b) && is_live(x));
+		ck_assert(check_payload(x, 256, 1));
+	}
+	gc_frame_pop(&f);
+	helper_stop(&h);
+}
+
+START_TEST(test_deletion_shades_old_value)
+{
+	start(NULL);
+	deletion_scenario(true);
+}
+END_TEST
+
+START_TEST(test_deletion_control_loses_object)
+{
+	start("verify=1,poison=1");
+	deletion_scenario(false);
+}
+END_TEST
+
+/* ---- The insertion half (Dijkstra) --------------------------------------- */
+
+typedef struct insert_arg {
+	void **b;
+	bool barrier;
+} insert_arg;
+
+/* On H, whose frame is not yet scanned: move X from the frame into black
+ * object B, then drop it from the frame. */
+static void insert_on_helper(helper *h, void *arg)
+{
+	insert_arg *ia = arg;
+	void *x = h->slots[0];
+
+	if (ia->barrier)
+		gc_write(&ia->b[0], x);
+	else
+		ia->b[0] = x;
+	h->slots[0] = NULL;
+	h->saw[0] = gc_current->wb.n;
+	h->saw[1] = gc_current->wb.n >= 2 ? gc_current->wb.ptr[1] : 0;
+	h->saw[2] = is_marked(x);
+}
+
+static void insertion_scenario(bool barrier)
+{
+	helper h;
+	void *ms[4] = {0};
+	gc_frame f;
+
+	helper_start(&h);
+	gc_frame_push(&f, ms, 4);
+	void *x = new_payload(512, 2);
+	h.slots[0] = x;
+
+	pause_begin(&h);
+	void **b = new_ptrs(2); /* allocated black, never scanned */
+	ms[0] = b;
+	ck_assert(is_marked(b));
+	ck_assert(!is_marked(x));
+	insert_arg ia = {b, barrier};
+	pause_end(&h, insert_on_helper, &ia);
+
+	ck_assert_ptr_eq(b[0], x);
+	ck_assert(!h.saw[2]); /* X was unmarked right after the store */
+	if (barrier) {
+		ck_assert_uint_eq(h.saw[0], 2);
+		ck_assert(h.saw[1] == (uintptr_t)x);
+		ck_assert(is_live(x));
+		ck_assert(check_payload(x, 512, 2));
+		gc_collect();
+		ck_assert(is_live(x));
+		ck_assert(check_payload(x, 512, 2));
+	} else {
+		ck_assert_uint_eq(h.saw[0], 0);
+		ck_assert_msg(!is_live(x), "the control lost nothing: the "
+		              "scenario does not test the barrier");
+		b[0] = NULL; /* dangling */
+	}
+	gc_frame_pop(&f);
+	helper_stop(&h);
+}
+
+START_TEST(test_insertion_shades_new_value)
+{
+	start(NULL);
+	insertion_scenario(true);
+}
+END_TEST
+
+START_TEST(test_insertion_control_loses_object)
+{
+	start("verify=1,poison=1");
+	insertion_scenario(false);
+}
+END_TEST
+
+/* ---- The buffer ---------------------------------------------------------- */
+
+#define NY (WBBUF_LEN / 2 + 1)
+
+/* WBBUF_LEN / 2 stores fill the buffer without shading anything; the next
+ * one flushes it into the thread's work, which the marker then scans (the
+ * children of the flushed objects get marked while H still holds the mark
+ * open). */
+START_TEST(test_buffer_flushes_when_full)
+{
+	helper h;
+	void *ms[2] = {0};
+	gc_frame f;
+	gc_thread *me;
+
+	start(NULL);
+	me = gc_current;
+	helper_start(&h);
+	gc_frame_push(&f, ms, 2);
+	void **r = new_ptrs(NY);
+	for (size_t i = 0; i < NY; i++) {
+		void **y = new_ptrs(2);
+		gc_write(&y[0], new_payload(24, i));
+		gc_write(&r[i], y);
+	}
+	h.slots[0] = r;
+
+	pause_begin(&h);
+	void **b = new_ptrs(1);
+	ms[0] = b;
+	ck_assert_uint_eq(me->wb.n, 0);
+	for (size_t i = 0; i < WBBUF_LEN / 2; i++)
+		gc_write(&b[0], r[i]);
+	ck_assert_uint_eq(me->wb.n, WBBUF_LEN);
+	for (size_t i = 0; i < NY; i++)
+		REQUIRE(!is_marked(r[i]), "object %zu shaded before the "
+		        "flush", i);
+	gc_write(&b[0], r[NY - 1]);
+	/* Flushed, then the new pair buffered. */
+	ck_assert_uint_eq(me->wb.n, 2);
+	ck_assert(me->wb.ptr[0] == (uintptr_t)r[NY - 2]);
+	ck_assert(me->wb.ptr[1] == (uintptr_t)r[NY - 1]);
+	ck_assert(gcw_empty(&me->gcw));
+	for (size_t i = 0; i < NY - 1; i++)
+		REQUIRE(is_marked(r[i]), "object %zu not shaded by the "
+		        "flush", i);
+	ck_assert(!is_marked(r[NY - 1]));
+	/* The flushed objects became work: the marker scans them. */
+	for (int tries = 0; tries < 20000; tries++) {
+		size_t n = 0;
+		for (size_t i = 0; i < NY - 1; i++)
+			n += is_marked(((void **)r[i])[0]);
+		if (n == NY - 1)
+			break;
+		sleep_us(100);
+	}
+	for (size_t i = 0; i < NY - 1; i++)
+		REQUIRE(is_marked(((void **)r[i])[0]), "child of flushed "
+		        "object %zu never scanned", i);
+	ck_assert(!is_marked(((void **)r[NY - 1])[0]));
+	ck_assert_int_eq((int)aload(&gc_.phase), GCPHASE_MARK);
+	pause_end(&h, NULL, NULL);
+
+	ck_assert_uint_eq(me->wb.n, 0);
+	ck_assert_ptr_eq(b[0], r[NY - 1]);
+	for (size_t i = 0; i < NY; i++)
+		REQUIRE(check_payload(((void **)r[i])[0], 24, i),
+		        "payload %zu", i);
+	gc_frame_pop(&f);
+	helper_stop(&h);
+}
+END_TEST
+
+/* While no cycle runs the barrier is off and gc_write (and its slow path
+ * called directly) is a plain store that buffers nothing; it is on during
+ * marking only. */
+START_TEST(test_barrier_off_when_idle)
+{
+	helper h;
+	void *ms[2] = {0};
+	gc_frame f;
+	gc_thread *me;
+
+	start(NULL);
+	me = gc_current;
+	ck_assert_int_eq(gc_barrier_enabled, 0);
+	gc_frame_push(&f, ms, 2);
+	void **b = new_ptrs(2);
+	ms[0] = b;
+	void *x = new_payload(64, 3);
+	gc_write(&b[0], x);
+	ck_assert_ptr_eq(b[0], x);
+	gc_write_slow(&b[1], x);
+	ck_assert_ptr_eq(b[1], x);
+	ck_assert_uint_eq(me->wb.n, 0);
+	ck_assert(!is_marked(x));
+	gc_write(&b[1], NULL);
+	ck_assert_ptr_null(b[1]);
+
+	gc_collect();
+	ck_assert_int_eq(gc_barrier_enabled, 0);
+	gc_write(&b[1], x);
+	ck_assert_uint_eq(me->wb.n, 0);
+
+	helper_start(&h);
+	pause_begin(&h);
+	ck_assert_int_eq(gc_barrier_enabled, 1);
+	gc_write(&b[1], NULL);
+	ck_assert_uint_eq(me->wb.n, 2);
+	pause_end(&h, NULL, NULL);
+	ck_assert_int_eq(gc_barrier_enabled, 0);
+	ck_assert_uint_eq(me->wb.n, 0);
+	gc_write(&b[1], x);
+	ck_assert_uint_eq(me->wb.n, 0);
+	ck_assert(is_live(x) && check_payload(x, 64, 3));
+	gc_frame_pop(&f);
+	helper_stop(&h);
+}
+END_TEST
+
+/* ---- gc_copy ------------------------------------------------------------- */
+
+/* Mid-mark, gc_copy shades at once both the values it overwrites and the
+ * ones it copies (no buffering), for a plain copy and an overlapping one;
+ * the overwritten objects die at the next cycle. */
+START_TEST(test_copy_shades_both)
+{
+	helper h;
+	gc_thread *me;
+	enum { N = 8, M = 16 };
+
+	start(NULL);
+	me = gc_current;
+	helper_start(&h);
+	void **d = new_ptrs(N), **s = new_ptrs(N), **e = new_ptrs(M);
+	void *z[N], *y[N], *w[M];
+	for (size_t i = 0; i < N; i++) {
+		z[i] = new_payload(40, 100 + i);
+		y[i] = new_payload(40, 200 + i);
+		gc_write(&d[i], z[i]);
+		gc_write(&s[i], y[i]);
+	}
+	for (size_t i = 0; i < M; i++) {
+		w[i] = new_payload(40, 300 + i);
+		gc_write(&e[i], w[i]);
+	}
+	h.slots[0] = d;
+	h.slots[1] = s;
+	h.slots[2] = e;
+
+	pause_begin(&h);
+	for (size_t i = 0; i < N; i++)
+		ck_assert(!is_marked(z[i]) && !is_marked(y[i]));
+	gc_copy(d, s, N * sizeof(void *));
+	ck_assert_uint_eq(me->wb.n, 0);
+	for (size_t i = 0; i < N; i++) {
+		ck_assert_ptr_eq(d[i], y[i]);
+		ck_assert_msg(is_marked(z[i]), "old value %zu not shaded", i);
+		ck_assert_msg(is_marked(y[i]), "new value %zu not shaded", i);
+	}
+	/* Overlapping, forwards: e[1..M) = old e[0..M-1). */
+	gc_copy(&e[1], &e[0], (M - 1) * sizeof(void *));
+	ck_assert_ptr_eq(e[0], w[0]);
+	for (size_t i = 1; i < M; i++)
+		ck_assert_ptr_eq(e[i], w[i - 1]);
+	for (size_t i = 0; i < M; i++)
+		ck_assert_msg(is_marked(w[i]), "value %zu not shaded", i);
+	h.slots[1] = NULL;
+	pause_end(&h, NULL, NULL);
+
+	for (size_t i = 0; i < N; i++) {
+		ck_assert(is_live(y[i]) && check_payload(y[i], 40, 200 + i));
+		ck_assert(is_live(z[i])); /* marked this cycle */
+	}
+	gc_collect();
+	for (size_t i = 0; i < N; i++) {
+		ck_assert(is_live(y[i]) && check_payload(y[i], 40, 200 + i));
+		ck_assert_msg(!is_live(z[i]), "overwritten %zu kept", i);
+	}
+	ck_assert(!is_live(w[M - 1]));
+	for (size_t i = 0; i + 1 < M; i++)
+		ck_assert(is_live(w[i]) && check_payload(w[i], 40, 300 + i));
+	helper_stop(&h);
+}
+END_TEST
+
+/* ---- Unattached threads -------------------------------------------------- */
+
+typedef struct unattached_arg {
+	void **slot;
+	void *value;
+} unattached_arg;
+
+static void *unattached_main(void *arg)
+{
+	unattached_arg *u = arg;
+	gc_write(u->slot, u->value);
+	return NULL;
+}
+
+/* An unattached thread has no buffer: its gc_write stores and shades both
+ * values at once. */
+START_TEST(test_write_from_unattached_thread)
+{
+	helper h;
+	pthread_t th;
+
+	start(NULL);
+	helper_start(&h);
+	void **d = new_ptrs(2);
+	void *z = new_payload(48, 7), *y = new_payload(48, 8);
+	gc_write(&d[0], z);
+	h.slots[0] = d;
+	h.slots[1] = y;
+
+	pause_begin(&h);
+	ck_assert(!is_marked(z) && !is_marked(y));
+	unattached_arg u = {&d[0], y};
+	ck_assert_int_eq(pthread_create(&th, NULL, unattached_main, &u), 0);
+	pthread_join(th, NULL);
+	ck_assert_ptr_eq(d[0], y);
+	ck_assert_msg(is_marked(z), "old value not shaded");
+	ck_assert_msg(is_marked(y), "new value not shaded");
+	ck_assert_uint_eq(gc_current->wb.n, 0);
+	h.slots[1] = NULL;
+	pause_end(&h, NULL, NULL);
+
+	ck_assert(is_live(y) && check_payload(y, 48, 8));
+	gc_collect();
+	ck_assert(is_live(y) && check_payload(y, 48, 8));
+	ck_assert(!is_live(z));
+	helper_stop(&h);
+}
+END_TEST
+
+static Suite *barrier_suite(void)
+{
+	Suite *s = suite_create("barrier");
+	TCase *tc = tcase_create("barrier");
+
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_deletion_shades_old_value);
+	tcase_add_test(tc, test_deletion_control_loses_object);
+	tcase_add_test(tc, test_insertion_shades_new_value);
+	tcase_add_test(tc, test_insertion_control_loses_object);
+	tcase_add_test(tc, test_buffer_flushes_when_full);
+	tcase_add_test(tc, test_barrier_off_when_idle);
+	tcase_add_test(tc, test_copy_shades_both);
+	tcase_add_test(tc, test_write_from_unattached_thread);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return test_main(barrier_suite());
+}

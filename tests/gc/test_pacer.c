@@ -1,0 +1,269 @@
+/* tests/gc/test_pacer.c: the pacer (gc/mgcpacer.c). Its arithmetic against
+ * an independent reference: goal = marked * (1 + percent/100) computed
+ * exactly, at least 4 MiB, under a memory limit at most 95% of it but
+ * never below marked + marked/16; trigger = marked + 7/10 of the runway;
+ * the assist ratio; a negative percent. Then its effect: under steady churn
+ * with a fixed live heap L (8 MiB of 1 KiB objects in a rooted array, a
+ * random one replaced at a time), over at least 20 automatic cycles after
+ * warm-up, heap_inuse stays within (1 + GOGC/100) * L * 1.25 + 4 MiB for
+ * GOGC 50, 100 and 200, and every cycle's goal is the one the arithmetic
+ * gives for what it marked. */
+#include "test_harness.c"
+
+#define MIN_GOAL ((uintptr_t)4 << 20)
+
+/* The reference: exact in 128 bits. */
+static uintptr_t ref_goal(uintptr_t marked, int percent, size_t limit)
+{
+	if (percent < 0)
+		percent = 100;
+	__extension__ typedef unsigned __int128 u128;
+	u128 g = (u128)marked * (unsigned)percent / 100 + marked;
+	uintptr_t goal = g > UINTPTR_MAX ? UINTPTR_MAX : (uintptr_t)g;
+	if (goal < MIN_GOAL)
+		goal = MIN_GOAL;
+	if (limit && goal > limit / 20 * 19) {
+		uintptr_t floor = marked + marked / 16;
+		goal = MAX(limit / 20 * 19, floor);
+	}
+	return goal;
+}
+
+START_TEST(test_goal_table)
+{
+	const uintptr_t K = 1024, M = 1024 * 1024;
+
+	/* Plain percentages. */
+	ck_assert_uint_eq(pacer_goal(100 * M, 100, 0), 200 * M);
+	ck_assert_uint_eq(pacer_goal(100 * M, 50, 0), 150 * M);
+	ck_assert_uint_eq(pacer_goal(100 * M, 200, 0), 300 * M);
+	ck_assert_uint_eq(pacer_goal(100 * M, 0, 0), 100 * M);
+	ck_assert_uint_eq(pacer_goal(8 * M, 100, 0), 16 * M);
+	ck_assert_uint_eq(pacer_goal(999, 100, 0), MIN_GOAL);
+	ck_assert_uint_eq(pacer_goal(10 * M + 99, 100, 0), 20 * M + 198);
+	ck_assert_uint_eq(pacer_goal(101, 150, 10 * M), MIN_GOAL);
+	/* The 4 MiB floor. */
+	ck_assert_uint_eq(pacer_goal(0, 100, 0), MIN_GOAL);
+	ck_assert_uint_eq(pacer_goal(M, 100, 0), MIN_GOAL);
+	ck_assert_uint_eq(pacer_goal(2 * M, 100, 0), MIN_GOAL);
+	ck_assert_uint_eq(pacer_goal(2 * M + 1, 100, 0), 4 * M + 2);
+	ck_assert_uint_eq(pacer_goal(2 * M, 50, 0), MIN_GOAL);
+	ck_assert_uint_eq(pacer_goal(3 * M, 50, 0), 3 * M + 3 * M / 2);
+	/* A negative percent (automatic collection off) acts as 100. */
+	ck_assert_uint_eq(pacer_goal(100 * M, (unsigned)-1, 0), 200 * M);
+	/* The limit: 95% of it... */
+	ck_assert_uint_eq(pacer_goal(100 * M, 100, 150 * M), 150 * M / 20 * 19);
+	ck_assert_uint_eq(pacer_goal(100 * M, 100, 400 * M), 200 * M);
+	/* ... but never under marked + 1/16. */
+	ck_assert_uint_eq(pacer_goal(100 * M, 100, 50 * M), 100 * M + 100 * M
+	                  / 16);
+	ck_assert_uint_eq(pacer_goal(100 * M, 100, 100 * M), 100 * M + 100 * M
+	                  / 16);
+	/* The limit also caps the 4 MiB floor. */
+	ck_assert_uint_eq(pacer_goal(K, 100, 2 * M), 2 * M / 20 * 19);
+	/* No overflow for a huge live heap. */
+	uintptr_t big = (uintptr_t)1 << 50;
+	ck_assert_uint_eq(pacer_goal(big, 100, 0), 2 * big);
+	ck_assert_uint_eq(pacer_goal(big + 7, 300, 0), 4 * big + 28);
+}
+END_TEST
+
+START_TEST(test_goal_random)
+{
+	test_rng r = rng_make(1);
+	static const int pcts[] = {0, 1, 25, 50, 99, 100, 101, 200, 333, 1000,
+	                           -1};
+
+	for (int k = 0; k < 200000; k++) {
+		uintptr_t marked = rng_next(&r) >> (14 + rng_below(&r, 40));
+		int pct = pcts[rng_below(&r, ARRAY_LEN(pcts))];
+		if (rng_below(&r, 4) == 0)
+			pct = (int)rng_below(&r, 5000);
+		size_t limit = 0;
+		if (rng_below(&r, 3) == 0)
+			limit = rng_next(&r) >> (14 + rng_below(&r, 40));
+		uintptr_t got = pacer_goal(marked, (unsigned)pct, limit);
+		uintptr_t want = ref_goal(marked, pct, limit);
+		REQUIRE(got == want, "pacer_goal(%zu, %d, %zu) = %zu, want %zu",
+		        (size_t)marked, pct, limit, (size_t)got, (size_t)want);
+	}
+}
+END_TEST
+
+/* pacer_end_cycle sets goal, trigger (70% of the runway) and the assist
+ * ratio from its argument and gc_.percent / mheap_.limit (no heap is
+ * needed: this process never attaches). */
+START_TEST(test_end_cycle)
+{
+	test_rng r = rng_make(2);
+	static const int pcts[] = {50, 100, 200, 0, -1, 37};
+
+	for (int k = 0; k < 100000; k++) {
+		int pct = pcts[rng_below(&r, ARRAY_LEN(pcts))];
+		uintptr_t marked = rng_next(&r) >> (20 + rng_below(&r, 30));
+		size_t limit = 0;
+		if (rng_below(&r, 4) == 0)
+			limit = marked * (1 + rng_below(&r, 30)) / 10 +
+			        rng_below(&r, 1000);
+		gc_.percent = pct;
+		mheap_.limit = limit;
+		pacer_end_cycle(marked);
+		uintptr_t goal = ref_goal(marked, pct, limit);
+		uintptr_t runway = goal > marked ? goal - marked : 0;
+		uintptr_t trigger = marked + runway / 10 * 7;
+		REQUIRE(gc_.heap_marked == marked, "heap_marked");
+		REQUIRE(gc_.goal == goal, "goal %zu want %zu (marked %zu, %d%%,"
+		        " limit %zu)", (size_t)gc_.goal, (size_t)goal,
+		        (size_t)marked, pct, limit);
+		REQUIRE(aload(&gc_.trigger) == trigger, "trigger %zu want %zu "
+		        "(marked %zu goal %zu)", (size_t)aload(&gc_.trigger),
+		        (size_t)trigger, (size_t)marked, (size_t)goal);
+		/* The trigger sits at 70% of the runway, to the byte. */
+		REQUIRE(trigger >= marked && trigger <= goal, "order");
+		REQUIRE(runway < 10 || (trigger - marked) * 10 >= runway * 7 -
+		        70, "trigger not at 70%%");
+		uintptr_t left = goal - trigger;
+		uintptr_t words = marked / sizeof(void *) + 1;
+		uintptr_t ratio = left ? (words << 16) / left : 1 << 16;
+		REQUIRE(aload(&gc_.assist_ratio) == ratio, "assist ratio %zu "
+		        "want %zu", (size_t)aload(&gc_.assist_ratio),
+		        (size_t)ratio);
+	}
+	/* A live heap of 8 MiB at GOGC 100: goal 16, trigger 13.6 MiB. */
+	gc_.percent = 100;
+	mheap_.limit = 0;
+	pacer_end_cycle(8 * MiB);
+	ck_assert_uint_eq(gc_.goal, 16 * MiB);
+	ck_assert_uint_eq(aload(&gc_.trigger), 8 * MiB + 8 * MiB / 10 * 7);
+}
+END_TEST
+
+/* ---- Steady state -------------------------------------------------------- */
+
+#define NLIVE 8192
+#define OBJ 1024
+#define WARMUP 3
+#define MEASURED 20
+
+/* KNOWN WEAKNESS (see the report; left as is): an assist that finds no
+ * grey work in the global list does nothing and the allocation proceeds
+ * (Go parks such an assist until work or the end of the cycle), and the
+ * worker keeps the roots it greys in its private gcw for a whole slice.
+ * So when the worker loses its CPU early in a mark, the mutator allocates
+ * without limit meanwhile: under a loaded machine (meson running the
+ * suites in parallel) GOGC=100 once peaked at 33 MiB against the 24 MiB
+ * bound, and a 20 ms stall of the worker after its root job makes all
+ * three cases fail. */
+static void steady_state(int gogc)
+{
+	size_t zero = 0;
+	test_rng r = rng_make(100 + (uint64_t)gogc);
+
+	sys_fatal_exit_code = 70;
+	ck_assert_int_eq(gc_thread_attach(), GCHEAP_OK);
+	gc_set_conservative_stacks(0);
+	gc_type *t_ptrs = gc_type_new("ptrs", sizeof(void *), &zero, 1,
+	                              GCHEAP_TAIL_REPEAT);
+	ck_assert_ptr_nonnull(t_ptrs);
+	gc_set_percent(gogc);
+
+	static void *root[1];
+	ck_assert_int_eq(gc_add_roots(root, 1), GCHEAP_OK);
+	void **arr = gc_alloc(NLIVE * sizeof(void *), t_ptrs);
+	ck_assert_ptr_nonnull(arr);
+	gc_write(&root[0], arr);
+	for (size_t i = 0; i < NLIVE; i++)
+		gc_write(&arr[i], new_payload(OBJ, i));
+	const double live = NLIVE * OBJ + NLIVE * sizeof(void *);
+	const double bound = (1 + gogc / 100.0) * live * 1.25 + 4.0 * MiB;
+
+	uint64_t c0 = aload(&gc_.cycles);
+	uint64_t peak = 0, n = 0, goal_bad = 0, last_checked = 0;
+	uint64_t keys[NLIVE];
+	for (size_t i = 0; i < NLIVE; i++)
+		keys[i] = i;
+	time_t t0 = time(NULL);
+	while (aload(&gc_.cycles) < c0 + WARMUP + MEASURED) {
+		size_t i = rng_below(&r, NLIVE);
+		keys[i] = NLIVE + n++;
+		gc_write(&arr[i], new_payload(OBJ, keys[i]));
+		if (n % 256)
+			continue;
+		uint64_t c = aload(&gc_.cycles);
+		if (c >= c0 + WARMUP) {
+			gc_stats s;
+			gc_read_stats(&s, sizeof(s));
+			if (s.heap_inuse > peak)
+				peak = s.heap_inuse;
+		}
+		if (c != last_checked) {
+			/* The goal the last cycle set follows from what it
+			 * marked. */
+			mutex_lock(&gc_.lock);
+			if (aload(&gc_.cycles) == c &&
+			    gc_.goal != pacer_goal(gc_.heap_marked,
+			                           (unsigned)gogc, 0))
+				goal_bad++;
+			mutex_unlock(&gc_.lock);
+			last_checked = c;
+		}
+		ck_assert_msg(time(NULL) - t0 < 60, "only %llu cycles in 60 s",
+		              (unsigned long long)(aload(&gc_.cycles) - c0));
+	}
+	for (size_t i = 0; i < NLIVE; i++)
+		REQUIRE(check_payload(arr[i], OBJ, keys[i]), "object %zu", i);
+	printf("# GOGC=%d: %llu allocations, %llu cycles, peak heap_inuse "
+	       "%.1f MiB, bound %.1f MiB, last marked %.1f MiB\n", gogc,
+	       (unsigned long long)n,
+	       (unsigned long long)(aload(&gc_.cycles) - c0), peak / 1048576.0,
+	       bound / 1048576.0, gc_.heap_marked / 1048576.0);
+	fflush(stdout);
+	ck_assert_uint_eq(goal_bad, 0);
+	ck_assert_msg(peak > 0 && peak <= bound, "GOGC=%d: heap_inuse peaked "
+	              "at %.1f MiB, over the bound %.1f MiB", gogc,
+	              peak / 1048576.0, bound / 1048576.0);
+	/* The heap did grow towards its goal (the pacer is not simply
+	 * collecting all the time). */
+	ck_assert_msg(peak >= live * (1 + gogc / 100.0) * 0.8,
+	              "GOGC=%d: peak %.1f MiB, under 80%% of the goal", gogc,
+	              peak / 1048576.0);
+}
+
+START_TEST(test_steady_state_50)
+{
+	steady_state(50);
+}
+END_TEST
+
+START_TEST(test_steady_state_100)
+{
+	steady_state(100);
+}
+END_TEST
+
+START_TEST(test_steady_state_200)
+{
+	steady_state(200);
+}
+END_TEST
+
+static Suite *pacer_suite(void)
+{
+	Suite *s = suite_create("pacer");
+	TCase *tc = tcase_create("pacer");
+
+	tcase_set_timeout(tc, 90);
+	tcase_add_test(tc, test_goal_table);
+	tcase_add_test(tc, test_goal_random);
+	tcase_add_test(tc, test_end_cycle);
+	tcase_add_test(tc, test_steady_state_50);
+	tcase_add_test(tc, test_steady_state_100);
+	tcase_add_test(tc, test_steady_state_200);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return test_main(pacer_suite());
+}

@@ -1,0 +1,423 @@
+/* tests/gc/test_roots.c: every kind of root (runtime/roots.c) keeps its
+ * objects alive across gc_collect, and taking it away lets them be freed:
+ * registered global ranges (gc_add_roots / gc_remove_roots, only the first
+ * nslots slots count), precise shadow-stack frames (nested, popped, with
+ * nslots and slots changed in place), the conservative scan of the native
+ * stack (a pointer held only in a local, interior pointers base + 8 and
+ * base + size - 1, locals of a deep recursion; with conservative stacks off
+ * a stack-only object is freed), and the stack and frames of a thread
+ * blocked in gc_blocking_begin while another thread collects. Also the
+ * errors of bad arguments to gc_add_roots, gc_remove_roots and
+ * gc_frame_pop/push. */
+#include "test_harness.c"
+
+static gc_type *t_ptrs;
+
+static int nerrors;
+static gc_status last_code;
+
+static void count_error(gc_status code, const char *msg, void *data)
+{
+	(void)msg;
+	(void)data;
+	nerrors++;
+	last_code = code;
+}
+
+static void start(bool conservative)
+{
+	size_t zero = 0;
+
+	sys_fatal_exit_code = 70;
+	ck_assert_int_eq(gc_thread_attach(), GCHEAP_OK);
+	gc_disable();
+	gc_set_conservative_stacks(conservative);
+	t_ptrs = gc_type_new("ptrs", sizeof(void *), &zero, 1,
+	                     GCHEAP_TAIL_REPEAT);
+	ck_assert_ptr_nonnull(t_ptrs);
+}
+
+/* A scan object holding a payload, so that a root keeps two objects. */
+static void **new_holder(uint64_t key)
+{
+	void **o = gc_alloc(2 * sizeof(void *), t_ptrs);
+	ck_assert_ptr_nonnull(o);
+	gc_write(&o[0], new_payload(96, key));
+	return o;
+}
+
+static bool holder_ok(void **o, uint64_t key)
+{
+	return is_live(o) && is_live(o[0]) && check_payload(o[0], 96, key);
+}
+
+/* ---- Global ranges ------------------------------------------------------- */
+
+static void *groots_a[4];
+static void *groots_b[2];
+
+START_TEST(test_global_roots)
+{
+	start(false);
+	void **m = calloc(3, sizeof(void *));
+	ck_assert_ptr_nonnull(m);
+	ck_assert_int_eq(gc_add_roots(groots_a, 4), GCHEAP_OK);
+	ck_assert_int_eq(gc_add_roots(groots_b, 2), GCHEAP_OK);
+	ck_assert_int_eq(gc_add_roots(m, 2), GCHEAP_OK); /* m[2] not a root */
+
+	void **a = new_holder(1), **b = new_holder(2), **c = new_holder(3);
+	void **d = new_holder(4);
+	void *a_child = a[0], *d_child = d[0];
+	gc_write(&groots_a[3], a);
+	gc_write(&groots_b[1], b);
+	gc_write(&m[1], c);
+	gc_write(&m[2], d);
+	gc_collect();
+	ck_assert(holder_ok(a, 1));
+	ck_assert(holder_ok(b, 2));
+	ck_assert(holder_ok(c, 3));
+	ck_assert_msg(!is_live(d) && !is_live(d_child),
+	              "a slot past nslots kept its object");
+
+	ck_assert_int_eq(gc_remove_roots(groots_a), GCHEAP_OK);
+	gc_collect();
+	ck_assert(!is_live(a) && !is_live(a_child));
+	ck_assert(holder_ok(b, 2));
+	ck_assert(holder_ok(c, 3));
+
+	ck_assert_int_eq(gc_remove_roots(m), GCHEAP_OK);
+	gc_collect();
+	ck_assert(!is_live(c));
+	ck_assert(holder_ok(b, 2));
+
+	/* Registered again, cleared first: roots again. */
+	groots_a[3] = NULL;
+	ck_assert_int_eq(gc_add_roots(groots_a, 4), GCHEAP_OK);
+	gc_write(&groots_a[0], b);
+	ck_assert_int_eq(gc_remove_roots(groots_b), GCHEAP_OK);
+	gc_collect();
+	ck_assert(holder_ok(b, 2));
+	gc_write(&groots_a[0], NULL);
+	gc_collect();
+	ck_assert(!is_live(b));
+	ck_assert_int_eq(gc_remove_roots(groots_a), GCHEAP_OK);
+	free(m);
+}
+END_TEST
+
+/* ---- Precise frames ------------------------------------------------------ */
+
+START_TEST(test_frames)
+{
+	gc_frame f1, f2;
+	void *s1[3] = {0}, *s2[2] = {0}, *s3[1] = {0};
+
+	start(false);
+	gc_frame_push(&f1, s1, 3);
+	void **x = new_holder(1), **z = new_holder(3), **w = new_holder(4);
+	s1[0] = x;
+	s1[2] = z;
+	gc_collect();
+	ck_assert(holder_ok(x, 1) && holder_ok(z, 3));
+	ck_assert_msg(!is_live(w), "an object in no frame was kept");
+
+	/* Nested. */
+	gc_frame_push(&f2, s2, 2);
+	void **y = new_holder(2);
+	s2[1] = y;
+	gc_collect();
+	ck_assert(holder_ok(x, 1) && holder_ok(y, 2));
+	gc_frame_pop(&f2);
+	gc_collect();
+	ck_assert_msg(!is_live(y), "a popped frame still counts");
+	ck_assert(holder_ok(x, 1) && holder_ok(z, 3));
+
+	/* nslots shrinks: s1[2] is no longer a root. */
+	f1.nslots = 1;
+	gc_collect();
+	ck_assert(holder_ok(x, 1));
+	ck_assert(!is_live(z));
+
+	/* slots points elsewhere. */
+	void **v = new_holder(5);
+	s3[0] = v;
+	f1.slots = s3;
+	gc_collect();
+	ck_assert(holder_ok(v, 5));
+	ck_assert(!is_live(x));
+
+	gc_frame_pop(&f1);
+	gc_collect();
+	ck_assert(!is_live(v));
+}
+END_TEST
+
+/* ---- Conservative stacks ------------------------------------------------- */
+
+/* Allocate a payload and return its address hidden, so no plain copy of it
+ * need stay on the stack. */
+static NOINLINE uintptr_t make_hidden(size_t n, uint64_t key)
+{
+	return hide(new_payload(n, key));
+}
+
+/* Overwrite the dead stack below the caller. */
+static NOINLINE void scrub_stack(void)
+{
+	volatile char buf[32 << 10];
+	memset((char *)buf, 0, sizeof(buf));
+}
+
+/* The unhidden address plus off, computed out of line so that the base
+ * address never sits in the caller's registers. */
+static NOINLINE void *unhide_plus(uintptr_t hx, uintptr_t off)
+{
+	return (char *)unhide(hx) + off;
+}
+
+/* Hold base + off only in a local while collecting. */
+static NOINLINE void hold_in_local(uintptr_t hx, uintptr_t off)
+{
+	void *volatile local = unhide_plus(hx, off);
+	scrub_stack();
+	gc_collect();
+	gc_collect();
+	ck_assert_ptr_nonnull(local);
+}
+
+START_TEST(test_stack_local)
+{
+	start(true);
+	uintptr_t hx = make_hidden(128, 11);
+	hold_in_local(hx, 0);
+	ck_assert_msg(is_live(unhide(hx)), "a pointer in a local did not "
+	              "keep its object");
+	ck_assert(check_payload(unhide(hx), 128, 11));
+}
+END_TEST
+
+START_TEST(test_stack_interior)
+{
+	start(true);
+	uintptr_t hx = make_hidden(128, 12);
+	size_t size = 128;
+	hold_in_local(hx, 8);
+	ck_assert_msg(is_live(unhide(hx)), "base + 8 did not keep it");
+	ck_assert(check_payload(unhide(hx), 128, 12));
+	uintptr_t hy = make_hidden(128, 13);
+	hold_in_local(hy, size - 1);
+	ck_assert_msg(is_live(unhide(hy)), "base + size - 1 did not keep it");
+	ck_assert_uint_eq(gc_size(unhide(hy)), size);
+	ck_assert(check_payload(unhide(hy), 128, 13));
+	/* Large objects too. */
+	uintptr_t hz = make_hidden(100000, 14);
+	hold_in_local(hz, 99999);
+	ck_assert(is_live(unhide(hz)));
+	ck_assert(check_payload(unhide(hz), 100000, 14));
+}
+END_TEST
+
+#define DEPTH 3000
+
+/* Each level holds its own object in a local, the bottom collects, and
+ * every level checks its object on the way back. Returns failures. */
+static NOINLINE int recurse(int depth)
+{
+	void *volatile p = unhide(make_hidden(48, 1000 + depth));
+	int bad = 0;
+
+	if (depth == DEPTH) {
+		scrub_stack();
+		gc_collect();
+		gc_collect();
+	} else {
+		bad = recurse(depth + 1);
+	}
+	if (!is_live(p) || !check_payload(p, 48, 1000 + depth))
+		bad++;
+	return bad;
+}
+
+START_TEST(test_stack_deep_recursion)
+{
+	start(true);
+	int bad = recurse(0);
+	ck_assert_msg(bad == 0, "%d of %d locals lost", bad, DEPTH + 1);
+}
+END_TEST
+
+START_TEST(test_conservative_off_frees_stack_only)
+{
+	start(true);
+	ck_assert(runtime_.conservative);
+	gc_set_conservative_stacks(0);
+	ck_assert(!runtime_.conservative);
+	uintptr_t hx = make_hidden(128, 21);
+	hold_in_local(hx, 0);
+	ck_assert_msg(!is_live(unhide(hx)), "conservative scanning is off "
+	              "but a stack-only object survived");
+	gc_set_conservative_stacks(1);
+	uintptr_t hy = make_hidden(128, 22);
+	hold_in_local(hy, 0);
+	ck_assert(is_live(unhide(hy)));
+}
+END_TEST
+
+/* ---- A blocked thread ---------------------------------------------------- */
+
+typedef struct blocked_arg {
+	int state;          /* 1 blocked, 2 go on, 3 done */
+	uintptr_t hx, hy;   /* hidden: its stack object and frame object */
+	int ok;
+} blocked_arg;
+
+static NOINLINE void blocked_body(blocked_arg *b)
+{
+	void *fs[1];
+	gc_frame f;
+	void *volatile x = new_payload(200, 31);
+
+	fs[0] = new_payload(200, 32);
+	gc_frame_push(&f, fs, 1);
+	b->hx = hide(x);
+	b->hy = hide(fs[0]);
+	scrub_stack();
+	gc_blocking_begin();
+	__atomic_store_n(&b->state, 1, __ATOMIC_RELEASE);
+	while (__atomic_load_n(&b->state, __ATOMIC_ACQUIRE) != 2)
+		sleep_us(100);
+	gc_blocking_end();
+	b->ok = is_live(x) && check_payload(x, 200, 31) &&
+	        is_live(fs[0]) && check_payload(fs[0], 200, 32);
+	gc_frame_pop(&f);
+}
+
+static void *blocked_main(void *arg)
+{
+	blocked_arg *b = arg;
+
+	if (gc_thread_attach() != GCHEAP_OK)
+		return NULL;
+	blocked_body(b);
+	gc_thread_detach();
+	__atomic_store_n(&b->state, 3, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+START_TEST(test_blocked_thread_stack)
+{
+	blocked_arg b = {0};
+	pthread_t th;
+
+	start(true);
+	ck_assert_int_eq(pthread_create(&th, NULL, blocked_main, &b), 0);
+	while (__atomic_load_n(&b.state, __ATOMIC_ACQUIRE) != 1)
+		sleep_us(100);
+	gc_collect();
+	gc_collect();
+	ck_assert_msg(is_live(unhide(b.hx)), "the blocked thread's local was "
+	              "not scanned");
+	ck_assert_msg(is_live(unhide(b.hy)), "the blocked thread's frame was "
+	              "not scanned");
+	__atomic_store_n(&b.state, 2, __ATOMIC_RELEASE);
+	gc_blocking_begin();
+	pthread_join(th, NULL);
+	gc_blocking_end();
+	ck_assert_int_eq(b.state, 3);
+	ck_assert(b.ok);
+}
+END_TEST
+
+/* ---- Bad input ----------------------------------------------------------- */
+
+static void *unattached_frame_ops(void *arg)
+{
+	gc_frame f;
+	void *s[1] = {0};
+	gc_status *st = arg;
+
+	gc_set_error_handler(count_error, NULL);
+	gc_frame_push(&f, s, 1);
+	st[0] = gc_last_error();
+	gc_frame_pop(&f);
+	st[1] = gc_last_error();
+	return NULL;
+}
+
+START_TEST(test_bad_input)
+{
+	static void *slots[2];
+	char buf[32] __attribute__((aligned(8)));
+	gc_frame f1, f2;
+	void *s1[1] = {0}, *s2[1] = {0};
+
+	start(false);
+	gc_set_error_handler(count_error, NULL);
+	ck_assert_int_eq(gc_add_roots(NULL, 1), GCHEAP_ERR_ARG);
+	ck_assert_int_eq(gc_last_error(), GCHEAP_ERR_ARG);
+	ck_assert_int_eq(nerrors, 1);
+	ck_assert_int_eq(gc_add_roots(buf + 1, 1), GCHEAP_ERR_ARG);
+	ck_assert_int_eq(nerrors, 2);
+	ck_assert_int_eq(gc_remove_roots(slots), GCHEAP_ERR_ARG);
+	ck_assert_int_eq(nerrors, 3);
+	ck_assert_int_eq(gc_remove_roots(NULL), GCHEAP_ERR_ARG);
+	ck_assert_int_eq(nerrors, 4);
+	ck_assert_int_eq(gc_add_roots(slots, 2), GCHEAP_OK);
+	ck_assert_int_eq(gc_remove_roots(slots), GCHEAP_OK);
+	ck_assert_int_eq(gc_remove_roots(slots), GCHEAP_ERR_ARG);
+	ck_assert_int_eq(nerrors, 5);
+
+	/* Popping a frame that is not the innermost changes nothing. */
+	gc_frame_push(&f1, s1, 1);
+	gc_frame_push(&f2, s2, 1);
+	gc_frame_pop(&f1);
+	ck_assert_int_eq(nerrors, 6);
+	ck_assert_int_eq(last_code, GCHEAP_ERR_ARG);
+	ck_assert_ptr_eq(gc_current->frames, &f2);
+	void **x = new_holder(41);
+	s1[0] = x;
+	gc_collect();
+	ck_assert(holder_ok(x, 41));
+	gc_frame_pop(&f2);
+	gc_frame_pop(&f1);
+	ck_assert_int_eq(nerrors, 6);
+	ck_assert_ptr_null(gc_current->frames);
+	gc_frame_pop(&f1); /* no frames at all */
+	ck_assert_int_eq(nerrors, 7);
+	gc_collect();
+	ck_assert(!is_live(x));
+
+	/* From an unattached thread. */
+	gc_status st[2] = {GCHEAP_OK, GCHEAP_OK};
+	pthread_t th;
+	ck_assert_int_eq(pthread_create(&th, NULL, unattached_frame_ops, st),
+	                 0);
+	pthread_join(th, NULL);
+	ck_assert_int_eq(st[0], GCHEAP_ERR_NOT_ATTACHED);
+	ck_assert_int_eq(st[1], GCHEAP_ERR_ARG);
+	gc_set_error_handler(NULL, NULL);
+}
+END_TEST
+
+static Suite *roots_suite(void)
+{
+	Suite *s = suite_create("roots");
+	TCase *tc = tcase_create("roots");
+
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_global_roots);
+	tcase_add_test(tc, test_frames);
+	tcase_add_test(tc, test_stack_local);
+	tcase_add_test(tc, test_stack_interior);
+	tcase_add_test(tc, test_stack_deep_recursion);
+	tcase_add_test(tc, test_conservative_off_frees_stack_only);
+	tcase_add_test(tc, test_blocked_thread_stack);
+	tcase_add_test(tc, test_bad_input);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return test_main(roots_suite());
+}
