@@ -374,6 +374,27 @@ uintptr_t mheap_find_object(uintptr_t p, mspan **sp)
 	}
 }
 
+uintptr_t mheap_recount_allocated(uintptr_t *nobjs)
+{
+	uintptr_t bytes = 0, n = 0;
+
+	mutex_lock(&mheap_.lock);
+	for (heap_arena *a = mheap_.arenas; a; a = a->next) {
+		for (uintptr_t pg = 0; pg < PAGES_PER_ARENA; pg++) {
+			mspan *s = (mspan *)aload(&a->spans[pg]);
+			if (!s || s->state != MSPAN_INUSE ||
+			    s->base != a->base + pg * PAGE_SIZE)
+				continue;
+			bytes += s->alloc_count * s->elemsize;
+			n += s->alloc_count;
+		}
+	}
+	mutex_unlock(&mheap_.lock);
+	if (nobjs)
+		*nobjs = n;
+	return bytes;
+}
+
 /* ---- Verification -------------------------------------------------------- */
 
 void mheap_verify(void)

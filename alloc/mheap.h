@@ -155,6 +155,11 @@ static inline mspan *spanof_heap(uintptr_t p)
 	return s;
 }
 
+/* The slow recount of what the heap holds: bytes (and, if nobjs, objects)
+ * allocated in every in-use span, alloc_count * elemsize. Exact when no
+ * thread allocates or sweeps meanwhile. Takes mheap_.lock. */
+uintptr_t mheap_recount_allocated(uintptr_t *nobjs);
+
 /* The start of the allocated object that contains p, or 0. */
 uintptr_t mheap_find_object(uintptr_t p, mspan **sp);
 

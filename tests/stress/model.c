@@ -38,6 +38,7 @@
  * clean detection counts as the expected failure; the exact byte counts
  * are skipped there (only checkmark and the graph checks count). */
 #include "runtime/runtime.h"
+#include "tests/stress/harness.h"
 
 #include <inttypes.h>
 #include <signal.h>
@@ -58,40 +59,6 @@
 #define LIVE_MAX ((size_t)3 << 20) /* per thread, soft */
 #define HIST 50
 #define MiB ((size_t)1 << 20)
-
-/* ---- Random numbers and hashes ------------------------------------------- */
-
-typedef struct rng {
-	uint64_t s;
-} rng;
-
-static uint64_t rnext(rng *r)
-{
-	r->s ^= r->s >> 12;
-	r->s ^= r->s << 25;
-	r->s ^= r->s >> 27;
-	return r->s * 2685821657736338717ULL;
-}
-
-static uint64_t rbelow(rng *r, uint64_t n)
-{
-	return n ? rnext(r) % n : 0;
-}
-
-static size_t rrange(rng *r, size_t lo, size_t hi)
-{
-	return lo + (size_t)rbelow(r, hi - lo + 1);
-}
-
-static uint64_t mix(uint64_t x)
-{
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ULL;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebULL;
-	x ^= x >> 31;
-	return x;
-}
 
 /* ---- Object kinds -------------------------------------------------------- */
 
@@ -509,22 +476,7 @@ static void full_check(model *m)
 /* Sum of alloc_count * elemsize over every in-use span (world quiet). */
 static size_t recount_heap(size_t *nobjs)
 {
-	size_t bytes = 0, n = 0;
-
-	mutex_lock(&mheap_.lock);
-	for (heap_arena *a = mheap_.arenas; a; a = a->next) {
-		for (uintptr_t pg = 0; pg < PAGES_PER_ARENA; pg++) {
-			mspan *s = (mspan *)aload(&a->spans[pg]);
-			if (!s || s->state != MSPAN_INUSE ||
-			    s->base != a->base + pg * PAGE_SIZE)
-				continue;
-			bytes += s->alloc_count * s->elemsize;
-			n += s->alloc_count;
-		}
-	}
-	mutex_unlock(&mheap_.lock);
-	*nobjs = n;
-	return bytes;
+	return mheap_recount_allocated(nobjs);
 }
 
 static uintptr_t read_goal(void)

@@ -36,6 +36,7 @@
  * with the thread and its operation index. --sabotage: a library fatal()
  * exits 86, a failed node check 87, a crash 99. */
 #include "runtime/runtime.h"
+#include "tests/stress/harness.h"
 
 #include <inttypes.h>
 #include <signal.h>
@@ -62,38 +63,6 @@
 #define MAX_NODE (70 << 10)
 #define CHECK_EVERY 2000
 #define OWNED_MAX ((size_t)768 << 10) /* bytes of owned nodes, soft */
-
-static uint64_t mix(uint64_t x)
-{
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ULL;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebULL;
-	x ^= x >> 31;
-	return x;
-}
-
-typedef struct rng {
-	uint64_t s;
-} rng;
-
-static uint64_t rnext(rng *r)
-{
-	r->s ^= r->s >> 12;
-	r->s ^= r->s << 25;
-	r->s ^= r->s >> 27;
-	return r->s * 2685821657736338717ULL;
-}
-
-static uint64_t rbelow(rng *r, uint64_t n)
-{
-	return n ? rnext(r) % n : 0;
-}
-
-static size_t rrange(rng *r, size_t lo, size_t hi)
-{
-	return lo + (size_t)rbelow(r, hi - lo + 1);
-}
 
 /* ---- Shared state -------------------------------------------------------- */
 
@@ -699,19 +668,7 @@ static void *spawner(void *arg)
 
 static size_t recount_heap(void)
 {
-	size_t bytes = 0;
-
-	mutex_lock(&mheap_.lock);
-	for (heap_arena *a = mheap_.arenas; a; a = a->next) {
-		for (uintptr_t pg = 0; pg < PAGES_PER_ARENA; pg++) {
-			mspan *s = (mspan *)aload(&a->spans[pg]);
-			if (s && s->state == MSPAN_INUSE &&
-			    s->base == a->base + pg * PAGE_SIZE)
-				bytes += s->alloc_count * s->elemsize;
-		}
-	}
-	mutex_unlock(&mheap_.lock);
-	return bytes;
+	return mheap_recount_allocated(NULL);
 }
 
 static void on_signal(int sig)
