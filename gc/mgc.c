@@ -89,13 +89,22 @@ static void mark_termination(void)
 	 * flush (which compares with sweepgen) sweeps it. */
 	astore(&mheap_.sweepgen, aload(&mheap_.sweepgen) + 2);
 	gc_.ops->request_cache_flush();
-	if (gc_.debug.gctrace)
-		fprintf(stderr, "gcheap: gc %zu: marked %zu KiB, goal %zu KiB, "
-		        "mark %.3f ms, mark setup pause %.3f ms\n",
-		        (size_t)aload(&gc_.cycles) + 1, (size_t)(marked >> 10),
-		        (size_t)(gc_.goal >> 10), gc_.last_mark_ns / 1e6,
-		        gc_.last_pause_ns[0] / 1e6);
+	/* Counted with the world stopped: gc_run_cycle relies on it. */
 	afetch_add(&gc_.cycles, 1);
+}
+
+/* GCHEAP_DEBUG=gctrace=1: a line per cycle (world running again). */
+static void trace_cycle(void)
+{
+	if (!gc_.debug.gctrace)
+		return;
+	mutex_lock(&gc_.lock);
+	fprintf(stderr, "gcheap: gc %zu: %zu KiB marked, goal %zu KiB, mark "
+	        "%.3f ms, pauses %.3f + %.3f ms\n",
+	        (size_t)aload(&gc_.cycles), (size_t)(gc_.heap_marked >> 10),
+	        (size_t)(gc_.goal >> 10), gc_.last_mark_ns / 1e6,
+	        gc_.last_pause_ns[0] / 1e6, gc_.last_pause_ns[1] / 1e6);
+	mutex_unlock(&gc_.lock);
 }
 
 /* Marking looks finished: confirm it, stopping the world at the end. */
@@ -118,12 +127,15 @@ static void mark_done(void)
 			return;
 		}
 		if (gc_.ops->flush_all_stopped() || !gcwork_global_empty()) {
+			/* Work turned up: that was a pause too. */
 			gc_.ops->start_world();
+			record_pause(1, now_ns() - t0);
 			continue;
 		}
 		mark_termination();
 		gc_.ops->start_world();
 		record_pause(1, now_ns() - t0);
+		trace_cycle();
 		wake_all();
 		return;
 	}
@@ -232,6 +244,7 @@ static bool gc_start(void)
 		mark_stopped();
 		gc_.ops->start_world();
 		record_pause(0, now_ns() - t0);
+		trace_cycle();
 		astore(&starting, 0);
 		wake_all();
 		return true;
