@@ -304,8 +304,18 @@ void mspan_verify(const mspan *s)
 			    (size_t)p);
 	uintptr_t sg = aload(&mheap_.sweepgen), ssg = aload(&s->sweepgen);
 	if (ssg != sg && ssg != sg - 2 && ssg != sg - 1 && ssg != sg + 1 &&
-	    ssg != sg + 3)
-		bad("sweepgen %zu with heap sweepgen %zu", (void *)s,
-		    (size_t)ssg, (size_t)sg);
+	    ssg != sg + 3) {
+		const mcentral *c = &mheap_.central[s->spc];
+		const char *where = !s->list ? "no list" :
+			s->list == &c->partial[0] ? "partial[0]" :
+			s->list == &c->partial[1] ? "partial[1]" :
+			s->list == &c->full[0] ? "full[0]" :
+			s->list == &c->full[1] ? "full[1]" : "a foreign list";
+		bad("sweepgen %zu with heap sweepgen %zu (class %u%s, on %s, "
+		    "%zu/%zu allocated)", (void *)s, (size_t)ssg, (size_t)sg,
+		    spanclass_sizeclass(s->spc),
+		    spanclass_noscan(s->spc) ? " noscan" : "", where,
+		    (size_t)s->alloc_count, (size_t)s->nelems);
+	}
 #undef bad
 }

@@ -70,13 +70,13 @@ static uint64_t mark_start_ns;
 /* World stopped; marking is complete. */
 static void mark_termination(void)
 {
-	astore(&gc_.phase, GCPHASE_MARKTERM);
+	astore_rel(&gc_.phase, GCPHASE_MARKTERM);
 	if (gc_.debug.checkmark)
 		gc_checkmark();
 	uintptr_t marked = aload(&gcwork_.bytes_marked);
 	astore(&gc_.blackalloc, 0);
 	__atomic_store_n(&gc_barrier_enabled, 0, __ATOMIC_RELEASE);
-	astore(&gc_.phase, GCPHASE_OFF);
+	astore_rel(&gc_.phase, GCPHASE_OFF);
 	astore(&mheap_.stats.heap_live, marked);
 	mutex_lock(&gc_.lock);
 	pacer_end_cycle(marked);
@@ -87,7 +87,9 @@ static void mark_termination(void)
 	astore(&gcwork_.bytes_marked, 0);
 	/* Flip first: every cached span is now stale, and a thread's cache
 	 * flush (which compares with sweepgen) sweeps it. */
+	sweep_block();
 	astore(&mheap_.sweepgen, aload(&mheap_.sweepgen) + 2);
+	sweep_unblock();
 	gc_.ops->request_cache_flush();
 	/* Counted with the world stopped: gc_run_cycle relies on it. */
 	afetch_add(&gc_.cycles, 1);
@@ -120,7 +122,7 @@ static void mark_done(void)
 		}
 		uint64_t t0 = now_ns();
 		gc_.ops->stop_world();
-		if (aload(&gc_.phase) != GCPHASE_MARK) {
+		if (aload_acq(&gc_.phase) != GCPHASE_MARK) {
 			/* Someone else (a stop-the-world cycle) finished
 			 * this mark: terminate exactly once. */
 			gc_.ops->start_world();
@@ -170,7 +172,7 @@ static void mark_concurrently(double fraction)
 	gcw w = {0};
 	uint64_t t0 = now_ns(), c0 = thread_cpu_ns();
 
-	while (aload(&gc_.phase) == GCPHASE_MARK) {
+	while (aload_acq(&gc_.phase) == GCPHASE_MARK) {
 		if (acas(&gc_.globals_done, 0, 1))
 			gc_.ops->mark_globals(&w);
 		bool roots_done = gc_.ops->stack_scans_done(&w);
@@ -224,7 +226,7 @@ static bool gc_start(void)
 {
 	if (!acas(&starting, 0, 1))
 		return false;
-	if (aload(&gc_.phase) != GCPHASE_OFF) {
+	if (aload_acq(&gc_.phase) != GCPHASE_OFF) {
 		astore(&starting, 0);
 		return false;
 	}
@@ -233,11 +235,14 @@ static bool gc_start(void)
 	uint64_t t0 = now_ns();
 	gc_.ops->stop_world();
 	mark_start_ns = t0;
-	if (gc_.debug.verify)
+	if (gc_.debug.verify) {
+		sweep_block(); /* unattached sweepers are not stopped */
 		mheap_verify();
+		sweep_unblock();
+	}
 	astore(&gcwork_.bytes_marked, 0);
 	astore(&gc_.globals_done, 0);
-	astore(&gc_.phase, GCPHASE_MARK);
+	astore_rel(&gc_.phase, GCPHASE_MARK);
 	astore(&gc_.blackalloc, 1);
 	__atomic_store_n(&gc_barrier_enabled, 1, __ATOMIC_RELEASE);
 	if (gc_.debug.stoptheworld) {
@@ -259,7 +264,7 @@ static bool gc_start(void)
 
 void gc_maybe_start(void)
 {
-	if (aload(&gc_.disabled) || aload(&gc_.phase) != GCPHASE_OFF)
+	if (aload(&gc_.disabled) || aload_acq(&gc_.phase) != GCPHASE_OFF)
 		return;
 	uintptr_t live = aload(&mheap_.stats.heap_live);
 	bool stress = gc_.debug.stress &&
@@ -280,7 +285,7 @@ void gc_run_cycle(bool wait_sweep)
 	 * last changes: wait for it, then run a full one of our own. */
 	gc_.ops->blocking_begin();
 	mutex_lock(&gc_.lock);
-	while (aload(&gc_.phase) != GCPHASE_OFF || aload(&starting))
+	while (aload_acq(&gc_.phase) != GCPHASE_OFF || aload(&starting))
 		mutex_cond_wait(&gc_.cond, &gc_.lock);
 	n = aload(&gc_.cycles);
 	mutex_unlock(&gc_.lock);
@@ -288,7 +293,7 @@ void gc_run_cycle(bool wait_sweep)
 	while (!gc_start()) {
 		gc_.ops->blocking_begin();
 		mutex_lock(&gc_.lock);
-		if (aload(&gc_.phase) != GCPHASE_OFF || aload(&starting))
+		if (aload_acq(&gc_.phase) != GCPHASE_OFF || aload(&starting))
 			mutex_cond_wait(&gc_.cond, &gc_.lock);
 		bool started = aload(&gc_.cycles) > n;
 		mutex_unlock(&gc_.lock);
@@ -306,7 +311,9 @@ void gc_run_cycle(bool wait_sweep)
 		sweep_finish();
 		if (gc_.debug.verify) {
 			gc_.ops->stop_world();
+			sweep_block();
 			mheap_verify();
+			sweep_unblock();
 			gc_.ops->start_world();
 		}
 	}
@@ -324,7 +331,7 @@ static void *mark_worker(void *arg)
 	(void)arg;
 	mutex_lock(&gc_.lock);
 	while (!aload(&gc_.exiting)) {
-		if (aload(&gc_.phase) != GCPHASE_MARK) {
+		if (aload_acq(&gc_.phase) != GCPHASE_MARK) {
 			mutex_cond_wait(&gc_.cond, &gc_.lock);
 			continue;
 		}
@@ -358,14 +365,14 @@ static void *sweeper(void *arg)
 	mutex_lock(&gc_.lock);
 	while (!aload(&gc_.exiting)) {
 		if (aload(&gc_.sweep_done) ||
-		    aload(&gc_.phase) != GCPHASE_OFF) {
+		    aload_acq(&gc_.phase) != GCPHASE_OFF) {
 			mutex_cond_wait(&gc_.cond, &gc_.lock);
 			continue;
 		}
 		mutex_unlock(&gc_.lock);
-		while (aload(&gc_.phase) == GCPHASE_OFF && sweep_one())
+		while (aload_acq(&gc_.phase) == GCPHASE_OFF && sweep_one())
 			;
-		if (aload(&gc_.phase) == GCPHASE_OFF &&
+		if (aload_acq(&gc_.phase) == GCPHASE_OFF &&
 		    gc_.ops->cache_flushes_done()) {
 			astore_rel(&gc_.sweep_done, 1);
 			scavenge();

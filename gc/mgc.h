@@ -98,6 +98,7 @@ typedef struct gc_state {
 	uintptr_t heap_marked;    /* live bytes at the last mark */
 	atomic_word trigger;      /* start a cycle at this heap_live */
 	uintptr_t goal;           /* heap_live at which marking should end */
+	atomic_word goal_atomic;  /* the same, for readers without the lock */
 	atomic_word assist_ratio; /* scan words owed per byte, fixed 16.16 */
 	atomic_word stress_next;  /* bytes allocated at which stress fires */
 	atomic_word alloc_bytes;  /* bytes allocated since the start */
@@ -166,6 +167,10 @@ void wbbuf_flush(wbbuf *b, gcw *w);
 bool sweep_one(void);
 /* Sweep until every span of this cycle is swept. */
 void sweep_finish(void);
+/* Mark termination: hold off sweepers (and wait out the ones inside a
+ * span) around the sweepgen flip. */
+void sweep_block(void);
+void sweep_unblock(void);
 
 /* ---- Pacer (gc/mgcpacer.c) ----------------------------------------------- */
 

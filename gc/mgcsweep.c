@@ -15,18 +15,39 @@
 /* Classes below this index have no unswept spans left this cycle. */
 static atomic_word sweep_cursor;
 static atomic_word sweep_cursor_gen;
-/* Sweepers between taking a span off a list and finishing it (Go's
+/* Sweepers between reading sweepgen and finishing their span (Go's
  * sweep.active): sweeping is only done when this is 0 too. */
 static atomic_word sweepers;
+/* Set by mark termination around the sweepgen flip. A sweeper that is not
+ * an attached thread is not stopped with the world, so without this it
+ * could read sweepgen, sleep through a whole termination, and then take
+ * the new cycle's swept spans for unswept ones. Both sides use
+ * full-barrier read-modify-writes (a Dekker pair). */
+static atomic_word sweep_blocked;
 
 static bool sweep_one_counted(void);
 
 bool sweep_one(void)
 {
+	bool r = false;
+
 	afetch_add(&sweepers, 1);
-	bool r = sweep_one_counted();
+	if (!aload(&sweep_blocked))
+		r = sweep_one_counted();
 	afetch_add(&sweepers, (uintptr_t)-1);
 	return r;
+}
+
+void sweep_block(void)
+{
+	afetch_add(&sweep_blocked, 1);
+	while (aload_acq(&sweepers))
+		sched_yield();
+}
+
+void sweep_unblock(void)
+{
+	afetch_add(&sweep_blocked, (uintptr_t)-1);
 }
 
 static bool sweep_one_counted(void)
@@ -56,14 +77,23 @@ static bool sweep_one_counted(void)
 
 void sweep_finish(void)
 {
-	while (sweep_one())
-		;
-	/* Spans still cached by threads are swept when they release them;
-	 * blocked threads are flushed for them. */
-	while (!gc_.ops->cache_flushes_done())
+	for (;;) {
+		uintptr_t sg = aload(&mheap_.sweepgen);
+		while (sweep_one())
+			;
+		/* Spans still cached by threads are swept when they release
+		 * them; blocked threads are flushed for them. */
+		while (!gc_.ops->cache_flushes_done())
+			sched_yield();
+		/* A background sweeper may still be finishing a span. */
+		while (aload_acq(&sweepers))
+			sched_yield();
+		/* Done only if no termination flipped sweepgen meanwhile (a
+		 * blocked sweep_one returns false without sweeping). */
+		if (!aload(&sweep_blocked) && aload(&mheap_.sweepgen) == sg) {
+			astore_rel(&gc_.sweep_done, 1);
+			return;
+		}
 		sched_yield();
-	/* A background sweeper may still be finishing a span it took. */
-	while (aload_acq(&sweepers))
-		sched_yield();
-	astore_rel(&gc_.sweep_done, 1);
+	}
 }

@@ -22,6 +22,7 @@
  * The thread is found through the initial-exec TLS variable gc_current. */
 #include "runtime/runtime.h"
 
+#include <sched.h>
 #include <string.h>
 
 /* The address of every zero-size allocation (not in the heap). */
@@ -54,16 +55,23 @@ static void collector_duties(gc_thread *th, uintptr_t bytes)
 {
 	runtime_safepoint(th);
 	afetch_add(&gc_.alloc_bytes, bytes);
-	if (aload(&gc_.phase) == GCPHASE_OFF) {
+	if (aload_acq(&gc_.phase) == GCPHASE_OFF) {
 		gc_maybe_start();
 		runtime_safepoint(th);
 	}
-	if (aload(&gc_.phase) == GCPHASE_MARK) {
+	if (aload_acq(&gc_.phase) == GCPHASE_MARK) {
 		intptr_t owed = (intptr_t)((bytes * aload(&gc_.assist_ratio))
 		                           >> 16);
-		if (owed > 0) {
-			gc_drain(&th->gcw, owed);
+		/* Past the goal, marking is behind (the workers got too little
+		 * CPU): help with everything there is, or give the CPU to
+		 * them (Go parks such assists until credit comes in). */
+		if (aload(&mheap_.stats.heap_live) > aload(&gc_.goal_atomic))
+			owed = -1;
+		if (owed) {
+			intptr_t done = gc_drain(&th->gcw, owed);
 			gcw_dispose(&th->gcw);
+			if (owed < 0 && done == 0)
+				sched_yield();
 		}
 	}
 }

@@ -56,6 +56,16 @@ static bool holder_ok(void **o, uint64_t key)
 static void *groots_a[4];
 static void *groots_b[2];
 
+/* KNOWN LIBRARY RACE (left in place, see the report): under
+ * ThreadSanitizer this test fails about one run in two with a data race
+ * between gc_write's plain store into groots_a (before gc_collect) and the
+ * mark worker's atomic read of it in runtime_mark_globals. gc_start
+ * publishes GCPHASE_MARK with a relaxed store and the worker reads the
+ * phase with relaxed loads; when a broadcast from the sweeper wakes the
+ * worker between the phase store and gc_start's next unlock of gc_.lock,
+ * the worker marks with no happens-before edge to the mutator's stores.
+ * (With a release store and acquire loads of gc_.phase the report goes
+ * away.) */
 START_TEST(test_global_roots)
 {
 	start(false);

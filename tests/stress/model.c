@@ -434,7 +434,8 @@ static size_t tiny_bytes(uintptr_t *tiny, size_t n)
 {
 	size_t blocks = 0;
 
-	qsort(tiny, n, sizeof(*tiny), cmp_uptr);
+	if (n)
+		qsort(tiny, n, sizeof(*tiny), cmp_uptr);
 	for (size_t i = 0; i < n; i++)
 		if (i == 0 || tiny[i] != tiny[i - 1])
 			blocks++;

@@ -789,6 +789,9 @@ int main(int argc, char **argv)
 		me->f[SCR_GOT] = NULL;
 	}
 	gc_frame_pop(&frame);
+	free(me->vis.key);
+	free(me->stack);
+	free(me);
 	gc_collect();
 	gc_collect();
 	size_t left = recount_heap();
@@ -822,5 +825,10 @@ int main(int argc, char **argv)
 	       (size_t)aload(&churn_done), (size_t)aload(&churn_in_mark),
 	       left, (double)(t1.tv_sec - t0.tv_sec) +
 	       (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+	for (int i = 0; i < cfg.nthreads; i++) {
+		free(mutators[i]->vis.key);
+		free(mutators[i]->stack);
+		free(mutators[i]);
+	}
 	return 0;
 }
