@@ -397,6 +397,28 @@ uintptr_t mheap_recount_allocated(uintptr_t *nobjs)
 
 /* ---- Verification -------------------------------------------------------- */
 
+void mheap_verify_swept(void)
+{
+	uintptr_t sg = aload(&mheap_.sweepgen);
+
+	mutex_lock(&mheap_.lock);
+	for (heap_arena *a = mheap_.arenas; a; a = a->next) {
+		for (uintptr_t pg = 0; pg < PAGES_PER_ARENA; pg++) {
+			mspan *s = (mspan *)aload(&a->spans[pg]);
+			if (!s || s->base != a->base + pg * PAGE_SIZE)
+				continue;
+			uintptr_t ssg = aload(&s->sweepgen);
+			if (ssg != sg && ssg != sg + 3)
+				fatal("mheap_verify_swept: span %p (class %u%s) "
+				      "has sweepgen %zu at mark start, heap %zu",
+				      (void *)s, spanclass_sizeclass(s->spc),
+				      spanclass_noscan(s->spc) ? " noscan" : "",
+				      (size_t)ssg, (size_t)sg);
+		}
+	}
+	mutex_unlock(&mheap_.lock);
+}
+
 void mheap_verify(void)
 {
 	uintptr_t inuse = 0, spans = 0, reserved = 0, committed = 0;

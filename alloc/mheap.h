@@ -163,6 +163,10 @@ uintptr_t mheap_recount_allocated(uintptr_t *nobjs);
 /* The start of the allocated object that contains p, or 0. */
 uintptr_t mheap_find_object(uintptr_t p, mspan **sp);
 
+/* At mark start every in-use span must be swept for this generation:
+ * sweepgen h, or h + 3 (swept, then cached). fatal() otherwise. */
+void mheap_verify_swept(void);
+
 /* The heap-wide verifier: arenas, page bitmaps against spans[] and
  * recomputed summaries, every span, every mcentral list, and the counters.
  * fatal() on the first broken invariant. Call with the world quiet. */

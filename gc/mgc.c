@@ -76,7 +76,6 @@ static void mark_termination(void)
 	uintptr_t marked = aload(&gcwork_.bytes_marked);
 	astore(&gc_.blackalloc, 0);
 	__atomic_store_n(&gc_barrier_enabled, 0, __ATOMIC_RELEASE);
-	astore_rel(&gc_.phase, GCPHASE_OFF);
 	astore(&mheap_.stats.heap_live, marked);
 	mutex_lock(&gc_.lock);
 	pacer_end_cycle(marked);
@@ -93,6 +92,10 @@ static void mark_termination(void)
 	gc_.ops->request_cache_flush();
 	/* Counted with the world stopped: gc_run_cycle relies on it. */
 	afetch_add(&gc_.cycles, 1);
+	/* Last: a thread that is not stopped with the world (an unattached
+	 * gc_collect) may start the next cycle as soon as it sees OFF, and
+	 * must then find the new generation to sweep. */
+	astore_rel(&gc_.phase, GCPHASE_OFF);
 }
 
 /* GCHEAP_DEBUG=gctrace=1: a line per cycle (world running again). */
@@ -230,13 +233,22 @@ static bool gc_start(void)
 		astore(&starting, 0);
 		return false;
 	}
-	/* Sweep termination: the last cycle's spans must all be swept. */
-	sweep_finish();
-	uint64_t t0 = now_ns();
-	gc_.ops->stop_world();
+	/* Sweep termination: the last cycle's spans must all be swept, and
+	 * still be the last cycle's once the world is stopped. */
+	uint64_t t0;
+	for (;;) {
+		uintptr_t sg = aload(&mheap_.sweepgen);
+		sweep_finish();
+		t0 = now_ns();
+		gc_.ops->stop_world();
+		if (aload(&mheap_.sweepgen) == sg)
+			break;
+		gc_.ops->start_world();
+	}
 	mark_start_ns = t0;
 	if (gc_.debug.verify) {
 		sweep_block(); /* unattached sweepers are not stopped */
+		mheap_verify_swept();
 		mheap_verify();
 		sweep_unblock();
 	}

@@ -27,15 +27,22 @@ static atomic_word sweep_blocked;
 
 static bool sweep_one_counted(void);
 
-bool sweep_one(void)
+/* 1: swept a span; 0: nothing left this generation; -1: sweepers are
+ * blocked (a flip or a verification is in progress), nothing was done. */
+static int sweep_one_status(void)
 {
-	bool r = false;
+	int r = -1;
 
 	afetch_add(&sweepers, 1);
 	if (!aload(&sweep_blocked))
 		r = sweep_one_counted();
 	afetch_add(&sweepers, (uintptr_t)-1);
 	return r;
+}
+
+bool sweep_one(void)
+{
+	return sweep_one_status() == 1;
 }
 
 void sweep_block(void)
@@ -79,8 +86,10 @@ void sweep_finish(void)
 {
 	for (;;) {
 		uintptr_t sg = aload(&mheap_.sweepgen);
-		while (sweep_one())
-			;
+		int r;
+		while ((r = sweep_one_status()) != 0)
+			if (r < 0)
+				sched_yield(); /* blocked: this pass proves nothing */
 		/* Spans still cached by threads are swept when they release
 		 * them; blocked threads are flushed for them. */
 		while (!gc_.ops->cache_flushes_done())
@@ -88,9 +97,8 @@ void sweep_finish(void)
 		/* A background sweeper may still be finishing a span. */
 		while (aload_acq(&sweepers))
 			sched_yield();
-		/* Done only if no termination flipped sweepgen meanwhile (a
-		 * blocked sweep_one returns false without sweeping). */
-		if (!aload(&sweep_blocked) && aload(&mheap_.sweepgen) == sg) {
+		/* Done only if no termination flipped sweepgen meanwhile. */
+		if (aload(&mheap_.sweepgen) == sg) {
 			astore_rel(&gc_.sweep_done, 1);
 			return;
 		}

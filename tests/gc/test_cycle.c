@@ -503,18 +503,13 @@ START_TEST(test_collect_concurrently)
 END_TEST
 
 /* gc_collect from unattached threads while attached ones allocate and
- * collect. KNOWN BUG (left failing on purpose, see the report): an
- * unattached thread finishing its cycle's sweep (gc_run_cycle ->
- * sweep_finish -> sweep_one, gc/mgcsweep.c) is not stopped by
- * stop_world, so it can read mheap_.sweepgen, lose the CPU while another
- * cycle marks and flips sweepgen, then carry on with the stale value: it
- * pops freshly swept spans off the lists of the new cycle (they fail
- * mspan_try_acquire and are dropped from every list, never swept again)
- * and advances the new cycle's sweep_cursor past classes it did not
- * sweep. verify=1 then fails with "mspan_verify: span ...: sweepgen N with
- * heap sweepgen N+4"; without verify, the stale mark bits of an unswept
- * span make the next mark skip the objects in it. With two unattached
- * collectors it failed 8 runs out of 8 on 2 CPUs (one: about 1 in 5). */
+ * collect. Unattached threads are not stopped with the world, so this
+ * found three sweep-termination races (fixed in gc/mgc.c and
+ * gc/mgcsweep.c): a sweeper keeping a stale sweepgen across a flip;
+ * gc_start seeing phase OFF before the flip and marking over the new
+ * generation's unswept spans; and sweep_finish counting a pass during
+ * which sweepers were blocked by a verification as complete. verify=1
+ * (mheap_verify_swept at mark start) and checkmark catch each of them. */
 #define RACE_CYCLES 3000
 
 static int race_stop;
