@@ -87,9 +87,10 @@ void sweep_finish(void)
 	for (;;) {
 		uintptr_t sg = aload(&mheap_.sweepgen);
 		int r;
+		/* A blocked attempt proves nothing: try again. */
 		while ((r = sweep_one_status()) != 0)
 			if (r < 0)
-				sched_yield(); /* blocked: this pass proves nothing */
+				sched_yield();
 		/* Spans still cached by threads are swept when they release
 		 * them; blocked threads are flushed for them. */
 		while (!gc_.ops->cache_flushes_done())
