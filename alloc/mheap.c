@@ -408,12 +408,13 @@ void mheap_verify_swept(void)
 			if (!s || s->base != a->base + pg * PAGE_SIZE)
 				continue;
 			uintptr_t ssg = aload(&s->sweepgen);
-			if (ssg != sg && ssg != sg + 3)
-				fatal("mheap_verify_swept: span %p (class %u%s) "
-				      "has sweepgen %zu at mark start, heap %zu",
-				      (void *)s, spanclass_sizeclass(s->spc),
-				      spanclass_noscan(s->spc) ? " noscan" : "",
-				      (size_t)ssg, (size_t)sg);
+			if (ssg == sg || ssg == sg + 3)
+				continue;
+			fatal("mheap_verify_swept: span %p (class %u%s) has "
+			      "sweepgen %zu at mark start, heap %zu", (void *)s,
+			      spanclass_sizeclass(s->spc),
+			      spanclass_noscan(s->spc) ? " noscan" : "",
+			      (size_t)ssg, (size_t)sg);
 		}
 	}
 	mutex_unlock(&mheap_.lock);
