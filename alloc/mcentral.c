@@ -59,7 +59,7 @@ static mspan *pop_locked(mcentral *c, spanlist *l)
 
 void mcentral_push_swept(mcentral *c, mspan *s)
 {
-	uintptr_t sg = aload(&mheap_.sweepgen);
+	uintptr_t sg = aload_acq(&mheap_.sweepgen);
 
 	mutex_lock(&c->lock);
 	spanlist_push(s->alloc_count < s->nelems ?
@@ -94,7 +94,7 @@ mspan *mcentral_cache_span(mcentral *c, int *err)
 	/* Sweeping more than this many spans without finding room means
 	 * a fresh span is cheaper (Go: at most 1% space overhead). */
 	int budget = 100;
-	uintptr_t sg = aload(&mheap_.sweepgen);
+	uintptr_t sg = aload_acq(&mheap_.sweepgen);
 	mspan *s = pop_locked(c, mcentral_partial_swept(c, sg));
 
 	if (s)
@@ -143,7 +143,7 @@ havespan:;
 
 void mcentral_uncache_span(mcentral *c, mspan *s)
 {
-	uintptr_t sg = aload(&mheap_.sweepgen);
+	uintptr_t sg = aload_acq(&mheap_.sweepgen);
 	bool stale = aload(&s->sweepgen) == sg + 1;
 
 	if (s->alloc_count == 0)

@@ -198,7 +198,7 @@ void mspan_check_poison(const mspan *s, uintptr_t p, size_t n)
 
 bool mspan_sweep(mspan *s, bool preserve)
 {
-	uintptr_t sg = aload(&mheap_.sweepgen);
+	uintptr_t sg = aload_acq(&mheap_.sweepgen);
 	mcentral *c = &mheap_.central[s->spc];
 
 	if (s->state != MSPAN_INUSE || aload(&s->sweepgen) != sg - 1)

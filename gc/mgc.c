@@ -87,7 +87,7 @@ static void mark_termination(void)
 	/* Flip first: every cached span is now stale, and a thread's cache
 	 * flush (which compares with sweepgen) sweeps it. */
 	sweep_block();
-	astore(&mheap_.sweepgen, aload(&mheap_.sweepgen) + 2);
+	astore_rel(&mheap_.sweepgen, aload(&mheap_.sweepgen) + 2);
 	sweep_unblock();
 	gc_.ops->request_cache_flush();
 	/* Counted with the world stopped: gc_run_cycle relies on it. */

@@ -59,7 +59,7 @@ void sweep_unblock(void)
 
 static bool sweep_one_counted(void)
 {
-	uintptr_t sg = aload(&mheap_.sweepgen);
+	uintptr_t sg = aload_acq(&mheap_.sweepgen);
 
 	if (aload(&sweep_cursor_gen) != sg) {
 		astore(&sweep_cursor, 0);
@@ -85,7 +85,7 @@ static bool sweep_one_counted(void)
 void sweep_finish(void)
 {
 	for (;;) {
-		uintptr_t sg = aload(&mheap_.sweepgen);
+		uintptr_t sg = aload_acq(&mheap_.sweepgen);
 		int r;
 		/* A blocked attempt proves nothing: try again. */
 		while ((r = sweep_one_status()) != 0)

@@ -88,6 +88,7 @@ typedef struct visited {
 
 typedef struct thr {
 	int tid;                  /* 0.. mutators; 100.. churn threads */
+	int shade_slot;           /* this thread's slot in shade[], or -1 */
 	rng r;
 	pthread_t thread;
 	void **g;                 /* global slots (NULL for churn threads) */
@@ -352,14 +353,35 @@ static void check_parcel(thr *t, void *p)
 
 /* ---- The shared table ---------------------------------------------------- */
 
+/* Each live thread owns one registered scratch slot (claimed on first use,
+ * released at exit), so no two threads ever store into the same slot. */
+static atomic_word shade_used[NSHADE];
+
+static int shade_slot(thr *t)
+{
+	if (t->shade_slot >= 0)
+		return t->shade_slot;
+	for (;;)
+		for (int i = 0; i < NSHADE; i++)
+			if (acas(&shade_used[i], 0, 1))
+				return t->shade_slot = i;
+}
+
+static void shade_release(thr *t)
+{
+	if (t->shade_slot >= 0)
+		astore_rel(&shade_used[t->shade_slot], 0);
+	t->shade_slot = -1;
+}
+
 /* Replace shared[i] with nv; returns the old value, which the caller
  * must hold in a frame slot (`hold`) from here on. */
 static void *swap_shared(thr *t, size_t i, void *nv, int hold)
 {
-	void **sh = &shade[(unsigned)t->tid % NSHADE];
+	void **sh = &shade[shade_slot(t)];
 
 	for (;;) {
-		void *old = __atomic_load_n(&shared[i], __ATOMIC_RELAXED);
+		void *old = __atomic_load_n(&shared[i], __ATOMIC_ACQUIRE);
 		t->f[hold] = old;
 		/* The barrier's work for the CAS below (see the top). */
 		gc_write(sh, old);
@@ -515,7 +537,7 @@ static void op_take(thr *t)
 static void op_peek(thr *t)
 {
 	size_t i = pick_shared(t);
-	t->f[SCR_PEEK] = __atomic_load_n(&shared[i], __ATOMIC_RELAXED);
+	t->f[SCR_PEEK] = __atomic_load_n(&shared[i], __ATOMIC_ACQUIRE);
 	check_parcel(t, t->f[SCR_PEEK]);
 	t->f[SCR_PEEK] = NULL;
 	t->npeek++;
@@ -629,6 +651,7 @@ static void *churn_thread(void *arg)
 	gc_frame_pop(&frame);
 	gc_thread_detach();
 	afetch_add(&churn_done, 1);
+	shade_release(t);
 	free(t->vis.key);
 	free(t->stack);
 	free(t);
@@ -650,6 +673,7 @@ static void *spawner(void *arg)
 			if (!t)
 				fail(NULL, "out of memory");
 			t->tid = 100 + n % 1000;
+			t->shade_slot = -1;
 			t->r.s = mix(cfg.seed ^ (uint64_t)(n + 1) * 7919u) | 1;
 			t->next_id = (uint64_t)n << 20;
 			n++;
@@ -754,6 +778,7 @@ int main(int argc, char **argv)
 		if (!t)
 			return 1;
 		t->tid = i;
+		t->shade_slot = -1;
 		t->r.s = mix(cfg.seed ^ 0x9E3779B97F4A7C15ULL * (i + 1)) | 1;
 		t->g = gslots[i];
 		mutators[i] = t;
@@ -780,6 +805,7 @@ int main(int argc, char **argv)
 	if (!me)
 		return 1;
 	me->tid = 99;
+	me->shade_slot = -1;
 	me->f = fslots;
 	me->nf = NF;
 	gc_frame_push(&frame, fslots, NF);
