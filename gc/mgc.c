@@ -107,7 +107,7 @@ static void trace_cycle(void)
 	fprintf(stderr, "gcheap: gc %zu: %zu KiB marked, goal %zu KiB, mark "
 	        "%.3f ms, pauses %.3f + %.3f ms\n",
 	        (size_t)aload(&gc_.cycles), (size_t)(gc_.heap_marked >> 10),
-	        (size_t)(gc_.goal >> 10), gc_.last_mark_ns / 1e6,
+	        (size_t)(aload(&gc_.goal) >> 10), gc_.last_mark_ns / 1e6,
 	        gc_.last_pause_ns[0] / 1e6, gc_.last_pause_ns[1] / 1e6);
 	mutex_unlock(&gc_.lock);
 }
@@ -364,7 +364,7 @@ static void scavenge(void)
 	uintptr_t held = mheap_.stats.committed - mheap_.stats.released;
 	mutex_unlock(&mheap_.lock);
 	mutex_lock(&gc_.lock);
-	uintptr_t goal = gc_.goal;
+	uintptr_t goal = aload(&gc_.goal);
 	mutex_unlock(&gc_.lock);
 	uintptr_t retain = goal + goal / 10 + ((uintptr_t)4 << 20);
 	if (held > retain)
@@ -421,5 +421,4 @@ void gc_init_collector(const gc_runtime_ops *ops)
 			fatal("cannot start the collector's mark worker");
 	if (pthread_create(&gc_.sweeper, NULL, sweeper, NULL))
 		fatal("cannot start the collector's sweeper");
-	gc_.threads_started = true;
 }

@@ -97,8 +97,7 @@ typedef struct gc_state {
 	atomic_word heap_live;    /* bytes in use or cached for use */
 	uintptr_t heap_marked;    /* live bytes at the last mark */
 	atomic_word trigger;      /* start a cycle at this heap_live */
-	uintptr_t goal;           /* heap_live at which marking should end */
-	atomic_word goal_atomic;  /* the same, for readers without the lock */
+	atomic_word goal;         /* heap_live at which marking should end */
 	atomic_word assist_ratio; /* scan words owed per byte, fixed 16.16 */
 	atomic_word stress_next;  /* bytes allocated at which stress fires */
 	atomic_word alloc_bytes;  /* bytes allocated since the start */
@@ -111,7 +110,6 @@ typedef struct gc_state {
 	const gc_runtime_ops *ops;
 	bool init;
 	pthread_t sweeper;
-	bool threads_started;
 	atomic_word exiting;
 } gc_state;
 

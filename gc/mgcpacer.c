@@ -39,8 +39,7 @@ void pacer_end_cycle(uintptr_t marked)
 	uintptr_t left = goal - trigger;
 
 	gc_.heap_marked = marked;
-	gc_.goal = goal;
-	astore(&gc_.goal_atomic, goal);
+	astore(&gc_.goal, goal);
 	astore(&gc_.trigger, trigger);
 	/* words of scanning per byte allocated, 16.16 fixed point */
 	uintptr_t words = marked / WORD_SIZE + 1;

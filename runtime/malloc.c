@@ -65,7 +65,7 @@ static void collector_duties(gc_thread *th, uintptr_t bytes)
 		/* Past the goal, marking is behind (the workers got too little
 		 * CPU): help with everything there is, or give the CPU to
 		 * them (Go parks such assists until credit comes in). */
-		if (aload(&mheap_.stats.heap_live) > aload(&gc_.goal_atomic))
+		if (aload(&mheap_.stats.heap_live) > aload(&gc_.goal))
 			owed = -1;
 		if (owed) {
 			intptr_t done = gc_drain(&th->gcw, owed);

@@ -63,7 +63,6 @@ typedef struct runtime_state {
 	void *oom_data;
 	pthread_key_t exit_key;   /* detaches threads that exit attached */
 	bool conservative;        /* scan native stacks conservatively */
-	bool init;
 } runtime_state;
 
 extern runtime_state runtime_;

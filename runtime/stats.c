@@ -51,7 +51,7 @@ gc_status gc_read_stats(gc_stats *out, size_t size)
 		s.heap_live = aload(&h->heap_live);
 		mutex_lock(&gc_.lock);
 		s.heap_marked = gc_.heap_marked;
-		s.heap_goal = gc_.goal;
+		s.heap_goal = aload(&gc_.goal);
 		s.pause_total_ns = gc_.total_pause_ns;
 		s.pause_max_ns = gc_.max_pause_ns;
 		s.last_pause_ns = MAX(gc_.last_pause_ns[0],

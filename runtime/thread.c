@@ -40,7 +40,6 @@ static void init_runtime(void)
 		return;
 	}
 	gc_init_collector(&runtime_gc_ops);
-	runtime_.init = true;
 }
 
 gc_status gc_init(void)
