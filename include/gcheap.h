@@ -216,6 +216,90 @@ static inline void gc_write(void *slot, void *value)
 /* memmove for memory that holds pointers, with the bulk barrier. */
 GCHEAP_API void gc_copy(void *dst, const void *src, size_t nbytes);
 
+/* ---- Finalizers, cleanups and weak references ------------------------ */
+
+/* A finalizer runs once, on a finalizer thread (or in gc_run_finalizers),
+ * after its object has become unreachable; the object and everything it
+ * reaches stay alive until the finalizer has returned, and the object is
+ * freed by a later cycle unless the finalizer stored it somewhere
+ * (resurrection). Order: when a finalizable object A reaches another one
+ * B, A is finalized first and B on a later cycle; a cycle of finalizable
+ * objects (or an object that reaches itself) is never finalized, as in
+ * Go. Finalizers never run at exit unless the program calls
+ * gc_run_finalizers(). See docs/api.md for the full rules. */
+typedef void (*gc_finalizer_fn)(void *obj, void *arg);
+typedef void (*gc_cleanup_fn)(void *arg);
+
+/* Set the finalizer of the object that starts at `obj`, replacing any
+ * earlier one, or clear it (fn == NULL). `arg` is passed to fn and kept
+ * alive with the finalizer; it must not point into obj. GCHEAP_ERR_ARG if
+ * obj is not the start of a heap object (inside a 16-byte tiny block any
+ * address is accepted: the block is the object). */
+GCHEAP_API gc_status gc_set_finalizer(void *obj, gc_finalizer_fn fn,
+                                      void *arg);
+
+/* Go's AddCleanup: run fn(arg) after `obj` (any address inside a heap
+ * object) has been freed. An object may have several; they never see the
+ * object and cannot resurrect it. `arg` is kept alive by the cleanup and
+ * must not point into obj (it would keep obj alive forever). Returns an id
+ * for gc_cancel_cleanup, or 0 on error. */
+GCHEAP_API uint64_t gc_add_cleanup(void *obj, gc_cleanup_fn fn, void *arg);
+/* Cancel a cleanup that has not been queued yet: GCHEAP_OK, or
+ * GCHEAP_ERR_ARG if obj has no cleanup with that id (any more). */
+GCHEAP_API gc_status gc_cancel_cleanup(void *obj, uint64_t id);
+
+/* Run the queued finalizers and cleanups on the calling (attached)
+ * thread; returns how many ran. */
+GCHEAP_API size_t gc_run_finalizers(void);
+/* on (the default, or GCHEAP_FINALIZERS=thread): a background thread,
+ * started with the first finalizer or cleanup, runs them; off
+ * (GCHEAP_FINALIZERS=manual): only gc_run_finalizers() does. */
+GCHEAP_API void gc_set_finalizer_thread(int on);
+/* Finalizers and cleanups queued and not yet run. */
+GCHEAP_API size_t gc_finalizers_pending(void);
+
+/* A weak reference: a small heap object (keep it, and store it, like any
+ * other pointer) that yields its target while the target is strongly
+ * reachable and NULL once it is not. It is cleared before any finalizer
+ * of the target runs, and stays NULL even if the finalizer resurrects the
+ * target. gc_weak_new returns the same reference for the same address.
+ * `obj` may be any address inside a heap object; for an object packed by
+ * the tiny allocator, the reference lives as long as its 16-byte block. */
+typedef struct gc_weak gc_weak;
+
+GCHEAP_API gc_weak *gc_weak_new(void *obj);
+/* The target, or NULL once it has become unreachable. The result is a
+ * strong pointer (while marking, it is shaded). */
+GCHEAP_API void *gc_weak_get(const gc_weak *w);
+
+/* An ephemeron: a pair in which the key is held weakly and the value is
+ * kept alive only while the key is (a value that refers back to its own
+ * key does not keep it alive). Once the key is unreachable, key and value
+ * read as NULL. A heap object: keep and store it like any pointer. */
+typedef struct gc_ephemeron gc_ephemeron;
+
+GCHEAP_API gc_ephemeron *gc_ephemeron_new(void *key, void *value);
+GCHEAP_API void *gc_ephemeron_key(const gc_ephemeron *e);
+GCHEAP_API void *gc_ephemeron_value(const gc_ephemeron *e);
+/* Replace the value (no effect once the key is gone). */
+GCHEAP_API void gc_ephemeron_set_value(gc_ephemeron *e, void *value);
+
+/* A weak-key hash table built on ephemerons, keyed by address: an entry
+ * lives while its key is reachable from elsewhere, and its value is kept
+ * alive only that long. A heap object; not thread-safe (callers that
+ * share one lock it). */
+typedef struct gc_weakmap gc_weakmap;
+
+GCHEAP_API gc_weakmap *gc_weakmap_new(void);
+/* The value for key, or NULL (absent, or the key is gone). */
+GCHEAP_API void *gc_weakmap_get(gc_weakmap *m, const void *key);
+/* Add or replace; GCHEAP_ERR_ARG if key is not a heap address. */
+GCHEAP_API gc_status gc_weakmap_set(gc_weakmap *m, void *key, void *value);
+/* Remove; 1 if the key was present. */
+GCHEAP_API int gc_weakmap_delete(gc_weakmap *m, const void *key);
+/* Entries whose keys are alive. */
+GCHEAP_API size_t gc_weakmap_count(gc_weakmap *m);
+
 /* ---- Errors and limits ------------------------------------------------- */
 
 typedef void (*gc_error_fn)(gc_status code, const char *message, void *data);
