@@ -11,8 +11,8 @@ void chunk_write(chunk *c, uint8_t byte, int line)
 {
 	if (c->count == c->cap) {
 		int cap = c->cap < 8 ? 8 : c->cap * 2;
-		uint8_t *code = lox_grow(c->code, (size_t)c->count,
-		                         (size_t)cap, 1, NULL);
+		uint8_t *code =
+		    lox_grow(c->code, (size_t)c->count, (size_t)cap, 1, NULL);
 		gc_write(&c->code, code);
 		int *lines = lox_grow(c->lines, (size_t)c->count, (size_t)cap,
 		                      sizeof(int), NULL);
@@ -43,8 +43,8 @@ int chunk_add_constant(chunk *c, value v)
 
 void chunk_seal(chunk *c)
 {
-	uint8_t *code = lox_grow(c->code, (size_t)c->count,
-	                         (size_t)c->count + 1, 1, NULL);
+	uint8_t *code =
+	    lox_grow(c->code, (size_t)c->count, (size_t)c->count + 1, 1, NULL);
 	gc_write(&c->code, code);
 	c->cap = c->count + 1;
 }

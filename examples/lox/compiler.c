@@ -574,29 +574,29 @@ static void unary(bool can_assign)
 }
 
 static const rule rules[T_KINDS] = {
-	[T_LEFT_PAREN] = {grouping, call, P_CALL},
-	[T_DOT] = {NULL, dot, P_CALL},
-	[T_MINUS] = {unary, binary, P_TERM},
-	[T_PLUS] = {NULL, binary, P_TERM},
-	[T_SLASH] = {NULL, binary, P_FACTOR},
-	[T_STAR] = {NULL, binary, P_FACTOR},
-	[T_BANG] = {unary, NULL, P_NONE},
-	[T_BANG_EQUAL] = {NULL, binary, P_EQUALITY},
-	[T_EQUAL_EQUAL] = {NULL, binary, P_EQUALITY},
-	[T_GREATER] = {NULL, binary, P_COMPARISON},
-	[T_GREATER_EQUAL] = {NULL, binary, P_COMPARISON},
-	[T_LESS] = {NULL, binary, P_COMPARISON},
-	[T_LESS_EQUAL] = {NULL, binary, P_COMPARISON},
-	[T_IDENTIFIER] = {variable, NULL, P_NONE},
-	[T_STRING] = {string, NULL, P_NONE},
-	[T_NUMBER] = {number, NULL, P_NONE},
-	[T_AND] = {NULL, and_, P_AND},
-	[T_OR] = {NULL, or_, P_OR},
-	[T_FALSE] = {literal, NULL, P_NONE},
-	[T_NIL] = {literal, NULL, P_NONE},
-	[T_TRUE] = {literal, NULL, P_NONE},
-	[T_SUPER] = {super_, NULL, P_NONE},
-	[T_THIS] = {this_, NULL, P_NONE},
+    [T_LEFT_PAREN] = {grouping, call, P_CALL},
+    [T_DOT] = {NULL, dot, P_CALL},
+    [T_MINUS] = {unary, binary, P_TERM},
+    [T_PLUS] = {NULL, binary, P_TERM},
+    [T_SLASH] = {NULL, binary, P_FACTOR},
+    [T_STAR] = {NULL, binary, P_FACTOR},
+    [T_BANG] = {unary, NULL, P_NONE},
+    [T_BANG_EQUAL] = {NULL, binary, P_EQUALITY},
+    [T_EQUAL_EQUAL] = {NULL, binary, P_EQUALITY},
+    [T_GREATER] = {NULL, binary, P_COMPARISON},
+    [T_GREATER_EQUAL] = {NULL, binary, P_COMPARISON},
+    [T_LESS] = {NULL, binary, P_COMPARISON},
+    [T_LESS_EQUAL] = {NULL, binary, P_COMPARISON},
+    [T_IDENTIFIER] = {variable, NULL, P_NONE},
+    [T_STRING] = {string, NULL, P_NONE},
+    [T_NUMBER] = {number, NULL, P_NONE},
+    [T_AND] = {NULL, and_, P_AND},
+    [T_OR] = {NULL, or_, P_OR},
+    [T_FALSE] = {literal, NULL, P_NONE},
+    [T_NIL] = {literal, NULL, P_NONE},
+    [T_TRUE] = {literal, NULL, P_NONE},
+    [T_SUPER] = {super_, NULL, P_NONE},
+    [T_THIS] = {this_, NULL, P_NONE},
 };
 
 static const rule *get_rule(token_kind k)
@@ -648,7 +648,8 @@ static void function(fn_kind kind)
 			if (current->fn->arity > 255)
 				error_at_current("Can't have more than 255 "
 				                 "parameters.");
-			define_variable(parse_variable("Expect parameter name."));
+			define_variable(
+			    parse_variable("Expect parameter name."));
 		} while (match(T_COMMA));
 	}
 	consume(T_RIGHT_PAREN, "Expect ')' after parameters.");

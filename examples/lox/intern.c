@@ -23,7 +23,7 @@ typedef struct ientry {
 #define TOMBSTONE UINT32_MAX
 
 static struct {
-	ientry *e; /* registered root */
+	ientry *e;         /* registered root */
 	size_t count, cap; /* count includes tombstones */
 	gc_type *type;
 } strings;

@@ -33,9 +33,9 @@
 typedef uint64_t value;
 
 #define NUMBER_OFFSET ((uint64_t)1 << 49)
-#define NIL_VAL ((value)1)
-#define FALSE_VAL ((value)2)
-#define TRUE_VAL ((value)3)
+#define NIL_VAL       ((value)1)
+#define FALSE_VAL     ((value)2)
+#define TRUE_VAL      ((value)3)
 
 static inline bool is_number(value v)
 {
@@ -191,13 +191,13 @@ static inline bool is_kind(value v, obj_kind k)
 	return is_obj(v) && obj_kind_of(v) == k;
 }
 
-#define AS_STRING(v) ((lstring *)AS_OBJ(v))
+#define AS_STRING(v)   ((lstring *)AS_OBJ(v))
 #define AS_FUNCTION(v) ((lfunction *)AS_OBJ(v))
-#define AS_NATIVE(v) ((lnative *)AS_OBJ(v))
-#define AS_CLOSURE(v) ((lclosure *)AS_OBJ(v))
-#define AS_CLASS(v) ((lclass *)AS_OBJ(v))
+#define AS_NATIVE(v)   ((lnative *)AS_OBJ(v))
+#define AS_CLOSURE(v)  ((lclosure *)AS_OBJ(v))
+#define AS_CLASS(v)    ((lclass *)AS_OBJ(v))
 #define AS_INSTANCE(v) ((linstance *)AS_OBJ(v))
-#define AS_BOUND(v) ((lbound *)AS_OBJ(v))
+#define AS_BOUND(v)    ((lbound *)AS_OBJ(v))
 
 /* ---- Memory (memory.c) ------------------------------------------------- */
 
@@ -226,8 +226,8 @@ void lox_print_stats(void);
 
 /* Root a C local across allocations: LOX_ROOT(f, p) pushes a one-slot
  * precise frame over the pointer variable p; LOX_UNROOT pops it. */
-#define LOX_ROOT(f, p)                                                   \
-	gc_frame f;                                                      \
+#define LOX_ROOT(f, p)                                                         \
+	gc_frame f;                                                            \
 	gc_frame_push(&f, (void **)&(p), 1)
 #define LOX_UNROOT(f) gc_frame_pop(&f)
 
@@ -324,7 +324,7 @@ lfunction *compile(const char *source);
 /* ---- The VM (vm.c) ----------------------------------------------------- */
 
 #define FRAMES_MAX 1024
-#define STACK_MAX (FRAMES_MAX * 256)
+#define STACK_MAX  (FRAMES_MAX * 256)
 
 typedef struct call_frame {
 	lclosure *closure;

@@ -7,7 +7,9 @@
  * because any allocation may be a safepoint at which this thread scans its
  * own roots. LOX_GC_STRESS=N runs a full collection before every N-th
  * allocation (N=1: every allocation), so a cycle can start anywhere the VM
- * allocates. Nothing is freed here or anywhere else. */
+ * allocates. LOX_GC_LIMIT=N[k|m] caps the heap (gc_set_memory_limit): a
+ * program whose garbage were not collected runs out of memory and exits
+ * 70. Nothing is freed here or anywhere else. */
 #include "lox.h"
 
 #include <stddef.h>
@@ -23,8 +25,8 @@ static struct {
 	uint64_t allocs;
 } stress;
 
-static gc_type *make_type(const char *name, size_t size,
-                          const size_t *offs, size_t n, unsigned tail)
+static gc_type *make_type(const char *name, size_t size, const size_t *offs,
+                          size_t n, unsigned tail)
 {
 	gc_type *t = gc_type_new(name, size, offs, n, tail);
 	if (!t) {
@@ -37,8 +39,8 @@ static gc_type *make_type(const char *name, size_t size,
 void lox_memory_init(void)
 {
 	static const size_t fn_ptrs[] = {
-		offsetof(lfunction, name), offsetof(lfunction, ch.code),
-		offsetof(lfunction, ch.lines), offsetof(lfunction, ch.consts.v)};
+	    offsetof(lfunction, name), offsetof(lfunction, ch.code),
+	    offsetof(lfunction, ch.lines), offsetof(lfunction, ch.consts.v)};
 	static const size_t closure_ptrs[] = {offsetof(lclosure, fn)};
 	static const size_t up_ptrs[] = {offsetof(lupvalue, closed),
 	                                 offsetof(lupvalue, next)};
@@ -57,16 +59,15 @@ void lox_memory_init(void)
 	t->kind[OBJ_FUNCTION] = make_type("lox.function", sizeof(lfunction),
 	                                  fn_ptrs, 4, GCHEAP_TAIL_NOSCAN);
 	t->kind[OBJ_CLOSURE] = make_type("lox.closure", sizeof(lclosure),
-	                                 closure_ptrs, 1,
-	                                 GCHEAP_TAIL_POINTERS);
+	                                 closure_ptrs, 1, GCHEAP_TAIL_POINTERS);
 	t->kind[OBJ_UPVALUE] = make_type("lox.upvalue", sizeof(lupvalue),
 	                                 up_ptrs, 2, GCHEAP_TAIL_NOSCAN);
-	t->kind[OBJ_CLASS] = make_type("lox.class", sizeof(lclass),
-	                               class_ptrs, 2, GCHEAP_TAIL_NOSCAN);
+	t->kind[OBJ_CLASS] = make_type("lox.class", sizeof(lclass), class_ptrs,
+	                               2, GCHEAP_TAIL_NOSCAN);
 	t->kind[OBJ_INSTANCE] = make_type("lox.instance", sizeof(linstance),
 	                                  inst_ptrs, 2, GCHEAP_TAIL_NOSCAN);
-	t->kind[OBJ_BOUND] = make_type("lox.bound", sizeof(lbound),
-	                               bound_ptrs, 2, GCHEAP_TAIL_NOSCAN);
+	t->kind[OBJ_BOUND] = make_type("lox.bound", sizeof(lbound), bound_ptrs,
+	                               2, GCHEAP_TAIL_NOSCAN);
 	t->entries = make_type("lox.entry", sizeof(entry), entry_ptrs, 2,
 	                       GCHEAP_TAIL_REPEAT);
 	t->values = make_type("lox.value", sizeof(value), value_ptrs, 1,
@@ -75,6 +76,16 @@ void lox_memory_init(void)
 	const char *s = getenv("LOX_GC_STRESS");
 	if (s && *s)
 		stress.every = strtoul(s, NULL, 0);
+	s = getenv("LOX_GC_LIMIT");
+	if (s && *s) {
+		char *end;
+		size_t n = strtoull(s, &end, 0);
+		if (*end == 'k' || *end == 'K')
+			n <<= 10;
+		else if (*end == 'm' || *end == 'M')
+			n <<= 20;
+		gc_set_memory_limit(n);
+	}
 }
 
 void *lox_alloc(size_t size, const gc_type *type)

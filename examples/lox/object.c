@@ -80,8 +80,8 @@ lclosure *new_closure(lfunction *fn)
 {
 	size_t n = (size_t)fn->nupvalues;
 	LOX_ROOT(f, fn);
-	lclosure *c = alloc_obj(sizeof(lclosure) + n * sizeof(lupvalue *),
-	                        OBJ_CLOSURE);
+	lclosure *c =
+	    alloc_obj(sizeof(lclosure) + n * sizeof(lupvalue *), OBJ_CLOSURE);
 	LOX_UNROOT(f);
 	gc_write(&c->fn, fn);
 	c->nupvalues = n;

@@ -98,12 +98,12 @@ static token_kind keyword(const char *s, int len)
 		const char *word;
 		token_kind kind;
 	} words[] = {
-		{"and", T_AND},       {"class", T_CLASS},   {"else", T_ELSE},
-		{"false", T_FALSE},   {"for", T_FOR},       {"fun", T_FUN},
-		{"if", T_IF},         {"nil", T_NIL},       {"or", T_OR},
-		{"print", T_PRINT},   {"return", T_RETURN}, {"super", T_SUPER},
-		{"this", T_THIS},     {"true", T_TRUE},     {"var", T_VAR},
-		{"while", T_WHILE},
+	    {"and", T_AND},     {"class", T_CLASS},   {"else", T_ELSE},
+	    {"false", T_FALSE}, {"for", T_FOR},       {"fun", T_FUN},
+	    {"if", T_IF},       {"nil", T_NIL},       {"or", T_OR},
+	    {"print", T_PRINT}, {"return", T_RETURN}, {"super", T_SUPER},
+	    {"this", T_THIS},   {"true", T_TRUE},     {"var", T_VAR},
+	    {"while", T_WHILE},
 	};
 	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
 		if ((int)strlen(words[i].word) == len &&

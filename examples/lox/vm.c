@@ -21,8 +21,8 @@ vm vm_;
 void vm_sync_roots(void)
 {
 	vm_.stack_frame.nslots = (size_t)(vm_.sp - vm_.stack);
-	vm_.frames_frame.nslots = (size_t)vm_.nframes *
-	                          (sizeof(call_frame) / sizeof(void *));
+	vm_.frames_frame.nslots =
+	    (size_t)vm_.nframes * (sizeof(call_frame) / sizeof(void *));
 }
 
 void vm_push(value v)
@@ -145,8 +145,8 @@ static bool call_value(value callee, int argc)
 			if (table_get(&k->methods, vm_.init_string, &init))
 				return call(AS_CLOSURE(init), argc);
 			if (argc != 0) {
-				runtime_error("Expected 0 arguments but got %d.",
-				              argc);
+				runtime_error(
+				    "Expected 0 arguments but got %d.", argc);
 				return false;
 			}
 			return true;
@@ -264,19 +264,19 @@ static interpret_result run(void)
 	call_frame *frame = &vm_.frames[vm_.nframes - 1];
 
 #define READ_BYTE() (*frame->ip++)
-#define READ_SHORT() \
+#define READ_SHORT()                                                           \
 	(frame->ip += 2, (uint16_t)((frame->ip[-2] << 8) | frame->ip[-1]))
 #define READ_CONSTANT() (frame->closure->fn->ch.consts.v[READ_BYTE()])
-#define READ_STRING() AS_STRING(READ_CONSTANT())
-#define BINARY_OP(wrap, op)                                              \
-	do {                                                             \
-		if (!is_number(peek(0)) || !is_number(peek(1))) {        \
-			runtime_error("Operands must be numbers.");      \
-			return INTERPRET_RUNTIME_ERROR;                  \
-		}                                                        \
-		double b = as_number(vm_pop());                          \
-		double a = as_number(vm_pop());                          \
-		vm_push(wrap(a op b));                                   \
+#define READ_STRING()   AS_STRING(READ_CONSTANT())
+#define BINARY_OP(wrap, op)                                                    \
+	do {                                                                   \
+		if (!is_number(peek(0)) || !is_number(peek(1))) {              \
+			runtime_error("Operands must be numbers.");            \
+			return INTERPRET_RUNTIME_ERROR;                        \
+		}                                                              \
+		double b = as_number(vm_pop());                                \
+		double a = as_number(vm_pop());                                \
+		vm_push(wrap(a op b));                                         \
 	} while (0)
 
 	for (;;) {
@@ -338,7 +338,8 @@ static interpret_result run(void)
 			break;
 		case OP_GET_PROPERTY: {
 			if (!is_kind(peek(0), OBJ_INSTANCE)) {
-				runtime_error("Only instances have properties.");
+				runtime_error(
+				    "Only instances have properties.");
 				return INTERPRET_RUNTIME_ERROR;
 			}
 			linstance *inst = AS_INSTANCE(peek(0));
@@ -473,10 +474,9 @@ static interpret_result run(void)
 				uint8_t is_local = READ_BYTE();
 				uint8_t index = READ_BYTE();
 				lupvalue *u =
-					is_local
-						? capture_upvalue(frame->slots +
-					                          index)
-						: frame->closure->up[index];
+				    is_local
+				        ? capture_upvalue(frame->slots + index)
+				        : frame->closure->up[index];
 				gc_write(&c->up[i], u);
 			}
 			break;
