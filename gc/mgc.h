@@ -23,6 +23,7 @@
 #define GCHEAP_MGC_H
 
 #include "alloc/alloc.h"
+#include "gc/mfinal.h"
 #include "gc/mgcwork.h"
 #include "gcheap.h"
 
@@ -91,7 +92,8 @@ typedef struct gc_state {
 	atomic_word cycles;       /* completed cycles */
 	atomic_word disabled;     /* gc_disable nesting count */
 	atomic_word sweep_done;   /* all spans of this cycle swept */
-	atomic_word globals_done; /* the globals root job ran */
+	atomic_word globals_done; /* the globals and specials root job:
+	                           * 0 to do, 1 running, 2 done */
 	/* Pacer (gc/mgcpacer.c). */
 	atomic_word percent;      /* GOGC, an intptr_t; negative: off */
 	atomic_word heap_live;    /* bytes in use or cached for use */
@@ -140,6 +142,11 @@ void gc_scan_conservative(gcw *w, uintptr_t lo, uintptr_t hi);
 /* Scan grey objects until none are left (budget < 0), or about `budget`
  * words of scanning; returns the words scanned. */
 intptr_t gc_drain(gcw *w, intptr_t budget);
+/* Scan the pointer slots of the object at obj (without marking it). */
+void gc_scan_object(gcw *w, uintptr_t obj);
+/* Is the object that contains heap address p marked (in checkmark's
+ * bitmap during checkmark)? True for addresses outside the heap. */
+bool gc_object_marked(uintptr_t p);
 /* Allocate-black: mark a new object (slow paths and the fast path). */
 void gc_mark_new(gcw *w, mspan *s, uintptr_t obj);
 /* Re-mark from the roots into a separate bitmap, world stopped, and
