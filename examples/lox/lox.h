@@ -211,8 +211,11 @@ typedef struct lox_type_table {
 extern lox_type_table lox_types;
 
 void lox_memory_init(void);
-/* Every VM allocation: syncs the VM's root frames, runs the script-level
- * stress mode (LOX_GC_STRESS), exits on out of memory. */
+/* Before any call into gcheap that may be a safepoint: syncs the VM's
+ * root frames and runs the script-level stress mode (LOX_GC_STRESS). */
+void lox_gc_point(void);
+/* Every VM allocation: a gc point, then gc_alloc; exits when out of
+ * memory. */
 void *lox_alloc(size_t size, const gc_type *type);
 /* A new array of `ncap` elements of `esize` bytes holding the first
  * `ncount` elements of `old` (copied with the bulk barrier if `type` has

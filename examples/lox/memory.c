@@ -5,10 +5,12 @@
  * Invariants: every VM object comes from lox_alloc, which first brings the
  * VM's precise root frames up to date (the stack and call-frame lengths),
  * because any allocation may be a safepoint at which this thread scans its
- * own roots. LOX_GC_STRESS=N runs a full collection before every N-th
- * allocation (N=1: every allocation), so a cycle can start anywhere the VM
- * allocates. LOX_GC_LIMIT=N[k|m] caps the heap (gc_set_memory_limit): a
- * program whose garbage were not collected runs out of memory and exits
+ * own roots; so does every other call into gcheap that is a safepoint
+ * (lox_gc_point). LOX_GC_STRESS=N runs a full collection at every N-th
+ * such point (N=1: every allocation, weak-reference read and loop back
+ * edge), so a cycle can start anywhere gcheap could start one.
+ * LOX_GC_LIMIT=N[k|m] caps the heap (gc_set_memory_limit): a program whose
+ * garbage were not collected runs out of memory and exits
  * 70. Nothing is freed here or anywhere else. */
 #include "lox.h"
 
@@ -88,14 +90,19 @@ void lox_memory_init(void)
 	}
 }
 
-void *lox_alloc(size_t size, const gc_type *type)
+void lox_gc_point(void)
 {
 	vm_sync_roots();
-	stress.allocs++;
 	if (stress.every && ++stress.count >= stress.every) {
 		stress.count = 0;
 		gc_collect();
 	}
+}
+
+void *lox_alloc(size_t size, const gc_type *type)
+{
+	stress.allocs++;
+	lox_gc_point();
 	void *p = gc_alloc(size, type);
 	if (!p) {
 		/* gcheap's error handler has printed why */

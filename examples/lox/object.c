@@ -57,11 +57,13 @@ lstring *concat_strings(const lstring *a, const lstring *b)
 	memcpy(s->chars, a->chars, a->len);
 	memcpy(s->chars + a->len, b->chars, b->len);
 	s->hash = hash_chars(s->chars, len);
+	/* the lookup is a safepoint (weak references): root s across it */
+	LOX_ROOT(f, s);
 	lstring *old = intern_find(s->chars, len, s->hash);
-	if (old)
-		return old;
-	intern_add(s);
-	return s;
+	if (!old)
+		intern_add(s);
+	LOX_UNROOT(f);
+	return old ? old : s;
 }
 
 lfunction *new_function(void)

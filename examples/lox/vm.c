@@ -438,7 +438,7 @@ static interpret_result run(void)
 			frame->ip -= off;
 			/* a loop that never allocates still answers the
 			 * collector */
-			vm_sync_roots();
+			lox_gc_point();
 			gc_safepoint();
 			break;
 		}
