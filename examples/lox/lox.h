@@ -28,6 +28,13 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Test-only sabotage builds (examples/lox/tests): 1 stores table values
+ * without the write barrier, 2 leaves the value stack out of the roots.
+ * The tests must fail with them. */
+#ifndef LOX_SABOTAGE
+#define LOX_SABOTAGE 0
+#endif
+
 /* ---- Values ------------------------------------------------------------ */
 
 typedef uint64_t value;

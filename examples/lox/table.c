@@ -40,7 +40,10 @@ bool table_get(const table *t, const lstring *key, value *out)
 static void put(entry *e, lstring *key, value v)
 {
 	gc_write(&e->key, key);
-	gc_write(&e->v, (void *)(uintptr_t)v);
+	if (LOX_SABOTAGE == 1)
+		e->v = v; /* the missing barrier the tests must catch */
+	else
+		gc_write(&e->v, (void *)(uintptr_t)v);
 }
 
 static void adjust(table *t, int cap)

@@ -20,7 +20,8 @@ vm vm_;
 
 void vm_sync_roots(void)
 {
-	vm_.stack_frame.nslots = (size_t)(vm_.sp - vm_.stack);
+	vm_.stack_frame.nslots =
+	    LOX_SABOTAGE == 2 ? 0 : (size_t)(vm_.sp - vm_.stack);
 	vm_.frames_frame.nslots =
 	    (size_t)vm_.nframes * (sizeof(call_frame) / sizeof(void *));
 }
