@@ -114,8 +114,10 @@ int main(int argc, char **argv)
 			wl_die("pthread_create");
 	}
 	mutator(&jobs[0]);
+	wl_blocking_begin();
 	for (int i = 1; i < nthreads; i++)
 		pthread_join(jobs[i].t, NULL);
+	wl_blocking_end();
 	for (int d = min_depth; d <= max_depth; d += 2) {
 		long sum = 0;
 

@@ -159,6 +159,18 @@ static inline void wl_thread_end(void)
 	gc_thread_detach();
 }
 
+/* Around a wait (pthread_join) that does not touch the heap: an
+ * attached thread that waits unannounced would stall the collector. */
+static inline void wl_blocking_begin(void)
+{
+	gc_blocking_begin();
+}
+
+static inline void wl_blocking_end(void)
+{
+	gc_blocking_end();
+}
+
 static inline void wl_collect(void)
 {
 	gc_collect();
@@ -233,6 +245,14 @@ static inline void wl_thread_begin(void)
 }
 
 static inline void wl_thread_end(void)
+{
+}
+
+static inline void wl_blocking_begin(void)
+{
+}
+
+static inline void wl_blocking_end(void)
 {
 }
 
@@ -332,6 +352,14 @@ static inline void wl_thread_begin(void)
 }
 
 static inline void wl_thread_end(void)
+{
+}
+
+static inline void wl_blocking_begin(void)
+{
+}
+
+static inline void wl_blocking_end(void)
 {
 }
 

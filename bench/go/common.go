@@ -1,7 +1,9 @@
 // bench/go/common.go: what the Go twins of the workloads (bench/wl-*.c)
 // share: the same command line (--quick, --NAME V), the same checksum fold
 // and random numbers as bench/wl.h, and the same output lines:
-//   checksum HEX, figure NAME VALUE
+//
+//	checksum HEX, figure NAME VALUE
+//
 // wlFinish prints the collector's own counters (gc_cycles and the
 // stop-the-world pauses, from runtime.MemStats).
 package main
@@ -60,7 +62,6 @@ func die(msg string) {
 func figure(name string, v float64) { fmt.Printf("figure %s %.6g\n", name, v) }
 
 func checksum(h uint64) { fmt.Printf("checksum %016x\n", h) }
-
 
 var start = time.Now()
 
