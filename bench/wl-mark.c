@@ -74,12 +74,14 @@ int main(int argc, char **argv)
 		if (c == 0 || cpu < best_cpu)
 			best_cpu = cpu;
 	}
+	if (best_cpu <= 0)
+		best_cpu = 1e-6;
 	if (WL_HAS_GC) {
 		wl_figure("live_mb", mb);
 		wl_figure("marked_mb", wl_marked_bytes() / 1e6);
 		wl_figure("collect_s", best_wall);
 		wl_figure("mb_per_s", mb / best_wall);
-		wl_figure("mb_per_cpu_s", mb / (best_cpu > 0 ? best_cpu : 1e-6));
+		wl_figure("mb_per_cpu_s", mb / best_cpu);
 	}
 	h = wl_fold(h, walk(root));
 	h = wl_fold(h, id);
