@@ -208,6 +208,9 @@ static inline void wl_finish(void)
 	wl_figure("gc_pause_max_ms", s.pause_max_ns / 1e6);
 	wl_figure("gc_pause_total_ms", s.pause_total_ns / 1e6);
 	wl_figure("gc_last_mark_ms", s.last_mark_ns / 1e6);
+	wl_figure("gc_heap_inuse_mb", s.heap_inuse / 1e6);
+	wl_figure("gc_os_committed_mb", s.os_committed / 1e6);
+	wl_figure("gc_os_released_mb", s.os_released / 1e6);
 }
 
 #elif defined(WL_BDW)
