@@ -74,11 +74,13 @@ static void mark_termination(void)
 	if (gc_.debug.checkmark)
 		gc_checkmark();
 	uintptr_t marked = aload(&gcwork_.bytes_marked);
+	uintptr_t live = aload(&mheap_.stats.heap_live);
 	astore(&gc_.blackalloc, 0);
 	__atomic_store_n(&gc_barrier_enabled, 0, __ATOMIC_RELEASE);
 	astore(&mheap_.stats.heap_live, marked);
 	mutex_lock(&gc_.lock);
-	pacer_end_cycle(marked);
+	pacer_end_cycle(marked, live > gc_.mark_start_live ?
+	                        live - gc_.mark_start_live : 0);
 	gc_.last_mark_ns = now_ns() - mark_start_ns;
 	mutex_unlock(&gc_.lock);
 	astore(&gc_.sweep_done, 0);
@@ -200,9 +202,10 @@ static void mark_concurrently(double fraction)
 		                  aload_acq(&gc_.globals_done) == 2;
 		intptr_t n = gc_drain(&w, MARK_SLICE);
 		gcw_dispose(&w);
+		afetch_add(&gc_.bg_credit, (uintptr_t)n);
 		/* With a CPU to spare, mark at full speed (Go's idle mark
 		 * workers); otherwise keep to the fraction. */
-		bool idle_cpu = gc_.ops->mutator_count() + nworkers <
+		bool idle_cpu = gc_.ops->mutator_count() + nworkers <=
 		                (size_t)ncpus;
 		if (fraction < 1 && !idle_cpu) {
 			uint64_t wall = now_ns() - t0;
@@ -275,6 +278,8 @@ static bool gc_start(void)
 	}
 	astore(&gcwork_.bytes_marked, 0);
 	astore(&gc_.globals_done, 0);
+	astore(&gc_.bg_credit, 0);
+	gc_.mark_start_live = aload(&mheap_.stats.heap_live);
 	astore_rel(&gc_.phase, GCPHASE_MARK);
 	astore(&gc_.blackalloc, 1);
 	__atomic_store_n(&gc_barrier_enabled, 1, __ATOMIC_RELEASE);
@@ -427,7 +432,7 @@ void gc_init_collector(const gc_runtime_ops *ops)
 	gcwork_init();
 	specials_init();
 	astore(&gc_.sweep_done, 1);
-	pacer_end_cycle(0);
+	pacer_end_cycle(0, PACER_GROWN_UNKNOWN);
 	astore(&gc_.stress_next, gc_.debug.stress);
 	mheap_.hooks.poison = gc_.debug.poison;
 	gc_.init = true;

@@ -74,7 +74,8 @@ typedef struct gc_runtime_ops {
 	/* Flush the caches of blocked threads on their behalf; true when
 	 * every thread has flushed. */
 	bool (*cache_flushes_done)(void);
-	/* Attached threads (an upper bound on running mutators). */
+	/* Attached threads not in a blocking region: the mutators that
+	 * may be running now. */
 	size_t (*mutator_count)(void);
 	/* The calling thread (if attached) waits for the collector: count
 	 * it as stopped meanwhile. */
@@ -98,6 +99,11 @@ typedef struct gc_state {
 	atomic_word percent;      /* GOGC, an intptr_t; negative: off */
 	atomic_word heap_live;    /* bytes in use or cached for use */
 	uintptr_t heap_marked;    /* live bytes at the last mark */
+	uintptr_t mark_grown;     /* heap growth during the last mark */
+	uintptr_t mark_start_live; /* heap_live when it began */
+	atomic_word bg_credit;    /* words the workers scanned this mark
+	                           * beyond what assists took (Go's
+	                           * bgScanCredit) */
 	atomic_word trigger;      /* start a cycle at this heap_live */
 	atomic_word goal;         /* heap_live at which marking should end */
 	atomic_word assist_ratio; /* scan words owed per byte, fixed 16.16 */
@@ -179,8 +185,13 @@ void sweep_unblock(void);
 
 /* ---- Pacer (gc/mgcpacer.c) ----------------------------------------------- */
 
-/* Set goal, trigger and assist ratio after a mark of `marked` bytes. */
-void pacer_end_cycle(uintptr_t marked);
+#define PACER_GROWN_UNKNOWN UINTPTR_MAX
+/* Set goal, trigger and assist ratio after a mark of `marked` bytes
+ * during which the heap grew by `grown` (PACER_GROWN_UNKNOWN: no mark
+ * yet). */
+void pacer_end_cycle(uintptr_t marked, uintptr_t grown);
+/* The trigger for that mark and goal. */
+uintptr_t pacer_trigger(uintptr_t marked, uintptr_t goal, uintptr_t grown);
 /* The heap goal for a live heap of `marked` bytes at `percent`. */
 uintptr_t pacer_goal(uintptr_t marked, unsigned percent, size_t limit);
 

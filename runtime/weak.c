@@ -88,6 +88,8 @@ static uintptr_t weak_target(gc_thread *t, const weak_cell *c)
 		if (!p)
 			return 0;
 		mspan *s = spanof(p);
+		if (!s)
+			continue; /* freed meanwhile: the cell is clear now */
 		uintptr_t sg = aload_acq(&mheap_.sweepgen);
 		uintptr_t ssg = aload_acq(&s->sweepgen);
 		if (ssg == sg || ssg == sg + 3) {
