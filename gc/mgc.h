@@ -23,6 +23,7 @@
 #define GCHEAP_MGC_H
 
 #include "alloc/alloc.h"
+#include "gc/mgcstats.h"
 #include "gc/mgcwork.h"
 #include "gcheap.h"
 

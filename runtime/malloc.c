@@ -68,8 +68,10 @@ static void collector_duties(gc_thread *th, uintptr_t bytes)
 		if (aload(&mheap_.stats.heap_live) > aload(&gc_.goal))
 			owed = -1;
 		if (owed) {
+			uint64_t t0 = gcstats_cpu_ns();
 			intptr_t done = gc_drain(&th->gcw, owed);
 			gcw_dispose(&th->gcw);
+			gcstats_assist(gcstats_cpu_ns() - t0);
 			if (owed < 0 && done == 0)
 				sched_yield();
 		}
@@ -177,6 +179,8 @@ static NOINLINE void *alloc_finish(gc_thread *th, mspan *s, uintptr_t p,
 		else
 			mspan_set_type(s, p, t, size);
 	}
+	if (s->typeids)
+		mspan_set_typeid(s, p, t);
 	if (aload(&gc_.blackalloc) && GCHEAP_SABOTAGE != 2)
 		gc_mark_new(&th->gcw, s, p);
 	return (void *)p;
@@ -271,7 +275,7 @@ static ALWAYS_INLINE void *gc_alloc_fast(gc_thread *th, size_t size,
 	uintptr_t p = mspan_next_free_fast(s);
 	if (unlikely(!p))
 		return gc_alloc_slow(th, size, t);
-	if (s->needzero || (!noscan && !s->heap_bits) ||
+	if (s->needzero || (!noscan && !s->heap_bits) || s->typeids ||
 	    aload(&gc_.blackalloc))
 		return alloc_finish(th, s, p, size, t);
 	if (!noscan)
