@@ -142,6 +142,13 @@ void gcstats_sweep_done(void)
 	mutex_unlock(&gcstats_.lock);
 }
 
+void gcstats_set_hook(void (*fn)(void))
+{
+	mutex_lock(&gcstats_.lock);
+	gcstats_.cycle_hook = fn;
+	mutex_unlock(&gcstats_.lock);
+}
+
 void gcstats_assist(uint64_t ns)
 {
 	afetch_add(&gcstats_.assist_ns, ns);

@@ -62,6 +62,7 @@ void gcstats_pause(int which, uint64_t ns);
 void gcstats_mark_end(uintptr_t heap_live, uintptr_t marked);
 void gcstats_cycle_end(uintptr_t cycle, uintptr_t goal, bool trace);
 void gcstats_sweep_done(void);
+void gcstats_set_hook(void (*fn)(void));
 void gcstats_assist(uint64_t ns);
 void gcstats_worker(uint64_t ns);
 

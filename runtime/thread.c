@@ -40,6 +40,7 @@ static void init_runtime(void)
 		return;
 	}
 	gc_init_collector(&runtime_gc_ops);
+	export_from_env();
 }
 
 gc_status gc_init(void)
