@@ -275,12 +275,14 @@ static ALWAYS_INLINE void *gc_alloc_fast(gc_thread *th, size_t size,
 	uintptr_t p = mspan_next_free_fast(s);
 	if (unlikely(!p))
 		return gc_alloc_slow(th, size, t);
-	if (s->needzero || (!noscan && !s->heap_bits) || s->typeids ||
+	if (s->needzero || (!noscan && !s->heap_bits) ||
 	    aload(&gc_.blackalloc))
 		return alloc_finish(th, s, p, size, t);
 	if (!noscan)
 		mspan_set_heapbits(s, p, t->small_bits & low_mask(
 		                                 (unsigned)(size / WORD_SIZE)));
+	if (unlikely(s->typeids)) /* gc_set_record_types */
+		mspan_set_typeid(s, p, t);
 	return (void *)p;
 }
 

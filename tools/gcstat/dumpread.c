@@ -257,8 +257,8 @@ int hd_parse(const uint8_t *buf, size_t len, hd_dump *d, char *err,
 		}
 		if (bad) {
 			hd_free(d);
-			return fail(err, errlen, "corrupt: %s (record at offset "
-			            "%zu)", bad, off);
+			return fail(err, errlen, "corrupt: %s (record at "
+			            "offset %zu)", bad, off);
 		}
 		if (!end) {
 			sum = heapdump_fnv(sum, rec, 5 + (size_t)rlen);
