@@ -98,11 +98,18 @@ static int by_bytes_desc(const void *a, const void *b)
 	return x < y ? 1 : x > y ? -1 : 0;
 }
 
+static const uint64_t *sort_tie; /* the second key, or NULL */
+
 static int by_u64_desc(const void *a, const void *b)
 {
 	const uint64_t *v = sort_base;
-	uint64_t x = v[*(const uint32_t *)a], y = v[*(const uint32_t *)b];
-	return x < y ? 1 : x > y ? -1 : 0;
+	uint32_t i = *(const uint32_t *)a, j = *(const uint32_t *)b;
+	uint64_t x = v[i], y = v[j];
+	if (x == y && sort_tie) {
+		x = sort_tie[i];
+		y = sort_tie[j];
+	}
+	return x < y ? 1 : x > y ? -1 : i < j ? -1 : i > j;
 }
 
 static uint32_t *sorted_index(size_t n, const void *base,
@@ -211,7 +218,10 @@ int gcs_cmd_dump(const char *path, size_t top, bool json)
 		osize[i] = d.objects[i].size;
 	for (size_t i = 0; i < d.nroots; i++)
 		rret[i] = r.retained[r.root0 + i];
+	/* Largest first; among equals, the ones that retain most. */
+	sort_tie = r.retained + r.obj0;
 	uint32_t *big = sorted_index(d.nobjects, osize, by_u64_desc);
+	sort_tie = NULL;
 	uint32_t *rtop = sorted_index(d.nroots, rret, by_u64_desc);
 	if (!big || !rtop) {
 		free(hist), free(osize), free(rret), free(big), free(rtop);

@@ -128,14 +128,17 @@ static void polyline(FILE *f, const series *s, const double *y, double x0,
 
 static void time_chart(FILE *f, const series *s, const char *title)
 {
-	double x0 = s->n ? s->t[0] : 0, x1 = x0 + 1, ymax = 1;
+	double x0 = s->n ? s->t[0] : 0, x1 = x0, ymax = 1;
 	for (size_t i = 0; i < s->n; i++) {
 		x1 = s->t[i] > x1 ? s->t[i] : x1;
 		ymax = fmax(ymax, fmax(s->heap[i], fmax(s->live[i],
 		                                        s->goal[i])));
 	}
-	if (s->n && x1 <= x0)
-		x1 = x0 + 1;
+	/* From 0 unless the samples start late (a live process). */
+	if (x0 < (x1 - x0) / 2)
+		x0 = 0;
+	if (x1 <= x0)
+		x1 = x0 + 1e-3;
 	ymax *= 1.1;
 	double xs = (W - ML - MR) / (x1 - x0), ys = (H - MT - MB) / ymax;
 	double pmax = 1;
@@ -153,7 +156,9 @@ static void time_chart(FILE *f, const series *s, const char *title)
 			fputc(*c, f);
 	fprintf(f, "</text>\n");
 	/* Axes and grid. */
-	double ystep = nice_step(ymax, 5), xstep = nice_step(x1 - x0, 8);
+	double unit = ymax < 8192 ? 1 : ymax < 8 << 20 ? 1024 : 1 << 20;
+	double ystep = nice_step(ymax / unit, 5) * unit;
+	double xstep = nice_step(x1 - x0, 8);
 	for (double y = 0; y <= ymax; y += ystep) {
 		double py = H - MB - y * ys;
 		char b[32];
@@ -195,8 +200,10 @@ static void time_chart(FILE *f, const series *s, const char *title)
 		        W - MR + 14, MT + 10 + 22 * i, colors[i], W - MR + 34,
 		        MT + 15 + 22 * i, names[i]);
 	char b[32];
-	fprintf(f, "<text x=\"%d\" y=\"%d\" fill=\"#555\">%zu pauses, "
-	        "longest %s</text>\n</svg>\n", W - MR + 14, MT + 110, s->np,
+	fprintf(f, "<text x=\"%d\" y=\"%d\" fill=\"#555\">%zu pauses,"
+	        "</text><text x=\"%d\" y=\"%d\" fill=\"#555\">longest %s"
+	        "</text>\n</svg>\n", W - MR + 14, MT + 110, s->np,
+	        W - MR + 14, MT + 126,
 	        gcs_dur(b, sizeof(b), s->np ? pmax : 0));
 }
 
@@ -338,8 +345,8 @@ static void occ_color(double occ, char *buf, size_t n)
 	snprintf(buf, n, "rgb(%d,%d,%d)", (int)r, (int)g, (int)b);
 }
 
-#define COLS 128 /* pages per row: 1 MiB */
-#define CELL 6
+#define COLS 64 /* pages per row: 512 KiB */
+#define CELL 10
 
 static int plot_heapmap(const char *in, const char *out)
 {
@@ -364,7 +371,7 @@ static int plot_heapmap(const char *in, const char *out)
 			break; /* 32 GiB of pages: enough for a picture */
 	}
 	uint64_t rows = pos / COLS + 1;
-	int width = COLS * CELL + 2 * ML, height = (int)rows * CELL + 120;
+	int width = COLS * CELL + 2 * ML, height = (int)rows * CELL + 134;
 	FILE *f = open_out(out);
 	if (!f) {
 		hd_free(&d);
@@ -380,9 +387,10 @@ static int plot_heapmap(const char *in, const char *out)
 	        "height=\"%d\" font-family=\"sans-serif\" font-size=\"12\">\n"
 	        "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
 	        "<text x=\"%d\" y=\"24\" font-size=\"15\">heap map of pid "
-	        "%llu: %zu spans, %llu pages (8 KiB, a row is 1 MiB), %.1f%% "
-	        "of slots allocated</text>\n", width, height, ML,
-	        (unsigned long long)d.pid, d.nspans,
+	        "%llu</text><text x=\"%d\" y=\"44\">%zu spans, %llu pages "
+	        "(8 KiB; a row is 512 KiB), %.1f%% of slots allocated</text>"
+	        "\n", width, height, ML,
+	        (unsigned long long)d.pid, ML, d.nspans,
 	        (unsigned long long)pages, slots ? 100.0 * used / slots : 0);
 	pos = 0;
 	prev_end = d.spans[0].base;
@@ -394,8 +402,8 @@ static int plot_heapmap(const char *in, const char *out)
 			fprintf(f, "<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" "
 			        "y2=\"%.1f\" stroke=\"#999\" "
 			        "stroke-dasharray=\"4 3\"/>\n", ML,
-			        ML + COLS * CELL, 50 + (pos / COLS) * CELL -
-			        CELL / 2.0, 50 + (pos / COLS) * CELL -
+			        ML + COLS * CELL, 64 + (pos / COLS) * CELL -
+			        CELL / 2.0, 64 + (pos / COLS) * CELL -
 			        CELL / 2.0);
 		} else {
 			pos += gap;
@@ -418,7 +426,7 @@ static int plot_heapmap(const char *in, const char *out)
 			        "stroke-width=\"0.5\"><title>%#llx class %u "
 			        "(%llu B), %u/%u allocated</title></rect>\n",
 			        (unsigned long long)(ML + x * CELL),
-			        (unsigned long long)(50 + pos / COLS * CELL),
+			        (unsigned long long)(64 + pos / COLS * CELL),
 			        (unsigned long long)(n * CELL), CELL, col,
 			        (unsigned long long)s->base, s->sizeclass,
 			        (unsigned long long)s->elemsize, s->nalloc,
@@ -427,7 +435,7 @@ static int plot_heapmap(const char *in, const char *out)
 			left -= n;
 		}
 	}
-	int ly = 50 + (int)rows * CELL + 20;
+	int ly = 64 + (int)rows * CELL + 20;
 	for (int i = 0; i <= 4; i++) {
 		char col[32];
 		occ_color(i / 4.0, col, sizeof(col));
