@@ -247,8 +247,7 @@ static gc_status open_file(void)
 	read_comm(f->comm, sizeof(f->comm));
 	publish(f);
 	/* Last: a reader that sees the magic sees a whole first snapshot. */
-	afence();
-	f->magic = EXPORT_MAGIC;
+	astore_rel((atomic_word *)&f->magic, (uintptr_t)EXPORT_MAGIC);
 	exporter.file = f;
 	return GCHEAP_OK;
 }

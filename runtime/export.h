@@ -3,9 +3,10 @@
  * per process, /tmp/gcheap-<uid>/<pid> (or $GCHEAP_EXPORT_DIR/<pid>),
  * mode 0600 in a directory of mode 0700 owned by the user.
  *
- * Sequence lock: the writer makes `seq` odd, writes, makes it even again;
- * a reader copies the file between two equal, even reads of seq (with a
- * full barrier before the second) and retries otherwise. All fields are
+ * Sequence lock: the writer makes `seq` odd (a full-barrier increment),
+ * writes, makes it even again (a release store); a reader copies the
+ * stats with acquire loads, word by word, between two equal, even reads
+ * of seq, and retries otherwise. All fields are
  * in the writer's native byte order (the reader runs on the same host).
  * Stale files (a dead pid, or a pid whose start time differs from
  * start_ticks: the pid was reused) are removed by gcstat and by the next

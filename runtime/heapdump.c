@@ -303,11 +303,13 @@ gc_status gc_heap_dump(const char *path)
 		    aload_acq(&gc_.sweep_done))
 			break;
 		gc_.ops->start_world();
+		runtime_safepoint(me);
 	}
 	sweep_block();
 	write_dump(&d);
 	sweep_unblock();
 	gc_.ops->start_world();
+	runtime_safepoint(me); /* answer what came meanwhile */
 	gc_enable();
 	free(d.ptrs);
 	if (fclose(d.f) || d.err) {

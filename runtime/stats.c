@@ -65,6 +65,11 @@ static void verify_classes(gc_stats *s)
 	}
 	sweep_unblock();
 	gc_.ops->start_world();
+	/* Requests that came while we stopped the world (a cache flush
+	 * after mark termination) must be answered before this thread
+	 * allocates again, as after gc_start. */
+	if (gc_current)
+		runtime_safepoint(gc_current);
 }
 
 static void fill_v2(gc_stats *s)

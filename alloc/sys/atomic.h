@@ -6,7 +6,6 @@
  *                                success
  *   afetch_add                   full-barrier fetch-and-add, returns old value
  *   aor / aand                   full-barrier or / and (no value returned)
- *   afence                       full memory barrier (sequence locks)
  * Values are uintptr-sized (AO_t). libatomic_ops has no fetch-or and no
  * exchange; callers that need them build them from acas. */
 #ifndef GCHEAP_SYS_ATOMIC_H
@@ -17,11 +16,6 @@
 #include <stdint.h>
 
 typedef volatile AO_t atomic_word;
-
-static inline void afence(void)
-{
-	AO_nop_full();
-}
 
 static inline uintptr_t aload(const atomic_word *p)
 {

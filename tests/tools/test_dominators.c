@@ -165,10 +165,16 @@ static bool reaches_without(const graph *g, uint32_t skip, uint32_t v)
 START_TEST(test_random_against_brute_force)
 {
 	test_rng rng = rng_make(1);
+	size_t checked = 0, nontrivial = 0;
 	for (int round = 0; round < 200; round++) {
 		static graph g;
 		memset(&g, 0, sizeof(g));
 		g.n = 2 + rng_below(&rng, 40);
+		/* Half the rounds: a random tree first, so that most nodes
+		 * are reachable and the dominators are deep. */
+		if (round % 2)
+			for (uint32_t v = 1; v < g.n; v++)
+				edge(&g, (uint32_t)rng_below(&rng, v), v);
 		size_t ne = rng_below(&rng, 3 * g.n);
 		for (size_t e = 0; e < ne; e++)
 			edge(&g, (uint32_t)rng_below(&rng, g.n),
@@ -178,6 +184,7 @@ START_TEST(test_random_against_brute_force)
 		ck_assert_int_eq(dom_compute_graph(g.n, g.start, g.succ, NULL,
 		                                   &r), 0);
 		for (uint32_t v = 1; v < g.n; v++) {
+			checked++;
 			if (!reaches_without(&g, NONE, v)) {
 				ck_assert_uint_eq(r.idom[v], NONE);
 				continue;
@@ -201,10 +208,14 @@ START_TEST(test_random_against_brute_force)
 			ck_assert_msg(r.idom[v] == best, "round %d: idom(%u) "
 			              "= %u, brute force %u", round, v,
 			              r.idom[v], best);
+			nontrivial += best != 0;
 		}
 		dom_free(&r);
 		graph_free(&g);
 	}
+	/* The answers were not all "the root". */
+	ck_assert_uint_gt(checked, 2000);
+	ck_assert_uint_gt(nontrivial, 500);
 }
 END_TEST
 
@@ -247,7 +258,7 @@ static void root(wbuf *o, unsigned kind, uint64_t target)
 
 /* Global -> A(100) -> B(10), C(20); frame -> D(1000) -> C and E(5).
  * C is shared: retained(global) = 110, retained(frame) = 1005. */
-static size_t make_dump(wbuf *o)
+static size_t make_dump_at(wbuf *o, uint64_t c_addr)
 {
 	memset(o, 0, sizeof(*o));
 	nrec = 0;
@@ -259,7 +270,7 @@ static size_t make_dump(wbuf *o)
 	w(o, 1, 4), w(o, 16, 8), w(o, 0, 4), w(o, 4, 2);
 	memcpy(o->b + o->n, "node", 4);
 	o->n += 4;
-	const uint64_t A = 0x10000, B = 0x20000, C = 0x30000, D = 0x40000,
+	const uint64_t A = 0x10000, B = 0x20000, C = c_addr, D = 0x40000,
 	               E = 0x50000;
 	uint64_t pa[] = {B, C + 4}, pd[] = {C, E};
 	obj(o, A, 100, 1, pa, 2);
@@ -274,6 +285,11 @@ static size_t make_dump(wbuf *o)
 	rec(o, HD_END, 24);
 	w(o, records, 8), w(o, 5, 8), w(o, sum, 8);
 	return o->n;
+}
+
+static size_t make_dump(wbuf *o)
+{
+	return make_dump_at(o, 0x30000);
 }
 
 START_TEST(test_synthetic_dump)
@@ -340,6 +356,11 @@ START_TEST(test_corrupt_dumps_rejected)
 	ck_assert_msg(strstr(err, "not a gcheap heap dump"), "%s", err);
 	ck_assert_int_ne(hd_parse(o.b, n - 1, &d, err, sizeof(err)), 0);
 	ck_assert_msg(strstr(err, "truncated"), "%s", err);
+	/* Overlapping objects with a valid checksum (the fuzzer found a
+	 * use after free on this path). */
+	n = make_dump_at(&o, 0x20000 + 4);
+	ck_assert_int_ne(hd_parse(o.b, n, &d, err, sizeof(err)), 0);
+	ck_assert_msg(strstr(err, "overlap at 0x20004"), "%s", err);
 }
 END_TEST
 

@@ -92,6 +92,10 @@ typedef struct hd_dump {
 	size_t nroots;
 } hd_dump;
 
+/* Check END's checksum and counts (the fuzz target turns this off to
+ * reach past them; everything else is checked regardless). */
+extern bool hd_check_sums;
+
 /* Parse a dump held in memory. 0 on success; otherwise -1 with a
  * one-line reason in err. Never reads outside buf. */
 int hd_parse(const uint8_t *buf, size_t len, hd_dump *d, char *err,

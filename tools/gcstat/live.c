@@ -123,7 +123,7 @@ static int read_file(const char *dir, long pid, gcs_snapshot *out, char *err,
 		r = LIVE_STALE;
 		goto out;
 	}
-	size_t ssize = f->stats_size;
+	size_t ssize = f->stats_size & ~(size_t)7; /* whole words */
 	if (ssize > sizeof(gc_stats))
 		ssize = sizeof(gc_stats);
 	if (ssize > size - offsetof(export_file, stats))
@@ -132,11 +132,17 @@ static int read_file(const char *dir, long pid, gcs_snapshot *out, char *err,
 	for (int tries = 0;; tries++) {
 		uintptr_t s1 = aload_acq((const atomic_word *)&f->seq);
 		if (!(s1 & 1)) {
-			memcpy(&out->st, &f->stats, ssize);
-			out->updated_ns = f->updated_ns;
+			/* Acquire loads: none may move below the second
+			 * read of seq. */
+			const atomic_word *src =
+				(const atomic_word *)&f->stats;
+			uint64_t *dst = (uint64_t *)&out->st;
+			for (size_t w = 0; w < ssize / 8; w++)
+				dst[w] = aload_acq(&src[w]);
+			out->updated_ns = aload_acq(
+				(const atomic_word *)&f->updated_ns);
 			memcpy(out->comm, f->comm, sizeof(out->comm));
-			afence();
-			if (aload((const atomic_word *)&f->seq) == s1)
+			if (aload_acq((const atomic_word *)&f->seq) == s1)
 				break;
 		}
 		if (tries > 10000) {
