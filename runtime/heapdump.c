@@ -200,12 +200,15 @@ static void global_root(void **slot, void *arg)
 	     aload((atomic_word *)slot));
 }
 
+/* Reads stack words as gc_scan_conservative does: past the sanitizers
+ * (ASan redzones, TSan), only to compare them with the heap. */
+__attribute__((no_sanitize_address, no_sanitize_thread, noinline))
 static void stack_roots(dumper *d, uint32_t tid, unsigned kind,
                         uintptr_t lo, uintptr_t hi)
 {
 	for (uintptr_t p = align_up(lo, WORD_SIZE); p + WORD_SIZE <= hi;
 	     p += WORD_SIZE)
-		root(d, kind, tid, p, *(const uintptr_t *)p);
+		root(d, kind, tid, p, *(volatile const uintptr_t *)p);
 }
 
 static NOINLINE void write_thread_roots(dumper *d, const jmp_buf *regs)

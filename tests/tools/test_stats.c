@@ -1,4 +1,5 @@
-/* tests/tools/test_stats.c: gc_read_stats version 2. The per-class fast
+/* tests/tools/test_stats.c: gc_read_stats version 2, and heap dumps taken
+ * while other threads allocate. The per-class fast
  * counters equal a slow span-by-span recount (mheap_recount_class) after
  * threads have allocated, kept and dropped objects across collections; at
  * check level 3 with verify=1 every read recounts with the world stopped
@@ -6,11 +7,14 @@
  * The totals, the pause ring and histogram, the phases and the CPU
  * fraction are consistent, and a caller of the version-1 size gets only
  * version-1 fields. */
+#include "runtime/heapdump.h"
 #include "runtime/runtime.h"
 #include "tests/testing.h"
+#include "tools/gcstat/gcstat.h"
 
 #include <pthread.h>
 #include <string.h>
+#include <unistd.h>
 
 static gc_type *t_node;
 
@@ -165,6 +169,83 @@ START_TEST(test_version1_caller)
 }
 END_TEST
 
+static atomic_word churning;
+
+static void *churn_until_stopped(void *arg)
+{
+	test_rng rng = rng_make((uintptr_t)arg);
+	void *slots[1] = {0};
+	gc_frame f;
+
+	ck_assert_int_eq(gc_thread_attach(), GCHEAP_OK);
+	gc_frame_push(&f, slots, 1);
+	for (long i = 0; aload(&churning); i++) {
+		node *n = gc_alloc(sizeof(node) + rng_below(&rng, 200),
+		                   t_node);
+		if (i % 4 == 0) {
+			gc_write(&n->next, slots[0]);
+			slots[0] = n;
+		}
+		if (i % 20000 == 19999)
+			slots[0] = NULL;
+	}
+	gc_frame_pop(&f);
+	gc_thread_detach();
+	return NULL;
+}
+
+/* Dumps taken while two threads build and drop lists are consistent
+ * snapshots: every pointer and root names an object in the same dump,
+ * objects lie in their spans, and the spans' counts match the objects. */
+START_TEST(test_dump_while_allocating)
+{
+	static const size_t ptr0[] = {0};
+	pthread_t th[2];
+	char path[] = "/tmp/gcheap-dump-XXXXXX";
+	int fd = mkstemp(path);
+
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	gc_set_record_types(1);
+	ck_assert_int_eq(gc_thread_attach(), GCHEAP_OK);
+	t_node = gc_type_new("node", sizeof(node), ptr0, 1,
+	                     GCHEAP_TAIL_REPEAT);
+	astore(&churning, 1);
+	for (uintptr_t i = 0; i < 2; i++)
+		pthread_create(&th[i], NULL, churn_until_stopped,
+		               (void *)(i + 1));
+	for (int round = 0; round < 4; round++) {
+		ck_assert_int_eq(gc_heap_dump(path), GCHEAP_OK);
+		hd_dump d;
+		ck_assert_int_eq(hd_load(path, &d), 0);
+		ck_assert_uint_gt(d.nobjects, 0);
+		size_t typed = 0, allocated = 0;
+		for (size_t i = 0; i < d.nobjects; i++) {
+			const hd_object *o = &d.objects[i];
+			for (uint32_t k = 0; k < o->nptrs; k++)
+				ck_assert_int_ge(hd_find(&d,
+				                 d.ptrs[o->ptrs + k]), 0);
+			typed += o->type != 0;
+		}
+		for (size_t i = 0; i < d.nroots; i++)
+			ck_assert_int_ge(hd_find(&d, d.roots[i].target), 0);
+		for (size_t i = 0; i < d.nspans; i++)
+			allocated += d.spans[i].nalloc;
+		ck_assert_uint_eq(allocated, d.nobjects);
+		/* Every object here is a node (types recorded). */
+		ck_assert_uint_eq(typed, d.nobjects);
+		hd_free(&d);
+	}
+	gc_blocking_begin();
+	astore(&churning, 0);
+	for (int i = 0; i < 2; i++)
+		pthread_join(th[i], NULL);
+	gc_blocking_end();
+	unlink(path);
+	gc_thread_detach();
+}
+END_TEST
+
 static Suite *stats_suite(void)
 {
 	Suite *s = suite_create("stats");
@@ -173,6 +254,7 @@ static Suite *stats_suite(void)
 	tcase_add_test(tc, test_counters_equal_recount);
 	tcase_add_test(tc, test_pauses_phases_cpu);
 	tcase_add_test(tc, test_version1_caller);
+	tcase_add_test(tc, test_dump_while_allocating);
 	suite_add_tcase(s, tc);
 	return s;
 }
