@@ -40,11 +40,30 @@ expect_error() {
 	fi
 }
 
+# The library refuses a directory that is not private.
+mkdir -m 755 "$tmp/open"
+out=$(GCHEAP_EXPORT_DIR=$tmp/open "$knownheap" "$tmp/x" "$tmp/y" 2>&1)
+rc=$?
+[ "$rc" -ne 0 ] && grep -q "is not private" <<<"$out" &&
+	ok "export refuses a 755 directory: $out" ||
+	fail "export into a 755 directory: exit $rc: $out"
+
+# A stale file of a dead process is removed by the next process that
+# exports.
+mkdir -m 700 "$tmp/exp"
+true &
+dead0=$!
+wait "$dead0"
+echo stale >"$tmp/exp/$dead0"
+
 "$knownheap" "$tmp/dump" "$tmp/ready" &
 kpid=$!
 for _ in $(seq 200); do [ -s "$tmp/ready" ] && break; sleep 0.05; done
 [ -s "$tmp/ready" ] || { echo "FAIL: knownheap did not start"; exit 1; }
 pid=$(cat "$tmp/ready")
+
+[ ! -e "$tmp/exp/$dead0" ] && ok "stale file removed by the exporter" ||
+	fail "stale file $dead0 left by the exporter"
 
 # Permissions.
 [ "$(stat -c %a "$tmp/exp")" = 700 ] && ok "directory mode 700" ||
@@ -126,6 +145,12 @@ cp "$tmp/exp/$pid" "$tmp/exp/$dead"
 "$gcstat" >/dev/null
 [ ! -e "$tmp/exp/$dead" ] && ok "stale file removed" ||
 	fail "stale file $dead left"
+
+# A file whose pid is alive but was reused (another start time): stale.
+cp "$tmp/exp/$pid" "$tmp/exp/$$"
+expect_error "reused pid" "is gone" "$gcstat" $$
+[ ! -e "$tmp/exp/$$" ] && ok "reused-pid file removed" ||
+	fail "reused-pid file left"
 
 # Corrupt dumps: truncations, flipped bytes, another version, garbage.
 mkdir "$tmp/corpus"

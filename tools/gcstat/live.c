@@ -117,8 +117,8 @@ static int read_file(const char *dir, long pid, gcs_snapshot *out, char *err,
 	bool dead = kill((pid_t)pid, 0) && errno == ESRCH;
 	if (dead || (f->start_ticks &&
 	             f->start_ticks != export_start_ticks(pid))) {
-		snprintf(err, errlen, "pid %ld is gone (removed its stale "
-		         "stats file)", pid);
+		snprintf(err, errlen, "pid %ld is gone or was reused (removed "
+		         "its stale stats file)", pid);
 		unlink(path);
 		r = LIVE_STALE;
 		goto out;
