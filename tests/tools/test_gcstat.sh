@@ -91,6 +91,13 @@ rows=$("$gcstat" -i 100ms -n 3 "$pid" | grep -c ' KiB ')
 nd=$("$gcstat" --json -i 50ms -n 2 "$pid" | grep -c '"heap_objects": 1102')
 [ "$nd" -eq 2 ] && ok "json interval rows" || fail "json rows: $nd"
 
+# On a terminal, -i redraws the summary (script(1), from the essential
+# bsdutils, gives it one).
+scr=$(script -qc "$gcstat -i 50ms -n 2 $pid" /dev/null)
+[ "$(grep -c $'\e\[H\e\[2J' <<<"$scr")" -eq 2 ] &&
+	grep -q "in 1102 objects" <<<"$scr" && ok "terminal redraw" ||
+	fail "terminal redraw: $scr"
+
 # The dump: the numbers knownheap built.
 dj=$("$gcstat" --json dump "$tmp/dump")
 for want in '"objects": 1102' \
@@ -161,8 +168,11 @@ for len in 0 4 8 31 32 33 37 100 1000 $((size / 2)) $((size - 25)) \
 done
 for off in 16 12 33 40 60 100 500 $((size / 3)) $((size - 10)); do
 	cp "$tmp/dump" "$tmp/corpus/flip-$off"
-	printf '\377' | dd of="$tmp/corpus/flip-$off" bs=1 seek="$off" \
-		conv=notrunc status=none
+	# Invert the byte (writing a fixed value may not change it).
+	byte=$(od -An -tu1 -j "$off" -N1 "$tmp/dump" | tr -d ' ')
+	printf "\\$(printf %o $((byte ^ 255)))" |
+		dd of="$tmp/corpus/flip-$off" bs=1 seek="$off" conv=notrunc \
+		status=none
 done
 cp "$tmp/dump" "$tmp/corpus/version"
 printf '\002' | dd of="$tmp/corpus/version" bs=1 seek=8 conv=notrunc \
