@@ -13,6 +13,7 @@
 #include "tools/gcstat/gcstat.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -215,6 +216,17 @@ START_TEST(test_dump_while_allocating)
 		pthread_create(&th[i], NULL, churn_until_stopped,
 		               (void *)(i + 1));
 	for (int round = 0; round < 4; round++) {
+		/* Let the threads allocate (and keep lists) first. */
+		gc_stats st;
+		uint64_t a0 = 0;
+		do {
+			gc_blocking_begin();
+			sched_yield();
+			gc_blocking_end();
+			gc_read_stats(&st, sizeof(st));
+			if (!a0)
+				a0 = st.alloc_objects + 1;
+		} while (st.alloc_objects < a0 + 20000);
 		ck_assert_int_eq(gc_heap_dump(path), GCHEAP_OK);
 		hd_dump d;
 		ck_assert_int_eq(hd_load(path, &d), 0);
