@@ -97,7 +97,8 @@ typedef struct mspan {
 	uintptr_t npages;
 	atomic_word sweepgen;  /* see the table above */
 	const gc_type **types; /* scan spans of objects over SMALL_SCAN_MAX */
-	const gc_type *largetype; /* large scan spans */
+	const gc_type *largetype; /* large spans: the object's type (noscan
+	                           * ones: for its name only; may be NULL) */
 	uintptr_t large_size;  /* requested size of a large object */
 	void *meta;            /* the block that holds the bitmaps */
 	size_t meta_bytes;

@@ -135,6 +135,8 @@ static void *alloc_large(gc_thread *th, size_t size, const gc_type *t,
 	s->alloc_cache = 0;
 	if (!noscan)
 		mspan_set_type(s, s->base, t, size);
+	else
+		s->largetype = t; /* its name, for heap dumps (no pointers) */
 	if (s->needzero)
 		memset((void *)s->base, 0, s->elemsize);
 	afetch_add(&mheap_.stats.heap_live, s->elemsize);

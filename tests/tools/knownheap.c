@@ -5,6 +5,8 @@
  *     that points at LEAVES leaves (48 bytes, type "leaf");
  *   - one more leaf, shared by the first cell and the bigvec (so that no
  *     root retains it alone);
+ *   - a frame slot holding a "blob" (50000 bytes, a large noscan object
+ *     with a type: 7 pages);
  *   - JUNK 64-byte garbage objects, freed by the collection.
  * Stacks are not scanned (every root is precise), types are recorded.
  * It exports its stats, collects, writes a heap dump to argv[1], writes
@@ -49,7 +51,7 @@ int main(int argc, char **argv)
 	                                   offsetof(cell, leaf)};
 	static const size_t leaf_ptrs[] = {offsetof(leaf, p)};
 	static const size_t vec_ptrs[] = {0};
-	void *slots[1] = {0};
+	void *slots[2] = {0};
 	gc_frame frame;
 	char stop[4096];
 
@@ -70,8 +72,9 @@ int main(int argc, char **argv)
 	                              GCHEAP_TAIL_REPEAT);
 	gc_type *vec_t = gc_type_new("bigvec", sizeof(void *), vec_ptrs, 1,
 	                             GCHEAP_TAIL_REPEAT);
+	gc_type *blob_t = gc_type_new("blob", 1, NULL, 0, GCHEAP_TAIL_NOSCAN);
 	gc_add_roots(&list_head, 1);
-	gc_frame_push(&frame, slots, 1);
+	gc_frame_push(&frame, slots, 2);
 
 	for (int i = 0; i < JUNK; i++)
 		gc_alloc(64, NULL);
@@ -89,6 +92,7 @@ int main(int argc, char **argv)
 		gc_write(&vec[i], gc_alloc(sizeof(leaf), leaf_t));
 	gc_write(&vec[LEAVES], shared);
 	shared = NULL;
+	slots[1] = gc_alloc(50000, blob_t);
 
 	gc_collect();
 	gc_safepoint(); /* release the cache: exact per-class counts */

@@ -75,42 +75,43 @@ pid=$(cat "$tmp/ready")
 "$gcstat" | grep -Eq "^ *$pid +knownheap " && ok "listed" ||
 	fail "gcstat does not list $pid: $("$gcstat" 2>&1)"
 sum=$("$gcstat" "$pid")
-grep -q "in 1102 objects" <<<"$sum" && ok "summary: 1102 objects" ||
+grep -q "in 1103 objects" <<<"$sum" && ok "summary: 1103 objects" ||
 	fail "summary: $sum"
 json=$("$gcstat" --json "$pid")
-for want in '"heap_objects": 1102' '"frees": 2000' \
+for want in '"heap_objects": 1103' '"frees": 2000' \
 	'"size": 24, "spans": [0-9]*, "span_bytes": [0-9]*, "objects": 1000,' \
 	'"size": 48, "spans": [0-9]*, "span_bytes": [0-9]*, "objects": 101,' \
-	'"class": 0, "size": 0, "spans": 1, "span_bytes": 40960, "objects": 1,'
+	'"class": 0, "size": 0, "spans": 2, "span_bytes": 98304, "objects": 2,'
 do
 	grep -q -- "$want" <<<"$json" && ok "json has $want" ||
 		fail "json lacks $want: $json"
 done
 rows=$("$gcstat" -i 100ms -n 3 "$pid" | grep -c ' KiB ')
 [ "$rows" -eq 3 ] && ok "3 interval rows" || fail "interval rows: $rows"
-nd=$("$gcstat" --json -i 50ms -n 2 "$pid" | grep -c '"heap_objects": 1102')
+nd=$("$gcstat" --json -i 50ms -n 2 "$pid" | grep -c '"heap_objects": 1103')
 [ "$nd" -eq 2 ] && ok "json interval rows" || fail "json rows: $nd"
 
 # On a terminal, -i redraws the summary (script(1), from the essential
 # bsdutils, gives it one).
 scr=$(script -qc "$gcstat -i 50ms -n 2 $pid" /dev/null)
 [ "$(grep -c $'\e\[H\e\[2J' <<<"$scr")" -eq 2 ] &&
-	grep -q "in 1102 objects" <<<"$scr" && ok "terminal redraw" ||
+	grep -q "in 1103 objects" <<<"$scr" && ok "terminal redraw" ||
 	fail "terminal redraw: $scr"
 
 # The dump: the numbers knownheap built.
 dj=$("$gcstat" --json dump "$tmp/dump")
-for want in '"objects": 1102' \
+for want in '"objects": 1103' \
 	'{"type": "cell", "count": 1000, "bytes": 24000, "retained": 24000}' \
 	'{"type": "leaf", "count": 101, "bytes": 4848, "retained": 4848}' \
 	'{"type": "bigvec", "count": 1, "bytes": 40960, "retained": 45760}' \
 	'{"kind": "global", "roots": 1, "retained": 24000}' \
-	'{"kind": "frame", "roots": 1, "retained": 45760}'
+	'{"type": "blob", "count": 1, "bytes": 57344, "retained": 57344}' \
+	'{"kind": "frame", "roots": 2, "retained": 103104}'
 do
 	grep -qF -- "$want" <<<"$dj" && ok "dump has $want" ||
 		fail "dump lacks $want: $dj"
 done
-"$gcstat" dump --top 2 "$tmp/dump" | grep -q "By type (top 2 of 3" &&
+"$gcstat" dump --top 2 "$tmp/dump" | grep -q "By type (top 2 of 4" &&
 	ok "dump --top" || fail "dump --top"
 
 # Plots.
