@@ -398,27 +398,27 @@ uintptr_t mheap_recount_allocated(uintptr_t *nobjs)
 	return bytes;
 }
 
-void mheap_recount_class(unsigned sc, uintptr_t *spans, uintptr_t *objs)
+void mheap_recount_classes(uintptr_t *spans, uintptr_t *objs)
 {
-	uintptr_t sg = aload(&mheap_.sweepgen), ns = 0, n = 0;
+	uintptr_t sg = aload(&mheap_.sweepgen);
 
+	for (unsigned c = 0; c < NUM_SIZE_CLASSES; c++)
+		spans[c] = objs[c] = 0;
 	mutex_lock(&mheap_.lock);
 	for (heap_arena *a = mheap_.arenas; a; a = a->next) {
 		for (uintptr_t pg = 0; pg < PAGES_PER_ARENA; pg++) {
 			mspan *s = (mspan *)aload(&a->spans[pg]);
 			if (!s || s->state != MSPAN_INUSE ||
-			    s->base != a->base + pg * PAGE_SIZE ||
-			    spanclass_sizeclass(s->spc) != sc)
+			    s->base != a->base + pg * PAGE_SIZE)
 				continue;
+			unsigned sc = spanclass_sizeclass(s->spc);
 			uintptr_t g = aload(&s->sweepgen);
-			ns++;
-			n += g == sg + 1 || g == sg + 3 ? s->nelems
-			                                : s->alloc_count;
+			spans[sc]++;
+			objs[sc] += g == sg + 1 || g == sg + 3 ? s->nelems
+			                                       : s->alloc_count;
 		}
 	}
 	mutex_unlock(&mheap_.lock);
-	*spans = ns;
-	*objs = n;
 }
 
 /* ---- Verification -------------------------------------------------------- */

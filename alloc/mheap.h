@@ -165,11 +165,12 @@ static inline mspan *spanof_heap(uintptr_t p)
  * thread allocates or sweeps meanwhile. Takes mheap_.lock. */
 uintptr_t mheap_recount_allocated(uintptr_t *nobjs);
 
-/* The slow recount of one size class (sc > 0) for gc_read_stats at check
- * level 3: spans in use, and objects counted as the fast counters count
- * them (a span cached by a thread counts as full, as at refill). Exact
- * when no thread allocates or sweeps meanwhile. Takes mheap_.lock. */
-void mheap_recount_class(unsigned sc, uintptr_t *spans, uintptr_t *objs);
+/* The slow recount of every size class for gc_read_stats at check level
+ * 3, in one walk: spans[sc] in use, and objs[sc] counted as the fast
+ * counters count them (a span cached by a thread counts as full, as at
+ * refill); both arrays have NUM_SIZE_CLASSES entries. Exact when no
+ * thread allocates or sweeps meanwhile. Takes mheap_.lock. */
+void mheap_recount_classes(uintptr_t *spans, uintptr_t *objs);
 
 /* The start of the allocated object that contains p, or 0. */
 uintptr_t mheap_find_object(uintptr_t p, mspan **sp);

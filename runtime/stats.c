@@ -52,17 +52,16 @@ static void verify_classes(gc_stats *s)
 	gc_.ops->stop_world();
 	sweep_block();
 	fill_classes(s);
-	for (unsigned c = 1; c < NUM_SIZE_CLASSES; c++) {
-		uintptr_t spans, objs;
-		mheap_recount_class(c, &spans, &objs);
-		if (spans != s->classes[c].spans ||
-		    objs != s->classes[c].objects)
+	uintptr_t spans[NUM_SIZE_CLASSES], objs[NUM_SIZE_CLASSES];
+	mheap_recount_classes(spans, objs);
+	for (unsigned c = 1; c < NUM_SIZE_CLASSES; c++)
+		if (spans[c] != s->classes[c].spans ||
+		    objs[c] != s->classes[c].objects)
 			fatal("gc_read_stats: class %u counts %zu spans, %zu "
 			      "objects; the recount finds %zu, %zu", c,
 			      (size_t)s->classes[c].spans,
-			      (size_t)s->classes[c].objects, (size_t)spans,
-			      (size_t)objs);
-	}
+			      (size_t)s->classes[c].objects, (size_t)spans[c],
+			      (size_t)objs[c]);
 	sweep_unblock();
 	gc_.ops->start_world();
 	/* Requests that came while we stopped the world (a cache flush

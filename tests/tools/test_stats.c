@@ -63,9 +63,11 @@ static void check_recount(void)
 	gc_read_stats(&st, sizeof(st));
 	ck_assert_uint_eq(st.nclasses, NUM_SIZE_CLASSES);
 	uint64_t objs = 0, bytes = 0;
+	uintptr_t rs[NUM_SIZE_CLASSES], ro[NUM_SIZE_CLASSES];
+	mheap_recount_classes(rs, ro);
+	ck_assert_uint_eq(rs[0], st.classes[0].spans);
 	for (unsigned c = 1; c < NUM_SIZE_CLASSES; c++) {
-		uintptr_t spans, n;
-		mheap_recount_class(c, &spans, &n);
+		uintptr_t spans = rs[c], n = ro[c];
 		ck_assert_msg(spans == st.classes[c].spans &&
 		              n == st.classes[c].objects,
 		              "class %u: counters %llu spans %llu objects, "
