@@ -79,12 +79,14 @@ static void *run(void *arg)
 			         (uint64_t)op;
 			o->check = mix(o->key);
 			gc_write(&o->next, slots[1 + rbelow(&r, NSLOTS)]);
+			/* Rooted first: gc_weak_new allocates, a safepoint
+			 * (precise mode: C locals are not roots). */
+			slots[s] = o; /* drops what was there */
 			gc_weak *h = gc_weak_new(o);
 			if (!h)
 				fail("gc_weak_new", o);
 			gc_write(&weak[k], h);
 			want[k] = o->key;
-			slots[s] = o; /* drops what was there */
 			continue;
 		}
 		wobj *p = gc_weak_get(weak[k]);
