@@ -427,9 +427,9 @@ START_TEST(test_gctrace_line)
 	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
 	close(fd);
 	buf[n > 0 ? n : 0] = 0;
-	ck_assert_msg(strstr(buf, "gcheap: gc 1: ") &&
-	              strstr(buf, " KiB marked, goal "), "stderr: %s", buf);
-	ck_assert_msg(strstr(buf, "gcheap: gc 2: "), "stderr: %s", buf);
+	ck_assert_msg(strstr(buf, "gcheap: gc 1 @") &&
+	              strstr(buf, " MB goal, "), "stderr: %s", buf);
+	ck_assert_msg(strstr(buf, "gcheap: gc 2 @"), "stderr: %s", buf);
 }
 END_TEST
 
