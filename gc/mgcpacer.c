@@ -36,7 +36,7 @@ uintptr_t pacer_trigger(uintptr_t marked, uintptr_t goal, uintptr_t grown)
 {
 	uintptr_t runway = goal > marked ? goal - marked : 0;
 	uintptr_t lo = marked + runway / 10 * 7;
-	uintptr_t hi = marked + runway / 20 * 19;
+	uintptr_t hi = MAX(lo, marked + runway / 20 * 19);
 
 	if (grown == PACER_GROWN_UNKNOWN)
 		return lo;
