@@ -51,6 +51,20 @@ static gc_thread *attached(const char *fn)
 
 /* ---- Weak references ---------------------------------------------------- */
 
+/* A named noscan type, so that heap dumps can tell the cells apart. */
+static gc_type *weak_type(void)
+{
+	static atomic_word type;
+	uintptr_t t = aload_acq(&type);
+	if (!t) {
+		t = (uintptr_t)gc_type_new("gc_weak", sizeof(weak_cell), NULL,
+		                           0, GCHEAP_TAIL_NOSCAN);
+		if (t && !acas(&type, 0, t))
+			t = aload_acq(&type); /* types are immortal */
+	}
+	return (gc_type *)t;
+}
+
 gc_weak *gc_weak_new(void *obj)
 {
 	gc_thread *t = attached("gc_weak_new");
@@ -67,7 +81,7 @@ gc_weak *gc_weak_new(void *obj)
 	if (cell)
 		return (gc_weak *)cell;
 	/* A safepoint: obj is the caller's, so it and its span stay. */
-	void *c = gc_alloc(sizeof(weak_cell), NULL);
+	void *c = gc_alloc(sizeof(weak_cell), weak_type());
 	if (!c)
 		return NULL;
 	cell = specials_add_weak(s, (uintptr_t)obj, (uintptr_t)c);

@@ -210,7 +210,7 @@ static inline bool is_kind(value v, obj_kind k)
 
 /* The pointer maps, made once by lox_memory_init. */
 typedef struct lox_type_table {
-	gc_type *kind[OBJ_KINDS]; /* NULL for noscan kinds */
+	gc_type *kind[OBJ_KINDS]; /* noscan for strings and natives */
 	gc_type *values;          /* an array of values: every word */
 	gc_type *entries;         /* an array of table entries */
 } lox_type_table;

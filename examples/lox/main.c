@@ -89,6 +89,11 @@ int main(int argc, char **argv)
 	const char *st = getenv("LOX_GC_STATS");
 	if (st && *st == '1')
 		lox_print_stats();
+	/* LOX_HEAPDUMP=FILE: a heap snapshot of what the script left, for
+	 * gcstat dump (with GCHEAP_DEBUG=types=1 it names every object). */
+	const char *hd = getenv("LOX_HEAPDUMP");
+	if (hd && *hd && gc_heap_dump(hd) != GCHEAP_OK)
+		status = status ? status : 70;
 	vm_free();
 	gc_thread_detach();
 	return status;

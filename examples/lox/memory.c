@@ -57,7 +57,12 @@ void lox_memory_init(void)
 	static const size_t value_ptrs[] = {0};
 	lox_type_table *t = &lox_types;
 
-	/* strings and natives hold no heap pointers: noscan (NULL) */
+	/* strings and natives hold no heap pointers: noscan types (named,
+	 * for heap dumps; the bytes of a string follow its header) */
+	t->kind[OBJ_STRING] = make_type("lox.string", sizeof(lstring), NULL, 0,
+	                                GCHEAP_TAIL_NOSCAN);
+	t->kind[OBJ_NATIVE] = make_type("lox.native", sizeof(lnative), NULL, 0,
+	                                GCHEAP_TAIL_NOSCAN);
 	t->kind[OBJ_FUNCTION] = make_type("lox.function", sizeof(lfunction),
 	                                  fn_ptrs, 4, GCHEAP_TAIL_NOSCAN);
 	t->kind[OBJ_CLOSURE] = make_type("lox.closure", sizeof(lclosure),
