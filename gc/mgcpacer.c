@@ -6,8 +6,10 @@
  *             marked + 1/16 of it, so the heap cannot collect forever);
  *   trigger = as late as the last mark allows: the goal less what the
  *             mutators allocated while it ran (plus a quarter for
- *             safety), within [7/10, 19/20] of the runway (goal -
- *             marked), Go 1.19's bounds; 7/10 before the first mark;
+ *             safety), within [7/10, 17/20] of the runway (goal -
+ *             marked; Go 1.19 allows up to 19/20, but a mark slowed by a
+ *             busy machine then overshoots the goal); 7/10 before the
+ *             first mark;
  *   assist  = expected scan work (marked bytes / word size) over the
  *             runway left after the trigger, in words per byte (16.16).
  * Everything here is arithmetic on its arguments and gc_ fields. */
@@ -36,7 +38,7 @@ uintptr_t pacer_trigger(uintptr_t marked, uintptr_t goal, uintptr_t grown)
 {
 	uintptr_t runway = goal > marked ? goal - marked : 0;
 	uintptr_t lo = marked + runway / 10 * 7;
-	uintptr_t hi = MAX(lo, marked + runway / 20 * 19);
+	uintptr_t hi = MAX(lo, marked + runway / 20 * 17);
 
 	if (grown == PACER_GROWN_UNKNOWN)
 		return lo;

@@ -34,7 +34,7 @@ static int sweep_one_status(void)
 	int r = -1;
 
 	afetch_add(&sweepers, 1);
-	if (!aload(&sweep_blocked))
+	if (!aload_acq(&sweep_blocked))
 		r = sweep_one_counted();
 	afetch_add(&sweepers, (uintptr_t)-1);
 	return r;
