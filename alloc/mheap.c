@@ -276,9 +276,10 @@ fail:
 void mheap_free_span(mspan *s)
 {
 	mutex_lock(&mheap_.lock);
-	if (s->state != MSPAN_INUSE || s->list)
-		fatal("mheap_free_span: span %p state %u list %p", (void *)s,
-		      s->state, (void *)s->list);
+	if (s->state != MSPAN_INUSE || s->list || s->specials)
+		fatal("mheap_free_span: span %p state %u list %p specials %p",
+		      (void *)s, s->state, (void *)s->list,
+		      (void *)s->specials);
 	publish_span(s, NULL);
 	if (mheap_.hooks.poison)
 		memset((void *)s->base, POISON_BYTE, s->npages * PAGE_SIZE);

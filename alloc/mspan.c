@@ -57,6 +57,8 @@ bool mspan_init(mspan *s, uintptr_t base, uintptr_t npages, spanclass spc)
 	s->spc = spc;
 	s->next = s->prev = NULL;
 	s->list = NULL;
+	s->specials = NULL;
+	s->sp_next = s->sp_prev = NULL;
 	if (sc == 0) {
 		s->elemsize = npages * PAGE_SIZE;
 		s->nelems = 1;
@@ -206,6 +208,9 @@ bool mspan_sweep(mspan *s, bool preserve)
 		      (void *)s, s->state, (size_t)aload(&s->sweepgen),
 		      (size_t)sg);
 	uintptr_t fi = aload(&s->freeindex);
+	if (aload_acq((const atomic_word *)&s->specials) &&
+	    mheap_.hooks.sweep_specials)
+		mheap_.hooks.sweep_specials(s);
 	sweep_objects(s, fi);
 
 	size_t nw = mspan_bitmap_words(s->nelems);

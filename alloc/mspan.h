@@ -102,7 +102,23 @@ typedef struct mspan {
 	/* mcentral list membership (mcentral.c) */
 	struct mspan *next, *prev;
 	struct spanlist *list;
+
+	/* Specials (finalizers, cleanups, weak handles, ephemerons): the
+	 * records and their kinds belong to the collector (gc/mfinal.c),
+	 * which keeps them sorted by offset and guards them, and the list
+	 * of spans that have any, with its own lock. Sweep hands a span
+	 * with specials to alloc_hooks.sweep_specials before it frees
+	 * anything; a span is never freed while it has specials. */
+	struct special *specials;
+	struct mspan *sp_next, *sp_prev;
 } mspan;
+
+/* The head of a special record; gc/mfinal.c embeds it in its records. */
+typedef struct special {
+	struct special *next;
+	uintptr_t offset; /* of the address it is attached to, from base */
+	uint8_t kind;
+} special;
 
 /* Words of one of a span's object bitmaps. */
 static inline size_t mspan_bitmap_words(uintptr_t nelems)
@@ -214,8 +230,13 @@ void mspan_ptriter(const mspan *s, uintptr_t obj, ptriter *it);
 /* Hooks the collector registers so that sweeping, which lives here, can
  * call up without an upward include. Any hook may be NULL. */
 typedef struct alloc_hooks {
-	/* An object about to be freed by sweep (finalizer specials et al.). */
+	/* An object about to be freed by sweep (test instrumentation). */
 	void (*object_freed)(mspan *s, uintptr_t obj);
+	/* Sweep is about to free the unmarked objects of s, which has
+	 * specials: run them (queue finalizers and cleanups, clear weak
+	 * handles); it may set the mark bit of an object to keep it (a
+	 * finalizer's object survives until the finalizer has run). */
+	void (*sweep_specials)(mspan *s);
 	/* Keep free small-object slots filled with POISON_BYTE, checked at
 	 * reuse (GCHEAP_DEBUG=poison). */
 	bool poison;

@@ -74,11 +74,13 @@ static void mark_termination(void)
 	if (gc_.debug.checkmark)
 		gc_checkmark();
 	uintptr_t marked = aload(&gcwork_.bytes_marked);
+	uintptr_t live = aload(&mheap_.stats.heap_live);
 	astore(&gc_.blackalloc, 0);
 	__atomic_store_n(&gc_barrier_enabled, 0, __ATOMIC_RELEASE);
 	astore(&mheap_.stats.heap_live, marked);
 	mutex_lock(&gc_.lock);
-	pacer_end_cycle(marked);
+	pacer_end_cycle(marked, live > gc_.mark_start_live ?
+	                        live - gc_.mark_start_live : 0);
 	gc_.last_mark_ns = now_ns() - mark_start_ns;
 	mutex_unlock(&gc_.lock);
 	astore(&gc_.sweep_done, 0);
@@ -112,13 +114,27 @@ static void trace_cycle(void)
 	mutex_unlock(&gc_.lock);
 }
 
-/* Marking looks finished: confirm it, stopping the world at the end. */
+/* Marking looks finished: confirm it, stopping the world at the end.
+ *
+ * Ephemerons: a pass marks the values of marked ephemerons with marked
+ * keys; marking is complete only once a pass finds nothing and nothing
+ * at all was marked since it began (gcwork_.nmarked, which counts greyed
+ * objects but not black allocations, is unchanged at the final check).
+ * The check with the world stopped stays O(1); the passes run with the
+ * world running. An ephemeron made while marking shades its value. */
 static void mark_done(void)
 {
 	for (;;) {
 		gcw w = {0};
 		bool more = gc_.ops->flush_all();
 		if (more || !gcwork_global_empty()) {
+			gc_drain(&w, -1);
+			gcw_dispose(&w);
+			continue;
+		}
+		uintptr_t epoch = aload(&gcwork_.nmarked);
+		bool eph = ephemeron_count() != 0;
+		if (eph && ephemeron_pass(&w)) {
 			gc_drain(&w, -1);
 			gcw_dispose(&w);
 			continue;
@@ -131,7 +147,8 @@ static void mark_done(void)
 			gc_.ops->start_world();
 			return;
 		}
-		if (gc_.ops->flush_all_stopped() || !gcwork_global_empty()) {
+		if (gc_.ops->flush_all_stopped() || !gcwork_global_empty() ||
+		    (eph && aload(&gcwork_.nmarked) != epoch)) {
 			/* Work turned up: that was a pause too. */
 			gc_.ops->start_world();
 			record_pause(1, now_ns() - t0);
@@ -176,14 +193,19 @@ static void mark_concurrently(double fraction)
 	uint64_t t0 = now_ns(), c0 = thread_cpu_ns();
 
 	while (aload_acq(&gc_.phase) == GCPHASE_MARK) {
-		if (acas(&gc_.globals_done, 0, 1))
+		if (acas(&gc_.globals_done, 0, 1)) {
 			gc_.ops->mark_globals(&w);
-		bool roots_done = gc_.ops->stack_scans_done(&w);
+			gc_mark_specials(&w);
+			astore_rel(&gc_.globals_done, 2);
+		}
+		bool roots_done = gc_.ops->stack_scans_done(&w) &&
+		                  aload_acq(&gc_.globals_done) == 2;
 		intptr_t n = gc_drain(&w, MARK_SLICE);
 		gcw_dispose(&w);
+		afetch_add(&gc_.bg_credit, (uintptr_t)n);
 		/* With a CPU to spare, mark at full speed (Go's idle mark
 		 * workers); otherwise keep to the fraction. */
-		bool idle_cpu = gc_.ops->mutator_count() + nworkers <
+		bool idle_cpu = gc_.ops->mutator_count() + nworkers <=
 		                (size_t)ncpus;
 		if (fraction < 1 && !idle_cpu) {
 			uint64_t wall = now_ns() - t0;
@@ -217,10 +239,12 @@ static void mark_stopped(void)
 
 	gc_.ops->mark_globals(&w);
 	gc_.ops->mark_threads_stopped(&w);
+	gc_mark_specials(&w);
 	do {
 		gc_drain(&w, -1);
 		gcw_dispose(&w);
-	} while (gc_.ops->flush_all_stopped() || !gcwork_global_empty());
+	} while (gc_.ops->flush_all_stopped() || !gcwork_global_empty() ||
+	         ephemeron_pass(&w));
 	mark_termination();
 }
 
@@ -254,6 +278,8 @@ static bool gc_start(void)
 	}
 	astore(&gcwork_.bytes_marked, 0);
 	astore(&gc_.globals_done, 0);
+	astore(&gc_.bg_credit, 0);
+	gc_.mark_start_live = aload(&mheap_.stats.heap_live);
 	astore_rel(&gc_.phase, GCPHASE_MARK);
 	astore(&gc_.blackalloc, 1);
 	__atomic_store_n(&gc_barrier_enabled, 1, __ATOMIC_RELEASE);
@@ -404,8 +430,9 @@ void gc_init_collector(const gc_runtime_ops *ops)
 		return;
 	gc_.ops = ops;
 	gcwork_init();
+	specials_init();
 	astore(&gc_.sweep_done, 1);
-	pacer_end_cycle(0);
+	pacer_end_cycle(0, PACER_GROWN_UNKNOWN);
 	astore(&gc_.stress_next, gc_.debug.stress);
 	mheap_.hooks.poison = gc_.debug.poison;
 	gc_.init = true;

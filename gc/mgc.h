@@ -23,6 +23,7 @@
 #define GCHEAP_MGC_H
 
 #include "alloc/alloc.h"
+#include "gc/mfinal.h"
 #include "gc/mgcwork.h"
 #include "gcheap.h"
 
@@ -73,7 +74,8 @@ typedef struct gc_runtime_ops {
 	/* Flush the caches of blocked threads on their behalf; true when
 	 * every thread has flushed. */
 	bool (*cache_flushes_done)(void);
-	/* Attached threads (an upper bound on running mutators). */
+	/* Attached threads not in a blocking region: the mutators that
+	 * may be running now. */
 	size_t (*mutator_count)(void);
 	/* The calling thread (if attached) waits for the collector: count
 	 * it as stopped meanwhile. */
@@ -91,11 +93,17 @@ typedef struct gc_state {
 	atomic_word cycles;       /* completed cycles */
 	atomic_word disabled;     /* gc_disable nesting count */
 	atomic_word sweep_done;   /* all spans of this cycle swept */
-	atomic_word globals_done; /* the globals root job ran */
+	atomic_word globals_done; /* the globals and specials root job:
+	                           * 0 to do, 1 running, 2 done */
 	/* Pacer (gc/mgcpacer.c). */
 	atomic_word percent;      /* GOGC, an intptr_t; negative: off */
 	atomic_word heap_live;    /* bytes in use or cached for use */
 	uintptr_t heap_marked;    /* live bytes at the last mark */
+	uintptr_t mark_grown;     /* heap growth during the last mark */
+	uintptr_t mark_start_live; /* heap_live when it began */
+	atomic_word bg_credit;    /* words the workers scanned this mark
+	                           * beyond what assists took (Go's
+	                           * bgScanCredit) */
 	atomic_word trigger;      /* start a cycle at this heap_live */
 	atomic_word goal;         /* heap_live at which marking should end */
 	atomic_word assist_ratio; /* scan words owed per byte, fixed 16.16 */
@@ -140,6 +148,11 @@ void gc_scan_conservative(gcw *w, uintptr_t lo, uintptr_t hi);
 /* Scan grey objects until none are left (budget < 0), or about `budget`
  * words of scanning; returns the words scanned. */
 intptr_t gc_drain(gcw *w, intptr_t budget);
+/* Scan the pointer slots of the object at obj (without marking it). */
+void gc_scan_object(gcw *w, uintptr_t obj);
+/* Is the object that contains heap address p marked (in checkmark's
+ * bitmap during checkmark)? True for addresses outside the heap. */
+bool gc_object_marked(uintptr_t p);
 /* Allocate-black: mark a new object (slow paths and the fast path). */
 void gc_mark_new(gcw *w, mspan *s, uintptr_t obj);
 /* Re-mark from the roots into a separate bitmap, world stopped, and
@@ -172,8 +185,13 @@ void sweep_unblock(void);
 
 /* ---- Pacer (gc/mgcpacer.c) ----------------------------------------------- */
 
-/* Set goal, trigger and assist ratio after a mark of `marked` bytes. */
-void pacer_end_cycle(uintptr_t marked);
+#define PACER_GROWN_UNKNOWN UINTPTR_MAX
+/* Set goal, trigger and assist ratio after a mark of `marked` bytes
+ * during which the heap grew by `grown` (PACER_GROWN_UNKNOWN: no mark
+ * yet). */
+void pacer_end_cycle(uintptr_t marked, uintptr_t grown);
+/* The trigger for that mark and goal. */
+uintptr_t pacer_trigger(uintptr_t marked, uintptr_t goal, uintptr_t grown);
 /* The heap goal for a live heap of `marked` bytes at `percent`. */
 uintptr_t pacer_goal(uintptr_t marked, unsigned percent, size_t limit);
 

@@ -51,6 +51,13 @@ static bool checkmark_set(uintptr_t obj)
 	return mark_bit(a->gc_data, (obj - a->base) / WORD_SIZE);
 }
 
+static bool checkmark_get(uintptr_t obj)
+{
+	heap_arena *a = arena_of(obj);
+	return a->gc_data && bitmap_get(a->gc_data,
+	                                (obj - a->base) / WORD_SIZE);
+}
+
 static NOINLINE void checkmark_missed(uintptr_t obj, mspan *s,
                                       uintptr_t from, uintptr_t slot)
 {
@@ -100,6 +107,7 @@ static inline void greyobject(gcw *w, uintptr_t obj, mspan *s, uintptr_t i,
 		/* counted here, never by checkmark's re-mark */
 		w->bytes_marked += s->elemsize;
 	}
+	w->nmarked++;
 	if (!spanclass_noscan(s->spc)) {
 		/* It will be scanned soon (the queue is LIFO). */
 		__builtin_prefetch((const void *)obj);
@@ -220,6 +228,25 @@ intptr_t gc_drain(gcw *w, intptr_t budget)
 	return done;
 }
 
+void gc_scan_object(gcw *w, uintptr_t obj)
+{
+	mspan *s = spanof(obj);
+	if (!spanclass_noscan(s->spc))
+		w->scan_work += scanobject(w, obj);
+}
+
+bool gc_object_marked(uintptr_t p)
+{
+	mspan *s = spanof_heap(p);
+	if (!s)
+		return true; /* not a heap object: never collected */
+	uintptr_t i = mspan_object_index(s, p);
+	if (unlikely(checkmark_active))
+		return checkmark_get(s->base + i * s->elemsize);
+	return (aload((atomic_word *)&s->gcmark_bits[i / 64]) >> (i % 64)) &
+	       1;
+}
+
 void gc_mark_new(gcw *w, mspan *s, uintptr_t obj)
 {
 	if (mark_bit(s->gcmark_bits, mspan_object_index(s, obj)))
@@ -239,7 +266,10 @@ void gc_checkmark(void)
 			memset(a->gc_data, 0, ARENA_BYTES / WORD_SIZE / 8);
 	gc_.ops->mark_globals(&w);
 	gc_.ops->mark_threads_stopped(&w);
-	gc_drain(&w, -1);
+	gc_mark_specials(&w);
+	do
+		gc_drain(&w, -1);
+	while (ephemeron_pass(&w));
 	gcw_dispose(&w);
 	/* Drain anything other gcws held (there should be none). */
 	gcw_dispose(&w);

@@ -4,8 +4,10 @@
  *   goal    = marked * (1 + percent/100), at least HEAP_MIN_GOAL, and
  *             under a memory limit at most 95% of it (but never below
  *             marked + 1/16 of it, so the heap cannot collect forever);
- *   trigger = marked + 7/10 of the runway (goal - marked), so marking has
- *             the last 30% of the runway to finish;
+ *   trigger = as late as the last mark allows: the goal less what the
+ *             mutators allocated while it ran (plus a quarter for
+ *             safety), within [7/10, 19/20] of the runway (goal -
+ *             marked), Go 1.19's bounds; 7/10 before the first mark;
  *   assist  = expected scan work (marked bytes / word size) over the
  *             runway left after the trigger, in words per byte (16.16).
  * Everything here is arithmetic on its arguments and gc_ fields. */
@@ -30,15 +32,28 @@ uintptr_t pacer_goal(uintptr_t marked, unsigned percent, size_t limit)
 	return goal;
 }
 
-void pacer_end_cycle(uintptr_t marked)
+uintptr_t pacer_trigger(uintptr_t marked, uintptr_t goal, uintptr_t grown)
+{
+	uintptr_t runway = goal > marked ? goal - marked : 0;
+	uintptr_t lo = marked + runway / 10 * 7;
+	uintptr_t hi = marked + runway / 20 * 19;
+
+	if (grown == PACER_GROWN_UNKNOWN)
+		return lo;
+	uintptr_t need = grown + grown / 4;
+	uintptr_t t = goal > need ? goal - need : 0;
+	return t < lo ? lo : t > hi ? hi : t;
+}
+
+void pacer_end_cycle(uintptr_t marked, uintptr_t grown)
 {
 	uintptr_t goal = pacer_goal(marked, (unsigned)aload(&gc_.percent),
 	                            aload(&mheap_.limit));
-	uintptr_t runway = goal > marked ? goal - marked : 0;
-	uintptr_t trigger = marked + runway / 10 * 7;
+	uintptr_t trigger = pacer_trigger(marked, goal, grown);
 	uintptr_t left = goal - trigger;
 
 	gc_.heap_marked = marked;
+	gc_.mark_grown = grown;
 	astore(&gc_.goal, goal);
 	astore(&gc_.trigger, trigger);
 	/* words of scanning per byte allocated, 16.16 fixed point */

@@ -156,6 +156,10 @@ void gcw_dispose(gcw *w)
 			putempty(bs[i]);
 	}
 	w->buf1 = w->buf2 = NULL;
+	if (w->nmarked) {
+		afetch_add(&gcwork_.nmarked, w->nmarked);
+		w->nmarked = 0;
+	}
 	if (w->bytes_marked) {
 		afetch_add(&gcwork_.bytes_marked, w->bytes_marked);
 		w->bytes_marked = 0;

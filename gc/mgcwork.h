@@ -28,6 +28,8 @@ typedef struct gcw {
 	workbuf *buf1, *buf2; /* buf1 is the one pushed to and popped from */
 	uintptr_t bytes_marked; /* bytes of objects this gcw greyed */
 	uintptr_t scan_work;    /* words scanned, for assist credit */
+	uintptr_t nmarked;      /* objects this gcw greyed (not black
+	                         * allocations): the ephemeron fixpoint */
 } gcw;
 
 /* Global work lists. */
@@ -37,6 +39,7 @@ typedef struct gcwork_state {
 	workbuf *empty;    /* spare buffers */
 	atomic_word nfull; /* written under lock, read without */
 	atomic_word bytes_marked; /* flushed from gcws this cycle */
+	atomic_word nmarked;      /* flushed from gcws; only grows */
 } gcwork_state;
 
 extern gcwork_state gcwork_;

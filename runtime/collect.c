@@ -38,7 +38,7 @@ int gc_set_percent(int percent)
 	mutex_lock(&gc_.lock);
 	int old = (int)(intptr_t)aload(&gc_.percent);
 	astore(&gc_.percent, (uintptr_t)(intptr_t)(percent < 0 ? -1 : percent));
-	pacer_end_cycle(gc_.heap_marked);
+	pacer_end_cycle(gc_.heap_marked, gc_.mark_grown);
 	mutex_unlock(&gc_.lock);
 	return old;
 }

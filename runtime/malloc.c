@@ -67,6 +67,13 @@ static void collector_duties(gc_thread *th, uintptr_t bytes)
 		 * them (Go parks such assists until credit comes in). */
 		if (aload(&mheap_.stats.heap_live) > aload(&gc_.goal))
 			owed = -1;
+		/* Background credit first: what the workers scanned ahead
+		 * of the mutators pays for this (Go's bgScanCredit). */
+		for (uintptr_t c; owed > 0 && (c = aload(&gc_.bg_credit));) {
+			uintptr_t take = MIN(c, (uintptr_t)owed);
+			if (acas(&gc_.bg_credit, c, c - take))
+				owed -= (intptr_t)take;
+		}
 		if (owed) {
 			intptr_t done = gc_drain(&th->gcw, owed);
 			gcw_dispose(&th->gcw);

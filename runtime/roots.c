@@ -125,8 +125,9 @@ void runtime_scan_thread(gc_thread *t, gcw *w, bool self)
 		return;
 	}
 	gc_scan_conservative(w, t->saved_sp, t->stack_base);
-	gc_scan_conservative(w, (uintptr_t)&t->saved_regs,
-	                     (uintptr_t)(&t->saved_regs + 1));
+	if (GCHEAP_SABOTAGE != 5)
+		gc_scan_conservative(w, (uintptr_t)&t->saved_regs,
+		                     (uintptr_t)(&t->saved_regs + 1));
 }
 
 bool runtime_flush_thread(gc_thread *t)

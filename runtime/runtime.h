@@ -56,6 +56,7 @@ typedef struct runtime_state {
 	                           * collector while the world is stopped */
 	gc_thread *threads;
 	atomic_word nthreads;
+	atomic_word nrunning;     /* attached and not in a blocking region */
 	gc_mutex hlock;           /* guards the handlers */
 	gc_error_fn error_fn;     /* NULL: the default handler */
 	void *error_data;

@@ -103,6 +103,7 @@ static NOINLINE void blocking_begin(gc_thread *t)
 	save_context(t);
 	pthread_mutex_lock(&world_lock);
 	astore_rel(&t->status, TS_BLOCKED);
+	afetch_add(&runtime_.nrunning, (uintptr_t)-1);
 	pthread_cond_broadcast(&world_cond);
 	pthread_mutex_unlock(&world_lock);
 }
@@ -114,6 +115,7 @@ static void blocking_end(gc_thread *t)
 	       (aload_acq(&t->pending) & P_STOP))
 		pthread_cond_wait(&world_cond, &world_lock);
 	astore_rel(&t->status, TS_RUNNING);
+	afetch_add(&runtime_.nrunning, 1);
 	pthread_mutex_unlock(&world_lock);
 	runtime_safepoint(t);
 }
@@ -154,7 +156,7 @@ void gc_blocking_end(void)
 
 static size_t mutator_count(void)
 {
-	return aload(&runtime_.nthreads);
+	return aload(&runtime_.nrunning);
 }
 
 static void ops_blocking_begin(void)
@@ -204,6 +206,7 @@ static void registry_lock(void)
 	/* We hold the registry: nobody can claim or stop us now. */
 	pthread_mutex_lock(&world_lock);
 	astore_rel(&me->status, TS_RUNNING);
+	afetch_add(&runtime_.nrunning, 1);
 	pthread_mutex_unlock(&world_lock);
 }
 

@@ -1,7 +1,7 @@
 /* tests/gc/test_pacer.c: the pacer (gc/mgcpacer.c). Its arithmetic against
  * an independent reference: goal = marked * (1 + percent/100) computed
  * exactly, at least 4 MiB, under a memory limit at most 95% of it but
- * never below marked + marked/16; trigger = marked + 7/10 of the runway;
+ * never below marked + marked/16; trigger = 7/10..19/20 of the runway;
  * the assist ratio; a negative percent. Then its effect: under steady churn
  * with a fixed live heap L (8 MiB of 1 KiB objects in a rooted array, a
  * random one replaced at a time), over at least 20 automatic cycles after
@@ -90,9 +90,11 @@ START_TEST(test_goal_random)
 }
 END_TEST
 
-/* pacer_end_cycle sets goal, trigger (70% of the runway) and the assist
- * ratio from its argument and gc_.percent / mheap_.limit (no heap is
- * needed: this process never attaches). */
+/* pacer_end_cycle sets goal, trigger and the assist ratio from its
+ * arguments and gc_.percent / mheap_.limit (no heap is needed: this
+ * process never attaches). The trigger leaves the last mark's growth plus
+ * a quarter before the goal, within 70%..95% of the runway; 70% before
+ * the first mark. */
 START_TEST(test_end_cycle)
 {
 	test_rng r = rng_make(2);
@@ -107,10 +109,19 @@ START_TEST(test_end_cycle)
 			        rng_below(&r, 1000);
 		gc_.percent = pct;
 		mheap_.limit = limit;
-		pacer_end_cycle(marked);
+		uintptr_t grown = rng_below(&r, 8) == 0 ? PACER_GROWN_UNKNOWN :
+		                  rng_next(&r) >> (20 + rng_below(&r, 40));
+		pacer_end_cycle(marked, grown);
 		uintptr_t goal = ref_goal(marked, pct, limit);
 		uintptr_t runway = goal > marked ? goal - marked : 0;
-		uintptr_t trigger = marked + runway / 10 * 7;
+		uintptr_t lo = marked + runway / 10 * 7;
+		uintptr_t hi = marked + runway / 20 * 19;
+		uintptr_t trigger = lo;
+		if (grown != PACER_GROWN_UNKNOWN) {
+			uintptr_t need = grown + grown / 4;
+			trigger = goal > need ? goal - need : 0;
+			trigger = MAX(lo, MIN(hi, trigger));
+		}
 		REQUIRE(gc_.heap_marked == marked, "heap_marked");
 		REQUIRE(gc_.goal == goal, "goal %zu want %zu (marked %zu, %d%%,"
 		        " limit %zu)", (size_t)gc_.goal, (size_t)goal,
@@ -118,10 +129,13 @@ START_TEST(test_end_cycle)
 		REQUIRE(aload(&gc_.trigger) == trigger, "trigger %zu want %zu "
 		        "(marked %zu goal %zu)", (size_t)aload(&gc_.trigger),
 		        (size_t)trigger, (size_t)marked, (size_t)goal);
-		/* The trigger sits at 70% of the runway, to the byte. */
+		/* The trigger sits within 70%..95% of the runway. */
 		REQUIRE(trigger >= marked && trigger <= goal, "order");
 		REQUIRE(runway < 10 || (trigger - marked) * 10 >= runway * 7 -
-		        70, "trigger not at 70%%");
+		        70, "trigger below 70%%");
+		REQUIRE((trigger - marked) * 20 <= runway * 19, "trigger "
+		        "above 95%%");
+		REQUIRE(gc_.mark_grown == grown, "mark_grown");
 		uintptr_t left = goal - trigger;
 		uintptr_t words = marked / sizeof(void *) + 1;
 		uintptr_t ratio = left ? (words << 16) / left : 1 << 16;
@@ -132,9 +146,17 @@ START_TEST(test_end_cycle)
 	/* A live heap of 8 MiB at GOGC 100: goal 16, trigger 13.6 MiB. */
 	gc_.percent = 100;
 	mheap_.limit = 0;
-	pacer_end_cycle(8 * MiB);
+	pacer_end_cycle(8 * MiB, PACER_GROWN_UNKNOWN);
 	ck_assert_uint_eq(gc_.goal, 16 * MiB);
 	ck_assert_uint_eq(aload(&gc_.trigger), 8 * MiB + 8 * MiB / 10 * 7);
+	/* The last mark saw 1 MiB allocated: trigger at 16 - 1.25 MiB. */
+	pacer_end_cycle(8 * MiB, 1 * MiB);
+	ck_assert_uint_eq(aload(&gc_.trigger), 16 * MiB - 5 * MiB / 4);
+	/* A slow mark (6 MiB) is held at 70%, a fast one at 95%. */
+	pacer_end_cycle(8 * MiB, 6 * MiB);
+	ck_assert_uint_eq(aload(&gc_.trigger), 8 * MiB + 8 * MiB / 10 * 7);
+	pacer_end_cycle(8 * MiB, 1024);
+	ck_assert_uint_eq(aload(&gc_.trigger), 8 * MiB + 8 * MiB / 20 * 19);
 }
 END_TEST
 

@@ -772,6 +772,25 @@ START_TEST(test_is_attached)
 }
 END_TEST
 
+/* The collector's count of running mutators (its idle-CPU test) follows
+ * attach, detach and blocking regions. */
+START_TEST(test_running_count)
+{
+	gc_disable();
+	ck_assert_uint_eq(aload(&runtime_.nrunning), 0);
+	ck_assert_int_eq(gc_thread_attach(), GCHEAP_OK);
+	ck_assert_uint_eq(runtime_gc_ops.mutator_count(), 1);
+	gc_blocking_begin();
+	ck_assert_uint_eq(runtime_gc_ops.mutator_count(), 0);
+	gc_blocking_end();
+	ck_assert_uint_eq(runtime_gc_ops.mutator_count(), 1);
+	gc_collect(); /* waits blocked, and stops the world */
+	ck_assert_uint_eq(runtime_gc_ops.mutator_count(), 1);
+	ck_assert_int_eq(gc_thread_detach(), GCHEAP_OK);
+	ck_assert_uint_eq(runtime_gc_ops.mutator_count(), 0);
+}
+END_TEST
+
 static Suite *threads_suite(void)
 {
 	Suite *s = suite_create("threads");
@@ -786,6 +805,7 @@ static Suite *threads_suite(void)
 	tcase_add_test(tc, test_exit_while_others_attached);
 	tcase_add_test(tc, test_first_attach_race);
 	tcase_add_test(tc, test_is_attached);
+	tcase_add_test(tc, test_running_count);
 	suite_add_tcase(s, tc);
 	return s;
 }

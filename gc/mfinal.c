@@ -1,0 +1,529 @@
+/* gc/mfinal.c: specials and the finalizer queue (Go's mfinal.go and the
+ * specials of mheap.go; weak handles as in Go 1.24's internal/weak).
+ *
+ * Locks. specials_.lock guards every span's special list, the list of
+ * spans that have specials (sp_next/sp_prev), and the record allocator.
+ * finq_.lock guards the queue; it nests inside specials_.lock (sweep
+ * queues while it holds the specials). Both nest inside the mcentral and
+ * heap locks a sweep may be called under, and neither is held while
+ * calling out of the collector.
+ *
+ * Invariants.
+ *  - A span's specials are sorted by offset; a span is on the specials
+ *    list exactly when its list is not empty, and is never freed then.
+ *  - A special refers to an allocated object: sweep runs a span's
+ *    specials before it frees the span's unmarked objects, and removes
+ *    every special of an object it frees.
+ *  - A weak cell's target is non-zero only while its object has not been
+ *    freed: sweep clears it (release store) before the object's slot can
+ *    be reused, and before that object's finalizer is queued.
+ *  - Weak cells stay alive while their special exists (the root job marks
+ *    them), so sweep never writes to a freed cell.
+ *  - Queue entries (queued and running) are roots: a finalizer's object
+ *    and everything it reaches stay alive until the finalizer returned.
+ *
+ * Ordering (Go's rule). The root job scans the contents of every
+ * finalizable object but does not mark the object, so an unreachable
+ * finalizable object is found unmarked while what it reaches is kept: in
+ * a chain A -> B of finalizable objects, A is queued first and B becomes
+ * unreachable once A's finalizer has run and A is freed. Objects in a
+ * cycle mark each other and are never finalized. */
+#include "gc/mgc.h"
+
+#include <stdlib.h>
+
+typedef struct special_fin {
+	special h;
+	gc_finalizer_fn fn;
+	void *arg;
+} special_fin;
+
+typedef struct special_cleanup {
+	special h;
+	gc_cleanup_fn fn;
+	void *arg;
+	uint64_t id;
+} special_cleanup;
+
+typedef struct special_weak {
+	special h;
+	uintptr_t cell;
+} special_weak;
+
+/* One record size for every kind keeps a single fixalloc. */
+typedef union special_any {
+	special h;
+	special_fin fin;
+	special_cleanup cleanup;
+	special_weak weak;
+} special_any;
+
+static struct {
+	gc_mutex lock;
+	mspan *spans;            /* spans with specials */
+	fixalloc alloc;          /* special_any records */
+	size_t sys;              /* OS bytes taken for records */
+	uint64_t next_id;        /* cleanup ids */
+	atomic_word nephemerons; /* EPHEMERON specials */
+} specials_ = {.lock = {.m = PTHREAD_MUTEX_INITIALIZER}};
+
+static struct {
+	gc_mutex lock;
+	pthread_cond_t cond;
+	finq_entry *head, *tail;  /* queued, oldest first */
+	finq_entry *running;      /* taken, not yet done */
+	atomic_word pending;      /* queued + running */
+	fixalloc alloc;
+	size_t sys;
+} finq_ = {.lock = {.m = PTHREAD_MUTEX_INITIALIZER},
+           .cond = PTHREAD_COND_INITIALIZER};
+
+static void sweep_specials(mspan *s);
+
+void specials_init(void)
+{
+	fixalloc_init(&specials_.alloc, align_up(sizeof(special_any), 16),
+	              &specials_.sys);
+	fixalloc_init(&finq_.alloc, align_up(sizeof(finq_entry), 16),
+	              &finq_.sys);
+	specials_.next_id = 1;
+	mheap_.hooks.sweep_specials = sweep_specials;
+}
+
+/* ---- Span lists (specials_.lock held) ------------------------------------ */
+
+static uintptr_t object_index_of(const mspan *s, const special *sp)
+{
+	return mspan_object_index(s, s->base + sp->offset);
+}
+
+static uintptr_t object_base_of(const mspan *s, const special *sp)
+{
+	return s->base + object_index_of(s, sp) * s->elemsize;
+}
+
+static void span_list_add(mspan *s)
+{
+	s->sp_prev = NULL;
+	s->sp_next = specials_.spans;
+	if (specials_.spans)
+		specials_.spans->sp_prev = s;
+	specials_.spans = s;
+}
+
+static void span_list_remove(mspan *s)
+{
+	if (s->sp_prev)
+		s->sp_prev->sp_next = s->sp_next;
+	else
+		specials_.spans = s->sp_next;
+	if (s->sp_next)
+		s->sp_next->sp_prev = s->sp_prev;
+	s->sp_next = s->sp_prev = NULL;
+}
+
+/* Insert sp in offset order (after records at the same offset). */
+static void special_insert(mspan *s, special *sp)
+{
+	special **pp = &s->specials;
+	bool was_empty = !*pp;
+
+	while (*pp && (*pp)->offset <= sp->offset)
+		pp = &(*pp)->next;
+	sp->next = *pp;
+	astore_rel((atomic_word *)pp, (uintptr_t)sp);
+	if (was_empty)
+		span_list_add(s);
+}
+
+/* Unlink *pp (which is sp) and free the record. */
+static void special_remove(mspan *s, special **pp)
+{
+	special *sp = *pp;
+
+	astore_rel((atomic_word *)pp, (uintptr_t)sp->next);
+	if (sp->kind == SPECIAL_EPHEMERON)
+		afetch_add(&specials_.nephemerons, (uintptr_t)-1);
+	fixalloc_free(&specials_.alloc, sp);
+	if (!s->specials)
+		span_list_remove(s);
+}
+
+static special *special_new(unsigned kind, mspan *s, uintptr_t p)
+{
+	special *sp = fixalloc_alloc(&specials_.alloc);
+	if (!sp)
+		return NULL;
+	sp->kind = (uint8_t)kind;
+	sp->offset = p - s->base;
+	return sp;
+}
+
+/* The first special of `kind` at exactly offset off, as a link. */
+static special **special_find(mspan *s, unsigned kind, uintptr_t off)
+{
+	for (special **pp = &s->specials; *pp && (*pp)->offset <= off;
+	     pp = &(*pp)->next)
+		if ((*pp)->offset == off && (*pp)->kind == kind)
+			return pp;
+	return NULL;
+}
+
+/* ---- Adding and removing ------------------------------------------------- */
+
+bool specials_set_finalizer(mspan *s, uintptr_t obj, gc_finalizer_fn fn,
+                            void *arg)
+{
+	mutex_lock(&specials_.lock);
+	special **pp = special_find(s, SPECIAL_FINALIZER,
+	                            obj - s->base);
+	if (pp) {
+		special_fin *f = (special_fin *)*pp;
+		f->fn = fn;
+		f->arg = arg;
+		mutex_unlock(&specials_.lock);
+		return true;
+	}
+	special_fin *f = (special_fin *)special_new(SPECIAL_FINALIZER, s, obj);
+	if (f) {
+		f->fn = fn;
+		f->arg = arg;
+		special_insert(s, &f->h);
+	}
+	mutex_unlock(&specials_.lock);
+	return f != NULL;
+}
+
+bool specials_clear_finalizer(mspan *s, uintptr_t obj)
+{
+	mutex_lock(&specials_.lock);
+	special **pp = special_find(s, SPECIAL_FINALIZER,
+	                            obj - s->base);
+	if (pp)
+		special_remove(s, pp);
+	mutex_unlock(&specials_.lock);
+	return pp != NULL;
+}
+
+uint64_t specials_add_cleanup(mspan *s, uintptr_t obj, gc_cleanup_fn fn,
+                              void *arg)
+{
+	uint64_t id = 0;
+
+	mutex_lock(&specials_.lock);
+	special_cleanup *c = (special_cleanup *)special_new(SPECIAL_CLEANUP, s,
+	                                                    obj);
+	if (c) {
+		c->fn = fn;
+		c->arg = arg;
+		c->id = id = specials_.next_id++;
+		special_insert(s, &c->h);
+	}
+	mutex_unlock(&specials_.lock);
+	return id;
+}
+
+bool specials_cancel_cleanup(mspan *s, uintptr_t obj, uint64_t id)
+{
+	uintptr_t i = mspan_object_index(s, obj);
+	bool found = false;
+
+	mutex_lock(&specials_.lock);
+	for (special **pp = &s->specials; *pp; pp = &(*pp)->next) {
+		special *sp = *pp;
+		if (sp->kind == SPECIAL_CLEANUP &&
+		    object_index_of(s, sp) == i &&
+		    ((special_cleanup *)sp)->id == id) {
+			special_remove(s, pp);
+			found = true;
+			break;
+		}
+	}
+	mutex_unlock(&specials_.lock);
+	return found;
+}
+
+uintptr_t specials_find_weak(mspan *s, uintptr_t p)
+{
+	uintptr_t cell = 0;
+
+	if (!aload_acq((const atomic_word *)&s->specials))
+		return 0;
+	mutex_lock(&specials_.lock);
+	special **pp = special_find(s, SPECIAL_WEAK, p - s->base);
+	if (pp)
+		cell = ((special_weak *)*pp)->cell;
+	mutex_unlock(&specials_.lock);
+	return cell;
+}
+
+uintptr_t specials_add_weak(mspan *s, uintptr_t p, uintptr_t cell)
+{
+	mutex_lock(&specials_.lock);
+	special **pp = special_find(s, SPECIAL_WEAK, p - s->base);
+	if (pp) {
+		cell = ((special_weak *)*pp)->cell;
+	} else {
+		special_weak *w = (special_weak *)special_new(SPECIAL_WEAK, s,
+		                                              p);
+		if (w) {
+			w->cell = cell;
+			astore_rel(&((weak_cell *)cell)->target, p);
+			special_insert(s, &w->h);
+		} else {
+			cell = 0;
+		}
+	}
+	mutex_unlock(&specials_.lock);
+	return cell;
+}
+
+bool specials_add_ephemeron(mspan *s, uintptr_t e)
+{
+	mutex_lock(&specials_.lock);
+	special *sp = special_new(SPECIAL_EPHEMERON, s, e);
+	if (sp) {
+		special_insert(s, sp);
+		afetch_add(&specials_.nephemerons, 1);
+	}
+	mutex_unlock(&specials_.lock);
+	return sp != NULL;
+}
+
+/* ---- Marking ------------------------------------------------------------- */
+
+static void mark_arg(gcw *w, void *arg)
+{
+	if (arg)
+		gc_mark_value(w, (uintptr_t)arg, false, 0, 0);
+}
+
+void gc_mark_specials(gcw *w)
+{
+	mutex_lock(&specials_.lock);
+	for (mspan *s = specials_.spans; s; s = s->sp_next) {
+		for (special *sp = s->specials; sp; sp = sp->next) {
+			switch (sp->kind) {
+			case SPECIAL_FINALIZER:
+				gc_scan_object(w, object_base_of(s, sp));
+				mark_arg(w, ((special_fin *)sp)->arg);
+				break;
+			case SPECIAL_CLEANUP:
+				mark_arg(w, ((special_cleanup *)sp)->arg);
+				break;
+			case SPECIAL_WEAK:
+				gc_mark_value(w, ((special_weak *)sp)->cell,
+				              true, 0, 0);
+				break;
+			default:
+				break;
+			}
+		}
+	}
+	mutex_unlock(&specials_.lock);
+
+	mutex_lock(&finq_.lock);
+	finq_entry *lists[2] = {finq_.head, finq_.running};
+	for (int l = 0; l < 2; l++) {
+		for (finq_entry *e = lists[l]; e; e = e->next) {
+			if (e->obj)
+				gc_mark_value(w, e->obj, true, 0, 0);
+			mark_arg(w, e->arg);
+		}
+	}
+	mutex_unlock(&finq_.lock);
+}
+
+uintptr_t ephemeron_count(void)
+{
+	return aload(&specials_.nephemerons);
+}
+
+bool ephemeron_pass(gcw *w)
+{
+	uintptr_t before = w->nmarked;
+
+	if (!aload(&specials_.nephemerons))
+		return false;
+	mutex_lock(&specials_.lock);
+	for (mspan *s = specials_.spans; s; s = s->sp_next) {
+		for (special *sp = s->specials; sp; sp = sp->next) {
+			if (sp->kind != SPECIAL_EPHEMERON)
+				continue;
+			uintptr_t e = s->base + sp->offset;
+			if (!gc_object_marked(e))
+				continue;
+			ephemeron_obj *eo = (ephemeron_obj *)e;
+			weak_cell *cell = (weak_cell *)aload(&eo->key);
+			uintptr_t k = cell ? aload_acq(&cell->target) : 0;
+			if (!k || !gc_object_marked(k))
+				continue;
+			uintptr_t v = aload(&eo->value);
+			if (v)
+				gc_mark_value(w, v, true, e,
+				              (uintptr_t)&eo->value);
+		}
+	}
+	mutex_unlock(&specials_.lock);
+	return w->nmarked != before;
+}
+
+/* ---- Sweeping ------------------------------------------------------------ */
+
+static void finq_push(finq_entry *e)
+{
+	e->next = NULL;
+	if (finq_.tail)
+		finq_.tail->next = e;
+	else
+		finq_.head = e;
+	finq_.tail = e;
+	afetch_add(&finq_.pending, 1);
+}
+
+/* Queue an entry (finq_.lock held); false if no memory. */
+static bool finq_add(unsigned kind, uintptr_t obj, gc_finalizer_fn fin,
+                     gc_cleanup_fn cleanup, void *arg)
+{
+	finq_entry *e = fixalloc_alloc(&finq_.alloc);
+	if (!e)
+		return false;
+	e->kind = (uint8_t)kind;
+	e->obj = obj;
+	e->fin = fin;
+	e->cleanup = cleanup;
+	e->arg = arg;
+	finq_push(e);
+	return true;
+}
+
+static bool unmarked(const mspan *s, const special *sp)
+{
+	return !bitmap_get(s->gcmark_bits, object_index_of(s, sp));
+}
+
+/* alloc_hooks.sweep_specials: s is owned by its sweeper, and its mark
+ * bits are final. Three passes over the list, in this order: weak
+ * handles of unmarked objects are cleared; finalizers of unmarked objects
+ * are queued and their objects marked (kept until the finalizer has run,
+ * so it and what it reaches survive this sweep); cleanups of objects that
+ * are still unmarked, which die now, are queued. Ephemeron records of
+ * dead ephemerons go too. */
+static void sweep_specials(mspan *s)
+{
+	/* Objects to keep, set after the finalizer pass: two finalizers in
+	 * one tiny block both run. A span holds at most 1024 objects. */
+	uint64_t keep[PAGE_SIZE / 8 / 64] = {0};
+	bool queued = false;
+
+	gc_assert(mspan_bitmap_words(s->nelems) <= sizeof(keep) /
+	                                             sizeof(keep[0]));
+
+	mutex_lock(&specials_.lock);
+	for (special **pp = &s->specials; *pp;) {
+		special *sp = *pp;
+		if (sp->kind == SPECIAL_WEAK && unmarked(s, sp)) {
+			weak_cell *c = (weak_cell *)((special_weak *)sp)->cell;
+			astore_rel(&c->target, 0);
+			special_remove(s, pp);
+		} else {
+			pp = &sp->next;
+		}
+	}
+	mutex_lock(&finq_.lock);
+	for (special **pp = &s->specials; *pp;) {
+		special *sp = *pp;
+		if (sp->kind == SPECIAL_FINALIZER && unmarked(s, sp)) {
+			special_fin *f = (special_fin *)sp;
+			uintptr_t i = object_index_of(s, sp);
+			if (!finq_add(SPECIAL_FINALIZER, s->base + sp->offset,
+			              f->fn, NULL, f->arg))
+				fatal("sweep: no memory to queue a finalizer");
+			keep[i / 64] |= (uint64_t)1 << (i % 64);
+			special_remove(s, pp);
+			queued = true;
+		} else {
+			pp = &sp->next;
+		}
+	}
+	for (size_t w = 0; w < mspan_bitmap_words(s->nelems); w++)
+		s->gcmark_bits[w] |= keep[w];
+	for (special **pp = &s->specials; *pp;) {
+		special *sp = *pp;
+		if ((sp->kind == SPECIAL_CLEANUP ||
+		     sp->kind == SPECIAL_EPHEMERON) && unmarked(s, sp)) {
+			if (sp->kind == SPECIAL_CLEANUP) {
+				special_cleanup *c = (special_cleanup *)sp;
+				if (!finq_add(SPECIAL_CLEANUP, 0, NULL, c->fn,
+				              c->arg))
+					fatal("sweep: no memory to queue a "
+					      "cleanup");
+				queued = true;
+			}
+			special_remove(s, pp);
+		} else {
+			pp = &sp->next;
+		}
+	}
+	if (queued)
+		pthread_cond_broadcast(&finq_.cond);
+	mutex_unlock(&finq_.lock);
+	mutex_unlock(&specials_.lock);
+}
+
+/* ---- The finalizer queue ------------------------------------------------- */
+
+finq_entry *finq_take(void)
+{
+	mutex_lock(&finq_.lock);
+	finq_entry *e = finq_.head;
+	if (e) {
+		finq_.head = e->next;
+		if (!finq_.head)
+			finq_.tail = NULL;
+		e->next = finq_.running;
+		finq_.running = e;
+	}
+	mutex_unlock(&finq_.lock);
+	return e;
+}
+
+void finq_done(finq_entry *e, gcw *g)
+{
+	mutex_lock(&finq_.lock);
+	finq_entry **pp = &finq_.running;
+	while (*pp != e)
+		pp = &(*pp)->next;
+	*pp = e->next;
+	if (__atomic_load_n(&gc_barrier_enabled, __ATOMIC_ACQUIRE)) {
+		/* The finalizer may have moved what it was given onto a
+		 * stack that has been scanned: shade it (Yuasa). */
+		if (e->obj)
+			gc_mark_value(g, e->obj, true, 0, 0);
+		mark_arg(g, e->arg);
+	}
+	fixalloc_free(&finq_.alloc, e);
+	afetch_add(&finq_.pending, (uintptr_t)-1);
+	pthread_cond_broadcast(&finq_.cond);
+	mutex_unlock(&finq_.lock);
+}
+
+size_t finq_pending(void)
+{
+	return aload(&finq_.pending);
+}
+
+void finq_wait(const atomic_word *run)
+{
+	mutex_lock(&finq_.lock);
+	while (!finq_.head || !aload(run))
+		mutex_cond_wait(&finq_.cond, &finq_.lock);
+	mutex_unlock(&finq_.lock);
+}
+
+void finq_wake(void)
+{
+	mutex_lock(&finq_.lock);
+	pthread_cond_broadcast(&finq_.cond);
+	mutex_unlock(&finq_.lock);
+}

@@ -1,0 +1,108 @@
+/* gc/mfinal.h: specials (finalizers, cleanups, weak handles, ephemerons)
+ * and the finalizer queue, as the collector keeps them (Go's mfinal.go
+ * and the specials of mheap.go). gc/mfinal.c holds the invariants; the
+ * public API around them lives in runtime/finalizer.c and runtime/weak.c.
+ *
+ * A special is a record attached to the span of the address it is about,
+ * sorted by offset. Kinds:
+ *   FINALIZER   on an object base: run fn(obj, arg) once when the object
+ *               is found unmarked at sweep; at most one per object;
+ *   CLEANUP     on an object: run fn(arg) when the object is freed;
+ *   WEAK        on an exact address: the weak handle cell for it (one per
+ *               address), cleared when its object is found unmarked;
+ *   EPHEMERON   on an ephemeron object: registers it for the ephemeron
+ *               pass of marking.
+ * While marking, specials are roots (the finalizer root job): the contents
+ * (not the object) of every finalizable object, the args of finalizers and
+ * cleanups (conservatively), and every weak handle cell. */
+#ifndef GCHEAP_MFINAL_H
+#define GCHEAP_MFINAL_H
+
+#include "alloc/alloc.h"
+#include "gc/mgcwork.h"
+#include "gcheap.h"
+
+enum special_kind {
+	SPECIAL_FINALIZER = 1,
+	SPECIAL_CLEANUP = 2,
+	SPECIAL_WEAK = 3,
+	SPECIAL_EPHEMERON = 4,
+};
+
+/* A weak handle cell: a noscan heap object holding the hidden address of
+ * its target (0 once the target is dead). It is what gc_weak * points to.
+ * 16 bytes, so that the tiny allocator never packs it: a cell in the same
+ * tiny block as its target would keep the target alive forever. */
+typedef struct weak_cell {
+	atomic_word target;
+	uintptr_t unused;
+} weak_cell;
+
+/* An ephemeron object: a scan object whose only pointer slot is its key's
+ * weak handle; the value word is hidden from the ordinary scan and marked
+ * by the ephemeron pass once the key is marked. */
+typedef struct ephemeron_obj {
+	atomic_word key;   /* weak_cell *, a pointer slot */
+	atomic_word value; /* not a pointer slot for scanning */
+} ephemeron_obj;
+
+/* Set up the specials and register the sweep hook. */
+void specials_init(void);
+
+/* ---- Adding and removing (any attached thread; obj is alive) ------------- */
+
+/* Set or replace the finalizer of the object at base `obj` of span s.
+ * False if no memory for the record. */
+bool specials_set_finalizer(mspan *s, uintptr_t obj, gc_finalizer_fn fn,
+                            void *arg);
+/* Remove the finalizer of obj; false if it had none. */
+bool specials_clear_finalizer(mspan *s, uintptr_t obj);
+/* Add a cleanup to the object at base `obj`; its id, or 0 if no memory. */
+uint64_t specials_add_cleanup(mspan *s, uintptr_t obj, gc_cleanup_fn fn,
+                              void *arg);
+/* Remove the cleanup `id` of the object at base obj; false if absent. */
+bool specials_cancel_cleanup(mspan *s, uintptr_t obj, uint64_t id);
+/* The weak handle cell of address p, or 0. */
+uintptr_t specials_find_weak(mspan *s, uintptr_t p);
+/* Attach `cell` as the weak handle of p, unless p has one: returns the
+ * handle p ends up with, or 0 if no memory for the record. */
+uintptr_t specials_add_weak(mspan *s, uintptr_t p, uintptr_t cell);
+/* Register the ephemeron object at e; false if no memory. */
+bool specials_add_ephemeron(mspan *s, uintptr_t e);
+
+/* ---- Marking ------------------------------------------------------------- */
+
+/* The finalizer root job: specials and the finalizer queue into w. */
+void gc_mark_specials(gcw *w);
+/* One ephemeron pass: mark the value of every marked ephemeron whose key
+ * is marked. True if it marked anything (drain, and pass again). */
+bool ephemeron_pass(gcw *w);
+/* Ephemerons registered (the pass is skipped when there are none). */
+uintptr_t ephemeron_count(void);
+
+/* ---- The finalizer queue ------------------------------------------------- */
+
+typedef struct finq_entry {
+	struct finq_entry *next;
+	uint8_t kind;             /* SPECIAL_FINALIZER or SPECIAL_CLEANUP */
+	uintptr_t obj;            /* the object (finalizers) */
+	gc_finalizer_fn fin;
+	gc_cleanup_fn cleanup;
+	void *arg;
+} finq_entry;
+
+/* Take the oldest queued entry, or NULL. It stays a root (running) until
+ * finq_done. */
+finq_entry *finq_take(void);
+/* The entry has run: forget it. While marking, what it held is shaded
+ * into g (the caller's work; the deletion half of the barrier). */
+void finq_done(finq_entry *e, gcw *g);
+/* Entries queued or running. */
+size_t finq_pending(void);
+/* Wait until an entry is queued and `*run` is set (the finalizer thread,
+ * inside a blocking region). */
+void finq_wait(const atomic_word *run);
+/* Wake finq_wait. */
+void finq_wake(void);
+
+#endif

@@ -1,0 +1,208 @@
+/* runtime/finalizer.c: the public finalizer and cleanup API and the
+ * finalizer thread (Go's SetFinalizer, AddCleanup and runfinq). The
+ * records and the queue are the collector's (gc/mfinal.c); this file
+ * checks arguments and runs what the collector queued.
+ *
+ * Queued entries run on one background thread, attached like any other
+ * (so finalizers may allocate and must answer safepoints: they run as
+ * ordinary mutator code), started with the first finalizer or cleanup,
+ * unless the embedder asked for manual mode; gc_run_finalizers() runs them
+ * on the caller in either mode. An entry stays a root until it has run. */
+#include "runtime/runtime.h"
+
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+
+static struct {
+	atomic_word enabled; /* the thread runs entries */
+	atomic_word started; /* 0 no, 1 starting or running */
+	atomic_word inited;
+	atomic_word used;    /* a finalizer or cleanup was ever set */
+} fin_;
+
+static void fin_init(void)
+{
+	if (aload_acq(&fin_.inited))
+		return;
+	const char *e = getenv("GCHEAP_FINALIZERS");
+	uintptr_t on = !(e && !strcmp(e, "manual"));
+	if (acas(&fin_.inited, 0, 2)) {
+		astore(&fin_.enabled, on);
+		astore_rel(&fin_.inited, 1);
+	}
+	while (aload_acq(&fin_.inited) != 1)
+		sched_yield();
+}
+
+/* Run one entry on t; the entry stays a root while it runs. */
+static void run_entry(gc_thread *t, finq_entry *e)
+{
+	if (e->kind == SPECIAL_FINALIZER)
+		e->fin((void *)e->obj, e->arg);
+	else
+		e->cleanup(e->arg);
+	finq_done(e, &t->gcw);
+}
+
+static void *finalizer_main(void *arg)
+{
+	(void)arg;
+	if (gc_thread_attach() != GCHEAP_OK)
+		fatal("the finalizer thread cannot attach");
+	for (;;) {
+		gc_blocking_begin();
+		finq_wait(&fin_.enabled);
+		gc_blocking_end();
+		finq_entry *e;
+		while (aload(&fin_.enabled) && (e = finq_take()))
+			run_entry(gc_current, e);
+	}
+	return NULL;
+}
+
+static void start_thread(void)
+{
+	astore(&fin_.used, 1);
+	if (!aload(&fin_.enabled) || aload(&fin_.started) ||
+	    !acas(&fin_.started, 0, 1))
+		return;
+	pthread_t th;
+	pthread_attr_t a;
+	pthread_attr_init(&a);
+	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&th, &a, finalizer_main, NULL)) {
+		astore(&fin_.started, 0);
+		runtime_error(GCHEAP_ERR_NOMEM, "cannot start the finalizer "
+		              "thread; run finalizers with gc_run_finalizers");
+	}
+	pthread_attr_destroy(&a);
+}
+
+/* The object that contains p, for an attached caller: its base, or 0
+ * after reporting the error. */
+static uintptr_t object_of(const char *fn, const void *p, mspan **sp)
+{
+	if (!gc_current) {
+		runtime_error(GCHEAP_ERR_NOT_ATTACHED, "%s: the calling thread "
+		              "is not attached", fn);
+		return 0;
+	}
+	uintptr_t base = p ? mheap_find_object((uintptr_t)p, sp) : 0;
+	if (!base)
+		runtime_error(GCHEAP_ERR_ARG, "%s(%p): not an address inside "
+		              "an allocated heap object", fn, p);
+	return base;
+}
+
+/* An arg that points into the object would keep it alive forever. */
+static bool arg_ok(const char *fn, uintptr_t base, const void *arg)
+{
+	if (arg && mheap_find_object((uintptr_t)arg, NULL) == base) {
+		runtime_error(GCHEAP_ERR_ARG, "%s: arg %p points into the "
+		              "object %p itself, which could then never be "
+		              "collected", fn, arg, (void *)base);
+		return false;
+	}
+	return true;
+}
+
+gc_status gc_set_finalizer(void *obj, gc_finalizer_fn fn, void *arg)
+{
+	mspan *s = NULL;
+	uintptr_t base = object_of("gc_set_finalizer", obj, &s);
+
+	if (!base)
+		return gc_last_error();
+	if (base != (uintptr_t)obj && s->spc != TINY_SPANCLASS) {
+		runtime_error(GCHEAP_ERR_ARG, "gc_set_finalizer(%p): not the "
+		              "start of its object %p", obj, (void *)base);
+		return GCHEAP_ERR_ARG;
+	}
+	if (!fn) {
+		specials_clear_finalizer(s, (uintptr_t)obj);
+		return GCHEAP_OK;
+	}
+	if (!arg_ok("gc_set_finalizer", base, arg))
+		return GCHEAP_ERR_ARG;
+	fin_init();
+	if (!specials_set_finalizer(s, (uintptr_t)obj, fn, arg)) {
+		runtime_error(GCHEAP_ERR_NOMEM, "gc_set_finalizer: no memory "
+		              "for the record");
+		return GCHEAP_ERR_NOMEM;
+	}
+	start_thread();
+	return GCHEAP_OK;
+}
+
+uint64_t gc_add_cleanup(void *obj, gc_cleanup_fn fn, void *arg)
+{
+	mspan *s = NULL;
+	uintptr_t base = object_of("gc_add_cleanup", obj, &s);
+
+	if (!base)
+		return 0;
+	if (!fn) {
+		runtime_error(GCHEAP_ERR_ARG, "gc_add_cleanup: fn is NULL");
+		return 0;
+	}
+	if (!arg_ok("gc_add_cleanup", base, arg))
+		return 0;
+	fin_init();
+	uint64_t id = specials_add_cleanup(s, base, fn, arg);
+	if (!id) {
+		runtime_error(GCHEAP_ERR_NOMEM, "gc_add_cleanup: no memory "
+		              "for the record");
+		return 0;
+	}
+	start_thread();
+	return id;
+}
+
+gc_status gc_cancel_cleanup(void *obj, uint64_t id)
+{
+	mspan *s = NULL;
+	uintptr_t base = object_of("gc_cancel_cleanup", obj, &s);
+
+	if (!base)
+		return gc_last_error();
+	if (!specials_cancel_cleanup(s, base, id)) {
+		runtime_error(GCHEAP_ERR_ARG, "gc_cancel_cleanup(%p, %llu): "
+		              "no such cleanup (already queued, or never "
+		              "added)", obj, (unsigned long long)id);
+		return GCHEAP_ERR_ARG;
+	}
+	return GCHEAP_OK;
+}
+
+size_t gc_run_finalizers(void)
+{
+	gc_thread *t = gc_current;
+	size_t n = 0;
+	finq_entry *e;
+
+	if (!t) {
+		runtime_error(GCHEAP_ERR_NOT_ATTACHED, "gc_run_finalizers: the "
+		              "calling thread is not attached");
+		return 0;
+	}
+	while ((e = finq_take())) {
+		run_entry(t, e);
+		n++;
+	}
+	return n;
+}
+
+void gc_set_finalizer_thread(int on)
+{
+	fin_init();
+	astore(&fin_.enabled, on != 0);
+	if (on && aload(&fin_.used))
+		start_thread();
+	finq_wake();
+}
+
+size_t gc_finalizers_pending(void)
+{
+	return finq_pending();
+}

@@ -1,0 +1,379 @@
+/* runtime/weak.c: weak references, ephemerons and the weak-key map (the
+ * public side; the collector's side is gc/mfinal.c).
+ *
+ * A gc_weak is a weak_cell, a noscan heap object holding its target's
+ * address out of the collector's sight; the target's span carries a WEAK
+ * special that keeps the cell alive and lets sweep clear it. Reading one
+ * (Go's makeStrongFromWeak) must
+ *  - make sure the target's span has been swept this cycle, or a dead
+ *    target whose cell is not yet cleared would be handed out: sweep the
+ *    span, or wait for whoever is sweeping it;
+ *  - shade the target while marking, because the reader may keep it on a
+ *    stack that has already been scanned (the hybrid barrier does not see
+ *    a load).
+ * gc_weak_get is a safepoint, before it reads the cell: between the read
+ * and the return no cycle can advance.
+ *
+ * An ephemeron is {weak cell of the key, value}; the value word is not in
+ * the object's pointer map and is marked by the collector's ephemeron pass
+ * once the key is marked. Writes and reads of the value shade it while
+ * marking (the pass may be over for this cycle).
+ *
+ * The weak map is open addressing over an array of ephemerons; an entry
+ * whose key died reads as empty and is reused or dropped when the table
+ * grows. */
+#include "runtime/runtime.h"
+
+#include <sched.h>
+#include <stddef.h>
+
+/* Shade p (a heap address) if the collector is marking. */
+static void shade(gc_thread *t, uintptr_t p)
+{
+	if (!p || !__atomic_load_n(&gc_barrier_enabled, __ATOMIC_ACQUIRE))
+		return;
+	wbbuf *b = &t->wb;
+	if (b->n + 1 > WBBUF_LEN) {
+		wbbuf_flush(b, &t->gcw);
+		gcw_dispose(&t->gcw);
+	}
+	b->ptr[b->n++] = p;
+}
+
+static gc_thread *attached(const char *fn)
+{
+	gc_thread *t = gc_current;
+	if (!t)
+		runtime_error(GCHEAP_ERR_NOT_ATTACHED, "%s: the calling thread "
+		              "is not attached", fn);
+	return t;
+}
+
+/* ---- Weak references ---------------------------------------------------- */
+
+gc_weak *gc_weak_new(void *obj)
+{
+	gc_thread *t = attached("gc_weak_new");
+	mspan *s = NULL;
+
+	if (!t)
+		return NULL;
+	if (!obj || !mheap_find_object((uintptr_t)obj, &s)) {
+		runtime_error(GCHEAP_ERR_ARG, "gc_weak_new(%p): not an address "
+		              "inside an allocated heap object", obj);
+		return NULL;
+	}
+	uintptr_t cell = specials_find_weak(s, (uintptr_t)obj);
+	if (cell)
+		return (gc_weak *)cell;
+	/* A safepoint: obj is the caller's, so it and its span stay. */
+	void *c = gc_alloc(sizeof(weak_cell), NULL);
+	if (!c)
+		return NULL;
+	cell = specials_add_weak(s, (uintptr_t)obj, (uintptr_t)c);
+	if (!cell)
+		runtime_error(GCHEAP_ERR_NOMEM, "gc_weak_new: no memory for "
+		              "the record");
+	return (gc_weak *)cell;
+}
+
+/* The target of a cell, strong, for the attached thread t. */
+static uintptr_t weak_target(gc_thread *t, const weak_cell *c)
+{
+	uintptr_t p;
+
+	for (;;) {
+		runtime_safepoint(t);
+		p = aload_acq(&c->target);
+		if (!p)
+			return 0;
+		mspan *s = spanof(p);
+		if (!s)
+			continue; /* freed meanwhile: the cell is clear now */
+		uintptr_t sg = aload_acq(&mheap_.sweepgen);
+		uintptr_t ssg = aload_acq(&s->sweepgen);
+		if (ssg == sg || ssg == sg + 3) {
+			/* Swept this cycle: a dead target was cleared
+			 * first (and a reused span struct implies that). */
+			if (aload_acq(&c->target) == p)
+				break;
+			continue;
+		}
+		if (ssg == sg - 2 && mspan_try_acquire(s, sg))
+			mspan_sweep(s, false);
+		else
+			sched_yield(); /* being swept, or cached unswept */
+	}
+	if (GCHEAP_SABOTAGE != 4)
+		shade(t, p);
+	return p;
+}
+
+void *gc_weak_get(const gc_weak *w)
+{
+	gc_thread *t = attached("gc_weak_get");
+
+	if (!t)
+		return NULL;
+	if (!w) {
+		runtime_error(GCHEAP_ERR_ARG, "gc_weak_get(NULL)");
+		return NULL;
+	}
+	return (void *)weak_target(t, (const weak_cell *)w);
+}
+
+/* ---- Ephemerons --------------------------------------------------------- */
+
+static gc_type *ephemeron_type(void)
+{
+	static atomic_word type;
+	uintptr_t t = aload_acq(&type);
+	if (!t) {
+		static const size_t off[] = {offsetof(ephemeron_obj, key)};
+		t = (uintptr_t)gc_type_new("gc_ephemeron",
+		                           sizeof(ephemeron_obj), off, 1,
+		                           GCHEAP_TAIL_NOSCAN);
+		if (t && !acas(&type, 0, t))
+			t = aload_acq(&type); /* types are immortal */
+	}
+	return (gc_type *)t;
+}
+
+gc_ephemeron *gc_ephemeron_new(void *key, void *value)
+{
+	gc_thread *t = attached("gc_ephemeron_new");
+
+	if (!t)
+		return NULL;
+	gc_type *ty = ephemeron_type();
+	if (!ty)
+		return NULL;
+	/* The cell is kept by key's special; key and value by the caller. */
+	gc_weak *k = gc_weak_new(key);
+	if (!k)
+		return NULL;
+	ephemeron_obj *e = gc_alloc(sizeof(*e), ty);
+	if (!e)
+		return NULL;
+	gc_write((void *)&e->key, k);
+	shade(t, (uintptr_t)value);
+	astore(&e->value, (uintptr_t)value);
+	if (!specials_add_ephemeron(spanof((uintptr_t)e), (uintptr_t)e)) {
+		runtime_error(GCHEAP_ERR_NOMEM, "gc_ephemeron_new: no memory "
+		              "for the record");
+		return NULL;
+	}
+	return (gc_ephemeron *)e;
+}
+
+static uintptr_t eph_key(gc_thread *t, const ephemeron_obj *e)
+{
+	return weak_target(t, (const weak_cell *)aload(&e->key));
+}
+
+void *gc_ephemeron_key(const gc_ephemeron *e)
+{
+	gc_thread *t = attached("gc_ephemeron_key");
+	if (!t || !e)
+		return NULL;
+	return (void *)eph_key(t, (const ephemeron_obj *)e);
+}
+
+static uintptr_t eph_value(gc_thread *t, const ephemeron_obj *e)
+{
+	if (!eph_key(t, e))
+		return 0;
+	uintptr_t v = aload(&e->value);
+	shade(t, v);
+	return v;
+}
+
+void *gc_ephemeron_value(const gc_ephemeron *e)
+{
+	gc_thread *t = attached("gc_ephemeron_value");
+	if (!t || !e)
+		return NULL;
+	return (void *)eph_value(t, (const ephemeron_obj *)e);
+}
+
+void gc_ephemeron_set_value(gc_ephemeron *e, void *value)
+{
+	gc_thread *t = attached("gc_ephemeron_set_value");
+	ephemeron_obj *eo = (ephemeron_obj *)e;
+
+	if (!t || !e || !eph_key(t, eo))
+		return;
+	/* Both halves of the barrier: old and new value. */
+	gc_write((void *)&eo->value, value);
+}
+
+/* ---- The weak-key map --------------------------------------------------- */
+
+struct gc_weakmap {
+	ephemeron_obj **slots; /* cap entries: NULL, TOMB or an ephemeron */
+	size_t cap;            /* a power of two */
+	size_t used;           /* slots that are neither NULL nor TOMB */
+};
+
+/* Deleted: not a heap address, so the collector ignores it. */
+static const uintptr_t tomb_word;
+#define TOMB ((ephemeron_obj *)&tomb_word)
+
+static gc_type *map_type, *slots_type;
+static pthread_once_t map_once = PTHREAD_ONCE_INIT;
+
+static void map_types(void)
+{
+	static const size_t moff[] = {offsetof(gc_weakmap, slots)};
+	static const size_t soff[] = {0};
+	map_type = gc_type_new("gc_weakmap", sizeof(gc_weakmap), moff, 1,
+	                       GCHEAP_TAIL_NOSCAN);
+	slots_type = gc_type_new("gc_weakmap slots", sizeof(void *), soff, 1,
+	                         GCHEAP_TAIL_REPEAT);
+}
+
+static size_t hash_addr(const void *p, size_t cap)
+{
+	uint64_t x = (uint64_t)(uintptr_t)p;
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdULL;
+	x ^= x >> 33;
+	return (size_t)x & (cap - 1);
+}
+
+gc_weakmap *gc_weakmap_new(void)
+{
+	if (!attached("gc_weakmap_new"))
+		return NULL;
+	pthread_once(&map_once, map_types);
+	if (!map_type || !slots_type)
+		return NULL;
+	gc_weakmap *m = gc_alloc(sizeof(*m), map_type);
+	if (!m)
+		return NULL;
+	void *slots = gc_alloc(8 * sizeof(void *), slots_type);
+	if (!slots)
+		return NULL;
+	gc_write(&m->slots, slots);
+	m->cap = 8;
+	return m;
+}
+
+/* The slot holding key's live entry, or NULL. */
+static ephemeron_obj **map_find(gc_thread *t, gc_weakmap *m, const void *k)
+{
+	size_t mask = m->cap - 1;
+	for (size_t i = hash_addr(k, m->cap), n = 0; n < m->cap;
+	     i = (i + 1) & mask, n++) {
+		ephemeron_obj *e = m->slots[i];
+		if (!e)
+			return NULL;
+		if (e != TOMB && eph_key(t, e) == (uintptr_t)k)
+			return &m->slots[i];
+	}
+	return NULL;
+}
+
+void *gc_weakmap_get(gc_weakmap *m, const void *key)
+{
+	gc_thread *t = attached("gc_weakmap_get");
+	if (!t || !m || !key)
+		return NULL;
+	ephemeron_obj **e = map_find(t, m, key);
+	return e ? (void *)eph_value(t, *e) : NULL;
+}
+
+/* Rehash into 2 * cap (or the same cap when mostly dead) slots, dropping
+ * deleted entries and entries whose keys died. */
+static bool map_grow(gc_thread *t, gc_weakmap *m)
+{
+	size_t live = 0;
+	for (size_t i = 0; i < m->cap; i++)
+		if (m->slots[i] && m->slots[i] != TOMB &&
+		    eph_key(t, m->slots[i]))
+			live++;
+	size_t cap = m->cap;
+	while (live * 2 >= cap)
+		cap *= 2;
+	ephemeron_obj **ns = gc_alloc_array(cap, slots_type);
+	if (!ns)
+		return false;
+	/* No safepoint from here on: the old slots stay reachable from m
+	 * until the new ones are installed. */
+	size_t used = 0;
+	for (size_t i = 0; i < m->cap; i++) {
+		ephemeron_obj *e = m->slots[i];
+		uintptr_t k;
+		if (!e || e == TOMB || !(k = aload_acq(&((weak_cell *)aload(
+		                                 &e->key))->target)))
+			continue;
+		size_t j = hash_addr((void *)k, cap);
+		while (ns[j])
+			j = (j + 1) & (cap - 1);
+		gc_write(&ns[j], e);
+		used++;
+	}
+	gc_write(&m->slots, ns);
+	m->cap = cap;
+	m->used = used;
+	return true;
+}
+
+gc_status gc_weakmap_set(gc_weakmap *m, void *key, void *value)
+{
+	gc_thread *t = attached("gc_weakmap_set");
+	if (!t)
+		return GCHEAP_ERR_NOT_ATTACHED;
+	if (!m || !key || !mheap_find_object((uintptr_t)key, NULL)) {
+		runtime_error(GCHEAP_ERR_ARG, "gc_weakmap_set(%p, %p): the key "
+		              "must be an address inside a heap object",
+		              (void *)m, key);
+		return GCHEAP_ERR_ARG;
+	}
+	ephemeron_obj **e = map_find(t, m, key);
+	if (e) {
+		gc_write((void *)&(*e)->value, value);
+		return GCHEAP_OK;
+	}
+	if ((m->used + 1) * 4 > m->cap * 3 && !map_grow(t, m))
+		return gc_last_error();
+	ephemeron_obj *ne = (ephemeron_obj *)gc_ephemeron_new(key, value);
+	if (!ne)
+		return gc_last_error();
+	/* The first reusable slot: empty, deleted, or a dead entry. */
+	size_t mask = m->cap - 1;
+	for (size_t i = hash_addr(key, m->cap);; i = (i + 1) & mask) {
+		ephemeron_obj *o = m->slots[i];
+		if (!o || o == TOMB || !eph_key(t, o)) {
+			if (!o)
+				m->used++;
+			gc_write(&m->slots[i], ne);
+			return GCHEAP_OK;
+		}
+	}
+}
+
+int gc_weakmap_delete(gc_weakmap *m, const void *key)
+{
+	gc_thread *t = attached("gc_weakmap_delete");
+	if (!t || !m || !key)
+		return 0;
+	ephemeron_obj **e = map_find(t, m, key);
+	if (!e)
+		return 0;
+	gc_write(e, TOMB);
+	return 1;
+}
+
+size_t gc_weakmap_count(gc_weakmap *m)
+{
+	gc_thread *t = attached("gc_weakmap_count");
+	size_t n = 0;
+	if (!t || !m)
+		return 0;
+	for (size_t i = 0; i < m->cap; i++)
+		if (m->slots[i] && m->slots[i] != TOMB &&
+		    eph_key(t, m->slots[i]))
+			n++;
+	return n;
+}

@@ -1,0 +1,890 @@
+/* tests/gc/test_final.c: finalizers, cleanups, weak references,
+ * ephemerons and the weak map (gc/mfinal.c, runtime/finalizer.c,
+ * runtime/weak.c), in precise mode (conservative stack scanning off, roots
+ * in frames), so that exactly what should die dies:
+ *  - every eligible finalizer runs exactly once, within two cycles, with
+ *    its object and arg, and what the object reaches is intact then;
+ *  - reachable objects are not finalized; resurrection keeps the object;
+ *  - order: a chain is finalized one link per cycle, a cycle never;
+ *  - weak references clear when the target dies, before its finalizer
+ *    runs, stay clear after resurrection, follow the tiny-block rule, and
+ *    a weak reference read while marking is shaded (with a control that
+ *    shows the object is lost without the shade);
+ *  - cleanups run after the free, several per object, can be cancelled;
+ *  - finalizers that allocate; the finalizer thread; a thread that exits
+ *    with finalizers pending;
+ *  - ephemerons: the value lives exactly as long as the key, chains of
+ *    them resolve, a value pointing at its key does not keep it; an
+ *    ephemeron made during marking keeps its value;
+ *  - the weak map; and the bad inputs. */
+#include "test_harness.c"
+
+static gc_type *t_node; /* {ptr a, ptr b, word key, word pad}: 32 bytes */
+
+typedef struct node {
+	struct node *a, *b;
+	uint64_t key, pad;
+} node;
+
+static void start(void)
+{
+	static const size_t off[] = {offsetof(node, a), offsetof(node, b)};
+	sys_fatal_exit_code = 70;
+	ck_assert_int_eq(gc_thread_attach(), GCHEAP_OK);
+	gc_set_conservative_stacks(0);
+	gc_set_finalizer_thread(0);
+	gc_disable(); /* only the test's own cycles */
+	t_node = gc_type_new("node", sizeof(node), off, 2,
+	                     GCHEAP_TAIL_NOSCAN);
+	ck_assert_ptr_nonnull(t_node);
+}
+
+static node *new_node(uint64_t key)
+{
+	node *n = gc_alloc(sizeof(node), t_node);
+	ck_assert_ptr_nonnull(n);
+	n->key = key;
+	return n;
+}
+
+/* ---- Finalizer bookkeeping ----------------------------------------------- */
+
+#define MAXF 4096
+static uintptr_t fin_obj[MAXF];   /* not roots: conservative is off */
+static uintptr_t fin_arg[MAXF];
+static size_t nfin;
+static int fin_check_weak;        /* check the weak ref in arg is clear */
+
+static void on_finalize(void *obj, void *arg)
+{
+	REQUIRE(nfin < MAXF, "too many finalizers");
+	if (fin_check_weak)
+		REQUIRE(gc_weak_get(arg) == NULL, "weak reference to %p "
+		        "still set while its finalizer runs", obj);
+	fin_obj[nfin] = (uintptr_t)obj;
+	fin_arg[nfin] = (uintptr_t)arg;
+	nfin++;
+}
+
+static size_t count_fin(uintptr_t obj)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < nfin; i++)
+		n += fin_obj[i] == obj;
+	return n;
+}
+
+static size_t collect_and_run(void)
+{
+	gc_collect();
+	return gc_run_finalizers();
+}
+
+/* ---- Finalizers ---------------------------------------------------------- */
+
+/* Objects of every kind: tiny, small noscan, small scan, scan over 512
+ * bytes, large. Half are kept in the frame. */
+START_TEST(test_finalizer_runs_once)
+{
+	static const size_t sizes[] = {8, 48, 32, 1024, 100000};
+	enum { N = 200 };
+	void *ms[N] = {0};
+	uintptr_t all[N];
+	gc_frame f;
+
+	start();
+	gc_frame_push(&f, ms, N);
+	for (size_t i = 0; i < N; i++) {
+		size_t sz = sizes[i % 5];
+		void *p = (i % 5 == 2 || i % 5 == 3) ?
+		          (void *)gc_alloc(sz, t_node) : gc_alloc(sz, NULL);
+		ck_assert_ptr_nonnull(p);
+		all[i] = (uintptr_t)p;
+		ck_assert_int_eq(gc_set_finalizer(p, on_finalize,
+		                                  (void *)(i + 1)), GCHEAP_OK);
+		if (i % 2)
+			ms[i] = p;
+	}
+	/* A dropped tiny object that shares its block with a kept one is
+	 * kept (the documented tiny rule): expect those to wait. */
+	bool shared[N] = {0};
+	size_t expect = 0;
+	for (size_t i = 0; i < N; i += 2) {
+		for (size_t j = 1; j < N; j += 2)
+			if (i % 5 == 0 && j % 5 == 0 &&
+			    gc_base((void *)all[i]) == gc_base((void *)all[j]))
+				shared[i] = true;
+		expect += !shared[i];
+	}
+	ck_assert_uint_eq(collect_and_run(), expect);
+	for (size_t i = 0; i < N; i++) {
+		REQUIRE(count_fin(all[i]) == (i % 2 || shared[i] ? 0u : 1u),
+		        "object %zu finalized %zu times", i,
+		        count_fin(all[i]));
+		if (!(i % 2))
+			for (size_t j = 0; j < nfin; j++)
+				if (fin_obj[j] == all[i])
+					REQUIRE(fin_arg[j] == i + 1, "arg");
+	}
+	/* Still allocated until the next cycle frees them. */
+	ck_assert_uint_eq(collect_and_run(), 0);
+	for (size_t i = 0; i < N; i += 2)
+		REQUIRE(!is_live((void *)all[i]) || i % 5 == 0 || shared[i],
+		        "finalized object %zu not freed by the second cycle",
+		        i);
+	/* The others, dropped now, are finalized once too. */
+	for (size_t i = 0; i < N; i++)
+		ms[i] = NULL;
+	ck_assert_uint_eq(collect_and_run(), N - expect);
+	ck_assert_uint_eq(collect_and_run(), 0);
+	for (size_t i = 0; i < N; i++)
+		REQUIRE(count_fin(all[i]) == 1, "object %zu: %zu runs", i,
+		        count_fin(all[i]));
+	gc_frame_pop(&f);
+}
+END_TEST
+
+START_TEST(test_finalizer_cleared)
+{
+	void *ms[1];
+	gc_frame f;
+
+	start();
+	gc_frame_push(&f, ms, 1);
+	node *n = new_node(1);
+	ck_assert_int_eq(gc_set_finalizer(n, on_finalize, NULL), GCHEAP_OK);
+	ck_assert_int_eq(gc_set_finalizer(n, NULL, NULL), GCHEAP_OK);
+	n = NULL;
+	ck_assert_uint_eq(collect_and_run(), 0);
+	/* Replacing: one finalizer, the last one set. */
+	ms[0] = new_node(2);
+	ck_assert_int_eq(gc_set_finalizer(ms[0], on_finalize, (void *)1),
+	                 GCHEAP_OK);
+	ck_assert_int_eq(gc_set_finalizer(ms[0], on_finalize, (void *)2),
+	                 GCHEAP_OK);
+	ms[0] = NULL;
+	ck_assert_uint_eq(collect_and_run(), 1);
+	ck_assert_uint_eq(fin_arg[0], 2);
+	gc_frame_pop(&f);
+}
+END_TEST
+
+/* The object and what it reaches are intact when the finalizer runs. */
+static void check_children(void *obj, void *arg)
+{
+	node *n = obj;
+	REQUIRE(n->key == 7, "finalized object's key %llu",
+	        (unsigned long long)n->key);
+	REQUIRE(n->a && n->a->key == 8 && check_payload(n->b, 300, 9),
+	        "what the finalized object reaches was freed");
+	on_finalize(obj, arg);
+}
+
+START_TEST(test_finalizer_keeps_reachable)
+{
+	start();
+	node *n = new_node(7);
+	gc_write(&n->a, new_node(8));
+	gc_write(&n->b, new_payload(300, 9));
+	ck_assert_int_eq(gc_set_finalizer(n, check_children, NULL),
+	                 GCHEAP_OK);
+	n = NULL;
+	ck_assert_uint_eq(collect_and_run(), 1);
+}
+END_TEST
+
+static void *resurrected[1];
+
+static void resurrect(void *obj, void *arg)
+{
+	gc_write(&resurrected[0], obj);
+	on_finalize(obj, arg);
+}
+
+START_TEST(test_resurrection)
+{
+	start();
+	ck_assert_int_eq(gc_add_roots(resurrected, 1), GCHEAP_OK);
+	node *n = new_node(11);
+	gc_write(&n->b, new_payload(64, 12));
+	gc_weak *w = gc_weak_new(n);
+	void *ms[1] = {w};
+	gc_frame f;
+	gc_frame_push(&f, ms, 1);
+	ck_assert_int_eq(gc_set_finalizer(n, resurrect, NULL), GCHEAP_OK);
+	n = NULL;
+	ck_assert_uint_eq(collect_and_run(), 1);
+	for (int i = 0; i < 3; i++)
+		ck_assert_uint_eq(collect_and_run(), 0);
+	node *r = resurrected[0];
+	ck_assert(is_live(r));
+	ck_assert_uint_eq(r->key, 11);
+	ck_assert(check_payload(r->b, 64, 12));
+	/* The weak reference stays clear after resurrection. */
+	ck_assert_ptr_null(gc_weak_get(ms[0]));
+	/* A new finalizer on the resurrected object runs once more. */
+	ck_assert_int_eq(gc_set_finalizer(r, on_finalize, NULL), GCHEAP_OK);
+	gc_write(&resurrected[0], NULL);
+	ck_assert_uint_eq(collect_and_run(), 1);
+	ck_assert_uint_eq(count_fin((uintptr_t)r), 2);
+	collect_and_run();
+	ck_assert(!is_live(r));
+	gc_frame_pop(&f);
+}
+END_TEST
+
+START_TEST(test_chain_order)
+{
+	start();
+	node *a = new_node(1), *b = new_node(2), *c = new_node(3);
+	gc_write(&a->a, b);
+	gc_write(&b->a, c);
+	uintptr_t pa = (uintptr_t)a, pb = (uintptr_t)b, pc = (uintptr_t)c;
+	gc_set_finalizer(a, on_finalize, NULL);
+	gc_set_finalizer(b, on_finalize, NULL);
+	gc_set_finalizer(c, on_finalize, NULL);
+	a = b = c = NULL;
+	ck_assert_uint_eq(collect_and_run(), 1);
+	ck_assert_uint_eq(fin_obj[0], pa);
+	ck_assert_uint_eq(collect_and_run(), 1);
+	ck_assert_uint_eq(fin_obj[1], pb);
+	ck_assert_uint_eq(collect_and_run(), 1);
+	ck_assert_uint_eq(fin_obj[2], pc);
+	ck_assert_uint_eq(collect_and_run(), 0);
+}
+END_TEST
+
+START_TEST(test_cycle_never_finalized)
+{
+	start();
+	node *a = new_node(1), *b = new_node(2), *s = new_node(3);
+	gc_write(&a->a, b);
+	gc_write(&b->a, a);
+	gc_write(&s->a, s); /* reaches itself */
+	gc_set_finalizer(a, on_finalize, NULL);
+	gc_set_finalizer(b, on_finalize, NULL);
+	gc_set_finalizer(s, on_finalize, NULL);
+	uintptr_t pa = (uintptr_t)a;
+	a = b = s = NULL;
+	for (int i = 0; i < 3; i++)
+		ck_assert_uint_eq(collect_and_run(), 0);
+	/* Documented: it leaks, as in Go. Clearing one finalizer is not
+	 * enough (b reaches itself through a); cutting a pointer is. */
+	uintptr_t pb = (uintptr_t)((node *)pa)->a;
+	ck_assert_int_eq(gc_set_finalizer((void *)pa, NULL, NULL), GCHEAP_OK);
+	ck_assert_uint_eq(collect_and_run(), 0); /* b still reaches b */
+	/* Cutting a -> b: b is unreachable, and reaches a. */
+	gc_set_finalizer((void *)pa, on_finalize, NULL);
+	gc_write(&((node *)pa)->a, NULL);
+	ck_assert_uint_eq(collect_and_run(), 1);
+	ck_assert_uint_eq(fin_obj[0], pb);
+	ck_assert_uint_eq(collect_and_run(), 1);
+	ck_assert_uint_eq(fin_obj[1], pa);
+}
+END_TEST
+
+/* A finalizer that allocates a list and hangs it on a root. */
+static void *alloc_root[1];
+
+static void allocating(void *obj, void *arg)
+{
+	node *head = NULL;
+	for (int i = 0; i < 1000; i++) {
+		node *n = new_node((uint64_t)i);
+		gc_write(&n->a, head);
+		head = n;
+		gc_write(&alloc_root[0], head);
+	}
+	on_finalize(obj, arg);
+}
+
+START_TEST(test_finalizer_allocates)
+{
+	start();
+	ck_assert_int_eq(gc_add_roots(alloc_root, 1), GCHEAP_OK);
+	for (int i = 0; i < 20; i++)
+		gc_set_finalizer(new_node((uint64_t)i), allocating, NULL);
+	gc_enable(); /* cycles may start inside the finalizers */
+	ck_assert_uint_eq(collect_and_run(), 20);
+	gc_collect();
+	size_t n = 0;
+	for (node *p = alloc_root[0]; p; p = p->a, n++)
+		REQUIRE(p->key == 999 - n, "list node %zu", n);
+	ck_assert_uint_eq(n, 1000);
+}
+END_TEST
+
+/* ---- The finalizer thread ------------------------------------------------ */
+
+static atomic_word thread_runs;
+
+static void count_run(void *obj, void *arg)
+{
+	afetch_add(&thread_runs, 1);
+}
+
+static bool wait_runs(uintptr_t n)
+{
+	for (int i = 0; i < 5000 && aload(&thread_runs) < n; i++) {
+		gc_blocking_begin();
+		sleep_us(1000);
+		gc_blocking_end();
+	}
+	return aload(&thread_runs) == n;
+}
+
+START_TEST(test_finalizer_thread)
+{
+	start();
+	gc_set_finalizer_thread(1);
+	for (int i = 0; i < 50; i++)
+		gc_set_finalizer(new_node((uint64_t)i), count_run, NULL);
+	gc_collect();
+	ck_assert_msg(wait_runs(50), "the finalizer thread ran %zu of 50",
+	              (size_t)aload(&thread_runs));
+	ck_assert_uint_eq(gc_finalizers_pending(), 0);
+	/* Manual mode: nothing runs until asked. */
+	gc_set_finalizer_thread(0);
+	for (int i = 0; i < 10; i++)
+		gc_set_finalizer(new_node((uint64_t)i), count_run, NULL);
+	gc_collect();
+	sleep_us(20000);
+	ck_assert_uint_eq(aload(&thread_runs), 50);
+	ck_assert_uint_eq(gc_finalizers_pending(), 10);
+	ck_assert_uint_eq(gc_run_finalizers(), 10);
+	ck_assert_uint_eq(aload(&thread_runs), 60);
+}
+END_TEST
+
+static void *exiting_thread(void *arg)
+{
+	(void)arg;
+	if (gc_thread_attach() != GCHEAP_OK)
+		abort();
+	gc_set_conservative_stacks(0);
+	for (int i = 0; i < 100; i++)
+		gc_set_finalizer(new_node((uint64_t)i), count_run, NULL);
+	return NULL; /* exits attached: detached by the runtime */
+}
+
+START_TEST(test_thread_exit_pending)
+{
+	pthread_t t;
+
+	start();
+	gc_set_finalizer_thread(1);
+	ck_assert_int_eq(pthread_create(&t, NULL, exiting_thread, NULL), 0);
+	gc_blocking_begin();
+	pthread_join(t, NULL);
+	gc_blocking_end();
+	gc_collect();
+	ck_assert_msg(wait_runs(100), "ran %zu of 100 finalizers of an "
+	              "exited thread", (size_t)aload(&thread_runs));
+}
+END_TEST
+
+/* ---- Cleanups ------------------------------------------------------------ */
+
+static uintptr_t cleaned[64];
+static size_t ncleaned;
+static uintptr_t cleanup_saw_live;
+
+static void on_cleanup(void *arg)
+{
+	cleaned[ncleaned++] = (uintptr_t)arg;
+}
+
+static void check_freed(void *arg)
+{
+	/* arg is the hidden address of the object: it must be free. */
+	cleanup_saw_live += is_live(unhide((uintptr_t)arg));
+	on_cleanup(arg);
+}
+
+START_TEST(test_cleanups)
+{
+	start();
+	node *n = new_node(1);
+	ck_assert(gc_add_cleanup(n, on_cleanup, (void *)1));
+	uint64_t id2 = gc_add_cleanup(n, on_cleanup, (void *)2);
+	ck_assert(gc_add_cleanup((char *)n + 8, on_cleanup, (void *)3));
+	ck_assert(gc_add_cleanup(n, check_freed, (void *)hide(n)));
+	ck_assert(id2);
+	ck_assert_int_eq(gc_cancel_cleanup(n, id2), GCHEAP_OK);
+	ck_assert_int_eq(gc_cancel_cleanup(n, id2), GCHEAP_ERR_ARG);
+	n = NULL;
+	ck_assert_uint_eq(collect_and_run(), 3);
+	ck_assert_uint_eq(ncleaned, 3);
+	ck_assert_uint_eq(cleanup_saw_live, 0);
+	bool saw[4] = {0};
+	for (size_t i = 0; i < ncleaned; i++)
+		if (cleaned[i] < 4)
+			saw[cleaned[i]] = true;
+	ck_assert(saw[1] && !saw[2] && saw[3]);
+	ck_assert_uint_eq(collect_and_run(), 0);
+}
+END_TEST
+
+/* A cleanup's arg is kept alive by it. */
+static void check_arg(void *arg)
+{
+	node *n = arg;
+	REQUIRE(n->key == 42 && check_payload(n->b, 100, 43),
+	        "the cleanup's arg was freed");
+	on_cleanup(arg);
+}
+
+START_TEST(test_cleanup_arg_alive)
+{
+	start();
+	node *arg = new_node(42);
+	gc_write(&arg->b, new_payload(100, 43));
+	node *n = new_node(1);
+	ck_assert(gc_add_cleanup(n, check_arg, arg));
+	n = arg = NULL;
+	gc_collect();
+	gc_collect();
+	ck_assert_uint_eq(gc_run_finalizers(), 1);
+}
+END_TEST
+
+/* A resurrected object's cleanup waits for the real free. */
+START_TEST(test_cleanup_after_resurrection)
+{
+	start();
+	ck_assert_int_eq(gc_add_roots(resurrected, 1), GCHEAP_OK);
+	node *n = new_node(1);
+	gc_add_cleanup(n, on_cleanup, (void *)5);
+	gc_set_finalizer(n, resurrect, NULL);
+	n = NULL;
+	ck_assert_uint_eq(collect_and_run(), 1); /* the finalizer only */
+	ck_assert_uint_eq(ncleaned, 0);
+	ck_assert_uint_eq(collect_and_run(), 0);
+	gc_write(&resurrected[0], NULL);
+	ck_assert_uint_eq(collect_and_run(), 1);
+	ck_assert_uint_eq(cleaned[0], 5);
+}
+END_TEST
+
+/* ---- Weak references ----------------------------------------------------- */
+
+START_TEST(test_weak_basic)
+{
+	void *ms[3] = {0};
+	gc_frame f;
+
+	start();
+	gc_frame_push(&f, ms, 3);
+	node *n = new_node(5);
+	ms[0] = n;
+	gc_weak *w = gc_weak_new(n);
+	ck_assert_ptr_nonnull(w);
+	ck_assert_ptr_eq(gc_weak_new(n), w); /* canonical */
+	ms[1] = w;
+	ms[2] = gc_weak_new((char *)n + 16); /* interior */
+	ck_assert_ptr_ne(ms[2], w);
+	for (int i = 0; i < 3; i++) {
+		gc_collect();
+		ck_assert_ptr_eq(gc_weak_get(ms[1]), n);
+		ck_assert_ptr_eq(gc_weak_get(ms[2]), (char *)n + 16);
+	}
+	ms[0] = n = NULL;
+	gc_collect();
+	ck_assert_ptr_null(gc_weak_get(ms[1]));
+	ck_assert_ptr_null(gc_weak_get(ms[2]));
+	gc_frame_pop(&f);
+}
+END_TEST
+
+/* A weak reference is cleared even when nobody swept the span yet: the
+ * reader sweeps it (lazy sweeping, no background sweeper race). */
+START_TEST(test_weak_many_before_sweep)
+{
+	enum { N = 2000 };
+	void *ms[2] = {0};
+	gc_frame f;
+
+	start();
+	gc_frame_push(&f, ms, 2);
+	static const size_t z = 0;
+	gc_type *t_ptr = gc_type_new("ptr", 8, &z, 1, GCHEAP_TAIL_REPEAT);
+	gc_weak **ws = gc_alloc_array(N, t_ptr);
+	ms[0] = ws;
+	void **keep = gc_alloc_array(N, t_ptr);
+	ms[1] = keep;
+	for (size_t i = 0; i < N; i++) {
+		node *n = new_node(i);
+		gc_write(&ws[i], gc_weak_new(n));
+		if (i % 3 == 0)
+			gc_write(&keep[i], n);
+	}
+	gc_run_cycle(false); /* no waiting for the sweep */
+	for (size_t i = 0; i < N; i++) {
+		node *p = gc_weak_get(ws[i]);
+		if (i % 3 == 0)
+			REQUIRE(p == keep[i] && p->key == i, "kept %zu", i);
+		else
+			REQUIRE(p == NULL, "dead %zu read as %p", i, (void *)p);
+	}
+	gc_frame_pop(&f);
+}
+END_TEST
+
+START_TEST(test_weak_cleared_before_finalizer)
+{
+	void *ms[1];
+	gc_frame f;
+
+	start();
+	gc_frame_push(&f, ms, 1);
+	node *n = new_node(1);
+	ms[0] = gc_weak_new(n);
+	fin_check_weak = 1;
+	gc_set_finalizer(n, on_finalize, ms[0]);
+	n = NULL;
+	ck_assert_uint_eq(collect_and_run(), 1);
+	ck_assert_ptr_null(gc_weak_get(ms[0]));
+	gc_frame_pop(&f);
+}
+END_TEST
+
+/* Tiny objects: the weak reference lives as long as the 16-byte block. */
+START_TEST(test_weak_tiny_block)
+{
+	void *ms[3] = {0};
+	gc_frame f;
+
+	start();
+	gc_frame_push(&f, ms, 3);
+	char *a = gc_alloc(4, NULL), *b = gc_alloc(4, NULL);
+	ck_assert_ptr_eq(gc_base(a), gc_base(b)); /* one block */
+	ms[0] = gc_weak_new(a);
+	ms[1] = gc_weak_new(b);
+	ms[2] = b;
+	a = NULL;
+	gc_collect();
+	ck_assert_ptr_nonnull(gc_weak_get(ms[0])); /* b keeps the block */
+	ms[2] = b = NULL;
+	gc_collect();
+	ck_assert_ptr_null(gc_weak_get(ms[0]));
+	ck_assert_ptr_null(gc_weak_get(ms[1]));
+	gc_frame_pop(&f);
+}
+END_TEST
+
+/* The hard case: during marking, a thread whose roots are already scanned
+ * reads a weak reference to an object that is otherwise unreachable and
+ * keeps it in its frame. gc_weak_get must shade it. The control reads the
+ * cell's hidden address directly and shows the object is then lost. */
+static void weak_get_during_mark(bool use_api)
+{
+	helper h;
+	void *ms[2] = {0};
+	gc_frame f;
+
+	start();
+	helper_start(&h);
+	gc_frame_push(&f, ms, 2);
+	node *x = new_node(77);
+	gc_write(&x->b, new_payload(128, 78));
+	ms[0] = gc_weak_new(x);
+	x = NULL;
+	pause_begin(&h);
+	ck_assert_int_eq((int)aload(&gc_.phase), GCPHASE_MARK);
+	if (use_api)
+		ms[1] = gc_weak_get(ms[0]);
+	else
+		ms[1] = (void *)aload(&((weak_cell *)ms[0])->target);
+	ck_assert_ptr_nonnull(ms[1]);
+	pause_end(&h, NULL, NULL);
+	if (use_api) {
+		node *r = ms[1];
+		ck_assert(is_live(r));
+		ck_assert_uint_eq(r->key, 77);
+		ck_assert(check_payload(r->b, 128, 78));
+		ck_assert_ptr_eq(gc_weak_get(ms[0]), r);
+	} else {
+		ck_assert_msg(!is_live(ms[1]), "the control lost nothing: the "
+		              "scenario does not test the shade");
+		ms[1] = NULL;
+	}
+	gc_frame_pop(&f);
+	helper_stop(&h);
+}
+
+START_TEST(test_weak_get_shades)
+{
+	weak_get_during_mark(true);
+}
+END_TEST
+
+START_TEST(test_weak_get_control)
+{
+	/* checkmark would (rightly) abort on the control's lost object. */
+	setenv("GCHEAP_DEBUG", "verify=1,poison=1", 1);
+	weak_get_during_mark(false);
+}
+END_TEST
+
+/* ---- Ephemerons ---------------------------------------------------------- */
+
+START_TEST(test_ephemeron_value_lives_with_key)
+{
+	void *ms[4] = {0};
+	gc_frame f;
+
+	start();
+	gc_frame_push(&f, ms, 4);
+	node *k = new_node(1), *v = new_node(2);
+	gc_write(&v->a, k); /* the value points back at its key */
+	ms[0] = k;
+	ms[1] = gc_ephemeron_new(k, v);
+	ms[2] = gc_weak_new(v);
+	v = NULL;
+	for (int i = 0; i < 3; i++) {
+		gc_collect();
+		node *gv = gc_ephemeron_value(ms[1]);
+		ck_assert_ptr_nonnull(gv);
+		ck_assert_uint_eq(gv->key, 2);
+		ck_assert_ptr_eq(gv->a, k);
+		ck_assert_ptr_eq(gc_ephemeron_key(ms[1]), k);
+	}
+	ms[0] = k = NULL;
+	gc_collect();
+	ck_assert_ptr_null(gc_ephemeron_key(ms[1]));
+	ck_assert_ptr_null(gc_ephemeron_value(ms[1]));
+	ck_assert_ptr_null(gc_weak_get(ms[2])); /* the value died too */
+	/* set_value on a dead ephemeron does nothing. */
+	gc_ephemeron_set_value(ms[1], new_node(3));
+	ck_assert_ptr_null(gc_ephemeron_value(ms[1]));
+	gc_frame_pop(&f);
+}
+END_TEST
+
+/* e[i] = (k[i], k[i+1]): only k[0] is held; the whole chain lives. Built
+ * in reverse so that each pass can resolve only one link. */
+START_TEST(test_ephemeron_chain)
+{
+	enum { N = 100 };
+	static const size_t z = 0;
+	void *ms[3] = {0};
+	gc_frame f;
+
+	start();
+	gc_frame_push(&f, ms, 3);
+	gc_type *t_ptr = gc_type_new("ptr", 8, &z, 1, GCHEAP_TAIL_REPEAT);
+	void **ks = gc_alloc_array(N + 1, t_ptr);
+	void **es = gc_alloc_array(N, t_ptr);
+	void **ws = gc_alloc_array(N + 1, t_ptr);
+	ms[0] = es;
+	ms[1] = ws;
+	ms[2] = ks;
+	for (size_t i = 0; i <= N; i++) {
+		gc_write(&ks[i], new_node(i));
+		gc_write(&ws[i], gc_weak_new(ks[i]));
+	}
+	for (size_t i = N; i-- > 0;)
+		gc_write(&es[i], gc_ephemeron_new(ks[i], ks[i + 1]));
+	void *k0 = ks[0];
+	ms[2] = k0; /* drop the strong array, keep only k[0] */
+	for (int c = 0; c < 2; c++) {
+		gc_collect();
+		for (size_t i = 0; i <= N; i++) {
+			node *k = gc_weak_get(ws[i]);
+			REQUIRE(k && k->key == i, "chain link %zu lost", i);
+		}
+	}
+	ms[2] = NULL;
+	gc_collect();
+	for (size_t i = 0; i <= N; i++)
+		REQUIRE(!gc_weak_get(ws[i]), "link %zu survived its key", i);
+	gc_frame_pop(&f);
+}
+END_TEST
+
+/* Made while marking, by a thread already scanned: the value (held only
+ * by the ephemeron afterwards) must survive, the key being live. */
+START_TEST(test_ephemeron_during_mark)
+{
+	helper h;
+	void *ms[3] = {0};
+	gc_frame f;
+
+	start();
+	helper_start(&h);
+	gc_frame_push(&f, ms, 3);
+	ms[0] = new_node(1);
+	pause_begin(&h);
+	node *v = new_node(2); /* black */
+	gc_write(&v->b, new_payload(64, 3));
+	ms[1] = gc_ephemeron_new(ms[0], v);
+	node *v2 = gc_ephemeron_value(ms[1]);
+	ck_assert_ptr_eq(v2, v);
+	v = v2 = NULL;
+	pause_end(&h, NULL, NULL);
+	gc_collect();
+	node *r = gc_ephemeron_value(ms[1]);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_uint_eq(r->key, 2);
+	ck_assert(check_payload(r->b, 64, 3));
+	gc_frame_pop(&f);
+	helper_stop(&h);
+}
+END_TEST
+
+/* ---- The weak map -------------------------------------------------------- */
+
+START_TEST(test_weakmap)
+{
+	enum { N = 3000 };
+	static const size_t z = 0;
+	void *ms[3] = {0};
+	gc_frame f;
+
+	start();
+	gc_frame_push(&f, ms, 3);
+	gc_type *t_ptr = gc_type_new("ptr", 8, &z, 1, GCHEAP_TAIL_REPEAT);
+	gc_weakmap *m = gc_weakmap_new();
+	ck_assert_ptr_nonnull(m);
+	ms[0] = m;
+	void **keys = gc_alloc_array(N, t_ptr);
+	void **vw = gc_alloc_array(N, t_ptr);
+	ms[1] = keys;
+	ms[2] = vw;
+	for (size_t i = 0; i < N; i++) {
+		node *k = new_node(i), *v = new_node(i + 100000);
+		gc_write(&v->a, k); /* values point at their keys */
+		gc_write(&keys[i], k);
+		gc_write(&vw[i], gc_weak_new(v));
+		ck_assert_int_eq(gc_weakmap_set(m, k, v), GCHEAP_OK);
+	}
+	ck_assert_uint_eq(gc_weakmap_count(m), N);
+	gc_collect();
+	for (size_t i = 0; i < N; i++) {
+		node *v = gc_weakmap_get(m, keys[i]);
+		REQUIRE(v && v->key == i + 100000 && v->a == keys[i],
+		        "entry %zu", i);
+	}
+	/* Replace, delete, absent keys. */
+	node *nv = new_node(7);
+	ck_assert_int_eq(gc_weakmap_set(m, keys[0], nv), GCHEAP_OK);
+	ck_assert_ptr_eq(gc_weakmap_get(m, keys[0]), nv);
+	ck_assert_int_eq(gc_weakmap_delete(m, keys[1]), 1);
+	ck_assert_int_eq(gc_weakmap_delete(m, keys[1]), 0);
+	ck_assert_ptr_null(gc_weakmap_get(m, keys[1]));
+	ck_assert_ptr_null(gc_weakmap_get(m, nv));
+	ck_assert_uint_eq(gc_weakmap_count(m), N - 1);
+	/* Drop every other key: their entries and values go. */
+	for (size_t i = 0; i < N; i += 2)
+		gc_write(&keys[i], NULL);
+	gc_collect();
+	ck_assert_uint_eq(gc_weakmap_count(m), N / 2 - 1);
+	for (size_t i = 3; i < N; i += 2)
+		REQUIRE(gc_weakmap_get(m, keys[i]), "odd key %zu lost", i);
+	for (size_t i = 2; i < N; i += 2)
+		REQUIRE(!gc_weak_get(vw[i]), "value %zu outlived its key", i);
+	/* The table keeps working (dead slots are reused). */
+	for (size_t i = 0; i < N; i += 2) {
+		node *k = new_node(i);
+		gc_write(&keys[i], k);
+		ck_assert_int_eq(gc_weakmap_set(m, k, k), GCHEAP_OK);
+	}
+	ck_assert_uint_eq(gc_weakmap_count(m), N - 1);
+	gc_frame_pop(&f);
+}
+END_TEST
+
+/* ---- Bad input ----------------------------------------------------------- */
+
+static void *unattached_calls(void *arg)
+{
+	int *ok = arg;
+	*ok = gc_set_finalizer(arg, on_finalize, NULL) ==
+	      GCHEAP_ERR_NOT_ATTACHED &&
+	      gc_weak_new(arg) == NULL &&
+	      gc_last_error() == GCHEAP_ERR_NOT_ATTACHED &&
+	      gc_weak_get((gc_weak *)arg) == NULL &&
+	      gc_run_finalizers() == 0 && gc_add_cleanup(arg, NULL, 0) == 0;
+	return NULL;
+}
+
+static int errors_seen;
+
+static void count_error(gc_status code, const char *msg, void *data)
+{
+	errors_seen++;
+}
+
+START_TEST(test_bad_input)
+{
+	static int not_heap;
+	pthread_t t;
+	int ok = 0;
+
+	start();
+	gc_set_error_handler(count_error, NULL);
+	node *n = new_node(1);
+	ck_assert_int_eq(gc_set_finalizer(&not_heap, on_finalize, NULL),
+	                 GCHEAP_ERR_ARG);
+	ck_assert_int_eq(gc_set_finalizer(NULL, on_finalize, NULL),
+	                 GCHEAP_ERR_ARG);
+	ck_assert_int_eq(gc_set_finalizer((char *)n + 8, on_finalize, NULL),
+	                 GCHEAP_ERR_ARG);
+	ck_assert_int_eq(gc_set_finalizer(n, on_finalize, (char *)n + 8),
+	                 GCHEAP_ERR_ARG);
+	ck_assert_uint_eq(gc_add_cleanup(n, on_cleanup, n), 0);
+	ck_assert_uint_eq(gc_add_cleanup(n, NULL, NULL), 0);
+	ck_assert_uint_eq(gc_add_cleanup(&not_heap, on_cleanup, NULL), 0);
+	ck_assert_int_eq(gc_cancel_cleanup(n, 12345), GCHEAP_ERR_ARG);
+	ck_assert_ptr_null(gc_weak_new(NULL));
+	ck_assert_ptr_null(gc_weak_new(&not_heap));
+	ck_assert_ptr_null(gc_weak_get(NULL));
+	ck_assert_ptr_null(gc_ephemeron_new(&not_heap, n));
+	ck_assert_int_eq(gc_weakmap_set(gc_weakmap_new(), &not_heap, n),
+	                 GCHEAP_ERR_ARG);
+	ck_assert_int_eq(errors_seen, 13);
+	ck_assert_int_eq(pthread_create(&t, NULL, unattached_calls, &ok), 0);
+	gc_blocking_begin();
+	pthread_join(t, NULL);
+	gc_blocking_end();
+	ck_assert(ok);
+}
+END_TEST
+
+static Suite *final_suite(void)
+{
+	Suite *s = suite_create("final");
+	TCase *tc = tcase_create("final");
+
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_finalizer_runs_once);
+	tcase_add_test(tc, test_finalizer_cleared);
+	tcase_add_test(tc, test_finalizer_keeps_reachable);
+	tcase_add_test(tc, test_resurrection);
+	tcase_add_test(tc, test_chain_order);
+	tcase_add_test(tc, test_cycle_never_finalized);
+	tcase_add_test(tc, test_finalizer_allocates);
+	tcase_add_test(tc, test_finalizer_thread);
+	tcase_add_test(tc, test_thread_exit_pending);
+	tcase_add_test(tc, test_cleanups);
+	tcase_add_test(tc, test_cleanup_arg_alive);
+	tcase_add_test(tc, test_cleanup_after_resurrection);
+	tcase_add_test(tc, test_weak_basic);
+	tcase_add_test(tc, test_weak_many_before_sweep);
+	tcase_add_test(tc, test_weak_cleared_before_finalizer);
+	tcase_add_test(tc, test_weak_tiny_block);
+	tcase_add_test(tc, test_weak_get_shades);
+	tcase_add_test(tc, test_weak_get_control);
+	tcase_add_test(tc, test_ephemeron_value_lives_with_key);
+	tcase_add_test(tc, test_ephemeron_chain);
+	tcase_add_test(tc, test_ephemeron_during_mark);
+	tcase_add_test(tc, test_weakmap);
+	tcase_add_test(tc, test_bad_input);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return test_main(final_suite());
+}
