@@ -13,6 +13,8 @@
 static struct {
 	gc_mutex lock;
 	gc_type *all;
+	gc_type **byid; /* byid[id - 1]; grows by doubling */
+	uint32_t n, cap;
 	bool init;
 } registry = {.lock = {.m = PTHREAD_MUTEX_INITIALIZER}};
 
@@ -20,6 +22,17 @@ gc_type *gctype_all(void)
 {
 	mutex_lock(&registry.lock);
 	gc_type *t = registry.all;
+	mutex_unlock(&registry.lock);
+	return t;
+}
+
+const gc_type *gctype_by_id(uint32_t id)
+{
+	const gc_type *t = NULL;
+
+	mutex_lock(&registry.lock);
+	if (id >= 1 && id <= registry.n)
+		t = registry.byid[id - 1];
 	mutex_unlock(&registry.lock);
 	return t;
 }
@@ -109,6 +122,18 @@ gc_type *gctype_make(const char *name, size_t size, const uint64_t *bitmap,
 			t->small_bits |= (uint64_t)1 << w;
 
 	mutex_lock(&registry.lock);
+	if (registry.n == registry.cap && registry.n < GCTYPE_MAX_ID) {
+		uint32_t cap = registry.cap ? registry.cap * 2 : 64;
+		gc_type **b = realloc(registry.byid, cap * sizeof(*b));
+		if (b) {
+			registry.byid = b;
+			registry.cap = cap;
+		}
+	}
+	if (registry.n < registry.cap && registry.n < GCTYPE_MAX_ID) {
+		registry.byid[registry.n++] = t;
+		t->id = registry.n;
+	}
 	t->next = registry.all;
 	registry.all = t;
 	mutex_unlock(&registry.lock);

@@ -36,6 +36,8 @@ struct gc_type {
 	uint64_t small_bits; /* map of words 0..63 with the tail applied */
 	char *name;          /* owned copy, never NULL */
 	struct gc_type *next; /* registry of all types */
+	uint32_t id;         /* 1, 2, ... in order of creation (heap dumps);
+	                      * ids over GCTYPE_MAX_ID are not recorded */
 	uint64_t bits[];     /* (nwords + 63) / 64 words */
 };
 
@@ -62,6 +64,12 @@ bool gctype_word_is_ptr(const gc_type *t, size_t w);
 
 /* The first type in the registry (newest first); walk with ->next. */
 gc_type *gctype_all(void);
+
+/* Per-object type ids (mspan.h typeids) are 16 bits; 0 means none. */
+#define GCTYPE_MAX_ID 65535u
+
+/* The type with id `id`, or NULL. */
+const gc_type *gctype_by_id(uint32_t id);
 
 /* ---- The pointer-slot iterator ----------------------------------------- */
 

@@ -261,6 +261,7 @@ mspan *mheap_alloc_span(uintptr_t npages, spanclass spc, heap_err *err)
 	astore(&s->sweepgen, aload(&mheap_.sweepgen));
 	mheap_.stats.inuse_pages += npages;
 	mheap_.stats.spans_inuse++;
+	mheap_.stats.class_spans[spanclass_sizeclass(spc)]++;
 	if (spanclass_sizeclass(spc) == 0) {
 		mheap_.stats.large_objects++;
 		mheap_.stats.large_bytes += s->elemsize;
@@ -286,6 +287,7 @@ void mheap_free_span(mspan *s)
 	pagealloc_set(s->base, s->npages, false);
 	mheap_.stats.inuse_pages -= s->npages;
 	mheap_.stats.spans_inuse--;
+	mheap_.stats.class_spans[spanclass_sizeclass(s->spc)]--;
 	if (spanclass_sizeclass(s->spc) == 0) {
 		mheap_.stats.large_objects--;
 		mheap_.stats.large_bytes -= s->elemsize;
@@ -394,6 +396,29 @@ uintptr_t mheap_recount_allocated(uintptr_t *nobjs)
 	if (nobjs)
 		*nobjs = n;
 	return bytes;
+}
+
+void mheap_recount_classes(uintptr_t *spans, uintptr_t *objs)
+{
+	uintptr_t sg = aload(&mheap_.sweepgen);
+
+	for (unsigned c = 0; c < NUM_SIZE_CLASSES; c++)
+		spans[c] = objs[c] = 0;
+	mutex_lock(&mheap_.lock);
+	for (heap_arena *a = mheap_.arenas; a; a = a->next) {
+		for (uintptr_t pg = 0; pg < PAGES_PER_ARENA; pg++) {
+			mspan *s = (mspan *)aload(&a->spans[pg]);
+			if (!s || s->state != MSPAN_INUSE ||
+			    s->base != a->base + pg * PAGE_SIZE)
+				continue;
+			unsigned sc = spanclass_sizeclass(s->spc);
+			uintptr_t g = aload(&s->sweepgen);
+			spans[sc]++;
+			objs[sc] += g == sg + 1 || g == sg + 3 ? s->nelems
+			                                       : s->alloc_count;
+		}
+	}
+	mutex_unlock(&mheap_.lock);
 }
 
 /* ---- Verification -------------------------------------------------------- */

@@ -85,6 +85,11 @@ typedef struct heap_stats {
 	atomic_word heap_live;
 	atomic_word large_allocs;
 	atomic_word large_alloc_bytes;
+	/* Observability (gc_read_stats): objects freed by sweep per size
+	 * class (atomic), and spans in use per size class (class 0: large),
+	 * under the lock. */
+	atomic_word nfree[NUM_SIZE_CLASSES];
+	size_t class_spans[NUM_SIZE_CLASSES];
 } heap_stats;
 
 typedef enum heap_err {
@@ -159,6 +164,13 @@ static inline mspan *spanof_heap(uintptr_t p)
  * allocated in every in-use span, alloc_count * elemsize. Exact when no
  * thread allocates or sweeps meanwhile. Takes mheap_.lock. */
 uintptr_t mheap_recount_allocated(uintptr_t *nobjs);
+
+/* The slow recount of every size class for gc_read_stats at check level
+ * 3, in one walk: spans[sc] in use, and objs[sc] counted as the fast
+ * counters count them (a span cached by a thread counts as full, as at
+ * refill); both arrays have NUM_SIZE_CLASSES entries. Exact when no
+ * thread allocates or sweeps meanwhile. Takes mheap_.lock. */
+void mheap_recount_classes(uintptr_t *spans, uintptr_t *objs);
 
 /* The start of the allocated object that contains p, or 0. */
 uintptr_t mheap_find_object(uintptr_t p, mspan **sp);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 mspan mspan_empty; /* nelems 0, alloc_cache 0: every fast path misses */
+bool mspan_record_types;
 
 void mspan_refill_alloc_cache(mspan *s, uintptr_t w)
 {
@@ -74,7 +75,8 @@ bool mspan_init(mspan *s, uintptr_t base, uintptr_t npages, spanclass spc)
 	size_t hbw = span_has_heapbits(spc) ? mspan_heapbits_words(npages) : 0;
 	bool typed = !spanclass_noscan(spc) && sc != 0 && !hbw;
 	size_t ntypes = typed ? s->nelems : 0;
-	size_t bytes = (2 * nw + hbw) * sizeof(uint64_t) +
+	size_t nids = mspan_record_types && sc ? (s->nelems + 3) / 4 : 0;
+	size_t bytes = (2 * nw + hbw + nids) * sizeof(uint64_t) +
 	               ntypes * sizeof(gc_type *);
 	uint64_t *m = metaalloc_alloc(&mheap_.meta, bytes);
 	if (!m)
@@ -85,6 +87,8 @@ bool mspan_init(mspan *s, uintptr_t base, uintptr_t npages, spanclass spc)
 	s->gcmark_bits = m + nw;
 	s->heap_bits = hbw ? m + 2 * nw : NULL;
 	s->types = typed ? (const gc_type **)(m + 2 * nw + hbw) : NULL;
+	s->typeids = nids ? (uint16_t *)(m + 2 * nw + hbw) + ntypes * 4
+	                  : NULL;
 	s->largetype = NULL;
 	s->large_size = 0;
 	astore(&s->freeindex, 0);
@@ -102,6 +106,7 @@ void mspan_release_meta(mspan *s)
 	s->meta = NULL;
 	s->alloc_bits = s->gcmark_bits = s->heap_bits = NULL;
 	s->types = NULL;
+	s->typeids = NULL;
 }
 
 void mspan_set_type(mspan *s, uintptr_t p, const gc_type *t, size_t size)
@@ -223,6 +228,9 @@ bool mspan_sweep(mspan *s, bool preserve)
 		      (size_t)s->alloc_count);
 	uintptr_t nfreed = s->alloc_count - nalloc;
 	s->alloc_count = nalloc;
+	if (GCHEAP_STATS && spanclass_sizeclass(s->spc))
+		afetch_add(&mheap_.stats.nfree[spanclass_sizeclass(s->spc)],
+		           nfreed);
 	/* Readers on other threads (mheap_find_object) retry while the span
 	 * is at h-1, and read with atomics; publish with atomics too. */
 	uint64_t *old = s->alloc_bits;

@@ -82,6 +82,9 @@ typedef struct mspan {
 	uint8_t state;         /* enum mspan_state */
 	spanclass spc;
 	uint8_t needzero;      /* objects may hold stale bytes */
+	uint16_t *typeids;     /* small spans made while type recording
+	                        * is on: the gc_type id of each object
+	                        * (0: none), for heap dumps */
 
 	/* Cache line 2: written by the owning thread on every allocation. */
 	uint64_t alloc_cache ALIGNED_CACHE; /* ~alloc_bits from freeindex
@@ -94,7 +97,8 @@ typedef struct mspan {
 	uintptr_t npages;
 	atomic_word sweepgen;  /* see the table above */
 	const gc_type **types; /* scan spans of objects over SMALL_SCAN_MAX */
-	const gc_type *largetype; /* large scan spans */
+	const gc_type *largetype; /* large spans: the object's type (noscan
+	                           * ones: for its name only; may be NULL) */
 	uintptr_t large_size;  /* requested size of a large object */
 	void *meta;            /* the block that holds the bitmaps */
 	size_t meta_bytes;
@@ -197,6 +201,16 @@ void mspan_refill_alloc_cache(mspan *s, uintptr_t w);
 bool mspan_init(mspan *s, uintptr_t base, uintptr_t npages, spanclass spc);
 /* Give back the span's bitmaps. Caller holds mheap_.lock. */
 void mspan_release_meta(mspan *s);
+
+/* Type recording (heap dumps): spans of small objects made while it is on
+ * get a typeids array, and allocation writes each object's type id. */
+extern bool mspan_record_types;
+
+static inline void mspan_set_typeid(mspan *s, uintptr_t p, const gc_type *t)
+{
+	s->typeids[mspan_object_index(s, p)] =
+		t && t->id <= GCTYPE_MAX_ID ? (uint16_t)t->id : 0;
+}
 
 /* Record the pointer layout of a freshly allocated scan object at p. */
 void mspan_set_type(mspan *s, uintptr_t p, const gc_type *t, size_t size);

@@ -61,6 +61,7 @@ static void record_pause(int which, uint64_t ns)
 	if (ns > gc_.max_pause_ns)
 		gc_.max_pause_ns = ns;
 	mutex_unlock(&gc_.lock);
+	gcstats_pause(which, ns);
 }
 
 /* ---- Mark termination ---------------------------------------------------- */
@@ -77,6 +78,7 @@ static void mark_termination(void)
 	uintptr_t live = aload(&mheap_.stats.heap_live);
 	astore(&gc_.blackalloc, 0);
 	__atomic_store_n(&gc_barrier_enabled, 0, __ATOMIC_RELEASE);
+	gcstats_mark_end(live, marked);
 	astore(&mheap_.stats.heap_live, marked);
 	mutex_lock(&gc_.lock);
 	pacer_end_cycle(marked, live > gc_.mark_start_live ?
@@ -100,18 +102,12 @@ static void mark_termination(void)
 	astore_rel(&gc_.phase, GCPHASE_OFF);
 }
 
-/* GCHEAP_DEBUG=gctrace=1: a line per cycle (world running again). */
+/* The end of a cycle (world running again): timing bookkeeping and the
+ * GCHEAP_DEBUG=gctrace=1 line (gc/mgcstats.c). */
 static void trace_cycle(void)
 {
-	if (!gc_.debug.gctrace)
-		return;
-	mutex_lock(&gc_.lock);
-	fprintf(stderr, "gcheap: gc %zu: %zu KiB marked, goal %zu KiB, mark "
-	        "%.3f ms, pauses %.3f + %.3f ms\n",
-	        (size_t)aload(&gc_.cycles), (size_t)(gc_.heap_marked >> 10),
-	        (size_t)(aload(&gc_.goal) >> 10), gc_.last_mark_ns / 1e6,
-	        gc_.last_pause_ns[0] / 1e6, gc_.last_pause_ns[1] / 1e6);
-	mutex_unlock(&gc_.lock);
+	gcstats_cycle_end(aload(&gc_.cycles), aload(&gc_.goal),
+	                  gc_.debug.gctrace);
 }
 
 /* Marking looks finished: confirm it, stopping the world at the end.
@@ -190,7 +186,7 @@ static long ncpus;
 static void mark_concurrently(double fraction)
 {
 	gcw w = {0};
-	uint64_t t0 = now_ns(), c0 = thread_cpu_ns();
+	uint64_t t0 = now_ns(), c0 = thread_cpu_ns(), cprev = c0;
 
 	while (aload_acq(&gc_.phase) == GCPHASE_MARK) {
 		if (acas(&gc_.globals_done, 0, 1)) {
@@ -203,6 +199,9 @@ static void mark_concurrently(double fraction)
 		intptr_t n = gc_drain(&w, MARK_SLICE);
 		gcw_dispose(&w);
 		afetch_add(&gc_.bg_credit, (uintptr_t)n);
+		uint64_t c1 = thread_cpu_ns();
+		gcstats_worker(c1 - cprev);
+		cprev = c1;
 		/* With a CPU to spare, mark at full speed (Go's idle mark
 		 * workers); otherwise keep to the fraction. */
 		bool idle_cpu = gc_.ops->mutator_count() + nworkers <=
@@ -228,6 +227,7 @@ static void mark_concurrently(double fraction)
 			sleep_ns(50000);
 		}
 	}
+	gcstats_worker(thread_cpu_ns() - cprev);
 }
 
 /* ---- Starting a cycle ---------------------------------------------------- */
@@ -270,6 +270,7 @@ static bool gc_start(void)
 		gc_.ops->start_world();
 	}
 	mark_start_ns = t0;
+	gcstats_cycle_start(aload(&mheap_.stats.heap_live));
 	if (gc_.debug.verify) {
 		sweep_block(); /* unattached sweepers are not stopped */
 		mheap_verify_swept();
@@ -413,6 +414,7 @@ static void *sweeper(void *arg)
 		if (aload_acq(&gc_.phase) == GCPHASE_OFF &&
 		    gc_.ops->cache_flushes_done()) {
 			astore_rel(&gc_.sweep_done, 1);
+			gcstats_sweep_done();
 			scavenge();
 		} else {
 			sched_yield();
@@ -442,6 +444,7 @@ void gc_init_collector(const gc_runtime_ops *ops)
 	ncpus = ncpu;
 	nworkers = ncpu / 4 ? (unsigned)(ncpu / 4) : 1;
 	worker_fraction = ncpu < 4 ? ncpu * 0.25 : 1.0;
+	gcstats_init(nworkers, ncpu);
 	pthread_t t;
 	for (unsigned i = 0; i < nworkers; i++)
 		if (pthread_create(&t, NULL, mark_worker, NULL))

@@ -24,6 +24,7 @@
 
 #include "alloc/alloc.h"
 #include "gc/mfinal.h"
+#include "gc/mgcstats.h"
 #include "gc/mgcwork.h"
 #include "gcheap.h"
 

@@ -77,6 +77,15 @@ static NOINLINE void checkmark_missed(uintptr_t obj, mspan *s,
 	      fs ? spanclass_sizeclass(fs->spc) : 0);
 }
 
+static NOINLINE void bad_free_page(uintptr_t p, uintptr_t from,
+                                   uintptr_t slot)
+{
+	fatal("invalid pointer %p in a precise slot %p of %p: it points into "
+	      "the heap at a page that is free (a pointer to freed memory; "
+	      "GCHEAP_DEBUG=invalidptr=0 ignores this)", (void *)p,
+	      (void *)slot, (void *)from);
+}
+
 static NOINLINE void bad_pointer(uintptr_t p, mspan *s, uintptr_t from,
                                  uintptr_t slot)
 {
@@ -122,8 +131,13 @@ static ALWAYS_INLINE void mark_value(gcw *w, uintptr_t p, bool precise,
 {
 	mspan *s = spanof(p);
 
-	if (!s)
+	if (!s) {
+		/* Inside an arena, on a page no span owns: a precise slot
+		 * holding a pointer to memory that was freed. */
+		if (precise && gc_.debug.invalidptr && arena_of(p))
+			bad_free_page(p, from, slot);
 		return;
+	}
 	if (unlikely(s->state != MSPAN_INUSE || p < s->base ||
 	             p >= s->limit)) {
 		if (precise && gc_.debug.invalidptr &&

@@ -329,7 +329,12 @@ GCHEAP_API size_t gc_release_memory(void);
 
 /* ---- Statistics -------------------------------------------------------- */
 
-#define GCHEAP_STATS_VERSION 1
+#define GCHEAP_STATS_VERSION 2
+
+#define GCHEAP_NPHASES 4       /* phase_*_ns: the order of the comment */
+#define GCHEAP_PAUSE_RING 256  /* pauses kept in pause_ring */
+#define GCHEAP_PAUSE_HIST 32   /* pause_hist buckets */
+#define GCHEAP_MAX_CLASSES 72  /* room for the size classes (68 today) */
 
 /* A snapshot of the heap. New fields are only ever appended; `size` and
  * `version` tell the caller which fields were filled. */
@@ -358,10 +363,75 @@ typedef struct gc_stats {
 	uint64_t pause_max_ns;    /* the longest one */
 	uint64_t last_pause_ns;   /* the longer of the last cycle's two */
 	uint64_t last_mark_ns;    /* the last cycle's mark, start to end */
+
+	/* ---- Version 2: observability (docs/tools.md) ---- */
+	uint64_t heap_alloc;      /* bytes of objects in use, as heap_objects */
+	uint64_t heap_objects;    /* objects in use (a span cached by a
+	                           * thread counts as full, as in Go) */
+	uint64_t frees;           /* objects freed by sweep since start */
+	uint64_t uptime_ns;       /* since the heap was initialised */
+	/* Phases: sweep termination (pause 1), concurrent mark, mark
+	 * termination (pause 2, every stop), concurrent sweep. */
+	uint64_t phase_last_ns[GCHEAP_NPHASES];
+	uint64_t phase_total_ns[GCHEAP_NPHASES];
+	uint64_t pause_count;     /* stop-the-world pauses since start */
+	/* The last GCHEAP_PAUSE_RING pauses: pause i (0-based, i <
+	 * pause_count) is at pause_ring[i % GCHEAP_PAUSE_RING]. */
+	uint64_t pause_ring[GCHEAP_PAUSE_RING];
+	/* Pauses by length: bucket 0 under 2 us, bucket i in [2^i, 2^(i+1))
+	 * us, the last one open-ended. */
+	uint64_t pause_hist[GCHEAP_PAUSE_HIST];
+	uint64_t assist_ns;       /* CPU time of mutator mark assists */
+	uint64_t mark_worker_ns;  /* CPU time of background mark workers */
+	uint64_t sweeper_ns;      /* CPU time of the background sweeper */
+	uint64_t last_assist_ns;  /* the last cycle's assist CPU time */
+	uint64_t last_worker_ns;  /* the last cycle's mark-worker CPU time */
+	double gc_cpu_fraction;   /* (pauses x ncpu + assist + workers +
+	                           * sweeper) / (uptime x ncpu) */
+	uint32_t ncpu;            /* CPUs online at start */
+	uint32_t mark_workers;    /* background mark workers */
+	/* Per size class; class 0 is large objects (one per span). */
+	uint32_t nclasses;        /* entries of classes[] filled */
+	uint32_t pad_;
+	struct gc_class_stats {
+		uint64_t size;        /* object size (0 for class 0) */
+		uint64_t spans;       /* spans in use */
+		uint64_t span_bytes;  /* bytes of those spans */
+		uint64_t objects;     /* objects in use */
+		uint64_t bytes;       /* objects x size */
+		uint64_t free_bytes;  /* span_bytes - bytes: fragmentation */
+		uint64_t mallocs;     /* objects handed out since start */
+		uint64_t frees;       /* objects freed since start */
+	} classes[GCHEAP_MAX_CLASSES];
 } gc_stats;
 
 /* Fill `out` (of `size` bytes, normally sizeof(gc_stats)). */
 GCHEAP_API gc_status gc_read_stats(gc_stats *out, size_t size);
+
+/* ---- Observability: live export and heap dumps (docs/tools.md) ---------- */
+
+/* Publish the stats in a shared-memory file, /tmp/gcheap-<uid>/<pid>
+ * (directory mode 0700, file 0600), updated after every cycle and every
+ * `interval_ms` (0: 1000) by a small thread, removed at exit; gcstat
+ * reads it. GCHEAP_EXPORT=1 (or =<ms>) in the environment does the same
+ * at start-up. Idempotent; GCHEAP_ERR_ARG if the directory is not the
+ * caller's own or not private. */
+GCHEAP_API gc_status gc_export_start(unsigned interval_ms);
+/* Stop exporting and remove the file. */
+GCHEAP_API void gc_export_stop(void);
+
+/* Record each small object's gc_type for heap dumps (a 16-bit id per
+ * object beside the span; see docs/heapdump.md for the cost). Applies to
+ * spans made from now on. On with GCHEAP_DEBUG=types=1; off by default.
+ * Without it, objects of <= 512 bytes are named by size class. */
+GCHEAP_API void gc_set_record_types(int on);
+
+/* Write a heap snapshot to `path` in the format of docs/heapdump.md:
+ * every allocated object (address, size, type, outgoing pointers), the
+ * roots by kind, and the spans. Runs a collection first and writes with
+ * the world stopped. The caller must be attached. GCHEAP_ERR_ARG (with
+ * the reason) if the file cannot be written. */
+GCHEAP_API gc_status gc_heap_dump(const char *path);
 
 /* The library's version as "major.minor.patch". */
 GCHEAP_API const char *gc_version(void);

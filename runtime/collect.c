@@ -42,3 +42,8 @@ int gc_set_percent(int percent)
 	mutex_unlock(&gc_.lock);
 	return old;
 }
+
+void gc_set_record_types(int on)
+{
+	mspan_record_types = on != 0;
+}

@@ -75,8 +75,10 @@ static void collector_duties(gc_thread *th, uintptr_t bytes)
 				owed -= (intptr_t)take;
 		}
 		if (owed) {
+			uint64_t t0 = gcstats_cpu_ns();
 			intptr_t done = gc_drain(&th->gcw, owed);
 			gcw_dispose(&th->gcw);
+			gcstats_assist(gcstats_cpu_ns() - t0);
 			if (owed < 0 && done == 0)
 				sched_yield();
 		}
@@ -133,6 +135,8 @@ static void *alloc_large(gc_thread *th, size_t size, const gc_type *t,
 	s->alloc_cache = 0;
 	if (!noscan)
 		mspan_set_type(s, s->base, t, size);
+	else
+		s->largetype = t; /* its name, for heap dumps (no pointers) */
 	if (s->needzero)
 		memset((void *)s->base, 0, s->elemsize);
 	afetch_add(&mheap_.stats.heap_live, s->elemsize);
@@ -184,6 +188,8 @@ static NOINLINE void *alloc_finish(gc_thread *th, mspan *s, uintptr_t p,
 		else
 			mspan_set_type(s, p, t, size);
 	}
+	if (s->typeids)
+		mspan_set_typeid(s, p, t);
 	if (aload(&gc_.blackalloc) && GCHEAP_SABOTAGE != 2)
 		gc_mark_new(&th->gcw, s, p);
 	return (void *)p;
@@ -284,6 +290,8 @@ static ALWAYS_INLINE void *gc_alloc_fast(gc_thread *th, size_t size,
 	if (!noscan)
 		mspan_set_heapbits(s, p, t->small_bits & low_mask(
 		                                 (unsigned)(size / WORD_SIZE)));
+	if (unlikely(s->typeids)) /* gc_set_record_types */
+		mspan_set_typeid(s, p, t);
 	return (void *)p;
 }
 

@@ -15,6 +15,8 @@
  *     stress=N        start a cycle every N bytes allocated
  *     gctrace=1       a line per cycle on stderr
  *     conservative=0  do not scan native stacks
+ *     types=1         record each small object's type for heap dumps
+ *   GCHEAP_EXPORT=1|<ms>  publish the stats for gcstat (runtime/export.c)
  * Unknown keys are reported once on stderr and ignored. */
 #include "runtime/runtime.h"
 
@@ -64,6 +66,8 @@ static void set_option(const char *k, const char *v)
 		d->gctrace = n;
 	else if (!strcmp(k, "zombie"))
 		(void)n; /* always checked */
+	else if (!strcmp(k, "types"))
+		mspan_record_types = n;
 	else if (!strcmp(k, "conservative"))
 		runtime_.conservative = n;
 	else

@@ -72,6 +72,15 @@ void runtime_mark_globals(gcw *w)
 	mutex_unlock(&globals.lock);
 }
 
+void runtime_each_global(void (*fn)(void **slot, void *arg), void *arg)
+{
+	mutex_lock(&globals.lock);
+	for (size_t i = 0; i < globals.n; i++)
+		for (size_t k = 0; k < globals.r[i].n; k++)
+			fn(&globals.r[i].slots[k], arg);
+	mutex_unlock(&globals.lock);
+}
+
 void gc_frame_push(gc_frame *f, void **slots, size_t nslots)
 {
 	gc_thread *t = gc_current;

@@ -96,9 +96,13 @@ static inline void runtime_safepoint(gc_thread *t)
 void runtime_scan_thread(gc_thread *t, gcw *w, bool self);
 /* Flush the thread's barrier buffer and work; true if there was any. */
 bool runtime_flush_thread(gc_thread *t);
+/* Call fn on every registered global slot (heap dumps). */
+void runtime_each_global(void (*fn)(void **slot, void *arg), void *arg);
 /* Mark the registered globals into w. */
 void runtime_mark_globals(gcw *w);
 /* Options from the environment (GCHEAP_DEBUG, GCHEAP_GC). */
 void runtime_parse_options(void);
+/* GCHEAP_EXPORT: start the live export at init (runtime/export.c). */
+void export_from_env(void);
 
 #endif

@@ -40,6 +40,7 @@ static void init_runtime(void)
 		return;
 	}
 	gc_init_collector(&runtime_gc_ops);
+	export_from_env();
 }
 
 gc_status gc_init(void)
@@ -111,8 +112,11 @@ static void detach(gc_thread *t)
 	runtime_flush_thread(t);
 	mcache_release_all(&t->mcache);
 	t->frames = NULL;
+	/* Nothing left to scan, the stack included. Written before the
+	 * thread blocks: a collector that claims it meanwhile reads these
+	 * (writing saved_sp after blocking raced with its stack scan). */
+	t->stack_base = 0;
 	gc_blocking_begin();
-	t->saved_sp = t->stack_base;
 	unlink_thread(t);
 	free(t);
 }

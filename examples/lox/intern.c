@@ -107,6 +107,7 @@ static bool insert(ientry *tab, size_t cap, void *ref, uint32_t hash,
 static void rebuild(void)
 {
 	size_t live = 0;
+	vm_sync_roots(); /* target() is a safepoint */
 	for (size_t i = 0; i < strings.cap; i++) {
 		ientry *e = &strings.e[i];
 		if (e->ref && !target(e))

@@ -15,7 +15,9 @@ static void repl(void)
 	for (;;) {
 		printf("> ");
 		fflush(stdout);
-		/* waiting for input: the collector need not wait for us */
+		/* waiting for input: the collector need not wait for us,
+		 * and scans our frames as they are now */
+		vm_sync_roots();
 		gc_blocking_begin();
 		char *got = fgets(line, sizeof(line), stdin);
 		gc_blocking_end();

@@ -2,7 +2,8 @@
  * (runtime/options.c) catch what they are for. Death tests (the process
  * must die through fatal(), exit code 70): poison=1 catches a write after
  * free into a freed slot and into a freed span; invalidptr=1 catches a
- * precise root into the unused tail of a span in use, invalidptr=2 one
+ * precise root into the unused tail of a span in use and one into a span
+ * that was freed back to the heap, invalidptr=2 one
  * that points at a freed object (at invalidptr=1 that object gets marked
  * and the zombie check at sweep catches it instead); checkmark=1 catches a
  * reachable object the concurrent mark missed (hidden by a store without
@@ -189,6 +190,31 @@ static void invalid_freed_1(void)
 	freed_object_root(NULL);
 	ck_abort_msg("a root to a freed object went unnoticed");
 }
+
+/* A registered root points into a span that was freed and gave its pages
+ * back to the heap (no span owns the page any more). */
+static void freed_span_root(void)
+{
+	start("invalidptr=1");
+	void *victim = new_payload(64, 1);
+	uintptr_t hidden = hide(victim);
+	mspan *s = spanof((uintptr_t)victim);
+	ck_assert_uint_eq(s->alloc_count, 1); /* alone in its span */
+	victim = NULL;
+	gc_collect();
+	gc_collect();
+	ck_assert_ptr_null(spanof((uintptr_t)unhide(hidden)));
+	bad_root[0] = unhide(hidden); /* before it is a root */
+	ck_assert_int_eq(gc_add_roots(bad_root, 1), GCHEAP_OK);
+	gc_collect();
+	ck_abort_msg("invalidptr=1 let a root into a freed span pass");
+}
+
+START_TEST(test_invalidptr_freed_span)
+{
+	freed_span_root();
+}
+END_TEST
 
 START_TEST(test_invalidptr_tail)
 {
@@ -401,9 +427,9 @@ START_TEST(test_gctrace_line)
 	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
 	close(fd);
 	buf[n > 0 ? n : 0] = 0;
-	ck_assert_msg(strstr(buf, "gcheap: gc 1: ") &&
-	              strstr(buf, " KiB marked, goal "), "stderr: %s", buf);
-	ck_assert_msg(strstr(buf, "gcheap: gc 2: "), "stderr: %s", buf);
+	ck_assert_msg(strstr(buf, "gcheap: gc 1 @") &&
+	              strstr(buf, " MB goal, "), "stderr: %s", buf);
+	ck_assert_msg(strstr(buf, "gcheap: gc 2 @"), "stderr: %s", buf);
 }
 END_TEST
 
@@ -450,6 +476,7 @@ static Suite *debugmodes_suite(void)
 	tcase_add_exit_test(tc, test_poison_slot, FATAL_CODE);
 	tcase_add_exit_test(tc, test_poison_span, FATAL_CODE);
 	tcase_add_exit_test(tc, test_invalidptr_tail, FATAL_CODE);
+	tcase_add_exit_test(tc, test_invalidptr_freed_span, FATAL_CODE);
 	tcase_add_exit_test(tc, test_invalidptr_freed_object, FATAL_CODE);
 	tcase_add_exit_test(tc, test_invalidptr_default_freed_object,
 	                    FATAL_CODE);

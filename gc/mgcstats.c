@@ -1,0 +1,160 @@
+/* gc/mgcstats.c: the collector's timing bookkeeping (see gc/mgcstats.h)
+ * and the GCHEAP_DEBUG=gctrace=1 line, whose fields docs/tools.md
+ * documents one by one:
+ *
+ *   gcheap: gc N @T.TTTs P%: A+B+C ms clock, A+D/E+C ms cpu,
+ *           H0->H1->H2 MB, G MB goal, W workers
+ *
+ * The CPU fraction P is (all pause time x CPUs + assist + mark-worker +
+ * sweeper CPU time) / (wall time since start x CPUs), as Go computes its
+ * GCCPUFraction. */
+#include "gc/mgcstats.h"
+
+#include <stdio.h>
+#include <time.h>
+
+gcstats_state gcstats_ = {.lock = {.m = PTHREAD_MUTEX_INITIALIZER}};
+
+uint64_t gcstats_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t gcstats_cpu_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void gcstats_init(unsigned workers, long ncpu)
+{
+	gcstats_.start_ns = gcstats_now_ns();
+	gcstats_.workers = workers;
+	gcstats_.ncpu = ncpu;
+}
+
+void gcstats_cycle_start(uintptr_t heap_live)
+{
+	mutex_lock(&gcstats_.lock);
+	for (int i = 0; i < GCSTATS_NPHASES; i++)
+		gcstats_.cur[i] = 0;
+	gcstats_.heap_start = heap_live;
+	gcstats_.assist0 = aload(&gcstats_.assist_ns);
+	gcstats_.worker0 = aload(&gcstats_.worker_ns);
+	mutex_unlock(&gcstats_.lock);
+}
+
+static unsigned hist_bucket(uint64_t ns)
+{
+	uint64_t us = ns / 1000;
+	unsigned b = 0;
+	while (us > 1 && b < GCSTATS_HIST - 1) {
+		us >>= 1;
+		b++;
+	}
+	return b;
+}
+
+void gcstats_pause(int which, uint64_t ns)
+{
+	int ph = which ? GCSTATS_MARKTERM : GCSTATS_SWEEPTERM;
+
+	mutex_lock(&gcstats_.lock);
+	gcstats_.ring[gcstats_.npauses % GCSTATS_RING] = ns;
+	gcstats_.npauses++;
+	gcstats_.hist[hist_bucket(ns)]++;
+	gcstats_.cur[ph] += ns;
+	gcstats_.phase_total[ph] += ns;
+	if (!which)
+		gcstats_.mark_begin_ns = gcstats_now_ns();
+	mutex_unlock(&gcstats_.lock);
+}
+
+void gcstats_mark_end(uintptr_t heap_live, uintptr_t marked)
+{
+	mutex_lock(&gcstats_.lock);
+	uint64_t now = gcstats_now_ns();
+	gcstats_.mark_end_ns = now;
+	gcstats_.heap_end = heap_live;
+	gcstats_.heap_marked = marked;
+	/* A stop-the-world cycle has no concurrent mark (its pause 0 is
+	 * recorded later): the mark counts as 0. */
+	uint64_t mark = gcstats_.mark_begin_ns && gcstats_.cur[
+		GCSTATS_SWEEPTERM] ? now - gcstats_.mark_begin_ns : 0;
+	gcstats_.cur[GCSTATS_MARK] = mark;
+	gcstats_.phase_total[GCSTATS_MARK] += mark;
+	mutex_unlock(&gcstats_.lock);
+}
+
+void gcstats_cycle_end(uintptr_t cycle, uintptr_t goal, bool trace)
+{
+	mutex_lock(&gcstats_.lock);
+	for (int i = 0; i < GCSTATS_SWEEP; i++)
+		gcstats_.phase_last[i] = gcstats_.cur[i];
+	uint64_t assist = aload(&gcstats_.assist_ns) - gcstats_.assist0;
+	uint64_t worker = aload(&gcstats_.worker_ns) - gcstats_.worker0;
+	gcstats_.last_assist = assist;
+	gcstats_.last_worker = worker;
+	uint64_t now = gcstats_now_ns();
+	uint64_t pauses = gcstats_.phase_total[GCSTATS_SWEEPTERM] +
+	                  gcstats_.phase_total[GCSTATS_MARKTERM];
+	double ncpu = (double)gcstats_.ncpu;
+	double gccpu = pauses * ncpu + aload(&gcstats_.assist_ns) +
+	               aload(&gcstats_.worker_ns) +
+	               aload(&gcstats_.sweeper_ns);
+	double wall = (double)(now - gcstats_.start_ns) * ncpu;
+	if (trace)
+		fprintf(stderr,
+		        "gcheap: gc %zu @%.3fs %.0f%%: %.3f+%.3f+%.3f ms "
+		        "clock, %.3f+%.3f/%.3f+%.3f ms cpu, "
+		        "%.3f->%.3f->%.3f MB, %.3f MB goal, %u workers\n",
+		        (size_t)cycle, (now - gcstats_.start_ns) / 1e9,
+		        wall > 0 ? 100 * gccpu / wall : 0.0,
+		        gcstats_.cur[GCSTATS_SWEEPTERM] / 1e6,
+		        gcstats_.cur[GCSTATS_MARK] / 1e6,
+		        gcstats_.cur[GCSTATS_MARKTERM] / 1e6,
+		        gcstats_.cur[GCSTATS_SWEEPTERM] / 1e6, assist / 1e6,
+		        worker / 1e6, gcstats_.cur[GCSTATS_MARKTERM] / 1e6,
+		        gcstats_.heap_start / 1e6, gcstats_.heap_end / 1e6,
+		        gcstats_.heap_marked / 1e6, goal / 1e6,
+		        gcstats_.workers);
+	void (*hook)(void) = gcstats_.cycle_hook;
+	mutex_unlock(&gcstats_.lock);
+	if (hook)
+		hook();
+}
+
+void gcstats_sweep_done(void)
+{
+	uint64_t cpu = gcstats_cpu_ns();
+
+	mutex_lock(&gcstats_.lock);
+	astore(&gcstats_.sweeper_ns, cpu);
+	if (gcstats_.mark_end_ns) {
+		uint64_t d = gcstats_now_ns() - gcstats_.mark_end_ns;
+		gcstats_.phase_last[GCSTATS_SWEEP] = d;
+		gcstats_.phase_total[GCSTATS_SWEEP] += d;
+		gcstats_.mark_end_ns = 0;
+	}
+	mutex_unlock(&gcstats_.lock);
+}
+
+void gcstats_set_hook(void (*fn)(void))
+{
+	mutex_lock(&gcstats_.lock);
+	gcstats_.cycle_hook = fn;
+	mutex_unlock(&gcstats_.lock);
+}
+
+void gcstats_assist(uint64_t ns)
+{
+	afetch_add(&gcstats_.assist_ns, ns);
+}
+
+void gcstats_worker(uint64_t ns)
+{
+	afetch_add(&gcstats_.worker_ns, ns);
+}

@@ -1,0 +1,69 @@
+/* gc/mgcstats.h: the collector's timing bookkeeping for gc_read_stats and
+ * the gctrace line: phase clocks, the pause ring and histogram, assist,
+ * mark-worker and sweeper CPU time (gc/mgcstats.c).
+ *
+ * The cycle calls in at fixed points, always in this order:
+ *   gcstats_cycle_start   world stopped, sweep termination done
+ *   gcstats_pause(0, ns)  world running again: the first pause
+ *   gcstats_mark_end      world stopped, marking complete
+ *   gcstats_pause(1, ns)  after each mark-termination stop (an aborted
+ *                         stop counts too)
+ *   gcstats_cycle_end     world running: the trace line, the cycle hook
+ *   gcstats_sweep_done    the background sweeper swept the last span
+ * Everything is guarded by gcstats_.lock except the atomics. */
+#ifndef GCHEAP_MGCSTATS_H
+#define GCHEAP_MGCSTATS_H
+
+#include "alloc/alloc.h"
+
+#define GCSTATS_RING 256 /* pauses kept */
+#define GCSTATS_HIST 32  /* histogram buckets: i holds [2^i, 2^(i+1)) us */
+
+enum gcstats_phase {
+	GCSTATS_SWEEPTERM = 0, /* pause 1: sweep termination, mark setup */
+	GCSTATS_MARK = 1,      /* concurrent mark, between the pauses */
+	GCSTATS_MARKTERM = 2,  /* pause 2: mark termination (all stops) */
+	GCSTATS_SWEEP = 3,     /* concurrent sweep until the last span */
+	GCSTATS_NPHASES = 4,
+};
+
+typedef struct gcstats_state {
+	gc_mutex lock;
+	uint64_t start_ns;          /* monotonic clock at init */
+	uint64_t phase_last[GCSTATS_NPHASES];
+	uint64_t phase_total[GCSTATS_NPHASES];
+	uint64_t ring[GCSTATS_RING]; /* pause i at ring[i % GCSTATS_RING] */
+	uint64_t npauses;
+	uint64_t hist[GCSTATS_HIST];
+	/* The cycle in progress. */
+	uint64_t cur[GCSTATS_NPHASES];
+	uint64_t mark_begin_ns, mark_end_ns;
+	uint64_t heap_start, heap_end, heap_marked;
+	uint64_t assist0, worker0;  /* CPU counters at cycle start */
+	uint64_t last_assist, last_worker; /* the last cycle's */
+	/* CPU time (ns), atomics. */
+	atomic_word assist_ns;      /* in mutator assists */
+	atomic_word worker_ns;      /* in background mark workers */
+	atomic_word sweeper_ns;     /* the background sweeper thread */
+	unsigned workers;
+	long ncpu;
+	/* Called after each cycle (world running, no lock held). */
+	void (*cycle_hook)(void);
+} gcstats_state;
+
+extern gcstats_state gcstats_;
+
+void gcstats_init(unsigned workers, long ncpu);
+uint64_t gcstats_now_ns(void);
+uint64_t gcstats_cpu_ns(void); /* the calling thread's CPU time */
+
+void gcstats_cycle_start(uintptr_t heap_live);
+void gcstats_pause(int which, uint64_t ns);
+void gcstats_mark_end(uintptr_t heap_live, uintptr_t marked);
+void gcstats_cycle_end(uintptr_t cycle, uintptr_t goal, bool trace);
+void gcstats_sweep_done(void);
+void gcstats_set_hook(void (*fn)(void));
+void gcstats_assist(uint64_t ns);
+void gcstats_worker(uint64_t ns);
+
+#endif

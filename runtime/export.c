@@ -1,0 +1,323 @@
+/* runtime/export.c: the live export of the stats (gc_export_start, or
+ * GCHEAP_EXPORT=1|<ms>): a file per process in a private per-user
+ * directory, mapped shared, rewritten under a sequence lock after every
+ * cycle (the collector's cycle hook wakes the exporter thread) and on a
+ * timer, removed at exit. Layout and reader rules: runtime/export.h.
+ *
+ * exporter.lock guards the state below; the thread sleeps on
+ * exporter.cond. The file is only written by the exporter thread (and by
+ * gc_export_start once, before the thread exists). */
+#include "runtime/export.h"
+
+#include "runtime/runtime.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static struct {
+	gc_mutex lock;
+	pthread_cond_t cond;
+	export_file *file;       /* the mapping, or NULL */
+	char path[256];
+	uint64_t interval_ns;
+	bool running;            /* the thread exists */
+	bool stop;
+	bool kick;               /* a cycle ended */
+	bool atexit_done;
+	uintptr_t gen;           /* bumped by stop, so a late thread quits */
+} exporter = {.lock = {.m = PTHREAD_MUTEX_INITIALIZER},
+              .cond = PTHREAD_COND_INITIALIZER};
+
+/* The directory: $GCHEAP_EXPORT_DIR or /tmp/gcheap-<uid>. */
+static void export_dir(char *buf, size_t n)
+{
+	const char *d = getenv("GCHEAP_EXPORT_DIR");
+	if (d && *d)
+		snprintf(buf, n, "%s", d);
+	else
+		snprintf(buf, n, "/tmp/gcheap-%u", (unsigned)geteuid());
+}
+
+/* Create the directory, or check that it is ours and private. */
+static bool check_dir(const char *dir)
+{
+	struct stat st;
+
+	if (mkdir(dir, 0700) && errno != EEXIST) {
+		runtime_error(GCHEAP_ERR_ARG, "gc_export_start: cannot create "
+		              "%s: %s", dir, strerror(errno));
+		return false;
+	}
+	if (lstat(dir, &st) || !S_ISDIR(st.st_mode)) {
+		runtime_error(GCHEAP_ERR_ARG, "gc_export_start: %s is not a "
+		              "directory", dir);
+		return false;
+	}
+	if (st.st_uid != geteuid() || (st.st_mode & 077)) {
+		runtime_error(GCHEAP_ERR_ARG, "gc_export_start: %s is not "
+		              "private to uid %u (owner %u, mode %03o)", dir,
+		              (unsigned)geteuid(), (unsigned)st.st_uid,
+		              (unsigned)(st.st_mode & 0777));
+		return false;
+	}
+	return true;
+}
+
+/* Remove the files of processes that are gone (or whose pid was reused:
+ * the start time differs). Only files we own. */
+static void clean_stale(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		char *end;
+		long pid = strtol(e->d_name, &end, 10);
+		if (*end || pid <= 0 || pid == (long)getpid())
+			continue;
+		char path[512];
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		bool dead = kill((pid_t)pid, 0) && errno == ESRCH;
+		if (!dead) {
+			int fd = open(path, O_RDONLY | O_NOFOLLOW);
+			export_file h;
+			if (fd < 0)
+				continue;
+			ssize_t n = pread(fd, &h, offsetof(export_file, stats),
+			                  0);
+			close(fd);
+			dead = n == (ssize_t)offsetof(export_file, stats) &&
+			       h.magic == EXPORT_MAGIC && h.start_ticks &&
+			       h.start_ticks != export_start_ticks(pid);
+		}
+		struct stat st;
+		if (dead && !lstat(path, &st) && st.st_uid == geteuid())
+			unlink(path);
+	}
+	closedir(d);
+}
+
+static void publish(export_file *f)
+{
+	gc_stats s;
+	struct timespec ts;
+
+	gc_read_stats(&s, sizeof(s));
+	clock_gettime(CLOCK_REALTIME, &ts);
+	afetch_add((atomic_word *)&f->seq, 1); /* odd: writing */
+	f->updated_ns = (uint64_t)ts.tv_sec * 1000000000u +
+	                (uint64_t)ts.tv_nsec;
+	memcpy(&f->stats, &s, sizeof(s));
+	astore_rel((atomic_word *)&f->seq, f->seq + 1);
+}
+
+static void cycle_hook(void)
+{
+	mutex_lock(&exporter.lock);
+	exporter.kick = true;
+	pthread_cond_signal(&exporter.cond);
+	mutex_unlock(&exporter.lock);
+}
+
+/* pthread_cond_timedwait on exporter.lock, keeping its owner true. */
+static int cond_timedwait(const struct timespec *ts)
+{
+	if (GCHEAP_CHECK_LEVEL >= 2)
+		astore(&exporter.lock.owner, 0);
+	int r = pthread_cond_timedwait(&exporter.cond, &exporter.lock.m, ts);
+	if (GCHEAP_CHECK_LEVEL >= 2)
+		astore(&exporter.lock.owner, (uintptr_t)pthread_self());
+	return r;
+}
+
+static void *exporter_main(void *arg)
+{
+	uintptr_t gen = (uintptr_t)arg;
+
+	mutex_lock(&exporter.lock);
+	while (!exporter.stop && exporter.gen == gen) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		uint64_t t = (uint64_t)ts.tv_nsec + exporter.interval_ns;
+		ts.tv_sec += (time_t)(t / 1000000000u);
+		ts.tv_nsec = (long)(t % 1000000000u);
+		while (!exporter.kick && !exporter.stop &&
+		       cond_timedwait(&ts) != ETIMEDOUT)
+			;
+		exporter.kick = false;
+		if (exporter.stop || exporter.gen != gen || !exporter.file)
+			break;
+		export_file *f = exporter.file;
+		mutex_unlock(&exporter.lock);
+		publish(f);
+		mutex_lock(&exporter.lock);
+	}
+	exporter.running = false;
+	pthread_cond_broadcast(&exporter.cond);
+	mutex_unlock(&exporter.lock);
+	return NULL;
+}
+
+static void remove_file_locked(void)
+{
+	if (!exporter.file)
+		return;
+	gcstats_set_hook(NULL);
+	unlink(exporter.path);
+	/* The mapping stays: a late publish() may still write to it. */
+	exporter.file = NULL;
+}
+
+static void at_exit(void)
+{
+	mutex_lock(&exporter.lock);
+	exporter.stop = true;
+	remove_file_locked();
+	pthread_cond_broadcast(&exporter.cond);
+	mutex_unlock(&exporter.lock);
+}
+
+static void read_comm(char *buf, size_t n)
+{
+	FILE *f = fopen("/proc/self/comm", "r");
+	buf[0] = 0;
+	if (!f)
+		return;
+	if (fgets(buf, (int)n, f))
+		buf[strcspn(buf, "\n")] = 0;
+	fclose(f);
+}
+
+/* Create and map the file; caller holds exporter.lock. */
+static gc_status open_file(void)
+{
+	char dir[200];
+
+	export_dir(dir, sizeof(dir));
+	if (!check_dir(dir))
+		return GCHEAP_ERR_ARG;
+	clean_stale(dir);
+	snprintf(exporter.path, sizeof(exporter.path), "%s/%ld", dir,
+	         (long)getpid());
+	int fd = -1;
+	for (int tries = 0; tries < 2 && fd < 0; tries++) {
+		fd = open(exporter.path, O_RDWR | O_CREAT | O_EXCL |
+		          O_NOFOLLOW | O_CLOEXEC, 0600);
+		/* Our pid's file: left by a dead process with this pid. */
+		if (fd < 0 && errno == EEXIST)
+			unlink(exporter.path);
+	}
+	if (fd < 0 || fchmod(fd, 0600) ||
+	    ftruncate(fd, (off_t)sizeof(export_file))) {
+		runtime_error(GCHEAP_ERR_ARG, "gc_export_start: cannot create "
+		              "%s: %s", exporter.path, strerror(errno));
+		if (fd >= 0) {
+			close(fd);
+			unlink(exporter.path);
+		}
+		return GCHEAP_ERR_ARG;
+	}
+	void *m = mmap(NULL, sizeof(export_file), PROT_READ | PROT_WRITE,
+	               MAP_SHARED, fd, 0);
+	close(fd);
+	if (m == MAP_FAILED) {
+		unlink(exporter.path);
+		runtime_error(GCHEAP_ERR_NOMEM, "gc_export_start: cannot map "
+		              "%s", exporter.path);
+		return GCHEAP_ERR_NOMEM;
+	}
+	export_file *f = m;
+	f->version = EXPORT_VERSION;
+	f->header_size = offsetof(export_file, stats);
+	f->pid = getpid();
+	f->uid = (uint32_t)geteuid();
+	f->stats_size = sizeof(gc_stats);
+	f->start_ticks = export_start_ticks((long)getpid());
+	f->interval_ns = exporter.interval_ns;
+	read_comm(f->comm, sizeof(f->comm));
+	publish(f);
+	/* Last: a reader that sees the magic sees a whole first snapshot. */
+	astore_rel((atomic_word *)&f->magic, (uintptr_t)EXPORT_MAGIC);
+	exporter.file = f;
+	return GCHEAP_OK;
+}
+
+static gc_status start(unsigned interval_ms)
+{
+	gc_status st = GCHEAP_OK;
+
+	mutex_lock(&exporter.lock);
+	exporter.interval_ns = (uint64_t)(interval_ms ? interval_ms : 1000) *
+	                       1000000u;
+	if (!exporter.file) {
+		/* Wait out a thread that is still quitting. */
+		while (exporter.running)
+			mutex_cond_wait(&exporter.cond, &exporter.lock);
+		st = open_file();
+		if (st != GCHEAP_OK) {
+			mutex_unlock(&exporter.lock);
+			return st;
+		}
+		exporter.stop = false;
+		exporter.gen++;
+		pthread_t t;
+		pthread_attr_t a;
+		pthread_attr_init(&a);
+		pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+		if (pthread_create(&t, &a, exporter_main,
+		                   (void *)exporter.gen) == 0)
+			exporter.running = true;
+		pthread_attr_destroy(&a);
+		gcstats_set_hook(cycle_hook);
+		if (!exporter.atexit_done && atexit(at_exit) == 0)
+			exporter.atexit_done = true;
+	} else {
+		exporter.file->interval_ns = exporter.interval_ns;
+		pthread_cond_signal(&exporter.cond);
+	}
+	mutex_unlock(&exporter.lock);
+	return GCHEAP_OK;
+}
+
+gc_status gc_export_start(unsigned interval_ms)
+{
+	gc_status st = gc_init();
+	return st == GCHEAP_OK ? start(interval_ms) : st;
+}
+
+void gc_export_stop(void)
+{
+	/* The exporter may stop the world (verify mode): count as blocked
+	 * while waiting for it. */
+	bool attached = gc_current != NULL;
+	if (attached)
+		gc_blocking_begin();
+	mutex_lock(&exporter.lock);
+	exporter.stop = true;
+	remove_file_locked();
+	pthread_cond_broadcast(&exporter.cond);
+	while (exporter.running)
+		mutex_cond_wait(&exporter.cond, &exporter.lock);
+	mutex_unlock(&exporter.lock);
+	if (attached)
+		gc_blocking_end();
+}
+
+void export_from_env(void)
+{
+	const char *e = getenv("GCHEAP_EXPORT");
+	if (!e || !*e || !strcmp(e, "0"))
+		return;
+	unsigned long ms = strtoul(e, NULL, 10);
+	start(ms > 1 ? (unsigned)ms : 0);
+}

@@ -1,0 +1,325 @@
+/* runtime/heapdump.c: gc_heap_dump, a snapshot of the heap in the format
+ * of docs/heapdump.md (constants in runtime/heapdump.h).
+ *
+ * The dump runs a full collection (with automatic ones held off), then
+ * stops the world and holds off the sweepers, so that no span, object or
+ * pointer changes while it walks: every in-use span, every allocated
+ * object in it (below freeindex or alloc bit set), each object's pointer
+ * slots (mspan_ptriter) whose values point into an allocated object, and
+ * the roots: registered globals, each thread's frames, and (if stacks are
+ * scanned conservatively) each thread's stack words and saved registers
+ * that point into an allocated object. Objects are named by the type id
+ * recorded per object (gc_set_record_types), by the span's type array
+ * (scan objects over 512 bytes) or the large span's type; 0 otherwise. */
+#include "runtime/heapdump.h"
+
+#include "runtime/runtime.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef struct dumper {
+	FILE *f;
+	uint64_t sum;       /* FNV-1a of everything written */
+	uint64_t records;
+	uint64_t objects;
+	bool err;
+	uint8_t buf[64];    /* the record being built */
+	size_t n;
+	uintptr_t *ptrs;    /* an object's outgoing pointers */
+	size_t nptrs, cap;
+} dumper;
+
+static void out(dumper *d, const void *p, size_t n)
+{
+	if (n && fwrite(p, 1, n, d->f) != n)
+		d->err = true;
+	d->sum = heapdump_fnv(d->sum, p, n);
+}
+
+static void put(dumper *d, uint64_t v, unsigned bytes)
+{
+	for (unsigned i = 0; i < bytes; i++)
+		d->buf[d->n++] = (uint8_t)(v >> (8 * i));
+}
+
+/* Start a record of `len` payload bytes; its fixed part goes in buf. */
+static void begin(dumper *d, unsigned tag, uint32_t len)
+{
+	d->n = 0;
+	put(d, tag, 1);
+	put(d, len, 4);
+	d->records++;
+}
+
+static void flush_buf(dumper *d)
+{
+	out(d, d->buf, d->n);
+	d->n = 0;
+}
+
+static void write_types(dumper *d)
+{
+	for (uint32_t id = 1;; id++) {
+		const gc_type *t = gctype_by_id(id);
+		if (!t)
+			break;
+		size_t len = strlen(t->name);
+		if (len > 65535)
+			len = 65535;
+		begin(d, HD_TYPE, (uint32_t)(4 + 8 + 4 + 2 + len));
+		put(d, id, 4);
+		put(d, t->size, 8);
+		put(d, t->noscan ? HD_T_NOSCAN : 0, 4);
+		put(d, len, 2);
+		flush_buf(d);
+		out(d, t->name, len);
+	}
+}
+
+static uint32_t object_type(const mspan *s, uintptr_t i)
+{
+	const gc_type *t = NULL;
+
+	if (s->typeids)
+		return s->typeids[i];
+	if (s->types)
+		t = s->types[i];
+	else if (spanclass_sizeclass(s->spc) == 0)
+		t = s->largetype;
+	return t && t->id <= GCTYPE_MAX_ID ? t->id : 0;
+}
+
+static void add_ptr(dumper *d, uintptr_t target)
+{
+	if (d->nptrs == d->cap) {
+		size_t cap = d->cap ? d->cap * 2 : 64;
+		uintptr_t *p = realloc(d->ptrs, cap * sizeof(*p));
+		if (!p) {
+			d->err = true;
+			return;
+		}
+		d->ptrs = p;
+		d->cap = cap;
+	}
+	d->ptrs[d->nptrs++] = target;
+}
+
+static void write_object(dumper *d, mspan *s, uintptr_t i)
+{
+	uintptr_t obj = s->base + i * s->elemsize;
+	bool noscan = spanclass_noscan(s->spc);
+	unsigned flags = (noscan ? HD_F_NOSCAN : 0) |
+	                 (s->spc == TINY_SPANCLASS ? HD_F_TINY : 0) |
+	                 (spanclass_sizeclass(s->spc) ? 0 : HD_F_LARGE);
+
+	d->nptrs = 0;
+	if (!noscan) {
+		ptriter it;
+		uintptr_t *slot;
+		mspan_ptriter(s, obj, &it);
+		while ((slot = ptriter_next(&it))) {
+			uintptr_t v = *slot, base;
+			if (v && (base = mheap_find_object(v, NULL)))
+				add_ptr(d, base);
+		}
+	}
+	uint64_t size = spanclass_sizeclass(s->spc) ? s->elemsize
+	                                             : s->npages * PAGE_SIZE;
+	begin(d, HD_OBJECT, (uint32_t)(8 + 8 + 4 + 1 + 4 + 8 * d->nptrs));
+	put(d, obj, 8);
+	put(d, size, 8);
+	put(d, object_type(s, i), 4);
+	put(d, flags, 1);
+	put(d, d->nptrs, 4);
+	flush_buf(d);
+	for (size_t k = 0; k < d->nptrs; k++) {
+		put(d, d->ptrs[k], 8);
+		flush_buf(d);
+	}
+	d->objects++;
+}
+
+static void write_span(dumper *d, mspan *s)
+{
+	uintptr_t nalloc = 0;
+
+	for (uintptr_t i = 0; i < s->nelems; i++)
+		nalloc += !mspan_is_free(s, i);
+	begin(d, HD_SPAN, 8 + 8 + 8 + 4 + 4 + 4 + 1);
+	put(d, s->base, 8);
+	put(d, s->npages, 8);
+	put(d, s->elemsize, 8);
+	put(d, spanclass_sizeclass(s->spc), 4);
+	put(d, s->nelems, 4);
+	put(d, nalloc, 4);
+	put(d, (spanclass_noscan(s->spc) ? HD_F_NOSCAN : 0) |
+	       (s->spc == TINY_SPANCLASS ? HD_F_TINY : 0), 1);
+	flush_buf(d);
+	for (uintptr_t i = 0; i < s->nelems; i++)
+		if (!mspan_is_free(s, i))
+			write_object(d, s, i);
+}
+
+/* Every in-use span, by address. The world is stopped and sweepers are
+ * held off: spans[] does not change. */
+static void write_heap(dumper *d)
+{
+	for (heap_arena *a = mheap_.arenas; a; a = a->next) {
+		for (uintptr_t pg = 0; pg < PAGES_PER_ARENA; pg++) {
+			mspan *s = (mspan *)aload(&a->spans[pg]);
+			if (s && s->state == MSPAN_INUSE &&
+			    s->base == a->base + pg * PAGE_SIZE)
+				write_span(d, s);
+		}
+	}
+}
+
+static void root(dumper *d, unsigned kind, uint32_t thread, uintptr_t where,
+                 uintptr_t value)
+{
+	uintptr_t base;
+
+	if (!value || !(base = mheap_find_object(value, NULL)))
+		return;
+	begin(d, HD_ROOT, 1 + 4 + 8 + 8);
+	put(d, kind, 1);
+	put(d, thread, 4);
+	put(d, where, 8);
+	put(d, base, 8);
+	flush_buf(d);
+}
+
+static void global_root(void **slot, void *arg)
+{
+	root(arg, HD_ROOT_GLOBAL, 0, (uintptr_t)slot,
+	     aload((atomic_word *)slot));
+}
+
+/* Reads stack words as gc_scan_conservative does: past the sanitizers
+ * (ASan redzones, TSan), only to compare them with the heap. */
+__attribute__((no_sanitize_address, no_sanitize_thread, noinline))
+static void stack_roots(dumper *d, uint32_t tid, unsigned kind,
+                        uintptr_t lo, uintptr_t hi)
+{
+	for (uintptr_t p = align_up(lo, WORD_SIZE); p + WORD_SIZE <= hi;
+	     p += WORD_SIZE)
+		root(d, kind, tid, p, *(volatile const uintptr_t *)p);
+}
+
+static NOINLINE void write_thread_roots(dumper *d, const jmp_buf *regs)
+{
+	gc_thread *me = gc_current;
+	uint32_t tid = 0;
+
+	runtime_each_global(global_root, d);
+	for (gc_thread *t = runtime_.threads; t; t = t->next, tid++) {
+		for (gc_frame *f = t->frames; f; f = f->prev)
+			for (size_t i = 0; i < f->nslots; i++)
+				root(d, HD_ROOT_FRAME, tid,
+				     (uintptr_t)&f->slots[i],
+				     (uintptr_t)f->slots[i]);
+		if (!runtime_.conservative || !t->stack_base)
+			continue;
+		if (t == me) {
+			stack_roots(d, tid, HD_ROOT_REGISTER, (uintptr_t)regs,
+			            (uintptr_t)(regs + 1));
+			stack_roots(d, tid, HD_ROOT_STACK,
+			            (uintptr_t)(regs + 1), t->stack_base);
+		} else {
+			stack_roots(d, tid, HD_ROOT_STACK, t->saved_sp,
+			            t->stack_base);
+			stack_roots(d, tid, HD_ROOT_REGISTER,
+			            (uintptr_t)&t->saved_regs,
+			            (uintptr_t)(&t->saved_regs + 1));
+		}
+	}
+}
+
+/* The caller's registers are spilled into this frame, below the frames
+ * that the stack walk covers. */
+static NOINLINE void write_roots(dumper *d)
+{
+	jmp_buf regs;
+
+	setjmp(regs);
+	write_thread_roots(d, (const jmp_buf *)&regs);
+}
+
+static void write_dump(dumper *d)
+{
+	uint8_t h[HEAPDUMP_HEADER_SIZE] = {0};
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	memcpy(h, HEAPDUMP_MAGIC, 8);
+	d->n = 0;
+	put(d, HEAPDUMP_VERSION, 4);
+	put(d, HEAPDUMP_HEADER_SIZE, 4);
+	put(d, (uint64_t)getpid(), 8);
+	put(d, (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec, 8);
+	memcpy(h + 8, d->buf, d->n);
+	d->n = 0;
+	out(d, h, sizeof(h));
+	write_types(d);
+	write_heap(d);
+	write_roots(d);
+	uint64_t sum = d->sum, records = d->records;
+	begin(d, HD_END, 24);
+	put(d, records, 8);
+	put(d, d->objects, 8);
+	put(d, sum, 8);
+	flush_buf(d);
+}
+
+gc_status gc_heap_dump(const char *path)
+{
+	gc_thread *me = gc_current;
+
+	if (!me) {
+		runtime_error(GCHEAP_ERR_NOT_ATTACHED, "gc_heap_dump: the "
+		              "thread is not attached");
+		return GCHEAP_ERR_NOT_ATTACHED;
+	}
+	if (!path) {
+		runtime_error(GCHEAP_ERR_ARG, "gc_heap_dump: path is NULL");
+		return GCHEAP_ERR_ARG;
+	}
+	dumper d = {.sum = HEAPDUMP_FNV_OFFSET};
+	d.f = fopen(path, "wb");
+	if (!d.f) {
+		runtime_error(GCHEAP_ERR_ARG, "gc_heap_dump: cannot write %s: "
+		              "%s", path, strerror(errno));
+		return GCHEAP_ERR_ARG;
+	}
+	gc_disable();
+	/* A collection by another (unattached) thread may start between
+	 * ours and the stop: then wait for it and try again. */
+	for (;;) {
+		gc_collect();
+		gc_.ops->stop_world();
+		if (aload_acq(&gc_.phase) == GCPHASE_OFF &&
+		    aload_acq(&gc_.sweep_done))
+			break;
+		gc_.ops->start_world();
+		runtime_safepoint(me);
+	}
+	sweep_block();
+	write_dump(&d);
+	sweep_unblock();
+	gc_.ops->start_world();
+	runtime_safepoint(me); /* answer what came meanwhile */
+	gc_enable();
+	free(d.ptrs);
+	if (fclose(d.f) || d.err) {
+		runtime_error(GCHEAP_ERR_ARG, "gc_heap_dump: error writing "
+		              "%s: %s", path, strerror(errno));
+		return GCHEAP_ERR_ARG;
+	}
+	runtime_ok();
+	return GCHEAP_OK;
+}

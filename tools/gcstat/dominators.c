@@ -1,0 +1,185 @@
+/* tools/gcstat/dominators.c: the dominator tree of the object graph and
+ * the retained size of every node: the bytes that would be freed if the
+ * node went away (Cooper, Harvey and Kennedy, "A Simple, Fast Dominance
+ * Algorithm", 2001: iterate idom over reverse postorder until nothing
+ * changes, intersecting predecessors by postorder number).
+ *
+ * Everything is iterative (object graphs are deep: a linked list of a
+ * million cells is a million levels). Node 0 is the virtual root. A
+ * node's dominator is its ancestor in the DFS tree, so it comes later in
+ * postorder: adding each node's retained size to its idom in postorder
+ * sums every dominator subtree. */
+#include "runtime/heapdump.h"
+#include "tools/gcstat/gcstat.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define NONE UINT32_MAX
+
+void dom_free(dom_result *r)
+{
+	free(r->idom);
+	free(r->retained);
+	free(r->postorder);
+	memset(r, 0, sizeof(*r));
+}
+
+static uint32_t intersect(const uint32_t *idom, const uint32_t *po,
+                          uint32_t a, uint32_t b)
+{
+	while (a != b) {
+		while (po[a] < po[b])
+			a = idom[a];
+		while (po[b] < po[a])
+			b = idom[b];
+	}
+	return a;
+}
+
+int dom_compute_graph(size_t n, const size_t *start, const uint32_t *succ,
+                      const uint64_t *size, dom_result *r)
+{
+	memset(r, 0, sizeof(*r));
+	if (n == 0 || n >= NONE)
+		return -1;
+	size_t nedges = start[n];
+	uint32_t *po = malloc(n * sizeof(*po));      /* postorder number */
+	uint32_t *order = malloc(n * sizeof(*order)); /* by postorder */
+	uint32_t *stack = malloc(n * sizeof(*stack));
+	size_t *next = malloc(n * sizeof(*next));     /* DFS edge cursor */
+	size_t *pstart = calloc(n + 1, sizeof(*pstart));
+	uint32_t *pred = malloc((nedges ? nedges : 1) * sizeof(*pred));
+	r->idom = malloc(n * sizeof(*r->idom));
+	r->retained = calloc(n, sizeof(*r->retained));
+	if (!po || !order || !stack || !next || !pstart || !pred ||
+	    !r->idom || !r->retained) {
+		free(po), free(order), free(stack), free(next), free(pstart);
+		free(pred);
+		dom_free(r);
+		return -1;
+	}
+	/* Iterative DFS from node 0: postorder numbers. */
+	for (size_t v = 0; v < n; v++) {
+		po[v] = NONE;
+		r->idom[v] = NONE;
+		next[v] = start[v];
+	}
+	size_t sp = 0, npo = 0;
+	uint32_t *seen = r->idom; /* NONE = unvisited, reused below */
+	stack[sp++] = 0;
+	seen[0] = 0;
+	while (sp) {
+		uint32_t v = stack[sp - 1];
+		if (next[v] < start[v + 1]) {
+			uint32_t w = succ[next[v]++];
+			if (w < n && seen[w] == NONE) {
+				seen[w] = 0;
+				stack[sp++] = w;
+			}
+			continue;
+		}
+		sp--;
+		po[v] = (uint32_t)npo;
+		order[npo++] = v;
+	}
+	/* Predecessors (reachable sources only) as CSR. */
+	for (size_t v = 0; v < n; v++)
+		if (po[v] != NONE)
+			for (size_t e = start[v]; e < start[v + 1]; e++)
+				if (succ[e] < n)
+					pstart[succ[e] + 1]++;
+	for (size_t v = 0; v < n; v++)
+		pstart[v + 1] += pstart[v];
+	memcpy(next, pstart, n * sizeof(*next));
+	for (size_t v = 0; v < n; v++)
+		if (po[v] != NONE)
+			for (size_t e = start[v]; e < start[v + 1]; e++)
+				if (succ[e] < n)
+					pred[next[succ[e]]++] = (uint32_t)v;
+	/* Iterate to the fixed point over reverse postorder. */
+	for (size_t v = 0; v < n; v++)
+		r->idom[v] = NONE;
+	r->idom[0] = 0;
+	for (bool changed = true; changed;) {
+		changed = false;
+		for (size_t k = npo - 1; k-- > 0;) {
+			uint32_t b = order[k], nd = NONE;
+			for (size_t e = pstart[b]; e < pstart[b + 1]; e++) {
+				uint32_t p = pred[e];
+				if (r->idom[p] == NONE)
+					continue;
+				nd = nd == NONE ? p
+				                : intersect(r->idom, po, p, nd);
+			}
+			if (nd != NONE && r->idom[b] != nd) {
+				r->idom[b] = nd;
+				changed = true;
+			}
+		}
+	}
+	/* Retained sizes: children before their dominators. */
+	for (size_t k = 0; k < npo; k++)
+		r->retained[order[k]] += size ? size[order[k]] : 0;
+	for (size_t k = 0; k + 1 < npo; k++) {
+		uint32_t v = order[k];
+		r->retained[r->idom[v]] += r->retained[v];
+	}
+	r->nnodes = n;
+	r->postorder = order;
+	r->nreach = npo;
+	free(po), free(stack), free(next), free(pstart), free(pred);
+	return 0;
+}
+
+int dom_compute(const hd_dump *d, dom_result *r)
+{
+	size_t kind0 = 1, root0 = kind0 + HD_ROOT_NKINDS - 1;
+	size_t obj0 = root0 + d->nroots;
+	size_t n = obj0 + d->nobjects;
+	size_t ne = (HD_ROOT_NKINDS - 1) + 2 * d->nroots + d->nptrs;
+	size_t *start = calloc(n + 1, sizeof(*start));
+	uint32_t *succ = malloc((ne ? ne : 1) * sizeof(*succ));
+	uint64_t *size = calloc(n, sizeof(*size));
+
+	if (!start || !succ || !size || n >= NONE) {
+		free(start), free(succ), free(size);
+		return -1;
+	}
+	size_t e = 0;
+	/* Virtual root -> kinds. */
+	for (size_t k = 0; k < HD_ROOT_NKINDS - 1; k++)
+		succ[e++] = (uint32_t)(kind0 + k);
+	start[1] = e;
+	/* Kinds -> their roots. */
+	for (size_t k = 0; k < HD_ROOT_NKINDS - 1; k++) {
+		for (size_t i = 0; i < d->nroots; i++)
+			if (d->roots[i].kind == k + 1)
+				succ[e++] = (uint32_t)(root0 + i);
+		start[kind0 + k + 1] = e;
+	}
+	/* Roots -> their objects. */
+	for (size_t i = 0; i < d->nroots; i++) {
+		long o = hd_find(d, d->roots[i].target);
+		if (o >= 0)
+			succ[e++] = (uint32_t)(obj0 + (size_t)o);
+		start[root0 + i + 1] = e;
+	}
+	/* Objects -> their targets. */
+	for (size_t i = 0; i < d->nobjects; i++) {
+		const hd_object *ob = &d->objects[i];
+		size[obj0 + i] = ob->size;
+		for (uint32_t k = 0; k < ob->nptrs; k++) {
+			long o = hd_find(d, d->ptrs[ob->ptrs + k]);
+			if (o >= 0)
+				succ[e++] = (uint32_t)(obj0 + (size_t)o);
+		}
+		start[obj0 + i + 1] = e;
+	}
+	int rc = dom_compute_graph(n, start, succ, size, r);
+	free(start), free(succ), free(size);
+	r->kind0 = kind0;
+	r->root0 = root0;
+	r->obj0 = obj0;
+	return rc;
+}

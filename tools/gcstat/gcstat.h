@@ -1,0 +1,155 @@
+/* tools/gcstat/gcstat.h: gcstat's modules, as main.c dispatches to them:
+ * live.c (the export files: list, summary, intervals), dumpread.c (the
+ * bounds-checked heap dump reader), dominators.c (dominator tree and
+ * retained sizes), dumpcmd.c (`gcstat dump`), plot.c (`gcstat plot`), and
+ * the small output helpers in util.c. Every error is one line on stderr
+ * and a non-zero exit status; nothing here aborts on bad input. */
+#ifndef GCSTAT_H
+#define GCSTAT_H
+
+#include "gcheap.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* ---- util.c -------------------------------------------------------------- */
+
+extern const char *gcstat_prog;
+
+/* Print "gcstat: <message>" on stderr; returns 1 (the exit status). */
+int gcs_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* "12.3 MiB" style, into buf. */
+const char *gcs_bytes(char *buf, size_t n, double bytes);
+/* "1.23 ms" style. */
+const char *gcs_dur(char *buf, size_t n, double ns);
+/* A JSON string literal of s (len bytes), escaped. */
+void gcs_json_str(FILE *f, const char *s, size_t len);
+/* Parse "1s", "500ms", "2m", "250us" or a plain number of seconds. */
+bool gcs_parse_duration(const char *s, uint64_t *ns);
+/* The p-th percentile (0..100) of n values (sorted in place). */
+uint64_t gcs_percentile(uint64_t *v, size_t n, unsigned p);
+
+/* ---- live.c -------------------------------------------------------------- */
+
+typedef struct gcs_snapshot {
+	long pid;
+	char comm[32];
+	uint64_t updated_ns;
+	gc_stats st;
+} gcs_snapshot;
+
+/* The export directory ($GCHEAP_EXPORT_DIR, or /tmp/gcheap-<uid>). */
+void gcs_export_dir(char *buf, size_t n);
+/* Read the export file of pid; 0, or 1 after printing the error. */
+int gcs_read_live(long pid, gcs_snapshot *out);
+int gcs_cmd_list(bool json);
+int gcs_cmd_summary(long pid, bool json);
+int gcs_cmd_interval(long pid, uint64_t interval_ns, long count, bool json);
+
+/* ---- dumpread.c ---------------------------------------------------------- */
+
+typedef struct hd_type {
+	uint32_t id;
+	uint32_t flags;
+	uint64_t size;
+	char *name;
+} hd_type;
+
+typedef struct hd_object {
+	uint64_t addr, size;
+	uint32_t type;      /* the dump's type id (0: none recorded) */
+	uint8_t flags;      /* HD_F_* */
+	uint32_t nptrs;
+	size_t ptrs;        /* index of the first target in hd_dump.ptrs */
+} hd_object;
+
+typedef struct hd_span {
+	uint64_t base, npages, elemsize;
+	uint32_t sizeclass, nelems, nalloc;
+	uint8_t flags;
+} hd_span;
+
+typedef struct hd_root {
+	uint8_t kind;
+	uint32_t thread;
+	uint64_t where, target;
+} hd_root;
+
+typedef struct hd_dump {
+	uint32_t version;
+	uint64_t pid, time_ns;
+	hd_type *types;
+	size_t ntypes;
+	hd_object *objects;  /* sorted by address, no overlaps */
+	size_t nobjects;
+	uint64_t *ptrs;      /* target addresses of all objects' pointers */
+	size_t nptrs;
+	hd_span *spans;
+	size_t nspans;
+	hd_root *roots;
+	size_t nroots;
+} hd_dump;
+
+/* Check END's checksum and counts (the fuzz target turns this off to
+ * reach past them; everything else is checked regardless). */
+extern bool hd_check_sums;
+
+/* Parse a dump held in memory. 0 on success; otherwise -1 with a
+ * one-line reason in err. Never reads outside buf. */
+int hd_parse(const uint8_t *buf, size_t len, hd_dump *d, char *err,
+             size_t errlen);
+/* Read and parse a file; 0, or 1 after printing the error. */
+int hd_load(const char *path, hd_dump *d);
+void hd_free(hd_dump *d);
+/* The index of the object that contains addr, or -1. */
+long hd_find(const hd_dump *d, uint64_t addr);
+/* The name of an object's type ("node", or "(noscan 48 B)"): into buf. */
+const char *hd_type_name(const hd_dump *d, const hd_object *o, char *buf,
+                         size_t n);
+
+/* ---- dominators.c -------------------------------------------------------- */
+
+/* The graph: node 0 is a virtual root with an edge to each root-kind node
+ * (1..HD_ROOT_NKINDS-1), each kind node to its roots' nodes, each root
+ * node to the object it points at, and each object to its targets. */
+typedef struct dom_result {
+	size_t nnodes;
+	size_t kind0, root0, obj0; /* first node of each group */
+	uint32_t *idom;            /* UINT32_MAX: unreachable */
+	uint64_t *retained;        /* shallow sizes summed over the subtree */
+	uint32_t *postorder;       /* nodes reachable, in postorder */
+	size_t nreach;
+} dom_result;
+
+/* Build the graph from a dump and compute dominators (Cooper, Harvey and
+ * Kennedy's iterative algorithm) and retained sizes. 0 or -1 (no
+ * memory). */
+int dom_compute(const hd_dump *d, dom_result *r);
+/* The same over an explicit graph (tests): n nodes, node 0 the root,
+ * edges as CSR (succ[start[v] .. start[v+1])), shallow sizes. */
+int dom_compute_graph(size_t n, const size_t *start, const uint32_t *succ,
+                      const uint64_t *size, dom_result *r);
+void dom_free(dom_result *r);
+
+/* ---- dumpcmd.c, plot.c --------------------------------------------------- */
+
+int gcs_cmd_dump(const char *path, size_t top, bool json);
+int gcs_cmd_plot(int argc, char **argv);
+
+/* One GCHEAP_DEBUG=gctrace=1 line (docs/tools.md). */
+typedef struct gcs_trace {
+	unsigned long cycle;
+	double at;          /* seconds since start */
+	double cpu_pct;     /* GC CPU fraction, % */
+	double clock[3];    /* ms: pause 1, concurrent mark, pause 2 */
+	double cpu[4];      /* ms: pause 1, assist / workers, pause 2 */
+	double heap0, heap1, live, goal; /* MB (10^6 bytes) */
+	unsigned workers;
+} gcs_trace;
+
+/* Parse a trace line; 0, or -1 if it is not one. */
+int gcs_parse_trace_line(const char *line, gcs_trace *t);
+
+#endif
