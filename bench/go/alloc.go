@@ -32,7 +32,7 @@ func run16(ringMode bool, n uint64, h uint64) uint64 {
 	if ringMode {
 		r = make([]*obj16, ring)
 	}
-	t0 := mono()
+	t0, c0 := mono(), cpuS()
 	for i := uint64(0); i < n; i++ {
 		o := &obj16{}
 		o.v = i
@@ -41,7 +41,7 @@ func run16(ringMode bool, n uint64, h uint64) uint64 {
 			r[(i/1000)%ring] = o
 		}
 	}
-	report(16, ringMode, n, t0)
+	report(16, ringMode, n, t0, c0)
 	h = fold(h, n*16)
 	for _, o := range r {
 		if o != nil {
@@ -56,7 +56,7 @@ func run32(ringMode bool, n uint64, h uint64) uint64 {
 	if ringMode {
 		r = make([]*obj32, ring)
 	}
-	t0 := mono()
+	t0, c0 := mono(), cpuS()
 	for i := uint64(0); i < n; i++ {
 		o := &obj32{}
 		o.v = i
@@ -65,7 +65,7 @@ func run32(ringMode bool, n uint64, h uint64) uint64 {
 			r[(i/1000)%ring] = o
 		}
 	}
-	report(32, ringMode, n, t0)
+	report(32, ringMode, n, t0, c0)
 	h = fold(h, n*32)
 	for _, o := range r {
 		if o != nil {
@@ -80,7 +80,7 @@ func run64(ringMode bool, n uint64, h uint64) uint64 {
 	if ringMode {
 		r = make([]*obj64, ring)
 	}
-	t0 := mono()
+	t0, c0 := mono(), cpuS()
 	for i := uint64(0); i < n; i++ {
 		o := &obj64{}
 		o.v = i
@@ -89,7 +89,7 @@ func run64(ringMode bool, n uint64, h uint64) uint64 {
 			r[(i/1000)%ring] = o
 		}
 	}
-	report(64, ringMode, n, t0)
+	report(64, ringMode, n, t0, c0)
 	h = fold(h, n*64)
 	for _, o := range r {
 		if o != nil {
@@ -99,12 +99,14 @@ func run64(ringMode bool, n uint64, h uint64) uint64 {
 	return h
 }
 
-func report(size int, ringMode bool, n uint64, t0 float64) {
+func report(size int, ringMode bool, n uint64, t0, c0 float64) {
+	t1, c1 := mono(), cpuS()
 	mode := "none"
 	if ringMode {
 		mode = "ring"
 	}
-	figure(fmt.Sprintf("ns_%d_%s", size, mode), (mono()-t0)/float64(n))
+	figure(fmt.Sprintf("ns_%d_%s", size, mode), (t1-t0)/float64(n))
+	figure(fmt.Sprintf("cpuns_%d_%s", size, mode), (c1-c0)*1e9/float64(n))
 }
 
 func main() {
