@@ -72,6 +72,8 @@ static uint64_t mark_start_ns;
 static void mark_termination(void)
 {
 	astore_rel(&gc_.phase, GCPHASE_MARKTERM);
+	/* Before checkmark, whose re-mark is not the cycle's work. */
+	gc_.last_scan_work = aload(&gcwork_.scan_done);
 	if (gc_.debug.checkmark)
 		gc_checkmark();
 	uintptr_t marked = aload(&gcwork_.bytes_marked);
@@ -280,6 +282,7 @@ static bool gc_start(void)
 	astore(&gcwork_.bytes_marked, 0);
 	astore(&gc_.globals_done, 0);
 	astore(&gc_.bg_credit, 0);
+	astore(&gcwork_.scan_done, 0);
 	gc_.mark_start_live = aload(&mheap_.stats.heap_live);
 	astore_rel(&gc_.phase, GCPHASE_MARK);
 	astore(&gc_.blackalloc, 1);

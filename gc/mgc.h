@@ -102,6 +102,7 @@ typedef struct gc_state {
 	uintptr_t heap_marked;    /* live bytes at the last mark */
 	uintptr_t mark_grown;     /* heap growth during the last mark */
 	uintptr_t mark_start_live; /* heap_live when it began */
+	uintptr_t last_scan_work; /* scan work of the last mark */
 	atomic_word bg_credit;    /* words the workers scanned this mark
 	                           * beyond what assists took (Go's
 	                           * bgScanCredit) */
@@ -193,6 +194,12 @@ void sweep_unblock(void);
 void pacer_end_cycle(uintptr_t marked, uintptr_t grown);
 /* The trigger for that mark and goal. */
 uintptr_t pacer_trigger(uintptr_t marked, uintptr_t goal, uintptr_t grown);
+/* Scan work owed for allocating `bytes` while marking, with the heap at
+ * `live` of `goal`, `expect` work expected for the mark and `done` done:
+ * the remaining work spread over the remaining runway (Go's
+ * assistWorkPerByte); -1 past the goal (help with everything). */
+intptr_t pacer_assist_owed(uintptr_t bytes, uintptr_t live, uintptr_t goal,
+                           uintptr_t expect, uintptr_t done);
 /* The heap goal for a live heap of `marked` bytes at `percent`. */
 uintptr_t pacer_goal(uintptr_t marked, unsigned percent, size_t limit);
 

@@ -190,6 +190,9 @@ void gc_scan_conservative(gcw *w, uintptr_t lo, uintptr_t hi)
 	}
 }
 
+/* Large objects are scanned in pieces of this size. */
+#define OBLET_BYTES ((uintptr_t)128 << 10)
+
 /* Scan one grey object through its pointer map; returns the words of
  * work done. Objects with heap bits (<= 512 bytes: most objects) read
  * their bits straight from the span, everything else goes through the
@@ -218,7 +221,22 @@ static uintptr_t scanobject(gcw *w, uintptr_t obj)
 	}
 	ptriter it;
 	uintptr_t *slot;
-	mspan_ptriter(s, obj, &it);
+	if (spanclass_sizeclass(s->spc) == 0) {
+		/* A large object is scanned an oblet at a time (Go's
+		 * oblets): queue the rest as its next oblet's address, so
+		 * that no single scan (an assist's, say) runs long and
+		 * others can share the work. */
+		uintptr_t off = obj - s->base;
+		mspan_ptriter(s, s->base, &it);
+		size_t end = MIN(it.nwords, (off + OBLET_BYTES) / WORD_SIZE);
+		if (it.nwords > end)
+			gcw_put(w, obj + OBLET_BYTES);
+		it.w = off / WORD_SIZE;
+		it.nwords = end;
+		obj = s->base;
+	} else {
+		mspan_ptriter(s, obj, &it);
+	}
 	while ((slot = ptriter_next(&it))) {
 		uintptr_t v = aload((atomic_word *)slot);
 		n++;
@@ -239,6 +257,8 @@ intptr_t gc_drain(gcw *w, intptr_t budget)
 			gcw_balance(w);
 	}
 	w->scan_work += (uintptr_t)done;
+	if (done)
+		afetch_add(&gcwork_.scan_done, (uintptr_t)done);
 	return done;
 }
 

@@ -11,7 +11,12 @@
  *             busy machine then overshoots the goal); 7/10 before the
  *             first mark;
  *   assist  = expected scan work (marked bytes / word size) over the
- *             runway left after the trigger, in words per byte (16.16).
+ *             runway left after the trigger, in words per byte (16.16):
+ *             the starting rate, reported in the stats; what a mutator
+ *             owes is recomputed at each slow path from the work left
+ *             (the last mark's scan work less what this one has done)
+ *             over the runway left (pacer_assist_owed, Go's
+ *             assistWorkPerByte), less the workers' credit.
  * Everything here is arithmetic on its arguments and gc_ fields. */
 #include "gc/mgc.h"
 
@@ -45,6 +50,18 @@ uintptr_t pacer_trigger(uintptr_t marked, uintptr_t goal, uintptr_t grown)
 	uintptr_t need = grown + grown / 4;
 	uintptr_t t = goal > need ? goal - need : 0;
 	return t < lo ? lo : t > hi ? hi : t;
+}
+
+intptr_t pacer_assist_owed(uintptr_t bytes, uintptr_t live, uintptr_t goal,
+                           uintptr_t expect, uintptr_t done)
+{
+	if (live >= goal)
+		return -1;
+	if (done >= expect || !bytes)
+		return 0;
+	double owed = (double)bytes * (double)(expect - done) /
+	              (double)(goal - live);
+	return owed >= (double)INTPTR_MAX ? INTPTR_MAX : (intptr_t)owed + 1;
 }
 
 void pacer_end_cycle(uintptr_t marked, uintptr_t grown)

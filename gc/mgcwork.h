@@ -40,6 +40,7 @@ typedef struct gcwork_state {
 	atomic_word nfull; /* written under lock, read without */
 	atomic_word bytes_marked; /* flushed from gcws this cycle */
 	atomic_word nmarked;      /* flushed from gcws; only grows */
+	atomic_word scan_done;    /* scan work done this mark (the pacer) */
 } gcwork_state;
 
 extern gcwork_state gcwork_;

@@ -49,6 +49,11 @@ static ALWAYS_INLINE uintptr_t tiny_align(uintptr_t off, size_t size)
 	return off;
 }
 
+/* An assist does at most this much scan work at a time (well under a
+ * millisecond), so that no allocation stalls its thread for long; what is
+ * owed beyond it is carried to the thread's next slow path. */
+#define ASSIST_CHUNK ((intptr_t)32768)
+
 /* The slow path's collector duties: answer requests, start a cycle if
  * due, and pay for `bytes` of allocation while marking. */
 static void collector_duties(gc_thread *th, uintptr_t bytes)
@@ -59,30 +64,44 @@ static void collector_duties(gc_thread *th, uintptr_t bytes)
 		gc_maybe_start();
 		runtime_safepoint(th);
 	}
-	if (aload_acq(&gc_.phase) == GCPHASE_MARK) {
-		intptr_t owed = (intptr_t)((bytes * aload(&gc_.assist_ratio))
-		                           >> 16);
-		/* Past the goal, marking is behind (the workers got too little
-		 * CPU): help with everything there is, or give the CPU to
-		 * them (Go parks such assists until credit comes in). */
-		if (aload(&mheap_.stats.heap_live) > aload(&gc_.goal))
-			owed = -1;
-		/* Background credit first: what the workers scanned ahead
-		 * of the mutators pays for this (Go's bgScanCredit). */
-		for (uintptr_t c; owed > 0 && (c = aload(&gc_.bg_credit));) {
-			uintptr_t take = MIN(c, (uintptr_t)owed);
-			if (acas(&gc_.bg_credit, c, c - take))
-				owed -= (intptr_t)take;
-		}
-		if (owed) {
-			uint64_t t0 = gcstats_cpu_ns();
-			intptr_t done = gc_drain(&th->gcw, owed);
-			gcw_dispose(&th->gcw);
-			gcstats_assist(gcstats_cpu_ns() - t0);
-			if (owed < 0 && done == 0)
-				sched_yield();
-		}
+	if (aload_acq(&gc_.phase) != GCPHASE_MARK) {
+		th->assist_debt = 0;
+		return;
 	}
+	uintptr_t goal = aload(&gc_.goal);
+	uintptr_t expect = gc_.last_scan_work ? gc_.last_scan_work :
+	                   goal / 2 / WORD_SIZE + 1; /* first mark */
+	intptr_t owed = pacer_assist_owed(bytes,
+	                                  aload(&mheap_.stats.heap_live),
+	                                  goal, expect,
+	                                  aload(&gcwork_.scan_done));
+	/* Past the goal (owed -1) marking is behind, the workers got too
+	 * little CPU: help a chunk at every slow path, or give the CPU to
+	 * them (Go parks such assists until credit comes in). */
+	bool behind = owed < 0;
+	if (owed > 0)
+		th->assist_debt = owed > INTPTR_MAX - th->assist_debt ?
+		                  INTPTR_MAX : th->assist_debt + owed;
+	/* Background credit first: what the workers scanned ahead of the
+	 * mutators pays for this (Go's bgScanCredit). */
+	uintptr_t c;
+	while (th->assist_debt > 0 && (c = aload(&gc_.bg_credit))) {
+		uintptr_t take = MIN(c, (uintptr_t)th->assist_debt);
+		if (acas(&gc_.bg_credit, c, c - take))
+			th->assist_debt -= (intptr_t)take;
+	}
+	intptr_t pay = behind ? ASSIST_CHUNK :
+	                        MIN(th->assist_debt, ASSIST_CHUNK);
+	if (pay <= 0)
+		return;
+	uint64_t t0 = gcstats_cpu_ns();
+	intptr_t done = gc_drain(&th->gcw, pay);
+	gcw_dispose(&th->gcw);
+	gcstats_assist(gcstats_cpu_ns() - t0);
+	/* Nothing left to scan for now: nothing more can be owed. */
+	th->assist_debt = done < pay ? 0 : MAX(0, th->assist_debt - done);
+	if (behind && done == 0)
+		sched_yield();
 }
 
 static void *alloc_tiny(gc_thread *th, size_t size, int *err)

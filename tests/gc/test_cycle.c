@@ -655,6 +655,40 @@ START_TEST(test_assist_marks)
 }
 END_TEST
 
+/* A large scan object over several oblets (128 KiB pieces, scanned
+ * one at a time): every child is kept, to the last slot, whichever oblet
+ * it sits in, and the object survives whole. */
+START_TEST(test_large_oblets)
+{
+	enum { NSLOT = (1 << 20) / 8 + 3, STEP = 61 };
+	static void *root[1];
+
+	start(false);
+	gc_disable();
+	ck_assert_int_eq(gc_add_roots(root, 1), GCHEAP_OK);
+	void **big = gc_alloc_array(NSLOT, t_ptrs);
+	ck_assert_ptr_nonnull(big);
+	gc_write(&root[0], big);
+	size_t n = 0;
+	for (size_t i = 0; i < NSLOT; i += STEP, n++)
+		gc_write(&big[i], new_payload(40, 50000 + i));
+	gc_write(&big[NSLOT - 1], new_payload(40, 90000));
+	void *dead = new_payload(40, 1);
+	uintptr_t hd = hide(dead);
+	dead = NULL;
+	for (int c = 0; c < 2; c++)
+		gc_collect();
+	for (size_t i = 0; i < NSLOT; i += STEP)
+		REQUIRE(is_live(big[i]) && check_payload(big[i], 40, 50000 + i),
+		        "child in slot %zu (oblet %zu) lost", i,
+		        i * 8 / (128 << 10));
+	ck_assert(is_live(big[NSLOT - 1]));
+	ck_assert(check_payload(big[NSLOT - 1], 40, 90000));
+	ck_assert(!is_live(unhide(hd)));
+	ck_assert_uint_gt(n, 2000);
+}
+END_TEST
+
 static Suite *cycle_suite(void)
 {
 	Suite *s = suite_create("cycle");
@@ -673,6 +707,7 @@ static Suite *cycle_suite(void)
 	tcase_add_test(tc, test_collect_concurrently);
 	tcase_add_test(tc, test_collect_from_unattached_threads);
 	tcase_add_test(tc, test_assist_marks);
+	tcase_add_test(tc, test_large_oblets);
 	suite_add_tcase(s, tc);
 	return s;
 }

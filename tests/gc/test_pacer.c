@@ -160,6 +160,29 @@ START_TEST(test_end_cycle)
 }
 END_TEST
 
+/* What an allocating thread owes while marking: the work left spread over
+ * the runway left; nothing once the expected work is done; everything
+ * (-1) at or past the goal. */
+START_TEST(test_assist_owed)
+{
+	/* 1000 words left over 1000 bytes of runway: a word per byte. */
+	ck_assert_int_eq(pacer_assist_owed(100, 9000, 10000, 3000, 2000), 101);
+	/* Half the runway left for the same work: twice as much. */
+	ck_assert_int_eq(pacer_assist_owed(100, 9500, 10000, 3000, 2000), 201);
+	/* The workers did it all: nothing owed. */
+	ck_assert_int_eq(pacer_assist_owed(100, 9000, 10000, 3000, 3000), 0);
+	ck_assert_int_eq(pacer_assist_owed(100, 9000, 10000, 3000, 5000), 0);
+	ck_assert_int_eq(pacer_assist_owed(0, 9000, 10000, 3000, 0), 0);
+	/* At or past the goal: help with everything. */
+	ck_assert_int_eq(pacer_assist_owed(100, 10000, 10000, 3000, 0), -1);
+	ck_assert_int_eq(pacer_assist_owed(100, 20000, 10000, 3000, 0), -1);
+	/* No overflow with huge numbers. */
+	ck_assert_int_gt(pacer_assist_owed((uintptr_t)1 << 40, 0,
+	                                   (uintptr_t)1 << 41,
+	                                   (uintptr_t)1 << 40, 0), 0);
+}
+END_TEST
+
 /* ---- Steady state -------------------------------------------------------- */
 
 #define NLIVE 8192
@@ -289,6 +312,7 @@ static Suite *pacer_suite(void)
 	tcase_add_test(tc, test_goal_table);
 	tcase_add_test(tc, test_goal_random);
 	tcase_add_test(tc, test_end_cycle);
+	tcase_add_test(tc, test_assist_owed);
 	tcase_add_test(tc, test_steady_state_50);
 	tcase_add_test(tc, test_steady_state_100);
 	tcase_add_test(tc, test_steady_state_200);
