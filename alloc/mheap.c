@@ -377,48 +377,62 @@ uintptr_t mheap_find_object(uintptr_t p, mspan **sp)
 	}
 }
 
-uintptr_t mheap_recount_allocated(uintptr_t *nobjs)
+/* Call fn on every in-use span, under mheap_.lock (fn must not take it). */
+static void each_span(void (*fn)(mspan *s, void *arg), void *arg)
 {
-	uintptr_t bytes = 0, n = 0;
-
 	mutex_lock(&mheap_.lock);
 	for (heap_arena *a = mheap_.arenas; a; a = a->next) {
 		for (uintptr_t pg = 0; pg < PAGES_PER_ARENA; pg++) {
 			mspan *s = (mspan *)aload(&a->spans[pg]);
-			if (!s || s->state != MSPAN_INUSE ||
-			    s->base != a->base + pg * PAGE_SIZE)
-				continue;
-			bytes += s->alloc_count * s->elemsize;
-			n += s->alloc_count;
+			if (s && s->state == MSPAN_INUSE &&
+			    s->base == a->base + pg * PAGE_SIZE)
+				fn(s, arg);
 		}
 	}
 	mutex_unlock(&mheap_.lock);
+}
+
+typedef struct recount {
+	uintptr_t bytes, objs;
+	uintptr_t *spans, *classobjs, sg;
+} recount;
+
+static void count_allocated(mspan *s, void *arg)
+{
+	recount *r = arg;
+	r->bytes += s->alloc_count * s->elemsize;
+	r->objs += s->alloc_count;
+}
+
+uintptr_t mheap_recount_allocated(uintptr_t *nobjs)
+{
+	recount r = {0};
+
+	each_span(count_allocated, &r);
 	if (nobjs)
-		*nobjs = n;
-	return bytes;
+		*nobjs = r.objs;
+	return r.bytes;
+}
+
+/* A cached span counts as full: its free slots are the cache's. */
+static void count_class(mspan *s, void *arg)
+{
+	recount *r = arg;
+	unsigned sc = spanclass_sizeclass(s->spc);
+	uintptr_t g = aload(&s->sweepgen);
+	r->spans[sc]++;
+	r->classobjs[sc] += g == r->sg + 1 || g == r->sg + 3 ? s->nelems
+	                                                     : s->alloc_count;
 }
 
 void mheap_recount_classes(uintptr_t *spans, uintptr_t *objs)
 {
-	uintptr_t sg = aload(&mheap_.sweepgen);
+	recount r = {.spans = spans, .classobjs = objs,
+	             .sg = aload(&mheap_.sweepgen)};
 
 	for (unsigned c = 0; c < NUM_SIZE_CLASSES; c++)
 		spans[c] = objs[c] = 0;
-	mutex_lock(&mheap_.lock);
-	for (heap_arena *a = mheap_.arenas; a; a = a->next) {
-		for (uintptr_t pg = 0; pg < PAGES_PER_ARENA; pg++) {
-			mspan *s = (mspan *)aload(&a->spans[pg]);
-			if (!s || s->state != MSPAN_INUSE ||
-			    s->base != a->base + pg * PAGE_SIZE)
-				continue;
-			unsigned sc = spanclass_sizeclass(s->spc);
-			uintptr_t g = aload(&s->sweepgen);
-			spans[sc]++;
-			objs[sc] += g == sg + 1 || g == sg + 3 ? s->nelems
-			                                       : s->alloc_count;
-		}
-	}
-	mutex_unlock(&mheap_.lock);
+	each_span(count_class, &r);
 }
 
 /* ---- Verification -------------------------------------------------------- */
