@@ -225,6 +225,10 @@ static void stop_world(void)
 	pthread_mutex_unlock(&world_lock);
 }
 
+/* A mutator that stopped the world itself (verify-mode gc_read_stats,
+ * gc_heap_dump) must answer its own pending requests with
+ * runtime_safepoint before it allocates again: a cache flush asked of it
+ * meanwhile would otherwise leave it allocating from a stale span. */
 static void start_world(void)
 {
 	pthread_mutex_lock(&world_lock);
