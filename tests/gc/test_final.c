@@ -20,6 +20,7 @@
 #include "test_harness.c"
 
 static gc_type *t_node; /* {ptr a, ptr b, word key, word pad}: 32 bytes */
+static gc_type *t_ptr;  /* one pointer, repeating: pointer arrays */
 
 typedef struct node {
 	struct node *a, *b;
@@ -29,6 +30,7 @@ typedef struct node {
 static void start(void)
 {
 	static const size_t off[] = {offsetof(node, a), offsetof(node, b)};
+	static const size_t zero = 0;
 	sys_fatal_exit_code = 70;
 	ck_assert_int_eq(gc_thread_attach(), GCHEAP_OK);
 	gc_set_conservative_stacks(0);
@@ -36,7 +38,10 @@ static void start(void)
 	gc_disable(); /* only the test's own cycles */
 	t_node = gc_type_new("node", sizeof(node), off, 2,
 	                     GCHEAP_TAIL_NOSCAN);
+	t_ptr = gc_type_new("ptr", sizeof(void *), &zero, 1,
+	                    GCHEAP_TAIL_REPEAT);
 	ck_assert_ptr_nonnull(t_node);
+	ck_assert_ptr_nonnull(t_ptr);
 }
 
 static node *new_node(uint64_t key)
@@ -506,8 +511,6 @@ START_TEST(test_weak_many_before_sweep)
 
 	start();
 	gc_frame_push(&f, ms, 2);
-	static const size_t z = 0;
-	gc_type *t_ptr = gc_type_new("ptr", 8, &z, 1, GCHEAP_TAIL_REPEAT);
 	gc_weak **ws = gc_alloc_array(N, t_ptr);
 	ms[0] = ws;
 	void **keep = gc_alloc_array(N, t_ptr);
@@ -666,13 +669,11 @@ END_TEST
 START_TEST(test_ephemeron_chain)
 {
 	enum { N = 100 };
-	static const size_t z = 0;
 	void *ms[3] = {0};
 	gc_frame f;
 
 	start();
 	gc_frame_push(&f, ms, 3);
-	gc_type *t_ptr = gc_type_new("ptr", 8, &z, 1, GCHEAP_TAIL_REPEAT);
 	void **ks = gc_alloc_array(N + 1, t_ptr);
 	void **es = gc_alloc_array(N, t_ptr);
 	void **ws = gc_alloc_array(N + 1, t_ptr);
@@ -737,13 +738,11 @@ END_TEST
 START_TEST(test_weakmap)
 {
 	enum { N = 3000 };
-	static const size_t z = 0;
 	void *ms[3] = {0};
 	gc_frame f;
 
 	start();
 	gc_frame_push(&f, ms, 3);
-	gc_type *t_ptr = gc_type_new("ptr", 8, &z, 1, GCHEAP_TAIL_REPEAT);
 	gc_weakmap *m = gc_weakmap_new();
 	ck_assert_ptr_nonnull(m);
 	ms[0] = m;
