@@ -108,7 +108,6 @@ typedef struct gc_state {
 	                           * bgScanCredit) */
 	atomic_word trigger;      /* start a cycle at this heap_live */
 	atomic_word goal;         /* heap_live at which marking should end */
-	atomic_word assist_ratio; /* scan words owed per byte, fixed 16.16 */
 	atomic_word stress_next;  /* bytes allocated at which stress fires */
 	atomic_word alloc_bytes;  /* bytes allocated since the start */
 	/* Timing (ns) of the last cycle's phases. */

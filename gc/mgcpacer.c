@@ -10,13 +10,12 @@
  *             marked; Go 1.19 allows up to 19/20, but a mark slowed by a
  *             busy machine then overshoots the goal); 7/10 before the
  *             first mark;
- *   assist  = expected scan work (marked bytes / word size) over the
- *             runway left after the trigger, in words per byte (16.16):
- *             the starting rate, reported in the stats; what a mutator
- *             owes is recomputed at each slow path from the work left
- *             (the last mark's scan work less what this one has done)
- *             over the runway left (pacer_assist_owed, Go's
- *             assistWorkPerByte), less the workers' credit.
+ *   assist  = what an allocating thread owes while marking, recomputed
+ *             at each slow path: the work left (the last mark's scan
+ *             work less what this one has done) over the runway left,
+ *             as Go's assistWorkPerByte (pacer_assist_owed); -1 at or
+ *             past the goal. runtime/malloc.c pays it in bounded chunks,
+ *             after the workers' credit.
  * Everything here is arithmetic on its arguments and gc_ fields. */
 #include "gc/mgc.h"
 
@@ -69,13 +68,9 @@ void pacer_end_cycle(uintptr_t marked, uintptr_t grown)
 	uintptr_t goal = pacer_goal(marked, (unsigned)aload(&gc_.percent),
 	                            aload(&mheap_.limit));
 	uintptr_t trigger = pacer_trigger(marked, goal, grown);
-	uintptr_t left = goal - trigger;
 
 	gc_.heap_marked = marked;
 	gc_.mark_grown = grown;
 	astore(&gc_.goal, goal);
 	astore(&gc_.trigger, trigger);
-	/* words of scanning per byte allocated, 16.16 fixed point */
-	uintptr_t words = marked / WORD_SIZE + 1;
-	astore(&gc_.assist_ratio, left ? (words << 16) / left : 1 << 16);
 }

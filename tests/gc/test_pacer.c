@@ -2,7 +2,7 @@
  * an independent reference: goal = marked * (1 + percent/100) computed
  * exactly, at least 4 MiB, under a memory limit at most 95% of it but
  * never below marked + marked/16; trigger = 7/10..17/20 of the runway;
- * the assist ratio; a negative percent. Then its effect: under steady churn
+ * what an assist owes; a negative percent. Then its effect: under steady churn
  * with a fixed live heap L (8 MiB of 1 KiB objects in a rooted array, a
  * random one replaced at a time), over at least 20 automatic cycles after
  * warm-up, heap_inuse stays within (1 + GOGC/100) * L * 1.25 + 4 MiB for
@@ -90,7 +90,7 @@ START_TEST(test_goal_random)
 }
 END_TEST
 
-/* pacer_end_cycle sets goal, trigger and the assist ratio from its
+/* pacer_end_cycle sets goal and trigger from its
  * arguments and gc_.percent / mheap_.limit (no heap is needed: this
  * process never attaches). The trigger leaves the last mark's growth plus
  * a quarter before the goal, within 70%..85% of the runway; 70% before
@@ -136,12 +136,6 @@ START_TEST(test_end_cycle)
 		REQUIRE(trigger == lo || (trigger - marked) * 20 <= runway * 17,
 		        "trigger above 85%%");
 		REQUIRE(gc_.mark_grown == grown, "mark_grown");
-		uintptr_t left = goal - trigger;
-		uintptr_t words = marked / sizeof(void *) + 1;
-		uintptr_t ratio = left ? (words << 16) / left : 1 << 16;
-		REQUIRE(aload(&gc_.assist_ratio) == ratio, "assist ratio %zu "
-		        "want %zu", (size_t)aload(&gc_.assist_ratio),
-		        (size_t)ratio);
 	}
 	/* A live heap of 8 MiB at GOGC 100: goal 16, trigger 13.6 MiB. */
 	gc_.percent = 100;
