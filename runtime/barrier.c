@@ -15,13 +15,8 @@ void gc_write_slow(void *slot, void *value)
 	    GCHEAP_SABOTAGE != 1) {
 		uintptr_t old = aload(s);
 		if (t) {
-			wbbuf *b = &t->wb;
-			if (b->n + 2 > WBBUF_LEN) {
-				wbbuf_flush(b, &t->gcw);
-				gcw_dispose(&t->gcw);
-			}
-			b->ptr[b->n++] = old;
-			b->ptr[b->n++] = (uintptr_t)value;
+			runtime_wbbuf_put(t, old);
+			runtime_wbbuf_put(t, (uintptr_t)value);
 		} else {
 			/* Unattached threads should not touch the heap;
 			 * shade at once so the store is still safe. */

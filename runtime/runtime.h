@@ -91,6 +91,18 @@ static inline void runtime_safepoint(gc_thread *t)
 		runtime_safepoint_slow(t);
 }
 
+/* Append p to the thread's barrier buffer, flushing it first when full
+ * (the barrier's slow path, and loads that must shade what they return). */
+static inline void runtime_wbbuf_put(gc_thread *t, uintptr_t p)
+{
+	wbbuf *b = &t->wb;
+	if (b->n == WBBUF_LEN) {
+		wbbuf_flush(b, &t->gcw);
+		gcw_dispose(&t->gcw);
+	}
+	b->ptr[b->n++] = p;
+}
+
 /* Scan a thread's roots (frames, and its stack if conservative) into w.
  * `t` is the caller, or parked, blocked or claimed. */
 void runtime_scan_thread(gc_thread *t, gcw *w, bool self);

@@ -30,14 +30,8 @@
 /* Shade p (a heap address) if the collector is marking. */
 static void shade(gc_thread *t, uintptr_t p)
 {
-	if (!p || !__atomic_load_n(&gc_barrier_enabled, __ATOMIC_ACQUIRE))
-		return;
-	wbbuf *b = &t->wb;
-	if (b->n + 1 > WBBUF_LEN) {
-		wbbuf_flush(b, &t->gcw);
-		gcw_dispose(&t->gcw);
-	}
-	b->ptr[b->n++] = p;
+	if (p && __atomic_load_n(&gc_barrier_enabled, __ATOMIC_ACQUIRE))
+		runtime_wbbuf_put(t, p);
 }
 
 static gc_thread *attached(const char *fn)
