@@ -43,21 +43,42 @@ static gc_thread *attached(const char *fn)
 	return t;
 }
 
-/* ---- Weak references ---------------------------------------------------- */
+struct gc_weakmap {
+	ephemeron_obj **slots; /* cap entries: NULL, TOMB or an ephemeron */
+	size_t cap;            /* a power of two */
+	size_t used;           /* slots that are neither NULL nor TOMB */
+};
 
-/* A named noscan type, so that heap dumps can tell the cells apart. */
-static gc_type *weak_type(void)
+/* The immortal types of this file's objects, made once: named so that
+ * heap dumps tell them apart (the cell is noscan: its target is hidden). */
+static struct {
+	pthread_once_t once;
+	gc_type *cell, *ephemeron, *map, *slots;
+} types_ = {.once = PTHREAD_ONCE_INIT};
+
+static void make_types(void)
 {
-	static atomic_word type;
-	uintptr_t t = aload_acq(&type);
-	if (!t) {
-		t = (uintptr_t)gc_type_new("gc_weak", sizeof(weak_cell), NULL,
-		                           0, GCHEAP_TAIL_NOSCAN);
-		if (t && !acas(&type, 0, t))
-			t = aload_acq(&type); /* types are immortal */
-	}
-	return (gc_type *)t;
+	static const size_t eoff[] = {offsetof(ephemeron_obj, key)};
+	static const size_t moff[] = {offsetof(gc_weakmap, slots)};
+	static const size_t soff[] = {0};
+	types_.cell = gc_type_new("gc_weak", sizeof(weak_cell), NULL, 0,
+	                          GCHEAP_TAIL_NOSCAN);
+	types_.ephemeron = gc_type_new("gc_ephemeron", sizeof(ephemeron_obj),
+	                               eoff, 1, GCHEAP_TAIL_NOSCAN);
+	types_.map = gc_type_new("gc_weakmap", sizeof(gc_weakmap), moff, 1,
+	                         GCHEAP_TAIL_NOSCAN);
+	types_.slots = gc_type_new("gc_weakmap slots", sizeof(void *), soff,
+	                           1, GCHEAP_TAIL_REPEAT);
 }
+
+/* False (the error reported) if the types could not be made. */
+static bool have_types(void)
+{
+	pthread_once(&types_.once, make_types);
+	return types_.cell && types_.ephemeron && types_.map && types_.slots;
+}
+
+/* ---- Weak references ---------------------------------------------------- */
 
 gc_weak *gc_weak_new(void *obj)
 {
@@ -74,8 +95,10 @@ gc_weak *gc_weak_new(void *obj)
 	uintptr_t cell = specials_find_weak(s, (uintptr_t)obj);
 	if (cell)
 		return (gc_weak *)cell;
+	if (!have_types())
+		return NULL;
 	/* A safepoint: obj is the caller's, so it and its span stay. */
-	void *c = gc_alloc(sizeof(weak_cell), weak_type());
+	void *c = gc_alloc(sizeof(weak_cell), types_.cell);
 	if (!c)
 		return NULL;
 	cell = specials_add_weak(s, (uintptr_t)obj, (uintptr_t)c);
@@ -132,20 +155,6 @@ void *gc_weak_get(const gc_weak *w)
 
 /* ---- Ephemerons --------------------------------------------------------- */
 
-static gc_type *ephemeron_type(void)
-{
-	static atomic_word type;
-	uintptr_t t = aload_acq(&type);
-	if (!t) {
-		static const size_t off[] = {offsetof(ephemeron_obj, key)};
-		t = (uintptr_t)gc_type_new("gc_ephemeron",
-		                           sizeof(ephemeron_obj), off, 1,
-		                           GCHEAP_TAIL_NOSCAN);
-		if (t && !acas(&type, 0, t))
-			t = aload_acq(&type); /* types are immortal */
-	}
-	return (gc_type *)t;
-}
 
 gc_ephemeron *gc_ephemeron_new(void *key, void *value)
 {
@@ -153,14 +162,13 @@ gc_ephemeron *gc_ephemeron_new(void *key, void *value)
 
 	if (!t)
 		return NULL;
-	gc_type *ty = ephemeron_type();
-	if (!ty)
+	if (!have_types())
 		return NULL;
 	/* The cell is kept by key's special; key and value by the caller. */
 	gc_weak *k = gc_weak_new(key);
 	if (!k)
 		return NULL;
-	ephemeron_obj *e = gc_alloc(sizeof(*e), ty);
+	ephemeron_obj *e = gc_alloc(sizeof(*e), types_.ephemeron);
 	if (!e)
 		return NULL;
 	gc_write((void *)&e->key, k);
@@ -217,28 +225,11 @@ void gc_ephemeron_set_value(gc_ephemeron *e, void *value)
 
 /* ---- The weak-key map --------------------------------------------------- */
 
-struct gc_weakmap {
-	ephemeron_obj **slots; /* cap entries: NULL, TOMB or an ephemeron */
-	size_t cap;            /* a power of two */
-	size_t used;           /* slots that are neither NULL nor TOMB */
-};
 
 /* Deleted: not a heap address, so the collector ignores it. */
 static const uintptr_t tomb_word;
 #define TOMB ((ephemeron_obj *)&tomb_word)
 
-static gc_type *map_type, *slots_type;
-static pthread_once_t map_once = PTHREAD_ONCE_INIT;
-
-static void map_types(void)
-{
-	static const size_t moff[] = {offsetof(gc_weakmap, slots)};
-	static const size_t soff[] = {0};
-	map_type = gc_type_new("gc_weakmap", sizeof(gc_weakmap), moff, 1,
-	                       GCHEAP_TAIL_NOSCAN);
-	slots_type = gc_type_new("gc_weakmap slots", sizeof(void *), soff, 1,
-	                         GCHEAP_TAIL_REPEAT);
-}
 
 static size_t hash_addr(const void *p, size_t cap)
 {
@@ -253,13 +244,12 @@ gc_weakmap *gc_weakmap_new(void)
 {
 	if (!attached("gc_weakmap_new"))
 		return NULL;
-	pthread_once(&map_once, map_types);
-	if (!map_type || !slots_type)
+	if (!have_types())
 		return NULL;
-	gc_weakmap *m = gc_alloc(sizeof(*m), map_type);
+	gc_weakmap *m = gc_alloc(sizeof(*m), types_.map);
 	if (!m)
 		return NULL;
-	void *slots = gc_alloc(8 * sizeof(void *), slots_type);
+	void *slots = gc_alloc(8 * sizeof(void *), types_.slots);
 	if (!slots)
 		return NULL;
 	gc_write(&m->slots, slots);
@@ -303,7 +293,7 @@ static bool map_grow(gc_thread *t, gc_weakmap *m)
 	size_t cap = m->cap;
 	while (live * 2 >= cap)
 		cap *= 2;
-	ephemeron_obj **ns = gc_alloc_array(cap, slots_type);
+	ephemeron_obj **ns = gc_alloc_array(cap, types_.slots);
 	if (!ns)
 		return false;
 	/* No safepoint from here on: the old slots stay reachable from m
