@@ -10,29 +10,25 @@
  * on the caller in either mode. An entry stays a root until it has run. */
 #include "runtime/runtime.h"
 
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
 static struct {
+	pthread_once_t once;
 	atomic_word enabled; /* the thread runs entries */
 	atomic_word started; /* 0 no, 1 starting or running */
-	atomic_word inited;
 	atomic_word used;    /* a finalizer or cleanup was ever set */
-} fin_;
+} fin_ = {.once = PTHREAD_ONCE_INIT};
+
+static void read_env(void)
+{
+	const char *e = getenv("GCHEAP_FINALIZERS");
+	astore(&fin_.enabled, !(e && !strcmp(e, "manual")));
+}
 
 static void fin_init(void)
 {
-	if (aload_acq(&fin_.inited))
-		return;
-	const char *e = getenv("GCHEAP_FINALIZERS");
-	uintptr_t on = !(e && !strcmp(e, "manual"));
-	if (acas(&fin_.inited, 0, 2)) {
-		astore(&fin_.enabled, on);
-		astore_rel(&fin_.inited, 1);
-	}
-	while (aload_acq(&fin_.inited) != 1)
-		sched_yield();
+	pthread_once(&fin_.once, read_env);
 }
 
 /* Run one entry on t; the entry stays a root while it runs. */

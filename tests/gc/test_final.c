@@ -361,6 +361,26 @@ START_TEST(test_finalizer_thread)
 }
 END_TEST
 
+/* GCHEAP_FINALIZERS=manual: no thread runs them, gc_run_finalizers does. */
+START_TEST(test_finalizers_env_manual)
+{
+	setenv("GCHEAP_FINALIZERS", "manual", 1);
+	ck_assert_int_eq(gc_thread_attach(), GCHEAP_OK);
+	gc_set_conservative_stacks(0);
+	gc_disable();
+	static const size_t off[] = {0};
+	t_node = gc_type_new("node", sizeof(node), off, 1, GCHEAP_TAIL_NOSCAN);
+	for (int i = 0; i < 5; i++)
+		gc_set_finalizer(new_node((uint64_t)i), count_run, NULL);
+	gc_collect();
+	sleep_us(50000);
+	ck_assert_uint_eq(aload(&thread_runs), 0);
+	ck_assert_uint_eq(gc_finalizers_pending(), 5);
+	ck_assert_uint_eq(gc_run_finalizers(), 5);
+	ck_assert_uint_eq(aload(&thread_runs), 5);
+}
+END_TEST
+
 static void *exiting_thread(void *arg)
 {
 	(void)arg;
@@ -865,6 +885,7 @@ static Suite *final_suite(void)
 	tcase_add_test(tc, test_finalizer_allocates);
 	tcase_add_test(tc, test_finalizer_thread);
 	tcase_add_test(tc, test_thread_exit_pending);
+	tcase_add_test(tc, test_finalizers_env_manual);
 	tcase_add_test(tc, test_cleanups);
 	tcase_add_test(tc, test_cleanup_arg_alive);
 	tcase_add_test(tc, test_cleanup_after_resurrection);
