@@ -295,24 +295,24 @@ bool specials_add_ephemeron(mspan *s, uintptr_t e)
 static void mark_arg(gcw *w, void *arg)
 {
 	if (arg)
-		gc_mark_value(w, (uintptr_t)arg, false, 0, 0);
+		gcmark_value(w, (uintptr_t)arg, false, 0, 0);
 }
 
-void gc_mark_specials(gcw *w)
+void specials_mark(gcw *w)
 {
 	mutex_lock(&specials_.lock);
 	for (mspan *s = specials_.spans; s; s = s->sp_next) {
 		for (special *sp = s->specials; sp; sp = sp->next) {
 			switch (sp->kind) {
 			case SPECIAL_FINALIZER:
-				gc_scan_object(w, object_base_of(s, sp));
+				gcmark_scan_object(w, object_base_of(s, sp));
 				mark_arg(w, ((special_fin *)sp)->arg);
 				break;
 			case SPECIAL_CLEANUP:
 				mark_arg(w, ((special_cleanup *)sp)->arg);
 				break;
 			case SPECIAL_WEAK:
-				gc_mark_value(w, ((special_weak *)sp)->cell,
+				gcmark_value(w, ((special_weak *)sp)->cell,
 				              true, 0, 0);
 				break;
 			default:
@@ -327,7 +327,7 @@ void gc_mark_specials(gcw *w)
 	for (int l = 0; l < 2; l++) {
 		for (finq_entry *e = lists[l]; e; e = e->next) {
 			if (e->obj)
-				gc_mark_value(w, e->obj, true, 0, 0);
+				gcmark_value(w, e->obj, true, 0, 0);
 			mark_arg(w, e->arg);
 		}
 	}
@@ -351,16 +351,16 @@ bool ephemeron_pass(gcw *w)
 			if (sp->kind != SPECIAL_EPHEMERON)
 				continue;
 			uintptr_t e = s->base + sp->offset;
-			if (!gc_object_marked(e))
+			if (!gcmark_is_marked(e))
 				continue;
 			ephemeron_obj *eo = (ephemeron_obj *)e;
 			weak_cell *cell = (weak_cell *)aload(&eo->key);
 			uintptr_t k = cell ? aload_acq(&cell->target) : 0;
-			if (!k || !gc_object_marked(k))
+			if (!k || !gcmark_is_marked(k))
 				continue;
 			uintptr_t v = aload(&eo->value);
 			if (v)
-				gc_mark_value(w, v, true, e,
+				gcmark_value(w, v, true, e,
 				              (uintptr_t)&eo->value);
 		}
 	}
@@ -499,7 +499,7 @@ void finq_done(finq_entry *e, gcw *g)
 		/* The finalizer may have moved what it was given onto a
 		 * stack that has been scanned: shade it (Yuasa). */
 		if (e->obj)
-			gc_mark_value(g, e->obj, true, 0, 0);
+			gcmark_value(g, e->obj, true, 0, 0);
 		mark_arg(g, e->arg);
 	}
 	fixalloc_free(&finq_.alloc, e);

@@ -73,7 +73,7 @@ bool specials_add_ephemeron(mspan *s, uintptr_t e);
 /* ---- Marking ------------------------------------------------------------- */
 
 /* The finalizer root job: specials and the finalizer queue into w. */
-void gc_mark_specials(gcw *w);
+void specials_mark(gcw *w);
 /* One ephemeron pass: mark the value of every marked ephemeron whose key
  * is marked. True if it marked anything (drain, and pass again). */
 bool ephemeron_pass(gcw *w);

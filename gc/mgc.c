@@ -1,6 +1,6 @@
 /* gc/mgc.c: the collection cycle (Go's mgc.go): starting a cycle, the
  * background mark worker, mark termination, the background sweeper, and
- * gc_run_cycle behind gc_collect().
+ * mgc_run_cycle behind gc_collect().
  *
  *  gc_start            sweep termination: finish the last cycle's sweep
  *                      (world running), then stop the world: phase MARK,
@@ -23,7 +23,7 @@
  * threads (flags, buffer flushes of at most WBBUF_LEN entries each), never
  * to the heap, except the debug modes (checkmark, verify, stoptheworld).
  *
- * gc_.lock guards the condition variable and the cycle's bookkeeping; it
+ * mgc_.lock guards the condition variable and the cycle's bookkeeping; it
  * is never held while the world is being stopped. A cycle is started by
  * the thread that wins the CAS on `starting`. */
 #include "gc/mgc.h"
@@ -33,7 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
-gc_state gc_ = {.lock = {.m = PTHREAD_MUTEX_INITIALIZER},
+mgc_state mgc_ = {.lock = {.m = PTHREAD_MUTEX_INITIALIZER},
                 .cond = PTHREAD_COND_INITIALIZER};
 
 static atomic_word starting;
@@ -47,20 +47,20 @@ static uint64_t now_ns(void)
 
 static void wake_all(void)
 {
-	mutex_lock(&gc_.lock);
-	pthread_cond_broadcast(&gc_.cond);
-	mutex_unlock(&gc_.lock);
+	mutex_lock(&mgc_.lock);
+	pthread_cond_broadcast(&mgc_.cond);
+	mutex_unlock(&mgc_.lock);
 }
 
 /* Called with the world running again. */
 static void record_pause(int which, uint64_t ns)
 {
-	mutex_lock(&gc_.lock);
-	gc_.last_pause_ns[which] = ns;
-	gc_.total_pause_ns += ns;
-	if (ns > gc_.max_pause_ns)
-		gc_.max_pause_ns = ns;
-	mutex_unlock(&gc_.lock);
+	mutex_lock(&mgc_.lock);
+	mgc_.last_pause_ns[which] = ns;
+	mgc_.total_pause_ns += ns;
+	if (ns > mgc_.max_pause_ns)
+		mgc_.max_pause_ns = ns;
+	mutex_unlock(&mgc_.lock);
 	gcstats_pause(which, ns);
 }
 
@@ -71,45 +71,45 @@ static uint64_t mark_start_ns;
 /* World stopped; marking is complete. */
 static void mark_termination(void)
 {
-	astore_rel(&gc_.phase, GCPHASE_MARKTERM);
+	astore_rel(&mgc_.phase, GCPHASE_MARKTERM);
 	/* Before checkmark, whose re-mark is not the cycle's work. */
-	gc_.last_scan_work = aload(&gcwork_.scan_done);
-	if (gc_.debug.checkmark)
-		gc_checkmark();
+	mgc_.last_scan_work = aload(&gcwork_.scan_done);
+	if (mgc_.debug.checkmark)
+		mgc_checkmark();
 	uintptr_t marked = aload(&gcwork_.bytes_marked);
 	uintptr_t live = aload(&mheap_.stats.heap_live);
-	astore(&gc_.blackalloc, 0);
+	astore(&mgc_.blackalloc, 0);
 	__atomic_store_n(&gc_barrier_enabled, 0, __ATOMIC_RELEASE);
 	gcstats_mark_end(live, marked);
 	astore(&mheap_.stats.heap_live, marked);
-	mutex_lock(&gc_.lock);
-	pacer_end_cycle(marked, live > gc_.mark_start_live ?
-	                        live - gc_.mark_start_live : 0);
-	gc_.last_mark_ns = now_ns() - mark_start_ns;
-	mutex_unlock(&gc_.lock);
-	astore(&gc_.sweep_done, 0);
-	astore(&gc_.globals_done, 0);
+	mutex_lock(&mgc_.lock);
+	pacer_end_cycle(marked, live > mgc_.mark_start_live ?
+	                        live - mgc_.mark_start_live : 0);
+	mgc_.last_mark_ns = now_ns() - mark_start_ns;
+	mutex_unlock(&mgc_.lock);
+	astore(&mgc_.sweep_done, 0);
+	astore(&mgc_.globals_done, 0);
 	astore(&gcwork_.bytes_marked, 0);
 	/* Flip first: every cached span is now stale, and a thread's cache
 	 * flush (which compares with sweepgen) sweeps it. */
 	sweep_block();
 	astore_rel(&mheap_.sweepgen, aload(&mheap_.sweepgen) + 2);
 	sweep_unblock();
-	gc_.ops->request_cache_flush();
-	/* Counted with the world stopped: gc_run_cycle relies on it. */
-	afetch_add(&gc_.cycles, 1);
+	mgc_.ops->request_cache_flush();
+	/* Counted with the world stopped: mgc_run_cycle relies on it. */
+	afetch_add(&mgc_.cycles, 1);
 	/* Last: a thread that is not stopped with the world (an unattached
 	 * gc_collect) may start the next cycle as soon as it sees OFF, and
 	 * must then find the new generation to sweep. */
-	astore_rel(&gc_.phase, GCPHASE_OFF);
+	astore_rel(&mgc_.phase, GCPHASE_OFF);
 }
 
 /* The end of a cycle (world running again): timing bookkeeping and the
  * GCHEAP_DEBUG=gctrace=1 line (gc/mgcstats.c). */
 static void trace_cycle(void)
 {
-	gcstats_cycle_end(aload(&gc_.cycles), aload(&gc_.goal),
-	                  gc_.debug.gctrace);
+	gcstats_cycle_end(aload(&mgc_.cycles), aload(&mgc_.goal),
+	                  mgc_.debug.gctrace);
 }
 
 /* Marking looks finished: confirm it, stopping the world at the end.
@@ -124,36 +124,36 @@ static void mark_done(void)
 {
 	for (;;) {
 		gcw w = {0};
-		bool more = gc_.ops->flush_all();
+		bool more = mgc_.ops->flush_all();
 		if (more || !gcwork_global_empty()) {
-			gc_drain(&w, -1);
+			gcmark_drain(&w, -1);
 			gcw_dispose(&w);
 			continue;
 		}
 		uintptr_t epoch = aload(&gcwork_.nmarked);
 		bool eph = ephemeron_count() != 0;
 		if (eph && ephemeron_pass(&w)) {
-			gc_drain(&w, -1);
+			gcmark_drain(&w, -1);
 			gcw_dispose(&w);
 			continue;
 		}
 		uint64_t t0 = now_ns();
-		gc_.ops->stop_world();
-		if (aload_acq(&gc_.phase) != GCPHASE_MARK) {
+		mgc_.ops->stop_world();
+		if (aload_acq(&mgc_.phase) != GCPHASE_MARK) {
 			/* Someone else (a stop-the-world cycle) finished
 			 * this mark: terminate exactly once. */
-			gc_.ops->start_world();
+			mgc_.ops->start_world();
 			return;
 		}
-		if (gc_.ops->flush_all_stopped() || !gcwork_global_empty() ||
+		if (mgc_.ops->flush_all_stopped() || !gcwork_global_empty() ||
 		    (eph && aload(&gcwork_.nmarked) != epoch)) {
 			/* Work turned up: that was a pause too. */
-			gc_.ops->start_world();
+			mgc_.ops->start_world();
 			record_pause(1, now_ns() - t0);
 			continue;
 		}
 		mark_termination();
-		gc_.ops->start_world();
+		mgc_.ops->start_world();
 		record_pause(1, now_ns() - t0);
 		trace_cycle();
 		wake_all();
@@ -190,23 +190,23 @@ static void mark_concurrently(double fraction)
 	gcw w = {0};
 	uint64_t t0 = now_ns(), c0 = thread_cpu_ns(), cprev = c0;
 
-	while (aload_acq(&gc_.phase) == GCPHASE_MARK) {
-		if (acas(&gc_.globals_done, 0, 1)) {
-			gc_.ops->mark_globals(&w);
-			gc_mark_specials(&w);
-			astore_rel(&gc_.globals_done, 2);
+	while (aload_acq(&mgc_.phase) == GCPHASE_MARK) {
+		if (acas(&mgc_.globals_done, 0, 1)) {
+			mgc_.ops->mark_globals(&w);
+			specials_mark(&w);
+			astore_rel(&mgc_.globals_done, 2);
 		}
-		bool roots_done = gc_.ops->stack_scans_done(&w) &&
-		                  aload_acq(&gc_.globals_done) == 2;
-		intptr_t n = gc_drain(&w, MARK_SLICE);
+		bool roots_done = mgc_.ops->stack_scans_done(&w) &&
+		                  aload_acq(&mgc_.globals_done) == 2;
+		intptr_t n = gcmark_drain(&w, MARK_SLICE);
 		gcw_dispose(&w);
-		afetch_add(&gc_.bg_credit, (uintptr_t)n);
+		afetch_add(&mgc_.bg_credit, (uintptr_t)n);
 		uint64_t c1 = thread_cpu_ns();
 		gcstats_worker(c1 - cprev);
 		cprev = c1;
 		/* With a CPU to spare, mark at full speed (Go's idle mark
 		 * workers); otherwise keep to the fraction. */
-		bool idle_cpu = gc_.ops->mutator_count() + nworkers <=
+		bool idle_cpu = mgc_.ops->mutator_count() + nworkers <=
 		                (size_t)ncpus;
 		if (fraction < 1 && !idle_cpu) {
 			uint64_t wall = now_ns() - t0;
@@ -239,13 +239,13 @@ static void mark_stopped(void)
 {
 	gcw w = {0};
 
-	gc_.ops->mark_globals(&w);
-	gc_.ops->mark_threads_stopped(&w);
-	gc_mark_specials(&w);
+	mgc_.ops->mark_globals(&w);
+	mgc_.ops->mark_threads_stopped(&w);
+	specials_mark(&w);
 	do {
-		gc_drain(&w, -1);
+		gcmark_drain(&w, -1);
 		gcw_dispose(&w);
-	} while (gc_.ops->flush_all_stopped() || !gcwork_global_empty() ||
+	} while (mgc_.ops->flush_all_stopped() || !gcwork_global_empty() ||
 	         ephemeron_pass(&w));
 	mark_termination();
 }
@@ -255,7 +255,7 @@ static bool gc_start(void)
 {
 	if (!acas(&starting, 0, 1))
 		return false;
-	if (aload_acq(&gc_.phase) != GCPHASE_OFF) {
+	if (aload_acq(&mgc_.phase) != GCPHASE_OFF) {
 		astore(&starting, 0);
 		return false;
 	}
@@ -266,97 +266,97 @@ static bool gc_start(void)
 		uintptr_t sg = aload(&mheap_.sweepgen);
 		sweep_finish();
 		t0 = now_ns();
-		gc_.ops->stop_world();
+		mgc_.ops->stop_world();
 		if (aload(&mheap_.sweepgen) == sg)
 			break;
-		gc_.ops->start_world();
+		mgc_.ops->start_world();
 	}
 	mark_start_ns = t0;
 	gcstats_cycle_start(aload(&mheap_.stats.heap_live));
-	if (gc_.debug.verify) {
+	if (mgc_.debug.verify) {
 		sweep_block(); /* unattached sweepers are not stopped */
 		mheap_verify_swept();
 		mheap_verify();
 		sweep_unblock();
 	}
 	astore(&gcwork_.bytes_marked, 0);
-	astore(&gc_.globals_done, 0);
-	astore(&gc_.bg_credit, 0);
+	astore(&mgc_.globals_done, 0);
+	astore(&mgc_.bg_credit, 0);
 	astore(&gcwork_.scan_done, 0);
-	gc_.mark_start_live = aload(&mheap_.stats.heap_live);
-	astore_rel(&gc_.phase, GCPHASE_MARK);
-	astore(&gc_.blackalloc, 1);
+	mgc_.mark_start_live = aload(&mheap_.stats.heap_live);
+	astore_rel(&mgc_.phase, GCPHASE_MARK);
+	astore(&mgc_.blackalloc, 1);
 	__atomic_store_n(&gc_barrier_enabled, 1, __ATOMIC_RELEASE);
-	if (gc_.debug.stoptheworld) {
+	if (mgc_.debug.stoptheworld) {
 		mark_stopped();
-		gc_.ops->start_world();
+		mgc_.ops->start_world();
 		record_pause(0, now_ns() - t0);
 		trace_cycle();
 		astore(&starting, 0);
 		wake_all();
 		return true;
 	}
-	gc_.ops->request_stack_scans();
-	gc_.ops->start_world();
+	mgc_.ops->request_stack_scans();
+	mgc_.ops->start_world();
 	record_pause(0, now_ns() - t0);
 	astore(&starting, 0);
 	wake_all();
 	return true;
 }
 
-void gc_maybe_start(void)
+void mgc_maybe_start(void)
 {
-	if (aload(&gc_.disabled) || aload_acq(&gc_.phase) != GCPHASE_OFF)
+	if (aload(&mgc_.disabled) || aload_acq(&mgc_.phase) != GCPHASE_OFF)
 		return;
 	uintptr_t live = aload(&mheap_.stats.heap_live);
-	bool stress = gc_.debug.stress &&
-	              aload(&gc_.alloc_bytes) >= aload(&gc_.stress_next);
+	bool stress = mgc_.debug.stress &&
+	              aload(&mgc_.alloc_bytes) >= aload(&mgc_.stress_next);
 	if (stress)
-		astore(&gc_.stress_next,
-		       aload(&gc_.alloc_bytes) + gc_.debug.stress);
-	if (stress || ((intptr_t)aload(&gc_.percent) >= 0 &&
-	               live >= aload(&gc_.trigger)))
+		astore(&mgc_.stress_next,
+		       aload(&mgc_.alloc_bytes) + mgc_.debug.stress);
+	if (stress || ((intptr_t)aload(&mgc_.percent) >= 0 &&
+	               live >= aload(&mgc_.trigger)))
 		gc_start();
 }
 
-void gc_run_cycle(bool wait_sweep)
+void mgc_run_cycle(bool wait_sweep)
 {
-	uintptr_t n = aload(&gc_.cycles);
+	uintptr_t n = aload(&mgc_.cycles);
 
 	/* If a cycle is running, it may have started before our caller's
 	 * last changes: wait for it, then run a full one of our own. */
-	gc_.ops->blocking_begin();
-	mutex_lock(&gc_.lock);
-	while (aload_acq(&gc_.phase) != GCPHASE_OFF || aload(&starting))
-		mutex_cond_wait(&gc_.cond, &gc_.lock);
-	n = aload(&gc_.cycles);
-	mutex_unlock(&gc_.lock);
-	gc_.ops->blocking_end();
+	mgc_.ops->blocking_begin();
+	mutex_lock(&mgc_.lock);
+	while (aload_acq(&mgc_.phase) != GCPHASE_OFF || aload(&starting))
+		mutex_cond_wait(&mgc_.cond, &mgc_.lock);
+	n = aload(&mgc_.cycles);
+	mutex_unlock(&mgc_.lock);
+	mgc_.ops->blocking_end();
 	while (!gc_start()) {
-		gc_.ops->blocking_begin();
-		mutex_lock(&gc_.lock);
-		if (aload_acq(&gc_.phase) != GCPHASE_OFF || aload(&starting))
-			mutex_cond_wait(&gc_.cond, &gc_.lock);
-		bool started = aload(&gc_.cycles) > n;
-		mutex_unlock(&gc_.lock);
-		gc_.ops->blocking_end();
+		mgc_.ops->blocking_begin();
+		mutex_lock(&mgc_.lock);
+		if (aload_acq(&mgc_.phase) != GCPHASE_OFF || aload(&starting))
+			mutex_cond_wait(&mgc_.cond, &mgc_.lock);
+		bool started = aload(&mgc_.cycles) > n;
+		mutex_unlock(&mgc_.lock);
+		mgc_.ops->blocking_end();
 		if (started)
 			break;
 	}
-	gc_.ops->blocking_begin();
-	mutex_lock(&gc_.lock);
-	while (aload(&gc_.cycles) <= n)
-		mutex_cond_wait(&gc_.cond, &gc_.lock);
-	mutex_unlock(&gc_.lock);
-	gc_.ops->blocking_end();
+	mgc_.ops->blocking_begin();
+	mutex_lock(&mgc_.lock);
+	while (aload(&mgc_.cycles) <= n)
+		mutex_cond_wait(&mgc_.cond, &mgc_.lock);
+	mutex_unlock(&mgc_.lock);
+	mgc_.ops->blocking_end();
 	if (wait_sweep) {
 		sweep_finish();
-		if (gc_.debug.verify) {
-			gc_.ops->stop_world();
+		if (mgc_.debug.verify) {
+			mgc_.ops->stop_world();
 			sweep_block();
 			mheap_verify();
 			sweep_unblock();
-			gc_.ops->start_world();
+			mgc_.ops->start_world();
 		}
 	}
 }
@@ -371,17 +371,17 @@ static double worker_fraction;
 static void *mark_worker(void *arg)
 {
 	(void)arg;
-	mutex_lock(&gc_.lock);
-	while (!aload(&gc_.exiting)) {
-		if (aload_acq(&gc_.phase) != GCPHASE_MARK) {
-			mutex_cond_wait(&gc_.cond, &gc_.lock);
+	mutex_lock(&mgc_.lock);
+	while (!aload(&mgc_.exiting)) {
+		if (aload_acq(&mgc_.phase) != GCPHASE_MARK) {
+			mutex_cond_wait(&mgc_.cond, &mgc_.lock);
 			continue;
 		}
-		mutex_unlock(&gc_.lock);
+		mutex_unlock(&mgc_.lock);
 		mark_concurrently(worker_fraction);
-		mutex_lock(&gc_.lock);
+		mutex_lock(&mgc_.lock);
 	}
-	mutex_unlock(&gc_.lock);
+	mutex_unlock(&mgc_.lock);
 	return NULL;
 }
 
@@ -393,9 +393,9 @@ static void scavenge(void)
 	mutex_lock(&mheap_.lock);
 	uintptr_t held = mheap_.stats.committed - mheap_.stats.released;
 	mutex_unlock(&mheap_.lock);
-	mutex_lock(&gc_.lock);
-	uintptr_t goal = aload(&gc_.goal);
-	mutex_unlock(&gc_.lock);
+	mutex_lock(&mgc_.lock);
+	uintptr_t goal = aload(&mgc_.goal);
+	mutex_unlock(&mgc_.lock);
 	uintptr_t retain = goal + goal / 10 + ((uintptr_t)4 << 20);
 	if (held > retain)
 		mheap_release_free(held - retain);
@@ -404,43 +404,43 @@ static void scavenge(void)
 static void *sweeper(void *arg)
 {
 	(void)arg;
-	mutex_lock(&gc_.lock);
-	while (!aload(&gc_.exiting)) {
-		if (aload(&gc_.sweep_done) ||
-		    aload_acq(&gc_.phase) != GCPHASE_OFF) {
-			mutex_cond_wait(&gc_.cond, &gc_.lock);
+	mutex_lock(&mgc_.lock);
+	while (!aload(&mgc_.exiting)) {
+		if (aload(&mgc_.sweep_done) ||
+		    aload_acq(&mgc_.phase) != GCPHASE_OFF) {
+			mutex_cond_wait(&mgc_.cond, &mgc_.lock);
 			continue;
 		}
-		mutex_unlock(&gc_.lock);
-		while (aload_acq(&gc_.phase) == GCPHASE_OFF && sweep_one())
+		mutex_unlock(&mgc_.lock);
+		while (aload_acq(&mgc_.phase) == GCPHASE_OFF && sweep_one())
 			;
-		if (aload_acq(&gc_.phase) == GCPHASE_OFF &&
-		    gc_.ops->cache_flushes_done()) {
-			astore_rel(&gc_.sweep_done, 1);
+		if (aload_acq(&mgc_.phase) == GCPHASE_OFF &&
+		    mgc_.ops->cache_flushes_done()) {
+			astore_rel(&mgc_.sweep_done, 1);
 			gcstats_sweep_done();
 			scavenge();
 		} else {
 			sched_yield();
 		}
-		mutex_lock(&gc_.lock);
-		pthread_cond_broadcast(&gc_.cond);
+		mutex_lock(&mgc_.lock);
+		pthread_cond_broadcast(&mgc_.cond);
 	}
-	mutex_unlock(&gc_.lock);
+	mutex_unlock(&mgc_.lock);
 	return NULL;
 }
 
-void gc_init_collector(const gc_runtime_ops *ops)
+void mgc_init(const gc_runtime_ops *ops)
 {
-	if (gc_.init)
+	if (mgc_.init)
 		return;
-	gc_.ops = ops;
+	mgc_.ops = ops;
 	gcwork_init();
 	specials_init();
-	astore(&gc_.sweep_done, 1);
+	astore(&mgc_.sweep_done, 1);
 	pacer_end_cycle(0, PACER_GROWN_UNKNOWN);
-	astore(&gc_.stress_next, gc_.debug.stress);
-	mheap_.hooks.poison = gc_.debug.poison;
-	gc_.init = true;
+	astore(&mgc_.stress_next, mgc_.debug.stress);
+	mheap_.hooks.poison = mgc_.debug.poison;
+	mgc_.init = true;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	if (ncpu < 1)
 		ncpu = 1;
@@ -452,6 +452,6 @@ void gc_init_collector(const gc_runtime_ops *ops)
 	for (unsigned i = 0; i < nworkers; i++)
 		if (pthread_create(&t, NULL, mark_worker, NULL))
 			fatal("cannot start the collector's mark worker");
-	if (pthread_create(&gc_.sweeper, NULL, sweeper, NULL))
+	if (pthread_create(&mgc_.sweeper, NULL, sweeper, NULL))
 		fatal("cannot start the collector's sweeper");
 }

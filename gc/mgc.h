@@ -35,7 +35,7 @@ enum gcphase {
 };
 
 /* Debug and verification modes (GCHEAP_DEBUG, parsed by runtime/). */
-typedef struct gc_debug {
+typedef struct mgc_debug {
 	bool checkmark;     /* STW re-mark after each mark, abort on a miss */
 	bool stoptheworld;  /* the whole cycle with the world stopped */
 	bool poison;        /* fill freed objects, check on reuse */
@@ -44,7 +44,7 @@ typedef struct gc_debug {
 	bool verify;        /* heap verification after each cycle */
 	uintptr_t stress;   /* a cycle every `stress` bytes (0: off) */
 	bool gctrace;       /* a line per cycle on stderr */
-} gc_debug;
+} mgc_debug;
 
 /* What the collector asks of the runtime. */
 typedef struct gc_runtime_ops {
@@ -85,7 +85,7 @@ typedef struct gc_runtime_ops {
 } gc_runtime_ops;
 
 /* Collector state (Go's gcController and work, in one place). */
-typedef struct gc_state {
+typedef struct mgc_state {
 	gc_mutex lock;            /* serialises cycles; guards the fields
 	                           * below that are not atomic */
 	pthread_cond_t cond;      /* cycle and sweep progress */
@@ -115,51 +115,51 @@ typedef struct gc_state {
 	uint64_t total_pause_ns;
 	uint64_t max_pause_ns;
 	uint64_t last_mark_ns;
-	gc_debug debug;
+	mgc_debug debug;
 	const gc_runtime_ops *ops;
 	bool init;
 	pthread_t sweeper;
 	atomic_word exiting;
-} gc_state;
+} mgc_state;
 
-extern gc_state gc_;
+extern mgc_state mgc_;
 
 /* The write-barrier switch read by gc_write (public, see gcheap.h). */
 extern int gc_barrier_enabled;
 
-void gc_init_collector(const gc_runtime_ops *ops);
+void mgc_init(const gc_runtime_ops *ops);
 
 /* Run a full cycle and return when sweeping is done. */
-void gc_run_cycle(bool wait_sweep);
+void mgc_run_cycle(bool wait_sweep);
 /* Start a cycle if the heap passed the trigger (allocation slow path). */
-void gc_maybe_start(void);
+void mgc_maybe_start(void);
 
 /* ---- Marking (gc/mgcmark.c) ---------------------------------------------- */
 
 /* Grey the object that p points into (interior pointers included) if it
  * is an allocated, unmarked heap object. `precise` slots are checked by
  * invalidptr; from/slot name the referrer for diagnostics. */
-void gc_mark_value(gcw *w, uintptr_t p, bool precise, uintptr_t from,
+void gcmark_value(gcw *w, uintptr_t p, bool precise, uintptr_t from,
                    uintptr_t slot);
 /* Scan `n` precise pointer slots. */
-void gc_scan_slots(gcw *w, void *const *slots, size_t n, uintptr_t from);
+void gcmark_scan_slots(gcw *w, void *const *slots, size_t n, uintptr_t from);
 /* Conservatively scan [lo, hi): every word that points into an allocated
  * object keeps it alive. */
-void gc_scan_conservative(gcw *w, uintptr_t lo, uintptr_t hi);
+void gcmark_scan_conservative(gcw *w, uintptr_t lo, uintptr_t hi);
 /* Scan grey objects until none are left (budget < 0), or about `budget`
  * words of scanning; returns the words scanned. */
-intptr_t gc_drain(gcw *w, intptr_t budget);
+intptr_t gcmark_drain(gcw *w, intptr_t budget);
 /* Scan the pointer slots of the object at obj (without marking it). */
-void gc_scan_object(gcw *w, uintptr_t obj);
+void gcmark_scan_object(gcw *w, uintptr_t obj);
 /* Is the object that contains heap address p marked (in checkmark's
  * bitmap during checkmark)? True for addresses outside the heap. */
-bool gc_object_marked(uintptr_t p);
+bool gcmark_is_marked(uintptr_t p);
 /* Allocate-black: mark a new object (slow paths and the fast path). */
-void gc_mark_new(gcw *w, mspan *s, uintptr_t obj);
+void gcmark_new(gcw *w, mspan *s, uintptr_t obj);
 /* Re-mark from the roots into a separate bitmap, world stopped, and
  * abort naming the object and its referrer if the concurrent mark missed
  * anything reachable. */
-void gc_checkmark(void);
+void mgc_checkmark(void);
 
 /* ---- Barrier buffers (gc/mwbbuf.c) --------------------------------------- */
 

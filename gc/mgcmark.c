@@ -134,13 +134,13 @@ static ALWAYS_INLINE void mark_value(gcw *w, uintptr_t p, bool precise,
 	if (!s) {
 		/* Inside an arena, on a page no span owns: a precise slot
 		 * holding a pointer to memory that was freed. */
-		if (precise && gc_.debug.invalidptr && arena_of(p))
+		if (precise && mgc_.debug.invalidptr && arena_of(p))
 			bad_free_page(p, from, slot);
 		return;
 	}
 	if (unlikely(s->state != MSPAN_INUSE || p < s->base ||
 	             p >= s->limit)) {
-		if (precise && gc_.debug.invalidptr &&
+		if (precise && mgc_.debug.invalidptr &&
 		    s->state == MSPAN_INUSE && p >= s->base)
 			bad_pointer(p, s, from, slot);
 		return;
@@ -152,7 +152,7 @@ static ALWAYS_INLINE void mark_value(gcw *w, uintptr_t p, bool precise,
 	/* A conservative word may point at a free slot: ignore it. A
 	 * precise one must not; checking costs a load per pointer, so it
 	 * is a debug level (a marked free slot is also caught at sweep). */
-	if ((!precise || gc_.debug.invalidptr > 1) && mspan_is_free(s, i)) {
+	if ((!precise || mgc_.debug.invalidptr > 1) && mspan_is_free(s, i)) {
 		if (precise)
 			bad_pointer(p, s, from, slot);
 		return;
@@ -160,18 +160,18 @@ static ALWAYS_INLINE void mark_value(gcw *w, uintptr_t p, bool precise,
 	greyobject(w, s->base + i * s->elemsize, s, i, precise, from, slot);
 }
 
-void gc_mark_value(gcw *w, uintptr_t p, bool precise, uintptr_t from,
+void gcmark_value(gcw *w, uintptr_t p, bool precise, uintptr_t from,
                    uintptr_t slot)
 {
 	mark_value(w, p, precise, from, slot);
 }
 
-void gc_scan_slots(gcw *w, void *const *slots, size_t n, uintptr_t from)
+void gcmark_scan_slots(gcw *w, void *const *slots, size_t n, uintptr_t from)
 {
 	for (size_t i = 0; i < n; i++) {
 		uintptr_t v = aload((const atomic_word *)&slots[i]);
 		if (v)
-			gc_mark_value(w, v, true, from, (uintptr_t)&slots[i]);
+			gcmark_value(w, v, true, from, (uintptr_t)&slots[i]);
 	}
 }
 
@@ -179,14 +179,14 @@ void gc_scan_slots(gcw *w, void *const *slots, size_t n, uintptr_t from)
  * and frames of a blocked thread that may still change them (TSan). The
  * words are only compared against the heap, never dereferenced. */
 __attribute__((no_sanitize_address, no_sanitize_thread, noinline))
-void gc_scan_conservative(gcw *w, uintptr_t lo, uintptr_t hi)
+void gcmark_scan_conservative(gcw *w, uintptr_t lo, uintptr_t hi)
 {
 	lo = align_up(lo, sizeof(uintptr_t));
 	for (uintptr_t p = lo; p + sizeof(uintptr_t) <= hi;
 	     p += sizeof(uintptr_t)) {
 		uintptr_t v = *(volatile uintptr_t *)p;
 		if (v)
-			gc_mark_value(w, v, false, 0, p);
+			gcmark_value(w, v, false, 0, p);
 	}
 }
 
@@ -246,7 +246,7 @@ static uintptr_t scanobject(gcw *w, uintptr_t obj)
 	return n + 1;
 }
 
-intptr_t gc_drain(gcw *w, intptr_t budget)
+intptr_t gcmark_drain(gcw *w, intptr_t budget)
 {
 	intptr_t done = 0;
 	uintptr_t obj;
@@ -262,14 +262,14 @@ intptr_t gc_drain(gcw *w, intptr_t budget)
 	return done;
 }
 
-void gc_scan_object(gcw *w, uintptr_t obj)
+void gcmark_scan_object(gcw *w, uintptr_t obj)
 {
 	mspan *s = spanof(obj);
 	if (!spanclass_noscan(s->spc))
 		w->scan_work += scanobject(w, obj);
 }
 
-bool gc_object_marked(uintptr_t p)
+bool gcmark_is_marked(uintptr_t p)
 {
 	mspan *s = spanof_heap(p);
 	if (!s)
@@ -281,7 +281,7 @@ bool gc_object_marked(uintptr_t p)
 	       1;
 }
 
-void gc_mark_new(gcw *w, mspan *s, uintptr_t obj)
+void gcmark_new(gcw *w, mspan *s, uintptr_t obj)
 {
 	if (mark_bit(s->gcmark_bits, mspan_object_index(s, obj)))
 		w->bytes_marked += s->elemsize;
@@ -289,7 +289,7 @@ void gc_mark_new(gcw *w, mspan *s, uintptr_t obj)
 
 /* ---- Checkmark ----------------------------------------------------------- */
 
-void gc_checkmark(void)
+void mgc_checkmark(void)
 {
 	gcw w = {0};
 
@@ -298,17 +298,17 @@ void gc_checkmark(void)
 	for (heap_arena *a = mheap_.arenas; a; a = a->next)
 		if (a->gc_data)
 			memset(a->gc_data, 0, ARENA_BYTES / WORD_SIZE / 8);
-	gc_.ops->mark_globals(&w);
-	gc_.ops->mark_threads_stopped(&w);
-	gc_mark_specials(&w);
+	mgc_.ops->mark_globals(&w);
+	mgc_.ops->mark_threads_stopped(&w);
+	specials_mark(&w);
 	do
-		gc_drain(&w, -1);
+		gcmark_drain(&w, -1);
 	while (ephemeron_pass(&w));
 	gcw_dispose(&w);
 	/* Drain anything other gcws held (there should be none). */
 	gcw_dispose(&w);
 	checkmark_active = false;
-	if (gc_.debug.gctrace && checkmark_conservative_misses)
+	if (mgc_.debug.gctrace && checkmark_conservative_misses)
 		fprintf(stderr, "gcheap: checkmark: %zu stale conservative "
 		        "words pointed at unmarked objects\n",
 		        (size_t)checkmark_conservative_misses);

@@ -65,12 +65,12 @@ intptr_t pacer_assist_owed(uintptr_t bytes, uintptr_t live, uintptr_t goal,
 
 void pacer_end_cycle(uintptr_t marked, uintptr_t grown)
 {
-	uintptr_t goal = pacer_goal(marked, (unsigned)aload(&gc_.percent),
+	uintptr_t goal = pacer_goal(marked, (unsigned)aload(&mgc_.percent),
 	                            aload(&mheap_.limit));
 	uintptr_t trigger = pacer_trigger(marked, goal, grown);
 
-	gc_.heap_marked = marked;
-	gc_.mark_grown = grown;
-	astore(&gc_.goal, goal);
-	astore(&gc_.trigger, trigger);
+	mgc_.heap_marked = marked;
+	mgc_.mark_grown = grown;
+	astore(&mgc_.goal, goal);
+	astore(&mgc_.trigger, trigger);
 }

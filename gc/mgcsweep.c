@@ -93,14 +93,14 @@ void sweep_finish(void)
 				sched_yield();
 		/* Spans still cached by threads are swept when they release
 		 * them; blocked threads are flushed for them. */
-		while (!gc_.ops->cache_flushes_done())
+		while (!mgc_.ops->cache_flushes_done())
 			sched_yield();
 		/* A background sweeper may still be finishing a span. */
 		while (aload_acq(&sweepers))
 			sched_yield();
 		/* Done only if no termination flipped sweepgen meanwhile. */
 		if (aload(&mheap_.sweepgen) == sg) {
-			astore_rel(&gc_.sweep_done, 1);
+			astore_rel(&mgc_.sweep_done, 1);
 			return;
 		}
 		sched_yield();

@@ -31,6 +31,6 @@ void wbbuf_flush(wbbuf *b, gcw *w)
 {
 	for (uintptr_t i = 0; i < b->n; i++)
 		if (b->ptr[i])
-			gc_mark_value(w, b->ptr[i], true, 0, 0);
+			gcmark_value(w, b->ptr[i], true, 0, 0);
 	b->n = 0;
 }

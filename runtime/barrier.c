@@ -8,7 +8,7 @@
 
 void gc_write_slow(void *slot, void *value)
 {
-	gc_thread *t = gc_current;
+	gc_thread *t = thread_current;
 	atomic_word *s = (atomic_word *)slot;
 
 	if (__atomic_load_n(&gc_barrier_enabled, __ATOMIC_ACQUIRE) &&
@@ -21,8 +21,8 @@ void gc_write_slow(void *slot, void *value)
 			/* Unattached threads should not touch the heap;
 			 * shade at once so the store is still safe. */
 			gcw w = {0};
-			gc_mark_value(&w, old, true, 0, (uintptr_t)slot);
-			gc_mark_value(&w, (uintptr_t)value, true, 0, 0);
+			gcmark_value(&w, old, true, 0, (uintptr_t)slot);
+			gcmark_value(&w, (uintptr_t)value, true, 0, 0);
 			gcw_dispose(&w);
 		}
 	}
@@ -36,14 +36,14 @@ static void shade_range(gcw *w, const void *p, size_t n)
 	for (size_t i = 0; i < n / sizeof(void *); i++) {
 		uintptr_t v = aload(&a[i]);
 		if (v)
-			gc_mark_value(w, v, false, 0, 0);
+			gcmark_value(w, v, false, 0, 0);
 	}
 }
 
 void gc_copy(void *dst, const void *src, size_t nbytes)
 {
 	if (__atomic_load_n(&gc_barrier_enabled, __ATOMIC_ACQUIRE)) {
-		gc_thread *t = gc_current;
+		gc_thread *t = thread_current;
 		gcw local = {0};
 		gcw *w = t ? &t->gcw : &local;
 		shade_range(w, dst, nbytes);

@@ -6,27 +6,27 @@ void gc_collect(void)
 {
 	if (gc_init() != GCHEAP_OK)
 		return;
-	gc_run_cycle(true);
-	if (gc_current)
-		runtime_safepoint(gc_current);
+	mgc_run_cycle(true);
+	if (thread_current)
+		runtime_safepoint(thread_current);
 }
 
 void gc_disable(void)
 {
 	if (gc_init() == GCHEAP_OK)
-		afetch_add(&gc_.disabled, 1);
+		afetch_add(&mgc_.disabled, 1);
 }
 
 void gc_enable(void)
 {
 	for (;;) {
-		uintptr_t n = aload(&gc_.disabled);
+		uintptr_t n = aload(&mgc_.disabled);
 		if (n == 0) {
 			runtime_error(GCHEAP_ERR_ARG,
 			              "gc_enable without gc_disable");
 			return;
 		}
-		if (acas(&gc_.disabled, n, n - 1))
+		if (acas(&mgc_.disabled, n, n - 1))
 			return;
 	}
 }
@@ -35,11 +35,12 @@ int gc_set_percent(int percent)
 {
 	if (gc_init() != GCHEAP_OK)
 		return 0;
-	mutex_lock(&gc_.lock);
-	int old = (int)(intptr_t)aload(&gc_.percent);
-	astore(&gc_.percent, (uintptr_t)(intptr_t)(percent < 0 ? -1 : percent));
-	pacer_end_cycle(gc_.heap_marked, gc_.mark_grown);
-	mutex_unlock(&gc_.lock);
+	mutex_lock(&mgc_.lock);
+	int old = (int)(intptr_t)aload(&mgc_.percent);
+	astore(&mgc_.percent,
+	       (uintptr_t)(intptr_t)(percent < 0 ? -1 : percent));
+	pacer_end_cycle(mgc_.heap_marked, mgc_.mark_grown);
+	mutex_unlock(&mgc_.lock);
 	return old;
 }
 

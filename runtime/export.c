@@ -299,7 +299,7 @@ void gc_export_stop(void)
 {
 	/* The exporter may stop the world (verify mode): count as blocked
 	 * while waiting for it. */
-	bool attached = gc_current != NULL;
+	bool attached = thread_current != NULL;
 	if (attached)
 		gc_blocking_begin();
 	mutex_lock(&exporter.lock);

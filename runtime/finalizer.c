@@ -52,7 +52,7 @@ static void *finalizer_main(void *arg)
 		gc_blocking_end();
 		finq_entry *e;
 		while (aload(&fin_.enabled) && (e = finq_take()))
-			run_entry(gc_current, e);
+			run_entry(thread_current, e);
 	}
 	return NULL;
 }
@@ -79,7 +79,7 @@ static void start_thread(void)
  * after reporting the error. */
 static uintptr_t object_of(const char *fn, const void *p, mspan **sp)
 {
-	if (!gc_current) {
+	if (!thread_current) {
 		runtime_error(GCHEAP_ERR_NOT_ATTACHED, "%s: the calling thread "
 		              "is not attached", fn);
 		return 0;
@@ -173,7 +173,7 @@ gc_status gc_cancel_cleanup(void *obj, uint64_t id)
 
 size_t gc_run_finalizers(void)
 {
-	gc_thread *t = gc_current;
+	gc_thread *t = thread_current;
 	size_t n = 0;
 	finq_entry *e;
 

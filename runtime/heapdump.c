@@ -200,7 +200,7 @@ static void global_root(void **slot, void *arg)
 	     aload((atomic_word *)slot));
 }
 
-/* Reads stack words as gc_scan_conservative does: past the sanitizers
+/* Reads stack words as gcmark_scan_conservative does: past the sanitizers
  * (ASan redzones, TSan), only to compare them with the heap. */
 __attribute__((no_sanitize_address, no_sanitize_thread, noinline))
 static void stack_roots(dumper *d, uint32_t tid, unsigned kind,
@@ -213,7 +213,7 @@ static void stack_roots(dumper *d, uint32_t tid, unsigned kind,
 
 static NOINLINE void write_thread_roots(dumper *d, const jmp_buf *regs)
 {
-	gc_thread *me = gc_current;
+	gc_thread *me = thread_current;
 	uint32_t tid = 0;
 
 	runtime_each_global(global_root, d);
@@ -278,7 +278,7 @@ static void write_dump(dumper *d)
 
 gc_status gc_heap_dump(const char *path)
 {
-	gc_thread *me = gc_current;
+	gc_thread *me = thread_current;
 
 	if (!me) {
 		runtime_error(GCHEAP_ERR_NOT_ATTACHED, "gc_heap_dump: the "
@@ -301,17 +301,17 @@ gc_status gc_heap_dump(const char *path)
 	 * ours and the stop: then wait for it and try again. */
 	for (;;) {
 		gc_collect();
-		gc_.ops->stop_world();
-		if (aload_acq(&gc_.phase) == GCPHASE_OFF &&
-		    aload_acq(&gc_.sweep_done))
+		mgc_.ops->stop_world();
+		if (aload_acq(&mgc_.phase) == GCPHASE_OFF &&
+		    aload_acq(&mgc_.sweep_done))
 			break;
-		gc_.ops->start_world();
+		mgc_.ops->start_world();
 		runtime_safepoint(me);
 	}
 	sweep_block();
 	write_dump(&d);
 	sweep_unblock();
-	gc_.ops->start_world();
+	mgc_.ops->start_world();
 	runtime_safepoint(me); /* answer what came meanwhile */
 	gc_enable();
 	free(d.ptrs);

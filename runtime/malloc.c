@@ -19,7 +19,7 @@
  * in proportion to the bytes it takes. The slow path is also a safepoint
  * and where a cycle is started when the heap passes the pacer's trigger.
  *
- * The thread is found through the initial-exec TLS variable gc_current. */
+ * The thread is found through the initial-exec TLS variable thread_current. */
 #include "runtime/runtime.h"
 
 #include <sched.h>
@@ -59,17 +59,17 @@ static ALWAYS_INLINE uintptr_t tiny_align(uintptr_t off, size_t size)
 static void collector_duties(gc_thread *th, uintptr_t bytes)
 {
 	runtime_safepoint(th);
-	afetch_add(&gc_.alloc_bytes, bytes);
-	if (aload_acq(&gc_.phase) == GCPHASE_OFF) {
-		gc_maybe_start();
+	afetch_add(&mgc_.alloc_bytes, bytes);
+	if (aload_acq(&mgc_.phase) == GCPHASE_OFF) {
+		mgc_maybe_start();
 		runtime_safepoint(th);
 	}
-	if (aload_acq(&gc_.phase) != GCPHASE_MARK) {
+	if (aload_acq(&mgc_.phase) != GCPHASE_MARK) {
 		th->assist_debt = 0;
 		return;
 	}
-	uintptr_t goal = aload(&gc_.goal);
-	uintptr_t expect = gc_.last_scan_work ? gc_.last_scan_work :
+	uintptr_t goal = aload(&mgc_.goal);
+	uintptr_t expect = mgc_.last_scan_work ? mgc_.last_scan_work :
 	                   goal / 2 / WORD_SIZE + 1; /* first mark */
 	intptr_t owed = pacer_assist_owed(bytes,
 	                                  aload(&mheap_.stats.heap_live),
@@ -85,9 +85,9 @@ static void collector_duties(gc_thread *th, uintptr_t bytes)
 	/* Background credit first: what the workers scanned ahead of the
 	 * mutators pays for this (Go's bgScanCredit). */
 	uintptr_t c;
-	while (th->assist_debt > 0 && (c = aload(&gc_.bg_credit))) {
+	while (th->assist_debt > 0 && (c = aload(&mgc_.bg_credit))) {
 		uintptr_t take = MIN(c, (uintptr_t)th->assist_debt);
-		if (acas(&gc_.bg_credit, c, c - take))
+		if (acas(&mgc_.bg_credit, c, c - take))
 			th->assist_debt -= (intptr_t)take;
 	}
 	intptr_t pay = behind ? ASSIST_CHUNK :
@@ -95,7 +95,7 @@ static void collector_duties(gc_thread *th, uintptr_t bytes)
 	if (pay <= 0)
 		return;
 	uint64_t t0 = gcstats_cpu_ns();
-	intptr_t done = gc_drain(&th->gcw, pay);
+	intptr_t done = gcmark_drain(&th->gcw, pay);
 	gcw_dispose(&th->gcw);
 	gcstats_assist(gcstats_cpu_ns() - t0);
 	/* Nothing left to scan for now: nothing more can be owed. */
@@ -127,8 +127,8 @@ static void *alloc_tiny(gc_thread *th, size_t size, int *err)
 			mspan_check_poison(s, p, TINY_SIZE);
 		memset((void *)p, 0, TINY_SIZE);
 	}
-	if (aload(&gc_.blackalloc) && GCHEAP_SABOTAGE != 2)
-		gc_mark_new(&th->gcw, s, p);
+	if (aload(&mgc_.blackalloc) && GCHEAP_SABOTAGE != 2)
+		gcmark_new(&th->gcw, s, p);
 	/* Keep whichever block has more room left. */
 	if (!c->tiny || size < c->tinyoffset) {
 		c->tiny = p;
@@ -159,8 +159,8 @@ static void *alloc_large(gc_thread *th, size_t size, const gc_type *t,
 	if (s->needzero)
 		memset((void *)s->base, 0, s->elemsize);
 	afetch_add(&mheap_.stats.heap_live, s->elemsize);
-	if (aload(&gc_.blackalloc) && GCHEAP_SABOTAGE != 2)
-		gc_mark_new(&th->gcw, s, s->base);
+	if (aload(&mgc_.blackalloc) && GCHEAP_SABOTAGE != 2)
+		gcmark_new(&th->gcw, s, s->base);
 	if (GCHEAP_STATS) {
 		afetch_add(&mheap_.stats.large_allocs, 1);
 		afetch_add(&mheap_.stats.large_alloc_bytes, s->elemsize);
@@ -209,8 +209,8 @@ static NOINLINE void *alloc_finish(gc_thread *th, mspan *s, uintptr_t p,
 	}
 	if (s->typeids)
 		mspan_set_typeid(s, p, t);
-	if (aload(&gc_.blackalloc) && GCHEAP_SABOTAGE != 2)
-		gc_mark_new(&th->gcw, s, p);
+	if (aload(&mgc_.blackalloc) && GCHEAP_SABOTAGE != 2)
+		gcmark_new(&th->gcw, s, p);
 	return (void *)p;
 }
 
@@ -262,7 +262,7 @@ static NOINLINE void *gc_alloc_slow(gc_thread *th, size_t size,
 		return p;
 	/* Out of memory or over the limit: a full collection may free
 	 * enough; try once more before giving up. */
-	gc_run_cycle(true);
+	mgc_run_cycle(true);
 	runtime_safepoint(th);
 	err = 0;
 	p = alloc_any(th, size, t, &err);
@@ -304,7 +304,7 @@ static ALWAYS_INLINE void *gc_alloc_fast(gc_thread *th, size_t size,
 	if (unlikely(!p))
 		return gc_alloc_slow(th, size, t);
 	if (s->needzero || (!noscan && !s->heap_bits) ||
-	    aload(&gc_.blackalloc))
+	    aload(&mgc_.blackalloc))
 		return alloc_finish(th, s, p, size, t);
 	if (!noscan)
 		mspan_set_heapbits(s, p, t->small_bits & low_mask(
@@ -316,7 +316,7 @@ static ALWAYS_INLINE void *gc_alloc_fast(gc_thread *th, size_t size,
 
 void *gc_alloc(size_t size, const gc_type *type)
 {
-	return gc_alloc_fast(gc_current, size, type);
+	return gc_alloc_fast(thread_current, size, type);
 }
 
 void *gc_alloc_array(size_t count, const gc_type *elem)
@@ -338,7 +338,7 @@ void *gc_alloc_array(size_t count, const gc_type *elem)
 		              elem->size);
 		return NULL;
 	}
-	return gc_alloc_fast(gc_current, bytes, elem);
+	return gc_alloc_fast(thread_current, bytes, elem);
 }
 
 size_t gc_size(const void *p)

@@ -42,7 +42,7 @@ static bool parse_uint(const char *v, uintptr_t *out)
 
 static void set_option(const char *k, const char *v)
 {
-	gc_debug *d = &gc_.debug;
+	mgc_debug *d = &mgc_.debug;
 	uintptr_t n = 0;
 
 	if (!parse_uint(v, &n)) {
@@ -76,17 +76,17 @@ static void set_option(const char *k, const char *v)
 
 void runtime_parse_options(void)
 {
-	gc_.debug.invalidptr = 1;
-	astore(&gc_.percent, 100);
+	mgc_.debug.invalidptr = 1;
+	astore(&mgc_.percent, 100);
 	runtime_.conservative = true;
 
 	const char *g = getenv("GCHEAP_GC");
 	if (g) {
 		uintptr_t n;
 		if (!strcmp(g, "off"))
-			astore(&gc_.percent, (uintptr_t)-1);
+			astore(&mgc_.percent, (uintptr_t)-1);
 		else if (parse_uint(g, &n) && n < 100000)
-			astore(&gc_.percent, n);
+			astore(&mgc_.percent, n);
 		else
 			fprintf(stderr, "gcheap: GCHEAP_GC=%s is not a percent "
 			        "or off\n", g);

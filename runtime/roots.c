@@ -67,7 +67,7 @@ void runtime_mark_globals(gcw *w)
 {
 	mutex_lock(&globals.lock);
 	for (size_t i = 0; i < globals.n; i++)
-		gc_scan_slots(w, (void *const *)globals.r[i].slots,
+		gcmark_scan_slots(w, (void *const *)globals.r[i].slots,
 		              globals.r[i].n, 0);
 	mutex_unlock(&globals.lock);
 }
@@ -83,7 +83,7 @@ void runtime_each_global(void (*fn)(void **slot, void *arg), void *arg)
 
 void gc_frame_push(gc_frame *f, void **slots, size_t nslots)
 {
-	gc_thread *t = gc_current;
+	gc_thread *t = thread_current;
 
 	if (!t) {
 		runtime_error(GCHEAP_ERR_NOT_ATTACHED,
@@ -98,7 +98,7 @@ void gc_frame_push(gc_frame *f, void **slots, size_t nslots)
 
 void gc_frame_pop(gc_frame *f)
 {
-	gc_thread *t = gc_current;
+	gc_thread *t = thread_current;
 
 	if (!t || t->frames != f) {
 		runtime_error(GCHEAP_ERR_ARG, "gc_frame_pop(%p): not the "
@@ -120,22 +120,22 @@ static NOINLINE void scan_own_stack(gc_thread *t, gcw *w)
 	jmp_buf regs;
 
 	setjmp(regs);
-	gc_scan_conservative(w, (uintptr_t)&regs, t->stack_base);
+	gcmark_scan_conservative(w, (uintptr_t)&regs, t->stack_base);
 }
 
 void runtime_scan_thread(gc_thread *t, gcw *w, bool self)
 {
 	for (gc_frame *f = t->frames; f; f = f->prev)
-		gc_scan_slots(w, (void *const *)f->slots, f->nslots, 0);
+		gcmark_scan_slots(w, (void *const *)f->slots, f->nslots, 0);
 	if (!runtime_.conservative || !t->stack_base)
 		return;
 	if (self) {
 		scan_own_stack(t, w);
 		return;
 	}
-	gc_scan_conservative(w, t->saved_sp, t->stack_base);
+	gcmark_scan_conservative(w, t->saved_sp, t->stack_base);
 	if (GCHEAP_SABOTAGE != 5)
-		gc_scan_conservative(w, (uintptr_t)&t->saved_regs,
+		gcmark_scan_conservative(w, (uintptr_t)&t->saved_regs,
 		                     (uintptr_t)(&t->saved_regs + 1));
 }
 

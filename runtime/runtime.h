@@ -2,7 +2,7 @@
  * and OOM handlers, and the glue the public API is made of.
  *
  * Each attached thread has a gc_thread, reached through the thread-local
- * gc_current (initial-exec TLS: one instruction on x86-64). The registry
+ * thread_current (initial-exec TLS: one instruction on x86-64). The registry
  * of threads is guarded by runtime_.lock, the outermost lock (see
  * alloc/sys/lock.h).
  * A thread that exits while attached is detached by a pthread key
@@ -68,7 +68,7 @@ typedef struct runtime_state {
 
 extern runtime_state runtime_;
 
-extern __thread gc_thread *gc_current
+extern __thread gc_thread *thread_current
 	__attribute__((tls_model("initial-exec")));
 
 /* Report an error: set the thread's last error, call the handler. */

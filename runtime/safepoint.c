@@ -122,14 +122,14 @@ static void blocking_end(gc_thread *t)
 
 void gc_safepoint(void)
 {
-	gc_thread *t = gc_current;
+	gc_thread *t = thread_current;
 	if (t)
 		runtime_safepoint(t);
 }
 
 void gc_blocking_begin(void)
 {
-	gc_thread *t = gc_current;
+	gc_thread *t = thread_current;
 	if (!t) {
 		runtime_error(GCHEAP_ERR_NOT_ATTACHED,
 		              "gc_blocking_begin: the thread is not attached");
@@ -140,7 +140,7 @@ void gc_blocking_begin(void)
 
 void gc_blocking_end(void)
 {
-	gc_thread *t = gc_current;
+	gc_thread *t = thread_current;
 	if (!t) {
 		runtime_error(GCHEAP_ERR_NOT_ATTACHED,
 		              "gc_blocking_end: the thread is not attached");
@@ -161,14 +161,14 @@ static size_t mutator_count(void)
 
 static void ops_blocking_begin(void)
 {
-	if (gc_current)
-		blocking_begin(gc_current);
+	if (thread_current)
+		blocking_begin(thread_current);
 }
 
 static void ops_blocking_end(void)
 {
-	if (gc_current)
-		blocking_end(gc_current);
+	if (thread_current)
+		blocking_end(thread_current);
 }
 
 /* Claim a blocked thread so the collector can work for it. */
@@ -196,7 +196,7 @@ static void unclaim(gc_thread *t)
  * waits for it. */
 static void registry_lock(void)
 {
-	gc_thread *me = gc_current;
+	gc_thread *me = thread_current;
 	if (!me) {
 		mutex_lock(&runtime_.lock);
 		return;
@@ -212,7 +212,7 @@ static void registry_lock(void)
 
 static void stop_world(void)
 {
-	gc_thread *me = gc_current;
+	gc_thread *me = thread_current;
 
 	registry_lock();
 	for (gc_thread *t = runtime_.threads; t; t = t->next)
@@ -253,7 +253,7 @@ static void request_all(uintptr_t bit)
  * lock held. */
 static bool serve(uintptr_t bit, gcw *w)
 {
-	gc_thread *me = gc_current;
+	gc_thread *me = thread_current;
 	bool all = true;
 
 	for (gc_thread *t = runtime_.threads; t; t = t->next) {
@@ -289,7 +289,7 @@ static void request_stack_scans(void)
 	 * it without being marked (Go's gcMarkTinyAllocs). */
 	for (gc_thread *t = runtime_.threads; t; t = t->next)
 		if (t->mcache.tiny)
-			gc_mark_value(&w, t->mcache.tiny, false, 0, 0);
+			gcmark_value(&w, t->mcache.tiny, false, 0, 0);
 	gcw_dispose(&w);
 }
 
@@ -327,7 +327,7 @@ static bool flush_all_stopped(void)
 
 static void mark_threads_stopped(gcw *w)
 {
-	gc_thread *me = gc_current;
+	gc_thread *me = thread_current;
 
 	for (gc_thread *t = runtime_.threads; t; t = t->next)
 		runtime_scan_thread(t, w, t == me);
@@ -335,7 +335,7 @@ static void mark_threads_stopped(gcw *w)
 
 static void request_cache_flush(void)
 {
-	gc_thread *me = gc_current;
+	gc_thread *me = thread_current;
 
 	request_all(P_CACHE);
 	/* The collector's own thread flushes at once: it is about to

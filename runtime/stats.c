@@ -49,7 +49,7 @@ static void fill_classes(gc_stats *s)
  * held off, so that no counter moves. */
 static void verify_classes(gc_stats *s)
 {
-	gc_.ops->stop_world();
+	mgc_.ops->stop_world();
 	sweep_block();
 	fill_classes(s);
 	uintptr_t spans[NUM_SIZE_CLASSES], objs[NUM_SIZE_CLASSES];
@@ -63,17 +63,17 @@ static void verify_classes(gc_stats *s)
 			      (size_t)s->classes[c].objects, (size_t)spans[c],
 			      (size_t)objs[c]);
 	sweep_unblock();
-	gc_.ops->start_world();
+	mgc_.ops->start_world();
 	/* Requests that came while we stopped the world (a cache flush
 	 * after mark termination) must be answered before this thread
 	 * allocates again, as after gc_start. */
-	if (gc_current)
-		runtime_safepoint(gc_current);
+	if (thread_current)
+		runtime_safepoint(thread_current);
 }
 
 static void fill_v2(gc_stats *s)
 {
-	if (GCHEAP_CHECK_LEVEL >= 3 && gc_.debug.verify && gc_.init)
+	if (GCHEAP_CHECK_LEVEL >= 3 && mgc_.debug.verify && mgc_.init)
 		verify_classes(s);
 	else
 		fill_classes(s);
@@ -118,7 +118,7 @@ gc_status gc_read_stats(gc_stats *out, size_t size)
 	s.size = (uint32_t)MIN(size, sizeof(s));
 	if (mheap_.init) {
 		heap_stats *h = &mheap_.stats;
-		gc_thread *me = gc_current;
+		gc_thread *me = thread_current;
 		if (me && me->mcache.tiny_allocs) {
 			afetch_add(&h->tiny_allocs, me->mcache.tiny_allocs);
 			me->mcache.tiny_allocs = 0;
@@ -144,17 +144,17 @@ gc_status gc_read_stats(gc_stats *out, size_t size)
 		s.arenas = h->arenas;
 		mutex_unlock(&mheap_.lock);
 		s.threads = aload(&runtime_.nthreads);
-		s.gc_cycles = aload(&gc_.cycles);
+		s.gc_cycles = aload(&mgc_.cycles);
 		s.heap_live = aload(&h->heap_live);
-		mutex_lock(&gc_.lock);
-		s.heap_marked = gc_.heap_marked;
-		s.heap_goal = aload(&gc_.goal);
-		s.pause_total_ns = gc_.total_pause_ns;
-		s.pause_max_ns = gc_.max_pause_ns;
-		s.last_pause_ns = MAX(gc_.last_pause_ns[0],
-		                      gc_.last_pause_ns[1]);
-		s.last_mark_ns = gc_.last_mark_ns;
-		mutex_unlock(&gc_.lock);
+		mutex_lock(&mgc_.lock);
+		s.heap_marked = mgc_.heap_marked;
+		s.heap_goal = aload(&mgc_.goal);
+		s.pause_total_ns = mgc_.total_pause_ns;
+		s.pause_max_ns = mgc_.max_pause_ns;
+		s.last_pause_ns = MAX(mgc_.last_pause_ns[0],
+		                      mgc_.last_pause_ns[1]);
+		s.last_mark_ns = mgc_.last_mark_ns;
+		mutex_unlock(&mgc_.lock);
 	}
 	if (mheap_.init)
 		fill_v2(&s);

@@ -7,7 +7,7 @@
 runtime_state runtime_ = {.lock = {.m = PTHREAD_MUTEX_INITIALIZER},
                           .hlock = {.m = PTHREAD_MUTEX_INITIALIZER}};
 
-__thread gc_thread *gc_current __attribute__((tls_model("initial-exec")));
+__thread gc_thread *thread_current __attribute__((tls_model("initial-exec")));
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
@@ -39,7 +39,7 @@ static void init_runtime(void)
 		init_status = GCHEAP_ERR_NOMEM;
 		return;
 	}
-	gc_init_collector(&runtime_gc_ops);
+	mgc_init(&runtime_gc_ops);
 	export_from_env();
 }
 
@@ -70,7 +70,7 @@ gc_status gc_thread_attach(void)
 
 	if (st != GCHEAP_OK)
 		return st;
-	if (gc_current) {
+	if (thread_current) {
 		runtime_error(GCHEAP_ERR_DUPLICATE,
 		              "gc_thread_attach: the thread is already "
 		              "attached");
@@ -96,7 +96,7 @@ gc_status gc_thread_attach(void)
 	runtime_.threads = t;
 	astore(&runtime_.nthreads, aload(&runtime_.nthreads) + 1);
 	mutex_unlock(&runtime_.lock);
-	gc_current = t;
+	thread_current = t;
 	pthread_setspecific(runtime_.exit_key, t);
 	gc_blocking_end();
 	runtime_ok();
@@ -123,7 +123,7 @@ static void detach(gc_thread *t)
 
 gc_status gc_thread_detach(void)
 {
-	gc_thread *t = gc_current;
+	gc_thread *t = thread_current;
 
 	if (!t) {
 		runtime_error(GCHEAP_ERR_NOT_ATTACHED,
@@ -132,7 +132,7 @@ gc_status gc_thread_detach(void)
 	}
 	pthread_setspecific(runtime_.exit_key, NULL);
 	detach(t);
-	gc_current = NULL;
+	thread_current = NULL;
 	runtime_ok();
 	return GCHEAP_OK;
 }
@@ -142,12 +142,12 @@ static void detach_at_exit(void *arg)
 {
 	gc_thread *t = arg;
 
-	gc_current = t;
+	thread_current = t;
 	detach(t);
-	gc_current = NULL;
+	thread_current = NULL;
 }
 
 int gc_thread_is_attached(void)
 {
-	return gc_current != NULL;
+	return thread_current != NULL;
 }

@@ -36,7 +36,7 @@ static void shade(gc_thread *t, uintptr_t p)
 
 static gc_thread *attached(const char *fn)
 {
-	gc_thread *t = gc_current;
+	gc_thread *t = thread_current;
 	if (!t)
 		runtime_error(GCHEAP_ERR_NOT_ATTACHED, "%s: the calling thread "
 		              "is not attached", fn);

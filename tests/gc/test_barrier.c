@@ -50,7 +50,7 @@ static void deletion_scenario(bool barrier)
 	helper h;
 	void *ms[4] = {0};
 	gc_frame f;
-	gc_thread *me = gc_current;
+	gc_thread *me = thread_current;
 
 	helper_start(&h);
 	gc_frame_push(&f, ms, 4);
@@ -135,8 +135,8 @@ static void insert_on_helper(helper *h, void *arg)
 	else
 		ia->b[0] = x;
 	h->slots[0] = NULL;
-	h->saw[0] = gc_current->wb.n;
-	h->saw[1] = gc_current->wb.n >= 2 ? gc_current->wb.ptr[1] : 0;
+	h->saw[0] = thread_current->wb.n;
+	h->saw[1] = thread_current->wb.n >= 2 ? thread_current->wb.ptr[1] : 0;
 	h->saw[2] = is_marked(x);
 }
 
@@ -209,7 +209,7 @@ START_TEST(test_buffer_flushes_when_full)
 	gc_thread *me;
 
 	start(NULL);
-	me = gc_current;
+	me = thread_current;
 	helper_start(&h);
 	gc_frame_push(&f, ms, 2);
 	void **r = new_ptrs(NY);
@@ -253,7 +253,7 @@ START_TEST(test_buffer_flushes_when_full)
 		REQUIRE(is_marked(((void **)r[i])[0]), "child of flushed "
 		        "object %zu never scanned", i);
 	ck_assert(!is_marked(((void **)r[NY - 1])[0]));
-	ck_assert_int_eq((int)aload(&gc_.phase), GCPHASE_MARK);
+	ck_assert_int_eq((int)aload(&mgc_.phase), GCPHASE_MARK);
 	pause_end(&h, NULL, NULL);
 
 	ck_assert_uint_eq(me->wb.n, 0);
@@ -277,7 +277,7 @@ START_TEST(test_barrier_off_when_idle)
 	gc_thread *me;
 
 	start(NULL);
-	me = gc_current;
+	me = thread_current;
 	ck_assert_int_eq(gc_barrier_enabled, 0);
 	gc_frame_push(&f, ms, 2);
 	void **b = new_ptrs(2);
@@ -325,7 +325,7 @@ START_TEST(test_copy_shades_both)
 	enum { N = 8, M = 16 };
 
 	start(NULL);
-	me = gc_current;
+	me = thread_current;
 	helper_start(&h);
 	void **d = new_ptrs(N), **s = new_ptrs(N), **e = new_ptrs(M);
 	void *z[N], *y[N], *w[M];
@@ -416,7 +416,7 @@ START_TEST(test_write_from_unattached_thread)
 	ck_assert_ptr_eq(d[0], y);
 	ck_assert_msg(is_marked(z), "old value not shaded");
 	ck_assert_msg(is_marked(y), "new value not shaded");
-	ck_assert_uint_eq(gc_current->wb.n, 0);
+	ck_assert_uint_eq(thread_current->wb.n, 0);
 	h.slots[1] = NULL;
 	pause_end(&h, NULL, NULL);
 

@@ -31,7 +31,7 @@ static void start(bool conservative)
 
 static uint64_t cycles(void)
 {
-	return aload(&gc_.cycles);
+	return aload(&mgc_.cycles);
 }
 
 static gc_stats stats(void)
@@ -349,7 +349,7 @@ START_TEST(test_disable_enable)
 	gc_set_error_handler(NULL, NULL);
 	gc_enable();
 	ck_assert_int_eq(gc_last_error(), GCHEAP_ERR_ARG);
-	ck_assert_uint_eq(aload(&gc_.disabled), 0);
+	ck_assert_uint_eq(aload(&mgc_.disabled), 0);
 	(void)n;
 }
 END_TEST
@@ -357,9 +357,9 @@ END_TEST
 START_TEST(test_percent_off)
 {
 	start(true);
-	ck_assert_int_eq(gc_.percent, 100);
+	ck_assert_int_eq(mgc_.percent, 100);
 	ck_assert_int_eq(gc_set_percent(-1), 100);
-	ck_assert_int_eq(gc_.percent, -1);
+	ck_assert_int_eq(mgc_.percent, -1);
 	uint64_t c0 = cycles();
 	churn(64 * MiB, 1024);
 	ck_assert_msg(cycles() == c0, "%llu cycles with GOGC off",
@@ -372,7 +372,7 @@ START_TEST(test_percent_off)
 	ck_assert_msg(cycles() >= c0 + 3, "only %llu cycles with GOGC back "
 	              "on", (unsigned long long)(cycles() - c0));
 	ck_assert_int_eq(gc_set_percent(50), 100);
-	ck_assert_int_eq(gc_.percent, 50);
+	ck_assert_int_eq(mgc_.percent, 50);
 }
 END_TEST
 
@@ -380,7 +380,7 @@ START_TEST(test_gogc_env_off)
 {
 	setenv("GCHEAP_GC", "off", 1);
 	start(true);
-	ck_assert_int_eq(gc_.percent, -1);
+	ck_assert_int_eq(mgc_.percent, -1);
 	uint64_t c0 = cycles();
 	churn(48 * MiB, 2048);
 	ck_assert_uint_eq(cycles(), c0);
@@ -396,14 +396,14 @@ START_TEST(test_gogc_env_value)
 
 	setenv("GCHEAP_GC", "50", 1);
 	start(false);
-	ck_assert_int_eq(gc_.percent, 50);
+	ck_assert_int_eq(mgc_.percent, 50);
 	ck_assert_int_eq(gc_add_roots(keep, 1024), GCHEAP_OK);
 	for (size_t i = 0; i < 1024; i++)
 		gc_write(&keep[i], new_payload(8192, i));
 	gc_collect();
-	ck_assert_uint_ge(gc_.heap_marked, 8 * MiB);
-	ck_assert_uint_eq(gc_.goal, pacer_goal(gc_.heap_marked, 50, 0));
-	ck_assert_uint_eq(gc_.goal, gc_.heap_marked + gc_.heap_marked / 2);
+	ck_assert_uint_ge(mgc_.heap_marked, 8 * MiB);
+	ck_assert_uint_eq(mgc_.goal, pacer_goal(mgc_.heap_marked, 50, 0));
+	ck_assert_uint_eq(mgc_.goal, mgc_.heap_marked + mgc_.heap_marked / 2);
 	ck_assert_int_eq(gc_set_percent(100), 50);
 }
 END_TEST
@@ -412,7 +412,7 @@ START_TEST(test_gogc_env_bad)
 {
 	setenv("GCHEAP_GC", "lots", 1);
 	start(true);
-	ck_assert_int_eq(gc_.percent, 100);
+	ck_assert_int_eq(mgc_.percent, 100);
 }
 END_TEST
 
@@ -422,7 +422,7 @@ START_TEST(test_stress_mode)
 	setenv("GCHEAP_DEBUG", "stress=1M,checkmark=1,poison=1", 1);
 	setenv("GCHEAP_GC", "off", 1);
 	start(true);
-	ck_assert_uint_eq(gc_.debug.stress, MiB);
+	ck_assert_uint_eq(mgc_.debug.stress, MiB);
 	uint64_t c0 = cycles();
 	churn(32 * MiB, 4096);
 	ck_assert_msg(cycles() >= c0 + 8, "%llu stress cycles in 32 MiB",
@@ -498,7 +498,7 @@ START_TEST(test_collect_concurrently)
 		ck_assert_msg(args[i].bad == 0, "thread %d: %d failures",
 		              args[i].id, args[i].bad);
 	ck_assert_uint_ge(cycles(), c0 + NCOLLECT);
-	ck_assert_int_eq((int)aload(&gc_.phase), GCPHASE_OFF);
+	ck_assert_int_eq((int)aload(&mgc_.phase), GCPHASE_OFF);
 }
 END_TEST
 
@@ -601,7 +601,7 @@ START_TEST(test_assist_marks)
 
 	start(false);
 	gc_disable();
-	me = gc_current;
+	me = thread_current;
 	helper_start(&h);
 	void **r = gc_alloc(NINNER * sizeof(void *), t_ptrs);
 	ck_assert_ptr_nonnull(r);
@@ -614,7 +614,7 @@ START_TEST(test_assist_marks)
 	}
 	h.slots[0] = r;
 	gc_collect(); /* sets the work the next mark expects */
-	ck_assert_uint_gt(gc_.last_scan_work, 0);
+	ck_assert_uint_gt(mgc_.last_scan_work, 0);
 
 	pause_begin(&h);
 	while (!gcwork_global_empty())
@@ -637,7 +637,7 @@ START_TEST(test_assist_marks)
 		for (size_t j = 0; j < NLEAF; j += 8)
 			leaves_marked += is_marked(in[j]);
 	}
-	int phase = (int)aload(&gc_.phase);
+	int phase = (int)aload(&mgc_.phase);
 	mutex_unlock(&runtime_.lock);
 	ck_assert_int_eq(phase, GCPHASE_MARK);
 	ck_assert_msg(done > 0, "the allocation did no marking");

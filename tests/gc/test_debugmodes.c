@@ -237,7 +237,7 @@ END_TEST
 START_TEST(test_invalidptr_off_ignores)
 {
 	invalid_tail("invalidptr=0");
-	ck_assert_int_eq(gc_.debug.invalidptr, 0);
+	ck_assert_int_eq(mgc_.debug.invalidptr, 0);
 	gc_collect();
 }
 END_TEST
@@ -350,7 +350,7 @@ START_TEST(test_parse_every_key)
 	                             "invalidptr=2,verify=1,zombie=1,"
 	                             "stress=64k,gctrace=1,conservative=0,"
 	                             "bogus=3");
-	gc_debug *d = &gc_.debug;
+	mgc_debug *d = &mgc_.debug;
 	ck_assert(d->checkmark);
 	ck_assert(d->stoptheworld);
 	ck_assert(d->poison);
@@ -374,7 +374,7 @@ START_TEST(test_parse_values)
 	sys_fatal_exit_code = FATAL_CODE;
 	char *err = attach_capturing("gctrace,stress=2M,verify=x,checkmark=0,"
 	                             "poison=0x1,,=1,invalidptr=0");
-	gc_debug *d = &gc_.debug;
+	mgc_debug *d = &mgc_.debug;
 	ck_assert(d->gctrace); /* a bare key means 1 */
 	ck_assert_uint_eq(d->stress, 2 << 20);
 	ck_assert(!d->verify);
@@ -394,7 +394,7 @@ START_TEST(test_parse_defaults)
 {
 	sys_fatal_exit_code = FATAL_CODE;
 	char *err = attach_capturing(NULL);
-	gc_debug *d = &gc_.debug;
+	mgc_debug *d = &mgc_.debug;
 	ck_assert_str_eq(err, "");
 	ck_assert(!d->checkmark && !d->stoptheworld && !d->poison);
 	ck_assert(!d->verify && !d->gctrace);
@@ -402,7 +402,7 @@ START_TEST(test_parse_defaults)
 	ck_assert_uint_eq(d->invalidptr, 1);
 	ck_assert(runtime_.conservative);
 	ck_assert(!mheap_.hooks.poison);
-	ck_assert_int_eq(gc_.percent, 100);
+	ck_assert_int_eq(mgc_.percent, 100);
 }
 END_TEST
 
@@ -440,7 +440,7 @@ START_TEST(test_stoptheworld_cycle)
 	gc_frame f;
 
 	start("stoptheworld=1,checkmark=1,verify=1,poison=1");
-	ck_assert(gc_.debug.stoptheworld);
+	ck_assert(mgc_.debug.stoptheworld);
 	gc_frame_push(&f, ms, 4);
 	void **a = gc_alloc(4 * sizeof(void *), t_ptrs);
 	ms[0] = a;
@@ -449,9 +449,9 @@ START_TEST(test_stoptheworld_cycle)
 	void *dead = new_payload(300, 9);
 	uintptr_t hd = hide(dead);
 	dead = NULL;
-	uint64_t c0 = aload(&gc_.cycles);
+	uint64_t c0 = aload(&mgc_.cycles);
 	gc_collect();
-	ck_assert_uint_eq(aload(&gc_.cycles), c0 + 1);
+	ck_assert_uint_eq(aload(&mgc_.cycles), c0 + 1);
 	for (int i = 0; i < 4; i++)
 		ck_assert(is_live(a[i]) && check_payload(a[i], 300, i));
 	ck_assert(!is_live(unhide(hd)));
@@ -459,7 +459,7 @@ START_TEST(test_stoptheworld_cycle)
 	gc_enable();
 	for (int i = 0; i < 20000; i++)
 		gc_alloc(1024, NULL);
-	ck_assert_uint_gt(aload(&gc_.cycles), c0 + 1);
+	ck_assert_uint_gt(aload(&mgc_.cycles), c0 + 1);
 	for (int i = 0; i < 4; i++)
 		ck_assert(is_live(a[i]) && check_payload(a[i], 300, i));
 	gc_frame_pop(&f);

@@ -541,7 +541,7 @@ START_TEST(test_weak_many_before_sweep)
 		if (i % 3 == 0)
 			gc_write(&keep[i], n);
 	}
-	gc_run_cycle(false); /* no waiting for the sweep */
+	mgc_run_cycle(false); /* no waiting for the sweep */
 	for (size_t i = 0; i < N; i++) {
 		node *p = gc_weak_get(ws[i]);
 		if (i % 3 == 0)
@@ -613,7 +613,7 @@ static void weak_get_during_mark(bool use_api)
 	ms[0] = gc_weak_new(x);
 	x = NULL;
 	pause_begin(&h);
-	ck_assert_int_eq((int)aload(&gc_.phase), GCPHASE_MARK);
+	ck_assert_int_eq((int)aload(&mgc_.phase), GCPHASE_MARK);
 	if (use_api)
 		ms[1] = gc_weak_get(ms[0]);
 	else

@@ -154,7 +154,7 @@ static void *helper_main(void *arg)
 	if (gc_thread_attach() != GCHEAP_OK)
 		abort();
 	gc_frame_push(&h->frame, h->slots, HELPER_SLOTS);
-	__atomic_store_n(&h->t, gc_current, __ATOMIC_RELEASE);
+	__atomic_store_n(&h->t, thread_current, __ATOMIC_RELEASE);
 	for (;;) {
 		int c = hload(&h->cmd);
 		if (c == H_EXIT)
@@ -213,20 +213,20 @@ static void *collect_main(void *arg)
  * (gc_disable) so that the cycle is the one started here. */
 static H_UNUSED void pause_begin(helper *h)
 {
-	gc_thread *me = gc_current;
+	gc_thread *me = thread_current;
 
 	ck_assert_ptr_nonnull(me);
-	ck_assert_int_eq((int)aload(&gc_.phase), GCPHASE_OFF);
+	ck_assert_int_eq((int)aload(&mgc_.phase), GCPHASE_OFF);
 	hstore(&h->ran, 0);
 	hstore(&h->cmd, H_SPIN);
 	while (!hload(&h->spinning))
 		sleep_us(20);
 	ck_assert_msg(acas(&h->t->status, TS_RUNNING, TS_CLAIMED),
 	              "helper status %zu", (size_t)aload(&h->t->status));
-	pause_cycles = aload(&gc_.cycles);
+	pause_cycles = aload(&mgc_.cycles);
 	ck_assert_int_eq(pthread_create(&pause_collector, NULL, collect_main,
 	                                NULL), 0);
-	while (aload(&gc_.phase) != GCPHASE_MARK) {
+	while (aload(&mgc_.phase) != GCPHASE_MARK) {
 		gc_safepoint();
 		sleep_us(10);
 	}
@@ -234,7 +234,7 @@ static H_UNUSED void pause_begin(helper *h)
 	gc_safepoint();
 	ck_assert(!(aload(&me->pending) & P_SCAN));
 	ck_assert(aload(&h->t->pending) & P_SCAN);
-	ck_assert_int_eq((int)aload(&gc_.phase), GCPHASE_MARK);
+	ck_assert_int_eq((int)aload(&mgc_.phase), GCPHASE_MARK);
 }
 
 /* Let H run fn (may be NULL), then scan itself at its next safepoint. */
@@ -249,7 +249,7 @@ static H_UNUSED void pause_release(helper *h, helper_fn fn, void *arg)
 /* After pause_release: wait until the cycle and its sweep are done. */
 static H_UNUSED void pause_wait(helper *h)
 {
-	while (aload(&gc_.cycles) == pause_cycles) {
+	while (aload(&mgc_.cycles) == pause_cycles) {
 		gc_safepoint();
 		sleep_us(10);
 	}

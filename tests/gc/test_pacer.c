@@ -91,7 +91,7 @@ START_TEST(test_goal_random)
 END_TEST
 
 /* pacer_end_cycle sets goal and trigger from its
- * arguments and gc_.percent / mheap_.limit (no heap is needed: this
+ * arguments and mgc_.percent / mheap_.limit (no heap is needed: this
  * process never attaches). The trigger leaves the last mark's growth plus
  * a quarter before the goal, within 70%..85% of the runway; 70% before
  * the first mark. */
@@ -107,7 +107,7 @@ START_TEST(test_end_cycle)
 		if (rng_below(&r, 4) == 0)
 			limit = marked * (1 + rng_below(&r, 30)) / 10 +
 			        rng_below(&r, 1000);
-		gc_.percent = pct;
+		mgc_.percent = pct;
 		mheap_.limit = limit;
 		uintptr_t grown = rng_below(&r, 8) == 0 ? PACER_GROWN_UNKNOWN :
 		                  rng_next(&r) >> (20 + rng_below(&r, 40));
@@ -122,12 +122,12 @@ START_TEST(test_end_cycle)
 			trigger = goal > need ? goal - need : 0;
 			trigger = MAX(lo, MIN(hi, trigger));
 		}
-		REQUIRE(gc_.heap_marked == marked, "heap_marked");
-		REQUIRE(gc_.goal == goal, "goal %zu want %zu (marked %zu, %d%%,"
-		        " limit %zu)", (size_t)gc_.goal, (size_t)goal,
+		REQUIRE(mgc_.heap_marked == marked, "heap_marked");
+		REQUIRE(mgc_.goal == goal, "goal %zu want %zu (marked %zu,"
+		        " %d%%, limit %zu)", (size_t)mgc_.goal, (size_t)goal,
 		        (size_t)marked, pct, limit);
-		REQUIRE(aload(&gc_.trigger) == trigger, "trigger %zu want %zu "
-		        "(marked %zu goal %zu)", (size_t)aload(&gc_.trigger),
+		REQUIRE(aload(&mgc_.trigger) == trigger, "trigger %zu want %zu "
+		        "(marked %zu goal %zu)", (size_t)aload(&mgc_.trigger),
 		        (size_t)trigger, (size_t)marked, (size_t)goal);
 		/* The trigger sits within 70%..85% of the runway. */
 		REQUIRE(trigger >= marked && trigger <= goal, "order");
@@ -135,22 +135,22 @@ START_TEST(test_end_cycle)
 		        70, "trigger below 70%%");
 		REQUIRE(trigger == lo || (trigger - marked) * 20 <= runway * 17,
 		        "trigger above 85%%");
-		REQUIRE(gc_.mark_grown == grown, "mark_grown");
+		REQUIRE(mgc_.mark_grown == grown, "mark_grown");
 	}
 	/* A live heap of 8 MiB at GOGC 100: goal 16, trigger 13.6 MiB. */
-	gc_.percent = 100;
+	mgc_.percent = 100;
 	mheap_.limit = 0;
 	pacer_end_cycle(8 * MiB, PACER_GROWN_UNKNOWN);
-	ck_assert_uint_eq(gc_.goal, 16 * MiB);
-	ck_assert_uint_eq(aload(&gc_.trigger), 8 * MiB + 8 * MiB / 10 * 7);
+	ck_assert_uint_eq(mgc_.goal, 16 * MiB);
+	ck_assert_uint_eq(aload(&mgc_.trigger), 8 * MiB + 8 * MiB / 10 * 7);
 	/* The last mark saw 1 MiB allocated: trigger at 16 - 1.25 MiB. */
 	pacer_end_cycle(8 * MiB, 1 * MiB);
-	ck_assert_uint_eq(aload(&gc_.trigger), 16 * MiB - 5 * MiB / 4);
+	ck_assert_uint_eq(aload(&mgc_.trigger), 16 * MiB - 5 * MiB / 4);
 	/* A slow mark (6 MiB) is held at 70%, a fast one at 85%. */
 	pacer_end_cycle(8 * MiB, 6 * MiB);
-	ck_assert_uint_eq(aload(&gc_.trigger), 8 * MiB + 8 * MiB / 10 * 7);
+	ck_assert_uint_eq(aload(&mgc_.trigger), 8 * MiB + 8 * MiB / 10 * 7);
 	pacer_end_cycle(8 * MiB, 1024);
-	ck_assert_uint_eq(aload(&gc_.trigger), 8 * MiB + 8 * MiB / 20 * 17);
+	ck_assert_uint_eq(aload(&mgc_.trigger), 8 * MiB + 8 * MiB / 20 * 17);
 }
 END_TEST
 
@@ -222,19 +222,19 @@ static void steady_state(int gogc)
 	const double live = NLIVE * OBJ + NLIVE * sizeof(void *);
 	const double bound = (1 + gogc / 100.0) * live * 1.25 + 4.0 * MiB;
 
-	uint64_t c0 = aload(&gc_.cycles);
+	uint64_t c0 = aload(&mgc_.cycles);
 	uint64_t peak = 0, n = 0, goal_bad = 0, last_checked = 0;
 	uint64_t keys[NLIVE];
 	for (size_t i = 0; i < NLIVE; i++)
 		keys[i] = i;
 	time_t t0 = time(NULL);
-	while (aload(&gc_.cycles) < c0 + WARMUP + MEASURED) {
+	while (aload(&mgc_.cycles) < c0 + WARMUP + MEASURED) {
 		size_t i = rng_below(&r, NLIVE);
 		keys[i] = NLIVE + n++;
 		gc_write(&arr[i], new_payload(OBJ, keys[i]));
 		if (n % 256)
 			continue;
-		uint64_t c = aload(&gc_.cycles);
+		uint64_t c = aload(&mgc_.cycles);
 		if (c >= c0 + WARMUP) {
 			gc_stats s;
 			gc_read_stats(&s, sizeof(s));
@@ -244,24 +244,24 @@ static void steady_state(int gogc)
 		if (c != last_checked) {
 			/* The goal the last cycle set follows from what it
 			 * marked. */
-			mutex_lock(&gc_.lock);
-			if (aload(&gc_.cycles) == c &&
-			    gc_.goal != pacer_goal(gc_.heap_marked,
+			mutex_lock(&mgc_.lock);
+			if (aload(&mgc_.cycles) == c &&
+			    mgc_.goal != pacer_goal(mgc_.heap_marked,
 			                           (unsigned)gogc, 0))
 				goal_bad++;
-			mutex_unlock(&gc_.lock);
+			mutex_unlock(&mgc_.lock);
 			last_checked = c;
 		}
 		ck_assert_msg(time(NULL) - t0 < 60, "only %llu cycles in 60 s",
-		              (unsigned long long)(aload(&gc_.cycles) - c0));
+		              (unsigned long long)(aload(&mgc_.cycles) - c0));
 	}
 	for (size_t i = 0; i < NLIVE; i++)
 		REQUIRE(check_payload(arr[i], OBJ, keys[i]), "object %zu", i);
 	printf("# GOGC=%d: %llu allocations, %llu cycles, peak heap_inuse "
 	       "%.1f MiB, bound %.1f MiB, last marked %.1f MiB\n", gogc,
 	       (unsigned long long)n,
-	       (unsigned long long)(aload(&gc_.cycles) - c0), peak / 1048576.0,
-	       bound / 1048576.0, gc_.heap_marked / 1048576.0);
+	       (unsigned long long)(aload(&mgc_.cycles) - c0), peak / 1048576.0,
+	       bound / 1048576.0, mgc_.heap_marked / 1048576.0);
 	fflush(stdout);
 	ck_assert_uint_eq(goal_bad, 0);
 	/* The bound measures pacing, i.e. how marking keeps up with the

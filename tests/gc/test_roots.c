@@ -62,9 +62,9 @@ static void *groots_b[2];
  * mark worker's atomic read of it in runtime_mark_globals. gc_start
  * publishes GCPHASE_MARK with a relaxed store and the worker reads the
  * phase with relaxed loads; when a broadcast from the sweeper wakes the
- * worker between the phase store and gc_start's next unlock of gc_.lock,
+ * worker between the phase store and gc_start's next unlock of mgc_.lock,
  * the worker marks with no happens-before edge to the mutator's stores.
- * (With a release store and acquire loads of gc_.phase the report goes
+ * (With a release store and acquire loads of mgc_.phase the report goes
  * away.) */
 START_TEST(test_global_roots)
 {
@@ -383,7 +383,7 @@ START_TEST(test_bad_input)
 	gc_frame_pop(&f1);
 	ck_assert_int_eq(nerrors, 6);
 	ck_assert_int_eq(last_code, GCHEAP_ERR_ARG);
-	ck_assert_ptr_eq(gc_current->frames, &f2);
+	ck_assert_ptr_eq(thread_current->frames, &f2);
 	void **x = new_holder(41);
 	s1[0] = x;
 	gc_collect();
@@ -391,7 +391,7 @@ START_TEST(test_bad_input)
 	gc_frame_pop(&f2);
 	gc_frame_pop(&f1);
 	ck_assert_int_eq(nerrors, 6);
-	ck_assert_ptr_null(gc_current->frames);
+	ck_assert_ptr_null(thread_current->frames);
 	gc_frame_pop(&f1); /* no frames at all */
 	ck_assert_int_eq(nerrors, 7);
 	gc_collect();

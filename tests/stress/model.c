@@ -7,7 +7,7 @@
  * a shadow graph in malloc'd memory (ids, kinds, sizes, payload seeds and
  * the target of every pointer slot) and checks:
  *
- *  - after every cycle it sees (gc_.cycles) and every CHECK_EVERY
+ *  - after every cycle it sees (mgc_.cycles) and every CHECK_EVERY
  *    operations: every object reachable in the model has word 0 ==
  *    MAGIC ^ id, every other non-pointer word == H(id, seed, word), every
  *    pointer slot == the model's target, gc_base/gc_size agree with the
@@ -21,7 +21,7 @@
  *    that holds a reachable tiny object. It is compared with two
  *    observables: the sweep side (sum over in-use spans of
  *    alloc_count * elemsize, recounted from the arenas) and the mark side
- *    (gc_.heap_marked, the bytes the last mark found live). In
+ *    (mgc_.heap_marked, the bytes the last mark found live). In
  *    conservative mode (--conservative) only expected <= recount holds;
  *  - under steady churn (when it sees a cycle end, and every 64
  *    operations): heap_inuse (gc_read_stats) <= goal * 1.25 + 4 MiB,
@@ -482,10 +482,10 @@ static size_t recount_heap(size_t *nobjs)
 
 static uintptr_t read_goal(void)
 {
-	return __atomic_load_n(&gc_.goal, __ATOMIC_RELAXED);
+	return __atomic_load_n(&mgc_.goal, __ATOMIC_RELAXED);
 }
 
-/* A cycle ended (gc_.cycles is now c). Until its sweep has freed the
+/* A cycle ended (mgc_.cycles is now c). Until its sweep has freed the
  * garbage, the heap is still the one paced by the previous goal, so both
  * bound it. Goal and cycle count change together with the world stopped,
  * so a running thread reads them consistently; if it missed a cycle, the
@@ -871,7 +871,7 @@ static void exact_check(model *m)
 	free(tiny);
 	size_t nspan_objs;
 	size_t recount = recount_heap(&nspan_objs);
-	size_t marked = gc_.heap_marked;
+	size_t marked = mgc_.heap_marked;
 	if (cfg.sabotage) {
 		/* Only the checkmark and the payload checks count as
 		 * catching a sabotage. */
@@ -892,7 +892,7 @@ static void exact_check(model *m)
 		fprintf(stderr, "model: FAILED (seed %" PRIu64 ") checkpoint "
 		        "%" PRIu64 ": the model reaches %zu bytes and the "
 		        "heap's spans hold %zu, but the last mark found %zu "
-		        "bytes live (gc_.heap_marked)\n", cfg.seed,
+		        "bytes live (mgc_.heap_marked)\n", cfg.seed,
 		        exact_checks, expected, recount, marked);
 		marked_mismatches++;
 	}
@@ -908,7 +908,7 @@ static void checkpoint(model *m)
 	if (m->tid == 0)
 		exact_check(m);
 	barrier_wait();
-	m->seen_cycles = aload(&gc_.cycles);
+	m->seen_cycles = aload(&mgc_.cycles);
 	m->goal_prev = m->goal_cur = read_goal();
 }
 
@@ -924,13 +924,13 @@ static void *mutator(void *arg)
 		fail(m, "gc_thread_attach failed");
 	m->f = fslots;
 	gc_frame_push(&frame, fslots, NFROOT);
-	m->seen_cycles = aload(&gc_.cycles);
+	m->seen_cycles = aload(&mgc_.cycles);
 	m->goal_prev = m->goal_cur = read_goal();
 	for (long round = 0; round < cfg.rounds; round++) {
 		for (long i = 0; i < cfg.ops; i++) {
 			m->op++;
 			one_op(m);
-			uintptr_t c = aload(&gc_.cycles);
+			uintptr_t c = aload(&mgc_.cycles);
 			if (c != m->seen_cycles) {
 				track_goal(m, c);
 				m->ncycles_seen++;
@@ -1061,7 +1061,7 @@ int main(int argc, char **argv)
 	       " graph checks (%" PRIu64 " objects), %" PRIu64 " exact "
 	       "checks, %" PRIu64 " gc_copy, cycles seen by threads %"
 	       PRIu64 ", max heap_inuse %zu KiB, %.2f s\n",
-	       (size_t)aload(&gc_.cycles), allocs, checks, objs, exact_checks,
+	       (size_t)aload(&mgc_.cycles), allocs, checks, objs, exact_checks,
 	       copies, seen, inuse >> 10,
 	       (double)(t1.tv_sec - t0.tv_sec) +
 	       (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);

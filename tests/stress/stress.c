@@ -603,11 +603,11 @@ static void *mutator(void *arg)
 	t->f = fslots;
 	t->nf = NF;
 	gc_frame_push(&frame, fslots, NF);
-	t->seen_cycles = aload(&gc_.cycles);
+	t->seen_cycles = aload(&mgc_.cycles);
 	for (long i = 0; i < cfg.ops; i++) {
 		t->op++;
 		one_op(t);
-		uintptr_t c = aload(&gc_.cycles);
+		uintptr_t c = aload(&mgc_.cycles);
 		if (c != t->seen_cycles || t->op % CHECK_EVERY == 0) {
 			t->seen_cycles = c;
 			check_all(t);
@@ -633,7 +633,7 @@ static void *churn_thread(void *arg)
 
 	if (gc_thread_attach() != GCHEAP_OK)
 		fail(t, "gc_thread_attach failed");
-	if (aload(&gc_.phase) != GCPHASE_OFF)
+	if (aload(&mgc_.phase) != GCPHASE_OFF)
 		afetch_add(&churn_in_mark, 1);
 	t->f = fslots;
 	t->nf = NF;
@@ -821,7 +821,7 @@ int main(int argc, char **argv)
 	gc_collect();
 	gc_collect();
 	size_t left = recount_heap();
-	size_t marked = gc_.heap_marked;
+	size_t marked = mgc_.heap_marked;
 	if (!cfg.conservative && !cfg.sabotage && (left || marked))
 		fail(NULL, "every root is dropped, yet after two collections "
 		     "the heap's spans hold %zu bytes and the last mark found "
@@ -845,7 +845,7 @@ int main(int argc, char **argv)
 	       PRIu64 " taken, %" PRIu64 " peeked, %zu CAS retries, %"
 	       PRIu64 " blocking sleeps, %" PRIu64 " gc_collect, %zu "
 	       "short-lived threads (%zu attached while marking), %zu bytes "
-	       "left, %.2f s\n", (size_t)aload(&gc_.cycles), checks, nodes,
+	       "left, %.2f s\n", (size_t)aload(&mgc_.cycles), checks, nodes,
 	       (size_t)aload(&parcels_checked), pub, take, peek,
 	       (size_t)aload(&cas_fail), blk, coll,
 	       (size_t)aload(&churn_done), (size_t)aload(&churn_in_mark),
