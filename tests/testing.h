@@ -1,9 +1,12 @@
-/* tests/testing.h: what every check-based test shares: a seeded PRNG whose
- * seed is printed (replay with GCHEAP_SEED=<n>) and a main() helper that
- * runs a suite with TAP output for meson. Tests reach internals by including
- * the layer headers directly (this is gcheap's export_test.go). */
+/* tests/testing.h: what every check-based test shares: the generator of
+ * tests/rng.h, seeded from a seed that is printed (replay with
+ * GCHEAP_SEED=<n>), and a main() helper that runs a suite with TAP output
+ * for meson. Tests reach internals by including the layer headers
+ * directly (this is gcheap's export_test.go). */
 #ifndef GCHEAP_TESTING_H
 #define GCHEAP_TESTING_H
+
+#include "tests/rng.h"
 
 #include <check.h>
 #include <inttypes.h>
@@ -11,25 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
-
-/* xorshift64*: deterministic, good enough to drive tests. */
-typedef struct test_rng {
-	uint64_t s;
-} test_rng;
-
-static inline uint64_t rng_next(test_rng *r)
-{
-	r->s ^= r->s >> 12;
-	r->s ^= r->s << 25;
-	r->s ^= r->s >> 27;
-	return r->s * 2685821657736338717ULL;
-}
-
-/* Uniform in [0, n). */
-static inline uint64_t rng_below(test_rng *r, uint64_t n)
-{
-	return n ? rng_next(r) % n : 0;
-}
 
 static uint64_t test_seed_value;
 

@@ -28,7 +28,7 @@
  *    where goal is the larger of the pacer's last two goals (the old
  *    one governs until the sweep has freed the last cycle's garbage).
  *
- * Usage: model [--threads N] [--rounds N] [--ops N] [--conservative]
+ * Usage: model [--threads N] [--ops N] [--rounds N] [--conservative]
  *              [--sabotage]
  * The seed comes from GCHEAP_SEED (else the clock) and is printed; each
  * thread's operations depend only on it (thread interleaving does not
@@ -40,17 +40,7 @@
 #include "runtime/runtime.h"
 #include "tests/stress/harness.h"
 
-#include <inttypes.h>
-#include <signal.h>
-#include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-#include <unistd.h>
-
 #define MAGIC 0x6d6f64656c6f626aULL
-#define MAXT 8
 #define NGROOT 256           /* registered global slots per thread */
 #define NFROOT 64            /* frame slots per thread */
 #define NSCRATCH 2           /* the last frame slots: scratch */
@@ -195,7 +185,7 @@ typedef struct mobj {
 
 typedef struct model {
 	int tid;
-	rng r;
+	test_rng r;
 	pthread_t thread;
 	void **g;                 /* the thread's registered global slots */
 	void **f;                 /* the thread's frame slots */
@@ -217,12 +207,7 @@ typedef struct model {
 	size_t nstack, capstack;
 } model;
 
-static struct {
-	int nthreads;
-	long rounds, ops;
-	bool conservative, sabotage;
-	uint64_t seed;
-} cfg = {2, 8, 3000, false, false, 0};
+static long rounds = 8; /* --rounds; the others are tests/stress/harness.h's */
 
 static void *groots[MAXT * NGROOT];
 static model *models[MAXT];
@@ -244,23 +229,13 @@ static PRINTF_LIKE(2, 3) NORETURN void fail(model *m, const char *fmt, ...)
 	va_list ap;
 
 	flockfile(stderr);
-	fprintf(stderr, "model: FAILED (seed %" PRIu64 ", replay with "
-	        "GCHEAP_SEED=%" PRIu64 ")", cfg.seed, cfg.seed);
-	if (m)
-		fprintf(stderr, " thread %d, operation %" PRIu64, m->tid,
-		        m->op);
-	fputs(": ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	harness_vreport(m ? m->tid : -1, m ? m->op : 0, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 	if (m)
 		dump_history(m);
 	funlockfile(stderr);
-	fflush(stderr);
-	if (cfg.sabotage)
-		_exit(87);
-	abort();
+	harness_die();
 }
 
 static PRINTF_LIKE(2, 3) void note(model *m, const char *fmt, ...)
@@ -540,13 +515,14 @@ static void root_set(model *m, unsigned r, mobj *o)
 static mobj *walk(model *m, bool ptrs)
 {
 	for (int tries = 0; tries < 16; tries++) {
-		mobj *o = root_get(m, (unsigned)rbelow(&m->r, NROOTS));
+		mobj *o = root_get(m, (unsigned)rng_below(&m->r, NROOTS));
 		if (!o)
 			continue;
-		for (int steps = (int)rbelow(&m->r, 10); steps > 0; steps--) {
+		int steps = (int)rng_below(&m->r, 10);
+		for (; steps > 0; steps--) {
 			if (!o->nptr)
 				break;
-			mobj *n = o->tgt[rbelow(&m->r, o->nptr)];
+			mobj *n = o->tgt[rng_below(&m->r, o->nptr)];
 			if (!n)
 				break;
 			o = n;
@@ -561,9 +537,9 @@ static mobj *walk(model *m, bool ptrs)
  * that big pointer arrays are not all NULL. */
 static uint32_t pick_slot(model *m, const mobj *o)
 {
-	if (o->nptr > 16 && rbelow(&m->r, 2))
-		return (uint32_t)rbelow(&m->r, 16);
-	return (uint32_t)rbelow(&m->r, o->nptr);
+	if (o->nptr > 16 && rng_below(&m->r, 2))
+		return (uint32_t)rng_below(&m->r, 16);
+	return (uint32_t)rng_below(&m->r, o->nptr);
 }
 
 static void set_slot(mobj *o, uint32_t s, mobj *t)
@@ -577,7 +553,7 @@ static int pick_kind(model *m)
 	unsigned total = 0;
 	for (int k = 0; k < NKINDS; k++)
 		total += kind_weight[k];
-	unsigned x = (unsigned)rbelow(&m->r, total);
+	unsigned x = (unsigned)rng_below(&m->r, total);
 	for (int k = 0; k < NKINDS; k++) {
 		if (x < kind_weight[k])
 			return k;
@@ -588,27 +564,27 @@ static int pick_kind(model *m)
 
 static size_t pick_size(model *m, int k)
 {
-	rng *r = &m->r;
+	test_rng *r = &m->r;
 
 	switch (k) {
 	case K_TINY:
-		return rrange(r, 1, 15);
+		return rng_range(r, 1, 15);
 	case K_NOSCAN:
-		return rrange(r, 16, 2048);
+		return rng_range(r, 16, 2048);
 	case K_LARGE_NOSCAN:
-		return rrange(r, MAX_SMALL_SIZE + 1, 100000);
+		return rng_range(r, MAX_SMALL_SIZE + 1, 100000);
 	case K_ARRAY:
-		return ELEM_SIZE * rrange(r, 1, 60);
+		return ELEM_SIZE * rng_range(r, 1, 60);
 	case K_ARRAY_LARGE:
-		return ELEM_SIZE * rrange(r, 1366, 2500);
+		return ELEM_SIZE * rng_range(r, 1366, 2500);
 	case K_TAIL_NOSCAN:
-		if (rbelow(r, 20) == 0)
-			return rrange(r, 24, 50000);
-		return rrange(r, 24, 3000);
+		if (rng_below(r, 20) == 0)
+			return rng_range(r, 24, 50000);
+		return rng_range(r, 24, 3000);
 	case K_TAIL_PTRS:
-		if (rbelow(r, 30) == 0)
-			return 16 + 8 * rrange(r, 0, 5000);
-		return 16 + 8 * rrange(r, 0, 100);
+		if (rng_below(r, 30) == 0)
+			return 16 + 8 * rng_range(r, 0, 5000);
+		return 16 + 8 * rng_range(r, 0, 100);
 	default:
 		return fixed_size(k);
 	}
@@ -637,7 +613,7 @@ static mobj *new_obj(model *m, int k, int scr)
 	o->size = size;
 	o->kind = (uint32_t)k;
 	o->id = ((uint64_t)m->tid << 48) | ++m->next_id;
-	o->seed = rnext(&m->r);
+	o->seed = rng_next(&m->r);
 	o->mark = m->epoch;
 	for (size_t w = 0; w < nwords(o); w++)
 		o->nptr += kind_ptr(k, size, w);
@@ -680,9 +656,9 @@ static void op_alloc(model *m)
 	uint32_t fill = o->nptr < 16 ? o->nptr : 16;
 
 	for (uint32_t i = 0; i < fill; i++)
-		if (rbelow(&m->r, 2))
+		if (rng_below(&m->r, 2))
 			set_slot(o, i, walk(m, false));
-	unsigned where = (unsigned)rbelow(&m->r, 4);
+	unsigned where = (unsigned)rng_below(&m->r, 4);
 	mobj *d = where >= 2 ? walk(m, true) : NULL;
 	if (d) {
 		uint32_t s = pick_slot(m, d);
@@ -690,8 +666,8 @@ static void op_alloc(model *m)
 		note(m, "alloc %s %" PRIu64 " (%zu B) into %" PRIu64
 		     "[%u]", kind_name[k], o->id, o->size, d->id, s);
 	} else {
-		unsigned r = where == 0 ? (unsigned)rbelow(&m->r, NGROOT) :
-		             NGROOT + (unsigned)rbelow(&m->r,
+		unsigned r = where == 0 ? (unsigned)rng_below(&m->r, NGROOT) :
+		             NGROOT + (unsigned)rng_below(&m->r,
 		                                       NFROOT - NSCRATCH);
 		root_set(m, r, o);
 		note(m, "alloc %s %" PRIu64 " (%zu B) into root %u",
@@ -706,7 +682,7 @@ static void op_store(model *m)
 	if (!o)
 		return;
 	uint32_t s = pick_slot(m, o);
-	mobj *t = rbelow(&m->r, 5) ? walk(m, false) : NULL;
+	mobj *t = rng_below(&m->r, 5) ? walk(m, false) : NULL;
 	set_slot(o, s, t);
 	note(m, "store %" PRIu64 "[%u] = %" PRIu64, o->id, s,
 	     t ? t->id : 0);
@@ -720,8 +696,8 @@ static void op_move(model *m)
 	if (!o)
 		return;
 	uint32_t s = pick_slot(m, o);
-	unsigned fr = NGROOT + (unsigned)rbelow(&m->r, NFROOT - NSCRATCH);
-	if (rbelow(&m->r, 3)) {
+	unsigned fr = NGROOT + (unsigned)rng_below(&m->r, NFROOT - NSCRATCH);
+	if (rng_below(&m->r, 3)) {
 		mobj *t = o->tgt[s];
 		root_set(m, fr, t);
 		set_slot(o, s, NULL);
@@ -737,9 +713,9 @@ static void op_move(model *m)
 /* Move between a global root and a frame slot. */
 static void op_move_root(model *m)
 {
-	unsigned g = (unsigned)rbelow(&m->r, NGROOT);
-	unsigned fr = NGROOT + (unsigned)rbelow(&m->r, NFROOT - NSCRATCH);
-	if (rbelow(&m->r, 2)) {
+	unsigned g = (unsigned)rng_below(&m->r, NGROOT);
+	unsigned fr = NGROOT + (unsigned)rng_below(&m->r, NFROOT - NSCRATCH);
+	if (rng_below(&m->r, 2)) {
 		root_set(m, fr, root_get(m, g));
 		root_set(m, g, NULL);
 	} else {
@@ -752,9 +728,9 @@ static void op_move_root(model *m)
 /* Drop a root (when `used`, one that holds something, if found). */
 static void op_drop(model *m, bool used)
 {
-	unsigned r = (unsigned)rbelow(&m->r, NROOTS);
+	unsigned r = (unsigned)rng_below(&m->r, NROOTS);
 	for (int i = 0; used && !root_get(m, r) && i < 32; i++)
-		r = (unsigned)rbelow(&m->r, NROOTS);
+		r = (unsigned)rng_below(&m->r, NROOTS);
 	root_set(m, r, NULL);
 	note(m, "drop root %u", r);
 }
@@ -764,7 +740,7 @@ static void op_payload(model *m)
 	mobj *o = walk(m, false);
 	if (!o)
 		return;
-	o->seed = rnext(&m->r);
+	o->seed = rng_next(&m->r);
 	write_payload(o);
 	note(m, "payload %" PRIu64, o->id);
 }
@@ -772,7 +748,7 @@ static void op_payload(model *m)
 /* Garbage: objects that are dropped at once (kept in a scratch slot). */
 static void op_garbage(model *m)
 {
-	unsigned n = (unsigned)rrange(&m->r, 10, 100);
+	unsigned n = (unsigned)rng_range(&m->r, 10, 100);
 	for (unsigned i = 0; i < n; i++)
 		new_obj(m, pick_kind(m), 1);
 	clear_scratch(m);
@@ -795,7 +771,7 @@ static void op_copy(model *m)
 	if (!d || !s || d == s)
 		return;
 	uint32_t n = MIN(d->nptr, s->nptr);
-	uint32_t k = (uint32_t)rbelow(&m->r, MIN(n, 24) + 1);
+	uint32_t k = (uint32_t)rng_below(&m->r, MIN(n, 24) + 1);
 	if (!k)
 		return;
 	gc_copy(slot_addr(d, 0), slot_addr(s, 0), (size_t)k * 8);
@@ -806,7 +782,7 @@ static void op_copy(model *m)
 
 static void op_block(model *m)
 {
-	struct timespec ts = {0, (long)rrange(&m->r, 10000, 200000)};
+	struct timespec ts = {0, (long)rng_range(&m->r, 10000, 200000)};
 	gc_blocking_begin();
 	nanosleep(&ts, NULL);
 	gc_blocking_end();
@@ -815,7 +791,7 @@ static void op_block(model *m)
 
 static void one_op(model *m)
 {
-	unsigned x = (unsigned)rbelow(&m->r, 1000);
+	unsigned x = (unsigned)rng_below(&m->r, 1000);
 
 	if (m->live_bytes > LIVE_MAX && x < 400) {
 		op_drop(m, true);
@@ -926,7 +902,7 @@ static void *mutator(void *arg)
 	gc_frame_push(&frame, fslots, NFROOT);
 	m->seen_cycles = aload(&mgc_.cycles);
 	m->goal_prev = m->goal_cur = read_goal();
-	for (long round = 0; round < cfg.rounds; round++) {
+	for (long round = 0; round < rounds; round++) {
 		for (long i = 0; i < cfg.ops; i++) {
 			m->op++;
 			one_op(m);
@@ -954,73 +930,19 @@ static void *mutator(void *arg)
 	return NULL;
 }
 
-static void on_signal(int sig)
-{
-	char buf[256];
-	int n = snprintf(buf, sizeof(buf), "model: signal %d (seed %" PRIu64
-	                 ", replay with GCHEAP_SEED=%" PRIu64 ")\n", sig,
-	                 cfg.seed, cfg.seed);
-	if (write(2, buf, (size_t)n) < 0)
-		_exit(98);
-	for (int t = 0; t < cfg.nthreads; t++) {
-		if (!models[t])
-			continue;
-		n = snprintf(buf, sizeof(buf), "model: thread %d was at "
-		             "operation %" PRIu64 "\n", t, models[t]->op);
-		if (write(2, buf, (size_t)n) < 0)
-			_exit(98);
-	}
-	if (cfg.sabotage)
-		_exit(99);
-	signal(sig, SIG_DFL);
-	raise(sig);
-}
-
-static void parse_args(int argc, char **argv)
-{
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		if (!strcmp(a, "--threads") && i + 1 < argc)
-			cfg.nthreads = atoi(argv[++i]);
-		else if (!strcmp(a, "--rounds") && i + 1 < argc)
-			cfg.rounds = atol(argv[++i]);
-		else if (!strcmp(a, "--ops") && i + 1 < argc)
-			cfg.ops = atol(argv[++i]);
-		else if (!strcmp(a, "--conservative"))
-			cfg.conservative = true;
-		else if (!strcmp(a, "--sabotage"))
-			cfg.sabotage = true;
-		else {
-			fprintf(stderr, "usage: model [--threads N] "
-			        "[--rounds N] [--ops N] [--conservative] "
-			        "[--sabotage]\n");
-			exit(2);
-		}
-	}
-	if (cfg.nthreads < 1 || cfg.nthreads > MAXT) {
-		fprintf(stderr, "model: --threads must be 1..%d\n", MAXT);
-		exit(2);
-	}
-}
-
 int main(int argc, char **argv)
 {
-	parse_args(argc, argv);
-	const char *env = getenv("GCHEAP_SEED");
-	struct timespec now;
-	clock_gettime(CLOCK_REALTIME, &now);
-	cfg.seed = env ? strtoull(env, NULL, 0) :
-	           (uint64_t)now.tv_sec * 1000003u ^ (uint64_t)now.tv_nsec;
+	static const harness_opt own[] = {{"--rounds", &rounds, NULL}, {0}};
+
+	cfg.prog = "model";
+	cfg.nthreads = 2;
+	cfg.ops = 3000;
+	harness_start(argc, argv, own);
 	printf("model: seed=%" PRIu64 " (replay with GCHEAP_SEED=%" PRIu64
 	       "), %d threads, %ld rounds of %ld operations, %s roots\n",
-	       cfg.seed, cfg.seed, cfg.nthreads, cfg.rounds, cfg.ops,
+	       cfg.seed, cfg.seed, cfg.nthreads, rounds, cfg.ops,
 	       cfg.conservative ? "conservative" : "precise");
 	fflush(stdout);
-	if (cfg.sabotage)
-		sys_fatal_exit_code = 86;
-	signal(SIGSEGV, on_signal);
-	signal(SIGBUS, on_signal);
-	signal(SIGABRT, on_signal);
 
 	if (gc_init() != GCHEAP_OK)
 		return 1;
@@ -1036,9 +958,10 @@ int main(int argc, char **argv)
 		if (!m)
 			return 1;
 		m->tid = t;
-		m->r.s = mix(cfg.seed ^ (0x9E3779B97F4A7C15ULL * (t + 1))) | 1;
+		m->r = harness_rng(t);
 		m->g = &groots[t * NGROOT];
 		models[t] = m;
+		harness_op[t] = &m->op;
 	}
 	for (int t = 0; t < cfg.nthreads; t++)
 		if (pthread_create(&models[t]->thread, NULL, mutator,
@@ -1062,9 +985,7 @@ int main(int argc, char **argv)
 	       "checks, %" PRIu64 " gc_copy, cycles seen by threads %"
 	       PRIu64 ", max heap_inuse %zu KiB, %.2f s\n",
 	       (size_t)aload(&mgc_.cycles), allocs, checks, objs, exact_checks,
-	       copies, seen, inuse >> 10,
-	       (double)(t1.tv_sec - t0.tv_sec) +
-	       (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+	       copies, seen, inuse >> 10, harness_seconds(&t0, &t1));
 	if (cfg.conservative)
 		printf("model: conservative roots kept at most %zu bytes "
 		       "more than the model reaches\n", max_slack);

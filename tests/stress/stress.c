@@ -38,17 +38,7 @@
 #include "runtime/runtime.h"
 #include "tests/stress/harness.h"
 
-#include <inttypes.h>
-#include <signal.h>
-#include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-#include <unistd.h>
-
 #define MAGIC 0x5354524553536e64ULL
-#define MAXT 8
 #define NSHARED 1024
 #define NG 64                /* global root slots per mutator */
 #define NF 48                /* frame slots per mutator */
@@ -66,13 +56,7 @@
 
 /* ---- Shared state -------------------------------------------------------- */
 
-static struct {
-	int nthreads;
-	long ops;
-	int churn;
-	bool conservative, sabotage;
-	uint64_t seed;
-} cfg = {4, 20000, 200, false, false, 0};
+static long churn = 200; /* --churn; the others are tests/stress/harness.h's */
 
 static gc_type *node_type;
 static void *shared[NSHARED];
@@ -89,7 +73,7 @@ typedef struct visited {
 typedef struct thr {
 	int tid;                  /* 0.. mutators; 100.. churn threads */
 	int shade_slot;           /* this thread's slot in shade[], or -1 */
-	rng r;
+	test_rng r;
 	pthread_t thread;
 	void **g;                 /* global slots (NULL for churn threads) */
 	void **f;                 /* frame slots */
@@ -113,21 +97,11 @@ static PRINTF_LIKE(2, 3) NORETURN void fail(thr *t, const char *fmt, ...)
 	va_list ap;
 
 	flockfile(stderr);
-	fprintf(stderr, "stress: FAILED (seed %" PRIu64 ", replay with "
-	        "GCHEAP_SEED=%" PRIu64 ")", cfg.seed, cfg.seed);
-	if (t)
-		fprintf(stderr, " thread %d, operation %" PRIu64, t->tid,
-		        t->op);
-	fputs(": ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	harness_vreport(t ? t->tid : -1, t ? t->op : 0, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 	funlockfile(stderr);
-	fflush(stderr);
-	if (cfg.sabotage)
-		_exit(87);
-	abort();
+	harness_die();
 }
 
 /* ---- Nodes --------------------------------------------------------------- */
@@ -160,14 +134,14 @@ static unsigned node_owner(const uint64_t *w)
 
 static size_t pick_size(thr *t)
 {
-	unsigned x = (unsigned)rbelow(&t->r, 100);
+	unsigned x = (unsigned)rng_below(&t->r, 100);
 	if (x < 70)
-		return rrange(&t->r, HDR, 512);
+		return rng_range(&t->r, HDR, 512);
 	if (x < 97)
-		return rrange(&t->r, 513, 4096);
+		return rng_range(&t->r, 513, 4096);
 	if (x < 99)
-		return rrange(&t->r, 4097, MAX_SMALL_SIZE);
-	return rrange(&t->r, MAX_SMALL_SIZE + 1, MAX_NODE);
+		return rng_range(&t->r, 4097, MAX_SMALL_SIZE);
+	return rng_range(&t->r, MAX_SMALL_SIZE + 1, MAX_NODE);
 }
 
 /* A new node in frame slot `scr`: owned by t, or frozen (owner 0). */
@@ -399,13 +373,13 @@ static void *swap_shared(thr *t, size_t i, void *nv, int hold)
 /* Build a frozen parcel of 1..6 nodes in frame slot SCR_BUILD. */
 static void *build_parcel(thr *t, bool link_frozen)
 {
-	int n = (int)rrange(&t->r, 1, 6);
+	int n = (int)rng_range(&t->r, 1, 6);
 
 	t->f[SCR_BUILD] = NULL;
 	for (int i = 0; i < n; i++) {
 		uint64_t *w = new_node(t, SCR_NEW, true);
 		set_child(w, 0, t->f[SCR_BUILD]);
-		if (link_frozen && rbelow(&t->r, 3) == 0 && t->f[SCR_GOT]) {
+		if (link_frozen && rng_below(&t->r, 3) == 0 && t->f[SCR_GOT]) {
 			uint64_t *o = t->f[SCR_GOT];
 			if (!node_owner(o))
 				set_child(w, 1, o);
@@ -436,11 +410,11 @@ static void root_set(thr *t, unsigned r, void *p)
 static uint64_t *walk(thr *t, bool owned)
 {
 	for (int tries = 0; tries < 16; tries++) {
-		uint64_t *w = *root_slot(t, (unsigned)rbelow(&t->r, NROOTS));
+		uint64_t *w = *root_slot(t, (unsigned)rng_below(&t->r, NROOTS));
 		if (!w)
 			continue;
-		for (int s = (int)rbelow(&t->r, 8); s > 0; s--) {
-			uint64_t *c = (uint64_t *)w[1 + rbelow(&t->r, 2)];
+		for (int s = (int)rng_below(&t->r, 8); s > 0; s--) {
+			uint64_t *c = (uint64_t *)w[1 + rng_below(&t->r, 2)];
 			if (!c || (owned && node_owner(c) == 0))
 				break;
 			w = c;
@@ -455,13 +429,13 @@ static void op_alloc(thr *t)
 {
 	uint64_t *w = new_node(t, SCR_NEW, false);
 	for (int c = 0; c < 2; c++)
-		if (rbelow(&t->r, 2))
+		if (rng_below(&t->r, 2))
 			set_child(w, c, walk(t, false));
-	uint64_t *d = rbelow(&t->r, 2) ? walk(t, true) : NULL;
+	uint64_t *d = rng_below(&t->r, 2) ? walk(t, true) : NULL;
 	if (d)
-		set_child(d, (int)rbelow(&t->r, 2), w);
+		set_child(d, (int)rng_below(&t->r, 2), w);
 	else
-		root_set(t, (unsigned)rbelow(&t->r, NROOTS), w);
+		root_set(t, (unsigned)rng_below(&t->r, NROOTS), w);
 	t->f[SCR_NEW] = NULL;
 }
 
@@ -469,8 +443,8 @@ static void op_rewire(thr *t)
 {
 	uint64_t *w = walk(t, true);
 	if (w)
-		set_child(w, (int)rbelow(&t->r, 2),
-		          rbelow(&t->r, 4) ? walk(t, false) : NULL);
+		set_child(w, (int)rng_below(&t->r, 2),
+		          rng_below(&t->r, 4) ? walk(t, false) : NULL);
 }
 
 /* Move a child into a frame slot and clear it in the heap, or back. */
@@ -479,9 +453,9 @@ static void op_move(thr *t)
 	uint64_t *w = walk(t, true);
 	if (!w)
 		return;
-	int c = (int)rbelow(&t->r, 2);
-	unsigned fr = NG + (unsigned)rbelow(&t->r, NF - NSCR);
-	if (rbelow(&t->r, 3)) {
+	int c = (int)rng_below(&t->r, 2);
+	unsigned fr = NG + (unsigned)rng_below(&t->r, NF - NSCR);
+	if (rng_below(&t->r, 3)) {
 		root_set(t, fr, (void *)w[1 + c]);
 		set_child(w, c, NULL);
 	} else {
@@ -494,22 +468,22 @@ static void op_move(thr *t)
 static void adopt(thr *t)
 {
 	void *p = t->f[SCR_GOT];
-	if (!p || rbelow(&t->r, 2))
+	if (!p || rng_below(&t->r, 2))
 		return;
-	uint64_t *d = rbelow(&t->r, 2) ? walk(t, true) : NULL;
+	uint64_t *d = rng_below(&t->r, 2) ? walk(t, true) : NULL;
 	if (d)
-		set_child(d, (int)rbelow(&t->r, 2), p);
+		set_child(d, (int)rng_below(&t->r, 2), p);
 	else
-		root_set(t, (unsigned)rbelow(&t->r, NROOTS), p);
+		root_set(t, (unsigned)rng_below(&t->r, NROOTS), p);
 }
 
 /* A shared slot; a few hot ones get most of the traffic, so that CAS
  * races happen. */
 static size_t pick_shared(thr *t)
 {
-	if (rbelow(&t->r, 3) == 0)
-		return (size_t)rbelow(&t->r, 8);
-	return (size_t)rbelow(&t->r, NSHARED);
+	if (rng_below(&t->r, 3) == 0)
+		return (size_t)rng_below(&t->r, 8);
+	return (size_t)rng_below(&t->r, NSHARED);
 }
 
 static void op_publish(thr *t)
@@ -545,14 +519,14 @@ static void op_peek(thr *t)
 
 static void op_garbage(thr *t)
 {
-	for (int i = (int)rrange(&t->r, 5, 40); i > 0; i--)
+	for (int i = (int)rng_range(&t->r, 5, 40); i > 0; i--)
 		new_node(t, SCR_NEW, false);
 	t->f[SCR_NEW] = NULL;
 }
 
 static void op_block(thr *t)
 {
-	struct timespec ts = {0, (long)rrange(&t->r, 20000, 300000)};
+	struct timespec ts = {0, (long)rng_range(&t->r, 20000, 300000)};
 	gc_blocking_begin();
 	nanosleep(&ts, NULL);
 	gc_blocking_end();
@@ -561,11 +535,11 @@ static void op_block(thr *t)
 
 static void one_op(thr *t)
 {
-	unsigned x = (unsigned)rbelow(&t->r, 1000);
+	unsigned x = (unsigned)rng_below(&t->r, 1000);
 	bool sleeper = t->tid % 2 == 1;
 
-	if (t->owned_bytes > OWNED_MAX && x < 300 && rbelow(&t->r, 2)) {
-		root_set(t, (unsigned)rbelow(&t->r, NROOTS), NULL);
+	if (t->owned_bytes > OWNED_MAX && x < 300 && rng_below(&t->r, 2)) {
+		root_set(t, (unsigned)rng_below(&t->r, NROOTS), NULL);
 		return;
 	}
 	if (x < 300)
@@ -583,10 +557,10 @@ static void one_op(thr *t)
 	else if (x < 860)
 		op_garbage(t);
 	else if (x < 940)
-		root_set(t, (unsigned)rbelow(&t->r, NROOTS), NULL);
+		root_set(t, (unsigned)rng_below(&t->r, NROOTS), NULL);
 	else if (x < (sleeper ? 990u : 945u))
 		op_block(t);
-	else if (x == 999 && rbelow(&t->r, 4) == 0) {
+	else if (x == 999 && rng_below(&t->r, 4) == 0) {
 		gc_collect();
 		t->ncollect++;
 	}
@@ -638,13 +612,13 @@ static void *churn_thread(void *arg)
 	t->f = fslots;
 	t->nf = NF;
 	gc_frame_push(&frame, fslots, NF);
-	for (int i = (int)rrange(&t->r, 1, 4); i > 0; i--) {
+	for (int i = (int)rng_range(&t->r, 1, 4); i > 0; i--) {
 		op_garbage(t);
 		void *p = build_parcel(t, true);
 		void *old = swap_shared(t, pick_shared(t), p, SCR_GOT);
 		t->f[SCR_BUILD] = NULL;
 		check_parcel(t, old);
-		if (rbelow(&t->r, 4) == 0)
+		if (rng_below(&t->r, 4) == 0)
 			op_block(t);
 		t->op++;
 	}
@@ -658,7 +632,7 @@ static void *churn_thread(void *arg)
 	return NULL;
 }
 
-/* Start short-lived threads, two at a time, until `cfg.churn` have run
+/* Start short-lived threads, two at a time, until `churn` have run
  * and the mutators are done. */
 static void *spawner(void *arg)
 {
@@ -666,7 +640,7 @@ static void *spawner(void *arg)
 	int n = 0;
 	struct timespec ts = {0, 2000000};
 
-	while (n < cfg.churn || aload(&mutators_running)) {
+	while (n < churn || aload(&mutators_running)) {
 		pthread_t th[2];
 		for (int k = 0; k < 2; k++) {
 			thr *t = calloc(1, sizeof(*t));
@@ -682,7 +656,7 @@ static void *spawner(void *arg)
 		}
 		for (int k = 0; k < 2; k++)
 			pthread_join(th[k], NULL);
-		if (n >= cfg.churn)
+		if (n >= churn)
 			nanosleep(&ts, NULL);
 	}
 	return NULL;
@@ -695,72 +669,19 @@ static size_t recount_heap(void)
 	return mheap_recount_allocated(NULL);
 }
 
-static void on_signal(int sig)
-{
-	char buf[160];
-	int n = snprintf(buf, sizeof(buf), "stress: signal %d (seed %" PRIu64
-	                 ", replay with GCHEAP_SEED=%" PRIu64 ")\n", sig,
-	                 cfg.seed, cfg.seed);
-	if (write(2, buf, (size_t)n) < 0)
-		_exit(98);
-	for (int t = 0; t < cfg.nthreads; t++) {
-		if (!mutators[t])
-			continue;
-		n = snprintf(buf, sizeof(buf), "stress: thread %d was at "
-		             "operation %" PRIu64 "\n", t, mutators[t]->op);
-		if (write(2, buf, (size_t)n) < 0)
-			_exit(98);
-	}
-	if (cfg.sabotage)
-		_exit(99);
-	signal(sig, SIG_DFL);
-	raise(sig);
-}
-
-static void parse_args(int argc, char **argv)
-{
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		if (!strcmp(a, "--threads") && i + 1 < argc)
-			cfg.nthreads = atoi(argv[++i]);
-		else if (!strcmp(a, "--ops") && i + 1 < argc)
-			cfg.ops = atol(argv[++i]);
-		else if (!strcmp(a, "--churn") && i + 1 < argc)
-			cfg.churn = atoi(argv[++i]);
-		else if (!strcmp(a, "--conservative"))
-			cfg.conservative = true;
-		else if (!strcmp(a, "--sabotage"))
-			cfg.sabotage = true;
-		else {
-			fprintf(stderr, "usage: stress [--threads N] [--ops N] "
-			        "[--churn N] [--conservative] [--sabotage]\n");
-			exit(2);
-		}
-	}
-	if (cfg.nthreads < 1 || cfg.nthreads > MAXT) {
-		fprintf(stderr, "stress: --threads must be 1..%d\n", MAXT);
-		exit(2);
-	}
-}
-
 int main(int argc, char **argv)
 {
-	parse_args(argc, argv);
-	const char *env = getenv("GCHEAP_SEED");
-	struct timespec t0, t1;
-	clock_gettime(CLOCK_REALTIME, &t0);
-	cfg.seed = env ? strtoull(env, NULL, 0) :
-	           (uint64_t)t0.tv_sec * 1000003u ^ (uint64_t)t0.tv_nsec;
+	static const harness_opt own[] = {{"--churn", &churn, NULL}, {0}};
+
+	cfg.prog = "stress";
+	cfg.nthreads = 4;
+	cfg.ops = 20000;
+	harness_start(argc, argv, own);
 	printf("stress: seed=%" PRIu64 " (replay with GCHEAP_SEED=%" PRIu64
-	       "), %d mutators x %ld operations, %d short-lived threads, "
+	       "), %d mutators x %ld operations, %ld short-lived threads, "
 	       "%s roots\n", cfg.seed, cfg.seed, cfg.nthreads, cfg.ops,
-	       cfg.churn, cfg.conservative ? "conservative" : "precise");
+	       churn, cfg.conservative ? "conservative" : "precise");
 	fflush(stdout);
-	if (cfg.sabotage)
-		sys_fatal_exit_code = 86;
-	signal(SIGSEGV, on_signal);
-	signal(SIGBUS, on_signal);
-	signal(SIGABRT, on_signal);
 
 	if (gc_thread_attach() != GCHEAP_OK)
 		return 1;
@@ -771,6 +692,7 @@ int main(int argc, char **argv)
 	    gc_add_roots(gslots, MAXT * NG) != GCHEAP_OK ||
 	    gc_add_roots(shade, NSHADE) != GCHEAP_OK)
 		return 1;
+	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	astore(&mutators_running, (uintptr_t)cfg.nthreads);
 	for (int i = 0; i < cfg.nthreads; i++) {
@@ -779,9 +701,10 @@ int main(int argc, char **argv)
 			return 1;
 		t->tid = i;
 		t->shade_slot = -1;
-		t->r.s = mix(cfg.seed ^ 0x9E3779B97F4A7C15ULL * (i + 1)) | 1;
+		t->r = harness_rng(i);
 		t->g = gslots[i];
 		mutators[i] = t;
+		harness_op[i] = &t->op;
 	}
 	/* The main thread waits in a blocking region so that it never
 	 * holds up the collector. */
@@ -849,8 +772,7 @@ int main(int argc, char **argv)
 	       (size_t)aload(&parcels_checked), pub, take, peek,
 	       (size_t)aload(&cas_fail), blk, coll,
 	       (size_t)aload(&churn_done), (size_t)aload(&churn_in_mark),
-	       left, (double)(t1.tv_sec - t0.tv_sec) +
-	       (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+	       left, harness_seconds(&t0, &t1));
 	for (int i = 0; i < cfg.nthreads; i++) {
 		free(mutators[i]->vis.key);
 		free(mutators[i]->stack);

@@ -15,7 +15,7 @@
  *   weakstress [--threads N] [--ops N] [--sabotage]
  * GCHEAP_SEED replays a run. Exit 0 on success; a failed check exits 1. */
 #include "gcheap.h"
-#include "harness.h"
+#include "tests/rng.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -58,7 +58,7 @@ static void *run(void *arg)
 	worker *w = arg;
 	void *slots[NSLOTS + 1] = {0};
 	gc_frame f;
-	rng r = {mix(seed + w->id) | 1};
+	test_rng r = {mix(seed + w->id) | 1};
 
 	if (gc_thread_attach() != GCHEAP_OK)
 		fail("attach", NULL);
@@ -69,8 +69,8 @@ static void *run(void *arg)
 		fail("out of memory", NULL);
 	slots[0] = weak;
 	for (long op = 0; op < nops; op++) {
-		size_t k = (size_t)rbelow(&r, NWEAK);
-		size_t s = 1 + (size_t)rbelow(&r, NSLOTS);
+		size_t k = (size_t)rng_below(&r, NWEAK);
+		size_t s = 1 + (size_t)rng_below(&r, NSLOTS);
 		if (!weak[k]) {
 			wobj *o = gc_alloc(sizeof(*o), t_wobj);
 			if (!o)
@@ -78,7 +78,7 @@ static void *run(void *arg)
 			o->key = ((uint64_t)w->id << 48) | ((uint64_t)k << 32) |
 			         (uint64_t)op;
 			o->check = mix(o->key);
-			gc_write(&o->next, slots[1 + rbelow(&r, NSLOTS)]);
+			gc_write(&o->next, slots[1 + rng_below(&r, NSLOTS)]);
 			/* Rooted first: gc_weak_new allocates, a safepoint
 			 * (precise mode: C locals are not roots). */
 			slots[s] = o; /* drops what was there */
@@ -106,7 +106,7 @@ static void *run(void *arg)
 		w->revived++;
 		slots[s] = p; /* strong again, in a scanned frame */
 		/* Garbage, to keep the collector busy. */
-		char *g = gc_alloc(16 + rbelow(&r, 200), NULL);
+		char *g = gc_alloc(16 + rng_below(&r, 200), NULL);
 		if (!g)
 			fail("out of memory", NULL);
 		g[0] = 1;
