@@ -1,5 +1,5 @@
 /* alloc/sizeclasses.h: Go's size classes, the constants the generator
- * (tools/mksizeclasses.c) is built from and the tables it writes into
+ * (alloc/mksizeclasses.c) is built from and the tables it writes into
  * alloc/sizeclasses.c. Class 0 is the dummy class of large objects.
  *
  * size_to_class(n) is O(1): sizes up to SMALL_SIZE_MAX index size_to_class8

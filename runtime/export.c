@@ -2,12 +2,12 @@
  * GCHEAP_EXPORT=1|<ms>): a file per process in a private per-user
  * directory, mapped shared, rewritten under a sequence lock after every
  * cycle (the collector's cycle hook wakes the exporter thread) and on a
- * timer, removed at exit. Layout and reader rules: runtime/export.h.
+ * timer, removed at exit. Layout and reader rules: format/export.h.
  *
  * exporter.lock guards the state below; the thread sleeps on
  * exporter.cond. The file is only written by the exporter thread (and by
  * gc_export_start once, before the thread exists). */
-#include "runtime/export.h"
+#include "format/export.h"
 
 #include "runtime/runtime.h"
 

@@ -1,5 +1,5 @@
 /* runtime/heapdump.c: gc_heap_dump, a snapshot of the heap in the format
- * of docs/heapdump.md (constants in runtime/heapdump.h).
+ * of docs/heapdump.md (constants in format/heapdump.h).
  *
  * The dump runs a full collection (with automatic ones held off), then
  * stops the world and holds off the sweepers, so that no span, object or
@@ -11,7 +11,7 @@
  * that point into an allocated object. Objects are named by the type id
  * recorded per object (gc_set_record_types), by the span's type array
  * (scan objects over 512 bytes) or the large span's type; 0 otherwise. */
-#include "runtime/heapdump.h"
+#include "format/heapdump.h"
 
 #include "runtime/runtime.h"
 

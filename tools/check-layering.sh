@@ -1,20 +1,32 @@
 #!/usr/bin/env bash
-# tools/check-layering.sh: check that gcheap's layers include downward only.
+# tools/check-layering.sh: check that every folder of gcheap includes only
+# what it may.
 #
 # Usage: tools/check-layering.sh <source-root>
 #
-# The layers, bottom to top: alloc/ (with alloc/sys/), gc/, runtime/. Every
-# .c and .h file under them is scanned; a file may include headers of its
-# own layer and of the layers below it, plus the public header (include/)
-# and the generated config.h, but nothing from a higher layer:
-#     alloc/ may not include gc/ or runtime/ headers;
-#     gc/ may not include runtime/ headers.
+# Every .c and .h file under these folders is scanned; besides its own
+# folder's files and the public header (include/), a file may include:
+#     format/    nothing else (the on-disk and shared-memory formats)
+#     alloc/     format/ (alloc/sys/ is alloc/'s own)
+#     gc/        alloc/, format/
+#     runtime/   gc/, alloc/, format/
+#     tools/     format/ (gcstat is a client of the formats, not of the
+#                library's internals)
+#     bench/     nothing else (benchmarks use the public API only)
+#     examples/  nothing else (examples use the public API only)
+# So the library's layers include downward only (alloc/ < gc/ < runtime/),
+# and nothing outside the library includes its internals. Headers that are
+# not in the tree (the C library, libatomic_ops, check, bdwgc, the
+# generated config.h) are not judged; any other file of the tree (tests/,
+# ...) is out of bounds for all of these folders. tests/ itself is not
+# scanned: tests reach internals by design.
+#
 # An include "X" is resolved the way the build resolves it: against the
 # including file's directory, then the source root, then include/ (angle
 # includes skip the first). Paths with ../ are normalised first, so
 # "../gc/mgc.h" counts as gc/mgc.h. A quoted include that resolves to no
-# file is also an error when a higher layer has a file of that name: inside
-# alloc/, "mgc.h" or "sys/../mgc.h" is caught when gc/mgc.h exists.
+# file is also an error when a forbidden folder has a file of that name:
+# inside alloc/, "mgc.h" or "sys/../mgc.h" is caught when gc/mgc.h exists.
 #
 # Prints each offending include as file:line and exits 1, or prints
 # "layering ok (N files)" and exits 0. Exits 2 on a usage error.
@@ -34,19 +46,46 @@ fi
 cd "$1"
 abs_root=$(pwd -P)
 
-layers=(alloc gc runtime)
+folders=(format alloc gc runtime tools bench examples)
+declare -A may_include=(
+	[format]=''
+	[alloc]='format'
+	[gc]='alloc format'
+	[runtime]='gc alloc format'
+	[tools]='format'
+	[bench]=''
+	[examples]=''
+)
 
-# Sets `rank` to the layer of the root-relative path $1: 0 alloc, 1 gc,
-# 2 runtime, -1 anything else (include/, config.h, outside the root, ...).
-layer_of() {
-	local i
-	rank=-1
-	for i in "${!layers[@]}"; do
-		if [[ $1 == "${layers[i]}"/* ]]; then
-			rank=$i
+# Sets `folder` to the checked folder of the root-relative path $1, or to
+# "" (include/, tests/, a file at the top, outside the root, ...).
+folder_of() {
+	local d
+	folder=''
+	for d in "${folders[@]}"; do
+		if [[ $1 == "$d"/* ]]; then
+			folder=$d
 			return
 		fi
 	done
+}
+
+# Sets `verdict` to why a file of folder $1 may not include the
+# root-relative path $2, or to "" when it may.
+judge() {
+	local from=$1 to=$2 d
+	verdict=''
+	[[ $to == include/* ]] && return
+	folder_of "$to"
+	[[ $folder == "$from" ]] && return
+	for d in ${may_include[$from]}; do
+		[[ $folder == "$d" ]] && return
+	done
+	local allowed="$from/"
+	for d in ${may_include[$from]}; do
+		allowed+=", $d/"
+	done
+	verdict="$from/ may include only $allowed and include/"
 }
 
 # Sets `norm` to $1 with '.', '..' and repeated '/' folded away, lexically
@@ -76,20 +115,19 @@ normalize() {
 }
 
 files=()
-higher=() # every file of gc/ and runtime/, for the name match
-for d in "${layers[@]}"; do
+all=() # every file of the checked folders, for the name match
+for d in "${folders[@]}"; do
 	[[ -d $d ]] || continue
 	while IFS= read -r -d '' f; do
 		files+=("${f#./}")
 	done < <(find "$d" -type f \( -name '*.c' -o -name '*.h' \) \
 		-print0 | sort -z)
-	[[ $d == alloc ]] && continue
 	while IFS= read -r -d '' f; do
-		higher+=("${f#./}")
+		all+=("${f#./}")
 	done < <(find "$d" -type f -print0 | sort -z)
 done
 [[ ${#files[@]} -gt 0 ]] ||
-	die "no .c or .h files under alloc/, gc/ or runtime/ of $1"
+	die "no .c or .h files under ${folders[*]/%//} of $1"
 
 include_re='^[[:space:]]*#[[:space:]]*include[[:space:]]*([<"])([^>"]*)[>"]'
 violations=0
@@ -101,9 +139,9 @@ report() { # file line text reason
 # Checks the include of $target (kind " or <) on line $2 of file $1.
 check_include() {
 	local file=$1 lineno=$2 text=$3 kind=$4 target=$5
-	local frank dir c h found='' cands=() stripped
-	layer_of "$file"
-	frank=$rank
+	local from dir c h found='' cands=() stripped
+	folder_of "$file"
+	from=$folder
 	dir=${file%/*}
 
 	if [[ $target == /* ]]; then
@@ -130,28 +168,28 @@ check_include() {
 		fi
 	done
 	if [[ -n $found ]]; then
-		layer_of "$found"
-		if ((rank > frank)); then
+		judge "$from" "$found"
+		[[ -z $verdict ]] ||
 			report "$file" "$lineno" "$text" \
-				"${layers[frank]}/ may not include" \
-				"${layers[rank]}/ headers (resolves to $found)"
-		fi
+				"$verdict (resolves to $found)"
 		return 0
 	fi
 
-	# Nothing exists: judge by the path's own layer ...
+	# Nothing exists: judge by the path's own folder, when it names a
+	# checked one ...
 	for c in "${cands[@]}"; do
 		normalize "$c"
-		layer_of "$norm"
-		if ((rank > frank)); then
+		folder_of "$norm"
+		[[ -n $folder ]] || continue
+		judge "$from" "$norm"
+		if [[ -n $verdict ]]; then
 			report "$file" "$lineno" "$text" \
-				"${layers[frank]}/ may not include" \
-				"${layers[rank]}/ headers (names $norm)"
+				"$verdict (names $norm)"
 			return 0
 		fi
 	done
-	# ... or, for a quoted include, by a higher layer's file of that name
-	# (an include written without its directory, or with ../).
+	# ... or, for a quoted include, by a forbidden folder's file of that
+	# name (an include written without its directory, or with ../).
 	[[ $kind == '"' ]] || return 0
 	normalize "$target"
 	stripped=$norm
@@ -159,13 +197,12 @@ check_include() {
 		stripped=${stripped#../}
 	done
 	[[ -n $stripped && $stripped != .. ]] || return 0
-	for h in "${higher[@]}"; do
+	for h in "${all[@]}"; do
 		[[ $h == */"$stripped" ]] || continue
-		layer_of "$h"
-		if ((rank > frank)); then
+		judge "$from" "$h"
+		if [[ -n $verdict ]]; then
 			report "$file" "$lineno" "$text" \
-				"${layers[frank]}/ may not include" \
-				"${layers[rank]}/ headers (the name matches $h)"
+				"$verdict (the name matches $h)"
 			return 0
 		fi
 	done
@@ -189,8 +226,8 @@ for f in "${files[@]}"; do
 done
 
 if [[ $violations -gt 0 ]]; then
-	echo "layering: $violations upward include(s) in ${#files[@]} files" \
-		"under $abs_root (alloc/ < gc/ < runtime/)"
+	echo "layering: $violations forbidden include(s) in ${#files[@]}" \
+		"files under $abs_root (see tools/check-layering.sh)"
 	exit 1
 fi
 echo "layering ok (${#files[@]} files)"

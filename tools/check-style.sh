@@ -22,7 +22,7 @@ while IFS= read -r -d '' f; do
 		echo "$out"
 		bad=1
 	fi
-done < <(find include alloc gc runtime tools tests bench examples \
+done < <(find include format alloc gc runtime tools tests bench examples \
 	-path tests/abi/layering-fixture -prune -o \
 	\( -name '*.c' -o -name '*.h' \) -print0 2>/dev/null)
 [ "$bad" -eq 0 ] && echo "style ok ($n files)"

@@ -1,5 +1,7 @@
-/* alloc/sys/atomic.h: the only includer of <atomic_ops.h>. Every atomic in
- * gcheap goes through these wrappers, whose names carry the ordering:
+/* alloc/sys/atomic.h: the library's only includer of <atomic_ops.h>.
+ * Every atomic in the library goes through these wrappers (gcstat, a
+ * client of format/export.h, calls libatomic_ops itself), whose names
+ * carry the ordering:
  *   aload / astore               relaxed (no ordering)
  *   aload_acq / astore_rel       acquire load / release store
  *   acas                         full-barrier compare-and-swap, true on

@@ -4,7 +4,7 @@
  * nodes, a million-node chain), against a brute-force definition on
  * random graphs, and through the dump reader on a synthetic dump, whose
  * every truncation and every single-byte change must be rejected. */
-#include "runtime/heapdump.h"
+#include "format/heapdump.h"
 #include "tests/testing.h"
 #include "tools/gcstat/gcstat.h"
 

@@ -7,7 +7,7 @@
  * The totals, the pause ring and histogram, the phases and the CPU
  * fraction are consistent, and a caller of the version-1 size gets only
  * version-1 fields. */
-#include "runtime/heapdump.h"
+#include "format/heapdump.h"
 #include "runtime/runtime.h"
 #include "tests/testing.h"
 #include "tools/gcstat/gcstat.h"

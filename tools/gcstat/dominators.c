@@ -9,7 +9,7 @@
  * node's dominator is its ancestor in the DFS tree, so it comes later in
  * postorder: adding each node's retained size to its idom in postorder
  * sums every dominator subtree. */
-#include "runtime/heapdump.h"
+#include "format/heapdump.h"
 #include "tools/gcstat/gcstat.h"
 
 #include <stdlib.h>

@@ -4,7 +4,7 @@
  * from the dominator tree (dominators.c). The retained size of a type
  * counts each object of the type that no other object of the same type
  * dominates, so that nested objects are not counted twice. */
-#include "runtime/heapdump.h"
+#include "format/heapdump.h"
 #include "tools/gcstat/gcstat.h"
 
 #include <stdlib.h>

@@ -1,12 +1,12 @@
 /* tools/gcstat/dumpread.c: the heap dump reader (format: docs/heapdump.md,
- * runtime/heapdump.h). Every length is checked against what is left of
+ * format/heapdump.h). Every length is checked against what is left of
  * the buffer before it is used, every count against the record's length,
  * and the END record's checksum and record count against the file, so
  * that truncated, corrupt and wrong-version dumps are rejected with a
  * one-line reason; the reader never reads outside the buffer (a fuzz
  * target, fuzz_dump.c, exercises it). Unknown record tags are skipped,
  * so that later versions can add records. */
-#include "runtime/heapdump.h"
+#include "format/heapdump.h"
 #include "tools/gcstat/gcstat.h"
 
 #include <errno.h>

@@ -1,14 +1,16 @@
 /* tools/gcstat/live.c: the live side of gcstat: list the processes that
  * export their stats, print one process's summary and size-class table,
  * or a row per interval (jstat -gc style; a refreshing screen on a
- * terminal). Files are read under the sequence lock of runtime/export.h;
- * a file of another user, or in a directory that is not private, is
- * refused; stale files (dead or reused pids) are removed. */
-#include "runtime/export.h"
+ * terminal). Files are read under the sequence lock of format/export.h,
+ * with libatomic_ops' acquire loads called directly (gcstat is not the
+ * library and includes none of its headers; the writer's release store
+ * is libatomic_ops' too); a file of another user, or in a directory that
+ * is not private, is refused; stale files (dead or reused pids) are
+ * removed. */
+#include "format/export.h"
 #include "tools/gcstat/gcstat.h"
 
-#include "alloc/sys/atomic.h"
-
+#include <atomic_ops.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +22,12 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+/* An acquire load of a word of the shared file. */
+static uint64_t load_acq(const volatile void *p)
+{
+	return (uint64_t)AO_load_acquire((const volatile AO_t *)p);
+}
 
 void gcs_export_dir(char *buf, size_t n)
 {
@@ -130,19 +138,17 @@ static int read_file(const char *dir, long pid, gcs_snapshot *out, char *err,
 		ssize = size - offsetof(export_file, stats);
 	memset(out, 0, sizeof(*out));
 	for (int tries = 0;; tries++) {
-		uintptr_t s1 = aload_acq((const atomic_word *)&f->seq);
+		uint64_t s1 = load_acq(&f->seq);
 		if (!(s1 & 1)) {
 			/* Acquire loads: none may move below the second
 			 * read of seq. */
-			const atomic_word *src =
-				(const atomic_word *)&f->stats;
+			const uint64_t *src = (const uint64_t *)&f->stats;
 			uint64_t *dst = (uint64_t *)&out->st;
 			for (size_t w = 0; w < ssize / 8; w++)
-				dst[w] = aload_acq(&src[w]);
-			out->updated_ns = aload_acq(
-				(const atomic_word *)&f->updated_ns);
+				dst[w] = load_acq(&src[w]);
+			out->updated_ns = load_acq(&f->updated_ns);
 			memcpy(out->comm, f->comm, sizeof(out->comm));
-			if (aload_acq((const atomic_word *)&f->seq) == s1)
+			if (load_acq(&f->seq) == s1)
 				break;
 		}
 		if (tries > 10000) {

@@ -6,7 +6,7 @@
  *                       by occupancy, in address order
  * The trace line parser here is the reference reader of the format in
  * docs/tools.md (gcs_parse_trace_line). */
-#include "runtime/heapdump.h"
+#include "format/heapdump.h"
 #include "tools/gcstat/gcstat.h"
 
 #include <errno.h>

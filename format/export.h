@@ -1,18 +1,25 @@
-/* runtime/export.h: the layout of a live-export file (runtime/export.c
- * writes it, tools/gcstat reads it): a header, then a gc_stats. One file
- * per process, /tmp/gcheap-<uid>/<pid> (or $GCHEAP_EXPORT_DIR/<pid>),
- * mode 0600 in a directory of mode 0700 owned by the user.
+/* format/export.h: the layout of a live-export file (runtime/export.c
+ * writes it, tools/gcstat/live.c reads it): a header, then a gc_stats.
+ * One file per process, /tmp/gcheap-<uid>/<pid> (or
+ * $GCHEAP_EXPORT_DIR/<pid>), mode 0600 in a directory of mode 0700 owned
+ * by the user.
  *
  * Sequence lock: the writer makes `seq` odd (a full-barrier increment),
  * writes, makes it even again (a release store); a reader copies the
  * stats with acquire loads, word by word, between two equal, even reads
- * of seq, and retries otherwise. All fields are
- * in the writer's native byte order (the reader runs on the same host).
+ * of seq, and retries otherwise. All fields are in the writer's native
+ * byte order (the reader runs on the same host).
  * Stale files (a dead pid, or a pid whose start time differs from
  * start_ticks: the pid was reused) are removed by gcstat and by the next
- * process that exports. */
-#ifndef GCHEAP_EXPORT_H
-#define GCHEAP_EXPORT_H
+ * process that exports.
+ *
+ * Like every format/ header it may include the C library and the public
+ * header (here for gc_stats) only, so that the library and tools/ both
+ * can (docs/design.md, Layers). So each side brings its own atomics for
+ * the sequence lock, both libatomic_ops': the library through
+ * alloc/sys/atomic.h, gcstat directly. */
+#ifndef GCHEAP_FORMAT_EXPORT_H
+#define GCHEAP_FORMAT_EXPORT_H
 
 #include "gcheap.h"
 

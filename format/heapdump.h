@@ -1,13 +1,15 @@
-/* runtime/heapdump.h: the heap dump format's constants, shared by the
+/* format/heapdump.h: the heap dump format's constants, shared by the
  * writer (runtime/heapdump.c) and the reader (tools/gcstat/dumpread.c).
- * docs/heapdump.md is the specification; keep the three in step.
+ * docs/heapdump.md is the specification; keep the three in step. Like
+ * every format/ header it may include the C library and the public header
+ * only, so that the library and tools/ both can (docs/design.md, Layers).
  *
  * A dump is a 32-byte header, then records: a tag byte, a 32-bit payload
  * length, the payload. All integers are little-endian. The last record is
  * END, whose checksum (FNV-1a 64 of every byte before the END record)
  * lets the reader reject corrupt files. */
-#ifndef GCHEAP_HEAPDUMP_H
-#define GCHEAP_HEAPDUMP_H
+#ifndef GCHEAP_FORMAT_HEAPDUMP_H
+#define GCHEAP_FORMAT_HEAPDUMP_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,0 +1,2 @@
+/* Fixture for check-layering.sh: a benchmark's own header. */
+#include <stdio.h>

@@ -1,0 +1,2 @@
+/* Fixture for check-layering.sh: an example's own header. */
+#include <gcheap.h>

@@ -1,0 +1,1 @@
+/* Fixture for check-layering.sh: a collector header. */
