@@ -18,6 +18,8 @@
 #define ALLOCBENCH_NAME "gcheap"
 #endif
 
+static gc_type *ptr8, *ptr16; /* the scan objects' types, see main */
+
 static void die(const char *what)
 {
 	gc_status st = gc_last_error();
@@ -26,58 +28,40 @@ static void die(const char *what)
 	exit(1);
 }
 
-/* The timed loops, one per kind. A scan object's first word is a pointer
- * slot, so the store goes through gc_write as the API requires (with the
- * collector idle: a load, a predicted branch and the store); a noscan
- * object's is plain data. */
-static double run_noscan(size_t size, size_t n)
+static void nomem(size_t size)
 {
-	void *prev = NULL;
-	uintptr_t x = 0;
-	double t0, t1;
-
-	t0 = bench_now_ns();
-	for (size_t i = 0; i < n; i++) {
-		void **p = gc_alloc(size, NULL);
-
-		if (__builtin_expect(p == NULL, 0))
-			die("gc_alloc");
-		*p = prev;
-		x ^= (uintptr_t)p;
-		prev = p;
-	}
-	t1 = bench_now_ns();
-	bench_sink = prev;
-	bench_xor ^= x;
-	return t1 - t0;
+	(void)size;
+	die("gc_alloc");
 }
 
-static double run_scan(size_t size, const gc_type *type, size_t n)
+static void *alloc(size_t size, const void *type)
 {
-	void *prev = NULL;
-	uintptr_t x = 0;
-	double t0, t1;
+	return gc_alloc(size, type);
+}
 
-	t0 = bench_now_ns();
-	for (size_t i = 0; i < n; i++) {
-		void **p = gc_alloc(size, type);
+/* A scan object's first word is a pointer slot, so the store goes through
+ * gc_write as the API requires (with the collector idle: a load, a
+ * predicted branch and the store); a noscan object's is plain data. */
+static void store_barrier(void **slot, void *prev)
+{
+	gc_write(slot, prev);
+}
 
-		if (__builtin_expect(p == NULL, 0))
-			die("gc_alloc");
-		gc_write(p, prev);
-		x ^= (uintptr_t)p;
-		prev = p;
-	}
-	t1 = bench_now_ns();
-	bench_sink = prev;
-	bench_xor ^= x;
-	return t1 - t0;
+static double run_noscan(size_t size, size_t n)
+{
+	return bench_chain(size, n, alloc, NULL, bench_store, nomem);
+}
+
+static double run_scan(size_t size, size_t n)
+{
+	const gc_type *type = size < 16 ? ptr8 : ptr16;
+
+	return bench_chain(size, n, alloc, type, store_barrier, nomem);
 }
 
 int main(int argc, char **argv)
 {
 	struct bench_opts o;
-	gc_type *ptr8, *ptr16;
 	static const size_t off0[] = {0};
 	gc_stats st;
 
@@ -98,30 +82,7 @@ int main(int argc, char **argv)
 	printf("# allocbench %s: gcheap %s, objs %zu, budget %zu MiB, "
 	       "reps %u\n", o.name, gc_version(), o.objs, o.budget >> 20,
 	       o.reps);
-	for (unsigned r = 0; r < o.reps; r++) {
-		for (size_t i = 0; i < o.nsizes; i++) {
-			size_t size = o.sizes[i];
-			size_t n = bench_count(&o, size);
-
-			if (size < sizeof(void *)) {
-				fprintf(stderr, "allocbench: size %zu < %zu, "
-				        "skipped\n", size, sizeof(void *));
-				continue;
-			}
-			if (o.noscan) {
-				bench_prewarm(&o, n, size);
-				bench_report(&o, "noscan", size, n,
-				             run_noscan(size, n));
-			}
-			if (o.scan) {
-				bench_prewarm(&o, n, size);
-				bench_report(&o, "scan", size, n,
-				             run_scan(size,
-				                      size < 16 ? ptr8 : ptr16,
-				                      n));
-			}
-		}
-	}
+	bench_run(&o, "allocbench", run_noscan, run_scan);
 
 	if (gc_read_stats(&st, sizeof st) == GCHEAP_OK)
 		printf("# stats alloc_objects=%llu alloc_bytes=%llu "

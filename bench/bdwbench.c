@@ -21,49 +21,29 @@ static void die_nomem(size_t size)
 	exit(1);
 }
 
-/* The timed loops, one per entry point so both are direct calls. */
+/* One function per entry point, so that both are direct calls in the
+ * timed loops. */
+static void *alloc_atomic(size_t size, const void *unused)
+{
+	(void)unused;
+	return GC_malloc_atomic(size);
+}
+
+static void *alloc_scan(size_t size, const void *unused)
+{
+	(void)unused;
+	return GC_malloc(size);
+}
+
 static double run_atomic(size_t size, size_t n)
 {
-	void *prev = NULL;
-	uintptr_t x = 0;
-	double t0, t1;
-
-	t0 = bench_now_ns();
-	for (size_t i = 0; i < n; i++) {
-		void **p = GC_malloc_atomic(size);
-
-		if (__builtin_expect(p == NULL, 0))
-			die_nomem(size);
-		*p = prev;
-		x ^= (uintptr_t)p;
-		prev = p;
-	}
-	t1 = bench_now_ns();
-	bench_sink = prev;
-	bench_xor ^= x;
-	return t1 - t0;
+	return bench_chain(size, n, alloc_atomic, NULL, bench_store,
+	                   die_nomem);
 }
 
 static double run_scan(size_t size, size_t n)
 {
-	void *prev = NULL;
-	uintptr_t x = 0;
-	double t0, t1;
-
-	t0 = bench_now_ns();
-	for (size_t i = 0; i < n; i++) {
-		void **p = GC_malloc(size);
-
-		if (__builtin_expect(p == NULL, 0))
-			die_nomem(size);
-		*p = prev;
-		x ^= (uintptr_t)p;
-		prev = p;
-	}
-	t1 = bench_now_ns();
-	bench_sink = prev;
-	bench_xor ^= x;
-	return t1 - t0;
+	return bench_chain(size, n, alloc_scan, NULL, bench_store, die_nomem);
 }
 
 int main(int argc, char **argv)
@@ -84,28 +64,7 @@ int main(int argc, char **argv)
 	       "reps %u\n", o.name, (GC_get_version() >> 16) & 0xff,
 	       (GC_get_version() >> 8) & 0xff, GC_get_version() & 0xff,
 	       o.objs, o.budget >> 20, o.reps);
-	for (unsigned r = 0; r < o.reps; r++) {
-		for (size_t i = 0; i < o.nsizes; i++) {
-			size_t size = o.sizes[i];
-			size_t n = bench_count(&o, size);
-
-			if (size < sizeof(void *)) {
-				fprintf(stderr, "bdwbench: size %zu < %zu, "
-				        "skipped\n", size, sizeof(void *));
-				continue;
-			}
-			if (o.noscan) {
-				bench_prewarm(&o, n, size);
-				bench_report(&o, "noscan", size, n,
-				             run_atomic(size, n));
-			}
-			if (o.scan) {
-				bench_prewarm(&o, n, size);
-				bench_report(&o, "scan", size, n,
-				             run_scan(size, n));
-			}
-		}
-	}
+	bench_run(&o, "bdwbench", run_atomic, run_scan);
 	printf("# heap_size=%zu gc_no=%zu\n", (size_t)GC_get_heap_size(),
 	       (size_t)GC_get_gc_no());
 	printf("# xor %#llx\n", (unsigned long long)bench_xor);

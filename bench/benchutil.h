@@ -1,8 +1,10 @@
 /* bench/benchutil.h: what the allocation microbenchmarks share: the
- * command line, the size list, the per-size memory budget, the clock and
- * the output line. Each bench (allocbench.c for gcheap, mallocbench.c for
- * malloc, bdwbench.c for bdwgc) brings its own timed loop, so that no
- * allocator pays for an indirect call the others do not.
+ * command line, the size list, the per-size memory budget, the clock, the
+ * output line, the timed loop (bench_chain, always inlined with each
+ * bench's own allocation call, so that no allocator pays for an indirect
+ * call the others do not) and the batches of a run (bench_run).
+ * allocbench.c is gcheap's, bdwbench.c bdwgc's; mallocbench.c, with its
+ * own warm mode and single kind, keeps its own loop.
  *
  * Output, one line per (allocator, kind, size, repetition) on stdout:
  *   alloc ALLOCATOR KIND SIZE ns=NS objs=N mode=MODE faults=F
@@ -273,5 +275,80 @@ static inline void bench_parse(struct bench_opts *o, int argc, char **argv,
  * compiler cannot drop the allocations or the stores into them. */
 static void *volatile bench_sink;
 static volatile uintptr_t bench_xor;
+
+/* The stores bench_chain links objects with: a plain one (noscan objects,
+ * and every allocator without a barrier). */
+static inline void bench_store(void **slot, void *prev)
+{
+	*slot = prev;
+}
+
+/* The timed loop of allocbench and bdwbench: n objects of `size` bytes
+ * from alloc(size, arg), each holding the previous one in its first word
+ * (written by store: bench_store, or gc_write for a pointer slot), a
+ * chain that keeps every object reachable; the addresses are xored
+ * together, which is all the touching the loop does. A NULL from alloc
+ * calls nomem(size), which must not return. Returns the loop's time in
+ * ns; the last object goes to bench_sink, the xor into bench_xor.
+ *
+ * Always inlined, and every caller passes functions known at compile
+ * time, so the allocator is called directly, as in a program: no
+ * allocator pays for an indirect call the others do not. */
+static inline __attribute__((always_inline)) double
+bench_chain(size_t size, size_t n, void *(*alloc)(size_t, const void *),
+            const void *arg, void (*store)(void **, void *),
+            void (*nomem)(size_t))
+{
+	void *prev = NULL;
+	uintptr_t x = 0;
+	double t0, t1;
+
+	t0 = bench_now_ns();
+	for (size_t i = 0; i < n; i++) {
+		void **p = alloc(size, arg);
+
+		if (__builtin_expect(p == NULL, 0))
+			nomem(size);
+		store(p, prev);
+		x ^= (uintptr_t)p;
+		prev = p;
+	}
+	t1 = bench_now_ns();
+	bench_sink = prev;
+	bench_xor ^= x;
+	return t1 - t0;
+}
+
+/* Every batch of a run: for each repetition and size, each kind the
+ * options ask for, timed by run_noscan or run_scan (size, n) after
+ * bench_prewarm and printed by bench_report. A size below a word (the
+ * chain's link) is skipped with a note on stderr that names prog. */
+static inline void bench_run(const struct bench_opts *o, const char *prog,
+                             double (*run_noscan)(size_t, size_t),
+                             double (*run_scan)(size_t, size_t))
+{
+	for (unsigned r = 0; r < o->reps; r++) {
+		for (size_t i = 0; i < o->nsizes; i++) {
+			size_t size = o->sizes[i];
+			size_t n = bench_count(o, size);
+
+			if (size < sizeof(void *)) {
+				fprintf(stderr, "%s: size %zu < %zu, skipped\n",
+				        prog, size, sizeof(void *));
+				continue;
+			}
+			if (o->noscan) {
+				bench_prewarm(o, n, size);
+				bench_report(o, "noscan", size, n,
+				             run_noscan(size, n));
+			}
+			if (o->scan) {
+				bench_prewarm(o, n, size);
+				bench_report(o, "scan", size, n,
+				             run_scan(size, n));
+			}
+		}
+	}
+}
 
 #endif
