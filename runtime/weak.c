@@ -30,8 +30,8 @@
 /* Shade p (a heap address) if the collector is marking. */
 static void shade(gc_thread *t, uintptr_t p)
 {
-	if (p && __atomic_load_n(&gc_barrier_enabled, __ATOMIC_ACQUIRE))
-		runtime_wbbuf_put(t, p);
+	if (p && wbbuf_barrier_on())
+		wbbuf_put(&t->gc, p);
 }
 
 static gc_thread *attached(const char *fn)
