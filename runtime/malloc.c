@@ -35,19 +35,6 @@ static void *alloc_error(gc_status code, const char *what, size_t size,
 	return NULL;
 }
 
-/* Pack a tiny noscan object: the offset in the tiny block, aligned as a
- * C object of this size must be. */
-static ALWAYS_INLINE uintptr_t tiny_align(uintptr_t off, size_t size)
-{
-	if ((size & 7) == 0)
-		return align_up(off, 8);
-	if ((size & 3) == 0)
-		return align_up(off, 4);
-	if ((size & 1) == 0)
-		return align_up(off, 2);
-	return off;
-}
-
 /* The slow path's collector duties (Go's deductAssistCredit and the
  * trigger test): answer requests, start a cycle if due, and pay for
  * `bytes` of allocation while marking. */
@@ -64,15 +51,12 @@ static void collector_duties(gc_thread *th, uintptr_t bytes)
 static void *alloc_tiny(gc_thread *th, size_t size, int *err)
 {
 	mcache *c = &th->mcache;
+	uintptr_t p;
 
-	uintptr_t off = tiny_align(c->tinyoffset, size);
-	if (c->tiny && off + size <= TINY_SIZE) {
-		c->tinyoffset = off + size;
-		c->tiny_allocs++;
-		return (void *)(c->tiny + off);
-	}
+	if (mcache_tiny_alloc(c, size, &p))
+		return (void *)p;
 	mspan *s = c->alloc[TINY_SPANCLASS];
-	uintptr_t p = mspan_next_free_fast(s);
+	p = mspan_next_free_fast(s);
 	if (!p) {
 		collector_duties(th, PAGE_SIZE);
 		p = mcache_next_free(c, TINY_SPANCLASS, &s, err);
@@ -85,11 +69,7 @@ static void *alloc_tiny(gc_thread *th, size_t size, int *err)
 		memset((void *)p, 0, TINY_SIZE);
 	}
 	mgc_alloc_black(&th->gc, s, p);
-	/* Keep whichever block has more room left. */
-	if (!c->tiny || size < c->tinyoffset) {
-		c->tiny = p;
-		c->tinyoffset = size;
-	}
+	mcache_tiny_refill(c, p, size);
 	return (void *)p;
 }
 
@@ -245,12 +225,9 @@ static ALWAYS_INLINE void *gc_alloc_fast(gc_thread *th, size_t size,
 	}
 	mcache *c = &th->mcache;
 	if (noscan && size < TINY_SIZE) {
-		uintptr_t off = tiny_align(c->tinyoffset, size);
-		if (likely(c->tiny && off + size <= TINY_SIZE)) {
-			c->tinyoffset = off + size;
-			c->tiny_allocs++;
-			return (void *)(c->tiny + off);
-		}
+		uintptr_t p;
+		if (likely(mcache_tiny_alloc(c, size, &p)))
+			return (void *)p;
 		return gc_alloc_slow(th, size, t);
 	}
 	mspan *s = c->alloc[make_spanclass(size_to_class(size), noscan)];

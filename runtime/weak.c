@@ -131,7 +131,7 @@ static uintptr_t weak_target(gc_thread *t, const weak_cell *c)
 			continue;
 		}
 		if (ssg == sg - 2 && mspan_try_acquire(s, sg))
-			mspan_sweep(s, false);
+			mcentral_sweep(s);
 		else
 			sched_yield(); /* being swept, or cached unswept */
 	}
