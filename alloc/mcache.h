@@ -2,8 +2,9 @@
  *
  * One cached span per span class, from which the owning thread allocates
  * with no lock and no atomic read-modify-write (mspan_next_free_fast);
- * the tiny block for packing noscan objects under TINY_SIZE bytes. When a
- * span runs out, refill returns it to its mcentral and caches another.
+ * the tiny block for packing noscan objects under TINY_SIZE bytes (the
+ * bump is mcache_tiny_alloc, inline here). When a span runs out, refill
+ * returns it to its mcentral and caches another.
  *
  * Statistics follow Go: at refill the whole remainder of the new span is
  * counted as allocated, and release corrects for what was not used, so the
@@ -34,6 +35,47 @@ bool mcache_refill(mcache *c, spanclass spc, int *err);
  * spc, refilling as needed; 0 and *err on out-of-memory. *sp receives the
  * span. */
 uintptr_t mcache_next_free(mcache *c, spanclass spc, mspan **sp, int *err);
+
+/* The offset of a tiny object of `size` bytes at or after `off`, aligned
+ * as a C object of that size must be. */
+static ALWAYS_INLINE uintptr_t mcache_tiny_align(uintptr_t off, size_t size)
+{
+	if ((size & 7) == 0)
+		return align_up(off, 8);
+	if ((size & 3) == 0)
+		return align_up(off, 4);
+	if ((size & 1) == 0)
+		return align_up(off, 2);
+	return off;
+}
+
+/* The tiny allocator (Go's tiny block): pack a noscan object of `size` <
+ * TINY_SIZE bytes into the current block, at *p; false when there is no
+ * block or it does not fit. The allocation fast path's and slow path's
+ * one bump. */
+static ALWAYS_INLINE bool mcache_tiny_alloc(mcache *c, size_t size,
+                                           uintptr_t *p)
+{
+	uintptr_t off = mcache_tiny_align(c->tinyoffset, size);
+
+	if (c->tiny && off + size <= TINY_SIZE) {
+		c->tinyoffset = off + size;
+		c->tiny_allocs++;
+		*p = c->tiny + off;
+		return true;
+	}
+	return false;
+}
+
+/* After a tiny object of `size` was put at the start of a fresh block p:
+ * keep whichever block has more room left. */
+static inline void mcache_tiny_refill(mcache *c, uintptr_t p, size_t size)
+{
+	if (!c->tiny || size < c->tinyoffset) {
+		c->tiny = p;
+		c->tinyoffset = size;
+	}
+}
 
 /* Return every cached span to its mcentral and drop the tiny block. */
 void mcache_release_all(mcache *c);

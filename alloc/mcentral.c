@@ -68,6 +68,28 @@ void mcentral_push_swept(mcentral *c, mspan *s)
 	mutex_unlock(&c->lock);
 }
 
+bool mcentral_sweep(mspan *s)
+{
+	mcentral *c = &mheap_.central[s->spc];
+	mspan_swept r = mspan_sweep(s);
+	/* The sweepgen the sweep published, which picks the swept lists. */
+	uintptr_t sg = aload(&s->sweepgen);
+
+	mutex_lock(&c->lock);
+	if (s->list)
+		spanlist_remove(s->list, s);
+	if (r != MSPAN_SWEPT_FREE)
+		spanlist_push(r == MSPAN_SWEPT_FULL ?
+		              mcentral_full_swept(c, sg) :
+		              mcentral_partial_swept(c, sg), s);
+	mutex_unlock(&c->lock);
+	if (r == MSPAN_SWEPT_FREE) {
+		mheap_free_span(s);
+		return false;
+	}
+	return true;
+}
+
 mspan *mcentral_pop_unswept(mcentral *c, uintptr_t sg)
 {
 	mutex_lock(&c->lock);
@@ -104,7 +126,7 @@ mspan *mcentral_cache_span(mcentral *c, int *err)
 		if (!s)
 			break;
 		if (mspan_try_acquire(s, sg)) {
-			mspan_sweep(s, true);
+			mspan_sweep(s);
 			goto havespan;
 		}
 		/* Someone else is sweeping it and will place it. */
@@ -114,7 +136,7 @@ mspan *mcentral_cache_span(mcentral *c, int *err)
 		if (!s)
 			break;
 		if (mspan_try_acquire(s, sg)) {
-			mspan_sweep(s, true);
+			mspan_sweep(s);
 			uintptr_t fi = mspan_next_free_index(s);
 			if (fi != s->nelems) {
 				astore(&s->freeindex, fi);
@@ -152,7 +174,7 @@ void mcentral_uncache_span(mcentral *c, mspan *s)
 	if (stale) {
 		/* Cached before this sweep began: ours to sweep. */
 		astore(&s->sweepgen, sg - 1);
-		mspan_sweep(s, false);
+		mcentral_sweep(s);
 		return;
 	}
 	astore(&s->sweepgen, sg);

@@ -10,7 +10,10 @@
  * checkable.
  *
  * The lock (padded to its own cache line) guards the lists only; sweeping
- * and growing happen outside it. Lock order: mcentral.lock -> mheap_.lock. */
+ * and growing happen outside it. Lock order: mcentral.lock -> mheap_.lock.
+ *
+ * Sweeping a span (mspan_sweep) only reports what became of it; the list
+ * work and the freeing to the heap are done here (mcentral_sweep). */
 #ifndef GCHEAP_MCENTRAL_H
 #define GCHEAP_MCENTRAL_H
 
@@ -62,6 +65,13 @@ void mcentral_uncache_span(mcentral *c, mspan *s);
 
 /* Put a swept span on the partial or full swept list. */
 void mcentral_push_swept(mcentral *c, mspan *s);
+
+/* Sweep span s, which the caller owns (see mspan_sweep), and place it by
+ * what became of it: off any list it still sits on (a sweeper may take a
+ * span through its sweepgen without popping it), then on its class's
+ * swept partial or full list, or, when nothing survived, its pages back
+ * to the heap. Returns false if the span was freed. */
+bool mcentral_sweep(mspan *s);
 
 /* Pop any unswept span of this class (for the background sweeper), or
  * NULL. */

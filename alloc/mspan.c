@@ -1,6 +1,8 @@
 /* alloc/mspan.c: span set-up, the allocation-bitmap walk (nextFreeIndex),
- * pointer-layout records, sweeping mechanics and the span verifier. The
- * invariants are stated in mspan.h. */
+ * pointer-layout records, the sweeping of one span's objects and bitmaps
+ * and the span verifier. The invariants are stated in mspan.h. A sweep
+ * only reports what became of the span (mspan_swept); the lists and the
+ * heap are mcentral's business (mcentral_sweep). */
 #include "alloc/mspan.h"
 
 #include "alloc/mheap.h"
@@ -203,10 +205,9 @@ void mspan_check_poison(const mspan *s, uintptr_t p, size_t n)
 			      b[i], POISON_BYTE);
 }
 
-bool mspan_sweep(mspan *s, bool preserve)
+mspan_swept mspan_sweep(mspan *s)
 {
 	uintptr_t sg = aload_acq(&mheap_.sweepgen);
-	mcentral *c = &mheap_.central[s->spc];
 
 	if (s->state != MSPAN_INUSE || aload(&s->sweepgen) != sg - 1)
 		fatal("mspan_sweep: span %p state %u sweepgen %zu, heap %zu",
@@ -243,26 +244,12 @@ bool mspan_sweep(mspan *s, bool preserve)
 	if (nfreed)
 		s->needzero = 1;
 	astore_rel(&s->sweepgen, sg);
-	if (preserve)
-		return true;
 
-	/* The span may still sit on an unswept list if it was taken for
-	 * sweeping without being popped; take it off first. */
+	/* A large span is empty when its object died. */
 	bool is_large = spanclass_sizeclass(s->spc) == 0;
-	bool empty = is_large ? nfreed != 0 : nalloc == 0;
-	mutex_lock(&c->lock);
-	if (s->list)
-		spanlist_remove(s->list, s);
-	if (!empty)
-		spanlist_push(nalloc == s->nelems ?
-		              mcentral_full_swept(c, sg) :
-		              mcentral_partial_swept(c, sg), s);
-	mutex_unlock(&c->lock);
-	if (empty) {
-		mheap_free_span(s);
-		return false;
-	}
-	return true;
+	if (is_large ? nfreed != 0 : nalloc == 0)
+		return MSPAN_SWEPT_FREE;
+	return nalloc == s->nelems ? MSPAN_SWEPT_FULL : MSPAN_SWEPT_PARTIAL;
 }
 
 /* ---- Verification -------------------------------------------------------- */

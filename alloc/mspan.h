@@ -262,13 +262,19 @@ typedef struct alloc_hooks {
  * (something wrote to the object after it was freed). */
 void mspan_check_poison(const mspan *s, uintptr_t p, size_t n);
 
+/* What became of a span in its sweep. */
+typedef enum mspan_swept {
+	MSPAN_SWEPT_FREE = 0, /* nothing survived: its pages can go back */
+	MSPAN_SWEPT_PARTIAL,  /* survivors and free slots */
+	MSPAN_SWEPT_FULL,     /* every slot holds a survivor */
+} mspan_swept;
+
 /* Sweep span s, which the caller owns (sweepgen moved from h-2 to h-1 by
- * mspan_try_acquire, or h+1 via uncache). Frees unmarked objects, turns
- * mark bits into alloc bits, and: if `preserve`, leaves the span off every
- * list for the caller to use; otherwise puts it on its mcentral's swept
- * list or frees it to the heap when empty. Returns false if the span was
- * freed to the heap. */
-bool mspan_sweep(mspan *s, bool preserve);
+ * mspan_try_acquire, or h+1 via uncache): free the unmarked objects, turn
+ * mark bits into alloc bits, publish sweepgen h, and say what became of
+ * the span. It touches no list and frees nothing: the span stays the
+ * caller's, to use or to hand to mcentral_sweep's placement. */
+mspan_swept mspan_sweep(mspan *s);
 
 /* Try to take span s for sweeping: sweepgen h-2 -> h-1. */
 static inline bool mspan_try_acquire(mspan *s, uintptr_t sg)

@@ -495,7 +495,7 @@ void finq_done(finq_entry *e, gcw *g)
 	while (*pp != e)
 		pp = &(*pp)->next;
 	*pp = e->next;
-	if (__atomic_load_n(&gc_barrier_enabled, __ATOMIC_ACQUIRE)) {
+	if (wbbuf_barrier_on()) {
 		/* The finalizer may have moved what it was given onto a
 		 * stack that has been scanned: shade it (Yuasa). */
 		if (e->obj)

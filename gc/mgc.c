@@ -79,7 +79,7 @@ static void mark_termination(void)
 	uintptr_t marked = aload(&gcwork_.bytes_marked);
 	uintptr_t live = aload(&mheap_.stats.heap_live);
 	astore(&mgc_.blackalloc, 0);
-	__atomic_store_n(&gc_barrier_enabled, 0, __ATOMIC_RELEASE);
+	wbbuf_set_barrier(false);
 	gcstats_mark_end(live, marked);
 	astore(&mheap_.stats.heap_live, marked);
 	mutex_lock(&mgc_.lock);
@@ -286,7 +286,7 @@ static bool gc_start(void)
 	mgc_.mark_start_live = aload(&mheap_.stats.heap_live);
 	astore_rel(&mgc_.phase, GCPHASE_MARK);
 	astore(&mgc_.blackalloc, 1);
-	__atomic_store_n(&gc_barrier_enabled, 1, __ATOMIC_RELEASE);
+	wbbuf_set_barrier(true);
 	if (mgc_.debug.stoptheworld) {
 		mark_stopped();
 		mgc_.ops->start_world();

@@ -18,7 +18,15 @@
  * Invariant while marking (the tri-color invariant, strong form for heap
  * objects): no black object points to a white object that is not also
  * reachable from a grey object or a not-yet-scanned stack; the hybrid
- * write barrier (gc/mwbbuf.c) maintains it. */
+ * write barrier (gc/mwbbuf.c) maintains it, and new objects are allocated
+ * black (mgc_alloc_black).
+ *
+ * What an allocating thread owes the collector is all behind calls here:
+ * mgc_count_alloc and mgc_maybe_start (start a cycle when due),
+ * mgc_assist (pay for the bytes while marking), mgc_alloc_black (mark the
+ * new object). The collector's part of each thread is an mgc_thread,
+ * which runtime/'s gc_thread embeds: barrier buffer, marking work, assist
+ * debt. */
 #ifndef GCHEAP_MGC_H
 #define GCHEAP_MGC_H
 
@@ -124,15 +132,82 @@ typedef struct mgc_state {
 
 extern mgc_state mgc_;
 
-/* The write-barrier switch read by gc_write (public, see gcheap.h). */
-extern int gc_barrier_enabled;
-
 void mgc_init(const gc_runtime_ops *ops);
 
 /* Run a full cycle and return when sweeping is done. */
 void mgc_run_cycle(bool wait_sweep);
 /* Start a cycle if the heap passed the trigger (allocation slow path). */
 void mgc_maybe_start(void);
+
+/* ---- Barrier buffers and the barrier switch (gc/mwbbuf.c) ---------------- */
+
+#define WBBUF_LEN 512
+
+typedef struct wbbuf {
+	uintptr_t n;
+	uintptr_t ptr[WBBUF_LEN];
+} wbbuf;
+
+/* The collector's part of an attached thread (runtime/'s gc_thread embeds
+ * it; only its thread touches it, or the collector while the thread is
+ * stopped or blocked). */
+typedef struct mgc_thread {
+	wbbuf wb;             /* write-barrier buffer */
+	gcw gcw;              /* this thread's marking work */
+	intptr_t assist_debt; /* scan words owed (negative: credit) */
+} mgc_thread;
+
+/* The write-barrier switch, public because gc_write (gcheap.h) reads it
+ * inline. Everything inside the library goes through these two. */
+extern int gc_barrier_enabled;
+
+static inline bool wbbuf_barrier_on(void)
+{
+	return aload_int_acq(&gc_barrier_enabled);
+}
+
+static inline void wbbuf_set_barrier(bool on)
+{
+	astore_int_rel(&gc_barrier_enabled, on);
+}
+
+/* Shade the buffered pointers into w and empty the buffer. */
+void wbbuf_flush(wbbuf *b, gcw *w);
+
+/* Append p to the thread's barrier buffer, flushing it into the thread's
+ * work first when full (the barrier's slow path, and loads that must
+ * shade what they return). */
+static inline void wbbuf_put(mgc_thread *m, uintptr_t p)
+{
+	wbbuf *b = &m->wb;
+	if (b->n == WBBUF_LEN) {
+		wbbuf_flush(b, &m->gcw);
+		gcw_dispose(&m->gcw);
+	}
+	b->ptr[b->n++] = p;
+}
+
+/* ---- What allocation owes the collector ---------------------------------- */
+
+/* The allocation slow path's bookkeeping: count `bytes` allocated; true
+ * when no cycle runs (the caller then calls mgc_maybe_start). */
+static inline bool mgc_count_alloc(uintptr_t bytes)
+{
+	afetch_add(&mgc_.alloc_bytes, bytes);
+	return aload_acq(&mgc_.phase) == GCPHASE_OFF;
+}
+
+/* The assist (Go's gcAssistAlloc, gc/mgcpacer.c): while marking, make the
+ * thread pay for `bytes` of allocation with scan work, from the workers'
+ * credit first, in bounded chunks; outside marking, forget any debt. */
+void mgc_assist(mgc_thread *m, uintptr_t bytes);
+
+/* Is the collector allocating black? The fast path's one test: when true
+ * it leaves the object to a slow path that calls mgc_alloc_black. */
+static inline bool mgc_allocating_black(void)
+{
+	return aload(&mgc_.blackalloc);
+}
 
 /* ---- Marking (gc/mgcmark.c) ---------------------------------------------- */
 
@@ -154,24 +229,20 @@ void gcmark_scan_object(gcw *w, uintptr_t obj);
 /* Is the object that contains heap address p marked (in checkmark's
  * bitmap during checkmark)? True for addresses outside the heap. */
 bool gcmark_is_marked(uintptr_t p);
-/* Allocate-black: mark a new object (slow paths and the fast path). */
+/* Mark a new object (allocate-black; call mgc_alloc_black). */
 void gcmark_new(gcw *w, mspan *s, uintptr_t obj);
+
+/* Allocate-black (Go's gcmarknewobject): while marking, every new object,
+ * of every kind of allocation, is born marked. */
+static inline void mgc_alloc_black(mgc_thread *m, mspan *s, uintptr_t obj)
+{
+	if (mgc_allocating_black() && GCHEAP_SABOTAGE != 2)
+		gcmark_new(&m->gcw, s, obj);
+}
 /* Re-mark from the roots into a separate bitmap, world stopped, and
  * abort naming the object and its referrer if the concurrent mark missed
  * anything reachable. */
 void mgc_checkmark(void);
-
-/* ---- Barrier buffers (gc/mwbbuf.c) --------------------------------------- */
-
-#define WBBUF_LEN 512
-
-typedef struct wbbuf {
-	uintptr_t n;
-	uintptr_t ptr[WBBUF_LEN];
-} wbbuf;
-
-/* Shade the buffered pointers into w and empty the buffer. */
-void wbbuf_flush(wbbuf *b, gcw *w);
 
 /* ---- Sweeping (gc/mgcsweep.c) -------------------------------------------- */
 

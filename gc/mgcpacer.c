@@ -1,5 +1,6 @@
 /* gc/mgcpacer.c: the pacer (Go's mgcpacer.go, simplified): when to start
- * a cycle and how much marking an allocating thread owes.
+ * a cycle and how much marking an allocating thread owes; and the assist
+ * that makes it pay (mgc_assist, Go's gcAssistAlloc).
  *
  *   goal    = marked * (1 + percent/100), at least HEAP_MIN_GOAL, and
  *             under a memory limit at most 95% of it (but never below
@@ -14,10 +15,14 @@
  *             at each slow path: the work left (the last mark's scan
  *             work less what this one has done) over the runway left,
  *             as Go's assistWorkPerByte (pacer_assist_owed); -1 at or
- *             past the goal. runtime/malloc.c pays it in bounded chunks,
- *             after the workers' credit.
- * Everything here is arithmetic on its arguments and gc_ fields. */
+ *             past the goal. mgc_assist, called from the allocation
+ *             slow path, pays it in bounded chunks, after the workers'
+ *             credit.
+ * Apart from mgc_assist, everything here is arithmetic on its arguments
+ * and mgc_ fields. */
 #include "gc/mgc.h"
+
+#include <sched.h>
 
 #define HEAP_MIN_GOAL ((uintptr_t)4 << 20)
 
@@ -73,4 +78,51 @@ void pacer_end_cycle(uintptr_t marked, uintptr_t grown)
 	mgc_.mark_grown = grown;
 	astore(&mgc_.goal, goal);
 	astore(&mgc_.trigger, trigger);
+}
+
+/* An assist does at most this much scan work at a time (well under a
+ * millisecond), so that no allocation stalls its thread for long; what is
+ * owed beyond it is carried to the thread's next slow path. */
+#define ASSIST_CHUNK ((intptr_t)32768)
+
+void mgc_assist(mgc_thread *m, uintptr_t bytes)
+{
+	if (aload_acq(&mgc_.phase) != GCPHASE_MARK) {
+		m->assist_debt = 0;
+		return;
+	}
+	uintptr_t goal = aload(&mgc_.goal);
+	uintptr_t expect = mgc_.last_scan_work ? mgc_.last_scan_work :
+	                   goal / 2 / WORD_SIZE + 1; /* first mark */
+	intptr_t owed = pacer_assist_owed(bytes,
+	                                  aload(&mheap_.stats.heap_live),
+	                                  goal, expect,
+	                                  aload(&gcwork_.scan_done));
+	/* Past the goal (owed -1) marking is behind, the workers got too
+	 * little CPU: help a chunk at every slow path, or give the CPU to
+	 * them (Go parks such assists until credit comes in). */
+	bool behind = owed < 0;
+	if (owed > 0)
+		m->assist_debt = owed > INTPTR_MAX - m->assist_debt ?
+		                 INTPTR_MAX : m->assist_debt + owed;
+	/* Background credit first: what the workers scanned ahead of the
+	 * mutators pays for this (Go's bgScanCredit). */
+	uintptr_t c;
+	while (m->assist_debt > 0 && (c = aload(&mgc_.bg_credit))) {
+		uintptr_t take = MIN(c, (uintptr_t)m->assist_debt);
+		if (acas(&mgc_.bg_credit, c, c - take))
+			m->assist_debt -= (intptr_t)take;
+	}
+	intptr_t pay = behind ? ASSIST_CHUNK :
+	                        MIN(m->assist_debt, ASSIST_CHUNK);
+	if (pay <= 0)
+		return;
+	uint64_t t0 = gcstats_cpu_ns();
+	intptr_t done = gcmark_drain(&m->gcw, pay);
+	gcw_dispose(&m->gcw);
+	gcstats_assist(gcstats_cpu_ns() - t0);
+	/* Nothing left to scan for now: nothing more can be owed. */
+	m->assist_debt = done < pay ? 0 : MAX(0, m->assist_debt - done);
+	if (behind && done == 0)
+		sched_yield();
 }

@@ -1,8 +1,8 @@
 /* gc/mgcsweep.c: sweeping policy (Go's mgcsweep.go). The mechanics of
  * sweeping one span live in alloc/mspan.c; here a background sweeper and
  * the threads that need it pop unswept spans from the mcentrals and sweep
- * them, and sweep_finish makes sure a cycle's sweep is complete before the
- * next mark begins.
+ * them (mcentral_sweep: sweep, then place or free), and sweep_finish
+ * makes sure a cycle's sweep is complete before the next mark begins.
  *
  * Every span that was in use at mark termination is swept exactly once
  * per cycle: spans on unswept lists by whoever wins mspan_try_acquire,
@@ -69,7 +69,7 @@ static bool sweep_one_counted(void)
 		mspan *s;
 		while ((s = mcentral_pop_unswept(&mheap_.central[c], sg))) {
 			if (mspan_try_acquire(s, sg)) {
-				mspan_sweep(s, false);
+				mcentral_sweep(s);
 				return true;
 			}
 		}

@@ -20,9 +20,12 @@
  * frames need no barrier (they are scanned as roots).
  *
  * Shading is deferred: the barrier appends both values to the thread's
- * wbbuf and flushes it into the thread's gcw when full, and at the mark
- * termination handshake. gc_barrier_enabled is read by the inlined
- * gc_write with one relaxed load. */
+ * wbbuf (wbbuf_put, gc/mgc.h) and flushes it into the thread's gcw when
+ * full, and at the mark termination handshake. The buffer, its thread
+ * state (mgc_thread) and the switch's accessors are declared in gc/mgc.h;
+ * the switch gc_barrier_enabled is public so that the inlined gc_write
+ * can read it with one relaxed load; inside the library it is read and
+ * written only through wbbuf_barrier_on and wbbuf_set_barrier. */
 #include "gc/mgc.h"
 
 __attribute__((visibility("default"))) int gc_barrier_enabled;

@@ -202,6 +202,9 @@ GCHEAP_API void gc_write_slow(void *slot, void *value);
  * branch and the store. */
 static inline void gc_write(void *slot, void *value)
 {
+	/* The library's only atomic outside alloc/sys/atomic.h: this public
+	 * header cannot include internal headers, so the relaxed load of
+	 * the switch is spelt out here. */
 #if defined(__GNUC__) || defined(__clang__)
 	if (__builtin_expect(__atomic_load_n(&gc_barrier_enabled,
 	                                     __ATOMIC_RELAXED), 0))

@@ -1,7 +1,8 @@
 /* runtime/barrier.c: the write barrier's slow path and the bulk barrier
- * (the rules and the proof sketch are in gc/mwbbuf.c and docs/design.md).
- * gc_write's inline fast path in gcheap.h stores directly while the
- * collector is not marking. */
+ * (the rules and the proof sketch are in gc/mwbbuf.c and docs/design.md;
+ * the buffer and the switch are the collector's, gc/mgc.h). gc_write's
+ * inline fast path in gcheap.h stores directly while the collector is not
+ * marking. */
 #include "runtime/runtime.h"
 
 #include <string.h>
@@ -11,12 +12,11 @@ void gc_write_slow(void *slot, void *value)
 	gc_thread *t = thread_current;
 	atomic_word *s = (atomic_word *)slot;
 
-	if (__atomic_load_n(&gc_barrier_enabled, __ATOMIC_ACQUIRE) &&
-	    GCHEAP_SABOTAGE != 1) {
+	if (wbbuf_barrier_on() && GCHEAP_SABOTAGE != 1) {
 		uintptr_t old = aload(s);
 		if (t) {
-			runtime_wbbuf_put(t, old);
-			runtime_wbbuf_put(t, (uintptr_t)value);
+			wbbuf_put(&t->gc, old);
+			wbbuf_put(&t->gc, (uintptr_t)value);
 		} else {
 			/* Unattached threads should not touch the heap;
 			 * shade at once so the store is still safe. */
@@ -42,10 +42,10 @@ static void shade_range(gcw *w, const void *p, size_t n)
 
 void gc_copy(void *dst, const void *src, size_t nbytes)
 {
-	if (__atomic_load_n(&gc_barrier_enabled, __ATOMIC_ACQUIRE)) {
+	if (wbbuf_barrier_on()) {
 		gc_thread *t = thread_current;
 		gcw local = {0};
-		gcw *w = t ? &t->gcw : &local;
+		gcw *w = t ? &t->gc.gcw : &local;
 		shade_range(w, dst, nbytes);
 		shade_range(w, src, nbytes);
 		gcw_dispose(w);

@@ -38,7 +38,7 @@ static void run_entry(gc_thread *t, finq_entry *e)
 		e->fin((void *)e->obj, e->arg);
 	else
 		e->cleanup(e->arg);
-	finq_done(e, &t->gcw);
+	finq_done(e, &t->gc.gcw);
 }
 
 static void *finalizer_main(void *arg)

@@ -22,7 +22,6 @@
  * The thread is found through the initial-exec TLS variable thread_current. */
 #include "runtime/runtime.h"
 
-#include <sched.h>
 #include <string.h>
 
 /* The address of every zero-size allocation (not in the heap). */
@@ -36,86 +35,28 @@ static void *alloc_error(gc_status code, const char *what, size_t size,
 	return NULL;
 }
 
-/* Pack a tiny noscan object: the offset in the tiny block, aligned as a
- * C object of this size must be. */
-static ALWAYS_INLINE uintptr_t tiny_align(uintptr_t off, size_t size)
-{
-	if ((size & 7) == 0)
-		return align_up(off, 8);
-	if ((size & 3) == 0)
-		return align_up(off, 4);
-	if ((size & 1) == 0)
-		return align_up(off, 2);
-	return off;
-}
-
-/* An assist does at most this much scan work at a time (well under a
- * millisecond), so that no allocation stalls its thread for long; what is
- * owed beyond it is carried to the thread's next slow path. */
-#define ASSIST_CHUNK ((intptr_t)32768)
-
-/* The slow path's collector duties: answer requests, start a cycle if
- * due, and pay for `bytes` of allocation while marking. */
+/* The slow path's collector duties (Go's deductAssistCredit and the
+ * trigger test): answer requests, start a cycle if due, and pay for
+ * `bytes` of allocation while marking. */
 static void collector_duties(gc_thread *th, uintptr_t bytes)
 {
 	runtime_safepoint(th);
-	afetch_add(&mgc_.alloc_bytes, bytes);
-	if (aload_acq(&mgc_.phase) == GCPHASE_OFF) {
+	if (mgc_count_alloc(bytes)) {
 		mgc_maybe_start();
 		runtime_safepoint(th);
 	}
-	if (aload_acq(&mgc_.phase) != GCPHASE_MARK) {
-		th->assist_debt = 0;
-		return;
-	}
-	uintptr_t goal = aload(&mgc_.goal);
-	uintptr_t expect = mgc_.last_scan_work ? mgc_.last_scan_work :
-	                   goal / 2 / WORD_SIZE + 1; /* first mark */
-	intptr_t owed = pacer_assist_owed(bytes,
-	                                  aload(&mheap_.stats.heap_live),
-	                                  goal, expect,
-	                                  aload(&gcwork_.scan_done));
-	/* Past the goal (owed -1) marking is behind, the workers got too
-	 * little CPU: help a chunk at every slow path, or give the CPU to
-	 * them (Go parks such assists until credit comes in). */
-	bool behind = owed < 0;
-	if (owed > 0)
-		th->assist_debt = owed > INTPTR_MAX - th->assist_debt ?
-		                  INTPTR_MAX : th->assist_debt + owed;
-	/* Background credit first: what the workers scanned ahead of the
-	 * mutators pays for this (Go's bgScanCredit). */
-	uintptr_t c;
-	while (th->assist_debt > 0 && (c = aload(&mgc_.bg_credit))) {
-		uintptr_t take = MIN(c, (uintptr_t)th->assist_debt);
-		if (acas(&mgc_.bg_credit, c, c - take))
-			th->assist_debt -= (intptr_t)take;
-	}
-	intptr_t pay = behind ? ASSIST_CHUNK :
-	                        MIN(th->assist_debt, ASSIST_CHUNK);
-	if (pay <= 0)
-		return;
-	uint64_t t0 = gcstats_cpu_ns();
-	intptr_t done = gcmark_drain(&th->gcw, pay);
-	gcw_dispose(&th->gcw);
-	gcstats_assist(gcstats_cpu_ns() - t0);
-	/* Nothing left to scan for now: nothing more can be owed. */
-	th->assist_debt = done < pay ? 0 : MAX(0, th->assist_debt - done);
-	if (behind && done == 0)
-		sched_yield();
+	mgc_assist(&th->gc, bytes);
 }
 
 static void *alloc_tiny(gc_thread *th, size_t size, int *err)
 {
 	mcache *c = &th->mcache;
+	uintptr_t p;
 
-	uintptr_t off = tiny_align(c->tinyoffset, size);
-	if (c->tiny && off + size <= TINY_SIZE) {
-		c->tinyoffset = off + size;
-		c->tiny_allocs++;
-		return (void *)(c->tiny + off);
-	}
+	if (mcache_tiny_alloc(c, size, &p))
+		return (void *)p;
 	mspan *s = c->alloc[TINY_SPANCLASS];
-	uintptr_t p = mspan_next_free_fast(s);
+	p = mspan_next_free_fast(s);
 	if (!p) {
 		collector_duties(th, PAGE_SIZE);
 		p = mcache_next_free(c, TINY_SPANCLASS, &s, err);
@@ -127,13 +68,8 @@ static void *alloc_tiny(gc_thread *th, size_t size, int *err)
 			mspan_check_poison(s, p, TINY_SIZE);
 		memset((void *)p, 0, TINY_SIZE);
 	}
-	if (aload(&mgc_.blackalloc) && GCHEAP_SABOTAGE != 2)
-		gcmark_new(&th->gcw, s, p);
-	/* Keep whichever block has more room left. */
-	if (!c->tiny || size < c->tinyoffset) {
-		c->tiny = p;
-		c->tinyoffset = size;
-	}
+	mgc_alloc_black(&th->gc, s, p);
+	mcache_tiny_refill(c, p, size);
 	return (void *)p;
 }
 
@@ -159,8 +95,7 @@ static void *alloc_large(gc_thread *th, size_t size, const gc_type *t,
 	if (s->needzero)
 		memset((void *)s->base, 0, s->elemsize);
 	afetch_add(&mheap_.stats.heap_live, s->elemsize);
-	if (aload(&mgc_.blackalloc) && GCHEAP_SABOTAGE != 2)
-		gcmark_new(&th->gcw, s, s->base);
+	mgc_alloc_black(&th->gc, s, s->base);
 	if (GCHEAP_STATS) {
 		afetch_add(&mheap_.stats.large_allocs, 1);
 		afetch_add(&mheap_.stats.large_alloc_bytes, s->elemsize);
@@ -209,8 +144,7 @@ static NOINLINE void *alloc_finish(gc_thread *th, mspan *s, uintptr_t p,
 	}
 	if (s->typeids)
 		mspan_set_typeid(s, p, t);
-	if (aload(&mgc_.blackalloc) && GCHEAP_SABOTAGE != 2)
-		gcmark_new(&th->gcw, s, p);
+	mgc_alloc_black(&th->gc, s, p);
 	return (void *)p;
 }
 
@@ -291,12 +225,9 @@ static ALWAYS_INLINE void *gc_alloc_fast(gc_thread *th, size_t size,
 	}
 	mcache *c = &th->mcache;
 	if (noscan && size < TINY_SIZE) {
-		uintptr_t off = tiny_align(c->tinyoffset, size);
-		if (likely(c->tiny && off + size <= TINY_SIZE)) {
-			c->tinyoffset = off + size;
-			c->tiny_allocs++;
-			return (void *)(c->tiny + off);
-		}
+		uintptr_t p;
+		if (likely(mcache_tiny_alloc(c, size, &p)))
+			return (void *)p;
 		return gc_alloc_slow(th, size, t);
 	}
 	mspan *s = c->alloc[make_spanclass(size_to_class(size), noscan)];
@@ -304,7 +235,7 @@ static ALWAYS_INLINE void *gc_alloc_fast(gc_thread *th, size_t size,
 	if (unlikely(!p))
 		return gc_alloc_slow(th, size, t);
 	if (s->needzero || (!noscan && !s->heap_bits) ||
-	    aload(&mgc_.blackalloc))
+	    mgc_allocating_black())
 		return alloc_finish(th, s, p, size, t);
 	if (!noscan)
 		mspan_set_heapbits(s, p, t->small_bits & low_mask(

@@ -141,9 +141,9 @@ void runtime_scan_thread(gc_thread *t, gcw *w, bool self)
 
 bool runtime_flush_thread(gc_thread *t)
 {
-	if (t->wb.n)
-		wbbuf_flush(&t->wb, &t->gcw);
-	bool any = !gcw_empty(&t->gcw);
-	gcw_dispose(&t->gcw);
+	if (t->gc.wb.n)
+		wbbuf_flush(&t->gc.wb, &t->gc.gcw);
+	bool any = !gcw_empty(&t->gc.gcw);
+	gcw_dispose(&t->gc.gcw);
 	return any;
 }

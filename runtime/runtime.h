@@ -39,9 +39,8 @@ typedef struct gc_thread {
 	mcache mcache;            /* first: the fast path's offsets are small */
 	atomic_word pending;      /* enum thread_pending bits */
 	atomic_word status;       /* enum thread_status */
-	wbbuf wb;                 /* write-barrier buffer */
-	gcw gcw;                  /* this thread's marking work */
-	intptr_t assist_debt;     /* scan words owed (negative: credit) */
+	mgc_thread gc;            /* the collector's: barrier buffer,
+	                           * marking work, assist debt */
 	struct gc_frame *frames;  /* precise shadow-stack frames */
 	uintptr_t stack_base;     /* highest address of the native stack */
 	uintptr_t saved_sp;       /* stack pointer when parked or blocked */
@@ -89,18 +88,6 @@ static inline void runtime_safepoint(gc_thread *t)
 {
 	if (unlikely(aload_acq(&t->pending)))
 		runtime_safepoint_slow(t);
-}
-
-/* Append p to the thread's barrier buffer, flushing it first when full
- * (the barrier's slow path, and loads that must shade what they return). */
-static inline void runtime_wbbuf_put(gc_thread *t, uintptr_t p)
-{
-	wbbuf *b = &t->wb;
-	if (b->n == WBBUF_LEN) {
-		wbbuf_flush(b, &t->gcw);
-		gcw_dispose(&t->gcw);
-	}
-	b->ptr[b->n++] = p;
 }
 
 /* Scan a thread's roots (frames, and its stack if conservative) into w.

@@ -85,8 +85,8 @@ void runtime_safepoint_slow(gc_thread *t)
 		}
 		if (p & P_SCAN) {
 			if (GCHEAP_SABOTAGE != 3)
-				runtime_scan_thread(t, &t->gcw, true);
-			gcw_dispose(&t->gcw);
+				runtime_scan_thread(t, &t->gc.gcw, true);
+			gcw_dispose(&t->gc.gcw);
 			aand(&t->pending, ~(uintptr_t)P_SCAN);
 		}
 		if (p & P_FLUSH) {

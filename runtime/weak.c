@@ -30,8 +30,8 @@
 /* Shade p (a heap address) if the collector is marking. */
 static void shade(gc_thread *t, uintptr_t p)
 {
-	if (p && __atomic_load_n(&gc_barrier_enabled, __ATOMIC_ACQUIRE))
-		runtime_wbbuf_put(t, p);
+	if (p && wbbuf_barrier_on())
+		wbbuf_put(&t->gc, p);
 }
 
 static gc_thread *attached(const char *fn)
@@ -131,7 +131,7 @@ static uintptr_t weak_target(gc_thread *t, const weak_cell *c)
 			continue;
 		}
 		if (ssg == sg - 2 && mspan_try_acquire(s, sg))
-			mspan_sweep(s, false);
+			mcentral_sweep(s);
 		else
 			sched_yield(); /* being swept, or cached unswept */
 	}

@@ -8,8 +8,12 @@
  *                                success
  *   afetch_add                   full-barrier fetch-and-add, returns old value
  *   aor / aand                   full-barrier or / and (no value returned)
- * Values are uintptr-sized (AO_t). libatomic_ops has no fetch-or and no
- * exchange; callers that need them build them from acas. */
+ *   aload_int_acq / astore_int_rel  acquire load / release store of an
+ *                                int (the public barrier switch)
+ * Values are uintptr-sized (AO_t) unless named _int. libatomic_ops has no
+ * fetch-or and no exchange; callers that need them build them from acas.
+ * The one atomic outside this header is gc_write's relaxed load of
+ * gc_barrier_enabled in the public gcheap.h, which cannot include it. */
 #ifndef GCHEAP_SYS_ATOMIC_H
 #define GCHEAP_SYS_ATOMIC_H
 
@@ -57,6 +61,16 @@ static inline void aor(atomic_word *p, uintptr_t v)
 static inline void aand(atomic_word *p, uintptr_t v)
 {
 	AO_and_full(p, (AO_t)v);
+}
+
+static inline int aload_int_acq(const volatile int *p)
+{
+	return (int)AO_int_load_acquire((const volatile unsigned *)p);
+}
+
+static inline void astore_int_rel(volatile int *p, int v)
+{
+	AO_int_store_release((volatile unsigned *)p, (unsigned)v);
 }
 
 /* Pointer-typed helpers for lists published to other threads. */

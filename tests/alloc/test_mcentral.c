@@ -638,7 +638,7 @@ START_TEST(test_skip_taken)
 	ck_assert_uint_eq(aload(&p->sweepgen), sg - 1);
 	take(s, 1);
 	mcentral_uncache_span(c, s);
-	ck_assert(mspan_sweep(p, false));
+	ck_assert(mcentral_sweep(p));
 	check_listed(c, p);
 	check_listed(c, f);
 	ck_assert_uint_eq(p->alloc_count, 1);
@@ -673,8 +673,8 @@ START_TEST(test_pop_unswept)
 	ck_assert_uint_eq(mcentral_verify(c), 0);
 	ck_assert(mspan_try_acquire(p, sg));
 	ck_assert(mspan_try_acquire(f, sg));
-	ck_assert(mspan_sweep(p, false));
-	ck_assert(mspan_sweep(f, false));
+	ck_assert(mcentral_sweep(p));
+	ck_assert(mcentral_sweep(f));
 	check_listed(c, p);
 	check_listed(c, f);
 	ck_assert(!mspan_is_free(f, 2) && mspan_is_free(f, 1));

@@ -4,7 +4,9 @@
  * indices for every offset of every size class, heap bits and typed
  * pointer records read back through mspan_ptriter against the naive
  * gctype_word_is_ptr, and the sweeping mechanics: freeing unmarked
- * objects, the swept lists, freeing empty spans, poisoning, zombies. */
+ * objects, what a sweep reports (mspan_swept) and that it leaves the span
+ * to its caller, the placement on the swept lists and the freeing of empty
+ * spans (mcentral_sweep), poisoning, zombies. */
 #include "tests/testing.h"
 
 #include "alloc/alloc.h"
@@ -475,7 +477,7 @@ static void sweep_cycles(unsigned sc, bool noscan, bool poison, test_rng *r)
 		ck_assert(!mspan_try_acquire(s, sg));
 		ck_assert_uint_eq(aload(&s->sweepgen), sg - 1);
 		nfreed_log = 0;
-		bool kept = mspan_sweep(s, false);
+		bool kept = mcentral_sweep(s);
 
 		uintptr_t ndead = 0;
 		for (uintptr_t i = 0; i < n; i++)
@@ -580,7 +582,7 @@ START_TEST(test_sweep_large)
 		mheap_verify();
 		ck_assert(mspan_try_acquire(s, sg));
 		mheap_.hooks.poison = true;
-		bool kept = mspan_sweep(s, false);
+		bool kept = mcentral_sweep(s);
 		mheap_.hooks.poison = false;
 		ck_assert_int_eq(kept, marked);
 		if (marked) {
@@ -600,6 +602,46 @@ START_TEST(test_sweep_large)
 		mheap_verify();
 	}
 	ck_assert_uint_eq(mheap_.stats.large_objects, 0);
+}
+END_TEST
+
+/* mspan_sweep says what became of the span and leaves the span to its
+ * caller: on no list, still the heap's, whatever the outcome. Loop index:
+ * 0 nothing marked (free), 1 some (partial), 2 all (full), 3 a large span
+ * whose object died (free), 4 one whose object lived (full). */
+START_TEST(test_sweep_result)
+{
+	static const mspan_swept want[] = {
+		MSPAN_SWEPT_FREE, MSPAN_SWEPT_PARTIAL, MSPAN_SWEPT_FULL,
+		MSPAN_SWEPT_FREE, MSPAN_SWEPT_FULL,
+	};
+	heap_setup();
+	bool large = _i >= 3;
+	mspan *s = large ? must_alloc(3, make_spanclass(0, true)) :
+	                   class_span(5, true);
+	mcentral *c = central_of(s);
+	uintptr_t n = s->nelems;
+
+	for (uintptr_t i = 0; i < n; i++) {
+		ck_assert_uint_eq(mspan_next_free_index(s), i);
+		s->alloc_count++;
+		if (_i == 2 || _i == 4 || (_i == 1 && i % 3 == 0))
+			set_bit(s->gcmark_bits, i, true);
+	}
+	mcentral_push_swept(c, s);
+	uintptr_t sg = flip();
+	mutex_lock(&c->lock);
+	spanlist_remove(s->list, s); /* as a sweeper that popped it */
+	mutex_unlock(&c->lock);
+	ck_assert(mspan_try_acquire(s, sg));
+	ck_assert_int_eq(mspan_sweep(s), want[_i]);
+	ck_assert_uint_eq(aload(&s->sweepgen), sg);
+	ck_assert_ptr_null(s->list);
+	ck_assert_ptr_eq(spanof(s->base), s);
+	ck_assert_uint_eq(mcentral_verify(c), 0);
+	mspan_verify(s);
+	mheap_free_span(s);
+	mheap_verify();
 }
 END_TEST
 
@@ -623,7 +665,7 @@ START_TEST(test_zombie)
 	set_bit(s->gcmark_bits, zombie[_i], true);
 	uintptr_t sg = flip();
 	ck_assert(mspan_try_acquire(s, sg));
-	mspan_sweep(s, false);
+	mcentral_sweep(s);
 	ck_abort_msg("sweep did not notice zombie %zu", (size_t)zombie[_i]);
 }
 END_TEST
@@ -643,7 +685,7 @@ START_TEST(test_zombie_control)
 	set_bit(s->gcmark_bits, 1, true);
 	uintptr_t sg = flip();
 	ck_assert(mspan_try_acquire(s, sg));
-	ck_assert(mspan_sweep(s, false));
+	ck_assert(mcentral_sweep(s));
 	ck_assert_uint_eq(s->alloc_count, 2);
 	ck_assert(mspan_is_free(s, 2));
 	mheap_verify();
@@ -668,6 +710,7 @@ static Suite *mspan_suite(void)
 	tc = tcase_create("sweep");
 	tcase_add_test(tc, test_sweep);
 	tcase_add_test(tc, test_sweep_large);
+	tcase_add_loop_test(tc, test_sweep_result, 0, 5);
 	tcase_add_loop_exit_test(tc, test_zombie, 70, 0, 3);
 	tcase_add_test(tc, test_zombie_control);
 	suite_add_tcase(s, tc);

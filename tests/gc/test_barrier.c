@@ -70,17 +70,17 @@ static void deletion_scenario(bool barrier)
 	ck_assert_ptr_null(a[0]);
 	if (barrier) {
 		/* Both values are buffered, none shaded yet. */
-		ck_assert_uint_eq(me->wb.n, 2);
-		ck_assert(me->wb.ptr[0] == (uintptr_t)x);
-		ck_assert(me->wb.ptr[1] == 0);
+		ck_assert_uint_eq(me->gc.wb.n, 2);
+		ck_assert(me->gc.wb.ptr[0] == (uintptr_t)x);
+		ck_assert(me->gc.wb.ptr[1] == 0);
 	} else {
-		ck_assert_uint_eq(me->wb.n, 0);
+		ck_assert_uint_eq(me->gc.wb.n, 0);
 	}
 	ck_assert(!is_marked(x));
 	pause_end(&h, NULL, NULL);
 
 	/* The mark-termination handshake emptied the buffer. */
-	ck_assert_uint_eq(me->wb.n, 0);
+	ck_assert_uint_eq(me->gc.wb.n, 0);
 	ck_assert_int_eq(gc_barrier_enabled, 0);
 	if (!barrier) {
 		ck_assert_msg(!is_live(x), "the control lost nothing: the "
@@ -135,8 +135,9 @@ static void insert_on_helper(helper *h, void *arg)
 	else
 		ia->b[0] = x;
 	h->slots[0] = NULL;
-	h->saw[0] = thread_current->wb.n;
-	h->saw[1] = thread_current->wb.n >= 2 ? thread_current->wb.ptr[1] : 0;
+	const wbbuf *wb = &thread_current->gc.wb;
+	h->saw[0] = wb->n;
+	h->saw[1] = wb->n >= 2 ? wb->ptr[1] : 0;
 	h->saw[2] = is_marked(x);
 }
 
@@ -223,19 +224,19 @@ START_TEST(test_buffer_flushes_when_full)
 	pause_begin(&h);
 	void **b = new_ptrs(1);
 	ms[0] = b;
-	ck_assert_uint_eq(me->wb.n, 0);
+	ck_assert_uint_eq(me->gc.wb.n, 0);
 	for (size_t i = 0; i < WBBUF_LEN / 2; i++)
 		gc_write(&b[0], r[i]);
-	ck_assert_uint_eq(me->wb.n, WBBUF_LEN);
+	ck_assert_uint_eq(me->gc.wb.n, WBBUF_LEN);
 	for (size_t i = 0; i < NY; i++)
 		REQUIRE(!is_marked(r[i]), "object %zu shaded before the "
 		        "flush", i);
 	gc_write(&b[0], r[NY - 1]);
 	/* Flushed, then the new pair buffered. */
-	ck_assert_uint_eq(me->wb.n, 2);
-	ck_assert(me->wb.ptr[0] == (uintptr_t)r[NY - 2]);
-	ck_assert(me->wb.ptr[1] == (uintptr_t)r[NY - 1]);
-	ck_assert(gcw_empty(&me->gcw));
+	ck_assert_uint_eq(me->gc.wb.n, 2);
+	ck_assert(me->gc.wb.ptr[0] == (uintptr_t)r[NY - 2]);
+	ck_assert(me->gc.wb.ptr[1] == (uintptr_t)r[NY - 1]);
+	ck_assert(gcw_empty(&me->gc.gcw));
 	for (size_t i = 0; i < NY - 1; i++)
 		REQUIRE(is_marked(r[i]), "object %zu not shaded by the "
 		        "flush", i);
@@ -256,7 +257,7 @@ START_TEST(test_buffer_flushes_when_full)
 	ck_assert_int_eq((int)aload(&mgc_.phase), GCPHASE_MARK);
 	pause_end(&h, NULL, NULL);
 
-	ck_assert_uint_eq(me->wb.n, 0);
+	ck_assert_uint_eq(me->gc.wb.n, 0);
 	ck_assert_ptr_eq(b[0], r[NY - 1]);
 	for (size_t i = 0; i < NY; i++)
 		REQUIRE(check_payload(((void **)r[i])[0], 24, i),
@@ -287,7 +288,7 @@ START_TEST(test_barrier_off_when_idle)
 	ck_assert_ptr_eq(b[0], x);
 	gc_write_slow(&b[1], x);
 	ck_assert_ptr_eq(b[1], x);
-	ck_assert_uint_eq(me->wb.n, 0);
+	ck_assert_uint_eq(me->gc.wb.n, 0);
 	ck_assert(!is_marked(x));
 	gc_write(&b[1], NULL);
 	ck_assert_ptr_null(b[1]);
@@ -295,18 +296,18 @@ START_TEST(test_barrier_off_when_idle)
 	gc_collect();
 	ck_assert_int_eq(gc_barrier_enabled, 0);
 	gc_write(&b[1], x);
-	ck_assert_uint_eq(me->wb.n, 0);
+	ck_assert_uint_eq(me->gc.wb.n, 0);
 
 	helper_start(&h);
 	pause_begin(&h);
 	ck_assert_int_eq(gc_barrier_enabled, 1);
 	gc_write(&b[1], NULL);
-	ck_assert_uint_eq(me->wb.n, 2);
+	ck_assert_uint_eq(me->gc.wb.n, 2);
 	pause_end(&h, NULL, NULL);
 	ck_assert_int_eq(gc_barrier_enabled, 0);
-	ck_assert_uint_eq(me->wb.n, 0);
+	ck_assert_uint_eq(me->gc.wb.n, 0);
 	gc_write(&b[1], x);
-	ck_assert_uint_eq(me->wb.n, 0);
+	ck_assert_uint_eq(me->gc.wb.n, 0);
 	ck_assert(is_live(x) && check_payload(x, 64, 3));
 	gc_frame_pop(&f);
 	helper_stop(&h);
@@ -347,7 +348,7 @@ START_TEST(test_copy_shades_both)
 	for (size_t i = 0; i < N; i++)
 		ck_assert(!is_marked(z[i]) && !is_marked(y[i]));
 	gc_copy(d, s, N * sizeof(void *));
-	ck_assert_uint_eq(me->wb.n, 0);
+	ck_assert_uint_eq(me->gc.wb.n, 0);
 	for (size_t i = 0; i < N; i++) {
 		ck_assert_ptr_eq(d[i], y[i]);
 		ck_assert_msg(is_marked(z[i]), "old value %zu not shaded", i);
@@ -416,7 +417,7 @@ START_TEST(test_write_from_unattached_thread)
 	ck_assert_ptr_eq(d[0], y);
 	ck_assert_msg(is_marked(z), "old value not shaded");
 	ck_assert_msg(is_marked(y), "new value not shaded");
-	ck_assert_uint_eq(thread_current->wb.n, 0);
+	ck_assert_uint_eq(thread_current->gc.wb.n, 0);
 	h.slots[1] = NULL;
 	pause_end(&h, NULL, NULL);
 

@@ -626,10 +626,10 @@ START_TEST(test_assist_marks)
 		sleep_us(100);
 	ck_assert(is_marked(r));
 	ck_assert(!is_marked(r[0]));
-	uintptr_t w0 = me->gcw.scan_work;
+	uintptr_t w0 = me->gc.gcw.scan_work;
 	void *big = gc_alloc(2 * MiB, NULL); /* owes about 2M * ratio */
 	ck_assert_ptr_nonnull(big);
-	uintptr_t done = me->gcw.scan_work - w0;
+	uintptr_t done = me->gc.gcw.scan_work - w0;
 	size_t inner_marked = 0, leaves_marked = 0;
 	for (size_t i = 0; i < NINNER; i++) {
 		void **in = r[i];
