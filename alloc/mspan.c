@@ -124,6 +124,98 @@ void mspan_set_type(mspan *s, uintptr_t p, const gc_type *t, size_t size)
 	}
 }
 
+/* ---- Cached spans -------------------------------------------------------- */
+
+/* The free slots from index `from` on, as runs [i, j): calls fn for each
+ * run of consecutive free objects. */
+static void each_free_run(mspan *s, uintptr_t from,
+                          void (*fn)(mspan *, uintptr_t, uintptr_t,
+                                     const void *),
+                          const void *arg)
+{
+	uintptr_t n = s->nelems, run = n;
+
+	for (uintptr_t w = from / 64; w * 64 < n; w++) {
+		uint64_t free = ~s->alloc_bits[w];
+		if (w == from / 64)
+			free &= ~low_mask((unsigned)(from % 64));
+		for (unsigned b = 0; b < 64 && w * 64 + b < n; b++) {
+			uintptr_t i = w * 64 + b;
+			if ((free >> b) & 1) {
+				if (run == n)
+					run = i;
+			} else if (run != n) {
+				fn(s, run, i, arg);
+				run = n;
+			}
+		}
+	}
+	if (run != n)
+		fn(s, run, n, arg);
+}
+
+static void zero_run(mspan *s, uintptr_t i, uintptr_t j, const void *arg)
+{
+	uintptr_t p = s->base + i * s->elemsize, len = (j - i) * s->elemsize;
+
+	if (mheap_.hooks.poison)
+		mspan_check_poison(s, p, len);
+	memset((void *)p, 0, len);
+}
+
+void mspan_prepare_cached(mspan *s, bool black)
+{
+	if (s->needzero && spanclass_sizeclass(s->spc)) {
+		each_free_run(s, aload(&s->freeindex), zero_run, NULL);
+		s->needzero = 0;
+	}
+	s->freetype = NULL;
+	s->freesize = 0;
+	astore_rel(&s->blackfrom, black ? aload(&s->freeindex) : NO_BLACK);
+}
+
+struct fill {
+	const gc_type *t;
+	size_t size;
+};
+
+static void fill_run(mspan *s, uintptr_t i, uintptr_t j, const void *arg)
+{
+	const struct fill *f = arg;
+
+	for (; i < j; i++)
+		mspan_set_type(s, s->base + i * s->elemsize, f->t, f->size);
+}
+
+void mspan_fill_type(mspan *s, uintptr_t from, const gc_type *t,
+                     size_t size)
+{
+	struct fill f = {t, size};
+
+	each_free_run(s, from, fill_run, &f);
+	s->freetype = t;
+	s->freesize = size;
+}
+
+uintptr_t mspan_mark_allocated(mspan *s, uintptr_t from, uintptr_t to)
+{
+	uintptr_t n = 0;
+
+	for (uintptr_t w = from / 64; w * 64 < to; w++) {
+		uint64_t m = ~s->alloc_bits[w];
+		if (w == from / 64)
+			m &= ~low_mask((unsigned)(from % 64));
+		if ((w + 1) * 64 > to)
+			m &= low_mask((unsigned)(to - w * 64));
+		atomic_word *a = (atomic_word *)&s->gcmark_bits[w];
+		uintptr_t old = aload(a);
+		while ((m & ~old) && !acas(a, old, old | m))
+			old = aload(a);
+		n += popcount64(m & ~old);
+	}
+	return n;
+}
+
 void mspan_ptriter(const mspan *s, uintptr_t obj, ptriter *it)
 {
 	if (spanclass_noscan(s->spc)) {
@@ -240,7 +332,8 @@ bool mspan_sweep(mspan *s, bool preserve)
 	for (size_t w = 0; w < nw; w++)
 		astore((atomic_word *)&old[w], 0);
 	mspan_refill_alloc_cache(s, 0);
-	if (nfreed)
+	/* Poison mode refilled every free slot with the pattern. */
+	if (nfreed || mheap_.hooks.poison)
 		s->needzero = 1;
 	astore_rel(&s->sweepgen, sg);
 	if (preserve)

@@ -122,13 +122,7 @@ static void *alloc_tiny(gc_thread *th, size_t size, int *err)
 		if (!p)
 			return NULL;
 	}
-	if (s->needzero) {
-		if (mheap_.hooks.poison)
-			mspan_check_poison(s, p, TINY_SIZE);
-		memset((void *)p, 0, TINY_SIZE);
-	}
-	if (aload(&mgc_.blackalloc) && GCHEAP_SABOTAGE != 2)
-		gcmark_new(&th->gcw, s, p);
+	/* Zeroed when the span was cached; black by its span's range. */
 	/* Keep whichever block has more room left. */
 	if (!c->tiny || size < c->tinyoffset) {
 		c->tiny = p;
@@ -170,47 +164,22 @@ static void *alloc_large(gc_thread *th, size_t size, const gc_type *t,
 	return (void *)s->base;
 }
 
-/* The rest of a small allocation whose span needs zeroing or keeps types
- * per object, or while allocating black. Out of line so that the fast
- * path makes only tail calls and saves no registers. */
-/* Zero an object: small ones with plain stores (a memset call costs more
- * than the stores for the common 16-64 byte objects). */
-static ALWAYS_INLINE void zero_object(uintptr_t p, uintptr_t n)
+/* The rest of a small allocation whose free slots do not already carry
+ * this object's layout (the span's first typed object, a second type in
+ * the span, per-object type arrays, type recording). The memory is zeroed
+ * and, while marking, black: both were done for the span when the thread
+ * cached it. Out of line so that the fast path saves no registers. */
+static NOINLINE void *alloc_finish(mspan *s, uintptr_t p, size_t size,
+                                   const gc_type *t)
 {
-	uint64_t *q = (uint64_t *)p;
-
-	switch (n / 8) {
-	case 8: q[7] = 0; /* fall through */
-	case 7: q[6] = 0; /* fall through */
-	case 6: q[5] = 0; /* fall through */
-	case 5: q[4] = 0; /* fall through */
-	case 4: q[3] = 0; /* fall through */
-	case 3: q[2] = 0; /* fall through */
-	case 2: q[1] = 0; /* fall through */
-	case 1: q[0] = 0; return;
-	default: memset(q, 0, n);
-	}
-}
-
-static NOINLINE void *alloc_finish(gc_thread *th, mspan *s, uintptr_t p,
-                                   size_t size, const gc_type *t)
-{
-	if (s->needzero) {
-		if (mheap_.hooks.poison)
-			mspan_check_poison(s, p, s->elemsize);
-		zero_object(p, s->elemsize);
-	}
 	if (t && !t->noscan) {
-		if (s->heap_bits)
-			mspan_set_heapbits(s, p, t->small_bits & low_mask(
-			                         (unsigned)(size / WORD_SIZE)));
+		if (!s->freetype && !s->typeids)
+			mspan_fill_type(s, mspan_object_index(s, p), t, size);
 		else
 			mspan_set_type(s, p, t, size);
 	}
 	if (s->typeids)
 		mspan_set_typeid(s, p, t);
-	if (aload(&mgc_.blackalloc) && GCHEAP_SABOTAGE != 2)
-		gcmark_new(&th->gcw, s, p);
 	return (void *)p;
 }
 
@@ -237,7 +206,7 @@ static void *alloc_any(gc_thread *th, size_t size, const gc_type *t,
 		if (!p)
 			return NULL;
 	}
-	return alloc_finish(th, s, p, size, t);
+	return alloc_finish(s, p, size, t);
 }
 
 static NOINLINE void *gc_alloc_slow(gc_thread *th, size_t size,
@@ -303,14 +272,9 @@ static ALWAYS_INLINE void *gc_alloc_fast(gc_thread *th, size_t size,
 	uintptr_t p = mspan_next_free_fast(s);
 	if (unlikely(!p))
 		return gc_alloc_slow(th, size, t);
-	if (s->needzero || (!noscan && !s->heap_bits) ||
-	    aload(&mgc_.blackalloc))
-		return alloc_finish(th, s, p, size, t);
-	if (!noscan)
-		mspan_set_heapbits(s, p, t->small_bits & low_mask(
-		                                 (unsigned)(size / WORD_SIZE)));
-	if (unlikely(s->typeids)) /* gc_set_record_types */
-		mspan_set_typeid(s, p, t);
+	if (noscan ? unlikely(s->typeids != NULL) :
+	             unlikely(s->freetype != t || s->freesize != size))
+		return alloc_finish(s, p, size, t);
 	return (void *)p;
 }
 
