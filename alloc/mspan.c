@@ -126,32 +126,34 @@ void mspan_set_type(mspan *s, uintptr_t p, const gc_type *t, size_t size)
 
 /* ---- Cached spans -------------------------------------------------------- */
 
+/* The first index in [i, n) whose bit in bm equals `set`, or n. */
+static uintptr_t find_bit(const uint64_t *bm, uintptr_t i, uintptr_t n,
+                          bool set)
+{
+	while (i < n) {
+		uint64_t w = set ? bm[i / 64] : ~bm[i / 64];
+		w &= ~low_mask((unsigned)(i % 64));
+		if (w)
+			return MIN(n, (i & ~(uintptr_t)63) + ctz64(w));
+		i = (i & ~(uintptr_t)63) + 64;
+	}
+	return n;
+}
+
 /* The free slots from index `from` on, as runs [i, j): calls fn for each
- * run of consecutive free objects. */
+ * run of consecutive free objects (alloc bit clear). */
 static void each_free_run(mspan *s, uintptr_t from,
                           void (*fn)(mspan *, uintptr_t, uintptr_t,
                                      const void *),
                           const void *arg)
 {
-	uintptr_t n = s->nelems, run = n;
+	uintptr_t n = s->nelems;
 
-	for (uintptr_t w = from / 64; w * 64 < n; w++) {
-		uint64_t free = ~s->alloc_bits[w];
-		if (w == from / 64)
-			free &= ~low_mask((unsigned)(from % 64));
-		for (unsigned b = 0; b < 64 && w * 64 + b < n; b++) {
-			uintptr_t i = w * 64 + b;
-			if ((free >> b) & 1) {
-				if (run == n)
-					run = i;
-			} else if (run != n) {
-				fn(s, run, i, arg);
-				run = n;
-			}
-		}
+	for (uintptr_t i = find_bit(s->alloc_bits, from, n, false); i < n;) {
+		uintptr_t j = find_bit(s->alloc_bits, i, n, true);
+		fn(s, i, j, arg);
+		i = find_bit(s->alloc_bits, j, n, false);
 	}
-	if (run != n)
-		fn(s, run, n, arg);
 }
 
 static void zero_run(mspan *s, uintptr_t i, uintptr_t j, const void *arg)
@@ -182,9 +184,32 @@ struct fill {
 static void fill_run(mspan *s, uintptr_t i, uintptr_t j, const void *arg)
 {
 	const struct fill *f = arg;
+	unsigned n = (unsigned)(s->elemsize / WORD_SIZE);
 
-	for (; i < j; i++)
-		mspan_set_type(s, s->base + i * s->elemsize, f->t, f->size);
+	if (!s->heap_bits || 64 % n) {
+		for (; i < j; i++)
+			mspan_set_type(s, s->base + i * s->elemsize, f->t,
+			               f->size);
+		return;
+	}
+	/* Objects of n words, n dividing 64: every heap-bits word holds
+	 * whole objects, so the run's words are one repeated pattern. */
+	uint64_t bits = f->t->small_bits &
+	                low_mask((unsigned)(f->size / WORD_SIZE)) &
+	                low_mask(n), pat = 0;
+	for (unsigned k = 0; k < 64; k += n)
+		pat |= bits << k;
+	atomic_word *hb = (atomic_word *)s->heap_bits;
+	uintptr_t b0 = i * n, b1 = j * n;
+	for (uintptr_t w = b0 / 64; w * 64 < b1; w++) {
+		uint64_t m = ~(uint64_t)0;
+		if (w == b0 / 64)
+			m &= ~low_mask((unsigned)(b0 % 64));
+		if ((w + 1) * 64 > b1)
+			m &= low_mask((unsigned)(b1 - w * 64));
+		astore(&hb[w], m == ~(uint64_t)0 ? pat :
+		               (aload(&hb[w]) & ~m) | (pat & m));
+	}
 }
 
 void mspan_fill_type(mspan *s, uintptr_t from, const gc_type *t,
