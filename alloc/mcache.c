@@ -12,6 +12,20 @@ void mcache_init(mcache *c)
 	c->tinyoffset = 0;
 	c->tiny_allocs = 0;
 	c->flushgen = aload(&mheap_.sweepgen);
+	c->black = false;
+	c->black_bytes = 0;
+}
+
+/* Mark what span s allocated black since the last flush. */
+static void flush_black(mcache *c, mspan *s)
+{
+	uintptr_t fi = aload(&s->freeindex), from = aload(&s->blackfrom);
+
+	if (from < fi)
+		c->black_bytes += mspan_mark_allocated(s, from, fi) *
+		                  s->elemsize;
+	if (from != NO_BLACK)
+		astore_rel(&s->blackfrom, fi);
 }
 
 /* Give a span back to its mcentral, correcting the allocation counter for
@@ -22,6 +36,8 @@ static void uncache(mcache *c, spanclass spc)
 	c->alloc[spc] = &mspan_empty;
 	if (s == &mspan_empty)
 		return;
+	flush_black(c, s);
+	astore_rel(&s->blackfrom, NO_BLACK);
 	uintptr_t unused = s->nelems - s->alloc_count;
 	if (GCHEAP_STATS)
 		afetch_add(&mheap_.stats.nmalloc[spanclass_sizeclass(spc)],
@@ -52,6 +68,7 @@ bool mcache_refill(mcache *c, spanclass spc, int *err)
 	s = mcentral_cache_span(&mheap_.central[spc], err);
 	if (!s)
 		return false;
+	mspan_prepare_cached(s, c->black);
 	if (GCHEAP_STATS)
 		afetch_add(&mheap_.stats.nmalloc[spanclass_sizeclass(spc)],
 		           s->nelems - s->alloc_count);
@@ -91,6 +108,26 @@ void mcache_release_all(mcache *c)
 	c->tiny = 0;
 	c->tinyoffset = 0;
 	c->flushgen = aload(&mheap_.sweepgen);
+	c->black = false;
+}
+
+void mcache_start_black(mcache *c)
+{
+	c->black = true;
+	for (unsigned i = 0; i < NUM_SPANCLASSES; i++)
+		if (c->alloc[i] != &mspan_empty)
+			astore_rel(&c->alloc[i]->blackfrom,
+			           aload(&c->alloc[i]->freeindex));
+}
+
+uintptr_t mcache_flush_black(mcache *c)
+{
+	for (unsigned i = 0; i < NUM_SPANCLASSES; i++)
+		if (c->alloc[i] != &mspan_empty)
+			flush_black(c, c->alloc[i]);
+	uintptr_t b = c->black_bytes;
+	c->black_bytes = 0;
+	return b;
 }
 
 void mcache_prepare_for_sweep(mcache *c)

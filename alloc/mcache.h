@@ -10,6 +10,16 @@
  * counted as allocated, and release corrects for what was not used, so the
  * fast path counts nothing.
  *
+ * Allocate-black in bulk: once the collector has scanned the owning
+ * thread's roots in a mark (mcache_start_black), every span the cache
+ * holds or takes allocates black from its freeindex at that moment on
+ * (mspan.blackfrom). The mark bits of those objects are set in bulk when
+ * a span leaves the cache and at mcache_flush_black, which the collector
+ * calls for every thread before mark termination; the bytes so marked are
+ * handed to the collector there. Objects allocated before the thread's
+ * roots were scanned need not be black: its grey stack, or the write
+ * barrier that stored them, keeps them.
+ *
  * An mcache belongs to one attached thread; release_all (on detach, and
  * when sweepgen moves) hands every span back. */
 #ifndef GCHEAP_MCACHE_H
@@ -23,6 +33,8 @@ typedef struct mcache {
 	uintptr_t tinyoffset;          /* bytes of it used */
 	uintptr_t tiny_allocs;         /* tiny objects not yet counted */
 	uintptr_t flushgen;            /* sweepgen at the last release_all */
+	bool black;                    /* allocating black (this mark) */
+	uintptr_t black_bytes;         /* marked in bulk, not yet reported */
 } mcache;
 
 void mcache_init(mcache *c);
@@ -79,6 +91,15 @@ static inline void mcache_tiny_refill(mcache *c, uintptr_t p, size_t size)
 
 /* Return every cached span to its mcentral and drop the tiny block. */
 void mcache_release_all(mcache *c);
+
+/* The collector has scanned the owning thread's roots in this mark:
+ * allocate black from now on. Owner, or a collector that claimed it. */
+void mcache_start_black(mcache *c);
+
+/* Set the mark bits of everything allocated black so far and return the
+ * bytes marked in bulk since the last call (they count as marked). Owner,
+ * or a collector that claimed or stopped it. */
+uintptr_t mcache_flush_black(mcache *c);
 
 /* Called by the owner at a safe point after sweepgen moved: flush if the
  * cached spans belong to the previous cycle (Go's prepareForSweep). */

@@ -126,6 +126,123 @@ void mspan_set_type(mspan *s, uintptr_t p, const gc_type *t, size_t size)
 	}
 }
 
+/* ---- Cached spans -------------------------------------------------------- */
+
+/* The first index in [i, n) whose bit in bm equals `set`, or n. */
+static uintptr_t find_bit(const uint64_t *bm, uintptr_t i, uintptr_t n,
+                          bool set)
+{
+	while (i < n) {
+		uint64_t w = set ? bm[i / 64] : ~bm[i / 64];
+		w &= ~low_mask((unsigned)(i % 64));
+		if (w)
+			return MIN(n, (i & ~(uintptr_t)63) + ctz64(w));
+		i = (i & ~(uintptr_t)63) + 64;
+	}
+	return n;
+}
+
+/* The free slots from index `from` on, as runs [i, j): calls fn for each
+ * run of consecutive free objects (alloc bit clear). */
+static void each_free_run(mspan *s, uintptr_t from,
+                          void (*fn)(mspan *, uintptr_t, uintptr_t,
+                                     const void *),
+                          const void *arg)
+{
+	uintptr_t n = s->nelems;
+
+	for (uintptr_t i = find_bit(s->alloc_bits, from, n, false); i < n;) {
+		uintptr_t j = find_bit(s->alloc_bits, i, n, true);
+		fn(s, i, j, arg);
+		i = find_bit(s->alloc_bits, j, n, false);
+	}
+}
+
+static void zero_run(mspan *s, uintptr_t i, uintptr_t j, const void *arg)
+{
+	uintptr_t p = s->base + i * s->elemsize, len = (j - i) * s->elemsize;
+
+	if (mheap_.hooks.poison)
+		mspan_check_poison(s, p, len);
+	memset((void *)p, 0, len);
+}
+
+void mspan_prepare_cached(mspan *s, bool black)
+{
+	if (s->needzero && spanclass_sizeclass(s->spc)) {
+		each_free_run(s, aload(&s->freeindex), zero_run, NULL);
+		s->needzero = 0;
+	}
+	s->freetype = NULL;
+	s->freesize = 0;
+	astore_rel(&s->blackfrom, black ? aload(&s->freeindex) : NO_BLACK);
+}
+
+struct fill {
+	const gc_type *t;
+	size_t size;
+};
+
+static void fill_run(mspan *s, uintptr_t i, uintptr_t j, const void *arg)
+{
+	const struct fill *f = arg;
+	unsigned n = (unsigned)(s->elemsize / WORD_SIZE);
+
+	if (!s->heap_bits || 64 % n) {
+		for (; i < j; i++)
+			mspan_set_type(s, s->base + i * s->elemsize, f->t,
+			               f->size);
+		return;
+	}
+	/* Objects of n words, n dividing 64: every heap-bits word holds
+	 * whole objects, so the run's words are one repeated pattern. */
+	uint64_t bits = f->t->small_bits &
+	                low_mask((unsigned)(f->size / WORD_SIZE)) &
+	                low_mask(n), pat = 0;
+	for (unsigned k = 0; k < 64; k += n)
+		pat |= bits << k;
+	atomic_word *hb = (atomic_word *)s->heap_bits;
+	uintptr_t b0 = i * n, b1 = j * n;
+	for (uintptr_t w = b0 / 64; w * 64 < b1; w++) {
+		uint64_t m = ~(uint64_t)0;
+		if (w == b0 / 64)
+			m &= ~low_mask((unsigned)(b0 % 64));
+		if ((w + 1) * 64 > b1)
+			m &= low_mask((unsigned)(b1 - w * 64));
+		astore(&hb[w], m == ~(uint64_t)0 ? pat :
+		               (aload(&hb[w]) & ~m) | (pat & m));
+	}
+}
+
+void mspan_fill_type(mspan *s, uintptr_t from, const gc_type *t,
+                     size_t size)
+{
+	struct fill f = {t, size};
+
+	each_free_run(s, from, fill_run, &f);
+	s->freetype = t;
+	s->freesize = size;
+}
+
+uintptr_t mspan_mark_allocated(mspan *s, uintptr_t from, uintptr_t to)
+{
+	uintptr_t n = 0;
+
+	for (uintptr_t w = from / 64; w * 64 < to; w++) {
+		uint64_t m = ~s->alloc_bits[w];
+		if (w == from / 64)
+			m &= ~low_mask((unsigned)(from % 64));
+		if ((w + 1) * 64 > to)
+			m &= low_mask((unsigned)(to - w * 64));
+		atomic_word *a = (atomic_word *)&s->gcmark_bits[w];
+		uintptr_t old = aload(a);
+		while ((m & ~old) && !acas(a, old, old | m))
+			old = aload(a);
+		n += popcount64(m & ~old);
+	}
+	return n;
+}
+
 void mspan_ptriter(const mspan *s, uintptr_t obj, ptriter *it)
 {
 	if (spanclass_noscan(s->spc)) {
@@ -241,7 +358,8 @@ mspan_swept mspan_sweep(mspan *s)
 	for (size_t w = 0; w < nw; w++)
 		astore((atomic_word *)&old[w], 0);
 	mspan_refill_alloc_cache(s, 0);
-	if (nfreed)
+	/* Poison mode refilled every free slot with the pattern. */
+	if (nfreed || mheap_.hooks.poison)
 		s->needzero = 1;
 	astore_rel(&s->sweepgen, sg);
 

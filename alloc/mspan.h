@@ -20,6 +20,17 @@
  * next gcmark_bits (swap and clear: nobody reads alloc bits while a span is
  * being swept, since marking never overlaps sweeping).
  *
+ * Cached spans. When an mcache takes a span (mspan_prepare_cached), its
+ * free slots are zeroed in bulk if they may hold stale bytes, so the
+ * fast path never zeroes. The first typed allocation writes the heap bits
+ * of its (type, size) into every free slot at once and records them in
+ * freetype/freesize; later allocations of the same (type, size) write
+ * nothing. While the collector marks, the objects allocated from
+ * blackfrom on are black without a mark bit each: the free slots in
+ * [blackfrom, freeindex) are set in gcmark_bits in bulk
+ * (mspan_mark_allocated) when the span leaves the cache and whenever the
+ * collector flushes the thread, which it does before mark termination.
+ *
  * Pointer layout. Scan spans of objects up to SMALL_SCAN_MAX bytes keep one
  * heap bit per word of the span (heap_bits, set at allocation from the
  * type); larger scan objects keep their gc_type in types[index]; a large
@@ -92,6 +103,12 @@ typedef struct mspan {
 	atomic_word freeindex; /* objects below are allocated */
 	uintptr_t nelems;      /* objects in the span */
 	uintptr_t alloc_count; /* allocated objects */
+	/* While cached (see "Cached spans" above): the free slots carry
+	 * the heap bits of (freetype, freesize) when freetype is set; the
+	 * objects allocated from blackfrom on are black. */
+	const gc_type *freetype;
+	uintptr_t freesize;
+	atomic_word blackfrom; /* NO_BLACK: not allocating black */
 
 	/* Colder. */
 	uintptr_t npages;
@@ -235,6 +252,37 @@ static ALWAYS_INLINE void mspan_set_heapbits(mspan *s, uintptr_t p,
 		astore(a + 1, (aload(a + 1) & ~(m >> lo)) | (bits >> lo));
 	}
 }
+
+/* blackfrom when the span is not allocating black. */
+#define NO_BLACK UINTPTR_MAX
+
+/* Is object i allocated black and not yet in gcmark_bits? Any thread,
+ * while marking. The owner sets the bits before it moves blackfrom
+ * (release), so a reader that finds i outside the range finds its bit. */
+static inline bool mspan_black_pending(const mspan *s, uintptr_t i)
+{
+	uintptr_t from = aload_acq(&s->blackfrom);
+	return i >= from && i < aload(&s->freeindex) &&
+	       !bitmap_get(s->alloc_bits, i);
+}
+
+/* An mcache has just taken s: zero its free slots if they may hold stale
+ * bytes (checking the poison first in poison mode), forget the heap-bits
+ * pattern, and start allocating black at freeindex if `black`. */
+void mspan_prepare_cached(mspan *s, bool black);
+
+/* Record the layout of an object of `size` bytes of scan type t (heap
+ * bits, or the type array of larger objects) in every free slot from
+ * object index `from` on, and remember (t, size) as freetype/freesize.
+ * Owner thread only; s is a small scan span. */
+void mspan_fill_type(mspan *s, uintptr_t from, const gc_type *t,
+                     size_t size);
+
+/* Set the mark bits of the objects allocated in [from, to): those free
+ * at the last sweep (alloc bit clear). Safe beside concurrent marking;
+ * returns how many bits this call set (exact: a bit the marker set
+ * first is not counted). */
+uintptr_t mspan_mark_allocated(mspan *s, uintptr_t from, uintptr_t to);
 
 /* Iterate the pointer slots of the object at `obj` in span s. */
 void mspan_ptriter(const mspan *s, uintptr_t obj, ptriter *it);

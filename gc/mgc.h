@@ -19,12 +19,14 @@
  * objects): no black object points to a white object that is not also
  * reachable from a grey object or a not-yet-scanned stack; the hybrid
  * write barrier (gc/mwbbuf.c) maintains it, and new objects are allocated
- * black (mgc_alloc_black).
+ * black: small ones in bulk by span ranges once the thread's roots are
+ * scanned (alloc/mcache.h, runtime_start_black), large ones one by one
+ * (mgc_alloc_black).
  *
  * What an allocating thread owes the collector is all behind calls here:
  * mgc_count_alloc and mgc_maybe_start (start a cycle when due),
- * mgc_assist (pay for the bytes while marking), mgc_alloc_black (mark the
- * new object). The collector's part of each thread is an mgc_thread,
+ * mgc_assist (pay for the bytes while marking), mgc_alloc_black (mark a
+ * new large object). The collector's part of each thread is an mgc_thread,
  * which runtime/'s gc_thread embeds: barrier buffer, marking work, assist
  * debt. */
 #ifndef GCHEAP_MGC_H
@@ -202,8 +204,7 @@ static inline bool mgc_count_alloc(uintptr_t bytes)
  * credit first, in bounded chunks; outside marking, forget any debt. */
 void mgc_assist(mgc_thread *m, uintptr_t bytes);
 
-/* Is the collector allocating black? The fast path's one test: when true
- * it leaves the object to a slow path that calls mgc_alloc_black. */
+/* Is the collector allocating black (large objects: mgc_alloc_black)? */
 static inline bool mgc_allocating_black(void)
 {
 	return aload(&mgc_.blackalloc);
@@ -232,8 +233,9 @@ bool gcmark_is_marked(uintptr_t p);
 /* Mark a new object (allocate-black; call mgc_alloc_black). */
 void gcmark_new(gcw *w, mspan *s, uintptr_t obj);
 
-/* Allocate-black (Go's gcmarknewobject): while marking, every new object,
- * of every kind of allocation, is born marked. */
+/* Allocate-black (Go's gcmarknewobject) for a large object: while
+ * marking it is born marked. Small objects are black by their span's
+ * range instead (alloc/mcache.h). */
 static inline void mgc_alloc_black(mgc_thread *m, mspan *s, uintptr_t obj)
 {
 	if (mgc_allocating_black() && GCHEAP_SABOTAGE != 2)

@@ -277,8 +277,9 @@ bool gcmark_is_marked(uintptr_t p)
 	uintptr_t i = mspan_object_index(s, p);
 	if (unlikely(checkmark_active))
 		return checkmark_get(s->base + i * s->elemsize);
-	return (aload((atomic_word *)&s->gcmark_bits[i / 64]) >> (i % 64)) &
-	       1;
+	return mspan_black_pending(s, i) ||
+	       ((aload((atomic_word *)&s->gcmark_bits[i / 64]) >> (i % 64)) &
+	        1);
 }
 
 void gcmark_new(gcw *w, mspan *s, uintptr_t obj)

@@ -11,11 +11,13 @@
  *   large       over 32 KiB: a span of its own from the heap.
  * The fast path (gc_alloc_fast) covers the first three when the cache has
  * room; everything else, every error and every refill goes through
- * gc_alloc_slow, which is never inlined. Memory is zeroed unless it came
- * fresh from the OS (span needzero). gc_alloc(0) returns &zerobase.
+ * gc_alloc_slow, which is never inlined. Small objects are zeroed in bulk
+ * when their span is cached (unless fresh from the OS); large ones here.
+ * gc_alloc(0) returns &zerobase.
  *
- * While the collector marks, new objects are allocated black (their mark
- * bit set), and the slow path makes the thread pay an assist: scanning
+ * While the collector marks, new objects are allocated black (small ones
+ * by their span's range, alloc/mcache.h; large ones here), and the slow
+ * path makes the thread pay an assist: scanning
  * in proportion to the bytes it takes. The slow path is also a safepoint
  * and where a cycle is started when the heap passes the pacer's trigger.
  *
@@ -63,12 +65,7 @@ static void *alloc_tiny(gc_thread *th, size_t size, int *err)
 		if (!p)
 			return NULL;
 	}
-	if (s->needzero) {
-		if (mheap_.hooks.poison)
-			mspan_check_poison(s, p, TINY_SIZE);
-		memset((void *)p, 0, TINY_SIZE);
-	}
-	mgc_alloc_black(&th->gc, s, p);
+	/* Zeroed when the span was cached; black by its span's range. */
 	mcache_tiny_refill(c, p, size);
 	return (void *)p;
 }
@@ -105,46 +102,22 @@ static void *alloc_large(gc_thread *th, size_t size, const gc_type *t,
 	return (void *)s->base;
 }
 
-/* The rest of a small allocation whose span needs zeroing or keeps types
- * per object, or while allocating black. Out of line so that the fast
- * path makes only tail calls and saves no registers. */
-/* Zero an object: small ones with plain stores (a memset call costs more
- * than the stores for the common 16-64 byte objects). */
-static ALWAYS_INLINE void zero_object(uintptr_t p, uintptr_t n)
+/* The rest of a small allocation whose free slots do not already carry
+ * this object's layout (the span's first typed object, a second type in
+ * the span, per-object type arrays, type recording). The memory is zeroed
+ * and, while marking, black: both were done for the span when the thread
+ * cached it. Out of line so that the fast path saves no registers. */
+static NOINLINE void *alloc_finish(mspan *s, uintptr_t p, size_t size,
+                                   const gc_type *t)
 {
-	uint64_t *q = (uint64_t *)p;
-
-	switch (n / 8) {
-	case 8: q[7] = 0; /* fall through */
-	case 7: q[6] = 0; /* fall through */
-	case 6: q[5] = 0; /* fall through */
-	case 5: q[4] = 0; /* fall through */
-	case 4: q[3] = 0; /* fall through */
-	case 3: q[2] = 0; /* fall through */
-	case 2: q[1] = 0; /* fall through */
-	case 1: q[0] = 0; return;
-	default: memset(q, 0, n);
-	}
-}
-
-static NOINLINE void *alloc_finish(gc_thread *th, mspan *s, uintptr_t p,
-                                   size_t size, const gc_type *t)
-{
-	if (s->needzero) {
-		if (mheap_.hooks.poison)
-			mspan_check_poison(s, p, s->elemsize);
-		zero_object(p, s->elemsize);
-	}
 	if (t && !t->noscan) {
-		if (s->heap_bits)
-			mspan_set_heapbits(s, p, t->small_bits & low_mask(
-			                         (unsigned)(size / WORD_SIZE)));
+		if (!s->freetype && !s->typeids)
+			mspan_fill_type(s, mspan_object_index(s, p), t, size);
 		else
 			mspan_set_type(s, p, t, size);
 	}
 	if (s->typeids)
 		mspan_set_typeid(s, p, t);
-	mgc_alloc_black(&th->gc, s, p);
 	return (void *)p;
 }
 
@@ -171,7 +144,7 @@ static void *alloc_any(gc_thread *th, size_t size, const gc_type *t,
 		if (!p)
 			return NULL;
 	}
-	return alloc_finish(th, s, p, size, t);
+	return alloc_finish(s, p, size, t);
 }
 
 static NOINLINE void *gc_alloc_slow(gc_thread *th, size_t size,
@@ -205,10 +178,12 @@ static NOINLINE void *gc_alloc_slow(gc_thread *th, size_t size,
 	return p;
 }
 
-/* The fast path: a small or tiny object from the thread's cached span.
- * About 25 instructions for a noscan small object and no register saves;
- * anything unusual goes to gc_alloc_slow, and zeroing of reused memory to
- * alloc_finish, both as tail calls. */
+/* The fast path: a small or tiny object from the thread's cached span,
+ * with no zeroing, no mark bit and, when the span's free slots already
+ * carry this (type, size), no heap bits (all done per span when the
+ * thread cached it: alloc/mcache.h). Anything unusual goes to
+ * gc_alloc_slow, a first or second layout to alloc_finish, both as tail
+ * calls. */
 static ALWAYS_INLINE void *gc_alloc_fast(gc_thread *th, size_t size,
                                         const gc_type *t)
 {
@@ -234,14 +209,9 @@ static ALWAYS_INLINE void *gc_alloc_fast(gc_thread *th, size_t size,
 	uintptr_t p = mspan_next_free_fast(s);
 	if (unlikely(!p))
 		return gc_alloc_slow(th, size, t);
-	if (s->needzero || (!noscan && !s->heap_bits) ||
-	    mgc_allocating_black())
-		return alloc_finish(th, s, p, size, t);
-	if (!noscan)
-		mspan_set_heapbits(s, p, t->small_bits & low_mask(
-		                                 (unsigned)(size / WORD_SIZE)));
-	if (unlikely(s->typeids)) /* gc_set_record_types */
-		mspan_set_typeid(s, p, t);
+	if (noscan ? unlikely(s->typeids != NULL) :
+	             unlikely(s->freetype != t || s->freesize != size))
+		return alloc_finish(s, p, size, t);
 	return (void *)p;
 }
 

@@ -123,6 +123,15 @@ static NOINLINE void scan_own_stack(gc_thread *t, gcw *w)
 	gcmark_scan_conservative(w, (uintptr_t)&regs, t->stack_base);
 }
 
+void runtime_start_black(gc_thread *t, gcw *w)
+{
+	mcache_start_black(&t->mcache);
+	/* Tiny objects packed into the current block from now on are
+	 * black only if the block is (Go's gcMarkTinyAllocs). */
+	if (t->mcache.tiny)
+		gcmark_value(w, t->mcache.tiny, false, 0, 0);
+}
+
 void runtime_scan_thread(gc_thread *t, gcw *w, bool self)
 {
 	for (gc_frame *f = t->frames; f; f = f->prev)
@@ -141,6 +150,7 @@ void runtime_scan_thread(gc_thread *t, gcw *w, bool self)
 
 bool runtime_flush_thread(gc_thread *t)
 {
+	t->gc.gcw.bytes_marked += mcache_flush_black(&t->mcache);
 	if (t->gc.wb.n)
 		wbbuf_flush(&t->gc.wb, &t->gc.gcw);
 	bool any = !gcw_empty(&t->gc.gcw);

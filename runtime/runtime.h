@@ -93,7 +93,12 @@ static inline void runtime_safepoint(gc_thread *t)
 /* Scan a thread's roots (frames, and its stack if conservative) into w.
  * `t` is the caller, or parked, blocked or claimed. */
 void runtime_scan_thread(gc_thread *t, gcw *w, bool self);
-/* Flush the thread's barrier buffer and work; true if there was any. */
+/* The thread's roots are scanned for this mark: from now on it allocates
+ * black (alloc/mcache.h), and its tiny block is greyed. `t` is the
+ * caller, or claimed. */
+void runtime_start_black(gc_thread *t, gcw *w);
+/* Flush the thread's barrier buffer and work, and report what it
+ * allocated black; true if there was grey work. */
 bool runtime_flush_thread(gc_thread *t);
 /* Call fn on every registered global slot (heap dumps). */
 void runtime_each_global(void (*fn)(void **slot, void *arg), void *arg);

@@ -86,6 +86,8 @@ void runtime_safepoint_slow(gc_thread *t)
 		if (p & P_SCAN) {
 			if (GCHEAP_SABOTAGE != 3)
 				runtime_scan_thread(t, &t->gc.gcw, true);
+			if (GCHEAP_SABOTAGE != 2)
+				runtime_start_black(t, &t->gc.gcw);
 			gcw_dispose(&t->gc.gcw);
 			aand(&t->pending, ~(uintptr_t)P_SCAN);
 		}
@@ -267,6 +269,8 @@ static bool serve(uintptr_t bit, gcw *w)
 		if (bit == P_SCAN) {
 			if (GCHEAP_SABOTAGE != 3)
 				runtime_scan_thread(t, w, self);
+			if (GCHEAP_SABOTAGE != 2)
+				runtime_start_black(t, w);
 		} else if (bit == P_FLUSH) {
 			if (runtime_flush_thread(t))
 				afetch_add(&handshake_flushed, 1);

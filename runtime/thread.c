@@ -99,6 +99,14 @@ gc_status gc_thread_attach(void)
 	thread_current = t;
 	pthread_setspecific(runtime_.exit_key, t);
 	gc_blocking_end();
+	/* Joined during a mark after the stack scans were requested: its
+	 * (empty) roots count as scanned, so it allocates black at once.
+	 * The phase cannot move before this thread's next safepoint. */
+	if (aload_acq(&mgc_.phase) == GCPHASE_MARK &&
+	    !(aload_acq(&t->pending) & P_SCAN) && GCHEAP_SABOTAGE != 2) {
+		runtime_start_black(t, &t->gc.gcw);
+		gcw_dispose(&t->gc.gcw);
+	}
 	runtime_ok();
 	return GCHEAP_OK;
 }
@@ -109,8 +117,10 @@ gc_status gc_thread_attach(void)
 static void detach(gc_thread *t)
 {
 	runtime_safepoint(t);
-	runtime_flush_thread(t);
+	/* Release first: a span leaving the cache reports what it
+	 * allocated black, and the flush hands that to the collector. */
 	mcache_release_all(&t->mcache);
+	runtime_flush_thread(t);
 	t->frames = NULL;
 	/* Nothing left to scan, the stack included. Written before the
 	 * thread blocks: a collector that claims it meanwhile reads these

@@ -58,7 +58,8 @@ static H_UNUSED bool is_marked(const void *p)
 		return false;
 	uintptr_t i = mspan_object_index(s, (uintptr_t)p);
 	const atomic_word *w = (const atomic_word *)&s->gcmark_bits[i / 64];
-	return (aload(w) >> (i % 64)) & 1;
+	/* Allocated black: its bit is set in bulk later (alloc/mcache.h). */
+	return mspan_black_pending(s, i) || ((aload(w) >> (i % 64)) & 1);
 }
 
 /* Is p the start of an allocated object? */

@@ -255,9 +255,6 @@ START_TEST(test_zero_reused)
 				        "class %u object %p outside the dirty "
 				        "pages [%p, %p)", c, (void *)p,
 				        (void *)lo, (void *)hi);
-				REQUIRE(spanof(a)->needzero,
-				        "span of %p reuses dirty pages but "
-				        "has needzero 0", (void *)p);
 				REQUIRE(all_zero(p, size),
 				        "reused class %u %s object %zu (%p) "
 				        "has byte %zu non-zero", c,
