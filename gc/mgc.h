@@ -187,9 +187,10 @@ void sweep_unblock(void);
 /* ---- Pacer (gc/mgcpacer.c) ----------------------------------------------- */
 
 #define PACER_GROWN_UNKNOWN UINTPTR_MAX
-/* Set goal, trigger and assist ratio after a mark of `marked` bytes
- * during which the heap grew by `grown` (PACER_GROWN_UNKNOWN: no mark
- * yet). */
+/* Set goal and trigger after a mark of `marked` bytes during which the
+ * heap grew by `grown` (PACER_GROWN_UNKNOWN: no mark yet). What a thread
+ * owes while marking is not fixed here: pacer_assist_owed recomputes it
+ * at each slow path. */
 void pacer_end_cycle(uintptr_t marked, uintptr_t grown);
 /* The trigger for that mark and goal. */
 uintptr_t pacer_trigger(uintptr_t marked, uintptr_t goal, uintptr_t grown);

@@ -305,8 +305,6 @@ void mgc_checkmark(void)
 		gcmark_drain(&w, -1);
 	while (ephemeron_pass(&w));
 	gcw_dispose(&w);
-	/* Drain anything other gcws held (there should be none). */
-	gcw_dispose(&w);
 	checkmark_active = false;
 	if (mgc_.debug.gctrace && checkmark_conservative_misses)
 		fprintf(stderr, "gcheap: checkmark: %zu stale conservative "

@@ -16,7 +16,7 @@
  *             as Go's assistWorkPerByte (pacer_assist_owed); -1 at or
  *             past the goal. runtime/malloc.c pays it in bounded chunks,
  *             after the workers' credit.
- * Everything here is arithmetic on its arguments and gc_ fields. */
+ * Everything here is arithmetic on its arguments and mgc_ fields. */
 #include "gc/mgc.h"
 
 #define HEAP_MIN_GOAL ((uintptr_t)4 << 20)
