@@ -64,6 +64,30 @@ static void record_pause(int which, uint64_t ns)
 	gcstats_pause(which, ns);
 }
 
+/* World stopped: every root into w (the stop-the-world mark and
+ * checkmark's re-mark). */
+static void mark_roots_stopped(gcw *w)
+{
+	mgc_.ops->mark_globals(w);
+	mgc_.ops->mark_threads_stopped(w);
+	specials_mark(w);
+}
+
+/* World stopped, marking complete: re-mark from the roots in checkmark
+ * mode and abort if the concurrent mark missed anything reachable. */
+static void checkmark(void)
+{
+	gcw w = {0};
+
+	gcmark_checkmark_begin();
+	mark_roots_stopped(&w);
+	do
+		gcmark_drain(&w, -1);
+	while (ephemeron_pass(&w));
+	gcw_dispose(&w);
+	gcmark_checkmark_end();
+}
+
 /* ---- Mark termination ---------------------------------------------------- */
 
 static uint64_t mark_start_ns;
@@ -75,7 +99,7 @@ static void mark_termination(void)
 	/* Before checkmark, whose re-mark is not the cycle's work. */
 	mgc_.last_scan_work = aload(&gcwork_.scan_done);
 	if (mgc_.debug.checkmark)
-		mgc_checkmark();
+		checkmark();
 	uintptr_t marked = aload(&gcwork_.bytes_marked);
 	uintptr_t live = aload(&mheap_.stats.heap_live);
 	astore(&mgc_.blackalloc, 0);
@@ -239,9 +263,7 @@ static void mark_stopped(void)
 {
 	gcw w = {0};
 
-	mgc_.ops->mark_globals(&w);
-	mgc_.ops->mark_threads_stopped(&w);
-	specials_mark(&w);
+	mark_roots_stopped(&w);
 	do {
 		gcmark_drain(&w, -1);
 		gcw_dispose(&w);

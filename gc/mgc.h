@@ -156,10 +156,12 @@ void gcmark_scan_object(gcw *w, uintptr_t obj);
 bool gcmark_is_marked(uintptr_t p);
 /* Allocate-black: mark a new object (slow paths and the fast path). */
 void gcmark_new(gcw *w, mspan *s, uintptr_t obj);
-/* Re-mark from the roots into a separate bitmap, world stopped, and
- * abort naming the object and its referrer if the concurrent mark missed
- * anything reachable. */
-void mgc_checkmark(void);
+/* Checkmark (world stopped): between begin and end, marking sets bits in
+ * a separate bitmap and aborts naming the object and its referrer when a
+ * precise slot reaches an object the concurrent mark left unmarked. The
+ * re-mark from the roots in between is gc/mgc.c's. */
+void gcmark_checkmark_begin(void);
+void gcmark_checkmark_end(void);
 
 /* ---- Barrier buffers (gc/mwbbuf.c) --------------------------------------- */
 
