@@ -98,14 +98,14 @@ typedef struct mgc_state {
 	                           * 0 to do, 1 running, 2 done */
 	/* Pacer (gc/mgcpacer.c). */
 	atomic_word percent;      /* GOGC, an intptr_t; negative: off */
-	atomic_word heap_live;    /* bytes in use or cached for use */
 	uintptr_t heap_marked;    /* live bytes at the last mark */
 	uintptr_t mark_grown;     /* heap growth during the last mark */
-	uintptr_t mark_start_live; /* heap_live when it began */
+	uintptr_t mark_start_live; /* mheap_.stats.heap_live when it began */
 	uintptr_t last_scan_work; /* scan work of the last mark */
 	atomic_word bg_credit;    /* words the workers scanned this mark
 	                           * beyond what assists took (Go's
 	                           * bgScanCredit) */
+	/* Both against mheap_.stats.heap_live (bytes in use or cached). */
 	atomic_word trigger;      /* start a cycle at this heap_live */
 	atomic_word goal;         /* heap_live at which marking should end */
 	atomic_word stress_next;  /* bytes allocated at which stress fires */
