@@ -110,11 +110,7 @@ typedef struct mgc_state {
 	atomic_word goal;         /* heap_live at which marking should end */
 	atomic_word stress_next;  /* bytes allocated at which stress fires */
 	atomic_word alloc_bytes;  /* bytes allocated since the start */
-	/* Timing (ns) of the last cycle's phases. */
-	uint64_t last_pause_ns[2];
-	uint64_t total_pause_ns;
-	uint64_t max_pause_ns;
-	uint64_t last_mark_ns;
+	/* Pause and phase timing: gcstats_ (gc/mgcstats.h). */
 	mgc_debug debug;
 	const gc_runtime_ops *ops;
 	bool init;
