@@ -377,8 +377,7 @@ uintptr_t mheap_find_object(uintptr_t p, mspan **sp)
 	}
 }
 
-/* Call fn on every in-use span, under mheap_.lock (fn must not take it). */
-static void each_span(void (*fn)(mspan *s, void *arg), void *arg)
+void mheap_each_span(void (*fn)(mspan *s, void *arg), void *arg)
 {
 	mutex_lock(&mheap_.lock);
 	for (heap_arena *a = mheap_.arenas; a; a = a->next) {
@@ -408,7 +407,7 @@ uintptr_t mheap_recount_allocated(uintptr_t *nobjs)
 {
 	recount r = {0};
 
-	each_span(count_allocated, &r);
+	mheap_each_span(count_allocated, &r);
 	if (nobjs)
 		*nobjs = r.objs;
 	return r.bytes;
@@ -432,7 +431,7 @@ void mheap_recount_classes(uintptr_t *spans, uintptr_t *objs)
 
 	for (unsigned c = 0; c < NUM_SIZE_CLASSES; c++)
 		spans[c] = objs[c] = 0;
-	each_span(count_class, &r);
+	mheap_each_span(count_class, &r);
 }
 
 /* ---- Verification -------------------------------------------------------- */

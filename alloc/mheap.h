@@ -160,6 +160,10 @@ static inline mspan *spanof_heap(uintptr_t p)
 	return s;
 }
 
+/* Call fn on every in-use span, by address, under mheap_.lock (fn must
+ * not take it). */
+void mheap_each_span(void (*fn)(mspan *s, void *arg), void *arg);
+
 /* The slow recount of what the heap holds: bytes (and, if nobjs, objects)
  * allocated in every in-use span, alloc_count * elemsize. Exact when no
  * thread allocates or sweeps meanwhile. Takes mheap_.lock. */

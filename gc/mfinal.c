@@ -3,9 +3,8 @@
  *
  * Locks. specials_.lock guards every span's special list, the list of
  * spans that have specials (sp_next/sp_prev), and the record allocator.
- * finq_.lock guards the queue; it nests inside specials_.lock (sweep
- * queues while it holds the specials). Both nest inside the mcentral and
- * heap locks a sweep may be called under, and neither is held while
+ * finq_.lock guards the queue; sweep queues while it holds the specials
+ * (the order of every lock: alloc/sys/lock.h). Neither is held while
  * calling out of the collector.
  *
  * Invariants.
@@ -104,6 +103,7 @@ static uintptr_t object_base_of(const mspan *s, const special *sp)
 
 static void span_list_add(mspan *s)
 {
+	mutex_assert_held(&specials_.lock);
 	s->sp_prev = NULL;
 	s->sp_next = specials_.spans;
 	if (specials_.spans)
@@ -113,6 +113,7 @@ static void span_list_add(mspan *s)
 
 static void span_list_remove(mspan *s)
 {
+	mutex_assert_held(&specials_.lock);
 	if (s->sp_prev)
 		s->sp_prev->sp_next = s->sp_next;
 	else
@@ -128,6 +129,7 @@ static void special_insert(mspan *s, special *sp)
 	special **pp = &s->specials;
 	bool was_empty = !*pp;
 
+	mutex_assert_held(&specials_.lock);
 	while (*pp && (*pp)->offset <= sp->offset)
 		pp = &(*pp)->next;
 	sp->next = *pp;
@@ -141,6 +143,7 @@ static void special_remove(mspan *s, special **pp)
 {
 	special *sp = *pp;
 
+	mutex_assert_held(&specials_.lock);
 	astore_rel((atomic_word *)pp, (uintptr_t)sp->next);
 	if (sp->kind == SPECIAL_EPHEMERON)
 		afetch_add(&specials_.nephemerons, (uintptr_t)-1);
@@ -370,8 +373,10 @@ bool ephemeron_pass(gcw *w)
 
 /* ---- Sweeping ------------------------------------------------------------ */
 
+/* Append e to the queue (finq_.lock held). */
 static void finq_push(finq_entry *e)
 {
+	mutex_assert_held(&finq_.lock);
 	e->next = NULL;
 	if (finq_.tail)
 		finq_.tail->next = e;

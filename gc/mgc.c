@@ -38,13 +38,6 @@ mgc_state mgc_ = {.lock = {.m = PTHREAD_MUTEX_INITIALIZER},
 
 static atomic_word starting;
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static void wake_all(void)
 {
 	mutex_lock(&mgc_.lock);
@@ -52,21 +45,31 @@ static void wake_all(void)
 	mutex_unlock(&mgc_.lock);
 }
 
-/* Called with the world running again. */
-static void record_pause(int which, uint64_t ns)
+/* World stopped: every root into w (the stop-the-world mark and
+ * checkmark's re-mark). */
+static void mark_roots_stopped(gcw *w)
 {
-	mutex_lock(&mgc_.lock);
-	mgc_.last_pause_ns[which] = ns;
-	mgc_.total_pause_ns += ns;
-	if (ns > mgc_.max_pause_ns)
-		mgc_.max_pause_ns = ns;
-	mutex_unlock(&mgc_.lock);
-	gcstats_pause(which, ns);
+	mgc_.ops->mark_globals(w);
+	mgc_.ops->mark_threads_stopped(w);
+	specials_mark(w);
+}
+
+/* World stopped, marking complete: re-mark from the roots in checkmark
+ * mode and abort if the concurrent mark missed anything reachable. */
+static void checkmark(void)
+{
+	gcw w = {0};
+
+	gcmark_checkmark_begin();
+	mark_roots_stopped(&w);
+	do
+		gcmark_drain(&w, -1);
+	while (ephemeron_pass(&w));
+	gcw_dispose(&w);
+	gcmark_checkmark_end();
 }
 
 /* ---- Mark termination ---------------------------------------------------- */
-
-static uint64_t mark_start_ns;
 
 /* World stopped; marking is complete. */
 static void mark_termination(void)
@@ -75,7 +78,7 @@ static void mark_termination(void)
 	/* Before checkmark, whose re-mark is not the cycle's work. */
 	mgc_.last_scan_work = aload(&gcwork_.scan_done);
 	if (mgc_.debug.checkmark)
-		mgc_checkmark();
+		checkmark();
 	uintptr_t marked = aload(&gcwork_.bytes_marked);
 	uintptr_t live = aload(&mheap_.stats.heap_live);
 	astore(&mgc_.blackalloc, 0);
@@ -85,7 +88,6 @@ static void mark_termination(void)
 	mutex_lock(&mgc_.lock);
 	pacer_end_cycle(marked, live > mgc_.mark_start_live ?
 	                        live - mgc_.mark_start_live : 0);
-	mgc_.last_mark_ns = now_ns() - mark_start_ns;
 	mutex_unlock(&mgc_.lock);
 	astore(&mgc_.sweep_done, 0);
 	astore(&mgc_.globals_done, 0);
@@ -137,7 +139,7 @@ static void mark_done(void)
 			gcw_dispose(&w);
 			continue;
 		}
-		uint64_t t0 = now_ns();
+		uint64_t t0 = gcstats_now_ns();
 		mgc_.ops->stop_world();
 		if (aload_acq(&mgc_.phase) != GCPHASE_MARK) {
 			/* Someone else (a stop-the-world cycle) finished
@@ -149,23 +151,16 @@ static void mark_done(void)
 		    (eph && aload(&gcwork_.nmarked) != epoch)) {
 			/* Work turned up: that was a pause too. */
 			mgc_.ops->start_world();
-			record_pause(1, now_ns() - t0);
+			gcstats_pause(1, gcstats_now_ns() - t0);
 			continue;
 		}
 		mark_termination();
 		mgc_.ops->start_world();
-		record_pause(1, now_ns() - t0);
+		gcstats_pause(1, gcstats_now_ns() - t0);
 		trace_cycle();
 		wake_all();
 		return;
 	}
-}
-
-static uint64_t thread_cpu_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 static void sleep_ns(uint64_t ns)
@@ -188,7 +183,7 @@ static long ncpus;
 static void mark_concurrently(double fraction)
 {
 	gcw w = {0};
-	uint64_t t0 = now_ns(), c0 = thread_cpu_ns(), cprev = c0;
+	uint64_t t0 = gcstats_now_ns(), c0 = gcstats_cpu_ns(), cprev = c0;
 
 	while (aload_acq(&mgc_.phase) == GCPHASE_MARK) {
 		if (acas(&mgc_.globals_done, 0, 1)) {
@@ -201,7 +196,7 @@ static void mark_concurrently(double fraction)
 		intptr_t n = gcmark_drain(&w, MARK_SLICE);
 		gcw_dispose(&w);
 		afetch_add(&mgc_.bg_credit, (uintptr_t)n);
-		uint64_t c1 = thread_cpu_ns();
+		uint64_t c1 = gcstats_cpu_ns();
 		gcstats_worker(c1 - cprev);
 		cprev = c1;
 		/* With a CPU to spare, mark at full speed (Go's idle mark
@@ -209,8 +204,8 @@ static void mark_concurrently(double fraction)
 		bool idle_cpu = mgc_.ops->mutator_count() + nworkers <=
 		                (size_t)ncpus;
 		if (fraction < 1 && !idle_cpu) {
-			uint64_t wall = now_ns() - t0;
-			uint64_t cpu = thread_cpu_ns() - c0;
+			uint64_t wall = gcstats_now_ns() - t0;
+			uint64_t cpu = gcstats_cpu_ns() - c0;
 			double ahead = cpu / fraction - (double)wall;
 			if (ahead > 0)
 				sleep_ns((uint64_t)MIN(ahead, 10e6));
@@ -229,7 +224,7 @@ static void mark_concurrently(double fraction)
 			sleep_ns(50000);
 		}
 	}
-	gcstats_worker(thread_cpu_ns() - cprev);
+	gcstats_worker(gcstats_cpu_ns() - cprev);
 }
 
 /* ---- Starting a cycle ---------------------------------------------------- */
@@ -239,9 +234,7 @@ static void mark_stopped(void)
 {
 	gcw w = {0};
 
-	mgc_.ops->mark_globals(&w);
-	mgc_.ops->mark_threads_stopped(&w);
-	specials_mark(&w);
+	mark_roots_stopped(&w);
 	do {
 		gcmark_drain(&w, -1);
 		gcw_dispose(&w);
@@ -265,14 +258,13 @@ static bool gc_start(void)
 	for (;;) {
 		uintptr_t sg = aload(&mheap_.sweepgen);
 		sweep_finish();
-		t0 = now_ns();
+		t0 = gcstats_now_ns();
 		mgc_.ops->stop_world();
 		if (aload(&mheap_.sweepgen) == sg)
 			break;
 		mgc_.ops->start_world();
 	}
-	mark_start_ns = t0;
-	gcstats_cycle_start(aload(&mheap_.stats.heap_live));
+	gcstats_cycle_start(t0, aload(&mheap_.stats.heap_live));
 	if (mgc_.debug.verify) {
 		sweep_block(); /* unattached sweepers are not stopped */
 		mheap_verify_swept();
@@ -290,7 +282,7 @@ static bool gc_start(void)
 	if (mgc_.debug.stoptheworld) {
 		mark_stopped();
 		mgc_.ops->start_world();
-		record_pause(0, now_ns() - t0);
+		gcstats_pause(0, gcstats_now_ns() - t0);
 		trace_cycle();
 		astore(&starting, 0);
 		wake_all();
@@ -298,7 +290,7 @@ static bool gc_start(void)
 	}
 	mgc_.ops->request_stack_scans();
 	mgc_.ops->start_world();
-	record_pause(0, now_ns() - t0);
+	gcstats_pause(0, gcstats_now_ns() - t0);
 	astore(&starting, 0);
 	wake_all();
 	return true;

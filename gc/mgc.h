@@ -108,23 +108,19 @@ typedef struct mgc_state {
 	                           * 0 to do, 1 running, 2 done */
 	/* Pacer (gc/mgcpacer.c). */
 	atomic_word percent;      /* GOGC, an intptr_t; negative: off */
-	atomic_word heap_live;    /* bytes in use or cached for use */
 	uintptr_t heap_marked;    /* live bytes at the last mark */
 	uintptr_t mark_grown;     /* heap growth during the last mark */
-	uintptr_t mark_start_live; /* heap_live when it began */
+	uintptr_t mark_start_live; /* mheap_.stats.heap_live when it began */
 	uintptr_t last_scan_work; /* scan work of the last mark */
 	atomic_word bg_credit;    /* words the workers scanned this mark
 	                           * beyond what assists took (Go's
 	                           * bgScanCredit) */
+	/* Both against mheap_.stats.heap_live (bytes in use or cached). */
 	atomic_word trigger;      /* start a cycle at this heap_live */
 	atomic_word goal;         /* heap_live at which marking should end */
 	atomic_word stress_next;  /* bytes allocated at which stress fires */
 	atomic_word alloc_bytes;  /* bytes allocated since the start */
-	/* Timing (ns) of the last cycle's phases. */
-	uint64_t last_pause_ns[2];
-	uint64_t total_pause_ns;
-	uint64_t max_pause_ns;
-	uint64_t last_mark_ns;
+	/* Pause and phase timing: gcstats_ (gc/mgcstats.h). */
 	mgc_debug debug;
 	const gc_runtime_ops *ops;
 	bool init;
@@ -241,10 +237,12 @@ static inline void mgc_alloc_black(mgc_thread *m, mspan *s, uintptr_t obj)
 	if (mgc_allocating_black() && GCHEAP_SABOTAGE != 2)
 		gcmark_new(&m->gcw, s, obj);
 }
-/* Re-mark from the roots into a separate bitmap, world stopped, and
- * abort naming the object and its referrer if the concurrent mark missed
- * anything reachable. */
-void mgc_checkmark(void);
+/* Checkmark (world stopped): between begin and end, marking sets bits in
+ * a separate bitmap and aborts naming the object and its referrer when a
+ * precise slot reaches an object the concurrent mark left unmarked. The
+ * re-mark from the roots in between is gc/mgc.c's. */
+void gcmark_checkmark_begin(void);
+void gcmark_checkmark_end(void);
 
 /* ---- Sweeping (gc/mgcsweep.c) -------------------------------------------- */
 
@@ -260,9 +258,10 @@ void sweep_unblock(void);
 /* ---- Pacer (gc/mgcpacer.c) ----------------------------------------------- */
 
 #define PACER_GROWN_UNKNOWN UINTPTR_MAX
-/* Set goal, trigger and assist ratio after a mark of `marked` bytes
- * during which the heap grew by `grown` (PACER_GROWN_UNKNOWN: no mark
- * yet). */
+/* Set goal and trigger after a mark of `marked` bytes during which the
+ * heap grew by `grown` (PACER_GROWN_UNKNOWN: no mark yet). What a thread
+ * owes while marking is not fixed here: pacer_assist_owed recomputes it
+ * at each slow path. */
 void pacer_end_cycle(uintptr_t marked, uintptr_t grown);
 /* The trigger for that mark and goal. */
 uintptr_t pacer_trigger(uintptr_t marked, uintptr_t goal, uintptr_t grown);

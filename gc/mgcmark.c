@@ -9,11 +9,12 @@
  * write them concurrently through the barrier.
  *
  * Checkmark mode: with the world stopped after the concurrent mark, a
- * second mark from all roots sets bits in a separate per-arena bitmap and
- * insists that every object it reaches through a precise slot already has
- * its gcmark bit. Objects reached only through conservative stack words
- * are not insisted on: a dead stack slot may hold a stale pointer that the
- * concurrent scan legitimately never saw. */
+ * second mark from all roots (its root walk is gc/mgc.c's) sets bits in a
+ * separate per-arena bitmap and insists that every object it reaches
+ * through a precise slot already has its gcmark bit. Objects reached only
+ * through conservative stack words are not insisted on: a dead stack slot
+ * may hold a stale pointer that the concurrent scan legitimately never
+ * saw. */
 #include "gc/mgc.h"
 
 #include <stdio.h>
@@ -290,24 +291,17 @@ void gcmark_new(gcw *w, mspan *s, uintptr_t obj)
 
 /* ---- Checkmark ----------------------------------------------------------- */
 
-void mgc_checkmark(void)
+void gcmark_checkmark_begin(void)
 {
-	gcw w = {0};
-
 	checkmark_active = true;
 	checkmark_conservative_misses = 0;
 	for (heap_arena *a = mheap_.arenas; a; a = a->next)
 		if (a->gc_data)
 			memset(a->gc_data, 0, ARENA_BYTES / WORD_SIZE / 8);
-	mgc_.ops->mark_globals(&w);
-	mgc_.ops->mark_threads_stopped(&w);
-	specials_mark(&w);
-	do
-		gcmark_drain(&w, -1);
-	while (ephemeron_pass(&w));
-	gcw_dispose(&w);
-	/* Drain anything other gcws held (there should be none). */
-	gcw_dispose(&w);
+}
+
+void gcmark_checkmark_end(void)
+{
 	checkmark_active = false;
 	if (mgc_.debug.gctrace && checkmark_conservative_misses)
 		fprintf(stderr, "gcheap: checkmark: %zu stale conservative "

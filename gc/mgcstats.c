@@ -36,9 +36,10 @@ void gcstats_init(unsigned workers, long ncpu)
 	gcstats_.ncpu = ncpu;
 }
 
-void gcstats_cycle_start(uintptr_t heap_live)
+void gcstats_cycle_start(uint64_t begin_ns, uintptr_t heap_live)
 {
 	mutex_lock(&gcstats_.lock);
+	gcstats_.cycle_begin_ns = begin_ns;
 	for (int i = 0; i < GCSTATS_NPHASES; i++)
 		gcstats_.cur[i] = 0;
 	gcstats_.heap_start = heap_live;
@@ -66,6 +67,8 @@ void gcstats_pause(int which, uint64_t ns)
 	gcstats_.ring[gcstats_.npauses % GCSTATS_RING] = ns;
 	gcstats_.npauses++;
 	gcstats_.hist[hist_bucket(ns)]++;
+	gcstats_.max_pause = MAX(gcstats_.max_pause, ns);
+	gcstats_.last_pause[which != 0] = ns;
 	gcstats_.cur[ph] += ns;
 	gcstats_.phase_total[ph] += ns;
 	if (!which)
@@ -78,6 +81,7 @@ void gcstats_mark_end(uintptr_t heap_live, uintptr_t marked)
 	mutex_lock(&gcstats_.lock);
 	uint64_t now = gcstats_now_ns();
 	gcstats_.mark_end_ns = now;
+	gcstats_.last_mark = now - gcstats_.cycle_begin_ns;
 	gcstats_.heap_end = heap_live;
 	gcstats_.heap_marked = marked;
 	/* A stop-the-world cycle has no concurrent mark (its pause 0 is

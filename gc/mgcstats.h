@@ -2,8 +2,11 @@
  * the gctrace line: phase clocks, the pause ring and histogram, assist,
  * mark-worker and sweeper CPU time (gc/mgcstats.c).
  *
+ * Every pause and phase time is kept here, and only here.
+ *
  * The cycle calls in at fixed points, always in this order:
- *   gcstats_cycle_start   world stopped, sweep termination done
+ *   gcstats_cycle_start   world stopped, sweep termination done (with
+ *                         the time the cycle began stopping the world)
  *   gcstats_pause(0, ns)  world running again: the first pause
  *   gcstats_mark_end      world stopped, marking complete
  *   gcstats_pause(1, ns)  after each mark-termination stop (an aborted
@@ -35,9 +38,12 @@ typedef struct gcstats_state {
 	uint64_t ring[GCSTATS_RING]; /* pause i at ring[i % GCSTATS_RING] */
 	uint64_t npauses;
 	uint64_t hist[GCSTATS_HIST];
+	uint64_t max_pause;         /* the longest pause */
+	uint64_t last_pause[2];     /* the latest pause of each kind */
+	uint64_t last_mark;         /* the last cycle, start to mark end */
 	/* The cycle in progress. */
 	uint64_t cur[GCSTATS_NPHASES];
-	uint64_t mark_begin_ns, mark_end_ns;
+	uint64_t cycle_begin_ns, mark_begin_ns, mark_end_ns;
 	uint64_t heap_start, heap_end, heap_marked;
 	uint64_t assist0, worker0;  /* CPU counters at cycle start */
 	uint64_t last_assist, last_worker; /* the last cycle's */
@@ -57,7 +63,7 @@ void gcstats_init(unsigned workers, long ncpu);
 uint64_t gcstats_now_ns(void);
 uint64_t gcstats_cpu_ns(void); /* the calling thread's CPU time */
 
-void gcstats_cycle_start(uintptr_t heap_live);
+void gcstats_cycle_start(uint64_t begin_ns, uintptr_t heap_live);
 void gcstats_pause(int which, uint64_t ns);
 void gcstats_mark_end(uintptr_t heap_live, uintptr_t marked);
 void gcstats_cycle_end(uintptr_t cycle, uintptr_t goal, bool trace);

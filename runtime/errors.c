@@ -81,7 +81,8 @@ void runtime_oom(size_t request, heap_err why)
 	if (why == HEAP_LIMIT)
 		runtime_error(GCHEAP_ERR_NOMEM,
 		              "allocating %zu bytes would pass the memory "
-		              "limit of %zu bytes", request, gc_memory_limit());
+		              "limit of %zu bytes", request,
+		              (size_t)aload(&mheap_.limit));
 	else
 		runtime_error(GCHEAP_ERR_NOMEM,
 		              "the OS refused memory for a %zu-byte request",

@@ -129,17 +129,6 @@ static void cycle_hook(void)
 	mutex_unlock(&exporter.lock);
 }
 
-/* pthread_cond_timedwait on exporter.lock, keeping its owner true. */
-static int cond_timedwait(const struct timespec *ts)
-{
-	if (GCHEAP_CHECK_LEVEL >= 2)
-		astore(&exporter.lock.owner, 0);
-	int r = pthread_cond_timedwait(&exporter.cond, &exporter.lock.m, ts);
-	if (GCHEAP_CHECK_LEVEL >= 2)
-		astore(&exporter.lock.owner, (uintptr_t)pthread_self());
-	return r;
-}
-
 static void *exporter_main(void *arg)
 {
 	uintptr_t gen = (uintptr_t)arg;
@@ -152,7 +141,8 @@ static void *exporter_main(void *arg)
 		ts.tv_sec += (time_t)(t / 1000000000u);
 		ts.tv_nsec = (long)(t % 1000000000u);
 		while (!exporter.kick && !exporter.stop &&
-		       cond_timedwait(&ts) != ETIMEDOUT)
+		       mutex_cond_timedwait(&exporter.cond, &exporter.lock,
+		                            &ts) != ETIMEDOUT)
 			;
 		exporter.kick = false;
 		if (exporter.stop || exporter.gen != gen || !exporter.file)
@@ -170,6 +160,7 @@ static void *exporter_main(void *arg)
 
 static void remove_file_locked(void)
 {
+	mutex_assert_held(&exporter.lock);
 	if (!exporter.file)
 		return;
 	gcstats_set_hook(NULL);
@@ -203,6 +194,7 @@ static gc_status open_file(void)
 {
 	char dir[200];
 
+	mutex_assert_held(&exporter.lock);
 	export_dir(dir, sizeof(dir));
 	if (!check_dir(dir))
 		return GCHEAP_ERR_ARG;

@@ -144,8 +144,9 @@ static void write_object(dumper *d, mspan *s, uintptr_t i)
 	d->objects++;
 }
 
-static void write_span(dumper *d, mspan *s)
+static void write_span(mspan *s, void *arg)
 {
+	dumper *d = arg;
 	uintptr_t nalloc = 0;
 
 	for (uintptr_t i = 0; i < s->nelems; i++)
@@ -169,14 +170,7 @@ static void write_span(dumper *d, mspan *s)
  * held off: spans[] does not change. */
 static void write_heap(dumper *d)
 {
-	for (heap_arena *a = mheap_.arenas; a; a = a->next) {
-		for (uintptr_t pg = 0; pg < PAGES_PER_ARENA; pg++) {
-			mspan *s = (mspan *)aload(&a->spans[pg]);
-			if (s && s->state == MSPAN_INUSE &&
-			    s->base == a->base + pg * PAGE_SIZE)
-				write_span(d, s);
-		}
-	}
+	mheap_each_span(write_span, d);
 }
 
 static void root(dumper *d, unsigned kind, uint32_t thread, uintptr_t where,

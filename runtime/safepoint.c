@@ -21,28 +21,30 @@
 
 #include <time.h>
 
-static pthread_mutex_t world_lock = PTHREAD_MUTEX_INITIALIZER;
+static gc_mutex world_lock = {.m = PTHREAD_MUTEX_INITIALIZER};
 static pthread_cond_t world_cond = PTHREAD_COND_INITIALIZER;
 static atomic_word handshake_flushed;
 
 static void world_signal(void)
 {
-	pthread_mutex_lock(&world_lock);
+	mutex_lock(&world_lock);
 	pthread_cond_broadcast(&world_cond);
-	pthread_mutex_unlock(&world_lock);
+	mutex_unlock(&world_lock);
 }
 
 /* Wait briefly for a status change (world_lock held). */
 static void world_wait(void)
 {
 	struct timespec ts;
+
+	mutex_assert_held(&world_lock);
 	clock_gettime(CLOCK_REALTIME, &ts);
 	ts.tv_nsec += 1000000;
 	if (ts.tv_nsec >= 1000000000) {
 		ts.tv_sec++;
 		ts.tv_nsec -= 1000000000;
 	}
-	pthread_cond_timedwait(&world_cond, &world_lock, &ts);
+	mutex_cond_timedwait(&world_cond, &world_lock, &ts);
 }
 
 /* ---- Saving a thread's context ------------------------------------------- */
@@ -61,13 +63,13 @@ static void world_wait(void)
 static NOINLINE void park(gc_thread *t)
 {
 	save_context(t);
-	pthread_mutex_lock(&world_lock);
+	mutex_lock(&world_lock);
 	astore_rel(&t->status, TS_PARKED);
 	pthread_cond_broadcast(&world_cond);
 	while (aload_acq(&t->pending) & P_STOP)
-		pthread_cond_wait(&world_cond, &world_lock);
+		mutex_cond_wait(&world_cond, &world_lock);
 	astore_rel(&t->status, TS_RUNNING);
-	pthread_mutex_unlock(&world_lock);
+	mutex_unlock(&world_lock);
 }
 
 void runtime_safepoint_slow(gc_thread *t)
@@ -103,22 +105,22 @@ void runtime_safepoint_slow(gc_thread *t)
 static NOINLINE void blocking_begin(gc_thread *t)
 {
 	save_context(t);
-	pthread_mutex_lock(&world_lock);
+	mutex_lock(&world_lock);
 	astore_rel(&t->status, TS_BLOCKED);
 	afetch_add(&runtime_.nrunning, (uintptr_t)-1);
 	pthread_cond_broadcast(&world_cond);
-	pthread_mutex_unlock(&world_lock);
+	mutex_unlock(&world_lock);
 }
 
 static void blocking_end(gc_thread *t)
 {
-	pthread_mutex_lock(&world_lock);
+	mutex_lock(&world_lock);
 	while (aload_acq(&t->status) == TS_CLAIMED ||
 	       (aload_acq(&t->pending) & P_STOP))
-		pthread_cond_wait(&world_cond, &world_lock);
+		mutex_cond_wait(&world_cond, &world_lock);
 	astore_rel(&t->status, TS_RUNNING);
 	afetch_add(&runtime_.nrunning, 1);
-	pthread_mutex_unlock(&world_lock);
+	mutex_unlock(&world_lock);
 	runtime_safepoint(t);
 }
 
@@ -176,20 +178,20 @@ static void ops_blocking_end(void)
 /* Claim a blocked thread so the collector can work for it. */
 static bool claim(gc_thread *t)
 {
-	pthread_mutex_lock(&world_lock);
+	mutex_lock(&world_lock);
 	bool ok = aload(&t->status) == TS_BLOCKED;
 	if (ok)
 		astore_rel(&t->status, TS_CLAIMED);
-	pthread_mutex_unlock(&world_lock);
+	mutex_unlock(&world_lock);
 	return ok;
 }
 
 static void unclaim(gc_thread *t)
 {
-	pthread_mutex_lock(&world_lock);
+	mutex_lock(&world_lock);
 	astore_rel(&t->status, TS_BLOCKED);
 	pthread_cond_broadcast(&world_cond);
-	pthread_mutex_unlock(&world_lock);
+	mutex_unlock(&world_lock);
 }
 
 /* ---- Stopping the world -------------------------------------------------- */
@@ -206,10 +208,10 @@ static void registry_lock(void)
 	blocking_begin(me);
 	mutex_lock(&runtime_.lock);
 	/* We hold the registry: nobody can claim or stop us now. */
-	pthread_mutex_lock(&world_lock);
+	mutex_lock(&world_lock);
 	astore_rel(&me->status, TS_RUNNING);
 	afetch_add(&runtime_.nrunning, 1);
-	pthread_mutex_unlock(&world_lock);
+	mutex_unlock(&world_lock);
 }
 
 static void stop_world(void)
@@ -220,11 +222,11 @@ static void stop_world(void)
 	for (gc_thread *t = runtime_.threads; t; t = t->next)
 		if (t != me)
 			aor(&t->pending, P_STOP);
-	pthread_mutex_lock(&world_lock);
+	mutex_lock(&world_lock);
 	for (gc_thread *t = runtime_.threads; t; t = t->next)
 		while (t != me && aload_acq(&t->status) == TS_RUNNING)
 			world_wait();
-	pthread_mutex_unlock(&world_lock);
+	mutex_unlock(&world_lock);
 }
 
 /* A mutator that stopped the world itself (verify-mode gc_read_stats,
@@ -233,11 +235,11 @@ static void stop_world(void)
  * meanwhile would otherwise leave it allocating from a stale span. */
 static void start_world(void)
 {
-	pthread_mutex_lock(&world_lock);
+	mutex_lock(&world_lock);
 	for (gc_thread *t = runtime_.threads; t; t = t->next)
 		aand(&t->pending, ~(uintptr_t)P_STOP);
 	pthread_cond_broadcast(&world_cond);
-	pthread_mutex_unlock(&world_lock);
+	mutex_unlock(&world_lock);
 	mutex_unlock(&runtime_.lock);
 }
 
@@ -258,6 +260,7 @@ static bool serve(uintptr_t bit, gcw *w)
 	gc_thread *me = thread_current;
 	bool all = true;
 
+	mutex_assert_held(&runtime_.lock);
 	for (gc_thread *t = runtime_.threads; t; t = t->next) {
 		if (!(aload_acq(&t->pending) & bit))
 			continue;
@@ -312,9 +315,9 @@ static bool flush_all(void)
 	registry_lock();
 	request_all(P_FLUSH);
 	while (!serve(P_FLUSH, NULL)) {
-		pthread_mutex_lock(&world_lock);
+		mutex_lock(&world_lock);
 		world_wait();
-		pthread_mutex_unlock(&world_lock);
+		mutex_unlock(&world_lock);
 	}
 	mutex_unlock(&runtime_.lock);
 	return aload(&handshake_flushed) != before;

@@ -85,6 +85,12 @@ static void fill_v2(gc_stats *s)
 		s->phase_total_ns[i] = gcstats_.phase_total[i];
 	}
 	s->pause_count = gcstats_.npauses;
+	s->pause_total_ns = gcstats_.phase_total[GCSTATS_SWEEPTERM] +
+	                    gcstats_.phase_total[GCSTATS_MARKTERM];
+	s->pause_max_ns = gcstats_.max_pause;
+	s->last_pause_ns = MAX(gcstats_.last_pause[0],
+	                       gcstats_.last_pause[1]);
+	s->last_mark_ns = gcstats_.last_mark;
 	for (int i = 0; i < GCHEAP_PAUSE_RING; i++)
 		s->pause_ring[i] = gcstats_.ring[i];
 	for (int i = 0; i < GCHEAP_PAUSE_HIST; i++)
@@ -149,11 +155,6 @@ gc_status gc_read_stats(gc_stats *out, size_t size)
 		mutex_lock(&mgc_.lock);
 		s.heap_marked = mgc_.heap_marked;
 		s.heap_goal = aload(&mgc_.goal);
-		s.pause_total_ns = mgc_.total_pause_ns;
-		s.pause_max_ns = mgc_.max_pause_ns;
-		s.last_pause_ns = MAX(mgc_.last_pause_ns[0],
-		                      mgc_.last_pause_ns[1]);
-		s.last_mark_ns = mgc_.last_mark_ns;
 		mutex_unlock(&mgc_.lock);
 	}
 	if (mheap_.init)

@@ -2,11 +2,30 @@
  * level 2 and above a lock records its owner so that code can assert
  * "caller holds the lock" (mutex_assert_held).
  *
- * Lock order (outer first; never take an earlier lock while holding a later):
- *   runtime thread registry lock
- *   -> mcentral[spc].lock
- *   -> mheap_.lock
- * The metadata allocator runs under mheap_.lock. */
+ * The lock order: every lock in gcheap, outer first. Never take a lock
+ * while holding one listed after it. (Locks never held together are
+ * listed in an order that would also be safe.)
+ *   1. runtime_.lock      the thread registry; held by whoever stops the
+ *                         world or runs a handshake, for the whole of it
+ *                         (runtime/runtime.h, runtime/safepoint.c)
+ *   2. exporter.lock      the live stats export, with its cond (its
+ *                         thread drops it to publish) (runtime/export.c)
+ *   3. mgc_.lock          cycle bookkeeping and the pacer, with mgc_.cond
+ *                         (gc/mgc.h)
+ *   4. globals.lock       the registered global roots (runtime/roots.c)
+ *   5. mcentral[spc].lock one class's span lists (alloc/mcentral.h)
+ *   6. mheap_.lock        pages, arenas, spans[]; the metadata allocator
+ *                         runs under it (alloc/mheap.h)
+ *   7. specials_.lock     every span's specials (gc/mfinal.c)
+ *   8. finq_.lock         the finalizer queue, with its cond (gc/mfinal.c)
+ *   9. gcwork_.lock       the global lists of work buffers (gc/mgcwork.h)
+ *  10. gcstats_.lock      timing bookkeeping (gc/mgcstats.h)
+ *  11. registry.lock      type ids (alloc/gctype.c)
+ *  12. world_lock         thread status changes, with world_cond
+ *                         (runtime/safepoint.c)
+ *  13. runtime_.hlock     the error and OOM handlers, never held while
+ *                         one runs (runtime/runtime.h)
+ * Nothing else locks: atomics (alloc/sys/atomic.h) and pthread_once. */
 #ifndef GCHEAP_SYS_LOCK_H
 #define GCHEAP_SYS_LOCK_H
 
@@ -51,6 +70,19 @@ static inline void mutex_cond_wait(pthread_cond_t *c, gc_mutex *l)
 	pthread_cond_wait(c, &l->m);
 	if (GCHEAP_CHECK_LEVEL >= 2)
 		astore(&l->owner, (uintptr_t)pthread_self());
+}
+
+/* pthread_cond_timedwait (CLOCK_REALTIME deadline) on a gc_mutex, keeping
+ * its owner record true; returns what pthread_cond_timedwait did. */
+static inline int mutex_cond_timedwait(pthread_cond_t *c, gc_mutex *l,
+                                       const struct timespec *ts)
+{
+	if (GCHEAP_CHECK_LEVEL >= 2)
+		astore(&l->owner, 0);
+	int r = pthread_cond_timedwait(c, &l->m, ts);
+	if (GCHEAP_CHECK_LEVEL >= 2)
+		astore(&l->owner, (uintptr_t)pthread_self());
+	return r;
 }
 
 #endif

@@ -718,6 +718,10 @@ START_TEST(test_memory_limit)
 	ck_assert_int_eq(oom_log.calls, 1);
 	ck_assert_uint_eq(oom_log.request, limit + 1);
 	ck_assert_int_eq(err_log.calls, 1);
+	/* The message names the limit (runtime/errors.c reads the heap's). */
+	char want[96];
+	snprintf(want, sizeof(want), "memory limit of %zu bytes", limit);
+	ck_assert_msg(strstr(err_log.msg, want), "message: %s", err_log.msg);
 	/* Fill with each kind of object in turn. */
 	ck_assert_uint_gt(fill_until_null(MiB, NULL, &h, limit), 0);
 	/* Then, each with a little more room, the other kinds. */

@@ -143,6 +143,9 @@ START_TEST(test_pauses_phases_cpu)
 		total += st.pause_ring[i];
 	}
 	ck_assert_uint_eq(mx <= st.pause_max_ns, 1);
+	ck_assert_uint_gt(st.last_pause_ns, 0);
+	ck_assert_uint_le(st.last_pause_ns, st.pause_max_ns);
+	ck_assert_uint_gt(st.last_mark_ns, 0);
 	ck_assert_uint_eq(total <= st.pause_total_ns, 1);
 	ck_assert_uint_eq(st.phase_total_ns[GCSTATS_SWEEPTERM] +
 	                  st.phase_total_ns[GCSTATS_MARKTERM],
