@@ -25,9 +25,25 @@
  *
  * mgc_.lock guards the condition variable and the cycle's bookkeeping; it
  * is never held while the world is being stopped. A cycle is started by
- * the thread that wins the CAS on `starting`. */
+ * the thread that wins the CAS on `starting`.
+ *
+ * The marker gate. Stopping the world stops the mutators, not the
+ * background workers, and a worker holds grey objects in its own gcw
+ * while it marks. So a worker marks only inside the gate
+ * (markers_enter/markers_leave), with the phase MARK checked inside, and
+ * leaves only after publishing its work; the thread that has stopped the
+ * world closes the gate and waits until no worker is inside
+ * (markers_stop) before it decides that marking is complete, and reopens
+ * it (markers_start) when it starts the world. Hence, with the gate
+ * closed: every grey object is in the global list or in a stopped
+ * thread's buffers, and the phase leaves MARK only then, so no worker
+ * marks after the mark (into the bits the sweep is using). A worker
+ * never blocks inside the gate on what a stopper holds: scans done under
+ * the registry lock (stack_scans_done) are published before it is
+ * released. */
 #include "gc/mgc.h"
 
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -70,6 +86,53 @@ static void checkmark(void)
 }
 
 /* ---- Mark termination ---------------------------------------------------- */
+
+
+/* ---- The marker gate (see the top of the file) -------------------------- */
+
+static struct {
+	atomic_word inside; /* workers marking: they may hold grey objects */
+	atomic_word closed; /* set only by the thread that stopped the world */
+} markers;
+
+/* Enter to mark; false (not entered) once the phase is not MARK. */
+static bool markers_enter(void)
+{
+	for (;;) {
+		/* Full barriers on both sides (markers_stop): the stopper
+		 * sees us inside, or we see the gate closed. */
+		afetch_add(&markers.inside, 1);
+		if (!aload_acq(&markers.closed)) {
+			if (aload_acq(&mgc_.phase) == GCPHASE_MARK)
+				return true;
+			afetch_add(&markers.inside, (uintptr_t)-1);
+			return false;
+		}
+		afetch_add(&markers.inside, (uintptr_t)-1);
+		while (aload_acq(&markers.closed))
+			sched_yield();
+	}
+}
+
+/* Leave, every grey object this worker held published first. */
+static void markers_leave(void)
+{
+	afetch_add(&markers.inside, (uintptr_t)-1);
+}
+
+/* World stopped: close the gate and wait for the workers inside (each is
+ * within one slice of leaving, and blocks on nothing the stopper holds). */
+static void markers_stop(void)
+{
+	afetch_add(&markers.closed, 1);
+	while (aload_acq(&markers.inside))
+		sched_yield();
+}
+
+static void markers_start(void)
+{
+	astore_rel(&markers.closed, 0);
+}
 
 /* World stopped; marking is complete. */
 static void mark_termination(void)
@@ -127,9 +190,12 @@ static void mark_done(void)
 	for (;;) {
 		gcw w = {0};
 		bool more = mgc_.ops->flush_all();
+		if (!markers_enter())
+			return; /* someone else finished this mark */
 		if (more || !gcwork_global_empty()) {
 			gcmark_drain(&w, -1);
 			gcw_dispose(&w);
+			markers_leave();
 			continue;
 		}
 		uintptr_t epoch = aload(&gcwork_.nmarked);
@@ -137,8 +203,10 @@ static void mark_done(void)
 		if (eph && ephemeron_pass(&w)) {
 			gcmark_drain(&w, -1);
 			gcw_dispose(&w);
+			markers_leave();
 			continue;
 		}
+		markers_leave();
 		uint64_t t0 = gcstats_now_ns();
 		mgc_.ops->stop_world();
 		if (aload_acq(&mgc_.phase) != GCPHASE_MARK) {
@@ -147,14 +215,19 @@ static void mark_done(void)
 			mgc_.ops->start_world();
 			return;
 		}
+		/* Other workers' grey objects are published once they are
+		 * out; what they published moves nmarked. */
+		markers_stop();
 		if (mgc_.ops->flush_all_stopped() || !gcwork_global_empty() ||
 		    (eph && aload(&gcwork_.nmarked) != epoch)) {
 			/* Work turned up: that was a pause too. */
+			markers_start();
 			mgc_.ops->start_world();
 			gcstats_pause(1, gcstats_now_ns() - t0);
 			continue;
 		}
 		mark_termination();
+		markers_start();
 		mgc_.ops->start_world();
 		gcstats_pause(1, gcstats_now_ns() - t0);
 		trace_cycle();
@@ -186,15 +259,20 @@ static void mark_concurrently(double fraction)
 	uint64_t t0 = gcstats_now_ns(), c0 = gcstats_cpu_ns(), cprev = c0;
 
 	while (aload_acq(&mgc_.phase) == GCPHASE_MARK) {
+		/* Outside the gate: it may wait for a stopped world. */
+		bool roots_done = mgc_.ops->stack_scans_done(&w);
+		if (!markers_enter())
+			break;
 		if (acas(&mgc_.globals_done, 0, 1)) {
 			mgc_.ops->mark_globals(&w);
 			specials_mark(&w);
+			gcw_dispose(&w);
 			astore_rel(&mgc_.globals_done, 2);
 		}
-		bool roots_done = mgc_.ops->stack_scans_done(&w) &&
-		                  aload_acq(&mgc_.globals_done) == 2;
+		roots_done = roots_done && aload_acq(&mgc_.globals_done) == 2;
 		intptr_t n = gcmark_drain(&w, MARK_SLICE);
 		gcw_dispose(&w);
+		markers_leave();
 		afetch_add(&mgc_.bg_credit, (uintptr_t)n);
 		uint64_t c1 = gcstats_cpu_ns();
 		gcstats_worker(c1 - cprev);
@@ -229,18 +307,28 @@ static void mark_concurrently(double fraction)
 
 /* ---- Starting a cycle ---------------------------------------------------- */
 
-/* World stopped: the whole mark (GCHEAP_DEBUG=stoptheworld). */
+/* World stopped: the whole mark (GCHEAP_DEBUG=stoptheworld). A worker
+ * woken meanwhile may mark beside it (the root job too): complete means
+ * nothing left with the gate closed. */
 static void mark_stopped(void)
 {
 	gcw w = {0};
 
 	mark_roots_stopped(&w);
-	do {
-		gcmark_drain(&w, -1);
-		gcw_dispose(&w);
-	} while (mgc_.ops->flush_all_stopped() || !gcwork_global_empty() ||
-	         ephemeron_pass(&w));
+	for (;;) {
+		do {
+			gcmark_drain(&w, -1);
+			gcw_dispose(&w);
+		} while (mgc_.ops->flush_all_stopped() ||
+		         !gcwork_global_empty());
+		markers_stop();
+		if (!mgc_.ops->flush_all_stopped() && gcwork_global_empty() &&
+		    !ephemeron_pass(&w))
+			break;
+		markers_start();
+	}
 	mark_termination();
+	markers_start();
 }
 
 /* Start a cycle; false if one is already running. */

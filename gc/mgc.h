@@ -69,8 +69,9 @@ typedef struct gc_runtime_ops {
 	void (*mark_threads_stopped)(gcw *w);
 	/* Ask every thread to scan its own roots at its next safepoint. */
 	void (*request_stack_scans)(void);
-	/* Scan the roots of blocked threads on their behalf; true when
-	 * every thread's roots are done. */
+	/* Scan the roots of blocked threads on their behalf into w, and
+	 * publish w (gcw_dispose) before the registry lock is released;
+	 * true when every thread's roots are done. */
 	bool (*stack_scans_done)(gcw *w);
 	/* Ragged handshake: each thread flushes its barrier buffer and its
 	 * work at its next safepoint (done for it if blocked). Returns true

@@ -10,7 +10,8 @@
  *
  * Termination: marking is done when the full list is empty, no gcw holds
  * work and every root job has run; gc/mgc.c's mark_done confirms it with
- * a handshake that makes every thread flush its gcw. */
+ * a handshake that makes every thread flush its gcw, and the marker gate
+ * (gc/mgc.c) for the background workers' gcws, which no stop reaches. */
 #ifndef GCHEAP_MGCWORK_H
 #define GCHEAP_MGCWORK_H
 

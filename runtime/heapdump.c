@@ -6,11 +6,12 @@
  * pointer changes while it walks: every in-use span, every allocated
  * object in it (below freeindex or alloc bit set), each object's pointer
  * slots (mspan_ptriter) whose values point into an allocated object, and
- * the roots: registered globals, each thread's frames, and (if stacks are
- * scanned conservatively) each thread's stack words and saved registers
- * that point into an allocated object. Objects are named by the type id
- * recorded per object (gc_set_record_types), by the span's type array
- * (scan objects over 512 bytes) or the large span's type; 0 otherwise. */
+ * the roots: registered globals, each thread's frames and held slots (as
+ * frame roots), and (if stacks are scanned conservatively) each thread's
+ * stack words and saved registers that point into an allocated object.
+ * Objects are named by the type id recorded per object
+ * (gc_set_record_types), by the span's type array (scan objects over 512
+ * bytes) or the large span's type; 0 otherwise. */
 #include "format/heapdump.h"
 
 #include "runtime/runtime.h"
@@ -217,6 +218,9 @@ static NOINLINE void write_thread_roots(dumper *d, const jmp_buf *regs)
 				root(d, HD_ROOT_FRAME, tid,
 				     (uintptr_t)&f->slots[i],
 				     (uintptr_t)f->slots[i]);
+		for (size_t i = 0; i < t->nheld; i++)
+			root(d, HD_ROOT_FRAME, tid, (uintptr_t)&t->held[i],
+			     (uintptr_t)t->held[i]);
 		if (!runtime_.conservative || !t->stack_base)
 			continue;
 		if (t == me) {

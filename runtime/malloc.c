@@ -242,6 +242,22 @@ void *gc_alloc_array(size_t count, const gc_type *elem)
 	return gc_alloc_fast(thread_current, bytes, elem);
 }
 
+void *runtime_new(gc_thread *t, size_t size, const gc_type *type)
+{
+	void *p = gc_alloc_fast(t, size, type);
+	if (p)
+		runtime_hold(t, p);
+	return p;
+}
+
+void *runtime_new_array(gc_thread *t, size_t count, const gc_type *elem)
+{
+	void *p = gc_alloc_array(count, elem);
+	if (p)
+		runtime_hold(t, p);
+	return p;
+}
+
 size_t gc_size(const void *p)
 {
 	mspan *s = NULL;

@@ -1,5 +1,6 @@
 /* runtime/roots.c: the roots: registered global ranges of pointer slots,
- * each thread's precise shadow-stack frames, and (unless switched off)
+ * each thread's precise shadow-stack frames and held slots (the library's
+ * own new objects, runtime_hold in runtime.h), and (unless switched off)
  * each thread's native stack and saved registers, scanned conservatively.
  *
  * A thread's roots are scanned by the thread itself at a safepoint, or by
@@ -136,6 +137,7 @@ void runtime_scan_thread(gc_thread *t, gcw *w, bool self)
 {
 	for (gc_frame *f = t->frames; f; f = f->prev)
 		gcmark_scan_slots(w, (void *const *)f->slots, f->nslots, 0);
+	gcmark_scan_slots(w, (void *const *)t->held, t->nheld, 0);
 	if (!runtime_.conservative || !t->stack_base)
 		return;
 	if (self) {

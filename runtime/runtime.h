@@ -35,6 +35,9 @@ enum thread_pending {
 
 struct gc_frame;
 
+/* Held slots: see runtime_hold below. */
+#define RUNTIME_HELD 8
+
 typedef struct gc_thread {
 	mcache mcache;            /* first: the fast path's offsets are small */
 	atomic_word pending;      /* enum thread_pending bits */
@@ -42,6 +45,9 @@ typedef struct gc_thread {
 	mgc_thread gc;            /* the collector's: barrier buffer,
 	                           * marking work, assist debt */
 	struct gc_frame *frames;  /* precise shadow-stack frames */
+	void *held[RUNTIME_HELD]; /* the library's own new objects, precise
+	                           * roots scanned with the frames */
+	size_t nheld;             /* held[0, nheld) are in use */
 	uintptr_t stack_base;     /* highest address of the native stack */
 	uintptr_t saved_sp;       /* stack pointer when parked or blocked */
 	jmp_buf saved_regs;       /* registers when parked or blocked */
@@ -89,6 +95,52 @@ static inline void runtime_safepoint(gc_thread *t)
 	if (unlikely(aload_acq(&t->pending)))
 		runtime_safepoint_slow(t);
 }
+
+/* ---- The library's own allocations -------------------------------------
+ *
+ * The rule (docs/design.md, "The library's own allocations"): a new
+ * object that the library allocates for itself is held in the thread's
+ * held slots from its allocation until it is stored in a rooted place
+ * (an object the caller roots, or returned to the caller). A C local is
+ * no root in precise mode (gc_set_conservative_stacks(0)), and every
+ * allocation, weak read and gc_safepoint is a safepoint at which a cycle
+ * may scan this thread or, under stoptheworld=1, run its whole mark.
+ *
+ *   size_t mark = runtime_held_mark(t);
+ *   x = runtime_new(t, size, type);     held until the unhold
+ *   y = runtime_new(t, size, type);     a safepoint: x survives it
+ *   ... store x and y where they are rooted ...
+ *   runtime_unhold(t, mark);
+ *
+ * Library code allocates only through runtime_new (tools/
+ * check-internal-alloc.sh fails on a gc_alloc call elsewhere). The slots
+ * are the thread's own, like its frames: they are written without the
+ * barrier and scanned with the frames. */
+static inline size_t runtime_held_mark(const gc_thread *t)
+{
+	return t->nheld;
+}
+
+/* Hold p (non-NULL) in the next held slot. */
+static inline void runtime_hold(gc_thread *t, void *p)
+{
+	if (t->nheld == RUNTIME_HELD)
+		fatal("internal: more than %d objects held by one thread",
+		      RUNTIME_HELD);
+	t->held[t->nheld++] = p;
+}
+
+/* Drop everything held since `mark`. */
+static inline void runtime_unhold(gc_thread *t, size_t mark)
+{
+	while (t->nheld > mark)
+		t->held[--t->nheld] = NULL;
+}
+
+/* gc_alloc for the library's own objects: the new object is held. */
+void *runtime_new(gc_thread *t, size_t size, const gc_type *type);
+/* The same for an array of count elements. */
+void *runtime_new_array(gc_thread *t, size_t count, const gc_type *elem);
 
 /* Scan a thread's roots (frames, and its stack if conservative) into w.
  * `t` is the caller, or parked, blocked or claimed. */

@@ -300,10 +300,13 @@ static void request_stack_scans(void)
 	gcw_dispose(&w);
 }
 
+/* What was scanned is published before the registry is released: a
+ * stopper that takes it next must find it (gc/mgc.c, the marker gate). */
 static bool stack_scans_done(gcw *w)
 {
 	registry_lock();
 	bool done = serve(P_SCAN, w);
+	gcw_dispose(w);
 	mutex_unlock(&runtime_.lock);
 	return done;
 }

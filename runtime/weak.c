@@ -21,7 +21,12 @@
  *
  * The weak map is open addressing over an array of ephemerons; an entry
  * whose key died reads as empty and is reused or dropped when the table
- * grows. */
+ * grows.
+ *
+ * Every object made here comes from runtime_new and stays held until it
+ * is stored where it is rooted or returned (the rule in runtime.h): the
+ * probes between making an entry and storing it are safepoints, and so is
+ * each allocation after the first. */
 #include "runtime/runtime.h"
 
 #include <sched.h>
@@ -98,10 +103,12 @@ gc_weak *gc_weak_new(void *obj)
 	if (!have_types())
 		return NULL;
 	/* A safepoint: obj is the caller's, so it and its span stay. */
-	void *c = gc_alloc(sizeof(weak_cell), types_.cell);
+	size_t mark = runtime_held_mark(t);
+	void *c = runtime_new(t, sizeof(weak_cell), types_.cell);
 	if (!c)
 		return NULL;
 	cell = specials_add_weak(s, (uintptr_t)obj, (uintptr_t)c);
+	runtime_unhold(t, mark); /* the special keeps the cell now */
 	if (!cell)
 		runtime_error(GCHEAP_ERR_NOMEM, "gc_weak_new: no memory for "
 		              "the record");
@@ -156,19 +163,17 @@ void *gc_weak_get(const gc_weak *w)
 /* ---- Ephemerons --------------------------------------------------------- */
 
 
-gc_ephemeron *gc_ephemeron_new(void *key, void *value)
+/* A new ephemeron, left held (the caller unholds it once it is stored);
+ * NULL after reporting the error. */
+static ephemeron_obj *eph_new(gc_thread *t, void *key, void *value)
 {
-	gc_thread *t = attached("gc_ephemeron_new");
-
-	if (!t)
-		return NULL;
 	if (!have_types())
 		return NULL;
 	/* The cell is kept by key's special; key and value by the caller. */
 	gc_weak *k = gc_weak_new(key);
 	if (!k)
 		return NULL;
-	ephemeron_obj *e = gc_alloc(sizeof(*e), types_.ephemeron);
+	ephemeron_obj *e = runtime_new(t, sizeof(*e), types_.ephemeron);
 	if (!e)
 		return NULL;
 	gc_write((void *)&e->key, k);
@@ -179,6 +184,18 @@ gc_ephemeron *gc_ephemeron_new(void *key, void *value)
 		              "for the record");
 		return NULL;
 	}
+	return e;
+}
+
+gc_ephemeron *gc_ephemeron_new(void *key, void *value)
+{
+	gc_thread *t = attached("gc_ephemeron_new");
+
+	if (!t)
+		return NULL;
+	size_t mark = runtime_held_mark(t);
+	ephemeron_obj *e = eph_new(t, key, value);
+	runtime_unhold(t, mark); /* returned: the caller's to root */
 	return (gc_ephemeron *)e;
 }
 
@@ -242,19 +259,21 @@ static size_t hash_addr(const void *p, size_t cap)
 
 gc_weakmap *gc_weakmap_new(void)
 {
-	if (!attached("gc_weakmap_new"))
+	gc_thread *t = attached("gc_weakmap_new");
+
+	if (!t || !have_types())
 		return NULL;
-	if (!have_types())
-		return NULL;
-	gc_weakmap *m = gc_alloc(sizeof(*m), types_.map);
-	if (!m)
-		return NULL;
-	void *slots = gc_alloc(8 * sizeof(void *), types_.slots);
-	if (!slots)
-		return NULL;
-	gc_write(&m->slots, slots);
-	m->cap = 8;
-	return m;
+	size_t mark = runtime_held_mark(t);
+	gc_weakmap *m = runtime_new(t, sizeof(*m), types_.map);
+	/* A safepoint: m is held across it. */
+	void *slots = m ? runtime_new(t, 8 * sizeof(void *), types_.slots) :
+	                  NULL;
+	if (slots) {
+		gc_write(&m->slots, slots);
+		m->cap = 8;
+	}
+	runtime_unhold(t, mark);
+	return slots ? m : NULL;
 }
 
 /* The slot holding key's live entry, or NULL. */
@@ -293,11 +312,12 @@ static bool map_grow(gc_thread *t, gc_weakmap *m)
 	size_t cap = m->cap;
 	while (live * 2 >= cap)
 		cap *= 2;
-	ephemeron_obj **ns = gc_alloc_array(cap, types_.slots);
+	size_t mark = runtime_held_mark(t);
+	ephemeron_obj **ns = runtime_new_array(t, cap, types_.slots);
 	if (!ns)
 		return false;
-	/* No safepoint from here on: the old slots stay reachable from m
-	 * until the new ones are installed. */
+	/* No safepoint from here on (ns is held all the same): the old
+	 * slots stay reachable from m until the new ones are installed. */
 	size_t used = 0;
 	for (size_t i = 0; i < m->cap; i++) {
 		ephemeron_obj *e = m->slots[i];
@@ -314,6 +334,7 @@ static bool map_grow(gc_thread *t, gc_weakmap *m)
 	gc_write(&m->slots, ns);
 	m->cap = cap;
 	m->used = used;
+	runtime_unhold(t, mark);
 	return true;
 }
 
@@ -335,10 +356,14 @@ gc_status gc_weakmap_set(gc_weakmap *m, void *key, void *value)
 	}
 	if ((m->used + 1) * 4 > m->cap * 3 && !map_grow(t, m))
 		return gc_last_error();
-	ephemeron_obj *ne = (ephemeron_obj *)gc_ephemeron_new(key, value);
-	if (!ne)
+	size_t mark = runtime_held_mark(t);
+	ephemeron_obj *ne = eph_new(t, key, value);
+	if (!ne) {
+		runtime_unhold(t, mark);
 		return gc_last_error();
-	/* The first reusable slot: empty, deleted, or a dead entry. */
+	}
+	/* The first reusable slot: empty, deleted, or a dead entry. Each
+	 * live entry probed is a safepoint (eph_key): ne stays held. */
 	size_t mask = m->cap - 1;
 	for (size_t i = hash_addr(key, m->cap);; i = (i + 1) & mask) {
 		ephemeron_obj *o = m->slots[i];
@@ -346,6 +371,7 @@ gc_status gc_weakmap_set(gc_weakmap *m, void *key, void *value)
 			if (!o)
 				m->used++;
 			gc_write(&m->slots[i], ne);
+			runtime_unhold(t, mark);
 			return GCHEAP_OK;
 		}
 	}

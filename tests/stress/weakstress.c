@@ -12,6 +12,13 @@
  * through a weak reference must be intact and be the one that reference
  * was made for; weak references to objects that died read NULL.
  *
+ * Each mutator also keeps a weak map (gc_weakmap) keyed by the objects in
+ * its frame slots, remade every MAP_EVERY operations: an entry set for
+ * an object still in its slot must read back intact (the key is live, so
+ * the entry and its value must be), whatever cycles ran meanwhile. This
+ * exercises the library's own allocations (the map, its slot arrays, the
+ * entries) at every safepoint inside them, in precise mode.
+ *
  *   weakstress [--threads N] [--ops N] [--sabotage]
  * GCHEAP_SEED replays a run. Exit 0 on success; a failed check exits 1. */
 #include "gcheap.h"
@@ -25,6 +32,9 @@
 
 #define NWEAK 512
 #define NSLOTS 8
+#define MAP_SLOT (NSLOTS + 1) /* the frame slot holding the weak map */
+#define VAL_SLOT (NSLOTS + 2) /* a new value, rooted while it is set */
+#define MAP_EVERY 4000
 
 typedef struct wobj {
 	struct wobj *next; /* a pointer slot: objects link to each other */
@@ -40,7 +50,7 @@ static long nops = 100000;
 typedef struct worker {
 	pthread_t tid;
 	unsigned id;
-	unsigned long gets, revived, dead;
+	unsigned long gets, revived, dead, mapped;
 } worker;
 
 static void fail(const char *what, const wobj *p)
@@ -53,22 +63,62 @@ static void fail(const char *what, const wobj *p)
 	exit(1);
 }
 
+/* A map value: {key of the object it was set for, mix(key)}, noscan. */
+static void map_op(worker *w, test_rng *r, void **slots, void **mapped)
+{
+	size_t s = 1 + (size_t)rng_below(r, NSLOTS);
+	wobj *k = slots[s];
+	gc_weakmap *m = slots[MAP_SLOT];
+
+	if (!k)
+		return;
+	uint64_t *v = gc_weakmap_get(m, k);
+	if (mapped[s] == k && !v)
+		fail("the weak map lost the entry of a live key", k);
+	if (v && (v[0] != k->key || v[1] != mix(k->key)))
+		fail("a weak-map value is not intact", k);
+	if (v && rng_below(r, 2))
+		return;
+	v = gc_alloc(2 * sizeof(uint64_t), NULL);
+	if (!v)
+		fail("out of memory", NULL);
+	v[0] = k->key;
+	v[1] = mix(k->key);
+	slots[VAL_SLOT] = v; /* gc_weakmap_set allocates: a safepoint */
+	if (gc_weakmap_set(m, k, v) != GCHEAP_OK)
+		fail("gc_weakmap_set", k);
+	slots[VAL_SLOT] = NULL;
+	mapped[s] = k;
+	w->mapped++;
+}
+
 static void *run(void *arg)
 {
 	worker *w = arg;
-	void *slots[NSLOTS + 1] = {0};
+	void *slots[NSLOTS + 3] = {0};
+	void *mapped[NSLOTS + 1] = {0}; /* off-heap: not roots */
 	gc_frame f;
 	test_rng r = {mix(seed + w->id) | 1};
 
 	if (gc_thread_attach() != GCHEAP_OK)
 		fail("attach", NULL);
-	gc_frame_push(&f, slots, NSLOTS + 1);
+	gc_frame_push(&f, slots, NSLOTS + 3);
 	gc_weak **weak = gc_alloc_array(NWEAK, t_ptr);
 	uint64_t *want = calloc(NWEAK, sizeof(*want)); /* keys, off-heap */
 	if (!weak || !want)
 		fail("out of memory", NULL);
 	slots[0] = weak;
 	for (long op = 0; op < nops; op++) {
+		if (op % MAP_EVERY == 0) {
+			slots[MAP_SLOT] = gc_weakmap_new();
+			if (!slots[MAP_SLOT])
+				fail("gc_weakmap_new", NULL);
+			memset(mapped, 0, sizeof(mapped));
+		}
+		if (rng_below(&r, 4) == 0) {
+			map_op(w, &r, slots, mapped);
+			continue;
+		}
 		size_t k = (size_t)rng_below(&r, NWEAK);
 		size_t s = 1 + (size_t)rng_below(&r, NSLOTS);
 		if (!weak[k]) {
@@ -82,6 +132,7 @@ static void *run(void *arg)
 			/* Rooted first: gc_weak_new allocates, a safepoint
 			 * (precise mode: C locals are not roots). */
 			slots[s] = o; /* drops what was there */
+			mapped[s] = NULL;
 			gc_weak *h = gc_weak_new(o);
 			if (!h)
 				fail("gc_weak_new", o);
@@ -105,6 +156,7 @@ static void *run(void *arg)
 				     "is not intact", q);
 		w->revived++;
 		slots[s] = p; /* strong again, in a scanned frame */
+		mapped[s] = NULL;
 		/* Garbage, to keep the collector busy. */
 		char *g = gc_alloc(16 + rng_below(&r, 200), NULL);
 		if (!g)
@@ -160,20 +212,21 @@ int main(int argc, char **argv)
 		if (pthread_create(&ws[i].tid, NULL, run, &ws[i]))
 			return 1;
 	}
-	unsigned long gets = 0, revived = 0, dead = 0;
+	unsigned long gets = 0, revived = 0, dead = 0, mapped = 0;
 	for (unsigned i = 0; i < nthreads; i++) {
 		pthread_join(ws[i].tid, NULL);
 		gets += ws[i].gets;
 		revived += ws[i].revived;
 		dead += ws[i].dead;
+		mapped += ws[i].mapped;
 	}
 	gc_blocking_end();
 	gc_stats st;
 	gc_read_stats(&st, sizeof(st));
-	printf("weakstress: %lu weak reads, %lu revived, %lu dead, %llu "
-	       "cycles: ok\n", gets, revived, dead,
+	printf("weakstress: %lu weak reads, %lu revived, %lu dead, %lu map "
+	       "sets, %llu cycles: ok\n", gets, revived, dead, mapped,
 	       (unsigned long long)st.gc_cycles);
-	if (!dead || !revived || st.gc_cycles < 3) {
+	if (!dead || !revived || !mapped || st.gc_cycles < 3) {
 		printf("weakstress: the run did not exercise weak references "
 		       "across cycles\n");
 		return 1;

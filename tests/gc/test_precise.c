@@ -1,0 +1,271 @@
+/* tests/gc/test_precise.c: the library's own objects in precise mode, and
+ * the stopped-world mark beside the background worker (issue 12).
+ *
+ *  - gc_weakmap_new allocates the map, then its slot array: a cycle that
+ *    starts at the second allocation (staged: the slot array's class has
+ *    no cached room, GCHEAP_DEBUG=stress=1) scans the thread while the
+ *    map is held only by the library; the map must survive;
+ *  - gc_weakmap_set makes the new entry, then probes for its slot, a
+ *    safepoint per live entry probed: under stoptheworld=1 a cycle run by
+ *    another thread at one of those safepoints must still see the entry;
+ *  - under stoptheworld=1 the background worker, woken while the world
+ *    is stopped for the mark, must not hold grey objects the stopped-world
+ *    mark then skips (finalizer arguments, marked by the specials root job
+ *    that both run, are the case where the orders differ).
+ * Precise mode throughout: C locals are no roots. */
+#include "test_harness.c"
+
+typedef struct node {
+	struct node *a, *b;
+	uint64_t key, pad;
+} node;
+
+static gc_type *t_node; /* {ptr a, ptr b, word key, word pad} */
+static gc_type *t_ptr;  /* one pointer, repeating */
+static gc_type *t_one;  /* one pointer and two words: 24 bytes */
+
+static void start(const char *debug)
+{
+	static const size_t off[] = {offsetof(node, a), offsetof(node, b)};
+	static const size_t zero = 0;
+
+	setenv("GCHEAP_DEBUG", debug, 1);
+	sys_fatal_exit_code = 70;
+	ck_assert_int_eq(gc_thread_attach(), GCHEAP_OK);
+	gc_set_conservative_stacks(0);
+	gc_set_finalizer_thread(0);
+	gc_disable(); /* only the cycles each test asks for */
+	t_node = gc_type_new("node", sizeof(node), off, 2,
+	                     GCHEAP_TAIL_NOSCAN);
+	t_ptr = gc_type_new("ptr", sizeof(void *), &zero, 1,
+	                    GCHEAP_TAIL_REPEAT);
+	t_one = gc_type_new("one", 3 * sizeof(void *), &zero, 1,
+	                    GCHEAP_TAIL_NOSCAN);
+	ck_assert(t_node && t_ptr && t_one);
+}
+
+static node *new_node(uint64_t key)
+{
+	node *n = gc_alloc(sizeof(node), t_node);
+	ck_assert_ptr_nonnull(n);
+	n->key = key;
+	return n;
+}
+
+/* Would the next allocation from s take the fast path (no safepoint)?
+ * mspan_next_free_fast's test, without taking the object. */
+static bool fast_ok(const mspan *s)
+{
+	unsigned bit = ctz64(s->alloc_cache);
+	if (bit >= 64)
+		return false;
+	uintptr_t i = aload(&s->freeindex) + bit;
+	return i < s->nelems && !((i + 1) % 64 == 0 && i + 1 != s->nelems);
+}
+
+/* ---- gc_weakmap_new ------------------------------------------------------ */
+
+START_TEST(test_weakmap_new_precise)
+{
+	void *slots[2] = {0};
+	gc_frame f;
+	gc_thread *me;
+
+	start("stress=1,poison=1,checkmark=1");
+	me = thread_current;
+	gc_frame_push(&f, slots, 2);
+	slots[1] = gc_weakmap_new(); /* makes the library's types */
+	ck_assert_ptr_nonnull(slots[1]);
+	gc_collect();
+	size_t msize = gc_size(slots[1]);
+	ck_assert_uint_eq(msize, gc_size(gc_alloc(msize, t_one)));
+	mcache *c = &me->mcache;
+	spanclass map_spc = make_spanclass(size_to_class(msize), false);
+	spanclass slot_spc = make_spanclass(size_to_class(8 * sizeof(void *)),
+	                                    false);
+	ck_assert_uint_ne(map_spc, slot_spc);
+	/* The map comes from the cache without a safepoint; its slot array
+	 * needs a refill: the slow path, where stress=1 starts a cycle. */
+	while (!fast_ok(c->alloc[map_spc]))
+		ck_assert_ptr_nonnull(gc_alloc(msize, t_one));
+	while (fast_ok(c->alloc[slot_spc]))
+		ck_assert_ptr_nonnull(gc_alloc_array(8, t_ptr));
+	ck_assert(fast_ok(c->alloc[map_spc]));
+	uintptr_t c0 = aload(&mgc_.cycles);
+	gc_enable();
+	gc_weakmap *m = gc_weakmap_new();
+	slots[0] = m;
+	gc_disable();
+	ck_assert_ptr_nonnull(m);
+	/* The staging worked: a cycle began inside gc_weakmap_new. */
+	ck_assert(aload(&mgc_.cycles) != c0 ||
+	          aload(&mgc_.phase) != GCPHASE_OFF);
+	while (aload(&mgc_.cycles) == c0) {
+		gc_safepoint();
+		sleep_us(10);
+	}
+	sweep_finish();
+	ck_assert_msg(gc_base(m) == m, "the map %p made by gc_weakmap_new "
+	              "was freed by the cycle that began inside it", (void *)m);
+	node *k = new_node(1), *v = new_node(2);
+	slots[1] = k;
+	ck_assert_int_eq(gc_weakmap_set(m, k, v), GCHEAP_OK);
+	gc_collect();
+	ck_assert_ptr_eq(gc_weakmap_get(m, k), v);
+	gc_frame_pop(&f);
+}
+END_TEST
+
+/* ---- gc_weakmap_set under stoptheworld ----------------------------------- */
+
+static int collector_stop;
+
+static void *collect_loop(void *arg)
+{
+	(void)arg;
+	while (!__atomic_load_n(&collector_stop, __ATOMIC_ACQUIRE))
+		gc_collect(); /* unattached: each stops the mutator */
+	return NULL;
+}
+
+START_TEST(test_weakmap_set_stw)
+{
+	enum { N = 1500, MAX_ROUNDS = 100, MIN_CYCLES = 40 };
+	void *slots[3] = {0};
+	gc_frame f;
+	pthread_t u;
+
+	start("stoptheworld=1,poison=1,invalidptr=2");
+	gc_frame_push(&f, slots, 3);
+	void **keys = gc_alloc_array(N, t_ptr);
+	ck_assert_ptr_nonnull(keys);
+	slots[0] = keys;
+	ck_assert_int_eq(pthread_create(&u, NULL, collect_loop, NULL), 0);
+	uintptr_t c0 = aload(&mgc_.cycles);
+	/* Until the collector has stopped the loop often enough. */
+	int r;
+	for (r = 0; r < MAX_ROUNDS &&
+	            aload(&mgc_.cycles) - c0 < MIN_CYCLES; r++) {
+		gc_weakmap *m = gc_weakmap_new();
+		ck_assert_ptr_nonnull(m);
+		slots[1] = m;
+		for (size_t i = 0; i < N; i++) {
+			node *k = new_node(i);
+			gc_write(&keys[i], k);
+			/* the value is the key: live as long as the entry */
+			REQUIRE(gc_weakmap_set(m, k, k) == GCHEAP_OK,
+			        "set %zu", i);
+		}
+		for (size_t i = 0; i < N; i++)
+			REQUIRE(gc_weakmap_get(m, keys[i]) == keys[i],
+			        "round %d: the entry of live key %zu is lost",
+			        r, i);
+		REQUIRE(gc_weakmap_count(m) == N, "round %d: count %zu, "
+		        "want %d", r, gc_weakmap_count(m), (int)N);
+	}
+	__atomic_store_n(&collector_stop, 1, __ATOMIC_RELEASE);
+	gc_blocking_begin();
+	pthread_join(u, NULL);
+	gc_blocking_end();
+	/* The cycles did stop the mutator inside the loop, many times. */
+	ck_assert_msg(aload(&mgc_.cycles) - c0 >= MIN_CYCLES, "only %zu "
+	              "cycles in %d rounds", (size_t)(aload(&mgc_.cycles) -
+	              c0), r);
+	gc_frame_pop(&f);
+}
+END_TEST
+
+/* ---- stoptheworld and the background worker ----------------------------- */
+
+#define NFIN 64
+#define NBIG ((size_t)4 << 20)
+
+static void on_finalize(void *obj, void *arg)
+{
+	(void)obj;
+	(void)arg;
+}
+
+static int waker_stop;
+
+/* In a real run the sweeper's broadcasts wake the worker; here a thread
+ * does so steadily, so that the worker is awake whenever the world is
+ * stopped for a mark. */
+static void *waker(void *arg)
+{
+	(void)arg;
+	while (!__atomic_load_n(&waker_stop, __ATOMIC_ACQUIRE)) {
+		mutex_lock(&mgc_.lock);
+		pthread_cond_broadcast(&mgc_.cond);
+		mutex_unlock(&mgc_.lock);
+		sleep_us(20);
+	}
+	return NULL;
+}
+
+START_TEST(test_stw_worker)
+{
+	enum { ROUNDS = 15 };
+	void *slots[1] = {0};
+	uintptr_t child[NFIN];
+	gc_frame f, fb;
+	pthread_t w;
+
+	start("stoptheworld=1,poison=1");
+	gc_frame_push(&f, slots, 1);
+	/* A large frame: the stopped-world mark scans it between the
+	 * globals and the specials, long enough for the worker to run. */
+	void **big = calloc(NBIG, sizeof(void *));
+	ck_assert_ptr_nonnull(big);
+	gc_frame_push(&fb, big, NBIG);
+	node **objs = gc_alloc_array(NFIN, t_ptr);
+	ck_assert_ptr_nonnull(objs);
+	slots[0] = objs;
+	for (size_t i = 0; i < NFIN; i++) {
+		node *o = new_node(i);
+		gc_write(&objs[i], o);
+		/* The argument A (reachable only through the finalizer
+		 * record) and its child C (only through A). */
+		node *a = new_node(1000 + i);
+		gc_write(&a->a, new_payload(64, i));
+		child[i] = hide(a->a);
+		ck_assert_int_eq(gc_set_finalizer(o, on_finalize, a),
+		                 GCHEAP_OK);
+	}
+	ck_assert_int_eq(pthread_create(&w, NULL, waker, NULL), 0);
+	for (int r = 0; r < ROUNDS; r++) {
+		gc_collect();
+		for (size_t i = 0; i < NFIN; i++) {
+			void *c = unhide(child[i]);
+			REQUIRE(gc_base(c) == c && check_payload(c, 64, i),
+			        "round %d: the child %p of finalizer arg %zu "
+			        "was freed", r, c, i);
+		}
+	}
+	__atomic_store_n(&waker_stop, 1, __ATOMIC_RELEASE);
+	gc_blocking_begin();
+	pthread_join(w, NULL);
+	gc_blocking_end();
+	gc_frame_pop(&fb);
+	free(big);
+	gc_frame_pop(&f);
+}
+END_TEST
+
+static Suite *precise_suite(void)
+{
+	Suite *s = suite_create("precise");
+	TCase *tc = tcase_create("precise");
+
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_weakmap_new_precise);
+	tcase_add_test(tc, test_weakmap_set_stw);
+	tcase_add_test(tc, test_stw_worker);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return test_main(precise_suite());
+}
