@@ -13,6 +13,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/lsan_interface.h>
+/* The names and large maps are reachable only from the region: tell
+ * LeakSanitizer to scan it. */
+#define REGION_IS_ROOT(p, n) __lsan_register_root_region(p, n)
+#else
+#define REGION_IS_ROOT(p, n) ((void)(p), (void)(n))
+#endif
+
 _Static_assert(sizeof(gc_type) <= GCTYPE_SLOT, "a gc_type fits its slot");
 
 uintptr_t gctype_region = GCTYPE_SLOT;
@@ -42,6 +51,7 @@ static gc_type *slot_take(bool *full)
 			os_unreserve(p, GCTYPE_REGION);
 			return NULL;
 		}
+		REGION_IS_ROOT(p, GCTYPE_REGION);
 		registry.base = (uintptr_t)p;
 		__atomic_store_n(&gctype_region, registry.base,
 		                 __ATOMIC_RELEASE);
