@@ -1,22 +1,74 @@
-/* alloc/gctype.c: making and validating pointer maps, and the pointer-slot
- * iterator (see gctype.h). Types are checked once, here, so that the
- * allocation fast path and the marker never re-check them. */
+/* alloc/gctype.c: making and validating pointer maps, the region the
+ * types live in, and the pointer-slot iterator (see gctype.h). Types are
+ * checked once, here, so that the allocation fast path and the marker
+ * never re-check them. */
 #include "alloc/gctype.h"
 
+#include "alloc/sizeclasses.h"
 #include "alloc/sys/base.h"
 #include "alloc/sys/lock.h"
+#include "alloc/sys/osmem.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/lsan_interface.h>
+/* The names and large maps are reachable only from the region: tell
+ * LeakSanitizer to scan it. */
+#define REGION_IS_ROOT(p, n) __lsan_register_root_region(p, n)
+#else
+#define REGION_IS_ROOT(p, n) ((void)(p), (void)(n))
+#endif
+
+_Static_assert(sizeof(gc_type) <= GCTYPE_SLOT, "a gc_type fits its slot");
+
+uintptr_t gctype_region = GCTYPE_SLOT;
+
+/* Slots are made writable this many bytes at a time. */
+#define GCTYPE_COMMIT ((uintptr_t)65536)
 
 static struct {
 	gc_mutex lock;
 	gc_type *all;
 	gc_type **byid; /* byid[id - 1]; grows by doubling */
 	uint32_t n, cap;
-	bool init;
+	uintptr_t base;      /* the region, 0 until the first type */
+	uintptr_t nslots;    /* slots handed out */
+	uintptr_t committed; /* bytes of the region made writable */
 } registry = {.lock = {.m = PTHREAD_MUTEX_INITIALIZER}};
+
+/* A fresh, zeroed slot, or NULL (registry.lock held). */
+static gc_type *slot_take(bool *full)
+{
+	*full = false;
+	if (!registry.base) {
+		void *p = os_reserve(GCTYPE_REGION, GCTYPE_REGION, NULL);
+		if (!p)
+			return NULL;
+		if (!os_map_readonly(p, GCTYPE_REGION)) {
+			os_unreserve(p, GCTYPE_REGION);
+			return NULL;
+		}
+		REGION_IS_ROOT(p, GCTYPE_REGION);
+		registry.base = (uintptr_t)p;
+		__atomic_store_n(&gctype_region, registry.base,
+		                 __ATOMIC_RELEASE);
+	}
+	if (registry.nslots == GCTYPE_MAX_TYPES) {
+		*full = true;
+		return NULL;
+	}
+	uintptr_t off = registry.nslots * GCTYPE_SLOT;
+	if (off == registry.committed) {
+		if (!os_commit((void *)(registry.base + off), GCTYPE_COMMIT))
+			return NULL;
+		registry.committed += GCTYPE_COMMIT;
+	}
+	registry.nslots++;
+	return (gc_type *)(registry.base + off);
+}
 
 gc_type *gctype_all(void)
 {
@@ -101,27 +153,51 @@ gc_type *gctype_make(const char *name, size_t size, const uint64_t *bitmap,
 		     "type %s: size %zu is not a multiple of %d, so the map "
 		     "cannot repeat", nm, size, WORD_SIZE);
 
-	gc_type *t = calloc(1, sizeof(*t) + MAX(nmap, 1) * sizeof(uint64_t));
+	/* Made whole in a local, then copied into its slot: a slot is
+	 * never seen half made. */
+	gc_type tmp = {0};
 	char *copy = strdup(nm);
-	if (!t || !copy) {
-		free(t);
+	uint64_t *bits = tmp.inline_bits;
+	if (nmap > GCTYPE_INLINE_BITS)
+		bits = calloc(nmap, sizeof(uint64_t));
+	if (!copy || !bits) {
 		free(copy);
+		if (bits != tmp.inline_bits)
+			free(bits);
 		fail(GCHEAP_ERR_NOMEM, "type %s: out of memory", nm);
 	}
-	t->magic = GCTYPE_MAGIC;
-	t->size = size;
-	t->nwords = nwords;
-	t->nptrs = nptrs;
-	t->tail = flags;
-	t->noscan = nptrs == 0 && flags != GCHEAP_TAIL_POINTERS;
-	t->name = copy;
+	tmp.magic = GCTYPE_MAGIC;
+	tmp.size = size;
+	tmp.nfast = size <= MAX_SMALL_SIZE ? MAX_SMALL_SIZE - size + 1 : 0;
+	tmp.nwords = nwords;
+	tmp.nptrs = nptrs;
+	tmp.tail = flags;
+	tmp.noscan = nptrs == 0 && flags != GCHEAP_TAIL_POINTERS;
+	tmp.name = copy;
+	tmp.bits = bits;
 	if (bitmap)
-		memcpy(t->bits, bitmap, nmap * sizeof(uint64_t));
+		memcpy(bits, bitmap, nmap * sizeof(uint64_t));
 	for (size_t w = 0; w < 64; w++)
-		if (gctype_word_is_ptr(t, w))
-			t->small_bits |= (uint64_t)1 << w;
+		if (gctype_word_is_ptr(&tmp, w))
+			tmp.small_bits |= (uint64_t)1 << w;
 
 	mutex_lock(&registry.lock);
+	bool full;
+	gc_type *t = slot_take(&full);
+	if (!t) {
+		mutex_unlock(&registry.lock);
+		free(copy);
+		if (bits != tmp.inline_bits)
+			free(bits);
+		if (full)
+			fail(GCHEAP_ERR_NOMEM, "type %s: the type region is "
+			     "full (%zu types)", nm, (size_t)GCTYPE_MAX_TYPES);
+		fail(GCHEAP_ERR_NOMEM, "type %s: the OS refused memory for "
+		     "the type region", nm);
+	}
+	*t = tmp;
+	if (bits == tmp.inline_bits)
+		t->bits = t->inline_bits;
 	if (registry.n == registry.cap && registry.n < GCTYPE_MAX_ID) {
 		uint32_t cap = registry.cap ? registry.cap * 2 : 64;
 		gc_type **b = realloc(registry.byid, cap * sizeof(*b));
@@ -153,6 +229,13 @@ gc_type *gctype_from_offsets(const char *name, size_t size,
 	if (n && !offs)
 		fail(GCHEAP_ERR_TYPE, "type %s: %zu offsets but NULL array", nm,
 		     n);
+	/* Distinct aligned offsets cannot outnumber the words: say so
+	 * before reading past the end of the caller's array (a count up
+	 * to the words the size touches gets the loop's exact message). */
+	size_t ntouched = (size + WORD_SIZE - 1) / WORD_SIZE;
+	if (n > ntouched)
+		fail(GCHEAP_ERR_TYPE, "type %s: %zu pointer offsets, but %zu "
+		     "bytes hold only %zu words", nm, n, size, ntouched);
 	/* The documented bitmap length, (size + 511) / 512 words: it also
 	 * covers a last, partial word, which gctype_make checks is clear. */
 	size_t nmap = (size + 511) / 512;

@@ -10,9 +10,17 @@
  * words with the tail rule applied, which is all an object of <= 512 bytes
  * needs: the allocator copies it into the span's heap bits (mspan.h).
  *
+ * Every type lives in one region of GCTYPE_REGION bytes, aligned to its
+ * size and cut into GCTYPE_SLOT-byte slots. The whole region is mapped
+ * readable from the first type on (pages not yet used read as zeros and
+ * cost nothing), so gctype_in_region() is a mask test that never faults
+ * and the fields of any slot it accepts can be read: a slot not yet used
+ * has magic 0 and nfast 0. An address that is not a type is thus rejected
+ * without dereferencing it (gc_alloc(64, (gc_type *)1)).
+ *
  * Invariants (checked by gctype_make): bits past nwords are clear; noscan
  * is true exactly when no word of any object of this type can hold a
- * pointer; types are immortal. */
+ * pointer; types are immortal and never change once made. */
 #ifndef GCHEAP_GCTYPE_H
 #define GCHEAP_GCTYPE_H
 
@@ -26,9 +34,21 @@
 #define WORD_SIZE 8
 #define SMALL_SCAN_MAX 512 /* objects up to this size use span heap bits */
 
+#define GCTYPE_REGION ((uintptr_t)1 << 25) /* 32 MiB of address space */
+#define GCTYPE_SLOT ((uintptr_t)128)
+#define GCTYPE_MAX_TYPES (GCTYPE_REGION / GCTYPE_SLOT) /* 262144 */
+/* A slot's address has the region's base in these bits and zeros in the
+ * low ones (a sign-extended 32-bit immediate on x86-64). */
+#define GCTYPE_MASK (~(GCTYPE_REGION - 1) | (GCTYPE_SLOT - 1))
+#define GCTYPE_INLINE_BITS 4 /* maps of up to 256 words live in the slot */
+
 struct gc_type {
 	uint64_t magic;      /* GCTYPE_MAGIC */
 	size_t size;         /* bytes the map covers */
+	/* The allocation fast path takes sizes [size, size + nfast): up to
+	 * the largest small size; 0 when size is over it (and in a slot not
+	 * yet used, so that the fast path sends it to the checks). */
+	size_t nfast;
 	size_t nwords;       /* whole words inside size: size / 8 */
 	size_t nptrs;        /* pointer words inside size */
 	unsigned tail;       /* GCHEAP_TAIL_* */
@@ -38,8 +58,14 @@ struct gc_type {
 	struct gc_type *next; /* registry of all types */
 	uint32_t id;         /* 1, 2, ... in order of creation (heap dumps);
 	                      * ids over GCTYPE_MAX_ID are not recorded */
-	uint64_t bits[];     /* (nwords + 63) / 64 words */
+	const uint64_t *bits; /* (nwords + 63) / 64 words: inline_bits, or
+	                       * malloc'd for larger maps */
+	uint64_t inline_bits[GCTYPE_INLINE_BITS];
 };
+
+/* The region's base; before the first type a value no slot address can
+ * have (bit 7 lies between the mask's two parts). */
+extern uintptr_t gctype_region __attribute__((visibility("hidden")));
 
 /* Build a type from a bitmap. On error returns NULL and writes a one-line
  * reason to err (status GCHEAP_ERR_TYPE or GCHEAP_ERR_NOMEM in *status). */
@@ -52,10 +78,22 @@ gc_type *gctype_from_offsets(const char *name, size_t size,
                              const size_t *offs, size_t n, unsigned flags,
                              gc_status *status, char *err, size_t errlen);
 
-/* True if t looks like a live gc_type (magic check, API-level). */
+/* True if t is the address of a slot of the type region: then its fields
+ * may be read (an unused slot reads as zeros). Never dereferences t. The
+ * plain read of gctype_region (written once, before the first type is
+ * returned) lets the compare take it from memory: a caller holding a real
+ * type has seen the write; a bogus t reads the sentinel or the base, and
+ * either rejects it. */
+static inline bool gctype_in_region(const gc_type *t)
+{
+	return ((uintptr_t)t & GCTYPE_MASK) == gctype_region;
+}
+
+/* True if t is a gc_type made by gctype_make (API-level check): any
+ * pointer may be passed, only a region slot is read. */
 static inline bool gctype_valid(const gc_type *t)
 {
-	return t->magic == GCTYPE_MAGIC;
+	return gctype_in_region(t) && t->magic == GCTYPE_MAGIC;
 }
 
 /* Is word w of an object laid out as t (w >= 0) a pointer slot? The slow,

@@ -32,10 +32,12 @@ enum special_kind {
 /* A weak handle cell: a noscan heap object holding the hidden address of
  * its target (0 once the target is dead). It is what gc_weak * points to.
  * 16 bytes, so that the tiny allocator never packs it: a cell in the same
- * tiny block as its target would keep the target alive forever. */
+ * tiny block as its target would keep the target alive forever. `tag`
+ * (and an ephemeron's) is the runtime's proof that an address passed to
+ * the API is such a handle (runtime/weak.c); the collector ignores it. */
 typedef struct weak_cell {
 	atomic_word target;
-	uintptr_t unused;
+	uintptr_t tag;
 } weak_cell;
 
 /* An ephemeron object: a scan object whose only pointer slot is its key's
@@ -44,6 +46,7 @@ typedef struct weak_cell {
 typedef struct ephemeron_obj {
 	atomic_word key;   /* weak_cell *, a pointer slot */
 	atomic_word value; /* not a pointer slot for scanning */
+	uintptr_t tag;
 } ephemeron_obj;
 
 /* Set up the specials and register the sweep hook. */

@@ -8,7 +8,8 @@
  * Rules in brief:
  *  - A thread calls gc_thread_attach() before it touches the heap and
  *    gc_thread_detach() when it is done. Calls from an unattached thread fail
- *    with GCHEAP_ERR_NOT_ATTACHED.
+ *    with GCHEAP_ERR_NOT_ATTACHED, and so do heap calls inside
+ *    gc_blocking_begin/end.
  *  - An object's pointer layout is given by a gc_type made once with
  *    gc_type_new() and kept for the life of the program (types are immortal).
  *    type == NULL means "no pointers" (noscan).
@@ -17,7 +18,8 @@
  *    a multiple of 16, and to the size for powers of two up to 8 KiB. Noscan
  *    objects under 16 bytes are packed (the tiny allocator) and aligned to 8,
  *    4 or 2 bytes when their size is a multiple of it, as C requires.
- *    gc_alloc(0, t) returns the one shared zero-size address.
+ *    gc_alloc(0, t) returns the one shared zero-size address, a PROT_NONE
+ *    page: any access through it faults at once.
  *  - Errors return NULL or a gc_status, set the thread's gc_last_error(), and
  *    call the error handler (default: print one line on stderr).
  */
@@ -100,9 +102,12 @@ typedef struct gc_type gc_type;
  * `ptr_offsets[0..nptrs)`. Offsets must be multiples of sizeof(void *), lie
  * wholly inside `size`, and be distinct (any order). `flags` is one of the
  * GCHEAP_TAIL_* values. `name` (may be NULL) is copied; it names the type in
- * heap dumps. Returns NULL with GCHEAP_ERR_TYPE on a malformed map, and
- * GCHEAP_ERR_NOMEM if the descriptor cannot be allocated. A type with no
- * pointers is noscan. Types are never freed. */
+ * heap dumps. Returns NULL with GCHEAP_ERR_TYPE on a malformed map (more
+ * offsets than the words `size` touches is refused before any is read),
+ * and GCHEAP_ERR_NOMEM if the descriptor cannot be allocated or 262144
+ * types exist already. A type with no pointers is noscan. Types are never
+ * freed. Every call that takes a gc_type * checks the address before it
+ * reads it: anything else is GCHEAP_ERR_TYPE. */
 GCHEAP_API gc_type *gc_type_new(const char *name, size_t size,
                                 const size_t *ptr_offsets, size_t nptrs,
                                 unsigned flags);
@@ -123,8 +128,9 @@ GCHEAP_API size_t gc_type_size(const gc_type *type);
 /* Allocate `size` zeroed bytes laid out as `type` (NULL: no pointers). With
  * a type, `size` must be at least the type's size; bytes past it follow the
  * type's tail rule. Returns NULL on error: GCHEAP_ERR_SIZE,
- * GCHEAP_ERR_NOMEM (after calling the OOM handler), GCHEAP_ERR_TYPE,
- * GCHEAP_ERR_NOT_ATTACHED. */
+ * GCHEAP_ERR_NOMEM (after calling the OOM handler), GCHEAP_ERR_TYPE (not
+ * a gc_type: the message shows the address), GCHEAP_ERR_NOT_ATTACHED (also
+ * inside gc_blocking_begin/end). */
 GCHEAP_API void *gc_alloc(size_t size, const gc_type *type)
 	GCHEAP_ALLOC_ATTR(1);
 
@@ -142,7 +148,9 @@ GCHEAP_API void *gc_base(const void *p);
 /* ---- Roots ------------------------------------------------------------ */
 
 /* Register `nslots` pointer slots at `start` (globals, static tables) as
- * roots. Stores into them need gc_write, as heap stores do. */
+ * roots. Stores into them need gc_write, as heap stores do. GCHEAP_ERR_ARG
+ * for a NULL or misaligned start, or slots that run past the end of the
+ * address space. */
 GCHEAP_API gc_status gc_add_roots(void *start, size_t nslots);
 GCHEAP_API gc_status gc_remove_roots(void *start);
 
@@ -150,7 +158,9 @@ GCHEAP_API gc_status gc_remove_roots(void *start);
  * collector scans as roots of the thread that pushed it. The interpreter
  * may change `slots`, `nslots` and the slots' contents freely (no barrier:
  * the thread's own roots are scanned at its safepoints). Frames are pushed
- * and popped in LIFO order. */
+ * and popped in LIFO order. GCHEAP_ERR_ARG (and no change) for a NULL
+ * frame, NULL slots with nslots > 0, slots past the end of the address
+ * space, or a pop of anything but the innermost frame. */
 typedef struct gc_frame {
 	struct gc_frame *prev;
 	void **slots;
@@ -167,7 +177,8 @@ GCHEAP_API void gc_set_conservative_stacks(int on);
 
 /* ---- Collection -------------------------------------------------------- */
 
-/* Run a full collection and return when its sweep is done. */
+/* Run a full collection and return when its sweep is done. From an
+ * unattached thread: GCHEAP_ERR_NOT_ATTACHED and no collection. */
 GCHEAP_API void gc_collect(void);
 
 /* Nesting switch for automatic collections (gc_collect still works). */
@@ -181,12 +192,18 @@ GCHEAP_API int gc_set_percent(int percent);
 
 /* Answer the collector if it is waiting (allocation does this too). A
  * thread that never reaches a safepoint stalls the collector's phase
- * changes (not other threads' allocation). */
+ * changes (not other threads' allocation). GCHEAP_ERR_NOT_ATTACHED from an
+ * unattached thread. */
 GCHEAP_API void gc_safepoint(void);
 
 /* Around code that waits (I/O, locks, sleeps) and does not touch the
  * heap: the thread counts as stopped, and the collector scans its stack
- * from where it was at gc_blocking_begin. */
+ * from where it was at gc_blocking_begin. Inside, heap calls (gc_alloc
+ * included) fail with GCHEAP_ERR_NOT_ATTACHED; the pair does not nest
+ * (GCHEAP_ERR_ARG). A thread that blocks without it holds up every stop
+ * of the world: after a second (GCHEAP_DEBUG=stopwarn=MS) the library
+ * names it on stderr (its tid and pthread_setname_np name), once per
+ * stop, and goes on waiting. */
 GCHEAP_API void gc_blocking_begin(void);
 GCHEAP_API void gc_blocking_end(void);
 
@@ -216,7 +233,8 @@ static inline void gc_write(void *slot, void *value)
 		*(void **)slot = value;
 }
 
-/* memmove for memory that holds pointers, with the bulk barrier. */
+/* memmove for memory that holds pointers, with the bulk barrier. nbytes
+ * 0 does nothing (any addresses); NULL with nbytes > 0 is GCHEAP_ERR_ARG. */
 GCHEAP_API void gc_copy(void *dst, const void *src, size_t nbytes);
 
 /* ---- Finalizers, cleanups and weak references ------------------------ */
@@ -272,7 +290,9 @@ typedef struct gc_weak gc_weak;
 
 GCHEAP_API gc_weak *gc_weak_new(void *obj);
 /* The target, or NULL once it has become unreachable. The result is a
- * strong pointer (while marking, it is shaded). */
+ * strong pointer (while marking, it is shaded). Here and in the ephemeron
+ * and map calls below, an address that is not a handle of the right kind
+ * (checked before it is read) is GCHEAP_ERR_ARG with a NULL or 0 result. */
 GCHEAP_API void *gc_weak_get(const gc_weak *w);
 
 /* An ephemeron: a pair in which the key is held weakly and the value is

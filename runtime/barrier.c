@@ -42,6 +42,13 @@ static void shade_range(gcw *w, const void *p, size_t n)
 
 void gc_copy(void *dst, const void *src, size_t nbytes)
 {
+	if (nbytes == 0)
+		return; /* memmove(NULL, NULL, 0) is undefined */
+	if (GCHEAP_CHECK_LEVEL >= 1 && (!dst || !src)) {
+		runtime_error(GCHEAP_ERR_ARG, "gc_copy(%p, %p, %zu): NULL "
+		              "address", dst, src, nbytes);
+		return;
+	}
 	if (wbbuf_barrier_on()) {
 		gc_thread *t = thread_current;
 		gcw local = {0};

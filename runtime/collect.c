@@ -4,11 +4,14 @@
 
 void gc_collect(void)
 {
-	if (gc_init() != GCHEAP_OK)
+	gc_thread *t = thread_current;
+
+	if (!t) {
+		runtime_not_attached("gc_collect");
 		return;
+	}
 	mgc_run_cycle(true);
-	if (thread_current)
-		runtime_safepoint(thread_current);
+	runtime_safepoint(t);
 }
 
 void gc_disable(void)

@@ -70,6 +70,19 @@ void runtime_error(gc_status code, const char *fmt, ...)
 		fprintf(stderr, "gcheap: %s: %s\n", gc_strerror(code), msg);
 }
 
+void runtime_not_attached(const char *fn)
+{
+	if (thread_blocked)
+		runtime_error(GCHEAP_ERR_NOT_ATTACHED, "%s inside "
+		              "gc_blocking_begin/end: the thread counts as "
+		              "stopped and must not touch the heap until "
+		              "gc_blocking_end()", fn);
+	else
+		runtime_error(GCHEAP_ERR_NOT_ATTACHED, "%s: the calling thread "
+		              "is not attached; call gc_thread_attach() first",
+		              fn);
+}
+
 void runtime_oom(size_t request, heap_err why)
 {
 	mutex_lock(&runtime_.hlock);

@@ -14,6 +14,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -308,8 +309,14 @@ void gc_export_stop(void)
 void export_from_env(void)
 {
 	const char *e = getenv("GCHEAP_EXPORT");
-	if (!e || !*e || !strcmp(e, "0"))
+	uintptr_t ms;
+	if (!e)
 		return;
-	unsigned long ms = strtoul(e, NULL, 10);
-	start(ms > 1 ? (unsigned)ms : 0);
+	if (!runtime_parse_uint(e, &ms) || ms > UINT_MAX) {
+		fprintf(stderr, "gcheap: GCHEAP_EXPORT=%s is not 0, 1 or an "
+		        "interval in ms: not exporting\n", e);
+		return;
+	}
+	if (ms)
+		start(ms > 1 ? (unsigned)ms : 0);
 }

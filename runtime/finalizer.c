@@ -10,6 +10,7 @@
  * on the caller in either mode. An entry stays a root until it has run. */
 #include "runtime/runtime.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,7 +24,11 @@ static struct {
 static void read_env(void)
 {
 	const char *e = getenv("GCHEAP_FINALIZERS");
-	astore(&fin_.enabled, !(e && !strcmp(e, "manual")));
+	bool manual = e && !strcmp(e, "manual");
+	if (e && !manual && strcmp(e, "thread"))
+		fprintf(stderr, "gcheap: GCHEAP_FINALIZERS=%s is not thread "
+		        "or manual: keeping thread\n", e);
+	astore(&fin_.enabled, !manual);
 }
 
 static void fin_init(void)
@@ -80,8 +85,7 @@ static void start_thread(void)
 static uintptr_t object_of(const char *fn, const void *p, mspan **sp)
 {
 	if (!thread_current) {
-		runtime_error(GCHEAP_ERR_NOT_ATTACHED, "%s: the calling thread "
-		              "is not attached", fn);
+		runtime_not_attached(fn);
 		return 0;
 	}
 	uintptr_t base = p ? mheap_find_object((uintptr_t)p, sp) : 0;
@@ -178,8 +182,7 @@ size_t gc_run_finalizers(void)
 	finq_entry *e;
 
 	if (!t) {
-		runtime_error(GCHEAP_ERR_NOT_ATTACHED, "gc_run_finalizers: the "
-		              "calling thread is not attached");
+		runtime_not_attached("gc_run_finalizers");
 		return 0;
 	}
 	while ((e = finq_take())) {

@@ -279,8 +279,7 @@ gc_status gc_heap_dump(const char *path)
 	gc_thread *me = thread_current;
 
 	if (!me) {
-		runtime_error(GCHEAP_ERR_NOT_ATTACHED, "gc_heap_dump: the "
-		              "thread is not attached");
+		runtime_not_attached("gc_heap_dump");
 		return GCHEAP_ERR_NOT_ATTACHED;
 	}
 	if (!path) {

@@ -13,7 +13,8 @@
  * room; everything else, every error and every refill goes through
  * gc_alloc_slow, which is never inlined. Small objects are zeroed in bulk
  * when their span is cached (unless fresh from the OS); large ones here.
- * gc_alloc(0) returns &zerobase.
+ * gc_alloc(0) returns zerobase, a reserved page outside the heap that
+ * faults on any access.
  *
  * While the collector marks, new objects are allocated black (small ones
  * by their span's range, alloc/mcache.h; large ones here), and the slow
@@ -24,16 +25,34 @@
  * The thread is found through the initial-exec TLS variable thread_current. */
 #include "runtime/runtime.h"
 
+#include <stdio.h>
 #include <string.h>
 
-/* The address of every zero-size allocation (not in the heap). */
-static uint64_t zerobase;
+/* The address of every zero-size allocation: not in the heap, and a
+ * PROT_NONE page, so that a write through it faults at once. */
+static void *zerobase;
+
+bool runtime_zerobase_init(void)
+{
+	zerobase = os_reserve(PAGE_SIZE, PAGE_SIZE, NULL);
+	return zerobase != NULL;
+}
 
 static void *alloc_error(gc_status code, const char *what, size_t size,
                          const gc_type *t)
 {
-	runtime_error(code, "gc_alloc(%zu, %s): %s", size,
-	              t && gctype_valid(t) ? t->name : "NULL", what);
+	char call[96];
+
+	if (!t || gctype_valid(t))
+		snprintf(call, sizeof(call), "gc_alloc(%zu, %s)", size,
+		         t ? t->name : "NULL");
+	else
+		snprintf(call, sizeof(call), "gc_alloc(%zu, %p)", size,
+		         (const void *)t);
+	if (code == GCHEAP_ERR_NOT_ATTACHED)
+		runtime_not_attached(call);
+	else
+		runtime_error(code, "%s: %s", call, what);
 	return NULL;
 }
 
@@ -151,12 +170,12 @@ static NOINLINE void *gc_alloc_slow(gc_thread *th, size_t size,
                                     const gc_type *t)
 {
 	if (!th)
-		return alloc_error(GCHEAP_ERR_NOT_ATTACHED,
-		                   "the thread is not attached", size, t);
+		return alloc_error(GCHEAP_ERR_NOT_ATTACHED, NULL, size, t);
 	if (t && !gctype_valid(t))
-		return alloc_error(GCHEAP_ERR_TYPE, "not a gc_type", size, t);
+		return alloc_error(GCHEAP_ERR_TYPE, "not a gc_type (made by "
+		                   "gc_type_new)", size, t);
 	if (size == 0)
-		return &zerobase;
+		return zerobase;
 	if (size > GCHEAP_MAX_ALLOC)
 		return alloc_error(GCHEAP_ERR_SIZE, "over GCHEAP_MAX_ALLOC",
 		                   size, t);
@@ -183,20 +202,24 @@ static NOINLINE void *gc_alloc_slow(gc_thread *th, size_t size,
  * carry this (type, size), no heap bits (all done per span when the
  * thread cached it: alloc/mcache.h). Anything unusual goes to
  * gc_alloc_slow, a first or second layout to alloc_finish, both as tail
- * calls. */
+ * calls. A type is checked by its address alone (a mask test: gctype.h)
+ * before any field is read; a slot of the type region not yet used has
+ * nfast 0 and goes to the slow path's full check. A thread inside
+ * gc_blocking_begin/end has no thread_current. */
 static ALWAYS_INLINE void *gc_alloc_fast(gc_thread *th, size_t size,
                                         const gc_type *t)
 {
 	bool noscan = true;
 
-	if (unlikely(!th || size - 1 >= MAX_SMALL_SIZE))
-		return gc_alloc_slow(th, size, t);
 	if (t) {
-		if (GCHEAP_CHECK_LEVEL >= 1 && unlikely(!gctype_valid(t)))
+		if (GCHEAP_CHECK_LEVEL >= 1 && unlikely(!gctype_in_region(t)))
 			return gc_alloc_slow(th, size, t);
-		if (unlikely(size < t->size))
+		/* size in [t->size, MAX_SMALL_SIZE] */
+		if (unlikely(!th || size - t->size >= t->nfast))
 			return gc_alloc_slow(th, size, t);
 		noscan = t->noscan;
+	} else if (unlikely(!th || size - 1 >= MAX_SMALL_SIZE)) {
+		return gc_alloc_slow(th, size, t);
 	}
 	mcache *c = &th->mcache;
 	if (noscan && size < TINY_SIZE) {

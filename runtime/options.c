@@ -16,27 +16,41 @@
  *     gctrace=1       a line per cycle on stderr
  *     conservative=0  do not scan native stacks
  *     types=1         record each small object's type for heap dumps
+ *     stopwarn=MS     warn on stderr when a thread has held up a stop of
+ *                     the world (or a handshake) for MS ms (default
+ *                     1000; 0 never)
  *   GCHEAP_EXPORT=1|<ms>  publish the stats for gcstat (runtime/export.c)
- * Unknown keys are reported once on stderr and ignored. */
+ *   GCHEAP_FINALIZERS=thread|manual  who runs finalizers (finalizer.c)
+ * Unknown keys and bad values (not a number, out of range) are reported
+ * with one line on stderr each and ignored: the default stays. */
 #include "runtime/runtime.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static bool parse_uint(const char *v, uintptr_t *out)
+#define DEFAULT_STOPWARN_MS 1000
+
+bool runtime_parse_uint(const char *v, uintptr_t *out)
 {
 	char *end;
+
+	if (*v < '0' || *v > '9') /* strtoull takes "-1" and spaces */
+		return false;
+	errno = 0;
 	unsigned long long n = strtoull(v, &end, 0);
-	if (end == v)
+	if (errno == ERANGE)
 		return false;
+	unsigned shift = 0;
 	if (*end == 'k' || *end == 'K')
-		n <<= 10, end++;
+		shift = 10, end++;
 	else if (*end == 'm' || *end == 'M')
-		n <<= 20, end++;
-	if (*end)
+		shift = 20, end++;
+	if (*end || n > (UINTPTR_MAX >> shift))
 		return false;
-	*out = (uintptr_t)n;
+	*out = (uintptr_t)(n << shift);
 	return true;
 }
 
@@ -45,9 +59,11 @@ static void set_option(const char *k, const char *v)
 	mgc_debug *d = &mgc_.debug;
 	uintptr_t n = 0;
 
-	if (!parse_uint(v, &n)) {
-		fprintf(stderr, "gcheap: GCHEAP_DEBUG: bad value %s=%s\n", k,
-		        v);
+	if (!runtime_parse_uint(v, &n) ||
+	    (!strcmp(k, "stopwarn") && n > UINT_MAX)) {
+		fprintf(stderr, "gcheap: GCHEAP_DEBUG: bad value %s=%s (not "
+		        "a number, or out of range): %s keeps its default\n",
+		        k, v, k);
 		return;
 	}
 	if (!strcmp(k, "checkmark"))
@@ -70,6 +86,8 @@ static void set_option(const char *k, const char *v)
 		mspan_record_types = n;
 	else if (!strcmp(k, "conservative"))
 		runtime_.conservative = n;
+	else if (!strcmp(k, "stopwarn"))
+		runtime_.stopwarn_ms = (unsigned)n;
 	else
 		fprintf(stderr, "gcheap: GCHEAP_DEBUG: unknown option %s\n", k);
 }
@@ -79,23 +97,29 @@ void runtime_parse_options(void)
 	mgc_.debug.invalidptr = 1;
 	astore(&mgc_.percent, 100);
 	runtime_.conservative = true;
+	runtime_.stopwarn_ms = DEFAULT_STOPWARN_MS;
 
 	const char *g = getenv("GCHEAP_GC");
 	if (g) {
 		uintptr_t n;
 		if (!strcmp(g, "off"))
 			astore(&mgc_.percent, (uintptr_t)-1);
-		else if (parse_uint(g, &n) && n < 100000)
+		else if (runtime_parse_uint(g, &n) && n < 100000)
 			astore(&mgc_.percent, n);
 		else
 			fprintf(stderr, "gcheap: GCHEAP_GC=%s is not a percent "
-			        "or off\n", g);
+			        "or off: keeping 100\n", g);
 	}
 	const char *env = getenv("GCHEAP_DEBUG");
 	if (!env)
 		return;
-	char buf[512];
-	snprintf(buf, sizeof(buf), "%s", env);
+	/* The whole value, however long: nothing is cut. */
+	char *buf = strdup(env);
+	if (!buf) {
+		fprintf(stderr, "gcheap: GCHEAP_DEBUG: no memory to read its "
+		        "%zu bytes: ignored\n", strlen(env));
+		return;
+	}
 	for (char *save = NULL, *kv = strtok_r(buf, ",", &save); kv;
 	     kv = strtok_r(NULL, ",", &save)) {
 		char *eq = strchr(kv, '=');
@@ -106,4 +130,5 @@ void runtime_parse_options(void)
 		*eq = 0;
 		set_option(kv, eq + 1);
 	}
+	free(buf);
 }

@@ -22,12 +22,25 @@ static struct {
 	size_t n, cap;
 } globals = {.lock = {.m = PTHREAD_MUTEX_INITIALIZER}};
 
+/* True if nslots pointer slots from start do not run past the end of
+ * the address space. */
+static bool range_fits(const void *start, size_t nslots)
+{
+	return nslots <= (UINTPTR_MAX - (uintptr_t)start) / sizeof(void *);
+}
+
 gc_status gc_add_roots(void *start, size_t nslots)
 {
 	if (!start || ((uintptr_t)start % sizeof(void *))) {
 		runtime_error(GCHEAP_ERR_ARG, "gc_add_roots(%p, %zu): the "
 		              "range must be a non-NULL, aligned array of "
 		              "pointers", start, nslots);
+		return GCHEAP_ERR_ARG;
+	}
+	if (!range_fits(start, nslots)) {
+		runtime_error(GCHEAP_ERR_ARG, "gc_add_roots(%p, %zu): %zu "
+		              "slots from %p run past the end of the address "
+		              "space", start, nslots, nslots, start);
 		return GCHEAP_ERR_ARG;
 	}
 	mutex_lock(&globals.lock);
@@ -87,8 +100,16 @@ void gc_frame_push(gc_frame *f, void **slots, size_t nslots)
 	gc_thread *t = thread_current;
 
 	if (!t) {
-		runtime_error(GCHEAP_ERR_NOT_ATTACHED,
-		              "gc_frame_push: the thread is not attached");
+		runtime_not_attached("gc_frame_push");
+		return;
+	}
+	if (GCHEAP_CHECK_LEVEL >= 1 &&
+	    (!f || (!slots && nslots) || !range_fits(slots, nslots))) {
+		runtime_error(GCHEAP_ERR_ARG, "gc_frame_push(%p, %p, %zu): %s",
+		              (void *)f, (void *)slots, nslots,
+		              !f ? "the frame is NULL" : !slots ?
+		              "NULL slots" : "the slots run past the end of "
+		              "the address space");
 		return;
 	}
 	f->slots = slots;
@@ -101,9 +122,14 @@ void gc_frame_pop(gc_frame *f)
 {
 	gc_thread *t = thread_current;
 
-	if (!t || t->frames != f) {
-		runtime_error(GCHEAP_ERR_ARG, "gc_frame_pop(%p): not the "
-		              "thread's innermost frame", (void *)f);
+	if (!t) {
+		runtime_not_attached("gc_frame_pop");
+		return;
+	}
+	if (!f || t->frames != f) {
+		runtime_error(GCHEAP_ERR_ARG, "gc_frame_pop(%p): %s", (void *)f,
+		              !t->frames ? "the thread has no frame pushed" :
+		              "not the thread's innermost frame");
 		return;
 	}
 	t->frames = f->prev;

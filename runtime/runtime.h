@@ -54,6 +54,7 @@ typedef struct gc_thread {
 	struct gc_thread *next;   /* registry, under runtime_.lock */
 	struct gc_thread *prev;
 	pthread_t self;
+	int tid;                  /* the kernel's thread id, for messages */
 } gc_thread;
 
 typedef struct runtime_state {
@@ -69,12 +70,24 @@ typedef struct runtime_state {
 	void *oom_data;
 	pthread_key_t exit_key;   /* detaches threads that exit attached */
 	bool conservative;        /* scan native stacks conservatively */
+	unsigned stopwarn_ms;     /* warn about a thread that holds up a
+	                           * stop this long (0: never) */
 } runtime_state;
 
 extern runtime_state runtime_;
 
 extern __thread gc_thread *thread_current
 	__attribute__((tls_model("initial-exec")));
+/* The thread while it is inside gc_blocking_begin/end. thread_current is
+ * NULL meanwhile, so that every heap call (the allocation fast path
+ * included, at no cost to it) refuses a thread that promised not to
+ * touch the heap. */
+extern __thread gc_thread *thread_blocked
+	__attribute__((tls_model("initial-exec")));
+
+/* Report that the calling thread may not make the heap call `fn` (it is
+ * not attached, or inside a blocking region): GCHEAP_ERR_NOT_ATTACHED. */
+void runtime_not_attached(const char *fn);
 
 /* Report an error: set the thread's last error, call the handler. */
 PRINTF_LIKE(2, 3) void runtime_error(gc_status code, const char *fmt, ...);
@@ -86,6 +99,11 @@ void runtime_oom(size_t request, heap_err why);
 /* ---- Safepoints (runtime/safepoint.c) ------------------------------------ */
 
 extern const gc_runtime_ops runtime_gc_ops;
+
+/* Enter and leave a blocking region for t, the calling thread (detach
+ * and a thread exiting inside gc_blocking_begin/end). */
+void runtime_blocking_begin(gc_thread *t);
+void runtime_blocking_end(gc_thread *t);
 
 /* Answer the collector's requests; `t` is the calling thread. */
 void runtime_safepoint_slow(gc_thread *t);
@@ -156,6 +174,11 @@ bool runtime_flush_thread(gc_thread *t);
 void runtime_each_global(void (*fn)(void **slot, void *arg), void *arg);
 /* Mark the registered globals into w. */
 void runtime_mark_globals(gcw *w);
+/* Reserve the page gc_alloc(0) returns (runtime/malloc.c). */
+bool runtime_zerobase_init(void);
+/* Parse a number with an optional k/m suffix; false if it is not one or
+ * does not fit (runtime/options.c). */
+bool runtime_parse_uint(const char *v, uintptr_t *out);
 /* Options from the environment (GCHEAP_DEBUG, GCHEAP_GC). */
 void runtime_parse_options(void);
 /* GCHEAP_EXPORT: start the live export at init (runtime/export.c). */

@@ -16,9 +16,15 @@
  * world_lock guards status changes and the condition variable. A thread
  * never takes runtime_.lock while TS_RUNNING (attach is not yet
  * registered; detach and stop_world block first), so a stopper never
- * waits for a thread that waits for it. */
+ * waits for a thread that waits for it.
+ *
+ * A thread that blocks without gc_blocking_begin (a join, a read, a lock)
+ * holds every stop up for as long as it blocks. The wait goes on, but
+ * after runtime_.stopwarn_ms (GCHEAP_DEBUG=stopwarn) it names, once per
+ * stop or handshake, each thread it is still waiting for. */
 #include "runtime/runtime.h"
 
+#include <stdio.h>
 #include <time.h>
 
 static gc_mutex world_lock = {.m = PTHREAD_MUTEX_INITIALIZER};
@@ -45,6 +51,64 @@ static void world_wait(void)
 		ts.tv_nsec -= 1000000000;
 	}
 	mutex_cond_timedwait(&world_cond, &world_lock, &ts);
+}
+
+/* ---- Threads that hold a stop up ----------------------------------------- */
+
+typedef struct stall_watch {
+	uint64_t start_ns; /* when the wait began; 0 before the first check */
+	bool warned;
+} stall_watch;
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static const char *request_name(uintptr_t bit)
+{
+	switch (bit) {
+	case P_STOP: return "stop the world";
+	case P_SCAN: return "scan its stack";
+	case P_FLUSH: return "flush its barrier buffer";
+	default: return "release its allocation cache";
+	}
+}
+
+/* Called while waiting for every thread to answer `bit` (registry lock
+ * held): once the wait has lasted stopwarn_ms, print one line for each
+ * running thread that still owes it, once per watch. */
+static void stall_check(stall_watch *w, uintptr_t bit)
+{
+	unsigned ms = runtime_.stopwarn_ms;
+
+	if (w->warned || !ms)
+		return;
+	uint64_t now = mono_ns();
+	if (!w->start_ns) {
+		w->start_ns = now;
+		return;
+	}
+	if (now - w->start_ns < (uint64_t)ms * 1000000u)
+		return;
+	w->warned = true;
+	for (gc_thread *t = runtime_.threads; t; t = t->next) {
+		if (t == thread_current || !(aload_acq(&t->pending) & bit) ||
+		    aload_acq(&t->status) != TS_RUNNING)
+			continue;
+		char name[32] = "";
+		if (pthread_getname_np(t->self, name, sizeof(name)))
+			name[0] = 0;
+		fprintf(stderr, "gcheap: waited %u ms for thread %d (%s) to "
+		        "reach a safepoint (to %s): wrap calls that block "
+		        "(pthread_join, read, locks, sleeps) in "
+		        "gc_blocking_begin/end, and call gc_safepoint in long "
+		        "loops that do not allocate; still waiting\n", ms,
+		        t->tid, name[0] ? name : "unnamed",
+		        request_name(bit));
+	}
 }
 
 /* ---- Saving a thread's context ------------------------------------------- */
@@ -124,37 +188,59 @@ static void blocking_end(gc_thread *t)
 	runtime_safepoint(t);
 }
 
+void runtime_blocking_begin(gc_thread *t)
+{
+	blocking_begin(t);
+}
+
+void runtime_blocking_end(gc_thread *t)
+{
+	blocking_end(t);
+}
+
 void gc_safepoint(void)
 {
 	gc_thread *t = thread_current;
-	if (t)
-		runtime_safepoint(t);
+	if (unlikely(!t)) {
+		runtime_not_attached("gc_safepoint");
+		return;
+	}
+	runtime_safepoint(t);
 }
 
+/* Inside the region thread_current is NULL and thread_blocked the thread
+ * (runtime.h): heap calls fail instead of racing with the collector that
+ * may claim the thread meanwhile. */
 void gc_blocking_begin(void)
 {
 	gc_thread *t = thread_current;
 	if (!t) {
-		runtime_error(GCHEAP_ERR_NOT_ATTACHED,
-		              "gc_blocking_begin: the thread is not attached");
+		if (thread_blocked)
+			runtime_error(GCHEAP_ERR_ARG, "gc_blocking_begin "
+			              "inside gc_blocking_begin/end: they do "
+			              "not nest");
+		else
+			runtime_not_attached("gc_blocking_begin");
 		return;
 	}
 	blocking_begin(t);
+	thread_current = NULL;
+	thread_blocked = t;
 }
 
 void gc_blocking_end(void)
 {
-	gc_thread *t = thread_current;
+	gc_thread *t = thread_blocked;
 	if (!t) {
-		runtime_error(GCHEAP_ERR_NOT_ATTACHED,
-		              "gc_blocking_end: the thread is not attached");
+		if (thread_current)
+			runtime_error(GCHEAP_ERR_ARG, "gc_blocking_end without "
+			              "gc_blocking_begin");
+		else
+			runtime_not_attached("gc_blocking_end");
 		return;
 	}
-	if (aload(&t->status) == TS_RUNNING) {
-		runtime_error(GCHEAP_ERR_ARG, "gc_blocking_end without "
-		              "gc_blocking_begin");
-		return;
-	}
+	thread_blocked = NULL;
+	thread_current = t;
 	blocking_end(t);
 }
 
@@ -222,10 +308,13 @@ static void stop_world(void)
 	for (gc_thread *t = runtime_.threads; t; t = t->next)
 		if (t != me)
 			aor(&t->pending, P_STOP);
+	stall_watch w = {0};
 	mutex_lock(&world_lock);
 	for (gc_thread *t = runtime_.threads; t; t = t->next)
-		while (t != me && aload_acq(&t->status) == TS_RUNNING)
+		while (t != me && aload_acq(&t->status) == TS_RUNNING) {
 			world_wait();
+			stall_check(&w, P_STOP);
+		}
 	mutex_unlock(&world_lock);
 }
 
@@ -287,10 +376,14 @@ static bool serve(uintptr_t bit, gcw *w)
 	return all;
 }
 
+/* The handshakes the collector polls (under the registry lock). */
+static stall_watch scan_watch, cache_watch;
+
 static void request_stack_scans(void)
 {
 	gcw w = {0};
 
+	scan_watch = (stall_watch){0};
 	request_all(P_SCAN);
 	/* Grey every active tiny block: later tiny objects are packed into
 	 * it without being marked (Go's gcMarkTinyAllocs). */
@@ -307,6 +400,8 @@ static bool stack_scans_done(gcw *w)
 	registry_lock();
 	bool done = serve(P_SCAN, w);
 	gcw_dispose(w);
+	if (!done)
+		stall_check(&scan_watch, P_SCAN);
 	mutex_unlock(&runtime_.lock);
 	return done;
 }
@@ -314,6 +409,7 @@ static bool stack_scans_done(gcw *w)
 static bool flush_all(void)
 {
 	uintptr_t before = aload(&handshake_flushed);
+	stall_watch sw = {0};
 
 	registry_lock();
 	request_all(P_FLUSH);
@@ -321,6 +417,7 @@ static bool flush_all(void)
 		mutex_lock(&world_lock);
 		world_wait();
 		mutex_unlock(&world_lock);
+		stall_check(&sw, P_FLUSH);
 	}
 	mutex_unlock(&runtime_.lock);
 	return aload(&handshake_flushed) != before;
@@ -347,6 +444,7 @@ static void request_cache_flush(void)
 {
 	gc_thread *me = thread_current;
 
+	cache_watch = (stall_watch){0};
 	request_all(P_CACHE);
 	/* The collector's own thread flushes at once: it is about to
 	 * return into the allocator. */
@@ -360,6 +458,8 @@ static bool cache_flushes_done(void)
 {
 	registry_lock();
 	bool done = serve(P_CACHE, NULL);
+	if (!done)
+		stall_check(&cache_watch, P_CACHE);
 	mutex_unlock(&runtime_.lock);
 	return done;
 }

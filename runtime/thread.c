@@ -3,11 +3,13 @@
 #include "runtime/runtime.h"
 
 #include <stdlib.h>
+#include <unistd.h>
 
 runtime_state runtime_ = {.lock = {.m = PTHREAD_MUTEX_INITIALIZER},
                           .hlock = {.m = PTHREAD_MUTEX_INITIALIZER}};
 
 __thread gc_thread *thread_current __attribute__((tls_model("initial-exec")));
+__thread gc_thread *thread_blocked __attribute__((tls_model("initial-exec")));
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
@@ -31,7 +33,7 @@ static void detach_at_exit(void *arg);
 static void init_runtime(void)
 {
 	runtime_parse_options();
-	if (mheap_init() != HEAP_OK) {
+	if (mheap_init() != HEAP_OK || !runtime_zerobase_init()) {
 		init_status = GCHEAP_ERR_NOMEM;
 		return;
 	}
@@ -70,10 +72,11 @@ gc_status gc_thread_attach(void)
 
 	if (st != GCHEAP_OK)
 		return st;
-	if (thread_current) {
+	if (thread_current || thread_blocked) {
 		runtime_error(GCHEAP_ERR_DUPLICATE,
 		              "gc_thread_attach: the thread is already "
-		              "attached");
+		              "attached%s", thread_blocked ? " (and inside "
+		              "gc_blocking_begin/end)" : "");
 		return GCHEAP_ERR_DUPLICATE;
 	}
 	gc_thread *t = calloc(1, sizeof(*t));
@@ -84,6 +87,7 @@ gc_status gc_thread_attach(void)
 	}
 	mcache_init(&t->mcache);
 	t->self = pthread_self();
+	t->tid = gettid();
 	t->stack_base = stack_base();
 	/* Join as a blocked thread with an empty stack, then leave the
 	 * blocking state the usual way: that waits out a stopped world. */
@@ -96,7 +100,7 @@ gc_status gc_thread_attach(void)
 	runtime_.threads = t;
 	astore(&runtime_.nthreads, aload(&runtime_.nthreads) + 1);
 	mutex_unlock(&runtime_.lock);
-	thread_current = t;
+	thread_blocked = t;
 	pthread_setspecific(runtime_.exit_key, t);
 	gc_blocking_end();
 	/* Joined during a mark after the stack scans were requested: its
@@ -126,7 +130,7 @@ static void detach(gc_thread *t)
 	 * thread blocks: a collector that claims it meanwhile reads these
 	 * (writing saved_sp after blocking raced with its stack scan). */
 	t->stack_base = 0;
-	gc_blocking_begin();
+	runtime_blocking_begin(t);
 	unlink_thread(t);
 	free(t);
 }
@@ -136,8 +140,7 @@ gc_status gc_thread_detach(void)
 	gc_thread *t = thread_current;
 
 	if (!t) {
-		runtime_error(GCHEAP_ERR_NOT_ATTACHED,
-		              "gc_thread_detach: the thread is not attached");
+		runtime_not_attached("gc_thread_detach");
 		return GCHEAP_ERR_NOT_ATTACHED;
 	}
 	pthread_setspecific(runtime_.exit_key, NULL);
@@ -153,11 +156,16 @@ static void detach_at_exit(void *arg)
 	gc_thread *t = arg;
 
 	thread_current = t;
+	if (thread_blocked) {
+		/* It exited inside gc_blocking_begin/end. */
+		thread_blocked = NULL;
+		runtime_blocking_end(t);
+	}
 	detach(t);
 	thread_current = NULL;
 }
 
 int gc_thread_is_attached(void)
 {
-	return thread_current != NULL;
+	return thread_current || thread_blocked;
 }

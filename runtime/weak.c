@@ -26,7 +26,13 @@
  * Every object made here comes from runtime_new and stays held until it
  * is stored where it is rooted or returned (the rule in runtime.h): the
  * probes between making an entry and storing it are safepoints, and so is
- * each allocation after the first. */
+ * each allocation after the first.
+ *
+ * Each of the three handles carries a tag word made from its own address
+ * and kind: the API (check level >= 1) accepts an address only once it is
+ * known to be the start of an allocated heap object, and then only if
+ * its tag matches, so stack garbage or any other heap object is an error,
+ * never a read of unknown memory or an endless wait in weak_target. */
 #include "runtime/runtime.h"
 
 #include <sched.h>
@@ -43,8 +49,7 @@ static gc_thread *attached(const char *fn)
 {
 	gc_thread *t = thread_current;
 	if (!t)
-		runtime_error(GCHEAP_ERR_NOT_ATTACHED, "%s: the calling thread "
-		              "is not attached", fn);
+		runtime_not_attached(fn);
 	return t;
 }
 
@@ -52,7 +57,46 @@ struct gc_weakmap {
 	ephemeron_obj **slots; /* cap entries: NULL, TOMB or an ephemeron */
 	size_t cap;            /* a power of two */
 	size_t used;           /* slots that are neither NULL nor TOMB */
+	uintptr_t tag;
 };
+
+enum handle_kind { H_WEAK = 1, H_EPHEMERON = 2, H_MAP = 3 };
+
+static uintptr_t handle_tag(const void *p, enum handle_kind k)
+{
+	return ((uintptr_t)p ^ 0x9e3779b97f4a7c15ULL * k) *
+	       0xff51afd7ed558ccdULL;
+}
+
+/* True if p is a handle of kind k; else reports GCHEAP_ERR_ARG. p is read
+ * only once it is known to start an allocated object of `size` bytes. */
+static bool check_handle(const char *fn, const void *p, enum handle_kind k,
+                         size_t size, size_t tag_off)
+{
+	static const char *const names[] = {
+		[H_WEAK] = "gc_weak", [H_EPHEMERON] = "gc_ephemeron",
+		[H_MAP] = "gc_weakmap"};
+	mspan *s = NULL;
+
+	if (p && (GCHEAP_CHECK_LEVEL < 1 ||
+	          (mheap_find_object((uintptr_t)p, &s) == (uintptr_t)p &&
+	           s->elemsize >= size &&
+	           aload((const atomic_word *)((uintptr_t)p + tag_off)) ==
+	           handle_tag(p, k))))
+		return true;
+	runtime_error(GCHEAP_ERR_ARG, "%s(%p): not a %s", fn, p, names[k]);
+	return false;
+}
+
+#define IS_WEAK(fn, w)                                                     \
+	check_handle(fn, w, H_WEAK, sizeof(weak_cell),                     \
+	             offsetof(weak_cell, tag))
+#define IS_EPHEMERON(fn, e)                                                \
+	check_handle(fn, e, H_EPHEMERON, sizeof(ephemeron_obj),            \
+	             offsetof(ephemeron_obj, tag))
+#define IS_MAP(fn, m)                                                      \
+	check_handle(fn, m, H_MAP, sizeof(gc_weakmap),                     \
+	             offsetof(gc_weakmap, tag))
 
 /* The immortal types of this file's objects, made once: named so that
  * heap dumps tell them apart (the cell is noscan: its target is hidden). */
@@ -104,9 +148,10 @@ gc_weak *gc_weak_new(void *obj)
 		return NULL;
 	/* A safepoint: obj is the caller's, so it and its span stay. */
 	size_t mark = runtime_held_mark(t);
-	void *c = runtime_new(t, sizeof(weak_cell), types_.cell);
+	weak_cell *c = runtime_new(t, sizeof(weak_cell), types_.cell);
 	if (!c)
 		return NULL;
+	c->tag = handle_tag(c, H_WEAK);
 	cell = specials_add_weak(s, (uintptr_t)obj, (uintptr_t)c);
 	runtime_unhold(t, mark); /* the special keeps the cell now */
 	if (!cell)
@@ -153,10 +198,8 @@ void *gc_weak_get(const gc_weak *w)
 
 	if (!t)
 		return NULL;
-	if (!w) {
-		runtime_error(GCHEAP_ERR_ARG, "gc_weak_get(NULL)");
+	if (!IS_WEAK("gc_weak_get", w))
 		return NULL;
-	}
 	return (void *)weak_target(t, (const weak_cell *)w);
 }
 
@@ -176,6 +219,7 @@ static ephemeron_obj *eph_new(gc_thread *t, void *key, void *value)
 	ephemeron_obj *e = runtime_new(t, sizeof(*e), types_.ephemeron);
 	if (!e)
 		return NULL;
+	e->tag = handle_tag(e, H_EPHEMERON);
 	gc_write((void *)&e->key, k);
 	shade(t, (uintptr_t)value);
 	astore(&e->value, (uintptr_t)value);
@@ -207,7 +251,7 @@ static uintptr_t eph_key(gc_thread *t, const ephemeron_obj *e)
 void *gc_ephemeron_key(const gc_ephemeron *e)
 {
 	gc_thread *t = attached("gc_ephemeron_key");
-	if (!t || !e)
+	if (!t || !IS_EPHEMERON("gc_ephemeron_key", e))
 		return NULL;
 	return (void *)eph_key(t, (const ephemeron_obj *)e);
 }
@@ -224,7 +268,7 @@ static uintptr_t eph_value(gc_thread *t, const ephemeron_obj *e)
 void *gc_ephemeron_value(const gc_ephemeron *e)
 {
 	gc_thread *t = attached("gc_ephemeron_value");
-	if (!t || !e)
+	if (!t || !IS_EPHEMERON("gc_ephemeron_value", e))
 		return NULL;
 	return (void *)eph_value(t, (const ephemeron_obj *)e);
 }
@@ -234,7 +278,8 @@ void gc_ephemeron_set_value(gc_ephemeron *e, void *value)
 	gc_thread *t = attached("gc_ephemeron_set_value");
 	ephemeron_obj *eo = (ephemeron_obj *)e;
 
-	if (!t || !e || !eph_key(t, eo))
+	if (!t || !IS_EPHEMERON("gc_ephemeron_set_value", e) ||
+	    !eph_key(t, eo))
 		return;
 	/* Both halves of the barrier: old and new value. */
 	gc_write((void *)&eo->value, value);
@@ -268,6 +313,8 @@ gc_weakmap *gc_weakmap_new(void)
 	/* A safepoint: m is held across it. */
 	void *slots = m ? runtime_new(t, 8 * sizeof(void *), types_.slots) :
 	                  NULL;
+	if (m)
+		m->tag = handle_tag(m, H_MAP);
 	if (slots) {
 		gc_write(&m->slots, slots);
 		m->cap = 8;
@@ -294,7 +341,7 @@ static ephemeron_obj **map_find(gc_thread *t, gc_weakmap *m, const void *k)
 void *gc_weakmap_get(gc_weakmap *m, const void *key)
 {
 	gc_thread *t = attached("gc_weakmap_get");
-	if (!t || !m || !key)
+	if (!t || !IS_MAP("gc_weakmap_get", m) || !key)
 		return NULL;
 	ephemeron_obj **e = map_find(t, m, key);
 	return e ? (void *)eph_value(t, *e) : NULL;
@@ -343,6 +390,8 @@ gc_status gc_weakmap_set(gc_weakmap *m, void *key, void *value)
 	gc_thread *t = attached("gc_weakmap_set");
 	if (!t)
 		return GCHEAP_ERR_NOT_ATTACHED;
+	if (!IS_MAP("gc_weakmap_set", m))
+		return GCHEAP_ERR_ARG;
 	if (!m || !key || !mheap_find_object((uintptr_t)key, NULL)) {
 		runtime_error(GCHEAP_ERR_ARG, "gc_weakmap_set(%p, %p): the key "
 		              "must be an address inside a heap object",
@@ -380,7 +429,7 @@ gc_status gc_weakmap_set(gc_weakmap *m, void *key, void *value)
 int gc_weakmap_delete(gc_weakmap *m, const void *key)
 {
 	gc_thread *t = attached("gc_weakmap_delete");
-	if (!t || !m || !key)
+	if (!t || !IS_MAP("gc_weakmap_delete", m) || !key)
 		return 0;
 	ephemeron_obj **e = map_find(t, m, key);
 	if (!e)
@@ -393,7 +442,7 @@ size_t gc_weakmap_count(gc_weakmap *m)
 {
 	gc_thread *t = attached("gc_weakmap_count");
 	size_t n = 0;
-	if (!t || !m)
+	if (!t || !IS_MAP("gc_weakmap_count", m))
 		return 0;
 	for (size_t i = 0; i < m->cap; i++)
 		if (m->slots[i] && m->slots[i] != TOMB &&

@@ -21,6 +21,9 @@ bool os_commit(void *p, size_t size);
 void os_decommit(void *p, size_t size);
 /* Drop the contents and RSS of committed pages; they read as zero. */
 void os_release(void *p, size_t size);
+/* Make reserved pages readable: they read as zeros and are not charged
+ * (os_commit makes them writable). False if the OS refuses. */
+bool os_map_readonly(void *p, size_t size);
 /* Zeroed read-write memory for metadata, page aligned. NULL on failure. */
 void *os_alloc_meta(size_t size);
 void os_free_meta(void *p, size_t size);

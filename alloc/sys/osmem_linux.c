@@ -88,6 +88,13 @@ void os_decommit(void *p, size_t size)
 		fatal("cannot decommit %zu bytes at %p", size, p);
 }
 
+bool os_map_readonly(void *p, size_t size)
+{
+	if (failpoint())
+		return false;
+	return mprotect(p, size, PROT_READ) == 0;
+}
+
 void os_release(void *p, size_t size)
 {
 	madvise(p, size, MADV_DONTNEED);

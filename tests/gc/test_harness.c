@@ -205,7 +205,9 @@ static uintptr_t pause_cycles;
 static void *collect_main(void *arg)
 {
 	(void)arg;
-	gc_collect(); /* from an unattached thread */
+	/* From an unattached thread: the collector's own entry (gc_collect
+	 * wants an attached caller). */
+	mgc_run_cycle(true);
 	return NULL;
 }
 

@@ -124,7 +124,7 @@ static void *collect_loop(void *arg)
 {
 	(void)arg;
 	while (!__atomic_load_n(&collector_stop, __ATOMIC_ACQUIRE))
-		gc_collect(); /* unattached: each stops the mutator */
+		mgc_run_cycle(true); /* unattached: each stops the mutator */
 	return NULL;
 }
 

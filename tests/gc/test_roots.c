@@ -404,7 +404,7 @@ START_TEST(test_bad_input)
 	                 0);
 	pthread_join(th, NULL);
 	ck_assert_int_eq(st[0], GCHEAP_ERR_NOT_ATTACHED);
-	ck_assert_int_eq(st[1], GCHEAP_ERR_ARG);
+	ck_assert_int_eq(st[1], GCHEAP_ERR_NOT_ATTACHED);
 	gc_set_error_handler(NULL, NULL);
 }
 END_TEST

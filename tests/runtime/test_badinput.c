@@ -15,8 +15,12 @@
 
 #include "runtime/runtime.h"
 
+#include <errno.h>
 #include <limits.h>
+#include <pthread.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -537,6 +541,22 @@ static const char *unattached_calls(void)
 	if (gc_alloc_array(4, t_ptr8) ||
 	    gc_last_error() != GCHEAP_ERR_NOT_ATTACHED || err_log.calls != 1)
 		return "gc_alloc_array did not fail with NOT_ATTACHED once";
+	/* No cycle runs for a thread that is not attached. */
+	uintptr_t cycles = aload(&mgc_.cycles);
+	clear_logs();
+	gc_collect();
+	if (gc_last_error() != GCHEAP_ERR_NOT_ATTACHED || err_log.calls != 1 ||
+	    !strstr(err_log.msg, "gc_thread_attach()"))
+		return "gc_collect did not fail with NOT_ATTACHED once, "
+		       "naming gc_thread_attach()";
+	clear_logs();
+	gc_safepoint();
+	if (gc_last_error() != GCHEAP_ERR_NOT_ATTACHED || err_log.calls != 1 ||
+	    !strstr(err_log.msg, "gc_thread_attach()"))
+		return "gc_safepoint did not fail with NOT_ATTACHED once, "
+		       "naming gc_thread_attach()";
+	if (aload(&mgc_.cycles) != cycles)
+		return "gc_collect ran a cycle";
 	clear_logs();
 	if (gc_thread_detach() != GCHEAP_ERR_NOT_ATTACHED ||
 	    gc_last_error() != GCHEAP_ERR_NOT_ATTACHED || err_log.calls != 1 ||
@@ -579,7 +599,9 @@ START_TEST(test_unattached_other_thread)
 	ck_assert_int_eq(gc_thread_attach(), GCHEAP_OK);
 	ck_assert_int_eq(pthread_create(&th, NULL, unattached_thread, NULL),
 	                 0);
+	gc_blocking_begin();
 	ck_assert_int_eq(pthread_join(th, &ret), 0);
+	gc_blocking_end();
 	ck_assert_msg(ret == NULL, "other thread: %s", (const char *)ret);
 	/* Its errors were its own. */
 	ck_assert_int_eq(gc_last_error(), GCHEAP_OK);
@@ -1205,6 +1227,718 @@ START_TEST(test_rlimit_sweep)
 }
 END_TEST
 
+/* ---- Calls that used to crash, hang or pass (issue 12) ------------------- */
+
+/* Each case runs in a forked child that initialises the heap itself (the
+ * parent of the detached cases never does, so no collector thread is lost
+ * by the fork): a crash, a fatal() or a hang (the alarm) fails the test
+ * as surely as a wrong result. The child reports its first problem. */
+
+static char child_problem[400];
+
+#define CHILD_FAIL(...)                                                    \
+	do {                                                               \
+		if (!child_problem[0])                                     \
+			snprintf(child_problem, sizeof(child_problem),     \
+			         __VA_ARGS__);                             \
+	} while (0)
+
+/* The call just made failed with `want`, reported once with a one-line
+ * message that contains `needle` (unless NULL). */
+static void child_expect(const char *what, gc_status want, const char *needle)
+{
+	if (gc_last_error() != want || err_log.calls != 1 ||
+	    err_log.code != want || !err_log.msg[0] ||
+	    strchr(err_log.msg, '\n'))
+		CHILD_FAIL("%s: last error \"%s\", %d handler calls "
+		           "(\"%.200s\"); "
+		           "want one \"%s\"", what,
+		           gc_strerror(gc_last_error()), err_log.calls,
+		           err_log.msg, gc_strerror(want));
+	else if (needle && !strstr(err_log.msg, needle))
+		CHILD_FAIL("%s: the message \"%.200s\" does not say \"%s\"",
+		           what,
+		           err_log.msg, needle);
+}
+
+#define CHILD_NULL(call, want, needle)                                     \
+	do {                                                               \
+		clear_logs();                                              \
+		const void *r_ = (call);                                   \
+		if (r_)                                                    \
+			CHILD_FAIL("%s returned %p", #call, r_);           \
+		else                                                       \
+			child_expect(#call, want, needle);                 \
+	} while (0)
+
+#define CHILD_STATUS(call, want, needle)                                   \
+	do {                                                               \
+		clear_logs();                                              \
+		gc_status s_ = (call);                                     \
+		if (s_ != (want))                                          \
+			CHILD_FAIL("%s returned \"%s\"", #call,            \
+			           gc_strerror(s_));                       \
+		else                                                       \
+			child_expect(#call, want, needle);                 \
+	} while (0)
+
+#define CHILD_VOID(call, want, needle)                                     \
+	do {                                                               \
+		clear_logs();                                              \
+		call;                                                      \
+		child_expect(#call, want, needle);                         \
+	} while (0)
+
+#define CHILD_OK(cond)                                                     \
+	do {                                                               \
+		if (!(cond))                                               \
+			CHILD_FAIL("%s:%d: %s is false", __FILE__,         \
+			           __LINE__, #cond);                       \
+	} while (0)
+
+enum { CHILD_SECONDS = 60 };
+
+/* Run fn(arg) in a child. expect_fault: the child must take a SIGSEGV or
+ * SIGBUS (caught in the child, which then exits with FAULT_EXIT). */
+#define FAULT_EXIT 42
+static void run_child(const char *what, void (*fn)(int), int arg,
+                      bool expect_fault)
+{
+	char buf[sizeof(child_problem)] = "";
+	int fds[2];
+
+	ck_assert_int_eq(pipe(fds), 0);
+	fflush(NULL);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		close(fds[0]);
+		sys_fatal_exit_code = 70;
+		/* check's own SIGALRM handler would kill the test. */
+		signal(SIGALRM, SIG_DFL);
+		alarm(CHILD_SECONDS);
+		child_problem[0] = 0;
+		fn(arg);
+		ssize_t w = write(fds[1], child_problem, strlen(child_problem));
+		(void)w;
+		_exit(child_problem[0] ? 1 : expect_fault ? 3 : 0);
+	}
+	close(fds[1]);
+	size_t got = 0;
+	ssize_t r;
+	while (got < sizeof(buf) - 1 &&
+	       (r = read(fds[0], buf + got, sizeof(buf) - 1 - got)) > 0)
+		got += (size_t)r;
+	buf[got] = 0;
+	close(fds[0]);
+	int status;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(!WIFSIGNALED(status), "%s (case %d): killed by signal "
+	              "%d%s", what, arg, WTERMSIG(status),
+	              WTERMSIG(status) == SIGALRM ? " (it hung)" : "");
+	ck_assert_msg(WIFEXITED(status), "%s (case %d): status %#x", what,
+	              arg, status);
+	int code = WEXITSTATUS(status);
+	ck_assert_msg(code != 1, "%s (case %d): %s", what, arg, buf);
+	ck_assert_msg(code != 3, "%s (case %d): no fault", what, arg);
+	ck_assert_msg(code != 70, "%s (case %d): fatal error", what, arg);
+	ck_assert_msg(code == (expect_fault ? FAULT_EXIT : 0),
+	              "%s (case %d): exit %d", what, arg, code);
+}
+
+static void child_attach(void)
+{
+	if (gc_thread_attach() != GCHEAP_OK)
+		CHILD_FAIL("attach failed: %.200s", err_log.msg);
+	gc_disable();
+	clear_logs();
+}
+
+/* gc_alloc(64, (gc_type *)1) and other addresses that are no type: the
+ * address is checked before anything is read from it, and named. */
+static void child_bad_type(int which)
+{
+	static const size_t sizes[] = {0, 1, 8, 16, 64, 600, 40000};
+	int local[4] = {0};
+	uintptr_t region = gctype_region;
+	const void *bad = NULL;
+
+	child_attach();
+	warm_caches();
+	switch (which) {
+	case 0: bad = (void *)1; break;
+	case 1: bad = (void *)0x1000; break;
+	case 2: bad = (void *)(UINTPTR_MAX & ~(uintptr_t)127); break;
+	case 3: bad = local; break;
+	case 4: bad = gc_alloc(128, NULL); break;
+	/* A slot of the type region that holds no type (yet). */
+	case 5: bad = (void *)(region + GCTYPE_REGION - GCTYPE_SLOT); break;
+	/* Inside the region, not at a slot. */
+	case 6: bad = (void *)(region + GCTYPE_SLOT + 8); break;
+	case 7: bad = (void *)(region + GCTYPE_REGION); break;
+	}
+	char addr[32];
+	snprintf(addr, sizeof(addr), "%p", bad);
+	const gc_type *t = bad;
+	for (size_t i = 0; i < ARRAY_LEN(sizes); i++)
+		CHILD_NULL(gc_alloc(sizes[i], t), GCHEAP_ERR_TYPE, addr);
+	CHILD_NULL(gc_alloc_array(4, t), GCHEAP_ERR_TYPE, addr);
+	CHILD_NULL(gc_type_name(t), GCHEAP_ERR_TYPE, addr);
+	CHILD_VOID((void)gc_type_size(t), GCHEAP_ERR_TYPE, addr);
+	CHILD_OK(gc_alloc(64, t_ptr8) != NULL);
+}
+
+START_TEST(test_not_a_type)
+{
+	for (int i = 0; i < 8; i++)
+		run_child("a gc_alloc with no gc_type", child_bad_type, i,
+		          false);
+}
+END_TEST
+
+#define JUNK ((uintptr_t)0x123456789a0ULL) /* not a heap address */
+
+/* gc_weak_get and the ephemeron and map calls on addresses that are no
+ * such handle: an error, not an endless wait for the "target" (JUNK) to
+ * be swept, and no write into what was passed. */
+static void child_bad_handle(int which)
+{
+	uintptr_t stack[8];
+	child_attach();
+	uintptr_t *obj = gc_alloc(64, NULL), *val = gc_alloc(32, NULL);
+	gc_weak *w = gc_weak_new(obj);
+	gc_ephemeron *e = gc_ephemeron_new(obj, val);
+	gc_weakmap *m = gc_weakmap_new();
+	uintptr_t *blob = gc_alloc(64, NULL);
+	const void *bad = blob;
+
+	CHILD_OK(w && e && m && blob);
+	if (child_problem[0])
+		return;
+	for (size_t i = 0; i < ARRAY_LEN(stack); i++)
+		stack[i] = JUNK;
+	for (size_t i = 0; i < 8; i++)
+		blob[i] = JUNK;
+	switch (which) {
+	case 0: bad = stack; break;
+	case 1: break; /* a heap object full of JUNK */
+	case 2: blob[0] = 0; break;
+	/* A copy of real handles' words elsewhere. */
+	case 3: memcpy(blob, w, 16); break;
+	case 4: memcpy(blob, e, 24); break;
+	case 5: memcpy(blob, m, 32); break;
+	case 6: bad = (const char *)w + 8; break;
+	case 7: bad = (void *)JUNK; break;
+	}
+	uintptr_t before[8];
+	memcpy(before, blob, sizeof(before));
+	/* The wrong kind of handle is no handle either. */
+	const void *as_weak = which == 4 ? (const void *)e : bad;
+	const void *as_eph = which == 3 ? (const void *)w : bad;
+	const void *as_map = which == 5 ? (const void *)e : bad;
+
+	CHILD_NULL(gc_weak_get((const gc_weak *)as_weak), GCHEAP_ERR_ARG,
+	           "gc_weak");
+	CHILD_NULL(gc_weak_get((const gc_weak *)bad), GCHEAP_ERR_ARG,
+	           "gc_weak");
+	CHILD_NULL(gc_ephemeron_key((const gc_ephemeron *)as_eph),
+	           GCHEAP_ERR_ARG, "gc_ephemeron");
+	CHILD_NULL(gc_ephemeron_key((const gc_ephemeron *)bad),
+	           GCHEAP_ERR_ARG, "gc_ephemeron");
+	CHILD_NULL(gc_ephemeron_value((const gc_ephemeron *)bad),
+	           GCHEAP_ERR_ARG, "gc_ephemeron");
+	CHILD_VOID(gc_ephemeron_set_value((gc_ephemeron *)bad, val),
+	           GCHEAP_ERR_ARG, "gc_ephemeron");
+	CHILD_NULL(gc_weakmap_get((gc_weakmap *)as_map, obj), GCHEAP_ERR_ARG,
+	           "gc_weakmap");
+	CHILD_NULL(gc_weakmap_get((gc_weakmap *)bad, obj), GCHEAP_ERR_ARG,
+	           "gc_weakmap");
+	CHILD_STATUS(gc_weakmap_set((gc_weakmap *)bad, obj, val),
+	             GCHEAP_ERR_ARG, "gc_weakmap");
+	CHILD_VOID((void)gc_weakmap_delete((gc_weakmap *)bad, obj),
+	           GCHEAP_ERR_ARG, "gc_weakmap");
+	CHILD_VOID((void)gc_weakmap_count((gc_weakmap *)bad),
+	           GCHEAP_ERR_ARG, "gc_weakmap");
+	CHILD_OK(memcmp(before, blob, sizeof(before)) == 0);
+	/* The real ones still work. */
+	CHILD_OK(gc_weak_get(w) == obj);
+	CHILD_OK(gc_ephemeron_key(e) == obj && gc_ephemeron_value(e) == val);
+	CHILD_OK(gc_weakmap_set(m, obj, val) == GCHEAP_OK);
+	CHILD_OK(gc_weakmap_get(m, obj) == val && gc_weakmap_count(m) == 1);
+}
+
+START_TEST(test_not_a_handle)
+{
+	for (int i = 0; i < 8; i++)
+		run_child("a weak call on no handle", child_bad_handle, i,
+		          false);
+}
+END_TEST
+
+/* gc_frame_push and gc_frame_pop with NULLs, and ranges that overflow:
+ * refused, and the thread's frames stay as they were. */
+static void child_bad_frame(int which)
+{
+	void *slots[2] = {0};
+	gc_frame f, g;
+
+	child_attach();
+	gc_set_conservative_stacks(0);
+	if (which >= 3) {
+		gc_frame_push(&g, slots, 2);
+		slots[0] = gc_alloc(32, NULL);
+	}
+	switch (which) {
+	case 0:
+	case 3:
+		CHILD_VOID(gc_frame_pop(NULL), GCHEAP_ERR_ARG, "gc_frame_pop");
+		break;
+	case 1:
+	case 4:
+		CHILD_VOID(gc_frame_push(NULL, slots, 1), GCHEAP_ERR_ARG,
+		           "NULL");
+		break;
+	case 2:
+	case 5:
+		CHILD_VOID(gc_frame_push(&f, NULL, 4), GCHEAP_ERR_ARG, "NULL");
+		CHILD_VOID(gc_frame_push(&f, slots, SIZE_MAX), GCHEAP_ERR_ARG,
+		           "address space");
+		break;
+	}
+	/* A collection scans the frames as they were. */
+	gc_collect();
+	if (which >= 3) {
+		CHILD_OK(gc_size(slots[0]) == 32);
+		clear_logs();
+		gc_frame_pop(&g);
+		CHILD_OK(err_log.calls == 0);
+	}
+	clear_logs();
+	gc_frame_push(&f, slots, 2);
+	gc_frame_pop(&f);
+	CHILD_OK(err_log.calls == 0);
+}
+
+START_TEST(test_frame_args)
+{
+	for (int i = 0; i < 6; i++)
+		run_child("a bad frame", child_bad_frame, i, false);
+}
+END_TEST
+
+/* gc_add_roots with a range that runs past the end of the address space
+ * is refused (it used to be registered and crash the next cycle). */
+static void child_bad_roots(int which)
+{
+	static void *slots[4];
+	const size_t n[] = {SIZE_MAX, SIZE_MAX / 8, SIZE_MAX / 8 - 1};
+
+	child_attach();
+	if (which < 3) {
+		CHILD_STATUS(gc_add_roots(slots, n[which]), GCHEAP_ERR_ARG,
+		             "address space");
+	} else {
+		void *top = (void *)(UINTPTR_MAX & ~(uintptr_t)7);
+		CHILD_STATUS(gc_add_roots(top, 2), GCHEAP_ERR_ARG,
+		             "address space");
+	}
+	gc_collect();
+	CHILD_STATUS(gc_remove_roots(slots), GCHEAP_ERR_ARG,
+	             "not registered");
+	CHILD_OK(gc_add_roots(slots, 4) == GCHEAP_OK);
+	gc_write(&slots[0], gc_alloc(16, NULL));
+	gc_collect();
+	CHILD_OK(gc_size(slots[0]) == 16);
+	CHILD_OK(gc_remove_roots(slots) == GCHEAP_OK);
+}
+
+START_TEST(test_roots_overflow)
+{
+	for (int i = 0; i < 4; i++)
+		run_child("gc_add_roots past the address space",
+		          child_bad_roots, i, false);
+}
+END_TEST
+
+/* gc_type_new with more offsets than the size has words: refused before
+ * a single offset is read (the array ends at a PROT_NONE page). */
+static void child_nptrs(int which)
+{
+	long pg = sysconf(_SC_PAGESIZE);
+	char *map = mmap(NULL, 2 * (size_t)pg, PROT_READ | PROT_WRITE,
+	                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (map == MAP_FAILED || mprotect(map + pg, (size_t)pg, PROT_NONE)) {
+		CHILD_FAIL("mmap: %s", strerror(errno));
+		return;
+	}
+	size_t *offs = (size_t *)(void *)(map + pg) - 2;
+	offs[0] = 0;
+	offs[1] = 8;
+	const size_t n[] = {SIZE_MAX, 3, (size_t)1 << 61};
+	CHILD_NULL(gc_type_new("nptrs", 16, offs, n[which], 0),
+	           GCHEAP_ERR_TYPE, "words");
+	clear_logs();
+	CHILD_OK(gc_type_new("nptrs", 16, offs, 2, 0) != NULL);
+	CHILD_OK(err_log.calls == 0);
+}
+
+START_TEST(test_type_nptrs)
+{
+	for (int i = 0; i < 3; i++)
+		run_child("gc_type_new with too many offsets", child_nptrs, i,
+		          false);
+}
+END_TEST
+
+/* gc_copy of nothing is a no-op, whatever the addresses (memmove with
+ * NULL is undefined even for 0 bytes: UBSan stops on it); NULL with bytes
+ * to copy is an error. */
+static void child_copy(int which)
+{
+	void *buf[2] = {0};
+
+	child_attach();
+	clear_logs();
+	switch (which) {
+	case 0:
+		gc_copy(NULL, NULL, 0);
+		gc_copy(buf, NULL, 0);
+		gc_copy(NULL, buf, 0);
+		CHILD_OK(err_log.calls == 0);
+		break;
+	case 1:
+		CHILD_VOID(gc_copy(NULL, buf, 16), GCHEAP_ERR_ARG, "NULL");
+		break;
+	case 2:
+		CHILD_VOID(gc_copy(buf, NULL, 16), GCHEAP_ERR_ARG, "NULL");
+		break;
+	}
+}
+
+START_TEST(test_copy_null)
+{
+	for (int i = 0; i < 3; i++)
+		run_child("gc_copy with NULL", child_copy, i, false);
+}
+END_TEST
+
+/* gc_alloc(0, t): the one zero-size address, not in the heap; a write or
+ * a read through it faults at once (the library is not corrupted). */
+static void on_fault(int sig)
+{
+	(void)sig;
+	_exit(FAULT_EXIT);
+}
+
+static void child_zero_size(int which)
+{
+	child_attach();
+	clear_logs();
+	char *p = gc_alloc(0, NULL);
+	char *q = gc_alloc(0, t_ptr8);
+	char *r = gc_alloc_array(0, t24);
+	CHILD_OK(p && p == q && p == r && err_log.calls == 0);
+	CHILD_OK(gc_size(p) == 0 && gc_base(p) == NULL);
+	if (child_problem[0])
+		return;
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_fault;
+	sigaction(SIGSEGV, &sa, NULL);
+	sigaction(SIGBUS, &sa, NULL);
+	char *volatile hide = p; /* from alloc_size's bounds */
+	char *x = hide;
+	if (which == 0)
+		*(volatile char *)x = 1;
+	else if (which == 1)
+		(void)*(volatile char *)(x + 7);
+	else
+		memset(x, 0xAB, 64);
+	/* Reached only if nothing faulted. */
+}
+
+START_TEST(test_zero_size_faults)
+{
+	for (int i = 0; i < 3; i++)
+		run_child("through the zero-size address", child_zero_size, i,
+		          true);
+}
+END_TEST
+
+/* Inside gc_blocking_begin/end the thread counts as stopped: allocation
+ * (the fast path too) and other heap calls are errors that say so. */
+START_TEST(test_alloc_while_blocking)
+{
+	warm_caches();
+	EXPECT_OK_PTR(gc_alloc(1, NULL)); /* a tiny block in the cache */
+	gc_blocking_begin();
+	ck_assert_int_eq(gc_thread_is_attached(), 1);
+	const size_t sizes[] = {1, 8, 16, 64, 500, 40000};
+	for (size_t i = 0; i < ARRAY_LEN(sizes); i++) {
+		EXPECT_NULL(gc_alloc(sizes[i], NULL), GCHEAP_ERR_NOT_ATTACHED);
+		ck_assert_msg(strstr(err_log.msg, "gc_blocking"), "\"%s\"",
+		              err_log.msg);
+		EXPECT_NULL(gc_alloc(sizes[i] < 8 ? 8 : sizes[i], t_ptr8),
+		            GCHEAP_ERR_NOT_ATTACHED);
+	}
+	EXPECT_NULL(gc_alloc_array(4, t_ptr8), GCHEAP_ERR_NOT_ATTACHED);
+	EXPECT_NULL(gc_weak_new(&tag), GCHEAP_ERR_NOT_ATTACHED);
+	prime(GCHEAP_ERR_NOT_ATTACHED);
+	gc_collect();
+	expect_error("gc_collect", GCHEAP_ERR_NOT_ATTACHED);
+	prime(GCHEAP_ERR_NOT_ATTACHED);
+	gc_safepoint();
+	expect_error("gc_safepoint", GCHEAP_ERR_NOT_ATTACHED);
+	prime(GCHEAP_ERR_ARG);
+	gc_blocking_begin();
+	expect_error("gc_blocking_begin (nested)", GCHEAP_ERR_ARG);
+	EXPECT_STATUS(gc_thread_attach(), GCHEAP_ERR_DUPLICATE);
+	EXPECT_STATUS(gc_thread_detach(), GCHEAP_ERR_NOT_ATTACHED);
+	ck_assert_int_eq(gc_thread_is_attached(), 1);
+	clear_logs();
+	gc_blocking_end();
+	ck_assert_int_eq(err_log.calls, 0);
+	EXPECT_OK_PTR(gc_alloc(16, NULL));
+	EXPECT_OK_PTR(gc_alloc(64, t_ptr8));
+	prime(GCHEAP_ERR_ARG);
+	gc_blocking_end();
+	expect_error("gc_blocking_end without begin", GCHEAP_ERR_ARG);
+	gc_collect();
+	mheap_verify();
+}
+END_TEST
+
+/* ---- Bad environment values ---------------------------------------------- */
+
+/* Run init (and what `use` does) with stderr captured; returns it. */
+static char *init_captured(void (*use)(void))
+{
+	capture c = capture_stderr();
+	if (gc_init() == GCHEAP_OK && use)
+		use();
+	return capture_end(c);
+}
+
+static int fin_runs;
+
+static void count_fin(void *obj, void *arg)
+{
+	(void)obj;
+	(void)arg;
+	__atomic_fetch_add(&fin_runs, 1, __ATOMIC_RELAXED);
+}
+
+static void set_a_finalizer(void)
+{
+	child_attach();
+	gc_set_conservative_stacks(0);
+	void *p = gc_alloc(64, NULL);
+	CHILD_OK(gc_set_finalizer(p, count_fin, NULL) == GCHEAP_OK);
+}
+
+/* One line on stderr that names the variable and the bad value. */
+static void child_one_line(const char *out, const char *var, const char *val)
+{
+	if (count_lines(out) != 1 || strncmp(out, "gcheap: ", 8) ||
+	    !strstr(out, var) || !strstr(out, val))
+		CHILD_FAIL("want one line naming %s and %s, got \"%.200s\"",
+		           var,
+		           val, out);
+}
+
+static char export_dir[64];
+
+static void child_env(int which)
+{
+	static const char digits[] = "12345678901234567890123";
+	char *out;
+
+	switch (which) {
+	case 0: /* the finalizer thread stays on */
+		setenv("GCHEAP_FINALIZERS", "bogus", 1);
+		out = init_captured(set_a_finalizer);
+		child_one_line(out, "GCHEAP_FINALIZERS", "bogus");
+		gc_collect();
+		for (int i = 0; i < 500 && !__atomic_load_n(&fin_runs,
+		                                            __ATOMIC_RELAXED);
+		     i++) {
+			gc_blocking_begin();
+			usleep(10000);
+			gc_blocking_end();
+		}
+		CHILD_OK(__atomic_load_n(&fin_runs, __ATOMIC_RELAXED) == 1);
+		break;
+	case 1: { /* no export */
+		char file[128];
+		snprintf(export_dir, sizeof(export_dir),
+		         "/tmp/gcheap-badinput-XXXXXX");
+		if (!mkdtemp(export_dir)) {
+			CHILD_FAIL("mkdtemp: %s", strerror(errno));
+			return;
+		}
+		setenv("GCHEAP_EXPORT_DIR", export_dir, 1);
+		setenv("GCHEAP_EXPORT", "bogus", 1);
+		out = init_captured(child_attach);
+		child_one_line(out, "GCHEAP_EXPORT", "bogus");
+		snprintf(file, sizeof(file), "%s/%d", export_dir,
+		         (int)getpid());
+		CHILD_OK(access(file, F_OK) != 0);
+		gc_export_stop();
+		rmdir(export_dir);
+		break;
+	}
+	case 2: { /* numbers that do not fit, or are negative */
+		char env[96];
+		snprintf(env, sizeof(env), "stress=%s,gctrace=-1", digits);
+		setenv("GCHEAP_DEBUG", env, 1);
+		out = init_captured(NULL);
+		if (count_lines(out) != 2 || !strstr(out, digits) ||
+		    !strstr(out, "gctrace=-1") || !strstr(out, "GCHEAP_DEBUG"))
+			CHILD_FAIL("want two lines naming GCHEAP_DEBUG, "
+			           "stress=%s and gctrace=-1: \"%.200s\"",
+			           digits, out);
+		CHILD_OK(mgc_.debug.stress == 0 && mgc_.debug.gctrace == 0);
+		break;
+	}
+	case 3: { /* over 511 bytes: read whole, nothing cut */
+		char env[1024] = "";
+		while (strlen(env) < 600)
+			strcat(env, "poison=0,");
+		strcat(env, "stress=4096,stopwarn=-5");
+		setenv("GCHEAP_DEBUG", env, 1);
+		out = init_captured(NULL);
+		child_one_line(out, "GCHEAP_DEBUG", "stopwarn=-5");
+		CHILD_OK(mgc_.debug.stress == 4096);
+		CHILD_OK(runtime_.stopwarn_ms == 1000);
+		break;
+	}
+	default:
+		return;
+	}
+	free(out);
+}
+
+START_TEST(test_env_values)
+{
+	for (int i = 0; i < 4; i++)
+		run_child("a bad environment value", child_env, i, false);
+}
+END_TEST
+
+/* ---- A thread that blocks without saying so ------------------------------ */
+
+typedef struct blocker {
+	int fd;          /* read end: the thread blocks reading it */
+	bool wrapped;    /* in gc_blocking_begin/end */
+	int tid;
+	int ready;
+} blocker;
+
+static void *blocker_main(void *arg)
+{
+	blocker *b = arg;
+	char c;
+
+	if (gc_thread_attach() != GCHEAP_OK)
+		return NULL;
+	pthread_setname_np(pthread_self(), "bi-blocker");
+	b->tid = gettid();
+	__atomic_store_n(&b->ready, 1, __ATOMIC_RELEASE);
+	if (b->wrapped)
+		gc_blocking_begin();
+	ssize_t r = read(b->fd, &c, 1);
+	(void)r;
+	if (b->wrapped)
+		gc_blocking_end();
+	gc_safepoint();
+	gc_thread_detach();
+	return NULL;
+}
+
+static void *release_main(void *arg)
+{
+	int fd = *(int *)arg;
+
+	usleep(1000 * 1000); /* five times stopwarn */
+	ssize_t w = write(fd, "x", 1);
+	(void)w;
+	return NULL;
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* A collection waits for a thread blocked in read() without
+ * gc_blocking_begin: after stopwarn ms one line names the thread and the
+ * remedy, once, and the wait goes on until the thread comes back. */
+static void child_stop_warning(int wrapped)
+{
+	int fds[2];
+	blocker b = {0};
+	pthread_t bt, rt;
+
+	setenv("GCHEAP_DEBUG", "stopwarn=200", 1);
+	child_attach();
+	if (pipe(fds)) {
+		CHILD_FAIL("pipe: %s", strerror(errno));
+		return;
+	}
+	b.fd = fds[0];
+	b.wrapped = wrapped;
+	capture c = capture_stderr();
+	pthread_create(&bt, NULL, blocker_main, &b);
+	while (!__atomic_load_n(&b.ready, __ATOMIC_ACQUIRE))
+		usleep(1000);
+	/* Wrapped, the collection must not wait: the thread is released
+	 * only after it (a wait would be a hang, caught by the alarm). */
+	if (!wrapped)
+		pthread_create(&rt, NULL, release_main, &fds[1]);
+	uint64_t t0 = now_ms();
+	gc_collect();
+	uint64_t took = now_ms() - t0;
+	if (wrapped)
+		release_main(&fds[1]);
+	gc_blocking_begin();
+	pthread_join(bt, NULL);
+	if (!wrapped)
+		pthread_join(rt, NULL);
+	gc_blocking_end();
+	char *out = capture_end(c);
+	char who[64];
+	snprintf(who, sizeof(who), "thread %d (bi-blocker)", b.tid);
+	if (wrapped) {
+		if (out[0])
+			CHILD_FAIL("the thread was in gc_blocking_begin/end, "
+			           "yet: \"%.200s\"", out);
+	} else {
+		if (count_lines(out) != 1 || !strstr(out, who) ||
+		    !strstr(out, "gc_blocking_begin/end") ||
+		    !strstr(out, "200 ms"))
+			CHILD_FAIL("want one line naming %s and "
+			           "gc_blocking_begin/end; got \"%.200s\"", who,
+			           out);
+		if (took < 800)
+			CHILD_FAIL("gc_collect returned after %llu ms, before "
+			           "the thread came back",
+			           (unsigned long long)took);
+	}
+	free(out);
+}
+
+START_TEST(test_stop_warning)
+{
+	run_child("a stop held up by a blocked thread", child_stop_warning, 0,
+	          false);
+	run_child("a stop beside a blocked thread", child_stop_warning, 1,
+	          false);
+}
+END_TEST
+
 static Suite *badinput_suite(void)
 {
 	Suite *s = suite_create("badinput");
@@ -1222,6 +1956,7 @@ static Suite *badinput_suite(void)
 	tcase_add_test(att, test_double_attach);
 	tcase_add_test(att, test_memory_limit);
 	tcase_add_test(att, test_default_handlers);
+	tcase_add_test(att, test_alloc_while_blocking);
 	suite_add_tcase(s, att);
 
 	tcase_add_checked_fixture(det, setup_detached, teardown);
@@ -1231,6 +1966,15 @@ static Suite *badinput_suite(void)
 	tcase_add_test(det, test_init_fails);
 	tcase_add_test(det, test_failpoint_sweep);
 	tcase_add_test(det, test_rlimit_sweep);
+	tcase_add_test(det, test_not_a_type);
+	tcase_add_test(det, test_not_a_handle);
+	tcase_add_test(det, test_frame_args);
+	tcase_add_test(det, test_roots_overflow);
+	tcase_add_test(det, test_type_nptrs);
+	tcase_add_test(det, test_copy_null);
+	tcase_add_test(det, test_zero_size_faults);
+	tcase_add_test(det, test_env_values);
+	tcase_add_test(det, test_stop_warning);
 	suite_add_tcase(s, det);
 	return s;
 }

@@ -233,6 +233,9 @@ START_TEST(test_dump_while_allocating)
 				a0 = st.alloc_objects + 1;
 		} while (st.alloc_objects < a0 + 20000);
 		ck_assert_int_eq(gc_heap_dump(path), GCHEAP_OK);
+		/* Reading the dump does not touch the heap: let the others
+		 * stop the world meanwhile (it can take seconds). */
+		gc_blocking_begin();
 		hd_dump d;
 		ck_assert_int_eq(hd_load(path, &d), 0);
 		ck_assert_uint_gt(d.nobjects, 0);
@@ -252,6 +255,7 @@ START_TEST(test_dump_while_allocating)
 		/* Every object here is a node (types recorded). */
 		ck_assert_uint_eq(typed, d.nobjects);
 		hd_free(&d);
+		gc_blocking_end();
 	}
 	gc_blocking_begin();
 	astore(&churning, 0);
