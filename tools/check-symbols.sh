@@ -13,7 +13,8 @@
 #    own runtime_error or mutex_init must not clash with gcheap's), and no
 #    public one missing. The archive's internal symbols are made local when
 #    it is built (tools/localize-objects.sh). Symbols that instrumentation
-#    adds (below) are ignored.
+#    adds (below) are ignored. It must not call libatomic_ops (AO_*):
+#    gcheap.pc requires no other package.
 #
 # Prints what it checked. Exits 0 if all is well, 1 on a bad symbol (each one
 # is printed), 2 on a usage error or a file that cannot be read.
@@ -162,6 +163,11 @@ check_static() {
 	for name in "${public[@]}"; do
 		[[ -n ${defined[$name]:-} ]] || missing+=("$name")
 	done
+	# libatomic_ops is used for its inline operations only: gcheap.pc
+	# names no package, which holds while the archive calls no AO_
+	# function.
+	mapfile -t atomic < <(list_symbols -u -- "$ar" |
+		awk '$NF ~ /^AO_/ { print $NF }' | sort -u)
 
 	echo "$ar: $total global symbols defined: $nignored toolchain," \
 		"${#leaks[@]} not exported by ${so##*/}," \
@@ -174,6 +180,11 @@ check_static() {
 		for line in "${leaks[@]}"; do
 			echo "    $line"
 		done
+		status=1
+	fi
+	if [[ ${#atomic[@]} -gt 0 ]]; then
+		echo "FAIL: $ar calls libatomic_ops (gcheap.pc would have" \
+			"to require atomic_ops): ${atomic[*]}"
 		status=1
 	fi
 	if [[ ${#missing[@]} -gt 0 ]]; then
