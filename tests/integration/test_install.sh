@@ -238,6 +238,11 @@ unset PKG_CONFIG_ALLOW_SYSTEM_CFLAGS PKG_CONFIG_ALLOW_SYSTEM_LIBS
 
 # ---- 2. gcheap as a meson subproject -------------------------------------
 
+# The subproject builds are plain (no sanitizer), and their programs must
+# load their own libgcheap.so, not the one of the build under test that
+# meson test puts on LD_LIBRARY_PATH.
+unset LD_LIBRARY_PATH
+
 # make_project DIR MESON-CODE: a consumer project around consumer.c.
 make_project() {
 	local dir=$1 code=$2
@@ -310,11 +315,11 @@ executable('consumer-shared', 'consumer.c',
 setup_and_build "$tmp/sub-explicit" sub-explicit
 "$tmp/sub-explicit/build/consumer" ||
 	fail "sub-explicit consumer exited with status $?"
+linked=$(ldd "$tmp/sub-explicit/build/consumer-shared")
+[[ $linked == *"$tmp/sub-explicit/build/"*libgcheap.so* ]] ||
+	fail "consumer-shared does not load the subproject's libgcheap.so"
 "$tmp/sub-explicit/build/consumer-shared" ||
 	fail "sub-explicit consumer-shared exited with status $?"
-linked=$(ldd "$tmp/sub-explicit/build/consumer-shared")
-[[ $linked == *libgcheap.so* ]] ||
-	fail "consumer-shared is not linked to libgcheap.so"
 
 echo
 echo "install and subproject: ok"
