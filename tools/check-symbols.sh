@@ -7,16 +7,18 @@
 #    start with gc_, besides the few the linker adds (listed below) and, in a
 #    --coverage build, those of libgcov. It must export at least one gc_
 #    symbol, or the visibility attributes are broken.
-#  - Every defined global symbol of the static archive (nm -g --defined-only:
-#    T, D, B, R, W, ...) must start with gc_ or with one of the internal
-#    prefixes listed in internal-prefixes.txt next to this script: those
-#    symbols are hidden in the .so, but a program that links the .a sees
-#    them all and must not clash with them.
+#  - The static archive must define (nm -g --defined-only: T, D, B, R, W,
+#    ...) exactly the gc_ symbols the shared library exports: no internal
+#    global (a program that links the .a sees every global in it, and its
+#    own runtime_error or mutex_init must not clash with gcheap's), and no
+#    public one missing. The archive's internal symbols are made local when
+#    it is built (tools/localize-objects.sh). Symbols that instrumentation
+#    adds (below) are ignored. It must not call libatomic_ops (AO_*):
+#    gcheap.pc requires no other package.
 #
 # Prints what it checked. Exits 0 if all is well, 1 on a bad symbol (each one
 # is printed), 2 on a usage error or a file that cannot be read.
-# Environment: NM (default nm); GCHEAP_INTERNAL_PREFIXES (another prefix
-# file, default tools/internal-prefixes.txt).
+# Environment: NM (default nm).
 set -euo pipefail
 
 prog=${0##*/}
@@ -31,8 +33,6 @@ if [[ $# -lt 1 || $# -gt 2 ]]; then
 fi
 so=$1
 ar=${2:-}
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-prefix_file=${GCHEAP_INTERNAL_PREFIXES:-$here/internal-prefixes.txt}
 nm=${NM:-nm}
 command -v "$nm" >/dev/null || die "$nm not found"
 
@@ -69,23 +69,6 @@ has_prefix() {
 	return 1
 }
 
-# The internal prefixes: one per line, '#' comments and blank lines skipped.
-internal_prefixes=(gc_)
-load_prefixes() {
-	local line n=0
-	[[ -r $prefix_file ]] || die "cannot read $prefix_file"
-	while IFS= read -r line || [[ -n $line ]]; do
-		line=${line%%#*}
-		line=${line#"${line%%[![:space:]]*}"}
-		line=${line%"${line##*[![:space:]]}"}
-		n=$((n + 1))
-		[[ -z $line ]] && continue
-		[[ $line =~ ^[A-Za-z_.$][A-Za-z0-9_.$]*$ ]] ||
-			die "$prefix_file:$n: not a symbol prefix: '$line'"
-		internal_prefixes+=("$line")
-	done <"$prefix_file"
-}
-
 # Prints "<type> <name>" of each defined symbol nm lists, one a line; with
 # an archive, "<member>: <type> <name>". Symbol versions (@VER) are cut off.
 list_symbols() {
@@ -111,6 +94,8 @@ is_elf() {
 }
 
 status=0
+# The gc_ symbols the shared library exports: the public API.
+public=()
 
 check_shared() {
 	local lines line type name gcov=0 total=0 ngc=0 nignored=0
@@ -124,6 +109,7 @@ check_shared() {
 		total=$((total + 1))
 		if [[ $name == gc_* ]]; then
 			ngc=$((ngc + 1))
+			public+=("$name")
 		elif in_list "$name" "${linker_symbols[@]}" ||
 			has_prefix "$name" "${toolchain_prefixes[@]}" ||
 			{ [[ $gcov == 1 ]] &&
@@ -154,33 +140,56 @@ check_shared() {
 
 check_static() {
 	local lines line member type name total=0 nignored=0 magic
-	local bad=()
+	local leaks=() missing=()
+	local -A defined=() api=()
 	[[ -f $ar && -r $ar ]] || die "cannot read $ar"
 	magic=$(head -c 7 -- "$ar")
 	[[ $magic == '!<arch>' || $magic == '!<thin>' ]] ||
 		die "$ar is not an ar archive"
-	load_prefixes
+	for name in "${public[@]}"; do
+		api[$name]=1
+	done
 	lines=$(list_symbols -g --defined-only -- "$ar")
 	while read -r member type name; do
 		[[ -z ${name:-} ]] && continue
 		total=$((total + 1))
-		if has_prefix "$name" "${internal_prefixes[@]}"; then
-			:
-		elif has_prefix "$name" "${toolchain_prefixes[@]}"; then
+		if has_prefix "$name" "${toolchain_prefixes[@]}"; then
 			nignored=$((nignored + 1))
 		else
-			bad+=("$member $type $name")
+			defined[$name]=1
+			[[ -n ${api[$name]:-} ]] || leaks+=("$member $type $name")
 		fi
 	done <<<"$lines"
+	for name in "${public[@]}"; do
+		[[ -n ${defined[$name]:-} ]] || missing+=("$name")
+	done
+	# libatomic_ops is used for its inline operations only: gcheap.pc
+	# names no package, which holds while the archive calls no AO_
+	# function.
+	mapfile -t atomic < <(list_symbols -u -- "$ar" |
+		awk '$NF ~ /^AO_/ { print $NF }' | sort -u)
 
-	echo "$ar: $total global symbols defined," \
-		"${#internal_prefixes[@]} accepted prefixes" \
-		"(gc_ + $prefix_file), $nignored toolchain, ${#bad[@]} other"
-	if [[ ${#bad[@]} -gt 0 ]]; then
-		echo "FAIL: $ar defines globals with no agreed prefix" \
-			"(make them static, rename them, or extend" \
-			"${prefix_file##*/}):"
-		for line in "${bad[@]}"; do
+	echo "$ar: $total global symbols defined: $nignored toolchain," \
+		"${#leaks[@]} not exported by ${so##*/}," \
+		"${#missing[@]} of its ${#public[@]} gc_ symbols missing"
+	if [[ ${#leaks[@]} -gt 0 ]]; then
+		echo "FAIL: $ar defines globals that are not gcheap's API" \
+			"(a program that links it cannot define them; make" \
+			"them static, or hidden so that" \
+			"tools/localize-objects.sh makes them local):"
+		for line in "${leaks[@]}"; do
+			echo "    $line"
+		done
+		status=1
+	fi
+	if [[ ${#atomic[@]} -gt 0 ]]; then
+		echo "FAIL: $ar calls libatomic_ops (gcheap.pc would have" \
+			"to require atomic_ops): ${atomic[*]}"
+		status=1
+	fi
+	if [[ ${#missing[@]} -gt 0 ]]; then
+		echo "FAIL: $ar does not define these gc_ symbols of ${so##*/}:"
+		for line in "${missing[@]}"; do
 			echo "    $line"
 		done
 		status=1

@@ -1,7 +1,9 @@
 /* tests/abi/symbol_clean.c: a library shaped like gcheap: it exports only
- * gc_ symbols, and its other globals are hidden and carry an agreed internal
- * prefix (tools/internal-prefixes.txt). check-symbols.sh must accept it
- * (test symbols-accepts-clean-fixture). */
+ * gc_ symbols and its other globals are hidden. Its archive, made like
+ * libgcheap.a (tools/localize-objects.sh), defines only gc_abi_fixture_ok:
+ * check-symbols.sh must accept it (test symbols-accepts-clean-fixture);
+ * archived as compiled, with the hidden globals still global, it must not
+ * (symbols-catches-unlocalized-archive). */
 #define ABI_EXPORT __attribute__((visibility("default")))
 #define ABI_HIDDEN __attribute__((visibility("hidden")))
 

@@ -4,24 +4,32 @@
 # Usage: test_install.sh <build-dir> <source-root>
 #
 #  1. `meson install --destdir` of <build-dir> into a temporary directory;
-#     checks that gcheap.h is the only header installed, then builds a small
-#     program against the installed copy with `pkg-config --cflags --libs
-#     gcheap` (PKG_CONFIG_PATH and PKG_CONFIG_SYSROOT_DIR point into the
-#     destdir) and runs it, linked to libgcheap.so (LD_LIBRARY_PATH) and to
-#     libgcheap.a.
+#     checks that gcheap.h is the only header installed, then builds two
+#     programs (a small one below, and the README's example) against the
+#     installed copy with `pkg-config --cflags --libs gcheap`, with
+#     PKG_CONFIG_LIBDIR holding gcheap.pc alone (so gcheap.pc may require
+#     no other package: atomic_ops.pc is not there), and runs them linked
+#     to libgcheap.so (found through LD_LIBRARY_PATH, then -Wl,-rpath) and
+#     to libgcheap.a.
 #  2. A throw-away meson project with subprojects/gcheap -> <source-root>
-#     (a symlink) builds and runs the same program twice: once through
-#     subproject('gcheap') then dependency('gcheap') (the subproject's
-#     meson.override_dependency), once through a plain dependency('gcheap')
-#     with --force-fallback-for=gcheap.
-# The program attaches, allocates a few sizes, checks they are zeroed, and
-# detaches.
+#     (a symlink), gcheap's options left at their defaults and `check`
+#     hidden from pkg-config (PKG_CONFIG_LIBDIR: links to the system's .pc
+#     files but check.pc), builds the small program through a plain
+#     dependency('gcheap') with --force-fallback-for=gcheap; ninja must run
+#     at most 40 build steps (the library and the program: no tests,
+#     benchmarks, examples or tools). A second one calls
+#     subproject('gcheap', default_options: ...), then dependency('gcheap')
+#     (the subproject's meson.override_dependency) and the subproject's
+#     gcheap_shared_dep, and runs the program linked both ways.
+# The small program attaches, allocates a few sizes, checks they are zeroed,
+# and detaches.
 #
-# Exits 0 on success, 1 on failure, 77 (skip) if meson, pkg-config or a C
-# compiler is missing. Temporary files are removed at exit unless
-# GCHEAP_KEEP_TMP=1. Environment: MESON, PKG_CONFIG, CC (may hold several
-# words), GCHEAP_B_SANITIZE and GCHEAP_B_COVERAGE (the build's b_sanitize
-# and b_coverage, so the program is built to match the installed library).
+# Exits 0 on success, 1 on failure, 77 (skip) if meson, ninja, pkg-config
+# or a C compiler is missing. Temporary files are removed at exit unless
+# GCHEAP_KEEP_TMP=1. Environment: MESON, NINJA, PKG_CONFIG, CC (may hold
+# several words), GCHEAP_B_SANITIZE and GCHEAP_B_COVERAGE (the build's
+# b_sanitize and b_coverage, so the programs are built to match the
+# installed library).
 set -euo pipefail
 
 if [[ $# -ne 2 ]]; then
@@ -32,11 +40,12 @@ build=$(cd "$1" && pwd)
 src=$(cd "$2" && pwd)
 meson_cmd=${MESON:-meson}
 pkg_config=${PKG_CONFIG:-pkg-config}
+ninja_cmd=${NINJA:-ninja}
 read -ra cc <<<"${CC:-cc}"
 sanitize=${GCHEAP_B_SANITIZE:-none}
 coverage=${GCHEAP_B_COVERAGE:-false}
 
-for tool in "$meson_cmd" "$pkg_config" "${cc[0]}"; do
+for tool in "$meson_cmd" "$ninja_cmd" "$pkg_config" "${cc[0]}"; do
 	if ! command -v "$tool" >/dev/null; then
 		echo "SKIP: $tool not found"
 		exit 77
@@ -154,15 +163,25 @@ for f in libgcheap.so libgcheap.a; do
 	[[ -e $libdir/$f ]] || fail "$f is not in ${libdir#"$destdir"}"
 done
 
-export PKG_CONFIG_PATH=$pcdir
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+"$here/extract-readme.sh" "$src/README.md" "$tmp/readme.c"
+
+# Only gcheap.pc: a Requires of any other package fails here.
+export PKG_CONFIG_LIBDIR=$pcdir
+unset PKG_CONFIG_PATH
 export PKG_CONFIG_SYSROOT_DIR=$destdir
 # Keep -I/-L even when the prefix is a system one (/usr).
 export PKG_CONFIG_ALLOW_SYSTEM_CFLAGS=1 PKG_CONFIG_ALLOW_SYSTEM_LIBS=1
-cflags_s=$("$pkg_config" --cflags gcheap) ||
-	fail "pkg-config --cflags gcheap"
-libs_s=$("$pkg_config" --libs gcheap) || fail "pkg-config --libs gcheap"
-static_libs_s=$("$pkg_config" --static --libs gcheap) ||
-	fail "pkg-config --static --libs gcheap"
+for args in "--cflags" "--libs" "--static --libs"; do
+	# shellcheck disable=SC2086
+	"$pkg_config" --print-errors $args gcheap >"$tmp/pc.out" 2>&1 || {
+		sed 's/^/    /' "$tmp/pc.out" >&2
+		fail "pkg-config $args gcheap, with gcheap.pc alone"
+	}
+done
+cflags_s=$("$pkg_config" --cflags gcheap)
+libs_s=$("$pkg_config" --libs gcheap)
+static_libs_s=$("$pkg_config" --static --libs gcheap)
 echo "pkg-config --cflags gcheap: $cflags_s"
 echo "pkg-config --libs gcheap: $libs_s"
 echo "pkg-config --static --libs gcheap: $static_libs_s"
@@ -171,22 +190,8 @@ read -ra libs <<<"$libs_s"
 read -ra static_libs <<<"$static_libs_s"
 [[ " $cflags_s " == *" -I$destdir/"* ]] ||
 	fail "the cflags do not point into the destdir"
-
-strict=(-std=c11 -Wall -Wextra -Werror)
-
-step "building and running a program against the installed libgcheap.so"
-run_logged "$tmp/cc-shared.log" "${cc[@]}" "${strict[@]}" "${instr[@]}" \
-	"${cflags[@]}" "$tmp/consumer.c" -o "$tmp/consumer-shared" "${libs[@]}"
-resolved=$(LD_LIBRARY_PATH=$libdir ldd "$tmp/consumer-shared" |
-	grep 'libgcheap\.so' || true)
-echo "ldd: ${resolved#"${resolved%%[![:space:]]*}"}"
-[[ $resolved == *"$destdir"* ]] ||
-	fail "consumer-shared does not load libgcheap.so from the destdir"
-LD_LIBRARY_PATH=$libdir "$tmp/consumer-shared" ||
-	fail "consumer-shared exited with status $?"
-
-step "building and running a program against the installed libgcheap.a"
-# pkg-config names the library -lgcheap; take the archive instead of the .so.
+# pkg-config names the library -lgcheap; for the static programs, take the
+# archive instead of the .so.
 static_link=()
 for w in "${static_libs[@]}"; do
 	if [[ $w == -lgcheap ]]; then
@@ -195,19 +200,48 @@ for w in "${static_libs[@]}"; do
 		static_link+=("$w")
 	fi
 done
-run_logged "$tmp/cc-static.log" "${cc[@]}" "${strict[@]}" "${instr[@]}" \
-	"${cflags[@]}" "$tmp/consumer.c" -o "$tmp/consumer-static" \
-	"${static_link[@]}"
-if ldd "$tmp/consumer-static" 2>/dev/null | grep -q libgcheap; then
-	fail "consumer-static still needs libgcheap.so"
-fi
-"$tmp/consumer-static" || fail "consumer-static exited with status $?"
-unset PKG_CONFIG_PATH PKG_CONFIG_SYSROOT_DIR
+
+strict=(-std=c11 -Wall -Wextra -Werror)
+export GCHEAP_DEBUG=checkmark=1,verify=1,stress=4096
+
+for prog in consumer readme; do
+	step "$prog.c against the installed libgcheap.so"
+	run_logged "$tmp/cc-$prog-shared.log" "${cc[@]}" "${strict[@]}" \
+		"${instr[@]}" "${cflags[@]}" "$tmp/$prog.c" \
+		-o "$tmp/$prog-shared" "${libs[@]}"
+	resolved=$(LD_LIBRARY_PATH=$libdir ldd "$tmp/$prog-shared" |
+		grep 'libgcheap\.so' || true)
+	echo "ldd: ${resolved#"${resolved%%[![:space:]]*}"}"
+	[[ $resolved == *"$destdir"* ]] ||
+		fail "$prog-shared does not load libgcheap.so from the destdir"
+	LD_LIBRARY_PATH=$libdir "$tmp/$prog-shared" ||
+		fail "$prog-shared exited with status $?"
+
+	step "$prog.c against libgcheap.so, found through -Wl,-rpath"
+	run_logged "$tmp/cc-$prog-rpath.log" "${cc[@]}" "${strict[@]}" \
+		"${instr[@]}" "${cflags[@]}" "$tmp/$prog.c" \
+		-o "$tmp/$prog-rpath" "${libs[@]}" "-Wl,-rpath,$libdir"
+	"$tmp/$prog-rpath" || fail "$prog-rpath exited with status $?"
+
+	step "$prog.c against the installed libgcheap.a"
+	run_logged "$tmp/cc-$prog-static.log" "${cc[@]}" "${strict[@]}" \
+		"${instr[@]}" "${cflags[@]}" "$tmp/$prog.c" \
+		-o "$tmp/$prog-static" "${static_link[@]}"
+	linked=$(ldd "$tmp/$prog-static" 2>&1 || true)
+	if [[ $linked == *libgcheap* ]]; then
+		fail "$prog-static still needs libgcheap.so"
+	fi
+	"$tmp/$prog-static" || fail "$prog-static exited with status $?"
+done
+unset GCHEAP_DEBUG PKG_CONFIG_LIBDIR PKG_CONFIG_SYSROOT_DIR
 unset PKG_CONFIG_ALLOW_SYSTEM_CFLAGS PKG_CONFIG_ALLOW_SYSTEM_LIBS
 
 # ---- 2. gcheap as a meson subproject -------------------------------------
 
-sub_opts="['tests=false', 'bench=false', 'examples=false', 'tools=false']"
+# The subproject builds are plain (no sanitizer), and their programs must
+# load their own libgcheap.so, not the one of the build under test that
+# meson test puts on LD_LIBRARY_PATH.
+unset LD_LIBRARY_PATH
 
 # make_project DIR MESON-CODE: a consumer project around consumer.c.
 make_project() {
@@ -218,13 +252,11 @@ make_project() {
 	cat >"$dir/meson.build" <<EOF
 project('gcheap-consumer', 'c', default_options: ['c_std=c11'])
 $code
-executable('consumer', 'consumer.c', dependencies: gcheap_dep,
-  c_args: ['-Wall', '-Wextra', '-Werror'])
 EOF
 }
 
-# build_and_run DIR LABEL SETUP-ARGS...
-build_and_run() {
+# setup_and_build DIR LABEL SETUP-ARGS...
+setup_and_build() {
 	local dir=$1 label=$2
 	shift 2
 	run_logged "$tmp/$label-setup.log" \
@@ -234,22 +266,60 @@ build_and_run() {
 	grep -qE 'Dependency gcheap .*found: YES.*overridden' \
 		"$tmp/$label-setup.log" ||
 		fail "dependency('gcheap') did not come from the subproject"
-	run_logged "$tmp/$label-compile.log" \
-		"$meson_cmd" compile -C "$dir/build"
-	"$dir/build/consumer" || fail "$label consumer exited with status $?"
+	run_logged "$tmp/$label-compile.log" "$ninja_cmd" -C "$dir/build" -j 2
 }
 
-step "subproject('gcheap') and dependency('gcheap')"
-make_project "$tmp/sub-explicit" "
-gcheap_proj = subproject('gcheap', default_options: $sub_opts)
-# Found through the subproject's meson.override_dependency().
-gcheap_dep = dependency('gcheap')"
-build_and_run "$tmp/sub-explicit" sub-explicit
+# The system's pkg-config files but check.pc, in one directory.
+pcfiltered=$tmp/pkgconfig-nocheck
+mkdir -p "$pcfiltered"
+syspc=$("$pkg_config" --variable pc_path pkg-config)
+IFS=: read -ra syspcdirs <<<"${PKG_CONFIG_PATH:+$PKG_CONFIG_PATH:}$syspc"
+for d in "${syspcdirs[@]}"; do
+	for f in "$d"/*.pc; do
+		[[ -e $f && ${f##*/} != check.pc ]] || continue
+		[[ -e $pcfiltered/${f##*/} ]] || ln -s "$f" "$pcfiltered/"
+	done
+done
+if PKG_CONFIG_LIBDIR=$pcfiltered PKG_CONFIG_PATH='' "$pkg_config" \
+	--exists check; then
+	fail "check is still visible through $pcfiltered"
+fi
 
-step "dependency('gcheap') falling back to subprojects/gcheap"
+step "dependency('gcheap') from subprojects/gcheap: defaults, no check"
 make_project "$tmp/sub-fallback" "
-gcheap_dep = dependency('gcheap', default_options: $sub_opts)"
-build_and_run "$tmp/sub-fallback" sub-fallback --force-fallback-for=gcheap
+gcheap_dep = dependency('gcheap')
+executable('consumer', 'consumer.c', dependencies: gcheap_dep,
+  c_args: ['-Wall', '-Wextra', '-Werror'])"
+PKG_CONFIG_LIBDIR=$pcfiltered PKG_CONFIG_PATH='' \
+	setup_and_build "$tmp/sub-fallback" sub-fallback \
+	--force-fallback-for=gcheap
+steps=$(sed -n 's/^\[[0-9]*\/\([0-9]*\)\].*/\1/p' \
+	"$tmp/sub-fallback-compile.log" | tail -n 1)
+echo "ninja ran ${steps:-no} build steps"
+[[ -n $steps && $steps -le 40 ]] ||
+	fail "the subproject build ran ${steps:-no} steps, more than 40"
+"$tmp/sub-fallback/build/consumer" ||
+	fail "sub-fallback consumer exited with status $?"
+
+step "subproject('gcheap'), dependency('gcheap') and gcheap_shared_dep"
+make_project "$tmp/sub-explicit" "
+gcheap_proj = subproject('gcheap',
+  default_options: ['check_level=1', 'stats=false'])
+# Found through the subproject's meson.override_dependency().
+gcheap_dep = dependency('gcheap')
+executable('consumer', 'consumer.c', dependencies: gcheap_dep,
+  c_args: ['-Wall', '-Wextra', '-Werror'])
+executable('consumer-shared', 'consumer.c',
+  dependencies: gcheap_proj.get_variable('gcheap_shared_dep'),
+  c_args: ['-Wall', '-Wextra', '-Werror'])"
+setup_and_build "$tmp/sub-explicit" sub-explicit
+"$tmp/sub-explicit/build/consumer" ||
+	fail "sub-explicit consumer exited with status $?"
+linked=$(ldd "$tmp/sub-explicit/build/consumer-shared")
+[[ $linked == *"$tmp/sub-explicit/build/"*libgcheap.so* ]] ||
+	fail "consumer-shared does not load the subproject's libgcheap.so"
+"$tmp/sub-explicit/build/consumer-shared" ||
+	fail "sub-explicit consumer-shared exited with status $?"
 
 echo
 echo "install and subproject: ok"
