@@ -3,10 +3,20 @@
  * allocate-black, and the checkmark verification (Go's mgcmark.go and
  * mcheckmark.go).
  *
- * Mark bits are set with a CAS loop (libatomic_ops has no fetch-or), so
- * exactly one marker greys each object. Noscan objects are marked and
- * never queued. Slots are read with relaxed atomic loads because mutators
- * write them concurrently through the barrier.
+ * Mark bits: a marker first tests the bit with a plain (relaxed) load,
+ * which is all it does for the common case late in a mark, an object
+ * already marked. Only a clear bit is set, with one atomic fetch-or on
+ * its bitmap word (`lock bts` on x86: no compare-and-swap, no retry when
+ * another bit of the word changes meanwhile). The fetch-or's result says
+ * whether this marker's OR changed the bit; exactly one of several
+ * markers racing for an object (background workers, assists, barrier
+ * flushes, allocate-black) sees it clear, and only that one counts the
+ * object (bytes_marked, nmarked) and queues it. So every object is
+ * greyed once, and bytes_marked is exact: the pacer's heap_marked and the
+ * ephemeron fixpoint's nmarked count each object once. A racing marker
+ * that loses pays one locked instruction and moves on. Noscan objects are
+ * marked and never queued. Slots are read with relaxed atomic loads
+ * because mutators write them concurrently through the barrier.
  *
  * Checkmark mode: with the world stopped after the concurrent mark, a
  * second mark from all roots (its root walk is gc/mgc.c's) sets bits in a
@@ -24,19 +34,14 @@
 static bool checkmark_active;
 static uintptr_t checkmark_conservative_misses;
 
-/* Set bit i of a bitmap atomically; true if we set it. */
-static bool mark_bit(uint64_t *bm, uintptr_t i)
+/* Set bit i of a bitmap atomically; true if this call set it (the bit
+ * was clear before this fetch-or, whoever else races for it). */
+static ALWAYS_INLINE bool mark_bit(uint64_t *bm, uintptr_t i)
 {
 	atomic_word *w = (atomic_word *)&bm[i / 64];
 	uintptr_t bit = (uintptr_t)1 << (i % 64);
 
-	for (;;) {
-		uintptr_t old = aload(w);
-		if (old & bit)
-			return false;
-		if (acas(w, old, old | bit))
-			return true;
-	}
+	return !(afetch_or(w, bit) & bit);
 }
 
 /* The checkmark bit of the object at obj: one bit per heap word, in a

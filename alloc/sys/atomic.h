@@ -7,13 +7,18 @@
  *   acas                         full-barrier compare-and-swap, true on
  *                                success
  *   afetch_add                   full-barrier fetch-and-add, returns old value
+ *   afetch_or                    full-barrier fetch-or, returns old value
  *   aor / aand                   full-barrier or / and (no value returned)
  *   aload_int_acq / astore_int_rel  acquire load / release store of an
  *                                int (the public barrier switch)
  * Values are uintptr-sized (AO_t) unless named _int. libatomic_ops has no
- * fetch-or and no exchange; callers that need them build them from acas.
- * The one atomic outside this header is gc_write's relaxed load of
- * gc_barrier_enabled in the public gcheap.h, which cannot include it. */
+ * fetch-or and no exchange: afetch_or is the one wrapper built on the
+ * compiler's __atomic builtin, the same one libatomic_ops itself uses on
+ * gcc and clang (sysdeps/gcc/generic.h); when a caller tests a single bit
+ * of its result, gcc makes it one `lock bts` (no retry loop). An
+ * exchange, if ever needed, is built from acas. The one atomic outside
+ * this header is gc_write's relaxed load of gc_barrier_enabled in the
+ * public gcheap.h, which cannot include it. */
 #ifndef GCHEAP_SYS_ATOMIC_H
 #define GCHEAP_SYS_ATOMIC_H
 
@@ -51,6 +56,11 @@ static inline bool acas(atomic_word *p, uintptr_t old, uintptr_t new_)
 static inline uintptr_t afetch_add(atomic_word *p, uintptr_t v)
 {
 	return (uintptr_t)AO_fetch_and_add_full(p, (AO_t)v);
+}
+
+static inline uintptr_t afetch_or(atomic_word *p, uintptr_t v)
+{
+	return (uintptr_t)__atomic_fetch_or(p, (AO_t)v, __ATOMIC_SEQ_CST);
 }
 
 static inline void aor(atomic_word *p, uintptr_t v)
