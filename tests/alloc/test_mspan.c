@@ -305,6 +305,74 @@ static void check_slots(const mspan *s, uintptr_t p, const gc_type *t,
 		      what, (void *)p, w);
 }
 
+/* mspan_fill_type writes the layout of (t, size) into exactly the free
+ * slots from `from` on (alloc bit clear), word-filling included, and leaves
+ * allocated slots' layouts alone; mspan_mark_allocated marks exactly the
+ * slots in [from, to) that were free, counting only the bits it set. */
+START_TEST(test_cached_span_fill_and_mark)
+{
+	test_rng r = rng_make(13);
+
+	heap_setup();
+	for (unsigned c = 1; c < NUM_SIZE_CLASSES; c++) {
+		if (class_to_size[c] > 1024)
+			break;
+		mspan *s = class_span(c, false);
+		uintptr_t n = s->nelems, esz = s->elemsize;
+		gc_type *old = random_type(&r, esz), *t;
+		do
+			t = random_type(&r, esz);
+		while (t->noscan);
+		bool *alloc = calloc(n, sizeof(*alloc));
+		for (uintptr_t i = 0; i < n; i++) {
+			alloc[i] = rng_below(&r, 3) == 0;
+			set_bit(s->alloc_bits, i, alloc[i]);
+			mspan_set_type(s, s->base + i * esz, old, old->size);
+		}
+		uintptr_t from = rng_below(&r, n);
+		size_t size = t->size + rng_below(&r, esz - t->size + 1);
+		mspan_fill_type(s, from, t, size);
+		CHECK(s->freetype == t && s->freesize == size,
+		      "class %u: (type, size) not recorded", c);
+		for (uintptr_t i = 0; i < n; i++) {
+			bool filled = i >= from && !alloc[i];
+			/* Type-array spans lay an object out over its
+			 * whole slot, whatever the size asked for. */
+			size_t bytes = !s->heap_bits ? esz :
+			               filled ? size : old->size;
+			check_slots(s, s->base + i * esz, filled ? t : old,
+			            bytes / 8,
+			            filled ? "filled slot" : "untouched slot");
+		}
+		/* Some bits already set by "the marker". */
+		for (uintptr_t i = 0; i < n; i++)
+			set_bit(s->gcmark_bits, i, rng_below(&r, 4) == 0);
+		uint64_t *before = calloc(mspan_bitmap_words(n), 8);
+		memcpy(before, s->gcmark_bits, mspan_bitmap_words(n) * 8);
+		uintptr_t lo = rng_below(&r, n);
+		uintptr_t hi = lo + rng_below(&r, n - lo + 1);
+		uintptr_t want = 0;
+		for (uintptr_t i = lo; i < hi; i++)
+			want += !alloc[i] && !bitmap_get(before, i);
+		uintptr_t got = mspan_mark_allocated(s, lo, hi);
+		CHECK(got == want, "class %u: marked %zu in [%zu, %zu), want "
+		      "%zu", c, (size_t)got, (size_t)lo, (size_t)hi,
+		      (size_t)want);
+		for (uintptr_t i = 0; i < n; i++) {
+			bool m = bitmap_get(before, i) ||
+			         (i >= lo && i < hi && !alloc[i]);
+			CHECK(bitmap_get(s->gcmark_bits, i) == m,
+			      "class %u: mark bit %zu is %d", c, (size_t)i,
+			      !m);
+		}
+		memset(s->gcmark_bits, 0, mspan_bitmap_words(n) * 8);
+		memset(s->alloc_bits, 0, mspan_bitmap_words(n) * 8);
+		free(before);
+		free(alloc);
+	}
+}
+END_TEST
+
 START_TEST(test_heapbits)
 {
 	test_rng r = rng_make(11);
@@ -708,6 +776,7 @@ static Suite *mspan_suite(void)
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("sweep");
+	tcase_add_test(tc, test_cached_span_fill_and_mark);
 	tcase_add_test(tc, test_sweep);
 	tcase_add_test(tc, test_sweep_large);
 	tcase_add_loop_test(tc, test_sweep_result, 0, 5);
