@@ -140,6 +140,15 @@ static NOINLINE void *alloc_finish(mspan *s, uintptr_t p, size_t size,
 	return (void *)p;
 }
 
+/* Do the span's free slots already carry this object's layout (and need
+ * no type id)? Then a new object needs nothing written at all. */
+static ALWAYS_INLINE bool layout_ready(const mspan *s, size_t size,
+                                       const gc_type *t, bool noscan)
+{
+	return noscan ? s->typeids == NULL :
+	                s->freetype == t && s->freesize == size;
+}
+
 /* One attempt at a non-empty allocation of any kind; NULL and *err on
  * out-of-memory. */
 static void *alloc_any(gc_thread *th, size_t size, const gc_type *t,
@@ -163,7 +172,9 @@ static void *alloc_any(gc_thread *th, size_t size, const gc_type *t,
 		if (!p)
 			return NULL;
 	}
-	return alloc_finish(s, p, size, t);
+	if (!layout_ready(s, size, t, noscan))
+		return alloc_finish(s, p, size, t);
+	return (void *)p;
 }
 
 static NOINLINE void *gc_alloc_slow(gc_thread *th, size_t size,
@@ -232,8 +243,7 @@ static ALWAYS_INLINE void *gc_alloc_fast(gc_thread *th, size_t size,
 	uintptr_t p = mspan_next_free_fast(s);
 	if (unlikely(!p))
 		return gc_alloc_slow(th, size, t);
-	if (noscan ? unlikely(s->typeids != NULL) :
-	             unlikely(s->freetype != t || s->freesize != size))
+	if (unlikely(!layout_ready(s, size, t, noscan)))
 		return alloc_finish(s, p, size, t);
 	return (void *)p;
 }
