@@ -183,35 +183,47 @@ struct fill {
 	size_t size;
 };
 
+/* Heap bits of objects i..j-1 of n words each (n <= 64), every one with
+ * map `bits`, streamed a word at a time; the bits of other objects that
+ * share the first and last words are kept. */
+static void fill_heapbits(mspan *s, uintptr_t i, uintptr_t j, uint64_t bits,
+                          unsigned n)
+{
+	atomic_word *hb = (atomic_word *)s->heap_bits;
+	uintptr_t w = i * n / 64;
+	unsigned off = (unsigned)(i * n % 64);
+	uint64_t acc = aload(&hb[w]) & low_mask(off);
+
+	for (uintptr_t k = i; k < j; k++) {
+		unsigned end = off + n;
+		acc |= bits << off;
+		if (end < 64) {
+			off = end;
+			continue;
+		}
+		astore(&hb[w++], acc);
+		/* end > 64 only if off > 0: the shift is 1..63. */
+		acc = end > 64 ? bits >> (64 - off) : 0;
+		off = end - 64;
+	}
+	if (off)
+		astore(&hb[w], (aload(&hb[w]) & ~low_mask(off)) | acc);
+}
+
 static void fill_run(mspan *s, uintptr_t i, uintptr_t j, const void *arg)
 {
 	const struct fill *f = arg;
 	unsigned n = (unsigned)(s->elemsize / WORD_SIZE);
 
-	if (!s->heap_bits || 64 % n) {
+	if (!s->heap_bits) {
 		for (; i < j; i++)
 			mspan_set_type(s, s->base + i * s->elemsize, f->t,
 			               f->size);
 		return;
 	}
-	/* Objects of n words, n dividing 64: every heap-bits word holds
-	 * whole objects, so the run's words are one repeated pattern. */
-	uint64_t bits = f->t->small_bits &
-	                low_mask((unsigned)(f->size / WORD_SIZE)) &
-	                low_mask(n), pat = 0;
-	for (unsigned k = 0; k < 64; k += n)
-		pat |= bits << k;
-	atomic_word *hb = (atomic_word *)s->heap_bits;
-	uintptr_t b0 = i * n, b1 = j * n;
-	for (uintptr_t w = b0 / 64; w * 64 < b1; w++) {
-		uint64_t m = ~(uint64_t)0;
-		if (w == b0 / 64)
-			m &= ~low_mask((unsigned)(b0 % 64));
-		if ((w + 1) * 64 > b1)
-			m &= low_mask((unsigned)(b1 - w * 64));
-		astore(&hb[w], m == ~(uint64_t)0 ? pat :
-		               (aload(&hb[w]) & ~m) | (pat & m));
-	}
+	fill_heapbits(s, i, j, f->t->small_bits &
+	                       low_mask((unsigned)(f->size / WORD_SIZE)) &
+	                       low_mask(n), n);
 }
 
 void mspan_fill_type(mspan *s, uintptr_t from, const gc_type *t,
