@@ -113,6 +113,8 @@ void mcache_release_all(mcache *c)
 
 void mcache_start_black(mcache *c)
 {
+	if (c->black)
+		return; /* once per mark: a second start would lose a range */
 	c->black = true;
 	for (unsigned i = 0; i < NUM_SPANCLASSES; i++)
 		if (c->alloc[i] != &mspan_empty)

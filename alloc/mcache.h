@@ -10,15 +10,14 @@
  * counted as allocated, and release corrects for what was not used, so the
  * fast path counts nothing.
  *
- * Allocate-black in bulk: once the collector has scanned the owning
- * thread's roots in a mark (mcache_start_black), every span the cache
+ * Allocate-black in bulk: from the start of a mark (mcache_start_black,
+ * world stopped, or at attach during a mark), every span the cache
  * holds or takes allocates black from its freeindex at that moment on
  * (mspan.blackfrom). The mark bits of those objects are set in bulk when
  * a span leaves the cache and at mcache_flush_black, which the collector
  * calls for every thread before mark termination; the bytes so marked are
- * handed to the collector there. Objects allocated before the thread's
- * roots were scanned need not be black: its grey stack, or the write
- * barrier that stored them, keeps them.
+ * handed to the collector there. Until then the marker treats them as
+ * black (mspan_black_pending): it never greys or scans them.
  *
  * An mcache belongs to one attached thread; release_all (on detach, and
  * when sweepgen moves) hands every span back. */
@@ -92,8 +91,8 @@ static inline void mcache_tiny_refill(mcache *c, uintptr_t p, size_t size)
 /* Return every cached span to its mcentral and drop the tiny block. */
 void mcache_release_all(mcache *c);
 
-/* The collector has scanned the owning thread's roots in this mark:
- * allocate black from now on. Owner, or a collector that claimed it. */
+/* A mark has started: allocate black from now on (once per mark; later
+ * calls do nothing). World stopped, or the owner. */
 void mcache_start_black(mcache *c);
 
 /* Set the mark bits of everything allocated black so far and return the

@@ -60,6 +60,10 @@ bool mspan_init(mspan *s, uintptr_t base, uintptr_t npages, spanclass spc)
 	s->spc = spc;
 	s->next = s->prev = NULL;
 	s->list = NULL;
+	/* Not cached, so not allocating black (large spans never are). */
+	astore(&s->blackfrom, NO_BLACK);
+	s->freetype = NULL;
+	s->freesize = 0;
 	s->specials = NULL;
 	s->sp_next = s->sp_prev = NULL;
 	if (sc == 0) {

@@ -116,7 +116,10 @@ static inline void greyobject(gcw *w, uintptr_t obj, mspan *s, uintptr_t i,
 		}
 		if (!checkmark_set(obj))
 			return;
-	} else if (!mark_bit(s->gcmark_bits, i)) {
+	} else if (mspan_black_pending(s, i) ||
+	           !mark_bit(s->gcmark_bits, i)) {
+		/* Already marked, or allocated black (its bit comes in
+		 * bulk, alloc/mcache.h): black objects are never scanned. */
 		return;
 	} else {
 		/* counted here, never by checkmark's re-mark */

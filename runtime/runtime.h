@@ -163,9 +163,9 @@ void *runtime_new_array(gc_thread *t, size_t count, const gc_type *elem);
 /* Scan a thread's roots (frames, and its stack if conservative) into w.
  * `t` is the caller, or parked, blocked or claimed. */
 void runtime_scan_thread(gc_thread *t, gcw *w, bool self);
-/* The thread's roots are scanned for this mark: from now on it allocates
- * black (alloc/mcache.h), and its tiny block is greyed. `t` is the
- * caller, or claimed. */
+/* A mark has started: from now on the thread allocates black
+ * (alloc/mcache.h), and its tiny block is greyed. World stopped, or `t`
+ * is the caller. */
 void runtime_start_black(gc_thread *t, gcw *w);
 /* Flush the thread's barrier buffer and work, and report what it
  * allocated black; true if there was grey work. */

@@ -152,8 +152,6 @@ void runtime_safepoint_slow(gc_thread *t)
 		if (p & P_SCAN) {
 			if (GCHEAP_SABOTAGE != 3)
 				runtime_scan_thread(t, &t->gc.gcw, true);
-			if (GCHEAP_SABOTAGE != 2)
-				runtime_start_black(t, &t->gc.gcw);
 			gcw_dispose(&t->gc.gcw);
 			aand(&t->pending, ~(uintptr_t)P_SCAN);
 		}
@@ -361,8 +359,6 @@ static bool serve(uintptr_t bit, gcw *w)
 		if (bit == P_SCAN) {
 			if (GCHEAP_SABOTAGE != 3)
 				runtime_scan_thread(t, w, self);
-			if (GCHEAP_SABOTAGE != 2)
-				runtime_start_black(t, w);
 		} else if (bit == P_FLUSH) {
 			if (runtime_flush_thread(t))
 				afetch_add(&handshake_flushed, 1);
@@ -385,10 +381,15 @@ static void request_stack_scans(void)
 
 	scan_watch = (stall_watch){0};
 	request_all(P_SCAN);
-	/* Grey every active tiny block: later tiny objects are packed into
-	 * it without being marked (Go's gcMarkTinyAllocs). */
+	/* World stopped: from now on every thread allocates black (its
+	 * cached spans' ranges, alloc/mcache.h), and its active tiny block
+	 * is greyed, since later tiny objects are packed into it without
+	 * being marked (Go's gcMarkTinyAllocs). A few stores per cached
+	 * span class. */
 	for (gc_thread *t = runtime_.threads; t; t = t->next)
-		if (t->mcache.tiny)
+		if (GCHEAP_SABOTAGE != 2)
+			runtime_start_black(t, &w);
+		else if (t->mcache.tiny)
 			gcmark_value(&w, t->mcache.tiny, false, 0, 0);
 	gcw_dispose(&w);
 }

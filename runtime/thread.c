@@ -103,11 +103,10 @@ gc_status gc_thread_attach(void)
 	thread_blocked = t;
 	pthread_setspecific(runtime_.exit_key, t);
 	gc_blocking_end();
-	/* Joined during a mark after the stack scans were requested: its
-	 * (empty) roots count as scanned, so it allocates black at once.
-	 * The phase cannot move before this thread's next safepoint. */
-	if (aload_acq(&mgc_.phase) == GCPHASE_MARK &&
-	    !(aload_acq(&t->pending) & P_SCAN) && GCHEAP_SABOTAGE != 2) {
+	/* Joined during a mark (after its start, or the start made it
+	 * black already: start_black is idempotent): it allocates black at
+	 * once. The phase cannot move before this thread's next safepoint. */
+	if (aload_acq(&mgc_.phase) == GCPHASE_MARK && GCHEAP_SABOTAGE != 2) {
 		runtime_start_black(t, &t->gc.gcw);
 		gcw_dispose(&t->gc.gcw);
 	}
