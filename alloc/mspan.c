@@ -188,14 +188,32 @@ struct fill {
 };
 
 /* Heap bits of objects i..j-1 of n words each (n <= 64), every one with
- * map `bits`, streamed a word at a time; the bits of other objects that
- * share the first and last words are kept. */
+ * map `bits`: a repeated word when n divides 64, else streamed a word at a
+ * time; the bits of other objects that share the first and last words are
+ * kept. */
 static void fill_heapbits(mspan *s, uintptr_t i, uintptr_t j, uint64_t bits,
                           unsigned n)
 {
 	atomic_word *hb = (atomic_word *)s->heap_bits;
 	uintptr_t w = i * n / 64;
 	unsigned off = (unsigned)(i * n % 64);
+
+	if (64 % n == 0) {
+		/* Every word holds whole objects: one repeated pattern. */
+		uint64_t pat = 0;
+		for (unsigned k = 0; k < 64; k += n)
+			pat |= bits << k;
+		for (uintptr_t b0 = i * n, b1 = j * n; w * 64 < b1; w++) {
+			uint64_t m = ~(uint64_t)0;
+			if (w == b0 / 64)
+				m &= ~low_mask((unsigned)(b0 % 64));
+			if ((w + 1) * 64 > b1)
+				m &= low_mask((unsigned)(b1 - w * 64));
+			astore(&hb[w], m == ~(uint64_t)0 ? pat :
+			               (aload(&hb[w]) & ~m) | (pat & m));
+		}
+		return;
+	}
 	uint64_t acc = aload(&hb[w]) & low_mask(off);
 
 	for (uintptr_t k = i; k < j; k++) {
