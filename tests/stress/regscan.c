@@ -29,8 +29,20 @@ static void *collector(void *arg)
 	(void)arg;
 	while (!__atomic_load_n(&go, __ATOMIC_ACQUIRE))
 		sched_yield();
+	/* Attached (gc_collect from an unattached thread is an error); it
+	 * never sees the objects, so its own roots cannot hold them. */
+	if (gc_thread_attach() != GCHEAP_OK) {
+		fprintf(stderr, "regscan: gc_thread_attach: %s\n",
+		        gc_strerror(gc_last_error()));
+		exit(2);
+	}
 	gc_collect();
 	gc_collect();
+	if (gc_last_error() != GCHEAP_OK || gc_thread_detach() != GCHEAP_OK) {
+		fprintf(stderr, "regscan: the collector thread failed: %s\n",
+		        gc_strerror(gc_last_error()));
+		exit(2);
+	}
 	__atomic_store_n(&done, 1, __ATOMIC_RELEASE);
 	return NULL;
 }
