@@ -200,6 +200,12 @@ static uintptr_t verify_list(mcentral *c, spanlist *l, bool full,
 			      "list for %zu", (void *)s, (size_t)ssg,
 			      (size_t)want_sg);
 		mspan_verify(s);
+		/* Uncached, so not allocating black: a stray blackfrom
+		 * would make the marker skip objects as black-pending. */
+		if (aload(&s->blackfrom) != NO_BLACK)
+			fatal("mcentral_verify: span %p on a list has "
+			      "blackfrom %zu", (void *)s,
+			      (size_t)aload(&s->blackfrom));
 		/* Only swept spans know whether they are full. */
 		if (ssg == aload(&mheap_.sweepgen) &&
 		    full != (s->alloc_count == s->nelems))
