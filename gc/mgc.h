@@ -95,6 +95,13 @@ typedef struct gc_runtime_ops {
 	void (*blocking_end)(void);
 } gc_runtime_ops;
 
+/* What the pacer measures of the cycles (gc/mgcpacer.c), under mgc_.lock. */
+typedef struct pacer_clock {
+	uint64_t end_ns;          /* the last mark termination */
+	uintptr_t alloc_bytes;    /* mgc_.alloc_bytes then */
+	double rate;              /* bytes allocated per ns, smoothed */
+} pacer_clock;
+
 /* Collector state (Go's gcController and work, in one place). */
 typedef struct mgc_state {
 	gc_mutex lock;            /* serialises cycles; guards the fields
@@ -113,6 +120,8 @@ typedef struct mgc_state {
 	uintptr_t mark_grown;     /* heap growth during the last mark */
 	uintptr_t mark_start_live; /* mheap_.stats.heap_live when it began */
 	uintptr_t last_scan_work; /* scan work of the last mark */
+	uintptr_t min_goal;       /* the goal's floor this cycle */
+	pacer_clock pacer_clock;
 	atomic_word bg_credit;    /* words the workers scanned this mark
 	                           * beyond what assists took (Go's
 	                           * bgScanCredit) */
@@ -272,7 +281,15 @@ uintptr_t pacer_trigger(uintptr_t marked, uintptr_t goal, uintptr_t grown);
  * assistWorkPerByte); -1 past the goal (help with everything). */
 intptr_t pacer_assist_owed(uintptr_t bytes, uintptr_t live, uintptr_t goal,
                            uintptr_t expect, uintptr_t done);
-/* The heap goal for a live heap of `marked` bytes at `percent`. */
-uintptr_t pacer_goal(uintptr_t marked, unsigned percent, size_t limit);
+/* The heap goal for a live heap of `marked` bytes at `percent`, at least
+ * `min`. */
+uintptr_t pacer_goal(uintptr_t marked, unsigned percent, size_t limit,
+                     uintptr_t min);
+/* The floor of the goal when the mutators allocate `rate` bytes per ns
+ * (see gc/mgcpacer.c). */
+uintptr_t pacer_min_goal(unsigned percent, size_t limit, double rate);
+/* Mark termination, world stopped, mgc_.lock held: record the time and
+ * the bytes allocated so far (before pacer_end_cycle). */
+void pacer_measure(uint64_t now_ns, uintptr_t alloc_bytes);
 
 #endif
