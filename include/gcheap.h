@@ -352,7 +352,7 @@ GCHEAP_API size_t gc_release_memory(void);
 
 /* ---- Statistics -------------------------------------------------------- */
 
-#define GCHEAP_STATS_VERSION 2
+#define GCHEAP_STATS_VERSION 3
 
 #define GCHEAP_NPHASES 4       /* phase_*_ns: the order of the comment */
 #define GCHEAP_PAUSE_RING 256  /* pauses kept in pause_ring */
@@ -426,6 +426,14 @@ typedef struct gc_stats {
 		uint64_t mallocs;     /* objects handed out since start */
 		uint64_t frees;       /* objects freed since start */
 	} classes[GCHEAP_MAX_CLASSES];
+
+	/* ---- Version 3: the allocation path ---- */
+	/* Small allocations that wrote their pointer layout (heap bits or a
+	 * type entry) per object: a span's first layout, a second type in
+	 * one span, type recording. The rest write nothing but the pop from
+	 * the cached span. Counted only when the library is built with
+	 * stats (the default); 0 otherwise. */
+	uint64_t alloc_layout_writes;
 } gc_stats;
 
 /* Fill `out` (of `size` bytes, normally sizeof(gc_stats)). */

@@ -129,6 +129,8 @@ static void *alloc_large(gc_thread *th, size_t size, const gc_type *t,
 static NOINLINE void *alloc_finish(mspan *s, uintptr_t p, size_t size,
                                    const gc_type *t)
 {
+	if (GCHEAP_STATS)
+		afetch_add(&mheap_.stats.layout_writes, 1);
 	if (t && !t->noscan) {
 		if (!s->freetype && !s->typeids)
 			mspan_fill_type(s, mspan_object_index(s, p), t, size);

@@ -137,6 +137,7 @@ gc_status gc_read_stats(gc_stats *out, size_t size)
 		s.tiny_allocs = aload(&h->tiny_allocs);
 		s.alloc_objects += s.tiny_allocs + aload(&h->large_allocs);
 		s.alloc_bytes += aload(&h->large_alloc_bytes);
+		s.alloc_layout_writes = aload(&h->layout_writes);
 		mutex_lock(&mheap_.lock);
 		s.large_objects = h->large_objects;
 		s.large_bytes = h->large_bytes;
