@@ -160,6 +160,11 @@ static void mark_termination(void)
 	 * flush (which compares with sweepgen) sweeps it. */
 	sweep_block();
 	astore_rel(&mheap_.sweepgen, aload(&mheap_.sweepgen) + 2);
+	mutex_lock(&mheap_.lock);
+	uintptr_t pages = mheap_.stats.inuse_pages;
+	mutex_unlock(&mheap_.lock);
+	uintptr_t trigger = aload(&mgc_.trigger);
+	sweep_pace_start(pages, trigger > marked ? trigger - marked : 0);
 	sweep_unblock();
 	mgc_.ops->request_cache_flush();
 	/* Counted with the world stopped: mgc_run_cycle relies on it. */
@@ -494,14 +499,19 @@ static void *sweeper(void *arg)
 	(void)arg;
 	mutex_lock(&mgc_.lock);
 	while (!aload(&mgc_.exiting)) {
-		if (aload(&mgc_.sweep_done) ||
+		if (aload(&mgc_.sweep_done) || aload(&mgc_.sweeper_paused) ||
 		    aload_acq(&mgc_.phase) != GCPHASE_OFF) {
 			mutex_cond_wait(&mgc_.cond, &mgc_.lock);
 			continue;
 		}
 		mutex_unlock(&mgc_.lock);
-		while (aload_acq(&mgc_.phase) == GCPHASE_OFF && sweep_one())
+		while (aload_acq(&mgc_.phase) == GCPHASE_OFF &&
+		       !aload(&mgc_.sweeper_paused) && sweep_one())
 			;
+		if (aload(&mgc_.sweeper_paused)) {
+			mutex_lock(&mgc_.lock);
+			continue;
+		}
 		if (aload_acq(&mgc_.phase) == GCPHASE_OFF &&
 		    mgc_.ops->cache_flushes_done()) {
 			astore_rel(&mgc_.sweep_done, 1);

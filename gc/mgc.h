@@ -112,6 +112,7 @@ typedef struct mgc_state {
 	atomic_word cycles;       /* completed cycles */
 	atomic_word disabled;     /* gc_disable nesting count */
 	atomic_word sweep_done;   /* all spans of this cycle swept */
+	atomic_word sweeper_paused; /* tests: the background sweeper idles */
 	atomic_word globals_done; /* the globals and specials root job:
 	                           * 0 to do, 1 running, 2 done */
 	/* Pacer (gc/mgcpacer.c). */
@@ -260,6 +261,16 @@ void gcmark_checkmark_end(void);
 bool sweep_one(void);
 /* Sweep until every span of this cycle is swept. */
 void sweep_finish(void);
+/* Proportional sweep (gc/mgcsweep.c). Mark termination, world stopped,
+ * after the sweepgen flip: `pages` in use are to be swept while the heap
+ * grows by `distance` bytes (to the next trigger). */
+void sweep_pace_start(uintptr_t pages, uintptr_t distance);
+/* The allocation slow path: sweep what the pace says is owed by now. */
+void sweep_credit(void);
+/* Pages owed by now and not yet swept (0 once nothing is left to
+ * sweep); pages swept this cycle by sweep_one. */
+uintptr_t sweep_pace_owed(void);
+uintptr_t sweep_pace_swept(void);
 /* Mark termination: hold off sweepers (and wait out the ones inside a
  * span) around the sweepgen flip. */
 void sweep_block(void);
