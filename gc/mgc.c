@@ -512,16 +512,29 @@ static void *sweeper(void *arg)
 			mutex_lock(&mgc_.lock);
 			continue;
 		}
-		if (aload_acq(&mgc_.phase) == GCPHASE_OFF &&
-		    mgc_.ops->cache_flushes_done()) {
+		bool done = aload_acq(&mgc_.phase) == GCPHASE_OFF &&
+		            mgc_.ops->cache_flushes_done();
+		if (done) {
 			astore_rel(&mgc_.sweep_done, 1);
 			gcstats_sweep_done();
 			scavenge();
-		} else {
-			sched_yield();
 		}
 		mutex_lock(&mgc_.lock);
-		pthread_cond_broadcast(&mgc_.cond);
+		if (done) {
+			pthread_cond_broadcast(&mgc_.cond);
+		} else if (aload_acq(&mgc_.phase) == GCPHASE_OFF) {
+			/* Threads still hold stale cached spans (swept when
+			 * they release them at their next safepoint): look
+			 * again shortly, without waking anyone meanwhile. */
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 200000;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			mutex_cond_timedwait(&mgc_.cond, &mgc_.lock, &ts);
+		}
 	}
 	mutex_unlock(&mgc_.lock);
 	return NULL;
