@@ -61,6 +61,7 @@ void gcstats_cycle_start(uint64_t begin_ns, uintptr_t heap_live)
 	gcstats_.heap_start = heap_live;
 	gcstats_.assist0 = aload(&gcstats_.assist_ns);
 	gcstats_.worker0 = aload(&gcstats_.worker_ns);
+	gcstats_.assists0 = aload(&gcstats_.assists);
 	mutex_unlock(&gcstats_.lock);
 }
 
@@ -118,6 +119,7 @@ void gcstats_cycle_end(uintptr_t cycle, uintptr_t goal, bool trace)
 	uint64_t worker = aload(&gcstats_.worker_ns) - gcstats_.worker0;
 	gcstats_.last_assist = assist;
 	gcstats_.last_worker = worker;
+	gcstats_.last_assists = aload(&gcstats_.assists) - gcstats_.assists0;
 	gcstats_.ttsp_last = gcstats_.ttsp_cycle;
 	gcstats_.ttsp_last_tid = gcstats_.ttsp_cycle_tid;
 	gcstats_.ttsp_cycle = 0;
@@ -178,6 +180,7 @@ void gcstats_set_hook(void (*fn)(void))
 void gcstats_assist(uint64_t ns)
 {
 	afetch_add(&gcstats_.assist_ns, ns);
+	afetch_add(&gcstats_.assists, 1);
 }
 
 void gcstats_worker(uint64_t ns)

@@ -55,6 +55,8 @@ typedef struct gcstats_state {
 	uint64_t nstops;
 	/* CPU time (ns), atomics. */
 	atomic_word assist_ns;      /* in mutator assists */
+	atomic_word assists;        /* mutator assists run */
+	uint64_t assists0, last_assists; /* at cycle start; the last cycle's */
 	atomic_word worker_ns;      /* in background mark workers */
 	atomic_word sweeper_ns;     /* the background sweeper thread */
 	unsigned workers;

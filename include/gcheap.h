@@ -444,6 +444,8 @@ typedef struct gc_stats {
 	int32_t ttsp_max_tid;     /* the thread that stopped last in the
 	                           * longest (kernel tid; 0: none waited) */
 	int32_t last_ttsp_tid;    /* the same for the last cycle's */
+	uint64_t assist_count;    /* mark assists run (owed scan work) */
+	uint64_t last_assist_count; /* those of the last cycle */
 } gc_stats;
 
 /* Fill `out` (of `size` bytes, normally sizeof(gc_stats)). */

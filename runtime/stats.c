@@ -103,10 +103,12 @@ static void fill_v2(gc_stats *s)
 	s->last_ttsp_ns = gcstats_.ttsp_last;
 	s->ttsp_max_tid = gcstats_.ttsp_max_tid;
 	s->last_ttsp_tid = gcstats_.ttsp_last_tid;
+	s->last_assist_count = gcstats_.last_assists;
 	s->ncpu = (uint32_t)gcstats_.ncpu;
 	s->mark_workers = gcstats_.workers;
 	mutex_unlock(&gcstats_.lock);
 	s->assist_ns = aload(&gcstats_.assist_ns);
+	s->assist_count = aload(&gcstats_.assists);
 	s->mark_worker_ns = aload(&gcstats_.worker_ns);
 	s->sweeper_ns = aload(&gcstats_.sweeper_ns);
 	double ncpu = s->ncpu ? s->ncpu : 1;

@@ -673,9 +673,11 @@ START_TEST(test_assist_marks)
 	ck_assert(is_marked(r));
 	ck_assert(!is_marked(r[0]));
 	uintptr_t w0 = me->gc.gcw.scan_work;
+	uintptr_t a0 = aload(&gcstats_.assists);
 	void *big = gc_alloc(2 * MiB, NULL); /* owes about 2M * ratio */
 	ck_assert_ptr_nonnull(big);
 	uintptr_t done = me->gc.gcw.scan_work - w0;
+	uintptr_t assists = aload(&gcstats_.assists) - a0;
 	size_t inner_marked = 0, leaves_marked = 0;
 	for (size_t i = 0; i < NINNER; i++) {
 		void **in = r[i];
@@ -687,6 +689,7 @@ START_TEST(test_assist_marks)
 	mutex_unlock(&runtime_.lock);
 	ck_assert_int_eq(phase, GCPHASE_MARK);
 	ck_assert_msg(done > 0, "the allocation did no marking");
+	ck_assert_uint_eq(assists, 1); /* and it was counted */
 	ck_assert_msg(inner_marked > 0 && leaves_marked > 0,
 	              "the assist marked %zu inner nodes, %zu leaves",
 	              inner_marked, leaves_marked);
