@@ -98,6 +98,8 @@ static void report(uintptr_t obj, mspan *s, uintptr_t at, bool fatal_)
 {
 	char where[320];
 	const gc_type *t = mspan_object_type(s, mspan_object_index(s, obj));
+	const char *name = t ? t->name : spanclass_noscan(s->spc) ?
+	                   "none: noscan" : "not recorded";
 
 	describe_global(where, sizeof(where), at);
 	if (fatal_)
@@ -105,15 +107,14 @@ static void report(uintptr_t obj, mspan *s, uintptr_t at, bool fatal_)
 		      "only from the unregistered global %s at %p and would be "
 		      "freed: gcheap does not scan globals; register it with "
 		      "gc_add_roots (and store into it with gc_write)",
-		      (void *)obj, t ? t->name : "not recorded",
-		      (size_t)s->elemsize, where, (void *)at);
+		      (void *)obj, name, (size_t)s->elemsize, where,
+		      (void *)at);
 	fprintf(stderr, "gcheap: rootcheck: object %p (type %s, %zu bytes) is "
 	        "referenced only from the unregistered global %s at %p and "
 	        "would be freed: gcheap does not scan globals; register it "
 	        "with gc_add_roots (and store into it with gc_write). Kept "
 	        "alive; not reported again while so kept\n", (void *)obj,
-	        t ? t->name : "not recorded", (size_t)s->elemsize, where,
-	        (void *)at);
+	        name, (size_t)s->elemsize, where, (void *)at);
 }
 
 /* Reads words of other objects' data, redzones included (ASan), written
