@@ -465,7 +465,10 @@ void mgc_run_cycle(bool wait_sweep)
 	mutex_unlock(&mgc_.lock);
 	mgc_.ops->blocking_end();
 	if (wait_sweep) {
+		uintptr_t cycle = aload_acq(&mgc_.cycles);
 		sweep_finish();
+		note_max(&mgc_.swept, cycle);
+		wake_all();
 		if (mgc_.debug.verify) {
 			mgc_.ops->stop_world();
 			sweep_block();
@@ -527,11 +530,12 @@ static void *sweeper(void *arg)
 			continue;
 		}
 		mutex_unlock(&mgc_.lock);
-		/* Read first: if a cycle starts meanwhile, this one's sweep
-		 * is done all the same (gc_start finishes it). */
-		uintptr_t cycle = aload_acq(&mgc_.cycles);
-		while (aload_acq(&mgc_.phase) == GCPHASE_OFF && sweep_one())
-			;
+		/* The cycle read before the sweep_one that finds nothing
+		 * left: its sweep is done then (a later one's may not be). */
+		uintptr_t cycle;
+		do
+			cycle = aload_acq(&mgc_.cycles);
+		while (aload_acq(&mgc_.phase) == GCPHASE_OFF && sweep_one());
 		if (aload_acq(&mgc_.phase) == GCPHASE_OFF &&
 		    mgc_.ops->cache_flushes_done()) {
 			astore_rel(&mgc_.sweep_done, 1);
