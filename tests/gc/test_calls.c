@@ -799,6 +799,80 @@ START_TEST(test_rootcheck_silent_when_registered)
 }
 END_TEST
 
+/* ---- Under concurrent collections ---------------------------------------- */
+
+/* Threads grow pointer arrays with gc_realloc, fill them with gc_strdup'd
+ * strings, clear them with gc_free and keep uncollectable ones, while a
+ * cycle starts every 64 KiB (stress, and a gc_collect now and then) with
+ * checkmark and poison on: what each thread can reach must stay intact.
+ * (A smoke test for the sanitizers: replacing gc_realloc's gc_copy with
+ * memcpy goes unnoticed, since the old array keeps its pointers.) */
+#define CONC_THREADS 3
+#define CONC_ROUNDS 300
+
+static void *conc_main(void *arg)
+{
+	uintptr_t id = (uintptr_t)arg;
+	void *slots[2] = {0};
+	gc_frame f;
+	char want[32];
+
+	ck_assert_int_eq(gc_thread_attach(), GCHEAP_OK);
+	gc_frame_push(&f, slots, 2);
+	for (int r = 0; r < CONC_ROUNDS; r++) {
+		size_t n = 1 + (size_t)(r % 40);
+		void **a = NULL;
+		for (size_t k = 1; k <= n; k++) {
+			a = gc_realloc(a, k * sizeof(void *), t_ptrs);
+			REQUIRE(a, "realloc failed");
+			slots[0] = a;
+			snprintf(want, sizeof(want), "%zu-%d-%zu",
+			         (size_t)id, r, k - 1);
+			gc_write(&a[k - 1], gc_strdup(want));
+		}
+		for (size_t k = 0; k < n; k++) {
+			snprintf(want, sizeof(want), "%zu-%d-%zu",
+			         (size_t)id, r, k);
+			REQUIRE(a[k] && !strcmp(a[k], want), "lost %s", want);
+		}
+		void **u = gc_alloc_uncollectable(2 * sizeof(void *),
+		                                  t_ptrs);
+		gc_write(&u[0], a);
+		if (slots[1])
+			REQUIRE(gc_free_uncollectable(slots[1]) == GCHEAP_OK,
+			        "free_uncollectable");
+		slots[1] = u;
+		if (r % 50 == 49)
+			gc_collect();
+		if (r % 3 == 0) {
+			gc_free(a);
+			slots[0] = NULL;
+			gc_write(&u[0], NULL);
+		}
+	}
+	gc_frame_pop(&f);
+	gc_thread_detach();
+	return NULL;
+}
+
+START_TEST(test_calls_concurrent)
+{
+	pthread_t th[CONC_THREADS];
+
+	start("checkmark=1,poison=1,stress=64k");
+	gc_enable();
+	for (uintptr_t i = 0; i < CONC_THREADS; i++)
+		ck_assert_int_eq(pthread_create(&th[i], NULL, conc_main,
+		                                (void *)i), 0);
+	gc_blocking_begin();
+	for (int i = 0; i < CONC_THREADS; i++)
+		pthread_join(th[i], NULL);
+	gc_blocking_end();
+	ck_assert_int_eq(err.calls, 0);
+	ck_assert_uint_gt(aload(&mgc_.cycles), 3);
+}
+END_TEST
+
 static Suite *calls_suite(void)
 {
 	Suite *s = suite_create("calls");
@@ -825,6 +899,7 @@ static Suite *calls_suite(void)
 	tcase_add_test(tc, test_rootcheck_warns_once);
 	tcase_add_test(tc, test_rootcheck_fatal);
 	tcase_add_test(tc, test_rootcheck_silent_when_registered);
+	tcase_add_test(tc, test_calls_concurrent);
 	suite_add_tcase(s, tc);
 	return s;
 }
