@@ -176,6 +176,7 @@ static void mark_termination(void)
 	gcstats_mark_end(live, marked);
 	astore(&mheap_.stats.heap_live, marked);
 	mutex_lock(&mgc_.lock);
+	pacer_measure(gcstats_now_ns(), aload(&mgc_.alloc_bytes));
 	pacer_end_cycle(marked, live > mgc_.mark_start_live ?
 	                        live - mgc_.mark_start_live : 0);
 	mutex_unlock(&mgc_.lock);
@@ -186,6 +187,11 @@ static void mark_termination(void)
 	 * flush (which compares with sweepgen) sweeps it. */
 	sweep_block();
 	astore_rel(&mheap_.sweepgen, aload(&mheap_.sweepgen) + 2);
+	mutex_lock(&mheap_.lock);
+	uintptr_t pages = mheap_.stats.inuse_pages;
+	mutex_unlock(&mheap_.lock);
+	uintptr_t trigger = aload(&mgc_.trigger);
+	sweep_pace_start(pages, trigger > marked ? trigger - marked : 0);
 	sweep_unblock();
 	mgc_.ops->request_cache_flush();
 	/* Counted with the world stopped: mgc_run_cycle relies on it. */
@@ -504,17 +510,24 @@ static void *mark_worker(void *arg)
 }
 
 /* After a sweep: give free pages back to the OS when the heap holds more
- * than 10% (plus 4 MiB) over its goal, the excess only, from the top of
- * the heap (Go's scavenger keeps the same retained goal, but paced). */
+ * than 10% (plus 4 MiB) over its recent goal, the excess only, from the
+ * top of the heap (Go's scavenger keeps the same retained goal, but
+ * paced). The recent goal is the highest goal of the last cycles, decayed
+ * by an eighth a cycle: a goal that dips for a cycle or two (the scaled
+ * minimum follows a noisy allocation rate) must not release pages that
+ * the next cycle faults in again. */
 static void scavenge(void)
 {
+	static uintptr_t recent; /* the sweeper's own */
+
 	mutex_lock(&mheap_.lock);
 	uintptr_t held = mheap_.stats.committed - mheap_.stats.released;
 	mutex_unlock(&mheap_.lock);
 	mutex_lock(&mgc_.lock);
 	uintptr_t goal = aload(&mgc_.goal);
 	mutex_unlock(&mgc_.lock);
-	uintptr_t retain = goal + goal / 10 + ((uintptr_t)4 << 20);
+	recent = MAX(goal, recent - recent / 8);
+	uintptr_t retain = recent + recent / 10 + ((uintptr_t)4 << 20);
 	if (held > retain)
 		mheap_release_free(held - retain);
 }
@@ -524,7 +537,7 @@ static void *sweeper(void *arg)
 	(void)arg;
 	mutex_lock(&mgc_.lock);
 	while (!aload(&mgc_.exiting)) {
-		if (aload(&mgc_.sweep_done) ||
+		if (aload(&mgc_.sweep_done) || aload(&mgc_.sweeper_paused) ||
 		    aload_acq(&mgc_.phase) != GCPHASE_OFF) {
 			mutex_cond_wait(&mgc_.cond, &mgc_.lock);
 			continue;
@@ -535,7 +548,12 @@ static void *sweeper(void *arg)
 		uintptr_t cycle;
 		do
 			cycle = aload_acq(&mgc_.cycles);
-		while (aload_acq(&mgc_.phase) == GCPHASE_OFF && sweep_one());
+		while (aload_acq(&mgc_.phase) == GCPHASE_OFF &&
+		       !aload(&mgc_.sweeper_paused) && sweep_one());
+		if (aload(&mgc_.sweeper_paused)) {
+			mutex_lock(&mgc_.lock);
+			continue;
+		}
 		if (aload_acq(&mgc_.phase) == GCPHASE_OFF &&
 		    mgc_.ops->cache_flushes_done()) {
 			astore_rel(&mgc_.sweep_done, 1);

@@ -102,6 +102,13 @@ typedef struct gc_runtime_ops {
 	bool (*rootcheck)(gcw *w);
 } gc_runtime_ops;
 
+/* What the pacer measures of the cycles (gc/mgcpacer.c), under mgc_.lock. */
+typedef struct pacer_clock {
+	uint64_t end_ns;          /* the last mark termination */
+	uintptr_t alloc_bytes;    /* mgc_.alloc_bytes then */
+	double rate;              /* bytes allocated per ns, smoothed */
+} pacer_clock;
+
 /* Collector state (Go's gcController and work, in one place). */
 typedef struct mgc_state {
 	gc_mutex lock;            /* serialises cycles; guards the fields
@@ -118,6 +125,7 @@ typedef struct mgc_state {
 	atomic_word swept;
 	atomic_word disabled;     /* gc_disable nesting count */
 	atomic_word sweep_done;   /* all spans of this cycle swept */
+	atomic_word sweeper_paused; /* tests: the background sweeper idles */
 	atomic_word globals_done; /* the globals and specials root job:
 	                           * 0 to do, 1 running, 2 done */
 	/* Pacer (gc/mgcpacer.c). */
@@ -126,6 +134,8 @@ typedef struct mgc_state {
 	uintptr_t mark_grown;     /* heap growth during the last mark */
 	uintptr_t mark_start_live; /* mheap_.stats.heap_live when it began */
 	uintptr_t last_scan_work; /* scan work of the last mark */
+	uintptr_t min_goal;       /* the goal's floor this cycle */
+	pacer_clock pacer_clock;
 	atomic_word bg_credit;    /* words the workers scanned this mark
 	                           * beyond what assists took (Go's
 	                           * bgScanCredit) */
@@ -275,6 +285,16 @@ void mfree_check(void);
 bool sweep_one(void);
 /* Sweep until every span of this cycle is swept. */
 void sweep_finish(void);
+/* Proportional sweep (gc/mgcsweep.c). Mark termination, world stopped,
+ * after the sweepgen flip: `pages` in use are to be swept while the heap
+ * grows by `distance` bytes (to the next trigger). */
+void sweep_pace_start(uintptr_t pages, uintptr_t distance);
+/* The allocation slow path: sweep what the pace says is owed by now. */
+void sweep_credit(void);
+/* Pages owed by now and not yet swept (0 once nothing is left to
+ * sweep); pages swept this cycle by sweep_one. */
+uintptr_t sweep_pace_owed(void);
+uintptr_t sweep_pace_swept(void);
 /* Mark termination: hold off sweepers (and wait out the ones inside a
  * span) around the sweepgen flip. */
 void sweep_block(void);
@@ -296,7 +316,15 @@ uintptr_t pacer_trigger(uintptr_t marked, uintptr_t goal, uintptr_t grown);
  * assistWorkPerByte); -1 past the goal (help with everything). */
 intptr_t pacer_assist_owed(uintptr_t bytes, uintptr_t live, uintptr_t goal,
                            uintptr_t expect, uintptr_t done);
-/* The heap goal for a live heap of `marked` bytes at `percent`. */
-uintptr_t pacer_goal(uintptr_t marked, unsigned percent, size_t limit);
+/* The heap goal for a live heap of `marked` bytes at `percent`, at least
+ * `min`. */
+uintptr_t pacer_goal(uintptr_t marked, unsigned percent, size_t limit,
+                     uintptr_t min);
+/* The floor of the goal when the mutators allocate `rate` bytes per ns
+ * (see gc/mgcpacer.c). */
+uintptr_t pacer_min_goal(unsigned percent, size_t limit, double rate);
+/* Mark termination, world stopped, mgc_.lock held: record the time and
+ * the bytes allocated so far (before pacer_end_cycle). */
+void pacer_measure(uint64_t now_ns, uintptr_t alloc_bytes);
 
 #endif

@@ -426,7 +426,7 @@ GCHEAP_API size_t gc_release_memory(void);
 
 /* ---- Statistics -------------------------------------------------------- */
 
-#define GCHEAP_STATS_VERSION 2
+#define GCHEAP_STATS_VERSION 3
 
 #define GCHEAP_NPHASES 4       /* phase_*_ns: the order of the comment */
 #define GCHEAP_PAUSE_RING 256  /* pauses kept in pause_ring */
@@ -500,6 +500,24 @@ typedef struct gc_stats {
 		uint64_t mallocs;     /* objects handed out since start */
 		uint64_t frees;       /* objects freed since start */
 	} classes[GCHEAP_MAX_CLASSES];
+
+	/* ---- Version 3: the allocation path ---- */
+	/* Small allocations that wrote their pointer layout (heap bits or a
+	 * type entry) per object: a span's first layout, a second type in
+	 * one span, type recording. The rest write nothing but the pop from
+	 * the cached span. Counted only when the library is built with
+	 * stats (the default); 0 otherwise. */
+	uint64_t alloc_layout_writes;
+	/* Time-to-safepoint: for each stop of the world, from asking every
+	 * attached thread to stop until the last one had (a thread that
+	 * runs long without a safepoint holds every pause up). */
+	uint64_t stop_count;      /* stops of the world since start */
+	uint64_t ttsp_total_ns;   /* summed over all of them */
+	uint64_t ttsp_max_ns;     /* the longest */
+	uint64_t last_ttsp_ns;    /* the last cycle's longest */
+	int32_t ttsp_max_tid;     /* the thread that stopped last in the
+	                           * longest (kernel tid; 0: none waited) */
+	int32_t last_ttsp_tid;    /* the same for the last cycle's */
 } gc_stats;
 
 /* Fill `out` (of `size` bytes, normally sizeof(gc_stats)). */
