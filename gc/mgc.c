@@ -54,6 +54,15 @@ mgc_state mgc_ = {.lock = {.m = PTHREAD_MUTEX_INITIALIZER},
 
 static atomic_word starting;
 
+/* The cycle callbacks' counters (runtime/notify.c): *w = max(*w, c).
+ * Published with the world running, after the event. */
+static void note_max(atomic_word *w, uintptr_t c)
+{
+	uintptr_t old;
+	while ((old = aload(w)) < c && !acas(w, old, c))
+		;
+}
+
 static void wake_all(void)
 {
 	mutex_lock(&mgc_.lock);
@@ -83,6 +92,21 @@ static void checkmark(void)
 	while (ephemeron_pass(&w));
 	gcw_dispose(&w);
 	gcmark_checkmark_end();
+}
+
+/* World stopped, marking complete: objects that only unregistered
+ * globals point to are reported and (rootcheck=1) kept, with everything
+ * they reach, before the mark is final. */
+static void rootcheck(void)
+{
+	gcw w = {0};
+
+	if (mgc_.ops->rootcheck(&w)) {
+		do
+			gcmark_drain(&w, -1);
+		while (ephemeron_pass(&w));
+	}
+	gcw_dispose(&w);
 }
 
 /* ---- Mark termination ---------------------------------------------------- */
@@ -140,8 +164,11 @@ static void mark_termination(void)
 	astore_rel(&mgc_.phase, GCPHASE_MARKTERM);
 	/* Before checkmark, whose re-mark is not the cycle's work. */
 	mgc_.last_scan_work = aload(&gcwork_.scan_done);
+	if (mgc_.debug.rootcheck)
+		rootcheck();
 	if (mgc_.debug.checkmark)
 		checkmark();
+	mfree_check();
 	uintptr_t marked = aload(&gcwork_.bytes_marked);
 	uintptr_t live = aload(&mheap_.stats.heap_live);
 	astore(&mgc_.blackalloc, 0);
@@ -233,8 +260,10 @@ static void mark_done(void)
 			continue;
 		}
 		mark_termination();
+		uintptr_t cycle = aload(&mgc_.cycles);
 		markers_start();
 		mgc_.ops->start_world();
+		note_max(&mgc_.ended, cycle);
 		gcstats_pause(1, gcstats_now_ns() - t0);
 		trace_cycle();
 		wake_all();
@@ -359,6 +388,7 @@ static bool gc_start(void)
 		mgc_.ops->start_world();
 	}
 	gcstats_cycle_start(t0, aload(&mheap_.stats.heap_live));
+	uintptr_t cycle = aload(&mgc_.cycles) + 1;
 	if (mgc_.debug.verify) {
 		sweep_block(); /* unattached sweepers are not stopped */
 		mheap_verify_swept();
@@ -376,6 +406,9 @@ static bool gc_start(void)
 	if (mgc_.debug.stoptheworld) {
 		mark_stopped();
 		mgc_.ops->start_world();
+		note_max(&mgc_.swept, cycle - 1);
+		note_max(&mgc_.started, cycle);
+		note_max(&mgc_.ended, cycle);
 		gcstats_pause(0, gcstats_now_ns() - t0);
 		trace_cycle();
 		astore(&starting, 0);
@@ -384,6 +417,8 @@ static bool gc_start(void)
 	}
 	mgc_.ops->request_stack_scans();
 	mgc_.ops->start_world();
+	note_max(&mgc_.swept, cycle - 1);
+	note_max(&mgc_.started, cycle);
 	gcstats_pause(0, gcstats_now_ns() - t0);
 	astore(&starting, 0);
 	wake_all();
@@ -436,7 +471,10 @@ void mgc_run_cycle(bool wait_sweep)
 	mutex_unlock(&mgc_.lock);
 	mgc_.ops->blocking_end();
 	if (wait_sweep) {
+		uintptr_t cycle = aload_acq(&mgc_.cycles);
 		sweep_finish();
+		note_max(&mgc_.swept, cycle);
+		wake_all();
 		if (mgc_.debug.verify) {
 			mgc_.ops->stop_world();
 			sweep_block();
@@ -505,9 +543,13 @@ static void *sweeper(void *arg)
 			continue;
 		}
 		mutex_unlock(&mgc_.lock);
+		/* The cycle read before the sweep_one that finds nothing
+		 * left: its sweep is done then (a later one's may not be). */
+		uintptr_t cycle;
+		do
+			cycle = aload_acq(&mgc_.cycles);
 		while (aload_acq(&mgc_.phase) == GCPHASE_OFF &&
-		       !aload(&mgc_.sweeper_paused) && sweep_one())
-			;
+		       !aload(&mgc_.sweeper_paused) && sweep_one());
 		if (aload(&mgc_.sweeper_paused)) {
 			mutex_lock(&mgc_.lock);
 			continue;
@@ -516,6 +558,7 @@ static void *sweeper(void *arg)
 		            mgc_.ops->cache_flushes_done();
 		if (done) {
 			astore_rel(&mgc_.sweep_done, 1);
+			note_max(&mgc_.swept, cycle);
 			gcstats_sweep_done();
 			scavenge();
 		}

@@ -54,6 +54,8 @@ typedef struct mgc_debug {
 	bool verify;        /* heap verification after each cycle */
 	uintptr_t stress;   /* a cycle every `stress` bytes (0: off) */
 	bool gctrace;       /* a line per cycle on stderr */
+	unsigned rootcheck; /* objects kept only by unregistered globals:
+	                     * 1 warn once and keep, 2 abort */
 } mgc_debug;
 
 /* What the collector asks of the runtime. */
@@ -93,6 +95,11 @@ typedef struct gc_runtime_ops {
 	 * it as stopped meanwhile. */
 	void (*blocking_begin)(void);
 	void (*blocking_end)(void);
+	/* World stopped, marking complete (GCHEAP_DEBUG=rootcheck): grey
+	 * into w the unmarked objects that unregistered globals point to,
+	 * reporting them (or abort); true if it greyed any (the caller
+	 * then marks from them). */
+	bool (*rootcheck)(gcw *w);
 } gc_runtime_ops;
 
 /* What the pacer measures of the cycles (gc/mgcpacer.c), under mgc_.lock. */
@@ -110,6 +117,12 @@ typedef struct mgc_state {
 	atomic_word phase;        /* enum gcphase */
 	atomic_word blackalloc;   /* allocate black (marking) */
 	atomic_word cycles;       /* completed cycles */
+	/* For cycle callbacks, each set with the world running after the
+	 * event: the last cycle whose mark has started, whose mark has
+	 * ended, whose sweep is done. */
+	atomic_word started;
+	atomic_word ended;
+	atomic_word swept;
 	atomic_word disabled;     /* gc_disable nesting count */
 	atomic_word sweep_done;   /* all spans of this cycle swept */
 	atomic_word sweeper_paused; /* tests: the background sweeper idles */
@@ -254,6 +267,17 @@ static inline void mgc_alloc_black(mgc_thread *m, mspan *s, uintptr_t obj)
  * re-mark from the roots in between is gc/mgc.c's. */
 void gcmark_checkmark_begin(void);
 void gcmark_checkmark_end(void);
+
+/* ---- gc_free's records (gc/mfree.c) -------------------------------------- */
+
+/* Record obj (filled with `fill` over size bytes) as freed by gc_free:
+ * 1, or 0 if it is recorded already, or -1 if no memory. */
+int mfree_track(uintptr_t obj, uintptr_t size, uint8_t fill);
+/* Was the object at obj freed by gc_free (and not yet collected)? */
+bool mfree_is_freed(uintptr_t obj);
+/* Mark termination, world stopped: check and forget the records of the
+ * objects the mark found unreachable (fatal on a write after gc_free). */
+void mfree_check(void);
 
 /* ---- Sweeping (gc/mgcsweep.c) -------------------------------------------- */
 

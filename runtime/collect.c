@@ -1,5 +1,5 @@
 /* runtime/collect.c: the public collection controls: gc_collect,
- * gc_disable/gc_enable and the GOGC percent. */
+ * gc_disable/gc_enable, the GOGC percent and gc_free_os_memory. */
 #include "runtime/runtime.h"
 
 void gc_collect(void)
@@ -50,4 +50,17 @@ int gc_set_percent(int percent)
 void gc_set_record_types(int on)
 {
 	mspan_record_types = on != 0;
+}
+
+size_t gc_free_os_memory(void)
+{
+	gc_thread *t = thread_current;
+
+	if (!t) {
+		runtime_not_attached("gc_free_os_memory");
+		return 0;
+	}
+	mgc_run_cycle(true);
+	runtime_safepoint(t);
+	return mheap_release_free(SIZE_MAX);
 }

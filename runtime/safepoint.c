@@ -484,4 +484,5 @@ const gc_runtime_ops runtime_gc_ops = {
 	.mutator_count = mutator_count,
 	.blocking_begin = ops_blocking_begin,
 	.blocking_end = ops_blocking_end,
+	.rootcheck = runtime_rootcheck,
 };
