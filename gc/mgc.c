@@ -356,7 +356,7 @@ static bool gc_start(void)
 	if (mgc_.debug.verify) {
 		sweep_block(); /* unattached sweepers are not stopped */
 		mheap_verify_swept();
-		mheap_verify();
+		mcentral_verify_all();
 		sweep_unblock();
 	}
 	astore(&gcwork_.bytes_marked, 0);
@@ -434,7 +434,7 @@ void mgc_run_cycle(bool wait_sweep)
 		if (mgc_.debug.verify) {
 			mgc_.ops->stop_world();
 			sweep_block();
-			mheap_verify();
+			mcentral_verify_all();
 			sweep_unblock();
 			mgc_.ops->start_world();
 		}
@@ -519,7 +519,7 @@ void mgc_init(const gc_runtime_ops *ops)
 	astore(&mgc_.sweep_done, 1);
 	pacer_end_cycle(0, PACER_GROWN_UNKNOWN);
 	astore(&mgc_.stress_next, mgc_.debug.stress);
-	mheap_.hooks.poison = mgc_.debug.poison;
+	mspan_hooks.poison = mgc_.debug.poison;
 	mgc_.init = true;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	if (ncpu < 1)

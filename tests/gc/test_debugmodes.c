@@ -354,7 +354,7 @@ START_TEST(test_parse_every_key)
 	ck_assert(d->checkmark);
 	ck_assert(d->stoptheworld);
 	ck_assert(d->poison);
-	ck_assert(mheap_.hooks.poison);
+	ck_assert(mspan_hooks.poison);
 	ck_assert_uint_eq(d->invalidptr, 2);
 	ck_assert(d->verify);
 	ck_assert_uint_eq(d->stress, 64 << 10);
@@ -401,7 +401,7 @@ START_TEST(test_parse_defaults)
 	ck_assert_uint_eq(d->stress, 0);
 	ck_assert_uint_eq(d->invalidptr, 1);
 	ck_assert(runtime_.conservative);
-	ck_assert(!mheap_.hooks.poison);
+	ck_assert(!mspan_hooks.poison);
 	ck_assert_int_eq(mgc_.percent, 100);
 }
 END_TEST
