@@ -9,6 +9,7 @@
  *  - released pages are free and not dirty. */
 #include "alloc/mheap.h"
 
+#include "alloc/sys/options.h"
 #include "alloc/sys/osmem.h"
 
 #include <sched.h>
@@ -249,7 +250,7 @@ mspan *mheap_alloc_span(uintptr_t npages, spanclass spc, heap_err *err)
 	*err = commit_range(base, npages);
 	if (*err)
 		goto fail;
-	if (mspan_hooks.poison)
+	if (options_.poison)
 		for_each_piece(base, npages, a, first, n)
 			check_poisoned_pages(a, first, n);
 	mspan *s = fixalloc_alloc(&mheap_.spanalloc);
@@ -271,7 +272,7 @@ mspan *mheap_alloc_span(uintptr_t npages, spanclass spc, heap_err *err)
 		set_bits(a->released, first, n, false);
 		set_bits(a->dirty, first, n, true);
 	}
-	s->needzero = needzero || (mspan_hooks.poison &&
+	s->needzero = needzero || (options_.poison &&
 	                           spanclass_sizeclass(spc));
 	s->state = MSPAN_INUSE;
 	astore(&s->sweepgen, aload(&mheap_.sweepgen));
@@ -298,7 +299,7 @@ void mheap_free_span(mspan *s)
 		      (void *)s, s->state, (void *)s->list,
 		      (void *)s->specials);
 	publish_span(s, NULL);
-	if (mspan_hooks.poison)
+	if (options_.poison)
 		memset((void *)s->base, POISON_BYTE, s->npages * PAGE_SIZE);
 	set_pages(s->base, s->npages, false);
 	mheap_.stats.inuse_pages -= s->npages;

@@ -7,10 +7,11 @@
  * in as arguments. */
 #include "alloc/mspan.h"
 
+#include "alloc/sys/options.h"
+
 #include <string.h>
 
 mspan mspan_empty; /* nelems 0, alloc_cache 0: every fast path misses */
-bool mspan_record_types;
 alloc_hooks mspan_hooks;
 
 void mspan_refill_alloc_cache(mspan *s, uintptr_t w)
@@ -82,7 +83,7 @@ bool mspan_init(mspan *s, uintptr_t base, uintptr_t npages, spanclass spc,
 	size_t hbw = span_has_heapbits(spc) ? mspan_heapbits_words(npages) : 0;
 	bool typed = !spanclass_noscan(spc) && sc != 0 && !hbw;
 	size_t ntypes = typed ? s->nelems : 0;
-	size_t nids = mspan_record_types && sc ? (s->nelems + 3) / 4 : 0;
+	size_t nids = options_.record_types && sc ? (s->nelems + 3) / 4 : 0;
 	size_t bytes = (2 * nw + hbw + nids) * sizeof(uint64_t) +
 	               ntypes * sizeof(gc_type *);
 	uint64_t *m = metaalloc_alloc(meta, bytes);
@@ -101,7 +102,7 @@ bool mspan_init(mspan *s, uintptr_t base, uintptr_t npages, spanclass spc,
 	astore(&s->freeindex, 0);
 	s->alloc_count = 0;
 	mspan_refill_alloc_cache(s, 0);
-	if (mspan_hooks.poison && sc)
+	if (options_.poison && sc)
 		memset((void *)base, POISON_BYTE, npages * PAGE_SIZE);
 	return true;
 }
@@ -166,7 +167,7 @@ static void zero_run(mspan *s, uintptr_t i, uintptr_t j, const void *arg)
 {
 	uintptr_t p = s->base + i * s->elemsize, len = (j - i) * s->elemsize;
 
-	if (mspan_hooks.poison)
+	if (options_.poison)
 		mspan_check_poison(s, p, len);
 	memset((void *)p, 0, len);
 }
@@ -336,7 +337,7 @@ static void sweep_objects(mspan *s, uintptr_t fi, uintptr_t sg)
 		 * allocation can check the pattern (mspan_check_poison). */
 		uint64_t free = ~mark & low_mask((unsigned)MIN(
 		                            64, s->nelems - w * 64));
-		if (h->poison && spanclass_sizeclass(s->spc))
+		if (options_.poison && spanclass_sizeclass(s->spc))
 			for (; free; free &= free - 1)
 				memset((void *)(first + ctz64(free) *
 				                        s->elemsize),
@@ -390,7 +391,7 @@ mspan_swept mspan_sweep(mspan *s, uintptr_t sg, uintptr_t *nfreedp)
 		astore((atomic_word *)&old[w], 0);
 	mspan_refill_alloc_cache(s, 0);
 	/* Poison mode refilled every free slot with the pattern. */
-	if (nfreed || mspan_hooks.poison)
+	if (nfreed || options_.poison)
 		s->needzero = 1;
 	astore_rel(&s->sweepgen, sg);
 

@@ -222,9 +222,9 @@ bool mspan_init(mspan *s, uintptr_t base, uintptr_t npages, spanclass spc,
 /* Give back the span's bitmaps to `meta` (as mspan_init). */
 void mspan_release_meta(mspan *s, metaalloc *meta);
 
-/* Type recording (heap dumps): spans of small objects made while it is on
- * get a typeids array, and allocation writes each object's type id. */
-extern bool mspan_record_types;
+/* Type recording (heap dumps): spans of small objects made while
+ * options_.record_types is on get a typeids array, and allocation writes
+ * each object's type id. */
 
 static inline void mspan_set_typeid(mspan *s, uintptr_t p, const gc_type *t)
 {
@@ -302,14 +302,14 @@ typedef struct alloc_hooks {
 	 * handles); it may set the mark bit of an object to keep it (a
 	 * finalizer's object survives until the finalizer has run). */
 	void (*sweep_specials)(mspan *s);
-	/* Keep free small-object slots filled with POISON_BYTE, checked at
-	 * reuse (GCHEAP_DEBUG=poison). */
-	bool poison;
 } alloc_hooks;
 
 /* The hooks, set by the collector at start-up (tests set them too). */
 extern alloc_hooks mspan_hooks;
 
+/* Poison mode (options_.poison, GCHEAP_DEBUG=poison): free small-object
+ * slots and freed pages are kept filled with POISON_BYTE, checked at
+ * reuse. */
 #define POISON_BYTE 0xdb
 
 /* Poison mode: fatal() unless [p, p + n) of a free slot holds the pattern

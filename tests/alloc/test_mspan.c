@@ -524,7 +524,7 @@ static void sweep_cycles(unsigned sc, bool noscan, bool poison, test_rng *r)
 
 	freed_log = calloc(n, sizeof(uintptr_t));
 	mspan_hooks.object_freed = on_freed;
-	mspan_hooks.poison = poison;
+	options_.poison = poison;
 	for (int cycle = 0;; cycle++) {
 		uintptr_t want = rng_below(r, 4) ? rng_below(r, n + 1) : n;
 		alloc_objects(s, want, allocd, pat, r);
@@ -609,7 +609,7 @@ static void sweep_cycles(unsigned sc, bool noscan, bool poison, test_rng *r)
 	}
 	mcentral_verify_all();
 	mspan_hooks.object_freed = NULL;
-	mspan_hooks.poison = false;
+	options_.poison = false;
 	free(allocd);
 	free(marked);
 	free(pat);
@@ -650,9 +650,9 @@ START_TEST(test_sweep_large)
 		uintptr_t sg = flip();
 		mcentral_verify_all();
 		ck_assert(mspan_try_acquire(s, sg));
-		mspan_hooks.poison = true;
+		options_.poison = true;
 		bool kept = mcentral_sweep(s);
-		mspan_hooks.poison = false;
+		options_.poison = false;
 		ck_assert_int_eq(kept, marked);
 		if (marked) {
 			ck_assert_ptr_eq(s->list, mcentral_full_swept(c, sg));

@@ -1798,7 +1798,7 @@ static void child_env(int which)
 			CHILD_FAIL("want two lines naming GCHEAP_DEBUG, "
 			           "stress=%s and gctrace=-1: \"%.200s\"",
 			           digits, out);
-		CHILD_OK(mgc_.debug.stress == 0 && mgc_.debug.gctrace == 0);
+		CHILD_OK(options_.stress == 0 && options_.gctrace == 0);
 		break;
 	}
 	case 3: { /* over 511 bytes: read whole, nothing cut */
@@ -1809,8 +1809,8 @@ static void child_env(int which)
 		setenv("GCHEAP_DEBUG", env, 1);
 		out = init_captured(NULL);
 		child_one_line(out, "GCHEAP_DEBUG", "stopwarn=-5");
-		CHILD_OK(mgc_.debug.stress == 4096);
-		CHILD_OK(runtime_.stopwarn_ms == 1000);
+		CHILD_OK(options_.stress == 4096);
+		CHILD_OK(options_.stopwarn_ms == 1000);
 		break;
 	}
 	default:
