@@ -765,6 +765,42 @@ START_TEST(test_zombie_control)
 }
 END_TEST
 
+/* ---- (e) verification -------------------------------------------------- */
+
+/* mheap_verify_span's page-table check: a page of the span that no longer
+ * maps to it is fatal (the sound span passes first). */
+START_TEST(test_verify_unmapped_page)
+{
+	heap_setup();
+	mspan *s = must_alloc(3, make_spanclass(0, true));
+	uintptr_t p = s->base + 2 * PAGE_SIZE;
+	heap_arena *a = arena_of(p);
+
+	sys_fatal_exit_code = 70;
+	mheap_verify_span(s);
+	astore(&a->spans[(p >> PAGE_SHIFT) & (PAGES_PER_ARENA - 1)], 0);
+	mheap_verify_span(s);
+	ck_abort_msg("mheap_verify_span missed page 2 of span %p", (void *)s);
+}
+END_TEST
+
+/* mspan_verify judges the span's sweepgen by the heap sweepgen it is
+ * given: h and h + 2 (the span needs sweeping) pass, h + 4 is fatal. */
+START_TEST(test_verify_sweepgen)
+{
+	heap_setup();
+	mspan *s = must_alloc(3, make_spanclass(0, true));
+	uintptr_t sg = aload(&mheap_.sweepgen);
+
+	sys_fatal_exit_code = 70;
+	mspan_verify(s, sg);
+	mspan_verify(s, sg + 2);
+	mspan_verify(s, sg + 4);
+	ck_abort_msg("mspan_verify took sweepgen %zu at heap sweepgen %zu",
+	             (size_t)sg, (size_t)(sg + 4));
+}
+END_TEST
+
 static Suite *mspan_suite(void)
 {
 	Suite *s = suite_create("mspan");
@@ -787,6 +823,11 @@ static Suite *mspan_suite(void)
 	tcase_add_loop_test(tc, test_sweep_result, 0, 5);
 	tcase_add_loop_exit_test(tc, test_zombie, 70, 0, 3);
 	tcase_add_test(tc, test_zombie_control);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("verify");
+	tcase_add_exit_test(tc, test_verify_unmapped_page, 70);
+	tcase_add_exit_test(tc, test_verify_sweepgen, 70);
 	suite_add_tcase(s, tc);
 	return s;
 }
