@@ -13,6 +13,7 @@
 #include "alloc/sys/atomic.h"
 #include "alloc/sys/base.h"
 #include "alloc/sys/lock.h"
+#include "alloc/sys/options.h"
 #include "alloc/sys/osmem.h"
 
 #endif

@@ -2,6 +2,7 @@
  * mcache.h). Only the owning thread touches an mcache. */
 #include "alloc/mcache.h"
 
+#include "alloc/mcentral.h"
 #include "alloc/mheap.h"
 
 #include <string.h>
@@ -58,7 +59,7 @@ static void uncache(mcache *c, spanclass spc)
 	if (aload(&s->sweepgen) != aload(&mheap_.sweepgen) + 1)
 		afetch_add(&mheap_.stats.heap_live,
 		           (uintptr_t)0 - unused * s->elemsize);
-	mcentral_uncache_span(&mheap_.central[spc], s);
+	mcentral_uncache_span(&mcentral_[spc], s);
 }
 
 bool mcache_refill(mcache *c, spanclass spc, int *err)
@@ -76,7 +77,7 @@ bool mcache_refill(mcache *c, spanclass spc, int *err)
 			      (size_t)sg);
 		uncache(c, spc);
 	}
-	s = mcentral_cache_span(&mheap_.central[spc], err);
+	s = mcentral_cache_span(&mcentral_[spc], err);
 	if (!s)
 		return false;
 	mspan_prepare_cached(s, c->black);

@@ -3,7 +3,8 @@
  * span held by an mcache or being swept is on none. */
 #include "alloc/mcentral.h"
 
-#include "alloc/mheap.h"
+mcentral mcentral_[NUM_SPANCLASSES];
+static bool centrals_init;
 
 void mcentral_init(mcentral *c, spanclass spc)
 {
@@ -13,6 +14,15 @@ void mcentral_init(mcentral *c, spanclass spc)
 		c->partial[i] = (spanlist){0};
 		c->full[i] = (spanlist){0};
 	}
+}
+
+void mcentral_init_all(void)
+{
+	if (centrals_init)
+		return;
+	for (unsigned i = 0; i < NUM_SPANCLASSES; i++)
+		mcentral_init(&mcentral_[i], (spanclass)i);
+	centrals_init = true;
 }
 
 void spanlist_push(spanlist *l, mspan *s)
@@ -68,10 +78,22 @@ void mcentral_push_swept(mcentral *c, mspan *s)
 	mutex_unlock(&c->lock);
 }
 
+/* Sweep s (mspan_sweep, at the heap's sweepgen) and count what it freed. */
+static mspan_swept sweep(mspan *s)
+{
+	uintptr_t nfreed;
+	mspan_swept r = mspan_sweep(s, aload_acq(&mheap_.sweepgen), &nfreed);
+
+	if (GCHEAP_STATS && spanclass_sizeclass(s->spc))
+		afetch_add(&mheap_.stats.nfree[spanclass_sizeclass(s->spc)],
+		           nfreed);
+	return r;
+}
+
 bool mcentral_sweep(mspan *s)
 {
-	mcentral *c = &mheap_.central[s->spc];
-	mspan_swept r = mspan_sweep(s);
+	mcentral *c = &mcentral_[s->spc];
+	mspan_swept r = sweep(s);
 	/* The sweepgen the sweep published, which picks the swept lists. */
 	uintptr_t sg = aload(&s->sweepgen);
 
@@ -126,7 +148,7 @@ mspan *mcentral_cache_span(mcentral *c, int *err)
 		if (!s)
 			break;
 		if (mspan_try_acquire(s, sg)) {
-			mspan_sweep(s);
+			sweep(s);
 			goto havespan;
 		}
 		/* Someone else is sweeping it and will place it. */
@@ -136,7 +158,7 @@ mspan *mcentral_cache_span(mcentral *c, int *err)
 		if (!s)
 			break;
 		if (mspan_try_acquire(s, sg)) {
-			mspan_sweep(s);
+			sweep(s);
 			uintptr_t fi = mspan_next_free_index(s);
 			if (fi != s->nelems) {
 				astore(&s->freeindex, fi);
@@ -181,6 +203,17 @@ void mcentral_uncache_span(mcentral *c, mspan *s)
 	mcentral_push_swept(c, s);
 }
 
+/* "swept partial", ... for the messages. */
+static const char *list_name(mcentral *c, spanlist *l)
+{
+	uintptr_t sg = aload(&mheap_.sweepgen);
+
+	return l == mcentral_partial_swept(c, sg) ? "swept partial" :
+	       l == mcentral_full_swept(c, sg) ? "swept full" :
+	       l == mcentral_partial_unswept(c, sg) ? "unswept partial" :
+	       "unswept full";
+}
+
 static uintptr_t verify_list(mcentral *c, spanlist *l, bool full,
                              uintptr_t want_sg)
 {
@@ -196,10 +229,16 @@ static uintptr_t verify_list(mcentral *c, spanlist *l, bool full,
 			      (void *)s);
 		uintptr_t ssg = aload(&s->sweepgen);
 		if (ssg != want_sg && ssg != want_sg + 1)
-			fatal("mcentral_verify: span %p sweepgen %zu on a "
-			      "list for %zu", (void *)s, (size_t)ssg,
+			fatal("mcentral_verify: span %p (class %u%s, %zu/%zu "
+			      "allocated) sweepgen %zu on the %s list (%s[%d]) "
+			      "for %zu", (void *)s, spanclass_sizeclass(s->spc),
+			      spanclass_noscan(s->spc) ? " noscan" : "",
+			      (size_t)s->alloc_count, (size_t)s->nelems,
+			      (size_t)ssg, list_name(c, l),
+			      full ? "full" : "partial",
+			      (int)(l - (full ? c->full : c->partial)),
 			      (size_t)want_sg);
-		mspan_verify(s);
+		mheap_verify_span(s);
 		/* Uncached, so not allocating black: a stray blackfrom
 		 * would make the marker skip objects as black-pending. */
 		if (aload(&s->blackfrom) != NO_BLACK)
@@ -233,4 +272,13 @@ uintptr_t mcentral_verify(mcentral *c)
 	n += verify_list(c, mcentral_full_unswept(c, sg), true, sg - 2);
 	mutex_unlock(&c->lock);
 	return n;
+}
+
+void mcentral_verify_all(void)
+{
+	/* The lists first: a span with a wrong sweepgen on a list is then
+	 * named with its list. */
+	for (unsigned i = 0; i < NUM_SPANCLASSES; i++)
+		mcentral_verify(&mcentral_[i]);
+	mheap_verify();
 }

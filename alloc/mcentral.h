@@ -13,10 +13,16 @@
  * and growing happen outside it. Lock order: mcentral.lock -> mheap_.lock.
  *
  * Sweeping a span (mspan_sweep) only reports what became of it; the list
- * work and the freeing to the heap are done here (mcentral_sweep). */
+ * work, the heap's freed-object counters and the freeing to the heap are
+ * done here (mcentral_sweep).
+ *
+ * Layering: the centrals sit above the heap (Go keeps them in mheap_; here
+ * they are their own array, mcentral_, so that the heap's header does not
+ * include this one). This file may use mheap_; mheap.c never calls here. */
 #ifndef GCHEAP_MCENTRAL_H
 #define GCHEAP_MCENTRAL_H
 
+#include "alloc/mheap.h"
 #include "alloc/mspan.h"
 #include "alloc/sys/lock.h"
 
@@ -32,7 +38,14 @@ typedef struct mcentral {
 	spanlist full[2];
 } ALIGNED_CACHE mcentral;
 
+/* One per span class, indexed by it. */
+extern mcentral mcentral_[NUM_SPANCLASSES];
+
 void mcentral_init(mcentral *c, spanclass spc);
+
+/* Set up every class's central (after mheap_init). Idempotent; not
+ * thread-safe (the runtime calls it once). */
+void mcentral_init_all(void);
 
 static inline spanlist *mcentral_partial_swept(mcentral *c, uintptr_t sg)
 {
@@ -77,9 +90,15 @@ bool mcentral_sweep(mspan *s);
  * NULL. */
 mspan *mcentral_pop_unswept(mcentral *c, uintptr_t sg);
 
-/* Check list membership, classes and sweep states; returns the number of
- * spans on the lists. fatal() on a broken invariant. */
+/* Check list membership, classes and sweep states, and every listed span
+ * (mheap_verify_span); returns the number of spans on the lists. fatal()
+ * on a broken invariant. */
 uintptr_t mcentral_verify(mcentral *c);
+
+/* The whole allocator below the thread caches: every central
+ * (mcentral_verify), then the heap (mheap_verify). Call with the world
+ * quiet. */
+void mcentral_verify_all(void);
 
 /* List primitives; caller holds c->lock. */
 void spanlist_push(spanlist *l, mspan *s);

@@ -9,6 +9,7 @@
  *  - released pages are free and not dirty. */
 #include "alloc/mheap.h"
 
+#include "alloc/sys/options.h"
 #include "alloc/sys/osmem.h"
 
 #include <sched.h>
@@ -30,8 +31,6 @@ heap_err mheap_init(void)
 	fixalloc_init(&mheap_.arenaalloc, sizeof(heap_arena),
 	              &mheap_.stats.meta_sys);
 	metaalloc_init(&mheap_.meta, &mheap_.stats.meta_sys);
-	for (unsigned i = 0; i < NUM_SPANCLASSES; i++)
-		mcentral_init(&mheap_.central[i], (spanclass)i);
 	astore(&mheap_.sweepgen, 0);
 	mheap_.init = true;
 	return HEAP_OK;
@@ -187,6 +186,24 @@ static heap_err commit_range(uintptr_t base, uintptr_t npages)
 	return HEAP_OK;
 }
 
+/* Mark [base, base + npages pages) in use or free in the page allocator,
+ * an arena piece at a time. */
+static void set_pages(uintptr_t base, uintptr_t npages, bool inuse)
+{
+	mutex_assert_held(&mheap_.lock);
+	while (npages) {
+		heap_arena *a = arena_of(base);
+		if (!a)
+			fatal("mheap: pages at %p are in no arena",
+			      (void *)base);
+		uintptr_t first = (base - a->base) / PAGE_SIZE;
+		uintptr_t n = MIN(npages, PAGES_PER_ARENA - first);
+		pagealloc_set(a, first, n, inuse);
+		base += n * PAGE_SIZE;
+		npages -= n;
+	}
+}
+
 /* ---- Spans --------------------------------------------------------------- */
 
 /* Poison mode: a dirty page was poisoned when its span was freed, so any
@@ -220,12 +237,12 @@ mspan *mheap_alloc_span(uintptr_t npages, spanclass spc, heap_err *err)
 	heap_arena *a;
 
 	mutex_lock(&mheap_.lock);
-	uintptr_t base = pagealloc_find(npages);
+	uintptr_t base = pagealloc_find(mheap_.arenas, npages);
 	if (!base) {
 		*err = mheap_grow(npages);
 		if (*err)
 			goto fail;
-		base = pagealloc_find(npages);
+		base = pagealloc_find(mheap_.arenas, npages);
 		if (!base)
 			fatal("mheap: no room for %zu pages after growing",
 			      (size_t)npages);
@@ -233,7 +250,7 @@ mspan *mheap_alloc_span(uintptr_t npages, spanclass spc, heap_err *err)
 	*err = commit_range(base, npages);
 	if (*err)
 		goto fail;
-	if (mheap_.hooks.poison)
+	if (options_.poison)
 		for_each_piece(base, npages, a, first, n)
 			check_poisoned_pages(a, first, n);
 	mspan *s = fixalloc_alloc(&mheap_.spanalloc);
@@ -241,12 +258,12 @@ mspan *mheap_alloc_span(uintptr_t npages, spanclass spc, heap_err *err)
 		*err = HEAP_NOMEM;
 		goto fail;
 	}
-	if (!mspan_init(s, base, npages, spc)) {
+	if (!mspan_init(s, base, npages, spc, &mheap_.meta)) {
 		fixalloc_free(&mheap_.spanalloc, s);
 		*err = HEAP_NOMEM;
 		goto fail;
 	}
-	pagealloc_set(base, npages, true);
+	set_pages(base, npages, true);
 	bool needzero = false;
 	for_each_piece(base, npages, a, first, n) {
 		needzero |= count_bits(a->dirty, first, n) != 0;
@@ -255,7 +272,7 @@ mspan *mheap_alloc_span(uintptr_t npages, spanclass spc, heap_err *err)
 		set_bits(a->released, first, n, false);
 		set_bits(a->dirty, first, n, true);
 	}
-	s->needzero = needzero || (mheap_.hooks.poison &&
+	s->needzero = needzero || (options_.poison &&
 	                           spanclass_sizeclass(spc));
 	s->state = MSPAN_INUSE;
 	astore(&s->sweepgen, aload(&mheap_.sweepgen));
@@ -282,9 +299,9 @@ void mheap_free_span(mspan *s)
 		      (void *)s, s->state, (void *)s->list,
 		      (void *)s->specials);
 	publish_span(s, NULL);
-	if (mheap_.hooks.poison)
+	if (options_.poison)
 		memset((void *)s->base, POISON_BYTE, s->npages * PAGE_SIZE);
-	pagealloc_set(s->base, s->npages, false);
+	set_pages(s->base, s->npages, false);
 	mheap_.stats.inuse_pages -= s->npages;
 	mheap_.stats.spans_inuse--;
 	mheap_.stats.class_spans[spanclass_sizeclass(s->spc)]--;
@@ -292,7 +309,7 @@ void mheap_free_span(mspan *s)
 		mheap_.stats.large_objects--;
 		mheap_.stats.large_bytes -= s->elemsize;
 	}
-	mspan_release_meta(s);
+	mspan_release_meta(s, &mheap_.meta);
 	s->state = MSPAN_DEAD;
 	fixalloc_free(&mheap_.spanalloc, s);
 	mutex_unlock(&mheap_.lock);
@@ -499,7 +516,7 @@ void mheap_verify(void)
 				      (void *)s, (void *)s->base,
 				      (size_t)s->npages);
 			if (addr == s->base) {
-				mspan_verify(s);
+				mheap_verify_span(s);
 				inuse += s->npages;
 				spans++;
 			}
@@ -539,6 +556,13 @@ void mheap_verify(void)
 		      (size_t)inuse, (size_t)spans, (size_t)reserved,
 		      (size_t)committed, (size_t)(released * PAGE_SIZE));
 	mutex_unlock(&mheap_.lock);
-	for (unsigned i = 0; i < NUM_SPANCLASSES; i++)
-		mcentral_verify(&mheap_.central[i]);
+}
+
+void mheap_verify_span(const mspan *s)
+{
+	mspan_verify(s, aload(&mheap_.sweepgen));
+	for (uintptr_t p = 0; p < s->npages; p++)
+		if (spanof(s->base + p * PAGE_SIZE) != s)
+			fatal("mheap_verify_span: span %p: page %zu not mapped "
+			      "to the span", (void *)s, (size_t)p);
 }

@@ -1,4 +1,4 @@
-/* alloc/mheap.h: the heap (Go's mheap, mheap.go and mpagealloc.go).
+/* alloc/mheap.h: the heap (Go's mheap, mheap.go).
  *
  * Address space comes in 64 MiB arenas, reserved with mmap (PROT_NONE) and
  * committed in 2 MiB steps as pages are first used. Arenas are aligned to
@@ -9,13 +9,9 @@
  * allocator's bitmaps. So spanof(p), for any p, interior pointers
  * included, is two dependent loads.
  *
- * Page allocator (pagealloc.c): a bitmap of in-use pages per arena, with a
- * (start, max, end) summary of free runs per 512-page chunk and per arena,
- * as Go's radix summaries but two levels deep. A search for n pages skips
- * arenas and chunks whose summaries cannot fit n, and finds runs that cross
- * chunk and arena boundaries from the end/start summaries; it never walks a
- * free list. Freeing clears bits, so free runs coalesce by construction.
- * Allocation is first fit by address, which keeps the heap compact.
+ * The page allocator (alloc/pagealloc.h, below this file) keeps each
+ * arena's in-use bitmap and its free-run summaries; the heap owns the
+ * arena list and index, and calls it under mheap_.lock.
  *
  * Zeroing. A page is dirty if it may hold non-zero bytes (it was used since
  * it came from the OS or was released). A new span needs zeroing only if
@@ -29,38 +25,9 @@
 #define GCHEAP_MHEAP_H
 
 #include "alloc/fixalloc.h"
-#include "alloc/mcentral.h"
 #include "alloc/mspan.h"
+#include "alloc/pagealloc.h"
 #include "alloc/sys/lock.h"
-
-#define ARENA_SHIFT 26
-#define ARENA_BYTES ((uintptr_t)1 << ARENA_SHIFT)
-#define PAGES_PER_ARENA (ARENA_BYTES / PAGE_SIZE)      /* 8192 */
-#define ARENA_BITMAP_WORDS (PAGES_PER_ARENA / 64)      /* 128 */
-#define CHUNK_PAGES 512                                /* a summary each */
-#define CHUNKS_PER_ARENA (PAGES_PER_ARENA / CHUNK_PAGES) /* 16 */
-#define ADDR_BITS 48
-#define ARENA_INDEX_LEN ((size_t)1 << (ADDR_BITS - ARENA_SHIFT))
-#define COMMIT_PAGES 256                               /* 2 MiB steps */
-
-/* Free runs of a bitmap range: at its start, the longest, at its end. */
-typedef struct pagesum {
-	uint32_t start, max, end;
-} pagesum;
-
-typedef struct heap_arena {
-	atomic_word spans[PAGES_PER_ARENA]; /* mspan * of each in-use page */
-	uint64_t alloc[ARENA_BITMAP_WORDS];    /* 1 = page in use */
-	uint64_t dirty[ARENA_BITMAP_WORDS];    /* 1 = page may be non-zero */
-	uint64_t released[ARENA_BITMAP_WORDS]; /* 1 = free page madvised */
-	pagesum chunk[CHUNKS_PER_ARENA];
-	pagesum sum;
-	uintptr_t base;
-	uintptr_t committed;   /* pages [0, committed) are read-write */
-	uintptr_t free_pages;  /* pages not in use */
-	void *gc_data;         /* the collector's (checkmark bitmap) */
-	struct heap_arena *next; /* all arenas, by address */
-} heap_arena;
 
 /* Counters kept under mheap_.lock, plus atomics updated at refill. */
 typedef struct heap_stats {
@@ -111,14 +78,13 @@ typedef struct mheap {
 	atomic_word limit;           /* max held bytes, 0 = none; written
 	                              * under lock, read without */
 	heap_stats stats;
-	alloc_hooks hooks;
 	bool init;
-	mcentral central[NUM_SPANCLASSES];
 } mheap;
 
 extern mheap mheap_;
 
-/* Set up the heap. Idempotent; not thread-safe (runtime calls it once). */
+/* Set up the heap (not the central lists: mcentral_init_all). Idempotent;
+ * not thread-safe (runtime calls it once). */
 heap_err mheap_init(void);
 
 /* Allocate a span of npages for class spc. Sets *needzero if any page may
@@ -186,20 +152,14 @@ uintptr_t mheap_find_object(uintptr_t p, mspan **sp);
 void mheap_verify_swept(void);
 
 /* The heap-wide verifier: arenas, page bitmaps against spans[] and
- * recomputed summaries, every span, every mcentral list, and the counters.
- * fatal() on the first broken invariant. Call with the world quiet. */
+ * recomputed summaries, every span (mheap_verify_span), and the counters.
+ * fatal() on the first broken invariant. Call with the world quiet. The
+ * central lists are above the heap: mcentral_verify_all checks them and
+ * then calls this. */
 void mheap_verify(void);
 
-/* ---- Page allocator (pagealloc.c), under mheap_.lock ------------------- */
-
-/* Find npages free pages, first fit by address; 0 if none. */
-uintptr_t pagealloc_find(uintptr_t npages);
-/* Mark [base, base + npages) in use or free and update the summaries. */
-void pagealloc_set(uintptr_t base, uintptr_t npages, bool inuse);
-/* Recompute one arena's summaries from its bitmap. */
-void pagealloc_update(heap_arena *a, unsigned first_chunk,
-                      unsigned last_chunk);
-/* Summaries of a bitmap range, computed the slow way (tests, verify). */
-pagesum pagealloc_summarize(const uint64_t *bm, unsigned nwords);
+/* Every invariant of one in-use span: mspan_verify against the heap's
+ * sweepgen, and every page of it mapped to it. */
+void mheap_verify_span(const mspan *s);
 
 #endif

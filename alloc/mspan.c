@@ -2,15 +2,17 @@
  * pointer-layout records, the sweeping of one span's objects and bitmaps
  * and the span verifier. The invariants are stated in mspan.h. A sweep
  * only reports what became of the span (mspan_swept); the lists and the
- * heap are mcentral's business (mcentral_sweep). */
+ * heap are mcentral's business (mcentral_sweep). Nothing here includes
+ * the heap: what it needs of it (sweepgen, the metadata allocator) comes
+ * in as arguments. */
 #include "alloc/mspan.h"
 
-#include "alloc/mheap.h"
+#include "alloc/sys/options.h"
 
 #include <string.h>
 
 mspan mspan_empty; /* nelems 0, alloc_cache 0: every fast path misses */
-bool mspan_record_types;
+alloc_hooks mspan_hooks;
 
 void mspan_refill_alloc_cache(mspan *s, uintptr_t w)
 {
@@ -50,11 +52,11 @@ uintptr_t mspan_next_free_index(mspan *s)
 	return result;
 }
 
-bool mspan_init(mspan *s, uintptr_t base, uintptr_t npages, spanclass spc)
+bool mspan_init(mspan *s, uintptr_t base, uintptr_t npages, spanclass spc,
+                metaalloc *meta)
 {
 	unsigned sc = spanclass_sizeclass(spc);
 
-	mutex_assert_held(&mheap_.lock);
 	s->base = base;
 	s->npages = npages;
 	s->spc = spc;
@@ -81,10 +83,10 @@ bool mspan_init(mspan *s, uintptr_t base, uintptr_t npages, spanclass spc)
 	size_t hbw = span_has_heapbits(spc) ? mspan_heapbits_words(npages) : 0;
 	bool typed = !spanclass_noscan(spc) && sc != 0 && !hbw;
 	size_t ntypes = typed ? s->nelems : 0;
-	size_t nids = mspan_record_types && sc ? (s->nelems + 3) / 4 : 0;
+	size_t nids = options_.record_types && sc ? (s->nelems + 3) / 4 : 0;
 	size_t bytes = (2 * nw + hbw + nids) * sizeof(uint64_t) +
 	               ntypes * sizeof(gc_type *);
-	uint64_t *m = metaalloc_alloc(&mheap_.meta, bytes);
+	uint64_t *m = metaalloc_alloc(meta, bytes);
 	if (!m)
 		return false;
 	s->meta = m;
@@ -100,15 +102,14 @@ bool mspan_init(mspan *s, uintptr_t base, uintptr_t npages, spanclass spc)
 	astore(&s->freeindex, 0);
 	s->alloc_count = 0;
 	mspan_refill_alloc_cache(s, 0);
-	if (mheap_.hooks.poison && sc)
+	if (options_.poison && sc)
 		memset((void *)base, POISON_BYTE, npages * PAGE_SIZE);
 	return true;
 }
 
-void mspan_release_meta(mspan *s)
+void mspan_release_meta(mspan *s, metaalloc *meta)
 {
-	mutex_assert_held(&mheap_.lock);
-	metaalloc_free(&mheap_.meta, s->meta, s->meta_bytes);
+	metaalloc_free(meta, s->meta, s->meta_bytes);
 	s->meta = NULL;
 	s->alloc_bits = s->gcmark_bits = s->heap_bits = NULL;
 	s->types = NULL;
@@ -166,7 +167,7 @@ static void zero_run(mspan *s, uintptr_t i, uintptr_t j, const void *arg)
 {
 	uintptr_t p = s->base + i * s->elemsize, len = (j - i) * s->elemsize;
 
-	if (mheap_.hooks.poison)
+	if (options_.poison)
 		mspan_check_poison(s, p, len);
 	memset((void *)p, 0, len);
 }
@@ -321,7 +322,8 @@ uint64_t mspan_object_heapbits(const mspan *s, uintptr_t obj)
 
 /* ---- Sweeping ------------------------------------------------------------ */
 
-static NOINLINE void report_zombie(const mspan *s, uintptr_t i)
+static NOINLINE void report_zombie(const mspan *s, uintptr_t i,
+                                   uintptr_t sg)
 {
 	fatal("sweep found a marked object that is free (zombie): object %p "
 	      "(index %zu) of span %p [%p, %p) class %u%s, freeindex %zu, "
@@ -330,14 +332,14 @@ static NOINLINE void report_zombie(const mspan *s, uintptr_t i)
 	      (void *)s->base, (void *)s->limit, spanclass_sizeclass(s->spc),
 	      spanclass_noscan(s->spc) ? " noscan" : "",
 	      (size_t)aload(&s->freeindex), (size_t)aload(&s->sweepgen),
-	      (size_t)aload(&mheap_.sweepgen));
+	      (size_t)sg);
 }
 
 /* Walk the objects that die in this sweep: allocated (below freeindex or
  * alloc bit set) and unmarked. Also find zombies: marked but free. */
-static void sweep_objects(mspan *s, uintptr_t fi)
+static void sweep_objects(mspan *s, uintptr_t fi, uintptr_t sg)
 {
-	const alloc_hooks *h = &mheap_.hooks;
+	const alloc_hooks *h = &mspan_hooks;
 	size_t nw = mspan_bitmap_words(s->nelems);
 
 	for (size_t w = 0; w < nw; w++) {
@@ -349,7 +351,7 @@ static void sweep_objects(mspan *s, uintptr_t fi)
 		alloc &= low_mask((unsigned)MIN(64, s->nelems - w * 64));
 		uint64_t zombie = mark & ~alloc;
 		if (zombie)
-			report_zombie(s, w * 64 + ctz64(zombie));
+			report_zombie(s, w * 64 + ctz64(zombie), sg);
 		uintptr_t first = s->base + w * 64 * s->elemsize;
 		if (h->object_freed)
 			for (uint64_t d = alloc & ~mark; d; d &= d - 1)
@@ -359,7 +361,7 @@ static void sweep_objects(mspan *s, uintptr_t fi)
 		 * allocation can check the pattern (mspan_check_poison). */
 		uint64_t free = ~mark & low_mask((unsigned)MIN(
 		                            64, s->nelems - w * 64));
-		if (h->poison && spanclass_sizeclass(s->spc))
+		if (options_.poison && spanclass_sizeclass(s->spc))
 			for (; free; free &= free - 1)
 				memset((void *)(first + ctz64(free) *
 				                        s->elemsize),
@@ -380,19 +382,17 @@ void mspan_check_poison(const mspan *s, uintptr_t p, size_t n)
 			      b[i], POISON_BYTE);
 }
 
-mspan_swept mspan_sweep(mspan *s)
+mspan_swept mspan_sweep(mspan *s, uintptr_t sg, uintptr_t *nfreedp)
 {
-	uintptr_t sg = aload_acq(&mheap_.sweepgen);
-
 	if (s->state != MSPAN_INUSE || aload(&s->sweepgen) != sg - 1)
 		fatal("mspan_sweep: span %p state %u sweepgen %zu, heap %zu",
 		      (void *)s, s->state, (size_t)aload(&s->sweepgen),
 		      (size_t)sg);
 	uintptr_t fi = aload(&s->freeindex);
 	if (aload_acq((const atomic_word *)&s->specials) &&
-	    mheap_.hooks.sweep_specials)
-		mheap_.hooks.sweep_specials(s);
-	sweep_objects(s, fi);
+	    mspan_hooks.sweep_specials)
+		mspan_hooks.sweep_specials(s);
+	sweep_objects(s, fi, sg);
 
 	size_t nw = mspan_bitmap_words(s->nelems);
 	uintptr_t nalloc = 0;
@@ -404,9 +404,7 @@ mspan_swept mspan_sweep(mspan *s)
 		      (size_t)s->alloc_count);
 	uintptr_t nfreed = s->alloc_count - nalloc;
 	s->alloc_count = nalloc;
-	if (GCHEAP_STATS && spanclass_sizeclass(s->spc))
-		afetch_add(&mheap_.stats.nfree[spanclass_sizeclass(s->spc)],
-		           nfreed);
+	*nfreedp = nfreed;
 	/* Readers on other threads (mheap_find_object) retry while the span
 	 * is at h-1, and read with atomics; publish with atomics too. */
 	uint64_t *old = s->alloc_bits;
@@ -417,7 +415,7 @@ mspan_swept mspan_sweep(mspan *s)
 		astore((atomic_word *)&old[w], 0);
 	mspan_refill_alloc_cache(s, 0);
 	/* Poison mode refilled every free slot with the pattern. */
-	if (nfreed || mheap_.hooks.poison)
+	if (nfreed || options_.poison)
 		s->needzero = 1;
 	astore_rel(&s->sweepgen, sg);
 
@@ -430,7 +428,7 @@ mspan_swept mspan_sweep(mspan *s)
 
 /* ---- Verification -------------------------------------------------------- */
 
-void mspan_verify(const mspan *s)
+void mspan_verify(const mspan *s, uintptr_t sg)
 {
 	unsigned sc = spanclass_sizeclass(s->spc);
 	uintptr_t fi = aload(&s->freeindex);
@@ -474,24 +472,14 @@ void mspan_verify(const mspan *s)
 	}
 	if (span_has_heapbits(s->spc) != (s->heap_bits != NULL))
 		bad("heap bits", (void *)s);
-	for (uintptr_t p = 0; p < s->npages; p++)
-		if (spanof(s->base + p * PAGE_SIZE) != s)
-			bad("page %zu not mapped to the span", (void *)s,
-			    (size_t)p);
-	uintptr_t sg = aload(&mheap_.sweepgen), ssg = aload(&s->sweepgen);
+	uintptr_t ssg = aload(&s->sweepgen);
 	if (ssg != sg && ssg != sg - 2 && ssg != sg - 1 && ssg != sg + 1 &&
-	    ssg != sg + 3) {
-		const mcentral *c = &mheap_.central[s->spc];
-		const char *where = !s->list ? "no list" :
-			s->list == &c->partial[0] ? "partial[0]" :
-			s->list == &c->partial[1] ? "partial[1]" :
-			s->list == &c->full[0] ? "full[0]" :
-			s->list == &c->full[1] ? "full[1]" : "a foreign list";
+	    ssg != sg + 3)
 		bad("sweepgen %zu with heap sweepgen %zu (class %u%s, on %s, "
 		    "%zu/%zu allocated)", (void *)s, (size_t)ssg, (size_t)sg,
 		    spanclass_sizeclass(s->spc),
-		    spanclass_noscan(s->spc) ? " noscan" : "", where,
+		    spanclass_noscan(s->spc) ? " noscan" : "",
+		    s->list ? "a central list" : "no list",
 		    (size_t)s->alloc_count, (size_t)s->nelems);
-	}
 #undef bad
 }

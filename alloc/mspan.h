@@ -36,7 +36,8 @@
  * type); larger scan objects keep their gc_type in types[index]; a large
  * span keeps largetype and large_size. All of it is off the object memory.
  *
- * sweepgen, against mheap_.sweepgen (h), as in Go:
+ * sweepgen, against mheap_.sweepgen (h), as in Go (the functions here
+ * that need h take it from their caller):
  *   s == h - 2   the span needs sweeping
  *   s == h - 1   the span is being swept
  *   s == h       the span is swept and ready to use
@@ -47,6 +48,7 @@
 #ifndef GCHEAP_MSPAN_H
 #define GCHEAP_MSPAN_H
 
+#include "alloc/fixalloc.h"
 #include "alloc/gctype.h"
 #include "alloc/sizeclasses.h"
 #include "alloc/sys/atomic.h"
@@ -213,15 +215,16 @@ uintptr_t mspan_next_free_index(mspan *s);
 void mspan_refill_alloc_cache(mspan *s, uintptr_t w);
 
 /* Set up a span of class spc over [base, base + npages pages) and allocate
- * its bitmaps from the heap's metadata. Caller holds mheap_.lock. False if
- * metadata memory cannot be had. */
-bool mspan_init(mspan *s, uintptr_t base, uintptr_t npages, spanclass spc);
-/* Give back the span's bitmaps. Caller holds mheap_.lock. */
-void mspan_release_meta(mspan *s);
+ * its bitmaps from `meta` (the heap's, which calls this under its lock).
+ * False if metadata memory cannot be had. */
+bool mspan_init(mspan *s, uintptr_t base, uintptr_t npages, spanclass spc,
+                metaalloc *meta);
+/* Give back the span's bitmaps to `meta` (as mspan_init). */
+void mspan_release_meta(mspan *s, metaalloc *meta);
 
-/* Type recording (heap dumps): spans of small objects made while it is on
- * get a typeids array, and allocation writes each object's type id. */
-extern bool mspan_record_types;
+/* Type recording (heap dumps): spans of small objects made while
+ * options_.record_types is on get a typeids array, and allocation writes
+ * each object's type id. */
 
 static inline void mspan_set_typeid(mspan *s, uintptr_t p, const gc_type *t)
 {
@@ -308,11 +311,14 @@ typedef struct alloc_hooks {
 	 * handles); it may set the mark bit of an object to keep it (a
 	 * finalizer's object survives until the finalizer has run). */
 	void (*sweep_specials)(mspan *s);
-	/* Keep free small-object slots filled with POISON_BYTE, checked at
-	 * reuse (GCHEAP_DEBUG=poison). */
-	bool poison;
 } alloc_hooks;
 
+/* The hooks, set by the collector at start-up (tests set them too). */
+extern alloc_hooks mspan_hooks;
+
+/* Poison mode (options_.poison, GCHEAP_DEBUG=poison): free small-object
+ * slots and freed pages are kept filled with POISON_BYTE, checked at
+ * reuse. */
 #define POISON_BYTE 0xdb
 
 /* Poison mode: fatal() unless [p, p + n) of a free slot holds the pattern
@@ -327,11 +333,13 @@ typedef enum mspan_swept {
 } mspan_swept;
 
 /* Sweep span s, which the caller owns (sweepgen moved from h-2 to h-1 by
- * mspan_try_acquire, or h+1 via uncache): free the unmarked objects, turn
- * mark bits into alloc bits, publish sweepgen h, and say what became of
- * the span. It touches no list and frees nothing: the span stays the
- * caller's, to use or to hand to mcentral_sweep's placement. */
-mspan_swept mspan_sweep(mspan *s);
+ * mspan_try_acquire, or h+1 via uncache), h being the heap's sweepgen
+ * `sg`: free the unmarked objects, turn mark bits into alloc bits,
+ * publish sweepgen h, set *nfreed to the objects freed, and say what
+ * became of the span. It touches no list, no counter of the heap, and
+ * frees nothing: the span stays the caller's, to use or to hand to
+ * mcentral_sweep's placement. */
+mspan_swept mspan_sweep(mspan *s, uintptr_t sg, uintptr_t *nfreed);
 
 /* Try to take span s for sweeping: sweepgen h-2 -> h-1. */
 static inline bool mspan_try_acquire(mspan *s, uintptr_t sg)
@@ -340,8 +348,10 @@ static inline bool mspan_try_acquire(mspan *s, uintptr_t sg)
 	                                              sg - 1);
 }
 
-/* Check every invariant of a span; fatal() with a message on failure. */
-void mspan_verify(const mspan *s);
+/* Check every invariant of a span that the span alone can tell, with heap
+ * sweepgen sg; fatal() with a message on failure. mheap_verify_span adds
+ * the page table, mcentral_verify the list the span sits on. */
+void mspan_verify(const mspan *s, uintptr_t sg);
 
 /* The empty span every mcache slot starts with: no free objects, so the
  * fast path fails without testing for NULL. */

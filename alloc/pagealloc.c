@@ -1,11 +1,12 @@
 /* alloc/pagealloc.c: the page allocator: per-arena in-use bitmaps with
  * (start, max, end) free-run summaries per 512-page chunk and per arena
- * (see mheap.h). Caller holds mheap_.lock for everything here.
+ * (see pagealloc.h). The caller (mheap.c) holds mheap_.lock for
+ * everything here.
  *
  * Invariant: every summary equals pagealloc_summarize() of its bitmap
  * range (checked by mheap_verify), and arena->free_pages counts the clear
  * bits of its bitmap. */
-#include "alloc/mheap.h"
+#include "alloc/pagealloc.h"
 
 /* The longest run of clear bits in x. */
 static unsigned longest_clear_run(uint64_t x)
@@ -163,12 +164,11 @@ static uintptr_t arena_find(heap_arena *a, uintptr_t n)
 	      (void *)a->base, a->sum.max, (size_t)n);
 }
 
-uintptr_t pagealloc_find(uintptr_t n)
+uintptr_t pagealloc_find(heap_arena *arenas, uintptr_t n)
 {
 	uintptr_t run = 0, start = 0, prev_end = 0;
 
-	mutex_assert_held(&mheap_.lock);
-	for (heap_arena *a = mheap_.arenas; a; a = a->next) {
+	for (heap_arena *a = arenas; a; a = a->next) {
 		if (a->base != prev_end)
 			run = 0;
 		/* A run that began in earlier arenas comes first. */
@@ -206,23 +206,17 @@ static void bits_set_range(uint64_t *bm, uintptr_t from, uintptr_t n,
 	}
 }
 
-void pagealloc_set(uintptr_t base, uintptr_t npages, bool inuse)
+void pagealloc_set(heap_arena *a, uintptr_t first, uintptr_t n, bool inuse)
 {
-	mutex_assert_held(&mheap_.lock);
-	while (npages) {
-		heap_arena *a = arena_of(base);
-		if (!a)
-			fatal("pagealloc_set: %p is in no arena", (void *)base);
-		uintptr_t first = (base - a->base) / PAGE_SIZE;
-		uintptr_t n = MIN(npages, PAGES_PER_ARENA - first);
-		bits_set_range(a->alloc, first, n, inuse);
-		if (inuse)
-			a->free_pages -= n;
-		else
-			a->free_pages += n;
-		pagealloc_update(a, (unsigned)(first / CHUNK_PAGES),
-		                 (unsigned)((first + n - 1) / CHUNK_PAGES));
-		base += n * PAGE_SIZE;
-		npages -= n;
-	}
+	if (n == 0 || first >= PAGES_PER_ARENA ||
+	    n > PAGES_PER_ARENA - first)
+		fatal("pagealloc_set: pages [%zu, +%zu) are not inside arena "
+		      "%p", (size_t)first, (size_t)n, (void *)a->base);
+	bits_set_range(a->alloc, first, n, inuse);
+	if (inuse)
+		a->free_pages -= n;
+	else
+		a->free_pages += n;
+	pagealloc_update(a, (unsigned)(first / CHUNK_PAGES),
+	                 (unsigned)((first + n - 1) / CHUNK_PAGES));
 }

@@ -87,7 +87,7 @@ void specials_init(void)
 	fixalloc_init(&finq_.alloc, align_up(sizeof(finq_entry), 16),
 	              &finq_.sys);
 	specials_.next_id = 1;
-	mheap_.hooks.sweep_specials = sweep_specials;
+	mspan_hooks.sweep_specials = sweep_specials;
 }
 
 /* ---- Span lists (specials_.lock held) ------------------------------------ */

@@ -164,9 +164,9 @@ static void mark_termination(void)
 	astore_rel(&mgc_.phase, GCPHASE_MARKTERM);
 	/* Before checkmark, whose re-mark is not the cycle's work. */
 	mgc_.last_scan_work = aload(&gcwork_.scan_done);
-	if (mgc_.debug.rootcheck)
+	if (options_.rootcheck)
 		rootcheck();
-	if (mgc_.debug.checkmark)
+	if (options_.checkmark)
 		checkmark();
 	mfree_check();
 	uintptr_t marked = aload(&gcwork_.bytes_marked);
@@ -207,7 +207,7 @@ static void mark_termination(void)
 static void trace_cycle(void)
 {
 	gcstats_cycle_end(aload(&mgc_.cycles), aload(&mgc_.goal),
-	                  mgc_.debug.gctrace);
+	                  options_.gctrace);
 }
 
 /* Marking looks finished: confirm it, stopping the world at the end.
@@ -389,10 +389,10 @@ static bool gc_start(void)
 	}
 	gcstats_cycle_start(t0, aload(&mheap_.stats.heap_live));
 	uintptr_t cycle = aload(&mgc_.cycles) + 1;
-	if (mgc_.debug.verify) {
+	if (options_.verify) {
 		sweep_block(); /* unattached sweepers are not stopped */
 		mheap_verify_swept();
-		mheap_verify();
+		mcentral_verify_all();
 		sweep_unblock();
 	}
 	astore(&gcwork_.bytes_marked, 0);
@@ -403,7 +403,7 @@ static bool gc_start(void)
 	astore_rel(&mgc_.phase, GCPHASE_MARK);
 	astore(&mgc_.blackalloc, 1);
 	wbbuf_set_barrier(true);
-	if (mgc_.debug.stoptheworld) {
+	if (options_.stoptheworld) {
 		mark_stopped();
 		mgc_.ops->start_world();
 		note_max(&mgc_.swept, cycle - 1);
@@ -430,11 +430,11 @@ void mgc_maybe_start(void)
 	if (aload(&mgc_.disabled) || aload_acq(&mgc_.phase) != GCPHASE_OFF)
 		return;
 	uintptr_t live = aload(&mheap_.stats.heap_live);
-	bool stress = mgc_.debug.stress &&
+	bool stress = options_.stress &&
 	              aload(&mgc_.alloc_bytes) >= aload(&mgc_.stress_next);
 	if (stress)
 		astore(&mgc_.stress_next,
-		       aload(&mgc_.alloc_bytes) + mgc_.debug.stress);
+		       aload(&mgc_.alloc_bytes) + options_.stress);
 	if (stress || ((intptr_t)aload(&mgc_.percent) >= 0 &&
 	               live >= aload(&mgc_.trigger)))
 		gc_start();
@@ -475,10 +475,10 @@ void mgc_run_cycle(bool wait_sweep)
 		sweep_finish();
 		note_max(&mgc_.swept, cycle);
 		wake_all();
-		if (mgc_.debug.verify) {
+		if (options_.verify) {
 			mgc_.ops->stop_world();
 			sweep_block();
-			mheap_verify();
+			mcentral_verify_all();
 			sweep_unblock();
 			mgc_.ops->start_world();
 		}
@@ -592,8 +592,7 @@ void mgc_init(const gc_runtime_ops *ops)
 	specials_init();
 	astore(&mgc_.sweep_done, 1);
 	pacer_end_cycle(0, PACER_GROWN_UNKNOWN);
-	astore(&mgc_.stress_next, mgc_.debug.stress);
-	mheap_.hooks.poison = mgc_.debug.poison;
+	astore(&mgc_.stress_next, options_.stress);
 	mgc_.init = true;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	if (ncpu < 1)

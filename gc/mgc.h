@@ -44,20 +44,6 @@ enum gcphase {
 	GCPHASE_MARKTERM = 2,
 };
 
-/* Debug and verification modes (GCHEAP_DEBUG, parsed by runtime/). */
-typedef struct mgc_debug {
-	bool checkmark;     /* STW re-mark after each mark, abort on a miss */
-	bool stoptheworld;  /* the whole cycle with the world stopped */
-	bool poison;        /* fill freed objects, check on reuse */
-	unsigned invalidptr; /* 1: a precise slot into a span not in use is
-	                      * fatal; 2: also into a free slot */
-	bool verify;        /* heap verification after each cycle */
-	uintptr_t stress;   /* a cycle every `stress` bytes (0: off) */
-	bool gctrace;       /* a line per cycle on stderr */
-	unsigned rootcheck; /* objects kept only by unregistered globals:
-	                     * 1 warn once and keep, 2 abort */
-} mgc_debug;
-
 /* What the collector asks of the runtime. */
 typedef struct gc_runtime_ops {
 	/* Stop every attached thread at a safepoint (or blocked); returns
@@ -145,7 +131,6 @@ typedef struct mgc_state {
 	atomic_word stress_next;  /* bytes allocated at which stress fires */
 	atomic_word alloc_bytes;  /* bytes allocated since the start */
 	/* Pause and phase timing: gcstats_ (gc/mgcstats.h). */
-	mgc_debug debug;
 	const gc_runtime_ops *ops;
 	bool init;
 	pthread_t sweeper;

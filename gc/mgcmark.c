@@ -184,13 +184,13 @@ static ALWAYS_INLINE void mark_value(gcw *w, uintptr_t p, bool precise,
 	if (!s) {
 		/* Inside an arena, on a page no span owns: a precise slot
 		 * holding a pointer to memory that was freed. */
-		if (precise && mgc_.debug.invalidptr && arena_of(p))
+		if (precise && options_.invalidptr && arena_of(p))
 			bad_free_page(p, from, slot);
 		return;
 	}
 	if (unlikely(s->state != MSPAN_INUSE || p < s->base ||
 	             p >= s->limit)) {
-		if (precise && mgc_.debug.invalidptr &&
+		if (precise && options_.invalidptr &&
 		    s->state == MSPAN_INUSE && p >= s->base)
 			bad_pointer(p, s, from, slot);
 		return;
@@ -202,7 +202,7 @@ static ALWAYS_INLINE void mark_value(gcw *w, uintptr_t p, bool precise,
 	/* A conservative word may point at a free slot: ignore it. A
 	 * precise one must not; checking costs a load per pointer, so it
 	 * is a debug level (a marked free slot is also caught at sweep). */
-	if ((!precise || mgc_.debug.invalidptr > 1) && mspan_is_free(s, i)) {
+	if ((!precise || options_.invalidptr > 1) && mspan_is_free(s, i)) {
 		if (precise)
 			bad_pointer(p, s, from, slot);
 		return;
@@ -352,7 +352,7 @@ void gcmark_checkmark_begin(void)
 void gcmark_checkmark_end(void)
 {
 	checkmark_active = false;
-	if (mgc_.debug.gctrace && checkmark_conservative_misses)
+	if (options_.gctrace && checkmark_conservative_misses)
 		fprintf(stderr, "gcheap: checkmark: %zu stale conservative "
 		        "words pointed at unmarked objects\n",
 		        (size_t)checkmark_conservative_misses);

@@ -68,8 +68,11 @@ typedef struct gcstats_state {
 extern gcstats_state gcstats_;
 
 void gcstats_init(unsigned workers, long ncpu);
+/* The library's clocks, in ns: monotonic (every phase, pause and wait
+ * is timed with it, runtime/safepoint.c's stop watch too), and the
+ * calling thread's CPU time. */
 uint64_t gcstats_now_ns(void);
-uint64_t gcstats_cpu_ns(void); /* the calling thread's CPU time */
+uint64_t gcstats_cpu_ns(void);
 
 void gcstats_cycle_start(uint64_t begin_ns, uintptr_t heap_live);
 void gcstats_pause(int which, uint64_t ns);

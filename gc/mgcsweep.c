@@ -119,7 +119,7 @@ static bool sweep_one_counted(void)
 	}
 	for (uintptr_t c = aload(&sweep_cursor); c < NUM_SPANCLASSES; c++) {
 		mspan *s;
-		while ((s = mcentral_pop_unswept(&mheap_.central[c], sg))) {
+		while ((s = mcentral_pop_unswept(&mcentral_[c], sg))) {
 			if (mspan_try_acquire(s, sg)) {
 				uintptr_t npages = s->npages;
 				mcentral_sweep(s);

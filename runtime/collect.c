@@ -49,7 +49,7 @@ int gc_set_percent(int percent)
 
 void gc_set_record_types(int on)
 {
-	mspan_record_types = on != 0;
+	options_.record_types = on != 0;
 }
 
 size_t gc_free_os_memory(void)

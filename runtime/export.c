@@ -37,10 +37,11 @@ static struct {
 } exporter = {.lock = {.m = PTHREAD_MUTEX_INITIALIZER},
               .cond = PTHREAD_COND_INITIALIZER};
 
-/* The directory: $GCHEAP_EXPORT_DIR or /tmp/gcheap-<uid>. */
+/* The directory: $GCHEAP_EXPORT_DIR (as read at initialisation) or
+ * /tmp/gcheap-<uid>. */
 static void export_dir(char *buf, size_t n)
 {
-	const char *d = getenv("GCHEAP_EXPORT_DIR");
+	const char *d = options_.export_dir;
 	if (d && *d)
 		snprintf(buf, n, "%s", d);
 	else
@@ -308,15 +309,8 @@ void gc_export_stop(void)
 
 void export_from_env(void)
 {
-	const char *e = getenv("GCHEAP_EXPORT");
-	uintptr_t ms;
-	if (!e)
-		return;
-	if (!runtime_parse_uint(e, &ms) || ms > UINT_MAX) {
-		fprintf(stderr, "gcheap: GCHEAP_EXPORT=%s is not 0, 1 or an "
-		        "interval in ms: not exporting\n", e);
-		return;
-	}
+	unsigned ms = options_.export_ms;
+
 	if (ms)
-		start(ms > 1 ? (unsigned)ms : 0);
+		start(ms > 1 ? ms : 0);
 }

@@ -10,10 +10,6 @@
  * on the caller in either mode. An entry stays a root until it has run. */
 #include "runtime/runtime.h"
 
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
 static struct {
 	pthread_once_t once;
 	atomic_word enabled; /* the thread runs entries */
@@ -21,19 +17,15 @@ static struct {
 	atomic_word used;    /* a finalizer or cleanup was ever set */
 } fin_ = {.once = PTHREAD_ONCE_INIT};
 
-static void read_env(void)
+/* The mode GCHEAP_FINALIZERS chose (runtime/options.c parsed it). */
+static void read_mode(void)
 {
-	const char *e = getenv("GCHEAP_FINALIZERS");
-	bool manual = e && !strcmp(e, "manual");
-	if (e && !manual && strcmp(e, "thread"))
-		fprintf(stderr, "gcheap: GCHEAP_FINALIZERS=%s is not thread "
-		        "or manual: keeping thread\n", e);
-	astore(&fin_.enabled, !manual);
+	astore(&fin_.enabled, !options_.finalizers_manual);
 }
 
 static void fin_init(void)
 {
-	pthread_once(&fin_.once, read_env);
+	pthread_once(&fin_.once, read_mode);
 }
 
 /* Run one entry on t; the entry stays a root while it runs. */

@@ -75,11 +75,11 @@ void gc_free(void *p)
 	bool scan = !spanclass_noscan(s->spc);
 	size_t n = spanclass_sizeclass(s->spc) ? s->elemsize :
 	           (scan ? s->large_size : s->npages * PAGE_SIZE);
-	if (!mgc_.debug.poison && !mgc_.debug.checkmark) {
+	if (!options_.poison && !options_.checkmark) {
 		wipe(t, p, n, 0, scan);
 		return;
 	}
-	uint8_t fill = mgc_.debug.poison ? POISON_BYTE : 0;
+	uint8_t fill = options_.poison ? POISON_BYTE : 0;
 	int r = mfree_track(base, n, fill);
 	if (r == 0) {
 		runtime_error(GCHEAP_ERR_ARG, "gc_free(%p): freed twice (it "

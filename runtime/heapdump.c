@@ -221,7 +221,7 @@ static NOINLINE void write_thread_roots(dumper *d, const jmp_buf *regs)
 		for (size_t i = 0; i < t->nheld; i++)
 			root(d, HD_ROOT_FRAME, tid, (uintptr_t)&t->held[i],
 			     (uintptr_t)t->held[i]);
-		if (!runtime_.conservative || !t->stack_base)
+		if (!options_.conservative || !t->stack_base)
 			continue;
 		if (t == me) {
 			stack_roots(d, tid, HD_ROOT_REGISTER, (uintptr_t)regs,

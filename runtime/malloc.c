@@ -119,7 +119,7 @@ static void *alloc_large(gc_thread *th, size_t size, const gc_type *t,
 		afetch_add(&mheap_.stats.large_alloc_bytes, s->elemsize);
 	}
 	/* Visible to the sweeper as a full, swept span of class 0. */
-	mcentral_push_swept(&mheap_.central[s->spc], s);
+	mcentral_push_swept(&mcentral_[s->spc], s);
 	return (void *)s->base;
 }
 

@@ -1,4 +1,7 @@
-/* runtime/options.c: options from the environment, read once at start-up.
+/* runtime/options.c: options from the environment, read once at start-up
+ * into the one options struct (alloc/sys/options.h), and the GOGC percent
+ * into mgc_.percent. The library's only reader of the environment
+ * (tools/check-getenv.sh):
  *
  *   GCHEAP_GC=<percent>|off   the GOGC percent (default 100)
  *   GCHEAP_DEBUG=k=v,...      verification modes, in GODEBUG's style:
@@ -27,6 +30,7 @@
  *   GCHEAP_MEMLIMIT=<bytes>[B|KiB|MiB|GiB|TiB]|off  the memory limit, in
  *                     GOMEMLIMIT's syntax (gc_set_memory_limit)
  *   GCHEAP_EXPORT=1|<ms>  publish the stats for gcstat (runtime/export.c)
+ *   GCHEAP_EXPORT_DIR=<dir>  where (default /tmp/gcheap-<uid>)
  *   GCHEAP_FINALIZERS=thread|manual  who runs finalizers (finalizer.c)
  * Unknown keys and bad values (not a number, out of range) are reported
  * with one line on stderr each and ignored: the default stays. */
@@ -65,7 +69,7 @@ bool runtime_parse_uint(const char *v, uintptr_t *out)
 
 static void set_option(const char *k, const char *v)
 {
-	mgc_debug *d = &mgc_.debug;
+	sys_options *d = &options_;
 	uintptr_t n = 0;
 
 	if (!runtime_parse_uint(v, &n) ||
@@ -93,13 +97,13 @@ static void set_option(const char *k, const char *v)
 	else if (!strcmp(k, "zombie"))
 		(void)n; /* always checked */
 	else if (!strcmp(k, "types"))
-		mspan_record_types = n, types_given = true;
+		d->record_types = n, types_given = true;
 	else if (!strcmp(k, "rootcheck") && n <= 2)
 		d->rootcheck = (unsigned)n;
 	else if (!strcmp(k, "conservative"))
-		runtime_.conservative = n;
+		d->conservative = n;
 	else if (!strcmp(k, "stopwarn"))
-		runtime_.stopwarn_ms = (unsigned)n;
+		d->stopwarn_ms = (unsigned)n;
 	else
 		fprintf(stderr, "gcheap: GCHEAP_DEBUG: unknown option %s\n", k);
 }
@@ -151,25 +155,34 @@ static void parse_memlimit(void)
 		        "TiB, as GOMEMLIMIT) or off: no limit\n", v);
 }
 
-void runtime_parse_options(void)
+/* GCHEAP_EXPORT, GCHEAP_EXPORT_DIR and GCHEAP_FINALIZERS. */
+static void parse_runtime_vars(void)
 {
-	mgc_.debug.invalidptr = 1;
-	astore(&mgc_.percent, 100);
-	runtime_.conservative = true;
-	runtime_.stopwarn_ms = DEFAULT_STOPWARN_MS;
+	const char *e = getenv("GCHEAP_EXPORT");
+	uintptr_t ms;
 
-	const char *g = getenv("GCHEAP_GC");
-	if (g) {
-		uintptr_t n;
-		if (!strcmp(g, "off"))
-			astore(&mgc_.percent, (uintptr_t)-1);
-		else if (runtime_parse_uint(g, &n) && n < 100000)
-			astore(&mgc_.percent, n);
-		else
-			fprintf(stderr, "gcheap: GCHEAP_GC=%s is not a percent "
-			        "or off: keeping 100\n", g);
+	if (e && (!runtime_parse_uint(e, &ms) || ms > UINT_MAX))
+		fprintf(stderr, "gcheap: GCHEAP_EXPORT=%s is not 0, 1 or an "
+		        "interval in ms: not exporting\n", e);
+	else if (e)
+		options_.export_ms = (unsigned)ms;
+	const char *d = getenv("GCHEAP_EXPORT_DIR");
+	if (d && *d) {
+		options_.export_dir = strdup(d);
+		if (!options_.export_dir)
+			fprintf(stderr, "gcheap: GCHEAP_EXPORT_DIR: no memory "
+			        "to read its %zu bytes: ignored\n", strlen(d));
 	}
-	parse_memlimit();
+	const char *f = getenv("GCHEAP_FINALIZERS");
+	bool manual = f && !strcmp(f, "manual");
+	if (f && !manual && strcmp(f, "thread"))
+		fprintf(stderr, "gcheap: GCHEAP_FINALIZERS=%s is not thread "
+		        "or manual: keeping thread\n", f);
+	options_.finalizers_manual = manual;
+}
+
+static void parse_debug(void)
+{
 	const char *env = getenv("GCHEAP_DEBUG");
 	if (!env)
 		return;
@@ -191,6 +204,29 @@ void runtime_parse_options(void)
 		set_option(kv, eq + 1);
 	}
 	free(buf);
-	if ((mgc_.debug.checkmark || mgc_.debug.rootcheck) && !types_given)
-		mspan_record_types = true;
+	if ((options_.checkmark || options_.rootcheck) && !types_given)
+		options_.record_types = true;
+}
+
+void runtime_parse_options(void)
+{
+	options_.invalidptr = 1;
+	options_.conservative = true;
+	options_.stopwarn_ms = DEFAULT_STOPWARN_MS;
+	astore(&mgc_.percent, 100);
+
+	const char *g = getenv("GCHEAP_GC");
+	if (g) {
+		uintptr_t n;
+		if (!strcmp(g, "off"))
+			astore(&mgc_.percent, (uintptr_t)-1);
+		else if (runtime_parse_uint(g, &n) && n < 100000)
+			astore(&mgc_.percent, n);
+		else
+			fprintf(stderr, "gcheap: GCHEAP_GC=%s is not a percent "
+			        "or off: keeping 100\n", g);
+	}
+	parse_debug();
+	parse_runtime_vars();
+	parse_memlimit();
 }

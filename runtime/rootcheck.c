@@ -131,7 +131,7 @@ static void scan_range(gcw *w, uintptr_t lo, uintptr_t hi, addrs *found,
 		if (!v || !spanof(v) || !(obj = mheap_find_object(v, &s)) ||
 		    gcmark_is_marked(obj))
 			continue;
-		if (mgc_.debug.rootcheck >= 2)
+		if (options_.rootcheck >= 2)
 			report(obj, s, p, true);
 		if (!contains(&warned, obj))
 			report(obj, s, p, false);

@@ -139,7 +139,7 @@ void gc_frame_pop(gc_frame *f)
 
 void gc_set_conservative_stacks(int on)
 {
-	runtime_.conservative = on != 0;
+	options_.conservative = on != 0;
 }
 
 /* Scan the calling thread's own stack from here up, with its callee-saved
@@ -166,7 +166,7 @@ void runtime_scan_thread(gc_thread *t, gcw *w, bool self)
 	for (gc_frame *f = t->frames; f; f = f->prev)
 		gcmark_scan_slots(w, (void *const *)f->slots, f->nslots, 0);
 	gcmark_scan_slots(w, (void *const *)t->held, t->nheld, 0);
-	if (!runtime_.conservative || !t->stack_base)
+	if (!options_.conservative || !t->stack_base)
 		return;
 	if (self) {
 		scan_own_stack(t, w);

@@ -69,9 +69,8 @@ typedef struct runtime_state {
 	gc_oom_fn oom_fn;         /* NULL: the default handler */
 	void *oom_data;
 	pthread_key_t exit_key;   /* detaches threads that exit attached */
-	bool conservative;        /* scan native stacks conservatively */
-	unsigned stopwarn_ms;     /* warn about a thread that holds up a
-	                           * stop this long (0: never) */
+	/* The switches (conservative, stopwarn_ms, ...): options_
+	 * (alloc/sys/options.h). */
 } runtime_state;
 
 extern runtime_state runtime_;
@@ -190,9 +189,11 @@ void runtime_each_uncollectable(void (*fn)(void **slot, void *arg),
                                 void *arg);
 /* GCHEAP_DEBUG=rootcheck (runtime/rootcheck.c): the collector's hook. */
 bool runtime_rootcheck(gcw *w);
-/* Options from the environment (GCHEAP_DEBUG, GCHEAP_GC). */
+/* Options from the environment, into options_ (alloc/sys/options.h) and
+ * mgc_.percent; the library's only reader of the environment. */
 void runtime_parse_options(void);
-/* GCHEAP_EXPORT: start the live export at init (runtime/export.c). */
+/* GCHEAP_EXPORT (options_.export_ms): start the live export at init
+ * (runtime/export.c). */
 void export_from_env(void);
 
 #endif

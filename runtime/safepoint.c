@@ -20,7 +20,7 @@
  *
  * A thread that blocks without gc_blocking_begin (a join, a read, a lock)
  * holds every stop up for as long as it blocks. The wait goes on, but
- * after runtime_.stopwarn_ms (GCHEAP_DEBUG=stopwarn) it names, once per
+ * after options_.stopwarn_ms (GCHEAP_DEBUG=stopwarn) it names, once per
  * stop or handshake, each thread it is still waiting for. */
 #include "runtime/runtime.h"
 
@@ -60,13 +60,6 @@ typedef struct stall_watch {
 	bool warned;
 } stall_watch;
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static const char *request_name(uintptr_t bit)
 {
 	switch (bit) {
@@ -82,11 +75,11 @@ static const char *request_name(uintptr_t bit)
  * running thread that still owes it, once per watch. */
 static void stall_check(stall_watch *w, uintptr_t bit)
 {
-	unsigned ms = runtime_.stopwarn_ms;
+	unsigned ms = options_.stopwarn_ms;
 
 	if (w->warned || !ms)
 		return;
-	uint64_t now = mono_ns();
+	uint64_t now = gcstats_now_ns();
 	if (!w->start_ns) {
 		w->start_ns = now;
 		return;
@@ -303,7 +296,7 @@ static void stop_world(void)
 	gc_thread *me = thread_current;
 
 	registry_lock();
-	uint64_t t0 = mono_ns();
+	uint64_t t0 = gcstats_now_ns();
 	for (gc_thread *t = runtime_.threads; t; t = t->next)
 		if (t != me)
 			aor(&t->pending, P_STOP);
@@ -318,7 +311,7 @@ static void stop_world(void)
 			stall_check(&w, P_STOP);
 		}
 	mutex_unlock(&world_lock);
-	gcstats_ttsp(mono_ns() - t0, last);
+	gcstats_ttsp(gcstats_now_ns() - t0, last);
 }
 
 /* A mutator that stopped the world itself (verify-mode gc_read_stats,

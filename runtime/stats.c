@@ -73,7 +73,7 @@ static void verify_classes(gc_stats *s)
 
 static void fill_v2(gc_stats *s)
 {
-	if (GCHEAP_CHECK_LEVEL >= 3 && mgc_.debug.verify && mgc_.init)
+	if (GCHEAP_CHECK_LEVEL >= 3 && options_.verify && mgc_.init)
 		verify_classes(s);
 	else
 		fill_classes(s);

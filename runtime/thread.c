@@ -37,6 +37,7 @@ static void init_runtime(void)
 		init_status = GCHEAP_ERR_NOMEM;
 		return;
 	}
+	mcentral_init_all();
 	if (pthread_key_create(&runtime_.exit_key, detach_at_exit)) {
 		init_status = GCHEAP_ERR_NOMEM;
 		return;

@@ -13,7 +13,7 @@
  *   3. mgc_.lock          cycle bookkeeping and the pacer, with mgc_.cond
  *                         (gc/mgc.h)
  *   4. globals.lock       the registered global roots (runtime/roots.c)
- *   5. mcentral[spc].lock one class's span lists (alloc/mcentral.h)
+ *   5. mcentral_[spc].lock one class's span lists (alloc/mcentral.h)
  *   6. mheap_.lock        pages, arenas, spans[]; the metadata allocator
  *                         runs under it (alloc/mheap.h)
  *   7. specials_.lock     every span's specials (gc/mfinal.c)

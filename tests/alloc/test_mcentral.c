@@ -22,6 +22,7 @@
 static void heap_setup(void)
 {
 	ck_assert_int_eq(mheap_init(), HEAP_OK);
+	mcentral_init_all();
 }
 
 static uintptr_t heap_sg(void)
@@ -160,7 +161,7 @@ static void check_cached(const mspan *s, spanclass spc)
 	ck_assert_uint_lt(bit, 64);
 	ck_assert(fi + bit < s->nelems);
 	ck_assert(mspan_is_free(s, fi + bit));
-	mspan_verify(s);
+	mheap_verify_span(s);
 }
 
 /* ---- (a) list membership through an mcache ----------------------------- */
@@ -218,7 +219,7 @@ START_TEST(test_mcache_cycles)
 		/* Every listed span is where it should be. */
 		for (unsigned i = 0; i < NC; i++) {
 			spanclass sc = make_spanclass(classes[i], i % 2);
-			mcentral *c = &mheap_.central[sc];
+			mcentral *c = &mcentral_[sc];
 			uintptr_t cached = mc.alloc[sc] != &mspan_empty;
 			/* The cache's bitmap of classes in use agrees
 			 * (the pauses walk it, not alloc[]). */
@@ -231,18 +232,18 @@ START_TEST(test_mcache_cycles)
 			      (size_t)mcentral_verify(c), nseen[i],
 			      (size_t)cached);
 		}
-		mheap_verify();
+		mcentral_verify_all();
 		mcache_release_all(&mc);
 		for (unsigned i = 0; i < NC; i++) {
 			spanclass sc = make_spanclass(classes[i], i % 2);
-			mcentral *c = &mheap_.central[sc];
+			mcentral *c = &mcentral_[sc];
 			ck_assert_ptr_eq(mc.alloc[sc], &mspan_empty);
 			ck_assert_uint_eq(mc.cached[sc / 64] >>
 			                  (sc % 64) & 1, 0);
 			ck_assert_uint_eq(mcentral_verify(c), nseen[i]);
 			check_lists_exactly(c, &seen[i * MAX_SPANS], nseen[i]);
 		}
-		mheap_verify();
+		mcentral_verify_all();
 	}
 	/* No object was handed out twice. */
 	qsort(objs, nobjs, sizeof(uintptr_t), cmp_uptr);
@@ -263,7 +264,7 @@ END_TEST
 START_TEST(test_cache_span_never_full)
 {
 	const spanclass spc = make_spanclass(7, true); /* 102 objects */
-	mcentral *c = &mheap_.central[spc];
+	mcentral *c = &mcentral_[spc];
 	test_rng r = rng_make(21);
 	mspan *full[400];
 	unsigned nfull = 0, nspans = 0;
@@ -302,7 +303,7 @@ START_TEST(test_cache_span_never_full)
 		ck_assert_uint_eq(mcentral_full_swept(c, heap_sg())->n, nfull);
 	}
 	ck_assert_uint_gt(nfull, 10);
-	mheap_verify();
+	mcentral_verify_all();
 }
 END_TEST
 
@@ -448,7 +449,7 @@ START_TEST(test_threads)
 		      (void *)all[i]);
 	free(all);
 	/* Every span is back on a list, and none is held. */
-	mcentral *c = &mheap_.central[spc];
+	mcentral *c = &mcentral_[spc];
 	mspan **spans = calloc(ARRAY_LEN(tab_key), sizeof(mspan *));
 	size_t nspans = 0;
 	for (size_t i = 0; i < ARRAY_LEN(tab_key); i++)
@@ -460,7 +461,7 @@ START_TEST(test_threads)
 	ck_assert_uint_eq(mcentral_verify(c), nspans);
 	check_lists_exactly(c, spans, nspans);
 	free(spans);
-	mheap_verify();
+	mcentral_verify_all();
 }
 END_TEST
 
@@ -469,7 +470,7 @@ END_TEST
 START_TEST(test_flip)
 {
 	const spanclass spc = make_spanclass(5, true); /* 170 objects */
-	mcentral *c = &mheap_.central[spc];
+	mcentral *c = &mcentral_[spc];
 	int err = 0;
 
 	heap_setup();
@@ -518,7 +519,7 @@ START_TEST(test_flip)
 	ck_assert_uint_eq(aload(&p1->sweepgen), sg - 2);
 	ck_assert_uint_eq(aload(&held->sweepgen), sg + 1);
 	ck_assert_uint_eq(mcentral_verify(c), 3);
-	mheap_verify();
+	mcentral_verify_all();
 
 	/* First the partial unswept span, swept on the way. */
 	mspan *s = mcentral_cache_span(c, &err);
@@ -559,7 +560,7 @@ START_TEST(test_flip)
 		CHECK(mspan_is_free(held, i) == (i != 4), "held object %zu",
 		      (size_t)i);
 	ck_assert_uint_eq(mcentral_verify(c), 4);
-	mheap_verify();
+	mcentral_verify_all();
 
 	/* Next cycle nothing of `held` is marked: cache_span sweeps it empty
 	 * and hands it out (preserved, not freed). */
@@ -570,7 +571,7 @@ START_TEST(test_flip)
 	ck_assert_uint_eq(s->alloc_count, 0);
 	take(s, 1);
 	mcentral_uncache_span(c, s);
-	mheap_verify();
+	mcentral_verify_all();
 }
 END_TEST
 
@@ -579,7 +580,7 @@ END_TEST
 START_TEST(test_stale_via_mcache)
 {
 	const spanclass spc = make_spanclass(3, false);
-	mcentral *c = &mheap_.central[spc];
+	mcentral *c = &mcentral_[spc];
 	mcache mc;
 	mspan *s = NULL;
 	int err = 0;
@@ -594,7 +595,7 @@ START_TEST(test_stale_via_mcache)
 	ck_assert_ptr_eq(mc.alloc[spc], s);
 	uintptr_t sg = flip();
 	ck_assert_uint_eq(aload(&s->sweepgen), sg + 1);
-	mheap_verify();
+	mcentral_verify_all();
 	mcache_prepare_for_sweep(&mc);
 	ck_assert_ptr_eq(mc.alloc[spc], &mspan_empty);
 	ck_assert_uint_eq(mc.flushgen, sg);
@@ -612,7 +613,7 @@ START_TEST(test_stale_via_mcache)
 	ck_assert_uint_eq(s->alloc_count, 1);
 	ck_assert(!mspan_is_free(s, 9));
 	ck_assert(mspan_is_free(s, 0));
-	mheap_verify();
+	mcentral_verify_all();
 }
 END_TEST
 
@@ -621,7 +622,7 @@ END_TEST
 START_TEST(test_skip_taken)
 {
 	const spanclass spc = make_spanclass(4, true);
-	mcentral *c = &mheap_.central[spc];
+	mcentral *c = &mcentral_[spc];
 	int err = 0;
 
 	heap_setup();
@@ -650,7 +651,7 @@ START_TEST(test_skip_taken)
 	check_listed(c, f);
 	ck_assert_uint_eq(p->alloc_count, 1);
 	ck_assert_uint_eq(mcentral_verify(c), 2);
-	mheap_verify();
+	mcentral_verify_all();
 }
 END_TEST
 
@@ -658,7 +659,7 @@ END_TEST
 START_TEST(test_pop_unswept)
 {
 	const spanclass spc = make_spanclass(4, false);
-	mcentral *c = &mheap_.central[spc];
+	mcentral *c = &mcentral_[spc];
 	int err = 0;
 
 	heap_setup();
@@ -685,7 +686,7 @@ START_TEST(test_pop_unswept)
 	check_listed(c, p);
 	check_listed(c, f);
 	ck_assert(!mspan_is_free(f, 2) && mspan_is_free(f, 1));
-	mheap_verify();
+	mcentral_verify_all();
 }
 END_TEST
 

@@ -23,6 +23,7 @@
 static void heap_setup(void)
 {
 	ck_assert_int_eq(mheap_init(), HEAP_OK);
+	mcentral_init_all();
 }
 
 static mspan *must_alloc(uintptr_t npages, spanclass spc)
@@ -108,7 +109,7 @@ static void walk_trial(test_rng *r, mspan *s, bool real)
 	s->alloc_cache = fi < n ? ~s->alloc_bits[fi / 64] >> (fi % 64) : 0;
 	naive_invariant(s);
 	if (real)
-		mspan_verify(s);
+		mheap_verify_span(s);
 
 	unsigned fast_pct = (unsigned)rng_below(r, 101);
 	for (;;) {
@@ -147,7 +148,7 @@ static void walk_trial(test_rng *r, mspan *s, bool real)
 		if (n <= 128 || rng_below(r, 8) == 0) {
 			naive_invariant(s);
 			if (real)
-				mspan_verify(s);
+				mheap_verify_span(s);
 		}
 	}
 	CHECK(got == nwant, "%zu of %zu free objects handed out (n %zu)",
@@ -185,7 +186,7 @@ START_TEST(test_next_free)
 		mspan_refill_alloc_cache(s, 0);
 		mheap_free_span(s);
 	}
-	mheap_verify();
+	mcentral_verify_all();
 }
 END_TEST
 
@@ -213,7 +214,7 @@ START_TEST(test_fast_path_word_edges)
 	}
 	ck_assert_uint_eq(fast, n - n / 64 + 1);
 	ck_assert_uint_eq(s->alloc_count, n);
-	mspan_verify(s);
+	mheap_verify_span(s);
 }
 END_TEST
 
@@ -419,7 +420,7 @@ START_TEST(test_heapbits)
 		free(nw);
 		mheap_free_span(s);
 	}
-	mheap_verify();
+	mcentral_verify_all();
 }
 END_TEST
 
@@ -480,7 +481,7 @@ static void on_freed(mspan *s, uintptr_t obj)
 
 static mcentral *central_of(const mspan *s)
 {
-	return &mheap_.central[s->spc];
+	return &mcentral_[s->spc];
 }
 
 static uintptr_t flip(void)
@@ -522,12 +523,12 @@ static void sweep_cycles(unsigned sc, bool noscan, bool poison, test_rng *r)
 	mcentral *c = central_of(s);
 
 	freed_log = calloc(n, sizeof(uintptr_t));
-	mheap_.hooks.object_freed = on_freed;
-	mheap_.hooks.poison = poison;
+	mspan_hooks.object_freed = on_freed;
+	options_.poison = poison;
 	for (int cycle = 0;; cycle++) {
 		uintptr_t want = rng_below(r, 4) ? rng_below(r, n + 1) : n;
 		alloc_objects(s, want, allocd, pat, r);
-		mspan_verify(s);
+		mheap_verify_span(s);
 		/* Mark a random subset of the allocated objects; last time
 		 * none, so that the span empties. */
 		unsigned q = cycle >= 6 ? 0 : (unsigned)rng_below(r, 101);
@@ -600,15 +601,15 @@ static void sweep_cycles(unsigned sc, bool noscan, bool poison, test_rng *r)
 		ck_assert_ptr_eq(s->list, want_list);
 		ck_assert_uint_eq(want_list->n, 1);
 		ck_assert_uint_eq(mcentral_verify(c), 1);
-		mheap_verify();
+		mcentral_verify_all();
 		/* Take the span back, as cache_span would. */
 		mutex_lock(&c->lock);
 		spanlist_remove(s->list, s);
 		mutex_unlock(&c->lock);
 	}
-	mheap_verify();
-	mheap_.hooks.object_freed = NULL;
-	mheap_.hooks.poison = false;
+	mcentral_verify_all();
+	mspan_hooks.object_freed = NULL;
+	options_.poison = false;
 	free(allocd);
 	free(marked);
 	free(pat);
@@ -647,11 +648,11 @@ START_TEST(test_sweep_large)
 		if (marked)
 			set_bit(s->gcmark_bits, 0, true);
 		uintptr_t sg = flip();
-		mheap_verify();
+		mcentral_verify_all();
 		ck_assert(mspan_try_acquire(s, sg));
-		mheap_.hooks.poison = true;
+		options_.poison = true;
 		bool kept = mcentral_sweep(s);
-		mheap_.hooks.poison = false;
+		options_.poison = false;
 		ck_assert_int_eq(kept, marked);
 		if (marked) {
 			ck_assert_ptr_eq(s->list, mcentral_full_swept(c, sg));
@@ -667,7 +668,7 @@ START_TEST(test_sweep_large)
 			                  POISON_BYTE);
 		}
 		ck_assert_uint_eq(mcentral_verify(c), 0);
-		mheap_verify();
+		mcentral_verify_all();
 	}
 	ck_assert_uint_eq(mheap_.stats.large_objects, 0);
 }
@@ -702,14 +703,18 @@ START_TEST(test_sweep_result)
 	spanlist_remove(s->list, s); /* as a sweeper that popped it */
 	mutex_unlock(&c->lock);
 	ck_assert(mspan_try_acquire(s, sg));
-	ck_assert_int_eq(mspan_sweep(s), want[_i]);
+	uintptr_t nfreed = 12345;
+	ck_assert_int_eq(mspan_sweep(s, sg, &nfreed), want[_i]);
+	/* 0 and 3: all died; 1: every third lived; 2 and 4: all lived. */
+	ck_assert_uint_eq(nfreed, _i == 0 || _i == 3 ? n :
+	                          _i == 1 ? n - (n + 2) / 3 : 0);
 	ck_assert_uint_eq(aload(&s->sweepgen), sg);
 	ck_assert_ptr_null(s->list);
 	ck_assert_ptr_eq(spanof(s->base), s);
 	ck_assert_uint_eq(mcentral_verify(c), 0);
-	mspan_verify(s);
+	mheap_verify_span(s);
 	mheap_free_span(s);
-	mheap_verify();
+	mcentral_verify_all();
 }
 END_TEST
 
@@ -756,7 +761,43 @@ START_TEST(test_zombie_control)
 	ck_assert(mcentral_sweep(s));
 	ck_assert_uint_eq(s->alloc_count, 2);
 	ck_assert(mspan_is_free(s, 2));
-	mheap_verify();
+	mcentral_verify_all();
+}
+END_TEST
+
+/* ---- (e) verification -------------------------------------------------- */
+
+/* mheap_verify_span's page-table check: a page of the span that no longer
+ * maps to it is fatal (the sound span passes first). */
+START_TEST(test_verify_unmapped_page)
+{
+	heap_setup();
+	mspan *s = must_alloc(3, make_spanclass(0, true));
+	uintptr_t p = s->base + 2 * PAGE_SIZE;
+	heap_arena *a = arena_of(p);
+
+	sys_fatal_exit_code = 70;
+	mheap_verify_span(s);
+	astore(&a->spans[(p >> PAGE_SHIFT) & (PAGES_PER_ARENA - 1)], 0);
+	mheap_verify_span(s);
+	ck_abort_msg("mheap_verify_span missed page 2 of span %p", (void *)s);
+}
+END_TEST
+
+/* mspan_verify judges the span's sweepgen by the heap sweepgen it is
+ * given: h and h + 2 (the span needs sweeping) pass, h + 4 is fatal. */
+START_TEST(test_verify_sweepgen)
+{
+	heap_setup();
+	mspan *s = must_alloc(3, make_spanclass(0, true));
+	uintptr_t sg = aload(&mheap_.sweepgen);
+
+	sys_fatal_exit_code = 70;
+	mspan_verify(s, sg);
+	mspan_verify(s, sg + 2);
+	mspan_verify(s, sg + 4);
+	ck_abort_msg("mspan_verify took sweepgen %zu at heap sweepgen %zu",
+	             (size_t)sg, (size_t)(sg + 4));
 }
 END_TEST
 
@@ -782,6 +823,11 @@ static Suite *mspan_suite(void)
 	tcase_add_loop_test(tc, test_sweep_result, 0, 5);
 	tcase_add_loop_exit_test(tc, test_zombie, 70, 0, 3);
 	tcase_add_test(tc, test_zombie_control);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("verify");
+	tcase_add_exit_test(tc, test_verify_unmapped_page, 70);
+	tcase_add_exit_test(tc, test_verify_sweepgen, 70);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -462,7 +462,7 @@ START_TEST(test_stress_mode)
 	setenv("GCHEAP_DEBUG", "stress=1M,checkmark=1,poison=1", 1);
 	setenv("GCHEAP_GC", "off", 1);
 	start(true);
-	ck_assert_uint_eq(mgc_.debug.stress, MiB);
+	ck_assert_uint_eq(options_.stress, MiB);
 	uint64_t c0 = cycles();
 	churn(32 * MiB, 4096);
 	ck_assert_msg(cycles() >= c0 + 8, "%llu stress cycles in 32 MiB",

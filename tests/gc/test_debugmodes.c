@@ -237,7 +237,7 @@ END_TEST
 START_TEST(test_invalidptr_off_ignores)
 {
 	invalid_tail("invalidptr=0");
-	ck_assert_int_eq(mgc_.debug.invalidptr, 0);
+	ck_assert_int_eq(options_.invalidptr, 0);
 	gc_collect();
 }
 END_TEST
@@ -350,16 +350,15 @@ START_TEST(test_parse_every_key)
 	                             "invalidptr=2,verify=1,zombie=1,"
 	                             "stress=64k,gctrace=1,conservative=0,"
 	                             "bogus=3");
-	mgc_debug *d = &mgc_.debug;
+	sys_options *d = &options_;
 	ck_assert(d->checkmark);
 	ck_assert(d->stoptheworld);
 	ck_assert(d->poison);
-	ck_assert(mheap_.hooks.poison);
 	ck_assert_uint_eq(d->invalidptr, 2);
 	ck_assert(d->verify);
 	ck_assert_uint_eq(d->stress, 64 << 10);
 	ck_assert(d->gctrace);
-	ck_assert(!runtime_.conservative);
+	ck_assert(!options_.conservative);
 	ck_assert_msg(strstr(err, "unknown option bogus"), "stderr: %s", err);
 	/* One line, for the one unknown key. */
 	int lines = 0;
@@ -374,14 +373,14 @@ START_TEST(test_parse_values)
 	sys_fatal_exit_code = FATAL_CODE;
 	char *err = attach_capturing("gctrace,stress=2M,verify=x,checkmark=0,"
 	                             "poison=0x1,,=1,invalidptr=0");
-	mgc_debug *d = &mgc_.debug;
+	sys_options *d = &options_;
 	ck_assert(d->gctrace); /* a bare key means 1 */
 	ck_assert_uint_eq(d->stress, 2 << 20);
 	ck_assert(!d->verify);
 	ck_assert(!d->checkmark);
 	ck_assert(d->poison);
 	ck_assert_uint_eq(d->invalidptr, 0);
-	ck_assert(runtime_.conservative);
+	ck_assert(options_.conservative);
 	ck_assert_msg(strstr(err, "bad value verify=x"), "stderr: %s", err);
 	/* Still usable. */
 	void *p = new_payload(100, 1);
@@ -394,14 +393,13 @@ START_TEST(test_parse_defaults)
 {
 	sys_fatal_exit_code = FATAL_CODE;
 	char *err = attach_capturing(NULL);
-	mgc_debug *d = &mgc_.debug;
+	sys_options *d = &options_;
 	ck_assert_str_eq(err, "");
 	ck_assert(!d->checkmark && !d->stoptheworld && !d->poison);
 	ck_assert(!d->verify && !d->gctrace);
 	ck_assert_uint_eq(d->stress, 0);
 	ck_assert_uint_eq(d->invalidptr, 1);
-	ck_assert(runtime_.conservative);
-	ck_assert(!mheap_.hooks.poison);
+	ck_assert(options_.conservative);
 	ck_assert_int_eq(mgc_.percent, 100);
 }
 END_TEST
@@ -440,7 +438,7 @@ START_TEST(test_stoptheworld_cycle)
 	gc_frame f;
 
 	start("stoptheworld=1,checkmark=1,verify=1,poison=1");
-	ck_assert(mgc_.debug.stoptheworld);
+	ck_assert(options_.stoptheworld);
 	gc_frame_push(&f, ms, 4);
 	void **a = gc_alloc(4 * sizeof(void *), t_ptrs);
 	ms[0] = a;

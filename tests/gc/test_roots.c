@@ -259,9 +259,9 @@ END_TEST
 START_TEST(test_conservative_off_frees_stack_only)
 {
 	start(true);
-	ck_assert(runtime_.conservative);
+	ck_assert(options_.conservative);
 	gc_set_conservative_stacks(0);
-	ck_assert(!runtime_.conservative);
+	ck_assert(!options_.conservative);
 	uintptr_t hx = make_hidden(128, 21);
 	hold_in_local(hx, 0);
 	ck_assert_msg(!is_live(unhide(hx)), "conservative scanning is off "

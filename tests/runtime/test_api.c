@@ -147,7 +147,7 @@ static void check_spans_on_lists(void)
 	uintptr_t n = 0;
 
 	for (unsigned i = 0; i < NUM_SPANCLASSES; i++)
-		n += mcentral_verify(&mheap_.central[i]);
+		n += mcentral_verify(&mcentral_[i]);
 	mutex_lock(&mheap_.lock);
 	size_t inuse = mheap_.stats.spans_inuse;
 	mutex_unlock(&mheap_.lock);
@@ -204,7 +204,7 @@ static void every_size(bool scan)
 	}
 	check_disjoint(r, MAX_SMALL_SIZE);
 	free(r);
-	mheap_verify();
+	mcentral_verify_all();
 }
 
 START_TEST(test_every_size_noscan)
@@ -295,7 +295,7 @@ START_TEST(test_zero_reused)
 			memset(p, 0x5A, large[i]);
 		}
 	}
-	mheap_verify();
+	mcentral_verify_all();
 }
 END_TEST
 
@@ -784,7 +784,7 @@ START_TEST(test_large)
 	check_large(MiB, NULL);
 	check_large(MiB, t_ptr8);
 	check_large(3 * MiB + 5, t_tailptr);
-	mheap_verify();
+	mcentral_verify_all();
 }
 END_TEST
 
@@ -806,7 +806,7 @@ static void check_arena_crossing(void)
 	ck_assert_uint_eq(p[0], 0x3C);
 	ck_assert_uint_eq(p[size - 1], 0x3C);
 	ck_assert(all_zero(p + size, gc_size(p) - size));
-	mheap_verify();
+	mcentral_verify_all();
 }
 
 START_TEST(test_large_arena_crossing_fresh)
@@ -1130,7 +1130,7 @@ START_TEST(test_release_memory)
 	ck_assert_uint_eq(s1.os_committed, s0.os_committed);
 	ck_assert_uint_eq(s1.heap_free, s0.heap_free - npages * PAGE_SIZE);
 	ck_assert_uint_eq(gc_release_memory(), 0);
-	mheap_verify();
+	mcentral_verify_all();
 	/* Reuse: zero, and no longer released. */
 	unsigned char *p = gc_alloc(MiB, NULL);
 	ck_assert_ptr_nonnull(p);
@@ -1138,7 +1138,7 @@ START_TEST(test_release_memory)
 	              "non-zero", first_nonzero(p, MiB));
 	gc_stats s2 = stats();
 	ck_assert_uint_eq(s2.os_released, s1.os_released - MiB);
-	mheap_verify();
+	mcentral_verify_all();
 }
 END_TEST
 
@@ -1224,7 +1224,7 @@ START_TEST(test_heavy)
 		o[i] = (obj){p, size};
 		r[i] = (range){(uintptr_t)p, (uintptr_t)p + size};
 	}
-	mheap_verify();
+	mcentral_verify_all();
 	for (size_t i = 0; i < N; i++) {
 		for (size_t k = 0; k < o[i].size; k++)
 			REQUIRE(o[i].p[k] == pattern(i, k),
@@ -1235,7 +1235,7 @@ START_TEST(test_heavy)
 	}
 	check_disjoint(r, N);
 	ck_assert_int_eq(gc_thread_detach(), GCHEAP_OK);
-	mheap_verify();
+	mcentral_verify_all();
 	check_spans_on_lists();
 	free(o);
 	free(r);

@@ -243,7 +243,7 @@ static void check_spans_on_lists(void)
 	uintptr_t n = 0;
 
 	for (unsigned i = 0; i < NUM_SPANCLASSES; i++)
-		n += mcentral_verify(&mheap_.central[i]);
+		n += mcentral_verify(&mcentral_[i]);
 	ck_assert_msg(n == mheap_.stats.spans_inuse,
 	              "mcentral lists hold %zu spans, %zu in use", (size_t)n,
 	              mheap_.stats.spans_inuse);
@@ -313,7 +313,7 @@ START_TEST(test_too_large)
 	bad_sizes_round("used heap");
 	ck_assert_ptr_eq(gc_base(a), a);
 	ck_assert_ptr_eq(gc_base(b), b);
-	mheap_verify();
+	mcentral_verify_all();
 }
 END_TEST
 
@@ -630,7 +630,7 @@ START_TEST(test_double_attach)
 	ck_assert_int_eq(gc_thread_detach(), GCHEAP_OK);
 	EXPECT_STATUS(gc_thread_detach(), GCHEAP_ERR_NOT_ATTACHED);
 	ck_assert_int_eq(gc_thread_is_attached(), 0);
-	mheap_verify();
+	mcentral_verify_all();
 	check_spans_on_lists();
 }
 END_TEST
@@ -711,7 +711,7 @@ static size_t fill_until_null(size_t size, const gc_type *t, held *h,
 	gc_stats st;
 	ck_assert_int_eq(gc_read_stats(&st, sizeof(st)), GCHEAP_OK);
 	ck_assert_uint_le(st.os_committed - st.os_released, limit);
-	mheap_verify();
+	mcentral_verify_all();
 	return n;
 }
 
@@ -784,9 +784,9 @@ START_TEST(test_memory_limit)
 		EXPECT_OK_PTR(gc_alloc((size_t)i * 13 + 24,
 		                       i % 2 ? NULL : t24));
 	check_held(&h);
-	mheap_verify();
+	mcentral_verify_all();
 	ck_assert_int_eq(gc_thread_detach(), GCHEAP_OK);
-	mheap_verify();
+	mcentral_verify_all();
 	check_spans_on_lists();
 	held_free(&h);
 }
@@ -1066,7 +1066,7 @@ static void sweep_child(enum sweep_mode mode, unsigned n, sweep_out *out)
 				        gc_last_error(), err_log.calls,
 				        err_log.code, oom_log.calls,
 				        oom_log.request);
-			mheap_verify();
+			mcentral_verify_all();
 			continue;
 		}
 		if (err_log.calls || oom_log.calls)
@@ -1102,7 +1102,7 @@ static void sweep_child(enum sweep_mode mode, unsigned n, sweep_out *out)
 		if (objs[i] && !marks_ok(objs[i], scen[i].size, i))
 			PROBLEM("step %d: object %p lost its marks", i,
 			        (void *)objs[i]);
-	mheap_verify();
+	mcentral_verify_all();
 	/* The heap is usable after the failure. */
 	for (int i = 0; i < SCEN_N; i += 7) {
 		clear_logs();
@@ -1115,10 +1115,10 @@ static void sweep_child(enum sweep_mode mode, unsigned n, sweep_out *out)
 		write_marks(p, scen[i].size, i);
 	}
 	gc_thread_detach();
-	mheap_verify();
+	mcentral_verify_all();
 	uintptr_t listed = 0;
 	for (unsigned i = 0; i < NUM_SPANCLASSES; i++)
-		listed += mcentral_verify(&mheap_.central[i]);
+		listed += mcentral_verify(&mcentral_[i]);
 	if (listed != mheap_.stats.spans_inuse)
 		PROBLEM("%zu spans on mcentral lists, %zu in use",
 		        (size_t)listed, mheap_.stats.spans_inuse);
@@ -1705,7 +1705,7 @@ START_TEST(test_alloc_while_blocking)
 	gc_blocking_end();
 	expect_error("gc_blocking_end without begin", GCHEAP_ERR_ARG);
 	gc_collect();
-	mheap_verify();
+	mcentral_verify_all();
 }
 END_TEST
 
@@ -1798,7 +1798,7 @@ static void child_env(int which)
 			CHILD_FAIL("want two lines naming GCHEAP_DEBUG, "
 			           "stress=%s and gctrace=-1: \"%.200s\"",
 			           digits, out);
-		CHILD_OK(mgc_.debug.stress == 0 && mgc_.debug.gctrace == 0);
+		CHILD_OK(options_.stress == 0 && options_.gctrace == 0);
 		break;
 	}
 	case 3: { /* over 511 bytes: read whole, nothing cut */
@@ -1809,8 +1809,8 @@ static void child_env(int which)
 		setenv("GCHEAP_DEBUG", env, 1);
 		out = init_captured(NULL);
 		child_one_line(out, "GCHEAP_DEBUG", "stopwarn=-5");
-		CHILD_OK(mgc_.debug.stress == 4096);
-		CHILD_OK(runtime_.stopwarn_ms == 1000);
+		CHILD_OK(options_.stress == 4096);
+		CHILD_OK(options_.stopwarn_ms == 1000);
 		break;
 	}
 	default:

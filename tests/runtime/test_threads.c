@@ -93,7 +93,7 @@ static void check_spans_on_lists(void)
 	uintptr_t listed = 0, large = 0;
 
 	for (unsigned i = 0; i < NUM_SPANCLASSES; i++) {
-		uintptr_t n = mcentral_verify(&mheap_.central[i]);
+		uintptr_t n = mcentral_verify(&mcentral_[i]);
 		listed += n;
 		if (spanclass_sizeclass((spanclass)i) == 0)
 			large += n;
@@ -350,7 +350,7 @@ START_TEST(test_concurrent_alloc)
 				ck_abort_msg("worker %u object %zu changed "
 				             "after detach", i, j);
 	ck_assert_uint_eq(nthreads(), 0);
-	mheap_verify();
+	mcentral_verify_all();
 	check_spans_on_lists();
 	gc_stats st;
 	ck_assert_int_eq(gc_read_stats(&st, sizeof(st)), GCHEAP_OK);
@@ -493,7 +493,7 @@ START_TEST(test_attach_detach_churn)
 	}
 	check_disjoint(lists, counts, NCHURN + NBUSY);
 	ck_assert_uint_eq(nthreads(), 0);
-	mheap_verify();
+	mcentral_verify_all();
 	check_spans_on_lists();
 	for (unsigned i = 0; i < NCHURN + NBUSY; i++)
 		free(churners[i].objs);
@@ -558,7 +558,7 @@ START_TEST(test_churn_same_class)
 	}
 	check_disjoint(lists, counts, HOT_THREADS);
 	ck_assert_uint_eq(nthreads(), 0);
-	mheap_verify();
+	mcentral_verify_all();
 	check_spans_on_lists();
 	pthread_barrier_destroy(&hot_start);
 }
@@ -647,7 +647,7 @@ START_TEST(test_exit_without_detach)
 	ck_assert_ptr_nonnull(ex);
 	ex[0].id = 0;
 	run_exiters(ex, 1);
-	mheap_verify();
+	mcentral_verify_all();
 	check_spans_on_lists();
 	/* Several at once, some after a detach and re-attach. */
 	memset(ex, 0, 8 * sizeof(*ex));
@@ -656,7 +656,7 @@ START_TEST(test_exit_without_detach)
 		ex[i].redo = i % 2;
 	}
 	run_exiters(ex, 8);
-	mheap_verify();
+	mcentral_verify_all();
 	check_spans_on_lists();
 	free(ex);
 }
@@ -680,7 +680,7 @@ START_TEST(test_exit_while_others_attached)
 	/* The test's own cache is untouched: the next object follows. */
 	ck_assert_ptr_eq(gc_alloc(200, NULL), p + 208);
 	ck_assert_int_eq(gc_thread_detach(), GCHEAP_OK);
-	mheap_verify();
+	mcentral_verify_all();
 	check_spans_on_lists();
 	free(ex);
 }
@@ -727,7 +727,7 @@ START_TEST(test_first_attach_race)
 		ck_assert_int_eq(pthread_join(th[i], NULL), 0);
 	check_no_failures();
 	ck_assert_uint_eq(nthreads(), 0);
-	mheap_verify();
+	mcentral_verify_all();
 	check_spans_on_lists();
 	pthread_barrier_destroy(&start_line);
 }

@@ -1,0 +1,49 @@
+/* alloc/sys/options.h: every debug and tuning switch of gcheap, in one
+ * struct (as Go's runtime.debug), in the lowest layer so that every layer
+ * reads the same one.
+ *
+ * runtime/options.c fills it once, at initialisation, from the environment
+ * (GCHEAP_DEBUG, GCHEAP_FINALIZERS, GCHEAP_EXPORT, GCHEAP_EXPORT_DIR; it is
+ * the library's only reader of the environment, and docs/api.md lists the
+ * variables); afterwards only the API setters named below write it. Plain
+ * fields: a switch is set before the threads that read it exist, or, for
+ * the two the API changes at run time, read where a stale value is
+ * harmless (the next span or the next scan sees the new one).
+ *
+ * Not here: the GOGC percent and the memory limit, which are the pacer's
+ * and the heap's live state (mgc_.percent, set from GCHEAP_GC by
+ * runtime/options.c and by gc_set_percent; mheap_.limit). */
+#ifndef GCHEAP_SYS_OPTIONS_H
+#define GCHEAP_SYS_OPTIONS_H
+
+#include "alloc/sys/base.h"
+
+typedef struct sys_options {
+	/* GCHEAP_DEBUG's verification modes (read by gc/ unless noted). */
+	bool checkmark;      /* STW re-mark after each mark, abort on a miss */
+	bool stoptheworld;   /* the whole cycle with the world stopped */
+	bool poison;         /* fill freed objects, check on reuse (alloc/) */
+	unsigned invalidptr; /* 1: a precise slot into a span not in use is
+	                      * fatal; 2: also into a free slot */
+	bool verify;         /* heap verification around each cycle */
+	uintptr_t stress;    /* a cycle every `stress` bytes (0: off) */
+	bool gctrace;        /* a line per cycle on stderr */
+	unsigned rootcheck;  /* objects kept only by unregistered globals:
+	                      * 1 warn once and keep, 2 abort (runtime/) */
+	/* GCHEAP_DEBUG's switches of the allocator and the runtime. */
+	bool record_types;   /* small spans record each object's type id
+	                      * (alloc/mspan.c; also gc_set_record_types) */
+	bool conservative;   /* scan native stacks conservatively
+	                      * (runtime/; also gc_set_conservative_stacks) */
+	unsigned stopwarn_ms; /* warn about a thread that holds up a stop
+	                       * this long (runtime/safepoint.c; 0: never) */
+	/* The other variables (runtime/). */
+	bool finalizers_manual; /* GCHEAP_FINALIZERS=manual */
+	unsigned export_ms;  /* GCHEAP_EXPORT: 0 off, 1 the default
+	                      * interval, else the interval in ms */
+	const char *export_dir; /* GCHEAP_EXPORT_DIR, or NULL */
+} sys_options;
+
+extern sys_options options_;
+
+#endif

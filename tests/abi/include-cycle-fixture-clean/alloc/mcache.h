@@ -1,0 +1,2 @@
+/* See mspan.h. */
+#include "alloc/mspan.h"

@@ -1,0 +1,3 @@
+/* See mspan.h. */
+#include "alloc/mheap.h"
+#include "mspan.h"

@@ -1,0 +1,2 @@
+/* tests/abi/include-cycle-fixture/alloc/mcentral.h: see mheap.h. */
+#include "alloc/mspan.h"
