@@ -1,6 +1,8 @@
 /* runtime/options.c: options from the environment, read once at start-up.
  *
  *   GCHEAP_GC=<percent>|off   the GOGC percent (default 100)
+ *   GCHEAP_MARKERS=<n>        mark workers, 1..GCHEAP_MAX_MARKERS
+ *                             (default: one per CPU online)
  *   GCHEAP_DEBUG=k=v,...      verification modes, in GODEBUG's style:
  *     checkmark=1     re-mark with the world stopped after each mark and
  *                     abort on anything reachable left unmarked
@@ -109,6 +111,17 @@ void runtime_parse_options(void)
 		else
 			fprintf(stderr, "gcheap: GCHEAP_GC=%s is not a percent "
 			        "or off: keeping 100\n", g);
+	}
+	const char *mk = getenv("GCHEAP_MARKERS");
+	if (mk) {
+		uintptr_t n;
+		if (runtime_parse_uint(mk, &n) && n >= 1 &&
+		    n <= GCHEAP_MAX_MARKERS)
+			mgc_.markers = (unsigned)n;
+		else
+			fprintf(stderr, "gcheap: GCHEAP_MARKERS=%s is not a "
+			        "number of workers in 1..%d: keeping one per "
+			        "CPU\n", mk, GCHEAP_MAX_MARKERS);
 	}
 	const char *env = getenv("GCHEAP_DEBUG");
 	if (!env)
