@@ -139,6 +139,8 @@ static void markers_leave(void)
 static void markers_stop(void)
 {
 	afetch_add(&markers.closed, 1);
+	if (GCHEAP_SABOTAGE == 6)
+		return;
 	while (aload_acq(&markers.inside))
 		sched_yield();
 }
@@ -313,7 +315,9 @@ static void mark_concurrently(unsigned id, double fraction)
 		bool roots_done = mgc_.ops->stack_scans_done(&w);
 		if (!markers_enter())
 			break;
-		roots_done = roots_done && aload(&mgc_.cycles) == cycle;
+		if (GCHEAP_SABOTAGE != 7)
+			roots_done = roots_done &&
+			             aload(&mgc_.cycles) == cycle;
 		if (acas(&mgc_.globals_done, 0, 1)) {
 			mgc_.ops->mark_globals(&w);
 			specials_mark(&w);
