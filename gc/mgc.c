@@ -16,9 +16,11 @@
  *                      through the global full list (gcw_balance).
  *  mark_done           ragged handshake: every thread flushes its barrier
  *                      buffer and work; if anything came out, mark more.
- *                      Else stop the world, flush again (the buffers of
- *                      stopped threads): still nothing means marking is
- *                      complete, otherwise start the world and go on.
+ *                      Else stop the world, close the marker gate, check
+ *                      that every root job is done and flush again (the
+ *                      buffers of stopped threads): still nothing means
+ *                      marking is complete, otherwise start the world and
+ *                      go on.
  *  mark_termination    world stopped: checkmark (debug), barrier and
  *                      allocate-black off, pacer, sweepgen += 2, every
  *                      thread must release its cache before allocating;
