@@ -4,10 +4,20 @@
 
 #include "alloc/mheap.h"
 
+#include <string.h>
+
+/* Visit the classes with a real cached span: i is set to each in turn. */
+#define for_each_cached(c, i, w, bits)                                      \
+	for (unsigned w = 0; w < ARRAY_LEN((c)->cached); w++)               \
+		for (uint64_t bits = (c)->cached[w];                        \
+		     bits && ((i) = w * 64 + ctz64(bits), 1);               \
+		     bits &= bits - 1)
+
 void mcache_init(mcache *c)
 {
 	for (unsigned i = 0; i < NUM_SPANCLASSES; i++)
 		c->alloc[i] = &mspan_empty;
+	memset(c->cached, 0, sizeof(c->cached));
 	c->tiny = 0;
 	c->tinyoffset = 0;
 	c->tiny_allocs = 0;
@@ -36,6 +46,7 @@ static void uncache(mcache *c, spanclass spc)
 	c->alloc[spc] = &mspan_empty;
 	if (s == &mspan_empty)
 		return;
+	c->cached[spc / 64] &= ~((uint64_t)1 << (spc % 64));
 	flush_black(c, s);
 	astore_rel(&s->blackfrom, NO_BLACK);
 	uintptr_t unused = s->nelems - s->alloc_count;
@@ -75,6 +86,7 @@ bool mcache_refill(mcache *c, spanclass spc, int *err)
 	afetch_add(&mheap_.stats.heap_live,
 	           (s->nelems - s->alloc_count) * s->elemsize);
 	c->alloc[spc] = s;
+	c->cached[spc / 64] |= (uint64_t)1 << (spc % 64);
 	return true;
 }
 
@@ -99,7 +111,9 @@ uintptr_t mcache_next_free(mcache *c, spanclass spc, mspan **sp, int *err)
 
 void mcache_release_all(mcache *c)
 {
-	for (unsigned i = 0; i < NUM_SPANCLASSES; i++)
+	unsigned i;
+
+	for_each_cached(c, i, w, bits)
 		uncache(c, (spanclass)i);
 	if (GCHEAP_STATS && c->tiny_allocs) {
 		afetch_add(&mheap_.stats.tiny_allocs, c->tiny_allocs);
@@ -116,17 +130,17 @@ void mcache_start_black(mcache *c)
 	if (c->black)
 		return; /* once per mark: a second start would lose a range */
 	c->black = true;
-	for (unsigned i = 0; i < NUM_SPANCLASSES; i++)
-		if (c->alloc[i] != &mspan_empty)
-			astore_rel(&c->alloc[i]->blackfrom,
-			           aload(&c->alloc[i]->freeindex));
+	unsigned i;
+	for_each_cached(c, i, w, bits)
+		astore_rel(&c->alloc[i]->blackfrom,
+		           aload(&c->alloc[i]->freeindex));
 }
 
 uintptr_t mcache_flush_black(mcache *c)
 {
-	for (unsigned i = 0; i < NUM_SPANCLASSES; i++)
-		if (c->alloc[i] != &mspan_empty)
-			flush_black(c, c->alloc[i]);
+	unsigned i;
+	for_each_cached(c, i, w, bits)
+		flush_black(c, c->alloc[i]);
 	uintptr_t b = c->black_bytes;
 	c->black_bytes = 0;
 	return b;

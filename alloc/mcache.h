@@ -28,6 +28,9 @@
 
 typedef struct mcache {
 	mspan *alloc[NUM_SPANCLASSES]; /* never NULL: &mspan_empty */
+	/* Bit i: alloc[i] is a real span. The walks done for every thread
+	 * inside a pause (start_black, flush_black) visit these only. */
+	uint64_t cached[(NUM_SPANCLASSES + 63) / 64];
 	uintptr_t tiny;                /* current tiny block, or 0 */
 	uintptr_t tinyoffset;          /* bytes of it used */
 	uintptr_t tiny_allocs;         /* tiny objects not yet counted */

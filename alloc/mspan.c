@@ -295,6 +295,30 @@ void mspan_ptriter(const mspan *s, uintptr_t obj, ptriter *it)
 	}
 }
 
+const gc_type *mspan_object_type(const mspan *s, uintptr_t i)
+{
+	if (s->types)
+		return (const gc_type *)aload((atomic_word *)&s->types[i]);
+	if (spanclass_sizeclass(s->spc) == 0)
+		return s->largetype;
+	if (s->typeids && s->typeids[i])
+		return gctype_by_id(s->typeids[i]);
+	return NULL;
+}
+
+uint64_t mspan_object_heapbits(const mspan *s, uintptr_t obj)
+{
+	const atomic_word *hb = (const atomic_word *)s->heap_bits;
+	uintptr_t wi = (obj - s->base) / WORD_SIZE;
+	unsigned nw = (unsigned)(s->elemsize / WORD_SIZE);
+	unsigned sh = wi % 64;
+	uint64_t bits = aload(&hb[wi / 64]) >> sh;
+
+	if (sh + nw > 64)
+		bits |= aload(&hb[wi / 64 + 1]) << (64 - sh);
+	return bits & low_mask(nw);
+}
+
 /* ---- Sweeping ------------------------------------------------------------ */
 
 static NOINLINE void report_zombie(const mspan *s, uintptr_t i)

@@ -284,6 +284,15 @@ void mspan_fill_type(mspan *s, uintptr_t from, const gc_type *t,
  * first is not counted). */
 uintptr_t mspan_mark_allocated(mspan *s, uintptr_t from, uintptr_t to);
 
+/* The gc_type of object i of s where the span records it (a type array,
+ * a large span's type, or per-object ids while type recording is on),
+ * else NULL. Any thread; for messages and checks, not for scanning. */
+const gc_type *mspan_object_type(const mspan *s, uintptr_t i);
+
+/* The heap bits of the object at obj (a span with heap_bits): bit w set
+ * means its word w is a pointer slot. */
+uint64_t mspan_object_heapbits(const mspan *s, uintptr_t obj);
+
 /* Iterate the pointer slots of the object at `obj` in span s. */
 void mspan_ptriter(const mspan *s, uintptr_t obj, ptriter *it);
 

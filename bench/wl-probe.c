@@ -4,10 +4,13 @@
  * (the malloc twins free the old one). Every gap between two iterations
  * is recorded in a histogram of 100 ns buckets: the longest, p99.9,
  * p99.99, how many were over 1 ms and over 10 ms, and the throughput in
- * replacements per second. What the mutator sees of the collector:
+ * replacements per second; and the minimum mutator utilization at 1, 10
+ * and 100 ms windows, taking every gap over 10 us as time the mutator did
+ * not run (bench/mmu.h). What the mutator sees of the collector:
  * stop-the-world pauses, assists, and time stolen by its threads. At the
  * end every object is checked against its slot (a lost or overwritten
  * object changes the checksum). Options: --slots N, --seconds S. */
+#include "mmu.h"
 #include "wl.h"
 
 typedef struct pobj {
@@ -16,6 +19,9 @@ typedef struct pobj {
 } pobj;
 
 #define BUCKET_NS 100
+/* Gaps longer than this are taken as time the mutator did not run, for
+ * the MMU figures (an iteration takes well under a microsecond). */
+#define MMU_GAP_NS 10000.0
 #define NBUCKETS (1u << 20) /* 100 ms; longer gaps land in the last */
 
 static wl_type *pobj_t;
@@ -43,8 +49,9 @@ int main(int argc, char **argv)
 	uint64_t rng = 88172645463325252ull, h = WL_FOLD_INIT, iters = 0;
 	uint64_t over1 = 0, over10 = 0;
 	double t0, prev, end, maxgap = 0, secs;
-	size_t nslots;
+	size_t nslots, ngaps = 0, capgaps = 0;
 	pobj **slots;
+	mmu_gap *gaps = NULL;
 
 	wl_args(argc, argv);
 	wl_init();
@@ -71,6 +78,16 @@ int main(int argc, char **argv)
 		if (gap > maxgap)
 			maxgap = gap;
 		over1 += gap > 1e6;
+		if (gap > MMU_GAP_NS) {
+			if (ngaps == capgaps) {
+				capgaps = capgaps ? 2 * capgaps : 4096;
+				gaps = realloc(gaps, capgaps * sizeof *gaps);
+				if (!gaps)
+					wl_die("no memory for the gap list");
+			}
+			gaps[ngaps].start = prev - t0;
+			gaps[ngaps++].len = gap;
+		}
 		over10 += gap > 1e7;
 		prev = now;
 		if (now >= end)
@@ -114,6 +131,19 @@ int main(int argc, char **argv)
 		wl_figure("gaps_over_1ms", (double)over1);
 		wl_figure("gaps_over_10ms", (double)over10);
 		wl_figure("mrepl_per_s", iters / ((prev - t0) / 1e9) / 1e6);
+		/* Minimum mutator utilization at 1, 10 and 100 ms windows
+		 * (bench/mmu.h), in percent. */
+		double *pre = malloc((ngaps + 1) * sizeof *pre);
+		if (!pre)
+			wl_die("no memory for the MMU");
+		wl_figure("mmu_1ms", 100 * mmu(gaps, ngaps, pre, 0, prev - t0,
+		                               1e6));
+		wl_figure("mmu_10ms", 100 * mmu(gaps, ngaps, pre, 0,
+		                                prev - t0, 1e7));
+		wl_figure("mmu_100ms", 100 * mmu(gaps, ngaps, pre, 0,
+		                                 prev - t0, 1e8));
+		free(pre);
+		free(gaps);
 		wl_figure("live_mb",
 		          (nslots * (sizeof(pobj) + sizeof(void *))) / 1e6);
 	}

@@ -72,6 +72,7 @@ static struct {
 	finq_entry *head, *tail;  /* queued, oldest first */
 	finq_entry *running;      /* taken, not yet done */
 	atomic_word pending;      /* queued + running */
+	atomic_word queued;       /* entries ever queued */
 	fixalloc alloc;
 	size_t sys;
 } finq_ = {.lock = {.m = PTHREAD_MUTEX_INITIALIZER},
@@ -384,6 +385,7 @@ static void finq_push(finq_entry *e)
 		finq_.head = e;
 	finq_.tail = e;
 	afetch_add(&finq_.pending, 1);
+	afetch_add(&finq_.queued, 1);
 }
 
 /* Queue an entry (finq_.lock held); false if no memory. */
@@ -531,4 +533,20 @@ void finq_wake(void)
 	mutex_lock(&finq_.lock);
 	pthread_cond_broadcast(&finq_.cond);
 	mutex_unlock(&finq_.lock);
+}
+
+uintptr_t finq_wait_queued(uintptr_t seen, const atomic_word *gen)
+{
+	mutex_lock(&finq_.lock);
+	uintptr_t g = aload(gen);
+	while (aload(&finq_.queued) == seen && aload(gen) == g)
+		mutex_cond_wait(&finq_.cond, &finq_.lock);
+	uintptr_t n = aload(&finq_.queued);
+	mutex_unlock(&finq_.lock);
+	return n;
+}
+
+uintptr_t finq_queued(void)
+{
+	return aload(&finq_.queued);
 }

@@ -105,7 +105,12 @@ size_t finq_pending(void);
 /* Wait until an entry is queued and `*run` is set (the finalizer thread,
  * inside a blocking region). */
 void finq_wait(const atomic_word *run);
-/* Wake finq_wait. */
+/* Wake finq_wait (and finq_wait_queued). */
 void finq_wake(void);
+/* Entries ever queued. */
+uintptr_t finq_queued(void);
+/* Wait until the count of entries ever queued is no longer `seen`, or
+ * *gen changes (then finq_wake); returns the count. */
+uintptr_t finq_wait_queued(uintptr_t seen, const atomic_word *gen);
 
 #endif

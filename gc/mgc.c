@@ -61,6 +61,15 @@ mgc_state mgc_ = {.lock = {.m = PTHREAD_MUTEX_INITIALIZER},
 
 static atomic_word starting;
 
+/* The cycle callbacks' counters (runtime/notify.c): *w = max(*w, c).
+ * Published with the world running, after the event. */
+static void note_max(atomic_word *w, uintptr_t c)
+{
+	uintptr_t old;
+	while ((old = aload(w)) < c && !acas(w, old, c))
+		;
+}
+
 static void wake_all(void)
 {
 	mutex_lock(&mgc_.lock);
@@ -90,6 +99,21 @@ static void checkmark(void)
 	while (ephemeron_pass(&w));
 	gcw_dispose(&w);
 	gcmark_checkmark_end();
+}
+
+/* World stopped, marking complete: objects that only unregistered
+ * globals point to are reported and (rootcheck=1) kept, with everything
+ * they reach, before the mark is final. */
+static void rootcheck(void)
+{
+	gcw w = {0};
+
+	if (mgc_.ops->rootcheck(&w)) {
+		do
+			gcmark_drain(&w, -1);
+		while (ephemeron_pass(&w));
+	}
+	gcw_dispose(&w);
 }
 
 /* ---- Mark termination ---------------------------------------------------- */
@@ -158,8 +182,11 @@ static void mark_termination(void)
 	astore_rel(&mgc_.phase, GCPHASE_MARKTERM);
 	/* Before checkmark, whose re-mark is not the cycle's work. */
 	mgc_.last_scan_work = aload(&gcwork_.scan_done);
+	if (mgc_.debug.rootcheck)
+		rootcheck();
 	if (mgc_.debug.checkmark)
 		checkmark();
+	mfree_check();
 	uintptr_t marked = aload(&gcwork_.bytes_marked);
 	uintptr_t live = aload(&mheap_.stats.heap_live);
 	astore(&mgc_.blackalloc, 0);
@@ -167,6 +194,7 @@ static void mark_termination(void)
 	gcstats_mark_end(live, marked);
 	astore(&mheap_.stats.heap_live, marked);
 	mutex_lock(&mgc_.lock);
+	pacer_measure(gcstats_now_ns(), aload(&mgc_.alloc_bytes));
 	pacer_end_cycle(marked, live > mgc_.mark_start_live ?
 	                        live - mgc_.mark_start_live : 0);
 	mutex_unlock(&mgc_.lock);
@@ -177,6 +205,11 @@ static void mark_termination(void)
 	 * flush (which compares with sweepgen) sweeps it. */
 	sweep_block();
 	astore_rel(&mheap_.sweepgen, aload(&mheap_.sweepgen) + 2);
+	mutex_lock(&mheap_.lock);
+	uintptr_t pages = mheap_.stats.inuse_pages;
+	mutex_unlock(&mheap_.lock);
+	uintptr_t trigger = aload(&mgc_.trigger);
+	sweep_pace_start(pages, trigger > marked ? trigger - marked : 0);
 	sweep_unblock();
 	mgc_.ops->request_cache_flush();
 	/* Counted with the world stopped: mgc_run_cycle relies on it. */
@@ -255,8 +288,10 @@ static void mark_done(void)
 			continue;
 		}
 		mark_termination();
+		uintptr_t cycle = aload(&mgc_.cycles);
 		markers_start();
 		mgc_.ops->start_world();
+		note_max(&mgc_.ended, cycle);
 		gcstats_pause(1, gcstats_now_ns() - t0);
 		trace_cycle();
 		wake_all();
@@ -406,6 +441,7 @@ static bool gc_start(void)
 		mgc_.ops->start_world();
 	}
 	gcstats_cycle_start(t0, aload(&mheap_.stats.heap_live));
+	uintptr_t cycle = aload(&mgc_.cycles) + 1;
 	if (mgc_.debug.verify) {
 		sweep_block(); /* unattached sweepers are not stopped */
 		mheap_verify_swept();
@@ -423,6 +459,9 @@ static bool gc_start(void)
 	if (mgc_.debug.stoptheworld) {
 		mark_stopped();
 		mgc_.ops->start_world();
+		note_max(&mgc_.swept, cycle - 1);
+		note_max(&mgc_.started, cycle);
+		note_max(&mgc_.ended, cycle);
 		gcstats_pause(0, gcstats_now_ns() - t0);
 		trace_cycle();
 		astore(&starting, 0);
@@ -431,6 +470,8 @@ static bool gc_start(void)
 	}
 	mgc_.ops->request_stack_scans();
 	mgc_.ops->start_world();
+	note_max(&mgc_.swept, cycle - 1);
+	note_max(&mgc_.started, cycle);
 	gcstats_pause(0, gcstats_now_ns() - t0);
 	astore(&starting, 0);
 	wake_all();
@@ -486,7 +527,10 @@ void mgc_run_cycle(bool wait_sweep)
 	afetch_add(&cycle_waiters, (uintptr_t)-1);
 	mgc_.ops->blocking_end();
 	if (wait_sweep) {
+		uintptr_t cycle = aload_acq(&mgc_.cycles);
 		sweep_finish();
+		note_max(&mgc_.swept, cycle);
+		wake_all();
 		if (mgc_.debug.verify) {
 			mgc_.ops->stop_world();
 			sweep_block();
@@ -548,17 +592,24 @@ unsigned mgc_set_markers(unsigned n)
 }
 
 /* After a sweep: give free pages back to the OS when the heap holds more
- * than 10% (plus 4 MiB) over its goal, the excess only, from the top of
- * the heap (Go's scavenger keeps the same retained goal, but paced). */
+ * than 10% (plus 4 MiB) over its recent goal, the excess only, from the
+ * top of the heap (Go's scavenger keeps the same retained goal, but
+ * paced). The recent goal is the highest goal of the last cycles, decayed
+ * by an eighth a cycle: a goal that dips for a cycle or two (the scaled
+ * minimum follows a noisy allocation rate) must not release pages that
+ * the next cycle faults in again. */
 static void scavenge(void)
 {
+	static uintptr_t recent; /* the sweeper's own */
+
 	mutex_lock(&mheap_.lock);
 	uintptr_t held = mheap_.stats.committed - mheap_.stats.released;
 	mutex_unlock(&mheap_.lock);
 	mutex_lock(&mgc_.lock);
 	uintptr_t goal = aload(&mgc_.goal);
 	mutex_unlock(&mgc_.lock);
-	uintptr_t retain = goal + goal / 10 + ((uintptr_t)4 << 20);
+	recent = MAX(goal, recent - recent / 8);
+	uintptr_t retain = recent + recent / 10 + ((uintptr_t)4 << 20);
 	if (held > retain)
 		mheap_release_free(held - retain);
 }
@@ -568,24 +619,47 @@ static void *sweeper(void *arg)
 	(void)arg;
 	mutex_lock(&mgc_.lock);
 	while (!aload(&mgc_.exiting)) {
-		if (aload(&mgc_.sweep_done) ||
+		if (aload(&mgc_.sweep_done) || aload(&mgc_.sweeper_paused) ||
 		    aload_acq(&mgc_.phase) != GCPHASE_OFF) {
 			mutex_cond_wait(&mgc_.cond, &mgc_.lock);
 			continue;
 		}
 		mutex_unlock(&mgc_.lock);
-		while (aload_acq(&mgc_.phase) == GCPHASE_OFF && sweep_one())
-			;
-		if (aload_acq(&mgc_.phase) == GCPHASE_OFF &&
-		    mgc_.ops->cache_flushes_done()) {
+		/* The cycle read before the sweep_one that finds nothing
+		 * left: its sweep is done then (a later one's may not be). */
+		uintptr_t cycle;
+		do
+			cycle = aload_acq(&mgc_.cycles);
+		while (aload_acq(&mgc_.phase) == GCPHASE_OFF &&
+		       !aload(&mgc_.sweeper_paused) && sweep_one());
+		if (aload(&mgc_.sweeper_paused)) {
+			mutex_lock(&mgc_.lock);
+			continue;
+		}
+		bool done = aload_acq(&mgc_.phase) == GCPHASE_OFF &&
+		            mgc_.ops->cache_flushes_done();
+		if (done) {
 			astore_rel(&mgc_.sweep_done, 1);
+			note_max(&mgc_.swept, cycle);
 			gcstats_sweep_done();
 			scavenge();
-		} else {
-			sched_yield();
 		}
 		mutex_lock(&mgc_.lock);
-		pthread_cond_broadcast(&mgc_.cond);
+		if (done) {
+			pthread_cond_broadcast(&mgc_.cond);
+		} else if (aload_acq(&mgc_.phase) == GCPHASE_OFF) {
+			/* Threads still hold stale cached spans (swept when
+			 * they release them at their next safepoint): look
+			 * again shortly, without waking anyone meanwhile. */
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 200000;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			mutex_cond_timedwait(&mgc_.cond, &mgc_.lock, &ts);
+		}
 	}
 	mutex_unlock(&mgc_.lock);
 	return NULL;

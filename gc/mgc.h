@@ -54,6 +54,8 @@ typedef struct mgc_debug {
 	bool verify;        /* heap verification after each cycle */
 	uintptr_t stress;   /* a cycle every `stress` bytes (0: off) */
 	bool gctrace;       /* a line per cycle on stderr */
+	unsigned rootcheck; /* objects kept only by unregistered globals:
+	                     * 1 warn once and keep, 2 abort */
 } mgc_debug;
 
 /* What the collector asks of the runtime. */
@@ -96,7 +98,19 @@ typedef struct gc_runtime_ops {
 	 * it as stopped meanwhile. */
 	void (*blocking_begin)(void);
 	void (*blocking_end)(void);
+	/* World stopped, marking complete (GCHEAP_DEBUG=rootcheck): grey
+	 * into w the unmarked objects that unregistered globals point to,
+	 * reporting them (or abort); true if it greyed any (the caller
+	 * then marks from them). */
+	bool (*rootcheck)(gcw *w);
 } gc_runtime_ops;
+
+/* What the pacer measures of the cycles (gc/mgcpacer.c), under mgc_.lock. */
+typedef struct pacer_clock {
+	uint64_t end_ns;          /* the last mark termination */
+	uintptr_t alloc_bytes;    /* mgc_.alloc_bytes then */
+	double rate;              /* bytes allocated per ns, smoothed */
+} pacer_clock;
 
 /* Collector state (Go's gcController and work, in one place). */
 typedef struct mgc_state {
@@ -106,8 +120,15 @@ typedef struct mgc_state {
 	atomic_word phase;        /* enum gcphase */
 	atomic_word blackalloc;   /* allocate black (marking) */
 	atomic_word cycles;       /* completed cycles */
+	/* For cycle callbacks, each set with the world running after the
+	 * event: the last cycle whose mark has started, whose mark has
+	 * ended, whose sweep is done. */
+	atomic_word started;
+	atomic_word ended;
+	atomic_word swept;
 	atomic_word disabled;     /* gc_disable nesting count */
 	atomic_word sweep_done;   /* all spans of this cycle swept */
+	atomic_word sweeper_paused; /* tests: the background sweeper idles */
 	atomic_word globals_done; /* the globals and specials root job:
 	                           * 0 to do, 1 running, 2 done */
 	/* Pacer (gc/mgcpacer.c). */
@@ -116,6 +137,8 @@ typedef struct mgc_state {
 	uintptr_t mark_grown;     /* heap growth during the last mark */
 	uintptr_t mark_start_live; /* mheap_.stats.heap_live when it began */
 	uintptr_t last_scan_work; /* scan work of the last mark */
+	uintptr_t min_goal;       /* the goal's floor this cycle */
+	pacer_clock pacer_clock;
 	atomic_word bg_credit;    /* words the workers scanned this mark
 	                           * beyond what assists took (Go's
 	                           * bgScanCredit) */
@@ -253,12 +276,33 @@ static inline void mgc_alloc_black(mgc_thread *m, mspan *s, uintptr_t obj)
 void gcmark_checkmark_begin(void);
 void gcmark_checkmark_end(void);
 
+/* ---- gc_free's records (gc/mfree.c) -------------------------------------- */
+
+/* Record obj (filled with `fill` over size bytes) as freed by gc_free:
+ * 1, or 0 if it is recorded already, or -1 if no memory. */
+int mfree_track(uintptr_t obj, uintptr_t size, uint8_t fill);
+/* Was the object at obj freed by gc_free (and not yet collected)? */
+bool mfree_is_freed(uintptr_t obj);
+/* Mark termination, world stopped: check and forget the records of the
+ * objects the mark found unreachable (fatal on a write after gc_free). */
+void mfree_check(void);
+
 /* ---- Sweeping (gc/mgcsweep.c) -------------------------------------------- */
 
 /* Sweep one unswept span; false when none are left. */
 bool sweep_one(void);
 /* Sweep until every span of this cycle is swept. */
 void sweep_finish(void);
+/* Proportional sweep (gc/mgcsweep.c). Mark termination, world stopped,
+ * after the sweepgen flip: `pages` in use are to be swept while the heap
+ * grows by `distance` bytes (to the next trigger). */
+void sweep_pace_start(uintptr_t pages, uintptr_t distance);
+/* The allocation slow path: sweep what the pace says is owed by now. */
+void sweep_credit(void);
+/* Pages owed by now and not yet swept (0 once nothing is left to
+ * sweep); pages swept this cycle by sweep_one. */
+uintptr_t sweep_pace_owed(void);
+uintptr_t sweep_pace_swept(void);
 /* Mark termination: hold off sweepers (and wait out the ones inside a
  * span) around the sweepgen flip. */
 void sweep_block(void);
@@ -280,7 +324,15 @@ uintptr_t pacer_trigger(uintptr_t marked, uintptr_t goal, uintptr_t grown);
  * assistWorkPerByte); -1 past the goal (help with everything). */
 intptr_t pacer_assist_owed(uintptr_t bytes, uintptr_t live, uintptr_t goal,
                            uintptr_t expect, uintptr_t done);
-/* The heap goal for a live heap of `marked` bytes at `percent`. */
-uintptr_t pacer_goal(uintptr_t marked, unsigned percent, size_t limit);
+/* The heap goal for a live heap of `marked` bytes at `percent`, at least
+ * `min`. */
+uintptr_t pacer_goal(uintptr_t marked, unsigned percent, size_t limit,
+                     uintptr_t min);
+/* The floor of the goal when the mutators allocate `rate` bytes per ns
+ * (see gc/mgcpacer.c). */
+uintptr_t pacer_min_goal(unsigned percent, size_t limit, double rate);
+/* Mark termination, world stopped, mgc_.lock held: record the time and
+ * the bytes allocated so far (before pacer_end_cycle). */
+void pacer_measure(uint64_t now_ns, uintptr_t alloc_bytes);
 
 #endif

@@ -64,23 +64,62 @@ static bool checkmark_get(uintptr_t obj)
 	                                (obj - a->base) / WORD_SIZE);
 }
 
-static NOINLINE void checkmark_missed(uintptr_t obj, mspan *s,
-                                      uintptr_t from, uintptr_t slot)
+/* Where the slot is: "a root (slot S)", or "an object of type T at O,
+ * field +N (slot S)" (types are known for objects over 512 bytes, large
+ * ones, and every object while type recording is on: types=1, which
+ * checkmark and rootcheck turn on). */
+static void holder_desc(char *buf, size_t n, uintptr_t from, uintptr_t slot)
 {
 	mspan *fs = from ? spanof_heap(from) : NULL;
 
-	fatal("checkmark found an unmarked reachable object %p (span %p "
-	      "class %u%s, size %zu, sweepgen %zu/%zu, freeindex %zu, "
-	      "allocated %zu/%zu) referenced from %s %p slot %p (+%zu, "
-	      "class %u)", (void *)obj, (void *)s,
-	      spanclass_sizeclass(s->spc),
+	if (!fs) {
+		snprintf(buf, n, "a root (slot %p)", (void *)slot);
+		return;
+	}
+	const gc_type *t = mspan_object_type(fs,
+	                                     mspan_object_index(fs, from));
+	char type[96];
+	if (t)
+		snprintf(type, sizeof(type), "type %s", t->name);
+	else
+		snprintf(type, sizeof(type), "%zu bytes (type not recorded)",
+		         (size_t)fs->elemsize);
+	snprintf(buf, n, "an object of %s at %p, field +%zu (slot %p)", type,
+	         (void *)from, (size_t)(slot - from), (void *)slot);
+}
+
+static NOINLINE void checkmark_missed(uintptr_t obj, mspan *s,
+                                      uintptr_t from, uintptr_t slot)
+{
+	char holder[224];
+	const gc_type *t = mspan_object_type(s, mspan_object_index(s, obj));
+
+	holder_desc(holder, sizeof(holder), from, slot);
+	fatal("checkmark found an unmarked reachable object %p (type %s, "
+	      "span %p class %u%s, size %zu, sweepgen %zu/%zu, freeindex "
+	      "%zu, allocated %zu/%zu) held by %s: the concurrent mark "
+	      "missed it, so a store into that %s (or the one that took the "
+	      "pointer from where it was before) probably lacked gc_write; "
+	      "every pointer store into a heap object or a registered root "
+	      "needs it", (void *)obj,
+	      t ? t->name : spanclass_noscan(s->spc) ? "none: noscan" :
+	                                               "not recorded",
+	      (void *)s, spanclass_sizeclass(s->spc),
 	      spanclass_noscan(s->spc) ? " noscan" : "",
 	      (size_t)s->elemsize, (size_t)aload(&s->sweepgen),
 	      (size_t)aload(&mheap_.sweepgen), (size_t)aload(&s->freeindex),
-	      (size_t)s->alloc_count, (size_t)s->nelems,
-	      fs ? "object" : "root", (void *)from,
-	      (void *)slot, (size_t)(slot && from ? slot - from : 0),
-	      fs ? spanclass_sizeclass(fs->spc) : 0);
+	      (size_t)s->alloc_count, (size_t)s->nelems, holder,
+	      from ? "field" : "slot");
+}
+
+static NOINLINE void checkmark_freed(uintptr_t obj, uintptr_t from,
+                                     uintptr_t slot)
+{
+	char holder[224];
+
+	holder_desc(holder, sizeof(holder), from, slot);
+	fatal("use after gc_free: object %p was freed with gc_free but is "
+	      "still reachable, held by %s", (void *)obj, holder);
 }
 
 static NOINLINE void bad_free_page(uintptr_t p, uintptr_t from,
@@ -116,6 +155,8 @@ static inline void greyobject(gcw *w, uintptr_t obj, mspan *s, uintptr_t i,
 		}
 		if (!checkmark_set(obj))
 			return;
+		if (precise && from && mfree_is_freed(obj))
+			checkmark_freed(obj, from, slot);
 	} else if (mspan_black_pending(s, i) ||
 	           !mark_bit(s->gcmark_bits, i)) {
 		/* Already marked, or allocated black (its bit comes in

@@ -2,9 +2,18 @@
  * a cycle and how much marking an allocating thread owes; and the assist
  * that makes it pay (mgc_assist, Go's gcAssistAlloc).
  *
- *   goal    = marked * (1 + percent/100), at least HEAP_MIN_GOAL, and
+ *   goal    = marked * (1 + percent/100), at least the minimum goal, and
  *             under a memory limit at most 95% of it (but never below
  *             marked + 1/16 of it, so the heap cannot collect forever);
+ *   minimum = HEAP_MIN_GOAL (4 MiB, as Go's), raised while the mutators
+ *             allocate fast: to what they allocate in MIN_CYCLE_NS at
+ *             their measured rate, so that a small heap is not collected
+ *             more often than that (Go's fixed minimum runs a cycle every
+ *             4 ms at 1 GB/s, and a cycle's fixed costs, the pauses, the
+ *             handshakes, the wake-ups of the workers, then dominate);
+ *             at most HEAP_MIN_GOAL_MAX * percent/100 and half the
+ *             memory limit (pacer_min_goal). It only matters while the
+ *             live heap is small: a larger one has a larger goal anyway;
  *   trigger = as late as the last mark allows: the goal less what the
  *             mutators allocated while it ran (plus a quarter for
  *             safety), within [7/10, 17/20] of the runway (goal -
@@ -25,15 +34,31 @@
 #include <sched.h>
 
 #define HEAP_MIN_GOAL ((uintptr_t)4 << 20)
+#define HEAP_MIN_GOAL_MAX ((uintptr_t)16 << 20)
+#define MIN_CYCLE_NS 10e6
 
-uintptr_t pacer_goal(uintptr_t marked, unsigned percent, size_t limit)
+uintptr_t pacer_min_goal(unsigned percent, size_t limit, double rate)
+{
+	if ((int)percent < 0)
+		percent = 100;
+	double cap = (double)HEAP_MIN_GOAL_MAX / 100 * percent;
+	if (limit && cap > limit / 2)
+		cap = (double)(limit / 2);
+	double want = rate > 0 ? rate * MIN_CYCLE_NS : 0;
+	if (want > cap)
+		want = cap;
+	return want > HEAP_MIN_GOAL ? (uintptr_t)want : HEAP_MIN_GOAL;
+}
+
+uintptr_t pacer_goal(uintptr_t marked, unsigned percent, size_t limit,
+                     uintptr_t min)
 {
 	if ((int)percent < 0)
 		percent = 100; /* automatic collection is off; any goal */
 	uintptr_t goal = marked + marked / 100 * percent +
 	                 marked % 100 * percent / 100;
-	if (goal < HEAP_MIN_GOAL)
-		goal = HEAP_MIN_GOAL;
+	if (goal < min)
+		goal = min;
 	if (limit) {
 		uintptr_t cap = limit / 20 * 19;
 		uintptr_t floor = marked + marked / 16;
@@ -68,14 +93,32 @@ intptr_t pacer_assist_owed(uintptr_t bytes, uintptr_t live, uintptr_t goal,
 	return owed >= (double)INTPTR_MAX ? INTPTR_MAX : (intptr_t)owed + 1;
 }
 
+void pacer_measure(uint64_t now_ns, uintptr_t alloc_bytes)
+{
+	pacer_clock *c = &mgc_.pacer_clock;
+
+	if (c->end_ns && now_ns > c->end_ns) {
+		double rate = (double)(alloc_bytes - c->alloc_bytes) /
+		              (double)(now_ns - c->end_ns);
+		/* Smoothed over about four cycles, so that one burst or one
+		 * pause of the program does not swing the minimum. */
+		c->rate = c->rate ? (3 * c->rate + rate) / 4 : rate;
+	}
+	c->end_ns = now_ns;
+	c->alloc_bytes = alloc_bytes;
+}
+
 void pacer_end_cycle(uintptr_t marked, uintptr_t grown)
 {
-	uintptr_t goal = pacer_goal(marked, (unsigned)aload(&mgc_.percent),
-	                            aload(&mheap_.limit));
+	unsigned percent = (unsigned)aload(&mgc_.percent);
+	size_t limit = aload(&mheap_.limit);
+	uintptr_t min = pacer_min_goal(percent, limit, mgc_.pacer_clock.rate);
+	uintptr_t goal = pacer_goal(marked, percent, limit, min);
 	uintptr_t trigger = pacer_trigger(marked, goal, grown);
 
 	mgc_.heap_marked = marked;
 	mgc_.mark_grown = grown;
+	mgc_.min_goal = min;
 	astore(&mgc_.goal, goal);
 	astore(&mgc_.trigger, trigger);
 }

@@ -36,6 +36,22 @@ void gcstats_init(unsigned workers, long ncpu)
 	gcstats_.ncpu = ncpu;
 }
 
+void gcstats_ttsp(uint64_t ns, int tid)
+{
+	mutex_lock(&gcstats_.lock);
+	gcstats_.nstops++;
+	gcstats_.ttsp_total += ns;
+	if (ns >= gcstats_.ttsp_max) {
+		gcstats_.ttsp_max = ns;
+		gcstats_.ttsp_max_tid = tid;
+	}
+	if (ns >= gcstats_.ttsp_cycle) {
+		gcstats_.ttsp_cycle = ns;
+		gcstats_.ttsp_cycle_tid = tid;
+	}
+	mutex_unlock(&gcstats_.lock);
+}
+
 void gcstats_cycle_start(uint64_t begin_ns, uintptr_t heap_live)
 {
 	mutex_lock(&gcstats_.lock);
@@ -45,6 +61,7 @@ void gcstats_cycle_start(uint64_t begin_ns, uintptr_t heap_live)
 	gcstats_.heap_start = heap_live;
 	gcstats_.assist0 = aload(&gcstats_.assist_ns);
 	gcstats_.worker0 = aload(&gcstats_.worker_ns);
+	gcstats_.assists0 = aload(&gcstats_.assists);
 	mutex_unlock(&gcstats_.lock);
 }
 
@@ -102,6 +119,11 @@ void gcstats_cycle_end(uintptr_t cycle, uintptr_t goal, bool trace)
 	uint64_t worker = aload(&gcstats_.worker_ns) - gcstats_.worker0;
 	gcstats_.last_assist = assist;
 	gcstats_.last_worker = worker;
+	gcstats_.last_assists = aload(&gcstats_.assists) - gcstats_.assists0;
+	gcstats_.ttsp_last = gcstats_.ttsp_cycle;
+	gcstats_.ttsp_last_tid = gcstats_.ttsp_cycle_tid;
+	gcstats_.ttsp_cycle = 0;
+	gcstats_.ttsp_cycle_tid = 0;
 	uint64_t now = gcstats_now_ns();
 	uint64_t pauses = gcstats_.phase_total[GCSTATS_SWEEPTERM] +
 	                  gcstats_.phase_total[GCSTATS_MARKTERM];
@@ -114,7 +136,8 @@ void gcstats_cycle_end(uintptr_t cycle, uintptr_t goal, bool trace)
 		fprintf(stderr,
 		        "gcheap: gc %zu @%.3fs %.0f%%: %.3f+%.3f+%.3f ms "
 		        "clock, %.3f+%.3f/%.3f+%.3f ms cpu, "
-		        "%.3f->%.3f->%.3f MB, %.3f MB goal, %u workers\n",
+		        "%.3f->%.3f->%.3f MB, %.3f MB goal, %u workers, "
+		        "%.3f ms ttsp (thread %d)\n",
 		        (size_t)cycle, (now - gcstats_.start_ns) / 1e9,
 		        wall > 0 ? 100 * gccpu / wall : 0.0,
 		        gcstats_.cur[GCSTATS_SWEEPTERM] / 1e6,
@@ -124,7 +147,8 @@ void gcstats_cycle_end(uintptr_t cycle, uintptr_t goal, bool trace)
 		        worker / 1e6, gcstats_.cur[GCSTATS_MARKTERM] / 1e6,
 		        gcstats_.heap_start / 1e6, gcstats_.heap_end / 1e6,
 		        gcstats_.heap_marked / 1e6, goal / 1e6,
-		        gcstats_.workers);
+		        gcstats_.workers, gcstats_.ttsp_last / 1e6,
+		        gcstats_.ttsp_last_tid);
 	void (*hook)(void) = gcstats_.cycle_hook;
 	mutex_unlock(&gcstats_.lock);
 	if (hook)
@@ -156,6 +180,7 @@ void gcstats_set_hook(void (*fn)(void))
 void gcstats_assist(uint64_t ns)
 {
 	afetch_add(&gcstats_.assist_ns, ns);
+	afetch_add(&gcstats_.assists, 1);
 }
 
 void gcstats_worker(uint64_t ns)

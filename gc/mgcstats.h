@@ -13,6 +13,7 @@
  *                         stop counts too)
  *   gcstats_cycle_end     world running: the trace line, the cycle hook
  *   gcstats_sweep_done    the background sweeper swept the last span
+ * and gcstats_ttsp at every stop of the world (from runtime/).
  * Everything is guarded by gcstats_.lock except the atomics. */
 #ifndef GCHEAP_MGCSTATS_H
 #define GCHEAP_MGCSTATS_H
@@ -47,8 +48,15 @@ typedef struct gcstats_state {
 	uint64_t heap_start, heap_end, heap_marked;
 	uint64_t assist0, worker0;  /* CPU counters at cycle start */
 	uint64_t last_assist, last_worker; /* the last cycle's */
+	/* Time-to-safepoint: from asking every thread to stop until the last
+	 * one stopped, per stop of the world. */
+	uint64_t ttsp_total, ttsp_max, ttsp_cycle, ttsp_last;
+	int ttsp_max_tid, ttsp_cycle_tid, ttsp_last_tid; /* the last to stop */
+	uint64_t nstops;
 	/* CPU time (ns), atomics. */
 	atomic_word assist_ns;      /* in mutator assists */
+	atomic_word assists;        /* mutator assists run */
+	uint64_t assists0, last_assists; /* at cycle start; the last cycle's */
 	atomic_word worker_ns;      /* in background mark workers */
 	atomic_word sweeper_ns;     /* the background sweeper thread */
 	unsigned workers;
@@ -70,6 +78,9 @@ void gcstats_cycle_end(uintptr_t cycle, uintptr_t goal, bool trace);
 void gcstats_sweep_done(void);
 void gcstats_set_hook(void (*fn)(void));
 void gcstats_assist(uint64_t ns);
+/* A stop of the world took `ns` from the request until every thread had
+ * stopped; `tid` was the last to stop (0: none had to). */
+void gcstats_ttsp(uint64_t ns, int tid);
 void gcstats_worker(uint64_t ns);
 
 #endif

@@ -7,7 +7,17 @@
  * Every span that was in use at mark termination is swept exactly once
  * per cycle: spans on unswept lists by whoever wins mspan_try_acquire,
  * spans in thread caches when the thread releases them (stale spans are
- * swept on uncache), spans a thread needs by mcentral_cache_span. */
+ * swept on uncache), spans a thread needs by mcentral_cache_span.
+ *
+ * Proportional sweep (Go's sweep credit, deductSweepCredit): mark
+ * termination sets the pace, one page to sweep per bytes_per_page bytes
+ * allocated, so that the pages in use are all swept by the time the heap
+ * has grown three quarters of the way to the next trigger; each
+ * allocation slow path (sweep_credit) sweeps what the background sweeper
+ * has not yet swept of that. So sweeping never piles up for the thread
+ * that starts the next cycle (sweep_finish, before its first pause), and
+ * one allocation sweeps a few spans, not the heap, even when the
+ * background sweeper gets no CPU. */
 #include "gc/mgc.h"
 
 #include <sched.h>
@@ -26,6 +36,48 @@ static atomic_word sweepers;
 static atomic_word sweep_blocked;
 
 static bool sweep_one_counted(void);
+
+static struct {
+	atomic_word gen;            /* the sweepgen the pace is for */
+	atomic_word base;           /* mgc_.alloc_bytes when it was set */
+	atomic_word bytes_per_page; /* allocation allowed per page swept */
+	atomic_word swept;          /* pages swept by sweep_one since */
+	atomic_word exhausted;      /* sweep_one found nothing left */
+} pace;
+
+void sweep_pace_start(uintptr_t pages, uintptr_t distance)
+{
+	uintptr_t d = distance / 4 * 3;
+	astore(&pace.swept, 0);
+	astore(&pace.exhausted, 0);
+	astore(&pace.base, aload(&mgc_.alloc_bytes));
+	astore(&pace.bytes_per_page, pages ? MAX(d / pages, 1) : 0);
+	astore_rel(&pace.gen, aload(&mheap_.sweepgen));
+}
+
+uintptr_t sweep_pace_owed(void)
+{
+	uintptr_t bpp = aload(&pace.bytes_per_page);
+	if (!bpp || aload_acq(&pace.gen) != aload_acq(&mheap_.sweepgen) ||
+	    aload(&pace.exhausted))
+		return 0;
+	uintptr_t owed = (aload(&mgc_.alloc_bytes) - aload(&pace.base)) / bpp;
+	uintptr_t done = aload(&pace.swept);
+	return owed > done ? owed - done : 0;
+}
+
+uintptr_t sweep_pace_swept(void)
+{
+	return aload(&pace.swept);
+}
+
+void sweep_credit(void)
+{
+	if (aload_acq(&mgc_.sweep_done))
+		return;
+	while (sweep_pace_owed() && sweep_one())
+		;
+}
 
 /* 1: swept a span; 0: nothing left this generation; -1: sweepers are
  * blocked (a flip or a verification is in progress), nothing was done. */
@@ -69,7 +121,10 @@ static bool sweep_one_counted(void)
 		mspan *s;
 		while ((s = mcentral_pop_unswept(&mheap_.central[c], sg))) {
 			if (mspan_try_acquire(s, sg)) {
+				uintptr_t npages = s->npages;
 				mcentral_sweep(s);
+				if (aload(&pace.gen) == sg)
+					afetch_add(&pace.swept, npages);
 				return true;
 			}
 		}
@@ -79,6 +134,8 @@ static bool sweep_one_counted(void)
 		if (cur == c)
 			acas(&sweep_cursor, cur, c + 1);
 	}
+	if (aload(&pace.gen) == sg)
+		astore(&pace.exhausted, 1);
 	return false;
 }
 

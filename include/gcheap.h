@@ -145,6 +145,47 @@ GCHEAP_API size_t gc_size(const void *p);
 /* The start of the heap object that contains `p`, or NULL. */
 GCHEAP_API void *gc_base(const void *p);
 
+/* Resize the object at p (from gc_alloc, of `type`: NULL or a noscan type
+ * for noscan objects) to `size` bytes, as C's realloc: the object stays
+ * where it is when its slot holds the new size and its pointer layout does
+ * not change, else a new object of the type gets the common prefix and p
+ * is left to the collector. Growth is zeroed. p NULL (or the zero-size
+ * address): gc_alloc(size, type); size 0: the zero-size address. Errors
+ * return NULL and leave p alone: GCHEAP_ERR_ARG (p not the start of a
+ * heap object, or uncollectable), GCHEAP_ERR_TYPE (not a gc_type, or not
+ * p's type), GCHEAP_ERR_SIZE, GCHEAP_ERR_NOMEM, GCHEAP_ERR_NOT_ATTACHED. */
+GCHEAP_API void *gc_realloc(void *p, size_t size, const gc_type *type)
+	GCHEAP_ALLOC_ATTR(2);
+
+/* A noscan heap copy of the C string str (at most n bytes of it, plus the
+ * terminating NUL, for strndup). GCHEAP_ERR_ARG for a NULL string (with
+ * n > 0 for strndup). */
+GCHEAP_API char *gc_strdup(const char *str);
+GCHEAP_API char *gc_strndup(const char *str, size_t n);
+
+/* Tell the collector that the object at p is dead (a hint: its slot is
+ * reused once a collection finds it unreachable). Its contents are cleared
+ * at once. In the debug modes (GCHEAP_DEBUG=poison=1 or checkmark=1) it is
+ * filled and remembered: a second gc_free, a write after it, and (with
+ * checkmark) a reachable object still pointing to it are reported. NULL
+ * does nothing, and so does an object the tiny allocator packed.
+ * GCHEAP_ERR_ARG for anything but the start of a heap object, or an
+ * uncollectable one. */
+GCHEAP_API void gc_free(void *p);
+
+/* An object that is a root itself: never collected, scanned by its type,
+ * until gc_free_uncollectable(p) makes it an ordinary object again (NULL
+ * is accepted; anything not from gc_alloc_uncollectable, or freed
+ * already, is GCHEAP_ERR_ARG). Stores into it need gc_write. */
+GCHEAP_API void *gc_alloc_uncollectable(size_t size, const gc_type *type)
+	GCHEAP_ALLOC_ATTR(1);
+GCHEAP_API gc_status gc_free_uncollectable(void *p);
+
+/* Go's runtime.KeepAlive: p stays visible to the conservative stack scan
+ * up to this call (say, while a finalizer of p would close a resource
+ * still in use). Any value is accepted. It is no root in precise mode. */
+GCHEAP_API void gc_keep_alive(const void *p);
+
 /* ---- Roots ------------------------------------------------------------ */
 
 /* Register `nslots` pointer slots at `start` (globals, static tables) as
@@ -217,6 +258,28 @@ GCHEAP_API void gc_safepoint(void);
 GCHEAP_API void gc_blocking_begin(void);
 GCHEAP_API void gc_blocking_end(void);
 
+/* Collection events, in this order for each cycle (numbered from 1). */
+typedef enum gc_cycle_event {
+	GCHEAP_CYCLE_MARK_START = 0,
+	GCHEAP_CYCLE_MARK_END = 1,
+	GCHEAP_CYCLE_SWEEP_END = 2,
+} gc_cycle_event;
+typedef void (*gc_cycle_fn)(gc_cycle_event event, uint64_t cycle,
+                            void *data);
+
+/* Call fn(event, cycle, data) after each event from now on (fn NULL:
+ * stop), on a library thread that is not attached (fn must not attach
+ * it or touch the heap), outside every pause, holding no lock: every
+ * event, in order, possibly late. When this returns, a callback it
+ * replaced is no longer running (unless this is called from it).
+ * GCHEAP_ERR_NOMEM if the thread cannot be started. */
+GCHEAP_API gc_status gc_set_cycle_callback(gc_cycle_fn fn, void *data);
+
+/* A full collection, then every free page given back to the OS (Go's
+ * debug.FreeOSMemory). Returns the bytes released. The caller must be
+ * attached (GCHEAP_ERR_NOT_ATTACHED, 0, otherwise). */
+GCHEAP_API size_t gc_free_os_memory(void);
+
 /* ---- The write barrier ------------------------------------------------- */
 
 GCHEAP_API extern int gc_barrier_enabled;
@@ -288,6 +351,16 @@ GCHEAP_API size_t gc_run_finalizers(void);
 GCHEAP_API void gc_set_finalizer_thread(int on);
 /* Finalizers and cleanups queued and not yet run. */
 GCHEAP_API size_t gc_finalizers_pending(void);
+/* Call fn(pending, data) whenever finalizers or cleanups have been queued
+ * (fn NULL: stop), on a library thread that is not attached (fn must not
+ * attach it or touch the heap), holding no lock: in manual mode, the cue
+ * to call gc_run_finalizers() on a thread of yours (write to a pipe or
+ * eventfd to wake an event loop). `pending`
+ * is gc_finalizers_pending() at the call. GCHEAP_ERR_NOMEM if the thread
+ * cannot be started. */
+typedef void (*gc_finalizer_notify_fn)(size_t pending, void *data);
+GCHEAP_API gc_status gc_set_finalizer_notify(gc_finalizer_notify_fn fn,
+                                             void *data);
 
 /* A weak reference: a small heap object (keep it, and store it, like any
  * other pointer) that yields its target while the target is strongly
@@ -353,7 +426,8 @@ GCHEAP_API void gc_set_error_handler(gc_error_fn fn, void *data);
  * the default, which does nothing more. */
 GCHEAP_API void gc_set_oom_handler(gc_oom_fn fn, void *data);
 
-/* Cap the bytes the heap may commit from the OS (0: no limit). */
+/* Cap the bytes the heap may commit from the OS (0: no limit; the
+ * default, or GCHEAP_MEMLIMIT in GOMEMLIMIT's syntax). */
 GCHEAP_API void gc_set_memory_limit(size_t bytes);
 GCHEAP_API size_t gc_memory_limit(void);
 
@@ -362,7 +436,7 @@ GCHEAP_API size_t gc_release_memory(void);
 
 /* ---- Statistics -------------------------------------------------------- */
 
-#define GCHEAP_STATS_VERSION 2
+#define GCHEAP_STATS_VERSION 3
 
 #define GCHEAP_NPHASES 4       /* phase_*_ns: the order of the comment */
 #define GCHEAP_PAUSE_RING 256  /* pauses kept in pause_ring */
@@ -436,6 +510,26 @@ typedef struct gc_stats {
 		uint64_t mallocs;     /* objects handed out since start */
 		uint64_t frees;       /* objects freed since start */
 	} classes[GCHEAP_MAX_CLASSES];
+
+	/* ---- Version 3: the allocation path ---- */
+	/* Small allocations that wrote their pointer layout (heap bits or a
+	 * type entry) per object: a span's first layout, a second type in
+	 * one span, type recording. The rest write nothing but the pop from
+	 * the cached span. Counted only when the library is built with
+	 * stats (the default); 0 otherwise. */
+	uint64_t alloc_layout_writes;
+	/* Time-to-safepoint: for each stop of the world, from asking every
+	 * attached thread to stop until the last one had (a thread that
+	 * runs long without a safepoint holds every pause up). */
+	uint64_t stop_count;      /* stops of the world since start */
+	uint64_t ttsp_total_ns;   /* summed over all of them */
+	uint64_t ttsp_max_ns;     /* the longest */
+	uint64_t last_ttsp_ns;    /* the last cycle's longest */
+	int32_t ttsp_max_tid;     /* the thread that stopped last in the
+	                           * longest (kernel tid; 0: none waited) */
+	int32_t last_ttsp_tid;    /* the same for the last cycle's */
+	uint64_t assist_count;    /* mark assists run (owed scan work) */
+	uint64_t last_assist_count; /* those of the last cycle */
 } gc_stats;
 
 /* Fill `out` (of `size` bytes, normally sizeof(gc_stats)). */

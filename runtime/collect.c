@@ -1,6 +1,6 @@
 /* runtime/collect.c: the public collection controls: gc_collect,
- * gc_disable/gc_enable, the GOGC percent and the number of mark
- * workers. */
+ * gc_disable/gc_enable, the GOGC percent, gc_free_os_memory and the
+ * number of mark workers. */
 #include "runtime/runtime.h"
 
 void gc_collect(void)
@@ -63,4 +63,17 @@ int gc_set_mark_workers(int n)
 void gc_set_record_types(int on)
 {
 	mspan_record_types = on != 0;
+}
+
+size_t gc_free_os_memory(void)
+{
+	gc_thread *t = thread_current;
+
+	if (!t) {
+		runtime_not_attached("gc_free_os_memory");
+		return 0;
+	}
+	mgc_run_cycle(true);
+	runtime_safepoint(t);
+	return mheap_release_free(SIZE_MAX);
 }

@@ -56,12 +56,14 @@ static void *alloc_error(gc_status code, const char *what, size_t size,
 	return NULL;
 }
 
-/* The slow path's collector duties (Go's deductAssistCredit and the
- * trigger test): answer requests, start a cycle if due, and pay for
- * `bytes` of allocation while marking. */
+/* The slow path's collector duties (Go's deductSweepCredit,
+ * deductAssistCredit and the trigger test): answer requests, sweep what
+ * the sweep pace says is owed, start a cycle if due, and pay for `bytes`
+ * of allocation while marking. */
 static void collector_duties(gc_thread *th, uintptr_t bytes)
 {
 	runtime_safepoint(th);
+	sweep_credit();
 	if (mgc_count_alloc(bytes)) {
 		mgc_maybe_start();
 		runtime_safepoint(th);
@@ -129,6 +131,8 @@ static void *alloc_large(gc_thread *th, size_t size, const gc_type *t,
 static NOINLINE void *alloc_finish(mspan *s, uintptr_t p, size_t size,
                                    const gc_type *t)
 {
+	if (GCHEAP_STATS)
+		afetch_add(&mheap_.stats.layout_writes, 1);
 	if (t && !t->noscan) {
 		if (!s->freetype && !s->typeids)
 			mspan_fill_type(s, mspan_object_index(s, p), t, size);

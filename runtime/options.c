@@ -21,6 +21,13 @@
  *     stopwarn=MS     warn on stderr when a thread has held up a stop of
  *                     the world (or a handshake) for MS ms (default
  *                     1000; 0 never)
+ *     rootcheck=1|2   report objects that only unregistered globals
+ *                     point to (runtime/rootcheck.c): 1 warns once per
+ *                     object and keeps it, 2 aborts
+ *   checkmark and rootcheck turn type recording on (their messages name
+ *   types) unless types=0 is given.
+ *   GCHEAP_MEMLIMIT=<bytes>[B|KiB|MiB|GiB|TiB]|off  the memory limit, in
+ *                     GOMEMLIMIT's syntax (gc_set_memory_limit)
  *   GCHEAP_EXPORT=1|<ms>  publish the stats for gcstat (runtime/export.c)
  *   GCHEAP_FINALIZERS=thread|manual  who runs finalizers (finalizer.c)
  * Unknown keys and bad values (not a number, out of range) are reported
@@ -34,6 +41,8 @@
 #include <string.h>
 
 #define DEFAULT_STOPWARN_MS 1000
+
+static bool types_given;
 
 bool runtime_parse_uint(const char *v, uintptr_t *out)
 {
@@ -62,7 +71,8 @@ static void set_option(const char *k, const char *v)
 	uintptr_t n = 0;
 
 	if (!runtime_parse_uint(v, &n) ||
-	    (!strcmp(k, "stopwarn") && n > UINT_MAX)) {
+	    (!strcmp(k, "stopwarn") && n > UINT_MAX) ||
+	    (!strcmp(k, "rootcheck") && n > 2)) {
 		fprintf(stderr, "gcheap: GCHEAP_DEBUG: bad value %s=%s (not "
 		        "a number, or out of range): %s keeps its default\n",
 		        k, v, k);
@@ -85,13 +95,62 @@ static void set_option(const char *k, const char *v)
 	else if (!strcmp(k, "zombie"))
 		(void)n; /* always checked */
 	else if (!strcmp(k, "types"))
-		mspan_record_types = n;
+		mspan_record_types = n, types_given = true;
+	else if (!strcmp(k, "rootcheck") && n <= 2)
+		d->rootcheck = (unsigned)n;
 	else if (!strcmp(k, "conservative"))
 		runtime_.conservative = n;
 	else if (!strcmp(k, "stopwarn"))
 		runtime_.stopwarn_ms = (unsigned)n;
 	else
 		fprintf(stderr, "gcheap: GCHEAP_DEBUG: unknown option %s\n", k);
+}
+
+/* GOMEMLIMIT's syntax: a byte count with an optional unit B, KiB, MiB,
+ * GiB or TiB, or "off". False if v is none of these or does not fit. */
+bool runtime_parse_memlimit(const char *v, size_t *out)
+{
+	static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+	char *end;
+
+	if (!strcmp(v, "off")) {
+		*out = 0;
+		return true;
+	}
+	if (*v < '0' || *v > '9')
+		return false;
+	errno = 0;
+	unsigned long long n = strtoull(v, &end, 10);
+	if (errno == ERANGE)
+		return false;
+	unsigned shift = 0;
+	if (*end) {
+		size_t u = 0;
+		while (u < 5 && strcmp(end, units[u]))
+			u++;
+		if (u == 5)
+			return false;
+		shift = 10 * (unsigned)u;
+	}
+	if (n > (SIZE_MAX >> shift))
+		return false;
+	*out = (size_t)(n << shift);
+	return true;
+}
+
+static void parse_memlimit(void)
+{
+	const char *v = getenv("GCHEAP_MEMLIMIT");
+	size_t n;
+
+	if (!v)
+		return;
+	if (runtime_parse_memlimit(v, &n))
+		astore(&mheap_.limit, n);
+	else
+		fprintf(stderr, "gcheap: GCHEAP_MEMLIMIT=%s is not a byte "
+		        "count (with an optional unit B, KiB, MiB, GiB or "
+		        "TiB, as GOMEMLIMIT) or off: no limit\n", v);
 }
 
 void runtime_parse_options(void)
@@ -123,6 +182,7 @@ void runtime_parse_options(void)
 			        "number of workers in 1..%d: keeping one per "
 			        "CPU\n", mk, GCHEAP_MAX_MARKERS);
 	}
+	parse_memlimit();
 	const char *env = getenv("GCHEAP_DEBUG");
 	if (!env)
 		return;
@@ -144,4 +204,6 @@ void runtime_parse_options(void)
 		set_option(kv, eq + 1);
 	}
 	free(buf);
+	if ((mgc_.debug.checkmark || mgc_.debug.rootcheck) && !types_given)
+		mspan_record_types = true;
 }

@@ -84,6 +84,7 @@ void runtime_mark_globals(gcw *w)
 		gcmark_scan_slots(w, (void *const *)globals.r[i].slots,
 		              globals.r[i].n, 0);
 	mutex_unlock(&globals.lock);
+	runtime_mark_uncollectable(w);
 }
 
 void runtime_each_global(void (*fn)(void **slot, void *arg), void *arg)
@@ -93,6 +94,7 @@ void runtime_each_global(void (*fn)(void **slot, void *arg), void *arg)
 		for (size_t k = 0; k < globals.r[i].n; k++)
 			fn(&globals.r[i].slots[k], arg);
 	mutex_unlock(&globals.lock);
+	runtime_each_uncollectable(fn, arg);
 }
 
 void gc_frame_push(gc_frame *f, void **slots, size_t nslots)

@@ -179,6 +179,17 @@ bool runtime_zerobase_init(void);
 /* Parse a number with an optional k/m suffix; false if it is not one or
  * does not fit (runtime/options.c). */
 bool runtime_parse_uint(const char *v, uintptr_t *out);
+/* GOMEMLIMIT's syntax (runtime/options.c): false if v is not it. */
+bool runtime_parse_memlimit(const char *v, size_t *out);
+/* Is p an object made by gc_alloc_uncollectable and not yet freed? */
+bool runtime_is_uncollectable(const void *p);
+/* Mark the uncollectable objects into w (a root job). */
+void runtime_mark_uncollectable(gcw *w);
+/* Call fn on the slot of every uncollectable object (heap dumps). */
+void runtime_each_uncollectable(void (*fn)(void **slot, void *arg),
+                                void *arg);
+/* GCHEAP_DEBUG=rootcheck (runtime/rootcheck.c): the collector's hook. */
+bool runtime_rootcheck(gcw *w);
 /* Options from the environment (GCHEAP_DEBUG, GCHEAP_GC). */
 void runtime_parse_options(void);
 /* GCHEAP_EXPORT: start the live export at init (runtime/export.c). */

@@ -303,17 +303,22 @@ static void stop_world(void)
 	gc_thread *me = thread_current;
 
 	registry_lock();
+	uint64_t t0 = mono_ns();
 	for (gc_thread *t = runtime_.threads; t; t = t->next)
 		if (t != me)
 			aor(&t->pending, P_STOP);
 	stall_watch w = {0};
+	int last = 0; /* the last thread waited for: the one that stopped
+	               * last */
 	mutex_lock(&world_lock);
 	for (gc_thread *t = runtime_.threads; t; t = t->next)
 		while (t != me && aload_acq(&t->status) == TS_RUNNING) {
+			last = t->tid;
 			world_wait();
 			stall_check(&w, P_STOP);
 		}
 	mutex_unlock(&world_lock);
+	gcstats_ttsp(mono_ns() - t0, last);
 }
 
 /* A mutator that stopped the world itself (verify-mode gc_read_stats,
@@ -489,4 +494,5 @@ const gc_runtime_ops runtime_gc_ops = {
 	.mutator_count = mutator_count,
 	.blocking_begin = ops_blocking_begin,
 	.blocking_end = ops_blocking_end,
+	.rootcheck = runtime_rootcheck,
 };

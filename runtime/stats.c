@@ -97,10 +97,18 @@ static void fill_v2(gc_stats *s)
 		s->pause_hist[i] = gcstats_.hist[i];
 	s->last_assist_ns = gcstats_.last_assist;
 	s->last_worker_ns = gcstats_.last_worker;
+	s->stop_count = gcstats_.nstops;
+	s->ttsp_total_ns = gcstats_.ttsp_total;
+	s->ttsp_max_ns = gcstats_.ttsp_max;
+	s->last_ttsp_ns = gcstats_.ttsp_last;
+	s->ttsp_max_tid = gcstats_.ttsp_max_tid;
+	s->last_ttsp_tid = gcstats_.ttsp_last_tid;
+	s->last_assist_count = gcstats_.last_assists;
 	s->ncpu = (uint32_t)gcstats_.ncpu;
 	s->mark_workers = gcstats_.workers;
 	mutex_unlock(&gcstats_.lock);
 	s->assist_ns = aload(&gcstats_.assist_ns);
+	s->assist_count = aload(&gcstats_.assists);
 	s->mark_worker_ns = aload(&gcstats_.worker_ns);
 	s->sweeper_ns = aload(&gcstats_.sweeper_ns);
 	double ncpu = s->ncpu ? s->ncpu : 1;
@@ -137,6 +145,7 @@ gc_status gc_read_stats(gc_stats *out, size_t size)
 		s.tiny_allocs = aload(&h->tiny_allocs);
 		s.alloc_objects += s.tiny_allocs + aload(&h->large_allocs);
 		s.alloc_bytes += aload(&h->large_alloc_bytes);
+		s.alloc_layout_writes = aload(&h->layout_writes);
 		mutex_lock(&mheap_.lock);
 		s.large_objects = h->large_objects;
 		s.large_bytes = h->large_bytes;

@@ -48,6 +48,16 @@ static void (*const api[])(void) = {
 	(void (*)(void))gc_release_memory,
 	(void (*)(void))gc_read_stats,
 	(void (*)(void))gc_version,
+	(void (*)(void))gc_realloc,
+	(void (*)(void))gc_strdup,
+	(void (*)(void))gc_strndup,
+	(void (*)(void))gc_free,
+	(void (*)(void))gc_alloc_uncollectable,
+	(void (*)(void))gc_free_uncollectable,
+	(void (*)(void))gc_keep_alive,
+	(void (*)(void))gc_set_cycle_callback,
+	(void (*)(void))gc_set_finalizer_notify,
+	(void (*)(void))gc_free_os_memory,
 };
 
 static int same_string(const char *a, const char *b)

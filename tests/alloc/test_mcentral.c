@@ -220,6 +220,11 @@ START_TEST(test_mcache_cycles)
 			spanclass sc = make_spanclass(classes[i], i % 2);
 			mcentral *c = &mheap_.central[sc];
 			uintptr_t cached = mc.alloc[sc] != &mspan_empty;
+			/* The cache's bitmap of classes in use agrees
+			 * (the pauses walk it, not alloc[]). */
+			CHECK(((mc.cached[sc / 64] >> (sc % 64)) & 1) ==
+			      cached, "class %u: cached bit wrong",
+			      classes[i]);
 			CHECK(mcentral_verify(c) == nseen[i] - cached,
 			      "class %u: %zu spans listed, %u known, %zu "
 			      "cached", classes[i],
@@ -232,6 +237,8 @@ START_TEST(test_mcache_cycles)
 			spanclass sc = make_spanclass(classes[i], i % 2);
 			mcentral *c = &mheap_.central[sc];
 			ck_assert_ptr_eq(mc.alloc[sc], &mspan_empty);
+			ck_assert_uint_eq(mc.cached[sc / 64] >>
+			                  (sc % 64) & 1, 0);
 			ck_assert_uint_eq(mcentral_verify(c), nseen[i]);
 			check_lists_exactly(c, &seen[i * MAX_SPANS], nseen[i]);
 		}

@@ -297,6 +297,45 @@ START_TEST(test_freed_slots_reused)
 END_TEST
 
 /* Spans whose objects all die go back to the heap. */
+/* Proportional sweep: with the background sweeper idle, the allocating
+ * thread sweeps the last cycle's spans a few at a time as it allocates
+ * (never owing more than a few pages after an allocation), and most of
+ * them before the next cycle begins. */
+START_TEST(test_proportional_sweep)
+{
+	start(false);
+	gc_set_percent(100);
+	static void *root[1];
+	ck_assert_int_eq(gc_add_roots(root, 1), GCHEAP_OK);
+	void **arr = gc_alloc(4096 * sizeof(void *), t_ptrs);
+	ck_assert_ptr_nonnull(arr);
+	gc_write(&root[0], arr);
+	for (size_t i = 0; i < 4096; i++)
+		gc_write(&arr[i], new_payload(1024, i));
+	astore(&mgc_.sweeper_paused, 1);
+	uint64_t c0 = cycles();
+	while (cycles() < c0 + 2)
+		churn(64 * 1024, 256);
+	uint64_t c1 = cycles();
+	uint64_t pages = stats().heap_inuse / 8192;
+	uintptr_t max_owed = 0, swept = 0;
+	while (cycles() == c1 && aload_acq(&mgc_.phase) == GCPHASE_OFF) {
+		swept = sweep_pace_swept();
+		churn(16 * 1024, 256);
+		max_owed = MAX(max_owed, sweep_pace_owed());
+	}
+	astore(&mgc_.sweeper_paused, 0);
+	printf("# %llu pages in use, %zu swept by the allocating thread, "
+	       "at most %zu owed after an allocation\n",
+	       (unsigned long long)pages, (size_t)swept, (size_t)max_owed);
+	fflush(stdout);
+	ck_assert_uint_le(max_owed, 8);
+	ck_assert_uint_ge(swept, pages / 2);
+	for (size_t i = 0; i < 4096; i++)
+		REQUIRE(check_payload(arr[i], 1024, i), "object %zu", i);
+}
+END_TEST
+
 START_TEST(test_empty_spans_returned)
 {
 	start(false);
@@ -405,7 +444,8 @@ START_TEST(test_gogc_env_value)
 		gc_write(&keep[i], new_payload(8192, i));
 	gc_collect();
 	ck_assert_uint_ge(mgc_.heap_marked, 8 * MiB);
-	ck_assert_uint_eq(mgc_.goal, pacer_goal(mgc_.heap_marked, 50, 0));
+	ck_assert_uint_eq(mgc_.goal, pacer_goal(mgc_.heap_marked, 50, 0,
+	                                        mgc_.min_goal));
 	ck_assert_uint_eq(mgc_.goal, mgc_.heap_marked + mgc_.heap_marked / 2);
 	ck_assert_int_eq(gc_set_percent(100), 50);
 }
@@ -636,9 +676,11 @@ START_TEST(test_assist_marks)
 	ck_assert(is_marked(r));
 	ck_assert(!is_marked(r[0]));
 	uintptr_t w0 = me->gc.gcw.scan_work;
+	uintptr_t a0 = aload(&gcstats_.assists);
 	void *big = gc_alloc(2 * MiB, NULL); /* owes about 2M * ratio */
 	ck_assert_ptr_nonnull(big);
 	uintptr_t done = me->gc.gcw.scan_work - w0;
+	uintptr_t assists = aload(&gcstats_.assists) - a0;
 	size_t inner_marked = 0, leaves_marked = 0;
 	for (size_t i = 0; i < NINNER; i++) {
 		void **in = r[i];
@@ -650,6 +692,7 @@ START_TEST(test_assist_marks)
 	mutex_unlock(&runtime_.lock);
 	ck_assert_int_eq(phase, GCPHASE_MARK);
 	ck_assert_msg(done > 0, "the allocation did no marking");
+	ck_assert_uint_eq(assists, 1); /* and it was counted */
 	ck_assert_msg(inner_marked > 0 && leaves_marked > 0,
 	              "the assist marked %zu inner nodes, %zu leaves",
 	              inner_marked, leaves_marked);
@@ -775,6 +818,7 @@ static Suite *cycle_suite(void)
 	tcase_add_test(tc, test_frees_every_kind);
 	tcase_add_test(tc, test_freed_slots_reused);
 	tcase_add_test(tc, test_empty_spans_returned);
+	tcase_add_test(tc, test_proportional_sweep);
 	tcase_add_test(tc, test_disable_enable);
 	tcase_add_test(tc, test_percent_off);
 	tcase_add_test(tc, test_gogc_env_off);

@@ -1,18 +1,23 @@
 /* tests/gc/test_pacer.c: the pacer (gc/mgcpacer.c). Its arithmetic against
  * an independent reference: goal = marked * (1 + percent/100) computed
- * exactly, at least 4 MiB, under a memory limit at most 95% of it but
- * never below marked + marked/16; trigger = 7/10..17/20 of the runway;
- * what an assist owes; a negative percent. Then its effect: under steady churn
- * with a fixed live heap L (8 MiB of 1 KiB objects in a rooted array, a
- * random one replaced at a time), over at least 20 automatic cycles after
- * warm-up, heap_inuse stays within (1 + GOGC/100) * L * 1.25 + 4 MiB for
- * GOGC 50, 100 and 200, and every cycle's goal is the one the arithmetic
- * gives for what it marked. */
+ * exactly, at least its floor (4 MiB, or the scaled minimum heap), under a
+ * memory limit at most 95% of it but never below marked + marked/16;
+ * trigger = 7/10..17/20 of the runway; what an assist owes; a negative
+ * percent; the scaled minimum and the rate it is measured from. Then its
+ * effect: under steady churn with a fixed live heap L (8 MiB of 1 KiB
+ * objects in a rooted array, a random one replaced at a time), over at
+ * least 20 automatic cycles after warm-up, heap_inuse stays within
+ * max((1 + GOGC/100) * L, the highest floor) * 1.25 + 4 MiB for GOGC 50,
+ * 100 and 200, every cycle's goal is the one the arithmetic gives for
+ * what it marked and the rate it measured, and the rate was measured. */
 #include "test_harness.c"
 
 #define MIN_GOAL ((uintptr_t)4 << 20)
 
 /* The reference: exact in 128 bits. */
+/* Today's tests of the goal with the plain 4 MiB floor. */
+#define pacer_goal4(m, p, l) pacer_goal((m), (p), (l), MIN_GOAL)
+
 static uintptr_t ref_goal(uintptr_t marked, int percent, size_t limit)
 {
 	if (percent < 0)
@@ -34,37 +39,38 @@ START_TEST(test_goal_table)
 	const uintptr_t K = 1024, M = 1024 * 1024;
 
 	/* Plain percentages. */
-	ck_assert_uint_eq(pacer_goal(100 * M, 100, 0), 200 * M);
-	ck_assert_uint_eq(pacer_goal(100 * M, 50, 0), 150 * M);
-	ck_assert_uint_eq(pacer_goal(100 * M, 200, 0), 300 * M);
-	ck_assert_uint_eq(pacer_goal(100 * M, 0, 0), 100 * M);
-	ck_assert_uint_eq(pacer_goal(8 * M, 100, 0), 16 * M);
-	ck_assert_uint_eq(pacer_goal(999, 100, 0), MIN_GOAL);
-	ck_assert_uint_eq(pacer_goal(10 * M + 99, 100, 0), 20 * M + 198);
-	ck_assert_uint_eq(pacer_goal(101, 150, 10 * M), MIN_GOAL);
+	ck_assert_uint_eq(pacer_goal4(100 * M, 100, 0), 200 * M);
+	ck_assert_uint_eq(pacer_goal4(100 * M, 50, 0), 150 * M);
+	ck_assert_uint_eq(pacer_goal4(100 * M, 200, 0), 300 * M);
+	ck_assert_uint_eq(pacer_goal4(100 * M, 0, 0), 100 * M);
+	ck_assert_uint_eq(pacer_goal4(8 * M, 100, 0), 16 * M);
+	ck_assert_uint_eq(pacer_goal4(999, 100, 0), MIN_GOAL);
+	ck_assert_uint_eq(pacer_goal4(10 * M + 99, 100, 0), 20 * M + 198);
+	ck_assert_uint_eq(pacer_goal4(101, 150, 10 * M), MIN_GOAL);
 	/* The 4 MiB floor. */
-	ck_assert_uint_eq(pacer_goal(0, 100, 0), MIN_GOAL);
-	ck_assert_uint_eq(pacer_goal(M, 100, 0), MIN_GOAL);
-	ck_assert_uint_eq(pacer_goal(2 * M, 100, 0), MIN_GOAL);
-	ck_assert_uint_eq(pacer_goal(2 * M + 1, 100, 0), 4 * M + 2);
-	ck_assert_uint_eq(pacer_goal(2 * M, 50, 0), MIN_GOAL);
-	ck_assert_uint_eq(pacer_goal(3 * M, 50, 0), 3 * M + 3 * M / 2);
+	ck_assert_uint_eq(pacer_goal4(0, 100, 0), MIN_GOAL);
+	ck_assert_uint_eq(pacer_goal4(M, 100, 0), MIN_GOAL);
+	ck_assert_uint_eq(pacer_goal4(2 * M, 100, 0), MIN_GOAL);
+	ck_assert_uint_eq(pacer_goal4(2 * M + 1, 100, 0), 4 * M + 2);
+	ck_assert_uint_eq(pacer_goal4(2 * M, 50, 0), MIN_GOAL);
+	ck_assert_uint_eq(pacer_goal4(3 * M, 50, 0), 3 * M + 3 * M / 2);
 	/* A negative percent (automatic collection off) acts as 100. */
-	ck_assert_uint_eq(pacer_goal(100 * M, (unsigned)-1, 0), 200 * M);
+	ck_assert_uint_eq(pacer_goal4(100 * M, (unsigned)-1, 0), 200 * M);
 	/* The limit: 95% of it... */
-	ck_assert_uint_eq(pacer_goal(100 * M, 100, 150 * M), 150 * M / 20 * 19);
-	ck_assert_uint_eq(pacer_goal(100 * M, 100, 400 * M), 200 * M);
+	ck_assert_uint_eq(pacer_goal4(100 * M, 100, 150 * M),
+	                  150 * M / 20 * 19);
+	ck_assert_uint_eq(pacer_goal4(100 * M, 100, 400 * M), 200 * M);
 	/* ... but never under marked + 1/16. */
-	ck_assert_uint_eq(pacer_goal(100 * M, 100, 50 * M), 100 * M + 100 * M
+	ck_assert_uint_eq(pacer_goal4(100 * M, 100, 50 * M), 100 * M + 100 * M
 	                  / 16);
-	ck_assert_uint_eq(pacer_goal(100 * M, 100, 100 * M), 100 * M + 100 * M
+	ck_assert_uint_eq(pacer_goal4(100 * M, 100, 100 * M), 100 * M + 100 * M
 	                  / 16);
 	/* The limit also caps the 4 MiB floor. */
-	ck_assert_uint_eq(pacer_goal(K, 100, 2 * M), 2 * M / 20 * 19);
+	ck_assert_uint_eq(pacer_goal4(K, 100, 2 * M), 2 * M / 20 * 19);
 	/* No overflow for a huge live heap. */
 	uintptr_t big = (uintptr_t)1 << 50;
-	ck_assert_uint_eq(pacer_goal(big, 100, 0), 2 * big);
-	ck_assert_uint_eq(pacer_goal(big + 7, 300, 0), 4 * big + 28);
+	ck_assert_uint_eq(pacer_goal4(big, 100, 0), 2 * big);
+	ck_assert_uint_eq(pacer_goal4(big + 7, 300, 0), 4 * big + 28);
 }
 END_TEST
 
@@ -82,7 +88,7 @@ START_TEST(test_goal_random)
 		size_t limit = 0;
 		if (rng_below(&r, 3) == 0)
 			limit = rng_next(&r) >> (14 + rng_below(&r, 40));
-		uintptr_t got = pacer_goal(marked, (unsigned)pct, limit);
+		uintptr_t got = pacer_goal4(marked, (unsigned)pct, limit);
 		uintptr_t want = ref_goal(marked, pct, limit);
 		REQUIRE(got == want, "pacer_goal(%zu, %d, %zu) = %zu, want %zu",
 		        (size_t)marked, pct, limit, (size_t)got, (size_t)want);
@@ -154,6 +160,75 @@ START_TEST(test_end_cycle)
 }
 END_TEST
 
+/* The goal's floor: 4 MiB, or what the mutators allocate in 10 ms at
+ * their measured rate (bytes per ns), at most 16 MiB * percent/100 and
+ * half the memory limit. */
+START_TEST(test_min_goal)
+{
+	const uintptr_t M = 1024 * 1024;
+
+	/* Nothing measured yet, or a slow mutator: 4 MiB. */
+	ck_assert_uint_eq(pacer_min_goal(100, 0, 0), MIN_GOAL);
+	ck_assert_uint_eq(pacer_min_goal(100, 0, 0.1), MIN_GOAL);
+	ck_assert_uint_eq(pacer_min_goal(100, 0, 0.4), MIN_GOAL);
+	/* 1 byte/ns (1 GB/s): 10 MB between cycles. */
+	ck_assert_uint_eq(pacer_min_goal(100, 0, 1.0), 10000000);
+	ck_assert_uint_eq(pacer_min_goal(100, 0, 0.5), 5000000);
+	/* The cap: 16 MiB at GOGC 100, scaled by GOGC... */
+	ck_assert_uint_eq(pacer_min_goal(100, 0, 3.0), 16 * M);
+	ck_assert_uint_eq(pacer_min_goal(50, 0, 3.0), 8 * M);
+	ck_assert_uint_eq(pacer_min_goal(200, 0, 3.0), 30000000);
+	ck_assert_uint_eq(pacer_min_goal(200, 0, 9.0), 32 * M);
+	ck_assert_uint_eq(pacer_min_goal((unsigned)-1, 0, 3.0), 16 * M);
+	/* ... never below 4 MiB (GOGC 0 or 10 collect as Go would)... */
+	ck_assert_uint_eq(pacer_min_goal(0, 0, 3.0), MIN_GOAL);
+	ck_assert_uint_eq(pacer_min_goal(10, 0, 3.0), MIN_GOAL);
+	/* ... and at most half the memory limit. */
+	ck_assert_uint_eq(pacer_min_goal(100, 20 * M, 3.0), 10 * M);
+	ck_assert_uint_eq(pacer_min_goal(100, 4 * M, 3.0), MIN_GOAL);
+	/* The goal takes the floor only where GOGC's is lower. */
+	ck_assert_uint_eq(pacer_goal(M, 100, 0, 10 * M), 10 * M);
+	ck_assert_uint_eq(pacer_goal(8 * M, 100, 0, 10 * M), 16 * M);
+	ck_assert_uint_eq(pacer_goal(M, 100, 8 * M, 20 * M), 8 * M / 20 * 19);
+}
+END_TEST
+
+/* The rate feeding it (pacer_measure at each mark termination): bytes
+ * allocated between terminations over the time between them, smoothed as
+ * (3 old + new) / 4; the first termination only starts the clock. */
+START_TEST(test_measure)
+{
+	memset(&mgc_.pacer_clock, 0, sizeof(mgc_.pacer_clock));
+	mgc_.percent = 100;
+	mheap_.limit = 0;
+	pacer_measure(1000000, 0);
+	ck_assert(mgc_.pacer_clock.rate == 0);
+	pacer_end_cycle(1 << 20, PACER_GROWN_UNKNOWN);
+	ck_assert_uint_eq(mgc_.min_goal, MIN_GOAL);
+	ck_assert_uint_eq(mgc_.goal, MIN_GOAL);
+	/* 8 MB in 10 ms: 0.8 bytes/ns, 8 MB a cycle. */
+	pacer_measure(11000000, 8000000);
+	ck_assert(mgc_.pacer_clock.rate == 0.8);
+	pacer_end_cycle(1 << 20, 0);
+	ck_assert_uint_eq(mgc_.min_goal, 8000000);
+	ck_assert_uint_eq(mgc_.goal, 8000000);
+	ck_assert_uint_ge(aload(&mgc_.trigger), (1 << 20) + (8000000 -
+	                  (1 << 20)) / 10 * 7);
+	/* Then 16 MB in 10 ms (1.6): smoothed to 1.0. */
+	pacer_measure(21000000, 24000000);
+	ck_assert(mgc_.pacer_clock.rate == 1.0);
+	pacer_end_cycle(1 << 20, 0);
+	ck_assert_uint_eq(mgc_.min_goal, 10000000);
+	/* The allocation stops (cycles 1 s apart, nothing allocated): the
+	 * floor falls back to 4 MiB within a few cycles. */
+	for (int i = 1; i <= 8; i++)
+		pacer_measure(21000000 + (uint64_t)i * 1000000000, 24000000);
+	pacer_end_cycle(1 << 20, 0);
+	ck_assert_uint_eq(mgc_.min_goal, MIN_GOAL);
+	memset(&mgc_.pacer_clock, 0, sizeof(mgc_.pacer_clock));
+}
+END_TEST
+
 /* What an allocating thread owes while marking: the work left spread over
  * the runway left; nothing once the expected work is done; everything
  * (-1) at or past the goal. */
@@ -220,7 +295,11 @@ static void steady_state(int gogc)
 	for (size_t i = 0; i < NLIVE; i++)
 		gc_write(&arr[i], new_payload(OBJ, i));
 	const double live = NLIVE * OBJ + NLIVE * sizeof(void *);
-	const double bound = (1 + gogc / 100.0) * live * 1.25 + 4.0 * MiB;
+	/* The goal's floor may rise above (1 + gogc/100) * live while
+	 * cycles cost much for the bytes allocated between them (the
+	 * scaled minimum): the bound follows the highest floor seen. */
+	double bound = (1 + gogc / 100.0) * live * 1.25 + 4.0 * MiB;
+	uintptr_t min_seen = 0;
 
 	uint64_t c0 = aload(&mgc_.cycles);
 	uint64_t peak = 0, n = 0, goal_bad = 0, last_checked = 0;
@@ -245,10 +324,16 @@ static void steady_state(int gogc)
 			/* The goal the last cycle set follows from what it
 			 * marked. */
 			mutex_lock(&mgc_.lock);
+			pacer_clock k = mgc_.pacer_clock;
 			if (aload(&mgc_.cycles) == c &&
-			    mgc_.goal != pacer_goal(mgc_.heap_marked,
-			                           (unsigned)gogc, 0))
+			    (mgc_.min_goal != pacer_min_goal((unsigned)gogc,
+			                                     0, k.rate) ||
+			     mgc_.goal != pacer_goal(mgc_.heap_marked,
+			                             (unsigned)gogc, 0,
+			                             mgc_.min_goal)))
 				goal_bad++;
+			if (c >= c0 + WARMUP)
+				min_seen = MAX(min_seen, mgc_.min_goal);
 			mutex_unlock(&mgc_.lock);
 			last_checked = c;
 		}
@@ -257,6 +342,7 @@ static void steady_state(int gogc)
 	}
 	for (size_t i = 0; i < NLIVE; i++)
 		REQUIRE(check_payload(arr[i], OBJ, keys[i]), "object %zu", i);
+	bound = MAX(bound, min_seen * 1.25 + 4.0 * MiB);
 	printf("# GOGC=%d: %llu allocations, %llu cycles, peak heap_inuse "
 	       "%.1f MiB, bound %.1f MiB, last marked %.1f MiB\n", gogc,
 	       (unsigned long long)n,
@@ -264,6 +350,10 @@ static void steady_state(int gogc)
 	       bound / 1048576.0, mgc_.heap_marked / 1048576.0);
 	fflush(stdout);
 	ck_assert_uint_eq(goal_bad, 0);
+	/* Every mark termination measured the allocation rate. */
+	mutex_lock(&mgc_.lock);
+	ck_assert(mgc_.pacer_clock.rate > 0);
+	mutex_unlock(&mgc_.lock);
 	/* The bound measures pacing, i.e. how marking keeps up with the
 	 * mutator; sanitizers slow the two unevenly (and CI runs two test
 	 * programs at once), so there the peak is reported, not judged. The
@@ -306,6 +396,8 @@ static Suite *pacer_suite(void)
 	tcase_add_test(tc, test_goal_table);
 	tcase_add_test(tc, test_goal_random);
 	tcase_add_test(tc, test_end_cycle);
+	tcase_add_test(tc, test_min_goal);
+	tcase_add_test(tc, test_measure);
 	tcase_add_test(tc, test_assist_owed);
 	tcase_add_test(tc, test_steady_state_50);
 	tcase_add_test(tc, test_steady_state_100);

@@ -1009,6 +1009,40 @@ END_TEST
 
 /* After the thread's cache is released, objects are counted exactly:
  * the unused remainder of each cached span is taken back. */
+/* alloc_layout_writes counts the small allocations that wrote their
+ * layout per object: one per span for a span of one type; every object
+ * of the second type when two types of one size class share a span. */
+START_TEST(test_stats_layout_writes)
+{
+	size_t off0 = 0, off1 = 8;
+	gc_type *ta = gc_type_new("la", 32, &off0, 1, GCHEAP_TAIL_NOSCAN);
+	gc_type *tb = gc_type_new("lb", 32, &off1, 1, GCHEAP_TAIL_NOSCAN);
+	ck_assert_ptr_nonnull(ta);
+	ck_assert_ptr_nonnull(tb);
+	gc_disable();
+	uint64_t w0 = stats().alloc_layout_writes;
+	for (int i = 0; i < 10000; i++)
+		ck_assert_ptr_nonnull(gc_alloc(32, ta));
+	uint64_t w1 = stats().alloc_layout_writes;
+	/* 10,000 objects of 32 B fill 40 spans of 8 KiB: one write each
+	 * (a span cached with the type's layout already in place writes
+	 * none). */
+	ck_assert_uint_ge(w1 - w0, 1);
+	ck_assert_uint_le(w1 - w0, 45);
+	for (int i = 0; i < 1000; i++) {
+		ck_assert_ptr_nonnull(gc_alloc(32, ta));
+		ck_assert_ptr_nonnull(gc_alloc(32, tb));
+	}
+	uint64_t w2 = stats().alloc_layout_writes;
+	/* Alternating layouts: the second type writes per object; the
+	 * first finds the span's free slots still carrying its pattern (a
+	 * few more: a new span's first layout). */
+	ck_assert_uint_ge(w2 - w1, 1000);
+	ck_assert_uint_le(w2 - w1, 1010);
+	gc_enable();
+}
+END_TEST
+
 START_TEST(test_stats_exact_after_detach)
 {
 	size_t bytes = 0, objs = 0;
@@ -1232,6 +1266,7 @@ static Suite *api_suite(void)
 	tcase_add_test(tc, test_arrays);
 	tcase_add_test(tc, test_stats_move);
 	tcase_add_test(tc, test_stats_exact_after_detach);
+	tcase_add_test(tc, test_stats_layout_writes);
 	tcase_add_test(tc, test_stats_sizes);
 	tcase_add_test(tc, test_release_memory);
 	tcase_add_test(tc, test_strerror);

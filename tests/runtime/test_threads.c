@@ -7,12 +7,14 @@
  * attach and detach 200 times while others allocate, threads that exit
  * without detaching (detached automatically, their spans returned), the
  * first attach racing in several threads, many short attachments sharing
- * the same classes, and gc_thread_is_attached. */
+ * the same classes, gc_thread_is_attached, and the time-to-safepoint
+ * figures of a stop held up by a thread that does not reach a safepoint. */
 #include "tests/testing.h"
 
 #include "runtime/runtime.h"
 
 #include <stdarg.h>
+#include <unistd.h>
 #include <string.h>
 
 #define MiB ((size_t)1 << 20)
@@ -791,6 +793,65 @@ START_TEST(test_running_count)
 }
 END_TEST
 
+/* Time-to-safepoint: a thread that runs 60 ms without a safepoint while
+ * another collects holds the stop up for about that long; the stats name
+ * the wait and that thread, and the cycle's gctrace figure follows. */
+static atomic_word spin_ready, spinner_tid;
+
+static void *spinner(void *arg)
+{
+	(void)arg;
+	if (gc_thread_attach() != GCHEAP_OK) {
+		tfail("spinner: attach failed");
+		return NULL;
+	}
+	astore(&spinner_tid, (uintptr_t)gettid());
+	gc_safepoint();
+	astore_rel(&spin_ready, 1);
+	struct timespec a, b;
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	volatile uint64_t x = 0;
+	do {
+		for (int i = 0; i < 1000; i++)
+			x = x + (uint64_t)i;
+		clock_gettime(CLOCK_MONOTONIC, &b);
+	} while ((b.tv_sec - a.tv_sec) * 1000000000L +
+	         (b.tv_nsec - a.tv_nsec) < 60000000L);
+	gc_safepoint();
+	gc_thread_detach();
+	return NULL;
+}
+
+START_TEST(test_time_to_safepoint)
+{
+	pthread_t th;
+	gc_stats s0, s1;
+
+	ck_assert_int_eq(gc_thread_attach(), GCHEAP_OK);
+	gc_collect();
+	ck_assert_int_eq(gc_read_stats(&s0, sizeof(s0)), GCHEAP_OK);
+	ck_assert_uint_ge(s0.stop_count, 2);
+	astore(&spin_ready, 0);
+	ck_assert_int_eq(pthread_create(&th, NULL, spinner, NULL), 0);
+	while (!aload_acq(&spin_ready))
+		sched_yield();
+	gc_collect();
+	ck_assert_int_eq(gc_read_stats(&s1, sizeof(s1)), GCHEAP_OK);
+	pthread_join(th, NULL);
+	check_no_failures();
+	ck_assert_uint_gt(s1.stop_count, s0.stop_count);
+	/* The first stop of that cycle waited for the spinner; the spin
+	 * may have begun up to a scheduling slice earlier. */
+	ck_assert_uint_ge(s1.ttsp_max_ns, 20000000);
+	ck_assert_uint_eq(s1.ttsp_max_tid, (int32_t)aload(&spinner_tid));
+	ck_assert_uint_ge(s1.ttsp_total_ns, s0.ttsp_total_ns + 20000000);
+	ck_assert_uint_ge(s1.last_ttsp_ns, 20000000);
+	ck_assert_uint_eq(s1.last_ttsp_tid, (int32_t)aload(&spinner_tid));
+	ck_assert_uint_le(s1.ttsp_max_ns, s1.ttsp_total_ns);
+	ck_assert_int_eq(gc_thread_detach(), GCHEAP_OK);
+}
+END_TEST
+
 static Suite *threads_suite(void)
 {
 	Suite *s = suite_create("threads");
@@ -806,6 +867,7 @@ static Suite *threads_suite(void)
 	tcase_add_test(tc, test_first_attach_race);
 	tcase_add_test(tc, test_is_attached);
 	tcase_add_test(tc, test_running_count);
+	tcase_add_test(tc, test_time_to_safepoint);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -298,6 +298,12 @@ static void json_summary(const gcs_snapshot *s, FILE *f)
 	        st->gc_cpu_fraction, U(st->pause_count), U(p50), U(p99),
 	        U(st->pause_max_ns), U(st->pause_total_ns), U(st->assist_ns),
 	        U(st->mark_worker_ns), U(st->sweeper_ns));
+	if (st->version >= 3)
+		fprintf(f, ", \"stop_count\": %llu, \"ttsp_max_ns\": %llu, "
+		        "\"ttsp_max_tid\": %d, \"ttsp_total_ns\": %llu, "
+		        "\"alloc_layout_writes\": %llu", U(st->stop_count),
+		        U(st->ttsp_max_ns), (int)st->ttsp_max_tid,
+		        U(st->ttsp_total_ns), U(st->alloc_layout_writes));
 	fprintf(f, ", \"phases\": {");
 	for (int i = 0; i < GCHEAP_NPHASES; i++)
 		fprintf(f, "%s\"%s\": {\"last_ns\": %llu, \"total_ns\": %llu}",
@@ -358,6 +364,14 @@ static void print_summary(const gcs_snapshot *s)
 	       gcs_dur(b, sizeof(b), p99),
 	       gcs_dur(c, sizeof(c), st->pause_max_ns),
 	       gcs_dur(d, sizeof(d), st->pause_total_ns));
+	if (st->version >= 3 && st->stop_count)
+		printf("  safepoints    %10llu stops: time-to-safepoint max %s "
+		       "(thread %d), last cycle %s (thread %d)\n",
+		       U(st->stop_count), gcs_dur(a, sizeof(a),
+		                                 st->ttsp_max_ns),
+		       (int)st->ttsp_max_tid,
+		       gcs_dur(b, sizeof(b), st->last_ttsp_ns),
+		       (int)st->last_ttsp_tid);
 	printf("  last cycle    sweep-term %s, mark %s, mark-term %s, sweep "
 	       "%s\n", gcs_dur(a, sizeof(a), st->phase_last_ns[0]),
 	       gcs_dur(b, sizeof(b), st->phase_last_ns[1]),

@@ -1,0 +1,98 @@
+/* runtime/free.c: gc_free, a hint that an object is dead, and
+ * gc_keep_alive (Go's runtime.KeepAlive).
+ *
+ * gc_free does not hand the slot back at once: a concurrent collector may
+ * hold the object in a work list, and a stale word (a conservative stack)
+ * may still point at it. It clears the object instead, so that nothing it
+ * pointed to stays alive through it, and leaves the slot to the next
+ * collection that finds it unreachable. In the debug modes (poison=1 or
+ * checkmark=1) it fills the object with the poison (poison=1) or zeros and
+ * records it (gc/mfree.c): a second gc_free is refused, a write after it
+ * is reported when the object dies, and checkmark reports a freed object
+ * still held by a reachable one. The clearing goes through the deletion
+ * half of the barrier while marking, as any overwrite of pointer slots. */
+#include "runtime/runtime.h"
+
+#include <string.h>
+
+/* Shade the pointers in [p, p + n) (while marking), then fill it with
+ * `byte`, word by word (the marker may be reading the slots). */
+static void wipe(gc_thread *t, void *p, size_t n, uint8_t byte, bool scan)
+{
+	atomic_word *a = p;
+	size_t nw = n / sizeof(void *);
+
+	if (!scan) {
+		memset(p, byte, n);
+		return;
+	}
+	if (wbbuf_barrier_on()) {
+		for (size_t i = 0; i < nw; i++) {
+			uintptr_t v = aload(&a[i]);
+			if (v)
+				gcmark_value(&t->gc.gcw, v, false, 0, 0);
+		}
+		gcw_dispose(&t->gc.gcw);
+	}
+	uintptr_t w;
+	memset(&w, byte, sizeof(w));
+	for (size_t i = 0; i < nw; i++)
+		astore(&a[i], w);
+	memset((char *)p + nw * sizeof(void *), byte, n % sizeof(void *));
+}
+
+void gc_free(void *p)
+{
+	gc_thread *t = thread_current;
+	mspan *s = NULL;
+
+	if (!p)
+		return;
+	if (!t) {
+		runtime_not_attached("gc_free");
+		return;
+	}
+	uintptr_t base = mheap_find_object((uintptr_t)p, &s);
+	if (!base) {
+		runtime_error(GCHEAP_ERR_ARG, "gc_free(%p): not an allocated "
+		              "heap object (freed twice after a collection "
+		              "reused it, or never from gc_alloc)", p);
+		return;
+	}
+	if (s->spc == TINY_SPANCLASS)
+		return; /* its extent in the 16-byte block is not known */
+	if (base != (uintptr_t)p) {
+		runtime_error(GCHEAP_ERR_ARG, "gc_free(%p): an interior "
+		              "pointer; its object starts at %p", p,
+		              (void *)base);
+		return;
+	}
+	if (runtime_is_uncollectable(p)) {
+		runtime_error(GCHEAP_ERR_ARG, "gc_free(%p): an uncollectable "
+		              "object; free it with gc_free_uncollectable", p);
+		return;
+	}
+	bool scan = !spanclass_noscan(s->spc);
+	size_t n = spanclass_sizeclass(s->spc) ? s->elemsize :
+	           (scan ? s->large_size : s->npages * PAGE_SIZE);
+	if (!mgc_.debug.poison && !mgc_.debug.checkmark) {
+		wipe(t, p, n, 0, scan);
+		return;
+	}
+	uint8_t fill = mgc_.debug.poison ? POISON_BYTE : 0;
+	int r = mfree_track(base, n, fill);
+	if (r == 0) {
+		runtime_error(GCHEAP_ERR_ARG, "gc_free(%p): freed twice (it "
+		              "was freed with gc_free already)", p);
+		return;
+	}
+	/* No memory for the record: the object is still cleared. */
+	wipe(t, p, n, r < 0 ? 0 : fill, scan);
+}
+
+__attribute__((noinline)) void gc_keep_alive(const void *p)
+{
+	/* The value must be in a register or on the stack here, where the
+	 * conservative scan sees it, and the compiler cannot drop it. */
+	__asm__ volatile("" : : "r"(p) : "memory");
+}

@@ -1,0 +1,159 @@
+/* runtime/realloc.c: gc_realloc, gc_strdup and gc_strndup, the calls bdwgc
+ * users reach for, on top of gc_alloc.
+ *
+ * gc_realloc keeps the object where it is when the new size fits in its
+ * slot and its pointer layout does not change (noscan objects; heap-bits
+ * objects whose bits are the same for the new size): the bytes past the
+ * new size are zeroed, so that growing again later finds zeros. Anything
+ * else moves: a new object of the same type, the common prefix copied
+ * with the bulk barrier (gc_copy), the old one left to the collector.
+ * Both objects are held (runtime_hold) while the new one is allocated, so
+ * the call is safe in precise mode as long as the caller roots the old
+ * object as for any allocating call. */
+#include "runtime/runtime.h"
+
+#include <string.h>
+
+/* Does the object at base (index i of s) have the layout of `type`, as
+ * far as the span records it? */
+static bool layout_matches(const mspan *s, uintptr_t base, uintptr_t i,
+                           const gc_type *type)
+{
+	bool noscan = spanclass_noscan(s->spc);
+
+	if (noscan || !type || type->noscan)
+		return noscan && (!type || type->noscan);
+	const gc_type *known = mspan_object_type(s, i);
+	if (known)
+		return known == type;
+	if (!s->heap_bits)
+		return false;
+	/* The object's bits are the type's map cut at its size: no bit
+	 * the type lacks, and every type bit below the highest one. */
+	uint64_t bits = mspan_object_heapbits(s, base);
+	if (bits & ~type->small_bits)
+		return false;
+	unsigned top = bits ? 64 - (unsigned)__builtin_clzll(bits) : 0;
+	return (type->small_bits & low_mask(top)) == bits;
+}
+
+/* A new object returned to the caller (rooted by the caller from then
+ * on), or NULL with the error reported. */
+static void *new_object(gc_thread *t, size_t size, const gc_type *type)
+{
+	size_t mark = runtime_held_mark(t);
+	void *p = runtime_new(t, size, type);
+	runtime_unhold(t, mark);
+	return p;
+}
+
+static void *realloc_error(gc_status code, const void *p, size_t size,
+                           const gc_type *type, const char *what)
+{
+	runtime_error(code, "gc_realloc(%p, %zu, %s%s%p): %s", p, size,
+	              type && gctype_valid(type) ? type->name : "",
+	              type && gctype_valid(type) ? " " : "", (const void *)type,
+	              what);
+	return NULL;
+}
+
+void *gc_realloc(void *p, size_t size, const gc_type *type)
+{
+	gc_thread *t = thread_current;
+	mspan *s = NULL;
+
+	if (!t) {
+		runtime_not_attached("gc_realloc");
+		return NULL;
+	}
+	if (type && !gctype_valid(type))
+		return realloc_error(GCHEAP_ERR_TYPE, p, size, type,
+		                     "not a gc_type (made by gc_type_new)");
+	if (!p || p == new_object(t, 0, NULL))
+		return new_object(t, size, type);
+	uintptr_t base = mheap_find_object((uintptr_t)p, &s);
+	if (!base)
+		return realloc_error(GCHEAP_ERR_ARG, p, size, type,
+		                     "not an allocated heap object");
+	bool tiny = s->spc == TINY_SPANCLASS;
+	if (base != (uintptr_t)p && !tiny) {
+		runtime_error(GCHEAP_ERR_ARG, "gc_realloc(%p, %zu): an "
+		              "interior pointer; its object starts at %p", p,
+		              size, (void *)base);
+		return NULL;
+	}
+	if (runtime_is_uncollectable(p))
+		return realloc_error(GCHEAP_ERR_ARG, p, size, type,
+		                     "an uncollectable object (allocate a "
+		                     "new one and free the old)");
+	uintptr_t i = mspan_object_index(s, base);
+	if (!layout_matches(s, base, i, type))
+		return realloc_error(GCHEAP_ERR_TYPE, p, size, type,
+		                     "not the object's type (noscan objects "
+		                     "take NULL or a noscan type)");
+	if (size > GCHEAP_MAX_ALLOC)
+		return realloc_error(GCHEAP_ERR_SIZE, p, size, type,
+		                     "over GCHEAP_MAX_ALLOC");
+	if (type && size < type->size)
+		return realloc_error(GCHEAP_ERR_SIZE, p, size, type,
+		                     "smaller than the type's size");
+	if (size == 0)
+		return new_object(t, 0, type);
+
+	/* In place: the slot holds the new size and the layout is the
+	 * same (the bytes past size are never pointer slots then). */
+	size_t have = tiny ? TINY_SIZE - ((uintptr_t)p - base) : s->elemsize;
+	if (!tiny && size <= have &&
+	    (spanclass_noscan(s->spc) ||
+	     (s->heap_bits && mspan_object_heapbits(s, base) ==
+	                      (type->small_bits &
+	                       low_mask((unsigned)(size / WORD_SIZE)))))) {
+		memset((char *)p + size, 0, have - size);
+		return p;
+	}
+	size_t mark = runtime_held_mark(t);
+	runtime_hold(t, p);
+	void *q = runtime_new(t, size, type);
+	if (q) {
+		size_t n = MIN(size, have);
+		if (spanclass_noscan(s->spc))
+			memcpy(q, p, n);
+		else
+			gc_copy(q, p, n);
+	}
+	runtime_unhold(t, mark);
+	return q;
+}
+
+char *gc_strndup(const char *str, size_t n)
+{
+	gc_thread *t = thread_current;
+
+	if (!t) {
+		runtime_not_attached("gc_strndup");
+		return NULL;
+	}
+	if (!str && n) {
+		runtime_error(GCHEAP_ERR_ARG, "gc_strndup(NULL, %zu): NULL "
+		              "string", n);
+		return NULL;
+	}
+	size_t len = n ? strnlen(str, n) : 0;
+	/* len < SIZE_MAX: strnlen stops at n, and no object is that big. */
+	char *p = new_object(t, len + 1, NULL);
+	if (p) {
+		if (len)
+			memcpy(p, str, len);
+		p[len] = 0;
+	}
+	return p;
+}
+
+char *gc_strdup(const char *str)
+{
+	if (!str) {
+		runtime_error(GCHEAP_ERR_ARG, "gc_strdup(NULL): NULL string");
+		return NULL;
+	}
+	return gc_strndup(str, SIZE_MAX);
+}

@@ -1,0 +1,910 @@
+/* tests/gc/test_calls.c: the calls of issue 18 against their contracts in
+ * docs/api.md: gc_realloc (in place, moved with its pointers, zeroed
+ * growth, every bad input), gc_strdup/gc_strndup, gc_free (clears what
+ * the object kept alive; in the debug modes: double free refused, a write
+ * after it and a reachable object pointing to it are fatal),
+ * gc_alloc_uncollectable/gc_free_uncollectable, gc_keep_alive,
+ * gc_set_cycle_callback (every event in order, on a thread that holds no
+ * lock: gc_collect returns while the callback waits for a lock the caller
+ * holds), gc_set_finalizer_notify (manual mode), gc_free_os_memory,
+ * GCHEAP_MEMLIMIT, checkmark naming the holder of a missed object, and
+ * GCHEAP_DEBUG=rootcheck (found, kept and warned once, silent once the
+ * global is registered, fatal at 2). Scenarios whose outcome is a message
+ * or a fatal stop run in a forked child whose stderr is read. Stacks are
+ * not scanned (precise mode) unless a test says so, so that what keeps an
+ * object alive is exactly what the test says. */
+#include "test_harness.c"
+
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define FATAL_CODE 70
+
+static gc_type *t_ptrs;   /* a pointer array (8 bytes, repeating) */
+static gc_type *t_hdr;    /* {pointer, word} then noscan bytes */
+static gc_type *t_holder; /* {word, pointer, pointer}: "holder" */
+
+static struct {
+	int calls;
+	gc_status code;
+	char msg[512];
+} err;
+
+static void on_error(gc_status code, const char *msg, void *data)
+{
+	(void)data;
+	err.calls++;
+	err.code = code;
+	snprintf(err.msg, sizeof(err.msg), "%s", msg);
+}
+
+/* Attach (GCHEAP_DEBUG as the environment has it, or `debug`), precise
+ * roots only, no automatic cycles. */
+static void start(const char *debug)
+{
+	size_t zero = 0, one = 8, holder[] = {8, 16};
+
+	sys_fatal_exit_code = FATAL_CODE;
+	if (debug)
+		setenv("GCHEAP_DEBUG", debug, 1);
+	ck_assert_int_eq(gc_thread_attach(), GCHEAP_OK);
+	gc_disable();
+	gc_set_conservative_stacks(0);
+	gc_set_error_handler(on_error, NULL);
+	t_ptrs = gc_type_new("ptrs", 8, &zero, 1, GCHEAP_TAIL_REPEAT);
+	t_hdr = gc_type_new("hdr", 16, &zero, 1, GCHEAP_TAIL_NOSCAN);
+	t_holder = gc_type_new("holder", 24, holder, 2, GCHEAP_TAIL_NOSCAN);
+	ck_assert(t_ptrs && t_hdr && t_holder);
+	(void)one;
+}
+
+static void clear_err(void)
+{
+	memset(&err, 0, sizeof(err));
+}
+
+#define EXPECT_ERR(want, substr)                                           \
+	do {                                                               \
+		ck_assert_msg(err.calls == 1 && err.code == (want),        \
+		              "calls %d code %s msg %s", err.calls,        \
+		              gc_strerror(err.code), err.msg);             \
+		ck_assert_msg(strstr(err.msg, substr), "message: %s",      \
+		              err.msg);                                    \
+		clear_err();                                               \
+	} while (0)
+
+/* Run fn in a forked child with stderr captured into out; returns the
+ * wait status. */
+static int run_child(void (*fn)(void), char *out, size_t n)
+{
+	char path[] = "/tmp/gcheap-calls-XXXXXX";
+	int fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	unlink(path);
+	fflush(NULL);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		dup2(fd, 2);
+		fn();
+		fflush(NULL);
+		_exit(0);
+	}
+	int status;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ssize_t k = pread(fd, out, n - 1, 0);
+	close(fd);
+	out[k > 0 ? k : 0] = 0;
+	return status;
+}
+
+static void expect_fatal(void (*fn)(void), const char *want)
+{
+	char buf[8192];
+	int status = run_child(fn, buf, sizeof(buf));
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == FATAL_CODE,
+	              "status %#x, stderr: %s", status, buf);
+	ck_assert_msg(strstr(buf, want), "wanted \"%s\" on stderr, got: %s",
+	              want, buf);
+}
+
+/* A weak reference to p, to ask later whether p's object is alive. */
+static gc_weak *watch(void *p)
+{
+	gc_weak *w = gc_weak_new(p);
+	ck_assert_ptr_nonnull(w);
+	return w;
+}
+
+/* ---- gc_realloc ---------------------------------------------------------- */
+
+START_TEST(test_realloc_noscan)
+{
+	start(NULL);
+	unsigned char *p = gc_alloc(40, NULL);
+	memset(p, 0xab, 40);
+	ck_assert_uint_eq(gc_size(p), 48);
+	/* Shrink in place: the slot's tail is zeroed. */
+	unsigned char *q = gc_realloc(p, 30, NULL);
+	ck_assert_ptr_eq(q, p);
+	/* The whole slot, through gc_base: the compiler takes q to be 30
+	 * bytes (alloc_size), and UBSan would stop a read past them. */
+	const unsigned char *slot = gc_base(q);
+	for (int i = 0; i < 48; i++)
+		ck_assert_uint_eq(slot[i], i < 30 ? 0xab : 0);
+	/* Grow in place, then out of the slot: zeroed growth. */
+	ck_assert_ptr_eq(gc_realloc(q, 48, NULL), q);
+	unsigned char *r = gc_realloc(q, 5000, NULL);
+	ck_assert_ptr_ne(r, q);
+	ck_assert_uint_ge(gc_size(r), 5000);
+	for (int i = 0; i < 5000; i++)
+		REQUIRE(r[i] == (i < 30 ? 0xab : 0), "byte %d is %#x", i,
+		        r[i]);
+	ck_assert(spanclass_noscan(spanof((uintptr_t)r)->spc));
+	/* Large, shrunk in place and grown again. */
+	unsigned char *big = gc_realloc(r, 100000, NULL);
+	ck_assert_ptr_eq(gc_realloc(big, 70000, NULL), big);
+	ck_assert_uint_eq(big[29], 0xab);
+	ck_assert_uint_eq(big[30], 0);
+	ck_assert_int_eq(err.calls, 0);
+}
+END_TEST
+
+/* A pointer array grown past its slot: the new object carries the
+ * pointers (which keep their targets alive), the rest is NULL. */
+START_TEST(test_realloc_moves_pointers)
+{
+	void *slot[1] = {0};
+	gc_frame f;
+
+	start(NULL);
+	gc_frame_push(&f, slot, 1);
+	void **a = gc_alloc(4 * sizeof(void *), t_ptrs);
+	slot[0] = a;
+	gc_weak *w[4];
+	for (int i = 0; i < 4; i++) {
+		gc_write(&a[i], new_payload(64, (uint64_t)i));
+		w[i] = watch(a[i]);
+	}
+	void **b = gc_realloc(a, 64 * sizeof(void *), t_ptrs);
+	ck_assert_ptr_nonnull(b);
+	ck_assert_ptr_ne(b, a);
+	slot[0] = b; /* the old array is no longer reachable */
+	a = NULL;
+	for (int i = 4; i < 64; i++)
+		ck_assert_ptr_null(b[i]);
+	gc_collect();
+	gc_collect();
+	for (int i = 0; i < 4; i++) {
+		ck_assert_ptr_eq(gc_weak_get(w[i]), b[i]);
+		ck_assert(check_payload(b[i], 64, (uint64_t)i));
+	}
+	gc_frame_pop(&f);
+}
+END_TEST
+
+/* The same layout for the new size: in place; a header type's tail of
+ * bytes never changes the layout. */
+START_TEST(test_realloc_in_place_scan)
+{
+	start(NULL);
+	void **p = gc_alloc(40, t_hdr); /* class 48 */
+	gc_write(&p[0], p);
+	ck_assert_ptr_eq(gc_realloc(p, 44, t_hdr), p);
+	ck_assert_ptr_eq(gc_realloc(p, 17, t_hdr), p);
+	ck_assert_ptr_eq(p[0], p);
+	/* A pointer array shrunk: its layout changes, so it moves. */
+	void **a = gc_alloc(48, t_ptrs);
+	void **b = gc_realloc(a, 40, t_ptrs);
+	ck_assert_ptr_ne(a, b);
+	ck_assert_int_eq(err.calls, 0);
+}
+END_TEST
+
+START_TEST(test_realloc_errors)
+{
+	int local;
+
+	start(NULL);
+	unsigned char *p = gc_alloc(64, NULL);
+	memset(p, 7, 64);
+	void **s = gc_alloc(64, t_ptrs);
+	clear_err();
+
+	ck_assert_ptr_null(gc_realloc(p + 8, 128, NULL));
+	EXPECT_ERR(GCHEAP_ERR_ARG, "interior pointer");
+	ck_assert_ptr_null(gc_realloc(&local, 128, NULL));
+	EXPECT_ERR(GCHEAP_ERR_ARG, "not an allocated heap object");
+	ck_assert_ptr_null(gc_realloc(p, 128, t_ptrs));
+	EXPECT_ERR(GCHEAP_ERR_TYPE, "not the object's type");
+	ck_assert_ptr_null(gc_realloc(s, 128, NULL));
+	EXPECT_ERR(GCHEAP_ERR_TYPE, "not the object's type");
+	ck_assert_ptr_null(gc_realloc(s, 128, t_holder));
+	EXPECT_ERR(GCHEAP_ERR_TYPE, "not the object's type");
+	ck_assert_ptr_null(gc_realloc(p, 128, (const gc_type *)&local));
+	EXPECT_ERR(GCHEAP_ERR_TYPE, "not a gc_type");
+	ck_assert_ptr_null(gc_realloc(p, GCHEAP_MAX_ALLOC + 1, NULL));
+	EXPECT_ERR(GCHEAP_ERR_SIZE, "GCHEAP_MAX_ALLOC");
+	volatile size_t huge = SIZE_MAX; /* no compile-time warning */
+	ck_assert_ptr_null(gc_realloc(p, huge, NULL));
+	EXPECT_ERR(GCHEAP_ERR_SIZE, "GCHEAP_MAX_ALLOC");
+	ck_assert_ptr_null(gc_realloc(s, 4, t_ptrs));
+	EXPECT_ERR(GCHEAP_ERR_SIZE, "smaller than the type");
+	/* Nothing changed. */
+	for (int i = 0; i < 64; i++)
+		ck_assert_uint_eq(p[i], 7);
+	/* NULL and the zero-size address allocate; size 0 gives the
+	 * zero-size address. */
+	void *z = gc_realloc(p, 0, NULL);
+	ck_assert_ptr_nonnull(z);
+	ck_assert_uint_eq(gc_size(z), 0);
+	void *n = gc_realloc(z, 24, NULL);
+	ck_assert_uint_ge(gc_size(n), 24);
+	ck_assert_uint_ge(gc_size(gc_realloc(NULL, 24, t_ptrs)), 24);
+	ck_assert_int_eq(err.calls, 0);
+	/* Not attached. */
+	gc_thread_detach();
+	ck_assert_ptr_null(gc_realloc(NULL, 8, NULL));
+	EXPECT_ERR(GCHEAP_ERR_NOT_ATTACHED, "gc_thread_attach()");
+}
+END_TEST
+
+/* ---- gc_strdup ----------------------------------------------------------- */
+
+START_TEST(test_strdup)
+{
+	start(NULL);
+	char *s = gc_strdup("hello, world");
+	ck_assert_str_eq(s, "hello, world");
+	ck_assert_ptr_eq(gc_base(s), s);
+	ck_assert(spanclass_noscan(spanof((uintptr_t)s)->spc));
+	ck_assert_str_eq(gc_strndup("hello", 3), "hel");
+	ck_assert_str_eq(gc_strndup("hi", 100), "hi");
+	ck_assert_str_eq(gc_strndup(NULL, 0), "");
+	char big[3000];
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = 0;
+	ck_assert_str_eq(gc_strdup(big), big);
+	ck_assert_int_eq(err.calls, 0);
+	ck_assert_ptr_null(gc_strdup(NULL));
+	EXPECT_ERR(GCHEAP_ERR_ARG, "NULL");
+	ck_assert_ptr_null(gc_strndup(NULL, 1));
+	EXPECT_ERR(GCHEAP_ERR_ARG, "NULL");
+}
+END_TEST
+
+/* ---- gc_free ------------------------------------------------------------- */
+
+/* Without a debug mode: the object is cleared, so what only it pointed to
+ * dies while the object itself is still referenced. */
+START_TEST(test_free_clears)
+{
+	void *slot[1] = {0};
+	gc_frame f;
+
+	start("checkmark=0,poison=0,verify=1");
+	gc_frame_push(&f, slot, 1);
+	void **a = gc_alloc(3 * sizeof(void *), t_holder);
+	slot[0] = a;
+	gc_write(&a[1], new_payload(64, 1));
+	gc_weak *child = watch(a[1]);
+	gc_collect();
+	ck_assert_ptr_nonnull(gc_weak_get(child));
+	gc_free(a);
+	ck_assert_int_eq(err.calls, 0);
+	for (int i = 0; i < 3; i++)
+		ck_assert_ptr_null(a[i]);
+	gc_collect();
+	ck_assert_ptr_null(gc_weak_get(child));
+	ck_assert_ptr_eq(gc_base(a), a); /* still referenced: kept */
+	/* A hint, no tracking: a second call is accepted. */
+	gc_free(a);
+	ck_assert_int_eq(err.calls, 0);
+	gc_frame_pop(&f);
+}
+END_TEST
+
+START_TEST(test_free_errors)
+{
+	int local;
+
+	start(NULL);
+	char *p = gc_alloc(64, NULL);
+	clear_err();
+	gc_free(NULL);
+	ck_assert_int_eq(err.calls, 0);
+	gc_free(p + 1);
+	EXPECT_ERR(GCHEAP_ERR_ARG, "interior pointer");
+	gc_free(&local);
+	EXPECT_ERR(GCHEAP_ERR_ARG, "not an allocated heap object");
+	/* Debug mode (the suite's poison=1): filled, and refused twice. */
+	gc_free(p);
+	ck_assert_int_eq(err.calls, 0);
+	for (int i = 0; i < 64; i++)
+		ck_assert_uint_eq((unsigned char)p[i], POISON_BYTE);
+	gc_free(p);
+	EXPECT_ERR(GCHEAP_ERR_ARG, "freed twice");
+	/* Once collected, the record goes: a new object in the slot may
+	 * be freed again. */
+	uintptr_t h = hide(p);
+	p = NULL;
+	gc_collect();
+	ck_assert(!is_live(unhide(h)));
+	char *q = NULL;
+	for (int i = 0; i < 100000 && q != unhide(h); i++)
+		q = gc_alloc(64, NULL);
+	ck_assert_ptr_eq(q, unhide(h));
+	gc_free(q);
+	ck_assert_int_eq(err.calls, 0);
+	gc_thread_detach();
+	gc_free(q);
+	EXPECT_ERR(GCHEAP_ERR_NOT_ATTACHED, "gc_thread_attach()");
+}
+END_TEST
+
+static void write_after_free(void)
+{
+	start("poison=1,checkmark=0");
+	char *p = gc_alloc(256, NULL);
+	gc_free(p);
+	uintptr_t h = hide(p);
+	p = NULL;
+	((char *)unhide(h))[200] = 1; /* the write after gc_free */
+	gc_collect();
+}
+
+static void use_after_free(void)
+{
+	void *slot[1] = {0};
+	gc_frame f;
+
+	start("checkmark=1");
+	gc_frame_push(&f, slot, 1);
+	void **a = gc_alloc(3 * sizeof(void *), t_holder);
+	slot[0] = a;
+	gc_write(&a[2], new_payload(100, 3));
+	gc_free(a[2]); /* and a still points to it */
+	gc_collect();
+}
+
+START_TEST(test_free_debug_messages)
+{
+	expect_fatal(write_after_free, "write after gc_free: byte 200 of "
+	             "object");
+	expect_fatal(use_after_free, "use after gc_free");
+	expect_fatal(use_after_free, "held by an object of type holder at");
+	expect_fatal(use_after_free, "field +16");
+}
+END_TEST
+
+/* ---- Uncollectable objects ----------------------------------------------- */
+
+START_TEST(test_uncollectable)
+{
+	start(NULL);
+	void **u = gc_alloc_uncollectable(4 * sizeof(void *), t_ptrs);
+	ck_assert_ptr_nonnull(u);
+	gc_write(&u[3], new_payload(80, 9));
+	gc_weak *wu = watch(u), *wc = watch(u[3]);
+	uintptr_t h = hide(u);
+	u = NULL;
+	for (int i = 0; i < 3; i++)
+		gc_collect();
+	ck_assert_ptr_eq(gc_weak_get(wu), unhide(h));
+	ck_assert(check_payload(gc_weak_get(wc), 80, 9));
+	/* Not a hint: gc_free and gc_realloc refuse it. */
+	clear_err();
+	gc_free(unhide(h));
+	EXPECT_ERR(GCHEAP_ERR_ARG, "gc_free_uncollectable");
+	ck_assert_ptr_null(gc_realloc(unhide(h), 64, t_ptrs));
+	EXPECT_ERR(GCHEAP_ERR_ARG, "uncollectable");
+	ck_assert_int_eq(gc_free_uncollectable(unhide(h)), GCHEAP_OK);
+	ck_assert_int_eq(gc_free_uncollectable(unhide(h)), GCHEAP_ERR_ARG);
+	EXPECT_ERR(GCHEAP_ERR_ARG, "not an object from");
+	gc_collect();
+	ck_assert_ptr_null(gc_weak_get(wu));
+	ck_assert_ptr_null(gc_weak_get(wc));
+	void *plain = gc_alloc(16, NULL);
+	ck_assert_int_eq(gc_free_uncollectable(plain), GCHEAP_ERR_ARG);
+	EXPECT_ERR(GCHEAP_ERR_ARG, "not an object from");
+	ck_assert_int_eq(gc_free_uncollectable(NULL), GCHEAP_OK);
+	/* Many, to grow the table. */
+	void *keep[300];
+	for (int i = 0; i < 300; i++)
+		keep[i] = gc_alloc_uncollectable(32, NULL);
+	uintptr_t hk[300];
+	for (int i = 0; i < 300; i++)
+		hk[i] = hide(keep[i]), keep[i] = NULL;
+	gc_collect();
+	for (int i = 0; i < 300; i++) {
+		ck_assert(is_live(unhide(hk[i])));
+		ck_assert_int_eq(gc_free_uncollectable(unhide(hk[i])),
+		                 GCHEAP_OK);
+	}
+	gc_collect();
+	for (int i = 0; i < 300; i++)
+		ck_assert(!is_live(unhide(hk[i])));
+	ck_assert_int_eq(err.calls, 0);
+	gc_thread_detach();
+	ck_assert_ptr_null(gc_alloc_uncollectable(8, NULL));
+	EXPECT_ERR(GCHEAP_ERR_NOT_ATTACHED, "gc_thread_attach()");
+}
+END_TEST
+
+/* ---- gc_keep_alive ------------------------------------------------------- */
+
+static int finalized;
+
+static void count_final(void *obj, void *arg)
+{
+	(void)obj;
+	(void)arg;
+	finalized++;
+}
+
+/* Conservative stacks: an object whose only reference is a local that
+ * is used again (by gc_keep_alive) after a collection is not finalized.
+ * (That the compiler would drop the local without the call cannot be
+ * staged reliably; this checks the call's contract, any value goes.) */
+START_TEST(test_keep_alive)
+{
+	start(NULL);
+	gc_set_conservative_stacks(1);
+	gc_set_finalizer_thread(0);
+	void *p = gc_alloc(64, NULL);
+	ck_assert_int_eq(gc_set_finalizer(p, count_final, NULL), GCHEAP_OK);
+	gc_collect();
+	gc_run_finalizers();
+	ck_assert_int_eq(finalized, 0);
+	gc_keep_alive(p);
+	gc_keep_alive(NULL);
+	gc_keep_alive(&finalized);
+	ck_assert_int_eq(err.calls, 0);
+}
+END_TEST
+
+/* ---- Cycle callbacks ----------------------------------------------------- */
+
+static struct {
+	pthread_mutex_t lock; /* held by the test around gc_collect */
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	int n;
+	gc_cycle_event ev[64];
+	uint64_t cycle[64];
+	int attached;
+} cb = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER,
+        PTHREAD_COND_INITIALIZER, 0, {0}, {0}, 0};
+
+static void on_cycle(gc_cycle_event ev, uint64_t cycle, void *data)
+{
+	ck_assert_ptr_eq(data, &cb);
+	/* The embedder's lock, which its own thread holds around
+	 * gc_collect: taking it here must not hold up the collector. */
+	pthread_mutex_lock(&cb.lock);
+	pthread_mutex_unlock(&cb.lock);
+	pthread_mutex_lock(&cb.mu);
+	if (cb.n < 64) {
+		cb.ev[cb.n] = ev;
+		cb.cycle[cb.n] = cycle;
+		cb.n++;
+	}
+	cb.attached |= gc_thread_is_attached();
+	pthread_cond_broadcast(&cb.cond);
+	pthread_mutex_unlock(&cb.mu);
+}
+
+/* Wait until the sweep of cycle `last` has been reported: in a blocking
+ * region (a sweep ends once every attached thread has released its
+ * cache, at a safepoint or on its behalf while it blocks). */
+static void wait_sweep_end(uint64_t last)
+{
+	struct timespec dl;
+	gc_blocking_begin();
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += 20;
+	pthread_mutex_lock(&cb.mu);
+	while (!cb.n || cb.cycle[cb.n - 1] < last ||
+	       cb.ev[cb.n - 1] != GCHEAP_CYCLE_SWEEP_END)
+		if (pthread_cond_timedwait(&cb.cond, &cb.mu, &dl))
+			break;
+	pthread_mutex_unlock(&cb.mu);
+	gc_blocking_end();
+}
+
+START_TEST(test_cycle_callback)
+{
+	start(NULL);
+	gc_collect(); /* before the registration: not reported */
+	uint64_t first = aload(&mgc_.cycles) + 1;
+	ck_assert_int_eq(gc_set_cycle_callback(on_cycle, &cb), GCHEAP_OK);
+	pthread_mutex_lock(&cb.lock);
+	for (int i = 0; i < 3; i++)
+		gc_collect();
+	pthread_mutex_unlock(&cb.lock);
+	wait_sweep_end(first + 2);
+	/* One sequence, in order, with no gap: (cycle, event) counts up.
+	 * It may open with the previous cycle's sweep end, which came
+	 * after the registration. */
+	char seq[512] = "";
+	for (int i = 0; i < cb.n; i++)
+		snprintf(seq + strlen(seq), sizeof(seq) - strlen(seq),
+		         " %d/%d", (int)cb.cycle[i], (int)cb.ev[i]);
+	ck_assert_msg(cb.n >= 9, "first %d, events%s", (int)first, seq);
+	uint64_t e0 = 3 * (cb.cycle[0] - 1) + cb.ev[0];
+	ck_assert_uint_le(e0, 3 * (first - 1));
+	ck_assert_uint_ge(e0, 3 * (first - 1) - 1);
+	for (int i = 0; i < cb.n; i++)
+		ck_assert_uint_eq(3 * (cb.cycle[i] - 1) + cb.ev[i],
+		                  e0 + (uint64_t)i);
+	ck_assert_uint_eq(cb.cycle[cb.n - 1], first + 2);
+	ck_assert_int_eq(cb.attached, 0);
+	/* Cleared: no more calls once gc_set_cycle_callback returned. */
+	ck_assert_int_eq(gc_set_cycle_callback(NULL, NULL), GCHEAP_OK);
+	int n = cb.n;
+	gc_collect();
+	gc_blocking_begin();
+	sleep_us(200000);
+	gc_blocking_end();
+	ck_assert_int_eq(cb.n, n);
+}
+END_TEST
+
+/* ---- The finalizer notifier ---------------------------------------------- */
+
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	int calls;
+	size_t pending;
+} fn_ = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+
+static void on_finalizers(size_t pending, void *data)
+{
+	(void)data;
+	pthread_mutex_lock(&fn_.mu);
+	fn_.calls++;
+	fn_.pending = pending;
+	pthread_cond_broadcast(&fn_.cond);
+	pthread_mutex_unlock(&fn_.mu);
+}
+
+START_TEST(test_finalizer_notify)
+{
+	start(NULL);
+	gc_set_finalizer_thread(0);
+	ck_assert_int_eq(gc_set_finalizer_notify(on_finalizers, NULL),
+	                 GCHEAP_OK);
+	void *p = gc_alloc(64, NULL);
+	ck_assert_int_eq(gc_set_finalizer(p, count_final, NULL), GCHEAP_OK);
+	p = NULL;
+	gc_collect();
+	struct timespec dl;
+	gc_blocking_begin();
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += 20;
+	pthread_mutex_lock(&fn_.mu);
+	while (!fn_.calls)
+		if (pthread_cond_timedwait(&fn_.cond, &fn_.mu, &dl))
+			break;
+	pthread_mutex_unlock(&fn_.mu);
+	gc_blocking_end();
+	ck_assert_int_ge(fn_.calls, 1);
+	ck_assert_uint_eq(fn_.pending, 1);
+	ck_assert_int_eq(finalized, 0); /* manual: nothing ran by itself */
+	ck_assert_uint_eq(gc_run_finalizers(), 1);
+	ck_assert_int_eq(finalized, 1);
+	ck_assert_int_eq(gc_set_finalizer_notify(NULL, NULL), GCHEAP_OK);
+}
+END_TEST
+
+/* ---- gc_free_os_memory --------------------------------------------------- */
+
+START_TEST(test_free_os_memory)
+{
+	gc_stats a, b;
+
+	start(NULL);
+	for (int i = 0; i < 64; i++)
+		gc_alloc(1 << 20, NULL); /* dropped at once */
+	ck_assert_int_eq(gc_read_stats(&a, sizeof(a)), GCHEAP_OK);
+	/* Without a collection the pages are still allocated. */
+	size_t before = gc_release_memory();
+	ck_assert_uint_lt(before, (size_t)16 << 20);
+	size_t got = gc_free_os_memory();
+	ck_assert_int_eq(gc_read_stats(&b, sizeof(b)), GCHEAP_OK);
+	/* The scavenger may have returned part of it after the sweep;
+	 * together, all of it went back. */
+	ck_assert_uint_gt(got, 0);
+	ck_assert_uint_ge(b.os_released - a.os_released, (size_t)48 << 20);
+	ck_assert_uint_gt(b.gc_cycles, a.gc_cycles);
+	gc_thread_detach();
+	clear_err();
+	ck_assert_uint_eq(gc_free_os_memory(), 0);
+	EXPECT_ERR(GCHEAP_ERR_NOT_ATTACHED, "gc_thread_attach()");
+}
+END_TEST
+
+/* ---- GCHEAP_MEMLIMIT ----------------------------------------------------- */
+
+START_TEST(test_memlimit_syntax)
+{
+	static const struct {
+		const char *v;
+		bool ok;
+		size_t n;
+	} cases[] = {
+		{"0", true, 0}, {"off", true, 0}, {"123", true, 123},
+		{"123B", true, 123}, {"4KiB", true, 4096},
+		{"64MiB", true, (size_t)64 << 20}, {"3GiB", true, 3ULL << 30},
+		{"2TiB", true, 2ULL << 40}, {"1.5GiB", false, 0},
+		{"1kb", false, 0}, {"1K", false, 0}, {"", false, 0},
+		{"-1", false, 0}, {" 1", false, 0}, {"1 MiB", false, 0},
+		{"99999999999TiB", false, 0}, {"Off", false, 0},
+		{"18446744073709551616", false, 0},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		size_t n = 77;
+		bool ok = runtime_parse_memlimit(cases[i].v, &n);
+		ck_assert_msg(ok == cases[i].ok, "\"%s\"", cases[i].v);
+		if (ok)
+			ck_assert_msg(n == cases[i].n, "\"%s\": %zu",
+			              cases[i].v, n);
+	}
+}
+END_TEST
+
+START_TEST(test_memlimit_env)
+{
+	setenv("GCHEAP_MEMLIMIT", "96MiB", 1);
+	start(NULL);
+	ck_assert_uint_eq(gc_memory_limit(), (size_t)96 << 20);
+	/* The limit holds: more than it cannot be allocated. */
+	void *slot[1];
+	gc_frame f;
+	gc_frame_push(&f, slot, 1);
+	slot[0] = gc_alloc((size_t)128 << 20, NULL);
+	ck_assert_ptr_null(slot[0]);
+	EXPECT_ERR(GCHEAP_ERR_NOMEM, "limit");
+	gc_frame_pop(&f);
+}
+END_TEST
+
+static void bad_memlimit(void)
+{
+	setenv("GCHEAP_MEMLIMIT", "12 apples", 1);
+	start(NULL);
+	if (gc_memory_limit() == 0)
+		fatal("no limit, as documented");
+}
+
+START_TEST(test_memlimit_bad)
+{
+	expect_fatal(bad_memlimit, "GCHEAP_MEMLIMIT=12 apples is not a byte "
+	             "count");
+}
+END_TEST
+
+/* ---- Checkmark names the holder ------------------------------------------ */
+
+/* X moves from A (reachable only from the unscanned helper) into B, an
+ * object allocated black during the mark, with plain stores. */
+static void missed_store(void)
+{
+	helper h;
+	void *ms[1] = {0};
+	gc_frame f;
+
+	start("checkmark=1");
+	helper_start(&h);
+	gc_frame_push(&f, ms, 1);
+	void **a = gc_alloc(2 * sizeof(void *), t_ptrs);
+	gc_write(&a[0], new_payload(128, 5));
+	h.slots[0] = a;
+	pause_begin(&h);
+	void **b = gc_alloc(3 * sizeof(void *), t_holder);
+	ms[0] = b;
+	b[2] = a[0]; /* no barrier */
+	a[0] = NULL; /* no barrier */
+	pause_end(&h, NULL, NULL);
+}
+
+START_TEST(test_checkmark_names_holder)
+{
+	expect_fatal(missed_store, "held by an object of type holder at");
+	expect_fatal(missed_store, "field +16");
+	expect_fatal(missed_store, "probably lacked gc_write");
+}
+END_TEST
+
+/* ---- rootcheck ----------------------------------------------------------- */
+
+/* Globals the library does not scan (exported: the test is linked with
+ * -rdynamic, so that dladdr names them). */
+#define EXPORTED __attribute__((visibility("default")))
+EXPORTED void *calls_forgotten_global;
+EXPORTED void *calls_registered_global;
+
+static void forget_global(void)
+{
+	start(NULL); /* GCHEAP_DEBUG from the environment */
+	char *p = new_payload(200, 4);
+	calls_forgotten_global = p;
+	uintptr_t h = hide(p);
+	p = NULL;
+	gc_collect();
+	gc_collect();
+	/* rootcheck=1 kept it: intact. */
+	if (!is_live(unhide(h)) || !check_payload(unhide(h), 200, 4))
+		fatal("the object was not kept");
+	fprintf(stderr, "kept\n");
+}
+
+static int count(const char *hay, const char *needle)
+{
+	int n = 0;
+	for (const char *p = hay; (p = strstr(p, needle)); p++)
+		n++;
+	return n;
+}
+
+START_TEST(test_rootcheck_warns_once)
+{
+	char buf[8192];
+
+	setenv("GCHEAP_DEBUG", "rootcheck=1,poison=1", 1);
+	int st = run_child(forget_global, buf, sizeof(buf));
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%#x: %s", st,
+	              buf);
+	ck_assert_msg(strstr(buf, "kept\n"), "%s", buf);
+	ck_assert_msg(count(buf, "rootcheck: object") == 1, "%s", buf);
+	ck_assert_msg(strstr(buf, "calls_forgotten_global+0"), "%s", buf);
+	ck_assert_msg(strstr(buf, "gc_add_roots"), "%s", buf);
+}
+END_TEST
+
+START_TEST(test_rootcheck_fatal)
+{
+	setenv("GCHEAP_DEBUG", "rootcheck=2", 1);
+	expect_fatal(forget_global, "rootcheck: object");
+	expect_fatal(forget_global, "calls_forgotten_global+0");
+}
+END_TEST
+
+static void register_global(void)
+{
+	start(NULL);
+	ck_assert_int_eq(gc_add_roots(&calls_registered_global, 1),
+	                 GCHEAP_OK);
+	void **p = gc_alloc(3 * sizeof(void *), t_holder);
+	gc_write(&calls_registered_global, p);
+	gc_write(&p[1], new_payload(50, 2));
+	p = NULL;
+	gc_collect();
+	gc_collect();
+	fprintf(stderr, "done\n");
+}
+
+START_TEST(test_rootcheck_silent_when_registered)
+{
+	char buf[8192];
+
+	setenv("GCHEAP_DEBUG", "rootcheck=2,checkmark=1", 1);
+	int st = run_child(register_global, buf, sizeof(buf));
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%#x: %s", st,
+	              buf);
+	ck_assert_msg(!strstr(buf, "rootcheck"), "%s", buf);
+	ck_assert_msg(strstr(buf, "done"), "%s", buf);
+}
+END_TEST
+
+/* ---- Under concurrent collections ---------------------------------------- */
+
+/* Threads grow pointer arrays with gc_realloc, fill them with gc_strdup'd
+ * strings, clear them with gc_free and keep uncollectable ones, while a
+ * cycle starts every 64 KiB (stress, and a gc_collect now and then) with
+ * checkmark and poison on: what each thread can reach must stay intact.
+ * (A smoke test for the sanitizers: replacing gc_realloc's gc_copy with
+ * memcpy goes unnoticed, since the old array keeps its pointers.) */
+#define CONC_THREADS 3
+#define CONC_ROUNDS 300
+
+static void *conc_main(void *arg)
+{
+	uintptr_t id = (uintptr_t)arg;
+	void *slots[2] = {0};
+	gc_frame f;
+	char want[32];
+
+	ck_assert_int_eq(gc_thread_attach(), GCHEAP_OK);
+	gc_frame_push(&f, slots, 2);
+	for (int r = 0; r < CONC_ROUNDS; r++) {
+		size_t n = 1 + (size_t)(r % 40);
+		void **a = NULL;
+		for (size_t k = 1; k <= n; k++) {
+			a = gc_realloc(a, k * sizeof(void *), t_ptrs);
+			REQUIRE(a, "realloc failed");
+			slots[0] = a;
+			snprintf(want, sizeof(want), "%zu-%d-%zu",
+			         (size_t)id, r, k - 1);
+			gc_write(&a[k - 1], gc_strdup(want));
+		}
+		for (size_t k = 0; k < n; k++) {
+			snprintf(want, sizeof(want), "%zu-%d-%zu",
+			         (size_t)id, r, k);
+			REQUIRE(a[k] && !strcmp(a[k], want), "lost %s", want);
+		}
+		void **u = gc_alloc_uncollectable(2 * sizeof(void *),
+		                                  t_ptrs);
+		gc_write(&u[0], a);
+		if (slots[1])
+			REQUIRE(gc_free_uncollectable(slots[1]) == GCHEAP_OK,
+			        "free_uncollectable");
+		slots[1] = u;
+		if (r % 50 == 49)
+			gc_collect();
+		if (r % 3 == 0) {
+			gc_free(a);
+			slots[0] = NULL;
+			gc_write(&u[0], NULL);
+		}
+	}
+	gc_frame_pop(&f);
+	gc_thread_detach();
+	return NULL;
+}
+
+START_TEST(test_calls_concurrent)
+{
+	pthread_t th[CONC_THREADS];
+
+	start("checkmark=1,poison=1,stress=64k");
+	gc_enable();
+	for (uintptr_t i = 0; i < CONC_THREADS; i++)
+		ck_assert_int_eq(pthread_create(&th[i], NULL, conc_main,
+		                                (void *)i), 0);
+	gc_blocking_begin();
+	for (int i = 0; i < CONC_THREADS; i++)
+		pthread_join(th[i], NULL);
+	gc_blocking_end();
+	ck_assert_int_eq(err.calls, 0);
+	ck_assert_uint_gt(aload(&mgc_.cycles), 3);
+}
+END_TEST
+
+static Suite *calls_suite(void)
+{
+	Suite *s = suite_create("calls");
+	TCase *tc = tcase_create("calls");
+
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_realloc_noscan);
+	tcase_add_test(tc, test_realloc_moves_pointers);
+	tcase_add_test(tc, test_realloc_in_place_scan);
+	tcase_add_test(tc, test_realloc_errors);
+	tcase_add_test(tc, test_strdup);
+	tcase_add_test(tc, test_free_clears);
+	tcase_add_test(tc, test_free_errors);
+	tcase_add_test(tc, test_free_debug_messages);
+	tcase_add_test(tc, test_uncollectable);
+	tcase_add_test(tc, test_keep_alive);
+	tcase_add_test(tc, test_cycle_callback);
+	tcase_add_test(tc, test_finalizer_notify);
+	tcase_add_test(tc, test_free_os_memory);
+	tcase_add_test(tc, test_memlimit_syntax);
+	tcase_add_test(tc, test_memlimit_env);
+	tcase_add_test(tc, test_memlimit_bad);
+	tcase_add_test(tc, test_checkmark_names_holder);
+	tcase_add_test(tc, test_rootcheck_warns_once);
+	tcase_add_test(tc, test_rootcheck_fatal);
+	tcase_add_test(tc, test_rootcheck_silent_when_registered);
+	tcase_add_test(tc, test_calls_concurrent);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return test_main(calls_suite());
+}
