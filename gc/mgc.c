@@ -6,14 +6,21 @@
  *                      (world running), then stop the world: phase MARK,
  *                      write barrier and allocate-black on, every thread
  *                      asked to scan its own stack; start the world.
- *  mark worker         runs the globals root job, scans blocked threads'
- *                      stacks for them, drains grey objects; when it finds
- *                      nothing, tries mark_done.
+ *  mark workers        run the globals root job, scan blocked threads'
+ *                      stacks for them, drain grey objects; a worker that
+ *                      finds nothing tries mark_done (one at a time).
+ *                      ncpu/4 are dedicated (one fractional worker below
+ *                      4 CPUs); the others are idle workers, which mark
+ *                      only while a CPU would otherwise be idle or a
+ *                      thread waits for the cycle. They share work
+ *                      through the global full list (gcw_balance).
  *  mark_done           ragged handshake: every thread flushes its barrier
  *                      buffer and work; if anything came out, mark more.
- *                      Else stop the world, flush again (the buffers of
- *                      stopped threads): still nothing means marking is
- *                      complete, otherwise start the world and go on.
+ *                      Else stop the world, close the marker gate, check
+ *                      that every root job is done and flush again (the
+ *                      buffers of stopped threads): still nothing means
+ *                      marking is complete, otherwise start the world and
+ *                      go on.
  *  mark_termination    world stopped: checkmark (debug), barrier and
  *                      allocate-black off, pacer, sweepgen += 2, every
  *                      thread must release its cache before allocating;
@@ -112,6 +119,13 @@ static void rootcheck(void)
 /* ---- Mark termination ---------------------------------------------------- */
 
 
+static void sleep_ns(uint64_t ns)
+{
+	struct timespec ts = {(time_t)(ns / 1000000000u),
+	                      (long)(ns % 1000000000u)};
+	nanosleep(&ts, NULL);
+}
+
 /* ---- The marker gate (see the top of the file) -------------------------- */
 
 static struct {
@@ -133,8 +147,10 @@ static bool markers_enter(void)
 			return false;
 		}
 		afetch_add(&markers.inside, (uintptr_t)-1);
+		/* The world is stopped (a checkmark may take long): wait
+		 * without taking the stopper's CPU. */
 		while (aload_acq(&markers.closed))
-			sched_yield();
+			sleep_ns(20000);
 	}
 }
 
@@ -149,6 +165,8 @@ static void markers_leave(void)
 static void markers_stop(void)
 {
 	afetch_add(&markers.closed, 1);
+	if (GCHEAP_SABOTAGE == 6)
+		return;
 	while (aload_acq(&markers.inside))
 		sched_yield();
 }
@@ -251,6 +269,16 @@ static void mark_done(void)
 		/* Other workers' grey objects are published once they are
 		 * out; what they published moves nmarked. */
 		markers_stop();
+		if (GCHEAP_SABOTAGE != 7 &&
+		    (mgc_.ops->stack_scans_pending() ||
+		     aload_acq(&mgc_.globals_done) != 2)) {
+			/* A root job is not done (the caller's look at the
+			 * roots was stale): leave it to the workers. */
+			markers_start();
+			mgc_.ops->start_world();
+			gcstats_pause(1, gcstats_now_ns() - t0);
+			return;
+		}
 		if (mgc_.ops->flush_all_stopped() || !gcwork_global_empty() ||
 		    (eph && aload(&gcwork_.nmarked) != epoch)) {
 			/* Work turned up: that was a pause too. */
@@ -271,33 +299,62 @@ static void mark_done(void)
 	}
 }
 
-static void sleep_ns(uint64_t ns)
-{
-	struct timespec ts = {(time_t)(ns / 1000000000u),
-	                      (long)(ns % 1000000000u)};
-	nanosleep(&ts, NULL);
-}
-
 #define MARK_SLICE 65536 /* words scanned between checks (~0.1-1 ms) */
 
 /* Only one worker confirms termination at a time. */
 static atomic_word mark_done_busy;
-static unsigned nworkers;
 static long ncpus;
+/* Workers (Go's gcBgMarkWorker split): ndedicated of them (ncpu/4, at
+ * least one) keep to worker_fraction of a CPU (1 from 4 CPUs up, else
+ * ncpu/4: the fractional worker); the others, up to nmarkers, are idle
+ * workers. nstarted threads exist (mgc_.lock); worker i marks only while
+ * i < nmarkers. */
+static unsigned ndedicated, nstarted;
+static atomic_word nmarkers;
+static double worker_fraction;
+/* Threads waiting in mgc_run_cycle: their CPUs are free for marking. */
+static atomic_word cycle_waiters;
 
-/* One worker's share of the concurrent mark, until marking is done. A
- * fractional worker (fraction < 1) sleeps to keep its CPU time near
- * fraction of the wall time since it started. */
-static void mark_concurrently(double fraction)
+/* Is a CPU idle, one that a worker outside the gate may mark on? Yes
+ * while the running mutators (attached, outside blocking regions) and
+ * the workers inside the gate leave one, or while a thread waits for the
+ * cycle (gc_collect: a forced collection marks with every CPU). */
+static bool cpu_idle(void)
+{
+	return aload(&cycle_waiters) ||
+	       mgc_.ops->mutator_count() + aload(&markers.inside) <
+	       (size_t)ncpus;
+}
+
+/* One worker's share of the concurrent mark, until marking is done or
+ * the worker is no longer wanted. A fractional worker (0 < fraction < 1)
+ * sleeps to keep its CPU time near fraction of the wall time since it
+ * started, unless a CPU is idle; an idle worker (fraction 0) marks only
+ * while a CPU is idle. */
+static void mark_concurrently(unsigned id, double fraction)
 {
 	gcw w = {0};
 	uint64_t t0 = gcstats_now_ns(), c0 = gcstats_cpu_ns(), cprev = c0;
 
-	while (aload_acq(&mgc_.phase) == GCPHASE_MARK) {
-		/* Outside the gate: it may wait for a stopped world. */
+	while (aload_acq(&mgc_.phase) == GCPHASE_MARK &&
+	       id < aload(&nmarkers)) {
+		if (fraction == 0 && !cpu_idle()) {
+			sleep_ns(1000000); /* look again in 1 ms */
+			continue;
+		}
+		/* Outside the gate: it may wait for a stopped world, and
+		 * another worker may finish this mark meanwhile and a new
+		 * one begin: what it saw is only this mark's if no cycle
+		 * ended before the worker got in (issue 15: with two
+		 * workers, one went on to terminate the next mark with a
+		 * thread's roots still unscanned). */
+		uintptr_t cycle = aload_acq(&mgc_.cycles);
 		bool roots_done = mgc_.ops->stack_scans_done(&w);
 		if (!markers_enter())
 			break;
+		if (GCHEAP_SABOTAGE != 7)
+			roots_done = roots_done &&
+			             aload(&mgc_.cycles) == cycle;
 		if (acas(&mgc_.globals_done, 0, 1)) {
 			mgc_.ops->mark_globals(&w);
 			specials_mark(&w);
@@ -312,11 +369,7 @@ static void mark_concurrently(double fraction)
 		uint64_t c1 = gcstats_cpu_ns();
 		gcstats_worker(c1 - cprev);
 		cprev = c1;
-		/* With a CPU to spare, mark at full speed (Go's idle mark
-		 * workers); otherwise keep to the fraction. */
-		bool idle_cpu = mgc_.ops->mutator_count() + nworkers <=
-		                (size_t)ncpus;
-		if (fraction < 1 && !idle_cpu) {
+		if (fraction > 0 && fraction < 1 && !cpu_idle()) {
 			uint64_t wall = gcstats_now_ns() - t0;
 			uint64_t cpu = gcstats_cpu_ns() - c0;
 			double ahead = cpu / fraction - (double)wall;
@@ -444,6 +497,8 @@ void mgc_run_cycle(bool wait_sweep)
 {
 	uintptr_t n = aload(&mgc_.cycles);
 
+	/* While this thread waits, every worker may mark (cpu_idle). */
+	afetch_add(&cycle_waiters, 1);
 	/* If a cycle is running, it may have started before our caller's
 	 * last changes: wait for it, then run a full one of our own. */
 	mgc_.ops->blocking_begin();
@@ -469,6 +524,7 @@ void mgc_run_cycle(bool wait_sweep)
 	while (aload(&mgc_.cycles) <= n)
 		mutex_cond_wait(&mgc_.cond, &mgc_.lock);
 	mutex_unlock(&mgc_.lock);
+	afetch_add(&cycle_waiters, (uintptr_t)-1);
 	mgc_.ops->blocking_end();
 	if (wait_sweep) {
 		uintptr_t cycle = aload_acq(&mgc_.cycles);
@@ -487,26 +543,52 @@ void mgc_run_cycle(bool wait_sweep)
 
 /* ---- Background threads -------------------------------------------------- */
 
-/* Workers: about 25% of the CPUs, at least one (Go's gcBgMarkWorker):
- * ncpu/4 dedicated workers, or one fractional worker at ncpu/4 of a CPU
- * when that is below one. */
-static double worker_fraction;
-
 static void *mark_worker(void *arg)
 {
-	(void)arg;
+	unsigned id = (unsigned)(uintptr_t)arg;
+	double fraction = id < ndedicated ? worker_fraction : 0;
+
 	mutex_lock(&mgc_.lock);
 	while (!aload(&mgc_.exiting)) {
-		if (aload_acq(&mgc_.phase) != GCPHASE_MARK) {
+		if (aload_acq(&mgc_.phase) != GCPHASE_MARK ||
+		    id >= aload(&nmarkers)) {
 			mutex_cond_wait(&mgc_.cond, &mgc_.lock);
 			continue;
 		}
 		mutex_unlock(&mgc_.lock);
-		mark_concurrently(worker_fraction);
+		mark_concurrently(id, fraction);
 		mutex_lock(&mgc_.lock);
 	}
 	mutex_unlock(&mgc_.lock);
 	return NULL;
+}
+
+/* Worker threads up to n (mgc_.lock held). Threads are never ended: one
+ * past nmarkers waits on mgc_.cond. */
+static void start_workers(unsigned n)
+{
+	pthread_t t;
+
+	for (; nstarted < n; nstarted++)
+		if (pthread_create(&t, NULL, mark_worker,
+		                   (void *)(uintptr_t)nstarted))
+			fatal("cannot start the collector's mark worker");
+}
+
+unsigned mgc_set_markers(unsigned n)
+{
+	if (n == 0)
+		n = (unsigned)ncpus;
+	mutex_lock(&mgc_.lock);
+	unsigned old = (unsigned)aload(&nmarkers);
+	start_workers(n);
+	astore(&nmarkers, n);
+	mutex_lock(&gcstats_.lock);
+	gcstats_.workers = n;
+	mutex_unlock(&gcstats_.lock);
+	pthread_cond_broadcast(&mgc_.cond);
+	mutex_unlock(&mgc_.lock);
+	return old;
 }
 
 /* After a sweep: give free pages back to the OS when the heap holds more
@@ -598,13 +680,15 @@ void mgc_init(const gc_runtime_ops *ops)
 	if (ncpu < 1)
 		ncpu = 1;
 	ncpus = ncpu;
-	nworkers = ncpu / 4 ? (unsigned)(ncpu / 4) : 1;
+	ndedicated = ncpu / 4 ? (unsigned)(ncpu / 4) : 1;
 	worker_fraction = ncpu < 4 ? ncpu * 0.25 : 1.0;
-	gcstats_init(nworkers, ncpu);
-	pthread_t t;
-	for (unsigned i = 0; i < nworkers; i++)
-		if (pthread_create(&t, NULL, mark_worker, NULL))
-			fatal("cannot start the collector's mark worker");
+	/* Default: one worker per CPU, the dedicated ones and idle ones. */
+	unsigned n = mgc_.markers ? mgc_.markers : (unsigned)ncpu;
+	gcstats_init(n, ncpu);
+	astore(&nmarkers, n);
+	mutex_lock(&mgc_.lock);
+	start_workers(n);
+	mutex_unlock(&mgc_.lock);
 	if (pthread_create(&mgc_.sweeper, NULL, sweeper, NULL))
 		fatal("cannot start the collector's sweeper");
 }

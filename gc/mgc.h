@@ -61,6 +61,9 @@ typedef struct gc_runtime_ops {
 	 * publish w (gcw_dispose) before the registry lock is released;
 	 * true when every thread's roots are done. */
 	bool (*stack_scans_done)(gcw *w);
+	/* World stopped (by the caller): does a thread still owe the scan
+	 * of its roots? */
+	bool (*stack_scans_pending)(void);
 	/* Ragged handshake: each thread flushes its barrier buffer and its
 	 * work at its next safepoint (done for it if blocked). Returns true
 	 * if anything was flushed. */
@@ -131,6 +134,8 @@ typedef struct mgc_state {
 	atomic_word stress_next;  /* bytes allocated at which stress fires */
 	atomic_word alloc_bytes;  /* bytes allocated since the start */
 	/* Pause and phase timing: gcstats_ (gc/mgcstats.h). */
+	unsigned markers;         /* GCHEAP_MARKERS, set before mgc_init
+	                           * (0: the default, one per CPU online) */
 	const gc_runtime_ops *ops;
 	bool init;
 	pthread_t sweeper;
@@ -145,6 +150,9 @@ void mgc_init(const gc_runtime_ops *ops);
 void mgc_run_cycle(bool wait_sweep);
 /* Start a cycle if the heap passed the trigger (allocation slow path). */
 void mgc_maybe_start(void);
+/* Run n mark workers (1..GCHEAP_MAX_MARKERS; 0: the default, one per CPU
+ * online); returns the previous number. */
+unsigned mgc_set_markers(unsigned n);
 
 /* ---- Barrier buffers and the barrier switch (gc/mwbbuf.c) ---------------- */
 

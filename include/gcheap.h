@@ -231,6 +231,16 @@ GCHEAP_API void gc_enable(void);
  * a negative value switches automatic collection off. Returns the old. */
 GCHEAP_API int gc_set_percent(int percent);
 
+/* The number of background mark workers, 1..GCHEAP_MAX_MARKERS; 0 is the
+ * default, one per CPU online (the start-up value may come from the
+ * GCHEAP_MARKERS environment variable). About a quarter of the CPUs'
+ * worth (ncpu/4, at least a fraction of one) mark whenever a cycle
+ * runs; the others only while a CPU would be idle, or while a thread
+ * waits for the cycle (gc_collect). Returns the old number, or -1 with
+ * GCHEAP_ERR_ARG for a negative n or one above GCHEAP_MAX_MARKERS. */
+#define GCHEAP_MAX_MARKERS 256
+GCHEAP_API int gc_set_mark_workers(int n);
+
 /* Answer the collector if it is waiting (allocation does this too). A
  * thread that never reaches a safepoint stalls the collector's phase
  * changes (not other threads' allocation). GCHEAP_ERR_NOT_ATTACHED from an

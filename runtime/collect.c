@@ -1,5 +1,6 @@
 /* runtime/collect.c: the public collection controls: gc_collect,
- * gc_disable/gc_enable, the GOGC percent and gc_free_os_memory. */
+ * gc_disable/gc_enable, the GOGC percent, gc_free_os_memory and the
+ * number of mark workers. */
 #include "runtime/runtime.h"
 
 void gc_collect(void)
@@ -45,6 +46,18 @@ int gc_set_percent(int percent)
 	pacer_end_cycle(mgc_.heap_marked, mgc_.mark_grown);
 	mutex_unlock(&mgc_.lock);
 	return old;
+}
+
+int gc_set_mark_workers(int n)
+{
+	if (gc_init() != GCHEAP_OK)
+		return -1;
+	if (n < 0 || n > GCHEAP_MAX_MARKERS) {
+		runtime_error(GCHEAP_ERR_ARG, "gc_set_mark_workers(%d): not "
+		              "in 0..%d", n, GCHEAP_MAX_MARKERS);
+		return -1;
+	}
+	return (int)mgc_set_markers((unsigned)n);
 }
 
 void gc_set_record_types(int on)

@@ -4,6 +4,8 @@
  * (tools/check-getenv.sh):
  *
  *   GCHEAP_GC=<percent>|off   the GOGC percent (default 100)
+ *   GCHEAP_MARKERS=<n>        mark workers, 1..GCHEAP_MAX_MARKERS
+ *                             (default: one per CPU online)
  *   GCHEAP_DEBUG=k=v,...      verification modes, in GODEBUG's style:
  *     checkmark=1     re-mark with the world stopped after each mark and
  *                     abort on anything reachable left unmarked
@@ -208,6 +210,22 @@ static void parse_debug(void)
 		options_.record_types = true;
 }
 
+/* GCHEAP_MARKERS, into mgc_.markers (read by mgc_init). */
+static void parse_markers(void)
+{
+	const char *mk = getenv("GCHEAP_MARKERS");
+	if (mk) {
+		uintptr_t n;
+		if (runtime_parse_uint(mk, &n) && n >= 1 &&
+		    n <= GCHEAP_MAX_MARKERS)
+			mgc_.markers = (unsigned)n;
+		else
+			fprintf(stderr, "gcheap: GCHEAP_MARKERS=%s is not a "
+			        "number of workers in 1..%d: keeping one per "
+			        "CPU\n", mk, GCHEAP_MAX_MARKERS);
+	}
+}
+
 void runtime_parse_options(void)
 {
 	options_.invalidptr = 1;
@@ -226,6 +244,7 @@ void runtime_parse_options(void)
 			fprintf(stderr, "gcheap: GCHEAP_GC=%s is not a percent "
 			        "or off: keeping 100\n", g);
 	}
+	parse_markers();
 	parse_debug();
 	parse_runtime_vars();
 	parse_memlimit();

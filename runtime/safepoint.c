@@ -405,6 +405,15 @@ static bool stack_scans_done(gcw *w)
 	return done;
 }
 
+static bool stack_scans_pending(void)
+{
+	mutex_assert_held(&runtime_.lock);
+	for (gc_thread *t = runtime_.threads; t; t = t->next)
+		if (aload_acq(&t->pending) & P_SCAN)
+			return true;
+	return false;
+}
+
 static bool flush_all(void)
 {
 	uintptr_t before = aload(&handshake_flushed);
@@ -470,6 +479,7 @@ const gc_runtime_ops runtime_gc_ops = {
 	.mark_threads_stopped = mark_threads_stopped,
 	.request_stack_scans = request_stack_scans,
 	.stack_scans_done = stack_scans_done,
+	.stack_scans_pending = stack_scans_pending,
 	.flush_all = flush_all,
 	.flush_all_stopped = flush_all_stopped,
 	.request_cache_flush = request_cache_flush,

@@ -11,6 +11,9 @@
  * held off, an allocating thread does the marking. */
 #include "test_harness.c"
 
+#include <limits.h>
+#include <unistd.h>
+
 static gc_type *t_ptrs;  /* every word a pointer */
 static gc_type *t_pair;  /* {pointer, word}, repeating: 16 bytes */
 static gc_type *t_big;   /* 1024 bytes, pointers at 0 and 512 */
@@ -738,6 +741,74 @@ START_TEST(test_large_oblets)
 }
 END_TEST
 
+/* The number of mark workers: gc_set_mark_workers and GCHEAP_MARKERS.
+ * A tree of 2^16 nodes built with the collector off survives forced
+ * collections marked by 4, 1 and 8 workers (a thread waiting in
+ * gc_collect lets every worker mark), and a dropped one dies; bad
+ * numbers are refused and change nothing. */
+static void **tree(int d)
+{
+	void **o = gc_alloc(2 * sizeof(void *), t_ptrs);
+	ck_assert_ptr_nonnull(o);
+	if (d > 0) {
+		gc_write(&o[0], tree(d - 1));
+		gc_write(&o[1], tree(d - 1));
+	}
+	return o;
+}
+
+static size_t tree_count(void **o)
+{
+	if (!o)
+		return 0;
+	ck_assert(is_live(o));
+	return 1 + tree_count(o[0]) + tree_count(o[1]);
+}
+
+START_TEST(test_mark_workers)
+{
+	static void *root[1];
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	const int bad[] = {-1, GCHEAP_MAX_MARKERS + 1, INT_MAX, INT_MIN};
+	const int ns[] = {4, 1, 8};
+
+	start(false);
+	ck_assert_int_eq(gc_add_roots(root, 1), GCHEAP_OK);
+	for (size_t k = 0; k < ARRAY_LEN(bad); k++) {
+		ck_assert_int_eq(gc_set_mark_workers(bad[k]), -1);
+		ck_assert_int_eq(gc_last_error(), GCHEAP_ERR_ARG);
+	}
+	/* The default: one per CPU online. */
+	ck_assert_int_eq(gc_set_mark_workers(4), ncpu < 1 ? 1 : ncpu);
+	for (size_t k = 0; k < ARRAY_LEN(ns); k++) {
+		ck_assert_int_eq(gc_set_mark_workers(ns[k]),
+		                 k ? ns[k - 1] : 4);
+		gc_disable();
+		gc_write(&root[0], tree(15));
+		uintptr_t dead = hide(tree(12));
+		gc_enable();
+		gc_collect();
+		gc_collect();
+		ck_assert_uint_eq(tree_count(root[0]), (1u << 16) - 1);
+		ck_assert(!is_live(unhide(dead)));
+		ck_assert_uint_eq(stats().mark_workers, (unsigned)ns[k]);
+	}
+	ck_assert_int_eq(gc_set_mark_workers(0), 8);
+	ck_assert_int_eq(gc_set_mark_workers(0), ncpu < 1 ? 1 : ncpu);
+	gc_write(&root[0], NULL);
+}
+END_TEST
+
+START_TEST(test_markers_env)
+{
+	setenv("GCHEAP_MARKERS", "3", 1);
+	start(false);
+	ck_assert_uint_eq(stats().mark_workers, 3);
+	ck_assert_int_eq(gc_set_mark_workers(2), 3);
+	gc_collect();
+}
+END_TEST
+
 static Suite *cycle_suite(void)
 {
 	Suite *s = suite_create("cycle");
@@ -758,6 +829,8 @@ static Suite *cycle_suite(void)
 	tcase_add_test(tc, test_collect_from_unattached_threads);
 	tcase_add_test(tc, test_assist_marks);
 	tcase_add_test(tc, test_large_oblets);
+	tcase_add_test(tc, test_mark_workers);
+	tcase_add_test(tc, test_markers_env);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1813,6 +1813,17 @@ static void child_env(int which)
 		CHILD_OK(options_.stopwarn_ms == 1000);
 		break;
 	}
+	case 4: case 5: case 6: case 7: { /* not a number of workers */
+		static const char *bad[] = {"0", "-2", "257", "4x"};
+		const char *v = bad[which - 4];
+		setenv("GCHEAP_MARKERS", v, 1);
+		out = init_captured(NULL);
+		child_one_line(out, "GCHEAP_MARKERS", v);
+		/* The default stays: one per CPU online. */
+		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+		CHILD_OK(gc_set_mark_workers(1) == (ncpu < 1 ? 1 : ncpu));
+		break;
+	}
 	default:
 		return;
 	}
@@ -1821,7 +1832,7 @@ static void child_env(int which)
 
 START_TEST(test_env_values)
 {
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < 8; i++)
 		run_child("a bad environment value", child_env, i, false);
 }
 END_TEST
