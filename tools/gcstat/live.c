@@ -423,12 +423,15 @@ int gcs_cmd_interval(long pid, uint64_t interval_ns, long count, bool json)
 		if (gcs_read_live(pid, &s))
 			return i ? 0 : 1; /* the process went away */
 		const gc_stats *st = &s.st;
-		double dt = i ? (st->uptime_ns - prev.st.uptime_ns) / 1e9 : 0;
-		double rate = i && dt > 0 ? (st->alloc_bytes -
-		              prev.st.alloc_bytes) / dt : 0;
-		uint64_t npause = i ? st->pause_count - prev.st.pause_count
-		                    : 0;
-		uint64_t maxp = 0;
+		/* The first row covers the time since the process started
+		 * (as vmstat's first line does), the others an interval. */
+		const gc_stats *p0 = i ? &prev.st : NULL;
+		double dt = (st->uptime_ns - (p0 ? p0->uptime_ns : 0)) / 1e9;
+		double rate = dt > 0 ? (st->alloc_bytes -
+		              (p0 ? p0->alloc_bytes : 0)) / dt : 0;
+		uint64_t npause = st->pause_count -
+		                  (p0 ? p0->pause_count : 0);
+		uint64_t maxp = p0 ? 0 : st->pause_max_ns;
 		for (uint64_t k = 0; k < npause && k < GCHEAP_PAUSE_RING; k++) {
 			uint64_t v = st->pause_ring[(st->pause_count - 1 - k) %
 			                            GCHEAP_PAUSE_RING];
@@ -448,10 +451,11 @@ int gcs_cmd_interval(long pid, uint64_t interval_ns, long count, bool json)
 		} else if (screen) {
 			printf("\033[H\033[2J");
 			print_summary(&s);
-			printf("\n  every %s; allocating %s/s; %llu pauses in "
-			       "the last interval, longest %s (Ctrl-C "
-			       "quits)\n", gcs_dur(a, sizeof(a), interval_ns),
+			printf("\n  every %s; allocating %s/s; %llu pauses %s"
+			       ", longest %s (Ctrl-C quits)\n",
+			       gcs_dur(a, sizeof(a), interval_ns),
 			       gcs_bytes(b, sizeof(b), rate), U(npause),
+			       i ? "in the last interval" : "since start",
 			       gcs_dur(c, sizeof(c), maxp));
 		} else {
 			if (i % 20 == 0)

@@ -2,26 +2,36 @@
  *
  *   gcstat [--json]                      processes that export stats
  *   gcstat [--json] PID                  one process: summary, classes
- *   gcstat [--json] -i 1s [-n N] PID     a row per interval
+ *   gcstat [--json] -i [1s] [-n N] PID   a row per interval (1 s)
  *   gcstat [--json] dump [--top N] FILE  a heap dump's analysis
  *   gcstat plot trace FILE | live PID | heapmap DUMP [-o OUT.svg]
  *
  * See docs/tools.md. Exit status 0 on success, 1 on any error (one line
  * on stderr), 2 on a usage error. */
+#include "format/export.h"
+#include "format/heapdump.h"
 #include "tools/gcstat/gcstat.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-static int usage(void)
+static void print_usage(FILE *f)
 {
-	fprintf(stderr,
+	fprintf(f,
 	        "usage: gcstat [--json]                 list processes\n"
 	        "       gcstat [--json] PID             summary of one\n"
-	        "       gcstat [--json] -i 1s [-n N] PID  a row per interval\n"
+	        "       gcstat [--json] -i [1s] [-n N] PID  a row per "
+	        "interval\n"
 	        "       gcstat [--json] dump [--top N] FILE\n"
 	        "       gcstat plot trace FILE | live PID [-d 10s] [-i "
-	        "100ms] | heapmap DUMP [-o OUT.svg]\n");
+	        "100ms] | heapmap DUMP [-o OUT.svg]\n"
+	        "       gcstat --version | --help\n");
+}
+
+/* A usage error: the usage on stderr, exit status 2. */
+static int usage(void)
+{
+	print_usage(stderr);
 	return 2;
 }
 
@@ -33,6 +43,20 @@ static bool parse_pid(const char *s, long *pid)
 		return false;
 	*pid = v;
 	return true;
+}
+
+/* True if an argument after argv[j] is not an option or an option's
+ * value: then argv[j] (after -i) is the interval, not the pid. */
+static bool positional_after(int argc, char **argv, int j)
+{
+	for (int k = j + 1; k < argc; k++) {
+		if (!strcmp(argv[k], "-n") || !strcmp(argv[k], "--top") ||
+		    !strcmp(argv[k], "-i"))
+			k++;
+		else if (argv[k][0] != '-')
+			return true;
+	}
+	return false;
 }
 
 int main(int argc, char **argv)
@@ -50,8 +74,12 @@ int main(int argc, char **argv)
 		const char *a = argv[i];
 		if (!strcmp(a, "--json")) {
 			json = true;
-		} else if (!strcmp(a, "-i") && i + 1 < argc) {
-			if (!gcs_parse_duration(argv[++i], &interval))
+		} else if (!strcmp(a, "-i")) {
+			/* The interval is optional: `-i PID` is every 1 s. */
+			interval = 1000000000ull;
+			if (i + 1 < argc && argv[i + 1][0] != '-' &&
+			    positional_after(argc, argv, i + 1) &&
+			    !gcs_parse_duration(argv[++i], &interval))
 				return gcs_error("bad interval %s (try 1s, "
 				                 "500ms)", argv[i]);
 		} else if (!strcmp(a, "-n") && i + 1 < argc) {
@@ -64,7 +92,13 @@ int main(int argc, char **argv)
 				return gcs_error("bad --top %s", argv[i]);
 			top = (size_t)t;
 		} else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-			usage();
+			print_usage(stdout);
+			return 0;
+		} else if (!strcmp(a, "--version")) {
+			printf("gcstat %d.%d.%d (gcheap; export format %d, "
+			       "heap dump format %d)\n", GCHEAP_VERSION_MAJOR,
+			       GCHEAP_VERSION_MINOR, GCHEAP_VERSION_PATCH,
+			       EXPORT_VERSION, HEAPDUMP_VERSION);
 			return 0;
 		} else if (a[0] == '-' && a[1]) {
 			return usage();
