@@ -9,6 +9,10 @@
  * the roots: registered globals, each thread's frames and held slots (as
  * frame roots), and (if stacks are scanned conservatively) each thread's
  * stack words and saved registers that point into an allocated object.
+ * Each ephemeron (a weak-map entry too) gets an EPHEMERON record naming
+ * its key and value objects, whose pointers the OBJECT records do not
+ * show (the key is held through a weak cell, the value is hidden from
+ * the scan); the span's specials are read with the world stopped.
  * Objects are named by the type id recorded per object
  * (gc_set_record_types), by the span's type array (scan objects over 512
  * bytes) or the large span's type; 0 otherwise. */
@@ -145,6 +149,29 @@ static void write_object(dumper *d, mspan *s, uintptr_t i)
 	d->objects++;
 }
 
+/* The object base that p points into, or 0. */
+static uintptr_t object_base(uintptr_t p)
+{
+	return p ? mheap_find_object(p, NULL) : 0;
+}
+
+static void write_ephemerons(dumper *d, const mspan *s)
+{
+	for (const special *sp = s->specials; sp; sp = sp->next) {
+		if (sp->kind != SPECIAL_EPHEMERON)
+			continue;
+		const ephemeron_obj *e = (const ephemeron_obj *)(s->base +
+		                                                 sp->offset);
+		const weak_cell *cell = (const weak_cell *)aload(&e->key);
+		uintptr_t key = cell ? object_base(aload(&cell->target)) : 0;
+		begin(d, HD_EPHEMERON, 24);
+		put(d, (uintptr_t)e, 8);
+		put(d, key, 8);
+		put(d, object_base(aload(&e->value)), 8);
+		flush_buf(d);
+	}
+}
+
 static void write_span(mspan *s, void *arg)
 {
 	dumper *d = arg;
@@ -165,6 +192,7 @@ static void write_span(mspan *s, void *arg)
 	for (uintptr_t i = 0; i < s->nelems; i++)
 		if (!mspan_is_free(s, i))
 			write_object(d, s, i);
+	write_ephemerons(d, s);
 }
 
 /* Every in-use span, by address. The world is stopped and sweepers are

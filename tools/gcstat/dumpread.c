@@ -78,6 +78,7 @@ void hd_free(hd_dump *d)
 	free(d->ptrs);
 	free(d->spans);
 	free(d->roots);
+	free(d->ephs);
 	memset(d, 0, sizeof(*d));
 }
 
@@ -85,6 +86,7 @@ int hd_parse(const uint8_t *buf, size_t len, hd_dump *d, char *err,
              size_t errlen)
 {
 	size_t cap_t = 0, cap_o = 0, cap_p = 0, cap_s = 0, cap_r = 0;
+	size_t cap_e = 0;
 	uint64_t records = 0;
 	bool end = false;
 
@@ -237,6 +239,23 @@ int hd_parse(const uint8_t *buf, size_t len, hd_dump *d, char *err,
 				break;
 			}
 			d->roots[d->nroots++] = rt;
+			break;
+		}
+		case HD_EPHEMERON: {
+			if (rlen != 24) {
+				bad = "an EPHEMERON record has the wrong length";
+				break;
+			}
+			hd_ephemeron e;
+			e.addr = get(&r, 8);
+			e.key = get(&r, 8);
+			e.value = get(&r, 8);
+			if (!grow((void **)&d->ephs, &cap_e, d->nephs,
+			          sizeof(e))) {
+				bad = "out of memory";
+				break;
+			}
+			d->ephs[d->nephs++] = e;
 			break;
 		}
 		case HD_END: {

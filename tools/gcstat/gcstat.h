@@ -77,6 +77,12 @@ typedef struct hd_root {
 	uint64_t where, target;
 } hd_root;
 
+/* An ephemeron (a weak-map entry too): its value is reachable when the
+ * ephemeron and its key are. 0: no key (cleared) or no value. */
+typedef struct hd_ephemeron {
+	uint64_t addr, key, value;
+} hd_ephemeron;
+
 typedef struct hd_dump {
 	uint32_t version;
 	uint64_t pid, time_ns;
@@ -90,6 +96,8 @@ typedef struct hd_dump {
 	size_t nspans;
 	hd_root *roots;
 	size_t nroots;
+	hd_ephemeron *ephs;
+	size_t nephs;
 } hd_dump;
 
 /* Check END's checksum and counts (the fuzz target turns this off to
@@ -113,7 +121,10 @@ const char *hd_type_name(const hd_dump *d, const hd_object *o, char *buf,
 
 /* The graph: node 0 is a virtual root with an edge to each root-kind node
  * (1..HD_ROOT_NKINDS-1), each kind node to its roots' nodes, each root
- * node to the object it points at, and each object to its targets. */
+ * node to the object it points at, and each object to its targets; and
+ * for each ephemeron that is reachable and whose key is, an edge from
+ * the key to the value (the value lives as long as the key while the
+ * ephemeron does: a key retains its value). */
 typedef struct dom_result {
 	size_t nnodes;
 	size_t kind0, root0, obj0; /* first node of each group */
