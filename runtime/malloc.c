@@ -24,6 +24,7 @@
  *
  * The thread is found through the initial-exec TLS variable thread_current. */
 #include "runtime/runtime.h"
+#include "runtime/mprof.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -222,6 +223,9 @@ static ALWAYS_INLINE void *gc_alloc_fast(gc_thread *th, size_t size,
 {
 	bool noscan = true;
 
+	/* The heap profiler's countdown (runtime/mprof.h). */
+	if (unlikely((mprof_left -= (intptr_t)size) < 0))
+		return mprof_alloc(size, t, __builtin_return_address(0));
 	if (t) {
 		if (GCHEAP_CHECK_LEVEL >= 1 && unlikely(!gctype_in_region(t)))
 			return gc_alloc_slow(th, size, t);
