@@ -36,6 +36,7 @@ typedef struct dumper {
 	uint8_t buf[64];    /* the record being built */
 	size_t n;
 	uintptr_t *ptrs;    /* an object's outgoing pointers */
+	uint32_t *offs;     /* and the offsets of their slots */
 	size_t nptrs, cap;
 } dumper;
 
@@ -99,18 +100,23 @@ static uint32_t object_type(const mspan *s, uintptr_t i)
 	return t && t->id <= GCTYPE_MAX_ID ? t->id : 0;
 }
 
-static void add_ptr(dumper *d, uintptr_t target)
+static void add_ptr(dumper *d, uintptr_t target, uintptr_t off)
 {
 	if (d->nptrs == d->cap) {
 		size_t cap = d->cap ? d->cap * 2 : 64;
 		uintptr_t *p = realloc(d->ptrs, cap * sizeof(*p));
-		if (!p) {
+		if (p)
+			d->ptrs = p;
+		uint32_t *o = realloc(d->offs, cap * sizeof(*o));
+		if (o)
+			d->offs = o;
+		if (!p || !o) {
 			d->err = true;
 			return;
 		}
-		d->ptrs = p;
 		d->cap = cap;
 	}
+	d->offs[d->nptrs] = off > UINT32_MAX ? UINT32_MAX : (uint32_t)off;
 	d->ptrs[d->nptrs++] = target;
 }
 
@@ -130,7 +136,7 @@ static void write_object(dumper *d, mspan *s, uintptr_t i)
 		while ((slot = ptriter_next(&it))) {
 			uintptr_t v = *slot, base;
 			if (v && (base = mheap_find_object(v, NULL)))
-				add_ptr(d, base);
+				add_ptr(d, base, (uintptr_t)slot - obj);
 		}
 	}
 	uint64_t size = spanclass_sizeclass(s->spc) ? s->elemsize
@@ -147,6 +153,16 @@ static void write_object(dumper *d, mspan *s, uintptr_t i)
 		flush_buf(d);
 	}
 	d->objects++;
+	if (!d->nptrs)
+		return;
+	begin(d, HD_OFFSETS, (uint32_t)(8 + 4 + 4 * d->nptrs));
+	put(d, obj, 8);
+	put(d, d->nptrs, 4);
+	flush_buf(d);
+	for (size_t k = 0; k < d->nptrs; k++) {
+		put(d, d->offs[k], 4);
+		flush_buf(d);
+	}
 }
 
 /* The object base that p points into, or 0. */
@@ -340,6 +356,7 @@ gc_status gc_heap_dump(const char *path)
 	runtime_safepoint(me); /* answer what came meanwhile */
 	gc_enable();
 	free(d.ptrs);
+	free(d.offs);
 	if (fclose(d.f) || d.err) {
 		runtime_error(GCHEAP_ERR_ARG, "gc_heap_dump: error writing "
 		              "%s: %s", path, strerror(errno));

@@ -11,7 +11,9 @@
 #    path is an error;
 #  - gcstat dump counts the weak map's values as reachable (only the
 #    ephemerons hold them) and retained by their keys;
-#  - gcstat diff and dump --path (see below).
+#  - gcstat diff finds exactly what the process added between its two
+#    dumps; gcstat dump --path finds the chain it built, with each field's
+#    offset, and a weak map's value through its key.
 set -uo pipefail
 gcstat=${1:?} profheap=${2:?} go=${3:-}
 tmp=$(mktemp -d /tmp/gcstat-prof.XXXXXX)
@@ -106,6 +108,48 @@ total=$(grep -o '"bytes": [0-9]*, "reachable_bytes": [0-9]*' <<<"$dj")
 [ -n "$total" ] && [ "${total#*reachable_bytes\": }" = \
 	"$(sed 's/"bytes": \([0-9]*\),.*/\1/' <<<"$total")" ] &&
 	ok "all reachable: $total" || fail "not all reachable: $total"
+
+# gcstat diff: the second dump has GROW=300 more "growth" objects (48
+# bytes) and one new large "bigblob" (65536 bytes), nothing else.
+out=$("$gcstat" --json diff "$tmp/d1" "$tmp/d2")
+for want in '"growth": [{"type": "bigblob", "objects": 1, "bytes": 65536, "retained": 65536, "objects_b": 1, "bytes_b": 65536}, {"type": "growth", "objects": 300, "bytes": 14400, "retained": 14400, "objects_b": 300, "bytes_b": 14400}]' \
+	'"size": 65536, "type": "bigblob", "retained": 65536}]' \
+	'"retained_growth": [{"type": "bigblob", "retained": 65536, "retained_b": 65536}, {"type": "growth", "retained": 14400, "retained_b": 14400}]}'
+do
+	grep -qF -- "$want" <<<"$out" && ok "diff has $want" ||
+		fail "diff lacks $want: $out"
+done
+out=$("$gcstat" diff "$tmp/d1" "$tmp/d2")
+grep -q "(+301 objects, +79936 bytes)" <<<"$out" &&
+	grep -q "New large objects: 1, 64.0 KiB" <<<"$out" &&
+	ok "diff text" || fail "diff text: $out"
+out=$("$gcstat" --json diff "$tmp/d1" "$tmp/d1")
+grep -qF '"growth": [], "new_large": [], "retained_growth": []' <<<"$out" &&
+	ok "diff of a dump with itself: nothing" || fail "self diff: $out"
+
+# gcstat dump --path: root -> holder -> (+8) holder -> (+8) target; a
+# weak map's value through its key and the ephemeron.
+out=$("$gcstat" --json dump --path target "$tmp/d1")
+grep -Eq '"root": \{"kind": "global", "thread": 0, "where": [0-9]+\}, "steps": \[\{"addr": [0-9]+, "size": 16, "type": "holder", "via": "root"\}, \{"addr": [0-9]+, "size": 16, "type": "holder", "via": "field", "offset": 8\}, \{"addr": [0-9]+, "size": 24, "type": "target", "via": "field", "offset": 8\}\]\}' \
+	<<<"$out" && ok "path to target" || fail "path to target: $out"
+addr=$(grep -o '"target": [0-9]*' <<<"$out" | grep -o '[0-9]*$')
+hex=$(printf '%#x' $((addr + 4)))
+out2=$("$gcstat" --json dump --path "$hex" "$tmp/d1")
+[ "$out2" = "$out" ] && ok "path by an interior address $hex" ||
+	fail "path by address $hex: $out2"
+out=$("$gcstat" dump --path wval "$tmp/d1")
+grep -q "field +[0-9]*: 0x[0-9a-f]*  wkey (32 B)" <<<"$out" &&
+	grep -q "value of ephemeron 0x[0-9a-f]* (key above): 0x[0-9a-f]*  wval (1024 B)" <<<"$out" &&
+	ok "path through an ephemeron" || fail "path to wval: $out"
+out=$("$gcstat" dump --path nosuch "$tmp/d1" 2>&1)
+[ $? -eq 1 ] && grep -q "no object of type nosuch" <<<"$out" &&
+	ok "path to an unknown type: $out" || fail "path nosuch: $out"
+out=$("$gcstat" dump --path 0x10 "$tmp/d1" 2>&1)
+[ $? -eq 1 ] && grep -q "no object at 0x10" <<<"$out" &&
+	ok "path to a non-heap address: $out" || fail "path 0x10: $out"
+"$gcstat" diff "$tmp/d1" >/dev/null 2>&1
+[ $? -eq 2 ] && ok "diff with one dump: usage, exit 2" ||
+	fail "diff with one dump: not a usage error"
 
 [ "$fails" -eq 0 ] && echo "all ok" || echo "$fails failed"
 [ "$fails" -eq 0 ]

@@ -184,7 +184,7 @@ static int ephemerons_active(size_t n, const size_t *start,
 	return 0;
 }
 
-int dom_compute(const hd_dump *d, dom_result *r)
+int dom_build_graph(const hd_dump *d, dom_graph *g)
 {
 	size_t kind0 = 1, root0 = kind0 + HD_ROOT_NKINDS - 1;
 	size_t obj0 = root0 + d->nroots;
@@ -196,7 +196,7 @@ int dom_compute(const hd_dump *d, dom_result *r)
 	uint32_t (*eph_node)[3] = malloc((d->nephs + 1) * sizeof(*eph_node));
 	bool *active = calloc(d->nephs + 1, sizeof(*active));
 
-	memset(r, 0, sizeof(*r));
+	memset(g, 0, sizeof(*g));
 	if (!start || !succ || !size || !eph_node || !active || n >= NONE) {
 		free(start), free(succ), free(size), free(eph_node);
 		free(active);
@@ -276,15 +276,41 @@ int dom_compute(const hd_dump *d, dom_result *r)
 			if (active[i])
 				sc2[fill[eph_node[i][1]]++] = eph_node[i][2];
 		free(fill);
-		rc = dom_compute_graph(n, st2, sc2, size, r);
-		free(st2), free(sc2);
-	} else {
-		rc = dom_compute_graph(n, start, succ, size, r);
+		free(start), free(succ);
+		start = st2;
+		succ = sc2;
 	}
+	g->n = n;
+	g->start = start;
+	g->succ = succ;
+	g->size = size;
+	g->kind0 = kind0;
+	g->root0 = root0;
+	g->obj0 = obj0;
+	start = NULL, succ = NULL, size = NULL;
+	rc = 0;
 out:
 	free(start), free(succ), free(size), free(eph_node), free(active);
-	r->kind0 = kind0;
-	r->root0 = root0;
-	r->obj0 = obj0;
+	return rc;
+}
+
+void dom_graph_free(dom_graph *g)
+{
+	free(g->start), free(g->succ), free(g->size);
+	memset(g, 0, sizeof(*g));
+}
+
+int dom_compute(const hd_dump *d, dom_result *r)
+{
+	dom_graph g;
+
+	memset(r, 0, sizeof(*r));
+	if (dom_build_graph(d, &g))
+		return -1;
+	int rc = dom_compute_graph(g.n, g.start, g.succ, g.size, r);
+	r->kind0 = g.kind0;
+	r->root0 = g.root0;
+	r->obj0 = g.obj0;
+	dom_graph_free(&g);
 	return rc;
 }

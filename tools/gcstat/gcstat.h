@@ -83,6 +83,8 @@ typedef struct hd_ephemeron {
 	uint64_t addr, key, value;
 } hd_ephemeron;
 
+#define HD_NO_OFFSET UINT32_MAX
+
 typedef struct hd_dump {
 	uint32_t version;
 	uint64_t pid, time_ns;
@@ -91,6 +93,7 @@ typedef struct hd_dump {
 	hd_object *objects;  /* sorted by address, no overlaps */
 	size_t nobjects;
 	uint64_t *ptrs;      /* target addresses of all objects' pointers */
+	uint32_t *offs;      /* each one's slot offset (HD_NO_OFFSET: none) */
 	size_t nptrs;
 	hd_span *spans;
 	size_t nspans;
@@ -134,6 +137,18 @@ typedef struct dom_result {
 	size_t nreach;
 } dom_result;
 
+/* The graph itself, as CSR: the successors of v are
+ * succ[start[v] .. start[v+1]); size[v] is v's shallow size. */
+typedef struct dom_graph {
+	size_t n, kind0, root0, obj0;
+	size_t *start;
+	uint32_t *succ;
+	uint64_t *size;
+} dom_graph;
+
+int dom_build_graph(const hd_dump *d, dom_graph *g);
+void dom_graph_free(dom_graph *g);
+
 /* Build the graph from a dump and compute dominators (Cooper, Harvey and
  * Kennedy's iterative algorithm) and retained sizes. 0 or -1 (no
  * memory). */
@@ -147,6 +162,20 @@ void dom_free(dom_result *r);
 /* ---- dumpcmd.c, plot.c --------------------------------------------------- */
 
 int gcs_cmd_dump(const char *path, size_t top, bool json);
+
+/* A dump's objects by type (named as `gcstat dump` names them). */
+typedef struct gcs_typerow {
+	char name[128];
+	uint64_t count, bytes, retained;
+} gcs_typerow;
+
+/* The rows of every type, in no order; 0, or -1 on no memory. */
+int gcs_type_rows(const hd_dump *d, const dom_result *r, gcs_typerow **rows,
+                  size_t *n);
+
+/* diffcmd.c: `gcstat diff A B`; pathcmd.c: `gcstat dump --path`. */
+int gcs_cmd_diff(const char *a, const char *b, size_t top, bool json);
+int gcs_cmd_path(const char *dump, const char *what, bool json);
 int gcs_cmd_plot(int argc, char **argv);
 
 /* One GCHEAP_DEBUG=gctrace=1 line (docs/tools.md). */

@@ -4,6 +4,8 @@
  *   gcstat [--json] PID                  one process: summary, classes
  *   gcstat [--json] -i [1s] [-n N] PID   a row per interval (1 s)
  *   gcstat [--json] dump [--top N] FILE  a heap dump's analysis
+ *   gcstat [--json] dump --path ADDR|TYPE FILE  a shortest root path
+ *   gcstat [--json] diff [--top N] A B   what grew from dump A to B
  *   gcstat plot trace FILE | live PID | heapmap DUMP [-o OUT.svg]
  *
  * See docs/tools.md. Exit status 0 on success, 1 on any error (one line
@@ -23,6 +25,8 @@ static void print_usage(FILE *f)
 	        "       gcstat [--json] -i [1s] [-n N] PID  a row per "
 	        "interval\n"
 	        "       gcstat [--json] dump [--top N] FILE\n"
+	        "       gcstat [--json] dump --path ADDR|TYPE FILE\n"
+	        "       gcstat [--json] diff [--top N] A B\n"
 	        "       gcstat plot trace FILE | live PID [-d 10s] [-i "
 	        "100ms] | heapmap DUMP [-o OUT.svg]\n"
 	        "       gcstat --version | --help\n");
@@ -51,7 +55,7 @@ static bool positional_after(int argc, char **argv, int j)
 {
 	for (int k = j + 1; k < argc; k++) {
 		if (!strcmp(argv[k], "-n") || !strcmp(argv[k], "--top") ||
-		    !strcmp(argv[k], "-i"))
+		    !strcmp(argv[k], "-i") || !strcmp(argv[k], "--path"))
 			k++;
 		else if (argv[k][0] != '-')
 			return true;
@@ -69,7 +73,7 @@ int main(int argc, char **argv)
 
 	if (argc > 1 && !strcmp(argv[1], "plot"))
 		return gcs_cmd_plot(argc - 2, argv + 2);
-	const char *cmd = NULL, *arg = NULL;
+	const char *cmd = NULL, *arg = NULL, *arg2 = NULL, *path = NULL;
 	for (; i < argc; i++) {
 		const char *a = argv[i];
 		if (!strcmp(a, "--json")) {
@@ -91,6 +95,8 @@ int main(int argc, char **argv)
 			if (t <= 0)
 				return gcs_error("bad --top %s", argv[i]);
 			top = (size_t)t;
+		} else if (!strcmp(a, "--path") && i + 1 < argc) {
+			path = argv[++i];
 		} else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
 			print_usage(stdout);
 			return 0;
@@ -106,21 +112,32 @@ int main(int argc, char **argv)
 			cmd = a;
 		} else if (!arg) {
 			arg = a;
+		} else if (!arg2) {
+			arg2 = a;
 		} else {
 			return usage();
 		}
 	}
+	if (path && (!cmd || strcmp(cmd, "dump")))
+		return usage();
 	if (!cmd)
 		return interval ? usage() : gcs_cmd_list(json);
 	if (!strcmp(cmd, "dump")) {
-		if (!arg)
+		if (!arg || arg2)
 			return usage();
+		if (path)
+			return gcs_cmd_path(arg, path, json);
 		return gcs_cmd_dump(arg, top, json);
+	}
+	if (!strcmp(cmd, "diff")) {
+		if (!arg || !arg2)
+			return usage();
+		return gcs_cmd_diff(arg, arg2, top, json);
 	}
 	long pid;
 	if (arg || !parse_pid(cmd, &pid))
 		return gcs_error("%s is neither a pid nor a command (dump, "
-		                 "plot)", cmd);
+		                 "diff, plot)", cmd);
 	if (interval)
 		return gcs_cmd_interval(pid, interval, count, json);
 	return gcs_cmd_summary(pid, json);
