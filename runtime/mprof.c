@@ -3,12 +3,13 @@
  * frees noticed by sweep, written by gc_write_heap_profile in pprof's
  * format (runtime/pprof.c).
  *
- * Sampling: each thread counts down the bytes it allocates (mprof_left,
- * runtime/mprof.h); the allocation that takes it below zero is sampled
- * and a new distance drawn from an exponential distribution of mean
- * `rate` bytes, so that every byte has the same chance 1/rate of being
- * the one sampled, whatever the sizes. Rate 1 samples every allocation,
- * 0 none (the countdown is then set out of reach).
+ * Sampling: each thread counts down the bytes it allocates
+ * (gc_thread.mprof_left, runtime/mprof.h); the allocation that takes it
+ * below zero is sampled and a new distance drawn from an exponential
+ * distribution of mean `rate` bytes, so that every byte has the same
+ * chance 1/rate of being the one sampled, whatever the sizes. Rate 1
+ * samples every allocation, 0 none (the countdown is then set out of
+ * reach).
  *
  * A sample records the call stack above gc_alloc (backtrace(), trimmed at
  * the caller's return address) in a bucket, one per distinct stack, and
@@ -16,8 +17,9 @@
  * mprof_free when it frees the object. Buckets live in a hash table under
  * one lock (taken only when sampling and writing) and are never freed;
  * their four counters are atomic, since sweep counts frees under the
- * specials' locks without the table's. Nothing here allocates from the
- * gc heap, so sampling is not a safepoint. */
+ * specials' locks without the table's. Recording allocates nothing from
+ * the gc heap and is no safepoint: no cycle can start between the
+ * allocation and its special. */
 #include "runtime/mprof.h"
 
 #include "runtime/pprof.h"
@@ -30,7 +32,6 @@
 #include <string.h>
 #include <time.h>
 
-__thread intptr_t mprof_left __attribute__((tls_model("initial-exec")));
 static __thread uint64_t rng_state __attribute__((tls_model("initial-exec")));
 
 #define DEFAULT_RATE (512 * 1024)
@@ -172,8 +173,8 @@ out:
 	return b;
 }
 
-/* Record a sample of the object at p (size bytes asked), allocated by a
- * call that returns to ra. */
+/* Record a sample of the object at p (size bytes asked); ra is
+ * mprof_alloc's return address. */
 static NOINLINE void record(void *p, size_t size, void *ra)
 {
 	void *frames[MPROF_MAX_DEPTH + 8];
@@ -190,6 +191,11 @@ static NOINLINE void record(void *p, size_t size, void *ra)
 			from = i;
 			break;
 		}
+#ifndef __OPTIMIZE__
+	/* No sibling calls: ra is in gc_alloc; start at its caller. */
+	if (from >= 0 && from + 1 < got)
+		from++;
+#endif
 	if (from < 0) {
 		/* No unwind information up to the caller: its return
 		 * address alone. */
@@ -207,21 +213,22 @@ static NOINLINE void record(void *p, size_t size, void *ra)
 	afetch_add(&b->alloc_bytes, size);
 }
 
-void *mprof_alloc(size_t size, const gc_type *t, void *ra)
+void *mprof_alloc(gc_thread *th, size_t size, const gc_type *t)
 {
+	void *ra = __builtin_return_address(0);
 	intptr_t rate = mprof_rate();
 
 	if (rate <= 0) {
-		mprof_left = INTPTR_MAX;
+		th->mprof_left = INTPTR_MAX / 2;
 		return gc_alloc(size, t);
 	}
 	/* A thread's first allocation only draws its first distance (its
 	 * countdown started at 0). */
 	bool first = !rng_state && rate != 1;
 	/* gc_alloc takes size off again: `next` is left. */
-	mprof_left = next_sample(rate) + (intptr_t)size;
+	th->mprof_left = next_sample(rate) + (intptr_t)size;
 	void *p = gc_alloc(size, t);
-	if (p && size && !first && thread_current)
+	if (p && size && !first)
 		record(p, size, ra);
 	return p;
 }

@@ -1,12 +1,15 @@
-/* runtime/mprof.h: the heap profiler's hook into the allocation fast path
+/* runtime/mprof.h: the heap profiler's hooks into the allocation paths
  * (runtime/mprof.c owns the rest).
  *
- * Each thread counts down the bytes it may still allocate before the next
- * sample (mprof_left, initial-exec TLS: one subtract and one branch on
- * x86-64). It starts at 0, so a thread's first allocation takes
- * mprof_alloc, which reads the rate (GCHEAP_MEMPROFILERATE) and draws the
- * first distance; with profiling off the countdown is set so high that it
- * never runs out. */
+ * Each attached thread counts down the bytes it may still allocate before
+ * the next sample (gc_thread.mprof_left: one subtract from memory and one
+ * branch on the fast path, once the thread is known). Every allocation is
+ * taken off exactly once: on the fast path, or at the start of the slow
+ * path for the requests that leave the fast path before its countdown
+ * (large objects, unusual sizes). The countdown starts at 0, so a
+ * thread's first allocation goes to mprof_alloc, which reads the rate
+ * (GCHEAP_MEMPROFILERATE) and draws the first distance; with profiling
+ * off it is set so high that it never runs out. */
 #ifndef GCHEAP_RUNTIME_MPROF_H
 #define GCHEAP_RUNTIME_MPROF_H
 
@@ -15,10 +18,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-extern __thread intptr_t mprof_left __attribute__((tls_model("initial-exec")));
+struct gc_thread;
 
 /* The countdown ran out: allocate (through gc_alloc) and record a sample
- * of the allocation, whose caller returns to `ra`. */
-void *mprof_alloc(size_t size, const gc_type *t, void *ra);
+ * of the allocation. Called last in gc_alloc and gc_alloc_array, which
+ * an optimizing compiler makes a jump (a sibling call): then its return
+ * address is in their caller, the allocation site; without optimization
+ * it is in gc_alloc, and the stack starts one frame higher. */
+void *mprof_alloc(struct gc_thread *th, size_t size, const gc_type *t);
 
 #endif

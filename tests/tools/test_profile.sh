@@ -19,6 +19,7 @@ gcstat=${1:?} profheap=${2:?} go=${3:-}
 tmp=$(mktemp -d /tmp/gcstat-prof.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 export HOME=$tmp GOCACHE=$tmp/gocache GOFLAGS= GOTOOLCHAIN=local
+export GCHEAP_DEBUG=checkmark=1,verify=1,poison=1
 fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 ok() { echo "ok: $*"; }
@@ -29,6 +30,8 @@ GCHEAP_MEMPROFILERATE=1 "$profheap" "$tmp/p1" "$tmp/d1" "$tmp/d2" ||
 	{ echo "FAIL: profheap (default rate) exit $?"; exit 1; }
 GCHEAP_MEMPROFILERATE=0 "$profheap" "$tmp/p0" "$tmp/x1" "$tmp/x2" ||
 	{ echo "FAIL: profheap (rate 0) exit $?"; exit 1; }
+GCHEAP_MEMPROFILERATE=4k "$profheap" "$tmp/p4k" "$tmp/x1" "$tmp/x2" ||
+	{ echo "FAIL: profheap (rate 4k) exit $?"; exit 1; }
 
 # The file is gzip (gzip -t checks the CRC) of a protobuf.
 gzip -t <"$tmp/p1" 2>/dev/null && ok "profile is valid gzip" ||
@@ -79,6 +82,21 @@ else
 	grep -q "^Type: inuse_space" <<<"$out" &&
 		ok "default sample type inuse_space" ||
 		fail "default sample type: $out"
+	# At 4 KiB the estimates are unbiased: big_site's 2000 objects of
+	# 4096 bytes are each sampled with chance 1 - 1/e (1264 expected,
+	# sd 1.7%), garbage_site's 20000 of 256 bytes with 6.1% (1212, sd
+	# 2.8%); each estimate must be within 12% (over 4 sd).
+	out=$(top alloc_objects "$tmp/p4k")
+	for site in big_site:2000 garbage_site:20000; do
+		n=$(awk -v f="${site%%:*}" '$NF == f {print $1}' <<<"$out")
+		want=${site##*:}
+		if [ -n "$n" ] && [ "$n" -ge $((want * 88 / 100)) ] &&
+			[ "$n" -le $((want * 112 / 100)) ]; then
+			ok "rate 4k: ${site%%:*} estimated $n of $want"
+		else
+			fail "rate 4k: ${site%%:*} estimated '$n' of $want: $out"
+		fi
+	done
 	out=$("$go" tool pprof -raw "$tmp/p0" 2>&1)
 	grep -q "^Samples:" <<<"$out" &&
 		! sed -n '/^Samples:/,/^Locations/p' <<<"$out" |

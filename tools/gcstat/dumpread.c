@@ -267,7 +267,8 @@ int hd_parse(const uint8_t *buf, size_t len, hd_dump *d, char *err,
 		}
 		case HD_EPHEMERON: {
 			if (rlen != 24) {
-				bad = "an EPHEMERON record has the wrong length";
+				bad = "an EPHEMERON record has the wrong "
+				      "length";
 				break;
 			}
 			hd_ephemeron e;
