@@ -200,7 +200,8 @@ static int each_object(struct dl_phdr_info *info, size_t size, void *arg)
 		 * addr - start + offset: page-aligned, as /proc/maps. */
 		uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
 		m->start = (info->dlpi_addr + ph->p_vaddr) & ~(pg - 1);
-		m->limit = info->dlpi_addr + ph->p_vaddr + ph->p_memsz;
+		m->limit = (info->dlpi_addr + ph->p_vaddr + ph->p_memsz +
+		            pg - 1) & ~(pg - 1);
 		m->offset = ph->p_offset & ~(pg - 1);
 		snprintf(m->file, sizeof(m->file), "%s", file);
 	}

@@ -185,5 +185,7 @@ bool runtime_parse_uint(const char *v, uintptr_t *out);
 void runtime_parse_options(void);
 /* GCHEAP_EXPORT: start the live export at init (runtime/export.c). */
 void export_from_env(void);
+/* Answer gcstat's requests (runtime/attach.c) unless GCHEAP_ATTACH=0. */
+void attach_from_env(void);
 
 #endif

@@ -183,7 +183,10 @@ printf 'noise\ngcheap: gc 1 @0.100s 1%%: 0.010+0.500+0.020 ms clock, 0.010+0.000
 
 # Bad input.
 expect_error "missing pid" "no process with pid" "$gcstat" 999999999
-expect_error "not exporting" "does not export" "$gcstat" $$
+# A process without gcheap (this shell ignores SIGURG) does not answer.
+expect_error "not gcheap" "does not answer" "$gcstat" $$
+[ ! -e "$tmp/exp/$$.request" ] && ok "unanswered request removed" ||
+	fail "unanswered request left"
 expect_error "not a pid" "neither a pid" "$gcstat" bogus
 expect_error "missing dump" "No such file" "$gcstat" dump "$tmp/none"
 expect_error "no trace lines" "no gctrace lines" "$gcstat" plot trace \
@@ -257,6 +260,49 @@ elif [ "$(grep -c ': rejected: ' <<<"$out")" -ne \
 else
 	ok "fuzz driver: every corrupt file rejected, the dump parsed"
 fi
+
+# On demand: a process started without any export answers gcstat's
+# requests (runtime/attach.c): the export starts, a heap dump and the heap
+# profile are written for gcstat.
+KNOWNHEAP_NOEXPORT=1 "$knownheap" "$tmp/dump2" "$tmp/ready2" &
+k2=$!
+for _ in $(seq 200); do [ -s "$tmp/ready2" ] && break; sleep 0.05; done
+pid2=$(cat "$tmp/ready2")
+[ ! -e "$tmp/exp/$pid2" ] && ok "knownheap without export: no file" ||
+	fail "knownheap exports without being asked"
+sum=$("$gcstat" "$pid2")
+[ $? -eq 0 ] && grep -q "in 1103 objects" <<<"$sum" &&
+	[ -e "$tmp/exp/$pid2" ] && ok "on demand: summary of $pid2" ||
+	fail "on demand summary: $sum"
+out=$("$gcstat" --json dump "$pid2" 2>"$tmp/err")
+grep -qF '{"type": "cell", "count": 1000, "bytes": 24000, "retained": 24000}' \
+	<<<"$out" && grep -q "pid $pid2 wrote $tmp/exp/$pid2.heapdump" \
+	"$tmp/err" && ok "on demand: dump ($(cat "$tmp/err"))" ||
+	fail "on demand dump: $out $(cat "$tmp/err")"
+"$gcstat" profile "$pid2" -o "$tmp/prof.pb.gz" &&
+	gzip -t <"$tmp/prof.pb.gz" && ok "on demand: profile" ||
+	fail "on demand profile"
+if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null; then
+	# Another user may not ask: kill(2) says no.
+	out=$(setpriv --reuid=65534 --regid=65534 --clear-groups env \
+		GCHEAP_EXPORT_DIR="$tmp/nobody" "$gcstat" dump "$pid2" 2>&1)
+	rc=$?
+	[ "$rc" -eq 1 ] && grep -q "belongs to another user" <<<"$out" &&
+		ok "another user's request refused: $out" ||
+		fail "another user's request: exit $rc: $out"
+else
+	echo "skip: another user's request (needs root and setpriv)"
+fi
+touch "$tmp/ready2.stop"
+wait "$k2"
+GCHEAP_ATTACH=0 KNOWNHEAP_NOEXPORT=1 "$knownheap" "$tmp/dump3" \
+	"$tmp/ready3" &
+k3=$!
+for _ in $(seq 200); do [ -s "$tmp/ready3" ] && break; sleep 0.05; done
+expect_error "GCHEAP_ATTACH=0" "does not answer" "$gcstat" \
+	"$(cat "$tmp/ready3")"
+touch "$tmp/ready3.stop"
+wait "$k3"
 
 # At exit the process removes its file.
 touch "$tmp/ready.stop"

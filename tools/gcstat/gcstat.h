@@ -173,6 +173,13 @@ typedef struct gcs_typerow {
 int gcs_type_rows(const hd_dump *d, const dom_result *r, gcs_typerow **rows,
                   size_t *n);
 
+/* request.c: ask a running process (runtime/attach.c) to "export",
+ * "dump" or "profile"; 0 with the path of what it wrote, or 1 after
+ * printing the error. */
+int gcs_request(long pid, const char *what, char *path, size_t n);
+/* `gcstat profile PID [-o FILE]`. */
+int gcs_cmd_profile(long pid, const char *out);
+
 /* diffcmd.c: `gcstat diff A B`; pathcmd.c: `gcstat dump --path`. */
 int gcs_cmd_diff(const char *a, const char *b, size_t top, bool json);
 int gcs_cmd_path(const char *dump, const char *what, bool json);

@@ -45,7 +45,7 @@ static uint64_t realtime_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-enum { LIVE_OK, LIVE_STALE, LIVE_ERROR };
+enum { LIVE_OK, LIVE_STALE, LIVE_ERROR, LIVE_MISSING };
 
 /* Check the directory; 0 or 1 after printing the error. */
 static int check_dir(const char *dir, bool quiet)
@@ -80,12 +80,13 @@ static int read_file(const char *dir, long pid, gcs_snapshot *out, char *err,
 	snprintf(path, sizeof(path), "%s/%ld", dir, pid);
 	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
-		if (errno == ENOENT)
+		if (errno == ENOENT) {
 			snprintf(err, errlen, "pid %ld does not export gcheap "
 			         "stats (no %s; run it with GCHEAP_EXPORT=1)",
 			         pid, path);
-		else
-			snprintf(err, errlen, "%s: %s", path, strerror(errno));
+			return LIVE_MISSING;
+		}
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return LIVE_ERROR;
 	}
 	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
@@ -180,9 +181,20 @@ int gcs_read_live(long pid, gcs_snapshot *out)
 			unlink(path);
 		return gcs_error("no process with pid %ld", pid);
 	}
-	if (check_dir(dir, false))
+	struct stat st;
+	if (!lstat(dir, &st) && check_dir(dir, false))
 		return 1;
-	if (read_file(dir, pid, out, err, sizeof(err)) != LIVE_OK)
+	int r = LIVE_MISSING;
+	if (!lstat(dir, &st))
+		r = read_file(dir, pid, out, err, sizeof(err));
+	if (r == LIVE_MISSING) {
+		/* Not exporting: ask it to start (runtime/attach.c). */
+		char path[600];
+		if (gcs_request(pid, "export", path, sizeof(path)))
+			return 1;
+		r = read_file(dir, pid, out, err, sizeof(err));
+	}
+	if (r != LIVE_OK)
 		return gcs_error("%s", err);
 	return 0;
 }
@@ -219,7 +231,7 @@ int gcs_cmd_list(bool json)
 			continue;
 		gcs_snapshot s;
 		int r = read_file(dir, pid, &s, err, sizeof(err));
-		if (r == LIVE_STALE)
+		if (r == LIVE_STALE || r == LIVE_MISSING)
 			continue;
 		if (r == LIVE_ERROR) {
 			fprintf(stderr, "%s: %s\n", gcstat_prog, err);

@@ -6,6 +6,10 @@
  *   gcstat [--json] dump [--top N] FILE  a heap dump's analysis
  *   gcstat [--json] dump --path ADDR|TYPE FILE  a shortest root path
  *   gcstat [--json] diff [--top N] A B   what grew from dump A to B
+ *   gcstat [--json] dump PID             ask a process for a dump
+ *   gcstat profile PID [-o FILE]         ask a process for its heap
+ *                                        profile (pprof format)
+ * A process that does not export is asked to (runtime/attach.c).
  *   gcstat plot trace FILE | live PID | heapmap DUMP [-o OUT.svg]
  *
  * See docs/tools.md. Exit status 0 on success, 1 on any error (one line
@@ -16,6 +20,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static void print_usage(FILE *f)
 {
@@ -27,6 +32,7 @@ static void print_usage(FILE *f)
 	        "       gcstat [--json] dump [--top N] FILE\n"
 	        "       gcstat [--json] dump --path ADDR|TYPE FILE\n"
 	        "       gcstat [--json] diff [--top N] A B\n"
+	        "       gcstat profile PID [-o FILE.pb.gz]\n"
 	        "       gcstat plot trace FILE | live PID [-d 10s] [-i "
 	        "100ms] | heapmap DUMP [-o OUT.svg]\n"
 	        "       gcstat --version | --help\n");
@@ -55,7 +61,8 @@ static bool positional_after(int argc, char **argv, int j)
 {
 	for (int k = j + 1; k < argc; k++) {
 		if (!strcmp(argv[k], "-n") || !strcmp(argv[k], "--top") ||
-		    !strcmp(argv[k], "-i") || !strcmp(argv[k], "--path"))
+		    !strcmp(argv[k], "-i") || !strcmp(argv[k], "--path") ||
+		    !strcmp(argv[k], "-o"))
 			k++;
 		else if (argv[k][0] != '-')
 			return true;
@@ -74,6 +81,7 @@ int main(int argc, char **argv)
 	if (argc > 1 && !strcmp(argv[1], "plot"))
 		return gcs_cmd_plot(argc - 2, argv + 2);
 	const char *cmd = NULL, *arg = NULL, *arg2 = NULL, *path = NULL;
+	const char *out = NULL;
 	for (; i < argc; i++) {
 		const char *a = argv[i];
 		if (!strcmp(a, "--json")) {
@@ -95,6 +103,8 @@ int main(int argc, char **argv)
 			if (t <= 0)
 				return gcs_error("bad --top %s", argv[i]);
 			top = (size_t)t;
+		} else if (!strcmp(a, "-o") && i + 1 < argc) {
+			out = argv[++i];
 		} else if (!strcmp(a, "--path") && i + 1 < argc) {
 			path = argv[++i];
 		} else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -118,13 +128,33 @@ int main(int argc, char **argv)
 			return usage();
 		}
 	}
-	if (path && (!cmd || strcmp(cmd, "dump")))
+	if ((path && (!cmd || strcmp(cmd, "dump"))) ||
+	    (out && (!cmd || strcmp(cmd, "profile"))))
 		return usage();
 	if (!cmd)
 		return interval ? usage() : gcs_cmd_list(json);
-	if (!strcmp(cmd, "dump")) {
+	long pid;
+	char got[600];
+	if (!strcmp(cmd, "profile")) {
 		if (!arg || arg2)
 			return usage();
+		if (!parse_pid(arg, &pid))
+			return gcs_error("profile: %s is not a pid (go tool "
+			                 "pprof reads a profile file)", arg);
+		return gcs_cmd_profile(pid, out);
+	}
+	if (!strcmp(cmd, "dump")) {
+		struct stat st;
+		if (!arg || arg2)
+			return usage();
+		/* A pid (and no file of that name): ask it for a dump. */
+		if (parse_pid(arg, &pid) && stat(arg, &st)) {
+			if (gcs_request(pid, "dump", got, sizeof(got)))
+				return 1;
+			fprintf(stderr, "%s: pid %ld wrote %s\n", gcstat_prog,
+			        pid, got);
+			arg = got;
+		}
 		if (path)
 			return gcs_cmd_path(arg, path, json);
 		return gcs_cmd_dump(arg, top, json);
@@ -134,10 +164,9 @@ int main(int argc, char **argv)
 			return usage();
 		return gcs_cmd_diff(arg, arg2, top, json);
 	}
-	long pid;
 	if (arg || !parse_pid(cmd, &pid))
-		return gcs_error("%s is neither a pid nor a command (dump, "
-		                 "diff, plot)", cmd);
+		return gcs_error("%s is neither a pid nor a command (dump, diff, "
+		                 "profile, plot)", cmd);
 	if (interval)
 		return gcs_cmd_interval(pid, interval, count, json);
 	return gcs_cmd_summary(pid, json);
