@@ -165,8 +165,8 @@ int main(int argc, char **argv)
 		return gcs_cmd_diff(arg, arg2, top, json);
 	}
 	if (arg || !parse_pid(cmd, &pid))
-		return gcs_error("%s is neither a pid nor a command (dump, diff, "
-		                 "profile, plot)", cmd);
+		return gcs_error("%s is neither a pid nor a command (dump, "
+		                 "diff, profile, plot)", cmd);
 	if (interval)
 		return gcs_cmd_interval(pid, interval, count, json);
 	return gcs_cmd_summary(pid, json);
