@@ -210,9 +210,10 @@ static NOINLINE void *gc_alloc_slow(gc_thread *th, size_t size,
 }
 
 /* The requests that leave the fast path before the heap profiler's
- * countdown (no thread, an unusual type or size) are counted here. */
-static NOINLINE void *gc_alloc_unusual(gc_thread *th, size_t size,
-                                       const gc_type *t)
+ * countdown (no thread, an unusual type or size) are counted here (inline:
+ * the profiler's stacks start at the caller of the public entry). */
+static ALWAYS_INLINE void *gc_alloc_unusual(gc_thread *th, size_t size,
+                                            const gc_type *t)
 {
 	if (th && size <= GCHEAP_MAX_ALLOC &&
 	    (th->mprof_left -= (intptr_t)size) < 0)

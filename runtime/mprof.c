@@ -11,8 +11,8 @@
  * samples every allocation, 0 none (the countdown is then set out of
  * reach).
  *
- * A sample records the call stack above gc_alloc (backtrace(), trimmed at
- * the caller's return address) in a bucket, one per distinct stack, and
+ * A sample records the call stack above gc_alloc (backtrace(), trimmed to
+ * the first frame outside the allocation entry points) in a bucket, one per distinct stack, and
  * puts a PROFILE special on the object carrying the bucket; sweep calls
  * mprof_free when it frees the object. Buckets live in a hash table under
  * one lock (taken only when sampling and writing) and are never freed;
@@ -26,6 +26,7 @@
 #include "runtime/runtime.h"
 
 #include <execinfo.h>
+#include <unwind.h> /* _Unwind_FindEnclosingFunction (libgcc) */
 #include <math.h> /* frexp, ldexp: in the C library, not libm */
 #include <stdio.h>
 #include <stdlib.h>
@@ -173,6 +174,17 @@ out:
 	return b;
 }
 
+/* Is pc (a return address) in one of the allocation entry points? */
+static bool in_entry(uintptr_t pc)
+{
+	uintptr_t f = (uintptr_t)_Unwind_FindEnclosingFunction(
+		(void *)(pc - 1));
+	return f && (f == (uintptr_t)gc_alloc ||
+	             f == (uintptr_t)gc_alloc_array ||
+	             f == (uintptr_t)runtime_new ||
+	             f == (uintptr_t)runtime_new_array);
+}
+
 /* Record a sample of the object at p (size bytes asked); ra is
  * mprof_alloc's return address. */
 static NOINLINE void record(void *p, size_t size, void *ra)
@@ -191,16 +203,13 @@ static NOINLINE void record(void *p, size_t size, void *ra)
 			from = i;
 			break;
 		}
-#ifndef __OPTIMIZE__
-	/* No sibling calls: ra is in gc_alloc; start at its caller. */
-	if (from >= 0 && from + 1 < got)
-		from++;
-#endif
 	if (from < 0) {
 		/* No unwind information up to the caller: its return
 		 * address alone. */
 		pc[n++] = (uintptr_t)ra;
 	} else {
+		while (from + 1 < got && in_entry((uintptr_t)frames[from]))
+			from++;
 		for (int i = from; i < got && n < MPROF_MAX_DEPTH; i++)
 			pc[n++] = (uintptr_t)frames[i];
 	}

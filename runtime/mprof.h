@@ -21,10 +21,10 @@
 struct gc_thread;
 
 /* The countdown ran out: allocate (through gc_alloc) and record a sample
- * of the allocation. Called last in gc_alloc and gc_alloc_array, which
- * an optimizing compiler makes a jump (a sibling call): then its return
- * address is in their caller, the allocation site; without optimization
- * it is in gc_alloc, and the stack starts one frame higher. */
+ * of the allocation, whose stack starts at the first frame outside
+ * mprof_alloc and the allocation entry points (gc_alloc, gc_alloc_array,
+ * runtime_new, runtime_new_array: it is called from them, inlined, as a
+ * sibling call or not). */
 void *mprof_alloc(struct gc_thread *th, size_t size, const gc_type *t);
 
 #endif
