@@ -11,10 +11,10 @@
  * samples every allocation, 0 none (the countdown is then set out of
  * reach).
  *
- * A sample records the call stack above gc_alloc (backtrace(), trimmed to
- * the first frame outside the allocation entry points) in a bucket, one per distinct stack, and
- * puts a PROFILE special on the object carrying the bucket; sweep calls
- * mprof_free when it frees the object. Buckets live in a hash table under
+ * A sample records the call stack above gc_alloc (backtrace(), trimmed
+ * to the first frame outside the allocation entry points) in a bucket,
+ * one per distinct stack, and puts a PROFILE special carrying the bucket
+ * on the object; sweep calls mprof_free when it frees the object. Buckets live in a hash table under
  * one lock (taken only when sampling and writing) and are never freed;
  * their four counters are atomic, since sweep counts frees under the
  * specials' locks without the table's. Recording allocates nothing from
