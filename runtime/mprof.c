@@ -14,8 +14,9 @@
  * A sample records the call stack above gc_alloc (backtrace(), trimmed
  * to the first frame outside the allocation entry points) in a bucket,
  * one per distinct stack, and puts a PROFILE special carrying the bucket
- * on the object; sweep calls mprof_free when it frees the object. Buckets live in a hash table under
- * one lock (taken only when sampling and writing) and are never freed;
+ * on the object; sweep calls mprof_free when it frees the object.
+ * Buckets live in a hash table under one lock (taken only when sampling
+ * and writing) and are never freed;
  * their four counters are atomic, since sweep counts frees under the
  * specials' locks without the table's. Recording allocates nothing from
  * the gc heap and is no safepoint: no cycle can start between the
