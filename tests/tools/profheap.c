@@ -52,13 +52,13 @@ __attribute__((noinline, visibility("default"))) void garbage_site(void);
 __attribute__((noinline, visibility("default"))) void big_site(void)
 {
 	for (int i = 0; i < BIG; i++)
-		big_kept[i] = gc_alloc(4096, NULL);
+		gc_write(&big_kept[i], gc_alloc(4096, NULL));
 }
 
 __attribute__((noinline, visibility("default"))) void small_site(void)
 {
 	for (int i = 0; i < SMALL; i++)
-		small_kept[i] = gc_alloc(64, NULL);
+		gc_write(&small_kept[i], gc_alloc(64, NULL));
 }
 
 __attribute__((noinline, visibility("default"))) void garbage_site(void)
@@ -74,6 +74,8 @@ int main(int argc, char **argv)
 	static const size_t holder_ptrs[] = {offsetof(holder, next)};
 	static const size_t growth_ptrs[] = {0};
 	static const size_t arr_ptrs[] = {0};
+	void *slot[1] = {0};
+	gc_frame frame;
 
 	if (argc != 4) {
 		fprintf(stderr, "usage: profheap PROFILE DUMP1 DUMP2\n");
@@ -106,25 +108,28 @@ int main(int argc, char **argv)
 	gc_add_roots((void **)&chain, 1);
 	gc_add_roots((void **)&grown, 1);
 	gc_add_roots(&blob, 1);
+	gc_frame_push(&frame, slot, 1);
 
-	big_kept = gc_alloc_array(BIG, ptrs_t);
-	small_kept = gc_alloc_array(SMALL, ptrs_t);
+	gc_write(&big_kept, gc_alloc_array(BIG, ptrs_t));
+	gc_write(&small_kept, gc_alloc_array(SMALL, ptrs_t));
 	big_site();
 	small_site();
 	garbage_site();
 
-	keys = gc_alloc_array(KEYS, arr_t);
-	map = gc_weakmap_new();
+	gc_write(&keys, gc_alloc_array(KEYS, arr_t));
+	gc_write(&map, gc_weakmap_new());
 	for (int i = 0; i < KEYS; i++) {
-		keys[i] = gc_alloc(sizeof(wkey), wkey_t);
-		void *v = gc_alloc(1000, wval_t);
-		if (gc_weakmap_set(map, keys[i], v) != GCHEAP_OK)
+		gc_write(&keys[i], gc_alloc(sizeof(wkey), wkey_t));
+		/* Held by a frame slot until the map holds it (setting
+		 * allocates: a safepoint), then by the map only. */
+		slot[0] = gc_alloc(1000, wval_t);
+		if (gc_weakmap_set(map, keys[i], slot[0]) != GCHEAP_OK)
 			return 1;
+		slot[0] = NULL;
 	}
-	chain = gc_alloc(sizeof(holder), holder_t);
-	holder *h2 = gc_alloc(sizeof(holder), holder_t);
-	chain->next = h2;
-	h2->next = gc_alloc(24, target_t);
+	gc_write(&chain, gc_alloc(sizeof(holder), holder_t));
+	gc_write(&chain->next, gc_alloc(sizeof(holder), holder_t));
+	gc_write(&((holder *)chain->next)->next, gc_alloc(24, target_t));
 
 	gc_collect();
 	gc_collect(); /* the garbage is swept: its frees are counted */
@@ -133,10 +138,10 @@ int main(int argc, char **argv)
 		return 1;
 	for (int i = 0; i < GROW; i++) {
 		growth *g = gc_alloc(sizeof(growth), growth_t);
-		g->next = grown;
-		grown = g;
+		gc_write(&g->next, grown);
+		gc_write(&grown, g);
 	}
-	blob = gc_alloc(65536, blob_t);
+	gc_write(&blob, gc_alloc(65536, blob_t));
 	if (gc_heap_dump(argv[3]) != GCHEAP_OK)
 		return 1;
 	return 0;
