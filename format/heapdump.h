@@ -26,6 +26,10 @@ enum heapdump_tag {
 	HD_OBJECT = 3, /* u64 addr, u64 size, u32 type, u8 flags,
 	                * u32 nptrs, u64 ptr[nptrs] */
 	HD_ROOT = 4,   /* u8 kind, u32 thread, u64 where, u64 target */
+	HD_EPHEMERON = 5, /* u64 ephemeron, u64 key, u64 value (0: none) */
+	HD_OFFSETS = 6, /* u64 addr, u32 n, u32 offset[n]: the offsets of
+	                 * the slots of the OBJECT just before it, in the
+	                 * order of its targets (0xffffffff: over 4 GiB) */
 	HD_END = 255,  /* u64 records, u64 objects, u64 checksum */
 };
 

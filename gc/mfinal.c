@@ -49,12 +49,19 @@ typedef struct special_weak {
 	uintptr_t cell;
 } special_weak;
 
+typedef struct special_profile {
+	special h;
+	void *bucket;
+	size_t size;
+} special_profile;
+
 /* One record size for every kind keeps a single fixalloc. */
 typedef union special_any {
 	special h;
 	special_fin fin;
 	special_cleanup cleanup;
 	special_weak weak;
+	special_profile prof;
 } special_any;
 
 static struct {
@@ -294,6 +301,22 @@ bool specials_add_ephemeron(mspan *s, uintptr_t e)
 	return sp != NULL;
 }
 
+void (*specials_profile_free)(void *bucket, size_t size);
+
+bool specials_add_profile(mspan *s, uintptr_t p, void *bucket, size_t size)
+{
+	mutex_lock(&specials_.lock);
+	special_profile *sp = (special_profile *)special_new(SPECIAL_PROFILE,
+	                                                     s, p);
+	if (sp) {
+		sp->bucket = bucket;
+		sp->size = size;
+		special_insert(s, &sp->h);
+	}
+	mutex_unlock(&specials_.lock);
+	return sp != NULL;
+}
+
 /* ---- Marking ------------------------------------------------------------- */
 
 static void mark_arg(gcw *w, void *arg)
@@ -415,7 +438,8 @@ static bool unmarked(const mspan *s, const special *sp)
  * are queued and their objects marked (kept until the finalizer has run,
  * so it and what it reaches survive this sweep); cleanups of objects that
  * are still unmarked, which die now, are queued. Ephemeron records of
- * dead ephemerons go too. */
+ * dead ephemerons go too, and profile records of dead objects are told
+ * to the profiler. */
 static void sweep_specials(mspan *s)
 {
 	/* Objects to keep, set after the finalizer pass: two finalizers in
@@ -458,8 +482,14 @@ static void sweep_specials(mspan *s)
 	for (special **pp = &s->specials; *pp;) {
 		special *sp = *pp;
 		if ((sp->kind == SPECIAL_CLEANUP ||
-		     sp->kind == SPECIAL_EPHEMERON) && unmarked(s, sp)) {
-			if (sp->kind == SPECIAL_CLEANUP) {
+		     sp->kind == SPECIAL_EPHEMERON ||
+		     sp->kind == SPECIAL_PROFILE) && unmarked(s, sp)) {
+			if (sp->kind == SPECIAL_PROFILE) {
+				special_profile *pr = (special_profile *)sp;
+				if (specials_profile_free)
+					specials_profile_free(pr->bucket,
+					                      pr->size);
+			} else if (sp->kind == SPECIAL_CLEANUP) {
 				special_cleanup *c = (special_cleanup *)sp;
 				if (!finq_add(SPECIAL_CLEANUP, 0, NULL, c->fn,
 				              c->arg))

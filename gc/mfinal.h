@@ -11,7 +11,10 @@
  *   WEAK        on an exact address: the weak handle cell for it (one per
  *               address), cleared when its object is found unmarked;
  *   EPHEMERON   on an ephemeron object: registers it for the ephemeron
- *               pass of marking.
+ *               pass of marking;
+ *   PROFILE     on an object the heap profiler sampled: its bucket, told
+ *               through specials_profile_free when sweep frees the object
+ *               (after the finalizer pass: a resurrected object lives).
  * While marking, specials are roots (the finalizer root job): the contents
  * (not the object) of every finalizable object, the args of finalizers and
  * cleanups (conservatively), and every weak handle cell. */
@@ -27,6 +30,7 @@ enum special_kind {
 	SPECIAL_CLEANUP = 2,
 	SPECIAL_WEAK = 3,
 	SPECIAL_EPHEMERON = 4,
+	SPECIAL_PROFILE = 5,
 };
 
 /* A weak handle cell: a noscan heap object holding the hidden address of
@@ -72,6 +76,11 @@ uintptr_t specials_find_weak(mspan *s, uintptr_t p);
 uintptr_t specials_add_weak(mspan *s, uintptr_t p, uintptr_t cell);
 /* Register the ephemeron object at e; false if no memory. */
 bool specials_add_ephemeron(mspan *s, uintptr_t e);
+/* Mark the object at p as sampled by the heap profiler: when sweep frees
+ * it, specials_profile_free(bucket, size) is called (under the specials'
+ * locks: it may only count). False if no memory. */
+bool specials_add_profile(mspan *s, uintptr_t p, void *bucket, size_t size);
+extern void (*specials_profile_free)(void *bucket, size_t size);
 
 /* ---- Marking ------------------------------------------------------------- */
 

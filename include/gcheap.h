@@ -560,6 +560,16 @@ GCHEAP_API void gc_set_record_types(int on);
  * the reason) if the file cannot be written. */
 GCHEAP_API gc_status gc_heap_dump(const char *path);
 
+/* Write the heap profile to `path` in pprof's format (a gzipped
+ * profile.proto, as Go's heap profile: `go tool pprof FILE` reads it):
+ * the allocation sites sampled so far, on average one per
+ * GCHEAP_MEMPROFILERATE bytes allocated (default 512 KiB; 0 off, 1 every
+ * allocation), with what they allocated and what of it is still in use.
+ * Any thread may call it, attached or not. GCHEAP_ERR_ARG (with the
+ * reason) if the file cannot be written, GCHEAP_ERR_NOMEM if the profile
+ * cannot be built. */
+GCHEAP_API gc_status gc_write_heap_profile(const char *path);
+
 /* The library's version as "major.minor.patch". */
 GCHEAP_API const char *gc_version(void);
 

@@ -9,6 +9,10 @@
  * the roots: registered globals, each thread's frames and held slots (as
  * frame roots), and (if stacks are scanned conservatively) each thread's
  * stack words and saved registers that point into an allocated object.
+ * Each ephemeron (a weak-map entry too) gets an EPHEMERON record naming
+ * its key and value objects, whose pointers the OBJECT records do not
+ * show (the key is held through a weak cell, the value is hidden from
+ * the scan); the span's specials are read with the world stopped.
  * Objects are named by the type id recorded per object
  * (gc_set_record_types), by the span's type array (scan objects over 512
  * bytes) or the large span's type; 0 otherwise. */
@@ -32,6 +36,7 @@ typedef struct dumper {
 	uint8_t buf[64];    /* the record being built */
 	size_t n;
 	uintptr_t *ptrs;    /* an object's outgoing pointers */
+	uint32_t *offs;     /* and the offsets of their slots */
 	size_t nptrs, cap;
 } dumper;
 
@@ -95,18 +100,23 @@ static uint32_t object_type(const mspan *s, uintptr_t i)
 	return t && t->id <= GCTYPE_MAX_ID ? t->id : 0;
 }
 
-static void add_ptr(dumper *d, uintptr_t target)
+static void add_ptr(dumper *d, uintptr_t target, uintptr_t off)
 {
 	if (d->nptrs == d->cap) {
 		size_t cap = d->cap ? d->cap * 2 : 64;
 		uintptr_t *p = realloc(d->ptrs, cap * sizeof(*p));
-		if (!p) {
+		if (p)
+			d->ptrs = p;
+		uint32_t *o = realloc(d->offs, cap * sizeof(*o));
+		if (o)
+			d->offs = o;
+		if (!p || !o) {
 			d->err = true;
 			return;
 		}
-		d->ptrs = p;
 		d->cap = cap;
 	}
+	d->offs[d->nptrs] = off > UINT32_MAX ? UINT32_MAX : (uint32_t)off;
 	d->ptrs[d->nptrs++] = target;
 }
 
@@ -126,7 +136,7 @@ static void write_object(dumper *d, mspan *s, uintptr_t i)
 		while ((slot = ptriter_next(&it))) {
 			uintptr_t v = *slot, base;
 			if (v && (base = mheap_find_object(v, NULL)))
-				add_ptr(d, base);
+				add_ptr(d, base, (uintptr_t)slot - obj);
 		}
 	}
 	uint64_t size = spanclass_sizeclass(s->spc) ? s->elemsize
@@ -143,6 +153,39 @@ static void write_object(dumper *d, mspan *s, uintptr_t i)
 		flush_buf(d);
 	}
 	d->objects++;
+	if (!d->nptrs)
+		return;
+	begin(d, HD_OFFSETS, (uint32_t)(8 + 4 + 4 * d->nptrs));
+	put(d, obj, 8);
+	put(d, d->nptrs, 4);
+	flush_buf(d);
+	for (size_t k = 0; k < d->nptrs; k++) {
+		put(d, d->offs[k], 4);
+		flush_buf(d);
+	}
+}
+
+/* The object base that p points into, or 0. */
+static uintptr_t object_base(uintptr_t p)
+{
+	return p ? mheap_find_object(p, NULL) : 0;
+}
+
+static void write_ephemerons(dumper *d, const mspan *s)
+{
+	for (const special *sp = s->specials; sp; sp = sp->next) {
+		if (sp->kind != SPECIAL_EPHEMERON)
+			continue;
+		const ephemeron_obj *e = (const ephemeron_obj *)(s->base +
+		                                                 sp->offset);
+		const weak_cell *cell = (const weak_cell *)aload(&e->key);
+		uintptr_t key = cell ? object_base(aload(&cell->target)) : 0;
+		begin(d, HD_EPHEMERON, 24);
+		put(d, (uintptr_t)e, 8);
+		put(d, key, 8);
+		put(d, object_base(aload(&e->value)), 8);
+		flush_buf(d);
+	}
 }
 
 static void write_span(mspan *s, void *arg)
@@ -165,6 +208,7 @@ static void write_span(mspan *s, void *arg)
 	for (uintptr_t i = 0; i < s->nelems; i++)
 		if (!mspan_is_free(s, i))
 			write_object(d, s, i);
+	write_ephemerons(d, s);
 }
 
 /* Every in-use span, by address. The world is stopped and sweepers are
@@ -312,6 +356,7 @@ gc_status gc_heap_dump(const char *path)
 	runtime_safepoint(me); /* answer what came meanwhile */
 	gc_enable();
 	free(d.ptrs);
+	free(d.offs);
 	if (fclose(d.f) || d.err) {
 		runtime_error(GCHEAP_ERR_ARG, "gc_heap_dump: error writing "
 		              "%s: %s", path, strerror(errno));

@@ -24,6 +24,7 @@
  *
  * The thread is found through the initial-exec TLS variable thread_current. */
 #include "runtime/runtime.h"
+#include "runtime/mprof.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -212,6 +213,18 @@ static NOINLINE void *gc_alloc_slow(gc_thread *th, size_t size,
 	return p;
 }
 
+/* The requests that leave the fast path before the heap profiler's
+ * countdown (no thread, an unusual type or size) are counted here (inline:
+ * the profiler's stacks start at the caller of the public entry). */
+static ALWAYS_INLINE void *gc_alloc_unusual(gc_thread *th, size_t size,
+                                            const gc_type *t)
+{
+	if (th && size <= GCHEAP_MAX_ALLOC &&
+	    (th->mprof_left -= (intptr_t)size) < 0)
+		return mprof_alloc(th, size, t);
+	return gc_alloc_slow(th, size, t);
+}
+
 /* The fast path: a small or tiny object from the thread's cached span,
  * with no zeroing, no mark bit and, when the span's free slots already
  * carry this (type, size), no heap bits (all done per span when the
@@ -228,14 +241,17 @@ static ALWAYS_INLINE void *gc_alloc_fast(gc_thread *th, size_t size,
 
 	if (t) {
 		if (GCHEAP_CHECK_LEVEL >= 1 && unlikely(!gctype_in_region(t)))
-			return gc_alloc_slow(th, size, t);
+			return gc_alloc_unusual(th, size, t);
 		/* size in [t->size, MAX_SMALL_SIZE] */
 		if (unlikely(!th || size - t->size >= t->nfast))
-			return gc_alloc_slow(th, size, t);
+			return gc_alloc_unusual(th, size, t);
 		noscan = t->noscan;
 	} else if (unlikely(!th || size - 1 >= MAX_SMALL_SIZE)) {
-		return gc_alloc_slow(th, size, t);
+		return gc_alloc_unusual(th, size, t);
 	}
+	/* The heap profiler's countdown (runtime/mprof.h). */
+	if (unlikely((th->mprof_left -= (intptr_t)size) < 0))
+		return mprof_alloc(th, size, t);
 	mcache *c = &th->mcache;
 	if (noscan && size < TINY_SIZE) {
 		uintptr_t p;

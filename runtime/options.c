@@ -210,6 +210,26 @@ static void parse_debug(void)
 		options_.record_types = true;
 }
 
+/* GCHEAP_MEMPROFILERATE and GCHEAP_ATTACH (runtime/mprof.c, attach.c). */
+static void parse_profiling(void)
+{
+	const char *v = getenv("GCHEAP_MEMPROFILERATE");
+	uintptr_t n = MEMPROFILERATE_DEFAULT;
+
+	if (v && (!runtime_parse_uint(v, &n) || n > ((uintptr_t)1 << 40))) {
+		fprintf(stderr, "gcheap: GCHEAP_MEMPROFILERATE=%s is not a "
+		        "number of bytes (0 off, 1 every allocation, at most "
+		        "2^40): keeping %d\n", v, MEMPROFILERATE_DEFAULT);
+		n = MEMPROFILERATE_DEFAULT;
+	}
+	options_.memprofilerate = n;
+	const char *e = getenv("GCHEAP_ATTACH");
+	if (e && strcmp(e, "0") && strcmp(e, "1"))
+		fprintf(stderr, "gcheap: GCHEAP_ATTACH=%s is not 0 or 1: "
+		        "answering requests\n", e);
+	options_.attach_off = e && !strcmp(e, "0");
+}
+
 /* GCHEAP_MARKERS, into mgc_.markers (read by mgc_init). */
 static void parse_markers(void)
 {
@@ -245,6 +265,7 @@ void runtime_parse_options(void)
 			        "or off: keeping 100\n", g);
 	}
 	parse_markers();
+	parse_profiling();
 	parse_debug();
 	parse_runtime_vars();
 	parse_memlimit();

@@ -40,6 +40,8 @@ struct gc_frame;
 
 typedef struct gc_thread {
 	mcache mcache;            /* first: the fast path's offsets are small */
+	intptr_t mprof_left;      /* bytes to the next heap profile sample
+	                           * (runtime/mprof.h) */
 	atomic_word pending;      /* enum thread_pending bits */
 	atomic_word status;       /* enum thread_status */
 	mgc_thread gc;            /* the collector's: barrier buffer,
@@ -195,5 +197,7 @@ void runtime_parse_options(void);
 /* GCHEAP_EXPORT (options_.export_ms): start the live export at init
  * (runtime/export.c). */
 void export_from_env(void);
+/* Answer gcstat's requests (runtime/attach.c) unless GCHEAP_ATTACH=0. */
+void attach_from_env(void);
 
 #endif

@@ -44,6 +44,7 @@ static void init_runtime(void)
 	}
 	mgc_init(&runtime_gc_ops);
 	export_from_env();
+	attach_from_env();
 }
 
 gc_status gc_init(void)

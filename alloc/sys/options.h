@@ -3,7 +3,8 @@
  * reads the same one.
  *
  * runtime/options.c fills it once, at initialisation, from the environment
- * (GCHEAP_DEBUG, GCHEAP_FINALIZERS, GCHEAP_EXPORT, GCHEAP_EXPORT_DIR; it is
+ * (GCHEAP_DEBUG, GCHEAP_FINALIZERS, GCHEAP_EXPORT, GCHEAP_EXPORT_DIR,
+ * GCHEAP_MEMPROFILERATE, GCHEAP_ATTACH; it is
  * the library's only reader of the environment, and docs/api.md lists the
  * variables); afterwards only the API setters named below write it. Plain
  * fields: a switch is set before the threads that read it exist, or, for
@@ -42,7 +43,15 @@ typedef struct sys_options {
 	unsigned export_ms;  /* GCHEAP_EXPORT: 0 off, 1 the default
 	                      * interval, else the interval in ms */
 	const char *export_dir; /* GCHEAP_EXPORT_DIR, or NULL */
+	uintptr_t memprofilerate; /* GCHEAP_MEMPROFILERATE: mean bytes
+	                           * between heap profile samples, 0 off
+	                           * (runtime/mprof.c) */
+	bool attach_off;     /* GCHEAP_ATTACH=0: answer no gcstat requests
+	                      * (runtime/attach.c) */
 } sys_options;
+
+/* GCHEAP_MEMPROFILERATE's default, as Go's MemProfileRate. */
+#define MEMPROFILERATE_DEFAULT (512 * 1024)
 
 extern sys_options options_;
 

@@ -114,6 +114,44 @@ done
 "$gcstat" dump --top 2 "$tmp/dump" | grep -q "By type (top 2 of 4" &&
 	ok "dump --top" || fail "dump --top"
 
+# The small things: --help on stdout, --version, -i without an interval,
+# the first -i row covers the time since start.
+out=$("$gcstat" --help 2>"$tmp/err")
+[ $? -eq 0 ] && grep -q "^usage: gcstat" <<<"$out" && [ ! -s "$tmp/err" ] &&
+	ok "--help on stdout, exit 0" || fail "--help: $out / $(cat "$tmp/err")"
+out=$("$gcstat" --version)
+[ $? -eq 0 ] && grep -Eq "^gcstat [0-9]+\.[0-9]+\.[0-9]+ .*heap dump format 1" \
+	<<<"$out" && ok "--version: $out" || fail "--version: $out"
+out=$("$gcstat" -i "$pid" -n 1)
+[ $? -eq 0 ] && [ "$(grep -c ' KiB ' <<<"$out")" -eq 1 ] &&
+	ok "-i PID (default interval)" || fail "-i PID: $out"
+out=$("$gcstat" -i 50ms "$pid" -n 1)
+[ $? -eq 0 ] && [ "$(grep -c ' KiB ' <<<"$out")" -eq 1 ] &&
+	ok "-i 50ms PID -n 1" || fail "-i 50ms PID -n 1: $out"
+row=$("$gcstat" --json -i 50ms -n 1 "$pid")
+st=$("$gcstat" --json "$pid")
+pc=$(grep -o '"pause_count": [0-9]*' <<<"$st" | grep -o '[0-9]*$')
+if grep -q '"alloc_rate": 0,' <<<"$row" ||
+	! grep -q "\"pauses\": $pc," <<<"$row"; then
+	fail "first -i row is not since start ($pc pauses): $row"
+else
+	ok "first -i row: rate and pauses since start"
+fi
+expect_usage() {
+	local what=$1
+	shift
+	local out rc
+	out=$("$@" 2>&1 >/dev/null)
+	rc=$?
+	[ "$rc" -eq 2 ] && grep -q "usage: gcstat" <<<"$out" &&
+		ok "$what: exit 2" || fail "$what: exit $rc: $out"
+}
+expect_usage "plot without arguments" "$gcstat" plot
+expect_usage "plot of an unknown picture" "$gcstat" plot bogus x
+expect_usage "plot live of a non-pid" "$gcstat" plot live bogus
+expect_usage "plot with an unknown option" "$gcstat" plot trace x -q
+expect_usage "an unknown option" "$gcstat" -q
+
 # Plots.
 "$gcstat" plot heapmap "$tmp/dump" -o "$tmp/map.svg" &&
 	grep -q "<svg" "$tmp/map.svg" && grep -q "class 3 (24 B)" \
@@ -121,6 +159,23 @@ done
 "$gcstat" plot live "$pid" -d 200ms -i 50ms -o "$tmp/live.svg" &&
 	grep -q "polyline" "$tmp/live.svg" && ok "live plot" ||
 	fail "live plot"
+# Its "in use" line is what `gcstat PID` calls heap in use (not heap_live),
+# and it draws only the pauses that happened while it sampled: knownheap is
+# idle, so none (the pauses before sampling began were all drawn on the
+# first sample).
+inuse=$("$gcstat" "$pid" | sed -n 's/^ *heap in use *\([0-9.]* [KMG]*i*B\) in.*/\1/p')
+grep -q "<title>in use (spans), last $inuse</title>" "$tmp/live.svg" &&
+	ok "live plot: in use $inuse" ||
+	fail "live plot: no in-use line of $inuse: $(grep -o '<title>[^<]*' "$tmp/live.svg")"
+grep -q "<title>heap_live, last" "$tmp/live.svg" && ok "live plot: heap_live" ||
+	fail "live plot: no heap_live line"
+pc2=$("$gcstat" --json "$pid" | grep -o '"pause_count": [0-9]*' |
+	grep -o '[0-9]*$')
+ticks=$(grep -c "<title>pause " "$tmp/live.svg")
+[ "$pc2" -eq "$pc" ] && [ "$ticks" -eq 0 ] &&
+	grep -q "($pc before the" "$tmp/live.svg" &&
+	ok "live plot: no pause from before sampling ($pc)" ||
+	fail "live plot: $ticks pauses drawn, $pc -> $pc2 happened"
 printf 'noise\ngcheap: gc 1 @0.100s 1%%: 0.010+0.500+0.020 ms clock, 0.010+0.000/0.400+0.020 ms cpu, 1.000->1.200->0.600 MB, 4.194 MB goal, 1 workers\ngcheap: gc 2 @0.300s 1%%: 0.010+0.500+0.020 ms clock, 0.010+0.000/0.400+0.020 ms cpu, 4.100->4.300->0.700 MB, 4.194 MB goal, 1 workers\n' >"$tmp/trace"
 "$gcstat" plot trace "$tmp/trace" -o "$tmp/trace.svg" 2>"$tmp/err" &&
 	grep -q "plotted 2 cycles" "$tmp/err" && ok "trace plot" ||
@@ -128,7 +183,10 @@ printf 'noise\ngcheap: gc 1 @0.100s 1%%: 0.010+0.500+0.020 ms clock, 0.010+0.000
 
 # Bad input.
 expect_error "missing pid" "no process with pid" "$gcstat" 999999999
-expect_error "not exporting" "does not export" "$gcstat" $$
+# A process without gcheap (this shell ignores SIGURG) does not answer.
+expect_error "not gcheap" "does not answer" "$gcstat" $$
+[ ! -e "$tmp/exp/$$.request" ] && ok "unanswered request removed" ||
+	fail "unanswered request left"
 expect_error "not a pid" "neither a pid" "$gcstat" bogus
 expect_error "missing dump" "No such file" "$gcstat" dump "$tmp/none"
 expect_error "no trace lines" "no gctrace lines" "$gcstat" plot trace \
@@ -202,6 +260,49 @@ elif [ "$(grep -c ': rejected: ' <<<"$out")" -ne \
 else
 	ok "fuzz driver: every corrupt file rejected, the dump parsed"
 fi
+
+# On demand: a process started without any export answers gcstat's
+# requests (runtime/attach.c): the export starts, a heap dump and the heap
+# profile are written for gcstat.
+KNOWNHEAP_NOEXPORT=1 "$knownheap" "$tmp/dump2" "$tmp/ready2" &
+k2=$!
+for _ in $(seq 200); do [ -s "$tmp/ready2" ] && break; sleep 0.05; done
+pid2=$(cat "$tmp/ready2")
+[ ! -e "$tmp/exp/$pid2" ] && ok "knownheap without export: no file" ||
+	fail "knownheap exports without being asked"
+sum=$("$gcstat" "$pid2")
+[ $? -eq 0 ] && grep -q "in 1103 objects" <<<"$sum" &&
+	[ -e "$tmp/exp/$pid2" ] && ok "on demand: summary of $pid2" ||
+	fail "on demand summary: $sum"
+out=$("$gcstat" --json dump "$pid2" 2>"$tmp/err")
+grep -qF '{"type": "cell", "count": 1000, "bytes": 24000, "retained": 24000}' \
+	<<<"$out" && grep -q "pid $pid2 wrote $tmp/exp/$pid2.heapdump" \
+	"$tmp/err" && ok "on demand: dump ($(cat "$tmp/err"))" ||
+	fail "on demand dump: $out $(cat "$tmp/err")"
+"$gcstat" profile "$pid2" -o "$tmp/prof.pb.gz" &&
+	gzip -t <"$tmp/prof.pb.gz" && ok "on demand: profile" ||
+	fail "on demand profile"
+if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null; then
+	# Another user may not ask: kill(2) says no.
+	out=$(setpriv --reuid=65534 --regid=65534 --clear-groups env \
+		GCHEAP_EXPORT_DIR="$tmp/nobody" "$gcstat" dump "$pid2" 2>&1)
+	rc=$?
+	[ "$rc" -eq 1 ] && grep -q "belongs to another user" <<<"$out" &&
+		ok "another user's request refused: $out" ||
+		fail "another user's request: exit $rc: $out"
+else
+	echo "skip: another user's request (needs root and setpriv)"
+fi
+touch "$tmp/ready2.stop"
+wait "$k2"
+GCHEAP_ATTACH=0 KNOWNHEAP_NOEXPORT=1 "$knownheap" "$tmp/dump3" \
+	"$tmp/ready3" &
+k3=$!
+for _ in $(seq 200); do [ -s "$tmp/ready3" ] && break; sleep 0.05; done
+expect_error "GCHEAP_ATTACH=0" "does not answer" "$gcstat" \
+	"$(cat "$tmp/ready3")"
+touch "$tmp/ready3.stop"
+wait "$k3"
 
 # At exit the process removes its file.
 touch "$tmp/ready.stop"

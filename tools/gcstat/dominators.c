@@ -12,6 +12,7 @@
 #include "format/heapdump.h"
 #include "tools/gcstat/gcstat.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -132,19 +133,83 @@ int dom_compute_graph(size_t n, const size_t *start, const uint32_t *succ,
 	return 0;
 }
 
-int dom_compute(const hd_dump *d, dom_result *r)
+/* Which ephemerons hold their value: those reachable whose key is
+ * reachable, where reaching a value may make more of them hold (a fixed
+ * point). eph_node[i] is ephemeron i's (ephemeron, key, value) nodes or
+ * NONE; on return active[i] says whether it holds. -1: no memory. */
+static int ephemerons_active(size_t n, const size_t *start,
+                             const uint32_t *succ, size_t neph,
+                             const uint32_t (*eph_node)[3], bool *active)
+{
+	bool *seen = calloc(n, sizeof(*seen));
+	uint32_t *stack = malloc(n * sizeof(*stack));
+	size_t *next = malloc(n * sizeof(*next));
+	if (!seen || !stack || !next) {
+		free(seen), free(stack), free(next);
+		return -1;
+	}
+	size_t sp = 0;
+	seen[0] = true;
+	stack[sp++] = 0;
+	for (size_t v = 0; v < n; v++)
+		next[v] = start[v];
+	for (bool more = true; more;) {
+		while (sp) {
+			uint32_t v = stack[sp - 1];
+			if (next[v] == start[v + 1]) {
+				sp--;
+				continue;
+			}
+			uint32_t w = succ[next[v]++];
+			if (w < n && !seen[w]) {
+				seen[w] = true;
+				stack[sp++] = w;
+			}
+		}
+		more = false;
+		for (size_t i = 0; i < neph; i++) {
+			const uint32_t *en = eph_node[i];
+			if (active[i] || en[0] == NONE || en[1] == NONE ||
+			    en[2] == NONE || !seen[en[0]] || !seen[en[1]])
+				continue;
+			active[i] = true;
+			if (!seen[en[2]]) {
+				seen[en[2]] = true;
+				stack[sp++] = en[2];
+				more = true;
+			}
+		}
+	}
+	free(seen), free(stack), free(next);
+	return 0;
+}
+
+int dom_build_graph(const hd_dump *d, dom_graph *g)
 {
 	size_t kind0 = 1, root0 = kind0 + HD_ROOT_NKINDS - 1;
 	size_t obj0 = root0 + d->nroots;
 	size_t n = obj0 + d->nobjects;
 	size_t ne = (HD_ROOT_NKINDS - 1) + 2 * d->nroots + d->nptrs;
 	size_t *start = calloc(n + 1, sizeof(*start));
-	uint32_t *succ = malloc((ne ? ne : 1) * sizeof(*succ));
+	uint32_t *succ = malloc((ne + d->nephs + 1) * sizeof(*succ));
 	uint64_t *size = calloc(n, sizeof(*size));
+	uint32_t (*eph_node)[3] = malloc((d->nephs + 1) * sizeof(*eph_node));
+	bool *active = calloc(d->nephs + 1, sizeof(*active));
 
-	if (!start || !succ || !size || n >= NONE) {
-		free(start), free(succ), free(size);
+	memset(g, 0, sizeof(*g));
+	if (!start || !succ || !size || !eph_node || !active || n >= NONE) {
+		free(start), free(succ), free(size), free(eph_node);
+		free(active);
 		return -1;
+	}
+	for (size_t i = 0; i < d->nephs; i++) {
+		const uint64_t a[3] = {d->ephs[i].addr, d->ephs[i].key,
+		                       d->ephs[i].value};
+		for (int k = 0; k < 3; k++) {
+			long o = a[k] ? hd_find(d, a[k]) : -1;
+			eph_node[i][k] = o >= 0 ? (uint32_t)(obj0 + (size_t)o)
+			                        : NONE;
+		}
 	}
 	size_t e = 0;
 	/* Virtual root -> kinds. */
@@ -176,10 +241,76 @@ int dom_compute(const hd_dump *d, dom_result *r)
 		}
 		start[obj0 + i + 1] = e;
 	}
-	int rc = dom_compute_graph(n, start, succ, size, r);
-	free(start), free(succ), free(size);
-	r->kind0 = kind0;
-	r->root0 = root0;
-	r->obj0 = obj0;
+	int rc = -1;
+	if (d->nephs) {
+		/* Insert each holding ephemeron's key -> value edge after
+		 * the key's other edges (a rebuilt CSR). */
+		size_t *st2 = calloc(n + 1, sizeof(*st2));
+		uint32_t *sc2 = malloc((e + d->nephs + 1) * sizeof(*sc2));
+		if (!st2 || !sc2 ||
+		    ephemerons_active(n, start, succ, d->nephs,
+		                      (const uint32_t (*)[3])eph_node,
+		                      active)) {
+			free(st2), free(sc2);
+			goto out;
+		}
+		for (size_t v = 0; v < n; v++)
+			st2[v + 1] = start[v + 1] - start[v];
+		for (size_t i = 0; i < d->nephs; i++)
+			if (active[i])
+				st2[eph_node[i][1] + 1]++;
+		for (size_t v = 0; v < n; v++)
+			st2[v + 1] += st2[v];
+		size_t *fill = malloc((n + 1) * sizeof(*fill));
+		if (!fill) {
+			free(st2), free(sc2);
+			goto out;
+		}
+		for (size_t v = 0; v < n; v++) {
+			size_t f = st2[v];
+			for (size_t k = start[v]; k < start[v + 1]; k++)
+				sc2[f++] = succ[k];
+			fill[v] = f;
+		}
+		for (size_t i = 0; i < d->nephs; i++)
+			if (active[i])
+				sc2[fill[eph_node[i][1]]++] = eph_node[i][2];
+		free(fill);
+		free(start), free(succ);
+		start = st2;
+		succ = sc2;
+	}
+	g->n = n;
+	g->start = start;
+	g->succ = succ;
+	g->size = size;
+	g->kind0 = kind0;
+	g->root0 = root0;
+	g->obj0 = obj0;
+	start = NULL, succ = NULL, size = NULL;
+	rc = 0;
+out:
+	free(start), free(succ), free(size), free(eph_node), free(active);
+	return rc;
+}
+
+void dom_graph_free(dom_graph *g)
+{
+	free(g->start), free(g->succ), free(g->size);
+	memset(g, 0, sizeof(*g));
+}
+
+int dom_compute(const hd_dump *d, dom_result *r)
+{
+	dom_graph g;
+
+	memset(r, 0, sizeof(*r));
+	if (dom_build_graph(d, &g))
+		return -1;
+	int rc = dom_compute_graph(g.n, g.start, g.succ, g.size, r);
+	r->kind0 = g.kind0;
+	r->root0 = g.root0;
+	r->obj0 = g.obj0;
+	dom_graph_free(&g);
 	return rc;
 }

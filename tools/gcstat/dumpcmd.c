@@ -176,6 +176,50 @@ static int retained_by_key(const hd_dump *d, const dom_result *r,
 	return 0;
 }
 
+int gcs_type_rows(const hd_dump *d, const dom_result *r, gcs_typerow **out,
+                  size_t *nout)
+{
+	keymap m = {0};
+	uint32_t *okey = malloc((d->nobjects ? d->nobjects : 1) *
+	                        sizeof(*okey));
+	int rc = -1;
+
+	*out = NULL;
+	*nout = 0;
+	if (!okey || keymap_init(&m, d->nobjects))
+		goto done;
+	for (size_t i = 0; i < d->nobjects; i++) {
+		long k = keymap_get(&m, obj_key(&d->objects[i]), (uint32_t)i);
+		if (k < 0)
+			goto done;
+		okey[i] = (uint32_t)k;
+		m.k[k].count++;
+		m.k[k].bytes += d->objects[i].size;
+	}
+	if (retained_by_key(d, r, &m, okey))
+		goto done;
+	gcs_typerow *rows = calloc(m.n ? m.n : 1, sizeof(*rows));
+	if (!rows)
+		goto done;
+	for (size_t i = 0; i < m.n; i++) {
+		char nb[64];
+		snprintf(rows[i].name, sizeof(rows[i].name), "%s",
+		         hd_type_name(d, &d->objects[m.k[i].first], nb,
+		                      sizeof(nb)));
+		rows[i].count = m.k[i].count;
+		rows[i].bytes = m.k[i].bytes;
+		rows[i].retained = m.k[i].retained;
+	}
+	*out = rows;
+	*nout = m.n;
+	rc = 0;
+done:
+	free(okey);
+	free(m.k);
+	free(m.slot);
+	return rc;
+}
+
 int gcs_cmd_dump(const char *path, size_t top, bool json)
 {
 	hd_dump d;

@@ -76,8 +76,10 @@ void hd_free(hd_dump *d)
 	free(d->types);
 	free(d->objects);
 	free(d->ptrs);
+	free(d->offs);
 	free(d->spans);
 	free(d->roots);
+	free(d->ephs);
 	memset(d, 0, sizeof(*d));
 }
 
@@ -85,6 +87,7 @@ int hd_parse(const uint8_t *buf, size_t len, hd_dump *d, char *err,
              size_t errlen)
 {
 	size_t cap_t = 0, cap_o = 0, cap_p = 0, cap_s = 0, cap_r = 0;
+	size_t cap_e = 0, cap_f = 0;
 	uint64_t records = 0;
 	bool end = false;
 
@@ -208,10 +211,14 @@ int hd_parse(const uint8_t *buf, size_t len, hd_dump *d, char *err,
 			}
 			for (uint32_t k = 0; k < o.nptrs && !bad; k++) {
 				if (!grow((void **)&d->ptrs, &cap_p, d->nptrs,
-				          sizeof(uint64_t)))
+				          sizeof(uint64_t)) ||
+				    !grow((void **)&d->offs, &cap_f, d->nptrs,
+				          sizeof(uint32_t))) {
 					bad = "out of memory";
-				else
+				} else {
+					d->offs[d->nptrs] = HD_NO_OFFSET;
 					d->ptrs[d->nptrs++] = get(&r, 8);
+				}
 			}
 			if (!bad)
 				d->objects[d->nobjects++] = o;
@@ -237,6 +244,43 @@ int hd_parse(const uint8_t *buf, size_t len, hd_dump *d, char *err,
 				break;
 			}
 			d->roots[d->nroots++] = rt;
+			break;
+		}
+		case HD_OFFSETS: {
+			if (rlen < 12) {
+				bad = "an OFFSETS record is short";
+				break;
+			}
+			uint64_t addr = get(&r, 8);
+			uint32_t n = (uint32_t)get(&r, 4);
+			const hd_object *o = d->nobjects ?
+			        &d->objects[d->nobjects - 1] : NULL;
+			if ((uint64_t)n * 4 != r.n || !o || o->addr != addr ||
+			    o->nptrs != n) {
+				bad = "an OFFSETS record does not match the "
+				      "OBJECT before it";
+				break;
+			}
+			for (uint32_t k = 0; k < n; k++)
+				d->offs[o->ptrs + k] = (uint32_t)get(&r, 4);
+			break;
+		}
+		case HD_EPHEMERON: {
+			if (rlen != 24) {
+				bad = "an EPHEMERON record has the wrong "
+				      "length";
+				break;
+			}
+			hd_ephemeron e;
+			e.addr = get(&r, 8);
+			e.key = get(&r, 8);
+			e.value = get(&r, 8);
+			if (!grow((void **)&d->ephs, &cap_e, d->nephs,
+			          sizeof(e))) {
+				bad = "out of memory";
+				break;
+			}
+			d->ephs[d->nephs++] = e;
 			break;
 		}
 		case HD_END: {

@@ -77,6 +77,14 @@ typedef struct hd_root {
 	uint64_t where, target;
 } hd_root;
 
+/* An ephemeron (a weak-map entry too): its value is reachable when the
+ * ephemeron and its key are. 0: no key (cleared) or no value. */
+typedef struct hd_ephemeron {
+	uint64_t addr, key, value;
+} hd_ephemeron;
+
+#define HD_NO_OFFSET UINT32_MAX
+
 typedef struct hd_dump {
 	uint32_t version;
 	uint64_t pid, time_ns;
@@ -85,11 +93,14 @@ typedef struct hd_dump {
 	hd_object *objects;  /* sorted by address, no overlaps */
 	size_t nobjects;
 	uint64_t *ptrs;      /* target addresses of all objects' pointers */
+	uint32_t *offs;      /* each one's slot offset (HD_NO_OFFSET: none) */
 	size_t nptrs;
 	hd_span *spans;
 	size_t nspans;
 	hd_root *roots;
 	size_t nroots;
+	hd_ephemeron *ephs;
+	size_t nephs;
 } hd_dump;
 
 /* Check END's checksum and counts (the fuzz target turns this off to
@@ -113,7 +124,10 @@ const char *hd_type_name(const hd_dump *d, const hd_object *o, char *buf,
 
 /* The graph: node 0 is a virtual root with an edge to each root-kind node
  * (1..HD_ROOT_NKINDS-1), each kind node to its roots' nodes, each root
- * node to the object it points at, and each object to its targets. */
+ * node to the object it points at, and each object to its targets; and
+ * for each ephemeron that is reachable and whose key is, an edge from
+ * the key to the value (the value lives as long as the key while the
+ * ephemeron does: a key retains its value). */
 typedef struct dom_result {
 	size_t nnodes;
 	size_t kind0, root0, obj0; /* first node of each group */
@@ -122,6 +136,18 @@ typedef struct dom_result {
 	uint32_t *postorder;       /* nodes reachable, in postorder */
 	size_t nreach;
 } dom_result;
+
+/* The graph itself, as CSR: the successors of v are
+ * succ[start[v] .. start[v+1]); size[v] is v's shallow size. */
+typedef struct dom_graph {
+	size_t n, kind0, root0, obj0;
+	size_t *start;
+	uint32_t *succ;
+	uint64_t *size;
+} dom_graph;
+
+int dom_build_graph(const hd_dump *d, dom_graph *g);
+void dom_graph_free(dom_graph *g);
 
 /* Build the graph from a dump and compute dominators (Cooper, Harvey and
  * Kennedy's iterative algorithm) and retained sizes. 0 or -1 (no
@@ -136,6 +162,27 @@ void dom_free(dom_result *r);
 /* ---- dumpcmd.c, plot.c --------------------------------------------------- */
 
 int gcs_cmd_dump(const char *path, size_t top, bool json);
+
+/* A dump's objects by type (named as `gcstat dump` names them). */
+typedef struct gcs_typerow {
+	char name[128];
+	uint64_t count, bytes, retained;
+} gcs_typerow;
+
+/* The rows of every type, in no order; 0, or -1 on no memory. */
+int gcs_type_rows(const hd_dump *d, const dom_result *r, gcs_typerow **rows,
+                  size_t *n);
+
+/* request.c: ask a running process (runtime/attach.c) to "export",
+ * "dump" or "profile"; 0 with the path of what it wrote, or 1 after
+ * printing the error. */
+int gcs_request(long pid, const char *what, char *path, size_t n);
+/* `gcstat profile PID [-o FILE]`. */
+int gcs_cmd_profile(long pid, const char *out);
+
+/* diffcmd.c: `gcstat diff A B`; pathcmd.c: `gcstat dump --path`. */
+int gcs_cmd_diff(const char *a, const char *b, size_t top, bool json);
+int gcs_cmd_path(const char *dump, const char *what, bool json);
 int gcs_cmd_plot(int argc, char **argv);
 
 /* One GCHEAP_DEBUG=gctrace=1 line (docs/tools.md). */

@@ -45,7 +45,7 @@ static uint64_t realtime_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-enum { LIVE_OK, LIVE_STALE, LIVE_ERROR };
+enum { LIVE_OK, LIVE_STALE, LIVE_ERROR, LIVE_MISSING };
 
 /* Check the directory; 0 or 1 after printing the error. */
 static int check_dir(const char *dir, bool quiet)
@@ -80,12 +80,13 @@ static int read_file(const char *dir, long pid, gcs_snapshot *out, char *err,
 	snprintf(path, sizeof(path), "%s/%ld", dir, pid);
 	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
-		if (errno == ENOENT)
+		if (errno == ENOENT) {
 			snprintf(err, errlen, "pid %ld does not export gcheap "
 			         "stats (no %s; run it with GCHEAP_EXPORT=1)",
 			         pid, path);
-		else
-			snprintf(err, errlen, "%s: %s", path, strerror(errno));
+			return LIVE_MISSING;
+		}
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return LIVE_ERROR;
 	}
 	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
@@ -180,9 +181,20 @@ int gcs_read_live(long pid, gcs_snapshot *out)
 			unlink(path);
 		return gcs_error("no process with pid %ld", pid);
 	}
-	if (check_dir(dir, false))
+	struct stat st;
+	if (!lstat(dir, &st) && check_dir(dir, false))
 		return 1;
-	if (read_file(dir, pid, out, err, sizeof(err)) != LIVE_OK)
+	int r = LIVE_MISSING;
+	if (!lstat(dir, &st))
+		r = read_file(dir, pid, out, err, sizeof(err));
+	if (r == LIVE_MISSING) {
+		/* Not exporting: ask it to start (runtime/attach.c). */
+		char path[600];
+		if (gcs_request(pid, "export", path, sizeof(path)))
+			return 1;
+		r = read_file(dir, pid, out, err, sizeof(err));
+	}
+	if (r != LIVE_OK)
 		return gcs_error("%s", err);
 	return 0;
 }
@@ -219,7 +231,7 @@ int gcs_cmd_list(bool json)
 			continue;
 		gcs_snapshot s;
 		int r = read_file(dir, pid, &s, err, sizeof(err));
-		if (r == LIVE_STALE)
+		if (r == LIVE_STALE || r == LIVE_MISSING)
 			continue;
 		if (r == LIVE_ERROR) {
 			fprintf(stderr, "%s: %s\n", gcstat_prog, err);
@@ -437,12 +449,15 @@ int gcs_cmd_interval(long pid, uint64_t interval_ns, long count, bool json)
 		if (gcs_read_live(pid, &s))
 			return i ? 0 : 1; /* the process went away */
 		const gc_stats *st = &s.st;
-		double dt = i ? (st->uptime_ns - prev.st.uptime_ns) / 1e9 : 0;
-		double rate = i && dt > 0 ? (st->alloc_bytes -
-		              prev.st.alloc_bytes) / dt : 0;
-		uint64_t npause = i ? st->pause_count - prev.st.pause_count
-		                    : 0;
-		uint64_t maxp = 0;
+		/* The first row covers the time since the process started
+		 * (as vmstat's first line does), the others an interval. */
+		const gc_stats *p0 = i ? &prev.st : NULL;
+		double dt = (st->uptime_ns - (p0 ? p0->uptime_ns : 0)) / 1e9;
+		double rate = dt > 0 ? (st->alloc_bytes -
+		              (p0 ? p0->alloc_bytes : 0)) / dt : 0;
+		uint64_t npause = st->pause_count -
+		                  (p0 ? p0->pause_count : 0);
+		uint64_t maxp = p0 ? 0 : st->pause_max_ns;
 		for (uint64_t k = 0; k < npause && k < GCHEAP_PAUSE_RING; k++) {
 			uint64_t v = st->pause_ring[(st->pause_count - 1 - k) %
 			                            GCHEAP_PAUSE_RING];
@@ -462,10 +477,11 @@ int gcs_cmd_interval(long pid, uint64_t interval_ns, long count, bool json)
 		} else if (screen) {
 			printf("\033[H\033[2J");
 			print_summary(&s);
-			printf("\n  every %s; allocating %s/s; %llu pauses in "
-			       "the last interval, longest %s (Ctrl-C "
-			       "quits)\n", gcs_dur(a, sizeof(a), interval_ns),
+			printf("\n  every %s; allocating %s/s; %llu pauses %s"
+			       ", longest %s (Ctrl-C quits)\n",
+			       gcs_dur(a, sizeof(a), interval_ns),
 			       gcs_bytes(b, sizeof(b), rate), U(npause),
+			       i ? "in the last interval" : "since start",
 			       gcs_dur(c, sizeof(c), maxp));
 		} else {
 			if (i % 20 == 0)

@@ -2,26 +2,46 @@
  *
  *   gcstat [--json]                      processes that export stats
  *   gcstat [--json] PID                  one process: summary, classes
- *   gcstat [--json] -i 1s [-n N] PID     a row per interval
+ *   gcstat [--json] -i [1s] [-n N] PID   a row per interval (1 s)
  *   gcstat [--json] dump [--top N] FILE  a heap dump's analysis
+ *   gcstat [--json] dump --path ADDR|TYPE FILE  a shortest root path
+ *   gcstat [--json] diff [--top N] A B   what grew from dump A to B
+ *   gcstat [--json] dump PID             ask a process for a dump
+ *   gcstat profile PID [-o FILE]         ask a process for its heap
+ *                                        profile (pprof format)
+ * A process that does not export is asked to (runtime/attach.c).
  *   gcstat plot trace FILE | live PID | heapmap DUMP [-o OUT.svg]
  *
  * See docs/tools.md. Exit status 0 on success, 1 on any error (one line
  * on stderr), 2 on a usage error. */
+#include "format/export.h"
+#include "format/heapdump.h"
 #include "tools/gcstat/gcstat.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
-static int usage(void)
+static void print_usage(FILE *f)
 {
-	fprintf(stderr,
+	fprintf(f,
 	        "usage: gcstat [--json]                 list processes\n"
 	        "       gcstat [--json] PID             summary of one\n"
-	        "       gcstat [--json] -i 1s [-n N] PID  a row per interval\n"
+	        "       gcstat [--json] -i [1s] [-n N] PID  a row per "
+	        "interval\n"
 	        "       gcstat [--json] dump [--top N] FILE\n"
+	        "       gcstat [--json] dump --path ADDR|TYPE FILE\n"
+	        "       gcstat [--json] diff [--top N] A B\n"
+	        "       gcstat profile PID [-o FILE.pb.gz]\n"
 	        "       gcstat plot trace FILE | live PID [-d 10s] [-i "
-	        "100ms] | heapmap DUMP [-o OUT.svg]\n");
+	        "100ms] | heapmap DUMP [-o OUT.svg]\n"
+	        "       gcstat --version | --help\n");
+}
+
+/* A usage error: the usage on stderr, exit status 2. */
+static int usage(void)
+{
+	print_usage(stderr);
 	return 2;
 }
 
@@ -35,6 +55,21 @@ static bool parse_pid(const char *s, long *pid)
 	return true;
 }
 
+/* True if an argument after argv[j] is not an option or an option's
+ * value: then argv[j] (after -i) is the interval, not the pid. */
+static bool positional_after(int argc, char **argv, int j)
+{
+	for (int k = j + 1; k < argc; k++) {
+		if (!strcmp(argv[k], "-n") || !strcmp(argv[k], "--top") ||
+		    !strcmp(argv[k], "-i") || !strcmp(argv[k], "--path") ||
+		    !strcmp(argv[k], "-o"))
+			k++;
+		else if (argv[k][0] != '-')
+			return true;
+	}
+	return false;
+}
+
 int main(int argc, char **argv)
 {
 	bool json = false;
@@ -45,13 +80,18 @@ int main(int argc, char **argv)
 
 	if (argc > 1 && !strcmp(argv[1], "plot"))
 		return gcs_cmd_plot(argc - 2, argv + 2);
-	const char *cmd = NULL, *arg = NULL;
+	const char *cmd = NULL, *arg = NULL, *arg2 = NULL, *path = NULL;
+	const char *out = NULL;
 	for (; i < argc; i++) {
 		const char *a = argv[i];
 		if (!strcmp(a, "--json")) {
 			json = true;
-		} else if (!strcmp(a, "-i") && i + 1 < argc) {
-			if (!gcs_parse_duration(argv[++i], &interval))
+		} else if (!strcmp(a, "-i")) {
+			/* The interval is optional: `-i PID` is every 1 s. */
+			interval = 1000000000ull;
+			if (i + 1 < argc && argv[i + 1][0] != '-' &&
+			    positional_after(argc, argv, i + 1) &&
+			    !gcs_parse_duration(argv[++i], &interval))
 				return gcs_error("bad interval %s (try 1s, "
 				                 "500ms)", argv[i]);
 		} else if (!strcmp(a, "-n") && i + 1 < argc) {
@@ -63,8 +103,18 @@ int main(int argc, char **argv)
 			if (t <= 0)
 				return gcs_error("bad --top %s", argv[i]);
 			top = (size_t)t;
+		} else if (!strcmp(a, "-o") && i + 1 < argc) {
+			out = argv[++i];
+		} else if (!strcmp(a, "--path") && i + 1 < argc) {
+			path = argv[++i];
 		} else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-			usage();
+			print_usage(stdout);
+			return 0;
+		} else if (!strcmp(a, "--version")) {
+			printf("gcstat %d.%d.%d (gcheap; export format %d, "
+			       "heap dump format %d)\n", GCHEAP_VERSION_MAJOR,
+			       GCHEAP_VERSION_MINOR, GCHEAP_VERSION_PATCH,
+			       EXPORT_VERSION, HEAPDUMP_VERSION);
 			return 0;
 		} else if (a[0] == '-' && a[1]) {
 			return usage();
@@ -72,21 +122,51 @@ int main(int argc, char **argv)
 			cmd = a;
 		} else if (!arg) {
 			arg = a;
+		} else if (!arg2) {
+			arg2 = a;
 		} else {
 			return usage();
 		}
 	}
+	if ((path && (!cmd || strcmp(cmd, "dump"))) ||
+	    (out && (!cmd || strcmp(cmd, "profile"))))
+		return usage();
 	if (!cmd)
 		return interval ? usage() : gcs_cmd_list(json);
-	if (!strcmp(cmd, "dump")) {
-		if (!arg)
+	long pid;
+	char got[600];
+	if (!strcmp(cmd, "profile")) {
+		if (!arg || arg2)
 			return usage();
+		if (!parse_pid(arg, &pid))
+			return gcs_error("profile: %s is not a pid (go tool "
+			                 "pprof reads a profile file)", arg);
+		return gcs_cmd_profile(pid, out);
+	}
+	if (!strcmp(cmd, "dump")) {
+		struct stat st;
+		if (!arg || arg2)
+			return usage();
+		/* A pid (and no file of that name): ask it for a dump. */
+		if (parse_pid(arg, &pid) && stat(arg, &st)) {
+			if (gcs_request(pid, "dump", got, sizeof(got)))
+				return 1;
+			fprintf(stderr, "%s: pid %ld wrote %s\n", gcstat_prog,
+			        pid, got);
+			arg = got;
+		}
+		if (path)
+			return gcs_cmd_path(arg, path, json);
 		return gcs_cmd_dump(arg, top, json);
 	}
-	long pid;
+	if (!strcmp(cmd, "diff")) {
+		if (!arg || !arg2)
+			return usage();
+		return gcs_cmd_diff(arg, arg2, top, json);
+	}
 	if (arg || !parse_pid(cmd, &pid))
 		return gcs_error("%s is neither a pid nor a command (dump, "
-		                 "plot)", cmd);
+		                 "diff, profile, plot)", cmd);
 	if (interval)
 		return gcs_cmd_interval(pid, interval, count, json);
 	return gcs_cmd_summary(pid, json);

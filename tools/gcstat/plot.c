@@ -17,13 +17,16 @@
 
 typedef struct series {
 	double *t, *heap, *live, *goal;
+	double *inuse;    /* heap in use (spans): a live process only */
+	bool has_inuse;
+	uint64_t pauses_before; /* live: pauses before the first sample */
 	size_t n, cap;
 	double *pt, *pns; /* pauses: time (s) and length (ns) */
 	size_t np, pcap;
 } series;
 
 static bool push(series *s, double t, double heap, double live,
-                 double goal)
+                 double goal, double inuse)
 {
 	if (s->n == s->cap) {
 		size_t c = s->cap ? s->cap * 2 : 256;
@@ -39,7 +42,10 @@ static bool push(series *s, double t, double heap, double live,
 		double *e = realloc(s->goal, c * sizeof(double));
 		if (e)
 			s->goal = e;
-		if (!a || !b || !d || !e)
+		double *u = realloc(s->inuse, c * sizeof(double));
+		if (u)
+			s->inuse = u;
+		if (!a || !b || !d || !e || !u)
 			return false;
 		s->cap = c;
 	}
@@ -47,6 +53,7 @@ static bool push(series *s, double t, double heap, double live,
 	s->heap[s->n] = heap;
 	s->live[s->n] = live;
 	s->goal[s->n] = goal;
+	s->inuse[s->n] = inuse;
 	s->n++;
 	return true;
 }
@@ -74,6 +81,7 @@ static bool push_pause(series *s, double t, double ns)
 static void series_free(series *s)
 {
 	free(s->t), free(s->heap), free(s->live), free(s->goal);
+	free(s->inuse);
 	free(s->pt), free(s->pns);
 }
 
@@ -111,8 +119,10 @@ static double nice_step(double range, int ticks)
 #define MT 40
 #define MB 50
 
+/* A line of the chart; its tooltip names it and gives its last value. */
 static void polyline(FILE *f, const series *s, const double *y, double x0,
-                     double xs, double ys, const char *color, bool step)
+                     double xs, double ys, const char *color, bool step,
+                     const char *name)
 {
 	fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\""
 	        " points=\"", color);
@@ -123,7 +133,9 @@ static void polyline(FILE *f, const series *s, const double *y, double x0,
 			fprintf(f, "%.1f,%.1f ", px, H - MB - y[i - 1] * ys);
 		fprintf(f, "%.1f,%.1f ", px, py);
 	}
-	fprintf(f, "\"/>\n");
+	char b[32];
+	fprintf(f, "\"><title>%s, last %s</title></polyline>\n", name,
+	        gcs_bytes(b, sizeof(b), s->n ? y[s->n - 1] : 0));
 }
 
 static void time_chart(FILE *f, const series *s, const char *title)
@@ -133,6 +145,8 @@ static void time_chart(FILE *f, const series *s, const char *title)
 		x1 = s->t[i] > x1 ? s->t[i] : x1;
 		ymax = fmax(ymax, fmax(s->heap[i], fmax(s->live[i],
 		                                        s->goal[i])));
+		if (s->has_inuse)
+			ymax = fmax(ymax, s->inuse[i]);
 	}
 	/* From 0 unless the samples start late (a live process). */
 	if (x0 < (x1 - x0) / 2)
@@ -188,23 +202,40 @@ static void time_chart(FILE *f, const series *s, const char *title)
 		        H - MB, H - MB - h, gcs_dur(b, sizeof(b), s->pns[i]),
 		        s->pt[i]);
 	}
-	polyline(f, s, s->goal, x0, xs, ys, "#2ca02c", true);
-	polyline(f, s, s->heap, x0, xs, ys, "#1f77b4", false);
-	polyline(f, s, s->live, x0, xs, ys, "#ff7f0e", true);
-	const char *names[] = {"heap (in use)", "live (marked)", "goal",
-	                       "pauses"};
-	const char *colors[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"};
-	for (int i = 0; i < 4; i++)
+	/* heap_live is what the pacer compares with the goal: objects
+	 * allocated, spans cached for allocation counted whole. "in use"
+	 * (a live process only) is the bytes of spans in use, as `gcstat
+	 * PID` prints it. */
+	const char *names[] = {"in use (spans)", "heap_live", "live (marked)",
+	                       "goal", "pauses"};
+	polyline(f, s, s->goal, x0, xs, ys, "#2ca02c", true, names[3]);
+	if (s->has_inuse)
+		polyline(f, s, s->inuse, x0, xs, ys, "#9467bd", false,
+		         names[0]);
+	polyline(f, s, s->heap, x0, xs, ys, "#1f77b4", false, names[1]);
+	polyline(f, s, s->live, x0, xs, ys, "#ff7f0e", true, names[2]);
+	const char *colors[] = {"#9467bd", "#1f77b4", "#ff7f0e", "#2ca02c",
+	                        "#d62728"};
+	int row = 0;
+	for (int i = s->has_inuse ? 0 : 1; i < 5; i++, row++)
 		fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"14\" height=\"4\" "
 		        "fill=\"%s\"/><text x=\"%d\" y=\"%d\">%s</text>\n",
-		        W - MR + 14, MT + 10 + 22 * i, colors[i], W - MR + 34,
-		        MT + 15 + 22 * i, names[i]);
+		        W - MR + 14, MT + 10 + 22 * row, colors[i],
+		        W - MR + 34, MT + 15 + 22 * row, names[i]);
 	char b[32];
 	fprintf(f, "<text x=\"%d\" y=\"%d\" fill=\"#555\">%zu pauses,"
 	        "</text><text x=\"%d\" y=\"%d\" fill=\"#555\">longest %s"
-	        "</text>\n</svg>\n", W - MR + 14, MT + 110, s->np,
-	        W - MR + 14, MT + 126,
+	        "</text>\n", W - MR + 14, MT + 22 * row + 22, s->np,
+	        W - MR + 14, MT + 22 * row + 38,
 	        gcs_dur(b, sizeof(b), s->np ? pmax : 0));
+	if (s->pauses_before)
+		fprintf(f, "<text x=\"%d\" y=\"%d\" fill=\"#555\">(%llu "
+		        "before the</text><text x=\"%d\" y=\"%d\" "
+		        "fill=\"#555\">first sample not drawn)</text>\n",
+		        W - MR + 14, MT + 22 * row + 54,
+		        (unsigned long long)s->pauses_before, W - MR + 14,
+		        MT + 22 * row + 70);
+	fprintf(f, "</svg>\n");
 }
 
 static FILE *open_out(const char *path)
@@ -245,9 +276,9 @@ static int plot_trace(const char *in, const char *out)
 		               1e3;
 		if (!push(&s, start, t.heap0 * 1e6,
 		          s.n ? s.live[s.n - 1] : t.live * 1e6,
-		          s.n ? s.goal[s.n - 1] : t.goal * 1e6) ||
+		          s.n ? s.goal[s.n - 1] : t.goal * 1e6, 0) ||
 		    !push(&s, end, t.heap1 * 1e6, t.live * 1e6,
-		          t.goal * 1e6) ||
+		          t.goal * 1e6, 0) ||
 		    !push_pause(&s, start, t.clock[0] * 1e6) ||
 		    !push_pause(&s, end, t.clock[2] * 1e6)) {
 			series_free(&s);
@@ -289,7 +320,7 @@ static void sleep_ns(uint64_t ns)
 static int plot_live(long pid, uint64_t dur, uint64_t every,
                      const char *out)
 {
-	series s = {0};
+	series s = {.has_inuse = true};
 	uint64_t seen = 0;
 	gcs_snapshot snap;
 
@@ -305,14 +336,18 @@ static int plot_live(long pid, uint64_t dur, uint64_t every,
 		}
 		const gc_stats *st = &snap.st;
 		double now = st->uptime_ns / 1e9;
-		if (!seen && st->pause_count > GCHEAP_PAUSE_RING)
-			seen = st->pause_count - GCHEAP_PAUSE_RING;
+		/* A sample draws the pauses since the one before; those
+		 * before the first sample have no time to be drawn at. */
+		if (!s.n)
+			seen = s.pauses_before = st->pause_count;
 		for (; seen < st->pause_count; seen++)
-			if (st->pause_count - seen <= GCHEAP_PAUSE_RING)
-				push_pause(&s, now, st->pause_ring[
-				           seen % GCHEAP_PAUSE_RING]);
-		if (!push(&s, now, st->heap_live, st->heap_marked,
-		          st->heap_goal)) {
+			if (st->pause_count - seen <= GCHEAP_PAUSE_RING &&
+			    !push_pause(&s, now, st->pause_ring[
+			                seen % GCHEAP_PAUSE_RING]))
+				break;
+		if (seen < st->pause_count ||
+		    !push(&s, now, st->heap_live, st->heap_marked,
+		          st->heap_goal, st->heap_inuse)) {
 			series_free(&s);
 			return gcs_error("out of memory");
 		}
@@ -454,12 +489,30 @@ static int plot_heapmap(const char *in, const char *out)
 	return close_out(f, out);
 }
 
+static const char plot_usage[] =
+	"usage: gcstat plot trace FILE | live PID [-d 10s] [-i 100ms] | "
+	"heapmap DUMP [-o OUT.svg]\n";
+
+/* A usage error: exit status 2, as for gcstat's other commands. */
+static int bad_usage(const char *why, const char *arg)
+{
+	if (why)
+		fprintf(stderr, "%s: plot: %s%s\n", gcstat_prog, why,
+		        arg ? arg : "");
+	fputs(plot_usage, stderr);
+	return 2;
+}
+
 int gcs_cmd_plot(int argc, char **argv)
 {
 	const char *out = NULL, *what = NULL, *arg = NULL;
 	uint64_t dur = 10000000000ull, every = 100000000ull;
 
 	for (int i = 0; i < argc; i++) {
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			fputs(plot_usage, stdout);
+			return 0;
+		}
 		if (!strcmp(argv[i], "-o") && i + 1 < argc)
 			out = argv[++i];
 		else if (!strcmp(argv[i], "-d") && i + 1 < argc) {
@@ -468,18 +521,17 @@ int gcs_cmd_plot(int argc, char **argv)
 		} else if (!strcmp(argv[i], "-i") && i + 1 < argc) {
 			if (!gcs_parse_duration(argv[++i], &every))
 				return gcs_error("bad interval %s", argv[i]);
-		} else if (!what)
+		} else if (argv[i][0] == '-' && argv[i][1])
+			return bad_usage("unknown option ", argv[i]);
+		else if (!what)
 			what = argv[i];
 		else if (!arg)
 			arg = argv[i];
 		else
-			return gcs_error("plot: unexpected argument %s",
-			                 argv[i]);
+			return bad_usage("unexpected argument ", argv[i]);
 	}
 	if (!what || !arg)
-		return gcs_error("usage: gcstat plot trace FILE | live PID "
-		                 "[-d 10s] [-i 100ms] | heapmap DUMP [-o "
-		                 "OUT.svg]");
+		return bad_usage(NULL, NULL);
 	if (!strcmp(what, "trace"))
 		return plot_trace(arg, out);
 	if (!strcmp(what, "heapmap"))
@@ -488,9 +540,8 @@ int gcs_cmd_plot(int argc, char **argv)
 		char *end;
 		long pid = strtol(arg, &end, 10);
 		if (*end || pid <= 0)
-			return gcs_error("plot live: %s is not a pid", arg);
+			return bad_usage("live: not a pid: ", arg);
 		return plot_live(pid, dur, every, out);
 	}
-	return gcs_error("plot: unknown picture %s (trace, live, heapmap)",
-	                 what);
+	return bad_usage("unknown picture (trace, live, heapmap): ", what);
 }
