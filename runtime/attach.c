@@ -54,15 +54,6 @@ static void on_signal(int sig, siginfo_t *si, void *uc)
 	}
 }
 
-static void attach_dir(char *buf, size_t n)
-{
-	const char *d = options_.export_dir;
-	if (d && *d)
-		snprintf(buf, n, "%s", d);
-	else
-		snprintf(buf, n, "/tmp/gcheap-%u", (unsigned)geteuid());
-}
-
 /* Write the reply: whole into a temporary name, then renamed. */
 static void reply(const char *dir, const char *fmt, ...)
 	PRINTF_LIKE(2, 3);
@@ -105,7 +96,7 @@ static void serve(void)
 	struct stat st;
 	long pid = (long)getpid();
 
-	attach_dir(dir, sizeof(dir));
+	runtime_export_dir(dir, sizeof(dir));
 	if (lstat(dir, &st) || !S_ISDIR(st.st_mode) ||
 	    st.st_uid != geteuid() || (st.st_mode & 077))
 		return; /* not ours or not private: no request is valid */

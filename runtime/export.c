@@ -37,9 +37,7 @@ static struct {
 } exporter = {.lock = {.m = PTHREAD_MUTEX_INITIALIZER},
               .cond = PTHREAD_COND_INITIALIZER};
 
-/* The directory: $GCHEAP_EXPORT_DIR (as read at initialisation) or
- * /tmp/gcheap-<uid>. */
-static void export_dir(char *buf, size_t n)
+void runtime_export_dir(char *buf, size_t n)
 {
 	const char *d = options_.export_dir;
 	if (d && *d)
@@ -197,7 +195,7 @@ static gc_status open_file(void)
 	char dir[200];
 
 	mutex_assert_held(&exporter.lock);
-	export_dir(dir, sizeof(dir));
+	runtime_export_dir(dir, sizeof(dir));
 	if (!check_dir(dir))
 		return GCHEAP_ERR_ARG;
 	clean_stale(dir);

@@ -197,6 +197,9 @@ void runtime_parse_options(void);
 /* GCHEAP_EXPORT (options_.export_ms): start the live export at init
  * (runtime/export.c). */
 void export_from_env(void);
+/* The export directory, shared with gcstat's requests (runtime/attach.c):
+ * $GCHEAP_EXPORT_DIR as read at initialisation, or /tmp/gcheap-<uid>. */
+void runtime_export_dir(char *buf, size_t n);
 /* Answer gcstat's requests (runtime/attach.c) unless GCHEAP_ATTACH=0. */
 void attach_from_env(void);
 
