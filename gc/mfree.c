@@ -11,91 +11,39 @@
  * a freed object that is reachable is a use after gc_free (fatal, naming
  * the holder). A second gc_free of a recorded object is refused.
  *
- * The records are an open-addressing hash set keyed by address, in memory
- * from malloc (nothing the collector scans), under mfree_lock. Invariant:
+ * The records are an address set (alloc/sys/addrset.h: malloc'd memory,
+ * nothing the collector scans), under mfree_.lock. Invariant:
  * a record's object is allocated (it is removed before the sweep that
  * frees it). */
 #include "gc/mgc.h"
 
-#include <stdlib.h>
+#include "alloc/sys/addrset.h"
 
 typedef struct mfree_rec {
-	uintptr_t obj;  /* 0: empty; MFREE_GONE: removed */
 	uintptr_t size; /* bytes filled */
 	uint8_t fill;
 } mfree_rec;
 
-#define MFREE_GONE ((uintptr_t)1)
-
 static struct {
 	gc_mutex lock;
-	mfree_rec *t;
-	size_t cap;   /* a power of two, or 0 */
-	size_t used;  /* records, removed ones included */
-	atomic_word n; /* live records */
-} mfree_ = {.lock = {.m = PTHREAD_MUTEX_INITIALIZER}};
-
-static size_t slot_of(uintptr_t obj, size_t cap)
-{
-	return (size_t)((obj >> 4) * 0x9E3779B97F4A7C15ULL >> 17) &
-	       (cap - 1);
-}
-
-/* The record of obj, or of the empty slot where it would go. */
-static mfree_rec *find(uintptr_t obj)
-{
-	mfree_rec *gone = NULL;
-
-	for (size_t i = slot_of(obj, mfree_.cap);; i = (i + 1) &
-	                                             (mfree_.cap - 1)) {
-		mfree_rec *r = &mfree_.t[i];
-		if (r->obj == obj)
-			return r;
-		if (r->obj == MFREE_GONE && !gone)
-			gone = r;
-		if (!r->obj)
-			return gone ? gone : r;
-	}
-}
-
-static bool grow(void)
-{
-	size_t cap = mfree_.cap ? mfree_.cap * 2 : 64;
-	mfree_rec *old = mfree_.t, *t = calloc(cap, sizeof(*t));
-	size_t oldcap = mfree_.cap;
-
-	if (!t)
-		return false;
-	mfree_.t = t;
-	mfree_.cap = cap;
-	mfree_.used = 0;
-	for (size_t i = 0; i < oldcap; i++)
-		if (old[i].obj > MFREE_GONE) {
-			*find(old[i].obj) = old[i];
-			mfree_.used++;
-		}
-	free(old);
-	return true;
-}
+	addrset set;   /* freed object -> mfree_rec */
+	atomic_word n; /* records, for a look without the lock */
+} mfree_ = {.lock = {.m = PTHREAD_MUTEX_INITIALIZER},
+            .set = {.vsize = sizeof(mfree_rec)}};
 
 int mfree_track(uintptr_t obj, uintptr_t size, uint8_t fill)
 {
-	int ret = 1;
+	bool added;
 
 	mutex_lock(&mfree_.lock);
-	if (mfree_.cap && find(obj)->obj == obj) {
-		ret = 0;
-	} else if ((mfree_.used + 1) * 2 > mfree_.cap && !grow()) {
-		ret = -1;
-	} else {
-		mfree_rec *r = find(obj);
-		if (!r->obj)
-			mfree_.used++;
-		*r = (mfree_rec){obj, size, fill};
+	size_t i = addrset_add(&mfree_.set, obj, &added);
+	if (added) {
+		*(mfree_rec *)addrset_val(&mfree_.set, i) =
+			(mfree_rec){size, fill};
 		afetch_add(&mfree_.n, 1);
 	}
 	mutex_unlock(&mfree_.lock);
-	return ret;
+	return i == SIZE_MAX ? -1 : added;
 }
 
 bool mfree_is_freed(uintptr_t obj)
@@ -103,33 +51,39 @@ bool mfree_is_freed(uintptr_t obj)
 	if (!aload(&mfree_.n))
 		return false;
 	mutex_lock(&mfree_.lock);
-	bool found = find(obj)->obj == obj;
+	bool found = addrset_find(&mfree_.set, obj) != SIZE_MAX;
 	mutex_unlock(&mfree_.lock);
 	return found;
 }
 
-static NOINLINE void written_after_free(const mfree_rec *r, uintptr_t at)
+static NOINLINE void written_after_free(uintptr_t obj, const mfree_rec *r,
+                                        uintptr_t at)
 {
 	const uint8_t *b = (const uint8_t *)at;
 	fatal("write after gc_free: byte %zu of object %p (%zu bytes, freed "
-	      "with gc_free) is %#x, not the fill %#x", (size_t)(at - r->obj),
-	      (void *)r->obj, (size_t)r->size, *b, r->fill);
+	      "with gc_free) is %#x, not the fill %#x", (size_t)(at - obj),
+	      (void *)obj, (size_t)r->size, *b, r->fill);
 }
 
 void mfree_check(void)
 {
+	addrset *set = &mfree_.set;
+
 	if (!aload(&mfree_.n))
 		return;
 	mutex_lock(&mfree_.lock);
-	for (size_t i = 0; i < mfree_.cap; i++) {
-		mfree_rec *r = &mfree_.t[i];
-		if (r->obj <= MFREE_GONE || gcmark_is_marked(r->obj))
+	for (size_t i = 0; i < set->cap; i++) {
+		if (!addrset_live(set, i))
 			continue;
-		const uint8_t *b = (const uint8_t *)r->obj;
+		uintptr_t obj = aload(&set->keys[i]);
+		if (gcmark_is_marked(obj))
+			continue;
+		const mfree_rec *r = addrset_val(set, i);
+		const uint8_t *b = (const uint8_t *)obj;
 		for (uintptr_t k = 0; k < r->size; k++)
 			if (b[k] != r->fill)
-				written_after_free(r, r->obj + k);
-		r->obj = MFREE_GONE;
+				written_after_free(obj, r, obj + k);
+		addrset_remove_at(set, i);
 		afetch_add(&mfree_.n, (uintptr_t)-1);
 	}
 	mutex_unlock(&mfree_.lock);

@@ -8,64 +8,17 @@
  * out of the table (shading it while marking: the deletion half of the
  * barrier) and it becomes an ordinary object, collected once unreachable.
  *
- * The table is an open-addressing hash set of object addresses (EMPTY 0,
- * GONE for a removed entry) in malloc'd memory, under uncoll.lock. Slots
- * are written with atomic stores: heap dumps and the marker read them as
- * root slots. */
+ * The table is an address set (alloc/sys/addrset.h) in malloc'd memory,
+ * under uncoll.lock; its keys, written with atomic stores, are the root
+ * slots heap dumps and the marker read. */
 #include "runtime/runtime.h"
 
-#include <stdlib.h>
-
-#define GONE ((uintptr_t)1)
+#include "alloc/sys/addrset.h"
 
 static struct {
 	gc_mutex lock;
-	atomic_word *t;
-	size_t cap;  /* a power of two, or 0 */
-	size_t used; /* entries, removed ones included */
-	size_t n;    /* live entries */
+	addrset set; /* the objects; its keys are root slots */
 } uncoll = {.lock = {.m = PTHREAD_MUTEX_INITIALIZER}};
-
-static size_t slot_of(uintptr_t p, size_t cap)
-{
-	return (size_t)((p >> 4) * 0x9E3779B97F4A7C15ULL >> 17) & (cap - 1);
-}
-
-/* The slot of p, or the empty one where it would go (lock held). */
-static atomic_word *find(uintptr_t p)
-{
-	atomic_word *gone = NULL;
-
-	for (size_t i = slot_of(p, uncoll.cap);; i = (i + 1) &
-	                                           (uncoll.cap - 1)) {
-		uintptr_t v = aload(&uncoll.t[i]);
-		if (v == p)
-			return &uncoll.t[i];
-		if (v == GONE && !gone)
-			gone = &uncoll.t[i];
-		if (!v)
-			return gone ? gone : &uncoll.t[i];
-	}
-}
-
-static bool grow(void)
-{
-	size_t cap = uncoll.cap ? uncoll.cap * 2 : 64, oldcap = uncoll.cap;
-	atomic_word *old = uncoll.t, *t = calloc(cap, sizeof(*t));
-
-	if (!t)
-		return false;
-	uncoll.t = t;
-	uncoll.cap = cap;
-	uncoll.used = 0;
-	for (size_t i = 0; i < oldcap; i++)
-		if (old[i] > GONE) {
-			astore(find(old[i]), old[i]);
-			uncoll.used++;
-		}
-	free((void *)old);
-	return true;
-}
 
 void *gc_alloc_uncollectable(size_t size, const gc_type *type)
 {
@@ -83,15 +36,9 @@ void *gc_alloc_uncollectable(size_t size, const gc_type *type)
 		runtime_unhold(t, mark);
 		return p;
 	}
+	bool added;
 	mutex_lock(&uncoll.lock);
-	bool ok = (uncoll.used + 1) * 2 <= uncoll.cap || grow();
-	if (ok) {
-		atomic_word *slot = find((uintptr_t)p);
-		if (!aload(slot))
-			uncoll.used++;
-		astore(slot, (uintptr_t)p);
-		uncoll.n++;
-	}
+	bool ok = addrset_add(&uncoll.set, (uintptr_t)p, &added) != SIZE_MAX;
 	mutex_unlock(&uncoll.lock);
 	runtime_unhold(t, mark);
 	if (!ok) {
@@ -114,12 +61,10 @@ gc_status gc_free_uncollectable(void *p)
 		return GCHEAP_ERR_NOT_ATTACHED;
 	}
 	mutex_lock(&uncoll.lock);
-	atomic_word *slot = uncoll.cap ? find((uintptr_t)p) : NULL;
-	bool found = slot && aload(slot) == (uintptr_t)p;
-	if (found) {
-		astore(slot, GONE);
-		uncoll.n--;
-	}
+	size_t i = addrset_find(&uncoll.set, (uintptr_t)p);
+	bool found = i != SIZE_MAX;
+	if (found)
+		addrset_remove_at(&uncoll.set, i);
 	mutex_unlock(&uncoll.lock);
 	if (!found) {
 		runtime_error(GCHEAP_ERR_ARG, "gc_free_uncollectable(%p): not "
@@ -137,28 +82,31 @@ gc_status gc_free_uncollectable(void *p)
 bool runtime_is_uncollectable(const void *p)
 {
 	mutex_lock(&uncoll.lock);
-	bool found = uncoll.n && aload(find((uintptr_t)p)) == (uintptr_t)p;
+	bool found = addrset_find(&uncoll.set, (uintptr_t)p) != SIZE_MAX;
 	mutex_unlock(&uncoll.lock);
 	return found;
 }
 
 void runtime_mark_uncollectable(gcw *w)
 {
+	addrset *set = &uncoll.set;
+
 	mutex_lock(&uncoll.lock);
-	for (size_t i = 0; i < uncoll.cap; i++) {
-		uintptr_t v = aload(&uncoll.t[i]);
-		if (v > GONE)
-			gcmark_value(w, v, true, 0, (uintptr_t)&uncoll.t[i]);
-	}
+	for (size_t i = 0; i < set->cap; i++)
+		if (addrset_live(set, i))
+			gcmark_value(w, aload(&set->keys[i]), true, 0,
+			             (uintptr_t)&set->keys[i]);
 	mutex_unlock(&uncoll.lock);
 }
 
 void runtime_each_uncollectable(void (*fn)(void **slot, void *arg),
                                 void *arg)
 {
+	addrset *set = &uncoll.set;
+
 	mutex_lock(&uncoll.lock);
-	for (size_t i = 0; i < uncoll.cap; i++)
-		if (aload(&uncoll.t[i]) > GONE)
-			fn((void **)&uncoll.t[i], arg);
+	for (size_t i = 0; i < set->cap; i++)
+		if (addrset_live(set, i))
+			fn((void **)&set->keys[i], arg);
 	mutex_unlock(&uncoll.lock);
 }

@@ -1,0 +1,112 @@
+/* tests/alloc/test_addrset.c: the address set (alloc/sys/addrset.h)
+ * against a reference: 200,000 random adds, finds and removes over a
+ * small key space (so that tombstones pile up and probe paths cross
+ * them) with a payload per entry, checking membership, payloads, the
+ * live count and that every live slot is exactly a member; then growth
+ * from empty through many doublings keeps every key and payload. */
+#include "alloc/sys/addrset.h"
+#include "tests/testing.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define NKEYS 3000
+
+static uintptr_t key_of(size_t k)
+{
+	return 0x7f0000000000u + (uintptr_t)k * 48; /* object-like */
+}
+
+START_TEST(test_against_reference)
+{
+	test_rng r = rng_make(3);
+	addrset s = {.vsize = sizeof(uint64_t)};
+	static bool in[NKEYS];
+	static uint64_t val[NKEYS];
+	size_t n = 0;
+
+	memset(in, 0, sizeof(in));
+	for (int op = 0; op < 200000; op++) {
+		size_t k = rng_below(&r, NKEYS);
+		uintptr_t key = key_of(k);
+		size_t i = addrset_find(&s, key);
+		ck_assert_int_eq(i != SIZE_MAX, in[k]);
+		if (in[k])
+			ck_assert_uint_eq(*(uint64_t *)addrset_val(&s, i),
+			                  val[k]);
+		switch (rng_below(&r, 3)) {
+		case 0: { /* add */
+			bool added;
+			i = addrset_add(&s, key, &added);
+			ck_assert_uint_ne(i, SIZE_MAX);
+			ck_assert_int_eq(added, !in[k]);
+			if (added) {
+				ck_assert_uint_eq(*(uint64_t *)addrset_val(
+					&s, i), 0);
+				val[k] = rng_next(&r);
+				*(uint64_t *)addrset_val(&s, i) = val[k];
+				in[k] = true;
+				n++;
+			}
+			break;
+		}
+		case 1: /* remove */
+			if (in[k]) {
+				addrset_remove_at(&s, i);
+				in[k] = false;
+				n--;
+			}
+			break;
+		default:
+			break;
+		}
+		ck_assert_uint_eq(s.n, n);
+		ck_assert_uint_le(s.used * 2, s.cap);
+	}
+	size_t live = 0;
+	for (size_t i = 0; i < s.cap; i++) {
+		if (!addrset_live(&s, i))
+			continue;
+		uintptr_t key = aload(&s.keys[i]);
+		size_t k = (key - key_of(0)) / 48;
+		ck_assert(k < NKEYS && key == key_of(k) && in[k]);
+		live++;
+	}
+	ck_assert_uint_eq(live, n);
+	free((void *)s.keys);
+	free(s.vals);
+}
+END_TEST
+
+START_TEST(test_growth_keeps_everything)
+{
+	addrset s = {.vsize = 0};
+	bool added;
+
+	ck_assert_uint_eq(addrset_find(&s, key_of(1)), SIZE_MAX);
+	for (size_t k = 0; k < 100000; k++)
+		ck_assert_uint_ne(addrset_add(&s, key_of(k), &added),
+		                  SIZE_MAX);
+	ck_assert_uint_eq(s.n, 100000);
+	for (size_t k = 0; k < 100000; k++)
+		ck_assert_uint_ne(addrset_find(&s, key_of(k)), SIZE_MAX);
+	ck_assert_uint_eq(addrset_find(&s, key_of(100000)), SIZE_MAX);
+	ck_assert_ptr_null(s.vals);
+	free((void *)s.keys);
+}
+END_TEST
+
+static Suite *addrset_suite(void)
+{
+	Suite *su = suite_create("addrset");
+	TCase *tc = tcase_create("addrset");
+	tcase_add_test(tc, test_against_reference);
+	tcase_add_test(tc, test_growth_keeps_everything);
+	suite_add_tcase(su, tc);
+	return su;
+}
+
+int main(void)
+{
+	return test_main(addrset_suite());
+}
