@@ -406,9 +406,12 @@ mspan_swept mspan_sweep(mspan *s, uintptr_t sg, uintptr_t *nfreedp)
 	s->alloc_count = nalloc;
 	*nfreedp = nfreed;
 	/* Readers on other threads (mheap_find_object) retry while the span
-	 * is at h-1, and read with atomics; publish with atomics too. */
+	 * is at h-1, and read with atomics; publish with atomics too. The
+	 * release store orders this sweep's plain writes to the mark bits
+	 * (sweep_specials' kept objects, the popcounts above) before a
+	 * reader that acquires the new alloc_bits pointer. */
 	uint64_t *old = s->alloc_bits;
-	astore((atomic_word *)&s->alloc_bits, (uintptr_t)s->gcmark_bits);
+	astore_rel((atomic_word *)&s->alloc_bits, (uintptr_t)s->gcmark_bits);
 	astore((atomic_word *)&s->gcmark_bits, (uintptr_t)old);
 	astore(&s->freeindex, 0);
 	for (size_t w = 0; w < nw; w++)
