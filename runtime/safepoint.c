@@ -414,20 +414,40 @@ static bool stack_scans_pending(void)
 	return false;
 }
 
+/* Go's forEachP for the barrier buffers: every thread flushes its buffer
+ * into marking work, by itself at its next safepoint or, blocked, by us.
+ * The registry lock is released while we wait: a thread may be waiting
+ * (without a safepoint) for another one to attach, and attaching takes
+ * the lock. A thread that attaches meanwhile has buffered nothing from
+ * before the request; one that detaches flushes itself. Nothing to do
+ * once the mark is over: a mark ends only with the world stopped, which
+ * takes this lock, so the phase seen under it holds until we release it
+ * (a worker that reached mark_done just after another one ended the mark
+ * once asked every thread for a flush with no mark running, and held the
+ * lock until they all answered). */
 static bool flush_all(void)
 {
 	uintptr_t before = aload(&handshake_flushed);
 	stall_watch sw = {0};
 
-	registry_lock();
-	request_all(P_FLUSH);
-	while (!serve(P_FLUSH, NULL)) {
+	for (bool first = true;; first = false) {
+		registry_lock();
+		if (aload_acq(&mgc_.phase) != GCPHASE_MARK) {
+			mutex_unlock(&runtime_.lock);
+			break;
+		}
+		if (first)
+			request_all(P_FLUSH);
+		bool done = serve(P_FLUSH, NULL);
+		if (!done)
+			stall_check(&sw, P_FLUSH);
+		mutex_unlock(&runtime_.lock);
+		if (done)
+			break;
 		mutex_lock(&world_lock);
 		world_wait();
 		mutex_unlock(&world_lock);
-		stall_check(&sw, P_FLUSH);
 	}
-	mutex_unlock(&runtime_.lock);
 	return aload(&handshake_flushed) != before;
 }
 

@@ -7,7 +7,8 @@
  * the buffer (two entries per store, flushed into marking work when full,
  * emptied by the mark-termination handshake), the barrier being off and
  * gc_write a plain store while the collector is idle, gc_copy shading old
- * and new values, and gc_write from an unattached thread. Every test runs
+ * and new values, gc_write from an unattached thread, and the mark-end
+ * flush handshake letting threads attach while it waits. Every test runs
  * with precise roots only (conservative stacks off), so that nothing but
  * the frames decides reachability. */
 #include "test_harness.c"
@@ -429,6 +430,78 @@ START_TEST(test_write_from_unattached_thread)
 }
 END_TEST
 
+/* ---- The flush handshake ------------------------------------------------ */
+
+static int joiner_attached, joiner_release;
+
+static void *joiner_main(void *arg)
+{
+	(void)arg;
+	if (gc_thread_attach() != GCHEAP_OK)
+		abort();
+	__atomic_store_n(&joiner_attached, 1, __ATOMIC_RELEASE);
+	gc_blocking_begin();
+	while (!__atomic_load_n(&joiner_release, __ATOMIC_ACQUIRE))
+		sleep_us(100);
+	gc_blocking_end();
+	gc_thread_detach();
+	return NULL;
+}
+
+/* The mark-end handshake asks every thread to flush its buffer and waits
+ * for each. While it waits for this thread (which owes the flush and
+ * reaches no safepoint), another thread must still be able to attach: a
+ * program may well wait for a thread it started to attach (the test
+ * harness's helper_start did, and deadlocked with a handshake that held
+ * the registry lock throughout its wait). */
+START_TEST(test_flush_handshake_lets_threads_attach)
+{
+	gc_thread *me;
+	pthread_t th;
+	bool owed = false, attached = false;
+
+	start(NULL);
+	me = thread_current;
+	pause_cycles = aload(&mgc_.cycles);
+	ck_assert_int_eq(pthread_create(&pause_collector, NULL, collect_main,
+	                                NULL), 0);
+	/* Answer the stop and the stack scan, then stay away from
+	 * safepoints: a worker finds the mark done and asks us to flush. */
+	while (aload(&mgc_.phase) != GCPHASE_MARK ||
+	       (aload(&me->pending) & P_SCAN)) {
+		gc_safepoint();
+		sleep_us(10);
+	}
+	for (int i = 0; i < 200000 && !owed; i++) {
+		owed = aload_acq(&me->pending) & P_FLUSH;
+		if (!owed)
+			sleep_us(50);
+	}
+	if (owed) {
+		ck_assert_int_eq(pthread_create(&th, NULL, joiner_main, NULL),
+		                 0);
+		for (int i = 0; i < 200000 && !attached; i++) {
+			attached = __atomic_load_n(&joiner_attached,
+			                           __ATOMIC_ACQUIRE);
+			if (!attached)
+				sleep_us(50);
+		}
+	}
+	/* Whatever happened, let the handshake and the cycle finish. */
+	gc_safepoint();
+	ck_assert_msg(owed, "no flush was asked of this thread in 10 s");
+	ck_assert_msg(attached, "a thread could not attach in 10 s while a "
+	              "flush handshake waited for this one");
+	__atomic_store_n(&joiner_release, 1, __ATOMIC_RELEASE);
+	gc_blocking_begin();
+	pthread_join(th, NULL);
+	pthread_join(pause_collector, NULL);
+	gc_blocking_end();
+	ck_assert_uint_gt(aload(&mgc_.cycles), pause_cycles);
+	ck_assert_int_eq((int)aload(&mgc_.phase), GCPHASE_OFF);
+}
+END_TEST
+
 static Suite *barrier_suite(void)
 {
 	Suite *s = suite_create("barrier");
@@ -443,6 +516,7 @@ static Suite *barrier_suite(void)
 	tcase_add_test(tc, test_barrier_off_when_idle);
 	tcase_add_test(tc, test_copy_shades_both);
 	tcase_add_test(tc, test_write_from_unattached_thread);
+	tcase_add_test(tc, test_flush_handshake_lets_threads_attach);
 	suite_add_tcase(s, tc);
 	return s;
 }
