@@ -6,11 +6,11 @@
  * p99.99, how many were over 1 ms and over 10 ms, and the throughput in
  * replacements per second; and the minimum mutator utilization at 1, 10
  * and 100 ms windows, taking every gap over 10 us as time the mutator did
- * not run (bench/mmu.h). What the mutator sees of the collector:
+ * not run (measure/mmu.h). What the mutator sees of the collector:
  * stop-the-world pauses, assists, and time stolen by its threads. At the
  * end every object is checked against its slot (a lost or overwritten
  * object changes the checksum). Options: --slots N, --seconds S. */
-#include "mmu.h"
+#include "measure/mmu.h"
 #include "wl.h"
 
 typedef struct pobj {
@@ -85,8 +85,7 @@ int main(int argc, char **argv)
 				if (!gaps)
 					wl_die("no memory for the gap list");
 			}
-			gaps[ngaps].start = prev - t0;
-			gaps[ngaps++].len = gap;
+			gaps[ngaps++] = (mmu_gap){prev - t0, gap, 0};
 		}
 		over10 += gap > 1e7;
 		prev = now;
@@ -132,7 +131,7 @@ int main(int argc, char **argv)
 		wl_figure("gaps_over_10ms", (double)over10);
 		wl_figure("mrepl_per_s", iters / ((prev - t0) / 1e9) / 1e6);
 		/* Minimum mutator utilization at 1, 10 and 100 ms windows
-		 * (bench/mmu.h), in percent. */
+		 * (measure/mmu.h), in percent. */
 		double *pre = malloc((ngaps + 1) * sizeof *pre);
 		if (!pre)
 			wl_die("no memory for the MMU");

@@ -7,12 +7,12 @@
 # A module is a file name without its extension: alloc/mspan is
 # alloc/mspan.c and alloc/mspan.h together. Module A depends on module B
 # when a file of A includes a header of B. The folders of
-# tools/check-layering.sh are scanned (format/, alloc/, runtime/, tools/,
-# bench/, examples/), but for gc/, which still has one cycle: gc/mgc.h
-# declares the marking primitives that gc/mfinal.c calls, and gc/mgc.c
-# calls mfinal's root and ephemeron passes (untangling it needs the
-# marking API and mgc_'s state in headers of their own; add gc here
-# then). An include is resolved the way the build
+# tools/check-layering.sh are scanned (format/, measure/, alloc/,
+# runtime/, tools/, bench/, examples/), but for gc/, which still has one
+# cycle: gc/mgc.h declares the marking primitives that gc/mfinal.c calls,
+# and gc/mgc.c calls mfinal's root and ephemeron passes (untangling it
+# needs the marking API and mgc_'s state in headers of their own; add gc
+# here then). An include is resolved the way the build
 # resolves it (against the including file's directory, then the root, then
 # include/; angle includes skip the first), and only headers that exist in
 # the tree count. The layering check keeps the folders in order; this one
@@ -39,7 +39,7 @@ fi
 [[ -d $1 ]] || die "$1 is not a directory"
 cd "$1"
 
-folders=(format alloc runtime tools bench examples)
+folders=(format measure alloc runtime tools bench examples)
 files=()
 for d in "${folders[@]}"; do
 	[[ -d $d ]] || continue

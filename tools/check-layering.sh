@@ -7,12 +7,13 @@
 # Every .c and .h file under these folders is scanned; besides its own
 # folder's files and the public header (include/), a file may include:
 #     format/    nothing else (the on-disk and shared-memory formats)
+#     measure/   nothing else (measurements bench/ and tools/ share)
 #     alloc/     format/ (alloc/sys/ is alloc/'s own)
 #     gc/        alloc/, format/
 #     runtime/   gc/, alloc/, format/
-#     tools/     format/ (gcstat is a client of the formats, not of the
-#                library's internals)
-#     bench/     nothing else (benchmarks use the public API only)
+#     tools/     format/, measure/ (gcstat is a client of the formats,
+#                not of the library's internals)
+#     bench/     measure/ (benchmarks use the public API only)
 #     examples/  nothing else (examples use the public API only)
 # So the library's layers include downward only (alloc/ < gc/ < runtime/),
 # and nothing outside the library includes its internals. Headers that are
@@ -46,14 +47,15 @@ fi
 cd "$1"
 abs_root=$(pwd -P)
 
-folders=(format alloc gc runtime tools bench examples)
+folders=(format measure alloc gc runtime tools bench examples)
 declare -A may_include=(
 	[format]=''
+	[measure]=''
 	[alloc]='format'
 	[gc]='alloc format'
 	[runtime]='gc alloc format'
-	[tools]='format'
-	[bench]=''
+	[tools]='format measure'
+	[bench]='measure'
 	[examples]=''
 )
 

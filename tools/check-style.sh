@@ -15,7 +15,8 @@ cd "$root"
 files=()
 while IFS= read -r -d '' f; do
 	files+=("$f")
-done < <(find include format alloc gc runtime tools tests bench examples \
+done < <(find include format measure alloc gc runtime tools tests bench \
+	examples \
 	-path tests/abi/layering-fixture -prune -o \
 	\( -name '*.c' -o -name '*.h' \) -print0 2>/dev/null)
 

@@ -1,0 +1,1 @@
+/* Fixture for check-layering.sh: an allocator header. */
