@@ -276,7 +276,7 @@ static void mark_done(void)
 			 * roots was stale): leave it to the workers. */
 			markers_start();
 			mgc_.ops->start_world();
-			gcstats_pause(1, gcstats_now_ns() - t0);
+			gcstats_pause(1, t0);
 			return;
 		}
 		if (mgc_.ops->flush_all_stopped() || !gcwork_global_empty() ||
@@ -284,7 +284,7 @@ static void mark_done(void)
 			/* Work turned up: that was a pause too. */
 			markers_start();
 			mgc_.ops->start_world();
-			gcstats_pause(1, gcstats_now_ns() - t0);
+			gcstats_pause(1, t0);
 			continue;
 		}
 		mark_termination();
@@ -292,7 +292,7 @@ static void mark_done(void)
 		markers_start();
 		mgc_.ops->start_world();
 		note_max(&mgc_.ended, cycle);
-		gcstats_pause(1, gcstats_now_ns() - t0);
+		gcstats_pause(1, t0);
 		trace_cycle();
 		wake_all();
 		return;
@@ -462,7 +462,7 @@ static bool gc_start(void)
 		note_max(&mgc_.swept, cycle - 1);
 		note_max(&mgc_.started, cycle);
 		note_max(&mgc_.ended, cycle);
-		gcstats_pause(0, gcstats_now_ns() - t0);
+		gcstats_pause(0, t0);
 		trace_cycle();
 		astore(&starting, 0);
 		wake_all();
@@ -472,7 +472,7 @@ static bool gc_start(void)
 	mgc_.ops->start_world();
 	note_max(&mgc_.swept, cycle - 1);
 	note_max(&mgc_.started, cycle);
-	gcstats_pause(0, gcstats_now_ns() - t0);
+	gcstats_pause(0, t0);
 	astore(&starting, 0);
 	wake_all();
 	return true;

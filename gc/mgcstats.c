@@ -3,7 +3,13 @@
  * documents one by one:
  *
  *   gcheap: gc N @T.TTTs P%: A+B+C ms clock, A+D/E+C ms cpu,
- *           H0->H1->H2 MB, G MB goal, W workers
+ *           H0->H1->H2 MB, G MB goal, W workers, T ms ttsp (thread N),
+ *           pauses S1+L1 S2+L2 ... ms
+ *
+ * The last field places each of the cycle's pauses (start since the heap
+ * began, length; both in ms to the microsecond) so that gcstat can
+ * compute the mutator's utilization (`gcstat mmu`): A and C are sums, and
+ * @T is the cycle's end to the millisecond.
  *
  * The CPU fraction P is (all pause time x CPUs + assist + mark-worker +
  * sweeper CPU time) / (wall time since start x CPUs), as Go computes its
@@ -59,6 +65,7 @@ void gcstats_cycle_start(uint64_t begin_ns, uintptr_t heap_live)
 	for (int i = 0; i < GCSTATS_NPHASES; i++)
 		gcstats_.cur[i] = 0;
 	gcstats_.heap_start = heap_live;
+	gcstats_.nstops_cycle = 0;
 	gcstats_.assist0 = aload(&gcstats_.assist_ns);
 	gcstats_.worker0 = aload(&gcstats_.worker_ns);
 	gcstats_.assists0 = aload(&gcstats_.assists);
@@ -76,11 +83,20 @@ static unsigned hist_bucket(uint64_t ns)
 	return b;
 }
 
-void gcstats_pause(int which, uint64_t ns)
+void gcstats_pause(int which, uint64_t begin_ns)
 {
 	int ph = which ? GCSTATS_MARKTERM : GCSTATS_SWEEPTERM;
+	uint64_t ns = gcstats_now_ns() - begin_ns;
 
 	mutex_lock(&gcstats_.lock);
+	unsigned k = gcstats_.nstops_cycle;
+	if (k < GCSTATS_STOPS) {
+		gcstats_.stop_at[k] = begin_ns - gcstats_.start_ns;
+		gcstats_.stop_len[k] = ns;
+		gcstats_.nstops_cycle++;
+	} else {
+		gcstats_.stop_len[GCSTATS_STOPS - 1] += ns;
+	}
 	gcstats_.ring[gcstats_.npauses % GCSTATS_RING] = ns;
 	gcstats_.npauses++;
 	gcstats_.hist[hist_bucket(ns)]++;
@@ -89,7 +105,7 @@ void gcstats_pause(int which, uint64_t ns)
 	gcstats_.cur[ph] += ns;
 	gcstats_.phase_total[ph] += ns;
 	if (!which)
-		gcstats_.mark_begin_ns = gcstats_now_ns();
+		gcstats_.mark_begin_ns = begin_ns + ns;
 	mutex_unlock(&gcstats_.lock);
 }
 
@@ -132,12 +148,19 @@ void gcstats_cycle_end(uintptr_t cycle, uintptr_t goal, bool trace)
 	               aload(&gcstats_.worker_ns) +
 	               aload(&gcstats_.sweeper_ns);
 	double wall = (double)(now - gcstats_.start_ns) * ncpu;
+	char stops[GCSTATS_STOPS * 48] = "";
+	for (unsigned i = 0, len = 0; trace && i < gcstats_.nstops_cycle;
+	     i++)
+		len += (unsigned)snprintf(stops + len, sizeof(stops) - len,
+		                          " %.3f+%.3f",
+		                          gcstats_.stop_at[i] / 1e6,
+		                          gcstats_.stop_len[i] / 1e6);
 	if (trace)
 		fprintf(stderr,
 		        "gcheap: gc %zu @%.3fs %.0f%%: %.3f+%.3f+%.3f ms "
 		        "clock, %.3f+%.3f/%.3f+%.3f ms cpu, "
 		        "%.3f->%.3f->%.3f MB, %.3f MB goal, %u workers, "
-		        "%.3f ms ttsp (thread %d)\n",
+		        "%.3f ms ttsp (thread %d), pauses%s ms\n",
 		        (size_t)cycle, (now - gcstats_.start_ns) / 1e9,
 		        wall > 0 ? 100 * gccpu / wall : 0.0,
 		        gcstats_.cur[GCSTATS_SWEEPTERM] / 1e6,
@@ -148,7 +171,7 @@ void gcstats_cycle_end(uintptr_t cycle, uintptr_t goal, bool trace)
 		        gcstats_.heap_start / 1e6, gcstats_.heap_end / 1e6,
 		        gcstats_.heap_marked / 1e6, goal / 1e6,
 		        gcstats_.workers, gcstats_.ttsp_last / 1e6,
-		        gcstats_.ttsp_last_tid);
+		        gcstats_.ttsp_last_tid, stops);
 	void (*hook)(void) = gcstats_.cycle_hook;
 	mutex_unlock(&gcstats_.lock);
 	if (hook)

@@ -7,9 +7,10 @@
  * The cycle calls in at fixed points, always in this order:
  *   gcstats_cycle_start   world stopped, sweep termination done (with
  *                         the time the cycle began stopping the world)
- *   gcstats_pause(0, ns)  world running again: the first pause
+ *   gcstats_pause(0, t0)  world running again: the first pause, which
+ *                         began (asked the world to stop) at t0
  *   gcstats_mark_end      world stopped, marking complete
- *   gcstats_pause(1, ns)  after each mark-termination stop (an aborted
+ *   gcstats_pause(1, t0)  after each mark-termination stop (an aborted
  *                         stop counts too)
  *   gcstats_cycle_end     world running: the trace line, the cycle hook
  *   gcstats_sweep_done    the background sweeper swept the last span
@@ -22,6 +23,7 @@
 
 #define GCSTATS_RING 256 /* pauses kept */
 #define GCSTATS_HIST 32  /* histogram buckets: i holds [2^i, 2^(i+1)) us */
+#define GCSTATS_STOPS 16 /* a cycle's pauses the trace line places */
 
 enum gcstats_phase {
 	GCSTATS_SWEEPTERM = 0, /* pause 1: sweep termination, mark setup */
@@ -47,6 +49,11 @@ typedef struct gcstats_state {
 	uint64_t cycle_begin_ns, mark_begin_ns, mark_end_ns;
 	uint64_t heap_start, heap_end, heap_marked;
 	uint64_t assist0, worker0;  /* CPU counters at cycle start */
+	/* The cycle's pauses in order, for the trace line: start (since
+	 * start_ns) and length. Past GCSTATS_STOPS, a pause's length is
+	 * added to the last one's (total exact, position approximate). */
+	uint64_t stop_at[GCSTATS_STOPS], stop_len[GCSTATS_STOPS];
+	unsigned nstops_cycle;
 	uint64_t last_assist, last_worker; /* the last cycle's */
 	/* Time-to-safepoint: from asking every thread to stop until the last
 	 * one stopped, per stop of the world. */
@@ -75,7 +82,8 @@ uint64_t gcstats_now_ns(void);
 uint64_t gcstats_cpu_ns(void);
 
 void gcstats_cycle_start(uint64_t begin_ns, uintptr_t heap_live);
-void gcstats_pause(int which, uint64_t ns);
+/* A pause ended now; it began at begin_ns (gcstats_now_ns). */
+void gcstats_pause(int which, uint64_t begin_ns);
 void gcstats_mark_end(uintptr_t heap_live, uintptr_t marked);
 void gcstats_cycle_end(uintptr_t cycle, uintptr_t goal, bool trace);
 void gcstats_sweep_done(void);

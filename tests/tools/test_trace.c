@@ -1,7 +1,10 @@
 /* tests/tools/test_trace.c: the GCHEAP_DEBUG=gctrace=1 line. Every cycle
  * prints exactly one line; each parses with gcstat's reader of the format
  * documented in docs/tools.md, field by field, and agrees with
- * gc_read_stats (cycle numbers, goal, live heap, workers). */
+ * gc_read_stats (cycle numbers, goal, live heap, workers); its pauses
+ * field places each pause in order, inside the cycle, and they add up to
+ * the clock's pauses. A line from before the pauses field still parses,
+ * and a malformed pauses field does not. */
 #include "runtime/runtime.h"
 #include "tests/testing.h"
 #include "tools/gcstat/gcstat.h"
@@ -69,6 +72,21 @@ START_TEST(test_trace_lines_parse)
 		ck_assert(tr.heap0 >= 0 && tr.heap1 >= 0 && tr.live >= 0);
 		ck_assert(tr.goal > 0);
 		ck_assert_uint_eq(tr.workers, st.mark_workers);
+		/* Concurrent cycles: pause 1, then the mark-termination
+		 * stops; after the last cycle's pauses, before its end. */
+		ck_assert_uint_ge(tr.npauses, 2);
+		double sum = 0, prev = lines > 1 ?
+			last.pause_at[last.npauses - 1] : 0;
+		for (unsigned i = 0; i < tr.npauses; i++) {
+			ck_assert_msg(tr.pause_at[i] + 0.002 >= prev,
+			              "pause %u out of order: %s", i, l);
+			prev = tr.pause_at[i] + tr.pause_len[i];
+			sum += tr.pause_len[i];
+		}
+		ck_assert_msg(prev <= tr.at * 1e3 + 0.5, "%s", l);
+		ck_assert_msg(fabs(tr.pause_len[0] - tr.clock[0]) < 0.0015 &&
+		              fabs(sum - tr.clock[0] - tr.clock[2]) <
+		              0.001 * tr.npauses, "%s", l);
 		last = tr;
 	}
 	ck_assert_uint_eq(lines, st.gc_cycles);
@@ -98,6 +116,32 @@ START_TEST(test_parser_rejects_other_lines)
 	ck_assert_uint_eq(t.cycle, 7);
 	ck_assert(t.at == 1.5 && t.clock[1] == 1.2 && t.cpu[2] == 1.0);
 	ck_assert(t.heap1 == 4.5 && t.goal == 4.194 && t.workers == 1);
+	ck_assert_uint_eq(t.npauses, 0); /* a line from before the field */
+	static const char *pauses =
+		"gcheap: gc 7 @1.500s 3%: 0.010+1.200+0.020 ms clock, "
+		"0.010+0.300/1.000+0.020 ms cpu, 4.000->4.500->2.000 MB, "
+		"4.194 MB goal, 1 workers, 0.003 ms ttsp (thread 12), "
+		"pauses %s ms";
+	char line[512];
+	snprintf(line, sizeof(line), pauses, "1498.270+0.010 1499.480+0.020");
+	ck_assert_int_eq(gcs_parse_trace_line(line, &t), 0);
+	ck_assert_uint_eq(t.npauses, 2);
+	ck_assert(t.pause_at[0] == 1498.27 && t.pause_len[0] == 0.01 &&
+	          t.pause_at[1] == 1499.48 && t.pause_len[1] == 0.02);
+	static const char *bad[] = {"", "1.0", "1.0+", "x+1", "1.0+-2",
+	                            "1.0+nan", "1.0+0.1,2.0+0.1"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(line, sizeof(line), pauses, bad[i]);
+		ck_assert_msg(gcs_parse_trace_line(line, &t) != 0,
+		              "accepted: %s", line);
+	}
+	/* At most GCS_TRACE_PAUSES. */
+	char many[GCS_TRACE_PAUSES * 12 + 16] = "";
+	for (int i = 0; i <= GCS_TRACE_PAUSES; i++)
+		snprintf(many + strlen(many), sizeof(many) - strlen(many),
+		         "%s%d.0+0.1", i ? " " : "", i);
+	snprintf(line, sizeof(line), pauses, many);
+	ck_assert_int_ne(gcs_parse_trace_line(line, &t), 0);
 }
 END_TEST
 

@@ -185,6 +185,8 @@ int gcs_cmd_diff(const char *a, const char *b, size_t top, bool json);
 int gcs_cmd_path(const char *dump, const char *what, bool json);
 int gcs_cmd_plot(int argc, char **argv);
 
+#define GCS_TRACE_PAUSES 16 /* pauses a line places (GCSTATS_STOPS) */
+
 /* One GCHEAP_DEBUG=gctrace=1 line (docs/tools.md). */
 typedef struct gcs_trace {
 	unsigned long cycle;
@@ -194,6 +196,10 @@ typedef struct gcs_trace {
 	double cpu[4];      /* ms: pause 1, assist / workers, pause 2 */
 	double heap0, heap1, live, goal; /* MB (10^6 bytes) */
 	unsigned workers;
+	/* The pauses in order, ms: start (since the heap began) and length;
+	 * npauses 0 in a line from before the field. */
+	unsigned npauses;
+	double pause_at[GCS_TRACE_PAUSES], pause_len[GCS_TRACE_PAUSES];
 } gcs_trace;
 
 /* Parse a trace line; 0, or -1 if it is not one. */

@@ -85,6 +85,30 @@ static void series_free(series *s)
 	free(s->pt), free(s->pns);
 }
 
+/* The optional last field, ", pauses S+L S+L ... ms" (ms since the heap
+ * began, and length): absent in lines of older versions (npauses 0); a
+ * malformed one makes the line not a trace line. */
+static int parse_pauses(const char *p, gcs_trace *t)
+{
+	t->npauses = 0;
+	p = strstr(p, ", pauses ");
+	if (!p)
+		return 0;
+	p += strlen(", pauses");
+	while (strncmp(p, " ms", 3)) {
+		double at, len;
+		int n = 0;
+		if (t->npauses == GCS_TRACE_PAUSES ||
+		    sscanf(p, " %lf+%lf%n", &at, &len, &n) != 2 || !n ||
+		    !isfinite(at) || !isfinite(len) || at < 0 || len < 0)
+			return -1;
+		t->pause_at[t->npauses] = at;
+		t->pause_len[t->npauses++] = len;
+		p += n;
+	}
+	return t->npauses ? 0 : -1;
+}
+
 int gcs_parse_trace_line(const char *line, gcs_trace *t)
 {
 	const char *p = strstr(line, "gcheap: gc ");
@@ -100,7 +124,7 @@ int gcs_parse_trace_line(const char *line, gcs_trace *t)
 	           &t->heap1, &t->live, &t->goal, &t->workers, &n) != 15 ||
 	    !n)
 		return -1;
-	return 0;
+	return parse_pauses(p + n, t);
 }
 
 /* ---- The time chart ------------------------------------------------------ */
