@@ -1,9 +1,10 @@
 /* tools/gcstat/gcstat.h: gcstat's modules, as main.c dispatches to them:
  * live.c (the export files: list, summary, intervals), dumpread.c (the
  * bounds-checked heap dump reader), dominators.c (dominator tree and
- * retained sizes), dumpcmd.c (`gcstat dump`), plot.c (`gcstat plot`), and
- * the small output helpers in util.c. Every error is one line on stderr
- * and a non-zero exit status; nothing here aborts on bad input. */
+ * retained sizes), dumpcmd.c (`gcstat dump`), plot.c (`gcstat plot`),
+ * mmu.c (`gcstat mmu`), and the small output helpers in util.c. Every
+ * error is one line on stderr and a non-zero exit status; nothing here
+ * aborts on bad input. */
 #ifndef GCSTAT_H
 #define GCSTAT_H
 
@@ -184,6 +185,17 @@ int gcs_cmd_profile(long pid, const char *out);
 int gcs_cmd_diff(const char *a, const char *b, size_t top, bool json);
 int gcs_cmd_path(const char *dump, const char *what, bool json);
 int gcs_cmd_plot(int argc, char **argv);
+/* plot.c's SVG helpers: the output file (stdout for NULL or "-"; NULL
+ * after printing the error), its closing (0, or 1 after printing the
+ * error), and text with < and & escaped. */
+FILE *gcs_open_out(const char *path);
+int gcs_close_out(FILE *f, const char *path);
+void gcs_svg_text(FILE *f, const char *s);
+
+/* mmu.c: `gcstat mmu [-w LIST] FILE` (argv after "mmu"), and `gcstat plot
+ * mmu FILE`: minimum mutator utilization from a trace. */
+int gcs_cmd_mmu(int argc, char **argv, bool json);
+int gcs_plot_mmu(const char *in, const char *out);
 
 #define GCS_TRACE_PAUSES 16 /* pauses a line places (GCSTATS_STOPS) */
 

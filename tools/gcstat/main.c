@@ -10,7 +10,10 @@
  *   gcstat profile PID [-o FILE]         ask a process for its heap
  *                                        profile (pprof format)
  * A process that does not export is asked to (runtime/attach.c).
- *   gcstat plot trace FILE | live PID | heapmap DUMP [-o OUT.svg]
+ *   gcstat [--json] mmu [-w 1ms,...] FILE  minimum mutator utilization
+ *                                        from a gctrace file
+ *   gcstat plot trace FILE | live PID | heapmap DUMP | mmu FILE
+ *               [-o OUT.svg]
  *
  * See docs/tools.md. Exit status 0 on success, 1 on any error (one line
  * on stderr), 2 on a usage error. */
@@ -33,8 +36,9 @@ static void print_usage(FILE *f)
 	        "       gcstat [--json] dump --path ADDR|TYPE FILE\n"
 	        "       gcstat [--json] diff [--top N] A B\n"
 	        "       gcstat profile PID [-o FILE.pb.gz]\n"
+	        "       gcstat [--json] mmu [-w 1ms,10ms,100ms] FILE\n"
 	        "       gcstat plot trace FILE | live PID [-d 10s] [-i "
-	        "100ms] | heapmap DUMP [-o OUT.svg]\n"
+	        "100ms] | heapmap DUMP | mmu FILE [-o OUT.svg]\n"
 	        "       gcstat --version | --help\n");
 }
 
@@ -80,6 +84,11 @@ int main(int argc, char **argv)
 
 	if (argc > 1 && !strcmp(argv[1], "plot"))
 		return gcs_cmd_plot(argc - 2, argv + 2);
+	/* `gcstat mmu ...` or `gcstat --json mmu ...`: its own options. */
+	if (argc > 1 && !strcmp(argv[1], "mmu"))
+		return gcs_cmd_mmu(argc - 2, argv + 2, false);
+	if (argc > 2 && !strcmp(argv[1], "--json") && !strcmp(argv[2], "mmu"))
+		return gcs_cmd_mmu(argc - 3, argv + 3, true);
 	const char *cmd = NULL, *arg = NULL, *arg2 = NULL, *path = NULL;
 	const char *out = NULL;
 	for (; i < argc; i++) {
@@ -166,7 +175,7 @@ int main(int argc, char **argv)
 	}
 	if (arg || !parse_pid(cmd, &pid))
 		return gcs_error("%s is neither a pid nor a command (dump, "
-		                 "diff, profile, plot)", cmd);
+		                 "diff, profile, mmu, plot)", cmd);
 	if (interval)
 		return gcs_cmd_interval(pid, interval, count, json);
 	return gcs_cmd_summary(pid, json);

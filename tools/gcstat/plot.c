@@ -4,6 +4,8 @@
  *   plot live PID       the same, sampled from a live process
  *   plot heapmap DUMP   every span of a dump as a strip of pages coloured
  *                       by occupancy, in address order
+ *   plot mmu FILE       minimum mutator utilization against the window
+ *                       (tools/gcstat/mmu.c draws it)
  * The trace line parser here is the reference reader of the format in
  * docs/tools.md (gcs_parse_trace_line). */
 #include "format/heapdump.h"
@@ -187,11 +189,7 @@ static void time_chart(FILE *f, const series *s, const char *title)
 	        "height=\"%d\" font-family=\"sans-serif\" font-size=\"12\">\n"
 	        "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
 	        "<text x=\"%d\" y=\"24\" font-size=\"15\">", W, H, ML);
-	for (const char *c = title; *c; c++)
-		if (*c == '<' || *c == '&')
-			fputs(*c == '<' ? "&lt;" : "&amp;", f);
-		else
-			fputc(*c, f);
+	gcs_svg_text(f, title);
 	fprintf(f, "</text>\n");
 	/* Axes and grid. */
 	double unit = ymax < 8192 ? 1 : ymax < 8 << 20 ? 1024 : 1 << 20;
@@ -262,7 +260,16 @@ static void time_chart(FILE *f, const series *s, const char *title)
 	fprintf(f, "</svg>\n");
 }
 
-static FILE *open_out(const char *path)
+void gcs_svg_text(FILE *f, const char *s)
+{
+	for (const char *c = s; *c; c++)
+		if (*c == '<' || *c == '&')
+			fputs(*c == '<' ? "&lt;" : "&amp;", f);
+		else
+			fputc(*c, f);
+}
+
+FILE *gcs_open_out(const char *path)
 {
 	if (!path || !strcmp(path, "-"))
 		return stdout;
@@ -272,7 +279,7 @@ static FILE *open_out(const char *path)
 	return f;
 }
 
-static int close_out(FILE *f, const char *path)
+int gcs_close_out(FILE *f, const char *path)
 {
 	if (f == stdout)
 		return fflush(f) ? gcs_error("write error") : 0;
@@ -319,7 +326,7 @@ static int plot_trace(const char *in, const char *out)
 		                 "GCHEAP_DEBUG=gctrace=1 and keep its stderr)",
 		                 in);
 	}
-	FILE *o = open_out(out);
+	FILE *o = gcs_open_out(out);
 	if (!o) {
 		series_free(&s);
 		return 1;
@@ -330,7 +337,7 @@ static int plot_trace(const char *in, const char *out)
 	time_chart(o, &s, title);
 	series_free(&s);
 	fprintf(stderr, "%s: plotted %zu cycles\n", gcstat_prog, lines);
-	return close_out(o, out);
+	return gcs_close_out(o, out);
 }
 
 static void sleep_ns(uint64_t ns)
@@ -376,7 +383,7 @@ static int plot_live(long pid, uint64_t dur, uint64_t every,
 			return gcs_error("out of memory");
 		}
 	}
-	FILE *o = open_out(out);
+	FILE *o = gcs_open_out(out);
 	if (!o) {
 		series_free(&s);
 		return 1;
@@ -386,7 +393,7 @@ static int plot_live(long pid, uint64_t dur, uint64_t every,
 	         "samples", pid, snap.comm, s.n);
 	time_chart(o, &s, title);
 	series_free(&s);
-	return close_out(o, out);
+	return gcs_close_out(o, out);
 }
 
 /* ---- The heap map -------------------------------------------------------- */
@@ -431,7 +438,7 @@ static int plot_heapmap(const char *in, const char *out)
 	}
 	uint64_t rows = pos / COLS + 1;
 	int width = COLS * CELL + 2 * ML, height = (int)rows * CELL + 134;
-	FILE *f = open_out(out);
+	FILE *f = gcs_open_out(out);
 	if (!f) {
 		hd_free(&d);
 		return 1;
@@ -510,12 +517,12 @@ static int plot_heapmap(const char *in, const char *out)
 	        "gaps in the address space</text>\n</svg>\n", ML + 360, ly,
 	        ML + 388, ly + 10, ML, ly + 34);
 	hd_free(&d);
-	return close_out(f, out);
+	return gcs_close_out(f, out);
 }
 
 static const char plot_usage[] =
 	"usage: gcstat plot trace FILE | live PID [-d 10s] [-i 100ms] | "
-	"heapmap DUMP [-o OUT.svg]\n";
+	"heapmap DUMP | mmu FILE [-o OUT.svg]\n";
 
 /* A usage error: exit status 2, as for gcstat's other commands. */
 static int bad_usage(const char *why, const char *arg)
@@ -560,6 +567,8 @@ int gcs_cmd_plot(int argc, char **argv)
 		return plot_trace(arg, out);
 	if (!strcmp(what, "heapmap"))
 		return plot_heapmap(arg, out);
+	if (!strcmp(what, "mmu"))
+		return gcs_plot_mmu(arg, out);
 	if (!strcmp(what, "live")) {
 		char *end;
 		long pid = strtol(arg, &end, 10);
@@ -567,5 +576,6 @@ int gcs_cmd_plot(int argc, char **argv)
 			return bad_usage("live: not a pid: ", arg);
 		return plot_live(pid, dur, every, out);
 	}
-	return bad_usage("unknown picture (trace, live, heapmap): ", what);
+	return bad_usage("unknown picture (trace, live, heapmap, mmu): ",
+	                 what);
 }
