@@ -9,6 +9,7 @@
  *   gcstat [--json] dump PID             ask a process for a dump
  *   gcstat profile PID [-o FILE]         ask a process for its heap
  *                                        profile (pprof format)
+ *   gcstat profile DUMP [-o FILE]        the heap profile a dump holds
  * A process that does not export is asked to (runtime/attach.c).
  *   gcstat plot trace FILE | live PID | heapmap DUMP [-o OUT.svg]
  *
@@ -32,7 +33,7 @@ static void print_usage(FILE *f)
 	        "       gcstat [--json] dump [--top N] FILE\n"
 	        "       gcstat [--json] dump --path ADDR|TYPE FILE\n"
 	        "       gcstat [--json] diff [--top N] A B\n"
-	        "       gcstat profile PID [-o FILE.pb.gz]\n"
+	        "       gcstat profile PID|DUMP [-o FILE.pb.gz]\n"
 	        "       gcstat plot trace FILE | live PID [-d 10s] [-i "
 	        "100ms] | heapmap DUMP [-o OUT.svg]\n"
 	        "       gcstat --version | --help\n");
@@ -136,12 +137,14 @@ int main(int argc, char **argv)
 	long pid;
 	char got[600];
 	if (!strcmp(cmd, "profile")) {
+		struct stat st;
 		if (!arg || arg2)
 			return usage();
-		if (!parse_pid(arg, &pid))
-			return gcs_error("profile: %s is not a pid (go tool "
-			                 "pprof reads a profile file)", arg);
-		return gcs_cmd_profile(pid, out);
+		/* A pid (and no file of that name): ask it for its profile;
+		 * otherwise a heap dump holding one. */
+		if (parse_pid(arg, &pid) && stat(arg, &st))
+			return gcs_cmd_profile(pid, out);
+		return gcs_cmd_profile_dump(arg, out);
 	}
 	if (!strcmp(cmd, "dump")) {
 		struct stat st;
