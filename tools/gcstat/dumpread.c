@@ -169,7 +169,7 @@ static const char *parse_profile(unsigned tag, cursor *r, hd_dump *d,
 		return NULL;
 	}
 	/* HD_SYMBOL */
-	if (r->n < 11)
+	if (r->n < 10)
 		return "a SYMBOL record is short";
 	pprof_name nm = {0};
 	nm.pc = get(r, 8);
