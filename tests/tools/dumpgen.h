@@ -2,13 +2,17 @@
  * (test_dominators.c, test_dumpprof.c): a buffer, little-endian fields,
  * record headers that count themselves, and a header and an END record
  * whose counts and checksum match what was written (docs/heapdump.md), so
- * that each test damages exactly what it means to. */
+ * that each test damages exactly what it means to; and the check that
+ * every cut and bit flip of a dump is rejected. */
 #ifndef GCHEAP_TESTS_TOOLS_DUMPGEN_H
 #define GCHEAP_TESTS_TOOLS_DUMPGEN_H
 
 #include "format/heapdump.h"
+#include "tests/testing.h"
+#include "tools/gcstat/gcstat.h"
 
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct wbuf {
@@ -69,6 +73,34 @@ static inline void root(wbuf *o, unsigned kind, uint64_t target)
 {
 	rec(o, HD_ROOT, 21);
 	w(o, kind, 1), w(o, 0, 4), w(o, 0x1000, 8), w(o, target, 8);
+}
+
+/* Every prefix of the dump b (n bytes, at most 8192), and every change
+ * of bit 0, 3 or 6 of one of its bytes, must be rejected by the reader. */
+static inline void dump_check_damage(const uint8_t *b, size_t n)
+{
+	static uint8_t copy[8192];
+	hd_dump d;
+	char err[256];
+
+	ck_assert(n <= sizeof(copy));
+	for (size_t len = 0; len < n; len++) {
+		/* An exact-size heap copy: ASan sees any overread. */
+		uint8_t *cut = malloc(len ? len : 1);
+		memcpy(cut, b, len);
+		ck_assert_msg(hd_parse(cut, len, &d, err, sizeof(err)) != 0,
+		              "a dump cut to %zu of %zu bytes parsed", len, n);
+		free(cut);
+	}
+	for (size_t i = 0; i < n; i++) {
+		for (unsigned bit = 0; bit < 8; bit += 3) {
+			memcpy(copy, b, n);
+			copy[i] ^= (uint8_t)(1u << bit);
+			ck_assert_msg(hd_parse(copy, n, &d, err, sizeof(err))
+			              != 0, "flipping bit %u of byte %zu "
+			              "parsed", bit, i);
+		}
+	}
 }
 
 #endif
