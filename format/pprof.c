@@ -331,7 +331,8 @@ uint64_t *pprof_distinct_pcs(const pprof_profile *p, size_t *n)
 
 	if (!pcs)
 		return NULL;
-	memcpy(pcs, p->pcs, p->npcs * sizeof(*pcs));
+	if (p->npcs) /* a profile without samples may have no array */
+		memcpy(pcs, p->pcs, p->npcs * sizeof(*pcs));
 	qsort(pcs, p->npcs, sizeof(*pcs), cmp_u64);
 	for (size_t i = 0; i < p->npcs; i++)
 		if (!nu || pcs[i] != pcs[nu - 1])

@@ -122,6 +122,18 @@ START_TEST(test_profile_read_and_encoded)
 	free(gz);
 	hd_free(&d);
 	ck_assert(!d.has_profile && !d.prof.npcs);
+
+	/* A profile with nothing sampled yet: no arrays at all (UBSan
+	 * caught a memcpy from NULL here). */
+	dump_begin(&o, 7);
+	profile_rec(&o, 512 * 1024);
+	n = dump_end(&o, 0);
+	ck_assert_msg(hd_parse(o.b, n, &d, err, sizeof(err)) == 0, "%s", err);
+	ck_assert(d.has_profile && !d.prof.pcs && !d.prof.samples);
+	gz = pprof_encode(&d.prof, &gzn);
+	ck_assert_ptr_nonnull(gz);
+	free(gz);
+	hd_free(&d);
 }
 END_TEST
 
