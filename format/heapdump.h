@@ -30,6 +30,17 @@ enum heapdump_tag {
 	HD_OFFSETS = 6, /* u64 addr, u32 n, u32 offset[n]: the offsets of
 	                 * the slots of the OBJECT just before it, in the
 	                 * order of its targets (0xffffffff: over 4 GiB) */
+	/* The heap profile (format/pprof.h), after the ROOTs: one PROFILE,
+	 * then its BUCKETs, MAPPINGs and SYMBOLs. A dump without PROFILE
+	 * was written before dumps carried the profile. */
+	HD_PROFILE = 7, /* u64 rate (bytes per sample; 0: profiling off) */
+	HD_BUCKET = 8, /* u64 allocs, u64 alloc_bytes, u64 frees,
+	                * u64 free_bytes, u32 n, u64 pc[n] (innermost
+	                * first: return addresses) */
+	HD_MAPPING = 9, /* u64 start, u64 limit, u64 offset, u16 len, file,
+	                 * u16 len, build id (lower-case hex) */
+	HD_SYMBOL = 10, /* u64 pc, u16 len, name: the function pc returns
+	                 * into, as the process named it (dladdr) */
 	HD_END = 255,  /* u64 records, u64 objects, u64 checksum */
 };
 

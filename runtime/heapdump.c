@@ -15,9 +15,19 @@
  * the scan); the span's specials are read with the world stopped.
  * Objects are named by the type id recorded per object
  * (gc_set_record_types), by the span's type array (scan objects over 512
- * bytes) or the large span's type; 0 otherwise. */
+ * bytes) or the large span's type; 0 otherwise.
+ *
+ * The heap profile follows the roots (PROFILE, BUCKET, MAPPING and SYMBOL
+ * records, from mprof_snapshot: runtime/pprof.c), so that `gcstat profile
+ * DUMP` can write the pprof profile without the process. It is gathered
+ * after the world restarts (the loader's lock, which dl_iterate_phdr and
+ * dladdr take, may be held by a stopped thread) but before collection
+ * resumes: sweep is done and no cycle starts, so no free is counted
+ * between the heap's walk and the profile (allocations by other threads
+ * meanwhile may add samples). */
 #include "format/heapdump.h"
 
+#include "runtime/pprof.h"
 #include "runtime/runtime.h"
 
 #include <errno.h>
@@ -292,7 +302,86 @@ static NOINLINE void write_roots(dumper *d)
 	write_thread_roots(d, (const jmp_buf *)&regs);
 }
 
-static void write_dump(dumper *d)
+/* A string field: u16 length, then the bytes (cut at 65535). */
+static void put_str(dumper *d, const char *s)
+{
+	size_t len = strlen(s);
+	if (len > 65535)
+		len = 65535;
+	put(d, len, 2);
+	flush_buf(d);
+	out(d, s, len);
+}
+
+static size_t str_len(const char *s)
+{
+	size_t len = strlen(s);
+	return len > 65535 ? 65535 : len;
+}
+
+/* The heap profile's records. Not with the world stopped. */
+static void write_profile(dumper *d)
+{
+	pprof_profile p;
+
+	if (mprof_rate() <= 0) {
+		begin(d, HD_PROFILE, 8);
+		put(d, 0, 8);
+		flush_buf(d);
+		return;
+	}
+	if (!mprof_snapshot(&p)) {
+		d->err = true;
+		errno = ENOMEM;
+		return;
+	}
+	begin(d, HD_PROFILE, 8);
+	put(d, (uint64_t)p.rate, 8);
+	flush_buf(d);
+	for (size_t i = 0; i < p.nsamples; i++) {
+		const pprof_sample *b = &p.samples[i];
+		begin(d, HD_BUCKET, (uint32_t)(36 + 8 * (size_t)b->nstk));
+		put(d, b->allocs, 8);
+		put(d, b->alloc_bytes, 8);
+		put(d, b->frees, 8);
+		put(d, b->free_bytes, 8);
+		put(d, b->nstk, 4);
+		flush_buf(d);
+		for (uint32_t k = 0; k < b->nstk; k++) {
+			put(d, p.pcs[b->stk + k], 8);
+			flush_buf(d);
+		}
+	}
+	for (size_t i = 0; i < p.nmappings; i++) {
+		const pprof_mapping *m = &p.mappings[i];
+		begin(d, HD_MAPPING, (uint32_t)(28 + str_len(m->file) +
+		                                str_len(m->build_id)));
+		put(d, m->start, 8);
+		put(d, m->limit, 8);
+		put(d, m->offset, 8);
+		put_str(d, m->file);
+		put_str(d, m->build_id);
+	}
+	for (size_t i = 0; i < p.nnames; i++) {
+		begin(d, HD_SYMBOL, (uint32_t)(10 + str_len(p.names[i].name)));
+		put(d, p.names[i].pc, 8);
+		put_str(d, p.names[i].name);
+	}
+	pprof_free(&p);
+}
+
+static void write_end(dumper *d)
+{
+	uint64_t sum = d->sum, records = d->records;
+	begin(d, HD_END, 24);
+	put(d, records, 8);
+	put(d, d->objects, 8);
+	put(d, sum, 8);
+	flush_buf(d);
+}
+
+/* Everything up to the profile; the world is stopped. */
+static void write_heap_dump(dumper *d)
 {
 	uint8_t h[HEAPDUMP_HEADER_SIZE] = {0};
 	struct timespec ts;
@@ -310,12 +399,6 @@ static void write_dump(dumper *d)
 	write_types(d);
 	write_heap(d);
 	write_roots(d);
-	uint64_t sum = d->sum, records = d->records;
-	begin(d, HD_END, 24);
-	put(d, records, 8);
-	put(d, d->objects, 8);
-	put(d, sum, 8);
-	flush_buf(d);
 }
 
 gc_status gc_heap_dump(const char *path)
@@ -350,9 +433,11 @@ gc_status gc_heap_dump(const char *path)
 		runtime_safepoint(me);
 	}
 	sweep_block();
-	write_dump(&d);
+	write_heap_dump(&d);
 	sweep_unblock();
 	mgc_.ops->start_world();
+	write_profile(&d);
+	write_end(&d);
 	runtime_safepoint(me); /* answer what came meanwhile */
 	gc_enable();
 	free(d.ptrs);

@@ -1,7 +1,7 @@
 /* runtime/mprof.c: the heap profiler (Go's MemProfileRate): allocation
  * sites sampled on average once per GCHEAP_MEMPROFILERATE bytes, their
  * frees noticed by sweep, written by gc_write_heap_profile in pprof's
- * format (runtime/pprof.c).
+ * format (runtime/pprof.c gathers, format/pprof.c encodes).
  *
  * Sampling: each thread counts down the bytes it allocates
  * (gc_thread.mprof_left, runtime/mprof.h); the allocation that takes it
@@ -28,7 +28,7 @@
 
 #include <execinfo.h>
 #include <unwind.h> /* _Unwind_FindEnclosingFunction (libgcc) */
-#include <math.h> /* frexp, ldexp: in the C library, not libm */
+#include <math.h> /* frexp: in the C library, not libm */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,21 +83,6 @@ double mprof_ln(double x)
 		term *= z2;
 	}
 	return 2 * sum + e * 0.69314718055994530942;
-}
-
-/* exp(-x) for x >= 0, without libm: x = k ln 2 + r, r in [0, ln 2). */
-double mprof_exp_neg(double x)
-{
-	if (x > 700)
-		return 0;
-	int k = (int)(x / 0.69314718055994530942);
-	double r = x - k * 0.69314718055994530942, term = 1, sum = 1;
-
-	for (int i = 1; i <= 16; i++) {
-		term *= -r / i;
-		sum += term;
-	}
-	return ldexp(sum, -k);
 }
 
 /* A uniform double in (0, 1] (xorshift64*, seeded per thread). */

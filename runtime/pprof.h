@@ -1,8 +1,11 @@
 /* runtime/pprof.h: what the heap profiler (runtime/mprof.c) shares with
- * its writer (runtime/pprof.c): the buckets of sampled stacks. */
+ * the code that gathers its profile (runtime/pprof.c): the buckets of
+ * sampled stacks; and the gathered profile, for its writers
+ * (gc_write_heap_profile, runtime/heapdump.c). */
 #ifndef GCHEAP_RUNTIME_PPROF_H
 #define GCHEAP_RUNTIME_PPROF_H
 
+#include "format/pprof.h"
 #include "runtime/runtime.h"
 
 #define MPROF_MAX_DEPTH 32
@@ -24,8 +27,11 @@ intptr_t mprof_rate(void);
 /* Every bucket so far (a list by all_next that only grows at its head,
  * so a reader may walk it without the lock) and how many. */
 mprof_bucket *mprof_buckets(size_t *n);
-/* ln x for x in (0, 1], and exp(-x) for x >= 0, without libm. */
+/* ln x for x in (0, 1], without libm. */
 double mprof_ln(double x);
-double mprof_exp_neg(double x);
+/* The profile now (buckets, mappings, dladdr names; runtime/pprof.c);
+ * false if out of memory. Not with the world stopped. The caller frees
+ * it with pprof_free. */
+bool mprof_snapshot(pprof_profile *p);
 
 #endif

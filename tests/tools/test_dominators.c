@@ -6,6 +6,7 @@
  * every truncation and every single-byte change must be rejected. */
 #include "format/heapdump.h"
 #include "tests/testing.h"
+#include "tests/tools/dumpgen.h"
 #include "tools/gcstat/gcstat.h"
 
 #include <string.h>
@@ -221,51 +222,11 @@ END_TEST
 
 /* ---- A synthetic dump ---------------------------------------------------- */
 
-typedef struct wbuf {
-	uint8_t b[8192];
-	size_t n;
-} wbuf;
-
-static void w(wbuf *o, uint64_t v, unsigned bytes)
-{
-	for (unsigned i = 0; i < bytes; i++)
-		o->b[o->n++] = (uint8_t)(v >> (8 * i));
-}
-
-static size_t nrec;
-
-static void rec(wbuf *o, unsigned tag, uint32_t len)
-{
-	w(o, tag, 1);
-	w(o, len, 4);
-	nrec++;
-}
-
-static void obj(wbuf *o, uint64_t addr, uint64_t size, uint32_t type,
-                const uint64_t *ptrs, uint32_t n)
-{
-	rec(o, HD_OBJECT, 25 + 8 * n);
-	w(o, addr, 8), w(o, size, 8), w(o, type, 4), w(o, 0, 1), w(o, n, 4);
-	for (uint32_t i = 0; i < n; i++)
-		w(o, ptrs[i], 8);
-}
-
-static void root(wbuf *o, unsigned kind, uint64_t target)
-{
-	rec(o, HD_ROOT, 21);
-	w(o, kind, 1), w(o, 0, 4), w(o, 0x1000, 8), w(o, target, 8);
-}
-
 /* Global -> A(100) -> B(10), C(20); frame -> D(1000) -> C and E(5).
  * C is shared: retained(global) = 110, retained(frame) = 1005. */
 static size_t make_dump_at(wbuf *o, uint64_t c_addr)
 {
-	memset(o, 0, sizeof(*o));
-	nrec = 0;
-	memcpy(o->b, HEAPDUMP_MAGIC, 8);
-	o->n = 8;
-	w(o, HEAPDUMP_VERSION, 4), w(o, HEAPDUMP_HEADER_SIZE, 4);
-	w(o, 42, 8), w(o, 0, 8);
+	dump_begin(o, 42);
 	rec(o, HD_TYPE, 4 + 8 + 4 + 2 + 4);
 	w(o, 1, 4), w(o, 16, 8), w(o, 0, 4), w(o, 4, 2);
 	memcpy(o->b + o->n, "node", 4);
@@ -280,11 +241,7 @@ static size_t make_dump_at(wbuf *o, uint64_t c_addr)
 	obj(o, E, 5, 1, NULL, 0);
 	root(o, HD_ROOT_GLOBAL, A);
 	root(o, HD_ROOT_FRAME, D);
-	uint64_t sum = heapdump_fnv(HEAPDUMP_FNV_OFFSET, o->b, o->n);
-	size_t records = nrec;
-	rec(o, HD_END, 24);
-	w(o, records, 8), w(o, 5, 8), w(o, sum, 8);
-	return o->n;
+	return dump_end(o, 5);
 }
 
 static size_t make_dump(wbuf *o)
@@ -329,23 +286,7 @@ START_TEST(test_corrupt_dumps_rejected)
 	hd_dump d;
 	char err[256];
 
-	for (size_t len = 0; len < n; len++) {
-		/* An exact-size heap copy: ASan sees any overread. */
-		uint8_t *b = malloc(len ? len : 1);
-		memcpy(b, o.b, len);
-		ck_assert_msg(hd_parse(b, len, &d, err, sizeof(err)) != 0,
-		              "a dump cut to %zu of %zu bytes parsed", len, n);
-		free(b);
-	}
-	for (size_t i = 0; i < n; i++) {
-		for (unsigned bit = 0; bit < 8; bit += 3) {
-			memcpy(copy, o.b, n);
-			copy[i] ^= (uint8_t)(1u << bit);
-			ck_assert_msg(hd_parse(copy, n, &d, err, sizeof(err))
-			              != 0, "flipping bit %u of byte %zu "
-			              "parsed", bit, i);
-		}
-	}
+	dump_check_damage(o.b, n);
 	memcpy(copy, o.b, n);
 	copy[8] = 9; /* version 9 */
 	ck_assert_int_ne(hd_parse(copy, n, &d, err, sizeof(err)), 0);

@@ -9,6 +9,10 @@
 #  - at the default rate, big_site is still on top; at rate 0 nothing is
 #    sampled; a bad rate is reported and the default kept; an unwritable
 #    path is an error;
+#  - gcstat profile DUMP writes, from the heap dump taken just after the
+#    rate-1 profile, the same profile (pprof -raw shows no difference but
+#    the time), named without the binary (-symbolize=none); a dump taken
+#    at rate 0 has no profile, which gcstat says, exiting 1;
 #  - gcstat dump counts the weak map's values as reachable (only the
 #    ephemerons hold them) and retained by their keys;
 #  - gcstat diff finds exactly what the process added between its two
@@ -28,7 +32,7 @@ GCHEAP_MEMPROFILERATE=1 "$profheap" "$tmp/p1" "$tmp/d1" "$tmp/d2" ||
 	{ echo "FAIL: profheap (rate 1) exit $?"; exit 1; }
 "$profheap" "$tmp/pdef" "$tmp/x1" "$tmp/x2" ||
 	{ echo "FAIL: profheap (default rate) exit $?"; exit 1; }
-GCHEAP_MEMPROFILERATE=0 "$profheap" "$tmp/p0" "$tmp/x1" "$tmp/x2" ||
+GCHEAP_MEMPROFILERATE=0 "$profheap" "$tmp/p0" "$tmp/z1" "$tmp/z2" ||
 	{ echo "FAIL: profheap (rate 0) exit $?"; exit 1; }
 GCHEAP_MEMPROFILERATE=4k "$profheap" "$tmp/p4k" "$tmp/x1" "$tmp/x2" ||
 	{ echo "FAIL: profheap (rate 4k) exit $?"; exit 1; }
@@ -36,6 +40,31 @@ GCHEAP_MEMPROFILERATE=4k "$profheap" "$tmp/p4k" "$tmp/x1" "$tmp/x2" ||
 # The file is gzip (gzip -t checks the CRC) of a protobuf.
 gzip -t <"$tmp/p1" 2>/dev/null && ok "profile is valid gzip" ||
 	fail "profile is not valid gzip"
+
+# gcstat profile DUMP: the profile records of d1 (a heap dump written
+# right after p1, with nothing allocated or freed in between).
+"$gcstat" profile "$tmp/d1" -o "$tmp/dp" &&
+	[ "$(od -An -tx1 -N3 "$tmp/dp" | tr -d ' ')" = 1f8b08 ] &&
+	gzip -t <"$tmp/dp" 2>/dev/null &&
+	ok "gcstat profile DUMP -o: valid gzip" ||
+	fail "gcstat profile DUMP did not write a gzip file"
+out=$("$gcstat" profile "$tmp/d1")
+[ "$out" = "$tmp/d1.pb.gz" ] && [ -s "$tmp/d1.pb.gz" ] &&
+	ok "gcstat profile DUMP: wrote $out" || fail "default name: $out"
+out=$("$gcstat" profile "$tmp/z1" 2>&1)
+[ $? -eq 1 ] && grep -q "no heap profile (the process ran with GCHEAP_MEMPROFILERATE=0" <<<"$out" &&
+	[ ! -e "$tmp/z1.pb.gz" ] &&
+	ok "rate 0 dump: $out" || fail "rate 0 dump: $out"
+out=$("$gcstat" profile "$tmp/p1" 2>&1)
+[ $? -eq 1 ] && grep -q "is gzip, not a heap dump" <<<"$out" &&
+	ok "a profile given as a dump: $out" || fail "profile of p1: $out"
+out=$("$gcstat" profile "$tmp/nosuch" 2>&1)
+[ $? -eq 1 ] && grep -q "is neither a pid nor a heap dump" <<<"$out" &&
+	ok "no such dump: $out" || fail "profile nosuch: $out"
+out=$("$gcstat" dump "$tmp/d1")
+[ $? -eq 0 ] && grep -q "^heap dump of pid [0-9]* (format 1)" <<<"$out" &&
+	ok "gcstat dump reads a dump with a profile" ||
+	fail "gcstat dump of d1: $out"
 
 # top TYPE FILE [pprof options]: pprof -top's rows "flat ... name".
 top() {
@@ -97,6 +126,27 @@ else
 			fail "rate 4k: ${site%%:*} estimated '$n' of $want: $out"
 		fi
 	done
+	# The dump's profile is the live one.
+	out=$(top inuse_space "$tmp/dp")
+	row=$(first_row <<<"$out")
+	grep -Eq '^ *8000kB .* big_site$' <<<"$row" &&
+		ok "dump: top of inuse_space: $row" ||
+		fail "dump inuse_space: $out $(cat "$tmp/pprof.err")"
+	out=$(top alloc_objects "$tmp/dp")
+	grep -Eq '^ *2000 .* small_site$' <<<"$out" &&
+		grep -Eq '^ *2000 .* big_site$' <<<"$out" &&
+		ok "dump: alloc_objects 2000 big_site, 2000 small_site" ||
+		fail "dump alloc_objects: $out"
+	out=$(top inuse_space "$tmp/dp" -symbolize=none)
+	grep -Eq '^ *8000kB .* big_site$' <<<"$out" &&
+		grep -Eq '^ *125kB .* small_site$' <<<"$out" &&
+		ok "dump: names from its SYMBOL records" ||
+		fail "dump -symbolize=none: $out"
+	raw() { "$go" tool pprof -raw "$1" 2>&1 | grep -v '^Time:'; }
+	d=$(diff <(raw "$tmp/p1") <(raw "$tmp/dp"))
+	[ -z "$d" ] && grep -q "^Samples:" <<<"$(raw "$tmp/dp")" &&
+		ok "dump: the same profile as the live one (pprof -raw)" ||
+		fail "dump and live profiles differ: $d"
 	out=$("$go" tool pprof -raw "$tmp/p0" 2>&1)
 	grep -q "^Samples:" <<<"$out" &&
 		! sed -n '/^Samples:/,/^Locations/p' <<<"$out" |

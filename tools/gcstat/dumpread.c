@@ -5,7 +5,10 @@
  * that truncated, corrupt and wrong-version dumps are rejected with a
  * one-line reason; the reader never reads outside the buffer (a fuzz
  * target, fuzz_dump.c, exercises it). Unknown record tags are skipped,
- * so that later versions can add records. */
+ * so that later versions can add records. The profile records
+ * (PROFILE, then BUCKET, MAPPING, SYMBOL) become a pprof_profile that
+ * keeps format/pprof.h's invariants: each bucket's pcs lie in the
+ * profile's array, strings are terminated and hold no NUL. */
 #include "format/heapdump.h"
 #include "tools/gcstat/gcstat.h"
 
@@ -69,6 +72,123 @@ static int cmp_type(const void *a, const void *b)
 	return x->id < y->id ? -1 : x->id > y->id;
 }
 
+/* Growth state of the profile's arrays. */
+typedef struct prof_caps {
+	size_t samples, pcs, mappings, names;
+} prof_caps;
+
+/* A u16-length string of r into *s (malloc'd); why not, or NULL. */
+static const char *get_str(cursor *r, char **s)
+{
+	if (r->n < 2)
+		return "a string's length runs past its record";
+	size_t len = (size_t)get(r, 2);
+	if (len > r->n)
+		return "a string runs past its record";
+	if (memchr(r->p, 0, len))
+		return "a string holds a NUL byte";
+	if (!(*s = malloc(len + 1)))
+		return "out of memory";
+	memcpy(*s, r->p, len);
+	(*s)[len] = 0;
+	r->p += len;
+	r->n -= len;
+	return NULL;
+}
+
+/* One record of the profile (tag PROFILE .. SYMBOL); why it is bad, or
+ * NULL. */
+static const char *parse_profile(unsigned tag, cursor *r, hd_dump *d,
+                                 prof_caps *caps)
+{
+	pprof_profile *p = &d->prof;
+
+	if (tag == HD_PROFILE) {
+		if (d->has_profile)
+			return "a second PROFILE record";
+		if (r->n != 8)
+			return "a PROFILE record has the wrong length";
+		uint64_t rate = get(r, 8);
+		if (rate > INT64_MAX)
+			return "a PROFILE's rate is out of range";
+		p->rate = (int64_t)rate;
+		p->time_ns = d->time_ns;
+		d->has_profile = true;
+		return NULL;
+	}
+	if (!d->has_profile)
+		return "a profile record before the PROFILE record";
+	if (tag == HD_BUCKET) {
+		if (r->n < 36)
+			return "a BUCKET record is short";
+		pprof_sample s;
+		s.allocs = get(r, 8);
+		s.alloc_bytes = get(r, 8);
+		s.frees = get(r, 8);
+		s.free_bytes = get(r, 8);
+		s.nstk = (uint32_t)get(r, 4);
+		s.stk = p->npcs;
+		if ((uint64_t)s.nstk * 8 != r->n)
+			return "a BUCKET's frame count does not match its "
+			       "length";
+		if (!grow((void **)&p->samples, &caps->samples, p->nsamples,
+		          sizeof(s)))
+			return "out of memory";
+		for (uint32_t k = 0; k < s.nstk; k++) {
+			if (!grow((void **)&p->pcs, &caps->pcs, p->npcs,
+			          sizeof(uint64_t)))
+				return "out of memory";
+			p->pcs[p->npcs++] = get(r, 8);
+		}
+		p->samples[p->nsamples++] = s;
+		return NULL;
+	}
+	if (tag == HD_MAPPING) {
+		if (r->n < 28)
+			return "a MAPPING record is short";
+		pprof_mapping m = {0};
+		m.start = get(r, 8);
+		m.limit = get(r, 8);
+		m.offset = get(r, 8);
+		if (m.start >= m.limit)
+			return "a MAPPING ends before it starts";
+		const char *bad = get_str(r, &m.file);
+		if (!bad)
+			bad = get_str(r, &m.build_id);
+		if (!bad && r->n)
+			bad = "a MAPPING's strings do not match its length";
+		if (!bad && !grow((void **)&p->mappings, &caps->mappings,
+		                  p->nmappings, sizeof(m)))
+			bad = "out of memory";
+		if (bad) {
+			free(m.file);
+			free(m.build_id);
+			return bad;
+		}
+		p->mappings[p->nmappings++] = m;
+		return NULL;
+	}
+	/* HD_SYMBOL */
+	if (r->n < 10)
+		return "a SYMBOL record is short";
+	pprof_name nm = {0};
+	nm.pc = get(r, 8);
+	const char *bad = get_str(r, &nm.name);
+	if (!bad && r->n)
+		bad = "a SYMBOL's name does not match its length";
+	if (!bad && !nm.name[0])
+		bad = "a SYMBOL has an empty name";
+	if (!bad && !grow((void **)&p->names, &caps->names, p->nnames,
+	                  sizeof(nm)))
+		bad = "out of memory";
+	if (bad) {
+		free(nm.name);
+		return bad;
+	}
+	p->names[p->nnames++] = nm;
+	return NULL;
+}
+
 void hd_free(hd_dump *d)
 {
 	for (size_t i = 0; i < d->ntypes; i++)
@@ -80,6 +200,7 @@ void hd_free(hd_dump *d)
 	free(d->spans);
 	free(d->roots);
 	free(d->ephs);
+	pprof_free(&d->prof);
 	memset(d, 0, sizeof(*d));
 }
 
@@ -88,6 +209,7 @@ int hd_parse(const uint8_t *buf, size_t len, hd_dump *d, char *err,
 {
 	size_t cap_t = 0, cap_o = 0, cap_p = 0, cap_s = 0, cap_r = 0;
 	size_t cap_e = 0, cap_f = 0;
+	prof_caps caps = {0};
 	uint64_t records = 0;
 	bool end = false;
 
@@ -283,6 +405,12 @@ int hd_parse(const uint8_t *buf, size_t len, hd_dump *d, char *err,
 			d->ephs[d->nephs++] = e;
 			break;
 		}
+		case HD_PROFILE:
+		case HD_BUCKET:
+		case HD_MAPPING:
+		case HD_SYMBOL:
+			bad = parse_profile(tag, &r, d, &caps);
+			break;
 		case HD_END: {
 			if (rlen != 24) {
 				bad = "the END record has the wrong length";

@@ -1,10 +1,13 @@
 /* tools/gcstat/fuzz_dump.c: the fuzz target of the heap dump reader:
  * parse the input, and if it parses, run the analysis that `gcstat dump`
- * runs on it (lookups and dominators) so that every index the reader
- * accepted is used. Built with clang -fsanitize=fuzzer (see docs/tools.md)
- * it is a libFuzzer target; otherwise main() below runs it on each file
- * named on the command line (or stdin), which is how the corpus test in
- * tests/tools runs it: it must never crash, whatever the bytes. */
+ * runs on it (lookups and dominators) and encode its heap profile as
+ * `gcstat profile DUMP` does (format/pprof.c), so that every index and
+ * string the reader accepted is used. Built with clang
+ * -fsanitize=fuzzer (see docs/tools.md) it is a libFuzzer target;
+ * otherwise main() below runs it on each file named on the command line
+ * (or stdin), which is how the corpus test in tests/tools runs it: it
+ * must never crash, whatever the bytes. */
+#include "format/pprof.h"
 #include "tools/gcstat/gcstat.h"
 
 #include <stdlib.h>
@@ -35,6 +38,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (size_t i = 0; i < d.nobjects; i++) {
 		char nb[64];
 		hd_type_name(&d, &d.objects[i], nb, sizeof(nb));
+	}
+	if (d.has_profile) {
+		size_t n;
+		free(pprof_encode(&d.prof, &n));
 	}
 	hd_free(&d);
 	return 0;

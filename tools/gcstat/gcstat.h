@@ -8,6 +8,7 @@
 #ifndef GCSTAT_H
 #define GCSTAT_H
 
+#include "format/pprof.h"
 #include "gcheap.h"
 
 #include <stdbool.h>
@@ -102,6 +103,10 @@ typedef struct hd_dump {
 	size_t nroots;
 	hd_ephemeron *ephs;
 	size_t nephs;
+	/* The heap profile (PROFILE and the records after it); none in a
+	 * dump written before dumps carried it. */
+	bool has_profile;
+	pprof_profile prof;
 } hd_dump;
 
 /* Check END's checksum and counts (the fuzz target turns this off to
@@ -180,6 +185,9 @@ int gcs_type_rows(const hd_dump *d, const dom_result *r, gcs_typerow **rows,
 int gcs_request(long pid, const char *what, char *path, size_t n);
 /* `gcstat profile PID [-o FILE]`. */
 int gcs_cmd_profile(long pid, const char *out);
+/* profcmd.c: `gcstat profile DUMP [-o FILE]`, the pprof profile of a heap
+ * dump's profile records (default FILE: DUMP.pb.gz). */
+int gcs_cmd_profile_dump(const char *dump, const char *out);
 
 /* diffcmd.c: `gcstat diff A B`; pathcmd.c: `gcstat dump --path`. */
 int gcs_cmd_diff(const char *a, const char *b, size_t top, bool json);

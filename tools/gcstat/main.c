@@ -9,6 +9,7 @@
  *   gcstat [--json] dump PID             ask a process for a dump
  *   gcstat profile PID [-o FILE]         ask a process for its heap
  *                                        profile (pprof format)
+ *   gcstat profile DUMP [-o FILE]        the heap profile a dump holds
  * A process that does not export is asked to (runtime/attach.c).
  *   gcstat [--json] mmu [-w 1ms,...] FILE  minimum mutator utilization
  *                                        from a gctrace file
@@ -35,7 +36,7 @@ static void print_usage(FILE *f)
 	        "       gcstat [--json] dump [--top N] FILE\n"
 	        "       gcstat [--json] dump --path ADDR|TYPE FILE\n"
 	        "       gcstat [--json] diff [--top N] A B\n"
-	        "       gcstat profile PID [-o FILE.pb.gz]\n"
+	        "       gcstat profile PID|DUMP [-o FILE.pb.gz]\n"
 	        "       gcstat [--json] mmu [-w 1ms,10ms,100ms] FILE\n"
 	        "       gcstat plot trace FILE | live PID [-d 10s] [-i "
 	        "100ms] | heapmap DUMP | mmu FILE [-o OUT.svg]\n"
@@ -145,12 +146,14 @@ int main(int argc, char **argv)
 	long pid;
 	char got[600];
 	if (!strcmp(cmd, "profile")) {
+		struct stat st;
 		if (!arg || arg2)
 			return usage();
-		if (!parse_pid(arg, &pid))
-			return gcs_error("profile: %s is not a pid (go tool "
-			                 "pprof reads a profile file)", arg);
-		return gcs_cmd_profile(pid, out);
+		/* A pid (and no file of that name): ask it for its profile;
+		 * otherwise a heap dump holding one. */
+		if (parse_pid(arg, &pid) && stat(arg, &st))
+			return gcs_cmd_profile(pid, out);
+		return gcs_cmd_profile_dump(arg, out);
 	}
 	if (!strcmp(cmd, "dump")) {
 		struct stat st;

@@ -92,34 +92,3 @@ int gcs_request(long pid, const char *what, char *path, size_t n)
 	snprintf(path, n, "%s", buf[2] == ' ' ? buf + 3 : "");
 	return 0;
 }
-
-int gcs_cmd_profile(long pid, const char *out)
-{
-	char path[600];
-
-	if (gcs_request(pid, "profile", path, sizeof(path)))
-		return 1;
-	if (!out) {
-		printf("%s\n", path);
-		return 0;
-	}
-	FILE *in = fopen(path, "rb"), *o = fopen(out, "wb");
-	if (!in || !o) {
-		int e = errno;
-		if (in)
-			fclose(in);
-		if (o)
-			fclose(o);
-		return gcs_error("%s: %s", in ? out : path, strerror(e));
-	}
-	char buf[65536];
-	size_t k;
-	bool ok = true;
-	while ((k = fread(buf, 1, sizeof(buf), in)))
-		ok = ok && fwrite(buf, 1, k, o) == k;
-	fclose(in);
-	if (fclose(o) || !ok)
-		return gcs_error("%s: write error", out);
-	unlink(path);
-	return 0;
-}
