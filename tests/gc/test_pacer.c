@@ -99,8 +99,9 @@ END_TEST
 /* pacer_end_cycle sets goal and trigger from its
  * arguments and mgc_.percent / mheap_.limit (no heap is needed: this
  * process never attaches). The trigger leaves the last mark's growth plus
- * a quarter before the goal, within 70%..85% of the runway; 70% before
- * the first mark. */
+ * a quarter before the goal, within 70%..95% of the runway; 70% before
+ * the first mark. The goal carries the last mark's growth on top of
+ * GOGC's (at most half the runway, within the limit's cap). */
 START_TEST(test_end_cycle)
 {
 	test_rng r = rng_make(2);
@@ -119,9 +120,16 @@ START_TEST(test_end_cycle)
 		                  rng_next(&r) >> (20 + rng_below(&r, 40));
 		pacer_end_cycle(marked, grown);
 		uintptr_t goal = ref_goal(marked, pct, limit);
+		if (grown != PACER_GROWN_UNKNOWN && goal > marked) {
+			uintptr_t h = MIN(grown, (goal - marked) / 2);
+			if (limit)
+				h = goal >= limit / 20 * 19 ? 0 :
+				    MIN(h, limit / 20 * 19 - goal);
+			goal += h;
+		}
 		uintptr_t runway = goal > marked ? goal - marked : 0;
 		uintptr_t lo = marked + runway / 10 * 7;
-		uintptr_t hi = MAX(lo, marked + runway / 20 * 17);
+		uintptr_t hi = MAX(lo, marked + runway / 20 * 19);
 		uintptr_t trigger = lo;
 		if (grown != PACER_GROWN_UNKNOWN) {
 			uintptr_t need = grown + grown / 4;
@@ -135,12 +143,17 @@ START_TEST(test_end_cycle)
 		REQUIRE(aload(&mgc_.trigger) == trigger, "trigger %zu want %zu "
 		        "(marked %zu goal %zu)", (size_t)aload(&mgc_.trigger),
 		        (size_t)trigger, (size_t)marked, (size_t)goal);
-		/* The trigger sits within 70%..85% of the runway. */
+		/* The trigger sits within 70%..95% of the runway. */
 		REQUIRE(trigger >= marked && trigger <= goal, "order");
 		REQUIRE(runway < 10 || (trigger - marked) * 10 >= runway * 7 -
 		        70, "trigger below 70%%");
-		REQUIRE(trigger == lo || (trigger - marked) * 20 <= runway * 17,
-		        "trigger above 85%%");
+		REQUIRE(trigger == lo || (trigger - marked) * 20 <= runway * 19,
+		        "trigger above 95%%");
+		/* Under a limit the headroom never lifts the goal past its
+		 * cap (or past the floor that the cap gave way to). */
+		REQUIRE(!limit || mgc_.goal <= MAX(limit / 20 * 19,
+		                                   ref_goal(marked, pct, limit)),
+		        "goal over the limit's cap");
 		REQUIRE(mgc_.mark_grown == grown, "mark_grown");
 	}
 	/* A live heap of 8 MiB at GOGC 100: goal 16, trigger 13.6 MiB. */
@@ -149,14 +162,27 @@ START_TEST(test_end_cycle)
 	pacer_end_cycle(8 * MiB, PACER_GROWN_UNKNOWN);
 	ck_assert_uint_eq(mgc_.goal, 16 * MiB);
 	ck_assert_uint_eq(aload(&mgc_.trigger), 8 * MiB + 8 * MiB / 10 * 7);
-	/* The last mark saw 1 MiB allocated: trigger at 16 - 1.25 MiB. */
+	/* The last mark saw 1 MiB allocated: it comes on top of the goal
+	 * (17 MiB), and the trigger leaves it and a quarter (15.75 MiB). */
 	pacer_end_cycle(8 * MiB, 1 * MiB);
-	ck_assert_uint_eq(aload(&mgc_.trigger), 16 * MiB - 5 * MiB / 4);
-	/* A slow mark (6 MiB) is held at 70%, a fast one at 85%. */
+	ck_assert_uint_eq(mgc_.goal, 17 * MiB);
+	ck_assert_uint_eq(aload(&mgc_.trigger), 17 * MiB - 5 * MiB / 4);
+	/* A slow mark (6 MiB): the headroom stops at half the runway (goal
+	 * 20 MiB) and the trigger at 70% of the runway; a fast one is held
+	 * at 95%. */
 	pacer_end_cycle(8 * MiB, 6 * MiB);
-	ck_assert_uint_eq(aload(&mgc_.trigger), 8 * MiB + 8 * MiB / 10 * 7);
+	ck_assert_uint_eq(mgc_.goal, 20 * MiB);
+	ck_assert_uint_eq(aload(&mgc_.trigger), 8 * MiB + 12 * MiB / 10 * 7);
 	pacer_end_cycle(8 * MiB, 1024);
-	ck_assert_uint_eq(aload(&mgc_.trigger), 8 * MiB + 8 * MiB / 20 * 17);
+	ck_assert_uint_eq(mgc_.goal, 16 * MiB + 1024);
+	ck_assert_uint_eq(aload(&mgc_.trigger),
+	                  8 * MiB + (8 * MiB + 1024) / 20 * 19);
+	/* Under a memory limit of 17 MiB the cap is 16.15 MiB: 1 MiB of
+	 * growth adds only what fits under it. */
+	mheap_.limit = 17 * MiB;
+	pacer_end_cycle(8 * MiB, 1 * MiB);
+	ck_assert_uint_eq(mgc_.goal, 17 * MiB / 20 * 19);
+	mheap_.limit = 0;
 }
 END_TEST
 
@@ -322,15 +348,17 @@ static void steady_state(int gogc)
 		}
 		if (c != last_checked) {
 			/* The goal the last cycle set follows from what it
-			 * marked. */
+			 * marked and how much the heap grew while it did. */
 			mutex_lock(&mgc_.lock);
 			pacer_clock k = mgc_.pacer_clock;
 			if (aload(&mgc_.cycles) == c &&
 			    (mgc_.min_goal != pacer_min_goal((unsigned)gogc,
 			                                     0, k.rate) ||
-			     mgc_.goal != pacer_goal(mgc_.heap_marked,
-			                             (unsigned)gogc, 0,
-			                             mgc_.min_goal)))
+			     mgc_.goal != pacer_headroom(
+			             pacer_goal(mgc_.heap_marked,
+			                        (unsigned)gogc, 0,
+			                        mgc_.min_goal),
+			             mgc_.heap_marked, mgc_.mark_grown, 0)))
 				goal_bad++;
 			if (c >= c0 + WARMUP)
 				min_seen = MAX(min_seen, mgc_.min_goal);
