@@ -18,27 +18,8 @@ cleanup() {
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-ok() { echo "ok: $*"; }
+. "$(dirname "$0")/checklib.sh"
 
-# expect_error DESCRIPTION PATTERN CMD...: exit 1, one line matching.
-expect_error() {
-	local what=$1 pat=$2
-	shift 2
-	local out rc
-	out=$("$@" 2>&1 >/dev/null)
-	rc=$?
-	if [ "$rc" -ne 1 ]; then
-		fail "$what: exit $rc (want 1): $out"
-	elif [ "$(printf '%s\n' "$out" | wc -l)" -ne 1 ]; then
-		fail "$what: not one line: $out"
-	elif ! grep -q -- "$pat" <<<"$out"; then
-		fail "$what: '$out' does not say '$pat'"
-	else
-		ok "$what: $out"
-	fi
-}
 
 # The library refuses a directory that is not private.
 mkdir -m 755 "$tmp/open"
@@ -137,20 +118,11 @@ if grep -q '"alloc_rate": 0,' <<<"$row" ||
 else
 	ok "first -i row: rate and pauses since start"
 fi
-expect_usage() {
-	local what=$1
-	shift
-	local out rc
-	out=$("$@" 2>&1 >/dev/null)
-	rc=$?
-	[ "$rc" -eq 2 ] && grep -q "usage: gcstat" <<<"$out" &&
-		ok "$what: exit 2" || fail "$what: exit $rc: $out"
-}
-expect_usage "plot without arguments" "$gcstat" plot
-expect_usage "plot of an unknown picture" "$gcstat" plot bogus x
-expect_usage "plot live of a non-pid" "$gcstat" plot live bogus
-expect_usage "plot with an unknown option" "$gcstat" plot trace x -q
-expect_usage "an unknown option" "$gcstat" -q
+expect_usage "plot without arguments" "" "$gcstat" plot
+expect_usage "plot of an unknown picture" "" "$gcstat" plot bogus x
+expect_usage "plot live of a non-pid" "" "$gcstat" plot live bogus
+expect_usage "plot with an unknown option" "" "$gcstat" plot trace x -q
+expect_usage "an unknown option" "" "$gcstat" -q
 
 # Plots.
 "$gcstat" plot heapmap "$tmp/dump" -o "$tmp/map.svg" &&

@@ -18,9 +18,7 @@ set -uo pipefail
 gcstat=${1:?}
 tmp=$(mktemp -d /tmp/gcstat-mmu.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-ok() { echo "ok: $*"; }
+. "$(dirname "$0")/checklib.sh"
 
 cat >"$tmp/trace" <<'EOF'
 program output between the lines is skipped
@@ -100,37 +98,6 @@ for dot in "1 ms: 36.00% (worst window at 20.000 ms)" \
 		ok "plot mmu: dot $dot" || fail "plot mmu: no dot '$dot'"
 done
 
-# expect_error DESCRIPTION PATTERN CMD...: exit 1, one line matching.
-expect_error() {
-	local what=$1 pat=$2
-	shift 2
-	local out rc
-	out=$("$@" 2>&1 >/dev/null)
-	rc=$?
-	if [ "$rc" -ne 1 ]; then
-		fail "$what: exit $rc (want 1): $out"
-	elif [ "$(printf '%s\n' "$out" | wc -l)" -ne 1 ]; then
-		fail "$what: not one line: $out"
-	elif ! grep -q -- "$pat" <<<"$out"; then
-		fail "$what: '$out' does not say '$pat'"
-	else
-		ok "$what: $out"
-	fi
-}
-# expect_usage DESCRIPTION PATTERN CMD...: exit 2, the usage on stderr.
-expect_usage() {
-	local what=$1 pat=$2
-	shift 2
-	local out rc
-	out=$("$@" 2>&1 >/dev/null)
-	rc=$?
-	if [ "$rc" -eq 2 ] && grep -q "^usage: gcstat" <<<"$out" &&
-		grep -q -- "$pat" <<<"$out"; then
-		ok "$what: exit 2"
-	else
-		fail "$what: exit $rc (want 2 and the usage): $out"
-	fi
-}
 
 echo "no trace here" >"$tmp/none"
 sed 's/, pauses .* ms$//' "$tmp/trace" >"$tmp/old"

@@ -24,9 +24,7 @@ tmp=$(mktemp -d /tmp/gcstat-prof.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 export HOME=$tmp GOCACHE=$tmp/gocache GOFLAGS= GOTOOLCHAIN=local
 export GCHEAP_DEBUG=checkmark=1,verify=1,poison=1
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-ok() { echo "ok: $*"; }
+. "$(dirname "$0")/checklib.sh"
 
 GCHEAP_MEMPROFILERATE=1 "$profheap" "$tmp/p1" "$tmp/d1" "$tmp/d2" ||
 	{ echo "FAIL: profheap (rate 1) exit $?"; exit 1; }
