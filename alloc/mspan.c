@@ -84,7 +84,8 @@ bool mspan_init(mspan *s, uintptr_t base, uintptr_t npages, spanclass spc,
 	bool typed = !spanclass_noscan(spc) && sc != 0 && !hbw;
 	size_t ntypes = typed ? s->nelems : 0;
 	size_t nids = options_.record_types && sc ? (s->nelems + 3) / 4 : 0;
-	size_t bytes = (2 * nw + hbw + nids) * sizeof(uint64_t) +
+	size_t nsw = options_.greentea && hbw ? nw : 0;
+	size_t bytes = (2 * nw + hbw + nids + nsw) * sizeof(uint64_t) +
 	               ntypes * sizeof(gc_type *);
 	uint64_t *m = metaalloc_alloc(meta, bytes);
 	if (!m)
@@ -97,6 +98,9 @@ bool mspan_init(mspan *s, uintptr_t base, uintptr_t npages, spanclass spc,
 	s->types = typed ? (const gc_type **)(m + 2 * nw + hbw) : NULL;
 	s->typeids = nids ? (uint16_t *)(m + 2 * nw + hbw) + ntypes * 4
 	                  : NULL;
+	/* nsw implies hbw, so no types array lies in between. */
+	s->gcscan_bits = nsw ? m + 2 * nw + hbw + nids : NULL;
+	astore(&s->gcowned, 0);
 	s->largetype = NULL;
 	s->large_size = 0;
 	astore(&s->freeindex, 0);
@@ -112,6 +116,7 @@ void mspan_release_meta(mspan *s, metaalloc *meta)
 	metaalloc_free(meta, s->meta, s->meta_bytes);
 	s->meta = NULL;
 	s->alloc_bits = s->gcmark_bits = s->heap_bits = NULL;
+	s->gcscan_bits = NULL;
 	s->types = NULL;
 	s->typeids = NULL;
 }
@@ -269,6 +274,10 @@ uintptr_t mspan_mark_allocated(mspan *s, uintptr_t from, uintptr_t to)
 			m &= ~low_mask((unsigned)(from % 64));
 		if ((w + 1) * 64 > to)
 			m &= low_mask((unsigned)(to - w * 64));
+		/* Scan bits first: a span scanner that sees the mark bit
+		 * (after this release) sees the scan bit too. */
+		if (s->gcscan_bits && m)
+			aor((atomic_word *)&s->gcscan_bits[w], m);
 		atomic_word *a = (atomic_word *)&s->gcmark_bits[w];
 		uintptr_t old = aload(a);
 		while ((m & ~old) && !acas(a, old, old | m))
@@ -416,6 +425,8 @@ mspan_swept mspan_sweep(mspan *s, uintptr_t sg, uintptr_t *nfreedp)
 	astore(&s->freeindex, 0);
 	for (size_t w = 0; w < nw; w++)
 		astore((atomic_word *)&old[w], 0);
+	if (s->gcscan_bits)
+		memset(s->gcscan_bits, 0, nw * sizeof(uint64_t));
 	mspan_refill_alloc_cache(s, 0);
 	/* Poison mode refilled every free slot with the pattern. */
 	if (nfreed || options_.poison)
@@ -475,6 +486,8 @@ void mspan_verify(const mspan *s, uintptr_t sg)
 	}
 	if (span_has_heapbits(s->spc) != (s->heap_bits != NULL))
 		bad("heap bits", (void *)s);
+	if (s->gcscan_bits && !s->heap_bits)
+		bad("scan bits without heap bits", (void *)s);
 	uintptr_t ssg = aload(&s->sweepgen);
 	if (ssg != sg && ssg != sg - 2 && ssg != sg - 1 && ssg != sg + 1 &&
 	    ssg != sg + 3)

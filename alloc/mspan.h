@@ -112,6 +112,16 @@ typedef struct mspan {
 	uintptr_t freesize;
 	atomic_word blackfrom; /* NO_BLACK: not allocating black */
 
+	/* Span-batched marking (options_.greentea, gc/mgcspanq.h): small
+	 * scan spans get scan bits, nelems bits beside gcmark_bits; an
+	 * object is grey while its mark bit is set and its scan bit is
+	 * not. Set only while marking (by the span's scanner, and for black
+	 * allocations by mspan_mark_allocated), cleared by sweep. gcowned
+	 * says whether a marker owns the span for scanning (0: no). NULL
+	 * and 0 on every other span. Own cache line: markers write it. */
+	uint64_t *gcscan_bits ALIGNED_CACHE;
+	atomic_word gcowned;
+
 	/* Colder. */
 	uintptr_t npages;
 	atomic_word sweepgen;  /* see the table above */
@@ -282,9 +292,10 @@ void mspan_fill_type(mspan *s, uintptr_t from, const gc_type *t,
                      size_t size);
 
 /* Set the mark bits of the objects allocated in [from, to): those free
- * at the last sweep (alloc bit clear). Safe beside concurrent marking;
- * returns how many bits this call set (exact: a bit the marker set
- * first is not counted). */
+ * at the last sweep (alloc bit clear), and first their scan bits, if the
+ * span has them (black objects are never scanned). Safe beside
+ * concurrent marking; returns how many mark bits this call set (exact: a
+ * bit the marker set first is not counted). */
 uintptr_t mspan_mark_allocated(mspan *s, uintptr_t from, uintptr_t to);
 
 /* The gc_type of object i of s where the span records it (a type array,

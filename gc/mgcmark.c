@@ -26,6 +26,7 @@
  * may hold a stale pointer that the concurrent scan legitimately never
  * saw. */
 #include "gc/mgc.h"
+#include "gc/mgcspanq.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -167,7 +168,11 @@ static inline void greyobject(gcw *w, uintptr_t obj, mspan *s, uintptr_t i,
 		w->bytes_marked += s->elemsize;
 	}
 	w->nmarked++;
-	if (!spanclass_noscan(s->spc)) {
+	if (s->gcscan_bits && likely(!checkmark_active)) {
+		/* Span-batched (gc/mgcspanq.h): the span's owner scans it. */
+		if (span_try_acquire(s))
+			gcw_put_span(w, obj);
+	} else if (!spanclass_noscan(s->spc)) {
 		/* It will be scanned soon (the queue is LIFO). */
 		__builtin_prefetch((const void *)obj);
 		gcw_put(w, obj);
@@ -247,28 +252,35 @@ void gcmark_scan_conservative(gcw *w, uintptr_t lo, uintptr_t hi)
  * work done. Objects with heap bits (<= 512 bytes: most objects) read
  * their bits straight from the span, everything else goes through the
  * general iterator. */
+/* Scan an object of a span with heap bits; returns the words of work. */
+static ALWAYS_INLINE uintptr_t scan_small(gcw *w, mspan *s, uintptr_t obj)
+{
+	const atomic_word *hb = (const atomic_word *)s->heap_bits;
+	uintptr_t wi = (obj - s->base) / WORD_SIZE;
+	unsigned nw = (unsigned)(s->elemsize / WORD_SIZE);
+	unsigned sh = wi % 64;
+	uintptr_t n = 0;
+	uint64_t bits = aload(&hb[wi / 64]) >> sh;
+
+	if (sh + nw > 64)
+		bits |= aload(&hb[wi / 64 + 1]) << (64 - sh);
+	bits &= low_mask(nw);
+	for (; bits; bits &= bits - 1, n++) {
+		uintptr_t *slot = (uintptr_t *)obj + ctz64(bits);
+		uintptr_t v = aload((atomic_word *)slot);
+		if (v)
+			mark_value(w, v, true, obj, (uintptr_t)slot);
+	}
+	return n + 1;
+}
+
 static uintptr_t scanobject(gcw *w, uintptr_t obj)
 {
 	mspan *s = spanof(obj);
 	uintptr_t n = 0;
 
-	if (likely(s->heap_bits != NULL)) {
-		const atomic_word *hb = (const atomic_word *)s->heap_bits;
-		uintptr_t wi = (obj - s->base) / WORD_SIZE;
-		unsigned nw = (unsigned)(s->elemsize / WORD_SIZE);
-		unsigned sh = wi % 64;
-		uint64_t bits = aload(&hb[wi / 64]) >> sh;
-		if (sh + nw > 64)
-			bits |= aload(&hb[wi / 64 + 1]) << (64 - sh);
-		bits &= low_mask(nw);
-		for (; bits; bits &= bits - 1, n++) {
-			uintptr_t *slot = (uintptr_t *)obj + ctz64(bits);
-			uintptr_t v = aload((atomic_word *)slot);
-			if (v)
-				mark_value(w, v, true, obj, (uintptr_t)slot);
-		}
-		return n + 1;
-	}
+	if (likely(s->heap_bits != NULL))
+		return scan_small(w, s, obj);
 	ptriter it;
 	uintptr_t *slot;
 	if (spanclass_sizeclass(s->spc) == 0) {
@@ -296,15 +308,80 @@ static uintptr_t scanobject(gcw *w, uintptr_t obj)
 	return n + 1;
 }
 
+/* One pass of a span's owner over its bitmaps: scan every object marked
+ * and not yet scanned, setting its scan bit first (a fetch-or per word:
+ * mspan_mark_allocated may set scan bits of black objects meanwhile). */
+static uintptr_t scan_marked(gcw *w, mspan *s)
+{
+	const atomic_word *mb = (const atomic_word *)s->gcmark_bits;
+	atomic_word *sb = (atomic_word *)s->gcscan_bits;
+	size_t nw = mspan_bitmap_words(s->nelems);
+	uintptr_t n = 0;
+
+	for (size_t k = 0; k < nw; k++) {
+		uint64_t grey = aload_acq(&mb[k]) & ~aload(&sb[k]);
+		if (!grey)
+			continue;
+		grey &= ~afetch_or(&sb[k], grey);
+		uintptr_t first = s->base + k * 64 * s->elemsize;
+		for (; grey; grey &= grey - 1)
+			n += scan_small(w, s, first + ctz64(grey) *
+			                                  s->elemsize);
+	}
+	return n;
+}
+
+/* Scan the span that the entry obj stands for, which this marker owns
+ * (gc/mgcspanq.h), until no grey object is left in it, and give it up.
+ * The objects this scan marks in the span itself are scanned in the same
+ * ownership: a structure laid out in one span is closed in one visit. */
+static uintptr_t scanspan(gcw *w, uintptr_t obj)
+{
+	mspan *s = spanof(obj);
+	uintptr_t n = 0;
+
+	if (aload_acq(&s->gcowned) == SPAN_OWNED_ONE) {
+		/* Only obj was marked since the span was taken: skip the
+		 * bitmaps (Go's one-mark case). */
+		uintptr_t i = mspan_object_index(s, obj);
+		uint64_t bit = (uint64_t)1 << (i % 64);
+		if (!(afetch_or((atomic_word *)&s->gcscan_bits[i / 64], bit) &
+		      bit))
+			n += scan_small(w, s, obj);
+		if (acas(&s->gcowned, SPAN_OWNED_ONE, SPAN_UNOWNED))
+			return n;
+	}
+	do {
+		/* MANY -> ONE: marks that arrive from here on move it back,
+		 * and the swap below fails. */
+		acas(&s->gcowned, SPAN_OWNED_MANY, SPAN_OWNED_ONE);
+		n += scan_marked(w, s);
+	} while (!acas(&s->gcowned, SPAN_OWNED_ONE, SPAN_UNOWNED));
+	return n;
+}
+
 intptr_t gcmark_drain(gcw *w, intptr_t budget)
 {
-	intptr_t done = 0;
-	uintptr_t obj;
+	intptr_t done = 0, next_look = 0;
+	uintptr_t p;
 
-	while ((budget < 0 || done < budget) && (obj = gcw_get(w))) {
-		done += (intptr_t)scanobject(w, obj);
-		if ((done & 0x3ff) < 8 && gcwork_starved())
-			gcw_balance(w);
+	/* Local objects, local spans, then the global lists. */
+	while (budget < 0 || done < budget) {
+		if ((p = gcw_get_local(w)))
+			done += (intptr_t)scanobject(w, p);
+		else if ((p = gcw_get_span_local(w)))
+			done += (intptr_t)scanspan(w, p);
+		else if ((p = gcw_get(w)))
+			done += (intptr_t)scanobject(w, p);
+		else if ((p = gcw_get_span(w)))
+			done += (intptr_t)scanspan(w, p);
+		else
+			break;
+		if (done >= next_look) {
+			next_look = done + 1024;
+			if (gcwork_starved())
+				gcw_balance(w);
+		}
 	}
 	w->scan_work += (uintptr_t)done;
 	if (done)

@@ -1,6 +1,8 @@
 /* gc/mgcwork.c: workbuf lists and the per-marker gcw (see mgcwork.h). */
 #include "gc/mgcwork.h"
 
+#include "gc/mgcspanq.h"
+
 gcwork_state gcwork_ = {.lock = {.m = PTHREAD_MUTEX_INITIALIZER}};
 
 void gcwork_init(void)
@@ -11,7 +13,7 @@ void gcwork_init(void)
 #define WORKBUF_CHUNK ((size_t)256 << 10)
 
 /* A workbuf from the empty list, or fresh metadata memory. */
-static workbuf *getempty(void)
+workbuf *gcwork_getempty(void)
 {
 	mutex_lock(&gcwork_.lock);
 	workbuf *b = gcwork_.empty;
@@ -34,7 +36,7 @@ static workbuf *getempty(void)
 	return b;
 }
 
-static void putempty(workbuf *b)
+void gcwork_putempty(workbuf *b)
 {
 	mutex_lock(&gcwork_.lock);
 	b->next = gcwork_.empty;
@@ -42,33 +44,54 @@ static void putempty(workbuf *b)
 	mutex_unlock(&gcwork_.lock);
 }
 
-static void putfull(workbuf *b)
+/* Push b on a global list (full or spans) and count it in n. */
+static void push(workbuf **list, atomic_word *n, workbuf *b)
 {
 	mutex_lock(&gcwork_.lock);
-	b->next = gcwork_.full;
-	gcwork_.full = b;
-	astore(&gcwork_.nfull, aload(&gcwork_.nfull) + 1);
+	b->next = *list;
+	*list = b;
+	astore(n, aload(n) + 1);
 	mutex_unlock(&gcwork_.lock);
 }
 
-static workbuf *trygetfull(void)
+static workbuf *trypop(workbuf **list, atomic_word *n)
 {
-	if (!aload(&gcwork_.nfull))
+	if (!aload(n))
 		return NULL;
 	mutex_lock(&gcwork_.lock);
-	workbuf *b = gcwork_.full;
+	workbuf *b = *list;
 	if (b) {
-		gcwork_.full = b->next;
-		astore(&gcwork_.nfull, aload(&gcwork_.nfull) - 1);
+		*list = b->next;
+		astore(n, aload(n) - 1);
 	}
 	mutex_unlock(&gcwork_.lock);
 	return b;
 }
 
+static void putfull(workbuf *b)
+{
+	push(&gcwork_.full, &gcwork_.nfull, b);
+}
+
+static workbuf *trygetfull(void)
+{
+	return trypop(&gcwork_.full, &gcwork_.nfull);
+}
+
+void gcwork_putspans(workbuf *b)
+{
+	push(&gcwork_.spans, &gcwork_.nspans, b);
+}
+
+workbuf *gcwork_trygetspans(void)
+{
+	return trypop(&gcwork_.spans, &gcwork_.nspans);
+}
+
 bool gcwork_global_empty(void)
 {
 	mutex_lock(&gcwork_.lock);
-	bool e = gcwork_.full == NULL;
+	bool e = gcwork_.full == NULL && gcwork_.spans == NULL;
 	mutex_unlock(&gcwork_.lock);
 	return e;
 }
@@ -76,17 +99,17 @@ bool gcwork_global_empty(void)
 void gcw_put(gcw *w, uintptr_t obj)
 {
 	if (!w->buf1)
-		w->buf1 = getempty();
+		w->buf1 = gcwork_getempty();
 	if (w->buf1->n == WORKBUF_LEN) {
 		/* Swap with the spare; if that is full too, publish it. */
 		workbuf *t = w->buf1;
 		w->buf1 = w->buf2;
 		w->buf2 = t;
 		if (!w->buf1) {
-			w->buf1 = getempty();
+			w->buf1 = gcwork_getempty();
 		} else if (w->buf1->n == WORKBUF_LEN) {
 			putfull(w->buf1);
-			w->buf1 = getempty();
+			w->buf1 = gcwork_getempty();
 		}
 	}
 	w->buf1->obj[w->buf1->n++] = obj;
@@ -114,7 +137,7 @@ uintptr_t gcw_get(gcw *w)
 	if (!b)
 		return 0;
 	if (w->buf1)
-		putempty(w->buf1);
+		gcwork_putempty(w->buf1);
 	w->buf1 = b;
 	return w->buf1->obj[--w->buf1->n];
 }
@@ -126,7 +149,7 @@ void gcw_balance(gcw *w)
 		w->buf2 = NULL;
 	} else if (w->buf1 && w->buf1->n > 4) {
 		/* Give away the older half. */
-		workbuf *b = getempty();
+		workbuf *b = gcwork_getempty();
 		uintptr_t half = w->buf1->n / 2;
 		for (uintptr_t i = 0; i < half; i++)
 			b->obj[i] = w->buf1->obj[i];
@@ -136,11 +159,13 @@ void gcw_balance(gcw *w)
 			w->buf1->obj[i] = w->buf1->obj[half + i];
 		putfull(b);
 	}
+	gcw_balance_spans(w);
 }
 
 bool gcw_empty(const gcw *w)
 {
-	return (!w->buf1 || !w->buf1->n) && (!w->buf2 || !w->buf2->n);
+	return (!w->buf1 || !w->buf1->n) && (!w->buf2 || !w->buf2->n) &&
+	       gcw_spans_empty(w);
 }
 
 void gcw_dispose(gcw *w)
@@ -153,9 +178,10 @@ void gcw_dispose(gcw *w)
 		if (bs[i]->n)
 			putfull(bs[i]);
 		else
-			putempty(bs[i]);
+			gcwork_putempty(bs[i]);
 	}
 	w->buf1 = w->buf2 = NULL;
+	gcw_dispose_spans(w);
 	if (w->nmarked) {
 		afetch_add(&gcwork_.nmarked, w->nmarked);
 		w->nmarked = 0;

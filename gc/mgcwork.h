@@ -1,5 +1,6 @@
 /* gc/mgcwork.h: grey objects waiting to be scanned (Go's gcWork and
- * workbufs, mgcwork.go).
+ * workbufs, mgcwork.go), and the lists behind the span queue
+ * (gc/mgcspanq.h).
  *
  * A workbuf holds up to WORKBUF_LEN object addresses. Each marker (a
  * background worker, a mutator paying an assist, a thread scanning its
@@ -8,10 +9,11 @@
  * global full list and empty ones to the empty list, both under
  * gcwork_.lock. Workbufs live in metadata memory, never in the heap.
  *
- * Termination: marking is done when the full list is empty, no gcw holds
- * work and every root job has run; gc/mgc.c's mark_done confirms it with
- * a handshake that makes every thread flush its gcw, and the marker gate
- * (gc/mgc.c) for the background workers' gcws, which no stop reaches. */
+ * Termination: marking is done when the full list and the span list are
+ * empty, no gcw holds work (objects or spans) and every root job has
+ * run; gc/mgc.c's mark_done confirms it with a handshake that makes every
+ * thread flush its gcw, and the marker gate (gc/mgc.c) for the background
+ * workers' gcws, which no stop reaches. */
 #ifndef GCHEAP_MGCWORK_H
 #define GCHEAP_MGCWORK_H
 
@@ -27,6 +29,10 @@ typedef struct workbuf {
 
 typedef struct gcw {
 	workbuf *buf1, *buf2; /* buf1 is the one pushed to and popped from */
+	/* Spans waiting to be scanned, first in first out (gc/mgcspanq.h):
+	 * taken from sget->obj[shead..n), appended to sput. */
+	workbuf *sget, *sput;
+	uintptr_t shead;
 	uintptr_t bytes_marked; /* bytes of objects this gcw greyed */
 	uintptr_t scan_work;    /* words scanned, for assist credit */
 	uintptr_t nmarked;      /* objects this gcw greyed (not black
@@ -39,6 +45,8 @@ typedef struct gcwork_state {
 	workbuf *full;     /* buffers with work */
 	workbuf *empty;    /* spare buffers */
 	atomic_word nfull; /* written under lock, read without */
+	workbuf *spans;    /* buffers of queued spans (gc/mgcspanq.h) */
+	atomic_word nspans; /* as nfull */
 	atomic_word bytes_marked; /* flushed from gcws this cycle */
 	atomic_word nmarked;      /* flushed from gcws; only grows */
 	atomic_word scan_done;    /* scan work done this mark (the pacer) */
@@ -56,20 +64,29 @@ void gcw_put(gcw *w, uintptr_t obj);
 uintptr_t gcw_get(gcw *w);
 /* Like gcw_get but never takes from the global list. */
 uintptr_t gcw_get_local(gcw *w);
-/* Move all of this gcw's work to the global list and release its
- * buffers. */
+/* Move all of this gcw's work (objects and spans) to the global lists
+ * and release its buffers. */
 void gcw_dispose(gcw *w);
 /* Share work: publish the spare buffer, or half of the current one, so
- * that idle markers and assists find something (Go's gcWork.balance). */
+ * that idle markers and assists find something (Go's gcWork.balance);
+ * the same for spans. */
 void gcw_balance(gcw *w);
-/* True if the global full list is empty (a racy, cheap look). */
+/* True if the global lists (objects and spans) are empty (a racy,
+ * cheap look). */
 static inline bool gcwork_starved(void)
 {
-	return aload(&gcwork_.nfull) == 0;
+	return aload(&gcwork_.nfull) == 0 && aload(&gcwork_.nspans) == 0;
 }
-/* True if this gcw holds no work. */
+/* True if this gcw holds no work (objects or spans). */
 bool gcw_empty(const gcw *w);
-/* True if the global full list is empty. */
+/* True if the global lists (objects and spans) are empty. */
 bool gcwork_global_empty(void);
+
+/* For gc/mgcspanq.c: a spare buffer (never fails: fatal() without
+ * memory), giving one back, and the global list of span buffers. */
+workbuf *gcwork_getempty(void);
+void gcwork_putempty(workbuf *b);
+void gcwork_putspans(workbuf *b);
+workbuf *gcwork_trygetspans(void);
 
 #endif

@@ -27,6 +27,8 @@
  *     rootcheck=1|2   report objects that only unregistered globals
  *                     point to (runtime/rootcheck.c): 1 warns once per
  *                     object and keeps it, 2 aborts
+ *     greentea=0|1    mark small scan objects a span at a time (Go's
+ *                     Green Tea, gc/mgcspanq.h) or an object at a time
  *   checkmark and rootcheck turn type recording on (their messages name
  *   types) unless types=0 is given.
  *   GCHEAP_MEMLIMIT=<bytes>[B|KiB|MiB|GiB|TiB]|off  the memory limit, in
@@ -106,6 +108,8 @@ static void set_option(const char *k, const char *v)
 		d->conservative = n;
 	else if (!strcmp(k, "stopwarn"))
 		d->stopwarn_ms = (unsigned)n;
+	else if (!strcmp(k, "greentea"))
+		d->greentea = n;
 	else
 		fprintf(stderr, "gcheap: GCHEAP_DEBUG: unknown option %s\n", k);
 }

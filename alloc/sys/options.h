@@ -38,6 +38,9 @@ typedef struct sys_options {
 	                      * (runtime/; also gc_set_conservative_stacks) */
 	unsigned stopwarn_ms; /* warn about a thread that holds up a stop
 	                       * this long (runtime/safepoint.c; 0: never) */
+	bool greentea;       /* span-batched marking of small scan objects
+	                      * (gc/mgcspanq.h; alloc/mspan.c gives their
+	                      * spans scan bits) */
 	/* The other variables (runtime/). */
 	bool finalizers_manual; /* GCHEAP_FINALIZERS=manual */
 	unsigned export_ms;  /* GCHEAP_EXPORT: 0 off, 1 the default

@@ -1,0 +1,83 @@
+/* gc/mgcspanq.h: span-batched marking of small objects (Go's Green Tea,
+ * mgcmark_greenteagc.go), with options_.greentea: the span queue and span
+ * ownership. The scan of a span is gc/mgcmark.c's (scanspan).
+ *
+ * A span whose objects keep heap bits (scan objects of at most
+ * SMALL_SCAN_MAX bytes) has scan bits beside its mark bits (alloc/
+ * mspan.h). Marking one of its objects sets the mark bit only; the object
+ * is grey while its scan bit is clear. The marker that sets the bit then
+ * tries to take the span for scanning (span_try_acquire); if the span
+ * was not owned, it queues the span, represented by the object's
+ * address, on its gcw's span queue. Whoever takes the entry owns the span
+ * and scans every object marked and not yet scanned in it, setting their
+ * scan bits, until none is left; then it gives the span up. So marks
+ * accumulate on a span while it waits in the queue (first in, first out,
+ * unlike the object workbufs) or while its owner scans it, and the span
+ * is scanned in one pass, in address order, its metadata touched once.
+ *
+ * Ownership (gcowned): 0 unowned; SPAN_OWNED_ONE owned, and no mark has
+ * arrived since the owner took it but the one that queued it;
+ * SPAN_OWNED_MANY owned, and more marks may have arrived. Markers move
+ * 0 -> ONE (and queue the span) or ONE -> MANY; only the owner moves
+ * MANY -> ONE (before a pass over the bitmaps) and ONE -> 0 (giving up).
+ * The owner gives up only with a compare-and-swap from ONE, so a mark
+ * that arrived after its last pass had read that bitmap word, which made
+ * the state MANY, fails the swap and sends it round again; a mark that
+ * arrives after the swap finds the span unowned and queues it afresh.
+ * No mark is lost: the marker's fetch-or on the mark bit and the owner's
+ * compare-and-swap are full barriers, each followed by an acquire load
+ * of the other's word (state, bitmap), so one of the two sees the other.
+ *
+ * Termination: a queued span is pending work. gcw_empty, gcw_dispose,
+ * gcwork_global_empty and gcwork_starved count the span queues and the
+ * global span list with the object work; an owned span is always either
+ * queued or in the hands of a marker that is inside the marker gate or
+ * holding its gcw, exactly as a grey object. At the end of a mark every
+ * span is unowned and every marked object scanned.
+ *
+ * Counting: bytes_marked and nmarked are still counted by the marker
+ * whose fetch-or set the mark bit (gc/mgcmark.c), never by the scanner.
+ *
+ * Not on this path: checkmark's re-mark, objects over SMALL_SCAN_MAX
+ * bytes and large objects (oblets): object at a time. */
+#ifndef GCHEAP_MGCSPANQ_H
+#define GCHEAP_MGCSPANQ_H
+
+#include "alloc/mspan.h"
+#include "gc/mgcwork.h"
+
+#define SPAN_UNOWNED 0
+#define SPAN_OWNED_ONE 1
+#define SPAN_OWNED_MANY 2
+
+/* After setting an object's mark bit in s: true if the caller now owns
+ * s and must queue it. */
+static inline bool span_try_acquire(mspan *s)
+{
+	uintptr_t o = aload_acq(&s->gcowned);
+
+	while (o != SPAN_OWNED_MANY) {
+		uintptr_t to = o == SPAN_UNOWNED ? SPAN_OWNED_ONE
+		                                 : SPAN_OWNED_MANY;
+		if (acas(&s->gcowned, o, to))
+			return o == SPAN_UNOWNED;
+		o = aload_acq(&s->gcowned);
+	}
+	return false;
+}
+
+/* Queue span s, which the caller owns, as the object obj in it that
+ * made the caller its owner. */
+void gcw_put_span(gcw *w, uintptr_t obj);
+/* The oldest span in this gcw's queue (its entry), or 0. */
+uintptr_t gcw_get_span_local(gcw *w);
+/* Like gcw_get_span_local, then from the global span list. */
+uintptr_t gcw_get_span(gcw *w);
+/* True if this gcw queues no span. */
+bool gcw_spans_empty(const gcw *w);
+/* Publish this gcw's span queue and release its buffers. */
+void gcw_dispose_spans(gcw *w);
+/* Share some of this gcw's spans with the global list. */
+void gcw_balance_spans(gcw *w);
+
+#endif
