@@ -7,7 +7,9 @@
  * worker: the CPU the collection burned). The heap is one big live
  * structure, wide enough for parallel markers. The collection includes
  * what each collector does with the world stopped after the mark (gcheap
- * and Go also wait for the sweep). Options: --depth N, --cycles C. */
+ * and Go also wait for the sweep). Options: --depth N, --cycles C,
+ * --shuffle 1 (the nodes' addresses in random order: no locality for
+ * a depth-first marker to find; the checksum differs). */
 #include "wl.h"
 
 typedef struct mobj {
@@ -32,6 +34,40 @@ static mobj *build(int d, uint64_t *id)
 	}
 	o->v[0] = (*id)++;
 	return o;
+}
+
+/* The same complete tree, its nodes' addresses in random order: node i
+ * of the heap order (children 2i+1, 2i+2) is the allocation shuffled to
+ * place i, so parent and children lie on unrelated spans. */
+static mobj *build_shuffled(int d, uint64_t *id)
+{
+	size_t n = ((size_t)2 << d) - 1;
+	mobj **v = malloc(n * sizeof(*v));
+	uint64_t x = 88172645463325252ULL;
+
+	if (!v)
+		wl_die("out of memory");
+	for (size_t i = 0; i < n; i++)
+		v[i] = wl_alloc(sizeof(mobj), mobj_t);
+	for (size_t i = n - 1; i > 0; i--) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		size_t j = (size_t)(x % (i + 1));
+		mobj *t = v[i];
+		v[i] = v[j];
+		v[j] = t;
+	}
+	for (size_t i = n; i-- > 0;) {
+		if (2 * i + 2 < n || !WL_ZEROED) {
+			wl_write(&v[i]->a, 2 * i + 2 < n ? v[2 * i + 1] : NULL);
+			wl_write(&v[i]->b, 2 * i + 2 < n ? v[2 * i + 2] : NULL);
+		}
+		v[i]->v[0] = (*id)++;
+	}
+	mobj *root = v[0];
+	free(v);
+	return root;
 }
 
 static uint64_t walk(const mobj *o)
@@ -60,7 +96,8 @@ int main(int argc, char **argv)
 	mobj_t = wl_type_new("mobj", sizeof(mobj), offs, 2);
 
 	wl_gc_off();
-	root = build(depth, &id);
+	root = wl_arg("shuffle", 0) ? build_shuffled(depth, &id)
+	                            : build(depth, &id);
 	wl_gc_on();
 	mb = (double)id * sizeof(mobj) / 1e6;
 	for (int c = 0; c < cycles; c++) {

@@ -169,7 +169,9 @@ static inline void greyobject(gcw *w, uintptr_t obj, mspan *s, uintptr_t i,
 	}
 	w->nmarked++;
 	if (s->gcscan_bits && likely(!checkmark_active)) {
-		/* Span-batched (gc/mgcspanq.h): the span's owner scans it. */
+		/* Span-batched (gc/mgcspanq.h): the span's owner scans it,
+		 * often at once (an object on the span being scanned). */
+		__builtin_prefetch((const void *)obj);
 		if (span_try_acquire(s))
 			gcw_put_span(w, obj);
 	} else if (!spanclass_noscan(s->spc)) {
@@ -324,6 +326,11 @@ static uintptr_t scan_marked(gcw *w, mspan *s)
 			continue;
 		grey &= ~afetch_or(&sb[k], grey);
 		uintptr_t first = s->base + k * 64 * s->elemsize;
+		/* Their misses overlap: a pass over a span just taken from
+		 * the queue finds it cold. */
+		for (uint64_t g = grey; g; g &= g - 1)
+			__builtin_prefetch((const void *)(first + ctz64(g) *
+			                                  s->elemsize));
 		for (; grey; grey &= grey - 1)
 			n += scan_small(w, s, first + ctz64(grey) *
 			                                  s->elemsize);

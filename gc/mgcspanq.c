@@ -1,12 +1,17 @@
-/* gc/mgcspanq.c: the per-marker span queue (see mgcspanq.h). Two
- * workbufs per gcw: entries are appended to sput and taken from sget,
- * oldest first (shead counts those taken). When sget runs dry the whole
- * of sput becomes sget, so the order stays first in, first out; when
- * sput fills while sget still holds spans, sput goes to the global span
- * list. Buffers on the global list hold their entries from index 0. */
+/* gc/mgcspanq.c: the span queue (see mgcspanq.h), first in, first out
+ * as a whole, so that a span waits long enough for marks to gather on
+ * it. Each gcw appends to its sput and takes from its sget, oldest first
+ * (shead counts those taken); a full sput goes to the tail of the global
+ * span queue, and a gcw whose sget runs dry takes the global queue's
+ * head, or failing that its own sput. Buffers on the global queue hold
+ * their entries from index 0. */
 #include "gc/mgcspanq.h"
 
 #include <string.h>
+
+/* A span taken from the queue is likely cold: its successor this many
+ * entries on is prefetched (its entry object). */
+#define SPANQ_PREFETCH 4
 
 void gcw_put_span(gcw *w, uintptr_t obj)
 {
@@ -15,20 +20,9 @@ void gcw_put_span(gcw *w, uintptr_t obj)
 	if (!b) {
 		b = w->sput = gcwork_getempty();
 	} else if (b->n == WORKBUF_LEN) {
-		workbuf *g = w->sget;
-		if (g && w->shead < g->n) {
-			/* sget still holds older spans: publish sput. */
-			gcwork_putspans(b);
-			w->sput = gcwork_getempty();
-		} else {
-			/* sget is drained: sput becomes it. */
-			if (g)
-				g->n = 0;
-			w->sget = b;
-			w->shead = 0;
-			w->sput = g ? g : gcwork_getempty();
-		}
-		b = w->sput;
+		/* Behind everything queued before it. */
+		gcwork_putspans(b);
+		b = w->sput = gcwork_getempty();
 	}
 	b->obj[b->n++] = obj;
 }
@@ -37,17 +31,23 @@ uintptr_t gcw_get_span_local(gcw *w)
 {
 	workbuf *g = w->sget;
 
-	if (g && w->shead < g->n)
+	if (g && w->shead < g->n) {
+		if (w->shead + SPANQ_PREFETCH < g->n)
+			__builtin_prefetch((const void *)
+			                   g->obj[w->shead + SPANQ_PREFETCH]);
 		return g->obj[w->shead++];
-	workbuf *p = w->sput;
-	if (!p || !p->n)
-		return 0;
-	if (g)
-		g->n = 0;
-	w->sput = g;
-	w->sget = p;
+	}
+	return 0;
+}
+
+/* Make b the buffer taken from, its first entry taken. */
+static uintptr_t take(gcw *w, workbuf *b)
+{
+	if (w->sget)
+		gcwork_putempty(w->sget);
+	w->sget = b;
 	w->shead = 1;
-	return p->obj[0];
+	return b->obj[0];
 }
 
 uintptr_t gcw_get_span(gcw *w)
@@ -55,14 +55,15 @@ uintptr_t gcw_get_span(gcw *w)
 	uintptr_t p = gcw_get_span_local(w);
 	if (p)
 		return p;
+	/* The global queue holds older spans than sput. */
 	workbuf *b = gcwork_trygetspans();
-	if (!b)
+	if (b)
+		return take(w, b);
+	b = w->sput;
+	if (!b || !b->n)
 		return 0;
-	if (w->sget)
-		gcwork_putempty(w->sget);
-	w->sget = b;
-	w->shead = 1;
-	return b->obj[0];
+	w->sput = NULL;
+	return take(w, b);
 }
 
 bool gcw_spans_empty(const gcw *w)

@@ -69,9 +69,10 @@ static inline bool span_try_acquire(mspan *s)
 /* Queue span s, which the caller owns, as the object obj in it that
  * made the caller its owner. */
 void gcw_put_span(gcw *w, uintptr_t obj);
-/* The oldest span in this gcw's queue (its entry), or 0. */
+/* The next span (its entry) of the buffer this gcw takes from, or 0. */
 uintptr_t gcw_get_span_local(gcw *w);
-/* Like gcw_get_span_local, then from the global span list. */
+/* Like gcw_get_span_local, then the oldest of the global queue, then
+ * this gcw's newest; 0 if there is none. */
 uintptr_t gcw_get_span(gcw *w);
 /* True if this gcw queues no span. */
 bool gcw_spans_empty(const gcw *w);

@@ -80,11 +80,21 @@ static workbuf *trygetfull(void)
 
 void gcwork_putspans(workbuf *b)
 {
-	push(&gcwork_.spans, &gcwork_.nspans, b);
+	b->next = NULL;
+	mutex_lock(&gcwork_.lock);
+	if (gcwork_.spans)
+		gcwork_.spans_tail->next = b;
+	else
+		gcwork_.spans = b;
+	gcwork_.spans_tail = b;
+	astore(&gcwork_.nspans, aload(&gcwork_.nspans) + 1);
+	mutex_unlock(&gcwork_.lock);
 }
 
 workbuf *gcwork_trygetspans(void)
 {
+	/* Taken from the head: spans_tail is stale once the queue is
+	 * empty, and only read when it is not. */
 	return trypop(&gcwork_.spans, &gcwork_.nspans);
 }
 

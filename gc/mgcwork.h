@@ -45,7 +45,8 @@ typedef struct gcwork_state {
 	workbuf *full;     /* buffers with work */
 	workbuf *empty;    /* spare buffers */
 	atomic_word nfull; /* written under lock, read without */
-	workbuf *spans;    /* buffers of queued spans (gc/mgcspanq.h) */
+	workbuf *spans, *spans_tail; /* buffers of queued spans, oldest
+	                              * first (gc/mgcspanq.h) */
 	atomic_word nspans; /* as nfull */
 	atomic_word bytes_marked; /* flushed from gcws this cycle */
 	atomic_word nmarked;      /* flushed from gcws; only grows */
@@ -83,7 +84,8 @@ bool gcw_empty(const gcw *w);
 bool gcwork_global_empty(void);
 
 /* For gc/mgcspanq.c: a spare buffer (never fails: fatal() without
- * memory), giving one back, and the global list of span buffers. */
+ * memory), giving one back, and the global queue of span buffers (first
+ * in, first out). */
 workbuf *gcwork_getempty(void);
 void gcwork_putempty(workbuf *b);
 void gcwork_putspans(workbuf *b);

@@ -126,13 +126,11 @@ START_TEST(test_span_staged)
 	gcmark_value(&w, (uintptr_t)a, true, 0, 0);
 	ck_assert_uint_eq(owned(a), SPAN_OWNED_ONE);
 	ck_assert_uint_eq(w.nmarked, 4);
-	/* Two spans queued, each once. */
-	uintptr_t e1 = gcw_get_span_local(&w), e2 = gcw_get_span_local(&w);
-	ck_assert_uint_eq(e1, (uintptr_t)n1);
-	ck_assert_uint_eq(e2, (uintptr_t)a);
-	ck_assert_uint_eq(gcw_get_span_local(&w), 0);
-	gcw_put_span(&w, e1);
-	gcw_put_span(&w, e2);
+	/* Two spans queued, each once, in order. */
+	ck_assert_ptr_nonnull(w.sput);
+	ck_assert_uint_eq(w.sput->n, 2);
+	ck_assert_uint_eq(w.sput->obj[0], (uintptr_t)n1);
+	ck_assert_uint_eq(w.sput->obj[1], (uintptr_t)a);
 	ck_assert(!scanned(n1) && !is_marked(n5) && !is_marked(c[0]));
 
 	gcmark_drain(&w, -1);
