@@ -84,7 +84,8 @@ bool mspan_init(mspan *s, uintptr_t base, uintptr_t npages, spanclass spc,
 	bool typed = !spanclass_noscan(spc) && sc != 0 && !hbw;
 	size_t ntypes = typed ? s->nelems : 0;
 	size_t nids = options_.record_types && sc ? (s->nelems + 3) / 4 : 0;
-	size_t nsw = options_.greentea && hbw ? nw : 0;
+	bool scanbits = options_.greentea && hbw && nw <= SCANBITS_MAX_WORDS;
+	size_t nsw = scanbits ? nw : 0;
 	size_t bytes = (2 * nw + hbw + nids + nsw) * sizeof(uint64_t) +
 	               ntypes * sizeof(gc_type *);
 	uint64_t *m = metaalloc_alloc(meta, bytes);

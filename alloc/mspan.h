@@ -153,6 +153,10 @@ typedef struct special {
 	uint8_t kind;
 } special;
 
+/* Spans of more objects than this many bitmap words get no scan bits
+ * (the span scanner keeps a copy of a span's words on its stack). */
+#define SCANBITS_MAX_WORDS 16
+
 /* Words of one of a span's object bitmaps. */
 static inline size_t mspan_bitmap_words(uintptr_t nelems)
 {

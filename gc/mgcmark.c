@@ -172,7 +172,10 @@ static inline void greyobject(gcw *w, uintptr_t obj, mspan *s, uintptr_t i,
 		/* Span-batched (gc/mgcspanq.h): the span's owner scans it,
 		 * often at once (an object on the span being scanned). */
 		__builtin_prefetch((const void *)obj);
-		if (span_try_acquire(s))
+		span_visit *v = w->visit;
+		if (v && v->s == s)
+			v->again = true;
+		else if (span_try_acquire(s))
 			gcw_put_span(w, obj);
 	} else if (!spanclass_noscan(s->spc)) {
 		/* It will be scanned soon (the queue is LIFO). */
@@ -310,60 +313,94 @@ static uintptr_t scanobject(gcw *w, uintptr_t obj)
 	return n + 1;
 }
 
-/* One pass of a span's owner over its bitmaps: scan every object marked
- * and not yet scanned, setting its scan bit first (a fetch-or per word:
- * mspan_mark_allocated may set scan bits of black objects meanwhile). */
-static uintptr_t scan_marked(gcw *w, mspan *s)
+/* Publish the scan bits of the objects done, before giving up the span
+ * (the next owner must not scan them again). */
+static void visit_publish(span_visit *v)
 {
+	size_t nw = mspan_bitmap_words(v->s->nelems);
+	atomic_word *sb = (atomic_word *)v->s->gcscan_bits;
+
+	for (size_t k = 0; k < nw; k++)
+		if (v->done[k]) {
+			aor(&sb[k], v->done[k]);
+			v->done[k] = 0;
+		}
+}
+
+/* One pass of a span's owner over its bitmaps: scan every object marked
+ * and neither scanned nor done. */
+static uintptr_t scan_marked(gcw *w, span_visit *v)
+{
+	mspan *s = v->s;
 	const atomic_word *mb = (const atomic_word *)s->gcmark_bits;
-	atomic_word *sb = (atomic_word *)s->gcscan_bits;
+	const atomic_word *sb = (const atomic_word *)s->gcscan_bits;
 	size_t nw = mspan_bitmap_words(s->nelems);
 	uintptr_t n = 0;
 
 	for (size_t k = 0; k < nw; k++) {
-		uint64_t grey = aload_acq(&mb[k]) & ~aload(&sb[k]);
+		uint64_t grey = aload_acq(&mb[k]) & ~aload(&sb[k]) &
+		                ~v->done[k];
 		if (!grey)
 			continue;
-		grey &= ~afetch_or(&sb[k], grey);
-		uintptr_t first = s->base + k * 64 * s->elemsize;
 		/* Their misses overlap: a pass over a span just taken from
 		 * the queue finds it cold. */
+		uintptr_t first = s->base + k * 64 * s->elemsize;
 		for (uint64_t g = grey; g; g &= g - 1)
 			__builtin_prefetch((const void *)(first + ctz64(g) *
 			                                  s->elemsize));
+		v->done[k] |= grey;
 		for (; grey; grey &= grey - 1)
 			n += scan_small(w, s, first + ctz64(grey) *
-			                                  s->elemsize);
+			                             s->elemsize);
 	}
 	return n;
 }
 
 /* Scan the span that the entry obj stands for, which this marker owns
  * (gc/mgcspanq.h), until no grey object is left in it, and give it up.
- * The objects this scan marks in the span itself are scanned in the same
- * ownership: a structure laid out in one span is closed in one visit. */
+ * The objects this scan marks on the span itself are scanned in the same
+ * visit, a pass each generation (span_visit): a structure laid out in
+ * one span is closed in one visit. */
 static uintptr_t scanspan(gcw *w, uintptr_t obj)
 {
 	mspan *s = spanof(obj);
 	uintptr_t n = 0;
+	span_visit v;
 
+	v.s = s;
+	v.again = false;
+	memset(v.done, 0, mspan_bitmap_words(s->nelems) * sizeof(v.done[0]));
+	w->visit = &v;
 	if (aload_acq(&s->gcowned) == SPAN_OWNED_ONE) {
-		/* Only obj was marked since the span was taken: skip the
-		 * bitmaps (Go's one-mark case). */
+		/* Only obj was marked from outside since the span was
+		 * taken: skip the bitmaps (Go's one-mark case). */
 		uintptr_t i = mspan_object_index(s, obj);
 		uint64_t bit = (uint64_t)1 << (i % 64);
-		if (!(afetch_or((atomic_word *)&s->gcscan_bits[i / 64], bit) &
-		      bit))
+		if (!(aload((atomic_word *)&s->gcscan_bits[i / 64]) & bit)) {
+			v.done[i / 64] = bit;
 			n += scan_small(w, s, obj);
-		if (acas(&s->gcowned, SPAN_OWNED_ONE, SPAN_UNOWNED))
+		}
+		while (v.again) {
+			v.again = false;
+			n += scan_marked(w, &v);
+		}
+		visit_publish(&v);
+		if (acas(&s->gcowned, SPAN_OWNED_ONE, SPAN_UNOWNED)) {
+			w->visit = NULL;
 			return n;
+		}
 	}
 	do {
 		/* MANY -> ONE: marks that arrive from here on move it back,
 		 * and the swap below fails. */
 		acas(&s->gcowned, SPAN_OWNED_MANY, SPAN_OWNED_ONE);
-		n += scan_marked(w, s);
+		do {
+			v.again = false;
+			n += scan_marked(w, &v);
+		} while (v.again);
+		visit_publish(&v);
 	} while (!acas(&s->gcowned, SPAN_OWNED_ONE, SPAN_UNOWNED));
+	w->visit = NULL;
 	return n;
 }
 

@@ -46,6 +46,19 @@
 #include "alloc/mspan.h"
 #include "gc/mgcwork.h"
 
+/* The span a marker owns and is scanning (gc/mgcmark.c's scanspan).
+ * Marks that its own scan makes on the span only set `again` (no
+ * ownership to update: the owner makes another pass); done holds the
+ * objects scanned whose scan bits are not yet published, which happens
+ * before every try to give the span up. */
+#define VISIT_WORDS SCANBITS_MAX_WORDS
+
+typedef struct span_visit {
+	mspan *s;
+	bool again;
+	uint64_t done[VISIT_WORDS];
+} span_visit;
+
 #define SPAN_UNOWNED 0
 #define SPAN_OWNED_ONE 1
 #define SPAN_OWNED_MANY 2
@@ -57,6 +70,8 @@ static inline bool span_try_acquire(mspan *s)
 	uintptr_t o = aload_acq(&s->gcowned);
 
 	while (o != SPAN_OWNED_MANY) {
+		if (GCHEAP_SABOTAGE == 8 && o == SPAN_OWNED_ONE)
+			return false;
 		uintptr_t to = o == SPAN_UNOWNED ? SPAN_OWNED_ONE
 		                                 : SPAN_OWNED_MANY;
 		if (acas(&s->gcowned, o, to))

@@ -33,6 +33,7 @@ typedef struct gcw {
 	 * taken from sget->obj[shead..n), appended to sput. */
 	workbuf *sget, *sput;
 	uintptr_t shead;
+	struct span_visit *visit; /* the span this gcw is scanning, if any */
 	uintptr_t bytes_marked; /* bytes of objects this gcw greyed */
 	uintptr_t scan_work;    /* words scanned, for assist credit */
 	uintptr_t nmarked;      /* objects this gcw greyed (not black
