@@ -253,10 +253,6 @@ void gcmark_scan_conservative(gcw *w, uintptr_t lo, uintptr_t hi)
 /* Large objects are scanned in pieces of this size. */
 #define OBLET_BYTES ((uintptr_t)128 << 10)
 
-/* Scan one grey object through its pointer map; returns the words of
- * work done. Objects with heap bits (<= 512 bytes: most objects) read
- * their bits straight from the span, everything else goes through the
- * general iterator. */
 /* Scan an object of a span with heap bits; returns the words of work. */
 static ALWAYS_INLINE uintptr_t scan_small(gcw *w, mspan *s, uintptr_t obj)
 {
@@ -279,6 +275,10 @@ static ALWAYS_INLINE uintptr_t scan_small(gcw *w, mspan *s, uintptr_t obj)
 	return n + 1;
 }
 
+/* Scan one grey object through its pointer map; returns the words of
+ * work done. Objects with heap bits (<= 512 bytes: most objects) read
+ * their bits straight from the span, everything else goes through the
+ * general iterator. */
 static uintptr_t scanobject(gcw *w, uintptr_t obj)
 {
 	mspan *s = spanof(obj);
