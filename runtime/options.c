@@ -20,8 +20,8 @@
  *     stress=N        start a cycle every N bytes allocated
  *     gctrace=1       a line per cycle on stderr
  *     conservative=0  do not scan native stacks
- *     hugepages=0|1   heap arenas ask for transparent huge pages
- *                     (default 1; madvise MADV_HUGEPAGE)
+ *     hugepages=1     heap arenas ask for transparent huge pages
+ *                     (madvise MADV_HUGEPAGE; default 0)
  *     types=1         record each small object's type for heap dumps
  *     stopwarn=MS     warn on stderr when a thread has held up a stop of
  *                     the world (or a handshake) for MS ms (default
@@ -254,7 +254,6 @@ void runtime_parse_options(void)
 {
 	options_.invalidptr = 1;
 	options_.conservative = true;
-	options_.hugepages = true;
 	options_.stopwarn_ms = DEFAULT_STOPWARN_MS;
 	astore(&mgc_.percent, 100);
 
