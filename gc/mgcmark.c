@@ -240,9 +240,6 @@ void gcmark_scan_conservative(gcw *w, uintptr_t lo, uintptr_t hi)
 	}
 }
 
-/* Large objects are scanned in pieces of this size. */
-#define OBLET_BYTES ((uintptr_t)128 << 10)
-
 /* Scan one grey object through its pointer map; returns the words of
  * work done. Objects with heap bits (<= 512 bytes: most objects) read
  * their bits straight from the span, everything else goes through the
