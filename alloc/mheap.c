@@ -180,6 +180,8 @@ static heap_err commit_range(uintptr_t base, uintptr_t npages)
 		uintptr_t len = (top - a->committed) * PAGE_SIZE;
 		if (!os_commit((void *)from, len))
 			return HEAP_NOMEM;
+		if (options_.hugepages)
+			os_hugepages((void *)from, len);
 		a->committed = top;
 		st->committed += len;
 	}

@@ -8,7 +8,8 @@
  * whole process, collector threads included (cpuns_). Stresses the
  * allocation fast path with sweeping and span reuse behind it: memory is
  * recycled, not freshly faulted in (the difference from
- * bench/allocbench.c). Options: --objs N. */
+ * bench/allocbench.c). Options: --objs N; --size S and --ring 0|1 run
+ * one column only (for profiling). */
 #include "wl.h"
 
 #define RING 16384
@@ -79,9 +80,13 @@ int main(int argc, char **argv)
 	wl_args(argc, argv);
 	wl_init();
 	n = (size_t)wl_arg("objs", wl_quick() ? 200000 : 100000000);
+	size_t only_size = (size_t)wl_arg("size", 0);
+	long only_ring = wl_arg("ring", -1);
 	for (int s = 0; s < 3; s++)
 		for (int mode = 0; mode < 2; mode++)
-			run(sizes[s], mode, n, &h);
+			if ((!only_size || only_size == sizes[s]) &&
+			    (only_ring < 0 || only_ring == mode))
+				run(sizes[s], mode, n, &h);
 	wl_checksum(h);
 	wl_finish();
 	return 0;

@@ -33,6 +33,7 @@ static node *bottom_up(int d)
 
 static long check(const node *n)
 {
+	wl_poll();
 	if (!n->l)
 		return 1;
 	return 1 + check(n->l) + check(n->r);

@@ -72,6 +72,7 @@ static void tree_free(gnode *n)
 
 static long walk(const gnode *n, long *sum)
 {
+	wl_poll();
 	if (!n)
 		return 0;
 	*sum += n->i + n->j;

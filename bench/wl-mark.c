@@ -74,6 +74,7 @@ static uint64_t walk(const mobj *o)
 {
 	uint64_t h = o->v[0];
 
+	wl_poll();
 	if (o->a)
 		h += walk(o->a) * 3 + walk(o->b);
 	return h;

@@ -171,6 +171,19 @@ static inline void wl_blocking_end(void)
 	gc_blocking_end();
 }
 
+/* In loops that do not allocate (a tree walk): a safepoint every 1024
+ * calls, as a language runtime's compiled code polls at calls and loop
+ * back-edges (Go's function prologues do). Without it one thread's walk
+ * of a million nodes holds every stop of the world up for milliseconds
+ * (time-to-safepoint). */
+static inline void wl_poll(void)
+{
+	static __thread unsigned polls;
+
+	if (!(++polls & 1023))
+		gc_safepoint();
+}
+
 static inline void wl_collect(void)
 {
 	gc_collect();
@@ -260,6 +273,10 @@ static inline void wl_blocking_begin(void)
 }
 
 static inline void wl_blocking_end(void)
+{
+}
+
+static inline void wl_poll(void)
 {
 }
 
@@ -367,6 +384,10 @@ static inline void wl_blocking_begin(void)
 }
 
 static inline void wl_blocking_end(void)
+{
+}
+
+static inline void wl_poll(void)
 {
 }
 

@@ -235,6 +235,13 @@ void gcmark_scan_slots(gcw *w, void *const *slots, size_t n, uintptr_t from);
 /* Conservatively scan [lo, hi): every word that points into an allocated
  * object keeps it alive. */
 void gcmark_scan_conservative(gcw *w, uintptr_t lo, uintptr_t hi);
+/* Large objects are scanned in pieces of this size (Go's oblets), queued
+ * one after another, so that no single scan runs long: an assist's drain
+ * stops between pieces. 16 KiB: 2,048 pointer slots, each a likely cache
+ * and TLB miss when they point at random objects (about 0.4 ms); Go's
+ * 128 KiB took the probe's assists 3-7 ms each over its 12 MB slot table
+ * (640-712 assists over 1 ms of CPU a run, 19-21 at 16 KiB). */
+#define OBLET_BYTES ((uintptr_t)16 << 10)
 /* Scan grey objects until none are left (budget < 0), or about `budget`
  * words of scanning; returns the words scanned. */
 intptr_t gcmark_drain(gcw *w, intptr_t budget);

@@ -250,9 +250,6 @@ void gcmark_scan_conservative(gcw *w, uintptr_t lo, uintptr_t hi)
 	}
 }
 
-/* Large objects are scanned in pieces of this size. */
-#define OBLET_BYTES ((uintptr_t)128 << 10)
-
 /* Scan an object of a span with heap bits; returns the words of work. */
 static ALWAYS_INLINE uintptr_t scan_small(gcw *w, mspan *s, uintptr_t obj)
 {

@@ -20,6 +20,8 @@
  *     stress=N        start a cycle every N bytes allocated
  *     gctrace=1       a line per cycle on stderr
  *     conservative=0  do not scan native stacks
+ *     hugepages=1     heap arenas ask for transparent huge pages
+ *                     (madvise MADV_HUGEPAGE; default 0)
  *     types=1         record each small object's type for heap dumps
  *     stopwarn=MS     warn on stderr when a thread has held up a stop of
  *                     the world (or a handshake) for MS ms (default
@@ -106,6 +108,8 @@ static void set_option(const char *k, const char *v)
 		d->rootcheck = (unsigned)n;
 	else if (!strcmp(k, "conservative"))
 		d->conservative = n;
+	else if (!strcmp(k, "hugepages"))
+		d->hugepages = n;
 	else if (!strcmp(k, "stopwarn"))
 		d->stopwarn_ms = (unsigned)n;
 	else if (!strcmp(k, "greentea"))

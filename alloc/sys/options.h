@@ -36,6 +36,8 @@ typedef struct sys_options {
 	                      * (alloc/mspan.c; also gc_set_record_types) */
 	bool conservative;   /* scan native stacks conservatively
 	                      * (runtime/; also gc_set_conservative_stacks) */
+	bool hugepages;      /* heap arenas ask for transparent huge pages
+	                      * as they are committed (alloc/mheap.c) */
 	unsigned stopwarn_ms; /* warn about a thread that holds up a stop
 	                       * this long (runtime/safepoint.c; 0: never) */
 	bool greentea;       /* span-batched marking of small scan objects

@@ -1,6 +1,7 @@
 /* alloc/sys/osmem_linux.c: the Linux implementation of osmem.h with mmap,
  * mprotect-free commits (mmap MAP_FIXED over the reservation, so the kernel
- * charges and can refuse the commit) and madvise(MADV_DONTNEED) releases. */
+ * charges and can refuse the commit) and madvise(MADV_DONTNEED) releases;
+ * MADV_HUGEPAGE asks for transparent huge pages (os_hugepages). */
 #include "alloc/sys/osmem.h"
 
 #include "alloc/sys/atomic.h"
@@ -77,6 +78,11 @@ bool os_commit(void *p, size_t size)
 	if (q != p)
 		fatal("mmap MAP_FIXED moved %p to %p", p, q);
 	return true;
+}
+
+void os_hugepages(void *p, size_t size)
+{
+	madvise(p, size, MADV_HUGEPAGE);
 }
 
 void os_decommit(void *p, size_t size)

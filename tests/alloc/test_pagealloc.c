@@ -8,7 +8,9 @@
 
 #include "alloc/alloc.h"
 
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 /* ---- Helpers ------------------------------------------------------------ */
 
@@ -790,6 +792,8 @@ static bool all_zero(uintptr_t p, size_t n)
 
 START_TEST(test_needzero)
 {
+	/* With and without huge pages: releasing part of one splits it. */
+	options_.hugepages = _i;
 	heap_setup();
 	mspan *s1 = must_alloc(10);
 	uintptr_t base = s1->base;
@@ -858,6 +862,56 @@ START_TEST(test_needzero)
 }
 END_TEST
 
+/* The VmFlags line of the mapping that holds p in /proc/self/smaps, or
+ * "" if none does. */
+static void vma_flags(uintptr_t p, char *out, size_t n)
+{
+	FILE *f = fopen("/proc/self/smaps", "r");
+	char line[512];
+	bool in = false;
+
+	ck_assert_ptr_nonnull(f);
+	out[0] = 0;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 &&
+		    strchr(line, '-') < strchr(line, ' ')) {
+			in = p >= lo && p < hi;
+			continue;
+		}
+		if (in && !strncmp(line, "VmFlags:", 8)) {
+			snprintf(out, n, "%s", line + 8);
+			break;
+		}
+	}
+	fclose(f);
+}
+
+/* GCHEAP_DEBUG=hugepages: committed arena memory is advised for
+ * transparent huge pages (smaps shows the mapping's "hg" flag), every
+ * commit step of it, and nothing is when the switch is off. */
+START_TEST(test_hugepages)
+{
+	if (access("/sys/kernel/mm/transparent_hugepage/enabled", F_OK))
+		return; /* a kernel without THP ignores the advice */
+	options_.hugepages = _i;
+	heap_setup();
+	mspan *s = must_alloc(COMMIT_PAGES + 1);
+	uintptr_t steps[] = {s->base, s->base + COMMIT_PAGES * PAGE_SIZE};
+	for (size_t k = 0; k < ARRAY_LEN(steps); k++) {
+		char flags[512];
+		vma_flags(steps[k], flags, sizeof(flags));
+		ck_assert_msg(flags[0], "no mapping holds %p",
+		              (void *)steps[k]);
+		ck_assert_msg((strstr(flags, " hg") != NULL) == _i,
+		              "hugepages=%d: heap memory at %p has VmFlags%s",
+		              _i, (void *)steps[k], flags);
+	}
+	mheap_free_span(s);
+	mheap_verify();
+}
+END_TEST
+
 static Suite *pagealloc_suite(void)
 {
 	Suite *s = suite_create("pagealloc");
@@ -878,7 +932,8 @@ static Suite *pagealloc_suite(void)
 	tcase_add_test(tc, test_os_failure_commit);
 	tcase_add_test(tc, test_span_over_arena);
 	tcase_add_test(tc, test_span_straddles);
-	tcase_add_test(tc, test_needzero);
+	tcase_add_loop_test(tc, test_needzero, 0, 2);
+	tcase_add_loop_test(tc, test_hugepages, 0, 2);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -637,6 +637,48 @@ START_TEST(test_collect_from_unattached_threads)
 }
 END_TEST
 
+/* A drain with a budget of one unit scans one oblet of a grey large
+ * object, at most OBLET_BYTES of slots, and leaves the rest queued (an
+ * assist that owed ~3,000 units once scanned 16 K random pointers of a
+ * slot table in one go, 3-7 ms); the rest is scanned later and every
+ * child survives. */
+START_TEST(test_oblet_bounds_drain)
+{
+	enum { NSLOT = 3 * OBLET_BYTES / sizeof(void *) + 5 };
+	helper h;
+
+	start(false);
+	gc_disable();
+	helper_start(&h);
+	void **big = gc_alloc_array(NSLOT, t_ptrs);
+	ck_assert_ptr_nonnull(big);
+	for (size_t i = 0; i < NSLOT; i++)
+		gc_write(&big[i], gc_alloc(16, t_ptrs));
+	h.slots[0] = big; /* reachable only from H, which is not scanned */
+	pause_begin(&h);
+	gcw w = {0};
+	gcmark_value(&w, (uintptr_t)big, true, 0, 0);
+	intptr_t done = gcmark_drain(&w, 1);
+	bool rest_queued = !gcw_empty(&w);
+	size_t children_marked = 0;
+	for (size_t i = 0; i < NSLOT; i++)
+		children_marked += is_marked(big[i]);
+	gcw_dispose(&w);
+	pause_end(&h, NULL, NULL);
+	ck_assert_msg(done > 0 && (uintptr_t)done <= OBLET_BYTES /
+	                                             sizeof(void *) + 1,
+	              "one drain step did %zd units (an oblet is %zu slots)",
+	              done, (size_t)(OBLET_BYTES / sizeof(void *)));
+	ck_assert_msg(children_marked <= OBLET_BYTES / sizeof(void *),
+	              "%zu children marked by one oblet's scan",
+	              children_marked);
+	ck_assert(rest_queued);
+	for (size_t i = 0; i < NSLOT; i++)
+		REQUIRE(is_live(big[i]), "child %zu lost", i);
+	helper_stop(&h);
+}
+END_TEST
+
 /* ---- Assists ------------------------------------------------------------- */
 
 #define NINNER 1024
@@ -709,7 +751,7 @@ START_TEST(test_assist_marks)
 }
 END_TEST
 
-/* A large scan object over several oblets (128 KiB pieces, scanned
+/* A large scan object over several oblets (OBLET_BYTES pieces, scanned
  * one at a time): every child is kept, to the last slot, whichever oblet
  * it sits in, and the object survives whole. */
 START_TEST(test_large_oblets)
@@ -735,7 +777,7 @@ START_TEST(test_large_oblets)
 	for (size_t i = 0; i < NSLOT; i += STEP)
 		REQUIRE(is_live(big[i]) && check_payload(big[i], 40, 50000 + i),
 		        "child in slot %zu (oblet %zu) lost", i,
-		        i * 8 / (128 << 10));
+		        i * 8 / OBLET_BYTES);
 	ck_assert(is_live(big[NSLOT - 1]));
 	ck_assert(check_payload(big[NSLOT - 1], 40, 90000));
 	ck_assert(!is_live(unhide(hd)));
@@ -831,6 +873,7 @@ static Suite *cycle_suite(void)
 	tcase_add_test(tc, test_collect_from_unattached_threads);
 	tcase_add_test(tc, test_assist_marks);
 	tcase_add_test(tc, test_large_oblets);
+	tcase_add_test(tc, test_oblet_bounds_drain);
 	tcase_add_test(tc, test_mark_workers);
 	tcase_add_test(tc, test_markers_env);
 	suite_add_tcase(s, tc);
