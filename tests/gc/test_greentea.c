@@ -19,42 +19,7 @@
 
 #include "gc/mgcspanq.h"
 
-typedef struct node {
-	struct node *a, *b;
-	uint64_t key, pad;
-} node;
-
-static gc_type *t_node; /* {ptr a, ptr b, word key, word pad}: 32 bytes */
-static gc_type *t_one;  /* one pointer and two words: 24 bytes */
-static gc_type *t_ptr;  /* one pointer, repeating */
-
-static void start(const char *debug)
-{
-	static const size_t off[] = {offsetof(node, a), offsetof(node, b)};
-	static const size_t zero = 0;
-
-	setenv("GCHEAP_DEBUG", debug, 1);
-	sys_fatal_exit_code = 70;
-	ck_assert_int_eq(gc_thread_attach(), GCHEAP_OK);
-	gc_set_conservative_stacks(0);
-	gc_set_finalizer_thread(0);
-	gc_disable(); /* only the cycles each test asks for */
-	t_node = gc_type_new("node", sizeof(node), off, 2,
-	                     GCHEAP_TAIL_NOSCAN);
-	t_one = gc_type_new("one", 3 * sizeof(void *), &zero, 1,
-	                    GCHEAP_TAIL_NOSCAN);
-	t_ptr = gc_type_new("ptr", sizeof(void *), &zero, 1,
-	                    GCHEAP_TAIL_REPEAT);
-	ck_assert(t_node && t_one && t_ptr);
-}
-
-static node *new_node(uint64_t key)
-{
-	node *n = gc_alloc(sizeof(node), t_node);
-	ck_assert_ptr_nonnull(n);
-	n->key = key;
-	return n;
-}
+#include "precise_fixture.c"
 
 static uintptr_t owned(const void *p)
 {

@@ -15,42 +15,7 @@
  * Precise mode throughout: C locals are no roots. */
 #include "test_harness.c"
 
-typedef struct node {
-	struct node *a, *b;
-	uint64_t key, pad;
-} node;
-
-static gc_type *t_node; /* {ptr a, ptr b, word key, word pad} */
-static gc_type *t_ptr;  /* one pointer, repeating */
-static gc_type *t_one;  /* one pointer and two words: 24 bytes */
-
-static void start(const char *debug)
-{
-	static const size_t off[] = {offsetof(node, a), offsetof(node, b)};
-	static const size_t zero = 0;
-
-	setenv("GCHEAP_DEBUG", debug, 1);
-	sys_fatal_exit_code = 70;
-	ck_assert_int_eq(gc_thread_attach(), GCHEAP_OK);
-	gc_set_conservative_stacks(0);
-	gc_set_finalizer_thread(0);
-	gc_disable(); /* only the cycles each test asks for */
-	t_node = gc_type_new("node", sizeof(node), off, 2,
-	                     GCHEAP_TAIL_NOSCAN);
-	t_ptr = gc_type_new("ptr", sizeof(void *), &zero, 1,
-	                    GCHEAP_TAIL_REPEAT);
-	t_one = gc_type_new("one", 3 * sizeof(void *), &zero, 1,
-	                    GCHEAP_TAIL_NOSCAN);
-	ck_assert(t_node && t_ptr && t_one);
-}
-
-static node *new_node(uint64_t key)
-{
-	node *n = gc_alloc(sizeof(node), t_node);
-	ck_assert_ptr_nonnull(n);
-	n->key = key;
-	return n;
-}
+#include "precise_fixture.c"
 
 /* Would the next allocation from s take the fast path (no safepoint)?
  * mspan_next_free_fast's test, without taking the object. */
