@@ -510,6 +510,32 @@ void mgc_maybe_start(void)
 		gc_start();
 }
 
+/* Past the goal, an assist that finds no grey work (the workers hold it
+ * in their own buffers, or lost their CPUs to other processes) must not
+ * let its thread allocate on: under a loaded machine the heap went 50%
+ * past its goal that way. So it waits, as Go's gcParkAssist does: in a
+ * blocking region, so that stops and handshakes go on without it and its
+ * CPU counts as idle for the workers (cpu_idle), until the mark ends or
+ * grey work is published for it to help with. PARK_MAX_NS bounds one
+ * wait, so that a mark whose workers cannot run lets the thread on by a
+ * span at a time, not never. */
+#define PARK_MAX_NS 10000000
+#define PARK_POLL_NS 20000
+
+void mgc_park_assist(void)
+{
+	uint64_t t0 = gcstats_now_ns(), t = t0;
+
+	mgc_.ops->blocking_begin();
+	while (aload_acq(&mgc_.phase) == GCPHASE_MARK &&
+	       gcwork_global_empty() && t - t0 < PARK_MAX_NS) {
+		sleep_ns(PARK_POLL_NS);
+		t = gcstats_now_ns();
+	}
+	mgc_.ops->blocking_end();
+	gcstats_park(gcstats_now_ns() - t0);
+}
+
 void mgc_run_cycle(bool wait_sweep)
 {
 	uintptr_t n = aload(&mgc_.cycles);

@@ -150,6 +150,9 @@ void mgc_init(const gc_runtime_ops *ops);
 void mgc_run_cycle(bool wait_sweep);
 /* Start a cycle if the heap passed the trigger (allocation slow path). */
 void mgc_maybe_start(void);
+/* An assist past the goal found no grey work: wait outside the world
+ * until the mark ends or work is published (at most ~10 ms a call). */
+void mgc_park_assist(void);
 /* Run n mark workers (1..GCHEAP_MAX_MARKERS; 0: the default, one per CPU
  * online); returns the previous number. */
 unsigned mgc_set_markers(unsigned n);

@@ -35,12 +35,12 @@
  *             as Go's assistWorkPerByte (pacer_assist_owed); -1 at or
  *             past the goal. mgc_assist, called from the allocation
  *             slow path, pays it in bounded chunks, after the workers'
- *             credit.
+ *             credit. Past the goal with no grey work to be had it parks
+ *             the thread (mgc_park_assist).
  * Apart from mgc_assist, everything here is arithmetic on its arguments
  * and mgc_ fields. */
 #include "gc/mgc.h"
 
-#include <sched.h>
 
 #define HEAP_MIN_GOAL ((uintptr_t)4 << 20)
 #define HEAP_MIN_GOAL_MAX ((uintptr_t)16 << 20)
@@ -165,8 +165,8 @@ void mgc_assist(mgc_thread *m, uintptr_t bytes)
 	                                  goal, expect,
 	                                  aload(&gcwork_.scan_done));
 	/* Past the goal (owed -1) marking is behind, the workers got too
-	 * little CPU: help a chunk at every slow path, or give the CPU to
-	 * them (Go parks such assists until credit comes in). */
+	 * little CPU: help a chunk at every slow path, or, with nothing to
+	 * help with, wait for the mark (mgc_park_assist). */
 	bool behind = owed < 0;
 	if (owed > 0)
 		m->assist_debt = owed > INTPTR_MAX - m->assist_debt ?
@@ -190,5 +190,5 @@ void mgc_assist(mgc_thread *m, uintptr_t bytes)
 	/* Nothing left to scan for now: nothing more can be owed. */
 	m->assist_debt = done < pay ? 0 : MAX(0, m->assist_debt - done);
 	if (behind && done == 0)
-		sched_yield();
+		mgc_park_assist();
 }

@@ -206,6 +206,12 @@ void gcstats_assist(uint64_t ns)
 	afetch_add(&gcstats_.assists, 1);
 }
 
+void gcstats_park(uint64_t ns)
+{
+	afetch_add(&gcstats_.park_ns, ns);
+	afetch_add(&gcstats_.parks, 1);
+}
+
 void gcstats_worker(uint64_t ns)
 {
 	afetch_add(&gcstats_.worker_ns, ns);

@@ -64,6 +64,7 @@ typedef struct gcstats_state {
 	atomic_word assist_ns;      /* in mutator assists */
 	atomic_word assists;        /* mutator assists run */
 	uint64_t assists0, last_assists; /* at cycle start; the last cycle's */
+	atomic_word parks, park_ns; /* assists parked (mgc_park_assist) */
 	atomic_word worker_ns;      /* in background mark workers */
 	atomic_word sweeper_ns;     /* the background sweeper thread */
 	unsigned workers;
@@ -89,6 +90,8 @@ void gcstats_cycle_end(uintptr_t cycle, uintptr_t goal, bool trace);
 void gcstats_sweep_done(void);
 void gcstats_set_hook(void (*fn)(void));
 void gcstats_assist(uint64_t ns);
+/* A mutator waited `ns` (wall) in mgc_park_assist. */
+void gcstats_park(uint64_t ns);
 /* A stop of the world took `ns` from the request until every thread had
  * stopped; `tid` was the last to stop (0: none had to). */
 void gcstats_ttsp(uint64_t ns, int tid);

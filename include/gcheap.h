@@ -530,6 +530,10 @@ typedef struct gc_stats {
 	int32_t last_ttsp_tid;    /* the same for the last cycle's */
 	uint64_t assist_count;    /* mark assists run (owed scan work) */
 	uint64_t last_assist_count; /* those of the last cycle */
+	/* Assists past the heap goal that found no grey work to help with
+	 * wait for the mark instead of allocating on (docs/design.md). */
+	uint64_t assist_parks;    /* such waits since start */
+	uint64_t assist_park_ns;  /* their wall time, summed */
 } gc_stats;
 
 /* Fill `out` (of `size` bytes, normally sizeof(gc_stats)). */

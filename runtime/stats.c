@@ -109,6 +109,8 @@ static void fill_v2(gc_stats *s)
 	mutex_unlock(&gcstats_.lock);
 	s->assist_ns = aload(&gcstats_.assist_ns);
 	s->assist_count = aload(&gcstats_.assists);
+	s->assist_parks = aload(&gcstats_.parks);
+	s->assist_park_ns = aload(&gcstats_.park_ns);
 	s->mark_worker_ns = aload(&gcstats_.worker_ns);
 	s->sweeper_ns = aload(&gcstats_.sweeper_ns);
 	double ncpu = s->ncpu ? s->ncpu : 1;
