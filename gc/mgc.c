@@ -40,8 +40,9 @@
  * (markers_enter/markers_leave), with the phase MARK checked inside, and
  * leaves only after publishing its work; the thread that has stopped the
  * world closes the gate and waits until no worker is inside
- * (markers_stop) before it decides that marking is complete, and reopens
- * it (markers_start) when it starts the world. Hence, with the gate
+ * (markers_stop; a worker's drain leaves within ~1024 units of scan work
+ * once the gate closes, gcw.preempt) before it decides that marking is
+ * complete, and reopens it (markers_start) when it starts the world. Hence, with the gate
  * closed: every grey object is in the global list or in a stopped
  * thread's buffers, and the phase leaves MARK only then, so no worker
  * marks after the mark (into the bits the sweep is using). A worker
@@ -267,7 +268,8 @@ static void mark_done(void)
 			return;
 		}
 		/* Other workers' grey objects are published once they are
-		 * out; what they published moves nmarked. */
+		 * out (preempted by the closing gate within ~1024 units of
+		 * scan work); what they published moves nmarked. */
 		markers_stop();
 		if (GCHEAP_SABOTAGE != 7 &&
 		    (mgc_.ops->stack_scans_pending() ||
@@ -338,7 +340,8 @@ static bool cpu_idle(void)
  * while a CPU is idle. */
 static void mark_concurrently(unsigned id, double fraction)
 {
-	gcw w = {0};
+	/* Preempted when the gate closes: a stop waits for no slice. */
+	gcw w = {.preempt = &markers.closed};
 	uint64_t t0 = gcstats_now_ns(), c0 = gcstats_cpu_ns(), cprev = c0;
 
 	while (aload_acq(&mgc_.phase) == GCPHASE_MARK &&

@@ -420,6 +420,8 @@ intptr_t gcmark_drain(gcw *w, intptr_t budget)
 			break;
 		if (done >= next_look) {
 			next_look = done + 1024;
+			if (w->preempt && aload_acq(w->preempt))
+				break;
 			if (gcwork_starved())
 				gcw_balance(w);
 		}

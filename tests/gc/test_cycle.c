@@ -680,6 +680,49 @@ START_TEST(test_oblet_bounds_drain)
 }
 END_TEST
 
+/* A background worker's drain is preempted when the marker gate closes
+ * (gcw.preempt): a stop of the world then waits ~1024 units of scan work
+ * for it, not the rest of its 65,536-unit slice. With the flag set the
+ * drain gives up after its first object and keeps the rest; cleared, the same gcw
+ * drains to the end; a gcw without the flag (assists, mark termination,
+ * checkmark) is never preempted. */
+START_TEST(test_drain_preempted)
+{
+	enum { NSLOT = 3 * OBLET_BYTES / sizeof(void *) + 5 };
+	helper h;
+
+	start(false);
+	gc_disable();
+	helper_start(&h);
+	void **big = gc_alloc_array(NSLOT, t_ptrs);
+	ck_assert_ptr_nonnull(big);
+	for (size_t i = 0; i < NSLOT; i++)
+		gc_write(&big[i], gc_alloc(16, t_ptrs));
+	h.slots[0] = big; /* reachable only from H, which is not scanned */
+	pause_begin(&h);
+	atomic_word stop = 1;
+	gcw w = {.preempt = &stop};
+	gcmark_value(&w, (uintptr_t)big, true, 0, 0);
+	intptr_t held = gcmark_drain(&w, -1);
+	bool kept = !gcw_empty(&w);
+	astore(&stop, 0);
+	intptr_t rest = gcmark_drain(&w, -1);
+	bool drained = gcw_empty(&w);
+	gcw_dispose(&w);
+	pause_end(&h, NULL, NULL);
+	/* One object (here an oblet) is scanned before the first look. */
+	ck_assert_msg(held >= 0 && (uintptr_t)held <= OBLET_BYTES /
+	                                              sizeof(void *) + 1,
+	              "a preempted drain did %zd units", held);
+	ck_assert(kept);
+	ck_assert_msg(rest >= NSLOT, "the resumed drain did %zd units", rest);
+	ck_assert(drained);
+	for (size_t i = 0; i < NSLOT; i++)
+		REQUIRE(is_live(big[i]), "child %zu lost", i);
+	helper_stop(&h);
+}
+END_TEST
+
 /* ---- Assists ------------------------------------------------------------- */
 
 #define NINNER 1024
@@ -875,6 +918,7 @@ static Suite *cycle_suite(void)
 	tcase_add_test(tc, test_assist_marks);
 	tcase_add_test(tc, test_large_oblets);
 	tcase_add_test(tc, test_oblet_bounds_drain);
+	tcase_add_test(tc, test_drain_preempted);
 	tcase_add_test(tc, test_mark_workers);
 	tcase_add_test(tc, test_markers_env);
 	suite_add_tcase(s, tc);
