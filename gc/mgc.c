@@ -42,13 +42,13 @@
  * world closes the gate and waits until no worker is inside
  * (markers_stop; a worker's drain leaves within ~1024 units of scan work
  * once the gate closes, gcw.preempt) before it decides that marking is
- * complete, and reopens it (markers_start) when it starts the world. Hence, with the gate
- * closed: every grey object is in the global list or in a stopped
- * thread's buffers, and the phase leaves MARK only then, so no worker
- * marks after the mark (into the bits the sweep is using). A worker
- * never blocks inside the gate on what a stopper holds: scans done under
- * the registry lock (stack_scans_done) are published before it is
- * released. */
+ * complete, and reopens it (markers_start) when it starts the world.
+ * Hence, with the gate closed: every grey object is in the global list
+ * or in a stopped thread's buffers, and the phase leaves MARK only then,
+ * so no worker marks after the mark (into the bits the sweep is using).
+ * A worker never blocks inside the gate on what a stopper holds: scans
+ * done under the registry lock (stack_scans_done) are published before
+ * it is released. */
 #include "gc/mgc.h"
 
 #include <sched.h>

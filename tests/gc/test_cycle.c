@@ -683,9 +683,9 @@ END_TEST
 /* A background worker's drain is preempted when the marker gate closes
  * (gcw.preempt): a stop of the world then waits ~1024 units of scan work
  * for it, not the rest of its 65,536-unit slice. With the flag set the
- * drain gives up after its first object and keeps the rest; cleared, the same gcw
- * drains to the end; a gcw without the flag (assists, mark termination,
- * checkmark) is never preempted. */
+ * drain gives up after its first object and keeps the rest; cleared,
+ * the same gcw drains to the end; a gcw without the flag (assists, mark
+ * termination, checkmark) is never preempted. */
 START_TEST(test_drain_preempted)
 {
 	enum { NSLOT = 3 * OBLET_BYTES / sizeof(void *) + 5 };
