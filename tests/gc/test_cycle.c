@@ -715,7 +715,9 @@ START_TEST(test_drain_preempted)
 	                                              sizeof(void *) + 1,
 	              "a preempted drain did %zd units", held);
 	ck_assert(kept);
-	ck_assert_msg(rest >= NSLOT, "the resumed drain did %zd units", rest);
+	/* Not all NSLOT units: the drain shares work (gcw_balance) with
+	 * the background workers. */
+	ck_assert_msg(rest > 0, "the resumed drain did nothing");
 	ck_assert(drained);
 	for (size_t i = 0; i < NSLOT; i++)
 		REQUIRE(is_live(big[i]), "child %zu lost", i);
