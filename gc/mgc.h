@@ -148,6 +148,10 @@ void mgc_init(const gc_runtime_ops *ops);
 
 /* Run a full cycle and return when sweeping is done. */
 void mgc_run_cycle(bool wait_sweep);
+/* The marker gate (gc/mgc.c), for tests that play a mark worker holding
+ * grey objects: enter (false once the phase is not MARK), leave. */
+bool mgc_markers_enter(void);
+void mgc_markers_leave(void);
 /* Start a cycle if the heap passed the trigger (allocation slow path). */
 void mgc_maybe_start(void);
 /* An assist past the goal found no grey work: wait outside the world
