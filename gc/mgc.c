@@ -239,15 +239,18 @@ static void trace_cycle(void)
 	                  options_.gctrace);
 }
 
-/* Another worker inside the gate may hold grey objects of its own: a
- * stop now would find them once it left (on the probe, 21 stops in 18
- * cycles did, each a pause for nothing), and a handshake would interrupt
- * the mutators for nothing. It tries itself once it runs dry; the caller
- * looks again a little later. (Outside the gate, so with the caller's
- * own work published.) */
+/* Another worker inside the gate, or an assist draining, may hold grey
+ * objects of its own: a stop now would find them once it left (on the
+ * probe, 21 stops in 18 cycles did, each a pause for nothing; in heap
+ * growth, where assists take the work as fast as it is published, 4-10
+ * in a cycle), and a handshake would interrupt the mutators for nothing.
+ * A worker tries itself once it runs dry; the caller looks again a
+ * little later. (Outside the gate, so with the caller's own work
+ * published.) */
 static bool other_marker_inside(void)
 {
-	if (GCHEAP_SABOTAGE == 6 || !aload_acq(&markers.inside))
+	if (GCHEAP_SABOTAGE == 6 || (!aload_acq(&markers.inside) &&
+	                             !aload_acq(&mgc_.assisting)))
 		return false;
 	sleep_ns(50000);
 	return true;

@@ -125,6 +125,8 @@ typedef struct mgc_state {
 	uintptr_t last_scan_work; /* scan work of the last mark */
 	uintptr_t min_goal;       /* the goal's floor this cycle */
 	pacer_clock pacer_clock;
+	atomic_word assisting;    /* assists draining now (mark_done waits
+	                           * for them as for workers in the gate) */
 	atomic_word bg_credit;    /* words the workers scanned this mark
 	                           * beyond what assists took (Go's
 	                           * bgScanCredit) */

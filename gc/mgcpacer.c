@@ -184,8 +184,10 @@ void mgc_assist(mgc_thread *m, uintptr_t bytes)
 	if (pay <= 0)
 		return;
 	uint64_t t0 = gcstats_cpu_ns();
+	afetch_add(&mgc_.assisting, 1);
 	intptr_t done = gcmark_drain(&m->gcw, pay);
 	gcw_dispose(&m->gcw);
+	afetch_add(&mgc_.assisting, (uintptr_t)-1);
 	gcstats_assist(gcstats_cpu_ns() - t0);
 	/* Nothing left to scan for now: nothing more can be owed. */
 	m->assist_debt = done < pay ? 0 : MAX(0, m->assist_debt - done);
