@@ -246,12 +246,31 @@ static void trace_cycle(void)
  * in a cycle), and a handshake would interrupt the mutators for nothing.
  * A worker tries itself once it runs dry; the caller looks again a
  * little later. (Outside the gate, so with the caller's own work
- * published.) */
+ * published.) Assists are many and short, and with many threads one may
+ * nearly always be draining even with nothing left to mark: the caller
+ * gives way to them for at most ASSIST_WAY_NS in a row, then stops the
+ * world anyway. (Workers inside the gate it always waits for, as the
+ * stop itself would.) Only the mark_done_busy holder calls this. */
+#define ASSIST_WAY_NS 100000000
+/* Giving way to assists since (gcstats_now_ns); 0: not. */
+static atomic_word assist_way_since;
+
 static bool other_marker_inside(void)
 {
-	if (GCHEAP_SABOTAGE == 6 || (!aload_acq(&markers.inside) &&
-	                             !aload_acq(&mgc_.assisting)))
+	if (GCHEAP_SABOTAGE == 6)
 		return false;
+	if (!aload_acq(&markers.inside)) {
+		if (!aload_acq(&mgc_.assisting)) {
+			astore(&assist_way_since, 0);
+			return false;
+		}
+		uint64_t now = gcstats_now_ns();
+		uint64_t since = aload(&assist_way_since);
+		if (!since)
+			astore(&assist_way_since, (uintptr_t)now);
+		else if (now - since >= ASSIST_WAY_NS)
+			return false; /* until the stop below */
+	}
 	sleep_ns(50000);
 	return true;
 }
@@ -292,6 +311,7 @@ static void mark_done(void)
 			return;
 		uint64_t t0 = gcstats_now_ns();
 		mgc_.ops->stop_world();
+		astore(&assist_way_since, 0);
 		if (aload_acq(&mgc_.phase) != GCPHASE_MARK) {
 			/* Someone else (a stop-the-world cycle) finished
 			 * this mark: terminate exactly once. */

@@ -728,10 +728,12 @@ END_TEST
  * marker gate (loop 0) or an assist is draining (loop 1): either may hold
  * grey objects, which the stop would find once it left (on the probe 21
  * stops in 18 cycles did, each a pause for nothing). Here the test's
- * thread plays the one or the other for 200 ms once the roots are done:
+ * thread plays the one or the other for 50 ms once the roots are done:
  * no stop, the mark goes on; it stops, and the mark ends. Before, the
  * stop was made (and, for the gate, waited for it with the world
- * stopped). */
+ * stopped). An assist is given way for at most ~100 ms in a row (many
+ * threads' assists could otherwise hold termination off): held for up to
+ * 5 s, it sees the mark end. */
 static uint64_t nstops(void)
 {
 	mutex_lock(&gcstats_.lock);
@@ -756,10 +758,14 @@ START_TEST(test_done_waits_for_markers)
 	uint64_t n0 = nstops();
 	pause_release(&h, NULL, NULL);
 	gc_blocking_begin();
-	for (int i = 0; i < 200; i++)
+	for (int i = 0; i < 50; i++)
 		sleep_us(1000);
 	uint64_t n1 = nstops();
 	int phase = (int)aload(&mgc_.phase);
+	/* The assist's bound: termination goes ahead after ~100 ms. */
+	for (int i = 0; _i == 1 && i < 5000 && cycles() == c0; i++)
+		sleep_us(1000);
+	uint64_t c1 = cycles();
 	if (_i == 0)
 		mgc_markers_leave();
 	else
@@ -769,6 +775,9 @@ START_TEST(test_done_waits_for_markers)
 	ck_assert_msg(n1 == n0, "%llu stops while a marker was busy",
 	              (unsigned long long)(n1 - n0));
 	ck_assert_int_eq(phase, GCPHASE_MARK);
+	if (_i == 1)
+		ck_assert_msg(c1 == c0 + 1, "the mark did not end while an "
+		              "assist looked busy for 5 s");
 	ck_assert_uint_eq(cycles(), c0 + 1);
 	helper_stop(&h);
 }
