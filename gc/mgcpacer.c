@@ -41,7 +41,6 @@
  * and mgc_ fields. */
 #include "gc/mgc.h"
 
-
 #define HEAP_MIN_GOAL ((uintptr_t)4 << 20)
 #define HEAP_MIN_GOAL_MAX ((uintptr_t)16 << 20)
 #define MIN_CYCLE_NS 10e6
