@@ -239,8 +239,9 @@ static void trace_cycle(void)
 	                  options_.gctrace);
 }
 
-/* Another worker inside the gate, or an assist draining, may hold grey
- * objects of its own: a stop now would find them once it left (on the
+/* True (after a 50 us sleep) if mark_done should give way: another
+ * worker inside the gate, or an assist draining, may hold grey objects
+ * of its own: a stop now would find them once it left (on the
  * probe, 21 stops in 18 cycles did, each a pause for nothing; in heap
  * growth, where assists take the work as fast as it is published, 4-10
  * in a cycle), and a handshake would interrupt the mutators for nothing.
@@ -255,7 +256,7 @@ static void trace_cycle(void)
 /* Giving way to assists since (gcstats_now_ns); 0: not. */
 static atomic_word assist_way_since;
 
-static bool other_marker_inside(void)
+static bool give_way_to_markers(void)
 {
 	if (GCHEAP_SABOTAGE == 6)
 		return false;
@@ -287,7 +288,7 @@ static void mark_done(void)
 {
 	for (;;) {
 		gcw w = {0};
-		if (other_marker_inside())
+		if (give_way_to_markers())
 			return;
 		bool more = mgc_.ops->flush_all();
 		if (!markers_enter())
@@ -307,7 +308,7 @@ static void mark_done(void)
 			continue;
 		}
 		markers_leave();
-		if (other_marker_inside())
+		if (give_way_to_markers())
 			return;
 		uint64_t t0 = gcstats_now_ns();
 		mgc_.ops->stop_world();

@@ -9,7 +9,9 @@
  * least 20 automatic cycles after warm-up, heap_inuse stays within
  * max((1 + GOGC/100) * L, the highest floor) * 1.25 + 4 MiB for GOGC 50,
  * 100 and 200, every cycle's goal is the one the arithmetic gives for
- * what it marked and the rate it measured, and the rate was measured. */
+ * what it marked and the rate it measured, and the rate was measured.
+ * And an assist past the goal with no grey work to be had parks its
+ * thread until the mark ends (test_assist_parks). */
 #include "test_harness.c"
 
 #define MIN_GOAL ((uintptr_t)4 << 20)
