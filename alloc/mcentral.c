@@ -5,6 +5,7 @@
 
 mcentral mcentral_[NUM_SPANCLASSES];
 static bool centrals_init;
+static atomic_word reserve_on;
 
 void mcentral_init(mcentral *c, spanclass spc)
 {
@@ -14,6 +15,13 @@ void mcentral_init(mcentral *c, spanclass spc)
 		c->partial[i] = (spanlist){0};
 		c->full[i] = (spanlist){0};
 	}
+	c->keep_gen = c->keep = c->kept = c->demand_base = 0;
+	astore(&c->demand, 0);
+}
+
+void mcentral_set_reserve(bool on)
+{
+	astore(&reserve_on, on);
 }
 
 void mcentral_init_all(void)
@@ -32,7 +40,23 @@ void spanlist_push(spanlist *l, mspan *s)
 	s->next = l->first;
 	if (l->first)
 		l->first->prev = s;
+	else
+		l->last = s;
 	l->first = s;
+	s->list = l;
+	l->n++;
+}
+
+void spanlist_push_back(spanlist *l, mspan *s)
+{
+	gc_assert(s->list == NULL);
+	s->next = NULL;
+	s->prev = l->last;
+	if (l->last)
+		l->last->next = s;
+	else
+		l->first = s;
+	l->last = s;
 	s->list = l;
 	l->n++;
 }
@@ -46,6 +70,8 @@ void spanlist_remove(spanlist *l, mspan *s)
 		l->first = s->next;
 	if (s->next)
 		s->next->prev = s->prev;
+	else
+		l->last = s->prev;
 	s->next = s->prev = NULL;
 	s->list = NULL;
 	l->n--;
@@ -84,10 +110,30 @@ static mspan_swept sweep(mspan *s)
 	uintptr_t nfreed;
 	mspan_swept r = mspan_sweep(s, aload_acq(&mheap_.sweepgen), &nfreed);
 
+	afetch_add(&mheap_.pages_swept, s->npages);
+	afetch_add(&mheap_.spans_swept, 1);
 	if (GCHEAP_STATS && spanclass_sizeclass(s->spc))
 		afetch_add(&mheap_.stats.nfree[spanclass_sizeclass(s->spc)],
 		           nfreed);
 	return r;
+}
+
+/* May the empty small span s stay with class c (see mcentral.h)? The
+ * reserve rolls over at the class's first empty span of each sweep
+ * generation sg. Caller holds c->lock. */
+static bool reserve_keeps(mcentral *c, uintptr_t sg)
+{
+	if (c->keep_gen != sg) {
+		uintptr_t d = aload(&c->demand);
+		c->keep = aload(&reserve_on) ? d - c->demand_base : 0;
+		c->demand_base = d;
+		c->kept = 0;
+		c->keep_gen = sg;
+	}
+	if (c->kept >= c->keep)
+		return false;
+	c->kept++;
+	return true;
 }
 
 bool mcentral_sweep(mspan *s)
@@ -100,12 +146,16 @@ bool mcentral_sweep(mspan *s)
 	mutex_lock(&c->lock);
 	if (s->list)
 		spanlist_remove(s->list, s);
-	if (r != MSPAN_SWEPT_FREE)
+	bool keep = r == MSPAN_SWEPT_FREE && spanclass_sizeclass(s->spc) &&
+	            reserve_keeps(c, sg);
+	if (keep) /* behind the partial spans, which are used first */
+		spanlist_push_back(mcentral_partial_swept(c, sg), s);
+	else if (r != MSPAN_SWEPT_FREE)
 		spanlist_push(r == MSPAN_SWEPT_FULL ?
 		              mcentral_full_swept(c, sg) :
 		              mcentral_partial_swept(c, sg), s);
 	mutex_unlock(&c->lock);
-	if (r == MSPAN_SWEPT_FREE) {
+	if (r == MSPAN_SWEPT_FREE && !keep) {
 		mheap_free_span(s);
 		return false;
 	}
@@ -174,6 +224,7 @@ mspan *mcentral_cache_span(mcentral *c, int *err)
 		return NULL;
 
 havespan:;
+	afetch_add(&c->demand, 1);
 	uintptr_t fi = aload(&s->freeindex);
 	if (s->alloc_count == s->nelems || fi == s->nelems)
 		fatal("mcentral_cache_span: span %p has no free objects",
@@ -256,6 +307,9 @@ static uintptr_t verify_list(mcentral *c, spanlist *l, bool full,
 	if (n != l->n)
 		fatal("mcentral_verify: list %p counts %zu spans, has %zu",
 		      (void *)l, (size_t)l->n, (size_t)n);
+	if (l->first ? !l->last || l->last->next : l->last != NULL)
+		fatal("mcentral_verify: list %p has a wrong last span %p",
+		      (void *)l, (void *)l->last);
 	return n;
 }
 

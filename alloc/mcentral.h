@@ -27,7 +27,7 @@
 #include "alloc/sys/lock.h"
 
 typedef struct spanlist {
-	mspan *first;
+	mspan *first, *last;
 	uintptr_t n;
 } spanlist;
 
@@ -36,7 +36,19 @@ typedef struct mcentral {
 	spanclass spc;
 	spanlist partial[2];
 	spanlist full[2];
+	/* The empty-span reserve (mcentral_sweep), under the lock: in the
+	 * sweep of generation keep_gen, up to `keep` spans found empty stay
+	 * with the class (kept so far: `kept`) instead of going back to the
+	 * heap. `demand` counts spans handed to mcaches (atomic);
+	 * demand_base is its value at the last roll-over. */
+	uintptr_t keep_gen, keep, kept, demand_base;
+	atomic_word demand;
 } ALIGNED_CACHE mcentral;
+
+/* Whether sweeps of the current generation may keep empty spans with
+ * their class (set at each sweepgen flip: off after a forced or
+ * out-of-memory collection, so that those hand every empty span back). */
+void mcentral_set_reserve(bool on);
 
 /* One per span class, indexed by it. */
 extern mcentral mcentral_[NUM_SPANCLASSES];
@@ -83,7 +95,14 @@ void mcentral_push_swept(mcentral *c, mspan *s);
  * what became of it: off any list it still sits on (a sweeper may take a
  * span through its sweepgen without popping it), then on its class's
  * swept partial or full list, or, when nothing survived, its pages back
- * to the heap. Returns false if the span was freed. */
+ * to the heap; but a small span found empty stays on the partial list
+ * while the class's reserve allows: as many as the class handed to
+ * mcaches in the previous generation, so that a class allocating at a
+ * steady rate reuses its own spans without a trip through the page
+ * heap and its lock (mimalloc keeps a page with its size class too). A
+ * class that stops allocating gets a reserve of zero at the next
+ * generation, and its empty spans go back to the heap then. Returns false
+ * if the span was freed. */
 bool mcentral_sweep(mspan *s);
 
 /* Pop any unswept span of this class (for the background sweeper), or
@@ -102,6 +121,7 @@ void mcentral_verify_all(void);
 
 /* List primitives; caller holds c->lock. */
 void spanlist_push(spanlist *l, mspan *s);
+void spanlist_push_back(spanlist *l, mspan *s);
 void spanlist_remove(spanlist *l, mspan *s);
 mspan *spanlist_pop(spanlist *l);
 

@@ -280,6 +280,7 @@ mspan *mheap_alloc_span(uintptr_t npages, spanclass spc, heap_err *err)
 	astore(&s->sweepgen, aload(&mheap_.sweepgen));
 	mheap_.stats.inuse_pages += npages;
 	mheap_.stats.spans_inuse++;
+	mheap_.stats.spans_allocated++;
 	mheap_.stats.class_spans[spanclass_sizeclass(spc)]++;
 	if (spanclass_sizeclass(spc) == 0) {
 		mheap_.stats.large_objects++;

@@ -36,6 +36,7 @@ typedef struct heap_stats {
 	size_t released;      /* committed bytes madvised away */
 	size_t inuse_pages;   /* pages in in-use spans */
 	size_t spans_inuse;
+	size_t spans_allocated; /* spans ever cut from the pages */
 	size_t meta_sys;      /* OS bytes taken for metadata */
 	size_t arenas;
 	size_t large_objects; /* live large spans */
@@ -70,6 +71,8 @@ typedef enum heap_err {
 typedef struct mheap {
 	gc_mutex lock;
 	atomic_word sweepgen;        /* see mspan.h */
+	atomic_word pages_swept;     /* pages and spans swept, ever (by */
+	atomic_word spans_swept;     /* mcentral.c; for the sweep pace) */
 	atomic_word *arena_index;    /* heap_arena * by p >> ARENA_SHIFT */
 	heap_arena *arenas;          /* by address */
 	fixalloc spanalloc;          /* mspan structs */

@@ -187,6 +187,9 @@ static void markers_start(void)
 	astore_rel(&markers.closed, 0);
 }
 
+/* Threads waiting in mgc_run_cycle: their CPUs are free for marking. */
+static atomic_word cycle_waiters;
+
 /* World stopped; marking is complete. */
 static void mark_termination(void)
 {
@@ -215,6 +218,8 @@ static void mark_termination(void)
 	/* Flip first: every cached span is now stale, and a thread's cache
 	 * flush (which compares with sweepgen) sweeps it. */
 	sweep_block();
+	/* A forced collection hands every empty span back to the heap. */
+	mcentral_set_reserve(!aload(&cycle_waiters));
 	astore_rel(&mheap_.sweepgen, aload(&mheap_.sweepgen) + 2);
 	mutex_lock(&mheap_.lock);
 	uintptr_t pages = mheap_.stats.inuse_pages;
@@ -371,8 +376,6 @@ static long ncpus;
 static unsigned ndedicated, nstarted;
 static atomic_word nmarkers;
 static double worker_fraction;
-/* Threads waiting in mgc_run_cycle: their CPUs are free for marking. */
-static atomic_word cycle_waiters;
 
 /* Is a CPU idle, one that a worker outside the gate may mark on? Yes
  * while the running mutators (attached, outside blocking regions) and
@@ -712,6 +715,44 @@ static void scavenge(void)
 		mheap_release_free(held - retain);
 }
 
+/* How often the sweeper looks, and what allocation in that time means
+ * the mutators are busy (and sweep for themselves): 64 MB/s. */
+#define SWEEP_POLL_NS 1000000
+#define SWEEP_BUSY_BYTES ((uintptr_t)64 << 10)
+
+/* mutex_cond_timedwait on mgc_.cond for ns from now. */
+static void cond_wait_ns(uint64_t ns)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += (time_t)(ns / 1000000000);
+	ts.tv_nsec += (long)(ns % 1000000000);
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	mutex_cond_timedwait(&mgc_.cond, &mgc_.lock, &ts);
+}
+
+/* Are the mutators allocating (more than SWEEP_BUSY_BYTES since `since`,
+ * an mgc_.alloc_bytes reading)? */
+static bool mutators_busy(uintptr_t since)
+{
+	return aload(&mgc_.alloc_bytes) - since > SWEEP_BUSY_BYTES;
+}
+
+/* The background sweeper: a backstop, not a racer. Threads that allocate
+ * sweep what they need themselves (a thread's cache sweeps its own class
+ * lazily, and the sweep pace makes the slow path sweep the rest in time),
+ * on their own CPU, where the span's memory and bitmaps are used next; a
+ * second CPU sweeping the same spans only moved them between caches and
+ * fought over the central locks (the allocation benchmark spent more CPU
+ * in the sweeper than in the program). So the sweeper sweeps while the
+ * mutators do not allocate: it looks every SWEEP_POLL_NS; if they
+ * allocated more than SWEEP_BUSY_BYTES meanwhile it only looks whether
+ * anything is left to sweep, and otherwise sweeps until they do, or the
+ * sweep is done; then it releases memory to the OS (scavenge). */
 static void *sweeper(void *arg)
 {
 	(void)arg;
@@ -722,19 +763,35 @@ static void *sweeper(void *arg)
 			mutex_cond_wait(&mgc_.cond, &mgc_.lock);
 			continue;
 		}
+		uintptr_t seen = aload(&mgc_.alloc_bytes);
+		cond_wait_ns(SWEEP_POLL_NS);
+		if (aload(&mgc_.sweep_done) || aload(&mgc_.sweeper_paused) ||
+		    aload_acq(&mgc_.phase) != GCPHASE_OFF)
+			continue;
+		bool busy = mutators_busy(seen), more;
 		mutex_unlock(&mgc_.lock);
 		/* The cycle read before the sweep_one that finds nothing
 		 * left: its sweep is done then (a later one's may not be). */
-		uintptr_t cycle;
-		do
-			cycle = aload_acq(&mgc_.cycles);
-		while (aload_acq(&mgc_.phase) == GCPHASE_OFF &&
-		       !aload(&mgc_.sweeper_paused) && sweep_one());
-		if (aload(&mgc_.sweeper_paused)) {
-			mutex_lock(&mgc_.lock);
-			continue;
+		uintptr_t cycle = aload_acq(&mgc_.cycles);
+		if (busy) {
+			more = sweep_pending();
+			if (!more && (more = sweep_one())) /* a last one */
+				afetch_add(&mgc_.bg_swept, 1);
+		} else {
+			seen = aload(&mgc_.alloc_bytes);
+			do {
+				cycle = aload_acq(&mgc_.cycles);
+				if ((more = sweep_one()))
+					afetch_add(&mgc_.bg_swept, 1);
+			} while (more && !mutators_busy(seen) &&
+			         aload_acq(&mgc_.phase) == GCPHASE_OFF &&
+			         !aload(&mgc_.sweeper_paused));
 		}
-		bool done = aload_acq(&mgc_.phase) == GCPHASE_OFF &&
+		/* Threads still holding stale cached spans (swept when they
+		 * release them at their next safepoint) are looked at again
+		 * at the next poll. */
+		bool done = !more && aload_acq(&mgc_.phase) == GCPHASE_OFF &&
+		            !aload(&mgc_.sweeper_paused) &&
 		            mgc_.ops->cache_flushes_done();
 		if (done) {
 			astore_rel(&mgc_.sweep_done, 1);
@@ -743,21 +800,8 @@ static void *sweeper(void *arg)
 			scavenge();
 		}
 		mutex_lock(&mgc_.lock);
-		if (done) {
+		if (done)
 			pthread_cond_broadcast(&mgc_.cond);
-		} else if (aload_acq(&mgc_.phase) == GCPHASE_OFF) {
-			/* Threads still hold stale cached spans (swept when
-			 * they release them at their next safepoint): look
-			 * again shortly, without waking anyone meanwhile. */
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += 200000;
-			if (ts.tv_nsec >= 1000000000) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000;
-			}
-			mutex_cond_timedwait(&mgc_.cond, &mgc_.lock, &ts);
-		}
 	}
 	mutex_unlock(&mgc_.lock);
 	return NULL;

@@ -115,6 +115,7 @@ typedef struct mgc_state {
 	atomic_word disabled;     /* gc_disable nesting count */
 	atomic_word sweep_done;   /* all spans of this cycle swept */
 	atomic_word sweeper_paused; /* tests: the background sweeper idles */
+	atomic_word bg_swept;     /* spans the background sweeper swept */
 	atomic_word globals_done; /* the globals and specials root job:
 	                           * 0 to do, 1 running, 2 done */
 	/* Pacer (gc/mgcpacer.c). */
@@ -301,8 +302,12 @@ void sweep_pace_start(uintptr_t pages, uintptr_t distance);
 /* The allocation slow path: sweep what the pace says is owed by now. */
 void sweep_credit(void);
 /* Pages owed by now and not yet swept (0 once nothing is left to
- * sweep); pages swept this cycle by sweep_one. */
+ * sweep); pages swept this cycle, by anyone (sweep_one, a thread's
+ * cache, the sweeper). */
 uintptr_t sweep_pace_owed(void);
+/* Are spans of this generation still on unswept lists? Sweeps nothing
+ * (the background sweeper asks while the program allocates). */
+bool sweep_pending(void);
 uintptr_t sweep_pace_swept(void);
 /* Mark termination: hold off sweepers (and wait out the ones inside a
  * span) around the sweepgen flip. */

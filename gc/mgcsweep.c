@@ -41,14 +41,14 @@ static struct {
 	atomic_word gen;            /* the sweepgen the pace is for */
 	atomic_word base;           /* mgc_.alloc_bytes when it was set */
 	atomic_word bytes_per_page; /* allocation allowed per page swept */
-	atomic_word swept;          /* pages swept by sweep_one since */
+	atomic_word swept_base;     /* mheap_.pages_swept when it was set */
 	atomic_word exhausted;      /* sweep_one found nothing left */
 } pace;
 
 void sweep_pace_start(uintptr_t pages, uintptr_t distance)
 {
 	uintptr_t d = distance / 4 * 3;
-	astore(&pace.swept, 0);
+	astore(&pace.swept_base, aload(&mheap_.pages_swept));
 	astore(&pace.exhausted, 0);
 	astore(&pace.base, aload(&mgc_.alloc_bytes));
 	astore(&pace.bytes_per_page, pages ? MAX(d / pages, 1) : 0);
@@ -62,13 +62,13 @@ uintptr_t sweep_pace_owed(void)
 	    aload(&pace.exhausted))
 		return 0;
 	uintptr_t owed = (aload(&mgc_.alloc_bytes) - aload(&pace.base)) / bpp;
-	uintptr_t done = aload(&pace.swept);
+	uintptr_t done = aload(&mheap_.pages_swept) - aload(&pace.swept_base);
 	return owed > done ? owed - done : 0;
 }
 
 uintptr_t sweep_pace_swept(void)
 {
-	return aload(&pace.swept);
+	return aload(&mheap_.pages_swept) - aload(&pace.swept_base);
 }
 
 void sweep_credit(void)
@@ -121,10 +121,7 @@ static bool sweep_one_counted(void)
 		mspan *s;
 		while ((s = mcentral_pop_unswept(&mcentral_[c], sg))) {
 			if (mspan_try_acquire(s, sg)) {
-				uintptr_t npages = s->npages;
 				mcentral_sweep(s);
-				if (aload(&pace.gen) == sg)
-					afetch_add(&pace.swept, npages);
 				return true;
 			}
 		}
@@ -136,6 +133,24 @@ static bool sweep_one_counted(void)
 	}
 	if (aload(&pace.gen) == sg)
 		astore(&pace.exhausted, 1);
+	return false;
+}
+
+bool sweep_pending(void)
+{
+	uintptr_t sg = aload_acq(&mheap_.sweepgen);
+
+	if (aload(&sweep_cursor_gen) != sg)
+		return true;
+	for (uintptr_t c = aload(&sweep_cursor); c < NUM_SPANCLASSES; c++) {
+		mcentral *m = &mcentral_[c];
+		mutex_lock(&m->lock);
+		bool any = mcentral_partial_unswept(m, sg)->n ||
+		           mcentral_full_unswept(m, sg)->n;
+		mutex_unlock(&m->lock);
+		if (any)
+			return true;
+	}
 	return false;
 }
 

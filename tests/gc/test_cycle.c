@@ -4,7 +4,9 @@
  * bytes through per-object types, large noscan and scan) and keeps the
  * reachable ones intact, following only pointer words (a pointer value in
  * a non-pointer word keeps nothing); freed slots are reused; empty spans go
- * back to the heap; gc_disable/gc_enable (nesting) and gc_set_percent(-1)
+ * back to the heap, except for a class's reserve of empty spans; the
+ * background sweeper sweeps only while the program does not allocate;
+ * gc_disable/gc_enable (nesting) and gc_set_percent(-1)
  * stop and resume automatic cycles; the GCHEAP_GC variable; stress=N
  * starts cycles by itself; gc_collect from several threads at once, each
  * call running a full cycle; and assists: while the background worker is
@@ -333,6 +335,107 @@ START_TEST(test_proportional_sweep)
 	ck_assert_uint_ge(swept, pages / 2);
 	for (size_t i = 0; i < 4096; i++)
 		REQUIRE(check_payload(arr[i], 1024, i), "object %zu", i);
+}
+END_TEST
+
+/* ---- The sweeper as a backstop, and the empty-span reserve -------------- */
+
+/* Wait, without allocating, until the background sweeper has finished
+ * the current cycle's sweep (at most 2 s). */
+static void idle_until_swept(void)
+{
+	for (int i = 0; i < 2000 && (aload_acq(&mgc_.phase) != GCPHASE_OFF ||
+	                             !aload_acq(&mgc_.sweep_done)); i++)
+		usleep(1000);
+	REQUIRE(aload_acq(&mgc_.sweep_done),
+	        "the sweep did not finish while the program was idle");
+}
+
+static size_t heap_count(const size_t *field)
+{
+	mutex_lock(&mheap_.lock);
+	size_t n = *field;
+	mutex_unlock(&mheap_.lock);
+	return n;
+}
+
+/* Allocate garbage of `size` bytes until a new cycle has ended. */
+static void churn_one_cycle(size_t size)
+{
+	uint64_t c0 = cycles();
+	while (cycles() == c0)
+		churn(64 * 1024, size);
+}
+
+/* While the program allocates, its own thread sweeps what it needs and
+ * the background sweeper (nearly) nothing; once the program stops
+ * allocating, the sweeper finishes the sweep by itself. */
+START_TEST(test_sweeper_backstop)
+{
+	start(false);
+	gc_set_percent(100);
+	churn_one_cycle(256);
+	uintptr_t b0 = aload(&mgc_.bg_swept), s0 = aload(&mheap_.spans_swept);
+	for (int i = 0; i < 4; i++)
+		churn_one_cycle(256);
+	uintptr_t b1 = aload(&mgc_.bg_swept), s1 = aload(&mheap_.spans_swept);
+	printf("# while allocating: %zu of %zu spans swept in the "
+	       "background\n", (size_t)(b1 - b0), (size_t)(s1 - s0));
+	fflush(stdout);
+	ck_assert_uint_gt(s1 - s0, 200);
+	ck_assert_msg((b1 - b0) * 10 < s1 - s0, "the background sweeper swept "
+	              "%zu of %zu spans while the program allocated",
+	              (size_t)(b1 - b0), (size_t)(s1 - s0));
+	/* Just after a cycle the last one's spans are unswept. */
+	churn_one_cycle(256);
+	uintptr_t b2 = aload(&mgc_.bg_swept);
+	idle_until_swept();
+	ck_assert_msg(aload(&mgc_.bg_swept) > b2, "the sweep finished with "
+	              "no span swept by the background sweeper");
+}
+END_TEST
+
+/* The empty-span reserve (alloc/mcentral.c): spans the sweep finds empty
+ * stay with their class, up to what the class took in the previous
+ * generation, so that the next cycle's allocation takes them back without
+ * cutting new spans from the pages; a class that stops allocating hands
+ * them back to the heap at the next generation. The sweeps here are the
+ * background sweeper's (the program idles after each cycle), which
+ * without the reserve would free every empty span. */
+START_TEST(test_empty_span_reserve)
+{
+	start(false);
+	gc_set_percent(100);
+	unsigned sc = size_to_class(256);
+	mcentral *c = &mcentral_[make_spanclass(sc, true)];
+	uintptr_t taken = 0, cut = 0;
+
+	for (int round = 0; round < 6; round++) {
+		uintptr_t d0 = aload(&c->demand);
+		size_t a0 = heap_count(&mheap_.stats.spans_allocated);
+		churn_one_cycle(256);
+		idle_until_swept();
+		if (round < 3)
+			continue; /* warming up */
+		taken += aload(&c->demand) - d0;
+		cut += heap_count(&mheap_.stats.spans_allocated) - a0;
+	}
+	printf("# %zu spans taken by the cache, %zu cut from the pages\n",
+	       (size_t)taken, (size_t)cut);
+	fflush(stdout);
+	ck_assert_uint_gt(taken, 100);
+	ck_assert_msg(cut * 10 < taken, "%zu of %zu spans cut from the pages",
+	              (size_t)cut, (size_t)taken);
+	size_t before = heap_count(&mheap_.stats.class_spans[sc]);
+	for (int round = 0; round < 2; round++) {
+		churn_one_cycle(512);
+		idle_until_swept();
+	}
+	size_t after = heap_count(&mheap_.stats.class_spans[sc]);
+	printf("# class %u: %zu spans, %zu once the class stopped\n", sc,
+	       before, after);
+	ck_assert_uint_gt(before, 50);
+	ck_assert_msg(after <= 4, "class %u still holds %zu spans", sc, after);
 }
 END_TEST
 
@@ -967,6 +1070,8 @@ static Suite *cycle_suite(void)
 	tcase_add_test(tc, test_freed_slots_reused);
 	tcase_add_test(tc, test_empty_spans_returned);
 	tcase_add_test(tc, test_proportional_sweep);
+	tcase_add_test(tc, test_sweeper_backstop);
+	tcase_add_test(tc, test_empty_span_reserve);
 	tcase_add_test(tc, test_disable_enable);
 	tcase_add_test(tc, test_percent_off);
 	tcase_add_test(tc, test_gogc_env_off);
