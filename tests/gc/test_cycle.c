@@ -369,23 +369,35 @@ static void churn_one_cycle(size_t size)
 
 /* While the program allocates, its own thread sweeps what it needs and
  * the background sweeper (nearly) nothing; once the program stops
- * allocating, the sweeper finishes the sweep by itself. */
+ * allocating, the sweeper finishes the sweep by itself. A thread that
+ * loses its CPU for a poll (a loaded machine, a sanitizer build) is not
+ * allocating then, and the sweeper rightly sweeps: so the share is
+ * measured over four cycles up to five times, and one attempt under 10%
+ * passes (a sweeper that races the program takes ~20% every time). */
 START_TEST(test_sweeper_backstop)
 {
+	uintptr_t bg = 0, all = 0;
+
 	start(false);
 	gc_set_percent(100);
 	churn_one_cycle(256);
-	uintptr_t b0 = aload(&mgc_.bg_swept), s0 = aload(&mheap_.spans_swept);
-	for (int i = 0; i < 4; i++)
-		churn_one_cycle(256);
-	uintptr_t b1 = aload(&mgc_.bg_swept), s1 = aload(&mheap_.spans_swept);
-	printf("# while allocating: %zu of %zu spans swept in the "
-	       "background\n", (size_t)(b1 - b0), (size_t)(s1 - s0));
-	fflush(stdout);
-	ck_assert_uint_gt(s1 - s0, 200);
-	ck_assert_msg((b1 - b0) * 10 < s1 - s0, "the background sweeper swept "
-	              "%zu of %zu spans while the program allocated",
-	              (size_t)(b1 - b0), (size_t)(s1 - s0));
+	for (int attempt = 0; attempt < 5; attempt++) {
+		uintptr_t b0 = aload(&mgc_.bg_swept);
+		uintptr_t s0 = aload(&mheap_.spans_swept);
+		for (int i = 0; i < 4; i++)
+			churn_one_cycle(256);
+		bg = aload(&mgc_.bg_swept) - b0;
+		all = aload(&mheap_.spans_swept) - s0;
+		printf("# while allocating: %zu of %zu spans swept in the "
+		       "background\n", (size_t)bg, (size_t)all);
+		fflush(stdout);
+		ck_assert_uint_gt(all, 200);
+		if (bg * 10 < all)
+			break;
+	}
+	ck_assert_msg(bg * 10 < all, "the background sweeper swept %zu of "
+	              "%zu spans while the program allocated", (size_t)bg,
+	              (size_t)all);
 	/* Just after a cycle the last one's spans are unswept. */
 	churn_one_cycle(256);
 	uintptr_t b2 = aload(&mgc_.bg_swept);
