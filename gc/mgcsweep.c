@@ -139,10 +139,12 @@ static bool sweep_one_counted(void)
 bool sweep_pending(void)
 {
 	uintptr_t sg = aload_acq(&mheap_.sweepgen);
+	/* The cursor is sweep_one's: the threads' lazy sweeps do not move
+	 * it, and may have left it at an older generation. */
+	uintptr_t c0 = aload(&sweep_cursor_gen) == sg ? aload(&sweep_cursor)
+	                                               : 0;
 
-	if (aload(&sweep_cursor_gen) != sg)
-		return true;
-	for (uintptr_t c = aload(&sweep_cursor); c < NUM_SPANCLASSES; c++) {
+	for (uintptr_t c = c0; c < NUM_SPANCLASSES; c++) {
 		mcentral *m = &mcentral_[c];
 		mutex_lock(&m->lock);
 		bool any = mcentral_partial_unswept(m, sg)->n ||
