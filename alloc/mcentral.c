@@ -118,22 +118,19 @@ static mspan_swept sweep(mspan *s)
 	return r;
 }
 
-/* May the empty small span s stay with class c (see mcentral.h)? The
- * reserve rolls over at the class's first empty span of each sweep
- * generation sg. Caller holds c->lock. */
-static bool reserve_keeps(mcentral *c, uintptr_t sg)
+/* Roll the reserve of class c over to sweep generation sg (see
+ * mcentral.h): it may keep what the class handed to thread caches since
+ * the last roll-over, its first mcentral_sweep of an earlier generation
+ * (normally the one before). Caller holds c->lock. */
+static void reserve_roll(mcentral *c, uintptr_t sg)
 {
-	if (c->keep_gen != sg) {
-		uintptr_t d = aload(&c->demand);
-		c->keep = aload(&reserve_on) ? d - c->demand_base : 0;
-		c->demand_base = d;
-		c->kept = 0;
-		c->keep_gen = sg;
-	}
-	if (c->kept >= c->keep)
-		return false;
-	c->kept++;
-	return true;
+	if (c->keep_gen == sg)
+		return;
+	uintptr_t d = aload(&c->demand);
+	c->keep = aload(&reserve_on) ? d - c->demand_base : 0;
+	c->demand_base = d;
+	c->kept = 0;
+	c->keep_gen = sg;
 }
 
 bool mcentral_sweep(mspan *s)
@@ -146,14 +143,17 @@ bool mcentral_sweep(mspan *s)
 	mutex_lock(&c->lock);
 	if (s->list)
 		spanlist_remove(s->list, s);
+	reserve_roll(c, sg);
 	bool keep = r == MSPAN_SWEPT_FREE && spanclass_sizeclass(s->spc) &&
-	            reserve_keeps(c, sg);
-	if (keep) /* behind the partial spans, which are used first */
+	            c->kept < c->keep;
+	if (keep) { /* behind the partial spans, which are used first */
+		c->kept++;
 		spanlist_push_back(mcentral_partial_swept(c, sg), s);
-	else if (r != MSPAN_SWEPT_FREE)
+	} else if (r != MSPAN_SWEPT_FREE) {
 		spanlist_push(r == MSPAN_SWEPT_FULL ?
 		              mcentral_full_swept(c, sg) :
 		              mcentral_partial_swept(c, sg), s);
+	}
 	mutex_unlock(&c->lock);
 	if (r == MSPAN_SWEPT_FREE && !keep) {
 		mheap_free_span(s);

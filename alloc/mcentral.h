@@ -40,7 +40,8 @@ typedef struct mcentral {
 	 * sweep of generation keep_gen, up to `keep` spans found empty stay
 	 * with the class (kept so far: `kept`) instead of going back to the
 	 * heap. `demand` counts spans handed to mcaches (atomic);
-	 * demand_base is its value at the last roll-over. */
+	 * demand_base is its value at the last roll-over (the class's
+	 * first mcentral_sweep of a generation). */
 	uintptr_t keep_gen, keep, kept, demand_base;
 	atomic_word demand;
 } ALIGNED_CACHE mcentral;
@@ -97,7 +98,8 @@ void mcentral_push_swept(mcentral *c, mspan *s);
  * swept partial or full list, or, when nothing survived, its pages back
  * to the heap; but a small span found empty stays on the partial list
  * while the class's reserve allows: as many as the class handed to
- * mcaches in the previous generation, so that a class allocating at a
+ * mcaches since the reserve last rolled over (normally one generation
+ * before), so that a class allocating at a
  * steady rate reuses its own spans without a trip through the page
  * heap and its lock (mimalloc keeps a page with its size class too). A
  * class that stops allocating gets a reserve of zero at the next
