@@ -721,21 +721,6 @@ static void scavenge(void)
 #define SWEEP_POLL_NS 1000000
 #define SWEEP_BUSY_BYTES ((uintptr_t)16 << 10)
 
-/* mutex_cond_timedwait on mgc_.cond for ns from now. */
-static void cond_wait_ns(uint64_t ns)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += (time_t)(ns / 1000000000);
-	ts.tv_nsec += (long)(ns % 1000000000);
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
-	mutex_cond_timedwait(&mgc_.cond, &mgc_.lock, &ts);
-}
-
 /* Are the mutators allocating (more than SWEEP_BUSY_BYTES since `since`,
  * an mgc_.alloc_bytes reading)? */
 static bool mutators_busy(uintptr_t since)
@@ -769,7 +754,8 @@ static void *sweeper(void *arg)
 		uint64_t t0 = gcstats_now_ns(), t;
 		while ((t = gcstats_now_ns()) - t0 < SWEEP_POLL_NS &&
 		       !aload(&mgc_.exiting))
-			cond_wait_ns(SWEEP_POLL_NS - (t - t0));
+			mutex_cond_wait_ns(&mgc_.cond, &mgc_.lock,
+			                   SWEEP_POLL_NS - (t - t0));
 		if (aload(&mgc_.sweep_done) || aload(&mgc_.sweeper_paused) ||
 		    aload_acq(&mgc_.phase) != GCPHASE_OFF)
 			continue;

@@ -41,16 +41,8 @@ static void world_signal(void)
 /* Wait briefly for a status change (world_lock held). */
 static void world_wait(void)
 {
-	struct timespec ts;
-
 	mutex_assert_held(&world_lock);
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_nsec += 1000000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
-	mutex_cond_timedwait(&world_cond, &world_lock, &ts);
+	mutex_cond_wait_ns(&world_cond, &world_lock, 1000000);
 }
 
 /* ---- Threads that hold a stop up ----------------------------------------- */

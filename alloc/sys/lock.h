@@ -33,6 +33,7 @@
 #include "alloc/sys/base.h"
 
 #include <pthread.h>
+#include <time.h>
 
 typedef struct gc_mutex {
 	pthread_mutex_t m;
@@ -83,6 +84,19 @@ static inline int mutex_cond_timedwait(pthread_cond_t *c, gc_mutex *l,
 	if (GCHEAP_CHECK_LEVEL >= 2)
 		astore(&l->owner, (uintptr_t)pthread_self());
 	return r;
+}
+
+/* mutex_cond_timedwait for at most ns from now. */
+static inline int mutex_cond_wait_ns(pthread_cond_t *c, gc_mutex *l,
+                                     uint64_t ns)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	uint64_t t = (uint64_t)ts.tv_nsec + ns;
+	ts.tv_sec += (time_t)(t / 1000000000u);
+	ts.tv_nsec = (long)(t % 1000000000u);
+	return mutex_cond_timedwait(c, l, &ts);
 }
 
 #endif
