@@ -106,7 +106,7 @@ bool gcwork_global_empty(void)
 	return e;
 }
 
-void gcw_put(gcw *w, uintptr_t obj)
+void gcw_put_slow(gcw *w, uintptr_t obj)
 {
 	if (!w->buf1)
 		w->buf1 = gcwork_getempty();
@@ -125,10 +125,8 @@ void gcw_put(gcw *w, uintptr_t obj)
 	w->buf1->obj[w->buf1->n++] = obj;
 }
 
-uintptr_t gcw_get_local(gcw *w)
+uintptr_t gcw_get_local_slow(gcw *w)
 {
-	if (w->buf1 && w->buf1->n)
-		return w->buf1->obj[--w->buf1->n];
 	if (w->buf2 && w->buf2->n) {
 		workbuf *t = w->buf1;
 		w->buf1 = w->buf2;

@@ -61,14 +61,31 @@ extern gcwork_state gcwork_;
 
 void gcwork_init(void);
 
+void gcw_put_slow(gcw *w, uintptr_t obj);
+uintptr_t gcw_get_local_slow(gcw *w);
+
 /* Queue an object for scanning. Never fails: if no buffer can be had,
- * fatal() (marking cannot proceed without memory for its queue). */
-void gcw_put(gcw *w, uintptr_t obj);
+ * fatal() (marking cannot proceed without memory for its queue). Inline
+ * while buf1 has room: once per object greyed. */
+static inline void gcw_put(gcw *w, uintptr_t obj)
+{
+	workbuf *b = w->buf1;
+	if (likely(b && b->n < WORKBUF_LEN))
+		b->obj[b->n++] = obj;
+	else
+		gcw_put_slow(w, obj);
+}
 /* The next object to scan, or 0 if this gcw and the global list are
  * empty. */
 uintptr_t gcw_get(gcw *w);
 /* Like gcw_get but never takes from the global list. */
-uintptr_t gcw_get_local(gcw *w);
+static inline uintptr_t gcw_get_local(gcw *w)
+{
+	workbuf *b = w->buf1;
+	if (likely(b && b->n))
+		return b->obj[--b->n];
+	return gcw_get_local_slow(w);
+}
 /* Move all of this gcw's work (objects and spans) to the global lists
  * and release its buffers. */
 void gcw_dispose(gcw *w);

@@ -874,6 +874,56 @@ START_TEST(test_drain_preempted)
 }
 END_TEST
 
+/* The drain's prefetch FIFO (gc/mgcmark.c) holds up to eight popped
+ * objects between their prefetch and their scan; a drain that stops at
+ * its budget puts them back in the queue, still grey. Children 1 KiB
+ * apart (never "near" the last object scanned, so each goes through the
+ * FIFO), each holding a grandchild, drained one unit at a time: every
+ * call after the first stops with a full FIFO. Dropping what it held
+ * would leave those children marked but never scanned, and their
+ * grandchildren would be freed (or checkmark would stop the test). */
+START_TEST(test_drain_budget_keeps_fifo)
+{
+	enum { N = 256 };
+	helper h;
+	start(false);
+	gc_disable();
+	helper_start(&h);
+	void **arr = gc_alloc_array(N, t_ptrs);
+	ck_assert_ptr_nonnull(arr);
+	for (size_t i = 0; i < N; i++) {
+		void **c = gc_alloc(1024, t_ptrs);
+		ck_assert_ptr_nonnull(c);
+		gc_write(&c[0], gc_alloc(16, t_ptrs));
+		gc_write(&arr[i], c);
+	}
+	h.slots[0] = arr;
+	pause_begin(&h);
+	gcw w = {0};
+	gcmark_value(&w, (uintptr_t)arr, true, 0, 0);
+	size_t calls = 0;
+	while (!gcw_empty(&w) && calls < 100 * N) {
+		gcmark_drain(&w, 1);
+		calls++;
+	}
+	bool drained = gcw_empty(&w);
+	gcw_dispose(&w);
+	pause_end(&h, NULL, NULL);
+	ck_assert(drained);
+	/* The first call scans arr and shares half its children with the
+	 * background worker (gcw_balance); each later one stops with eight
+	 * children in its FIFO. */
+	ck_assert_msg(calls >= 2, "%zu drain calls for %d children", calls,
+	              N);
+	for (size_t i = 0; i < N; i++) {
+		void **c = arr[i];
+		REQUIRE(is_live(c) && is_live(c[0]),
+		        "child %zu or its grandchild lost", i);
+	}
+	helper_stop(&h);
+}
+END_TEST
+
 /* Mark termination stops no world while another worker is inside the
  * marker gate (loop 0) or an assist is draining (loop 1): either may hold
  * grey objects, which the stop would find once it left (on the probe 21
@@ -1132,6 +1182,7 @@ static Suite *cycle_suite(void)
 	tcase_add_test(tc, test_large_oblets);
 	tcase_add_test(tc, test_oblet_bounds_drain);
 	tcase_add_test(tc, test_drain_preempted);
+	tcase_add_test(tc, test_drain_budget_keeps_fifo);
 	tcase_add_loop_test(tc, test_done_waits_for_markers, 0, 2);
 	tcase_add_test(tc, test_mark_workers);
 	tcase_add_test(tc, test_markers_env);
