@@ -338,6 +338,26 @@ void ptriter_init_heapbits(ptriter *it, uintptr_t obj, size_t nbytes,
 	it->hbw = hbw;
 }
 
+uint64_t ptriter_next_chunk(ptriter *it, uintptr_t **first)
+{
+	while (it->cur == 0) {
+		if (it->w >= it->nwords)
+			return 0;
+		unsigned k = (unsigned)MIN(64, it->nwords - it->w);
+		if (it->t)
+			it->cur = typed_bits(it->t, it->w, k);
+		else
+			it->cur = extract(it->hb, it->hbw + it->nwords,
+			                  it->hbw + it->w, k);
+		it->curw = it->w;
+		it->w += k;
+	}
+	uint64_t bits = it->cur;
+	it->cur = 0;
+	*first = (uintptr_t *)(it->obj + it->curw * WORD_SIZE);
+	return bits;
+}
+
 uintptr_t *ptriter_next(ptriter *it)
 {
 	while (it->cur == 0) {

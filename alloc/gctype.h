@@ -131,5 +131,9 @@ void ptriter_init_heapbits(ptriter *it, uintptr_t obj, size_t nbytes,
                            const uint64_t *hb, size_t hbw);
 /* The next pointer slot, or NULL when done. */
 uintptr_t *ptriter_next(ptriter *it);
+/* The pointer slots still pending among the next (up to) 64 words, as a
+ * mask: bit b set means word (*first)[b] is a pointer slot; 0 when done.
+ * Words without pointers are skipped. Mixes with ptriter_next. */
+uint64_t ptriter_next_chunk(ptriter *it, uintptr_t **first);
 
 #endif

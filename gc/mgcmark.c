@@ -278,6 +278,44 @@ static ALWAYS_INLINE uintptr_t scan_small(gcw *w, mspan *s, uintptr_t obj)
 	return n + 1;
 }
 
+/* Mark what the slots first[b] (bit b of bits set) of the object at
+ * `from` point to; returns the slots. Their targets are scattered (a
+ * table of pointers, an oblet of one): a first pass prefetches the spans
+ * of all of them, a second the words of their mark bits, so that the
+ * third, the marking proper, finds them in the cache and the misses of
+ * up to 64 slots overlap instead of following one another. Work: one
+ * unit per slot, null or not, as ptriter_next's loop counted. */
+static NOINLINE uintptr_t mark_chunk(gcw *w, uintptr_t from,
+                                     uintptr_t *first, uint64_t bits)
+{
+	uintptr_t v[64];
+	uintptr_t *at[64];
+	unsigned k = 0;
+	uintptr_t n = 0;
+
+	for (; bits; bits &= bits - 1, n++) {
+		uintptr_t *slot = first + ctz64(bits);
+		uintptr_t x = aload((atomic_word *)slot);
+		if (!x)
+			continue;
+		mspan *s = spanof(x);
+		if (s)
+			__builtin_prefetch(s);
+		v[k] = x;
+		at[k++] = slot;
+	}
+	for (unsigned j = 0; j < k; j++) {
+		mspan *s = spanof(v[j]);
+		if (s && s->state == MSPAN_INUSE && v[j] >= s->base &&
+		    v[j] < s->limit)
+			__builtin_prefetch(s->gcmark_bits +
+			                   mspan_object_index(s, v[j]) / 64);
+	}
+	for (unsigned j = 0; j < k; j++)
+		mark_value(w, v[j], true, from, (uintptr_t)at[j]);
+	return n;
+}
+
 /* Scan one grey object through its pointer map; returns the words of
  * work done. Objects with heap bits (<= 512 bytes: most objects) read
  * their bits straight from the span, everything else goes through the
@@ -307,12 +345,9 @@ static uintptr_t scanobject(gcw *w, uintptr_t obj)
 	} else {
 		mspan_ptriter(s, obj, &it);
 	}
-	while ((slot = ptriter_next(&it))) {
-		uintptr_t v = aload((atomic_word *)slot);
-		n++;
-		if (v)
-			mark_value(w, v, true, obj, (uintptr_t)slot);
-	}
+	uint64_t bits;
+	while ((bits = ptriter_next_chunk(&it, &slot)))
+		n += mark_chunk(w, obj, slot, bits);
 	return n + 1;
 }
 
