@@ -66,6 +66,8 @@ bool mspan_init(mspan *s, uintptr_t base, uintptr_t npages, spanclass spc,
 	astore(&s->blackfrom, NO_BLACK);
 	s->freetype = NULL;
 	s->freesize = 0;
+	s->alltype = NULL;
+	s->allsize = 0;
 	s->specials = NULL;
 	s->sp_next = s->sp_prev = NULL;
 	if (sc == 0) {
@@ -124,6 +126,7 @@ void mspan_release_meta(mspan *s, metaalloc *meta)
 
 void mspan_set_type(mspan *s, uintptr_t p, const gc_type *t, size_t size)
 {
+	s->alltype = NULL;
 	if (s->heap_bits) {
 		uint64_t bits = t->small_bits & low_mask((unsigned)(size /
 		                                                    WORD_SIZE));
@@ -260,7 +263,16 @@ void mspan_fill_type(mspan *s, uintptr_t from, const gc_type *t,
 {
 	struct fill f = {t, size};
 
-	each_free_run(s, from, fill_run, &f);
+	if (s->alltype != t || s->allsize != size) {
+		each_free_run(s, from, fill_run, &f);
+		/* Every slot written: none below from, none allocated. */
+		bool all = from == 0;
+		for (size_t w = 0; all && w < mspan_bitmap_words(s->nelems);
+		     w++)
+			all = s->alloc_bits[w] == 0;
+		s->alltype = all ? t : NULL;
+		s->allsize = all ? size : 0;
+	}
 	s->freetype = t;
 	s->freesize = size;
 }

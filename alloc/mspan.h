@@ -25,9 +25,13 @@
  * fast path never zeroes. The first typed allocation writes the heap bits
  * of its (type, size) into every free slot at once and records them in
  * freetype/freesize; later allocations of the same (type, size) write
- * nothing. While the collector marks, the objects allocated from
- * blackfrom on are black without a mark bit each: the free slots in
- * [blackfrom, freeindex) are set in gcmark_bits in bulk
+ * nothing. A span that has held one (type, size) only, since a fill that
+ * covered all its slots, remembers it (alltype/allsize): its next fill,
+ * after a sweep, writes nothing either (binary-trees' nodes, a program
+ * that keeps a few objects of one type in every span). While the
+ * collector marks, the objects allocated from blackfrom on are black
+ * without a mark bit each: the free slots in [blackfrom, freeindex) are
+ * set in gcmark_bits in bulk
  * (mspan_mark_allocated) when the span leaves the cache and whenever the
  * collector flushes the thread, which it does before mark termination.
  *
@@ -111,6 +115,12 @@ typedef struct mspan {
 	const gc_type *freetype;
 	uintptr_t freesize;
 	atomic_word blackfrom; /* NO_BLACK: not allocating black */
+	/* Every slot of the span, allocated or free, carries the layout of
+	 * (alltype, allsize) when alltype is set: the span has only ever
+	 * held that layout since its bits were last written in full. Owner
+	 * thread (mspan_fill_type, mspan_set_type). */
+	const gc_type *alltype;
+	uintptr_t allsize;
 
 	/* Span-batched marking (options_.greentea, gc/mgcspanq.h): small
 	 * scan spans get scan bits, nelems bits beside gcmark_bits; an

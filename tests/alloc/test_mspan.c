@@ -374,6 +374,61 @@ START_TEST(test_cached_span_fill_and_mark)
 }
 END_TEST
 
+/* A span that has held one layout only (alltype) skips its next fill; a
+ * slot written with another layout (mspan_set_type), or a fill that did
+ * not cover the whole span, ends that, and the next fill rewrites every
+ * free slot. Each case checks the slots' layouts, which a skipped fill
+ * would leave wrong. */
+START_TEST(test_fill_uniform_span)
+{
+	test_rng r = rng_make(17);
+
+	heap_setup();
+	for (unsigned c = 1; c < NUM_SIZE_CLASSES; c++) {
+		if (class_to_size[c] > 1024)
+			break;
+		mspan *s = class_span(c, false);
+		uintptr_t n = s->nelems, esz = s->elemsize;
+		gc_type *a, *b;
+		do
+			a = random_type(&r, esz);
+		while (a->noscan);
+		do
+			b = random_type(&r, esz);
+		while (b->noscan || gctype_word_is_ptr(b, 0) ==
+		                    gctype_word_is_ptr(a, 0));
+		size_t asz = !s->heap_bits ? esz : a->size;
+		size_t bsz = !s->heap_bits ? esz : b->size;
+
+		/* A fresh span filled from slot 0: uniform. */
+		mspan_fill_type(s, 0, a, a->size);
+		CHECK(s->alltype == a, "class %u: a full fill not recorded",
+		      c);
+		/* Slot k allocated as b, then freed by a sweep. */
+		uintptr_t k = rng_below(&r, n);
+		mspan_set_type(s, s->base + k * esz, b, b->size);
+		CHECK(s->alltype == NULL, "class %u: set_type kept alltype", c);
+		mspan_fill_type(s, 0, a, a->size);
+		check_slots(s, s->base + k * esz, a, asz / 8,
+		            "slot refilled after another type");
+		/* A fill of b over a span with allocated slots (a's) is
+		 * not uniform: once those are freed, a fill of b must reach
+		 * them. */
+		uintptr_t kept = rng_below(&r, n);
+		set_bit(s->alloc_bits, kept, true);
+		mspan_fill_type(s, 0, b, b->size);
+		CHECK(s->alltype == NULL, "class %u: a partial fill taken for "
+		      "a full one", c);
+		set_bit(s->alloc_bits, kept, false);
+		mspan_fill_type(s, 0, b, b->size);
+		for (uintptr_t i = 0; i < n; i++)
+			check_slots(s, s->base + i * esz, b, bsz / 8,
+			            "slot after a partial fill");
+		CHECK(s->alltype == b, "class %u: full fill not recorded", c);
+	}
+}
+END_TEST
+
 START_TEST(test_heapbits)
 {
 	test_rng r = rng_make(11);
@@ -818,6 +873,7 @@ static Suite *mspan_suite(void)
 
 	tc = tcase_create("sweep");
 	tcase_add_test(tc, test_cached_span_fill_and_mark);
+	tcase_add_test(tc, test_fill_uniform_span);
 	tcase_add_test(tc, test_sweep);
 	tcase_add_test(tc, test_sweep_large);
 	tcase_add_loop_test(tc, test_sweep_result, 0, 5);
