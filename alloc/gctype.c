@@ -338,11 +338,13 @@ void ptriter_init_heapbits(ptriter *it, uintptr_t obj, size_t nbytes,
 	it->hbw = hbw;
 }
 
-uint64_t ptriter_next_chunk(ptriter *it, uintptr_t **first)
+/* Make it->cur the pointer bits of the next chunk that has any; false
+ * when the object is done. */
+static bool ptriter_load(ptriter *it)
 {
 	while (it->cur == 0) {
 		if (it->w >= it->nwords)
-			return 0;
+			return false;
 		unsigned k = (unsigned)MIN(64, it->nwords - it->w);
 		if (it->t)
 			it->cur = typed_bits(it->t, it->w, k);
@@ -352,6 +354,13 @@ uint64_t ptriter_next_chunk(ptriter *it, uintptr_t **first)
 		it->curw = it->w;
 		it->w += k;
 	}
+	return true;
+}
+
+uint64_t ptriter_next_chunk(ptriter *it, uintptr_t **first)
+{
+	if (!ptriter_load(it))
+		return 0;
 	uint64_t bits = it->cur;
 	it->cur = 0;
 	*first = (uintptr_t *)(it->obj + it->curw * WORD_SIZE);
@@ -360,18 +369,8 @@ uint64_t ptriter_next_chunk(ptriter *it, uintptr_t **first)
 
 uintptr_t *ptriter_next(ptriter *it)
 {
-	while (it->cur == 0) {
-		if (it->w >= it->nwords)
-			return NULL;
-		unsigned k = (unsigned)MIN(64, it->nwords - it->w);
-		if (it->t)
-			it->cur = typed_bits(it->t, it->w, k);
-		else
-			it->cur = extract(it->hb, it->hbw + it->nwords,
-			                  it->hbw + it->w, k);
-		it->curw = it->w;
-		it->w += k;
-	}
+	if (!ptriter_load(it))
+		return NULL;
 	unsigned b = ctz64(it->cur);
 	it->cur &= it->cur - 1;
 	return (uintptr_t *)(it->obj + (it->curw + b) * WORD_SIZE);

@@ -384,19 +384,17 @@ START_TEST(test_fill_uniform_span)
 	test_rng r = rng_make(17);
 
 	heap_setup();
-	for (unsigned c = 1; c < NUM_SIZE_CLASSES; c++) {
-		if (class_to_size[c] > 1024)
-			break;
+	/* Every class with heap bits or a type array. */
+	for (unsigned c = 1; class_to_size[c] <= 1024; c++) {
 		mspan *s = class_span(c, false);
 		uintptr_t n = s->nelems, esz = s->elemsize;
-		gc_type *a, *b;
-		do
+		/* Two scan layouts that differ in word 0. */
+		gc_type *a = NULL, *b = NULL;
+		while (!a || a->noscan)
 			a = random_type(&r, esz);
-		while (a->noscan);
-		do
+		while (!b || b->noscan || gctype_word_is_ptr(b, 0) ==
+		                          gctype_word_is_ptr(a, 0))
 			b = random_type(&r, esz);
-		while (b->noscan || gctype_word_is_ptr(b, 0) ==
-		                    gctype_word_is_ptr(a, 0));
 		size_t asz = !s->heap_bits ? esz : a->size;
 		size_t bsz = !s->heap_bits ? esz : b->size;
 
