@@ -450,6 +450,8 @@ static uintptr_t scanspan(gcw *w, uintptr_t obj)
  * FIFO). Lives only inside one gcmark_drain call, which empties it
  * before it returns: a marker between drains holds nothing here. */
 #define PREFETCH_AHEAD 8
+/* An object within NEAR_BYTES / 2 of the last one scanned skips the
+ * FIFO: see gcmark_drain. */
 #define NEAR_BYTES 1024
 
 typedef struct pfifo {

@@ -61,6 +61,7 @@ extern gcwork_state gcwork_;
 
 void gcwork_init(void);
 
+/* The out-of-line halves of gcw_put and gcw_get_local: buffer swaps. */
 void gcw_put_slow(gcw *w, uintptr_t obj);
 uintptr_t gcw_get_local_slow(gcw *w);
 
