@@ -305,9 +305,8 @@ static NOINLINE uintptr_t mark_chunk(gcw *w, uintptr_t from,
 		at[k++] = slot;
 	}
 	for (unsigned j = 0; j < k; j++) {
-		mspan *s = spanof(v[j]);
-		if (s && s->state == MSPAN_INUSE && v[j] >= s->base &&
-		    v[j] < s->limit)
+		mspan *s = spanof_heap(v[j]);
+		if (s)
 			__builtin_prefetch(s->gcmark_bits +
 			                   mspan_object_index(s, v[j]) / 64);
 	}
