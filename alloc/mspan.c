@@ -266,10 +266,9 @@ void mspan_fill_type(mspan *s, uintptr_t from, const gc_type *t,
 	if (s->alltype != t || s->allsize != size) {
 		each_free_run(s, from, fill_run, &f);
 		/* Every slot written: none below from, none allocated. */
-		bool all = from == 0;
-		for (size_t w = 0; all && w < mspan_bitmap_words(s->nelems);
-		     w++)
-			all = s->alloc_bits[w] == 0;
+		bool all = from == 0 &&
+		           find_bit(s->alloc_bits, 0, s->nelems, true) ==
+		           s->nelems;
 		s->alltype = all ? t : NULL;
 		s->allsize = all ? size : 0;
 	}
