@@ -83,10 +83,16 @@ static unsigned hist_bucket(uint64_t ns)
 	return b;
 }
 
+void gcstats_world_released(uint64_t ns)
+{
+	astore(&gcstats_.released_ns, (uintptr_t)ns);
+}
+
 void gcstats_pause(int which, uint64_t begin_ns)
 {
 	int ph = which ? GCSTATS_MARKTERM : GCSTATS_SWEEPTERM;
-	uint64_t ns = gcstats_now_ns() - begin_ns;
+	uint64_t end = gcstats_now_ns(), rel = aload(&gcstats_.released_ns);
+	uint64_t ns = (rel >= begin_ns && rel < end ? rel : end) - begin_ns;
 
 	mutex_lock(&gcstats_.lock);
 	unsigned k = gcstats_.nstops_cycle;

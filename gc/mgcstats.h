@@ -60,6 +60,7 @@ typedef struct gcstats_state {
 	uint64_t ttsp_total, ttsp_max, ttsp_cycle, ttsp_last;
 	int ttsp_max_tid, ttsp_cycle_tid, ttsp_last_tid; /* the last to stop */
 	uint64_t nstops;
+	atomic_word released_ns;    /* the world's last release */
 	/* CPU time (ns), atomics. */
 	atomic_word assist_ns;      /* in mutator assists */
 	atomic_word assists;        /* mutator assists run */
@@ -83,8 +84,13 @@ uint64_t gcstats_now_ns(void);
 uint64_t gcstats_cpu_ns(void);
 
 void gcstats_cycle_start(uint64_t begin_ns, uintptr_t heap_live);
-/* A pause ended now; it began at begin_ns (gcstats_now_ns). */
+/* A pause ended; it began at begin_ns (gcstats_now_ns). It ended when
+ * the world was last released (gcstats_world_released), if that was
+ * after begin_ns, else now. */
 void gcstats_pause(int which, uint64_t begin_ns);
+/* The runtime's start of the world: the stopped threads were released
+ * at `ns` (gcstats_now_ns). */
+void gcstats_world_released(uint64_t ns);
 void gcstats_mark_end(uintptr_t heap_live, uintptr_t marked);
 void gcstats_cycle_end(uintptr_t cycle, uintptr_t goal, bool trace);
 void gcstats_sweep_done(void);

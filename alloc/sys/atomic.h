@@ -83,6 +83,16 @@ static inline void astore_int_rel(volatile int *p, int v)
 	AO_int_store_release((volatile unsigned *)p, (unsigned)v);
 }
 
+/* In a spin-wait loop: let the sibling hyperthread run (x86's pause). */
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#else
+	__asm__ __volatile__("" ::: "memory");
+#endif
+}
+
 /* Pointer-typed helpers for lists published to other threads. */
 static inline void *aload_ptr_acq(void *const volatile *p)
 {

@@ -852,6 +852,29 @@ START_TEST(test_time_to_safepoint)
 }
 END_TEST
 
+/* A pause ends when the world is released (start_world), not when the
+ * stopper gets to record it: with two mutators on two CPUs the threads
+ * it woke took both CPUs and the stopper recorded 1-4 ms pauses during
+ * which they ran. Here the stopper is held up 20 ms after the release. */
+START_TEST(test_pause_ends_at_release)
+{
+	ck_assert_int_eq(gc_thread_attach(), GCHEAP_OK);
+	gc_collect(); /* the library is running */
+	uint64_t t0 = gcstats_now_ns();
+	runtime_gc_ops.stop_world();
+	runtime_gc_ops.start_world();
+	struct timespec ts = {0, 20000000};
+	nanosleep(&ts, NULL);
+	gcstats_pause(1, t0);
+	mutex_lock(&gcstats_.lock);
+	uint64_t ns = gcstats_.last_pause[1];
+	mutex_unlock(&gcstats_.lock);
+	ck_assert_msg(ns < 10000000, "the pause took in the stopper's wait "
+	              "after the release: %llu ns", (unsigned long long)ns);
+	ck_assert_int_eq(gc_thread_detach(), GCHEAP_OK);
+}
+END_TEST
+
 static Suite *threads_suite(void)
 {
 	Suite *s = suite_create("threads");
@@ -868,6 +891,7 @@ static Suite *threads_suite(void)
 	tcase_add_test(tc, test_is_attached);
 	tcase_add_test(tc, test_running_count);
 	tcase_add_test(tc, test_time_to_safepoint);
+	tcase_add_test(tc, test_pause_ends_at_release);
 	suite_add_tcase(s, tc);
 	return s;
 }
