@@ -133,14 +133,13 @@ static void reserve_roll(mcentral *c, uintptr_t sg)
 	c->keep_gen = sg;
 }
 
-bool mcentral_sweep(mspan *s)
+/* Place swept span s (result r) on its class's lists; caller holds c->lock.
+ * True if it must go back to the heap (after the lock is dropped). */
+static bool place_locked(mcentral *c, mspan *s, mspan_swept r)
 {
-	mcentral *c = &mcentral_[s->spc];
-	mspan_swept r = sweep(s);
 	/* The sweepgen the sweep published, which picks the swept lists. */
 	uintptr_t sg = aload(&s->sweepgen);
 
-	mutex_lock(&c->lock);
 	if (s->list)
 		spanlist_remove(s->list, s);
 	reserve_roll(c, sg);
@@ -154,12 +153,77 @@ bool mcentral_sweep(mspan *s)
 		              mcentral_full_swept(c, sg) :
 		              mcentral_partial_swept(c, sg), s);
 	}
+	return r == MSPAN_SWEPT_FREE && !keep;
+}
+
+bool mcentral_sweep(mspan *s)
+{
+	mcentral *c = &mcentral_[s->spc];
+	mspan_swept r = sweep(s);
+
+	mutex_lock(&c->lock);
+	bool free = place_locked(c, s, r);
 	mutex_unlock(&c->lock);
-	if (r == MSPAN_SWEPT_FREE && !keep) {
+	if (free) {
 		mheap_free_span(s);
 		return false;
 	}
 	return true;
+}
+
+size_t mcentral_sweep_some(mcentral *c, uintptr_t sg, size_t max)
+{
+	mspan *batch[MCENTRAL_SWEEP_BATCH];
+	mspan_swept r[MCENTRAL_SWEEP_BATCH];
+	size_t n, k;
+	uintptr_t pages = 0, nfreed = 0;
+
+	max = MIN(max, (size_t)MCENTRAL_SWEEP_BATCH);
+	do {
+		n = k = 0;
+		mutex_lock(&c->lock);
+		while (n < max) {
+			mspan *s = spanlist_pop(mcentral_partial_unswept(c, sg));
+			if (!s)
+				s = spanlist_pop(mcentral_full_unswept(c, sg));
+			if (!s)
+				break;
+			batch[n++] = s;
+		}
+		mutex_unlock(&c->lock);
+		/* A span popped here but taken through its sweepgen
+		 * meanwhile (a weak pointer's lookup sweeps it) is its
+		 * taker's to place. */
+		for (size_t j = 0; j < n; j++)
+			if (mspan_try_acquire(batch[j], sg))
+				batch[k++] = batch[j];
+	} while (n && !k);
+	for (size_t j = 0; j < k; j++) {
+		if (j + 1 < k) {
+			__builtin_prefetch(batch[j + 1]->gcmark_bits);
+			__builtin_prefetch(batch[j + 1]->alloc_bits);
+		}
+		uintptr_t f;
+		r[j] = mspan_sweep(batch[j], sg, &f);
+		pages += batch[j]->npages;
+		nfreed += f;
+	}
+	if (!k)
+		return 0;
+	afetch_add(&mheap_.pages_swept, pages);
+	afetch_add(&mheap_.spans_swept, k);
+	if (GCHEAP_STATS && spanclass_sizeclass(c->spc))
+		afetch_add(&mheap_.stats.nfree[spanclass_sizeclass(c->spc)],
+		           nfreed);
+	size_t nfree = 0;
+	mutex_lock(&c->lock);
+	for (size_t j = 0; j < k; j++)
+		if (place_locked(c, batch[j], r[j]))
+			batch[nfree++] = batch[j];
+	mutex_unlock(&c->lock);
+	for (size_t j = 0; j < nfree; j++)
+		mheap_free_span(batch[j]);
+	return k;
 }
 
 mspan *mcentral_pop_unswept(mcentral *c, uintptr_t sg)

@@ -107,6 +107,16 @@ void mcentral_push_swept(mcentral *c, mspan *s);
  * if the span was freed. */
 bool mcentral_sweep(mspan *s);
 
+/* Sweep up to max (at most MCENTRAL_SWEEP_BATCH) unswept spans of class c
+ * at heap sweepgen sg and place each as mcentral_sweep does; returns how
+ * many it swept, 0 when the class has none left. The batch costs two
+ * round trips through the lock and one update of each heap counter
+ * instead of two and one per span: with two threads sweeping one class
+ * (a forced collection's caller and the background sweeper), the lock
+ * and the counters were most of a full span's sweep. */
+#define MCENTRAL_SWEEP_BATCH 32
+size_t mcentral_sweep_some(mcentral *c, uintptr_t sg, size_t max);
+
 /* Pop any unswept span of this class (for the background sweeper), or
  * NULL. */
 mspan *mcentral_pop_unswept(mcentral *c, uintptr_t sg);

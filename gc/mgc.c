@@ -772,8 +772,9 @@ static void *sweeper(void *arg)
 			seen = aload(&mgc_.alloc_bytes);
 			do {
 				cycle = aload_acq(&mgc_.cycles);
-				if ((more = sweep_one()))
-					afetch_add(&mgc_.bg_swept, 1);
+				size_t n = sweep_some(MCENTRAL_SWEEP_BATCH);
+				if ((more = n != 0))
+					afetch_add(&mgc_.bg_swept, n);
 			} while (more && !mutators_busy(seen) &&
 			         aload_acq(&mgc_.phase) == GCPHASE_OFF &&
 			         !aload(&mgc_.sweeper_paused));

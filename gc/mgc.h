@@ -293,6 +293,9 @@ void mfree_check(void);
 
 /* Sweep one unswept span; false when none are left. */
 bool sweep_one(void);
+/* Sweep up to max unswept spans of one class, a batch at a time
+ * (mcentral_sweep_some); how many, 0 when none are left. */
+size_t sweep_some(size_t max);
 /* Sweep until every span of this cycle is swept. */
 void sweep_finish(void);
 /* Proportional sweep (gc/mgcsweep.c). Mark termination, world stopped,

@@ -35,7 +35,7 @@ static atomic_word sweepers;
  * full-barrier read-modify-writes (a Dekker pair). */
 static atomic_word sweep_blocked;
 
-static bool sweep_one_counted(void);
+static size_t sweep_some_counted(size_t max);
 
 static struct {
 	atomic_word gen;            /* the sweepgen the pace is for */
@@ -73,28 +73,38 @@ uintptr_t sweep_pace_swept(void)
 
 void sweep_credit(void)
 {
+	uintptr_t owed;
+
 	if (aload_acq(&mgc_.sweep_done))
 		return;
-	while (sweep_pace_owed() && sweep_one())
+	/* Spans have a page or more: sweeping `owed` spans pays it. */
+	while ((owed = sweep_pace_owed()) && sweep_some(owed))
 		;
 }
 
-/* 1: swept a span; 0: nothing left this generation; -1: sweepers are
- * blocked (a flip or a verification is in progress), nothing was done. */
-static int sweep_one_status(void)
+/* The spans swept (up to max); 0: nothing left this generation; -1:
+ * sweepers are blocked (a flip or a verification is in progress), nothing
+ * was done. */
+static intptr_t sweep_some_status(size_t max)
 {
-	int r = -1;
+	intptr_t r = -1;
 
 	afetch_add(&sweepers, 1);
 	if (!aload_acq(&sweep_blocked))
-		r = sweep_one_counted();
+		r = (intptr_t)sweep_some_counted(max);
 	afetch_add(&sweepers, (uintptr_t)-1);
 	return r;
 }
 
+size_t sweep_some(size_t max)
+{
+	intptr_t r = sweep_some_status(max);
+	return r > 0 ? (size_t)r : 0;
+}
+
 bool sweep_one(void)
 {
-	return sweep_one_status() == 1;
+	return sweep_some(1) != 0;
 }
 
 void sweep_block(void)
@@ -109,7 +119,7 @@ void sweep_unblock(void)
 	afetch_add(&sweep_blocked, (uintptr_t)-1);
 }
 
-static bool sweep_one_counted(void)
+static size_t sweep_some_counted(size_t max)
 {
 	uintptr_t sg = aload_acq(&mheap_.sweepgen);
 
@@ -118,13 +128,9 @@ static bool sweep_one_counted(void)
 		astore(&sweep_cursor_gen, sg);
 	}
 	for (uintptr_t c = aload(&sweep_cursor); c < NUM_SPANCLASSES; c++) {
-		mspan *s;
-		while ((s = mcentral_pop_unswept(&mcentral_[c], sg))) {
-			if (mspan_try_acquire(s, sg)) {
-				mcentral_sweep(s);
-				return true;
-			}
-		}
+		size_t n = mcentral_sweep_some(&mcentral_[c], sg, max);
+		if (n)
+			return n;
 		/* Only the sweepgen flip makes spans unswept, so this class
 		 * stays done for the cycle. */
 		uintptr_t cur = aload(&sweep_cursor);
@@ -133,7 +139,7 @@ static bool sweep_one_counted(void)
 	}
 	if (aload(&pace.gen) == sg)
 		astore(&pace.exhausted, 1);
-	return false;
+	return 0;
 }
 
 bool sweep_pending(void)
@@ -160,9 +166,9 @@ void sweep_finish(void)
 {
 	for (;;) {
 		uintptr_t sg = aload_acq(&mheap_.sweepgen);
-		int r;
+		intptr_t r;
 		/* A blocked attempt proves nothing: try again. */
-		while ((r = sweep_one_status()) != 0)
+		while ((r = sweep_some_status(MCENTRAL_SWEEP_BATCH)) != 0)
 			if (r < 0)
 				sched_yield();
 		/* Spans still cached by threads are swept when they release
