@@ -182,11 +182,11 @@ size_t mcentral_sweep_some(mcentral *c, uintptr_t sg, size_t max)
 	do {
 		n = k = 0;
 		mutex_lock(&c->lock);
+		spanlist *partial = mcentral_partial_unswept(c, sg);
+		spanlist *full = mcentral_full_unswept(c, sg);
 		while (n < max) {
-			mspan *s = spanlist_pop(mcentral_partial_unswept(c, sg));
-			if (!s)
-				s = spanlist_pop(mcentral_full_unswept(c, sg));
-			if (!s)
+			mspan *s = spanlist_pop(partial);
+			if (!s && !(s = spanlist_pop(full)))
 				break;
 			batch[n++] = s;
 		}
