@@ -690,6 +690,81 @@ START_TEST(test_pop_unswept)
 }
 END_TEST
 
+/* Batched sweeping: mcentral_sweep_some sweeps at most max (and at most a
+ * batch) spans per call, full, partial and empty ones alike, places each
+ * where mcentral_sweep would (the empty ones back to the heap, the reserve
+ * being off), counts the pages and spans once per batch, and leaves alone
+ * a span that another sweeper took through its sweepgen after the pop. */
+START_TEST(test_sweep_some)
+{
+	enum { N = 2 * MCENTRAL_SWEEP_BATCH + 7 };
+	const spanclass spc = make_spanclass(4, false);
+	mcentral *c = &mcentral_[spc];
+	mspan *spans[N], *kept[N];
+	size_t nkept = 0;
+	int err = 0;
+
+	heap_setup();
+	mcentral_set_reserve(false);
+	for (int i = 0; i < N; i++) {
+		spans[i] = mcentral_cache_span(c, &err);
+		ck_assert_ptr_nonnull(spans[i]);
+		if (i % 3 == 0)
+			fill(spans[i]);
+		else
+			take(spans[i], 5);
+	}
+	for (int i = 0; i < N; i++)
+		mcentral_uncache_span(c, spans[i]);
+	/* i % 3: 0 stays full (all marked), 1 keeps two objects, 2 dies. */
+	for (int i = 0; i < N; i++) {
+		mspan *s = spans[i];
+		if (i % 3 == 0)
+			for (uintptr_t j = 0; j < s->nelems; j++)
+				set_bit(s->gcmark_bits, j);
+		else if (i % 3 == 1)
+			set_bit(s->gcmark_bits, 0), set_bit(s->gcmark_bits, 3);
+	}
+	uintptr_t sg = flip();
+	/* Taken through its sweepgen (as a weak pointer's lookup does)
+	 * while it still sits on an unswept list. */
+	mspan *taken = spans[4];
+	ck_assert(mspan_try_acquire(taken, sg));
+
+	uintptr_t pages0 = aload(&mheap_.pages_swept);
+	uintptr_t spans0 = aload(&mheap_.spans_swept);
+	ck_assert_uint_eq(mcentral_sweep_some(c, sg, 5), 5);
+	ck_assert_uint_eq(aload(&mheap_.spans_swept) - spans0, 5);
+	ck_assert_uint_eq(aload(&mheap_.pages_swept) - pages0,
+	                  5 * class_to_npages[4]);
+	size_t total = 5, n;
+	while ((n = mcentral_sweep_some(c, sg, 1000)) != 0) {
+		ck_assert_uint_le(n, MCENTRAL_SWEEP_BATCH);
+		total += n;
+	}
+	ck_assert_uint_eq(total, N - 1);
+	ck_assert_uint_eq(aload(&mheap_.spans_swept) - spans0, N - 1);
+	/* The taken span is still its taker's: unswept, on no list. */
+	ck_assert_uint_eq(aload(&taken->sweepgen), sg - 1);
+	ck_assert_ptr_null(taken->list);
+	ck_assert(mcentral_sweep(taken));
+	for (int i = 0; i < N; i++) {
+		mspan *s = spans[i];
+		if (i % 3 == 2) {
+			ck_assert_uint_ne(s->state, MSPAN_INUSE);
+			continue;
+		}
+		ck_assert_uint_eq(s->alloc_count, i % 3 == 0 ? s->nelems : 2);
+		ck_assert(!mspan_is_free(s, 0));
+		ck_assert(i % 3 == 0 || mspan_is_free(s, 1));
+		kept[nkept++] = s;
+	}
+	check_lists_exactly(c, kept, nkept);
+	ck_assert_uint_eq(mcentral_sweep_some(c, sg, 1), 0);
+	mcentral_verify_all();
+}
+END_TEST
+
 static Suite *mcentral_suite(void)
 {
 	Suite *s = suite_create("mcentral");
@@ -705,6 +780,7 @@ static Suite *mcentral_suite(void)
 	tcase_add_test(tc, test_stale_via_mcache);
 	tcase_add_test(tc, test_skip_taken);
 	tcase_add_test(tc, test_pop_unswept);
+	tcase_add_test(tc, test_sweep_some);
 	suite_add_tcase(s, tc);
 	return s;
 }
