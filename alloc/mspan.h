@@ -164,8 +164,9 @@ typedef struct special {
 } special;
 
 /* Spans of more objects than this many bitmap words get no scan bits
- * (the span scanner keeps a copy of a span's words on its stack). */
-#define SCANBITS_MAX_WORDS 16
+ * (the span scanner keeps a copy of a span's words on its stack): 64
+ * covers every small class, 4096 objects of 8 bytes in a 32 KiB span. */
+#define SCANBITS_MAX_WORDS 64
 
 /* Words of one of a span's object bitmaps. */
 static inline size_t mspan_bitmap_words(uintptr_t nelems)
