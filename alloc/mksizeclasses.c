@@ -40,15 +40,14 @@
 #define WASTE_DIV 8
 
 /* Classes of objects up to SMALL_SPAN_OBJ_MAX bytes get spans of at least
- * SMALL_SPAN_MIN bytes: the pages the waste rule picked, doubled (so the
- * tail stays within 1/WASTE_DIV, and the sizes stay those of the smaller
- * spans). A span's fixed costs (its refill into a thread cache, its trip
- * through the central lock, its sweep, the misses on its header) are then
- * paid once per 32 KiB of small objects instead of once per 8 (mimalloc's
- * pages are 64 KiB): 20% off the allocation benchmark's time, and less
- * RSS in the heap-growth one (docs/benchmarks.md). */
-#define SMALL_SPAN_OBJ_MAX 1024
-#define SMALL_SPAN_MIN 32768
+ * SMALL_SPAN_MIN bytes (alloc/sizeclasses.h): the pages the waste rule
+ * picked, doubled (so the tail stays within 1/WASTE_DIV, and the sizes
+ * stay those of the smaller spans). A span's fixed costs (its refill into
+ * a thread cache, its trip through the central lock, its sweep, the misses
+ * on its header) are then paid once per 32 KiB of small objects instead of
+ * once per 8 (mimalloc's pages are 64 KiB): 20% off the allocation
+ * benchmark's time, and less RSS in the heap-growth one
+ * (docs/benchmarks.md). */
 
 #define MAX_CANDIDATES (MAX_SMALL_SIZE / MIN_ALIGN + 1)
 #define NUM_CLASS8 (SMALL_SIZE_MAX / SMALL_SIZE_DIV + 1)

@@ -78,6 +78,7 @@ bool mspan_init(mspan *s, uintptr_t base, uintptr_t npages, spanclass spc,
 		s->elemsize = class_to_size[sc];
 		s->nelems = npages * PAGE_SIZE / s->elemsize;
 		s->divmagic = class_to_divmagic[sc];
+		gc_assert(s->nelems <= MSPAN_MAX_NELEMS);
 	}
 	s->limit = base + s->nelems * s->elemsize;
 

@@ -163,6 +163,10 @@ typedef struct special {
 	uint8_t kind;
 } special;
 
+/* The most objects a span holds: 8-byte objects in a 32 KiB span
+ * (alloc/mksizeclasses.c; mspan_init checks it). */
+#define MSPAN_MAX_NELEMS 4096
+
 /* Spans of more objects than this many bitmap words get no scan bits
  * (the span scanner keeps a copy of a span's words on its stack): 64
  * covers every small class, 4096 objects of 8 bytes in a 32 KiB span. */

@@ -22,6 +22,10 @@
 #define TINY_SIZE 16       /* noscan objects below this are packed */
 #define TINY_SIZE_CLASS 2  /* the 16-byte class the tiny blocks come from */
 #define MIN_ALIGN 8
+/* Spans of classes up to SMALL_SPAN_OBJ_MAX bytes hold at least
+ * SMALL_SPAN_MIN bytes (Go's pages, doubled; see alloc/mksizeclasses.c). */
+#define SMALL_SPAN_OBJ_MAX 1024
+#define SMALL_SPAN_MIN 32768
 
 extern const uint16_t class_to_size[NUM_SIZE_CLASSES];
 extern const uint8_t class_to_npages[NUM_SIZE_CLASSES];

@@ -443,8 +443,8 @@ static bool unmarked(const mspan *s, const special *sp)
 static void sweep_specials(mspan *s)
 {
 	/* Objects to keep, set after the finalizer pass: two finalizers in
-	 * one tiny block both run. A span holds at most 1024 objects. */
-	uint64_t keep[PAGE_SIZE / 8 / 64] = {0};
+	 * one tiny block both run. */
+	uint64_t keep[MSPAN_MAX_NELEMS / 64] = {0};
 	bool queued = false;
 
 	gc_assert(mspan_bitmap_words(s->nelems) <= sizeof(keep) /
