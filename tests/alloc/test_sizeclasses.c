@@ -91,7 +91,7 @@ START_TEST(test_matches_go)
 		              class_to_npages[c], want, go_npages[c]);
 		ck_assert_msg(c == 0 || SPAN_BYTES(c) / class_to_size[c] <=
 		                        MSPAN_MAX_NELEMS,
-		              "class %u: more objects than MSPAN_MAX_NELEMS", c);
+		              "class %u: over MSPAN_MAX_NELEMS objects", c);
 	}
 }
 END_TEST
