@@ -448,6 +448,56 @@ static void *joiner_main(void *arg)
 	return NULL;
 }
 
+/* Deadlines in seconds: a sleep may take far longer than asked for on a
+ * loaded machine under a sanitizer, so a count of sleeps is no clock. */
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* One try at the situation: start a cycle, answer its stop and our stack
+ * scan, then stay away from safepoints until a worker finds the mark done
+ * and asks this thread to flush. True with the flush owed (the cycle
+ * waits for us). False when the cycle went on without asking: a single
+ * safepoint may serve the scan, a flush and the final stop back to back
+ * when the mark has little to do, and a mark may end on a flush answered
+ * early. Then the cycle is over and its collector joined. */
+static bool await_flush_request(gc_thread *me)
+{
+	uintptr_t c0 = aload(&mgc_.cycles);
+	double deadline;
+
+	pause_cycles = c0;
+	ck_assert_int_eq(pthread_create(&pause_collector, NULL, collect_main,
+	                                NULL), 0);
+	while (aload(&mgc_.cycles) == c0 &&
+	       (aload(&mgc_.phase) != GCPHASE_MARK ||
+	        (aload(&me->pending) & P_SCAN))) {
+		gc_safepoint();
+		sleep_us(10);
+	}
+	deadline = now_s() + 10;
+	while (aload(&mgc_.cycles) == c0 && now_s() < deadline) {
+		uintptr_t p = aload_acq(&me->pending);
+		if (p & P_FLUSH)
+			return true;
+		if (p & P_STOP)
+			break;
+		sleep_us(50);
+	}
+	while (aload(&mgc_.cycles) == c0) {
+		gc_safepoint();
+		sleep_us(10);
+	}
+	gc_blocking_begin();
+	pthread_join(pause_collector, NULL);
+	gc_blocking_end();
+	return false;
+}
+
 /* The mark-end handshake asks every thread to flush its buffer and waits
  * for each. While it waits for this thread (which owes the flush and
  * reaches no safepoint), another thread must still be able to attach: a
@@ -459,37 +509,22 @@ START_TEST(test_flush_handshake_lets_threads_attach)
 	gc_thread *me;
 	pthread_t th;
 	bool owed = false, attached = false;
+	int tries = 0;
 
 	start(NULL);
 	me = thread_current;
-	pause_cycles = aload(&mgc_.cycles);
-	ck_assert_int_eq(pthread_create(&pause_collector, NULL, collect_main,
-	                                NULL), 0);
-	/* Answer the stop and the stack scan, then stay away from
-	 * safepoints: a worker finds the mark done and asks us to flush. */
-	while (aload(&mgc_.phase) != GCPHASE_MARK ||
-	       (aload(&me->pending) & P_SCAN)) {
-		gc_safepoint();
-		sleep_us(10);
-	}
-	for (int i = 0; i < 200000 && !owed; i++) {
-		owed = aload_acq(&me->pending) & P_FLUSH;
-		if (!owed)
+	for (; !owed && tries < 50; tries++)
+		owed = await_flush_request(me);
+	ck_assert_msg(owed, "no flush was asked of this thread in %d cycles",
+	              tries);
+	ck_assert_int_eq(pthread_create(&th, NULL, joiner_main, NULL), 0);
+	for (double end = now_s() + 10; !attached && now_s() < end;) {
+		attached = __atomic_load_n(&joiner_attached, __ATOMIC_ACQUIRE);
+		if (!attached)
 			sleep_us(50);
-	}
-	if (owed) {
-		ck_assert_int_eq(pthread_create(&th, NULL, joiner_main, NULL),
-		                 0);
-		for (int i = 0; i < 200000 && !attached; i++) {
-			attached = __atomic_load_n(&joiner_attached,
-			                           __ATOMIC_ACQUIRE);
-			if (!attached)
-				sleep_us(50);
-		}
 	}
 	/* Whatever happened, let the handshake and the cycle finish. */
 	gc_safepoint();
-	ck_assert_msg(owed, "no flush was asked of this thread in 10 s");
 	ck_assert_msg(attached, "a thread could not attach in 10 s while a "
 	              "flush handshake waited for this one");
 	__atomic_store_n(&joiner_release, 1, __ATOMIC_RELEASE);
