@@ -177,9 +177,10 @@ gc_type *gctype_make(const char *name, size_t size, const uint64_t *bitmap,
 	tmp.bits = bits;
 	if (bitmap)
 		memcpy(bits, bitmap, nmap * sizeof(uint64_t));
-	for (size_t w = 0; w < 64; w++)
+	for (size_t w = 0; w < 128; w++)
 		if (gctype_word_is_ptr(&tmp, w))
-			tmp.small_bits |= (uint64_t)1 << w;
+			*(w < 64 ? &tmp.small_bits : &tmp.small_hi) |=
+				(uint64_t)1 << (w % 64);
 
 	mutex_lock(&registry.lock);
 	bool full;
@@ -299,6 +300,15 @@ static uint64_t typed_bits(const gc_type *t, size_t w, unsigned k)
 	case GCHEAP_TAIL_REPEAT:
 		if (!t->nptrs)
 			return out;
+		if (t->nwords <= 64) {
+			/* Words [pos, pos + 64) of the repetition lie within
+			 * its first 128: small_bits and small_hi. */
+			unsigned pos = (unsigned)(w % t->nwords);
+			uint64_t win = t->small_bits >> pos;
+			if (pos)
+				win |= t->small_hi << (64 - pos);
+			return out | (win & low_mask(k - got)) << got;
+		}
 		while (got < k) {
 			size_t pos = w % t->nwords;
 			unsigned n = (unsigned)MIN(k - got, t->nwords - pos);

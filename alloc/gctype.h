@@ -54,6 +54,8 @@ struct gc_type {
 	unsigned tail;       /* GCHEAP_TAIL_* */
 	bool noscan;         /* no object of this type holds a pointer */
 	uint64_t small_bits; /* map of words 0..63 with the tail applied */
+	uint64_t small_hi;   /* and of words 64..127: with small_bits, any
+	                      * 64 words of a repeated map of <= 64 words */
 	char *name;          /* owned copy, never NULL */
 	struct gc_type *next; /* registry of all types */
 	uint32_t id;         /* 1, 2, ... in order of creation (heap dumps);

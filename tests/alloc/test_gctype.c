@@ -346,10 +346,11 @@ START_TEST(test_random_maps)
 		              err);
 		check_fields(t, "rnd", size, bm, tail);
 		model m = {size, bm, tail, n};
-		for (size_t w = 0; w < 64; w++)
-			CHECK(((t->small_bits >> w) & 1) == model_ptr(&m, w),
-			      "size %zu tail %u: small_bits word %zu", size,
-			      tail, w);
+		for (size_t w = 0; w < 128; w++)
+			CHECK(((w < 64 ? t->small_bits : t->small_hi) >>
+			       (w % 64) & 1) == model_ptr(&m, w),
+			      "size %zu tail %u: small_bits/hi word %zu",
+			      size, tail, w);
 		for (size_t w = 0; w < 3 * t->nwords + 130; w++)
 			CHECK(gctype_word_is_ptr(t, w) == model_ptr(&m, w),
 			      "size %zu tail %u: word %zu", size, tail, w);
@@ -372,8 +373,12 @@ START_TEST(test_ptriter_typed)
 		size_t words = 1 + rng_below(&r, 2000);
 		size_t nbytes = words * 8 + (rng_below(&r, 4) ? 0 :
 		                              rng_below(&r, 8));
-		/* Short types repeat or trail many times. */
-		size_t maxsize = rng_below(&r, 2) ? MIN(nbytes, 200) : nbytes;
+		/* Short types repeat or trail many times: maps of up to 25
+		 * words, and of up to 70 (either side of the 64 words that
+		 * typed_bits takes a repeated map's windows from). */
+		size_t shortmax = rng_below(&r, 2) ? 200 : 560;
+		size_t maxsize = rng_below(&r, 2) ? MIN(nbytes, shortmax)
+		                                  : nbytes;
 		size_t size = random_map(&r, bm, &tail, maxsize, offs, &n);
 		gc_type *t = make("it", size, bm, tail);
 		ck_assert_msg(t != NULL, "%s", err);
