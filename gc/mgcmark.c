@@ -164,6 +164,17 @@ static inline void greyobject(gcw *w, uintptr_t obj, mspan *s, uintptr_t i,
 			return;
 		if (precise && from && mfree_is_freed(obj))
 			checkmark_freed(obj, from, slot);
+	} else if (w->visit && w->visit->s == s) {
+		/* On the span this marker is scanning: a local mark, made
+		 * atomic a word at a time by the next pass (scan_marked). */
+		span_visit *v = w->visit;
+		uint64_t bit = (uint64_t)1 << (i % 64);
+		if (!mspan_black_pending(s, i) && !(v->mine[i / 64] & bit)) {
+			v->mine[i / 64] |= bit;
+			v->again = true;
+			__builtin_prefetch((const void *)obj);
+		}
+		return;
 	} else if (mspan_black_pending(s, i) ||
 	           !mark_bit(s->gcmark_bits, i)) {
 		/* Already marked, or allocated black (its bit comes in
@@ -178,10 +189,7 @@ static inline void greyobject(gcw *w, uintptr_t obj, mspan *s, uintptr_t i,
 		/* Span-batched (gc/mgcspanq.h): the span's owner scans it,
 		 * often at once (an object on the span being scanned). */
 		__builtin_prefetch((const void *)obj);
-		span_visit *v = w->visit;
-		if (v && v->s == s)
-			v->again = true;
-		else if (span_try_acquire(s))
+		if (span_try_acquire(s))
 			gcw_put_span(w, obj);
 	} else if (!spanclass_noscan(s->spc)) {
 		/* It will be scanned soon (the queue is LIFO). */
@@ -364,19 +372,30 @@ static void visit_publish(span_visit *v)
 		}
 }
 
-/* One pass of a span's owner over its bitmaps: scan every object marked
- * and neither scanned nor done. */
+/* One pass of a span's owner over its bitmaps: publish its own marks
+ * (mine), counting those that are new, then scan every object marked and
+ * neither scanned nor done. */
 static uintptr_t scan_marked(gcw *w, span_visit *v)
 {
 	mspan *s = v->s;
-	const atomic_word *mb = (const atomic_word *)s->gcmark_bits;
+	atomic_word *mb = (atomic_word *)s->gcmark_bits;
 	const atomic_word *sb = (const atomic_word *)s->gcscan_bits;
 	size_t nw = mspan_bitmap_words(s->nelems);
 	uintptr_t n = 0;
 
 	for (size_t k = 0; k < nw; k++) {
-		uint64_t grey = aload_acq(&mb[k]) & ~aload(&sb[k]) &
-		                ~v->done[k];
+		uint64_t mark;
+		if (v->mine[k]) {
+			uint64_t old = afetch_or(&mb[k], v->mine[k]);
+			unsigned fresh = popcount64(v->mine[k] & ~old);
+			w->bytes_marked += fresh * s->elemsize;
+			w->nmarked += fresh;
+			mark = old | v->mine[k];
+			v->mine[k] = 0;
+		} else {
+			mark = aload_acq(&mb[k]);
+		}
+		uint64_t grey = mark & ~aload(&sb[k]) & ~v->done[k];
 		if (!grey)
 			continue;
 		/* Their misses overlap: a pass over a span just taken from
@@ -407,6 +426,7 @@ static uintptr_t scanspan(gcw *w, uintptr_t obj)
 	v.s = s;
 	v.again = false;
 	memset(v.done, 0, mspan_bitmap_words(s->nelems) * sizeof(v.done[0]));
+	memset(v.mine, 0, mspan_bitmap_words(s->nelems) * sizeof(v.mine[0]));
 	w->visit = &v;
 	if (aload_acq(&s->gcowned) == SPAN_OWNED_ONE) {
 		/* Only obj was marked from outside since the span was

@@ -38,6 +38,17 @@
  * Counting: bytes_marked and nmarked are still counted by the marker
  * whose fetch-or set the mark bit (gc/mgcmark.c), never by the scanner.
  *
+ * Marks that the owner's own scan makes on its span (most of them, for
+ * a structure allocated in one place) are not made one by one: they
+ * gather in the visit's `mine` bitmap, with no atomic and no barrier,
+ * and reach the mark bits a word at a time, one fetch-or per 64
+ * objects, at the start of the owner's next pass. The fetch-or tells
+ * which bits were new (another marker may have set one meanwhile) and
+ * those are counted. Until then the objects look unmarked to others:
+ * one may mark one too, atomically, and it is scanned once all the
+ * same (scan bits, `done`). The owner's passes go on until `mine` is
+ * empty, so it never gives up a span with local marks unpublished.
+ *
  * Not on this path: checkmark's re-mark, objects over SMALL_SCAN_MAX
  * bytes and large objects (oblets): object at a time. */
 #ifndef GCHEAP_MGCSPANQ_H
@@ -47,16 +58,18 @@
 #include "gc/mgcwork.h"
 
 /* The span a marker owns and is scanning (gc/mgcmark.c's scanspan).
- * Marks that its own scan makes on the span only set `again` (no
- * ownership to update: the owner makes another pass); done holds the
- * objects scanned whose scan bits are not yet published, which happens
- * before every try to give the span up. */
+ * Marks that its own scan makes on the span go to `mine` and set
+ * `again` (no ownership to update: the owner makes another pass, which
+ * publishes them first); done holds the objects scanned whose scan bits
+ * are not yet published, which happens before every try to give the
+ * span up. */
 #define VISIT_WORDS SCANBITS_MAX_WORDS
 
 typedef struct span_visit {
 	mspan *s;
 	bool again;
 	uint64_t done[VISIT_WORDS];
+	uint64_t mine[VISIT_WORDS];
 } span_visit;
 
 #define SPAN_UNOWNED 0
