@@ -29,8 +29,9 @@
  *     rootcheck=1|2   report objects that only unregistered globals
  *                     point to (runtime/rootcheck.c): 1 warns once per
  *                     object and keeps it, 2 aborts
- *     greentea=0|1    mark small scan objects a span at a time (Go's
- *                     Green Tea, gc/mgcspanq.h) or an object at a time
+ *     greentea=1|0    mark small scan objects a span at a time (Go's
+ *                     Green Tea, gc/mgcspanq.h; the default) or an
+ *                     object at a time
  *   checkmark and rootcheck turn type recording on (their messages name
  *   types) unless types=0 is given.
  *   GCHEAP_MEMLIMIT=<bytes>[B|KiB|MiB|GiB|TiB]|off  the memory limit, in
@@ -258,6 +259,7 @@ void runtime_parse_options(void)
 {
 	options_.invalidptr = 1;
 	options_.conservative = true;
+	options_.greentea = true;
 	options_.stopwarn_ms = DEFAULT_STOPWARN_MS;
 	astore(&mgc_.percent, 100);
 
