@@ -555,6 +555,11 @@ intptr_t gcmark_drain(gcw *w, intptr_t budget)
 			next_look = done + 1024;
 			if (w->preempt && aload_acq(w->preempt))
 				break;
+			if (w->deadline_ns &&
+			    gcstats_now_ns() >= w->deadline_ns) {
+				w->expired = true;
+				break;
+			}
 			if (gcwork_starved())
 				gcw_balance(w);
 		}

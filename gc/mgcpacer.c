@@ -145,10 +145,13 @@ void pacer_end_cycle(uintptr_t marked, uintptr_t grown)
 	astore(&mgc_.trigger, trigger);
 }
 
-/* An assist does at most this much scan work at a time (well under a
- * millisecond), so that no allocation stalls its thread for long; what is
- * owed beyond it is carried to the thread's next slow path. */
+/* An assist does at most this much scan work at a time, and stops
+ * sooner when it has taken ASSIST_MAX_NS (work whose objects miss the
+ * cache, or span visits for one object each, can take a millisecond per
+ * chunk), so that no allocation stalls its thread for long; what is owed
+ * beyond it is carried to the thread's next slow path. */
 #define ASSIST_CHUNK ((intptr_t)32768)
+#define ASSIST_MAX_NS ((uint64_t)400000)
 
 void mgc_assist(mgc_thread *m, uintptr_t bytes)
 {
@@ -184,12 +187,16 @@ void mgc_assist(mgc_thread *m, uintptr_t bytes)
 		return;
 	uint64_t t0 = gcstats_cpu_ns();
 	afetch_add(&mgc_.assisting, 1);
+	m->gcw.deadline_ns = gcstats_now_ns() + ASSIST_MAX_NS;
+	m->gcw.expired = false;
 	intptr_t done = gcmark_drain(&m->gcw, pay);
+	m->gcw.deadline_ns = 0;
 	gcw_dispose(&m->gcw);
 	afetch_add(&mgc_.assisting, (uintptr_t)-1);
 	gcstats_assist(gcstats_cpu_ns() - t0);
 	/* Nothing left to scan for now: nothing more can be owed. */
-	m->assist_debt = done < pay ? 0 : MAX(0, m->assist_debt - done);
+	m->assist_debt = done < pay && !m->gcw.expired ?
+	                 0 : MAX(0, m->assist_debt - done);
 	if (behind && done == 0)
 		mgc_park_assist();
 }

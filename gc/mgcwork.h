@@ -41,6 +41,11 @@ typedef struct gcw {
 	/* A background worker's: gcmark_drain returns early (within ~1024
 	 * units) once *preempt is non-zero, the marker gate closing. */
 	const atomic_word *preempt;
+	/* An assist's: gcmark_drain also returns early once
+	 * gcstats_now_ns() passes deadline_ns (0: none), and then sets
+	 * expired. */
+	uint64_t deadline_ns;
+	bool expired;
 } gcw;
 
 /* Global work lists. */

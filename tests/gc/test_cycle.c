@@ -877,6 +877,39 @@ START_TEST(test_drain_preempted)
 }
 END_TEST
 
+/* An assist's drain has a deadline (gcw.deadline_ns, mgc_assist's
+ * ASSIST_MAX_NS): past it, the drain stops at its first look, keeps the
+ * rest and says so (expired, which keeps the assist's debt owed); a
+ * deadline still ahead changes nothing. */
+START_TEST(test_drain_deadline)
+{
+	helper h;
+	void **big = big_in_held_mark(&h);
+	gcw w = {.deadline_ns = 1};
+	gcmark_value(&w, (uintptr_t)big, true, 0, 0);
+	intptr_t held = gcmark_drain(&w, -1);
+	bool kept = !gcw_empty(&w), expired = w.expired;
+	w.expired = false;
+	w.deadline_ns = gcstats_now_ns() + 3600 * 1000000000ull;
+	intptr_t rest = gcmark_drain(&w, -1);
+	bool drained = gcw_empty(&w), expired_again = w.expired;
+	gcw_dispose(&w);
+	pause_end(&h, NULL, NULL);
+	ck_assert_msg(held >= 0 && (uintptr_t)held <= OBLET_BYTES /
+	                                              sizeof(void *) + 1,
+	              "a drain past its deadline did %zd units", held);
+	ck_assert(kept);
+	ck_assert_msg(expired, "a drain stopped by its deadline did not "
+	              "say so");
+	ck_assert_msg(rest > 0, "the drain with time left did nothing");
+	ck_assert(drained);
+	ck_assert(!expired_again);
+	for (size_t i = 0; i < NBIG; i++)
+		REQUIRE(is_live(big[i]), "child %zu lost", i);
+	helper_stop(&h);
+}
+END_TEST
+
 /* The drain's prefetch FIFO (gc/mgcmark.c) holds up to eight popped
  * objects between their prefetch and their scan; a drain that stops at
  * its budget puts them back in the queue, still grey. Children 1 KiB
@@ -1185,6 +1218,7 @@ static Suite *cycle_suite(void)
 	tcase_add_test(tc, test_large_oblets);
 	tcase_add_test(tc, test_oblet_bounds_drain);
 	tcase_add_test(tc, test_drain_preempted);
+	tcase_add_test(tc, test_drain_deadline);
 	tcase_add_test(tc, test_drain_budget_keeps_fifo);
 	tcase_add_loop_test(tc, test_done_waits_for_markers, 0, 2);
 	tcase_add_test(tc, test_mark_workers);
