@@ -4,7 +4,8 @@
  * Invariants (checked by mheap_verify):
  *  - a page is in use in its arena's bitmap iff spans[page] is non-NULL,
  *    and then the span covers the page;
- *  - pages at or past arena->committed are free and not dirty;
+ *  - pages at or past arena->committed are free and not dirty, and
+ *    arena->prefaulted is at most arena->committed;
  *  - stats.inuse_pages is the sum of the in-use spans' pages;
  *  - released pages are free and not dirty. */
 #include "alloc/mheap.h"
@@ -371,6 +372,94 @@ size_t mheap_release_free(size_t max)
 	return total;
 }
 
+/* ---- Faulting in ahead --------------------------------------------------- */
+
+/* Claim the next piece to fault in (at most COMMIT_PAGES): committed pages
+ * past an arena's prefaulted line, lowest arena first; else, below the
+ * target, released pages, lowest first, then newly committed pages at the
+ * first arena's commit line that has room (reserving an arena if none
+ * has). False if there is none. */
+static bool prefault_claim(size_t target, uintptr_t *base, size_t *len)
+{
+	heap_stats *st = &mheap_.stats;
+
+	mutex_assert_held(&mheap_.lock);
+	for (heap_arena *a = mheap_.arenas; a; a = a->next) {
+		if (a->prefaulted >= a->committed)
+			continue;
+		uintptr_t end = MIN(a->committed, a->prefaulted + COMMIT_PAGES);
+		*base = a->base + a->prefaulted * PAGE_SIZE;
+		*len = (end - a->prefaulted) * PAGE_SIZE;
+		a->prefaulted = end;
+		return true;
+	}
+	size_t step = COMMIT_PAGES * PAGE_SIZE;
+	uintptr_t limit = aload(&mheap_.limit);
+	if (st->committed - st->released >= target ||
+	    (limit && st->committed - st->released + step > limit))
+		return false;
+	/* Released pages first, lowest first: first-fit allocation takes
+	 * them before any above a commit line. Not released any more, they
+	 * are as freshly committed ones: free, zero, not dirty. */
+	for (heap_arena *a = mheap_.arenas; a; a = a->next) {
+		for (uintptr_t w = 0; w < ARENA_BITMAP_WORDS; w++) {
+			if (!a->released[w])
+				continue;
+			uintptr_t pg = w * 64 + ctz64(a->released[w]), n = 0;
+			while (pg + n < a->committed && n < COMMIT_PAGES &&
+			       bitmap_get(a->released, pg + n))
+				n++;
+			set_bits(a->released, pg, n, false);
+			st->released -= n * PAGE_SIZE;
+			*base = a->base + pg * PAGE_SIZE;
+			*len = n * PAGE_SIZE;
+			return true;
+		}
+	}
+	for (int tries = 0; tries < 2; tries++) {
+		for (heap_arena *a = mheap_.arenas; a; a = a->next) {
+			if (a->committed >= PAGES_PER_ARENA)
+				continue;
+			uintptr_t top = MIN(a->committed + COMMIT_PAGES,
+			                    PAGES_PER_ARENA);
+			uintptr_t from = a->base + a->committed * PAGE_SIZE;
+			size_t n = (top - a->committed) * PAGE_SIZE;
+			if (!os_commit((void *)from, n))
+				return false;
+			if (options_.hugepages)
+				os_hugepages((void *)from, n);
+			a->committed = a->prefaulted = top;
+			st->committed += n;
+			*base = from;
+			*len = n;
+			return true;
+		}
+		if (mheap_grow(PAGES_PER_ARENA) != HEAP_OK)
+			return false;
+	}
+	return false;
+}
+
+size_t mheap_prefault(size_t target, size_t max)
+{
+	size_t done = 0;
+	uintptr_t base;
+	size_t len;
+
+	while (done < max) {
+		mutex_lock(&mheap_.lock);
+		bool got = prefault_claim(target, &base, &len);
+		mutex_unlock(&mheap_.lock);
+		if (!got || !os_prefault((void *)base, len))
+			break;
+		done += len;
+	}
+	mutex_lock(&mheap_.lock);
+	mheap_.stats.prefaulted += done;
+	mutex_unlock(&mheap_.lock);
+	return done;
+}
+
 /* Any thread. The span's sweepgen is a sequence lock for the allocation
  * state: sweeping holds it at h-1 while it rewrites freeindex and the
  * bitmaps, so a reader waits that out and retries if it changed. */
@@ -491,6 +580,9 @@ void mheap_verify(void)
 		if (arena_of(a->base) != a)
 			fatal("mheap_verify: arena %p not indexed",
 			      (void *)a->base);
+		if (a->prefaulted > a->committed)
+			fatal("mheap_verify: arena %p faulted in past its "
+			      "commit line", (void *)a->base);
 		uintptr_t nfree = 0;
 		for (uintptr_t pg = 0; pg < PAGES_PER_ARENA; pg++) {
 			uintptr_t addr = a->base + pg * PAGE_SIZE;

@@ -34,6 +34,7 @@ typedef struct heap_stats {
 	size_t reserved;      /* bytes of arenas reserved */
 	size_t committed;     /* bytes committed */
 	size_t released;      /* committed bytes madvised away */
+	size_t prefaulted;    /* bytes faulted in by mheap_prefault */
 	size_t inuse_pages;   /* pages in in-use spans */
 	size_t spans_inuse;
 	size_t spans_allocated; /* spans ever cut from the pages */
@@ -103,6 +104,16 @@ void mheap_free_span(mspan *s);
  * allocation reuses the low ones soonest), until `max` bytes are
  * released; returns the bytes released. */
 size_t mheap_release_free(size_t max);
+
+/* Fault memory in ahead of the allocator, for a thread beside the
+ * mutators (the background sweeper): first committed pages not yet
+ * faulted in, lowest first (where first-fit allocation takes pages), then
+ * newly committed ones, COMMIT_PAGES at a time and within the memory
+ * limit, until the heap holds `target` bytes committed and not released;
+ * at most `max` bytes per call. Returns the bytes faulted in (0: nothing
+ * left to do, or the OS cannot). Takes mheap_.lock, but not while it
+ * faults. */
+size_t mheap_prefault(size_t target, size_t max);
 
 /* The arena that contains p, or NULL. */
 static inline heap_arena *arena_of(uintptr_t p)

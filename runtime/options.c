@@ -22,6 +22,8 @@
  *     conservative=0  do not scan native stacks
  *     hugepages=1     heap arenas ask for transparent huge pages
  *                     (madvise MADV_HUGEPAGE; default 0)
+ *     prefault=0      do not fault the heap's memory in ahead of use on
+ *                     the background sweeper (default 1)
  *     types=1         record each small object's type for heap dumps
  *     stopwarn=MS     warn on stderr when a thread has held up a stop of
  *                     the world (or a handshake) for MS ms (default
@@ -111,6 +113,8 @@ static void set_option(const char *k, const char *v)
 		d->conservative = n;
 	else if (!strcmp(k, "hugepages"))
 		d->hugepages = n;
+	else if (!strcmp(k, "prefault"))
+		d->prefault = n;
 	else if (!strcmp(k, "stopwarn"))
 		d->stopwarn_ms = (unsigned)n;
 	else if (!strcmp(k, "greentea"))
@@ -260,6 +264,7 @@ void runtime_parse_options(void)
 	options_.invalidptr = 1;
 	options_.conservative = true;
 	options_.greentea = true;
+	options_.prefault = true;
 	options_.stopwarn_ms = DEFAULT_STOPWARN_MS;
 	astore(&mgc_.percent, 100);
 

@@ -38,6 +38,9 @@ typedef struct sys_options {
 	                      * (runtime/; also gc_set_conservative_stacks) */
 	bool hugepages;      /* heap arenas ask for transparent huge pages
 	                      * as they are committed (alloc/mheap.c) */
+	bool prefault;       /* the background sweeper faults the heap's
+	                      * memory in ahead of the mutators
+	                      * (mheap_prefault; gc/mgc.c) */
 	unsigned stopwarn_ms; /* warn about a thread that holds up a stop
 	                       * this long (runtime/safepoint.c; 0: never) */
 	bool greentea;       /* span-batched marking of small scan objects

@@ -22,6 +22,13 @@ bool os_commit(void *p, size_t size);
  * sweeping a large heap, one page fault per 2 MiB instead of 512. A hint:
  * ignored where the kernel has THP off. */
 void os_hugepages(void *p, size_t size);
+/* Fault committed pages in without changing what they hold (Linux 5.14's
+ * MADV_POPULATE_WRITE, then one read per page, which under a hypervisor
+ * that maps guest pages lazily is a second fault of its own), so that the
+ * program's first touch costs nothing. A thread other than the mutators
+ * calls it, ahead of their use; they may be writing to the pages
+ * meanwhile. False if the OS cannot (an older kernel): nothing done. */
+bool os_prefault(void *p, size_t size);
 /* Return committed pages to Reserved. */
 void os_decommit(void *p, size_t size);
 /* Drop the contents and RSS of committed pages; they read as zero. */

@@ -85,6 +85,27 @@ void os_hugepages(void *p, size_t size)
 	madvise(p, size, MADV_HUGEPAGE);
 }
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+/* One read per page, of memory a mutator may be writing: the value is
+ * thrown away, only the access matters (hence no sanitizer). */
+__attribute__((no_sanitize_address, no_sanitize_thread, noinline))
+static void touch_pages(const char *p, size_t size)
+{
+	for (size_t off = 0; off < size; off += 4096)
+		(void)*(const volatile char *)(p + off);
+}
+
+bool os_prefault(void *p, size_t size)
+{
+	if (failpoint() || madvise(p, size, MADV_POPULATE_WRITE) != 0)
+		return false;
+	touch_pages(p, size);
+	return true;
+}
+
 void os_decommit(void *p, size_t size)
 {
 	void *q = mmap(p, size, PROT_NONE,

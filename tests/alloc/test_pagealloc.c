@@ -3,13 +3,16 @@
  * against a bit-by-bit reference, first-fit allocation and coalescing
  * against a model of every arena's bitmap under random alloc/free, the
  * memory limit and OS failures (nothing leaks), spans that cross 64 MiB
- * arena boundaries, and needzero/commit/release accounting. */
+ * arena boundaries, needzero/commit/release accounting, and faulting in
+ * ahead (mheap_prefault). */
 #include "tests/testing.h"
 
 #include "alloc/alloc.h"
 
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 /* ---- Helpers ------------------------------------------------------------ */
@@ -862,6 +865,100 @@ START_TEST(test_needzero)
 }
 END_TEST
 
+/* Bytes of [p, p + n) resident in memory (mincore, 4 KiB pages). */
+static size_t resident(uintptr_t p, size_t n)
+{
+	size_t npg = n / 4096, in = 0;
+	unsigned char *v = malloc(npg);
+
+	ck_assert_ptr_nonnull(v);
+	ck_assert_int_eq(mincore((void *)p, n, v), 0);
+	for (size_t i = 0; i < npg; i++)
+		in += v[i] & 1;
+	free(v);
+	return in * 4096;
+}
+
+static bool all_bytes(uintptr_t p, size_t n, unsigned char b)
+{
+	for (size_t i = 0; i < n; i++)
+		if (((const unsigned char *)p)[i] != b)
+			return false;
+	return true;
+}
+
+/* mheap_prefault faults memory in ahead of use and changes nothing it
+ * holds: first committed pages not faulted in yet, then (below the
+ * target) released pages, which stop counting as released and read zero,
+ * then new commit steps, into a new arena when the last is full; never
+ * past the memory limit; `max` bounds a call; the accounting stays exact
+ * (mheap_verify). (Debian 12's kernel has MADV_POPULATE_WRITE.) */
+START_TEST(test_prefault)
+{
+	const size_t step = COMMIT_PAGES * PAGE_SIZE;
+
+	heap_setup();
+	mspan *s1 = must_alloc(10);
+	uintptr_t base = s1->base;
+	heap_arena *a = arena_of(base);
+	memset((void *)base, 0x5a, 10 * PAGE_SIZE);
+	ck_assert_uint_eq(resident(base + 10 * PAGE_SIZE, step -
+	                           10 * PAGE_SIZE), 0);
+	/* The target is met: only the committed step is faulted in. */
+	ck_assert_uint_eq(mheap_prefault(step, SIZE_MAX), step);
+	ck_assert_uint_eq(a->prefaulted, COMMIT_PAGES);
+	ck_assert_uint_eq(mheap_.stats.committed, step);
+	ck_assert_uint_eq(mheap_.stats.prefaulted, step);
+	ck_assert_uint_eq(resident(base, step), step);
+	ck_assert(all_bytes(base, 10 * PAGE_SIZE, 0x5a));
+	ck_assert(all_bytes(base + 10 * PAGE_SIZE, step - 10 * PAGE_SIZE, 0));
+	ck_assert_uint_eq(mheap_prefault(step, SIZE_MAX), 0);
+	/* Three steps: two more committed at the commit line, one a call. */
+	ck_assert_uint_eq(mheap_prefault(3 * step, 1), step);
+	ck_assert_uint_eq(mheap_prefault(3 * step, SIZE_MAX), step);
+	ck_assert_uint_eq(a->committed, 3 * COMMIT_PAGES);
+	ck_assert_uint_eq(a->prefaulted, 3 * COMMIT_PAGES);
+	ck_assert_uint_eq(mheap_.stats.committed, 3 * step);
+	ck_assert_uint_eq(resident(base, 3 * step), 3 * step);
+	mheap_verify();
+	/* Pages faulted in ahead are still fresh: no zeroing needed. */
+	mspan *s2 = must_alloc(COMMIT_PAGES);
+	ck_assert_uint_eq(s2->base, base + 10 * PAGE_SIZE);
+	ck_assert_uint_eq(s2->needzero, 0);
+	ck_assert(all_bytes(s2->base, step, 0));
+	/* Released pages come back, zero and no longer released. */
+	mheap_free_span(s1);
+	ck_assert_uint_eq(mheap_release_free(SIZE_MAX), 10 * PAGE_SIZE);
+	ck_assert_uint_eq(resident(base, 10 * PAGE_SIZE), 0);
+	ck_assert_uint_eq(mheap_prefault(3 * step, SIZE_MAX), 10 * PAGE_SIZE);
+	ck_assert_uint_eq(mheap_.stats.released, 0);
+	ck_assert_uint_eq(resident(base, 10 * PAGE_SIZE), 10 * PAGE_SIZE);
+	ck_assert(all_bytes(base, 10 * PAGE_SIZE, 0));
+	mheap_verify();
+	mspan *s3 = must_alloc(10);
+	ck_assert_uint_eq(s3->base, base);
+	ck_assert_uint_eq(s3->needzero, 0);
+	/* Never past the memory limit. */
+	set_limit(mheap_.stats.committed + step / 2);
+	ck_assert_uint_eq(mheap_prefault(SIZE_MAX, SIZE_MAX), 0);
+	ck_assert_uint_eq(mheap_.stats.committed, 3 * step);
+	set_limit(0);
+	/* Past the arena: the next one is reserved and committed into. */
+	size_t got = mheap_prefault(ARENA_BYTES + step, SIZE_MAX);
+	ck_assert_uint_eq(got, ARENA_BYTES + step - 3 * step);
+	ck_assert_uint_eq(mheap_.stats.arenas, 2);
+	ck_assert_uint_eq(a->committed, PAGES_PER_ARENA);
+	heap_arena *b = mheap_.arenas == a ? a->next : mheap_.arenas;
+	ck_assert_ptr_nonnull(b);
+	ck_assert_ptr_ne(b, a);
+	ck_assert_uint_eq(b->committed, COMMIT_PAGES);
+	ck_assert_uint_eq(resident(b->base, step), step);
+	mheap_free_span(s2);
+	mheap_free_span(s3);
+	mheap_verify();
+}
+END_TEST
+
 /* The VmFlags line of the mapping that holds p in /proc/self/smaps, or
  * "" if none does. */
 static void vma_flags(uintptr_t p, char *out, size_t n)
@@ -934,6 +1031,7 @@ static Suite *pagealloc_suite(void)
 	tcase_add_test(tc, test_span_straddles);
 	tcase_add_loop_test(tc, test_needzero, 0, 2);
 	tcase_add_loop_test(tc, test_hugepages, 0, 2);
+	tcase_add_test(tc, test_prefault);
 	suite_add_tcase(s, tc);
 	return s;
 }

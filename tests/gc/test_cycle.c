@@ -606,6 +606,40 @@ START_TEST(test_gogc_env_value)
 }
 END_TEST
 
+/* The background sweeper faults the heap's memory in ahead of the program
+ * (mheap_prefault, gc/mgc.c's prefault), unless GCHEAP_DEBUG=prefault=0.
+ * 24 MiB live, so that the trigger stands well above the first commit
+ * steps. */
+START_TEST(test_prefault_ahead)
+{
+	static void *keep[3072];
+
+	if (!_i) {
+		/* The verification modes the suite runs with stay on. */
+		const char *d = getenv("GCHEAP_DEBUG");
+		char opts[256];
+		snprintf(opts, sizeof(opts), "%s%sprefault=0", d ? d : "",
+		         d && *d ? "," : "");
+		setenv("GCHEAP_DEBUG", opts, 1);
+	}
+	start(false);
+	gc_set_percent(100);
+	ck_assert_int_eq(gc_add_roots(keep, 3072), GCHEAP_OK);
+	for (size_t i = 0; i < 3072; i++)
+		gc_write(&keep[i], new_payload(8192, i));
+	for (int i = 0; i < 3; i++)
+		churn_one_cycle(256);
+	idle_until_swept();
+	size_t pf = heap_count(&mheap_.stats.prefaulted);
+	printf("# prefault=%d: %zu bytes faulted in ahead\n", _i, pf);
+	fflush(stdout);
+	if (_i)
+		ck_assert_uint_ge(pf, 2 * MiB);
+	else
+		ck_assert_uint_eq(pf, 0);
+}
+END_TEST
+
 START_TEST(test_gogc_env_bad)
 {
 	setenv("GCHEAP_GC", "lots", 1);
@@ -1221,6 +1255,7 @@ static Suite *cycle_suite(void)
 	tcase_add_test(tc, test_gogc_env_off);
 	tcase_add_test(tc, test_gogc_env_value);
 	tcase_add_test(tc, test_gogc_env_bad);
+	tcase_add_loop_test(tc, test_prefault_ahead, 0, 2);
 	tcase_add_test(tc, test_stress_mode);
 	tcase_add_test(tc, test_collect_concurrently);
 	tcase_add_test(tc, test_collect_from_unattached_threads);
