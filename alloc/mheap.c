@@ -155,6 +155,21 @@ static uintptr_t commit_cost(uintptr_t base, uintptr_t npages)
 	return cost;
 }
 
+/* Move arena a's commit line up to page `top`. Lock held. */
+static bool commit_to(heap_arena *a, uintptr_t top)
+{
+	uintptr_t from = a->base + a->committed * PAGE_SIZE;
+	size_t len = (top - a->committed) * PAGE_SIZE;
+
+	if (!os_commit((void *)from, len))
+		return false;
+	if (options_.hugepages)
+		os_hugepages((void *)from, len);
+	a->committed = top;
+	mheap_.stats.committed += len;
+	return true;
+}
+
 /* Commit pages up to the end of the range, in COMMIT_PAGES steps when the
  * limit allows. */
 static heap_err commit_range(uintptr_t base, uintptr_t npages)
@@ -177,14 +192,8 @@ static heap_err commit_range(uintptr_t base, uintptr_t npages)
 		if (limit && st->committed - st->released +
 		                     commit_cost(base, npages) + extra > limit)
 			top = end;
-		uintptr_t from = a->base + a->committed * PAGE_SIZE;
-		uintptr_t len = (top - a->committed) * PAGE_SIZE;
-		if (!os_commit((void *)from, len))
+		if (!commit_to(a, top))
 			return HEAP_NOMEM;
-		if (options_.hugepages)
-			os_hugepages((void *)from, len);
-		a->committed = top;
-		st->committed += len;
 	}
 	return HEAP_OK;
 }
@@ -420,18 +429,14 @@ static bool prefault_claim(size_t target, uintptr_t *base, size_t *len)
 		for (heap_arena *a = mheap_.arenas; a; a = a->next) {
 			if (a->committed >= PAGES_PER_ARENA)
 				continue;
-			uintptr_t top = MIN(a->committed + COMMIT_PAGES,
+			uintptr_t from = a->committed;
+			uintptr_t top = MIN(from + COMMIT_PAGES,
 			                    PAGES_PER_ARENA);
-			uintptr_t from = a->base + a->committed * PAGE_SIZE;
-			size_t n = (top - a->committed) * PAGE_SIZE;
-			if (!os_commit((void *)from, n))
+			if (!commit_to(a, top))
 				return false;
-			if (options_.hugepages)
-				os_hugepages((void *)from, n);
-			a->committed = a->prefaulted = top;
-			st->committed += n;
-			*base = from;
-			*len = n;
+			a->prefaulted = top;
+			*base = a->base + from * PAGE_SIZE;
+			*len = (top - from) * PAGE_SIZE;
 			return true;
 		}
 		if (mheap_grow(PAGES_PER_ARENA) != HEAP_OK)
