@@ -394,9 +394,18 @@ static bool prefault_claim(size_t target, uintptr_t *base, size_t *len)
 
 	mutex_assert_held(&mheap_.lock);
 	for (heap_arena *a = mheap_.arenas; a; a = a->next) {
+		/* Released pages are left to the pass below: made resident
+		 * here, they would still count as released. */
+		while (a->prefaulted < a->committed &&
+		       bitmap_get(a->released, a->prefaulted))
+			a->prefaulted++;
 		if (a->prefaulted >= a->committed)
 			continue;
-		uintptr_t end = MIN(a->committed, a->prefaulted + COMMIT_PAGES);
+		uintptr_t end = a->prefaulted + 1;
+		while (end < a->committed &&
+		       end - a->prefaulted < COMMIT_PAGES &&
+		       !bitmap_get(a->released, end))
+			end++;
 		*base = a->base + a->prefaulted * PAGE_SIZE;
 		*len = (end - a->prefaulted) * PAGE_SIZE;
 		a->prefaulted = end;

@@ -107,9 +107,10 @@ size_t mheap_release_free(size_t max);
 
 /* Fault memory in ahead of the allocator, for a thread beside the
  * mutators (the background sweeper): first committed pages not yet
- * faulted in, lowest first (where first-fit allocation takes pages), then
- * newly committed ones, COMMIT_PAGES at a time and within the memory
- * limit, until the heap holds `target` bytes committed and not released;
+ * faulted in and not released, lowest first (where first-fit allocation
+ * takes pages); then, until the heap holds `target` bytes committed and
+ * not released, released pages (no longer counted as released) and newly
+ * committed ones, COMMIT_PAGES at a time and within the memory limit;
  * at most `max` bytes per call. Returns the bytes faulted in (0: nothing
  * left to do, or the OS cannot). Takes mheap_.lock, but not while it
  * faults. */

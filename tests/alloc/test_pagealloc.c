@@ -959,6 +959,35 @@ START_TEST(test_prefault)
 }
 END_TEST
 
+/* Released pages past the prefaulted line are not faulted in by the
+ * first pass (they would be resident yet counted as released); below the
+ * target the released pass takes them, and the accounting follows. */
+START_TEST(test_prefault_released)
+{
+	const size_t step = COMMIT_PAGES * PAGE_SIZE;
+
+	heap_setup();
+	mspan *s0 = must_alloc(20);
+	uintptr_t base = s0->base;
+	memset((void *)base, 1, 20 * PAGE_SIZE);
+	mheap_free_span(s0);
+	ck_assert_uint_eq(mheap_release_free(SIZE_MAX), 20 * PAGE_SIZE);
+	ck_assert_uint_eq(mheap_prefault(PAGE_SIZE, SIZE_MAX),
+	                  step - 20 * PAGE_SIZE);
+	ck_assert_uint_eq(mheap_.stats.released, 20 * PAGE_SIZE);
+	ck_assert_uint_eq(resident(base, 20 * PAGE_SIZE), 0);
+	size_t rest = step - 20 * PAGE_SIZE;
+	ck_assert_uint_eq(resident(base + 20 * PAGE_SIZE, rest), rest);
+	mheap_verify();
+	ck_assert_uint_eq(mheap_prefault(step, SIZE_MAX), 20 * PAGE_SIZE);
+	ck_assert_uint_eq(mheap_.stats.released, 0);
+	ck_assert_uint_eq(mheap_.stats.committed, step);
+	ck_assert_uint_eq(resident(base, step), step);
+	ck_assert(all_bytes(base, step, 0));
+	mheap_verify();
+}
+END_TEST
+
 /* The VmFlags line of the mapping that holds p in /proc/self/smaps, or
  * "" if none does. */
 static void vma_flags(uintptr_t p, char *out, size_t n)
@@ -1032,6 +1061,7 @@ static Suite *pagealloc_suite(void)
 	tcase_add_loop_test(tc, test_needzero, 0, 2);
 	tcase_add_loop_test(tc, test_hugepages, 0, 2);
 	tcase_add_test(tc, test_prefault);
+	tcase_add_test(tc, test_prefault_released);
 	suite_add_tcase(s, tc);
 	return s;
 }
