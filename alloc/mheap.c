@@ -330,7 +330,9 @@ void mheap_free_span(mspan *s)
 
 static bool releasable(const heap_arena *a, uintptr_t pg)
 {
-	return !bitmap_get(a->alloc, pg) && bitmap_get(a->dirty, pg);
+	/* Dirty, or clean but faulted in ahead (resident all the same). */
+	return !bitmap_get(a->alloc, pg) && !bitmap_get(a->released, pg) &&
+	       (bitmap_get(a->dirty, pg) || pg < a->prefaulted);
 }
 
 size_t mheap_release_free(size_t max)
@@ -356,8 +358,8 @@ size_t mheap_release_free(size_t max)
 			for (size_t j = 0; j < k && a; j++)
 				a = a->next;
 		}
-		/* Runs of committed pages that are free and dirty, from the
-		 * top of the arena down. */
+		/* Runs of committed pages that are free and resident, from
+		 * the top of the arena down. */
 		uintptr_t q = a->committed;
 		while (q > 0 && total < max) {
 			if (!releasable(a, q - 1)) {

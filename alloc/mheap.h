@@ -100,9 +100,10 @@ mspan *mheap_alloc_span(uintptr_t npages, spanclass spc, heap_err *err);
 /* Return a span's pages to the heap. Takes mheap_.lock. */
 void mheap_free_span(mspan *s);
 
-/* madvise free committed pages away, highest addresses first (first-fit
- * allocation reuses the low ones soonest), until `max` bytes are
- * released; returns the bytes released. */
+/* madvise free committed pages away (dirty ones, and clean ones faulted
+ * in ahead by mheap_prefault: resident all the same), highest addresses
+ * first (first-fit allocation reuses the low ones soonest), until `max`
+ * bytes are released; returns the bytes released. */
 size_t mheap_release_free(size_t max);
 
 /* Fault memory in ahead of the allocator, for a thread beside the

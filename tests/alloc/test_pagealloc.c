@@ -892,7 +892,8 @@ static bool all_bytes(uintptr_t p, size_t n, unsigned char b)
  * target) released pages, which stop counting as released and read zero,
  * then new commit steps, into a new arena when the last is full; never
  * past the memory limit; `max` bounds a call; the accounting stays exact
- * (mheap_verify). (Debian 12's kernel has MADV_POPULATE_WRITE.) */
+ * (mheap_verify); what it faulted in can be released again. (Debian 12's
+ * kernel has MADV_POPULATE_WRITE.) */
 START_TEST(test_prefault)
 {
 	const size_t step = COMMIT_PAGES * PAGE_SIZE;
@@ -926,14 +927,19 @@ START_TEST(test_prefault)
 	ck_assert_uint_eq(s2->base, base + 10 * PAGE_SIZE);
 	ck_assert_uint_eq(s2->needzero, 0);
 	ck_assert(all_bytes(s2->base, step, 0));
-	/* Released pages come back, zero and no longer released. */
+	/* Released pages (s1's dirty ones, and the clean ones faulted in
+	 * ahead past s2: resident all the same) come back, zero and no
+	 * longer released. */
 	mheap_free_span(s1);
-	ck_assert_uint_eq(mheap_release_free(SIZE_MAX), 10 * PAGE_SIZE);
+	uintptr_t after = s2->base + step;
+	ck_assert_uint_eq(mheap_release_free(SIZE_MAX), 2 * step);
 	ck_assert_uint_eq(resident(base, 10 * PAGE_SIZE), 0);
-	ck_assert_uint_eq(mheap_prefault(3 * step, SIZE_MAX), 10 * PAGE_SIZE);
+	ck_assert_uint_eq(resident(after, 2 * step - 10 * PAGE_SIZE), 0);
+	ck_assert_uint_eq(mheap_prefault(3 * step, SIZE_MAX), 2 * step);
 	ck_assert_uint_eq(mheap_.stats.released, 0);
-	ck_assert_uint_eq(resident(base, 10 * PAGE_SIZE), 10 * PAGE_SIZE);
+	ck_assert_uint_eq(resident(base, 3 * step), 3 * step);
 	ck_assert(all_bytes(base, 10 * PAGE_SIZE, 0));
+	ck_assert(all_bytes(after, 2 * step - 10 * PAGE_SIZE, 0));
 	mheap_verify();
 	mspan *s3 = must_alloc(10);
 	ck_assert_uint_eq(s3->base, base);
@@ -955,6 +961,13 @@ START_TEST(test_prefault)
 	ck_assert_uint_eq(resident(b->base, step), step);
 	mheap_free_span(s2);
 	mheap_free_span(s3);
+	mheap_verify();
+	/* Releasing takes the clean pages faulted in ahead as well as the
+	 * dirty ones: they are resident all the same. */
+	ck_assert_uint_eq(mheap_release_free(SIZE_MAX), ARENA_BYTES + step);
+	ck_assert_uint_eq(mheap_.stats.released, ARENA_BYTES + step);
+	ck_assert_uint_eq(resident(a->base, ARENA_BYTES), 0);
+	ck_assert_uint_eq(resident(b->base, step), 0);
 	mheap_verify();
 }
 END_TEST
