@@ -386,7 +386,8 @@ size_t mheap_release_free(size_t max)
 /* ---- Faulting in ahead --------------------------------------------------- */
 
 /* Claim the next piece to fault in (at most COMMIT_PAGES): committed pages
- * past an arena's prefaulted line, lowest arena first; else, below the
+ * past an arena's prefaulted line and not released, lowest arena first
+ * (whatever the target: they are the heap's already); else, below the
  * target, released pages, lowest first, then newly committed pages at the
  * first arena's commit line that has room (reserving an arena if none
  * has). False if there is none. */
@@ -470,9 +471,11 @@ size_t mheap_prefault(size_t target, size_t max)
 			break;
 		done += len;
 	}
-	mutex_lock(&mheap_.lock);
-	mheap_.stats.prefaulted += done;
-	mutex_unlock(&mheap_.lock);
+	if (done) {
+		mutex_lock(&mheap_.lock);
+		mheap_.stats.prefaulted += done;
+		mutex_unlock(&mheap_.lock);
+	}
 	return done;
 }
 

@@ -44,8 +44,9 @@ typedef struct heap_arena {
 	pagesum sum;
 	uintptr_t base;
 	uintptr_t committed;   /* pages [0, committed) are read-write */
-	uintptr_t prefaulted;  /* pages [0, prefaulted) were faulted in
-	                        * ahead of use (mheap_prefault) */
+	uintptr_t prefaulted;  /* mheap_prefault has been over pages
+	                        * [0, prefaulted): faulted in, or skipped
+	                        * as released */
 	uintptr_t free_pages;  /* pages not in use */
 	void *gc_data;         /* the collector's (checkmark bitmap) */
 	struct heap_arena *next; /* all arenas, by address */
