@@ -148,6 +148,24 @@ static NOINLINE void bad_pointer(uintptr_t p, mspan *s, uintptr_t from,
 	      (void *)s->limit, spanclass_sizeclass(s->spc));
 }
 
+/* Mark object i of the span v visits locally (gc/mgcspanq.h): in mine,
+ * and in the visit's queue while it has room. */
+static ALWAYS_INLINE void visit_mark(span_visit *v, uintptr_t i)
+{
+	mspan *s = v->s;
+	uint64_t bit = (uint64_t)1 << (i % 64);
+
+	if (mspan_black_pending(s, i) || (v->mine[i / 64] & bit))
+		return;
+	v->mine[i / 64] |= bit;
+	v->again = true;
+	if (v->qtail < VISIT_QUEUE) {
+		v->done[i / 64] |= bit;
+		v->q[v->qtail++] = (uint16_t)i;
+		__builtin_prefetch((const void *)(s->base + i * s->elemsize));
+	}
+}
+
 /* Grey object `obj` (index i of span s). */
 static inline void greyobject(gcw *w, uintptr_t obj, mspan *s, uintptr_t i,
                               bool precise, uintptr_t from, uintptr_t slot)
@@ -167,13 +185,7 @@ static inline void greyobject(gcw *w, uintptr_t obj, mspan *s, uintptr_t i,
 	} else if (w->visit && w->visit->s == s) {
 		/* On the span this marker is scanning: a local mark, made
 		 * atomic a word at a time by the next pass (scan_marked). */
-		span_visit *v = w->visit;
-		uint64_t bit = (uint64_t)1 << (i % 64);
-		if (!mspan_black_pending(s, i) && !(v->mine[i / 64] & bit)) {
-			v->mine[i / 64] |= bit;
-			v->again = true;
-			__builtin_prefetch((const void *)obj);
-		}
+		visit_mark(w->visit, i);
 		return;
 	} else if (mspan_black_pending(s, i) ||
 	           !mark_bit(s->gcmark_bits, i)) {
@@ -264,6 +276,19 @@ void gcmark_scan_conservative(gcw *w, uintptr_t lo, uintptr_t hi)
 	}
 }
 
+/* A pointer p into the objects of the span v visits: mark it locally,
+ * as mark_value then greyobject would, without looking its span up (in
+ * a structure laid out in one span, most pointers are such). */
+static ALWAYS_INLINE void mark_local(span_visit *v, uintptr_t p)
+{
+	mspan *s = v->s;
+	uintptr_t i = mspan_object_index(s, p);
+
+	if ((aload((atomic_word *)&s->gcmark_bits[i / 64]) >> (i % 64)) & 1)
+		return;
+	visit_mark(v, i);
+}
+
 /* Scan an object of a span with heap bits; returns the words of work. */
 static ALWAYS_INLINE uintptr_t scan_small(gcw *w, mspan *s, uintptr_t obj)
 {
@@ -273,15 +298,25 @@ static ALWAYS_INLINE uintptr_t scan_small(gcw *w, mspan *s, uintptr_t obj)
 	unsigned sh = wi % 64;
 	uintptr_t n = 0;
 	uint64_t bits = aload(&hb[wi / 64]) >> sh;
+	/* The span being visited, if obj is on it: pointers within it are
+	 * marked locally (never under checkmark, which visits no span; not
+	 * when invalidptr>1 asks mark_value to check for free slots). */
+	span_visit *v = w->visit;
+	uintptr_t vlen = 0;
 
+	if (v && v->s == s && options_.invalidptr <= 1 &&
+	    likely(!checkmark_active))
+		vlen = s->limit - s->base;
 	if (sh + nw > 64)
 		bits |= aload(&hb[wi / 64 + 1]) << (64 - sh);
 	bits &= low_mask(nw);
 	for (; bits; bits &= bits - 1, n++) {
 		uintptr_t *slot = (uintptr_t *)obj + ctz64(bits);
-		uintptr_t v = aload((atomic_word *)slot);
-		if (v)
-			mark_value(w, v, true, obj, (uintptr_t)slot);
+		uintptr_t x = aload((atomic_word *)slot);
+		if (x - s->base < vlen)
+			mark_local(v, x);
+		else if (x)
+			mark_value(w, x, true, obj, (uintptr_t)slot);
 	}
 	return n + 1;
 }
@@ -372,6 +407,19 @@ static void visit_publish(span_visit *v)
 		}
 }
 
+/* Scan the objects in the visit's queue, and those their scans queue,
+ * until it is empty. */
+static uintptr_t visit_drain(gcw *w, span_visit *v)
+{
+	mspan *s = v->s;
+	uintptr_t n = 0;
+
+	while (v->qhead < v->qtail)
+		n += scan_small(w, s, s->base + v->q[v->qhead++] * s->elemsize);
+	v->qhead = v->qtail = 0;
+	return n;
+}
+
 /* One pass of a span's owner over its bitmaps: publish its own marks
  * (mine), counting those that are new, then scan every object marked and
  * neither scanned nor done. */
@@ -409,7 +457,7 @@ static uintptr_t scan_marked(gcw *w, span_visit *v)
 			n += scan_small(w, s, first + ctz64(grey) *
 			                             s->elemsize);
 	}
-	return n;
+	return n + visit_drain(w, v);
 }
 
 /* The work a span visit counts beyond its objects' (its ownership
@@ -423,8 +471,8 @@ static uintptr_t scan_marked(gcw *w, span_visit *v)
 /* Scan the span that the entry obj stands for, which this marker owns
  * (gc/mgcspanq.h), until no grey object is left in it, and give it up.
  * The objects this scan marks on the span itself are scanned in the same
- * visit, a pass each generation (span_visit): a structure laid out in
- * one span is closed in one visit. */
+ * visit, through its queue (span_visit): a structure laid out in one
+ * span is closed in one visit, with one more pass to publish its marks. */
 static uintptr_t scanspan(gcw *w, uintptr_t obj)
 {
 	mspan *s = spanof(obj);
@@ -433,6 +481,7 @@ static uintptr_t scanspan(gcw *w, uintptr_t obj)
 
 	v.s = s;
 	v.again = false;
+	v.qhead = v.qtail = 0;
 	memset(v.done, 0, mspan_bitmap_words(s->nelems) * sizeof(v.done[0]));
 	memset(v.mine, 0, mspan_bitmap_words(s->nelems) * sizeof(v.mine[0]));
 	w->visit = &v;
@@ -444,6 +493,7 @@ static uintptr_t scanspan(gcw *w, uintptr_t obj)
 		if (!(aload((atomic_word *)&s->gcscan_bits[i / 64]) & bit)) {
 			v.done[i / 64] = bit;
 			n += scan_small(w, s, obj);
+			n += visit_drain(w, &v);
 		}
 		while (v.again) {
 			v.again = false;

@@ -42,7 +42,9 @@
  * a structure allocated in one place) are not made one by one: they
  * gather in the visit's `mine` bitmap, with no atomic and no barrier,
  * and reach the mark bits a word at a time, one fetch-or per 64
- * objects, at the start of the owner's next pass. The fetch-or tells
+ * objects, at the start of the owner's next pass. Meanwhile they are
+ * queued in the visit (span_visit) and scanned in the pass that marked
+ * them. The fetch-or tells
  * which bits were new (another marker may have set one meanwhile) and
  * those are counted. Until then the objects look unmarked to others:
  * one may mark one too, atomically, and it is scanned once all the
@@ -60,16 +62,24 @@
 /* The span a marker owns and is scanning (gc/mgcmark.c's scanspan).
  * Marks that its own scan makes on the span go to `mine` and set
  * `again` (no ownership to update: the owner makes another pass, which
- * publishes them first); done holds the objects scanned whose scan bits
- * are not yet published, which happens before every try to give the
- * span up. */
+ * publishes them first); done holds the objects scanned or queued to be
+ * whose scan bits are not yet published, which happens before every try
+ * to give the span up, with the queue empty. The queue (q[qhead..qtail),
+ * object indices, first in first out) takes the objects so marked while
+ * it has room: they are scanned in the same pass, as soon as the pass's
+ * own objects are, instead of one pass over the bitmaps per generation
+ * (a tree laid out in one span is nine generations deep); those that
+ * find it full wait for the next pass. */
 #define VISIT_WORDS SCANBITS_MAX_WORDS
+#define VISIT_QUEUE 2048
 
 typedef struct span_visit {
 	mspan *s;
 	bool again;
+	uint16_t qhead, qtail;
 	uint64_t done[VISIT_WORDS];
 	uint64_t mine[VISIT_WORDS];
+	uint16_t q[VISIT_QUEUE];
 } span_visit;
 
 #define SPAN_UNOWNED 0

@@ -13,6 +13,8 @@
  *    with half dropped each time: every survivor intact (checkmark on),
  *    every dropped object freed, and the heap's live bytes after a cycle
  *    exactly those of the survivors;
+ *  - a chain of 8-byte cells longer in one span than the visit's queue:
+ *    every cell survives (those that found the queue full included);
  *  - greentea=0 gives no span scan bits and never owns a span.
  * Precise mode: C locals are no roots. */
 #include "test_harness.c"
@@ -210,6 +212,56 @@ START_TEST(test_span_dense)
 }
 END_TEST
 
+/* A chain of 8-byte cells (4,096 to a span) in allocation order: marking
+ * it from its head marks nearly every cell from the span being visited,
+ * more than the visit's queue holds (VISIT_QUEUE); the cells that find
+ * it full wait for the visit's next pass and must be scanned all the
+ * same. */
+START_TEST(test_span_queue_full)
+{
+	enum { N = 3 * 4096 };
+	void *slots[1] = {0};
+	gc_frame f;
+	void **prev = NULL;
+
+	start("greentea=1,checkmark=1,verify=1,poison=1");
+	gc_frame_push(&f, slots, 1);
+	uintptr_t *hidden = calloc(N, sizeof(uintptr_t));
+	ck_assert_ptr_nonnull(hidden);
+	for (size_t i = 0; i < N; i++) {
+		void **c = gc_alloc(sizeof(void *), t_ptr);
+		ck_assert_ptr_nonnull(c);
+		if (prev)
+			gc_write(prev, c);
+		else
+			slots[0] = c;
+		prev = c;
+		hidden[i] = hide(c);
+	}
+	prev = NULL;
+	/* Some span holds a longer stretch of the chain than the queue. */
+	size_t run = 1, longest = 1;
+	for (size_t i = 1; i < N; i++) {
+		bool same = spanof((uintptr_t)unhide(hidden[i])) ==
+		            spanof((uintptr_t)unhide(hidden[i - 1]));
+		run = same ? run + 1 : 1;
+		longest = run > longest ? run : longest;
+	}
+	ck_assert_uint_gt(longest, VISIT_QUEUE);
+	for (int r = 0; r < 2; r++) {
+		gc_collect();
+		for (size_t i = 0; i < N; i++) {
+			void **c = unhide(hidden[i]);
+			void *next = i + 1 < N ? unhide(hidden[i + 1]) : NULL;
+			REQUIRE(is_live(c) && *c == next, "round %d: cell %zu "
+			        "lost", r, i);
+		}
+	}
+	free(hidden);
+	gc_frame_pop(&f);
+}
+END_TEST
+
 START_TEST(test_greentea_off)
 {
 	void *slots[1] = {0};
@@ -241,6 +293,7 @@ static Suite *greentea_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_span_staged);
 	tcase_add_test(tc, test_span_dense);
+	tcase_add_test(tc, test_span_queue_full);
 	tcase_add_test(tc, test_greentea_off);
 	suite_add_tcase(s, tc);
 	return s;
