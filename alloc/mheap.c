@@ -170,6 +170,17 @@ static bool commit_to(heap_arena *a, uintptr_t top)
 	return true;
 }
 
+/* Does [base, base + npages pages) reach past a commit line? */
+static bool beyond_commit(uintptr_t base, uintptr_t npages)
+{
+	heap_arena *a;
+
+	for_each_piece(base, npages, a, first, n)
+		if (first + n > a->committed)
+			return true;
+	return false;
+}
+
 /* Commit pages up to the end of the range, in COMMIT_PAGES steps when the
  * limit allows. */
 static heap_err commit_range(uintptr_t base, uintptr_t npages)
@@ -250,6 +261,12 @@ mspan *mheap_alloc_span(uintptr_t npages, spanclass spc, heap_err *err)
 
 	mutex_lock(&mheap_.lock);
 	uintptr_t base = pagealloc_find(mheap_.arenas, npages);
+	if (base && beyond_commit(base, npages)) {
+		/* Committed free pages elsewhere come first. */
+		uintptr_t c = pagealloc_find_committed(mheap_.arenas, npages);
+		if (c)
+			base = c;
+	}
 	if (!base) {
 		*err = mheap_grow(npages);
 		if (*err)

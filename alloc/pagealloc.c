@@ -189,6 +189,20 @@ uintptr_t pagealloc_find(heap_arena *arenas, uintptr_t n)
 	return 0;
 }
 
+uintptr_t pagealloc_find_committed(heap_arena *arenas, uintptr_t n)
+{
+	for (heap_arena *a = arenas; a; a = a->next) {
+		if (a->sum.max < n || a->committed < n)
+			continue;
+		/* The lowest run in a: if it crosses the commit line, every
+		 * other one lies higher and does too. */
+		uintptr_t b = arena_find(a, n);
+		if (b + n * PAGE_SIZE <= a->base + a->committed * PAGE_SIZE)
+			return b;
+	}
+	return 0;
+}
+
 /* Set or clear bits [from, from + n) of bm. */
 static void bits_set_range(uint64_t *bm, uintptr_t from, uintptr_t n,
                            bool v)

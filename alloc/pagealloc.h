@@ -7,7 +7,8 @@
  * summaries cannot fit n, and finds runs that cross chunk and arena
  * boundaries from the end/start summaries; it never walks a free list.
  * Freeing clears bits, so free runs coalesce by construction. Allocation
- * is first fit by address, which keeps the heap compact.
+ * is first fit by address, which keeps the heap compact, but committed
+ * runs come before any that would move a commit line (mheap.c).
  *
  * struct heap_arena is defined here because most of it is the page
  * allocator's (the bitmaps and summaries); the heap (alloc/mheap.h) owns
@@ -55,6 +56,12 @@ typedef struct heap_arena {
 /* Find npages free pages in the arenas of the list `arenas` (by address),
  * first fit by address; 0 if none. */
 uintptr_t pagealloc_find(heap_arena *arenas, uintptr_t npages);
+/* The lowest run of npages free pages that lies below its arena's commit
+ * line, within one arena, or 0: what mheap_alloc_span takes before it
+ * moves a commit line, since an arena reserved later may lie below the
+ * others (the address above them was taken) and first-fit would then
+ * commit fresh memory there while committed pages sit free above. */
+uintptr_t pagealloc_find_committed(heap_arena *arenas, uintptr_t npages);
 /* Mark pages [first, first + npages) of arena a in use or free and update
  * its free count and summaries. The range is inside the arena. */
 void pagealloc_set(heap_arena *a, uintptr_t first, uintptr_t npages,
