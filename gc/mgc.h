@@ -337,10 +337,6 @@ intptr_t pacer_assist_owed(uintptr_t bytes, uintptr_t live, uintptr_t goal,
  * `min`. */
 uintptr_t pacer_goal(uintptr_t marked, unsigned percent, size_t limit,
                      uintptr_t min);
-/* That goal plus the headroom for the allocation during a mark: the last
- * mark's growth, at most half the runway, within the limit's cap. */
-uintptr_t pacer_headroom(uintptr_t goal, uintptr_t marked, uintptr_t grown,
-                         size_t limit);
 /* The floor of the goal when the mutators allocate `rate` bytes per ns
  * (see gc/mgcpacer.c). */
 uintptr_t pacer_min_goal(unsigned percent, size_t limit, double rate);

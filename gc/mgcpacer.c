@@ -14,21 +14,19 @@
  *             at most HEAP_MIN_GOAL_MAX * percent/100 and half the
  *             memory limit (pacer_min_goal). It only matters while the
  *             live heap is small: a larger one has a larger goal anyway;
- *   headroom = what the mutators allocated during the last mark (at
- *             most half the runway, and within the memory limit's cap)
- *             is added to the goal, so that the GOGC runway is left
- *             whole for the time between marks: the bytes allocated
- *             black during a mark do not eat it. Go gets the same from
- *             counting black allocations as marked (its goal is twice
- *             marked-plus-black at GOGC 100); gcheap counts them too,
- *             but its marks are short and allocate little black, which
- *             had it run ~1.3x as many cycles as Go on binary-trees;
+ *   marked  = what the mark found reachable plus what the mutators
+ *             allocated (black) while it ran, as Go counts it: the bytes
+ *             allocated during a mark do not eat the next runway. (A
+ *             "headroom" term that added the mark's growth to the goal
+ *             on top of this made up, until the allocation count was
+ *             mended, for assists charged 8-32x what was allocated,
+ *             which kept marks short and black allocation small.)
  *   trigger = as late as the last mark allows: the goal less what the
  *             mutators allocated while it ran (plus a quarter for
  *             safety), within [7/10, 19/20] of the runway (goal -
- *             marked, headroom included; Go 1.19's bounds too: the
- *             headroom is the margin a mark slowed by a busy machine
- *             needs); 7/10 before the first mark;
+ *             marked; Go 1.19's bounds too: the 5% left is the margin
+ *             a mark slowed by a busy machine needs); 7/10 before the
+ *             first mark;
  *   assist  = what an allocating thread owes while marking, recomputed
  *             at each slow path: the work left (the last mark's scan
  *             work less what this one has done) over the runway left,
@@ -76,19 +74,6 @@ uintptr_t pacer_goal(uintptr_t marked, unsigned percent, size_t limit,
 	return goal;
 }
 
-uintptr_t pacer_headroom(uintptr_t goal, uintptr_t marked, uintptr_t grown,
-                         size_t limit)
-{
-	if (grown == PACER_GROWN_UNKNOWN || goal <= marked)
-		return goal;
-	uintptr_t h = MIN(grown, (goal - marked) / 2);
-	if (limit) {
-		uintptr_t cap = limit / 20 * 19;
-		h = goal >= cap ? 0 : MIN(h, cap - goal);
-	}
-	return goal + h;
-}
-
 uintptr_t pacer_trigger(uintptr_t marked, uintptr_t goal, uintptr_t grown)
 {
 	uintptr_t runway = goal > marked ? goal - marked : 0;
@@ -134,8 +119,7 @@ void pacer_end_cycle(uintptr_t marked, uintptr_t grown)
 	unsigned percent = (unsigned)aload(&mgc_.percent);
 	size_t limit = aload(&mheap_.limit);
 	uintptr_t min = pacer_min_goal(percent, limit, mgc_.pacer_clock.rate);
-	uintptr_t goal = pacer_headroom(pacer_goal(marked, percent, limit,
-	                                           min), marked, grown, limit);
+	uintptr_t goal = pacer_goal(marked, percent, limit, min);
 	uintptr_t trigger = pacer_trigger(marked, goal, grown);
 
 	mgc_.heap_marked = marked;
@@ -152,6 +136,11 @@ void pacer_end_cycle(uintptr_t marked, uintptr_t grown)
  * beyond it is carried to the thread's next slow path. */
 #define ASSIST_CHUNK ((intptr_t)32768)
 #define ASSIST_MAX_NS ((uint64_t)400000)
+/* An assist that runs does at least this much (Go's gcOverAssistWork);
+ * the surplus is the thread's credit (a negative debt) for its next
+ * allocations, so that a thread allocating small objects does not stop
+ * for a sliver of work at every slow path. */
+#define ASSIST_MIN ((intptr_t)8192)
 
 void mgc_assist(mgc_thread *m, uintptr_t bytes)
 {
@@ -171,7 +160,8 @@ void mgc_assist(mgc_thread *m, uintptr_t bytes)
 	 * help with, wait for the mark (mgc_park_assist). */
 	bool behind = owed < 0;
 	if (owed > 0)
-		m->assist_debt = owed > INTPTR_MAX - m->assist_debt ?
+		m->assist_debt = m->assist_debt > 0 &&
+		                 owed > INTPTR_MAX - m->assist_debt ?
 		                 INTPTR_MAX : m->assist_debt + owed;
 	/* Background credit first: what the workers scanned ahead of the
 	 * mutators pays for this (Go's bgScanCredit). */
@@ -181,10 +171,10 @@ void mgc_assist(mgc_thread *m, uintptr_t bytes)
 		if (acas(&mgc_.bg_credit, c, c - take))
 			m->assist_debt -= (intptr_t)take;
 	}
-	intptr_t pay = behind ? ASSIST_CHUNK :
-	                        MIN(m->assist_debt, ASSIST_CHUNK);
-	if (pay <= 0)
+	if (m->assist_debt <= 0 && !behind)
 		return;
+	intptr_t pay = behind ? ASSIST_CHUNK :
+	               MIN(MAX(m->assist_debt, ASSIST_MIN), ASSIST_CHUNK);
 	uint64_t t0 = gcstats_cpu_ns();
 	afetch_add(&mgc_.assisting, 1);
 	m->gcw.deadline_ns = gcstats_now_ns() + ASSIST_MAX_NS;
@@ -196,7 +186,7 @@ void mgc_assist(mgc_thread *m, uintptr_t bytes)
 	gcstats_assist(gcstats_cpu_ns() - t0);
 	/* Nothing left to scan for now: nothing more can be owed. */
 	m->assist_debt = done < pay && !m->gcw.expired ?
-	                 0 : MAX(0, m->assist_debt - done);
+	                 0 : m->assist_debt - done;
 	if (behind && done == 0)
 		mgc_park_assist();
 }

@@ -72,6 +72,20 @@ static void collector_duties(gc_thread *th, uintptr_t bytes)
 	mgc_assist(&th->gc, bytes);
 }
 
+/* What one slow path of size class c hands out before the next: a window
+ * of its span's alloc cache (64 objects, the fast path's reach), or the
+ * whole span if it holds fewer. The allocation count that the sweep
+ * pace, the pacer's rate and the assists go by is charged this at each
+ * slow path; charging the span's bytes counted 16-byte objects 32 times
+ * over (and their assists with them). */
+static uintptr_t slow_path_bytes(unsigned c)
+{
+	uintptr_t size = class_to_size[c];
+	uintptr_t nelems = class_to_npages[c] * PAGE_SIZE / size;
+
+	return MIN(nelems, 64) * size;
+}
+
 static void *alloc_tiny(gc_thread *th, size_t size, int *err)
 {
 	mcache *c = &th->mcache;
@@ -82,7 +96,7 @@ static void *alloc_tiny(gc_thread *th, size_t size, int *err)
 	mspan *s = c->alloc[TINY_SPANCLASS];
 	p = mspan_next_free_fast(s);
 	if (!p) {
-		collector_duties(th, PAGE_SIZE);
+		collector_duties(th, slow_path_bytes(TINY_SIZE_CLASS));
 		p = mcache_next_free(c, TINY_SPANCLASS, &s, err);
 		if (!p)
 			return NULL;
@@ -170,8 +184,7 @@ static void *alloc_any(gc_thread *th, size_t size, const gc_type *t,
 	mspan *s = c->alloc[spc];
 	uintptr_t p = mspan_next_free_fast(s);
 	if (!p) {
-		collector_duties(th, class_to_npages[size_to_class(size)] *
-		                     PAGE_SIZE);
+		collector_duties(th, slow_path_bytes(size_to_class(size)));
 		s = c->alloc[spc];
 		p = mcache_next_free(c, spc, &s, err);
 		if (!p)
