@@ -187,10 +187,9 @@ static inline void greyobject(gcw *w, uintptr_t obj, mspan *s, uintptr_t i,
 		 * atomic a word at a time by the next pass (scan_marked). */
 		visit_mark(w->visit, i);
 		return;
-	} else if (mspan_black_pending(s, i) ||
-	           !mark_bit(s->gcmark_bits, i)) {
-		/* Already marked, or allocated black (its bit comes in
-		 * bulk, alloc/mcache.h): black objects are never scanned. */
+	} else if (!mark_bit(s->gcmark_bits, i)) {
+		/* Already marked (black allocations never come here:
+		 * mark_value turned them away). */
 		return;
 	} else {
 		/* counted here, never by checkmark's re-mark */
@@ -232,8 +231,12 @@ static ALWAYS_INLINE void mark_value(gcw *w, uintptr_t p, bool precise,
 		return;
 	}
 	uintptr_t i = mspan_object_index(s, p);
+	/* Marked, or allocated black (its bit comes in bulk, alloc/
+	 * mcache.h): most of what the barrier shades is a new object. */
 	if (likely(!checkmark_active) &&
-	    (aload((atomic_word *)&s->gcmark_bits[i / 64]) >> (i % 64)) & 1)
+	    (((aload((atomic_word *)&s->gcmark_bits[i / 64]) >> (i % 64)) &
+	      1) ||
+	     mspan_black_pending(s, i)))
 		return;
 	/* A conservative word may point at a free slot: ignore it. A
 	 * precise one must not; checking costs a load per pointer, so it

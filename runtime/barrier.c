@@ -15,8 +15,10 @@ void gc_write_slow(void *slot, void *value)
 	if (wbbuf_barrier_on() && GCHEAP_SABOTAGE != 1) {
 		uintptr_t old = aload(s);
 		if (t) {
-			wbbuf_put(&t->gc, old);
-			wbbuf_put(&t->gc, (uintptr_t)value);
+			if (old)
+				wbbuf_put(&t->gc, old);
+			if (value)
+				wbbuf_put(&t->gc, (uintptr_t)value);
 		} else {
 			/* Unattached threads should not touch the heap;
 			 * shade at once so the store is still safe. */

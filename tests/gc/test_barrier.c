@@ -70,10 +70,10 @@ static void deletion_scenario(bool barrier)
 		a[0] = NULL;
 	ck_assert_ptr_null(a[0]);
 	if (barrier) {
-		/* Both values are buffered, none shaded yet. */
-		ck_assert_uint_eq(me->gc.wb.n, 2);
+		/* The old value is buffered (the new one, NULL, is not),
+		 * and not shaded yet. */
+		ck_assert_uint_eq(me->gc.wb.n, 1);
 		ck_assert(me->gc.wb.ptr[0] == (uintptr_t)x);
-		ck_assert(me->gc.wb.ptr[1] == 0);
 	} else {
 		ck_assert_uint_eq(me->gc.wb.n, 0);
 	}
@@ -138,7 +138,7 @@ static void insert_on_helper(helper *h, void *arg)
 	h->slots[0] = NULL;
 	const wbbuf *wb = &thread_current->gc.wb;
 	h->saw[0] = wb->n;
-	h->saw[1] = wb->n >= 2 ? wb->ptr[1] : 0;
+	h->saw[1] = wb->n >= 1 ? wb->ptr[wb->n - 1] : 0;
 	h->saw[2] = is_marked(x);
 }
 
@@ -164,7 +164,8 @@ static void insertion_scenario(bool barrier)
 	ck_assert_ptr_eq(b[0], x);
 	ck_assert(!h.saw[2]); /* X was unmarked right after the store */
 	if (barrier) {
-		ck_assert_uint_eq(h.saw[0], 2);
+		/* The new value only: the old one was NULL. */
+		ck_assert_uint_eq(h.saw[0], 1);
 		ck_assert(h.saw[1] == (uintptr_t)x);
 		ck_assert(is_live(x));
 		ck_assert(check_payload(x, 512, 2));
@@ -199,8 +200,9 @@ END_TEST
 
 #define NY (WBBUF_LEN / 2 + 1)
 
-/* WBBUF_LEN / 2 stores fill the buffer without shading anything; the next
- * one flushes it into the thread's work, which the marker then scans (the
+/* WBBUF_LEN / 2 stores fill the buffer but for one entry (the first
+ * store's old value is NULL, not buffered) without shading anything; the
+ * next one flushes it into the thread's work, which the marker then scans (the
  * children of the flushed objects get marked while H still holds the mark
  * open). */
 START_TEST(test_buffer_flushes_when_full)
@@ -226,17 +228,18 @@ START_TEST(test_buffer_flushes_when_full)
 	void **b = new_ptrs(1);
 	ms[0] = b;
 	ck_assert_uint_eq(me->gc.wb.n, 0);
+	/* The first store buffers its new value only (the old one is
+	 * NULL), the others both. */
 	for (size_t i = 0; i < WBBUF_LEN / 2; i++)
 		gc_write(&b[0], r[i]);
-	ck_assert_uint_eq(me->gc.wb.n, WBBUF_LEN);
+	ck_assert_uint_eq(me->gc.wb.n, WBBUF_LEN - 1);
 	for (size_t i = 0; i < NY; i++)
 		REQUIRE(!is_marked(r[i]), "object %zu shaded before the "
 		        "flush", i);
 	gc_write(&b[0], r[NY - 1]);
-	/* Flushed, then the new pair buffered. */
-	ck_assert_uint_eq(me->gc.wb.n, 2);
-	ck_assert(me->gc.wb.ptr[0] == (uintptr_t)r[NY - 2]);
-	ck_assert(me->gc.wb.ptr[1] == (uintptr_t)r[NY - 1]);
+	/* The old value filled it, and the new one flushed it. */
+	ck_assert_uint_eq(me->gc.wb.n, 1);
+	ck_assert(me->gc.wb.ptr[0] == (uintptr_t)r[NY - 1]);
 	ck_assert(gcw_empty(&me->gc.gcw));
 	for (size_t i = 0; i < NY - 1; i++)
 		REQUIRE(is_marked(r[i]), "object %zu not shaded by the "
@@ -303,7 +306,7 @@ START_TEST(test_barrier_off_when_idle)
 	pause_begin(&h);
 	ck_assert_int_eq(gc_barrier_enabled, 1);
 	gc_write(&b[1], NULL);
-	ck_assert_uint_eq(me->gc.wb.n, 2);
+	ck_assert_uint_eq(me->gc.wb.n, 1); /* x; NULL is not buffered */
 	pause_end(&h, NULL, NULL);
 	ck_assert_int_eq(gc_barrier_enabled, 0);
 	ck_assert_uint_eq(me->gc.wb.n, 0);
