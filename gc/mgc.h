@@ -135,7 +135,10 @@ typedef struct mgc_state {
 	atomic_word trigger;      /* start a cycle at this heap_live */
 	atomic_word goal;         /* heap_live at which marking should end */
 	atomic_word stress_next;  /* bytes allocated at which stress fires */
-	atomic_word alloc_bytes;  /* bytes allocated since the start */
+	atomic_word alloc_bytes;  /* bytes allocated since the start, as
+	                           * the slow paths are charged (runtime/
+	                           * malloc.c's slow_path_bytes: at most a
+	                           * window of 64 objects ahead) */
 	/* Pause and phase timing: gcstats_ (gc/mgcstats.h). */
 	unsigned markers;         /* GCHEAP_MARKERS, set before mgc_init
 	                           * (0: the default, one per CPU online) */
