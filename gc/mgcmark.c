@@ -149,13 +149,14 @@ static NOINLINE void bad_pointer(uintptr_t p, mspan *s, uintptr_t from,
 }
 
 /* Mark object i of the span v visits locally (gc/mgcspanq.h): in mine,
- * and in the visit's queue while it has room. */
+ * and in the visit's queue while it has room. The caller has found its
+ * mark bit clear and the object not allocated black. */
 static ALWAYS_INLINE void visit_mark(span_visit *v, uintptr_t i)
 {
 	mspan *s = v->s;
 	uint64_t bit = (uint64_t)1 << (i % 64);
 
-	if (mspan_black_pending(s, i) || (v->mine[i / 64] & bit))
+	if (v->mine[i / 64] & bit)
 		return;
 	v->mine[i / 64] |= bit;
 	v->again = true;
@@ -287,7 +288,9 @@ static ALWAYS_INLINE void mark_local(span_visit *v, uintptr_t p)
 	mspan *s = v->s;
 	uintptr_t i = mspan_object_index(s, p);
 
-	if ((aload((atomic_word *)&s->gcmark_bits[i / 64]) >> (i % 64)) & 1)
+	if (((aload((atomic_word *)&s->gcmark_bits[i / 64]) >> (i % 64)) &
+	     1) ||
+	    mspan_black_pending(s, i))
 		return;
 	visit_mark(v, i);
 }
