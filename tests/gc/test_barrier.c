@@ -4,7 +4,8 @@
  * heap onto an already scanned frame survives), the insertion half (an
  * object moved from a not yet scanned frame into a black object survives),
  * controls showing that both scenarios lose the object with plain stores,
- * the buffer (two entries per store, flushed into marking work when full,
+ * a thread whose roots are scanned shading only the values it overwrites,
+ * the buffer (flushed into marking work when full,
  * emptied by the mark-termination handshake), the barrier being off and
  * gc_write a plain store while the collector is idle, gc_copy shading old
  * and new values, gc_write from an unattached thread, and the mark-end
@@ -196,15 +197,64 @@ START_TEST(test_insertion_control_loses_object)
 }
 END_TEST
 
+/* The test's thread is black (its frame scanned at pause_begin): its
+ * stores buffer the values they overwrite and not the ones they write.
+ * X is on its frame (marked by that scan); Y is reachable only through
+ * heap object A, which only grey H's frame holds, so Y is white when the
+ * thread copies it into black object B, and it is marked when A is. Both
+ * survive, and the re-mark of verify mode finds nothing the mark missed. */
+START_TEST(test_scanned_thread_skips_new_value)
+{
+	helper h;
+	void *ms[4] = {0};
+	gc_frame f;
+	gc_thread *me;
+
+	start("verify=1,poison=1");
+	me = thread_current;
+	helper_start(&h);
+	gc_frame_push(&f, ms, 4);
+	void **a = new_ptrs(2);
+	void *x = new_payload(128, 4);
+	void *y = new_payload(128, 5);
+	gc_write(&a[0], y);
+	h.slots[0] = a;
+	ms[1] = x;
+
+	pause_begin(&h);
+	ck_assert(is_marked(x));
+	ck_assert(!is_marked(y));
+	void **b = new_ptrs(2); /* allocated black */
+	ms[2] = b;
+	gc_write(&b[0], x);
+	gc_write(&b[1], a[0]);
+	ck_assert_uint_eq(me->gc.wb.n, 0);
+	ck_assert(!is_marked(y));
+	gc_write(&b[0], NULL);
+	ck_assert_uint_eq(me->gc.wb.n, 1); /* the old value, X */
+	ck_assert(me->gc.wb.ptr[0] == (uintptr_t)x);
+	pause_end(&h, NULL, NULL);
+
+	ck_assert(is_live(x) && check_payload(x, 128, 4));
+	ck_assert(is_live(y) && check_payload(y, 128, 5));
+	ck_assert_ptr_eq(b[1], y);
+	gc_write(&a[0], NULL);
+	gc_collect();
+	ck_assert(is_live(y) && check_payload(y, 128, 5));
+	gc_frame_pop(&f);
+	helper_stop(&h);
+}
+END_TEST
+
 /* ---- The buffer ---------------------------------------------------------- */
 
-#define NY (WBBUF_LEN / 2 + 1)
+#define NY (WBBUF_LEN + 2)
 
-/* WBBUF_LEN / 2 stores fill the buffer but for one entry (the first
- * store's old value is NULL, not buffered) without shading anything; the
- * next one flushes it into the thread's work, which the marker then scans (the
- * children of the flushed objects get marked while H still holds the mark
- * open). */
+/* The test's thread is black, so each store buffers only the value it
+ * overwrites: WBBUF_LEN + 1 stores (the first one overwrites NULL) fill the
+ * buffer without shading anything; the next one flushes it into the
+ * thread's work, which the marker then scans (the children of the flushed
+ * objects get marked while H still holds the mark open). */
 START_TEST(test_buffer_flushes_when_full)
 {
 	helper h;
@@ -228,35 +278,35 @@ START_TEST(test_buffer_flushes_when_full)
 	void **b = new_ptrs(1);
 	ms[0] = b;
 	ck_assert_uint_eq(me->gc.wb.n, 0);
-	/* The first store buffers its new value only (the old one is
-	 * NULL), the others both. */
-	for (size_t i = 0; i < WBBUF_LEN / 2; i++)
+	for (size_t i = 0; i < NY - 1; i++)
 		gc_write(&b[0], r[i]);
-	ck_assert_uint_eq(me->gc.wb.n, WBBUF_LEN - 1);
+	ck_assert_uint_eq(me->gc.wb.n, WBBUF_LEN);
 	for (size_t i = 0; i < NY; i++)
 		REQUIRE(!is_marked(r[i]), "object %zu shaded before the "
 		        "flush", i);
 	gc_write(&b[0], r[NY - 1]);
-	/* The old value filled it, and the new one flushed it. */
+	/* The old value flushed the full buffer and waits in it alone. */
 	ck_assert_uint_eq(me->gc.wb.n, 1);
-	ck_assert(me->gc.wb.ptr[0] == (uintptr_t)r[NY - 1]);
+	ck_assert(me->gc.wb.ptr[0] == (uintptr_t)r[NY - 2]);
 	ck_assert(gcw_empty(&me->gc.gcw));
-	for (size_t i = 0; i < NY - 1; i++)
+	for (size_t i = 0; i < NY - 2; i++)
 		REQUIRE(is_marked(r[i]), "object %zu not shaded by the "
 		        "flush", i);
+	ck_assert(!is_marked(r[NY - 2]));
 	ck_assert(!is_marked(r[NY - 1]));
 	/* The flushed objects became work: the marker scans them. */
 	for (int tries = 0; tries < 20000; tries++) {
 		size_t n = 0;
-		for (size_t i = 0; i < NY - 1; i++)
+		for (size_t i = 0; i < NY - 2; i++)
 			n += is_marked(((void **)r[i])[0]);
-		if (n == NY - 1)
+		if (n == NY - 2)
 			break;
 		sleep_us(100);
 	}
-	for (size_t i = 0; i < NY - 1; i++)
+	for (size_t i = 0; i < NY - 2; i++)
 		REQUIRE(is_marked(((void **)r[i])[0]), "child of flushed "
 		        "object %zu never scanned", i);
+	ck_assert(!is_marked(((void **)r[NY - 2])[0]));
 	ck_assert(!is_marked(((void **)r[NY - 1])[0]));
 	ck_assert_int_eq((int)aload(&mgc_.phase), GCPHASE_MARK);
 	pause_end(&h, NULL, NULL);
@@ -320,9 +370,29 @@ END_TEST
 
 /* ---- gc_copy ------------------------------------------------------------- */
 
-/* Mid-mark, gc_copy shades at once both the values it overwrites and the
- * ones it copies (no buffering), for a plain copy and an overlapping one;
- * the overwritten objects die at the next cycle. */
+/* Mid-mark, gc_copy shades at once (no buffering) the values it
+ * overwrites and, when the copying thread's roots are not yet scanned, the
+ * ones it copies: the black test thread copies d <- s (old values shaded,
+ * new ones not) and overlapping e[1..M) <- e[0..M-1); the grey helper
+ * copies c <- e, shading both sides. The overwritten objects die at the
+ * next cycle. */
+typedef struct copy_arg {
+	void **dst, **src;
+	size_t n;
+} copy_arg;
+
+static void copy_on_helper(helper *h, void *arg)
+{
+	copy_arg *ca = arg;
+
+	gc_copy(ca->dst, ca->src, ca->n * sizeof(void *));
+	h->saw[0] = thread_current->gc.wb.n;
+	h->saw[1] = 1;
+	for (size_t i = 0; i < ca->n; i++)
+		if (!is_marked(ca->src[i]))
+			h->saw[1] = 0;
+}
+
 START_TEST(test_copy_shades_both)
 {
 	helper h;
@@ -333,6 +403,7 @@ START_TEST(test_copy_shades_both)
 	me = thread_current;
 	helper_start(&h);
 	void **d = new_ptrs(N), **s = new_ptrs(N), **e = new_ptrs(M);
+	void **c = new_ptrs(M);
 	void *z[N], *y[N], *w[M];
 	for (size_t i = 0; i < N; i++) {
 		z[i] = new_payload(40, 100 + i);
@@ -347,6 +418,7 @@ START_TEST(test_copy_shades_both)
 	h.slots[0] = d;
 	h.slots[1] = s;
 	h.slots[2] = e;
+	h.slots[3] = c;
 
 	pause_begin(&h);
 	for (size_t i = 0; i < N; i++)
@@ -356,17 +428,23 @@ START_TEST(test_copy_shades_both)
 	for (size_t i = 0; i < N; i++) {
 		ck_assert_ptr_eq(d[i], y[i]);
 		ck_assert_msg(is_marked(z[i]), "old value %zu not shaded", i);
-		ck_assert_msg(is_marked(y[i]), "new value %zu not shaded", i);
+		ck_assert_msg(!is_marked(y[i]), "new value %zu shaded by a "
+		              "black thread", i);
 	}
 	/* Overlapping, forwards: e[1..M) = old e[0..M-1). */
 	gc_copy(&e[1], &e[0], (M - 1) * sizeof(void *));
 	ck_assert_ptr_eq(e[0], w[0]);
 	for (size_t i = 1; i < M; i++)
 		ck_assert_ptr_eq(e[i], w[i - 1]);
-	for (size_t i = 0; i < M; i++)
+	for (size_t i = 1; i < M; i++)
 		ck_assert_msg(is_marked(w[i]), "value %zu not shaded", i);
+	ck_assert(!is_marked(w[0]));
 	h.slots[1] = NULL;
-	pause_end(&h, NULL, NULL);
+	copy_arg ca = {c, e, M};
+	pause_end(&h, copy_on_helper, &ca);
+	ck_assert_uint_eq(h.saw[0], 0);
+	ck_assert_msg(h.saw[1], "a grey thread's gc_copy did not shade the "
+	              "values it copied");
 
 	for (size_t i = 0; i < N; i++) {
 		ck_assert(is_live(y[i]) && check_payload(y[i], 40, 200 + i));
@@ -550,6 +628,7 @@ static Suite *barrier_suite(void)
 	tcase_add_test(tc, test_deletion_control_loses_object);
 	tcase_add_test(tc, test_insertion_shades_new_value);
 	tcase_add_test(tc, test_insertion_control_loses_object);
+	tcase_add_test(tc, test_scanned_thread_skips_new_value);
 	tcase_add_test(tc, test_buffer_flushes_when_full);
 	tcase_add_test(tc, test_barrier_off_when_idle);
 	tcase_add_test(tc, test_copy_shades_both);
