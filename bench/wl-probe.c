@@ -9,7 +9,10 @@
  * not run (measure/mmu.h). What the mutator sees of the collector:
  * stop-the-world pauses, assists, and time stolen by its threads. At the
  * end every object is checked against its slot (a lost or overwritten
- * object changes the checksum). Options: --slots N, --seconds S. */
+ * object changes the checksum). Options: --slots N, --seconds S, --gaps MS
+ * (print each gap over MS milliseconds to stderr with its time since the
+ * program started, to lay beside gctrace's timeline, whose clock starts at
+ * the collector's first use, a few milliseconds later). */
 #include "measure/mmu.h"
 #include "wl.h"
 
@@ -48,7 +51,8 @@ int main(int argc, char **argv)
 	uint32_t *hist;
 	uint64_t rng = 88172645463325252ull, h = WL_FOLD_INIT, iters = 0;
 	uint64_t over1 = 0, over10 = 0;
-	double t0, prev, end, maxgap = 0, secs;
+	double t0, prev, end, maxgap = 0, secs, show;
+	double tstart = wl_now_ns();
 	size_t nslots, ngaps = 0, capgaps = 0;
 	pobj **slots;
 	mmu_gap *gaps = NULL;
@@ -57,6 +61,7 @@ int main(int argc, char **argv)
 	wl_init();
 	nslots = (size_t)wl_arg("slots", wl_quick() ? 20000 : 1500000);
 	secs = wl_arg("seconds", wl_quick() ? 0.3 : 10);
+	show = wl_arg("gaps", 0) * 1e6;
 	pobj_t = wl_type_new("pobj", sizeof(pobj), offs, 1);
 	hist = calloc(NBUCKETS, sizeof *hist);
 	if (!hist || nslots == 0)
@@ -78,6 +83,9 @@ int main(int argc, char **argv)
 		if (gap > maxgap)
 			maxgap = gap;
 		over1 += gap > 1e6;
+		if (show > 0 && gap > show)
+			fprintf(stderr, "gap %.3f ms at %.3f ms\n", gap / 1e6,
+			        (prev - tstart) / 1e6);
 		if (gap > MMU_GAP_NS) {
 			if (ngaps == capgaps) {
 				capgaps = capgaps ? 2 * capgaps : 4096;
