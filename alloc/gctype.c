@@ -173,6 +173,8 @@ gc_type *gctype_make(const char *name, size_t size, const uint64_t *bitmap,
 	tmp.nptrs = nptrs;
 	tmp.tail = flags;
 	tmp.noscan = nptrs == 0 && flags != GCHEAP_TAIL_POINTERS;
+	tmp.spc = size <= MAX_SMALL_SIZE ?
+	          make_spanclass(size_to_class(size), tmp.noscan) : 0;
 	tmp.name = copy;
 	tmp.bits = bits;
 	if (bitmap)

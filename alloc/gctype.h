@@ -53,6 +53,9 @@ struct gc_type {
 	size_t nptrs;        /* pointer words inside size */
 	unsigned tail;       /* GCHEAP_TAIL_* */
 	bool noscan;         /* no object of this type holds a pointer */
+	uint8_t spc;         /* the span class (alloc/sizeclasses.h) of one
+	                      * object of exactly size bytes; 0 over the
+	                      * largest small size */
 	uint64_t small_bits; /* map of words 0..63 with the tail applied */
 	uint64_t small_hi;   /* and of words 64..127: with small_bits, any
 	                      * 64 words of a repeated map of <= 64 words */

@@ -58,25 +58,7 @@
 #include "alloc/sys/atomic.h"
 #include "alloc/sys/base.h"
 
-typedef uint8_t spanclass;
-
-#define NUM_SPANCLASSES (NUM_SIZE_CLASSES << 1)
-#define TINY_SPANCLASS ((spanclass)(TINY_SIZE_CLASS << 1 | 1))
-
-static inline spanclass make_spanclass(unsigned sizeclass, bool noscan)
-{
-	return (spanclass)(sizeclass << 1 | (noscan ? 1 : 0));
-}
-
-static inline unsigned spanclass_sizeclass(spanclass spc)
-{
-	return spc >> 1;
-}
-
-static inline bool spanclass_noscan(spanclass spc)
-{
-	return spc & 1;
-}
+/* spanclass (a size class and scan or noscan): alloc/sizeclasses.h. */
 
 enum mspan_state {
 	MSPAN_DEAD = 0,  /* not in use: on no list, pages free */

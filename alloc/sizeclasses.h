@@ -1,6 +1,7 @@
 /* alloc/sizeclasses.h: Go's size classes, the constants the generator
  * (alloc/mksizeclasses.c) is built from and the tables it writes into
- * alloc/sizeclasses.c. Class 0 is the dummy class of large objects.
+ * alloc/sizeclasses.c. Class 0 is the dummy class of large objects. A
+ * span class pairs a size class with scan or noscan (spanclass).
  *
  * size_to_class(n) is O(1): sizes up to SMALL_SIZE_MAX index size_to_class8
  * in 8-byte steps, larger ones size_to_class128 in 128-byte steps. An object
@@ -9,6 +10,7 @@
 #ifndef GCHEAP_SIZECLASSES_H
 #define GCHEAP_SIZECLASSES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -43,6 +45,28 @@ static inline unsigned size_to_class(size_t size)
 		                      SMALL_SIZE_DIV];
 	return size_to_class128[(size - SMALL_SIZE_MAX + LARGE_SIZE_DIV - 1) /
 	                        LARGE_SIZE_DIV];
+}
+
+/* A span class: a size class and whether its objects hold pointers
+ * (noscan), Go's spanClass. */
+typedef uint8_t spanclass;
+
+#define NUM_SPANCLASSES (NUM_SIZE_CLASSES << 1)
+#define TINY_SPANCLASS ((spanclass)(TINY_SIZE_CLASS << 1 | 1))
+
+static inline spanclass make_spanclass(unsigned sizeclass, bool noscan)
+{
+	return (spanclass)(sizeclass << 1 | (noscan ? 1 : 0));
+}
+
+static inline unsigned spanclass_sizeclass(spanclass spc)
+{
+	return spc >> 1;
+}
+
+static inline bool spanclass_noscan(spanclass spc)
+{
+	return spc & 1;
 }
 
 #endif

@@ -251,6 +251,7 @@ static ALWAYS_INLINE void *gc_alloc_fast(gc_thread *th, size_t size,
                                         const gc_type *t)
 {
 	bool noscan = true;
+	spanclass spc;
 
 	if (t) {
 		if (GCHEAP_CHECK_LEVEL >= 1 && unlikely(!gctype_in_region(t)))
@@ -259,8 +260,14 @@ static ALWAYS_INLINE void *gc_alloc_fast(gc_thread *th, size_t size,
 		if (unlikely(!th || size - t->size >= t->nfast))
 			return gc_alloc_unusual(th, size, t);
 		noscan = t->noscan;
+		/* The type's own size (most requests): its class is kept
+		 * in the type. */
+		spc = size == t->size ? t->spc :
+		      make_spanclass(size_to_class(size), noscan);
 	} else if (unlikely(!th || size - 1 >= MAX_SMALL_SIZE)) {
 		return gc_alloc_unusual(th, size, t);
+	} else {
+		spc = make_spanclass(size_to_class(size), true);
 	}
 	/* The heap profiler's countdown (runtime/mprof.h). */
 	if (unlikely((th->mprof_left -= (intptr_t)size) < 0))
@@ -272,7 +279,7 @@ static ALWAYS_INLINE void *gc_alloc_fast(gc_thread *th, size_t size,
 			return (void *)p;
 		return gc_alloc_slow(th, size, t);
 	}
-	mspan *s = c->alloc[make_spanclass(size_to_class(size), noscan)];
+	mspan *s = c->alloc[spc];
 	uintptr_t p = mspan_next_free_fast(s);
 	if (unlikely(!p))
 		return gc_alloc_slow(th, size, t);

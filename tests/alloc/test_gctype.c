@@ -275,6 +275,28 @@ START_TEST(test_accept)
 }
 END_TEST
 
+/* The span class kept in each type (the allocation fast path's, for
+ * requests of the type's own size) is the one its size maps to, scan or
+ * noscan as the type is; 0 past the small sizes. */
+START_TEST(test_span_class)
+{
+	static const size_t offs[] = {0};
+
+	for (size_t size = 1; size <= MAX_SMALL_SIZE + 4096;
+	     size += size < 1024 ? 1 : 61) {
+		gc_type *t = from_offs("sc", size, size >= 8 ? offs : NULL,
+		                       size >= 8, GCHEAP_TAIL_NOSCAN);
+		ck_assert_msg(t != NULL, "size %zu: %s", size, err);
+		ck_assert(t->noscan == (size < 8));
+		spanclass want = size <= MAX_SMALL_SIZE ?
+		                 make_spanclass(size_to_class(size),
+		                                t->noscan) : 0;
+		ck_assert_msg(t->spc == want, "size %zu: span class %u, "
+		              "want %u", size, t->spc, want);
+	}
+}
+END_TEST
+
 /* Sizes of a whole number of 512-byte map words plus a partial word:
  * gctype_make reads (size + 511) / 512 map words (the documented bitmap
  * length), so gctype_from_offsets must build a map that long. */
@@ -434,6 +456,7 @@ static Suite *gctype_suite(void)
 	tcase_add_test(tc, test_reject_bitmap);
 	tcase_add_test(tc, test_reject_offsets);
 	tcase_add_test(tc, test_accept);
+	tcase_add_test(tc, test_span_class);
 	tcase_add_test(tc, test_offsets_partial_last_word);
 	tcase_add_test(tc, test_random_maps);
 	suite_add_tcase(s, tc);
