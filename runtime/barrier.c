@@ -2,24 +2,10 @@
  * (the rules and the proof sketch are in gc/mwbbuf.c and docs/design.md;
  * the buffer and the switch are the collector's, gc/mgc.h). gc_write's
  * inline fast path in gcheap.h stores directly while the collector is not
- * marking. A thread shades the values it writes only while its own roots
- * are not yet scanned this cycle (P_SCAN pending: its stack is grey); the
- * values it overwrites, always. */
+ * marking. */
 #include "runtime/runtime.h"
 
 #include <string.h>
-
-/* The insertion half is needed only while the writer's stack is grey
- * (Go's hybrid barrier as proposed, golang/proposal 17503): a black stack
- * holds nothing that is not marked, allocated black, or reachable from
- * the heap through paths the deletion half protects. P_SCAN is set with
- * the world stopped and cleared by the thread itself or by a collector
- * that claimed it while it was blocked; either way this thread's read is
- * ordered after it. */
-static inline bool stack_grey(gc_thread *t)
-{
-	return aload(&t->pending) & P_SCAN;
-}
 
 void gc_write_slow(void *slot, void *value)
 {
@@ -31,7 +17,7 @@ void gc_write_slow(void *slot, void *value)
 		if (t) {
 			if (old)
 				wbbuf_put(&t->gc, old);
-			if (value && stack_grey(t))
+			if (value)
 				wbbuf_put(&t->gc, (uintptr_t)value);
 		} else {
 			/* Unattached threads should not touch the heap;
@@ -70,8 +56,7 @@ void gc_copy(void *dst, const void *src, size_t nbytes)
 		gcw local = {0};
 		gcw *w = t ? &t->gc.gcw : &local;
 		shade_range(w, dst, nbytes);
-		if (!t || stack_grey(t))
-			shade_range(w, src, nbytes);
+		shade_range(w, src, nbytes);
 		gcw_dispose(w);
 		if (((uintptr_t)dst | (uintptr_t)src | nbytes) %
 		    sizeof(void *) == 0) {

@@ -6,7 +6,11 @@
  * A thread's roots are scanned by the thread itself at a safepoint, or by
  * the collector while the thread is parked or claimed (blocked): then
  * from the stack pointer and registers it saved. Global slots are read
- * with atomic loads while mutators store into them through gc_write. */
+ * with atomic loads while mutators store into them through gc_write.
+ * A range added or removed while the collector marks has its values
+ * shaded at once: the mark's one scan of the globals may already be
+ * done (an added range would go unseen) or not yet (a removed range's
+ * values would be dropped without the barrier's deletion shade). */
 #include "runtime/runtime.h"
 
 #include <stdlib.h>
@@ -27,6 +31,18 @@ static struct {
 static bool range_fits(const void *start, size_t nslots)
 {
 	return nslots <= (UINTPTR_MAX - (uintptr_t)start) / sizeof(void *);
+}
+
+/* While marking: shade every value of the range (globals.lock held). */
+static void shade_if_marking(void **slots, size_t n)
+{
+	if (!wbbuf_barrier_on())
+		return;
+	gc_thread *t = thread_current;
+	gcw local = {0};
+	gcw *w = t ? &t->gc.gcw : &local;
+	gcmark_scan_slots(w, (void *const *)slots, n, 0);
+	gcw_dispose(w);
 }
 
 gc_status gc_add_roots(void *start, size_t nslots)
@@ -57,6 +73,7 @@ gc_status gc_add_roots(void *start, size_t nslots)
 		globals.cap = cap;
 	}
 	globals.r[globals.n++] = (root_range){start, nslots};
+	shade_if_marking(start, nslots);
 	mutex_unlock(&globals.lock);
 	return GCHEAP_OK;
 }
@@ -66,6 +83,7 @@ gc_status gc_remove_roots(void *start)
 	mutex_lock(&globals.lock);
 	for (size_t i = 0; i < globals.n; i++) {
 		if (globals.r[i].slots == start) {
+			shade_if_marking(start, globals.r[i].n);
 			globals.r[i] = globals.r[--globals.n];
 			mutex_unlock(&globals.lock);
 			return GCHEAP_OK;
