@@ -10,9 +10,10 @@
  * stop-the-world pauses, assists, and time stolen by its threads. At the
  * end every object is checked against its slot (a lost or overwritten
  * object changes the checksum). Options: --slots N, --seconds S, --gaps MS
- * (print each gap over MS milliseconds to stderr with its time since the
- * program started, to lay beside gctrace's timeline, whose clock starts at
- * the collector's first use, a few milliseconds later). */
+ * (after the run, print each gap over MS milliseconds, at least 0.01, to
+ * stderr with its start since the program started, to lay beside
+ * gctrace's timeline, whose clock starts at the collector's first use,
+ * under a millisecond later). */
 #include "measure/mmu.h"
 #include "wl.h"
 
@@ -83,9 +84,6 @@ int main(int argc, char **argv)
 		if (gap > maxgap)
 			maxgap = gap;
 		over1 += gap > 1e6;
-		if (show > 0 && gap > show)
-			fprintf(stderr, "gap %.3f ms at %.3f ms\n", gap / 1e6,
-			        (prev - tstart) / 1e6);
 		if (gap > MMU_GAP_NS) {
 			if (ngaps == capgaps) {
 				capgaps = capgaps ? 2 * capgaps : 4096;
@@ -150,6 +148,12 @@ int main(int argc, char **argv)
 		wl_figure("mmu_100ms", 100 * mmu(gaps, ngaps, pre, 0,
 		                                 prev - t0, 1e8));
 		free(pre);
+		/* The long gaps, now that the clock no longer runs. */
+		for (size_t g = 0; show > 0 && g < ngaps; g++)
+			if (gaps[g].len > show)
+				fprintf(stderr, "gap %.3f ms at %.3f ms\n",
+				        gaps[g].len / 1e6,
+				        (t0 - tstart + gaps[g].start) / 1e6);
 		free(gaps);
 		wl_figure("live_mb",
 		          (nslots * (sizeof(pobj) + sizeof(void *))) / 1e6);
