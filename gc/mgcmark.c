@@ -433,6 +433,11 @@ static uintptr_t visit_drain(gcw *w, span_visit *v)
 		v->qhead = v->qtail = 0;
 		return n;
 	}
+	/* The loop keeps v's queue ends in locals: only a mark through
+	 * w->visit (greyobject) could move them behind its back, and that
+	 * never happens for a pointer out of this span. */
+	if (GCHEAP_CHECK_LEVEL >= 2 && w->visit != v)
+		fatal("visit_drain: the marker visits another span");
 	const uintptr_t base = s->base, size = s->elemsize;
 	const uintptr_t vlen = s->limit - base;
 	const uint64_t magic = s->divmagic;
