@@ -130,6 +130,7 @@ int main(int argc, char **argv)
 				break;
 			}
 		}
+		free(hist);
 		wl_figure("gap_max_ms", maxgap / 1e6);
 		wl_figure("gap_p999_ms", p999 / 1e6);
 		wl_figure("gap_p9999_ms", p9999 / 1e6);
