@@ -295,15 +295,27 @@ static ALWAYS_INLINE void mark_local(span_visit *v, uintptr_t p)
 	visit_mark(v, i);
 }
 
+/* The pointer bits of the nw-word object at word wi of a span's heap
+ * bits hb: bit k set when word k holds a pointer. */
+static ALWAYS_INLINE uint64_t object_ptr_bits(const atomic_word *hb,
+                                              uintptr_t wi, unsigned nw)
+{
+	unsigned sh = wi % 64;
+	uint64_t bits = aload(&hb[wi / 64]) >> sh;
+
+	if (sh + nw > 64)
+		bits |= aload(&hb[wi / 64 + 1]) << (64 - sh);
+	return bits & low_mask(nw);
+}
+
 /* Scan an object of a span with heap bits; returns the words of work. */
 static ALWAYS_INLINE uintptr_t scan_small(gcw *w, mspan *s, uintptr_t obj)
 {
 	const atomic_word *hb = (const atomic_word *)s->heap_bits;
 	uintptr_t wi = (obj - s->base) / WORD_SIZE;
 	unsigned nw = (unsigned)(s->elemsize / WORD_SIZE);
-	unsigned sh = wi % 64;
 	uintptr_t n = 0;
-	uint64_t bits = aload(&hb[wi / 64]) >> sh;
+	uint64_t bits = object_ptr_bits(hb, wi, nw);
 	/* The span being visited, if obj is on it: pointers within it are
 	 * marked locally (never under checkmark, which visits no span; not
 	 * when invalidptr>1 asks mark_value to check for free slots). */
@@ -313,9 +325,6 @@ static ALWAYS_INLINE uintptr_t scan_small(gcw *w, mspan *s, uintptr_t obj)
 	if (v && v->s == s && options_.invalidptr <= 1 &&
 	    likely(!checkmark_active))
 		vlen = s->limit - s->base;
-	if (sh + nw > 64)
-		bits |= aload(&hb[wi / 64 + 1]) << (64 - sh);
-	bits &= low_mask(nw);
 	for (; bits; bits &= bits - 1, n++) {
 		uintptr_t *slot = (uintptr_t *)obj + ctz64(bits);
 		uintptr_t x = aload((atomic_word *)slot);
@@ -444,18 +453,12 @@ static uintptr_t visit_drain(gcw *w, span_visit *v)
 	const atomic_word *hb = (const atomic_word *)s->heap_bits;
 	const atomic_word *mb = (const atomic_word *)s->gcmark_bits;
 	const unsigned nw = (unsigned)(size / WORD_SIZE);
-	const uint64_t mask = low_mask(nw);
 	unsigned head = v->qhead, tail = v->qtail;
 	bool again = false;
 
 	while (head < tail) {
 		uintptr_t off = v->q[head++] * size, obj = base + off;
-		uintptr_t wi = off / WORD_SIZE;
-		unsigned sh = wi % 64;
-		uint64_t bits = aload(&hb[wi / 64]) >> sh;
-		if (sh + nw > 64)
-			bits |= aload(&hb[wi / 64 + 1]) << (64 - sh);
-		bits &= mask;
+		uint64_t bits = object_ptr_bits(hb, off / WORD_SIZE, nw);
 		n++;
 		for (; bits; bits &= bits - 1, n++) {
 			uintptr_t *slot = (uintptr_t *)obj + ctz64(bits);
