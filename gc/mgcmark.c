@@ -210,13 +210,13 @@ static inline void greyobject(gcw *w, uintptr_t obj, mspan *s, uintptr_t i,
 	}
 }
 
-/* The heart of marking: p is a value read from a slot. Already-marked
- * objects (the common case late in a mark) cost two loads and a test. */
-static ALWAYS_INLINE void mark_value(gcw *w, uintptr_t p, bool precise,
-                                     uintptr_t from, uintptr_t slot)
+/* The heart of marking: p is a value read from a slot, s its span
+ * (spanof(p)). Already-marked objects (the common case late in a mark)
+ * cost two loads and a test. */
+static ALWAYS_INLINE void mark_in_span(gcw *w, mspan *s, uintptr_t p,
+                                       bool precise, uintptr_t from,
+                                       uintptr_t slot)
 {
-	mspan *s = spanof(p);
-
 	if (!s) {
 		/* Inside an arena, on a page no span owns: a precise slot
 		 * holding a pointer to memory that was freed. */
@@ -248,6 +248,13 @@ static ALWAYS_INLINE void mark_value(gcw *w, uintptr_t p, bool precise,
 		return;
 	}
 	greyobject(w, s->base + i * s->elemsize, s, i, precise, from, slot);
+}
+
+/* mark_in_span with p's span looked up. */
+static ALWAYS_INLINE void mark_value(gcw *w, uintptr_t p, bool precise,
+                                     uintptr_t from, uintptr_t slot)
+{
+	mark_in_span(w, spanof(p), p, precise, from, slot);
 }
 
 void gcmark_value(gcw *w, uintptr_t p, bool precise, uintptr_t from,
@@ -348,6 +355,7 @@ static NOINLINE uintptr_t mark_chunk(gcw *w, uintptr_t from,
 {
 	uintptr_t v[64];
 	uintptr_t *at[64];
+	mspan *sp[64];
 	unsigned k = 0;
 	uintptr_t n = 0;
 
@@ -360,16 +368,21 @@ static NOINLINE uintptr_t mark_chunk(gcw *w, uintptr_t from,
 		if (s)
 			__builtin_prefetch(s);
 		v[k] = x;
+		sp[k] = s;
 		at[k++] = slot;
 	}
 	for (unsigned j = 0; j < k; j++) {
-		mspan *s = spanof_heap(v[j]);
-		if (s)
+		mspan *s = sp[j];
+		if (s && s->state == MSPAN_INUSE && v[j] >= s->base &&
+		    v[j] < s->limit)
 			__builtin_prefetch(s->gcmark_bits +
 			                   mspan_object_index(s, v[j]) / 64);
 	}
+	/* The spans looked up in the first pass are those of the third:
+	 * a span a slot's value points into cannot be freed during the
+	 * mark (the sweep waits for it). */
 	for (unsigned j = 0; j < k; j++)
-		mark_value(w, v[j], true, from, (uintptr_t)at[j]);
+		mark_in_span(w, sp[j], v[j], true, from, (uintptr_t)at[j]);
 	return n;
 }
 
