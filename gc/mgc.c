@@ -804,9 +804,12 @@ static void *sweeper(void *arg)
 		 * left: its sweep is done then (a later one's may not be). */
 		uintptr_t cycle = aload_acq(&mgc_.cycles);
 		if (busy) {
+			afetch_add(&mgc_.bg_busy_polls, 1);
 			more = sweep_pending();
-			if (!more && (more = sweep_one())) /* a last one */
+			if (!more && (more = sweep_one())) { /* a last one */
 				afetch_add(&mgc_.bg_swept, 1);
+				afetch_add(&mgc_.bg_busy_swept, 1);
+			}
 		} else {
 			seen = aload(&mgc_.alloc_bytes);
 			do {

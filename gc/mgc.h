@@ -116,6 +116,10 @@ typedef struct mgc_state {
 	atomic_word sweep_done;   /* all spans of this cycle swept */
 	atomic_word sweeper_paused; /* tests: the background sweeper idles */
 	atomic_word bg_swept;     /* spans the background sweeper swept */
+	atomic_word bg_busy_polls; /* its polls that found the mutators
+	                           * allocating */
+	atomic_word bg_busy_swept; /* spans it swept in those (one at most
+	                           * each: the last one) */
 	atomic_word globals_done; /* the globals and specials root job:
 	                           * 0 to do, 1 running, 2 done */
 	/* Pacer (gc/mgcpacer.c). */

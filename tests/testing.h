@@ -17,6 +17,28 @@
 
 static uint64_t test_seed_value;
 
+/* Sanitizer builds run 5-20x slower, and CI runs several test programs
+ * at once on two CPUs: what depends on how fast or how evenly threads
+ * run is reported there, not judged. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define UNDER_SANITIZER 1
+#else
+#define UNDER_SANITIZER 0
+#endif
+
+/* How long a test waits for something that must happen before calling it
+ * a failure: long enough that a starved thread is never taken for a
+ * broken one (the test's timeout is the backstop for a hang). */
+#define TEST_WAIT_S 60.0
+
+/* The monotonic clock, in seconds. */
+static inline double test_now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
 /* The seed for this run: GCHEAP_SEED if set, else from the clock. */
 static inline uint64_t test_seed(void)
 {

@@ -343,11 +343,13 @@ END_TEST
 /* ---- The sweeper as a backstop, and the empty-span reserve -------------- */
 
 /* Wait, without allocating, until the background sweeper has finished
- * the current cycle's sweep (at most 2 s). */
+ * the current cycle's sweep (at most TEST_WAIT_S). */
 static void idle_until_swept(void)
 {
-	for (int i = 0; i < 2000 && (aload_acq(&mgc_.phase) != GCPHASE_OFF ||
-	                             !aload_acq(&mgc_.sweep_done)); i++)
+	double end = test_now_s() + TEST_WAIT_S;
+
+	while ((aload_acq(&mgc_.phase) != GCPHASE_OFF ||
+	        !aload_acq(&mgc_.sweep_done)) && test_now_s() < end)
 		usleep(1000);
 	REQUIRE(aload_acq(&mgc_.sweep_done),
 	        "the sweep did not finish while the program was idle");
@@ -371,14 +373,20 @@ static void churn_one_cycle(size_t size)
 
 /* While the program allocates, its own thread sweeps what it needs and
  * the background sweeper (nearly) nothing; once the program stops
- * allocating, the sweeper finishes the sweep by itself. A thread that
- * loses its CPU for a poll (a loaded machine, a sanitizer build) is not
- * allocating then, and the sweeper rightly sweeps: so the share is
- * measured over four cycles up to five times, and one attempt under 10%
- * passes (a sweeper that races the program takes ~20% every time). */
+ * allocating, the sweeper finishes the sweep by itself. The mechanism:
+ * a poll of the sweeper that finds the program allocating sweeps at most
+ * one span (the last one, when nothing else is left), which holds
+ * however the threads are scheduled. How many polls find it allocating
+ * depends on the CPU the program gets: a thread that loses its CPU for a
+ * poll (a loaded machine, a sanitizer build, which also allocates under
+ * the sweeper's 16 MB/s) is not allocating then, and the sweeper rightly
+ * sweeps. So the share the sweeper takes is judged in the plain build
+ * only, over four cycles up to five times, one attempt under 10% passing
+ * (a sweeper that races the program takes ~20% every time), and reported
+ * under the sanitizers. */
 START_TEST(test_sweeper_backstop)
 {
-	uintptr_t bg = 0, all = 0;
+	uintptr_t bg = 0, all = 0, polls = 0, swept = 0;
 
 	start(false);
 	gc_set_percent(100);
@@ -386,20 +394,33 @@ START_TEST(test_sweeper_backstop)
 	for (int attempt = 0; attempt < 5; attempt++) {
 		uintptr_t b0 = aload(&mgc_.bg_swept);
 		uintptr_t s0 = aload(&mheap_.spans_swept);
+		uintptr_t p0 = aload(&mgc_.bg_busy_polls);
+		uintptr_t w0 = aload(&mgc_.bg_busy_swept);
 		for (int i = 0; i < 4; i++)
 			churn_one_cycle(256);
 		bg = aload(&mgc_.bg_swept) - b0;
 		all = aload(&mheap_.spans_swept) - s0;
+		polls = aload(&mgc_.bg_busy_polls) - p0;
+		swept = aload(&mgc_.bg_busy_swept) - w0;
 		printf("# while allocating: %zu of %zu spans swept in the "
-		       "background\n", (size_t)bg, (size_t)all);
+		       "background; %zu in %zu polls that found the program "
+		       "allocating\n", (size_t)bg, (size_t)all, (size_t)swept,
+		       (size_t)polls);
 		fflush(stdout);
 		ck_assert_uint_gt(all, 200);
+		ck_assert_msg(swept <= polls, "the sweeper swept %zu spans in "
+		              "%zu polls that found the program allocating",
+		              (size_t)swept, (size_t)polls);
 		if (bg * 10 < all)
 			break;
 	}
-	ck_assert_msg(bg * 10 < all, "the background sweeper swept %zu of "
-	              "%zu spans while the program allocated", (size_t)bg,
-	              (size_t)all);
+	if (!UNDER_SANITIZER) {
+		ck_assert_msg(polls > 0, "no poll found the program "
+		              "allocating");
+		ck_assert_msg(bg * 10 < all, "the background sweeper swept %zu "
+		              "of %zu spans while the program allocated",
+		              (size_t)bg, (size_t)all);
+	}
 	/* Just after a cycle the last one's spans are unswept. */
 	churn_one_cycle(256);
 	uintptr_t b2 = aload(&mgc_.bg_swept);
@@ -1001,7 +1022,7 @@ END_TEST
  * stop was made (and, for the gate, waited for it with the world
  * stopped). An assist is given way for at most ~100 ms in a row (many
  * threads' assists could otherwise hold termination off): held for up to
- * 5 s, it sees the mark end. */
+ * TEST_WAIT_S, it sees the mark end. */
 static uint64_t nstops(void)
 {
 	mutex_lock(&gcstats_.lock);
@@ -1024,14 +1045,17 @@ START_TEST(test_done_waits_for_markers)
 	else
 		afetch_add(&mgc_.assisting, 1);
 	uint64_t n0 = nstops();
+	double t0 = test_now_s();
 	pause_release(&h, NULL, NULL);
 	gc_blocking_begin();
 	for (int i = 0; i < 50; i++)
 		sleep_us(1000);
 	uint64_t n1 = nstops();
 	int phase = (int)aload(&mgc_.phase);
+	double held = test_now_s() - t0;
 	/* The assist's bound: termination goes ahead after ~100 ms. */
-	for (int i = 0; _i == 1 && i < 5000 && cycles() == c0; i++)
+	for (double end = test_now_s() + TEST_WAIT_S;
+	     _i == 1 && cycles() == c0 && test_now_s() < end;)
 		sleep_us(1000);
 	uint64_t c1 = cycles();
 	if (_i == 0)
@@ -1040,12 +1064,18 @@ START_TEST(test_done_waits_for_markers)
 		afetch_add(&mgc_.assisting, (uintptr_t)-1);
 	gc_blocking_end();
 	pause_wait(&h);
-	ck_assert_msg(n1 == n0, "%llu stops while a marker was busy",
-	              (unsigned long long)(n1 - n0));
-	ck_assert_int_eq(phase, GCPHASE_MARK);
+	/* The assist is given way for ~100 ms: a test thread that slept
+	 * that long (a loaded machine) may rightly see the stop. */
+	if (_i == 0 || held < 0.08) {
+		ck_assert_msg(n1 == n0, "%llu stops while a marker was busy",
+		              (unsigned long long)(n1 - n0));
+		ck_assert_int_eq(phase, GCPHASE_MARK);
+	} else {
+		printf("# the 50 ms took %.0f ms: not judged\n", held * 1e3);
+	}
 	if (_i == 1)
 		ck_assert_msg(c1 == c0 + 1, "the mark did not end while an "
-		              "assist looked busy for 5 s");
+		              "assist looked busy for %.0f s", TEST_WAIT_S);
 	ck_assert_uint_eq(cycles(), c0 + 1);
 	helper_stop(&h);
 }

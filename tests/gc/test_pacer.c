@@ -291,11 +291,13 @@ END_TEST
 static helper park_h;
 static uintptr_t park_count; /* the test's allocations so far */
 static uintptr_t park_seen;  /* park_count when the mark was let go */
+static double park_t0, park_t1; /* the window the mark was held */
 
 static void *park_release_main(void *arg)
 {
 	(void)arg;
 	sleep_us(PARK_HOLD_US);
+	park_t1 = test_now_s();
 	__atomic_store_n(&park_seen, __atomic_load_n(&park_count,
 	                 __ATOMIC_ACQUIRE) + 1, __ATOMIC_RELEASE);
 	pause_release(&park_h, NULL, NULL);
@@ -353,7 +355,8 @@ START_TEST(test_assist_parks)
 	helper_start(&park_h);
 	pause_begin(&park_h);
 	/* The workers drain all but H's roots, which nobody can scan. */
-	for (int i = 0; i < 2000 && !gcwork_global_empty(); i++)
+	for (double end = test_now_s() + TEST_WAIT_S;
+	     !gcwork_global_empty() && test_now_s() < end;)
 		sleep_us(1000);
 	ck_assert(gcwork_global_empty());
 	ck_assert_int_eq((int)aload(&mgc_.phase), GCPHASE_MARK);
@@ -363,6 +366,7 @@ START_TEST(test_assist_parks)
 	gc_read_stats(&s0, sizeof(s0));
 
 	pthread_t rel;
+	park_t0 = test_now_s();
 	ck_assert_int_eq(pthread_create(&rel, NULL, park_release_main, NULL),
 	                 0);
 	for (size_t i = 0; i < PARK_OBJS; i++) {
@@ -384,10 +388,6 @@ START_TEST(test_assist_parks)
 	/* The loop ended after the release: it was held up. */
 	ck_assert_msg(seen != 0, "all %d allocations done while the mark "
 	              "was held open", PARK_OBJS);
-	/* Parks of ~10 ms, a span of 32 objects after each: ~1,000 objects
-	 * at most in 300 ms. */
-	ck_assert_msg(seen - 1 <= PARK_OBJS / 4, "%zu allocations in a "
-	              "held mark past its goal", (size_t)(seen - 1));
 	ck_assert_uint_gt(s1.assist_parks, s0.assist_parks);
 	/* Each park lets one slow path through (a span of 1 KiB objects),
 	 * however the threads were scheduled: how long the thread spent
@@ -396,6 +396,17 @@ START_TEST(test_assist_parks)
 	uintptr_t parks = s1.assist_parks - s0.assist_parks;
 	unsigned c = size_to_class(PARK_OBJ);
 	uintptr_t per_span = class_to_npages[c] * PAGE_SIZE / PARK_OBJ;
+	/* And a park lasts up to 10 ms (PARK_MAX_NS) while nothing is
+	 * published: in the window the mark was held (300 ms, longer if
+	 * the releasing thread started or woke late), at most one span per
+	 * 10 ms, and two more (the first, and the one in progress). */
+	double window_ms = (park_t1 - park_t0) * 1e3;
+	uintptr_t most = ((uintptr_t)(window_ms / 10) + 2) * per_span;
+	printf("# held %.1f ms: at most %zu allocations\n", window_ms,
+	       (size_t)most);
+	ck_assert_msg(seen - 1 <= most, "%zu allocations in a mark held "
+	              "past its goal for %.1f ms", (size_t)(seen - 1),
+	              window_ms);
 	ck_assert_msg(seen - 1 <= (parks + 1) * per_span, "%zu allocations "
 	              "for %zu parks (a span of %zu after each)",
 	              (size_t)(seen - 1), (size_t)parks, (size_t)per_span);
@@ -419,12 +430,6 @@ END_TEST
  * mutator allocate without limit: under a loaded machine (meson running
  * the suites in parallel) GOGC=200 peaked at 52.5 MiB against the 34.2
  * MiB bound (CI, efab460). */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define UNDER_SANITIZER 1
-#else
-#define UNDER_SANITIZER 0
-#endif
-
 static void steady_state(int gogc)
 {
 	size_t zero = 0;
@@ -457,7 +462,8 @@ static void steady_state(int gogc)
 	uint64_t keys[NLIVE];
 	for (size_t i = 0; i < NLIVE; i++)
 		keys[i] = i;
-	time_t t0 = time(NULL);
+	/* Until the cycles are done, however long that takes (a pacer that
+	 * never starts one is caught by the test's timeout). */
 	while (aload(&mgc_.cycles) < c0 + WARMUP + MEASURED) {
 		size_t i = rng_below(&r, NLIVE);
 		keys[i] = NLIVE + n++;
@@ -488,8 +494,6 @@ static void steady_state(int gogc)
 			mutex_unlock(&mgc_.lock);
 			last_checked = c;
 		}
-		ck_assert_msg(time(NULL) - t0 < 60, "only %llu cycles in 60 s",
-		              (unsigned long long)(aload(&mgc_.cycles) - c0));
 	}
 	for (size_t i = 0; i < NLIVE; i++)
 		REQUIRE(check_payload(arr[i], OBJ, keys[i]), "object %zu", i);
