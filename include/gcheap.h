@@ -347,7 +347,9 @@ GCHEAP_API gc_status gc_cancel_cleanup(void *obj, uint64_t id);
 GCHEAP_API size_t gc_run_finalizers(void);
 /* on (the default, or GCHEAP_FINALIZERS=thread): a background thread,
  * started with the first finalizer or cleanup, runs them; off
- * (GCHEAP_FINALIZERS=manual): only gc_run_finalizers() does. */
+ * (GCHEAP_FINALIZERS=manual): only gc_run_finalizers() does. Turning it
+ * off returns once the thread has finished the entry it was running (a
+ * finalizer must not wait for the thread that turns it off). */
 GCHEAP_API void gc_set_finalizer_thread(int on);
 /* Finalizers and cleanups queued and not yet run. */
 GCHEAP_API size_t gc_finalizers_pending(void);

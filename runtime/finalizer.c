@@ -10,11 +10,16 @@
  * on the caller in either mode. An entry stays a root until it has run. */
 #include "runtime/runtime.h"
 
+#include <time.h>
+
 static struct {
 	pthread_once_t once;
 	atomic_word enabled; /* the thread runs entries */
 	atomic_word started; /* 0 no, 1 starting or running */
 	atomic_word used;    /* a finalizer or cleanup was ever set */
+	atomic_word busy;    /* the thread is past its look at `enabled`
+	                      * and has not finished the entry it took */
+	atomic_word thread;  /* its gc_thread, once attached */
 } fin_ = {.once = PTHREAD_ONCE_INIT};
 
 /* The mode GCHEAP_FINALIZERS chose (runtime/options.c parsed it). */
@@ -43,13 +48,21 @@ static void *finalizer_main(void *arg)
 	(void)arg;
 	if (gc_thread_attach() != GCHEAP_OK)
 		fatal("the finalizer thread cannot attach");
+	astore_rel(&fin_.thread, (uintptr_t)thread_current);
 	for (;;) {
 		gc_blocking_begin();
 		finq_wait(&fin_.enabled);
 		gc_blocking_end();
 		finq_entry *e;
-		while (aload(&fin_.enabled) && (e = finq_take()))
-			run_entry(thread_current, e);
+		do {
+			/* busy first (a full barrier), then enabled: see
+			 * gc_set_finalizer_thread. */
+			afetch_add(&fin_.busy, 1);
+			e = aload(&fin_.enabled) ? finq_take() : NULL;
+			if (e)
+				run_entry(thread_current, e);
+			afetch_add(&fin_.busy, (uintptr_t)-1);
+		} while (e);
 	}
 	return NULL;
 }
@@ -184,13 +197,36 @@ size_t gc_run_finalizers(void)
 	return n;
 }
 
+/* Turning the thread off returns once it has finished the entry it may
+ * be running, so that no finalizer runs on it afterwards: enabled is
+ * cleared with a full barrier, then busy is read; the thread raises busy
+ * (a full barrier) before it reads enabled. Either it sees the thread
+ * off, or it is seen busy and waited for. A finalizer that turns its own
+ * thread off does not wait for itself. */
 void gc_set_finalizer_thread(int on)
 {
+	uintptr_t old;
+
 	fin_init();
-	astore(&fin_.enabled, on != 0);
+	do
+		old = aload(&fin_.enabled);
+	while (!acas(&fin_.enabled, old, on != 0));
 	if (on && aload(&fin_.used))
 		start_thread();
 	finq_wake();
+	gc_thread *me = thread_current;
+	if (on || (me && (uintptr_t)me == aload_acq(&fin_.thread)))
+		return;
+	if (!aload(&fin_.busy))
+		return;
+	if (me)
+		runtime_blocking_begin(me);
+	while (aload(&fin_.busy)) {
+		struct timespec ts = {0, 50000};
+		nanosleep(&ts, NULL);
+	}
+	if (me)
+		runtime_blocking_end(me);
 }
 
 size_t gc_finalizers_pending(void)

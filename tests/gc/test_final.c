@@ -328,9 +328,15 @@ static void count_run(void *obj, void *arg)
 	afetch_add(&thread_runs, 1);
 }
 
+/* Wait until the thread has run n entries and finished them (an entry
+ * counts as run inside the finalizer, before it leaves the queue's
+ * pending count). */
 static bool wait_runs(uintptr_t n)
 {
-	for (int i = 0; i < 5000 && aload(&thread_runs) < n; i++) {
+	double end = test_now_s() + TEST_WAIT_S;
+
+	while ((aload(&thread_runs) < n || gc_finalizers_pending()) &&
+	       test_now_s() < end) {
 		gc_blocking_begin();
 		sleep_us(1000);
 		gc_blocking_end();
@@ -358,6 +364,48 @@ START_TEST(test_finalizer_thread)
 	ck_assert_uint_eq(gc_finalizers_pending(), 10);
 	ck_assert_uint_eq(gc_run_finalizers(), 10);
 	ck_assert_uint_eq(aload(&thread_runs), 60);
+}
+END_TEST
+
+/* Turning the thread off while it runs a slow finalizer returns only
+ * once that finalizer has finished, and no other starts on the thread
+ * afterwards (before, the call returned at once and the entry the thread
+ * was in, or one it was about to take, ran on after it). */
+static atomic_word slow_starts, slow_ends;
+
+static void slow_run(void *obj, void *arg)
+{
+	afetch_add(&slow_starts, 1);
+	sleep_us(50000);
+	afetch_add(&slow_ends, 1);
+}
+
+START_TEST(test_finalizer_thread_off_waits)
+{
+	start();
+	gc_set_finalizer_thread(1);
+	for (int i = 0; i < 4; i++)
+		gc_set_finalizer(new_node((uint64_t)i), slow_run, NULL);
+	gc_collect();
+	double end = test_now_s() + TEST_WAIT_S;
+	while (!aload(&slow_starts) && test_now_s() < end) {
+		gc_blocking_begin();
+		sleep_us(1000);
+		gc_blocking_end();
+	}
+	ck_assert_msg(aload(&slow_starts), "the finalizer thread ran none");
+	gc_set_finalizer_thread(0);
+	uintptr_t started = aload(&slow_starts);
+	ck_assert_msg(aload(&slow_ends) == started, "%zu finalizers started, "
+	              "%zu finished when the thread was turned off",
+	              (size_t)started, (size_t)aload(&slow_ends));
+	gc_blocking_begin();
+	sleep_us(120000);
+	gc_blocking_end();
+	ck_assert_uint_eq(aload(&slow_starts), started);
+	ck_assert_uint_eq(gc_finalizers_pending(), 4 - started);
+	ck_assert_uint_eq(gc_run_finalizers(), 4 - started);
+	ck_assert_uint_eq(aload(&slow_ends), 4);
 }
 END_TEST
 
@@ -884,6 +932,7 @@ static Suite *final_suite(void)
 	tcase_add_test(tc, test_cycle_never_finalized);
 	tcase_add_test(tc, test_finalizer_allocates);
 	tcase_add_test(tc, test_finalizer_thread);
+	tcase_add_test(tc, test_finalizer_thread_off_waits);
 	tcase_add_test(tc, test_thread_exit_pending);
 	tcase_add_test(tc, test_finalizers_env_manual);
 	tcase_add_test(tc, test_cleanups);
