@@ -206,12 +206,14 @@ static void mark_termination(void)
 	uintptr_t live = aload(&mheap_.stats.heap_live);
 	astore(&mgc_.blackalloc, 0);
 	wbbuf_set_barrier(false);
-	gcstats_mark_end(live, marked);
+	double share = gcstats_mark_end(live, marked,
+	                                (unsigned)mgc_.ops->thread_count());
 	astore(&mheap_.stats.heap_live, marked);
 	mutex_lock(&mgc_.lock);
 	pacer_measure(gcstats_now_ns(), aload(&mgc_.alloc_bytes));
 	pacer_end_cycle(marked, live > mgc_.mark_start_live ?
-	                        live - mgc_.mark_start_live : 0);
+	                pacer_unassisted(live - mgc_.mark_start_live, share) :
+	                0);
 	mutex_unlock(&mgc_.lock);
 	astore(&mgc_.sweep_done, 0);
 	astore(&mgc_.globals_done, 0);

@@ -80,6 +80,8 @@ typedef struct gc_runtime_ops {
 	/* Attached threads not in a blocking region: the mutators that
 	 * may be running now. */
 	size_t (*mutator_count)(void);
+	/* Attached threads, blocked or not. */
+	size_t (*thread_count)(void);
 	/* The calling thread (if attached) waits for the collector: count
 	 * it as stopped meanwhile. */
 	void (*blocking_begin)(void);
@@ -332,6 +334,11 @@ void sweep_unblock(void);
  * owes while marking is not fixed here: pacer_assist_owed recomputes it
  * at each slow path. */
 void pacer_end_cycle(uintptr_t marked, uintptr_t grown);
+/* What the heap would have grown by during a mark in which it grew by
+ * `grown` while the mutators ran a `share` of the time (assists and
+ * parks took the rest): grown / share (a share under 1% counts as 1%),
+ * at most UINTPTR_MAX / 4. */
+uintptr_t pacer_unassisted(uintptr_t grown, double share);
 /* The trigger for that mark and goal. */
 uintptr_t pacer_trigger(uintptr_t marked, uintptr_t goal, uintptr_t grown);
 /* Scan work owed for allocating `bytes` while marking, with the heap at

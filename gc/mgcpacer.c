@@ -22,8 +22,13 @@
  *             mended, for assists charged 8-32x what was allocated,
  *             which kept marks short and black allocation small.)
  *   trigger = as late as the last mark allows: the goal less what the
- *             mutators allocated while it ran (plus a quarter for
- *             safety), within [7/10, 19/20] of the runway (goal -
+ *             mutators would have allocated while it ran had they not
+ *             assisted, plus a quarter for safety (pacer_unassisted:
+ *             the growth seen over the share of the mark's wall time
+ *             their threads spent neither assisting nor parked; the
+ *             growth seen alone made a mark the assists throttled the
+ *             reason for a late next trigger, and for heavy assists
+ *             again), within [7/10, 19/20] of the runway (goal -
  *             marked; Go 1.19's bounds too: the 5% left is the margin
  *             a mark slowed by a busy machine needs); 7/10 before the
  *             first mark;
@@ -72,6 +77,16 @@ uintptr_t pacer_goal(uintptr_t marked, unsigned percent, size_t limit,
 			goal = MAX(cap, floor);
 	}
 	return goal;
+}
+
+uintptr_t pacer_unassisted(uintptr_t grown, double share)
+{
+	if (!(share > 0.01))
+		share = 0.01;
+	double g = (double)grown / (share < 1 ? share : 1);
+	/* pacer_trigger adds a quarter: no overflow there. */
+	return g >= (double)(UINTPTR_MAX / 4) ? UINTPTR_MAX / 4 :
+	       (uintptr_t)g;
 }
 
 uintptr_t pacer_trigger(uintptr_t marked, uintptr_t goal, uintptr_t grown)

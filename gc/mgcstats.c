@@ -68,6 +68,7 @@ void gcstats_cycle_start(uint64_t begin_ns, uintptr_t heap_live)
 	gcstats_.nstops_cycle = 0;
 	gcstats_.assist0 = aload(&gcstats_.assist_ns);
 	gcstats_.worker0 = aload(&gcstats_.worker_ns);
+	gcstats_.park0 = aload(&gcstats_.park_ns);
 	gcstats_.assists0 = aload(&gcstats_.assists);
 	mutex_unlock(&gcstats_.lock);
 }
@@ -115,7 +116,8 @@ void gcstats_pause(int which, uint64_t begin_ns)
 	mutex_unlock(&gcstats_.lock);
 }
 
-void gcstats_mark_end(uintptr_t heap_live, uintptr_t marked)
+double gcstats_mark_end(uintptr_t heap_live, uintptr_t marked,
+                        unsigned nmutators)
 {
 	mutex_lock(&gcstats_.lock);
 	uint64_t now = gcstats_now_ns();
@@ -129,7 +131,13 @@ void gcstats_mark_end(uintptr_t heap_live, uintptr_t marked)
 		GCSTATS_SWEEPTERM] ? now - gcstats_.mark_begin_ns : 0;
 	gcstats_.cur[GCSTATS_MARK] = mark;
 	gcstats_.phase_total[GCSTATS_MARK] += mark;
+	double held = (double)(aload(&gcstats_.assist_ns) - gcstats_.assist0) +
+	              (double)(aload(&gcstats_.park_ns) - gcstats_.park0);
 	mutex_unlock(&gcstats_.lock);
+	if (!mark || !nmutators)
+		return 1;
+	double share = 1 - held / ((double)mark * nmutators);
+	return share < 0.01 ? 0.01 : share > 1 ? 1 : share;
 }
 
 void gcstats_cycle_end(uintptr_t cycle, uintptr_t goal, bool trace)

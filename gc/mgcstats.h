@@ -49,6 +49,7 @@ typedef struct gcstats_state {
 	uint64_t cycle_begin_ns, mark_begin_ns, mark_end_ns;
 	uint64_t heap_start, heap_end, heap_marked;
 	uint64_t assist0, worker0;  /* CPU counters at cycle start */
+	uint64_t park0;             /* park_ns then */
 	/* The cycle's pauses in order, for the trace line: start (since
 	 * start_ns) and length. Past GCSTATS_STOPS, a pause's length is
 	 * added to the last one's (total exact, position approximate). */
@@ -91,7 +92,11 @@ void gcstats_pause(int which, uint64_t begin_ns);
 /* The runtime's start of the world: the stopped threads were released
  * at `ns` (gcstats_now_ns). */
 void gcstats_world_released(uint64_t ns);
-void gcstats_mark_end(uintptr_t heap_live, uintptr_t marked);
+/* The mark ended (world stopped); returns the share of its wall time
+ * that `nmutators` threads spent neither assisting nor parked, in (0, 1]
+ * (1 for a stop-the-world cycle, which has no concurrent mark). */
+double gcstats_mark_end(uintptr_t heap_live, uintptr_t marked,
+                        unsigned nmutators);
 void gcstats_cycle_end(uintptr_t cycle, uintptr_t goal, bool trace);
 void gcstats_sweep_done(void);
 void gcstats_set_hook(void (*fn)(void));

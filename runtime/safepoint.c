@@ -255,6 +255,11 @@ static size_t mutator_count(void)
 	return aload(&runtime_.nrunning);
 }
 
+static size_t thread_count(void)
+{
+	return aload(&runtime_.nthreads);
+}
+
 static void ops_blocking_begin(void)
 {
 	if (thread_current)
@@ -536,6 +541,7 @@ const gc_runtime_ops runtime_gc_ops = {
 	.request_cache_flush = request_cache_flush,
 	.cache_flushes_done = cache_flushes_done,
 	.mutator_count = mutator_count,
+	.thread_count = thread_count,
 	.blocking_begin = ops_blocking_begin,
 	.blocking_end = ops_blocking_end,
 	.rootcheck = runtime_rootcheck,

@@ -15,6 +15,8 @@
  * charges a slow path about what it hands out (test_alloc_count). */
 #include "test_harness.c"
 
+#include <math.h>
+
 #define MIN_GOAL ((uintptr_t)4 << 20)
 
 /* The reference: exact in 128 bits. */
@@ -105,6 +107,34 @@ END_TEST
  * a quarter before the goal, within 70%..95% of the runway; 70% before
  * the first mark. The goal carries the last mark's growth on top of
  * GOGC's (at most half the runway, within the limit's cap). */
+/* The growth a mark would have seen without its assists. */
+START_TEST(test_unassisted)
+{
+	const uintptr_t M = 1024 * 1024;
+
+	ck_assert_uint_eq(pacer_unassisted(10 * M, 1), 10 * M);
+	ck_assert_uint_eq(pacer_unassisted(10 * M, 1.5), 10 * M);
+	ck_assert_uint_eq(pacer_unassisted(10 * M, 0.5), 20 * M);
+	ck_assert_uint_eq(pacer_unassisted(10 * M, 0.25), 40 * M);
+	ck_assert_uint_eq(pacer_unassisted(0, 0.25), 0);
+	/* Under 1% (or no number at all) counts as 1%. */
+	ck_assert_uint_eq(pacer_unassisted(M, 0), 100 * M);
+	ck_assert_uint_eq(pacer_unassisted(M, -3), 100 * M);
+	ck_assert_uint_eq(pacer_unassisted(M, NAN), 100 * M);
+	/* Saturates where the trigger's quarter cannot overflow. */
+	uintptr_t big = pacer_unassisted(UINTPTR_MAX / 8, 0.01);
+	ck_assert_uint_eq(big, UINTPTR_MAX / 4);
+	uintptr_t marked = 100 * M, goal = 200 * M;
+	ck_assert_uint_eq(pacer_trigger(marked, goal, big),
+	                  marked + (goal - marked) / 10 * 7);
+	/* A mark whose mutators assisted half the time: the trigger moves
+	 * as for twice the growth. */
+	ck_assert_uint_eq(pacer_trigger(marked, goal,
+	                                pacer_unassisted(8 * M, 0.5)),
+	                  goal - 20 * M);
+}
+END_TEST
+
 START_TEST(test_end_cycle)
 {
 	test_rng r = rng_make(2);
@@ -550,6 +580,7 @@ static Suite *pacer_suite(void)
 	tcase_set_timeout(tc, 90);
 	tcase_add_test(tc, test_goal_table);
 	tcase_add_test(tc, test_goal_random);
+	tcase_add_test(tc, test_unassisted);
 	tcase_add_test(tc, test_end_cycle);
 	tcase_add_test(tc, test_min_goal);
 	tcase_add_test(tc, test_measure);
