@@ -349,7 +349,9 @@ GCHEAP_API size_t gc_run_finalizers(void);
  * started with the first finalizer or cleanup, runs them; off
  * (GCHEAP_FINALIZERS=manual): only gc_run_finalizers() does. Turning it
  * off returns once the thread has finished the entry it was running (a
- * finalizer must not wait for the thread that turns it off). */
+ * finalizer must not wait for the thread that turns it off), except in a
+ * notification callback (gc_set_finalizer_notify, gc_set_cycle_callback),
+ * which does not wait. */
 GCHEAP_API void gc_set_finalizer_thread(int on);
 /* Finalizers and cleanups queued and not yet run. */
 GCHEAP_API size_t gc_finalizers_pending(void);

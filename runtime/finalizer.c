@@ -55,9 +55,10 @@ static void *finalizer_main(void *arg)
 		gc_blocking_end();
 		finq_entry *e;
 		do {
-			/* busy first (a full barrier), then enabled: see
+			/* busy first, a full barrier, then enabled: see
 			 * gc_set_finalizer_thread. */
 			afetch_add(&fin_.busy, 1);
+			afence();
 			e = aload(&fin_.enabled) ? finq_take() : NULL;
 			if (e)
 				run_entry(thread_current, e);
@@ -199,29 +200,29 @@ size_t gc_run_finalizers(void)
 
 /* Turning the thread off returns once it has finished the entry it may
  * be running, so that no finalizer runs on it afterwards: enabled is
- * cleared with a full barrier, then busy is read; the thread raises busy
- * (a full barrier) before it reads enabled. Either it sees the thread
- * off, or it is seen busy and waited for. A finalizer that turns its own
- * thread off does not wait for itself. */
+ * cleared, a full barrier, then busy is read; the thread raises busy, a
+ * full barrier, then reads enabled. Either it sees the thread off, or it
+ * is seen busy and waited for. Not waited for: a finalizer that turns
+ * its own thread off (itself), a notification callback (a finalizer may
+ * be waiting for it, in gc_set_finalizer_notify), and a wait that
+ * another thread ends by turning the thread back on. */
 void gc_set_finalizer_thread(int on)
 {
-	uintptr_t old;
-
 	fin_init();
-	do
-		old = aload(&fin_.enabled);
-	while (!acas(&fin_.enabled, old, on != 0));
+	astore(&fin_.enabled, on != 0);
+	afence();
 	if (on && aload(&fin_.used))
 		start_thread();
 	finq_wake();
 	gc_thread *me = thread_current;
-	if (on || (me && (uintptr_t)me == aload_acq(&fin_.thread)))
+	if (on || thread_notifier ||
+	    (me && (uintptr_t)me == aload_acq(&fin_.thread)))
 		return;
-	if (!aload(&fin_.busy))
+	if (!aload_acq(&fin_.busy))
 		return;
 	if (me)
 		runtime_blocking_begin(me);
-	while (aload(&fin_.busy)) {
+	while (aload_acq(&fin_.busy) && !aload(&fin_.enabled)) {
 		struct timespec ts = {0, 50000};
 		nanosleep(&ts, NULL);
 	}

@@ -80,6 +80,7 @@ static void *cycle_main(void *arg)
 {
 	uint64_t done = (uint64_t)(uintptr_t)arg;
 
+	thread_notifier = true;
 	for (;;) {
 		mutex_lock(&mgc_.lock);
 		uint64_t now;
@@ -106,6 +107,7 @@ static void *finalizer_notify_main(void *arg)
 {
 	uintptr_t seen = (uintptr_t)arg;
 
+	thread_notifier = true;
 	for (;;) {
 		uintptr_t now = finq_wait_queued(seen, &fin.gen);
 		void (*fn)(void);

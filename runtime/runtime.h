@@ -85,6 +85,9 @@ extern __thread gc_thread *thread_current
  * touch the heap. */
 extern __thread gc_thread *thread_blocked
 	__attribute__((tls_model("initial-exec")));
+/* True on the library's notification threads (runtime/notify.c), whose
+ * callbacks others may wait for: they must not wait for others. */
+extern __thread bool thread_notifier;
 
 /* Report that the calling thread may not make the heap call `fn` (it is
  * not attached, or inside a blocking region): GCHEAP_ERR_NOT_ATTACHED. */

@@ -10,6 +10,7 @@ runtime_state runtime_ = {.lock = {.m = PTHREAD_MUTEX_INITIALIZER},
 
 __thread gc_thread *thread_current __attribute__((tls_model("initial-exec")));
 __thread gc_thread *thread_blocked __attribute__((tls_model("initial-exec")));
+__thread bool thread_notifier;
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 

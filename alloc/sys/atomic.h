@@ -84,6 +84,20 @@ static inline void astore_int_rel(volatile int *p, int v)
 }
 
 /* In a spin-wait loop: let the sibling hyperthread run (x86's pause). */
+/* A full memory barrier (the store-load order that a store, then a load
+ * of another word, needs on every architecture). ThreadSanitizer has no
+ * fences: there a locked read-modify-write stands in, a full barrier on
+ * x86-64, where the sanitizer builds run. */
+static inline void afence(void)
+{
+#if defined(__SANITIZE_THREAD__)
+	static atomic_word fence_word;
+	AO_fetch_and_add_full(&fence_word, 0);
+#else
+	AO_nop_full();
+#endif
+}
+
 static inline void cpu_relax(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
