@@ -764,7 +764,8 @@ static void prefault(void)
  * an mgc_.alloc_bytes reading)? */
 static bool mutators_busy(uintptr_t since)
 {
-	return aload(&mgc_.alloc_bytes) - since > SWEEP_BUSY_BYTES;
+	return aload(&mgc_.alloc_bytes) - since > SWEEP_BUSY_BYTES ||
+	       aload(&mgc_.sweep_busy_test);
 }
 
 /* The background sweeper: a backstop, not a racer. Threads that allocate

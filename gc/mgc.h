@@ -122,6 +122,8 @@ typedef struct mgc_state {
 	                           * allocating */
 	atomic_word bg_busy_swept; /* spans it swept in those (one at most
 	                           * each: the last one) */
+	atomic_word sweep_busy_test; /* tests: every poll finds the
+	                           * mutators allocating */
 	atomic_word globals_done; /* the globals and specials root job:
 	                           * 0 to do, 1 running, 2 done */
 	/* Pacer (gc/mgcpacer.c). */
