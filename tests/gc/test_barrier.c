@@ -17,6 +17,16 @@
 
 static gc_type *t_ptrs; /* every word a pointer */
 
+/* Deadlines in seconds: a sleep may take far longer than asked for on a
+ * loaded machine under a sanitizer, so a count of sleeps is no clock. */
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
 /* Attach with GCHEAP_DEBUG = debug (NULL: as the environment says), with
  * automatic cycles off and precise roots only. */
 static void start(const char *debug)
@@ -287,7 +297,8 @@ static void *late_root[2];
 
 static void wait_globals_scanned(void)
 {
-	for (int i = 0; i < 20000 && aload(&mgc_.globals_done) != 2; i++)
+	for (double end = now_s() + 60;
+	     aload(&mgc_.globals_done) != 2 && now_s() < end;)
 		sleep_us(100);
 	ck_assert_int_eq((int)aload(&mgc_.globals_done), 2);
 }
@@ -397,7 +408,7 @@ START_TEST(test_buffer_flushes_when_full)
 		        "flush", i);
 	ck_assert(!is_marked(r[NY - 1]));
 	/* The flushed objects became work: the marker scans them. */
-	for (int tries = 0; tries < 20000; tries++) {
+	for (double end = now_s() + 60; now_s() < end;) {
 		size_t n = 0;
 		for (size_t i = 0; i < NY - 1; i++)
 			n += is_marked(((void **)r[i])[0]);
@@ -600,16 +611,6 @@ static void *joiner_main(void *arg)
 	gc_blocking_end();
 	gc_thread_detach();
 	return NULL;
-}
-
-/* Deadlines in seconds: a sleep may take far longer than asked for on a
- * loaded machine under a sanitizer, so a count of sleeps is no clock. */
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 /* One try at the situation: start a cycle, answer its stop and our stack

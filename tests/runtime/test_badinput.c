@@ -1747,6 +1747,15 @@ static void child_one_line(const char *out, const char *var, const char *val)
 		           val, out);
 }
 
+/* Deadlines by the clock: a sleep may take far longer than asked for on a
+ * loaded machine under a sanitizer, so a count of sleeps is no clock. */
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 static char export_dir[64];
 
 static void child_env(int which)
@@ -1760,9 +1769,11 @@ static void child_env(int which)
 		out = init_captured(set_a_finalizer);
 		child_one_line(out, "GCHEAP_FINALIZERS", "bogus");
 		gc_collect();
-		for (int i = 0; i < 500 && !__atomic_load_n(&fin_runs,
-		                                            __ATOMIC_RELAXED);
-		     i++) {
+		/* Short of the child's alarm, so that a finalizer that never
+		 * runs is named as such. */
+		uint64_t end = now_ms() + (CHILD_SECONDS - 10) * 1000;
+		while (!__atomic_load_n(&fin_runs, __ATOMIC_RELAXED) &&
+		       now_ms() < end) {
 			gc_blocking_begin();
 			usleep(10000);
 			gc_blocking_end();
@@ -1855,9 +1866,12 @@ static void *blocker_main(void *arg)
 		return NULL;
 	pthread_setname_np(pthread_self(), "bi-blocker");
 	b->tid = gettid();
-	__atomic_store_n(&b->ready, 1, __ATOMIC_RELEASE);
+	/* Ready once the collection may begin: wrapped, only inside the
+	 * blocking region (a thread starved of its CPU before it got there
+	 * would hold the stop up, and rightly be warned about). */
 	if (b->wrapped)
 		gc_blocking_begin();
+	__atomic_store_n(&b->ready, 1, __ATOMIC_RELEASE);
 	ssize_t r = read(b->fd, &c, 1);
 	(void)r;
 	if (b->wrapped)
@@ -1875,13 +1889,6 @@ static void *release_main(void *arg)
 	ssize_t w = write(fd, "x", 1);
 	(void)w;
 	return NULL;
-}
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 /* A collection waits for a thread blocked in read() without
@@ -1906,10 +1913,14 @@ static void child_stop_warning(int wrapped)
 	while (!__atomic_load_n(&b.ready, __ATOMIC_ACQUIRE))
 		usleep(1000);
 	/* Wrapped, the collection must not wait: the thread is released
-	 * only after it (a wait would be a hang, caught by the alarm). */
+	 * only after it (a wait would be a hang, caught by the alarm).
+	 * Timed from before the releasing thread exists, which writes a
+	 * second later at the earliest, however the threads are scheduled:
+	 * gc_collect cannot return before that if it waits for the
+	 * blocked thread. */
+	uint64_t t0 = now_ms();
 	if (!wrapped)
 		pthread_create(&rt, NULL, release_main, &fds[1]);
-	uint64_t t0 = now_ms();
 	gc_collect();
 	uint64_t took = now_ms() - t0;
 	if (wrapped)

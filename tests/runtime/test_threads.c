@@ -793,9 +793,13 @@ START_TEST(test_running_count)
 }
 END_TEST
 
-/* Time-to-safepoint: a thread that runs 60 ms without a safepoint while
- * another collects holds the stop up for about that long; the stats name
- * the wait and that thread, and the cycle's gctrace figure follows. */
+/* Time-to-safepoint: a thread that runs on without a safepoint for 30 ms
+ * after a stop is asked of it, while another collects, holds the stop up
+ * for at least that long; the stats name the wait and that thread, and
+ * the cycle's gctrace figure follows. */
+#define SPIN_NS 30000000ull
+/* The longest the spinner waits for the stop (a hang otherwise). */
+#define SPIN_DEADLINE_NS 60000000000ull
 static atomic_word spin_ready, spinner_tid;
 
 static void *spinner(void *arg)
@@ -805,18 +809,27 @@ static void *spinner(void *arg)
 		tfail("spinner: attach failed");
 		return NULL;
 	}
+	gc_thread *me = thread_current;
 	astore(&spinner_tid, (uintptr_t)gettid());
 	gc_safepoint();
 	astore_rel(&spin_ready, 1);
-	struct timespec a, b;
-	clock_gettime(CLOCK_MONOTONIC, &a);
+	/* Timed from the request this thread sees, not from its own start:
+	 * a stop that comes late (the collecting thread starved of a CPU)
+	 * still waits SPIN_NS, however the threads are scheduled. */
+	uint64_t deadline = gcstats_now_ns() + SPIN_DEADLINE_NS, until = 0;
 	volatile uint64_t x = 0;
-	do {
+	for (;;) {
 		for (int i = 0; i < 1000; i++)
 			x = x + (uint64_t)i;
-		clock_gettime(CLOCK_MONOTONIC, &b);
-	} while ((b.tv_sec - a.tv_sec) * 1000000000L +
-	         (b.tv_nsec - a.tv_nsec) < 60000000L);
+		uint64_t now = gcstats_now_ns();
+		if (!until && (aload_acq(&me->pending) & P_STOP))
+			until = now + SPIN_NS;
+		if (until ? now >= until : now >= deadline)
+			break;
+	}
+	if (!until)
+		tfail("spinner: no stop was asked of it in %llu s",
+		      SPIN_DEADLINE_NS / 1000000000ull);
 	gc_safepoint();
 	gc_thread_detach();
 	return NULL;
@@ -835,17 +848,31 @@ START_TEST(test_time_to_safepoint)
 	ck_assert_int_eq(pthread_create(&th, NULL, spinner, NULL), 0);
 	while (!aload_acq(&spin_ready))
 		sched_yield();
+	uint64_t deadline = gcstats_now_ns() + SPIN_DEADLINE_NS;
 	gc_collect();
-	ck_assert_int_eq(gc_read_stats(&s1, sizeof(s1)), GCHEAP_OK);
+	/* The cycle's figure (last_ttsp) is recorded by the thread that
+	 * ends the cycle after it releases the world (gc/mgc.c
+	 * trace_cycle), and gc_collect may return before that: wait for
+	 * the figure to name the spinner, by the clock. */
+	for (;;) {
+		ck_assert_int_eq(gc_read_stats(&s1, sizeof(s1)), GCHEAP_OK);
+		if (s1.last_ttsp_tid == (int32_t)aload(&spinner_tid) ||
+		    gcstats_now_ns() >= deadline)
+			break;
+		gc_blocking_begin();
+		usleep(1000);
+		gc_blocking_end();
+	}
 	pthread_join(th, NULL);
 	check_no_failures();
 	ck_assert_uint_gt(s1.stop_count, s0.stop_count);
-	/* The first stop of that cycle waited for the spinner; the spin
-	 * may have begun up to a scheduling slice earlier. */
-	ck_assert_uint_ge(s1.ttsp_max_ns, 20000000);
+	/* The first stop of that cycle waited for the spinner: SPIN_NS
+	 * from the request it saw, so at least that from the stop's
+	 * start. */
+	ck_assert_uint_ge(s1.ttsp_max_ns, SPIN_NS);
 	ck_assert_uint_eq(s1.ttsp_max_tid, (int32_t)aload(&spinner_tid));
-	ck_assert_uint_ge(s1.ttsp_total_ns, s0.ttsp_total_ns + 20000000);
-	ck_assert_uint_ge(s1.last_ttsp_ns, 20000000);
+	ck_assert_uint_ge(s1.ttsp_total_ns, s0.ttsp_total_ns + SPIN_NS);
+	ck_assert_uint_ge(s1.last_ttsp_ns, SPIN_NS);
 	ck_assert_uint_eq(s1.last_ttsp_tid, (int32_t)aload(&spinner_tid));
 	ck_assert_uint_le(s1.ttsp_max_ns, s1.ttsp_total_ns);
 	ck_assert_int_eq(gc_thread_detach(), GCHEAP_OK);
@@ -855,22 +882,34 @@ END_TEST
 /* A pause ends when the world is released (start_world), not when the
  * stopper gets to record it: with two mutators on two CPUs the threads
  * it woke took both CPUs and the stopper recorded 1-4 ms pauses during
- * which they ran. Here the stopper is held up 20 ms after the release. */
+ * which they ran. Here the stopper is held up 20 ms after the release.
+ * The pause is bounded by the clock read just before and just after the
+ * release, not by a fixed figure: the stopper may itself be preempted
+ * anywhere between t0 and the release. */
 START_TEST(test_pause_ends_at_release)
 {
 	ck_assert_int_eq(gc_thread_attach(), GCHEAP_OK);
 	gc_collect(); /* the library is running */
 	uint64_t t0 = gcstats_now_ns();
 	runtime_gc_ops.stop_world();
+	uint64_t t1 = gcstats_now_ns();
 	runtime_gc_ops.start_world();
+	uint64_t t2 = gcstats_now_ns();
 	struct timespec ts = {0, 20000000};
 	nanosleep(&ts, NULL);
 	gcstats_pause(1, t0);
 	mutex_lock(&gcstats_.lock);
 	uint64_t ns = gcstats_.last_pause[1];
 	mutex_unlock(&gcstats_.lock);
-	ck_assert_msg(ns < 10000000, "the pause took in the stopper's wait "
-	              "after the release: %llu ns", (unsigned long long)ns);
+	/* Measured at the stopper's gcstats_pause, ns would be at least
+	 * t2 - t0 + 20 ms. */
+	ck_assert_msg(ns <= t2 - t0, "the pause took in the stopper's wait "
+	              "after the release: %llu ns, the release was done "
+	              "%llu ns after t0", (unsigned long long)ns,
+	              (unsigned long long)(t2 - t0));
+	ck_assert_msg(ns >= t1 - t0, "the pause ended before the release: "
+	              "%llu ns, the world was stopped %llu ns after t0",
+	              (unsigned long long)ns, (unsigned long long)(t1 - t0));
 	ck_assert_int_eq(gc_thread_detach(), GCHEAP_OK);
 }
 END_TEST

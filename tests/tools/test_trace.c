@@ -13,6 +13,20 @@
 #include <string.h>
 #include <unistd.h>
 
+/* Lines (newlines) in the file open as fd. */
+static unsigned long lines_in(int fd)
+{
+	static char buf[1 << 16];
+	unsigned long n = 0;
+	ssize_t r;
+
+	for (off_t at = 0; (r = pread(fd, buf, sizeof(buf), at)) > 0;
+	     at += r)
+		for (ssize_t i = 0; i < r; i++)
+			n += buf[i] == '\n';
+	return n;
+}
+
 START_TEST(test_trace_lines_parse)
 {
 	static const size_t ptr0[] = {0};
@@ -43,6 +57,18 @@ START_TEST(test_trace_lines_parse)
 	}
 	gc_stats st;
 	gc_read_stats(&st, sizeof(st));
+	/* The worker that ends a cycle writes its line after it releases
+	 * the world (gc/mgc.c, mark_done: start_world, then trace_cycle),
+	 * and gc_collect, which waits for the count of cycles, may be woken
+	 * by another thread's broadcast (the sweeper's) and return before
+	 * that: wait for the last cycle's line, by the clock, before
+	 * stderr leaves the file. */
+	uint64_t deadline = gcstats_now_ns() + 60000000000ull;
+	while (lines_in(fd) < st.gc_cycles && gcstats_now_ns() < deadline) {
+		gc_blocking_begin();
+		usleep(1000);
+		gc_blocking_end();
+	}
 	fflush(stderr);
 	dup2(saved, 2);
 	close(saved);
