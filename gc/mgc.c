@@ -354,8 +354,11 @@ static void mark_done(void)
 		markers_start();
 		mgc_.ops->start_world();
 		note_max(&mgc_.ended, cycle);
+		if (aload(&mgc_.trace_delay_test))
+			sleep_ns(aload(&mgc_.trace_delay_test));
 		gcstats_pause(1, t0);
 		trace_cycle();
+		note_max(&mgc_.traced, cycle);
 		wake_all();
 		return;
 	}
@@ -506,6 +509,15 @@ static bool gc_start(void)
 		astore(&starting, 0);
 		return false;
 	}
+	/* The last cycle's end is recorded after the world restarts (its
+	 * last pause ends there): a worker that lost its CPU right then
+	 * must not have this cycle's start overwrite what it records. */
+	if (aload_acq(&mgc_.traced) != aload(&mgc_.cycles)) {
+		mgc_.ops->blocking_begin();
+		while (aload_acq(&mgc_.traced) != aload(&mgc_.cycles))
+			sched_yield();
+		mgc_.ops->blocking_end();
+	}
 	/* Sweep termination: the last cycle's spans must all be swept, and
 	 * still be the last cycle's once the world is stopped. */
 	uint64_t t0;
@@ -542,6 +554,7 @@ static bool gc_start(void)
 		note_max(&mgc_.ended, cycle);
 		gcstats_pause(0, t0);
 		trace_cycle();
+		note_max(&mgc_.traced, cycle);
 		astore(&starting, 0);
 		wake_all();
 		return true;
@@ -625,7 +638,7 @@ void mgc_run_cycle(bool wait_sweep)
 	}
 	mgc_.ops->blocking_begin();
 	mutex_lock(&mgc_.lock);
-	while (aload(&mgc_.cycles) <= n)
+	while (aload(&mgc_.traced) <= n)
 		mutex_cond_wait(&mgc_.cond, &mgc_.lock);
 	mutex_unlock(&mgc_.lock);
 	afetch_add(&cycle_waiters, (uintptr_t)-1);

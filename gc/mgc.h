@@ -124,6 +124,10 @@ typedef struct mgc_state {
 	                           * each: the last one) */
 	atomic_word sweep_busy_test; /* tests: every poll finds the
 	                           * mutators allocating */
+	atomic_word traced;       /* the last cycle whose end is recorded
+	                           * (its last pause, its trace line) */
+	atomic_word trace_delay_test; /* tests: ns the end of a concurrent
+	                           * cycle waits before it is recorded */
 	atomic_word globals_done; /* the globals and specials root job:
 	                           * 0 to do, 1 running, 2 done */
 	/* Pacer (gc/mgcpacer.c). */
