@@ -353,11 +353,11 @@ static void mark_done(void)
 		uintptr_t cycle = aload(&mgc_.cycles);
 		markers_start();
 		mgc_.ops->start_world();
-		note_max(&mgc_.ended, cycle);
 		if (aload(&mgc_.trace_delay_test))
 			sleep_ns(aload(&mgc_.trace_delay_test));
 		gcstats_pause(1, t0);
 		trace_cycle();
+		note_max(&mgc_.ended, cycle);
 		note_max(&mgc_.traced, cycle);
 		wake_all();
 		return;
@@ -514,8 +514,10 @@ static bool gc_start(void)
 	 * must not have this cycle's start overwrite what it records. */
 	if (aload_acq(&mgc_.traced) != aload(&mgc_.cycles)) {
 		mgc_.ops->blocking_begin();
+		mutex_lock(&mgc_.lock);
 		while (aload_acq(&mgc_.traced) != aload(&mgc_.cycles))
-			sched_yield();
+			mutex_cond_wait(&mgc_.cond, &mgc_.lock);
+		mutex_unlock(&mgc_.lock);
 		mgc_.ops->blocking_end();
 	}
 	/* Sweep termination: the last cycle's spans must all be swept, and
@@ -551,9 +553,9 @@ static bool gc_start(void)
 		mgc_.ops->start_world();
 		note_max(&mgc_.swept, cycle - 1);
 		note_max(&mgc_.started, cycle);
-		note_max(&mgc_.ended, cycle);
 		gcstats_pause(0, t0);
 		trace_cycle();
+		note_max(&mgc_.ended, cycle);
 		note_max(&mgc_.traced, cycle);
 		astore(&starting, 0);
 		wake_all();
