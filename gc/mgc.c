@@ -824,10 +824,8 @@ static void *sweeper(void *arg)
 		if (busy) {
 			afetch_add(&mgc_.bg_busy_polls, 1);
 			more = sweep_pending();
-			if (!more && (more = sweep_one())) { /* a last one */
+			if (!more && (more = sweep_one())) /* a last one */
 				afetch_add(&mgc_.bg_swept, 1);
-				afetch_add(&mgc_.bg_busy_swept, 1);
-			}
 		} else {
 			seen = aload(&mgc_.alloc_bytes);
 			do {

@@ -120,8 +120,6 @@ typedef struct mgc_state {
 	atomic_word bg_swept;     /* spans the background sweeper swept */
 	atomic_word bg_busy_polls; /* its polls that found the mutators
 	                           * allocating */
-	atomic_word bg_busy_swept; /* spans it swept in those (one at most
-	                           * each: the last one) */
 	atomic_word sweep_busy_test; /* tests: every poll finds the
 	                           * mutators allocating */
 	atomic_word traced;       /* the last cycle whose end is recorded

@@ -379,8 +379,8 @@ static NOINLINE uintptr_t mark_chunk(gcw *w, uintptr_t from,
 			                   mspan_object_index(s, v[j]) / 64);
 	}
 	/* The spans looked up in the first pass are those of the third:
-	 * a span a slot's value points into cannot be freed during the
-	 * mark (the sweep waits for it). */
+	 * no span is freed between sweep termination and the flip at mark
+	 * termination, and only sweeping frees spans. */
 	for (unsigned j = 0; j < k; j++)
 		mark_in_span(w, sp[j], v[j], true, from, (uintptr_t)at[j]);
 	return n;
