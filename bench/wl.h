@@ -224,6 +224,7 @@ static inline void wl_finish(void)
 	wl_figure("gc_heap_inuse_mb", s.heap_inuse / 1e6);
 	wl_figure("gc_os_committed_mb", s.os_committed / 1e6);
 	wl_figure("gc_os_released_mb", s.os_released / 1e6);
+	wl_figure("gc_metadata_mb", s.metadata_bytes / 1e6);
 	wl_figure("gc_assists", (double)s.assist_count);
 	/* Per-object layout writes per 100 allocations (issue 16: <= 1). */
 	wl_figure("gc_layout_writes_pct", s.alloc_objects ?

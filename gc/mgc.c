@@ -666,6 +666,10 @@ static void *mark_worker(void *arg)
 {
 	unsigned id = (unsigned)(uintptr_t)arg;
 	double fraction = id < ndedicated ? worker_fraction : 0;
+	char role[8];
+
+	snprintf(role, sizeof role, "mark%u", id);
+	sys_thread_name(role);
 
 	mutex_lock(&mgc_.lock);
 	while (!aload(&mgc_.exiting)) {
@@ -797,6 +801,7 @@ static bool mutators_busy(uintptr_t since)
 static void *sweeper(void *arg)
 {
 	(void)arg;
+	sys_thread_name("sweep");
 	mutex_lock(&mgc_.lock);
 	while (!aload(&mgc_.exiting)) {
 		if (aload(&mgc_.sweep_done) || aload(&mgc_.sweeper_paused) ||

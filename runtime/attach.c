@@ -149,6 +149,7 @@ static void *listener(void *arg)
 	char buf[64];
 
 	(void)arg;
+	sys_thread_name("attach");
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
 	for (;;) {

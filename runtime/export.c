@@ -133,6 +133,7 @@ static void *exporter_main(void *arg)
 {
 	uintptr_t gen = (uintptr_t)arg;
 
+	sys_thread_name("export");
 	mutex_lock(&exporter.lock);
 	while (!exporter.stop && exporter.gen == gen) {
 		struct timespec ts;

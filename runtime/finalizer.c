@@ -46,6 +46,7 @@ static void run_entry(gc_thread *t, finq_entry *e)
 static void *finalizer_main(void *arg)
 {
 	(void)arg;
+	sys_thread_name("final");
 	if (gc_thread_attach() != GCHEAP_OK)
 		fatal("the finalizer thread cannot attach");
 	astore_rel(&fin_.thread, (uintptr_t)thread_current);

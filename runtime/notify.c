@@ -80,6 +80,7 @@ static void *cycle_main(void *arg)
 {
 	uint64_t done = (uint64_t)(uintptr_t)arg;
 
+	sys_thread_name("cycle-cb");
 	thread_notifier = true;
 	for (;;) {
 		mutex_lock(&mgc_.lock);
@@ -107,6 +108,7 @@ static void *finalizer_notify_main(void *arg)
 {
 	uintptr_t seen = (uintptr_t)arg;
 
+	sys_thread_name("final-cb");
 	thread_notifier = true;
 	for (;;) {
 		uintptr_t now = finq_wait_queued(seen, &fin.gen);

@@ -1,6 +1,8 @@
-/* alloc/sys/base.c: fatal(), the one way gcheap reports a broken invariant. */
+/* alloc/sys/base.c: fatal(), the one way gcheap reports a broken invariant;
+ * sys_thread_name, how the library's threads show in top, perf and gdb. */
 #include "alloc/sys/base.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,4 +23,12 @@ void sys_fatal(const char *fmt, ...)
 	if (sys_fatal_exit_code)
 		_exit(sys_fatal_exit_code);
 	abort();
+}
+
+void sys_thread_name(const char *role)
+{
+	char name[16]; /* the kernel's limit, with the NUL */
+
+	snprintf(name, sizeof name, "gcheap-%s", role);
+	pthread_setname_np(pthread_self(), name); /* only cosmetic */
 }

@@ -33,6 +33,11 @@
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
 
+/* Name the calling thread "gcheap-<role>" (cut to the kernel's 15
+ * characters), as top -H, perf and gdb show it: each of the library's own
+ * threads does so when it starts. */
+void sys_thread_name(const char *role);
+
 static inline uintptr_t align_up(uintptr_t x, uintptr_t a)
 {
 	return (x + a - 1) & ~(a - 1);

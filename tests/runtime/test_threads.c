@@ -8,12 +8,15 @@
  * without detaching (detached automatically, their spans returned), the
  * first attach racing in several threads, many short attachments sharing
  * the same classes, gc_thread_is_attached, and the time-to-safepoint
- * figures of a stop held up by a thread that does not reach a safepoint. */
+ * figures of a stop held up by a thread that does not reach a safepoint;
+ * and the names the library gives its own threads. */
 #include "tests/testing.h"
 
 #include "runtime/runtime.h"
 
+#include <dirent.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <unistd.h>
 #include <string.h>
 
@@ -914,6 +917,72 @@ START_TEST(test_pause_ends_at_release)
 }
 END_TEST
 
+/* How many of this process's threads are named `name` (their comm). */
+static int threads_named(const char *name)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+	int n = 0;
+
+	ck_assert_ptr_nonnull(d);
+	while ((e = readdir(d))) {
+		char path[300], comm[32] = "";
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof path, "/proc/self/task/%s/comm",
+		         e->d_name);
+		FILE *f = fopen(path, "r");
+		if (!f)
+			continue; /* the thread exited meanwhile */
+		if (fgets(comm, sizeof comm, f))
+			comm[strcspn(comm, "\n")] = 0;
+		fclose(f);
+		n += !strcmp(comm, name);
+	}
+	closedir(d);
+	return n;
+}
+
+static void ignore_finalizer(void *o, void *data)
+{
+	(void)o;
+	(void)data;
+}
+
+/* The collector's threads show as gcheap-<role> in top -H, perf and gdb
+ * (each names itself as it starts, so the test waits for them). */
+START_TEST(test_thread_names)
+{
+	static const char *const names[] = {"gcheap-mark0", "gcheap-sweep",
+	                                    "gcheap-final"};
+
+	ck_assert_int_eq(gc_thread_attach(), GCHEAP_OK);
+	/* The finalizer thread starts with the first finalizer. */
+	void *fobj = gc_alloc(16, NULL);
+	ck_assert_ptr_nonnull(fobj);
+	ck_assert_int_eq(gc_set_finalizer(fobj, ignore_finalizer, NULL),
+	                 GCHEAP_OK);
+	gc_collect();
+	for (size_t i = 0; i < ARRAY_LEN(names); i++) {
+		double end = test_now_s() + TEST_WAIT_S;
+		while (threads_named(names[i]) == 0 && test_now_s() < end)
+			usleep(1000);
+		ck_assert_msg(threads_named(names[i]) == 1,
+		              "%d threads named %s", threads_named(names[i]),
+		              names[i]);
+	}
+	/* The program's own threads keep their names. */
+	char comm[32] = "";
+	FILE *f = fopen("/proc/thread-self/comm", "r");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_ptr_nonnull(fgets(comm, sizeof comm, f));
+	fclose(f);
+	ck_assert_msg(strncmp(comm, "gcheap-", 7) != 0, "the test thread "
+	              "was renamed %s", comm);
+	ck_assert_int_eq(gc_thread_detach(), GCHEAP_OK);
+}
+END_TEST
+
 static Suite *threads_suite(void)
 {
 	Suite *s = suite_create("threads");
@@ -931,6 +1000,7 @@ static Suite *threads_suite(void)
 	tcase_add_test(tc, test_running_count);
 	tcase_add_test(tc, test_time_to_safepoint);
 	tcase_add_test(tc, test_pause_ends_at_release);
+	tcase_add_test(tc, test_thread_names);
 	suite_add_tcase(s, tc);
 	return s;
 }
