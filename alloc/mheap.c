@@ -189,9 +189,11 @@ static heap_err commit_range(uintptr_t base, uintptr_t npages)
 	heap_stats *st = &mheap_.stats;
 
 	uintptr_t limit = aload(&mheap_.limit);
+	uintptr_t cost = commit_cost(base, npages);
 
-	if (limit && st->committed - st->released +
-	                     commit_cost(base, npages) > limit)
+	/* Only what the span adds is judged: pages held already are not
+	 * refused when the limit was lowered below what the heap holds. */
+	if (limit && cost && st->committed - st->released + cost > limit)
 		return HEAP_LIMIT;
 	for_each_piece(base, npages, a, first, n) {
 		uintptr_t end = first + n;
@@ -277,6 +279,16 @@ mspan *mheap_alloc_span(uintptr_t npages, spanclass spc, heap_err *err)
 			      (size_t)npages);
 	}
 	*err = commit_range(base, npages);
+	if (*err == HEAP_LIMIT) {
+		/* First fit chose pages that count against the limit
+		 * (released, or past a commit line); free pages still
+		 * resident cost nothing. */
+		uintptr_t r = pagealloc_find_resident(mheap_.arenas, npages);
+		if (r) {
+			base = r;
+			*err = commit_range(base, npages);
+		}
+	}
 	if (*err)
 		goto fail;
 	if (options_.poison)
@@ -347,9 +359,14 @@ void mheap_free_span(mspan *s)
 
 static bool releasable(const heap_arena *a, uintptr_t pg)
 {
-	/* Dirty, or clean but faulted in ahead (resident all the same). */
+	uintptr_t p = a->base + pg * PAGE_SIZE;
+
+	/* Dirty, or clean but faulted in ahead (resident all the same);
+	 * not being faulted in right now (dropped first, it would be
+	 * faulted back in, resident yet counted as released). */
 	return !bitmap_get(a->alloc, pg) && !bitmap_get(a->released, pg) &&
-	       (bitmap_get(a->dirty, pg) || pg < a->prefaulted);
+	       (bitmap_get(a->dirty, pg) || pg < a->prefaulted) &&
+	       !(p >= mheap_.prefault_lo && p < mheap_.prefault_hi);
 }
 
 size_t mheap_release_free(size_t max)
@@ -357,9 +374,15 @@ size_t mheap_release_free(size_t max)
 	size_t total = 0;
 	heap_arena *byaddr[64];
 	size_t n = 0;
+	/* Heap pages per OS page: a release drops whole OS pages only (an
+	 * 8 KiB heap page on a 16 or 64 KiB OS page would take its
+	 * neighbours with it). */
+	uintptr_t unit = MAX(os_page_size() / PAGE_SIZE, 1);
+	bool refused = false;
 
 	mutex_lock(&mheap_.lock);
-	/* Walk arenas from the top (the list is by address). */
+	/* Walk arenas from the top (the list is by address; past 64
+	 * arenas, from the bottom). */
 	for (heap_arena *a = mheap_.arenas; a; a = a->next)
 		n++;
 	heap_arena **all = n <= ARRAY_LEN(byaddr) ? byaddr : NULL;
@@ -368,7 +391,7 @@ size_t mheap_release_free(size_t max)
 		for (heap_arena *a = mheap_.arenas; a; a = a->next)
 			all[i++] = a;
 	}
-	for (size_t k = 0; k < n && total < max; k++) {
+	for (size_t k = 0; k < n && total < max && !refused; k++) {
 		heap_arena *a = all ? all[n - 1 - k] : NULL;
 		if (!a) { /* many arenas: walk by address instead */
 			a = mheap_.arenas;
@@ -387,11 +410,18 @@ size_t mheap_release_free(size_t max)
 			while (p > 0 && releasable(a, p - 1) &&
 			       (q - p) * PAGE_SIZE < max - total)
 				p--;
-			os_release((void *)(a->base + p * PAGE_SIZE),
-			           (q - p) * PAGE_SIZE);
-			set_bits(a->dirty, p, q - p, false);
-			set_bits(a->released, p, q - p, true);
-			total += (q - p) * PAGE_SIZE;
+			uintptr_t lo = align_up(p, unit), hi = q - q % unit;
+			if (lo < hi) {
+				if (!os_release((void *)(a->base +
+				                         lo * PAGE_SIZE),
+				                (hi - lo) * PAGE_SIZE)) {
+					refused = true;
+					break;
+				}
+				set_bits(a->dirty, lo, hi - lo, false);
+				set_bits(a->released, lo, hi - lo, true);
+				total += (hi - lo) * PAGE_SIZE;
+			}
 			q = p;
 		}
 	}
@@ -480,19 +510,23 @@ size_t mheap_prefault(size_t target, size_t max)
 	uintptr_t base;
 	size_t len;
 
-	while (done < max) {
-		mutex_lock(&mheap_.lock);
-		bool got = prefault_claim(target, &base, &len);
+	mutex_lock(&mheap_.lock);
+	while (done < max && !mheap_.prefault_off && !mheap_.prefault_hi &&
+	       prefault_claim(target, &base, &len)) {
+		mheap_.prefault_lo = base;
+		mheap_.prefault_hi = base + len;
 		mutex_unlock(&mheap_.lock);
-		if (!got || !os_prefault((void *)base, len))
+		bool ok = os_prefault((void *)base, len);
+		mutex_lock(&mheap_.lock);
+		mheap_.prefault_lo = mheap_.prefault_hi = 0;
+		if (!ok) {
+			mheap_.prefault_off = true;
 			break;
+		}
 		done += len;
 	}
-	if (done) {
-		mutex_lock(&mheap_.lock);
-		mheap_.stats.prefaulted += done;
-		mutex_unlock(&mheap_.lock);
-	}
+	mheap_.stats.prefaulted += done;
+	mutex_unlock(&mheap_.lock);
 	return done;
 }
 

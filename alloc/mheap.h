@@ -81,6 +81,11 @@ typedef struct mheap {
 	metaalloc meta;              /* span bitmaps */
 	atomic_word limit;           /* max held bytes, 0 = none; written
 	                              * under lock, read without */
+	/* [prefault_lo, prefault_hi): what mheap_prefault is faulting in
+	 * without the lock (mheap_release_free leaves it alone); empty
+	 * when none. prefault_off: the OS could not, never again. */
+	uintptr_t prefault_lo, prefault_hi;
+	bool prefault_off;
 	heap_stats stats;
 	bool init;
 } mheap;
@@ -101,9 +106,12 @@ mspan *mheap_alloc_span(uintptr_t npages, spanclass spc, heap_err *err);
 void mheap_free_span(mspan *s);
 
 /* madvise free committed pages away (dirty ones, and clean ones faulted
- * in ahead by mheap_prefault: resident all the same), highest addresses
- * first (first-fit allocation reuses the low ones soonest), until `max`
- * bytes are released; returns the bytes released. */
+ * in ahead by mheap_prefault: resident all the same), from the top of
+ * each arena down and the highest arena first (first-fit allocation
+ * reuses the low ones soonest; past 64 arenas, lowest arena first), in
+ * whole OS pages, until `max` bytes are released; returns the bytes
+ * released. Stops at the first range the OS refuses to drop (locked
+ * memory): those pages stay dirty and resident. */
 size_t mheap_release_free(size_t max);
 
 /* Fault memory in ahead of the allocator, for a thread beside the
@@ -113,8 +121,12 @@ size_t mheap_release_free(size_t max);
  * not released, released pages (no longer counted as released) and newly
  * committed ones, COMMIT_PAGES at a time and within the memory limit;
  * at most `max` bytes per call. Returns the bytes faulted in (0: nothing
- * left to do, or the OS cannot). Takes mheap_.lock, but not while it
- * faults. */
+ * left to do, another thread is at it, or the OS cannot). One range is
+ * faulted in at a time, without mheap_.lock, marked in prefault_lo/hi so
+ * that no release drops it meanwhile. The first time the OS cannot
+ * (a kernel without MADV_POPULATE_WRITE), faulting in ahead stops for
+ * good; the range claimed then may be left partly faulted in: counted
+ * as resident, which errs on the side of the limit. */
 size_t mheap_prefault(size_t target, size_t max);
 
 /* The arena that contains p, or NULL. */

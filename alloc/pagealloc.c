@@ -203,6 +203,23 @@ uintptr_t pagealloc_find_committed(heap_arena *arenas, uintptr_t n)
 	return 0;
 }
 
+uintptr_t pagealloc_find_resident(heap_arena *arenas, uintptr_t n)
+{
+	for (heap_arena *a = arenas; a; a = a->next) {
+		if (a->sum.max < n || a->committed < n)
+			continue;
+		uintptr_t run = 0;
+		for (uintptr_t pg = 0; pg < a->committed; pg++) {
+			bool ok = !(a->alloc[pg / 64] >> (pg % 64) & 1) &&
+			          !(a->released[pg / 64] >> (pg % 64) & 1);
+			run = ok ? run + 1 : 0;
+			if (run == n)
+				return a->base + (pg + 1 - n) * PAGE_SIZE;
+		}
+	}
+	return 0;
+}
+
 /* Set or clear bits [from, from + n) of bm. */
 static void bits_set_range(uint64_t *bm, uintptr_t from, uintptr_t n,
                            bool v)

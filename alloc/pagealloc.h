@@ -46,8 +46,9 @@ typedef struct heap_arena {
 	uintptr_t base;
 	uintptr_t committed;   /* pages [0, committed) are read-write */
 	uintptr_t prefaulted;  /* mheap_prefault has been over pages
-	                        * [0, prefaulted): faulted in, or skipped
-	                        * as released */
+	                        * [0, prefaulted): faulted in, skipped as
+	                        * released, or (once, when the OS could
+	                        * not) claimed and left as they were */
 	uintptr_t free_pages;  /* pages not in use */
 	void *gc_data;         /* the collector's (checkmark bitmap) */
 	struct heap_arena *next; /* all arenas, by address */
@@ -62,6 +63,11 @@ uintptr_t pagealloc_find(heap_arena *arenas, uintptr_t npages);
  * others (the address above them was taken) and first-fit would then
  * commit fresh memory there while committed pages sit free above. */
 uintptr_t pagealloc_find_committed(heap_arena *arenas, uintptr_t npages);
+/* The lowest run of npages free pages, within one arena, below its commit
+ * line and none of them released, or 0: pages that cost nothing against
+ * the memory limit, for when first fit's choice would pass it. A bitmap
+ * walk, for that rare path only. */
+uintptr_t pagealloc_find_resident(heap_arena *arenas, uintptr_t npages);
 /* Mark pages [first, first + npages) of arena a in use or free and update
  * its free count and summaries. The range is inside the arena. */
 void pagealloc_set(heap_arena *a, uintptr_t first, uintptr_t npages,

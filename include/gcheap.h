@@ -431,7 +431,9 @@ GCHEAP_API void gc_set_error_handler(gc_error_fn fn, void *data);
 GCHEAP_API void gc_set_oom_handler(gc_oom_fn fn, void *data);
 
 /* Cap the bytes the heap may commit from the OS (0: no limit; the
- * default, or GCHEAP_MEMLIMIT in GOMEMLIMIT's syntax). */
+ * default, or GCHEAP_MEMLIMIT in GOMEMLIMIT's syntax). A limit set below
+ * what the heap holds refuses new memory, not the pages it holds:
+ * gc_release_memory gives the free ones back. */
 GCHEAP_API void gc_set_memory_limit(size_t bytes);
 GCHEAP_API size_t gc_memory_limit(void);
 

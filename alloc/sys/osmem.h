@@ -3,7 +3,8 @@
  * Three states, as in Go's mem.go: Reserved (PROT_NONE, not charged),
  * Committed (read-write, charged to the process; pages fault in on touch)
  * and Released (committed but madvise'd away: reads see zeros, RSS freed).
- * Every call can be made to fail by the test failpoint (osmem_fail_in). */
+ * Every call that can fail can be made to by the test failpoint
+ * (osmem_fail_in). */
 #ifndef GCHEAP_SYS_OSMEM_H
 #define GCHEAP_SYS_OSMEM_H
 
@@ -27,12 +28,18 @@ void os_hugepages(void *p, size_t size);
  * that maps guest pages lazily is a second fault of its own), so that the
  * program's first touch costs nothing. A thread other than the mutators
  * calls it, ahead of their use; they may be writing to the pages
- * meanwhile. False if the OS cannot (an older kernel): nothing done. */
+ * meanwhile. False if the OS cannot (a kernel older than 5.14): the pages
+ * may then be partly faulted in. */
 bool os_prefault(void *p, size_t size);
 /* Return committed pages to Reserved. */
 void os_decommit(void *p, size_t size);
-/* Drop the contents and RSS of committed pages; they read as zero. */
-void os_release(void *p, size_t size);
+/* Drop the contents and RSS of committed pages; they read as zero. p and
+ * size are multiples of os_page_size(). False if the OS refuses (pages
+ * the program locked with mlock or mlockall): nothing dropped, the pages
+ * keep what they hold. */
+bool os_release(void *p, size_t size);
+/* The OS's page size (sysconf), the unit os_release works in. */
+size_t os_page_size(void);
 /* Make reserved pages readable: they read as zeros and are not charged
  * (os_commit makes them writable). False if the OS refuses. */
 bool os_map_readonly(void *p, size_t size);

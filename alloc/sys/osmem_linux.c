@@ -9,6 +9,7 @@
 
 #include <stdint.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 static atomic_word fail_countdown;
 
@@ -122,9 +123,17 @@ bool os_map_readonly(void *p, size_t size)
 	return mprotect(p, size, PROT_READ) == 0;
 }
 
-void os_release(void *p, size_t size)
+bool os_release(void *p, size_t size)
 {
-	madvise(p, size, MADV_DONTNEED);
+	if (failpoint())
+		return false;
+	return madvise(p, size, MADV_DONTNEED) == 0;
+}
+
+size_t os_page_size(void)
+{
+	long n = sysconf(_SC_PAGESIZE);
+	return n > 0 ? (size_t)n : 4096;
 }
 
 void *os_alloc_meta(size_t size)

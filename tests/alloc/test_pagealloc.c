@@ -9,10 +9,13 @@
 
 #include "alloc/alloc.h"
 
+#include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
-#include <string.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---- Helpers ------------------------------------------------------------ */
@@ -1138,6 +1141,191 @@ START_TEST(test_hugepages)
 	mheap_verify();
 }
 END_TEST
+/* ---- What the OS refuses, and the limit ---------------------------------- */
+
+/* A release the OS refuses (pages the program locked, as
+ * mlockall(MCL_FUTURE) does to every later mapping: MADV_DONTNEED then
+ * fails with EINVAL; _i == 1 fails it by the failpoint instead) must not
+ * make the pages count as zero: they keep what they hold. */
+START_TEST(test_release_refused)
+{
+	heap_setup();
+	mspan *s = must_alloc(4);
+	uintptr_t base = s->base;
+	memset((void *)base, 0xab, 4 * PAGE_SIZE);
+	mheap_free_span(s);
+	if (_i == 0 && UNDER_SANITIZER) {
+		/* Their runtimes make mlock a no-op. */
+		printf("# mlock does nothing under the sanitizers: the "
+		       "failpoint case covers this\n");
+		return;
+	}
+	if (_i == 0 && mlock((void *)base, 4 * PAGE_SIZE) != 0) {
+		printf("# mlock refused (RLIMIT_MEMLOCK): the failpoint "
+		       "case covers this\n");
+		return;
+	}
+	if (_i == 1)
+		osmem_fail_in(1);
+	size_t rel = mheap_release_free(SIZE_MAX);
+	osmem_fail_in(0);
+	if (_i == 0)
+		ck_assert_int_eq(munlock((void *)base, 4 * PAGE_SIZE), 0);
+	ck_assert_uint_eq(rel, 0);
+	ck_assert_uint_eq(mheap_.stats.released, 0);
+	mheap_verify();
+	mspan *t = must_alloc(4);
+	ck_assert_uint_eq(t->base, base);
+	bool zero = all_zero(base, 4 * PAGE_SIZE);
+	ck_assert_msg(t->needzero || zero,
+	              "released %zu bytes, span handed out with needzero 0 "
+	              "but its first byte is %#x", rel,
+	              *(const unsigned char *)base);
+}
+END_TEST
+
+/* Under a limit, first fit's choice of released pages (which count
+ * against it) gives way to free resident pages (which cost nothing). */
+START_TEST(test_limit_prefers_resident)
+{
+	heap_err err = HEAP_OK;
+
+	heap_setup();
+	set_limit(600 * PAGE_SIZE);
+	mspan *a = must_alloc(100);   /* [0, 100) */
+	mspan *b = must_alloc(200);   /* [100, 300) */
+	mspan *c = must_alloc(212);   /* [300, 512) */
+	(void)b;
+	heap_arena *ar = arena_of(a->base);
+	ck_assert_uint_eq(ar->committed, 512);
+	mheap_free_span(a);
+	ck_assert_uint_eq(mheap_release_free(SIZE_MAX), 100 * PAGE_SIZE);
+	mspan *e = must_alloc(150);   /* [512, 662) */
+	(void)e;
+	ck_assert_uint_eq(ar->committed, 662);
+	mheap_free_span(c);           /* 212 free resident pages */
+	size_t held = mheap_.stats.committed - mheap_.stats.released;
+	mspan *f = mheap_alloc_span(100, LARGE_NOSCAN, &err);
+	ck_assert_msg(f != NULL, "100 pages refused (err %d): held %zu of "
+	              "limit %zu, while 212 free committed resident pages "
+	              "would cost nothing", (int)err, held,
+	              (size_t)(600 * PAGE_SIZE));
+}
+END_TEST
+
+/* Held above the limit (the limit lowered): a span of free, committed,
+ * resident pages adds nothing and is not refused; one that would commit
+ * more is. */
+START_TEST(test_limit_lowered)
+{
+	heap_err err = HEAP_OK;
+
+	heap_setup();
+	mspan *s = must_alloc(COMMIT_PAGES);
+	mheap_free_span(s);
+	set_limit(COMMIT_PAGES / 2 * PAGE_SIZE);
+	mspan *t = mheap_alloc_span(1, LARGE_NOSCAN, &err);
+	ck_assert_msg(t != NULL, "1 free committed page refused (err %d)",
+	              (int)err);
+	ck_assert_ptr_null(mheap_alloc_span(COMMIT_PAGES, LARGE_NOSCAN,
+	                                    &err));
+	ck_assert_int_eq(err, HEAP_LIMIT);
+}
+END_TEST
+
+/* The OS unable to fault in ahead (a kernel without MADV_POPULATE_WRITE;
+ * here the failpoint): faulting in ahead stops for good, so that each
+ * call does not commit or claim another step it cannot fault in. */
+START_TEST(test_prefault_refused)
+{
+	const size_t step = COMMIT_PAGES * PAGE_SIZE;
+
+	heap_setup();
+	mspan *s = must_alloc(1);
+	(void)s;
+	ck_assert_uint_eq(mheap_prefault(step, SIZE_MAX), step);
+	osmem_fail_in(2); /* 1: the claim's os_commit; 2: os_prefault */
+	ck_assert_uint_eq(mheap_prefault(4 * step, SIZE_MAX), 0);
+	osmem_fail_in(0);
+	size_t committed = mheap_.stats.committed;
+	uintptr_t released = mheap_.stats.released;
+	for (int i = 0; i < 4; i++)
+		ck_assert_uint_eq(mheap_prefault(8 * step, SIZE_MAX), 0);
+	ck_assert_uint_eq(mheap_.stats.committed, committed);
+	ck_assert_uint_eq(mheap_.stats.released, released);
+	mheap_verify();
+	/* Allocation goes on as before. */
+	mspan *t = must_alloc(2 * COMMIT_PAGES);
+	ck_assert(all_zero(t->base, 2 * COMMIT_PAGES * PAGE_SIZE) ||
+	          t->needzero);
+}
+END_TEST
+
+/* Private pages present (pagemap bits 63 and 56: present, exclusively
+ * mapped: real RSS, not the shared zero page) among the 4 KiB pages of
+ * [p, p + n), into out[]. */
+static void pagemap_private(int fd, uintptr_t p, size_t n, uint8_t *out)
+{
+	static uint64_t e[PAGES_PER_ARENA * 2];
+	size_t k = n / 4096;
+
+	ck_assert_int_eq(pread(fd, e, k * 8, (off_t)(p / 4096) * 8),
+	                 (ssize_t)(k * 8));
+	for (size_t i = 0; i < k; i++)
+		out[i] = (e[i] >> 63 & 1) && (e[i] >> 56 & 1);
+}
+
+static atomic_word rel_stop;
+
+static void *releaser(void *arg)
+{
+	size_t *n = arg;
+
+	while (!aload(&rel_stop))
+		*n += mheap_release_free(SIZE_MAX) != 0;
+	return NULL;
+}
+
+/* mheap_prefault claims pages under the lock and faults them in without
+ * it; a release meanwhile (gc_release_memory, gc_free_os_memory on
+ * another thread) madvises them away first, and the fault brings them
+ * back: resident, yet counted as released (and skipped by both from then
+ * on). */
+START_TEST(test_prefault_release_race)
+{
+	const size_t step = COMMIT_PAGES * PAGE_SIZE;
+	size_t nrel = 0, badpages = 0, iters;
+	pthread_t t;
+
+	heap_setup();
+	ck_assert_uint_eq(mheap_prefault(16 * step, SIZE_MAX), 16 * step);
+	int fd = open("/proc/self/pagemap", O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pthread_create(&t, NULL, releaser, &nrel), 0);
+	static uint8_t pm[PAGES_PER_ARENA * 2];
+	uint64_t t0 = (uint64_t)time(NULL);
+	for (iters = 0; iters < 3000 && !badpages &&
+	                (uint64_t)time(NULL) - t0 < 10; iters++) {
+		mheap_prefault(16 * step, 4 * step);
+		mutex_lock(&mheap_.lock);
+		for (heap_arena *a = mheap_.arenas; a; a = a->next) {
+			pagemap_private(fd, a->base, a->committed * PAGE_SIZE,
+			                pm);
+			for (uintptr_t pg = 0; pg < a->committed; pg++)
+				if (bitmap_get(a->released, pg) &&
+				    (pm[2 * pg] || pm[2 * pg + 1]))
+					badpages++;
+		}
+		mutex_unlock(&mheap_.lock);
+	}
+	astore(&rel_stop, 1);
+	pthread_join(t, NULL);
+	close(fd);
+	ck_assert_msg(badpages == 0, "%zu pages counted as released are "
+	              "resident (round %zu, %zu releases)", badpages, iters,
+	              nrel);
+}
+END_TEST
 
 static Suite *pagealloc_suite(void)
 {
@@ -1164,6 +1352,14 @@ static Suite *pagealloc_suite(void)
 	tcase_add_loop_test(tc, test_hugepages, 0, 2);
 	tcase_add_test(tc, test_prefault);
 	tcase_add_test(tc, test_prefault_released);
+	tcase_add_loop_test(tc, test_release_refused, 0, 2);
+	tcase_add_test(tc, test_limit_prefers_resident);
+	tcase_add_test(tc, test_limit_lowered);
+	tcase_add_test(tc, test_prefault_refused);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("race");
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_prefault_release_race);
 	suite_add_tcase(s, tc);
 	return s;
 }
