@@ -7,7 +7,9 @@
  *  - pages at or past arena->committed are free and not dirty, and
  *    arena->prefaulted is at most arena->committed;
  *  - stats.inuse_pages is the sum of the in-use spans' pages;
- *  - released pages are free and not dirty. */
+ *  - released pages are free and not dirty;
+ *  - pinned pages (the OS refused to release them) are free, dirty and
+ *    not released. */
 #include "alloc/mheap.h"
 
 #include "alloc/sys/options.h"
@@ -365,8 +367,42 @@ static bool releasable(const heap_arena *a, uintptr_t pg)
 	 * not being faulted in right now (dropped first, it would be
 	 * faulted back in, resident yet counted as released). */
 	return !bitmap_get(a->alloc, pg) && !bitmap_get(a->released, pg) &&
+	       !bitmap_get(a->pinned, pg) &&
 	       (bitmap_get(a->dirty, pg) || pg < a->prefaulted) &&
 	       !(p >= mheap_.prefault_lo && p < mheap_.prefault_hi);
+}
+
+/* Release pages [p, q) of arena a. When the OS refuses the run (part of
+ * it locked: it drops a range one mapping at a time, so pages below the
+ * locked ones may already be gone), each page is tried alone: those it
+ * drops count as released, those it refuses are pinned (not tried again
+ * until reused) and stay dirty, poisoned again in poison mode where a
+ * partial drop zeroed part of one. Lock held. Returns the bytes
+ * released. */
+static size_t release_run(heap_arena *a, uintptr_t p, uintptr_t q)
+{
+	size_t n = 0;
+
+	if (os_release((void *)(a->base + p * PAGE_SIZE),
+	               (q - p) * PAGE_SIZE)) {
+		set_bits(a->dirty, p, q - p, false);
+		set_bits(a->released, p, q - p, true);
+		return (q - p) * PAGE_SIZE;
+	}
+	for (uintptr_t pg = p; pg < q; pg++) {
+		void *page = (void *)(a->base + pg * PAGE_SIZE);
+		if (os_release(page, PAGE_SIZE)) {
+			set_bits(a->dirty, pg, 1, false);
+			set_bits(a->released, pg, 1, true);
+			n += PAGE_SIZE;
+			continue;
+		}
+		set_bits(a->pinned, pg, 1, true);
+		set_bits(a->dirty, pg, 1, true);
+		if (options_.poison)
+			memset(page, POISON_BYTE, PAGE_SIZE);
+	}
+	return n;
 }
 
 size_t mheap_release_free(size_t max)
@@ -374,12 +410,11 @@ size_t mheap_release_free(size_t max)
 	size_t total = 0;
 	heap_arena *byaddr[64];
 	size_t n = 0;
-	/* Heap pages per OS page: a release drops whole OS pages only (an
-	 * 8 KiB heap page on a 16 or 64 KiB OS page would take its
-	 * neighbours with it). */
-	uintptr_t unit = MAX(os_page_size() / PAGE_SIZE, 1);
-	bool refused = false;
 
+	/* An OS page larger than a heap page: dropping one would take the
+	 * neighbours with it, so nothing is released. */
+	if (os_page_size() > PAGE_SIZE)
+		return 0;
 	mutex_lock(&mheap_.lock);
 	/* Walk arenas from the top (the list is by address; past 64
 	 * arenas, from the bottom). */
@@ -391,7 +426,7 @@ size_t mheap_release_free(size_t max)
 		for (heap_arena *a = mheap_.arenas; a; a = a->next)
 			all[i++] = a;
 	}
-	for (size_t k = 0; k < n && total < max && !refused; k++) {
+	for (size_t k = 0; k < n && total < max; k++) {
 		heap_arena *a = all ? all[n - 1 - k] : NULL;
 		if (!a) { /* many arenas: walk by address instead */
 			a = mheap_.arenas;
@@ -410,18 +445,7 @@ size_t mheap_release_free(size_t max)
 			while (p > 0 && releasable(a, p - 1) &&
 			       (q - p) * PAGE_SIZE < max - total)
 				p--;
-			uintptr_t lo = align_up(p, unit), hi = q - q % unit;
-			if (lo < hi) {
-				if (!os_release((void *)(a->base +
-				                         lo * PAGE_SIZE),
-				                (hi - lo) * PAGE_SIZE)) {
-					refused = true;
-					break;
-				}
-				set_bits(a->dirty, lo, hi - lo, false);
-				set_bits(a->released, lo, hi - lo, true);
-				total += (hi - lo) * PAGE_SIZE;
-			}
+			total += release_run(a, p, q);
 			q = p;
 		}
 	}
@@ -511,11 +535,17 @@ size_t mheap_prefault(size_t target, size_t max)
 	size_t len;
 
 	mutex_lock(&mheap_.lock);
+	/* An OS page larger than a heap page: a claim may start inside one,
+	 * which the OS refuses to populate. */
+	if (os_page_size() > PAGE_SIZE)
+		mheap_.prefault_off = true;
 	while (done < max && !mheap_.prefault_off && !mheap_.prefault_hi &&
 	       prefault_claim(target, &base, &len)) {
 		mheap_.prefault_lo = base;
 		mheap_.prefault_hi = base + len;
 		mutex_unlock(&mheap_.lock);
+		if (mheap_.prefault_test_hook)
+			mheap_.prefault_test_hook();
 		bool ok = os_prefault((void *)base, len);
 		mutex_lock(&mheap_.lock);
 		mheap_.prefault_lo = mheap_.prefault_hi = 0;
@@ -671,6 +701,11 @@ void mheap_verify(void)
 			    (used || bitmap_get(a->dirty, pg)))
 				fatal("mheap_verify: released page %p is "
 				      "used or dirty", (void *)addr);
+			if (bitmap_get(a->pinned, pg) &&
+			    (used || bitmap_get(a->released, pg) ||
+			     !bitmap_get(a->dirty, pg)))
+				fatal("mheap_verify: pinned page %p is used, "
+				      "released or clean", (void *)addr);
 			released += bitmap_get(a->released, pg);
 			if (!s)
 				continue;

@@ -86,6 +86,8 @@ typedef struct mheap {
 	 * when none. prefault_off: the OS could not, never again. */
 	uintptr_t prefault_lo, prefault_hi;
 	bool prefault_off;
+	void (*prefault_test_hook)(void); /* tests: called while faulting in,
+	                                   * without the lock */
 	heap_stats stats;
 	bool init;
 } mheap;
@@ -108,10 +110,12 @@ void mheap_free_span(mspan *s);
 /* madvise free committed pages away (dirty ones, and clean ones faulted
  * in ahead by mheap_prefault: resident all the same), from the top of
  * each arena down and the highest arena first (first-fit allocation
- * reuses the low ones soonest; past 64 arenas, lowest arena first), in
- * whole OS pages, until `max` bytes are released; returns the bytes
- * released. Stops at the first range the OS refuses to drop (locked
- * memory): those pages stay dirty and resident. */
+ * reuses the low ones soonest; past 64 arenas, lowest arena first), until
+ * `max` bytes are released; returns the bytes released. A run the OS
+ * refuses (locked memory) is tried a page at a time: the pages it refuses
+ * are pinned, left dirty, and not tried again until reused. Nothing is
+ * released where the OS page is larger than a heap page (one would take
+ * its neighbours with it). */
 size_t mheap_release_free(size_t max);
 
 /* Fault memory in ahead of the allocator, for a thread beside the
@@ -123,10 +127,11 @@ size_t mheap_release_free(size_t max);
  * at most `max` bytes per call. Returns the bytes faulted in (0: nothing
  * left to do, another thread is at it, or the OS cannot). One range is
  * faulted in at a time, without mheap_.lock, marked in prefault_lo/hi so
- * that no release drops it meanwhile. The first time the OS cannot
- * (a kernel without MADV_POPULATE_WRITE), faulting in ahead stops for
- * good; the range claimed then may be left partly faulted in: counted
- * as resident, which errs on the side of the limit. */
+ * that no release drops it meanwhile. The first time the OS cannot (a
+ * kernel without MADV_POPULATE_WRITE, or no memory to populate with),
+ * and where the OS page is larger than a heap page, faulting in ahead
+ * stops for good; the range claimed then may be left partly faulted in:
+ * counted as resident, which errs on the side of the limit. */
 size_t mheap_prefault(size_t target, size_t max);
 
 /* The arena that contains p, or NULL. */

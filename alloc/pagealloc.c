@@ -244,10 +244,12 @@ void pagealloc_set(heap_arena *a, uintptr_t first, uintptr_t n, bool inuse)
 		fatal("pagealloc_set: pages [%zu, +%zu) are not inside arena "
 		      "%p", (size_t)first, (size_t)n, (void *)a->base);
 	bits_set_range(a->alloc, first, n, inuse);
-	if (inuse)
+	if (inuse) {
+		bits_set_range(a->pinned, first, n, false);
 		a->free_pages -= n;
-	else
+	} else {
 		a->free_pages += n;
+	}
 	pagealloc_update(a, (unsigned)(first / CHUNK_PAGES),
 	                 (unsigned)((first + n - 1) / CHUNK_PAGES));
 }

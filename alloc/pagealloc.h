@@ -41,6 +41,10 @@ typedef struct heap_arena {
 	uint64_t alloc[ARENA_BITMAP_WORDS];    /* 1 = page in use */
 	uint64_t dirty[ARENA_BITMAP_WORDS];    /* 1 = page may be non-zero */
 	uint64_t released[ARENA_BITMAP_WORDS]; /* 1 = free page madvised */
+	uint64_t pinned[ARENA_BITMAP_WORDS];   /* 1 = free page the OS
+	                                        * refused to release (locked
+	                                        * memory): not tried again
+	                                        * until it is reused */
 	pagesum chunk[CHUNKS_PER_ARENA];
 	pagesum sum;
 	uintptr_t base;

@@ -35,8 +35,9 @@ bool os_prefault(void *p, size_t size);
 void os_decommit(void *p, size_t size);
 /* Drop the contents and RSS of committed pages; they read as zero. p and
  * size are multiples of os_page_size(). False if the OS refuses (pages
- * the program locked with mlock or mlockall): nothing dropped, the pages
- * keep what they hold. */
+ * the program locked with mlock or mlockall): Linux goes one mapping at a
+ * time, so the pages before the first locked mapping may be dropped all
+ * the same; the others keep what they hold. */
 bool os_release(void *p, size_t size);
 /* The OS's page size (sysconf), the unit os_release works in. */
 size_t os_page_size(void);
@@ -50,5 +51,7 @@ void os_free_meta(void *p, size_t size);
 /* Test failpoint: the n-th OS request from now (1 = the next) fails, once.
  * 0 disarms it. */
 void osmem_fail_in(unsigned n);
+/* Is the failpoint still armed (no OS request has used it up)? */
+bool osmem_fail_armed(void);
 
 #endif

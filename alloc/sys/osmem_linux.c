@@ -18,6 +18,11 @@ void osmem_fail_in(unsigned n)
 	astore(&fail_countdown, n);
 }
 
+bool osmem_fail_armed(void)
+{
+	return aload(&fail_countdown) != 0;
+}
+
 /* True if the failpoint fires for this request. */
 static bool failpoint(void)
 {
