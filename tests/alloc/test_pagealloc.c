@@ -1243,6 +1243,50 @@ START_TEST(test_release_partly_locked)
 }
 END_TEST
 
+/* A refused page that was clean (faulted in ahead, never written, so
+ * never poisoned) becomes dirty and is poisoned, as is one the OS only
+ * half dropped (the upper 4 KiB of the 8 KiB page locked): in poison mode
+ * the span that takes them again passes the poison check and is
+ * zeroed. */
+START_TEST(test_release_refused_clean)
+{
+	const size_t step = COMMIT_PAGES * PAGE_SIZE;
+
+	options_.poison = true;
+	heap_setup();
+	mspan *s = must_alloc(1);
+	uintptr_t base = s->base;
+	heap_arena *a = arena_of(base);
+	mheap_free_span(s);
+	ck_assert_uint_eq(mheap_prefault(step, step), step);
+	ck_assert(!bitmap_get(a->dirty, 10) && !bitmap_get(a->dirty, 20));
+	if (!lock_pages(base + 10 * PAGE_SIZE, PAGE_SIZE))
+		return;
+	if (!lock_pages(base + 20 * PAGE_SIZE + PAGE_SIZE / 2,
+	                PAGE_SIZE / 2))
+		return;
+	size_t rel = mheap_release_free(SIZE_MAX);
+	ck_assert_uint_eq(rel, step - 2 * PAGE_SIZE);
+	mheap_verify();
+	for (uintptr_t pg = 10; pg <= 20; pg += 10) {
+		ck_assert(bitmap_get(a->pinned, pg));
+		ck_assert(bitmap_get(a->dirty, pg));
+		ck_assert(all_bytes(base + pg * PAGE_SIZE, PAGE_SIZE,
+		                    POISON_BYTE));
+	}
+	heap_err err = HEAP_OK;
+	mspan *t = mheap_alloc_span(32, LARGE_NOSCAN, &err);
+	ck_assert_ptr_nonnull(t);
+	ck_assert_uint_eq(t->base, base);
+	ck_assert(t->needzero);
+	ck_assert_int_eq(munlock((void *)(base + 10 * PAGE_SIZE), PAGE_SIZE),
+	                 0);
+	ck_assert_int_eq(munlock((void *)(base + 20 * PAGE_SIZE +
+	                                  PAGE_SIZE / 2), PAGE_SIZE / 2), 0);
+	options_.poison = false;
+}
+END_TEST
+
 /* Under a limit, first fit's choice of released pages (which count
  * against it) gives way to free resident pages (which cost nothing). */
 START_TEST(test_limit_prefers_resident)
@@ -1391,6 +1435,7 @@ static Suite *pagealloc_suite(void)
 	tcase_add_test(tc, test_prefault_released);
 	tcase_add_loop_test(tc, test_release_refused, 0, 2);
 	tcase_add_test(tc, test_release_partly_locked);
+	tcase_add_test(tc, test_release_refused_clean);
 	tcase_add_test(tc, test_limit_prefers_resident);
 	tcase_add_test(tc, test_limit_lowered);
 	tcase_add_test(tc, test_prefault_refused);
