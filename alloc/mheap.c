@@ -359,6 +359,15 @@ void mheap_free_span(mspan *s)
 	mutex_unlock(&mheap_.lock);
 }
 
+/* Is the OS page larger than a heap page (16 or 64 KiB kernels)? Then
+ * nothing is released (dropping one heap page would take its neighbours
+ * with it) and nothing faulted in ahead (a claim may start inside an OS
+ * page, which the OS refuses to populate). */
+static bool os_pages_too_big(void)
+{
+	return os_page_size() > PAGE_SIZE;
+}
+
 static bool releasable(const heap_arena *a, uintptr_t pg)
 {
 	uintptr_t p = a->base + pg * PAGE_SIZE;
@@ -411,9 +420,7 @@ size_t mheap_release_free(size_t max)
 	heap_arena *byaddr[64];
 	size_t n = 0;
 
-	/* An OS page larger than a heap page: dropping one would take the
-	 * neighbours with it, so nothing is released. */
-	if (os_page_size() > PAGE_SIZE)
+	if (os_pages_too_big())
 		return 0;
 	mutex_lock(&mheap_.lock);
 	/* Walk arenas from the top (the list is by address; past 64
@@ -535,9 +542,7 @@ size_t mheap_prefault(size_t target, size_t max)
 	size_t len;
 
 	mutex_lock(&mheap_.lock);
-	/* An OS page larger than a heap page: a claim may start inside one,
-	 * which the OS refuses to populate. */
-	if (os_page_size() > PAGE_SIZE)
+	if (os_pages_too_big())
 		mheap_.prefault_off = true;
 	while (done < max && !mheap_.prefault_off && !mheap_.prefault_hi &&
 	       prefault_claim(target, &base, &len)) {
