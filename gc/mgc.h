@@ -254,6 +254,9 @@ static inline bool mgc_allocating_black(void)
 void gcmark_value(gcw *w, uintptr_t p, bool precise, uintptr_t from,
                    uintptr_t slot);
 /* Scan `n` precise pointer slots. */
+/* Mark the n values (heap pointers or zero, none from a slot: the
+ * barrier's buffer) a batch at a time, their cache misses overlapped. */
+void gcmark_values(gcw *w, const uintptr_t *vals, size_t n);
 void gcmark_scan_slots(gcw *w, void *const *slots, size_t n, uintptr_t from);
 /* Conservatively scan [lo, hi): every word that points into an allocated
  * object keeps it alive. */

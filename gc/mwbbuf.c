@@ -32,8 +32,6 @@ __attribute__((visibility("default"))) int gc_barrier_enabled;
 
 void wbbuf_flush(wbbuf *b, gcw *w)
 {
-	for (uintptr_t i = 0; i < b->n; i++)
-		if (b->ptr[i])
-			gcmark_value(w, b->ptr[i], true, 0, 0);
+	gcmark_values(w, b->ptr, b->n);
 	b->n = 0;
 }
