@@ -195,6 +195,7 @@ static inline void greyobject(gcw *w, uintptr_t obj, mspan *s, uintptr_t i,
 	} else {
 		/* counted here, never by checkmark's re-mark */
 		w->bytes_marked += s->elemsize;
+		w->far_marks++;
 	}
 	w->nmarked++;
 	if (s->gcscan_bits && likely(!checkmark_active)) {
@@ -689,7 +690,7 @@ intptr_t gcmark_drain(gcw *w, intptr_t budget)
 {
 	intptr_t done = 0, next_look = 0;
 	pfifo f = {.head = 0, .n = 0};
-	uintptr_t p, q, last = 0;
+	uintptr_t p, q, last = 0, far = w->far_marks;
 
 	/* Local objects (through the FIFO), local spans, then the global
 	 * lists; the FIFO is emptied before a span or the global list is
@@ -723,6 +724,10 @@ intptr_t gcmark_drain(gcw *w, intptr_t budget)
 			last = q;
 			done += (intptr_t)scanobject(w, q);
 		}
+		/* Marks from outside a span cost their misses (see
+		 * GCMARK_FAR_WORK). */
+		done += (intptr_t)(w->far_marks - far) * GCMARK_FAR_WORK;
+		far = w->far_marks;
 		if (done >= next_look) {
 			next_look = done + 1024;
 			if (w->preempt && aload_acq(w->preempt))

@@ -915,6 +915,10 @@ static void **big_in_held_mark(helper *h)
 	return big;
 }
 
+/* The most one oblet's scan counts: a unit per slot, GCMARK_FAR_WORK
+ * more per child it marks (each on another span), one for the object. */
+#define OBLET_WORK (OBLET_BYTES / sizeof(void *) * (1 + GCMARK_FAR_WORK) + 1)
+
 /* A drain with a budget of one unit scans one oblet of a grey large
  * object, at most OBLET_BYTES of slots, and leaves the rest queued (an
  * assist that owed ~3,000 units once scanned 16 K random pointers of a
@@ -934,8 +938,7 @@ START_TEST(test_oblet_bounds_drain)
 	size_t children_marked = w.nmarked - 1;
 	gcw_dispose(&w);
 	pause_end(&h, NULL, NULL);
-	ck_assert_msg(done > 0 && (uintptr_t)done <= OBLET_BYTES /
-	                                             sizeof(void *) + 1,
+	ck_assert_msg(done > 0 && (uintptr_t)done <= OBLET_WORK,
 	              "one drain step did %zd units (an oblet is %zu slots)",
 	              done, (size_t)(OBLET_BYTES / sizeof(void *)));
 	ck_assert_msg(children_marked <= OBLET_BYTES / sizeof(void *),
@@ -969,8 +972,7 @@ START_TEST(test_drain_preempted)
 	gcw_dispose(&w);
 	pause_end(&h, NULL, NULL);
 	/* One object (here an oblet) is scanned before the first look. */
-	ck_assert_msg(held >= 0 && (uintptr_t)held <= OBLET_BYTES /
-	                                              sizeof(void *) + 1,
+	ck_assert_msg(held >= 0 && (uintptr_t)held <= OBLET_WORK,
 	              "a preempted drain did %zd units", held);
 	ck_assert(kept);
 	/* Not all NBIG units: the drain shares work (gcw_balance) with
@@ -1001,8 +1003,7 @@ START_TEST(test_drain_deadline)
 	bool drained = gcw_empty(&w), expired_again = w.expired;
 	gcw_dispose(&w);
 	pause_end(&h, NULL, NULL);
-	ck_assert_msg(held >= 0 && (uintptr_t)held <= OBLET_BYTES /
-	                                              sizeof(void *) + 1,
+	ck_assert_msg(held >= 0 && (uintptr_t)held <= OBLET_WORK,
 	              "a drain past its deadline did %zd units", held);
 	ck_assert(kept);
 	ck_assert_msg(expired, "a drain stopped by its deadline did not "

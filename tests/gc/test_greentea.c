@@ -100,8 +100,12 @@ START_TEST(test_span_staged)
 	ck_assert_uint_eq(w.sput->obj[1], (uintptr_t)a);
 	ck_assert(!scanned(n1) && !is_marked(n5) && !is_marked(c[0]));
 
-	gcmark_drain(&w, -1);
+	intptr_t work = gcmark_drain(&w, -1);
 	ck_assert(gcw_empty(&w));
+	/* The work counted: 46 units of scanning (two span visits, the
+	 * objects and their slots), and GCMARK_FAR_WORK for each payload,
+	 * the five objects the drain marked from outside their spans. */
+	ck_assert_int_eq(work, 46 + 5 * GCMARK_FAR_WORK);
 	ck_assert_uint_eq(owned(n1), SPAN_UNOWNED);
 	ck_assert_uint_eq(owned(a), SPAN_UNOWNED);
 	ck_assert(scanned(n1) && scanned(n2) && scanned(n3) && scanned(n5));
