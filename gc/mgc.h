@@ -268,15 +268,17 @@ void gcmark_scan_conservative(gcw *w, uintptr_t lo, uintptr_t hi);
  * 128 KiB took the probe's assists 3-7 ms each over its 12 MB slot table
  * (640-712 assists over 1 ms of CPU a run, 19-21 at 16 KiB). */
 #define OBLET_BYTES ((uintptr_t)16 << 10)
-/* The scan work (pacer units, words) counted for each object marked from
- * outside its span, on top of the slot that pointed to it: its span's
- * line, its mark-bit word and the span's ownership word are cache misses
- * when the pointers scatter, which a slot scanned inside a span does not
- * pay. Unweighted, the pause probe's table (1.5 M slots, each marking an
- * object of another span) took 3.5x the time per unit of the objects'
- * own scans, and as the table is scanned first, the assists, which pay
- * in units, were front-loaded: 69% of the mark's first 5 ms against 10%
- * after 45 ms (weighted: 57% and ~20%; assists 13 -> 8.5 ms a cycle). */
+/* The scan work (pacer units, words) counted for each object greyed from
+ * another span's object, a root or the barrier (not from its own span's
+ * objects, in a span visit or not), on top of the slot that pointed to
+ * it: its span's line, its mark-bit word and the span's ownership word
+ * are cache misses when the pointers scatter, which a pointer within one
+ * span does not pay. Unweighted, the pause probe's table (1.5 M slots,
+ * each marking an object of another span) took 3.5x the time per unit of
+ * the objects' own scans, and as the table is scanned first, the
+ * assists, which pay in units, were front-loaded: 69% of the mark's
+ * first 5 ms against 10% after 45 ms (weighted: 57% and ~20%; assists
+ * 13 -> 8.5 ms a cycle). */
 #define GCMARK_FAR_WORK 3
 /* Scan grey objects until none are left (budget < 0), or about `budget`
  * words of scanning; returns the words scanned (weighted: above). */

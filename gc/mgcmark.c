@@ -195,7 +195,10 @@ static inline void greyobject(gcw *w, uintptr_t obj, mspan *s, uintptr_t i,
 	} else {
 		/* counted here, never by checkmark's re-mark */
 		w->bytes_marked += s->elemsize;
-		w->far_marks++;
+		/* From another span, a root or the barrier (from 0): the
+		 * misses GCMARK_FAR_WORK stands for. */
+		if (from - s->base >= s->limit - s->base)
+			w->far_marks++;
 	}
 	w->nmarked++;
 	if (s->gcscan_bits && likely(!checkmark_active)) {

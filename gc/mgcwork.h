@@ -38,8 +38,8 @@ typedef struct gcw {
 	uintptr_t scan_work;    /* words scanned, for assist credit */
 	uintptr_t nmarked;      /* objects this gcw greyed (not black
 	                         * allocations): the ephemeron fixpoint */
-	uintptr_t far_marks;    /* of them, marked from outside their span
-	                         * (greyobject's atomic path; see
+	uintptr_t far_marks;    /* of them, greyed from another span's
+	                         * object, a root or the barrier (see
 	                         * GCMARK_FAR_WORK) */
 	/* A background worker's: gcmark_drain returns early (within ~1024
 	 * units) once *preempt is non-zero, the marker gate closing. */

@@ -916,7 +916,8 @@ static void **big_in_held_mark(helper *h)
 }
 
 /* The most one oblet's scan counts: a unit per slot, GCMARK_FAR_WORK
- * more per child it marks (each on another span), one for the object. */
+ * more per child it marks (each on another span than the large
+ * object's), one for the object. */
 #define OBLET_WORK (OBLET_BYTES / sizeof(void *) * (1 + GCMARK_FAR_WORK) + 1)
 
 /* A drain with a budget of one unit scans one oblet of a grey large

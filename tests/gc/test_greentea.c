@@ -15,7 +15,10 @@
  *    exactly those of the survivors;
  *  - a chain of 8-byte cells longer in one span than the visit's queue:
  *    every cell survives (those that found the queue full included);
- *  - greentea=0 gives no span scan bits and never owns a span.
+ *  - greentea=0 gives no span scan bits and never owns a span;
+ *  - the work a drain counts: GCMARK_FAR_WORK more for an object greyed
+ *    from another span, nothing more from its own (test_far_work; the
+ *    staged test checks it with span marking).
  * Precise mode: C locals are no roots. */
 #include "test_harness.c"
 
@@ -289,6 +292,48 @@ START_TEST(test_greentea_off)
 }
 END_TEST
 
+/* The work a drain counts (GCMARK_FAR_WORK) for objects object at a
+ * time (greentea=0): a pointer to another node of the same span adds
+ * nothing beyond its slot, one to a payload on another span adds
+ * GCMARK_FAR_WORK. */
+START_TEST(test_far_work)
+{
+	enum { NODES = 64 };
+	node *n[NODES];
+	helper h;
+
+	start("greentea=0,checkmark=1,verify=1,poison=1");
+	helper_start(&h);
+	for (int i = 0; i < NODES; i++)
+		n[i] = new_node((uint64_t)i);
+	node *n1 = n[0], *n2 = NULL;
+	for (int i = 1; i < NODES && !n2; i++)
+		if (spanof((uintptr_t)n[i]) == spanof((uintptr_t)n1))
+			n2 = n[i];
+	ck_assert_ptr_nonnull(n2);
+	void *c = new_payload(48, 7);
+	ck_assert_ptr_ne(spanof((uintptr_t)c), spanof((uintptr_t)n1));
+	gc_write(&n1->a, n2);
+	gc_write(&n1->b, c);
+	h.slots[0] = n1;
+
+	pause_begin(&h);
+	gcw w = {0};
+	gcmark_value(&w, (uintptr_t)n1, true, 0, 0);
+	uintptr_t far0 = w.far_marks;
+	intptr_t work = gcmark_drain(&w, -1);
+	ck_assert(gcw_empty(&w));
+	ck_assert(is_marked(n2) && is_marked(c));
+	ck_assert_uint_eq(w.far_marks - far0, 1);
+	/* n1 and n2 scanned (1 + 2 slots each), c marked from afar. */
+	ck_assert_int_eq(work, 2 * 3 + GCMARK_FAR_WORK);
+	gcw_dispose(&w);
+	pause_end(&h, NULL, NULL);
+	ck_assert(is_live(n2) && is_live(c) && check_payload(c, 48, 7));
+	helper_stop(&h);
+}
+END_TEST
+
 static Suite *greentea_suite(void)
 {
 	Suite *s = suite_create("greentea");
@@ -299,6 +344,7 @@ static Suite *greentea_suite(void)
 	tcase_add_test(tc, test_span_dense);
 	tcase_add_test(tc, test_span_queue_full);
 	tcase_add_test(tc, test_greentea_off);
+	tcase_add_test(tc, test_far_work);
 	suite_add_tcase(s, tc);
 	return s;
 }
