@@ -25,6 +25,7 @@ void mcache_init(mcache *c)
 	c->flushgen = aload(&mheap_.sweepgen);
 	c->black = false;
 	c->black_bytes = 0;
+	c->fresh_lo = c->fresh_len = 0;
 }
 
 /* Mark what span s allocated black since the last flush. */
@@ -81,6 +82,10 @@ bool mcache_refill(mcache *c, spanclass spc, int *err)
 	if (!s)
 		return false;
 	mspan_prepare_cached(s, c->black);
+	if (c->black && s->alloc_count == 0) {
+		c->fresh_lo = s->base + aload(&s->blackfrom) * s->elemsize;
+		c->fresh_len = s->limit - c->fresh_lo;
+	}
 	if (GCHEAP_STATS)
 		afetch_add(&mheap_.stats.nmalloc[spanclass_sizeclass(spc)],
 		           s->nelems - s->alloc_count);
@@ -124,6 +129,7 @@ void mcache_release_all(mcache *c)
 	c->tinyoffset = 0;
 	c->flushgen = aload(&mheap_.sweepgen);
 	c->black = false;
+	c->fresh_lo = c->fresh_len = 0;
 }
 
 void mcache_start_black(mcache *c)
@@ -131,6 +137,7 @@ void mcache_start_black(mcache *c)
 	if (c->black)
 		return; /* once per mark: a second start would lose a range */
 	c->black = true;
+	c->fresh_lo = c->fresh_len = 0;
 	unsigned i;
 	for_each_cached(c, i, w, bits)
 		astore_rel(&c->alloc[i]->blackfrom,

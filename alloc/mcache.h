@@ -37,9 +37,27 @@ typedef struct mcache {
 	uintptr_t flushgen;            /* sweepgen at the last release_all */
 	bool black;                    /* allocating black (this mark) */
 	uintptr_t black_bytes;         /* marked in bulk, not yet reported */
+	/* The objects of the last span this cache took empty while
+	 * allocating black: every object there is black for this mark
+	 * (mcache_fresh_black). fresh_len 0: none. */
+	uintptr_t fresh_lo, fresh_len;
 } mcache;
 
 void mcache_init(mcache *c);
+
+/* Is p in the last span this cache took empty during this mark, at or
+ * after the slot it started allocating black from? Then p, if it points
+ * to an object at all, points to one this thread allocated black: the
+ * span had no object when it was taken, it is not swept (so none is
+ * freed and reallocated by another cache) until the mark ends, and
+ * release_all, which every cache goes through before the next mark
+ * (mcache_prepare_for_sweep), forgets the range. The barrier need not
+ * shade such a value (runtime/barrier.c); binary-trees stores every
+ * fresh node into its parent through it. */
+static ALWAYS_INLINE bool mcache_fresh_black(const mcache *c, uintptr_t p)
+{
+	return p - c->fresh_lo < c->fresh_len;
+}
 
 /* Replace the span of class spc with one that has a free object. False
  * (and *err) when memory runs out. */

@@ -17,7 +17,10 @@ void gc_write_slow(void *slot, void *value)
 		if (t) {
 			if (old)
 				wbbuf_put(&t->gc, old);
-			if (value)
+			/* A value this thread allocated black needs no
+			 * shade (mcache_fresh_black). */
+			if (value && !mcache_fresh_black(&t->mcache,
+			                                 (uintptr_t)value))
 				wbbuf_put(&t->gc, (uintptr_t)value);
 		} else {
 			/* Unattached threads should not touch the heap;

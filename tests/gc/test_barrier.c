@@ -7,7 +7,9 @@
  * hand-offs between threads outside the heap (a black writer must shade
  * what it writes too), root ranges added or removed mid-mark (shaded),
  * the buffer (two entries per store, flushed into marking work when full,
- * emptied by the mark-termination handshake), the barrier being off and
+ * emptied by the mark-termination handshake; none for a value the thread
+ * allocated black in a span it took empty, one for an old object of a
+ * span it took partly used), the barrier being off and
  * gc_write a plain store while the collector is idle, gc_copy shading old
  * and new values, gc_write from an unattached thread, and the mark-end
  * flush handshake letting threads attach while it waits. Every test runs
@@ -433,6 +435,103 @@ START_TEST(test_buffer_flushes_when_full)
 }
 END_TEST
 
+/* A value this thread allocated black, in a span its cache took empty
+ * during this mark (mcache_fresh_black), is not buffered: binary-trees
+ * stores every fresh node through the barrier, and each used to be
+ * flushed and found black. A value from before the mark still is. */
+START_TEST(test_fresh_black_not_buffered)
+{
+	helper h;
+	void *ms[2] = {0};
+	gc_frame f;
+	gc_thread *me;
+
+	start(NULL);
+	me = thread_current;
+	helper_start(&h);
+	gc_frame_push(&f, ms, 2);
+	void **old = new_ptrs(2);
+	ms[1] = old;
+
+	pause_begin(&h);
+	ck_assert(me->mcache.black);
+	void **b = new_ptrs(1);
+	ms[0] = b;
+	/* 96 words: a class nothing in this process has used, so its
+	 * span is taken empty, allocating black. */
+	void **x = new_ptrs(96);
+	ck_assert(mcache_fresh_black(&me->mcache, (uintptr_t)x));
+	ck_assert(!mcache_fresh_black(&me->mcache, (uintptr_t)old));
+	ck_assert_uint_eq(me->gc.wb.n, 0);
+	gc_write(&b[0], x);
+	ck_assert_uint_eq(me->gc.wb.n, 0);
+	gc_write(&b[0], old); /* old value x, new value old: both */
+	ck_assert_uint_eq(me->gc.wb.n, 2);
+	ck_assert(me->gc.wb.ptr[0] == (uintptr_t)x);
+	ck_assert(me->gc.wb.ptr[1] == (uintptr_t)old);
+	gc_write(&b[0], x);
+	pause_end(&h, NULL, NULL);
+	ck_assert(is_live(x) && is_live(old) && is_live(b));
+	/* Once the cache is handed back for sweeping, the range is
+	 * forgotten: the next mark starts with none. */
+	gc_safepoint();
+	ck_assert(!me->mcache.black);
+	ck_assert(!mcache_fresh_black(&me->mcache, (uintptr_t)x));
+	gc_frame_pop(&f);
+	helper_stop(&h);
+}
+END_TEST
+
+/* A span taken during the mark that already held objects (swept, with
+ * free slots) sets no range: its old objects may be white, and one the
+ * thread stores is buffered and shaded. */
+START_TEST(test_partial_span_buffered)
+{
+	enum { N = 40 };
+	helper h;
+	void *ms[2] = {0};
+	gc_frame f;
+	gc_thread *me;
+
+	start(NULL);
+	me = thread_current;
+	helper_start(&h);
+	gc_frame_push(&f, ms, 2);
+	/* 96-word objects, every other one kept (from H's frame, not
+	 * scanned until the end of the held mark): after a cycle their
+	 * spans hold live objects and free slots. */
+	void **keep = new_ptrs(N);
+	h.slots[0] = keep;
+	for (size_t i = 0; i < N; i++) {
+		void **o = new_ptrs(96);
+		if (i % 2 == 0)
+			gc_write(&keep[i], o);
+	}
+	gc_collect();
+
+	pause_begin(&h);
+	void **b = new_ptrs(1);
+	ms[0] = b;
+	void **x = new_ptrs(96);
+	void **mate = NULL;
+	for (size_t i = 0; i < N && !mate; i += 2)
+		if (spanof((uintptr_t)keep[i]) == spanof((uintptr_t)x))
+			mate = keep[i];
+	ck_assert_msg(mate != NULL, "the new object is not on a span "
+	              "with old ones");
+	ck_assert(!is_marked(mate));
+	ck_assert(!mcache_fresh_black(&me->mcache, (uintptr_t)mate));
+	ck_assert(!mcache_fresh_black(&me->mcache, (uintptr_t)x));
+	gc_write(&b[0], mate);
+	ck_assert_uint_eq(me->gc.wb.n, 1);
+	ck_assert(me->gc.wb.ptr[0] == (uintptr_t)mate);
+	pause_end(&h, NULL, NULL);
+	ck_assert(is_live(mate) && is_live(x));
+	gc_frame_pop(&f);
+	helper_stop(&h);
+}
+END_TEST
+
 /* While no cycle runs the barrier is off and gc_write (and its slow path
  * called directly) is a plain store that buffers nothing; it is on during
  * marking only. */
@@ -707,6 +806,8 @@ static Suite *barrier_suite(void)
 	tcase_add_test(tc, test_root_added_in_mark);
 	tcase_add_test(tc, test_root_removed_in_mark);
 	tcase_add_test(tc, test_buffer_flushes_when_full);
+	tcase_add_test(tc, test_fresh_black_not_buffered);
+	tcase_add_test(tc, test_partial_span_buffered);
 	tcase_add_test(tc, test_barrier_off_when_idle);
 	tcase_add_test(tc, test_copy_shades_both);
 	tcase_add_test(tc, test_write_from_unattached_thread);
