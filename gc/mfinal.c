@@ -366,6 +366,23 @@ uintptr_t ephemeron_count(void)
 	return aload(&specials_.nephemerons);
 }
 
+/* Mark the value of the ephemeron that sp stands for if it and its key
+ * are live (`fin`: it has a finalizer, which keeps it). */
+static void ephemeron_visit(gcw *w, mspan *s, special *sp, bool fin)
+{
+	uintptr_t e = s->base + sp->offset;
+	if (!fin && !gcmark_is_marked(e))
+		return;
+	ephemeron_obj *eo = (ephemeron_obj *)e;
+	weak_cell *cell = (weak_cell *)aload(&eo->key);
+	uintptr_t k = cell ? aload_acq(&cell->target) : 0;
+	if (!k || !gcmark_is_marked(k))
+		return;
+	uintptr_t v = aload(&eo->value);
+	if (v)
+		gcmark_value(w, v, true, e, (uintptr_t)&eo->value);
+}
+
 bool ephemeron_pass(gcw *w)
 {
 	uintptr_t before = w->nmarked;
@@ -374,21 +391,21 @@ bool ephemeron_pass(gcw *w)
 		return false;
 	mutex_lock(&specials_.lock);
 	for (mspan *s = specials_.spans; s; s = s->sp_next) {
-		for (special *sp = s->specials; sp; sp = sp->next) {
-			if (sp->kind != SPECIAL_EPHEMERON)
-				continue;
-			uintptr_t e = s->base + sp->offset;
-			if (!gcmark_is_marked(e))
-				continue;
-			ephemeron_obj *eo = (ephemeron_obj *)e;
-			weak_cell *cell = (weak_cell *)aload(&eo->key);
-			uintptr_t k = cell ? aload_acq(&cell->target) : 0;
-			if (!k || !gcmark_is_marked(k))
-				continue;
-			uintptr_t v = aload(&eo->value);
-			if (v)
-				gcmark_value(w, v, true, e,
-				              (uintptr_t)&eo->value);
+		/* The specials of one object are adjacent (sorted by
+		 * offset): an ephemeron with a finalizer counts as live
+		 * even unmarked, since its finalizer will see it whole
+		 * (specials_mark scans it), value included while its key
+		 * lives. */
+		for (special *g = s->specials, *end; g; g = end) {
+			uintptr_t idx = object_index_of(s, g);
+			bool fin = false;
+			for (end = g; end && object_index_of(s, end) == idx;
+			     end = end->next)
+				fin |= end->kind == SPECIAL_FINALIZER;
+			for (special *sp = g; sp != end; sp = sp->next) {
+				if (sp->kind == SPECIAL_EPHEMERON)
+					ephemeron_visit(w, s, sp, fin);
+			}
 		}
 	}
 	mutex_unlock(&specials_.lock);

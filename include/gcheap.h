@@ -384,8 +384,10 @@ GCHEAP_API void *gc_weak_get(const gc_weak *w);
 
 /* An ephemeron: a pair in which the key is held weakly and the value is
  * kept alive only while the key is (a value that refers back to its own
- * key does not keep it alive). Once the key is unreachable, key and value
- * read as NULL. A heap object: keep and store it like any pointer. */
+ * key does not keep it alive, unless the value has a finalizer: what a
+ * finalizable object reaches lives; see docs/api.md). Once the key is
+ * unreachable, key and value read as NULL. A heap object: keep and store
+ * it like any pointer. */
 typedef struct gc_ephemeron gc_ephemeron;
 
 GCHEAP_API gc_ephemeron *gc_ephemeron_new(void *key, void *value);

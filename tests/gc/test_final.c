@@ -15,7 +15,8 @@
  *    with finalizers pending;
  *  - ephemerons: the value lives exactly as long as the key, chains of
  *    them resolve, a value pointing at its key does not keep it; an
- *    ephemeron made during marking keeps its value;
+ *    ephemeron made during marking keeps its value; an unreachable
+ *    ephemeron with a finalizer keeps its value for the finalizer;
  *  - the weak map; and the bad inputs. */
 #include "test_harness.c"
 
@@ -732,6 +733,55 @@ START_TEST(test_ephemeron_value_lives_with_key)
 }
 END_TEST
 
+/* An unreachable ephemeron with a finalizer is finalized whole: while
+ * its key lives, its value survives for the finalizer to read (the
+ * ephemeron pass counts it live: it was skipped as unmarked, and the
+ * value was freed under the finalizer). */
+static void *eph_fin_value, *eph_fin_weak;
+static int eph_fin_ran, eph_fin_value_live;
+
+static void on_eph_finalize(void *obj, void *arg)
+{
+	(void)arg;
+	eph_fin_ran++;
+	eph_fin_value = gc_ephemeron_value(obj);
+	eph_fin_value_live = gc_weak_get(eph_fin_weak) != NULL;
+}
+
+START_TEST(test_ephemeron_finalizer_keeps_value)
+{
+	void *ms[3] = {0};
+	gc_frame f;
+
+	start();
+	gc_frame_push(&f, ms, 3);
+	node *k = new_node(1), *v = new_node(2);
+	ms[0] = k;
+	ms[1] = gc_weak_new(v);
+	eph_fin_weak = ms[1];
+	gc_ephemeron *e = gc_ephemeron_new(k, v);
+	ck_assert_ptr_nonnull(e);
+	ck_assert_int_eq(gc_set_finalizer(e, on_eph_finalize, NULL),
+	                 GCHEAP_OK);
+	e = NULL;
+	v = NULL;
+	ck_assert_uint_eq(collect_and_run(), 1);
+	ck_assert_int_eq(eph_fin_ran, 1);
+	ck_assert_msg(eph_fin_value_live, "the value of a finalized "
+	              "ephemeron whose key lives was freed");
+	ck_assert_ptr_nonnull(eph_fin_value);
+	ck_assert(is_live(eph_fin_value));
+	ck_assert_uint_eq(((node *)eph_fin_value)->key, 2);
+	/* With the ephemeron gone, the value goes too. */
+	eph_fin_value = NULL;
+	collect_and_run();
+	collect_and_run();
+	ck_assert_ptr_null(gc_weak_get(ms[1]));
+	ck_assert(is_live(ms[0]));
+	gc_frame_pop(&f);
+}
+END_TEST
+
 /* e[i] = (k[i], k[i+1]): only k[0] is held; the whole chain lives. Built
  * in reverse so that each pass can resolve only one link. */
 START_TEST(test_ephemeron_chain)
@@ -925,6 +975,7 @@ static Suite *final_suite(void)
 
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_finalizer_runs_once);
+	tcase_add_test(tc, test_ephemeron_finalizer_keeps_value);
 	tcase_add_test(tc, test_finalizer_cleared);
 	tcase_add_test(tc, test_finalizer_keeps_reachable);
 	tcase_add_test(tc, test_resurrection);
