@@ -160,8 +160,12 @@ gc_weak *gc_weak_new(void *obj)
 	return (gc_weak *)cell;
 }
 
-/* The target of a cell, strong, for the attached thread t. */
-static uintptr_t weak_target(gc_thread *t, const weak_cell *c)
+/* The target of a cell for the attached thread t: strong (shaded while
+ * marking, since the caller may keep it where the barrier cannot see)
+ * if `strong`; else only to compare or test, never to be kept: then it
+ * is not shaded, so that probing a table keeps no dead key for another
+ * cycle. */
+static uintptr_t weak_target(gc_thread *t, const weak_cell *c, bool strong)
 {
 	uintptr_t p;
 
@@ -187,7 +191,7 @@ static uintptr_t weak_target(gc_thread *t, const weak_cell *c)
 		else
 			sched_yield(); /* being swept, or cached unswept */
 	}
-	if (GCHEAP_SABOTAGE != 4)
+	if (strong && GCHEAP_SABOTAGE != 4)
 		shade(t, p);
 	return p;
 }
@@ -200,7 +204,7 @@ void *gc_weak_get(const gc_weak *w)
 		return NULL;
 	if (!IS_WEAK("gc_weak_get", w))
 		return NULL;
-	return (void *)weak_target(t, (const weak_cell *)w);
+	return (void *)weak_target(t, (const weak_cell *)w, true);
 }
 
 /* ---- Ephemerons --------------------------------------------------------- */
@@ -243,9 +247,16 @@ gc_ephemeron *gc_ephemeron_new(void *key, void *value)
 	return (gc_ephemeron *)e;
 }
 
+/* The key (strong: shaded while marking, for a caller that keeps it). */
 static uintptr_t eph_key(gc_thread *t, const ephemeron_obj *e)
 {
-	return weak_target(t, (const weak_cell *)aload(&e->key));
+	return weak_target(t, (const weak_cell *)aload(&e->key), true);
+}
+
+/* The key, only to test or compare: not shaded (weak_target). */
+static uintptr_t eph_key_peek(gc_thread *t, const ephemeron_obj *e)
+{
+	return weak_target(t, (const weak_cell *)aload(&e->key), false);
 }
 
 void *gc_ephemeron_key(const gc_ephemeron *e)
@@ -258,7 +269,7 @@ void *gc_ephemeron_key(const gc_ephemeron *e)
 
 static uintptr_t eph_value(gc_thread *t, const ephemeron_obj *e)
 {
-	if (!eph_key(t, e))
+	if (!eph_key_peek(t, e))
 		return 0;
 	uintptr_t v = aload(&e->value);
 	shade(t, v);
@@ -279,7 +290,7 @@ void gc_ephemeron_set_value(gc_ephemeron *e, void *value)
 	ephemeron_obj *eo = (ephemeron_obj *)e;
 
 	if (!t || !IS_EPHEMERON("gc_ephemeron_set_value", e) ||
-	    !eph_key(t, eo))
+	    !eph_key_peek(t, eo))
 		return;
 	/* Both halves of the barrier: old and new value. */
 	gc_write((void *)&eo->value, value);
@@ -332,7 +343,7 @@ static ephemeron_obj **map_find(gc_thread *t, gc_weakmap *m, const void *k)
 		ephemeron_obj *e = m->slots[i];
 		if (!e)
 			return NULL;
-		if (e != TOMB && eph_key(t, e) == (uintptr_t)k)
+		if (e != TOMB && eph_key_peek(t, e) == (uintptr_t)k)
 			return &m->slots[i];
 	}
 	return NULL;
@@ -354,7 +365,7 @@ static bool map_grow(gc_thread *t, gc_weakmap *m)
 	size_t live = 0;
 	for (size_t i = 0; i < m->cap; i++)
 		if (m->slots[i] && m->slots[i] != TOMB &&
-		    eph_key(t, m->slots[i]))
+		    eph_key_peek(t, m->slots[i]))
 			live++;
 	size_t cap = m->cap;
 	while (live * 2 >= cap)
@@ -416,7 +427,7 @@ gc_status gc_weakmap_set(gc_weakmap *m, void *key, void *value)
 	size_t mask = m->cap - 1;
 	for (size_t i = hash_addr(key, m->cap);; i = (i + 1) & mask) {
 		ephemeron_obj *o = m->slots[i];
-		if (!o || o == TOMB || !eph_key(t, o)) {
+		if (!o || o == TOMB || !eph_key_peek(t, o)) {
 			if (!o)
 				m->used++;
 			gc_write(&m->slots[i], ne);
@@ -446,7 +457,7 @@ size_t gc_weakmap_count(gc_weakmap *m)
 		return 0;
 	for (size_t i = 0; i < m->cap; i++)
 		if (m->slots[i] && m->slots[i] != TOMB &&
-		    eph_key(t, m->slots[i]))
+		    eph_key_peek(t, m->slots[i]))
 			n++;
 	return n;
 }

@@ -698,6 +698,45 @@ START_TEST(test_weak_get_control)
 }
 END_TEST
 
+/* Probing a weak map while marking (a count, a lookup or an insert of
+ * another key) tests keys without keeping them: a key reachable from
+ * nothing else dies with the cycle (each probe used to shade it, which
+ * kept it, and its value, for one more). */
+START_TEST(test_weakmap_probe_keeps_no_key)
+{
+	helper h;
+	void *ms[3] = {0};
+	gc_frame f;
+
+	start();
+	helper_start(&h);
+	gc_frame_push(&f, ms, 3);
+	gc_weakmap *m = gc_weakmap_new();
+	ck_assert_ptr_nonnull(m);
+	ms[0] = m;
+	node *k = new_node(5), *other = new_node(6);
+	ms[1] = other;
+	ck_assert_int_eq(gc_weakmap_set(m, k, new_node(7)), GCHEAP_OK);
+	gc_weak *wk = gc_weak_new(k);
+	ck_assert_ptr_nonnull(wk);
+	ms[2] = wk;
+	h.slots[0] = k; /* H's frame: scanned only at the mark's end */
+	k = NULL;
+	pause_begin(&h);
+	ck_assert_uint_eq(gc_weakmap_count(m), 1);
+	ck_assert_ptr_null(gc_weakmap_get(m, other));
+	ck_assert_int_eq(gc_weakmap_set(m, other, NULL), GCHEAP_OK);
+	h.slots[0] = NULL; /* the key now dies with this cycle */
+	pause_end(&h, NULL, NULL);
+	/* No probe kept it: gone after this one cycle. */
+	ck_assert_msg(gc_weak_get(wk) == NULL, "a probe of the map kept its "
+	              "key for another cycle");
+	ck_assert_uint_eq(gc_weakmap_count(m), 1); /* other's entry */
+	gc_frame_pop(&f);
+	helper_stop(&h);
+}
+END_TEST
+
 /* ---- Ephemerons ---------------------------------------------------------- */
 
 START_TEST(test_ephemeron_value_lives_with_key)
@@ -999,6 +1038,7 @@ static Suite *final_suite(void)
 	tcase_add_test(tc, test_ephemeron_chain);
 	tcase_add_test(tc, test_ephemeron_during_mark);
 	tcase_add_test(tc, test_weakmap);
+	tcase_add_test(tc, test_weakmap_probe_keeps_no_key);
 	tcase_add_test(tc, test_bad_input);
 	suite_add_tcase(s, tc);
 	return s;
