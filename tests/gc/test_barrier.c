@@ -364,6 +364,16 @@ END_TEST
 
 #define NY (WBBUF_LEN / 2 + 1)
 
+/* start(NULL) with H running and a frame of the caller's n slots
+ * pushed; returns the calling thread. */
+static gc_thread *begin(helper *h, gc_frame *f, void **ms, size_t n)
+{
+	start(NULL);
+	helper_start(h);
+	gc_frame_push(f, ms, n);
+	return thread_current;
+}
+
 /* WBBUF_LEN / 2 stores fill the buffer but for one entry (the first
  * store's old value is NULL, not buffered) without shading anything; the
  * next one flushes it into the thread's work, which the marker then scans (the
@@ -374,12 +384,7 @@ START_TEST(test_buffer_flushes_when_full)
 	helper h;
 	void *ms[2] = {0};
 	gc_frame f;
-	gc_thread *me;
-
-	start(NULL);
-	me = thread_current;
-	helper_start(&h);
-	gc_frame_push(&f, ms, 2);
+	gc_thread *me = begin(&h, &f, ms, 2);
 	void **r = new_ptrs(NY);
 	for (size_t i = 0; i < NY; i++) {
 		void **y = new_ptrs(2);
@@ -444,12 +449,7 @@ START_TEST(test_fresh_black_not_buffered)
 	helper h;
 	void *ms[2] = {0};
 	gc_frame f;
-	gc_thread *me;
-
-	start(NULL);
-	me = thread_current;
-	helper_start(&h);
-	gc_frame_push(&f, ms, 2);
+	gc_thread *me = begin(&h, &f, ms, 2);
 	void **old = new_ptrs(2);
 	ms[1] = old;
 
@@ -491,12 +491,7 @@ START_TEST(test_partial_span_buffered)
 	helper h;
 	void *ms[2] = {0};
 	gc_frame f;
-	gc_thread *me;
-
-	start(NULL);
-	me = thread_current;
-	helper_start(&h);
-	gc_frame_push(&f, ms, 2);
+	gc_thread *me = begin(&h, &f, ms, 2);
 	/* 96-word objects, every other one kept (from H's frame, not
 	 * scanned until the end of the held mark): after a cycle their
 	 * spans hold live objects and free slots. */
