@@ -9,7 +9,8 @@
  * the buffer (two entries per store, flushed into marking work when full,
  * emptied by the mark-termination handshake; none for a value the thread
  * allocated black in a span it took empty, one for an old object of a
- * span it took partly used), the barrier being off and
+ * span it took partly used, which survives, even one from the last
+ * mark's empty span), the barrier being off and
  * gc_write a plain store while the collector is idle, gc_copy shading old
  * and new values, gc_write from an unattached thread, and the mark-end
  * flush handshake letting threads attach while it waits. Every test runs
@@ -527,6 +528,48 @@ START_TEST(test_partial_span_buffered)
 }
 END_TEST
 
+/* The fresh-black filter (mcache_fresh_black) must skip no white value.
+ * X is allocated in one mark in a span this thread takes empty (its fresh
+ * range then) and survives it; in the next mark X is white and held by
+ * grey H only. This thread takes X's span back, partly used, stores X
+ * into a new (black) object there, and H drops X. X is lost if a range
+ * covered a span taken partly used, or outlived its mark (cleared neither
+ * at release_all nor at start_black: either one suffices). */
+START_TEST(test_fresh_filter_keeps_white_value)
+{
+	helper h;
+	void *ms[2] = {0};
+	gc_frame f;
+
+	start("verify=1,poison=1");
+	helper_start(&h);
+	gc_frame_push(&f, ms, 2);
+	pause_begin(&h);
+	/* 112 words: a class nothing else here uses, so taken empty. */
+	void **x = new_ptrs(112);
+	ck_assert(mcache_fresh_black(&thread_current->mcache, (uintptr_t)x));
+	ms[0] = x;
+	pause_end(&h, NULL, NULL);
+	h.slots[0] = x;
+	ms[0] = NULL;
+
+	pause_begin(&h);
+	ck_assert(!is_marked(x));
+	void **b = new_ptrs(112); /* black, beside x */
+	ms[0] = b;
+	ck_assert_msg(spanof((uintptr_t)b) == spanof((uintptr_t)x),
+	              "the new object is not on x's span");
+	gc_write(&b[0], h.slots[0]);
+	pause_end(&h, drop_slot0, NULL);
+	ck_assert_msg(is_live(x) && b[0] == x, "x freed while black b "
+	              "points to it: the barrier filtered a white value");
+	gc_collect();
+	ck_assert(is_live(x));
+	gc_frame_pop(&f);
+	helper_stop(&h);
+}
+END_TEST
+
 /* While no cycle runs the barrier is off and gc_write (and its slow path
  * called directly) is a plain store that buffers nothing; it is on during
  * marking only. */
@@ -803,6 +846,7 @@ static Suite *barrier_suite(void)
 	tcase_add_test(tc, test_buffer_flushes_when_full);
 	tcase_add_test(tc, test_fresh_black_not_buffered);
 	tcase_add_test(tc, test_partial_span_buffered);
+	tcase_add_test(tc, test_fresh_filter_keeps_white_value);
 	tcase_add_test(tc, test_barrier_off_when_idle);
 	tcase_add_test(tc, test_copy_shades_both);
 	tcase_add_test(tc, test_write_from_unattached_thread);
