@@ -402,7 +402,7 @@ static bool cpu_idle(void)
 static void mark_concurrently(unsigned id, double fraction)
 {
 	/* Preempted when the gate closes: a stop waits for no slice. */
-	gcw w = {.preempt = &markers.closed};
+	gcw w = {.preempt = &markers.closed, .credit = &mgc_.bg_credit};
 	uint64_t t0 = gcstats_now_ns(), c0 = gcstats_cpu_ns(), cprev = c0;
 
 	while (aload_acq(&mgc_.phase) == GCPHASE_MARK &&
@@ -446,7 +446,6 @@ static void mark_concurrently(unsigned id, double fraction)
 		intptr_t n = gcmark_drain(&w, slice);
 		gcw_dispose(&w);
 		markers_leave();
-		afetch_add(&mgc_.bg_credit, (uintptr_t)n);
 		uint64_t c1 = gcstats_cpu_ns();
 		gcstats_worker(c1 - cprev);
 		cprev = c1;

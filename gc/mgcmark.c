@@ -731,7 +731,7 @@ static ALWAYS_INLINE uintptr_t pfifo_pop(pfifo *f)
 
 intptr_t gcmark_drain(gcw *w, intptr_t budget)
 {
-	intptr_t done = 0, next_look = 0;
+	intptr_t done = 0, next_look = 0, credited = 0;
 	pfifo f = {.head = 0, .n = 0};
 	uintptr_t p, q, last = 0, far = w->far_marks;
 
@@ -773,6 +773,11 @@ intptr_t gcmark_drain(gcw *w, intptr_t budget)
 		far = w->far_marks;
 		if (done >= next_look) {
 			next_look = done + 1024;
+			if (w->credit) {
+				afetch_add(w->credit,
+				           (uintptr_t)(done - credited));
+				credited = done;
+			}
 			if (w->preempt && aload_acq(w->preempt))
 				break;
 			if (w->deadline_ns &&
@@ -791,6 +796,8 @@ intptr_t gcmark_drain(gcw *w, intptr_t budget)
 	w->scan_work += (uintptr_t)done;
 	if (done)
 		afetch_add(&gcwork_.scan_done, (uintptr_t)done);
+	if (w->credit && done > credited)
+		afetch_add(w->credit, (uintptr_t)(done - credited));
 	return done;
 }
 

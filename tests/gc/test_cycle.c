@@ -986,6 +986,39 @@ START_TEST(test_drain_preempted)
 }
 END_TEST
 
+/* A background worker's drain adds its work to the credit that pays
+ * the mutators' assists (gcw.credit) as it goes, at every look (~1024
+ * units), not once it returns: a mark's first slice took a third of the
+ * ring's mark before it paid anything, and the mutator assisted
+ * meanwhile. Preempted by its own credit, the drain stops after its
+ * first object with that object's work published; resumed, the rest is
+ * added by its end. */
+START_TEST(test_drain_publishes_credit)
+{
+	helper h;
+	void **big = big_in_held_mark(&h);
+	atomic_word credit = 0;
+	gcw w = {.credit = &credit, .preempt = &credit};
+	gcmark_value(&w, (uintptr_t)big, true, 0, 0);
+	intptr_t first = gcmark_drain(&w, -1);
+	uintptr_t c1 = aload(&credit);
+	w.preempt = NULL;
+	intptr_t rest = gcmark_drain(&w, -1);
+	uintptr_t c2 = aload(&credit);
+	gcw_dispose(&w);
+	pause_end(&h, NULL, NULL);
+	ck_assert_msg(first > 0 && (uintptr_t)first <= OBLET_WORK,
+	              "the drain published no credit before its end (it "
+	              "did %zd units)", first);
+	ck_assert_uint_eq(c1, (uintptr_t)first);
+	ck_assert_msg(rest > 0, "the resumed drain did nothing");
+	ck_assert_uint_eq(c2, (uintptr_t)(first + rest));
+	for (size_t i = 0; i < NBIG; i++)
+		REQUIRE(is_live(big[i]), "child %zu lost", i);
+	helper_stop(&h);
+}
+END_TEST
+
 /* An assist's drain has a deadline (gcw.deadline_ns, mgc_assist's
  * ASSIST_MAX_NS): past it, the drain stops at its first look, keeps the
  * rest and says so (expired, which keeps the assist's debt owed); a
@@ -1347,6 +1380,7 @@ static Suite *cycle_suite(void)
 	tcase_add_test(tc, test_large_oblets);
 	tcase_add_test(tc, test_oblet_bounds_drain);
 	tcase_add_test(tc, test_drain_preempted);
+	tcase_add_test(tc, test_drain_publishes_credit);
 	tcase_add_test(tc, test_drain_deadline);
 	tcase_add_test(tc, test_drain_budget_keeps_fifo);
 	tcase_add_loop_test(tc, test_done_waits_for_markers, 0, 2);
