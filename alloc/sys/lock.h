@@ -13,18 +13,33 @@
  *   3. mgc_.lock          cycle bookkeeping and the pacer, with mgc_.cond
  *                         (gc/mgc.h)
  *   4. globals.lock       the registered global roots (runtime/roots.c)
- *   5. mcentral_[spc].lock one class's span lists (alloc/mcentral.h)
- *   6. mheap_.lock        pages, arenas, spans[]; the metadata allocator
+ *   5. uncoll.lock        the table of uncollectable objects; marking
+ *                         its entries may hand a full work buffer to
+ *                         gcwork_.lock (runtime/uncollectable.c)
+ *   6. mcentral_[spc].lock one class's span lists (alloc/mcentral.h)
+ *   7. mheap_.lock        pages, arenas, spans[]; the metadata allocator
  *                         runs under it (alloc/mheap.h)
- *   7. specials_.lock     every span's specials (gc/mfinal.c)
- *   8. finq_.lock         the finalizer queue, with its cond (gc/mfinal.c)
- *   9. gcwork_.lock       the global lists of work buffers (gc/mgcwork.h)
- *  10. gcstats_.lock      timing bookkeeping (gc/mgcstats.h)
- *  11. registry.lock      type ids (alloc/gctype.c)
- *  12. world_lock         thread status changes, with world_cond
+ *   8. specials_.lock     every span's specials (gc/mfinal.c)
+ *   9. finq_.lock         the finalizer queue, with its cond (gc/mfinal.c)
+ *  10. gcwork_.lock       the global lists of work buffers (gc/mgcwork.h)
+ *  11. gcstats_.lock      timing bookkeeping (gc/mgcstats.h)
+ *  12. registry.lock      type ids (alloc/gctype.c)
+ *  13. world_lock         thread status changes, with world_cond
  *                         (runtime/safepoint.c)
- *  13. runtime_.hlock     the error and OOM handlers, never held while
+ *  14. runtime_.hlock     the error and OOM handlers, never held while
  *                         one runs (runtime/runtime.h)
+ * Leaves, which take no other lock while held:
+ *  15. mfree_.lock        the objects gc_free recorded in the debug
+ *                         modes; taken by gc_free with no lock held, and
+ *                         with the world stopped (runtime_.lock) by mark
+ *                         termination and checkmark (gc/mfree.c)
+ *  16. mprof_.lock        the heap profiler's buckets; taken with no
+ *                         other lock held, by a sampled allocation after
+ *                         it is made and by the profile writer
+ *                         (runtime/mprof.c)
+ *  17. cyc.lock, fin.lock the two notifiers' registrations, each with its
+ *                         cond idle; taken with no other lock held, never
+ *                         both (runtime/notify.c)
  * Nothing else locks: atomics (alloc/sys/atomic.h) and pthread_once. */
 #ifndef GCHEAP_SYS_LOCK_H
 #define GCHEAP_SYS_LOCK_H
