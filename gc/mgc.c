@@ -592,8 +592,8 @@ void mgc_maybe_start(void)
  * blocking region, so that stops and handshakes go on without it and its
  * CPU counts as idle for the workers (cpu_idle), until the mark ends or
  * grey work is published for it to help with. PARK_MAX_NS bounds one
- * wait, so that a mark whose workers cannot run lets the thread on by a
- * span at a time, not never. */
+ * wait, so that a mark whose workers cannot run lets the thread on by
+ * one slow path's window (at most 64 objects) at a time, not never. */
 #define PARK_MAX_NS 10000000
 #define PARK_POLL_NS 20000
 
