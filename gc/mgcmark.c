@@ -773,9 +773,13 @@ intptr_t gcmark_drain(gcw *w, intptr_t budget)
 		far = w->far_marks;
 		if (done >= next_look) {
 			next_look = done + 1024;
-			if (w->credit) {
-				afetch_add(w->credit,
-				           (uintptr_t)(done - credited));
+			/* The work so far counts now: for the pacer's
+			 * debts (scan_done) and, a worker's, as credit. */
+			uintptr_t d = (uintptr_t)(done - credited);
+			if (d) {
+				afetch_add(&gcwork_.scan_done, d);
+				if (w->credit)
+					afetch_add(w->credit, d);
 				credited = done;
 			}
 			if (w->preempt && aload_acq(w->preempt))
@@ -794,10 +798,11 @@ intptr_t gcmark_drain(gcw *w, intptr_t budget)
 	while (f.n)
 		gcw_put(w, pfifo_pop(&f));
 	w->scan_work += (uintptr_t)done;
-	if (done)
-		afetch_add(&gcwork_.scan_done, (uintptr_t)done);
-	if (w->credit && done > credited)
-		afetch_add(w->credit, (uintptr_t)(done - credited));
+	if (done > credited) {
+		afetch_add(&gcwork_.scan_done, (uintptr_t)(done - credited));
+		if (w->credit)
+			afetch_add(w->credit, (uintptr_t)(done - credited));
+	}
 	return done;
 }
 

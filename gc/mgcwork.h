@@ -45,8 +45,9 @@ typedef struct gcw {
 	 * units) once *preempt is non-zero, the marker gate closing. */
 	const atomic_word *preempt;
 	/* A background worker's: gcmark_drain adds its scan work here as
-	 * it goes (every ~1024 units), the credit that pays the assists
-	 * mutators owe (Go's bgScanCredit, flushed as often). */
+	 * it goes (every ~1024 units, when it adds it to scan_done), the
+	 * credit that pays the assists mutators owe (Go's bgScanCredit,
+	 * flushed as often, with the work done). */
 	atomic_word *credit;
 	/* An assist's: gcmark_drain also returns early once
 	 * gcstats_now_ns() passes deadline_ns (0: none), and then sets

@@ -1019,6 +1019,42 @@ START_TEST(test_drain_publishes_credit)
 }
 END_TEST
 
+/* The background workers' drains pay into the assist credit
+ * (mgc_.bg_credit): in a mark held open, with a structure greyed from
+ * this thread's frame and nobody allocating, the credit grows as the
+ * workers mark it. With the workers' gcw not wired to the pool, the
+ * mutators' assists would pay for all of the marking. */
+START_TEST(test_workers_pay_credit)
+{
+	helper h;
+	void *ms[1] = {0};
+	gc_frame f;
+
+	start(false);
+	gc_disable();
+	helper_start(&h);
+	gc_frame_push(&f, ms, 1);
+	void **big = gc_alloc_array(NBIG, t_ptrs);
+	ck_assert_ptr_nonnull(big);
+	for (size_t i = 0; i < NBIG; i++)
+		gc_write(&big[i], gc_alloc(16, t_ptrs));
+	ms[0] = big;
+	pause_begin(&h);
+	uintptr_t credit = 0;
+	/* Under the test's timeout, to fail with a message: a worker
+	 * marks within milliseconds, seconds under a sanitizer. */
+	for (double end = test_now_s() + TEST_WAIT_S / 4;
+	     !(credit = aload(&mgc_.bg_credit)) && test_now_s() < end;)
+		sleep_us(100);
+	pause_end(&h, NULL, NULL);
+	ck_assert_msg(credit > 0, "the workers' marking paid no credit");
+	for (size_t i = 0; i < NBIG; i++)
+		REQUIRE(is_live(big[i]), "child %zu lost", i);
+	gc_frame_pop(&f);
+	helper_stop(&h);
+}
+END_TEST
+
 /* An assist's drain has a deadline (gcw.deadline_ns, mgc_assist's
  * ASSIST_MAX_NS): past it, the drain stops at its first look, keeps the
  * rest and says so (expired, which keeps the assist's debt owed); a
@@ -1381,6 +1417,7 @@ static Suite *cycle_suite(void)
 	tcase_add_test(tc, test_oblet_bounds_drain);
 	tcase_add_test(tc, test_drain_preempted);
 	tcase_add_test(tc, test_drain_publishes_credit);
+	tcase_add_test(tc, test_workers_pay_credit);
 	tcase_add_test(tc, test_drain_deadline);
 	tcase_add_test(tc, test_drain_budget_keeps_fifo);
 	tcase_add_loop_test(tc, test_done_waits_for_markers, 0, 2);
