@@ -47,6 +47,17 @@ static void start(const char *debug)
 	ck_assert_ptr_nonnull(t_ptrs);
 }
 
+/* start(debug) with H running and a frame of the caller's n slots
+ * pushed; returns the calling thread. */
+static gc_thread *begin(helper *h, gc_frame *f, void **ms, size_t n,
+                        const char *debug)
+{
+	start(debug);
+	helper_start(h);
+	gc_frame_push(f, ms, n);
+	return thread_current;
+}
+
 static void **new_ptrs(size_t n)
 {
 	void **p = gc_alloc(n * sizeof(void *), t_ptrs);
@@ -233,9 +244,7 @@ START_TEST(test_black_writer_from_grey_stack)
 	void *ms[2] = {0};
 	gc_frame f;
 
-	start("verify=1,poison=1");
-	helper_start(&h);
-	gc_frame_push(&f, ms, 2);
+	begin(&h, &f, ms, 2, "verify=1,poison=1");
 	void *x = new_payload(256, 9);
 	h.slots[0] = x;
 	pause_begin(&h);
@@ -365,16 +374,6 @@ END_TEST
 
 #define NY (WBBUF_LEN / 2 + 1)
 
-/* start(NULL) with H running and a frame of the caller's n slots
- * pushed; returns the calling thread. */
-static gc_thread *begin(helper *h, gc_frame *f, void **ms, size_t n)
-{
-	start(NULL);
-	helper_start(h);
-	gc_frame_push(f, ms, n);
-	return thread_current;
-}
-
 /* WBBUF_LEN / 2 stores fill the buffer but for one entry (the first
  * store's old value is NULL, not buffered) without shading anything; the
  * next one flushes it into the thread's work, which the marker then scans (the
@@ -385,7 +384,7 @@ START_TEST(test_buffer_flushes_when_full)
 	helper h;
 	void *ms[2] = {0};
 	gc_frame f;
-	gc_thread *me = begin(&h, &f, ms, 2);
+	gc_thread *me = begin(&h, &f, ms, 2, NULL);
 	void **r = new_ptrs(NY);
 	for (size_t i = 0; i < NY; i++) {
 		void **y = new_ptrs(2);
@@ -450,7 +449,7 @@ START_TEST(test_fresh_black_not_buffered)
 	helper h;
 	void *ms[2] = {0};
 	gc_frame f;
-	gc_thread *me = begin(&h, &f, ms, 2);
+	gc_thread *me = begin(&h, &f, ms, 2, NULL);
 	void **old = new_ptrs(2);
 	ms[1] = old;
 
@@ -492,7 +491,7 @@ START_TEST(test_partial_span_buffered)
 	helper h;
 	void *ms[2] = {0};
 	gc_frame f;
-	gc_thread *me = begin(&h, &f, ms, 2);
+	gc_thread *me = begin(&h, &f, ms, 2, NULL);
 	/* 96-word objects, every other one kept (from H's frame, not
 	 * scanned until the end of the held mark): after a cycle their
 	 * spans hold live objects and free slots. */
@@ -541,9 +540,7 @@ START_TEST(test_fresh_filter_keeps_white_value)
 	void *ms[2] = {0};
 	gc_frame f;
 
-	start("verify=1,poison=1");
-	helper_start(&h);
-	gc_frame_push(&f, ms, 2);
+	begin(&h, &f, ms, 2, "verify=1,poison=1");
 	pause_begin(&h);
 	/* 112 words: a class nothing else here uses, so taken empty. */
 	void **x = new_ptrs(112);

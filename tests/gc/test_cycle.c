@@ -915,6 +915,14 @@ static void **big_in_held_mark(helper *h)
 	return big;
 }
 
+/* Every child of big_in_held_mark's array survived; H is stopped. */
+static void big_live_stop(helper *h, void **big)
+{
+	for (size_t i = 0; i < NBIG; i++)
+		REQUIRE(is_live(big[i]), "child %zu lost", i);
+	helper_stop(h);
+}
+
 /* The most one oblet's scan counts: a unit per slot, GCMARK_FAR_WORK
  * more per child it marks (each on another span than the large
  * object's), one for the object. */
@@ -946,9 +954,7 @@ START_TEST(test_oblet_bounds_drain)
 	              "%zu children marked by one oblet's scan",
 	              children_marked);
 	ck_assert(rest_queued);
-	for (size_t i = 0; i < NBIG; i++)
-		REQUIRE(is_live(big[i]), "child %zu lost", i);
-	helper_stop(&h);
+	big_live_stop(&h, big);
 }
 END_TEST
 
@@ -980,9 +986,7 @@ START_TEST(test_drain_preempted)
 	 * the background workers. */
 	ck_assert_msg(rest > 0, "the resumed drain did nothing");
 	ck_assert(drained);
-	for (size_t i = 0; i < NBIG; i++)
-		REQUIRE(is_live(big[i]), "child %zu lost", i);
-	helper_stop(&h);
+	big_live_stop(&h, big);
 }
 END_TEST
 
@@ -1013,9 +1017,7 @@ START_TEST(test_drain_publishes_credit)
 	ck_assert_uint_eq(c1, (uintptr_t)first);
 	ck_assert_msg(rest > 0, "the resumed drain did nothing");
 	ck_assert_uint_eq(c2, (uintptr_t)(first + rest));
-	for (size_t i = 0; i < NBIG; i++)
-		REQUIRE(is_live(big[i]), "child %zu lost", i);
-	helper_stop(&h);
+	big_live_stop(&h, big);
 }
 END_TEST
 
@@ -1081,9 +1083,7 @@ START_TEST(test_drain_deadline)
 	ck_assert_msg(rest > 0, "the drain with time left did nothing");
 	ck_assert(drained);
 	ck_assert(!expired_again);
-	for (size_t i = 0; i < NBIG; i++)
-		REQUIRE(is_live(big[i]), "child %zu lost", i);
-	helper_stop(&h);
+	big_live_stop(&h, big);
 }
 END_TEST
 
