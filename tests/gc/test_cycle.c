@@ -1022,26 +1022,17 @@ START_TEST(test_drain_publishes_credit)
 END_TEST
 
 /* The background workers' drains pay into the assist credit
- * (mgc_.bg_credit): in a mark held open, with a structure greyed from
- * this thread's frame and nobody allocating, the credit grows as the
+ * (mgc_.bg_credit): in a mark held open, with a structure greyed onto
+ * the global lists and nobody allocating, the credit grows as the
  * workers mark it. With the workers' gcw not wired to the pool, the
  * mutators' assists would pay for all of the marking. */
 START_TEST(test_workers_pay_credit)
 {
 	helper h;
-	void *ms[1] = {0};
-	gc_frame f;
-
-	start(false);
-	gc_disable();
-	helper_start(&h);
-	gc_frame_push(&f, ms, 1);
-	void **big = gc_alloc_array(NBIG, t_ptrs);
-	ck_assert_ptr_nonnull(big);
-	for (size_t i = 0; i < NBIG; i++)
-		gc_write(&big[i], gc_alloc(16, t_ptrs));
-	ms[0] = big;
-	pause_begin(&h);
+	void **big = big_in_held_mark(&h);
+	gcw w = {0};
+	gcmark_value(&w, (uintptr_t)big, true, 0, 0);
+	gcw_dispose(&w); /* the workers' to take */
 	uintptr_t credit = 0;
 	/* Under the test's timeout, to fail with a message: a worker
 	 * marks within milliseconds, seconds under a sanitizer. */
@@ -1050,10 +1041,7 @@ START_TEST(test_workers_pay_credit)
 		sleep_us(100);
 	pause_end(&h, NULL, NULL);
 	ck_assert_msg(credit > 0, "the workers' marking paid no credit");
-	for (size_t i = 0; i < NBIG; i++)
-		REQUIRE(is_live(big[i]), "child %zu lost", i);
-	gc_frame_pop(&f);
-	helper_stop(&h);
+	big_live_stop(&h, big);
 }
 END_TEST
 
