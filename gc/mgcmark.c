@@ -731,7 +731,7 @@ static ALWAYS_INLINE uintptr_t pfifo_pop(pfifo *f)
 
 intptr_t gcmark_drain(gcw *w, intptr_t budget)
 {
-	intptr_t done = 0, next_look = 0, credited = 0;
+	intptr_t done = 0, next_look = 0, flushed = 0;
 	pfifo f = {.head = 0, .n = 0};
 	uintptr_t p, q, last = 0, far = w->far_marks;
 
@@ -775,12 +775,12 @@ intptr_t gcmark_drain(gcw *w, intptr_t budget)
 			next_look = done + 1024;
 			/* The work so far counts now: for the pacer's
 			 * debts (scan_done) and, a worker's, as credit. */
-			uintptr_t d = (uintptr_t)(done - credited);
+			uintptr_t d = (uintptr_t)(done - flushed);
 			if (d) {
 				afetch_add(&gcwork_.scan_done, d);
 				if (w->credit)
 					afetch_add(w->credit, d);
-				credited = done;
+				flushed = done;
 			}
 			if (w->preempt && aload_acq(w->preempt))
 				break;
@@ -798,10 +798,10 @@ intptr_t gcmark_drain(gcw *w, intptr_t budget)
 	while (f.n)
 		gcw_put(w, pfifo_pop(&f));
 	w->scan_work += (uintptr_t)done;
-	if (done > credited) {
-		afetch_add(&gcwork_.scan_done, (uintptr_t)(done - credited));
+	if (done > flushed) {
+		afetch_add(&gcwork_.scan_done, (uintptr_t)(done - flushed));
 		if (w->credit)
-			afetch_add(w->credit, (uintptr_t)(done - credited));
+			afetch_add(w->credit, (uintptr_t)(done - flushed));
 	}
 	return done;
 }
