@@ -130,7 +130,7 @@ typedef struct mspan {
 
 	/* Specials (finalizers, cleanups, weak handles, ephemerons): the
 	 * records and their kinds belong to the collector (gc/mfinal.c),
-	 * which keeps them sorted by offset and guards them, and the list
+	 * which keeps each object's together and guards them, and the list
 	 * of spans that have any, with its own lock. Sweep hands a span
 	 * with specials to alloc_hooks.sweep_specials before it frees
 	 * anything; a span is never freed while it has specials. */
@@ -138,9 +138,10 @@ typedef struct mspan {
 	struct mspan *sp_next, *sp_prev;
 } mspan;
 
-/* The head of a special record; gc/mfinal.c embeds it in its records. */
+/* The head of a special record; gc/mfinal.c embeds it in its records
+ * and links them (next, prev) into its span's list. */
 typedef struct special {
-	struct special *next;
+	struct special *next, *prev;
 	uintptr_t offset; /* of the address it is attached to, from base */
 	uint8_t kind;
 } special;

@@ -1,15 +1,24 @@
 /* gc/mfinal.c: specials and the finalizer queue (Go's mfinal.go and the
  * specials of mheap.go; weak handles as in Go 1.24's internal/weak).
  *
- * Locks. specials_.lock guards every span's special list, the list of
- * spans that have specials (sp_next/sp_prev), and the record allocator.
+ * Locks. specials_.lock guards every span's special list, the table of
+ * groups, the list of spans that have specials (sp_next/sp_prev), and the
+ * record allocator.
  * finq_.lock guards the queue; sweep queues while it holds the specials
  * (the order of every lock: alloc/sys/lock.h). Neither is held while
  * calling out of the collector.
  *
  * Invariants.
- *  - A span's specials are sorted by offset; a span is on the specials
- *    list exactly when its list is not empty, and is never freed then.
+ *  - A span's specials form a doubly linked list in which each object's
+ *    records are adjacent (its group), in offset order and, at one
+ *    offset, in the order they were added; the groups are in no order.
+ *    specials_.groups maps the base address of every object that has
+ *    records to the first record of its group, so that finding, adding
+ *    and removing a record take the object's group, not the span's list
+ *    (a span of 32-byte objects each with a weak handle has 256 records:
+ *    a walk from the head made each gc_weak_new cost microseconds).
+ *  - A span is on the specials list exactly when its list is not empty,
+ *    and is never freed then.
  *  - A special refers to an allocated object: sweep runs a span's
  *    specials before it frees the span's unmarked objects, and removes
  *    every special of an object it frees.
@@ -28,6 +37,8 @@
  * unreachable once A's finalizer has run and A is freed. Objects in a
  * cycle mark each other and are never finalized. */
 #include "gc/mgc.h"
+
+#include "alloc/sys/addrset.h"
 
 #include <stdlib.h>
 
@@ -67,10 +78,12 @@ typedef union special_any {
 static struct {
 	gc_mutex lock;
 	mspan *spans;            /* spans with specials */
+	addrset groups;          /* object base -> first record (special *) */
 	fixalloc alloc;          /* special_any records */
 	size_t sys;              /* OS bytes taken for records */
 	uint64_t next_id;        /* cleanup ids */
 	atomic_word nephemerons; /* EPHEMERON specials */
+	uintptr_t steps;         /* records walked over (specials_steps) */
 } specials_ = {.lock = {.m = PTHREAD_MUTEX_INITIALIZER}};
 
 static struct {
@@ -94,6 +107,7 @@ void specials_init(void)
 	fixalloc_init(&finq_.alloc, align_up(sizeof(finq_entry), 16),
 	              &finq_.sys);
 	specials_.next_id = 1;
+	specials_.groups.vsize = sizeof(special *);
 	mspan_hooks.sweep_specials = sweep_specials;
 }
 
@@ -131,28 +145,89 @@ static void span_list_remove(mspan *s)
 	s->sp_next = s->sp_prev = NULL;
 }
 
-/* Insert sp in offset order (after records at the same offset). */
-static void special_insert(mspan *s, special *sp)
+/* The base address of the object that the address base + off is in. */
+static uintptr_t object_at(const mspan *s, uintptr_t off)
 {
-	special **pp = &s->specials;
-	bool was_empty = !*pp;
+	return s->base + mspan_object_index(s, s->base + off) * s->elemsize;
+}
 
-	mutex_assert_held(&specials_.lock);
-	while (*pp && (*pp)->offset <= sp->offset)
-		pp = &(*pp)->next;
-	sp->next = *pp;
-	astore_rel((atomic_word *)pp, (uintptr_t)sp);
+/* Is sp one of the records of the object at `obj`? */
+static bool in_group(const mspan *s, const special *sp, uintptr_t obj)
+{
+	return sp->offset - (obj - s->base) < s->elemsize;
+}
+
+/* The first record of obj's group, or NULL. */
+static special *group_first(uintptr_t obj)
+{
+	size_t i = addrset_find(&specials_.groups, obj);
+	return i == SIZE_MAX ? NULL
+	                     : *(special **)addrset_val(&specials_.groups, i);
+}
+
+/* Link sp into s's list after `at` (NULL: at the head). */
+static void link_after(mspan *s, special *at, special *sp)
+{
+	bool was_empty = !s->specials;
+	special *next = at ? at->next : s->specials;
+
+	sp->prev = at;
+	sp->next = next;
+	if (next)
+		next->prev = sp;
+	astore_rel((atomic_word *)(at ? &at->next : &s->specials),
+	           (uintptr_t)sp);
 	if (was_empty)
 		span_list_add(s);
 }
 
-/* Unlink *pp (which is sp) and free the record. */
-static void special_remove(mspan *s, special **pp)
+/* Add sp to its object's group: after the records at or below its
+ * offset, or as a new group at the head of the list. False (nothing
+ * added) if the table of groups cannot grow. */
+static bool special_insert(mspan *s, special *sp)
 {
-	special *sp = *pp;
+	uintptr_t obj = object_at(s, sp->offset);
+	bool added;
 
 	mutex_assert_held(&specials_.lock);
-	astore_rel((atomic_word *)pp, (uintptr_t)sp->next);
+	size_t i = addrset_add(&specials_.groups, obj, &added);
+	if (i == SIZE_MAX)
+		return false;
+	special **first = addrset_val(&specials_.groups, i);
+	if (added || sp->offset < (*first)->offset) {
+		link_after(s, added ? NULL : (*first)->prev, sp);
+		*first = sp;
+		return true;
+	}
+	special *at = *first;
+	while (at->next && in_group(s, at->next, obj) &&
+	       at->next->offset <= sp->offset) {
+		at = at->next;
+		specials_.steps++;
+	}
+	link_after(s, at, sp);
+	return true;
+}
+
+/* Unlink sp and free the record. */
+static void special_remove(mspan *s, special *sp)
+{
+	uintptr_t obj = object_at(s, sp->offset);
+	size_t i = addrset_find(&specials_.groups, obj);
+
+	mutex_assert_held(&specials_.lock);
+	gc_assert(i != SIZE_MAX);
+	special **first = addrset_val(&specials_.groups, i);
+	if (*first == sp) {
+		if (sp->next && in_group(s, sp->next, obj))
+			*first = sp->next;
+		else
+			addrset_remove_at(&specials_.groups, i);
+	}
+	if (sp->next)
+		sp->next->prev = sp->prev;
+	astore_rel((atomic_word *)(sp->prev ? &sp->prev->next : &s->specials),
+	           (uintptr_t)sp->next);
 	if (sp->kind == SPECIAL_EPHEMERON)
 		afetch_add(&specials_.nephemerons, (uintptr_t)-1);
 	fixalloc_free(&specials_.alloc, sp);
@@ -170,13 +245,29 @@ static special *special_new(unsigned kind, mspan *s, uintptr_t p)
 	return sp;
 }
 
-/* The first special of `kind` at exactly offset off, as a link. */
-static special **special_find(mspan *s, unsigned kind, uintptr_t off)
+/* special_new, then special_insert: NULL (nothing kept) if either finds
+ * no memory. The caller fills the record in before it drops the lock. */
+static special *special_add(unsigned kind, mspan *s, uintptr_t p)
 {
-	for (special **pp = &s->specials; *pp && (*pp)->offset <= off;
-	     pp = &(*pp)->next)
-		if ((*pp)->offset == off && (*pp)->kind == kind)
-			return pp;
+	special *sp = special_new(kind, s, p);
+	if (sp && !special_insert(s, sp)) {
+		fixalloc_free(&specials_.alloc, sp);
+		return NULL;
+	}
+	return sp;
+}
+
+/* The first special of `kind` at exactly offset off. */
+static special *special_find(mspan *s, unsigned kind, uintptr_t off)
+{
+	uintptr_t obj = object_at(s, off);
+
+	for (special *sp = group_first(obj);
+	     sp && in_group(s, sp, obj) && sp->offset <= off; sp = sp->next) {
+		if (sp->offset == off && sp->kind == kind)
+			return sp;
+		specials_.steps++;
+	}
 	return NULL;
 }
 
@@ -186,20 +277,13 @@ bool specials_set_finalizer(mspan *s, uintptr_t obj, gc_finalizer_fn fn,
                             void *arg)
 {
 	mutex_lock(&specials_.lock);
-	special **pp = special_find(s, SPECIAL_FINALIZER,
-	                            obj - s->base);
-	if (pp) {
-		special_fin *f = (special_fin *)*pp;
-		f->fn = fn;
-		f->arg = arg;
-		mutex_unlock(&specials_.lock);
-		return true;
-	}
-	special_fin *f = (special_fin *)special_new(SPECIAL_FINALIZER, s, obj);
+	special_fin *f = (special_fin *)special_find(s, SPECIAL_FINALIZER,
+	                                             obj - s->base);
+	if (!f)
+		f = (special_fin *)special_add(SPECIAL_FINALIZER, s, obj);
 	if (f) {
 		f->fn = fn;
 		f->arg = arg;
-		special_insert(s, &f->h);
 	}
 	mutex_unlock(&specials_.lock);
 	return f != NULL;
@@ -208,12 +292,11 @@ bool specials_set_finalizer(mspan *s, uintptr_t obj, gc_finalizer_fn fn,
 bool specials_clear_finalizer(mspan *s, uintptr_t obj)
 {
 	mutex_lock(&specials_.lock);
-	special **pp = special_find(s, SPECIAL_FINALIZER,
-	                            obj - s->base);
-	if (pp)
-		special_remove(s, pp);
+	special *sp = special_find(s, SPECIAL_FINALIZER, obj - s->base);
+	if (sp)
+		special_remove(s, sp);
 	mutex_unlock(&specials_.lock);
-	return pp != NULL;
+	return sp != NULL;
 }
 
 uint64_t specials_add_cleanup(mspan *s, uintptr_t obj, gc_cleanup_fn fn,
@@ -222,13 +305,12 @@ uint64_t specials_add_cleanup(mspan *s, uintptr_t obj, gc_cleanup_fn fn,
 	uint64_t id = 0;
 
 	mutex_lock(&specials_.lock);
-	special_cleanup *c = (special_cleanup *)special_new(SPECIAL_CLEANUP, s,
+	special_cleanup *c = (special_cleanup *)special_add(SPECIAL_CLEANUP, s,
 	                                                    obj);
 	if (c) {
 		c->fn = fn;
 		c->arg = arg;
 		c->id = id = specials_.next_id++;
-		special_insert(s, &c->h);
 	}
 	mutex_unlock(&specials_.lock);
 	return id;
@@ -236,19 +318,19 @@ uint64_t specials_add_cleanup(mspan *s, uintptr_t obj, gc_cleanup_fn fn,
 
 bool specials_cancel_cleanup(mspan *s, uintptr_t obj, uint64_t id)
 {
-	uintptr_t i = mspan_object_index(s, obj);
+	uintptr_t base = object_at(s, obj - s->base);
 	bool found = false;
 
 	mutex_lock(&specials_.lock);
-	for (special **pp = &s->specials; *pp; pp = &(*pp)->next) {
-		special *sp = *pp;
+	for (special *sp = group_first(base); sp && in_group(s, sp, base);
+	     sp = sp->next) {
 		if (sp->kind == SPECIAL_CLEANUP &&
-		    object_index_of(s, sp) == i &&
 		    ((special_cleanup *)sp)->id == id) {
-			special_remove(s, pp);
+			special_remove(s, sp);
 			found = true;
 			break;
 		}
+		specials_.steps++;
 	}
 	mutex_unlock(&specials_.lock);
 	return found;
@@ -261,9 +343,9 @@ uintptr_t specials_find_weak(mspan *s, uintptr_t p)
 	if (!aload_acq((const atomic_word *)&s->specials))
 		return 0;
 	mutex_lock(&specials_.lock);
-	special **pp = special_find(s, SPECIAL_WEAK, p - s->base);
-	if (pp)
-		cell = ((special_weak *)*pp)->cell;
+	special *sp = special_find(s, SPECIAL_WEAK, p - s->base);
+	if (sp)
+		cell = ((special_weak *)sp)->cell;
 	mutex_unlock(&specials_.lock);
 	return cell;
 }
@@ -271,16 +353,15 @@ uintptr_t specials_find_weak(mspan *s, uintptr_t p)
 uintptr_t specials_add_weak(mspan *s, uintptr_t p, uintptr_t cell)
 {
 	mutex_lock(&specials_.lock);
-	special **pp = special_find(s, SPECIAL_WEAK, p - s->base);
-	if (pp) {
-		cell = ((special_weak *)*pp)->cell;
+	special *sp = special_find(s, SPECIAL_WEAK, p - s->base);
+	if (sp) {
+		cell = ((special_weak *)sp)->cell;
 	} else {
-		special_weak *w = (special_weak *)special_new(SPECIAL_WEAK, s,
+		special_weak *w = (special_weak *)special_add(SPECIAL_WEAK, s,
 		                                              p);
 		if (w) {
 			w->cell = cell;
 			astore_rel(&((weak_cell *)cell)->target, p);
-			special_insert(s, &w->h);
 		} else {
 			cell = 0;
 		}
@@ -292,11 +373,9 @@ uintptr_t specials_add_weak(mspan *s, uintptr_t p, uintptr_t cell)
 bool specials_add_ephemeron(mspan *s, uintptr_t e)
 {
 	mutex_lock(&specials_.lock);
-	special *sp = special_new(SPECIAL_EPHEMERON, s, e);
-	if (sp) {
-		special_insert(s, sp);
+	special *sp = special_add(SPECIAL_EPHEMERON, s, e);
+	if (sp)
 		afetch_add(&specials_.nephemerons, 1);
-	}
 	mutex_unlock(&specials_.lock);
 	return sp != NULL;
 }
@@ -306,15 +385,66 @@ void (*specials_profile_free)(void *bucket, size_t size);
 bool specials_add_profile(mspan *s, uintptr_t p, void *bucket, size_t size)
 {
 	mutex_lock(&specials_.lock);
-	special_profile *sp = (special_profile *)special_new(SPECIAL_PROFILE,
+	special_profile *sp = (special_profile *)special_add(SPECIAL_PROFILE,
 	                                                     s, p);
 	if (sp) {
 		sp->bucket = bucket;
 		sp->size = size;
-		special_insert(s, &sp->h);
 	}
 	mutex_unlock(&specials_.lock);
 	return sp != NULL;
+}
+
+/* ---- Checking (tests) ---------------------------------------------------- */
+
+const char *specials_verify(mspan *s)
+{
+	uint64_t seen[MSPAN_MAX_NELEMS / 64] = {0};
+	const char *bad = NULL;
+	size_t groups = 0, in_table = 0;
+	special *prev = NULL;
+
+	mutex_lock(&specials_.lock);
+	for (special *sp = s->specials; sp && !bad; prev = sp, sp = sp->next) {
+		uintptr_t i = object_index_of(s, sp);
+		uintptr_t obj = s->base + i * s->elemsize;
+		if (sp->prev != prev)
+			bad = "a record's prev is not the one before it";
+		else if (sp->offset >= s->limit - s->base)
+			bad = "a record past the span's objects";
+		else if (prev && in_group(s, prev, obj)) {
+			if (prev->offset > sp->offset)
+				bad = "a group out of offset order";
+		} else if (bitmap_get(seen, i)) {
+			bad = "an object's records are not adjacent";
+		} else {
+			seen[i / 64] |= (uint64_t)1 << (i % 64);
+			groups++;
+			if (group_first(obj) != sp)
+				bad = "a group's first record is not in the "
+				      "table";
+		}
+	}
+	for (size_t i = 0; !bad && i < specials_.groups.cap; i++) {
+		uintptr_t k = aload(&specials_.groups.keys[i]);
+		if (addrset_live(&specials_.groups, i) && k >= s->base &&
+		    k < s->limit)
+			in_table++;
+	}
+	if (!bad && in_table != groups)
+		bad = "the table has groups the list has not";
+	if (!bad && !s->specials != !(s->sp_prev || specials_.spans == s))
+		bad = "the span is on the specials list iff it has records";
+	mutex_unlock(&specials_.lock);
+	return bad;
+}
+
+uintptr_t specials_steps(void)
+{
+	mutex_lock(&specials_.lock);
+	uintptr_t n = specials_.steps;
+	mutex_unlock(&specials_.lock);
+	return n;
 }
 
 /* ---- Marking ------------------------------------------------------------- */
@@ -391,8 +521,8 @@ bool ephemeron_pass(gcw *w)
 		return false;
 	mutex_lock(&specials_.lock);
 	for (mspan *s = specials_.spans; s; s = s->sp_next) {
-		/* The specials of one object are adjacent (sorted by
-		 * offset): an ephemeron with a finalizer counts as live
+		/* The specials of one object are adjacent (its group):
+		 * an ephemeron with a finalizer counts as live
 		 * even unmarked, since its finalizer will see it whole
 		 * (specials_mark scans it), value included while its key
 		 * lives. */
@@ -468,19 +598,17 @@ static void sweep_specials(mspan *s)
 	                                             sizeof(keep[0]));
 
 	mutex_lock(&specials_.lock);
-	for (special **pp = &s->specials; *pp;) {
-		special *sp = *pp;
+	for (special *sp = s->specials, *next; sp; sp = next) {
+		next = sp->next;
 		if (sp->kind == SPECIAL_WEAK && unmarked(s, sp)) {
 			weak_cell *c = (weak_cell *)((special_weak *)sp)->cell;
 			astore_rel(&c->target, 0);
-			special_remove(s, pp);
-		} else {
-			pp = &sp->next;
+			special_remove(s, sp);
 		}
 	}
 	mutex_lock(&finq_.lock);
-	for (special **pp = &s->specials; *pp;) {
-		special *sp = *pp;
+	for (special *sp = s->specials, *next; sp; sp = next) {
+		next = sp->next;
 		if (sp->kind == SPECIAL_FINALIZER && unmarked(s, sp)) {
 			special_fin *f = (special_fin *)sp;
 			uintptr_t i = object_index_of(s, sp);
@@ -488,16 +616,14 @@ static void sweep_specials(mspan *s)
 			              f->fn, NULL, f->arg))
 				fatal("sweep: no memory to queue a finalizer");
 			keep[i / 64] |= (uint64_t)1 << (i % 64);
-			special_remove(s, pp);
+			special_remove(s, sp);
 			queued = true;
-		} else {
-			pp = &sp->next;
 		}
 	}
 	for (size_t w = 0; w < mspan_bitmap_words(s->nelems); w++)
 		s->gcmark_bits[w] |= keep[w];
-	for (special **pp = &s->specials; *pp;) {
-		special *sp = *pp;
+	for (special *sp = s->specials, *next; sp; sp = next) {
+		next = sp->next;
 		if ((sp->kind == SPECIAL_CLEANUP ||
 		     sp->kind == SPECIAL_EPHEMERON ||
 		     sp->kind == SPECIAL_PROFILE) && unmarked(s, sp)) {
@@ -514,9 +640,7 @@ static void sweep_specials(mspan *s)
 					      "cleanup");
 				queued = true;
 			}
-			special_remove(s, pp);
-		} else {
-			pp = &sp->next;
+			special_remove(s, sp);
 		}
 	}
 	if (queued)

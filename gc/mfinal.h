@@ -4,7 +4,7 @@
  * public API around them lives in runtime/finalizer.c and runtime/weak.c.
  *
  * A special is a record attached to the span of the address it is about,
- * sorted by offset. Kinds:
+ * with the other records of its object (gc/mfinal.c). Kinds:
  *   FINALIZER   on an object base: run fn(obj, arg) once when the object
  *               is found unmarked at sweep; at most one per object;
  *   CLEANUP     on an object: run fn(arg) when the object is freed;
@@ -81,6 +81,13 @@ bool specials_add_ephemeron(mspan *s, uintptr_t e);
  * locks: it may only count). False if no memory. */
 bool specials_add_profile(mspan *s, uintptr_t p, void *bucket, size_t size);
 extern void (*specials_profile_free)(void *bucket, size_t size);
+
+/* Tests: s's list and the table of groups checked against each other
+ * (the invariants at the top of gc/mfinal.c): NULL if they hold, else
+ * what broke. And the records that finds, inserts and cancels have
+ * stepped over so far. */
+const char *specials_verify(mspan *s);
+uintptr_t specials_steps(void);
 
 /* ---- Marking ------------------------------------------------------------- */
 

@@ -17,7 +17,10 @@
  *    them resolve, a value pointing at its key does not keep it; an
  *    ephemeron made during marking keeps its value; an unreachable
  *    ephemeron with a finalizer keeps its value for the finalizer;
- *  - the weak map; and the bad inputs. */
+ *  - the weak map; and the bad inputs;
+ *  - the records' groups: random adds and removes against a model, the
+ *    list and the table checked after each; finding and adding a record
+ *    steps over no other object's records. */
 #include "test_harness.c"
 
 static gc_type *t_node; /* {ptr a, ptr b, word key, word pad}: 32 bytes */
@@ -540,6 +543,171 @@ START_TEST(test_cleanup_after_resurrection)
 }
 END_TEST
 
+/* ---- The records' groups (gc/mfinal.c) ---------------------------------- */
+
+/* The objects of one span of 32-byte nodes (256 of them), kept alive by
+ * a frame slot each (the array). */
+static size_t span_objects(mspan **sp, node **objs, size_t max)
+{
+	size_t n = 0;
+
+	while (n < max) {
+		node *x = new_node(n);
+		if (n && spanof((uintptr_t)x) != *sp) {
+			if (n >= 64)
+				break;
+			n = 0; /* a span already partly used: start over */
+		}
+		*sp = spanof((uintptr_t)x);
+		objs[n++] = x;
+	}
+	return n;
+}
+
+static void no_fin(void *obj, void *arg)
+{
+	(void)obj;
+	(void)arg;
+}
+
+static void no_cleanup(void *arg)
+{
+	(void)arg;
+}
+
+/* Random finalizers, cleanups and weak handles (at four offsets) added
+ * to and removed from the objects of one span, against a model of what
+ * each object has; the list and the table of groups are checked after
+ * each operation (specials_verify: each object's records adjacent and in
+ * offset order, every group in the table, prev links right). */
+START_TEST(test_specials_groups)
+{
+	enum { MAXO = 256, OPS = 20000 };
+	static node *objs[MAXO];
+	static weak_cell cells[MAXO][4];
+	static bool fin[MAXO];
+	static uint64_t ids[MAXO][8];
+	test_rng r = rng_make(11);
+	mspan *s = NULL;
+	gc_frame f;
+
+	start();
+	gc_frame_push(&f, (void **)objs, MAXO);
+	size_t n = span_objects(&s, objs, MAXO);
+	ck_assert_uint_ge(n, 64);
+	for (int k = 0; k < OPS; k++) {
+		size_t i = rng_below(&r, n), w = rng_below(&r, 4);
+		uintptr_t o = (uintptr_t)objs[i];
+		switch (rng_below(&r, 5)) {
+		case 0:
+			ck_assert(specials_set_finalizer(s, o, no_fin, NULL));
+			fin[i] = true;
+			break;
+		case 1:
+			ck_assert_int_eq(specials_clear_finalizer(s, o),
+			                 fin[i]);
+			fin[i] = false;
+			break;
+		case 2: {
+			size_t j = rng_below(&r, 8);
+			if (ids[i][j]) {
+				ck_assert(specials_cancel_cleanup(s, o,
+				                                  ids[i][j]));
+				ck_assert(!specials_cancel_cleanup(s, o,
+				                                   ids[i][j]));
+				ids[i][j] = 0;
+			} else {
+				ids[i][j] = specials_add_cleanup(
+				    s, o, no_cleanup, NULL);
+				ck_assert_uint_ne(ids[i][j], 0);
+			}
+			break;
+		}
+		default: {
+			uintptr_t p = o + 8 * w;
+			uintptr_t want = cells[i][w].tag ?
+			                 (uintptr_t)&cells[i][w] : 0;
+			ck_assert_uint_eq(specials_find_weak(s, p), want);
+			if (!want) {
+				cells[i][w].tag = 1;
+				want = (uintptr_t)&cells[i][w];
+			}
+			ck_assert_uint_eq(specials_add_weak(s, p, want), want);
+			break;
+		}
+		}
+		const char *bad = specials_verify(s);
+		REQUIRE(!bad, "after operation %d: %s", k, bad);
+	}
+	/* Everything the API can remove, removed: only the weak handles
+	 * stay (sweep removes those), in one group per object. */
+	for (size_t i = 0; i < n; i++) {
+		uintptr_t o = (uintptr_t)objs[i];
+		ck_assert_int_eq(specials_clear_finalizer(s, o), fin[i]);
+		for (size_t j = 0; j < 8; j++)
+			if (ids[i][j])
+				ck_assert(specials_cancel_cleanup(s, o,
+				                                  ids[i][j]));
+		for (size_t w = 0; w < 4; w++)
+			ck_assert_uint_eq(specials_find_weak(s, o + 8 * w),
+			                  cells[i][w].tag ?
+			                  (uintptr_t)&cells[i][w] : 0);
+	}
+	ck_assert_ptr_null(specials_verify(s));
+	/* The handles point at static cells, not heap objects: the sweep
+	 * must not find them (the test collects nothing). */
+	gc_frame_pop(&f);
+}
+END_TEST
+
+/* Finding and adding a record walks its object's group, not the span's
+ * list: a weak handle for each of a span's objects, in address order,
+ * in reverse and at random, steps over no other object's records (a
+ * walk from the head of the list, sorted, stepped over n^2/2). */
+START_TEST(test_specials_steps)
+{
+	enum { MAXO = 256 };
+	static node *objs[3][MAXO];
+	static weak_cell cells[3][MAXO];
+	test_rng r = rng_make(12);
+	gc_frame f[3];
+
+	start();
+	for (int order = 0; order < 3; order++) {
+		mspan *s = NULL;
+		gc_frame_push(&f[order], (void **)objs[order], MAXO);
+		size_t n = span_objects(&s, objs[order], MAXO);
+		size_t perm[MAXO] = {0};
+		for (size_t i = 0; i < n; i++)
+			perm[i] = order == 1 ? n - 1 - i : i;
+		if (order == 2)
+			for (size_t i = n - 1; i > 0; i--) {
+				size_t j = rng_below(&r, i + 1), t = perm[i];
+				perm[i] = perm[j];
+				perm[j] = t;
+			}
+		uintptr_t before = specials_steps();
+		for (size_t k = 0; k < n; k++) {
+			size_t i = perm[k];
+			uintptr_t c = (uintptr_t)&cells[order][i];
+			ck_assert_uint_eq(specials_add_weak(
+			                      s, (uintptr_t)objs[order][i], c),
+			                  c);
+		}
+		for (size_t i = 0; i < n; i++)
+			ck_assert_uint_eq(specials_find_weak(
+			                      s, (uintptr_t)objs[order][i]),
+			                  (uintptr_t)&cells[order][i]);
+		uintptr_t steps = specials_steps() - before;
+		REQUIRE(steps == 0, "order %d: %zu records stepped over for "
+		        "%zu objects", order, (size_t)steps, n);
+		ck_assert_ptr_null(specials_verify(s));
+	}
+	for (int order = 2; order >= 0; order--)
+		gc_frame_pop(&f[order]);
+}
+END_TEST
+
 /* ---- Weak references ----------------------------------------------------- */
 
 START_TEST(test_weak_basic)
@@ -1040,6 +1208,8 @@ static Suite *final_suite(void)
 	tcase_add_test(tc, test_weakmap);
 	tcase_add_test(tc, test_weakmap_probe_keeps_no_key);
 	tcase_add_test(tc, test_bad_input);
+	tcase_add_test(tc, test_specials_groups);
+	tcase_add_test(tc, test_specials_steps);
 	suite_add_tcase(s, tc);
 	return s;
 }
