@@ -35,9 +35,16 @@ size_t addrset_find(const addrset *s, uintptr_t key)
 	return aload(&s->keys[i]) == key ? i : SIZE_MAX;
 }
 
-static bool grow(addrset *s)
+/* Rehash into a table sized for the live entries: a quarter full at
+ * most, so that at least a quarter of it is added before the next
+ * rehash. Tombstones do not count: a set whose entries come and go
+ * (weak handles, objects freed and made again) keeps its size instead of
+ * doubling at every rehash, and a set that emptied shrinks. */
+static bool rehash(addrset *s)
 {
-	size_t cap = s->cap ? s->cap * 2 : 64;
+	size_t cap = 64;
+	while (cap / 4 < s->n + 1)
+		cap *= 2;
 	atomic_word *keys = calloc(cap, sizeof(*keys));
 	unsigned char *vals = s->vsize ? calloc(cap, s->vsize) : NULL;
 
@@ -73,7 +80,7 @@ size_t addrset_add(addrset *s, uintptr_t key, bool *added)
 	*added = false;
 	if (i != SIZE_MAX)
 		return i;
-	if ((s->used + 1) * 2 > s->cap && !grow(s))
+	if ((s->used + 1) * 2 > s->cap && !rehash(s))
 		return SIZE_MAX;
 	i = probe(s, key);
 	if (!aload(&s->keys[i]))

@@ -1,15 +1,18 @@
 /* alloc/sys/addrset.h: an open-addressing hash set of addresses, in
  * malloc'd memory (nothing the collector scans), each entry with an
  * optional fixed-size payload: the library's bookkeeping tables of
- * objects (gc/mfree.c's freed objects, runtime/uncollectable.c's roots).
+ * objects (gc/mfree.c's freed objects, runtime/uncollectable.c's roots,
+ * gc/mfinal.c's groups of specials).
  *
  * Linear probing from a multiplicative hash; a removed entry becomes
  * ADDRSET_GONE (a tombstone) so that probes past it still find later
- * keys; the table doubles when live entries and tombstones pass half of
- * it, and rehashing drops the tombstones. Keys are atomic words written
- * with atomic stores, so that a table of objects can be read as root
- * slots (the marker and heap dumps read keys[i]). The owner's lock guards
- * every call. */
+ * keys; when live entries and tombstones pass half of it the table is
+ * rehashed, without the tombstones, to at least four times the live
+ * entries (a power of two, at least 64): it grows with the entries, not
+ * with the adds and removes, and shrinks when they fall. Keys are atomic
+ * words written with atomic stores, so that a table of objects can be
+ * read as root slots (the marker and heap dumps read keys[i]). The
+ * owner's lock guards every call. */
 #ifndef GCHEAP_SYS_ADDRSET_H
 #define GCHEAP_SYS_ADDRSET_H
 

@@ -3,8 +3,11 @@
  * small key space (so that tombstones pile up and probe paths cross
  * them) with a payload per entry, checking membership, payloads, the
  * live count and that every live slot is exactly a member; then growth
- * from empty through many doublings keeps every key and payload. */
+ * from empty through many doublings keeps every key and payload; and a
+ * set whose entries come and go keeps its size, and shrinks when most
+ * of its entries are gone. */
 #include "alloc/sys/addrset.h"
+#include "alloc/sys/base.h"
 #include "tests/testing.h"
 
 #include <stdlib.h>
@@ -96,12 +99,57 @@ START_TEST(test_growth_keeps_everything)
 }
 END_TEST
 
+/* Entries that come and go, a thousand live at a time, for a million
+ * adds: the table stays sized for the live entries (it doubled at every
+ * rehash when tombstones counted as entries: a leak as long as the
+ * program ran). Then most of a large set removed: the next rehash
+ * shrinks it. */
+START_TEST(test_churn_keeps_size)
+{
+	addrset s = {.vsize = sizeof(uintptr_t)};
+	bool added;
+	size_t maxcap = 0;
+
+	for (size_t k = 0; k < 1000000; k++) {
+		size_t i = addrset_add(&s, key_of(k), &added);
+		ck_assert(i != SIZE_MAX && added);
+		*(uintptr_t *)addrset_val(&s, i) = k;
+		if (k >= 1000) {
+			size_t j = addrset_find(&s, key_of(k - 1000));
+			ck_assert_uint_ne(j, SIZE_MAX);
+			ck_assert_uint_eq(*(uintptr_t *)addrset_val(&s, j),
+			                  k - 1000);
+			addrset_remove_at(&s, j);
+		}
+		maxcap = MAX(maxcap, s.cap);
+	}
+	ck_assert_uint_eq(s.n, 1000);
+	ck_assert_uint_le(maxcap, 8192);
+	for (size_t k = 1000000; k < 1100000; k++)
+		ck_assert_uint_ne(addrset_add(&s, key_of(k), &added),
+		                  SIZE_MAX);
+	ck_assert_uint_ge(s.cap, 4 * 101000);
+	for (size_t k = 999000; k < 1100000; k++)
+		addrset_remove_at(&s, addrset_find(&s, key_of(k)));
+	ck_assert_uint_eq(s.n, 0);
+	for (size_t k = 0; k < 1000000 && s.cap > 8192; k++) {
+		ck_assert_uint_ne(addrset_add(&s, key_of(k), &added),
+		                  SIZE_MAX);
+		addrset_remove_at(&s, addrset_find(&s, key_of(k)));
+	}
+	ck_assert_uint_le(s.cap, 8192);
+	free((void *)s.keys);
+	free(s.vals);
+}
+END_TEST
+
 static Suite *addrset_suite(void)
 {
 	Suite *su = suite_create("addrset");
 	TCase *tc = tcase_create("addrset");
 	tcase_add_test(tc, test_against_reference);
 	tcase_add_test(tc, test_growth_keeps_everything);
+	tcase_add_test(tc, test_churn_keeps_size);
 	suite_add_tcase(su, tc);
 	return su;
 }
