@@ -6,7 +6,8 @@
  *    and then the span covers the page;
  *  - pages at or past arena->committed are free and not dirty, and
  *    arena->prefaulted is at most arena->committed;
- *  - stats.inuse_pages is the sum of the in-use spans' pages;
+ *  - stats.inuse_pages is the sum of the in-use spans' pages, and at
+ *    most stats.inuse_peak;
  *  - released pages are free and not dirty;
  *  - pinned pages (the OS refused to release them) are free, dirty and
  *    not released. */
@@ -320,6 +321,8 @@ mspan *mheap_alloc_span(uintptr_t npages, spanclass spc, heap_err *err)
 	s->state = MSPAN_INUSE;
 	astore(&s->sweepgen, aload(&mheap_.sweepgen));
 	mheap_.stats.inuse_pages += npages;
+	if (mheap_.stats.inuse_pages > mheap_.stats.inuse_peak)
+		mheap_.stats.inuse_peak = mheap_.stats.inuse_pages;
 	mheap_.stats.spans_inuse++;
 	mheap_.stats.spans_allocated++;
 	mheap_.stats.class_spans[spanclass_sizeclass(spc)]++;
@@ -457,6 +460,7 @@ size_t mheap_release_free(size_t max)
 		}
 	}
 	mheap_.stats.released += total;
+	mheap_.stats.released_ever += total;
 	mutex_unlock(&mheap_.lock);
 	return total;
 }
@@ -751,12 +755,14 @@ void mheap_verify(void)
 		committed += a->committed * PAGE_SIZE;
 	}
 	const heap_stats *st = &mheap_.stats;
-	if (inuse != st->inuse_pages || spans != st->spans_inuse ||
+	if (inuse != st->inuse_pages || inuse > st->inuse_peak ||
+	    spans != st->spans_inuse ||
 	    reserved != st->reserved || committed != st->committed ||
 	    released * PAGE_SIZE != st->released)
-		fatal("mheap_verify: counters (pages %zu spans %zu reserved "
-		      "%zu committed %zu released %zu) != recount (%zu %zu "
-		      "%zu %zu %zu)", st->inuse_pages, st->spans_inuse,
+		fatal("mheap_verify: counters (pages %zu peak %zu spans %zu "
+		      "reserved %zu committed %zu released %zu) != recount "
+		      "(%zu %zu %zu %zu %zu)", st->inuse_pages,
+		      st->inuse_peak, st->spans_inuse,
 		      st->reserved, st->committed, st->released,
 		      (size_t)inuse, (size_t)spans, (size_t)reserved,
 		      (size_t)committed, (size_t)(released * PAGE_SIZE));

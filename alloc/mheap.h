@@ -34,8 +34,11 @@ typedef struct heap_stats {
 	size_t reserved;      /* bytes of arenas reserved */
 	size_t committed;     /* bytes committed */
 	size_t released;      /* committed bytes madvised away */
+	size_t released_ever; /* bytes ever madvised away (a count) */
 	size_t prefaulted;    /* bytes faulted in by mheap_prefault */
 	size_t inuse_pages;   /* pages in in-use spans */
+	size_t inuse_peak;    /* the most inuse_pages since the scavenger
+	                       * last read it (gc/mgc.c scavenge) */
 	size_t spans_inuse;
 	size_t spans_allocated; /* spans ever cut from the pages */
 	size_t meta_sys;      /* OS bytes taken for metadata */
