@@ -120,6 +120,8 @@ typedef struct mgc_state {
 	atomic_word bg_swept;     /* spans the background sweeper swept */
 	atomic_word bg_busy_polls; /* its polls that found the mutators
 	                           * allocating */
+	atomic_word scavenges;    /* times it released memory after a sweep
+	                           * (or found none to release) */
 	atomic_word sweep_busy_test; /* tests: every poll finds the
 	                           * mutators allocating */
 	atomic_word traced;       /* the last cycle whose end is recorded
