@@ -714,23 +714,26 @@ unsigned mgc_set_markers(unsigned n)
 }
 
 /* After a sweep: give free pages back to the OS when the heap holds more
- * than 10% (plus 4 MiB) over what it recently needed, the excess only,
- * from the top of the heap (Go's scavenger keeps 10% over the goal, but
- * paced). What it recently needed: the larger of the goal and the most
- * pages in use since the last scavenge (mheap_.stats.inuse_peak; pages
- * in use pass the goal where a cycle's allocation runs ahead of its mark,
- * or large objects come and go between marks: released at every cycle,
- * they were faulted in again at the next, ~5-10 us a page), taking the
- * highest of the last cycles, decayed by an eighth a cycle: a goal or a
- * peak that dips for a cycle or two (the scaled minimum follows a noisy
- * allocation rate) must not release pages that the next cycle faults in
- * again, and a program whose peak really falls gets its memory back
- * within a few cycles (the amount halves in 5). Under a memory limit
- * what it needed counts for no more than the goal's cap, 95% of the
- * limit, so that a limit lowered below what the heap holds brings it
- * down at the next scavenge, not cycles later (otherwise the limit caps
- * what the heap holds anyway). gc_release_memory and gc_free_os_memory
- * release all free pages whatever this retains. */
+ * than it recently needed plus 4 MiB, the excess only, from the top of
+ * the heap (Go's scavenger keeps 10% over the goal, but paced). What it
+ * needed: the larger of the goal plus 10% and the most pages in use
+ * since the last scavenge (mheap_.stats.inuse_peak: pages in use pass
+ * the goal where a cycle's allocation runs ahead of its mark, or large
+ * objects come and go between marks; released at every cycle, they were
+ * faulted in again at the next, ~5-10 us a page), the highest of the
+ * last cycles decayed by an eighth a cycle: a goal or a peak that dips
+ * for a cycle or two (the scaled minimum follows a noisy allocation
+ * rate) must not release pages that the next cycle faults in again, and
+ * a program whose peak really falls gets its memory back within a few
+ * cycles (the amount halves in 5). The peak gets no 10% on top: pages
+ * kept over it are pages touched in some cycle and not another, resident
+ * for nothing. Under a memory limit the need counts for at most the
+ * goal's cap (95% of the limit) plus 10%, as the goal did, so that a
+ * limit lowered below what the heap holds brings it down at the next
+ * scavenge, not cycles later (otherwise the limit caps what the heap
+ * holds anyway).
+ * gc_release_memory and gc_free_os_memory release all free pages
+ * whatever this retains. */
 static void scavenge(void)
 {
 	static uintptr_t recent; /* the sweeper's own */
@@ -743,12 +746,11 @@ static void scavenge(void)
 	mutex_lock(&mgc_.lock);
 	uintptr_t goal = aload(&mgc_.goal);
 	mutex_unlock(&mgc_.lock);
-	recent = MAX(MAX(goal, peak), recent - recent / 8);
-	uintptr_t need = recent;
-	size_t limit = aload(&mheap_.limit);
-	if (limit && need > limit / 20 * 19)
-		need = limit / 20 * 19;
-	uintptr_t retain = need + need / 10 + ((uintptr_t)4 << 20);
+	recent = MAX(MAX(goal + goal / 10, peak), recent - recent / 8);
+	uintptr_t need = recent, cap = aload(&mheap_.limit) / 20 * 19;
+	if (cap && need > cap + cap / 10)
+		need = cap + cap / 10;
+	uintptr_t retain = need + ((uintptr_t)4 << 20);
 	if (held > retain)
 		mheap_release_free(held - retain);
 	afetch_add(&mgc_.scavenges, 1);
