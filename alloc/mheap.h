@@ -57,6 +57,7 @@ typedef struct heap_stats {
 	atomic_word heap_live;
 	atomic_word large_allocs;
 	atomic_word large_alloc_bytes;
+	atomic_word large_zeroed; /* bytes of new large objects zeroed */
 	atomic_word layout_writes; /* small objects whose layout was written
 	                            * per object (runtime/malloc.c) */
 	/* Observability (gc_read_stats): objects freed by sweep per size

@@ -111,6 +111,14 @@ static void *alloc_large(gc_thread *th, size_t size, const gc_type *t,
 {
 	uintptr_t npages = (size + PAGE_SIZE - 1) / PAGE_SIZE;
 	heap_err e;
+	/* gc_realloc's prefix, which it copies over before it returns (and
+	 * before any safepoint), is not zeroed first. Taken before anything
+	 * else can run here (an assist, a cycle callback that allocates),
+	 * so that any other allocation zeroes in full. Noscan only: no
+	 * marker, checkmark, verifier or heap dump reads a noscan object's
+	 * bytes, and nothing else can reach the object before it returns. */
+	size_t keep = noscan ? MIN(th->nozero, size) : 0;
+	th->nozero = 0;
 
 	collector_duties(th, npages * PAGE_SIZE);
 	mspan *s = mheap_alloc_span(npages, make_spanclass(0, noscan), &e);
@@ -125,8 +133,12 @@ static void *alloc_large(gc_thread *th, size_t size, const gc_type *t,
 		mspan_set_type(s, s->base, t, size);
 	else
 		s->largetype = t; /* its name, for heap dumps (no pointers) */
-	if (s->needzero)
-		memset((void *)s->base, 0, s->elemsize);
+	if (s->needzero) {
+		memset((char *)s->base + keep, 0, s->elemsize - keep);
+		if (GCHEAP_STATS)
+			afetch_add(&mheap_.stats.large_zeroed,
+			           s->elemsize - keep);
+	}
 	afetch_add(&mheap_.stats.heap_live, s->elemsize);
 	mgc_alloc_black(&th->gc, s, s->base);
 	if (GCHEAP_STATS) {

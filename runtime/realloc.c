@@ -7,6 +7,10 @@
  * new size are zeroed, so that growing again later finds zeros. Anything
  * else moves: a new object of the same type, the common prefix copied
  * with the bulk barrier (gc_copy), the old one left to the collector.
+ * A new large noscan object's prefix is not zeroed before the copy (a
+ * second pass over memory): nothing reads a noscan object's bytes but
+ * the program, which sees it only once the copy is done. A scan object
+ * is zeroed in full: the copy's barrier reads the slots it overwrites.
  * Both objects are held (runtime_hold) while the new one is allocated, so
  * the call is safe in precise mode as long as the caller roots the old
  * object as for any allocating call. */
@@ -112,10 +116,15 @@ void *gc_realloc(void *p, size_t size, const gc_type *type)
 		return p;
 	}
 	size_t mark = runtime_held_mark(t);
+	size_t n = MIN(size, have);
 	runtime_hold(t, p);
+	/* A large noscan object: the prefix about to be copied is not
+	 * zeroed first (runtime/malloc.c alloc_large). */
+	if (spanclass_noscan(s->spc) && size > MAX_SMALL_SIZE)
+		t->nozero = n;
 	void *q = runtime_new(t, size, type);
+	t->nozero = 0;
 	if (q) {
-		size_t n = MIN(size, have);
 		if (spanclass_noscan(s->spc))
 			memcpy(q, p, n);
 		else

@@ -50,6 +50,11 @@ typedef struct gc_thread {
 	void *held[RUNTIME_HELD]; /* the library's own new objects, precise
 	                           * roots scanned with the frames */
 	size_t nheld;             /* held[0, nheld) are in use */
+	size_t nozero;            /* gc_realloc: the bytes at the start of
+	                           * its new large noscan object that it
+	                           * copies over before its next safepoint,
+	                           * not to be zeroed first (alloc_large in
+	                           * runtime/malloc.c takes it); else 0 */
 	uintptr_t stack_base;     /* highest address of the native stack */
 	uintptr_t saved_sp;       /* stack pointer when parked or blocked */
 	jmp_buf saved_regs;       /* registers when parked or blocked */

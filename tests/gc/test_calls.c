@@ -1,6 +1,7 @@
 /* tests/gc/test_calls.c: the calls of issue 18 against their contracts in
  * docs/api.md: gc_realloc (in place, moved with its pointers, zeroed
- * growth, every bad input), gc_strdup/gc_strndup, gc_free (clears what
+ * growth, every bad input, a large noscan object's copied prefix not
+ * zeroed first), gc_strdup/gc_strndup, gc_free (clears what
  * the object kept alive; in the debug modes: double free refused, a write
  * after it and a reachable object pointing to it are fatal),
  * gc_alloc_uncollectable/gc_free_uncollectable, gc_keep_alive,
@@ -247,6 +248,113 @@ START_TEST(test_realloc_errors)
 	gc_thread_detach();
 	ck_assert_ptr_null(gc_realloc(NULL, 8, NULL));
 	EXPECT_ERR(GCHEAP_ERR_NOT_ATTACHED, "gc_thread_attach()");
+}
+END_TEST
+
+/* Free dirty pages for the next large spans: a noscan object of n bytes
+ * filled with 0xab, dropped and collected (first fit takes the lowest
+ * free run, and pages in use before are dirty). */
+static void dirty_pages(size_t n)
+{
+	unsigned char *d = gc_alloc(n, NULL);
+	memset(d, 0xab, n);
+	d = NULL;
+	gc_collect();
+}
+
+/* The bytes zeroed for large objects since `since`. */
+static size_t zeroed_since(size_t since)
+{
+	return aload(&mheap_.stats.large_zeroed) - since;
+}
+
+/* p's old bytes (the pattern of key) over n bytes, then zeros to the end
+ * of the object. */
+static void check_grown(const unsigned char *p, size_t n, uint64_t key)
+{
+	REQUIRE(check_payload(p, n, key), "prefix of %p", (const void *)p);
+	size_t size = gc_size(p);
+	for (size_t i = n; i < size; i++)
+		REQUIRE(p[i] == 0, "byte %zu of %zu is %#x", i, size, p[i]);
+}
+
+/* A noscan object grown by gc_realloc into a large one, on dirty pages,
+ * through the automatic zeroing's own path: only the tail past the
+ * copied bytes is zeroed (mheap_.stats.large_zeroed), and the object is
+ * the old bytes then zeros: from a small object, from a large one, and
+ * while a mark is running (the new object allocated black; it keeps its
+ * bytes through the cycle). A large scan object is zeroed in full (the
+ * copy's barrier reads the slots it overwrites). */
+START_TEST(test_realloc_large_prefix)
+{
+	void *slot[1] = {0};
+	gc_frame f;
+	helper h;
+	static const struct {
+		size_t from, to;
+		bool marking;
+	} cases[] = {
+		{20000, 300000, false},   /* small -> large */
+		{100000, 400000, false},  /* large -> large */
+		{300000, 200000, false},  /* large, shrunk in place */
+		{50000, 1000000, true},   /* large -> large, mid-mark */
+		{3000, 70000, true},      /* small -> large, mid-mark */
+	};
+
+	if (!GCHEAP_STATS)
+		return; /* no counter to read */
+	start(NULL);
+	gc_frame_push(&f, slot, 1);
+	helper_start(&h);
+	for (size_t k = 0; k < ARRAY_LEN(cases); k++) {
+		size_t from = cases[k].from, to = cases[k].to;
+		unsigned char *p = new_payload(from, k);
+		slot[0] = p;
+		dirty_pages(4 * MiB);
+		if (cases[k].marking)
+			pause_begin(&h);
+		/* The old slot is copied whole (its tail is zeros). */
+		size_t copied = MIN(gc_size(p), to);
+		size_t z0 = aload(&mheap_.stats.large_zeroed);
+		unsigned char *q = gc_realloc(p, to, NULL);
+		slot[0] = q;
+		size_t zeroed = zeroed_since(z0);
+		size_t n = MIN(from, to);
+		if (to <= from) { /* in place: nothing allocated */
+			ck_assert_ptr_eq(q, p);
+			ck_assert_uint_eq(zeroed, 0);
+		} else {
+			mspan *s = spanof((uintptr_t)q);
+			ck_assert(spanclass_noscan(s->spc));
+			ck_assert_msg(s->needzero, "case %zu: fresh pages", k);
+			ck_assert_uint_eq(zeroed, s->elemsize - copied);
+			if (cases[k].marking)
+				ck_assert(is_marked(q));
+		}
+		check_grown(q, n, k);
+		if (cases[k].marking)
+			pause_end(&h, NULL, NULL);
+		gc_collect();
+		check_grown(slot[0], n, k);
+	}
+	/* A scan object: zeroed in full, then the pointers copied. */
+	void **a = gc_alloc(8192 * sizeof(void *), t_ptrs);
+	slot[0] = a;
+	for (size_t i = 0; i < 8192; i++)
+		gc_write(&a[i], a);
+	dirty_pages(4 * MiB);
+	size_t z0 = aload(&mheap_.stats.large_zeroed);
+	void **b = gc_realloc(a, 16384 * sizeof(void *), t_ptrs);
+	slot[0] = b;
+	mspan *s = spanof((uintptr_t)b);
+	ck_assert(s->needzero);
+	ck_assert_uint_eq(zeroed_since(z0), s->elemsize);
+	for (size_t i = 0; i < 16384; i++)
+		REQUIRE(b[i] == (i < 8192 ? (void *)a : NULL), "slot %zu", i);
+	ck_assert_uint_eq(thread_current->nozero, 0);
+	helper_stop(&h);
+	gc_frame_pop(&f);
+	ck_assert_int_eq(err.calls, 0);
 }
 END_TEST
 
@@ -883,6 +991,7 @@ static Suite *calls_suite(void)
 	tcase_add_test(tc, test_realloc_moves_pointers);
 	tcase_add_test(tc, test_realloc_in_place_scan);
 	tcase_add_test(tc, test_realloc_errors);
+	tcase_add_test(tc, test_realloc_large_prefix);
 	tcase_add_test(tc, test_strdup);
 	tcase_add_test(tc, test_free_clears);
 	tcase_add_test(tc, test_free_errors);
