@@ -514,6 +514,55 @@ START_TEST(test_cycle_end_recorded_first)
 }
 END_TEST
 
+/* Threads that pass the trigger while another thread is starting the
+ * cycle wait for the start (help sweep, then block), as in Go's gcStart,
+ * instead of allocating on: the starter may wait long (here for the
+ * last cycle's record, delayed 500 ms by trace_delay_test), and 8
+ * threads on 2 CPUs took the heap to 5x its goal before a mark began.
+ * Two threads each allocate 32 MiB of garbage right after a cycle ended
+ * with its record delayed: whichever is not the starter used to finish
+ * before any cycle started. */
+#define START_CHURN ((size_t)32 << 20)
+
+static void *start_churner(void *arg)
+{
+	atomic_word *seen = arg;
+
+	ck_assert_int_eq(gc_thread_attach(), GCHEAP_OK);
+	churn(START_CHURN, 128);
+	astore(seen, aload(&mgc_.started));
+	gc_thread_detach();
+	return NULL;
+}
+
+START_TEST(test_start_waiters)
+{
+	static atomic_word seen[2];
+	pthread_t th[2];
+
+	start(false);
+	gc_set_percent(100);
+	astore(&mgc_.trace_delay_test, 500000000);
+	uint64_t c0 = cycles();
+	while (cycles() == c0)
+		churn(64 * 1024, 256);
+	uintptr_t c1 = aload(&mgc_.started);
+	gc_blocking_begin();
+	for (int i = 0; i < 2; i++)
+		ck_assert_int_eq(pthread_create(&th[i], NULL, start_churner,
+		                                (void *)&seen[i]), 0);
+	for (int i = 0; i < 2; i++)
+		pthread_join(th[i], NULL);
+	gc_blocking_end();
+	astore(&mgc_.trace_delay_test, 0);
+	for (int i = 0; i < 2; i++)
+		ck_assert_msg(aload(&seen[i]) > c1, "thread %d allocated "
+		              "%zu MiB with no cycle started after cycle %zu",
+		              i, START_CHURN >> 20, (size_t)c1);
+	gc_collect();
+}
+END_TEST
+
 /* The empty-span reserve (alloc/mcentral.c): spans the sweep finds empty
  * stay with their class, up to what the class took in the previous
  * generation, so that the next cycle's allocation takes them back without
@@ -1389,6 +1438,7 @@ static Suite *cycle_suite(void)
 	tcase_add_test(tc, test_proportional_sweep);
 	tcase_add_test(tc, test_sweeper_backstop);
 	tcase_add_test(tc, test_cycle_end_recorded_first);
+	tcase_add_test(tc, test_start_waiters);
 	tcase_add_test(tc, test_empty_span_reserve);
 	tcase_add_test(tc, test_sweep_pending);
 	tcase_add_test(tc, test_disable_enable);
