@@ -1,7 +1,8 @@
 /* tests/gc/test_roots.c: every kind of root (runtime/roots.c) keeps its
  * objects alive across gc_collect, and taking it away lets them be freed:
  * registered global ranges (gc_add_roots / gc_remove_roots, only the first
- * nslots slots count), precise shadow-stack frames (nested, popped, with
+ * nslots slots count; many ranges, some at one start, against a model),
+ * precise shadow-stack frames (nested, popped, with
  * nslots and slots changed in place), the conservative scan of the native
  * stack (a pointer held only in a local, interior pointers base + 8 and
  * base + size - 1, locals of a deep recursion; with conservative stacks off
@@ -112,6 +113,71 @@ START_TEST(test_global_roots)
 	ck_assert(!is_live(b));
 	ck_assert_int_eq(gc_remove_roots(groots_a), GCHEAP_OK);
 	free(m);
+}
+END_TEST
+
+/* Many ranges, registered more than once at the same start, removed in
+ * random order, against a model: a remove takes the latest registration
+ * at its start (gc_remove_roots finds it through the table of starts,
+ * and the swap that fills its place is followed there), and every slot
+ * is visited as often as ranges cover it. */
+#define NSTARTS 512
+#define SPACING 4
+static void *many_slots[NSTARTS * SPACING];
+static unsigned visits[NSTARTS * SPACING];
+
+static void count_visit(void **slot, void *arg)
+{
+	(void)arg;
+	if (slot >= many_slots && slot < many_slots + NSTARTS * SPACING)
+		visits[slot - many_slots]++;
+}
+
+START_TEST(test_global_roots_many)
+{
+	enum { DEPTH = 4 };
+	static size_t regs[NSTARTS][DEPTH]; /* nslots, oldest first */
+	static unsigned nregs[NSTARTS];
+	test_rng r = rng_make(21);
+
+	start(false);
+	for (int step = 0; step < 20000; step++) {
+		size_t j = rng_below(&r, NSTARTS);
+		void **at = &many_slots[j * SPACING];
+		if (nregs[j] < DEPTH && (nregs[j] == 0 ||
+		                         rng_below(&r, 2))) {
+			size_t n = 1 + rng_below(&r, SPACING);
+			ck_assert_int_eq(gc_add_roots(at, n), GCHEAP_OK);
+			regs[j][nregs[j]++] = n;
+		} else {
+			ck_assert_int_eq(gc_remove_roots(at), GCHEAP_OK);
+			nregs[j]--;
+		}
+		if (step % 97)
+			continue;
+		memset(visits, 0, sizeof(visits));
+		runtime_each_global(count_visit, NULL);
+		for (size_t s = 0; s < NSTARTS * SPACING; s++) {
+			unsigned want = 0;
+			for (unsigned k = 0; k < nregs[s / SPACING]; k++)
+				want += regs[s / SPACING][k] > s % SPACING;
+			REQUIRE(visits[s] == want, "step %d: slot %zu visited "
+			        "%u times, covered by %u ranges", step, s,
+			        visits[s], want);
+		}
+	}
+	for (size_t j = 0; j < NSTARTS; j++)
+		while (nregs[j]--)
+			ck_assert_int_eq(gc_remove_roots(&many_slots[j *
+			                                             SPACING]),
+			                 GCHEAP_OK);
+	memset(visits, 0, sizeof(visits));
+	runtime_each_global(count_visit, NULL);
+	for (size_t s = 0; s < NSTARTS * SPACING; s++)
+		ck_assert_uint_eq(visits[s], 0);
+	gc_set_error_handler(count_error, NULL);
+	ck_assert_int_eq(gc_remove_roots(many_slots), GCHEAP_ERR_ARG);
+	ck_assert_int_eq(nerrors, 1);
 }
 END_TEST
 
@@ -416,6 +482,7 @@ static Suite *roots_suite(void)
 
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_global_roots);
+	tcase_add_test(tc, test_global_roots_many);
 	tcase_add_test(tc, test_frames);
 	tcase_add_test(tc, test_stack_local);
 	tcase_add_test(tc, test_stack_interior);
