@@ -135,7 +135,8 @@ int dom_compute_graph(size_t n, const size_t *start, const uint32_t *succ,
 	for (size_t i = npre; i-- > 1;) {
 		uint32_t w = vert[i];
 		for (size_t e = pstart[w]; e < pstart[w + 1]; e++) {
-			uint32_t u = lt_eval(pre[pred[e]], anc, label, semi, path);
+			uint32_t u = lt_eval(pre[pred[e]], anc, label, semi,
+			                     path);
 			if (semi[u] < semi[i])
 				semi[i] = semi[u];
 		}
