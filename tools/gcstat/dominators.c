@@ -57,7 +57,6 @@ int dom_compute_graph(size_t n, const size_t *start, const uint32_t *succ,
 	if (n == 0 || n >= NONE)
 		return -1;
 	size_t nedges = start[n];
-	uint32_t *po = malloc(n * sizeof(*po));      /* postorder number */
 	uint32_t *order = malloc(n * sizeof(*order)); /* by postorder */
 	uint32_t *stack = malloc(n * sizeof(*stack));
 	size_t *next = malloc(n * sizeof(*next));     /* DFS edge cursor */
@@ -70,9 +69,9 @@ int dom_compute_graph(size_t n, const size_t *start, const uint32_t *succ,
 	uint32_t *lt = malloc(9 * n * sizeof(*lt));
 	r->idom = malloc(n * sizeof(*r->idom));
 	r->retained = calloc(n, sizeof(*r->retained));
-	if (!po || !order || !stack || !next || !pstart || !pred || !lt ||
+	if (!order || !stack || !next || !pstart || !pred || !lt ||
 	    !r->idom || !r->retained) {
-		free(po), free(order), free(stack), free(next), free(pstart);
+		free(order), free(stack), free(next), free(pstart);
 		free(pred), free(lt);
 		dom_free(r);
 		return -1;
@@ -84,16 +83,14 @@ int dom_compute_graph(size_t n, const size_t *start, const uint32_t *succ,
 	/* Iterative DFS from node 0: preorder (with parents) and postorder
 	 * numbers. */
 	for (size_t v = 0; v < n; v++) {
-		po[v] = NONE;
 		pre[v] = NONE;
 		next[v] = start[v];
 	}
-	size_t sp = 0, npo = 0, npre = 0;
+	size_t sp = 0, npo = 0, npre = 1;
 	stack[sp++] = 0;
 	pre[0] = 0;
 	vert[0] = 0;
 	par[0] = NONE;
-	npre = 1;
 	while (sp) {
 		uint32_t v = stack[sp - 1];
 		if (next[v] < start[v + 1]) {
@@ -107,12 +104,11 @@ int dom_compute_graph(size_t n, const size_t *start, const uint32_t *succ,
 			continue;
 		}
 		sp--;
-		po[v] = (uint32_t)npo;
 		order[npo++] = v;
 	}
 	/* Predecessors (reachable sources only) as CSR. */
 	for (size_t v = 0; v < n; v++)
-		if (po[v] != NONE)
+		if (pre[v] != NONE)
 			for (size_t e = start[v]; e < start[v + 1]; e++)
 				if (succ[e] < n)
 					pstart[succ[e] + 1]++;
@@ -120,7 +116,7 @@ int dom_compute_graph(size_t n, const size_t *start, const uint32_t *succ,
 		pstart[v + 1] += pstart[v];
 	memcpy(next, pstart, n * sizeof(*next));
 	for (size_t v = 0; v < n; v++)
-		if (po[v] != NONE)
+		if (pre[v] != NONE)
 			for (size_t e = start[v]; e < start[v + 1]; e++)
 				if (succ[e] < n)
 					pred[next[succ[e]]++] = (uint32_t)v;
@@ -165,7 +161,7 @@ int dom_compute_graph(size_t n, const size_t *start, const uint32_t *succ,
 	r->nnodes = n;
 	r->postorder = order;
 	r->nreach = npo;
-	free(po), free(stack), free(next), free(pstart), free(pred);
+	free(stack), free(next), free(pstart), free(pred);
 	free(lt);
 	return 0;
 }
