@@ -118,9 +118,15 @@ static uintptr_t object_index_of(const mspan *s, const special *sp)
 	return mspan_object_index(s, s->base + sp->offset);
 }
 
+/* The base address of the object that the address base + off is in. */
+static uintptr_t object_at(const mspan *s, uintptr_t off)
+{
+	return s->base + mspan_object_index(s, s->base + off) * s->elemsize;
+}
+
 static uintptr_t object_base_of(const mspan *s, const special *sp)
 {
-	return s->base + object_index_of(s, sp) * s->elemsize;
+	return object_at(s, sp->offset);
 }
 
 static void span_list_add(mspan *s)
@@ -143,12 +149,6 @@ static void span_list_remove(mspan *s)
 	if (s->sp_next)
 		s->sp_next->sp_prev = s->sp_prev;
 	s->sp_next = s->sp_prev = NULL;
-}
-
-/* The base address of the object that the address base + off is in. */
-static uintptr_t object_at(const mspan *s, uintptr_t off)
-{
-	return s->base + mspan_object_index(s, s->base + off) * s->elemsize;
 }
 
 /* Is sp one of the records of the object at `obj`? */
@@ -186,7 +186,7 @@ static void link_after(mspan *s, special *at, special *sp)
  * added) if the table of groups cannot grow. */
 static bool special_insert(mspan *s, special *sp)
 {
-	uintptr_t obj = object_at(s, sp->offset);
+	uintptr_t obj = object_base_of(s, sp);
 	bool added;
 
 	mutex_assert_held(&specials_.lock);
@@ -212,7 +212,7 @@ static bool special_insert(mspan *s, special *sp)
 /* Unlink sp and free the record. */
 static void special_remove(mspan *s, special *sp)
 {
-	uintptr_t obj = object_at(s, sp->offset);
+	uintptr_t obj = object_base_of(s, sp);
 	size_t i = addrset_find(&specials_.groups, obj);
 
 	mutex_assert_held(&specials_.lock);
