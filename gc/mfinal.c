@@ -84,6 +84,15 @@ static struct {
 	uint64_t next_id;        /* cleanup ids */
 	atomic_word nephemerons; /* EPHEMERON specials */
 	uintptr_t steps;         /* records walked over (specials_steps) */
+	/* specials_mark's place while it has dropped the lock: the next
+	 * span it will visit (span_list_remove moves it on), and whether
+	 * one is in use. */
+	mspan *cursor;
+	bool cursor_busy;
+	void (*mark_hook)(void); /* tests: called at each drop */
+	uintptr_t mark_drops;    /* times specials_mark dropped the lock */
+	atomic_word waiting;     /* threads waiting for the lock (but the
+	                          * root job) */
 } specials_ = {.lock = {.m = PTHREAD_MUTEX_INITIALIZER}};
 
 static struct {
@@ -99,6 +108,17 @@ static struct {
            .cond = PTHREAD_COND_INITIALIZER};
 
 static void sweep_specials(mspan *s);
+
+/* Take specials_.lock, counted in `waiting` while it waits: the root job
+ * (specials_mark) lets it go at its next span when anyone waits. */
+static void specials_lock(void)
+{
+	if (mutex_trylock(&specials_.lock))
+		return;
+	afetch_add(&specials_.waiting, 1);
+	mutex_lock(&specials_.lock);
+	afetch_add(&specials_.waiting, (uintptr_t)-1);
+}
 
 void specials_init(void)
 {
@@ -142,6 +162,8 @@ static void span_list_add(mspan *s)
 static void span_list_remove(mspan *s)
 {
 	mutex_assert_held(&specials_.lock);
+	if (specials_.cursor == s)
+		specials_.cursor = s->sp_next;
 	if (s->sp_prev)
 		s->sp_prev->sp_next = s->sp_next;
 	else
@@ -276,7 +298,7 @@ static special *special_find(mspan *s, unsigned kind, uintptr_t off)
 bool specials_set_finalizer(mspan *s, uintptr_t obj, gc_finalizer_fn fn,
                             void *arg)
 {
-	mutex_lock(&specials_.lock);
+	specials_lock();
 	special_fin *f = (special_fin *)special_find(s, SPECIAL_FINALIZER,
 	                                             obj - s->base);
 	if (!f)
@@ -291,7 +313,7 @@ bool specials_set_finalizer(mspan *s, uintptr_t obj, gc_finalizer_fn fn,
 
 bool specials_clear_finalizer(mspan *s, uintptr_t obj)
 {
-	mutex_lock(&specials_.lock);
+	specials_lock();
 	special *sp = special_find(s, SPECIAL_FINALIZER, obj - s->base);
 	if (sp)
 		special_remove(s, sp);
@@ -304,7 +326,7 @@ uint64_t specials_add_cleanup(mspan *s, uintptr_t obj, gc_cleanup_fn fn,
 {
 	uint64_t id = 0;
 
-	mutex_lock(&specials_.lock);
+	specials_lock();
 	special_cleanup *c = (special_cleanup *)special_add(SPECIAL_CLEANUP, s,
 	                                                    obj);
 	if (c) {
@@ -321,7 +343,7 @@ bool specials_cancel_cleanup(mspan *s, uintptr_t obj, uint64_t id)
 	uintptr_t base = object_at(s, obj - s->base);
 	bool found = false;
 
-	mutex_lock(&specials_.lock);
+	specials_lock();
 	for (special *sp = group_first(base); sp && in_group(s, sp, base);
 	     sp = sp->next) {
 		if (sp->kind == SPECIAL_CLEANUP &&
@@ -342,7 +364,7 @@ uintptr_t specials_find_weak(mspan *s, uintptr_t p)
 
 	if (!aload_acq((const atomic_word *)&s->specials))
 		return 0;
-	mutex_lock(&specials_.lock);
+	specials_lock();
 	special *sp = special_find(s, SPECIAL_WEAK, p - s->base);
 	if (sp)
 		cell = ((special_weak *)sp)->cell;
@@ -352,7 +374,7 @@ uintptr_t specials_find_weak(mspan *s, uintptr_t p)
 
 uintptr_t specials_add_weak(mspan *s, uintptr_t p, uintptr_t cell)
 {
-	mutex_lock(&specials_.lock);
+	specials_lock();
 	special *sp = special_find(s, SPECIAL_WEAK, p - s->base);
 	if (sp) {
 		cell = ((special_weak *)sp)->cell;
@@ -372,7 +394,7 @@ uintptr_t specials_add_weak(mspan *s, uintptr_t p, uintptr_t cell)
 
 bool specials_add_ephemeron(mspan *s, uintptr_t e)
 {
-	mutex_lock(&specials_.lock);
+	specials_lock();
 	special *sp = special_add(SPECIAL_EPHEMERON, s, e);
 	if (sp)
 		afetch_add(&specials_.nephemerons, 1);
@@ -384,7 +406,7 @@ void (*specials_profile_free)(void *bucket, size_t size);
 
 bool specials_add_profile(mspan *s, uintptr_t p, void *bucket, size_t size)
 {
-	mutex_lock(&specials_.lock);
+	specials_lock();
 	special_profile *sp = (special_profile *)special_add(SPECIAL_PROFILE,
 	                                                     s, p);
 	if (sp) {
@@ -404,7 +426,7 @@ const char *specials_verify(mspan *s)
 	size_t groups = 0, in_table = 0;
 	special *prev = NULL;
 
-	mutex_lock(&specials_.lock);
+	specials_lock();
 	for (special *sp = s->specials; sp && !bad; prev = sp, sp = sp->next) {
 		uintptr_t i = object_index_of(s, sp);
 		uintptr_t obj = s->base + i * s->elemsize;
@@ -439,9 +461,37 @@ const char *specials_verify(mspan *s)
 	return bad;
 }
 
+void specials_set_mark_hook(void (*hook)(void))
+{
+	specials_lock();
+	specials_.mark_hook = hook;
+	mutex_unlock(&specials_.lock);
+}
+
+void specials_test_waiting(intptr_t delta)
+{
+	afetch_add(&specials_.waiting, (uintptr_t)delta);
+}
+
+mspan *specials_mark_cursor(void)
+{
+	specials_lock();
+	mspan *s = specials_.cursor;
+	mutex_unlock(&specials_.lock);
+	return s;
+}
+
+uintptr_t specials_mark_drops(void)
+{
+	specials_lock();
+	uintptr_t n = specials_.mark_drops;
+	mutex_unlock(&specials_.lock);
+	return n;
+}
+
 uintptr_t specials_steps(void)
 {
-	mutex_lock(&specials_.lock);
+	specials_lock();
 	uintptr_t n = specials_.steps;
 	mutex_unlock(&specials_.lock);
 	return n;
@@ -455,29 +505,120 @@ static void mark_arg(gcw *w, void *arg)
 		gcmark_value(w, (uintptr_t)arg, false, 0, 0);
 }
 
+/* What the root job found in the records of the spans it visited since
+ * it last dropped the lock, marked with the lock dropped: objects whose
+ * contents to scan (finalizers), finalizer and cleanup args
+ * (conservative), weak cells. Chains of workbufs (a span may have any
+ * number of records); ROOT_BATCH entries and the lock is dropped at the
+ * end of the span. */
+#define ROOT_BATCH SPECIALS_ROOT_BATCH
+
+enum { ROOT_SCAN, ROOT_ARG, ROOT_CELL, ROOT_KINDS };
+
+typedef struct root_batch {
+	workbuf *buf[ROOT_KINDS];
+	uintptr_t n;
+} root_batch;
+
+static void batch_add(root_batch *b, int kind, uintptr_t x)
+{
+	workbuf *w = b->buf[kind];
+	if (!w || w->n == WORKBUF_LEN) {
+		workbuf *nw = gcwork_getempty();
+		nw->next = w;
+		b->buf[kind] = w = nw;
+	}
+	w->obj[w->n++] = x;
+	b->n++;
+}
+
+static void batch_mark(gcw *w, root_batch *b)
+{
+	for (int k = 0; k < ROOT_KINDS; k++) {
+		for (workbuf *wb = b->buf[k], *next; wb; wb = next) {
+			next = wb->next;
+			for (uintptr_t i = 0; i < wb->n; i++) {
+				uintptr_t x = wb->obj[i];
+				if (k == ROOT_SCAN)
+					gcmark_scan_object(w, x);
+				else if (k == ROOT_ARG)
+					mark_arg(w, (void *)x);
+				else
+					gcmark_value(w, x, true, 0, 0);
+			}
+			gcwork_putempty(wb);
+		}
+		b->buf[k] = NULL;
+	}
+	b->n = 0;
+}
+
+/* The root job's pass over the specials. It marks with the lock dropped,
+ * a batch of records at a time, so that a thread adding or removing a
+ * special (gc_weak_new, gc_set_finalizer) or the sweeper waits for one
+ * batch, not for the whole pass (a million finalizers kept the lock
+ * ~20 ms). Its place is the next span to visit, which span_list_remove
+ * moves on if that span leaves the list. While the lock is dropped:
+ * records are removed (nothing to mark then), spans leave the list (the
+ * cursor steps over them) or join it at its head, behind the cursor, so
+ * are not visited: what they hold was added during the mark, which it
+ * need not see (the object is the caller's, so marked this cycle, or
+ * allocated black, and its arg or cell likewise). A span that had
+ * records when the pass began and keeps one stays where it was, and is
+ * visited. Nothing is freed during a mark, so the batch's addresses
+ * stay valid. One pass uses the cursor at a time; another (not expected:
+ * the root job runs once a mark) keeps the lock throughout. */
 void specials_mark(gcw *w)
 {
+	root_batch batch = {{NULL}, 0}, *b = &batch;
+
 	mutex_lock(&specials_.lock);
-	for (mspan *s = specials_.spans; s; s = s->sp_next) {
+	bool drop = !specials_.cursor_busy;
+	void (*hook)(void) = specials_.mark_hook;
+	specials_.cursor_busy = true;
+	for (mspan *s = specials_.spans; s;) {
 		for (special *sp = s->specials; sp; sp = sp->next) {
 			switch (sp->kind) {
 			case SPECIAL_FINALIZER:
-				gcmark_scan_object(w, object_base_of(s, sp));
-				mark_arg(w, ((special_fin *)sp)->arg);
+				batch_add(b, ROOT_SCAN, object_base_of(s, sp));
+				batch_add(b, ROOT_ARG, (uintptr_t)
+				          ((special_fin *)sp)->arg);
 				break;
 			case SPECIAL_CLEANUP:
-				mark_arg(w, ((special_cleanup *)sp)->arg);
+				batch_add(b, ROOT_ARG, (uintptr_t)
+				          ((special_cleanup *)sp)->arg);
 				break;
 			case SPECIAL_WEAK:
-				gcmark_value(w, ((special_weak *)sp)->cell,
-				              true, 0, 0);
+				batch_add(b, ROOT_CELL,
+				          ((special_weak *)sp)->cell);
 				break;
 			default:
 				break;
 			}
 		}
+		s = s->sp_next;
+		bool full = b->n >= ROOT_BATCH;
+		if (!drop || !full || !aload(&specials_.waiting)) {
+			/* Nobody waits: mark with the lock kept. */
+			if (full)
+				batch_mark(w, b);
+			continue;
+		}
+		specials_.cursor = s;
+		specials_.mark_drops++;
+		mutex_unlock(&specials_.lock);
+		batch_mark(w, b);
+		if (hook)
+			hook();
+		mutex_lock(&specials_.lock);
+		s = specials_.cursor;
+	}
+	if (drop) {
+		specials_.cursor = NULL;
+		specials_.cursor_busy = false;
 	}
 	mutex_unlock(&specials_.lock);
+	batch_mark(w, b);
 
 	mutex_lock(&finq_.lock);
 	finq_entry *lists[2] = {finq_.head, finq_.running};
@@ -519,7 +660,7 @@ bool ephemeron_pass(gcw *w)
 
 	if (!aload(&specials_.nephemerons))
 		return false;
-	mutex_lock(&specials_.lock);
+	specials_lock();
 	for (mspan *s = specials_.spans; s; s = s->sp_next) {
 		/* The specials of one object are adjacent (its group):
 		 * an ephemeron with a finalizer counts as live
@@ -597,7 +738,7 @@ static void sweep_specials(mspan *s)
 	gc_assert(mspan_bitmap_words(s->nelems) <= sizeof(keep) /
 	                                             sizeof(keep[0]));
 
-	mutex_lock(&specials_.lock);
+	specials_lock();
 	for (special *sp = s->specials, *next; sp; sp = next) {
 		next = sp->next;
 		if (sp->kind == SPECIAL_WEAK && unmarked(s, sp)) {

@@ -88,10 +88,21 @@ extern void (*specials_profile_free)(void *bucket, size_t size);
  * stepped over so far. */
 const char *specials_verify(mspan *s);
 uintptr_t specials_steps(void);
+/* Tests: a function specials_mark calls each time it has dropped the
+ * lock (NULL: none), threads to count as waiting for it (it drops the
+ * lock only for them), the span it will visit next (from the hook), and
+ * how many times it has dropped the lock. */
+void specials_set_mark_hook(void (*hook)(void));
+void specials_test_waiting(intptr_t delta);
+mspan *specials_mark_cursor(void);
+uintptr_t specials_mark_drops(void);
 
 /* ---- Marking ------------------------------------------------------------- */
 
-/* The finalizer root job: specials and the finalizer queue into w. */
+/* The finalizer root job: specials and the finalizer queue into w. It
+ * drops the lock for a thread that waits once it has this many entries
+ * to mark (two a finalizer, one a cleanup or weak handle). */
+#define SPECIALS_ROOT_BATCH 4096
 void specials_mark(gcw *w);
 /* One ephemeron pass: mark the value of every marked ephemeron whose key
  * is marked. True if it marked anything (drain, and pass again). */

@@ -64,6 +64,16 @@ static inline void mutex_lock(gc_mutex *l)
 		astore(&l->owner, (uintptr_t)pthread_self());
 }
 
+/* True (and held) if the lock was free. */
+static inline bool mutex_trylock(gc_mutex *l)
+{
+	if (pthread_mutex_trylock(&l->m))
+		return false;
+	if (GCHEAP_CHECK_LEVEL >= 2)
+		astore(&l->owner, (uintptr_t)pthread_self());
+	return true;
+}
+
 static inline void mutex_unlock(gc_mutex *l)
 {
 	if (GCHEAP_CHECK_LEVEL >= 2)
