@@ -15,6 +15,7 @@
 
 #include "alloc/sys/addrset.h"
 
+#include <sched.h>
 #include <stdlib.h>
 
 /* A registered range; dup is the index of the range registered before it
@@ -29,14 +30,42 @@ typedef struct root_range {
 
 /* The ranges, in no order, and `at`: each start's latest registration (an
  * index into r), so that gc_remove_roots finds it without a search (a
- * program with 100,000 ranges spent 24 us a remove). */
+ * program with 100,000 ranges spent 24 us a remove).
+ *
+ * The mark's scan of the ranges (runtime_mark_globals) lets a thread
+ * that waits for the lock in every GLOBALS_BATCH slots: it drops the
+ * lock and resumes at its cursor, the range `idx` from slot `off`
+ * (idx SIZE_MAX: no scan has dropped the lock). Meanwhile a range added
+ * goes to the end, at or after the cursor, and was shaded anyway; a
+ * range removed was shaded, and the last range takes its index: if that
+ * moves it from at or after the cursor to before it, gc_remove_roots
+ * scans it at once (cursor_moved), and if it takes the cursor's own
+ * index it is scanned from its first slot. So every range registered
+ * throughout the mark is scanned whole. */
+#define GLOBALS_BATCH 1024
+
 static struct {
 	gc_mutex lock;
 	root_range *r;
 	size_t n, cap;
 	addrset at;
+	size_t idx, off;     /* the dropped scan's cursor */
+	atomic_word waiting; /* threads waiting for the lock (not the scan) */
+	void (*hook)(void);  /* tests: called at each drop */
+	uintptr_t drops;     /* tests: times the scan dropped the lock */
 } globals = {.lock = {.m = PTHREAD_MUTEX_INITIALIZER},
-             .at = {.vsize = sizeof(size_t)}};
+             .at = {.vsize = sizeof(size_t)},
+             .idx = SIZE_MAX};
+
+/* Take globals.lock, counted in `waiting` while it waits. */
+static void globals_lock(void)
+{
+	if (mutex_trylock(&globals.lock))
+		return;
+	afetch_add(&globals.waiting, 1);
+	mutex_lock(&globals.lock);
+	afetch_add(&globals.waiting, (uintptr_t)-1);
+}
 
 /* True if nslots pointer slots from start do not run past the end of
  * the address space. */
@@ -71,7 +100,7 @@ gc_status gc_add_roots(void *start, size_t nslots)
 		              "space", start, nslots, nslots, start);
 		return GCHEAP_ERR_ARG;
 	}
-	mutex_lock(&globals.lock);
+	globals_lock();
 	if (globals.n == globals.cap) {
 		size_t cap = globals.cap ? globals.cap * 2 : 16;
 		root_range *r = realloc(globals.r, cap * sizeof(*r));
@@ -113,9 +142,22 @@ static void root_moved(size_t from, size_t to)
 	*j = to;
 }
 
+/* The range now at index i came from index `from` (the last) while the
+ * scan has dropped the lock (globals.lock held): keep the cursor's
+ * promise (see globals). */
+static void cursor_moved(size_t i, size_t from)
+{
+	if (globals.idx == SIZE_MAX)
+		return;
+	if (i == globals.idx)
+		globals.off = 0;
+	else if (i < globals.idx && from >= globals.idx)
+		shade_if_marking(globals.r[i].slots, globals.r[i].n);
+}
+
 gc_status gc_remove_roots(void *start)
 {
-	mutex_lock(&globals.lock);
+	globals_lock();
 	size_t k = start ? addrset_find(&globals.at, (uintptr_t)start)
 	                 : SIZE_MAX;
 	if (k == SIZE_MAX) {
@@ -136,19 +178,84 @@ gc_status gc_remove_roots(void *start)
 	if (i != last) {
 		globals.r[i] = globals.r[last];
 		root_moved(last, i);
+		cursor_moved(i, last);
+	} else if (i == globals.idx) {
+		globals.off = 0;
 	}
 	mutex_unlock(&globals.lock);
 	return GCHEAP_OK;
 }
 
+/* The scan has just dropped the lock, which it would take straight back
+ * before a woken waiter ran (the lock is not fair): wait until the
+ * waiters have had it, for at most GLOBALS_YIELD_NS. */
+#define GLOBALS_YIELD_NS 200000
+
+static void let_waiters_in(void)
+{
+	uint64_t t0 = gcstats_now_ns();
+	while (aload(&globals.waiting) &&
+	       gcstats_now_ns() - t0 < GLOBALS_YIELD_NS)
+		sched_yield();
+}
+
 void runtime_mark_globals(gcw *w)
 {
 	mutex_lock(&globals.lock);
-	for (size_t i = 0; i < globals.n; i++)
-		gcmark_scan_slots(w, (void *const *)globals.r[i].slots,
-		              globals.r[i].n, 0);
+	bool drop = globals.idx == SIZE_MAX; /* one scan keeps a cursor */
+	size_t i = 0, off = 0, done = 0;
+	while (i < globals.n) {
+		size_t n = MIN(globals.r[i].n - off, GLOBALS_BATCH - done);
+		gcmark_scan_slots(w, (void *const *)globals.r[i].slots + off,
+		                  n, 0);
+		done += n;
+		off += n;
+		if (off == globals.r[i].n) {
+			i++;
+			off = 0;
+		}
+		if (done < GLOBALS_BATCH)
+			continue;
+		done = 0;
+		if (!drop || (!aload(&globals.waiting) && !globals.hook))
+			continue;
+		void (*hook)(void) = globals.hook;
+		globals.idx = i;
+		globals.off = off;
+		globals.drops++;
+		mutex_unlock(&globals.lock);
+		if (hook)
+			hook();
+		let_waiters_in();
+		mutex_lock(&globals.lock);
+		i = globals.idx;
+		off = globals.off;
+	}
+	if (drop)
+		globals.idx = SIZE_MAX;
 	mutex_unlock(&globals.lock);
 	runtime_mark_uncollectable(w);
+}
+
+void runtime_globals_set_hook(void (*hook)(void))
+{
+	mutex_lock(&globals.lock);
+	globals.hook = hook;
+	mutex_unlock(&globals.lock);
+}
+
+void runtime_globals_probe(globals_probe *p)
+{
+	mutex_lock(&globals.lock);
+	p->idx = globals.idx;
+	p->off = globals.off;
+	p->drops = globals.drops;
+	p->cur = p->prev = NULL;
+	if (p->idx != SIZE_MAX && p->idx < globals.n)
+		p->cur = globals.r[p->idx].slots;
+	if (p->idx != SIZE_MAX && p->idx > 0 && p->idx <= globals.n)
+		p->prev = globals.r[p->idx - 1].slots;
+	mutex_unlock(&globals.lock);
 }
 
 void runtime_each_global(void (*fn)(void **slot, void *arg), void *arg)

@@ -183,6 +183,17 @@ bool runtime_flush_thread(gc_thread *t);
 void runtime_each_global(void (*fn)(void **slot, void *arg), void *arg);
 /* Mark the registered globals into w. */
 void runtime_mark_globals(gcw *w);
+/* Tests: the function the scan of the globals calls each time it drops
+ * the lock (it drops it at every batch while one is set); and its
+ * cursor (idx SIZE_MAX: none), how often it dropped the lock, and the
+ * starts of the ranges at the cursor and just before it (or NULL). */
+typedef struct globals_probe {
+	size_t idx, off;
+	uintptr_t drops;
+	void **cur, **prev;
+} globals_probe;
+void runtime_globals_set_hook(void (*hook)(void));
+void runtime_globals_probe(globals_probe *p);
 /* Reserve the page gc_alloc(0) returns (runtime/malloc.c). */
 bool runtime_zerobase_init(void);
 /* Parse a number with an optional k/m suffix; false if it is not one or

@@ -181,6 +181,88 @@ START_TEST(test_global_roots_many)
 }
 END_TEST
 
+/* The mark's scan of the ranges drops the lock between batches for a
+ * waiting thread (here: a hook, which makes it drop at every batch) and
+ * resumes at a cursor. At the first drop with a range before the cursor
+ * the hook removes that range, so the last range moves behind the
+ * cursor and must be scanned at once; at the next drop inside a range
+ * it removes the range at the cursor, half scanned, so the last range
+ * takes its place and must be scanned from its first slot. Every range left must keep its objects.
+ * Either step undone loses the moved range's objects. */
+enum { GR_RANGES = 8, GR_SLOTS = 3000 };
+static void **gr_range[GR_RANGES];
+static bool gr_removed[GR_RANGES];
+static int gr_calls, gr_step, gr_fail;
+
+static void gr_remove(void **start)
+{
+	for (int k = 0; k < GR_RANGES; k++)
+		if (gr_range[k] == start && !gr_removed[k]) {
+			gr_removed[k] = true;
+			if (gc_remove_roots(start) != GCHEAP_OK)
+				gr_fail++;
+			return;
+		}
+	gr_fail++; /* not one of ours */
+}
+
+static void gr_hook(void)
+{
+	globals_probe p;
+
+	runtime_globals_probe(&p);
+	gr_calls++;
+	if (gr_step == 0 && p.prev) {
+		gr_remove(p.prev);
+		gr_step++;
+	} else if (gr_step == 1 && p.cur && p.off) {
+		gr_remove(p.cur);
+		gr_step++;
+	}
+}
+
+START_TEST(test_global_roots_scan_drops_lock)
+{
+	start(false);
+	for (int k = 0; k < GR_RANGES; k++) {
+		gr_range[k] = calloc(GR_SLOTS, sizeof(void *));
+		ck_assert_ptr_nonnull(gr_range[k]);
+		ck_assert_int_eq(gc_add_roots(gr_range[k], GR_SLOTS),
+		                 GCHEAP_OK);
+		for (size_t i = 0; i < GR_SLOTS; i++)
+			gc_write(&gr_range[k][i],
+			         new_payload(16, (uint64_t)k << 16 | i));
+	}
+	runtime_globals_set_hook(gr_hook);
+	gc_collect();
+	runtime_globals_set_hook(NULL);
+	globals_probe p;
+	runtime_globals_probe(&p);
+	ck_assert_uint_eq(p.idx, SIZE_MAX);
+	ck_assert_int_ge(gr_calls, 2);
+	ck_assert_int_eq(gr_step, 2);
+	ck_assert_int_eq(gr_fail, 0);
+	gc_collect(); /* what the first mark missed is freed by now */
+	int removed = 0;
+	for (int k = 0; k < GR_RANGES; k++) {
+		if (gr_removed[k]) {
+			removed++;
+			continue;
+		}
+		for (size_t i = 0; i < GR_SLOTS; i++) {
+			void *o = gr_range[k][i];
+			REQUIRE(is_live(o) && check_payload(o, 16,
+			        (uint64_t)k << 16 | i), "range %d: the "
+			        "object in slot %zu freed", k, i);
+		}
+		ck_assert_int_eq(gc_remove_roots(gr_range[k]), GCHEAP_OK);
+	}
+	ck_assert_int_eq(removed, 2);
+	for (int k = 0; k < GR_RANGES; k++)
+		free(gr_range[k]);
+}
+END_TEST
+
 /* ---- Precise frames ------------------------------------------------------ */
 
 START_TEST(test_frames)
@@ -483,6 +565,7 @@ static Suite *roots_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_global_roots);
 	tcase_add_test(tc, test_global_roots_many);
+	tcase_add_test(tc, test_global_roots_scan_drops_lock);
 	tcase_add_test(tc, test_frames);
 	tcase_add_test(tc, test_stack_local);
 	tcase_add_test(tc, test_stack_interior);
