@@ -187,8 +187,9 @@ END_TEST
  * the hook removes that range, so the last range moves behind the
  * cursor and must be scanned at once; at the next drop inside a range
  * it removes the range at the cursor, half scanned, so the last range
- * takes its place and must be scanned from its first slot. Every range left must keep its objects.
- * Either step undone loses the moved range's objects. */
+ * takes its place and must be scanned from its first slot. Every range
+ * left must keep its objects. Either step undone loses the moved range's
+ * objects. */
 enum { GR_RANGES = 8, GR_SLOTS = 3000 };
 static void **gr_range[GR_RANGES];
 static bool gr_removed[GR_RANGES];
