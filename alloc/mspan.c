@@ -411,15 +411,23 @@ mspan_swept mspan_sweep(mspan *s, uintptr_t sg, uintptr_t *nfreedp)
 		      (void *)s, s->state, (size_t)aload(&s->sweepgen),
 		      (size_t)sg);
 	uintptr_t fi = aload(&s->freeindex);
-	if (aload_acq((const atomic_word *)&s->specials) &&
-	    mspan_hooks.sweep_specials)
-		mspan_hooks.sweep_specials(s);
-	sweep_objects(s, fi, sg);
-
 	size_t nw = mspan_bitmap_words(s->nelems);
 	uintptr_t nalloc = 0;
 	for (size_t w = 0; w < nw; w++)
 		nalloc += popcount64(s->gcmark_bits[w]);
+	/* Specials concern only objects that die: with every object
+	 * marked there is nothing for them to do (a span of long-lived
+	 * objects with a finalizer each is not walked every cycle). */
+	if (nalloc != s->alloc_count &&
+	    aload_acq((const atomic_word *)&s->specials) &&
+	    mspan_hooks.sweep_specials) {
+		mspan_hooks.sweep_specials(s);
+		nalloc = 0; /* it may have kept objects */
+		for (size_t w = 0; w < nw; w++)
+			nalloc += popcount64(s->gcmark_bits[w]);
+	}
+	sweep_objects(s, fi, sg);
+
 	if (nalloc > s->alloc_count)
 		fatal("sweep increased the allocation count of span %p: "
 		      "%zu > %zu", (void *)s, (size_t)nalloc,

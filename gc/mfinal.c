@@ -93,6 +93,7 @@ static struct {
 	uintptr_t mark_drops;    /* times specials_mark dropped the lock */
 	atomic_word waiting;     /* threads waiting for the lock (but the
 	                          * root job) */
+	uintptr_t sweeps;        /* spans sweep_specials has run on */
 } specials_ = {.lock = {.m = PTHREAD_MUTEX_INITIALIZER}};
 
 static struct {
@@ -489,6 +490,14 @@ uintptr_t specials_mark_drops(void)
 	return n;
 }
 
+uintptr_t specials_sweeps(void)
+{
+	specials_lock();
+	uintptr_t n = specials_.sweeps;
+	mutex_unlock(&specials_.lock);
+	return n;
+}
+
 uintptr_t specials_steps(void)
 {
 	specials_lock();
@@ -739,6 +748,7 @@ static void sweep_specials(mspan *s)
 	                                             sizeof(keep[0]));
 
 	specials_lock();
+	specials_.sweeps++;
 	for (special *sp = s->specials, *next; sp; sp = next) {
 		next = sp->next;
 		if (sp->kind == SPECIAL_WEAK && unmarked(s, sp)) {

@@ -88,6 +88,9 @@ extern void (*specials_profile_free)(void *bucket, size_t size);
  * stepped over so far. */
 const char *specials_verify(mspan *s);
 uintptr_t specials_steps(void);
+/* Tests: the spans whose specials sweep has looked at (only spans where
+ * an object dies). */
+uintptr_t specials_sweeps(void);
 /* Tests: a function specials_mark calls each time it has dropped the
  * lock (NULL: none), threads to count as waiting for it (it drops the
  * lock only for them), the span it will visit next (from the hook), and

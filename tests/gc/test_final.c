@@ -819,6 +819,42 @@ START_TEST(test_root_job_drops_lock)
 }
 END_TEST
 
+/* Sweep looks at a span's specials only when one of its objects dies:
+ * a span of live objects each with a finalizer is not walked every
+ * cycle. Once one of them is dropped, its finalizer is queued as ever. */
+START_TEST(test_sweep_skips_live_spans)
+{
+	static node *objs[4096];
+	gc_frame f;
+	mspan *s = NULL;
+
+	setenv("GCHEAP_MEMPROFILERATE", "0", 1); /* no records but ours */
+	start();
+	ck_assert_int_eq((int)mprof_rate(), 0);
+	gc_frame_push(&f, (void **)objs, 4096);
+	size_t n = span_objects(&s, objs, 4096);
+	ck_assert_uint_ge(n, 64);
+	for (size_t i = 0; i < n; i++)
+		ck_assert_int_eq(gc_set_finalizer(objs[i], on_finalize,
+		                                  NULL), GCHEAP_OK);
+	gc_collect(); /* whatever else was in the span dies here */
+	uintptr_t before = specials_sweeps();
+	gc_collect();
+	gc_collect();
+	REQUIRE(specials_sweeps() == before, "sweep walked the specials of "
+	        "a span where nothing died (%zu times)",
+	        (size_t)(specials_sweeps() - before));
+	ck_assert_uint_eq(gc_run_finalizers(), 0);
+	uintptr_t dropped = (uintptr_t)objs[n / 2];
+	objs[n / 2] = NULL;
+	gc_collect();
+	ck_assert_uint_eq(specials_sweeps(), before + 1);
+	ck_assert_uint_eq(gc_run_finalizers(), 1);
+	ck_assert_uint_eq(count_fin(dropped), 1);
+	gc_frame_pop(&f);
+}
+END_TEST
+
 /* ---- Weak references ----------------------------------------------------- */
 
 START_TEST(test_weak_basic)
@@ -1322,6 +1358,7 @@ static Suite *final_suite(void)
 	tcase_add_test(tc, test_specials_groups);
 	tcase_add_test(tc, test_specials_steps);
 	tcase_add_test(tc, test_root_job_drops_lock);
+	tcase_add_test(tc, test_sweep_skips_live_spans);
 	suite_add_tcase(s, tc);
 	return s;
 }
