@@ -40,8 +40,10 @@ typedef struct root_range {
  * range removed was shaded, and the last range takes its index: if that
  * moves it from at or after the cursor to before it, gc_remove_roots
  * scans it at once (cursor_moved), and if it takes the cursor's own
- * index it is scanned from its first slot. So every range registered
- * throughout the mark is scanned whole. */
+ * index it is scanned from its first slot; so is a range added at the
+ * cursor's index (removals may have brought the count down to it). So
+ * every range registered throughout the mark is scanned whole, and the
+ * scan never reads past a range's end. */
 #define GLOBALS_BATCH 1024
 
 static struct {
@@ -125,6 +127,8 @@ gc_status gc_add_roots(void *start, size_t nslots)
 	size_t i = globals.n++;
 	globals.r[i] = (root_range){start, nslots, added ? NO_DUP : *latest};
 	*latest = i;
+	if (i == globals.idx)
+		globals.off = 0; /* a new range at the dropped scan's cursor */
 	shade_if_marking(start, nslots);
 	mutex_unlock(&globals.lock);
 	return GCHEAP_OK;
@@ -149,10 +153,15 @@ static void cursor_moved(size_t i, size_t from)
 {
 	if (globals.idx == SIZE_MAX)
 		return;
-	if (i == globals.idx)
+	if (i == globals.idx) {
 		globals.off = 0;
-	else if (i < globals.idx && from >= globals.idx)
+	} else if (i < globals.idx && from >= globals.idx) {
 		shade_if_marking(globals.r[i].slots, globals.r[i].n);
+		/* The cursor's own range moved away: whatever comes to its
+		 * index next (an add) is scanned from its first slot. */
+		if (from == globals.idx)
+			globals.off = 0;
+	}
 }
 
 gc_status gc_remove_roots(void *start)

@@ -12,6 +12,9 @@
  * gc_frame_pop/push. */
 #include "test_harness.c"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 static gc_type *t_ptrs;
 
 static int nerrors;
@@ -261,6 +264,69 @@ START_TEST(test_global_roots_scan_drops_lock)
 	ck_assert_int_eq(removed, 2);
 	for (int k = 0; k < GR_RANGES; k++)
 		free(gr_range[k]);
+}
+END_TEST
+
+/* The scan drops the lock inside the last range; the hook removes the
+ * range before it, so that one moves behind the cursor (scanned at
+ * once), and adds a range of 4 slots, which lands at the cursor's
+ * index: it must be scanned from its first slot, not from the old
+ * range's offset, which would read past its end (here into a page that
+ * faults) and mark whatever lies there. */
+static void **gl_first, **gl_second, **gl_small;
+static int gl_step;
+
+static void gl_hook(void)
+{
+	globals_probe p;
+
+	runtime_globals_probe(&p);
+	if (gl_step == 0 && p.cur == gl_second && p.off) {
+		if (gc_remove_roots(gl_first) == GCHEAP_OK &&
+		    gc_add_roots(gl_small, 4) == GCHEAP_OK)
+			gl_step = 1;
+		else
+			gl_step = -1;
+	}
+}
+
+START_TEST(test_global_roots_add_at_cursor)
+{
+	long page = sysconf(_SC_PAGESIZE);
+
+	start(false);
+	char *m = mmap(NULL, 2 * (size_t)page, PROT_READ | PROT_WRITE,
+	               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ck_assert(m != MAP_FAILED);
+	ck_assert_int_eq(mprotect(m + page, (size_t)page, PROT_NONE), 0);
+	gl_small = (void **)(m + page) - 4; /* its end is the guard page */
+	gl_first = calloc(100, sizeof(void *));
+	gl_second = calloc(2000, sizeof(void *));
+	ck_assert(gl_first && gl_second);
+	ck_assert_int_eq(gc_add_roots(gl_first, 100), GCHEAP_OK);
+	ck_assert_int_eq(gc_add_roots(gl_second, 2000), GCHEAP_OK);
+	for (size_t i = 0; i < 2000; i++)
+		gc_write(&gl_second[i], new_payload(16, 7000 + i));
+	for (size_t i = 0; i < 4; i++)
+		gc_write(&gl_small[i], new_payload(16, 9000 + i));
+	runtime_globals_set_hook(gl_hook);
+	gc_collect();
+	runtime_globals_set_hook(NULL);
+	ck_assert_int_eq(gl_step, 1);
+	gc_collect();
+	for (size_t i = 0; i < 2000; i++)
+		REQUIRE(is_live(gl_second[i]) &&
+		        check_payload(gl_second[i], 16, 7000 + i),
+		        "the moved range lost slot %zu", i);
+	for (size_t i = 0; i < 4; i++)
+		REQUIRE(is_live(gl_small[i]) &&
+		        check_payload(gl_small[i], 16, 9000 + i),
+		        "the added range lost slot %zu", i);
+	ck_assert_int_eq(gc_remove_roots(gl_second), GCHEAP_OK);
+	ck_assert_int_eq(gc_remove_roots(gl_small), GCHEAP_OK);
+	munmap(m, 2 * (size_t)page);
+	free(gl_first);
+	free(gl_second);
 }
 END_TEST
 
@@ -567,6 +633,7 @@ static Suite *roots_suite(void)
 	tcase_add_test(tc, test_global_roots);
 	tcase_add_test(tc, test_global_roots_many);
 	tcase_add_test(tc, test_global_roots_scan_drops_lock);
+	tcase_add_test(tc, test_global_roots_add_at_cursor);
 	tcase_add_test(tc, test_frames);
 	tcase_add_test(tc, test_stack_local);
 	tcase_add_test(tc, test_stack_interior);
