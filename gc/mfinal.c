@@ -114,11 +114,7 @@ static void sweep_specials(mspan *s);
  * (specials_mark) lets it go at its next span when anyone waits. */
 static void specials_lock(void)
 {
-	if (mutex_trylock(&specials_.lock))
-		return;
-	afetch_add(&specials_.waiting, 1);
-	mutex_lock(&specials_.lock);
-	afetch_add(&specials_.waiting, (uintptr_t)-1);
+	mutex_lock_counted(&specials_.lock, &specials_.waiting);
 }
 
 void specials_init(void)
@@ -521,6 +517,9 @@ static void mark_arg(gcw *w, void *arg)
  * number of records); ROOT_BATCH entries and the lock is dropped at the
  * end of the span. */
 #define ROOT_BATCH SPECIALS_ROOT_BATCH
+/* How long the pass, having dropped the lock and marked its batch, waits
+ * for the waiters to have had it (the lock is not fair). */
+#define ROOT_YIELD_NS 200000
 
 enum { ROOT_SCAN, ROOT_ARG, ROOT_CELL, ROOT_KINDS };
 
@@ -619,6 +618,7 @@ void specials_mark(gcw *w)
 		batch_mark(w, b);
 		if (hook)
 			hook();
+		mutex_let_waiters_in(&specials_.waiting, ROOT_YIELD_NS);
 		mutex_lock(&specials_.lock);
 		s = specials_.cursor;
 	}

@@ -15,7 +15,6 @@
 
 #include "alloc/sys/addrset.h"
 
-#include <sched.h>
 #include <stdlib.h>
 
 /* A registered range; dup is the index of the range registered before it
@@ -62,11 +61,7 @@ static struct {
 /* Take globals.lock, counted in `waiting` while it waits. */
 static void globals_lock(void)
 {
-	if (mutex_trylock(&globals.lock))
-		return;
-	afetch_add(&globals.waiting, 1);
-	mutex_lock(&globals.lock);
-	afetch_add(&globals.waiting, (uintptr_t)-1);
+	mutex_lock_counted(&globals.lock, &globals.waiting);
 }
 
 /* True if nslots pointer slots from start do not run past the end of
@@ -195,18 +190,9 @@ gc_status gc_remove_roots(void *start)
 	return GCHEAP_OK;
 }
 
-/* The scan has just dropped the lock, which it would take straight back
- * before a woken waiter ran (the lock is not fair): wait until the
- * waiters have had it, for at most GLOBALS_YIELD_NS. */
+/* How long the scan, having dropped the lock, waits for the waiters to
+ * have had it (mutex_let_waiters_in). */
 #define GLOBALS_YIELD_NS 200000
-
-static void let_waiters_in(void)
-{
-	uint64_t t0 = gcstats_now_ns();
-	while (aload(&globals.waiting) &&
-	       gcstats_now_ns() - t0 < GLOBALS_YIELD_NS)
-		sched_yield();
-}
 
 void runtime_mark_globals(gcw *w)
 {
@@ -235,7 +221,7 @@ void runtime_mark_globals(gcw *w)
 		mutex_unlock(&globals.lock);
 		if (hook)
 			hook();
-		let_waiters_in();
+		mutex_let_waiters_in(&globals.waiting, GLOBALS_YIELD_NS);
 		mutex_lock(&globals.lock);
 		i = globals.idx;
 		off = globals.off;

@@ -1,5 +1,7 @@
-/* alloc/sys/lock.c: mutex set-up. */
+/* alloc/sys/lock.c: mutex set-up, and a holder letting waiters in. */
 #include "alloc/sys/lock.h"
+
+#include <sched.h>
 
 void mutex_init(gc_mutex *l)
 {
@@ -10,4 +12,18 @@ void mutex_init(gc_mutex *l)
 	pthread_mutex_init(&l->m, &a);
 	pthread_mutexattr_destroy(&a);
 	astore(&l->owner, 0);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void mutex_let_waiters_in(const atomic_word *waiting, uint64_t max_ns)
+{
+	uint64_t t0 = now_ns();
+	while (aload(waiting) && now_ns() - t0 < max_ns)
+		sched_yield();
 }

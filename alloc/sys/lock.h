@@ -81,6 +81,23 @@ static inline void mutex_unlock(gc_mutex *l)
 	pthread_mutex_unlock(&l->m);
 }
 
+/* A lock that a long holder lets go of for waiters (the mark's root
+ * jobs): others take it counting themselves in *waiting while they wait;
+ * the holder, having dropped it because *waiting was non-zero, calls
+ * mutex_let_waiters_in before taking it again, since the lock is not
+ * fair and would go straight back to it: it waits until the waiters
+ * have had the lock, for at most max_ns. */
+static inline void mutex_lock_counted(gc_mutex *l, atomic_word *waiting)
+{
+	if (mutex_trylock(l))
+		return;
+	afetch_add(waiting, 1);
+	mutex_lock(l);
+	afetch_add(waiting, (uintptr_t)-1);
+}
+
+void mutex_let_waiters_in(const atomic_word *waiting, uint64_t max_ns);
+
 static inline bool mutex_held(gc_mutex *l)
 {
 	return aload(&l->owner) == (uintptr_t)pthread_self();
