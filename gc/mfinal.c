@@ -478,28 +478,13 @@ mspan *specials_mark_cursor(void)
 	return s;
 }
 
-uintptr_t specials_mark_drops(void)
+specials_counts specials_counters(void)
 {
 	specials_lock();
-	uintptr_t n = specials_.mark_drops;
+	specials_counts c = {specials_.steps, specials_.sweeps,
+	                     specials_.mark_drops};
 	mutex_unlock(&specials_.lock);
-	return n;
-}
-
-uintptr_t specials_sweeps(void)
-{
-	specials_lock();
-	uintptr_t n = specials_.sweeps;
-	mutex_unlock(&specials_.lock);
-	return n;
-}
-
-uintptr_t specials_steps(void)
-{
-	specials_lock();
-	uintptr_t n = specials_.steps;
-	mutex_unlock(&specials_.lock);
-	return n;
+	return c;
 }
 
 /* ---- Marking ------------------------------------------------------------- */

@@ -84,21 +84,23 @@ extern void (*specials_profile_free)(void *bucket, size_t size);
 
 /* Tests: s's list and the table of groups checked against each other
  * (the invariants at the top of gc/mfinal.c): NULL if they hold, else
- * what broke. And the records that finds, inserts and cancels have
- * stepped over so far. */
+ * what broke. */
 const char *specials_verify(mspan *s);
-uintptr_t specials_steps(void);
-/* Tests: the spans whose specials sweep has looked at (only spans where
- * an object dies). */
-uintptr_t specials_sweeps(void);
+/* Tests: counters since the start: the records that finds, inserts and
+ * cancels have stepped over; the spans whose specials sweep has looked
+ * at (only spans where an object dies); the times specials_mark has
+ * dropped the lock. */
+typedef struct specials_counts {
+	uintptr_t steps, sweeps, mark_drops;
+} specials_counts;
+specials_counts specials_counters(void);
 /* Tests: a function specials_mark calls each time it has dropped the
  * lock (NULL: none), threads to count as waiting for it (it drops the
- * lock only for them), the span it will visit next (from the hook), and
- * how many times it has dropped the lock. */
+ * lock only for them), and the span it will visit next (from the
+ * hook). */
 void specials_set_mark_hook(void (*hook)(void));
 void specials_test_waiting(intptr_t delta);
 mspan *specials_mark_cursor(void);
-uintptr_t specials_mark_drops(void);
 
 /* ---- Marking ------------------------------------------------------------- */
 

@@ -692,7 +692,7 @@ START_TEST(test_specials_steps)
 				perm[i] = perm[j];
 				perm[j] = t;
 			}
-		uintptr_t before = specials_steps();
+		uintptr_t before = specials_counters().steps;
 		for (size_t k = 0; k < n; k++) {
 			size_t i = perm[k];
 			uintptr_t c = (uintptr_t)&cells[order][i];
@@ -704,7 +704,7 @@ START_TEST(test_specials_steps)
 			ck_assert_uint_eq(specials_find_weak(
 			                      s, (uintptr_t)objs[order][i]),
 			                  (uintptr_t)&cells[order][i]);
-		uintptr_t steps = specials_steps() - before;
+		uintptr_t steps = specials_counters().steps - before;
 		REQUIRE(steps == 0, "order %d: %zu records stepped over for "
 		        "%zu objects", order, (size_t)steps, n);
 		ck_assert_ptr_null(specials_verify(s));
@@ -787,16 +787,16 @@ START_TEST(test_root_job_drops_lock)
 		}
 		entries += 2 * rj_n[k];
 	}
-	uintptr_t drops = specials_mark_drops();
+	uintptr_t drops = specials_counters().mark_drops;
 	gc_collect();
-	ck_assert_uint_eq(specials_mark_drops(), drops);
+	ck_assert_uint_eq(specials_counters().mark_drops, drops);
 	specials_set_mark_hook(rj_hook);
 	specials_test_waiting(1);
 	gc_collect();
 	specials_test_waiting(-1);
 	specials_set_mark_hook(NULL);
 	ck_assert_int_ge(rj_calls, 1);
-	ck_assert_uint_ge(specials_mark_drops() - drops, 2);
+	ck_assert_uint_ge(specials_counters().mark_drops - drops, 2);
 	ck_assert_int_ge(rj_removed, 0);
 	ck_assert_uint_eq(rj_cleared, rj_n[rj_removed] + 1);
 	gc_collect(); /* what the first mark missed is freed by now */
@@ -838,17 +838,17 @@ START_TEST(test_sweep_skips_live_spans)
 		ck_assert_int_eq(gc_set_finalizer(objs[i], on_finalize,
 		                                  NULL), GCHEAP_OK);
 	gc_collect(); /* whatever else was in the span dies here */
-	uintptr_t before = specials_sweeps();
+	uintptr_t before = specials_counters().sweeps;
 	gc_collect();
 	gc_collect();
-	REQUIRE(specials_sweeps() == before, "sweep walked the specials of "
-	        "a span where nothing died (%zu times)",
-	        (size_t)(specials_sweeps() - before));
+	uintptr_t walked = specials_counters().sweeps - before;
+	REQUIRE(walked == 0, "sweep walked the specials of a span where "
+	        "nothing died (%zu times)", (size_t)walked);
 	ck_assert_uint_eq(gc_run_finalizers(), 0);
 	uintptr_t dropped = (uintptr_t)objs[n / 2];
 	objs[n / 2] = NULL;
 	gc_collect();
-	ck_assert_uint_eq(specials_sweeps(), before + 1);
+	ck_assert_uint_eq(specials_counters().sweeps, before + 1);
 	ck_assert_uint_eq(gc_run_finalizers(), 1);
 	ck_assert_uint_eq(count_fin(dropped), 1);
 	gc_frame_pop(&f);
