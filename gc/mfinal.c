@@ -83,7 +83,7 @@ static struct {
 	size_t sys;              /* OS bytes taken for records */
 	uint64_t next_id;        /* cleanup ids */
 	atomic_word nephemerons; /* EPHEMERON specials */
-	uintptr_t steps;         /* records walked over (specials_steps) */
+	uintptr_t steps;         /* records walked over (specials_counters) */
 	/* specials_mark's place while it has dropped the lock: the next
 	 * span it will visit (span_list_remove moves it on), and whether
 	 * one is in use. */
