@@ -496,11 +496,9 @@ static void mark_arg(gcw *w, void *arg)
 }
 
 /* What the root job found in the records of the spans it visited since
- * it last dropped the lock, marked with the lock dropped: objects whose
- * contents to scan (finalizers), finalizer and cleanup args
- * (conservative), weak cells. Chains of workbufs (a span may have any
- * number of records); ROOT_BATCH entries and the lock is dropped at the
- * end of the span. */
+ * it last marked: objects whose contents to scan (finalizers), finalizer
+ * and cleanup args (conservative), weak cells. Chains of workbufs (a
+ * span may have any number of records). */
 #define ROOT_BATCH SPECIALS_ROOT_BATCH
 /* How long the pass, having dropped the lock and marked its batch, waits
  * for the waiters to have had it (the lock is not fair). */
@@ -546,12 +544,15 @@ static void batch_mark(gcw *w, root_batch *b)
 	b->n = 0;
 }
 
-/* The root job's pass over the specials. It marks with the lock dropped,
- * a batch of records at a time, so that a thread adding or removing a
- * special (gc_weak_new, gc_set_finalizer) or the sweeper waits for one
- * batch, not for the whole pass (a million finalizers kept the lock
- * ~20 ms). Its place is the next span to visit, which span_list_remove
- * moves on if that span leaves the list. While the lock is dropped:
+/* The root job's pass over the specials. It copies the records of a
+ * span at a time into its batch and marks the batch once it holds
+ * ROOT_BATCH entries: with the lock kept if nobody waits for it, else
+ * with the lock dropped, so that a thread adding or removing a special
+ * (gc_weak_new, gc_set_finalizer) waits for one batch, not for the whole
+ * pass (a million finalizers kept the lock 6-20 ms). Having marked, it
+ * lets the waiters have the lock before it takes it again, and resumes
+ * at the next span to visit, which span_list_remove moves on if that
+ * span leaves the list. While the lock is dropped:
  * records are removed (nothing to mark then), spans leave the list (the
  * cursor steps over them) or join it at its head, behind the cursor, so
  * are not visited: what they hold was added during the mark, which it
