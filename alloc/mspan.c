@@ -404,6 +404,15 @@ void mspan_check_poison(const mspan *s, uintptr_t p, size_t n)
 			      b[i], POISON_BYTE);
 }
 
+/* Objects marked in s (Go's countAlloc). */
+static uintptr_t count_marked(const mspan *s)
+{
+	uintptr_t n = 0;
+	for (size_t w = 0; w < mspan_bitmap_words(s->nelems); w++)
+		n += popcount64(s->gcmark_bits[w]);
+	return n;
+}
+
 mspan_swept mspan_sweep(mspan *s, uintptr_t sg, uintptr_t *nfreedp)
 {
 	if (s->state != MSPAN_INUSE || aload(&s->sweepgen) != sg - 1)
@@ -412,9 +421,7 @@ mspan_swept mspan_sweep(mspan *s, uintptr_t sg, uintptr_t *nfreedp)
 		      (size_t)sg);
 	uintptr_t fi = aload(&s->freeindex);
 	size_t nw = mspan_bitmap_words(s->nelems);
-	uintptr_t nalloc = 0;
-	for (size_t w = 0; w < nw; w++)
-		nalloc += popcount64(s->gcmark_bits[w]);
+	uintptr_t nalloc = count_marked(s);
 	/* Specials concern only objects that die: with every object
 	 * marked there is nothing for them to do (a span of long-lived
 	 * objects with a finalizer each is not walked every cycle). */
@@ -422,9 +429,7 @@ mspan_swept mspan_sweep(mspan *s, uintptr_t sg, uintptr_t *nfreedp)
 	    aload_acq((const atomic_word *)&s->specials) &&
 	    mspan_hooks.sweep_specials) {
 		mspan_hooks.sweep_specials(s);
-		nalloc = 0; /* it may have kept objects */
-		for (size_t w = 0; w < nw; w++)
-			nalloc += popcount64(s->gcmark_bits[w]);
+		nalloc = count_marked(s); /* it may have kept objects */
 	}
 	sweep_objects(s, fi, sg);
 
