@@ -94,9 +94,10 @@ typedef struct specials_counts {
 	uintptr_t steps, sweeps, mark_drops;
 } specials_counts;
 specials_counts specials_counters(void);
-/* Tests: a function specials_mark calls each time it has dropped the
- * lock (NULL: none), threads to count as waiting for it (it drops the
- * lock only for them), and the span it will visit next (from the
+/* Tests: a function the walks of specials_mark and
+ * specials_each_ephemeron call each time they have dropped the lock
+ * (NULL: none), threads to count as waiting for it (they drop the lock
+ * only for them), and the span the walk will visit next (from the
  * hook). */
 void specials_set_mark_hook(void (*hook)(void));
 void specials_test_waiting(intptr_t delta);
@@ -109,9 +110,12 @@ mspan *specials_mark_cursor(void);
  * to mark (two a finalizer, one a cleanup or weak handle). */
 #define SPECIALS_ROOT_BATCH 4096
 void specials_mark(gcw *w);
-/* One ephemeron pass: mark the value of every marked ephemeron whose key
- * is marked. True if it marked anything (drain, and pass again). */
-bool ephemeron_pass(gcw *w);
+/* Call fn(ctx, e, fin) for every registered ephemeron object e, with
+ * whether e has a finalizer (which keeps it live unmarked), under the
+ * specials' lock, which the walk drops as specials_mark does (fn must
+ * not take it). Ephemerons registered meanwhile may be missed. */
+void specials_each_ephemeron(void (*fn)(void *ctx, uintptr_t e, bool fin),
+                             void *ctx);
 /* Ephemerons registered (the pass is skipped when there are none). */
 uintptr_t ephemeron_count(void);
 

@@ -33,6 +33,7 @@
 #define GCHEAP_MGC_H
 
 #include "alloc/alloc.h"
+#include "gc/mephemeron.h"
 #include "gc/mfinal.h"
 #include "gc/mgcstats.h"
 #include "gc/mgcwork.h"

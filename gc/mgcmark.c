@@ -201,7 +201,9 @@ static inline void greyobject(gcw *w, uintptr_t obj, mspan *s, uintptr_t i,
 			w->far_marks++;
 	}
 	w->nmarked++;
-	if (s->gcscan_bits && likely(!checkmark_active)) {
+	if (unlikely(w->watch != NULL))
+		ephemeron_watch_hit(w, obj);
+	if (s->gcscan_bits && likely(!checkmark_active) && !w->watch) {
 		/* Span-batched (gc/mgcspanq.h): the span's owner scans it,
 		 * often at once (an object on the span being scanned). No
 		 * prefetch of obj here: the visit that scans it may come
@@ -789,7 +791,9 @@ intptr_t gcmark_drain(gcw *w, intptr_t budget)
 				w->expired = true;
 				break;
 			}
-			if (gcwork_starved())
+			/* An ephemeron pass keeps its work: greyed by
+			 * another marker, a key would pass its watch by. */
+			if (!w->watch && gcwork_starved())
 				gcw_balance(w);
 		}
 	}
