@@ -24,6 +24,12 @@
  * (then it is scanned at once). Objects in the FIFO are grey and held by
  * the drain alone, which puts them back in its gcw before it returns.
  *
+ * Ephemeron watch: a gcw with `watch` set (an ephemeron pass's, gc/
+ * mephemeron.c) reports every object it greys to ephemeron_watch_hit,
+ * queues them as objects, never as spans (a span's owner marks on it
+ * past greyobject), takes no span from the global queue, and keeps its
+ * work to itself (no gcw_balance).
+ *
  * Checkmark mode: with the world stopped after the concurrent mark, a
  * second mark from all roots (its root walk is gc/mgc.c's) sets bits in a
  * separate per-arena bitmap and insists that every object it reaches
@@ -744,7 +750,7 @@ intptr_t gcmark_drain(gcw *w, intptr_t budget)
 		p = gcw_get_local(w);
 		if (!p && !f.n) {
 			uintptr_t sp = gcw_get_span_local(w);
-			if (!sp && !(p = gcw_get(w)))
+			if (!sp && !(p = gcw_get(w)) && !w->watch)
 				sp = gcw_get_span(w);
 			if (sp)
 				done += (intptr_t)scanspan(w, sp);

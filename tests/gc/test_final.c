@@ -1235,58 +1235,84 @@ END_TEST
 
 /* A long chain made in the order a pass's walk meets worst (it walks
  * the newest records first, so it meets each link before the one that
- * leads to it), its links direct (the value is the next key) or through
- * a node (the value points to the next key): the keys that a pass's
- * drain greys are watched for, so each collection closes the chain in a
- * few passes, with the watch marking nearly every value
- * (gc/mephemeron.c). Without the
- * watch each pass closed one link: N passes, quadratic. */
-static void long_chain(bool through_node)
+ * leads to it), in four shapes:
+ *  - DIRECT: the value is the next key;
+ *  - NODE: the value is a node pointing to the next key, the nodes made
+ *    after every key;
+ *  - MIXED: the same, each node made just before the key it points to
+ *    (they share spans: under the watch the drain must not hand them
+ *    to a span visit, whose local marks skip greyobject);
+ *  - NESTED: the value is a node pointing to the next key and the next
+ *    ephemeron, which nothing else holds (nested weak maps): an
+ *    ephemeron waits for itself to be marked, then for its key.
+ * The objects that a pass's drain greys are watched for, so each
+ * collection closes the chain in a few passes, and the watch releases
+ * nearly every ephemeron (gc/mephemeron.c). Without the watch each pass
+ * closed one link: N passes, quadratic. */
+enum chain_shape { DIRECT, NODE, MIXED, NESTED };
+
+static void long_chain(enum chain_shape shape)
 {
 	enum { N = 20000 };
-	void *ms[3] = {0};
+	void *ms[4] = {0};
 	gc_frame f;
 
 	start();
-	gc_frame_push(&f, ms, 3);
+	gc_frame_push(&f, ms, 4);
 	void **ks = gc_alloc_array(N + 1, t_ptr);
 	void **ws = gc_alloc_array(N + 1, t_ptr);
 	void **es = gc_alloc_array(N, t_ptr);
+	void **vs = gc_alloc_array(N, t_ptr);
 	ms[0] = es;
 	ms[1] = ws;
 	ms[2] = ks;
-	for (size_t i = 0; i <= N; i++) {
-		gc_write(&ks[i], new_node(i));
-		gc_write(&ws[i], gc_weak_new(ks[i]));
-	}
+	ms[3] = vs;
+	gc_write(&ks[0], new_node(0));
 	for (size_t i = 0; i < N; i++) {
-		void *v = ks[i + 1];
-		if (through_node) {
-			node *n = new_node(0);
-			gc_write(&n->a, v);
-			v = n;
-		}
-		gc_write(&es[i], gc_ephemeron_new(ks[i], v));
+		if (shape == MIXED)
+			gc_write(&vs[i], new_node(0));
+		gc_write(&ks[i + 1], new_node(i + 1));
+	}
+	for (size_t i = 0; i <= N; i++)
+		gc_write(&ws[i], gc_weak_new(ks[i]));
+	for (size_t i = 0; i < N; i++) {
+		if (shape == NODE || shape == NESTED)
+			gc_write(&vs[i], new_node(0));
+		if (shape == DIRECT)
+			gc_write(&vs[i], ks[i + 1]);
+		else
+			gc_write(&((node *)vs[i])->a, ks[i + 1]);
+		gc_write(&es[i], gc_ephemeron_new(ks[i],
+		                                  shape == NESTED ? NULL
+		                                                  : vs[i]));
+	}
+	if (shape == NESTED) {
+		for (size_t i = 0; i + 1 < N; i++)
+			gc_write(&((node *)vs[i])->b, es[i + 1]);
+		for (size_t i = 0; i < N; i++)
+			gc_ephemeron_set_value(es[i], vs[i]);
+		ms[0] = es[0]; /* the others only through the chain */
 	}
 	ms[2] = ks[0];
+	ms[3] = NULL;
 	for (int c = 0; c < 2; c++) {
 		ephemeron_counts before = ephemeron_counters();
 		gc_collect();
 		ephemeron_counts d = ephemeron_counters();
 		d.passes -= before.passes;
-		d.fired -= before.fired;
+		d.released -= before.released;
 		/* mark_done's and checkmark's; a few more if a worker
 		 * greyed a key first */
 		REQUIRE(d.passes <= 16, "%zu passes for a chain of %d",
 		        (size_t)d.passes, N);
-		REQUIRE(d.fired >= N - 10, "the watch marked %zu of %d values",
-		        (size_t)d.fired, N);
+		REQUIRE(d.released >= N - 10, "the watch released %zu of %d",
+		        (size_t)d.released, N);
 		for (size_t i = 0; i <= N; i += 97) {
 			node *k = gc_weak_get(ws[i]);
 			REQUIRE(k && k->key == i, "chain link %zu lost", i);
 		}
 	}
-	ms[2] = NULL;
+	ms[0] = ms[2] = NULL;
 	gc_collect();
 	for (size_t i = 0; i <= N; i += 97)
 		REQUIRE(!gc_weak_get(ws[i]), "link %zu survived its key", i);
@@ -1295,13 +1321,25 @@ static void long_chain(bool through_node)
 
 START_TEST(test_ephemeron_long_chain)
 {
-	long_chain(false);
+	long_chain(DIRECT);
 }
 END_TEST
 
 START_TEST(test_ephemeron_long_chain_through_nodes)
 {
-	long_chain(true);
+	long_chain(NODE);
+}
+END_TEST
+
+START_TEST(test_ephemeron_long_chain_mixed_spans)
+{
+	long_chain(MIXED);
+}
+END_TEST
+
+START_TEST(test_ephemeron_long_chain_nested)
+{
+	long_chain(NESTED);
 }
 END_TEST
 
@@ -1395,6 +1433,53 @@ START_TEST(test_weakmap)
 }
 END_TEST
 
+/* The map compares the address a key was set with before it looks at
+ * the entry's cell: a new object at a dead key's address must not find
+ * the dead key's entry (its cell is cleared before the memory is
+ * reused), and can be set, read and deleted as a key of its own. */
+START_TEST(test_weakmap_reused_key_address)
+{
+	enum { N = 64, TRIES = 100000 };
+	void *ms[2] = {0};
+	uintptr_t dead[N];
+	gc_frame f;
+
+	start();
+	gc_frame_push(&f, ms, 2);
+	gc_weakmap *m = gc_weakmap_new();
+	ck_assert_ptr_nonnull(m);
+	ms[0] = m;
+	for (size_t i = 0; i < N; i++) {
+		node *k = new_node(i);
+		dead[i] = hide(k);
+		ck_assert_int_eq(gc_weakmap_set(m, k, new_node(i + 1000)),
+		                 GCHEAP_OK);
+	}
+	gc_collect();
+	gc_collect();
+	ck_assert_uint_eq(gc_weakmap_count(m), 0);
+	/* Allocate until a node lands where a dead key was. */
+	node *k = NULL;
+	for (int t = 0; t < TRIES && !k; t++) {
+		node *n = new_node(7);
+		for (size_t i = 0; i < N && !k; i++)
+			if (hide(n) == dead[i])
+				k = n;
+	}
+	ck_assert_msg(k != NULL, "no allocation reused a dead key's memory");
+	ms[1] = k;
+	ck_assert_ptr_null(gc_weakmap_get(m, k));
+	ck_assert_int_eq(gc_weakmap_delete(m, k), 0);
+	node *v = new_node(99);
+	ck_assert_int_eq(gc_weakmap_set(m, k, v), GCHEAP_OK);
+	ck_assert_ptr_eq(gc_weakmap_get(m, k), v);
+	ck_assert_uint_eq(gc_weakmap_count(m), 1);
+	ck_assert_int_eq(gc_weakmap_delete(m, k), 1);
+	ck_assert_ptr_null(gc_weakmap_get(m, k));
+	gc_frame_pop(&f);
+}
+END_TEST
+
 /* ---- Bad input ----------------------------------------------------------- */
 
 static void *unattached_calls(void *arg)
@@ -1481,9 +1566,12 @@ static Suite *final_suite(void)
 	tcase_add_test(tc, test_weak_get_control);
 	tcase_add_test(tc, test_ephemeron_value_lives_with_key);
 	tcase_add_test(tc, test_ephemeron_chain);
+	tcase_add_test(tc, test_weakmap_reused_key_address);
 	tcase_add_test(tc, test_cleanups_many_on_one_object);
 	tcase_add_test(tc, test_ephemeron_long_chain);
 	tcase_add_test(tc, test_ephemeron_long_chain_through_nodes);
+	tcase_add_test(tc, test_ephemeron_long_chain_mixed_spans);
+	tcase_add_test(tc, test_ephemeron_long_chain_nested);
 	tcase_add_test(tc, test_ephemeron_during_mark);
 	tcase_add_test(tc, test_weakmap);
 	tcase_add_test(tc, test_weakmap_probe_keeps_no_key);
