@@ -232,8 +232,7 @@ static void follow_chains(gcw *w, eph_pass *p)
 		}
 	}
 	w->watch = NULL;
-	free((void *)x.awaited.keys);
-	free(x.awaited.vals);
+	addrset_free(&x.awaited);
 	free(x.nodes);
 }
 

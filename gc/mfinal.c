@@ -472,6 +472,7 @@ const char *specials_verify(mspan *s)
 		    group_of(obj)->last != sp)
 			bad = "a group's last record is not in the table";
 	}
+	addrset_settle(&specials_.groups);
 	for (size_t i = 0; !bad && i < specials_.groups.cap; i++) {
 		uintptr_t k = aload(&specials_.groups.keys[i]);
 		if (addrset_live(&specials_.groups, i) && k >= s->base &&

@@ -72,6 +72,7 @@ void mfree_check(void)
 	if (!aload(&mfree_.n))
 		return;
 	mutex_lock(&mfree_.lock);
+	addrset_settle(set);
 	for (size_t i = 0; i < set->cap; i++) {
 		if (!addrset_live(set, i))
 			continue;

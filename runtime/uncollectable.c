@@ -92,6 +92,7 @@ void runtime_mark_uncollectable(gcw *w)
 	addrset *set = &uncoll.set;
 
 	mutex_lock(&uncoll.lock);
+	addrset_settle(set);
 	for (size_t i = 0; i < set->cap; i++)
 		if (addrset_live(set, i))
 			gcmark_value(w, aload(&set->keys[i]), true, 0,
@@ -105,6 +106,7 @@ void runtime_each_uncollectable(void (*fn)(void **slot, void *arg),
 	addrset *set = &uncoll.set;
 
 	mutex_lock(&uncoll.lock);
+	addrset_settle(set);
 	for (size_t i = 0; i < set->cap; i++)
 		if (addrset_live(set, i))
 			fn((void **)&set->keys[i], arg);

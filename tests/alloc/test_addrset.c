@@ -5,7 +5,8 @@
  * live count and that every live slot is exactly a member; then growth
  * from empty through many doublings keeps every key and payload; and a
  * set whose entries come and go keeps its size, and shrinks when most
- * of its entries are gone. */
+ * of its entries are gone; and the rehash is spread over the calls that
+ * follow it, every key found meanwhile. */
 #include "alloc/sys/addrset.h"
 #include "alloc/sys/base.h"
 #include "tests/testing.h"
@@ -76,8 +77,7 @@ START_TEST(test_against_reference)
 		live++;
 	}
 	ck_assert_uint_eq(live, n);
-	free((void *)s.keys);
-	free(s.vals);
+	addrset_free(&s);
 }
 END_TEST
 
@@ -95,7 +95,7 @@ START_TEST(test_growth_keeps_everything)
 		ck_assert_uint_ne(addrset_find(&s, key_of(k)), SIZE_MAX);
 	ck_assert_uint_eq(addrset_find(&s, key_of(100000)), SIZE_MAX);
 	ck_assert_ptr_null(s.vals);
-	free((void *)s.keys);
+	addrset_free(&s);
 }
 END_TEST
 
@@ -138,8 +138,75 @@ START_TEST(test_churn_keeps_size)
 		addrset_remove_at(&s, addrset_find(&s, key_of(k)));
 	}
 	ck_assert_uint_le(s.cap, 8192);
-	free((void *)s.keys);
-	free(s.vals);
+	addrset_free(&s);
+}
+END_TEST
+
+/* A rehash moves the old table a few slots a call: after the add that
+ * starts one, the old table stays for many calls, no call looks at more
+ * than MOVE_STEP (32) of its slots when the new table is larger, every
+ * key and payload is found meanwhile (a key found in the old table
+ * moves at once), removes of moved keys work, and addrset_settle ends
+ * it. Then a set emptied by removes shrinks, its large old table moved
+ * out within a quarter of the new one's adds. */
+START_TEST(test_rehash_is_incremental)
+{
+	enum { N = 100000 };
+	addrset s = {.vsize = sizeof(uintptr_t)};
+	bool added;
+	size_t rehashes = 0, calls_during = 0;
+
+	for (size_t k = 0; k < N; k++) {
+		bool moving = s.okeys != NULL;
+		size_t before = s.opos;
+		size_t i = addrset_add(&s, key_of(k), &added);
+		ck_assert(i != SIZE_MAX && added);
+		*(uintptr_t *)addrset_val(&s, i) = k;
+		if (!moving && s.okeys) {
+			rehashes++;
+			ck_assert_uint_le(s.opos, 32);
+		} else if (moving && s.okeys) {
+			calls_during++;
+			ck_assert_uint_le(s.opos - before, 32);
+		}
+		if (s.okeys && k % 7 == 0) {
+			/* an early key, maybe still in the old table */
+			size_t j = addrset_find(&s, key_of(k / 2));
+			ck_assert_uint_ne(j, SIZE_MAX);
+			ck_assert_uint_eq(*(uintptr_t *)addrset_val(&s, j),
+			                  k / 2);
+		}
+	}
+	ck_assert_uint_ge(rehashes, 5);
+	ck_assert_uint_ge(calls_during, 1000);
+	for (size_t k = 0; k < N; k += 2)
+		addrset_remove_at(&s, addrset_find(&s, key_of(k)));
+	addrset_settle(&s);
+	ck_assert(s.okeys == NULL);
+	size_t live = 0;
+	for (size_t i = 0; i < s.cap; i++)
+		live += addrset_live(&s, i);
+	ck_assert_uint_eq(live, N / 2);
+	ck_assert_uint_eq(s.n, N / 2);
+	for (size_t k = 1; k < N; k += 2) {
+		size_t j = addrset_find(&s, key_of(k));
+		ck_assert_uint_ne(j, SIZE_MAX);
+		ck_assert_uint_eq(*(uintptr_t *)addrset_val(&s, j), k);
+		addrset_remove_at(&s, j);
+	}
+	/* Empty: adds and removes until it shrinks; the old table is gone
+	 * before the small one is half full. */
+	size_t big = s.cap;
+	for (size_t k = N; s.cap == big; k++) {
+		addrset_remove_at(&s, addrset_add(&s, key_of(k), &added));
+		ck_assert(added);
+	}
+	ck_assert_uint_lt(s.cap, big);
+	for (size_t k = 0; k < s.cap / 4 && s.okeys; k++)
+		ck_assert_uint_ne(addrset_add(&s, key_of(2 * N + k), &added),
+		                  SIZE_MAX);
+	ck_assert(s.okeys == NULL);
+	addrset_free(&s);
 }
 END_TEST
 
@@ -150,6 +217,7 @@ static Suite *addrset_suite(void)
 	tcase_add_test(tc, test_against_reference);
 	tcase_add_test(tc, test_growth_keeps_everything);
 	tcase_add_test(tc, test_churn_keeps_size);
+	tcase_add_test(tc, test_rehash_is_incremental);
 	suite_add_tcase(su, tc);
 	return su;
 }
