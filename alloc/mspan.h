@@ -142,6 +142,9 @@ typedef struct mspan {
  * and links them (next, prev) into its span's list. */
 typedef struct special {
 	struct special *next, *prev;
+	/* On the first record of an object's records (its group, gc/
+	 * mfinal.c): the group's last record. */
+	struct special *group_last;
 	uintptr_t offset; /* of the address it is attached to, from base */
 	uint8_t kind;
 } special;

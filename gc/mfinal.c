@@ -13,13 +13,16 @@
  *    records are adjacent (its group), in offset order and, at one
  *    offset, in the order they were added; the groups are in no order.
  *    specials_.groups maps the base address of every object that has
- *    records to the first and the last record of its group, so that
- *    finding, adding and removing a record take the object's group, not
- *    the span's list (a span of 32-byte objects each with a weak handle
- *    has 256 records: a walk from the head made each gc_weak_new cost
- *    microseconds), and adding at the group's end (the common case: a
- *    record at the object's base) takes no walk at all (40,000 cleanups
- *    on one object took 1.1 s to add when each walked the group).
+ *    records to the first record of its group, so that finding, adding
+ *    and removing a record take the object's group, not the span's list
+ *    (a span of 32-byte objects each with a weak handle has 256 records:
+ *    a walk from the head made each gc_weak_new cost microseconds). The
+ *    first record's group_last is the group's last, so that adding at
+ *    the group's end (the common case: a record at the object's base)
+ *    takes no walk (40,000 cleanups on one object took 1.1 s to add when
+ *    each walked the group). It lives in the record, which has room for
+ *    it, not in the table: a second word in every slot of a table sized
+ *    four times its groups made a million cleanups 20% slower to add.
  *  - A span is on the specials list exactly when its list is not empty,
  *    and is never freed then.
  *  - A special refers to an allocated object: sweep runs a span's
@@ -77,16 +80,14 @@ typedef union special_any {
 	special_weak weak;
 	special_profile prof;
 } special_any;
-
-/* An object's records: the first and the last (specials_.groups). */
-typedef struct group {
-	special *first, *last;
-} group;
+/* group_last (alloc/mspan.h) fit in the padding: a record is still 64
+ * bytes. */
+_Static_assert(sizeof(special_any) <= 64, "special records grew");
 
 static struct {
 	gc_mutex lock;
 	mspan *spans;            /* spans with specials */
-	addrset groups;          /* object base -> its group */
+	addrset groups;          /* object base -> first record (special *) */
 	fixalloc alloc;          /* special_any records */
 	size_t sys;              /* OS bytes taken for records */
 	uint64_t next_id;        /* cleanup ids */
@@ -132,7 +133,7 @@ void specials_init(void)
 	fixalloc_init(&finq_.alloc, align_up(sizeof(finq_entry), 16),
 	              &finq_.sys);
 	specials_.next_id = 1;
-	specials_.groups.vsize = sizeof(group);
+	specials_.groups.vsize = sizeof(special *);
 	mspan_hooks.sweep_specials = sweep_specials;
 }
 
@@ -184,18 +185,12 @@ static bool in_group(const mspan *s, const special *sp, uintptr_t obj)
 	return sp->offset - (obj - s->base) < s->elemsize;
 }
 
-/* obj's group's entry in the table, or NULL. */
-static group *group_of(uintptr_t obj)
-{
-	size_t i = addrset_find(&specials_.groups, obj);
-	return i == SIZE_MAX ? NULL : addrset_val(&specials_.groups, i);
-}
-
 /* The first record of obj's group, or NULL. */
 static special *group_first(uintptr_t obj)
 {
-	group *g = group_of(obj);
-	return g ? g->first : NULL;
+	size_t i = addrset_find(&specials_.groups, obj);
+	return i == SIZE_MAX ? NULL
+	                     : *(special **)addrset_val(&specials_.groups, i);
 }
 
 /* Link sp into s's list after `at` (NULL: at the head). */
@@ -226,28 +221,29 @@ static bool special_insert(mspan *s, special *sp)
 	size_t i = addrset_add(&specials_.groups, obj, &added);
 	if (i == SIZE_MAX)
 		return false;
-	group *g = addrset_val(&specials_.groups, i);
+	special **first = addrset_val(&specials_.groups, i), *f = *first;
 	if (added) {
 		link_after(s, NULL, sp);
-		g->first = g->last = sp;
+		*first = sp->group_last = sp;
 		return true;
 	}
-	if (sp->offset < g->first->offset) {
-		link_after(s, g->first->prev, sp);
-		g->first = sp;
+	if (sp->offset < f->offset) {
+		link_after(s, f->prev, sp);
+		sp->group_last = f->group_last;
+		*first = sp;
 		return true;
 	}
 	/* After the records at or below its offset: walk back from the
 	 * last, over those above it (first's offset is not, so the walk
 	 * stays in the group). Usually none: a record at the object's
 	 * base, with no interior one, goes at the end without a step. */
-	special *at = g->last;
+	special *at = f->group_last;
 	while (at->offset > sp->offset) {
 		at = at->prev;
 		specials_.steps++;
 	}
-	if (at == g->last)
-		g->last = sp;
+	if (at == f->group_last)
+		f->group_last = sp;
 	link_after(s, at, sp);
 	return true;
 }
@@ -260,13 +256,14 @@ static void special_remove(mspan *s, special *sp)
 
 	mutex_assert_held(&specials_.lock);
 	gc_assert(i != SIZE_MAX);
-	group *g = addrset_val(&specials_.groups, i);
-	if (g->first == sp && g->last == sp) {
+	special **first = addrset_val(&specials_.groups, i), *f = *first;
+	if (f == sp && f->group_last == sp) {
 		addrset_remove_at(&specials_.groups, i);
-	} else if (g->first == sp) {
-		g->first = sp->next;
-	} else if (g->last == sp) {
-		g->last = sp->prev;
+	} else if (f == sp) {
+		*first = sp->next;
+		sp->next->group_last = sp->group_last;
+	} else if (f->group_last == sp) {
+		f->group_last = sp->prev;
 	}
 	if (sp->next)
 		sp->next->prev = sp->prev;
@@ -360,24 +357,40 @@ uint64_t specials_add_cleanup(mspan *s, uintptr_t obj, gc_cleanup_fn fn,
 	return id;
 }
 
+static bool is_cleanup(const special *sp, uint64_t id)
+{
+	return sp->kind == SPECIAL_CLEANUP &&
+	       ((const special_cleanup *)sp)->id == id;
+}
+
+/* The group is searched from both ends at once, a step from each in
+ * turn: cancelling the oldest or the newest cleanup of an object with
+ * thousands costs a step or two (a walk from the first made cancels
+ * newest-first quadratic). */
 bool specials_cancel_cleanup(mspan *s, uintptr_t obj, uint64_t id)
 {
 	uintptr_t base = object_at(s, obj - s->base);
-	bool found = false;
+	special *found = NULL;
 
 	specials_lock();
-	for (special *sp = group_first(base); sp && in_group(s, sp, base);
-	     sp = sp->next) {
-		if (sp->kind == SPECIAL_CLEANUP &&
-		    ((special_cleanup *)sp)->id == id) {
-			special_remove(s, sp);
-			found = true;
-			break;
+	special *a = group_first(base), *b = a ? a->group_last : NULL;
+	while (a && !found) {
+		if (is_cleanup(a, id))
+			found = a;
+		else if (is_cleanup(b, id))
+			found = b;
+		else if (a == b || a->next == b)
+			break; /* met: every record looked at */
+		else {
+			a = a->next;
+			b = b->prev;
+			specials_.steps += 2;
 		}
-		specials_.steps++;
 	}
+	if (found)
+		special_remove(s, found);
 	mutex_unlock(&specials_.lock);
-	return found;
+	return found != NULL;
 }
 
 uintptr_t specials_find_weak(mspan *s, uintptr_t p)
@@ -469,8 +482,8 @@ const char *specials_verify(mspan *s)
 				      "table";
 		}
 		if (!bad && !(sp->next && in_group(s, sp->next, obj)) &&
-		    group_of(obj)->last != sp)
-			bad = "a group's last record is not in the table";
+		    group_first(obj)->group_last != sp)
+			bad = "a group's first record does not name its last";
 	}
 	addrset_settle(&specials_.groups);
 	for (size_t i = 0; !bad && i < specials_.groups.cap; i++) {

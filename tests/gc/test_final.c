@@ -506,7 +506,8 @@ END_TEST
 
 /* Many cleanups on one object, behind an interior one: each add steps
  * back over the interior record only (the group keeps its last record),
- * where a walk from the group's first record made 40,000 adds take 1.1 s.
+ * where a walk from the group's first record made 40,000 adds take 1.1 s;
+ * a cancel searches from both ends.
  * Cancels from the middle and both ends keep the group's ends right
  * (specials_verify), and the rest run once the object dies. */
 static size_t many_runs;
@@ -542,10 +543,15 @@ START_TEST(test_cleanups_many_on_one_object)
 	REQUIRE(steps <= N, "%zu records stepped over for %d adds",
 	        (size_t)steps, N);
 	ck_assert_ptr_null(specials_verify(s));
-	/* the last, the first, one in the middle, the interior one */
+	/* the last, the first, one in the middle, the interior one; the
+	 * newest and the oldest are found from the group's ends at once */
+	before = specials_counters().steps;
 	ck_assert_int_eq(gc_cancel_cleanup(n, ids[N - 1]), GCHEAP_OK);
 	ck_assert_ptr_null(specials_verify(s));
 	ck_assert_int_eq(gc_cancel_cleanup(n, ids[0]), GCHEAP_OK);
+	steps = specials_counters().steps - before;
+	REQUIRE(steps <= 4, "%zu records stepped over to cancel the newest "
+	        "and the oldest of %d cleanups", (size_t)steps, N);
 	ck_assert_int_eq(gc_cancel_cleanup(n, ids[N / 2]), GCHEAP_OK);
 	ck_assert_int_eq(gc_cancel_cleanup((char *)n + 16, inner), GCHEAP_OK);
 	ck_assert_ptr_null(specials_verify(s));
