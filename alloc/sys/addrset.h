@@ -2,7 +2,8 @@
  * malloc'd memory (nothing the collector scans), each entry with an
  * optional fixed-size payload: the library's bookkeeping tables of
  * objects (gc/mfree.c's freed objects, runtime/uncollectable.c's roots,
- * gc/mfinal.c's groups of specials).
+ * gc/mfinal.c's groups of specials, runtime/roots.c's root ranges,
+ * gc/mephemeron.c's watch).
  *
  * Linear probing from a multiplicative hash; a removed entry becomes
  * ADDRSET_GONE (a tombstone) so that probes past it still find later

@@ -486,6 +486,56 @@ START_TEST(test_free_debug_messages)
 }
 END_TEST
 
+/* gc_free's records (gc/mfree.c) are checked and dropped at every mark
+ * termination, before the sweep frees their objects; the check walks the
+ * records' table, which may be in the middle of an incremental rehash
+ * (alloc/sys/addrset.c) and must be settled first: a record left in the
+ * old table outlives its object (a later object at the address is taken
+ * for a freed one). In a fresh process, K objects freed and a collection:
+ * no record may remain. A table filled from empty starts a rehash at its
+ * 33rd, 129th, 513th and 2049th entry, the last two moving an old table
+ * of 1024 and 4096 slots 32 slots a call: K a little past each lands
+ * the collection inside a move. */
+static int free_burst_k;
+
+static void free_burst(void)
+{
+	static uintptr_t h[2100];
+
+	start("poison=1,checkmark=1");
+	for (int i = 0; i < free_burst_k; i++) {
+		void *p = gc_alloc(48, NULL);
+		h[i] = hide(p);
+		gc_free(p);
+		p = NULL;
+	}
+	gc_collect();
+	for (int k = 0; k < free_burst_k; k++)
+		if (mfree_is_freed((uintptr_t)unhide(h[k]))) {
+			fprintf(stderr, "K=%d: object %d still recorded as "
+			        "freed after the collection that swept it\n",
+			        free_burst_k, k);
+			_exit(3);
+		}
+	fprintf(stderr, "clean\n");
+}
+
+START_TEST(test_free_records_mid_rehash)
+{
+	static const int ks[] = {40, 136, 520, 530, 2056, 2080};
+	char buf[8192];
+
+	for (size_t i = 0; i < sizeof(ks) / sizeof(ks[0]); i++) {
+		free_burst_k = ks[i];
+		int status = run_child(free_burst, buf, sizeof(buf));
+		ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0 &&
+		                      strstr(buf, "clean"),
+		              "K=%d: status %#x, stderr: %s", ks[i], status,
+		              buf);
+	}
+}
+END_TEST
+
 /* ---- Uncollectable objects ----------------------------------------------- */
 
 START_TEST(test_uncollectable)
@@ -537,6 +587,82 @@ START_TEST(test_uncollectable)
 	gc_thread_detach();
 	ck_assert_ptr_null(gc_alloc_uncollectable(8, NULL));
 	EXPECT_ERR(GCHEAP_ERR_NOT_ATTACHED, "gc_thread_attach()");
+}
+END_TEST
+
+/* Uncollectable objects stay roots while their table's rehash is in
+ * progress: the table moves to a larger one a few slots a call
+ * (alloc/sys/addrset.c), so soon after the add that starts a rehash most
+ * entries are still in the old table, which the root scan
+ * (runtime_mark_uncollectable) and the root walk of heap dumps
+ * (runtime_each_uncollectable) must settle first. A look every 16 adds
+ * up to 3000 objects lands inside every move of an old table of 1024
+ * slots or more (each lasts at least 32 calls). Each look is of one kind
+ * only (both settle the table, so one would hide the other's miss): a
+ * collection, which every object made so far must survive, its payload
+ * intact (poison would overwrite a freed one), or the walk, which must
+ * visit each of them once. */
+enum { MR_N = 3000, MR_EVERY = 16 };
+#define MR_MAGIC 0x756e636f6c6c6563ULL
+
+static unsigned mr_seen[MR_N];
+
+static void mr_visit(void **slot, void *arg)
+{
+	const uint64_t *o = *slot;
+	(void)arg;
+	if (o && o[0] == MR_MAGIC && o[1] < MR_N)
+		mr_seen[o[1]]++;
+}
+
+static void uncollectable_mid_rehash(bool walk)
+{
+	static uintptr_t h[MR_N];
+
+	start(NULL);
+	for (uint64_t i = 0; i < MR_N; i++) {
+		uint64_t *p = gc_alloc_uncollectable(2 * sizeof(uint64_t),
+		                                     NULL);
+		ck_assert_ptr_nonnull(p);
+		p[0] = MR_MAGIC;
+		p[1] = i;
+		h[i] = hide(p);
+		p = NULL;
+		if (i % MR_EVERY != MR_EVERY - 1)
+			continue;
+		if (walk) {
+			memset(mr_seen, 0, sizeof(mr_seen));
+			runtime_each_uncollectable(mr_visit, NULL);
+			for (uint64_t k = 0; k <= i; k++)
+				REQUIRE(mr_seen[k] == 1, "uncollectable %d of "
+				        "%d visited %u times", (int)k,
+				        (int)i + 1, mr_seen[k]);
+			continue;
+		}
+		gc_collect();
+		for (uint64_t k = 0; k <= i; k++) {
+			const uint64_t *o = unhide(h[k]);
+			REQUIRE(is_live(o) && o[0] == MR_MAGIC && o[1] == k,
+			        "uncollectable %d of %d collected", (int)k,
+			        (int)i + 1);
+		}
+	}
+	for (int i = 0; i < MR_N; i++)
+		ck_assert_int_eq(gc_free_uncollectable(unhide(h[i])),
+		                 GCHEAP_OK);
+	gc_collect();
+	ck_assert_int_eq(err.calls, 0);
+}
+
+START_TEST(test_uncollectable_mid_rehash)
+{
+	uncollectable_mid_rehash(false);
+}
+END_TEST
+
+START_TEST(test_uncollectable_walk_mid_rehash)
+{
+	uncollectable_mid_rehash(true);
 }
 END_TEST
 
@@ -996,7 +1122,10 @@ static Suite *calls_suite(void)
 	tcase_add_test(tc, test_free_clears);
 	tcase_add_test(tc, test_free_errors);
 	tcase_add_test(tc, test_free_debug_messages);
+	tcase_add_test(tc, test_free_records_mid_rehash);
 	tcase_add_test(tc, test_uncollectable);
+	tcase_add_test(tc, test_uncollectable_mid_rehash);
+	tcase_add_test(tc, test_uncollectable_walk_mid_rehash);
 	tcase_add_test(tc, test_keep_alive);
 	tcase_add_test(tc, test_cycle_callback);
 	tcase_add_test(tc, test_finalizer_notify);
