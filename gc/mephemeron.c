@@ -6,7 +6,7 @@
  * or with a finalizer, which keeps it whole) whose key is marked has its
  * value marked at once; any other whose key lives is *pending*, waiting
  * for an object to be marked: itself if it is not, else its key. Pending
- * ephemerons go into an array, 16 bytes each. If the walk marked nothing,
+ * ephemerons go into an array, a word each. If the walk marked nothing,
  * or left none pending, the pass is over: the last pass of every mark,
  * and a weak map whose values lead to no other entry, cost the walk and
  * the array. Else the pass drains its work and looks at the pending ones

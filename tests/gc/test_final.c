@@ -1306,11 +1306,13 @@ static void long_chain(enum chain_shape shape)
 		gc_collect();
 		ephemeron_counts d = ephemeron_counters();
 		d.passes -= before.passes;
+		d.watched -= before.watched;
 		d.released -= before.released;
 		/* mark_done's and checkmark's; a few more if a worker
 		 * greyed a key first */
 		REQUIRE(d.passes <= 16, "%zu passes for a chain of %d",
 		        (size_t)d.passes, N);
+		REQUIRE(d.watched >= 1, "no pass followed the chain");
 		REQUIRE(d.released >= N - 10, "the watch released %zu of %d",
 		        (size_t)d.released, N);
 		for (size_t i = 0; i <= N; i += 97) {
