@@ -169,6 +169,11 @@ void *runtime_new(gc_thread *t, size_t size, const gc_type *type);
 /* The same for an array of count elements. */
 void *runtime_new_array(gc_thread *t, size_t count, const gc_type *elem);
 
+/* For tests: how much of m's table rebuilding is left (slots to count or
+ * to move; 0 when none is under way), and the sizes of the new and old
+ * tables (*ocap 0 when not moving). runtime/weak.c. */
+size_t weakmap_rebuild_state(const gc_weakmap *m, size_t *cap, size_t *ocap);
+
 /* Scan a thread's roots (frames, and its stack if conservative) into w.
  * `t` is the caller, or parked, blocked or claimed. */
 void runtime_scan_thread(gc_thread *t, gcw *w, bool self);

@@ -53,10 +53,20 @@ static gc_thread *attached(const char *fn)
 	return t;
 }
 
+/* The map's table is rebuilt a little at a time, never in one call (see
+ * "The weak-key map" below): `counting` while the live entries are
+ * counted to size the new table, then `oslots` != NULL while entries
+ * move from the old table to the new one. */
 struct gc_weakmap {
-	ephemeron_obj **slots; /* cap entries: NULL, TOMB or an ephemeron */
-	size_t cap;            /* a power of two */
-	size_t used;           /* slots that are neither NULL nor TOMB */
+	ephemeron_obj **slots;  /* cap entries: NULL, TOMB or an ephemeron */
+	ephemeron_obj **oslots; /* moving: the old table (ocap entries) */
+	size_t cap;             /* a power of two */
+	size_t used;            /* slots of `slots` that are not NULL */
+	size_t ocap;            /* moving: the old table's size */
+	size_t opos;            /* moving: old slots below it are moved */
+	size_t cpos;            /* counting: slots below it are counted */
+	size_t clive;           /* counting: live entries seen, and added */
+	bool counting;
 	uintptr_t tag;
 };
 
@@ -108,13 +118,14 @@ static struct {
 static void make_types(void)
 {
 	static const size_t eoff[] = {offsetof(ephemeron_obj, key)};
-	static const size_t moff[] = {offsetof(gc_weakmap, slots)};
+	static const size_t moff[] = {offsetof(gc_weakmap, slots),
+	                              offsetof(gc_weakmap, oslots)};
 	static const size_t soff[] = {0};
 	types_.cell = gc_type_new("gc_weak", sizeof(weak_cell), NULL, 0,
 	                          GCHEAP_TAIL_NOSCAN);
 	types_.ephemeron = gc_type_new("gc_ephemeron", sizeof(ephemeron_obj),
 	                               eoff, 1, GCHEAP_TAIL_NOSCAN);
-	types_.map = gc_type_new("gc_weakmap", sizeof(gc_weakmap), moff, 1,
+	types_.map = gc_type_new("gc_weakmap", sizeof(gc_weakmap), moff, 2,
 	                         GCHEAP_TAIL_NOSCAN);
 	types_.slots = gc_type_new("gc_weakmap slots", sizeof(void *), soff,
 	                           1, GCHEAP_TAIL_REPEAT);
@@ -298,6 +309,29 @@ void gc_ephemeron_set_value(gc_ephemeron *e, void *value)
 
 /* ---- The weak-key map --------------------------------------------------- */
 
+/* Open addressing with linear probing over an array of ephemerons. A
+ * delete leaves TOMB; an entry whose key died reads as empty and is
+ * reused by a set, or dropped when the table is rebuilt.
+ *
+ * The table is rebuilt once it is three-quarters used, and never in one
+ * call: a map of a million entries would take a hundred milliseconds or
+ * more without a safepoint. First the live entries are counted, MAP_STEP
+ * slots a call, to size the new table (twice as big, or as big if most
+ * entries are dead); then the new table is made, and each call moves
+ * MAP_STEP of the old table's slots into it. Counting and moving read a
+ * key's cell without sweeping its span (eph_key_raw): a dead key not yet
+ * cleared counts as live and moves, to be dropped next time; sweeping
+ * the spans of 32 keys in one call cost milliseconds.
+ *
+ * While moving, an entry is in exactly one table: a lookup tries the new
+ * table and then the old, and moves what it finds in the old at once; new
+ * entries go to the new table; a moved slot of the old table becomes
+ * TOMB, so that the probe chains through it stay whole. The new table is
+ * at most about half used when the move starts and the move ends after
+ * ocap / MAP_STEP calls, so it never fills first (map_room finishes the
+ * move if it ever would). */
+
+#define MAP_STEP 32
 
 /* Deleted: not a heap address, so the collector ignores it. */
 static const uintptr_t tomb_word;
@@ -334,19 +368,120 @@ gc_weakmap *gc_weakmap_new(void)
 	return slots ? m : NULL;
 }
 
-/* The slot holding key's live entry, or NULL. */
-static ephemeron_obj **map_find(gc_thread *t, gc_weakmap *m, const void *k)
+/* The slot of tab (cap entries) holding key k's live entry, or NULL.
+ * Each live entry probed is a safepoint. */
+static ephemeron_obj **probe(gc_thread *t, ephemeron_obj **tab, size_t cap,
+                             const void *k)
 {
-	size_t mask = m->cap - 1;
-	for (size_t i = hash_addr(k, m->cap), n = 0; n < m->cap;
+	size_t mask = cap - 1;
+	for (size_t i = hash_addr(k, cap), n = 0; n < cap;
 	     i = (i + 1) & mask, n++) {
-		ephemeron_obj *e = m->slots[i];
+		ephemeron_obj *e = tab[i];
 		if (!e)
 			return NULL;
 		if (e != TOMB && eph_key_peek(t, e) == (uintptr_t)k)
-			return &m->slots[i];
+			return &tab[i];
 	}
 	return NULL;
+}
+
+/* Put e, whose key k is not in the new table, into its first empty or
+ * deleted slot; no safepoint. */
+static ephemeron_obj **put_new(gc_weakmap *m, ephemeron_obj *e, uintptr_t k)
+{
+	size_t mask = m->cap - 1, i = hash_addr((void *)k, m->cap);
+	while (m->slots[i] && m->slots[i] != TOMB)
+		i = (i + 1) & mask;
+	if (!m->slots[i])
+		m->used++;
+	gc_write(&m->slots[i], e);
+	return &m->slots[i];
+}
+
+/* Move the old table's slot *o, holding a live entry for key k, into the
+ * new table; no safepoint (a collection never sees the entry in neither
+ * table). Returns its new slot. */
+static ephemeron_obj **move_one(gc_weakmap *m, ephemeron_obj **o, uintptr_t k)
+{
+	ephemeron_obj **n = put_new(m, *o, k);
+	gc_write(o, TOMB);
+	return n;
+}
+
+/* The slot holding key's live entry, or NULL; an entry found in the old
+ * table is moved first. */
+static ephemeron_obj **map_find(gc_thread *t, gc_weakmap *m, const void *k)
+{
+	ephemeron_obj **e = probe(t, m->slots, m->cap, k);
+	if (e || !m->oslots)
+		return e;
+	e = probe(t, m->oslots, m->ocap, k);
+	return e ? move_one(m, e, (uintptr_t)k) : NULL;
+}
+
+/* The key an entry was set with, or 0 if its cell is cleared: read
+ * without making sure the key's span is swept (weak_target), so a dead
+ * key not yet cleared reads as live. Only for moving and counting, where
+ * that costs a slot for a while, never for a lookup. No safepoint. */
+static uintptr_t eph_key_raw(const ephemeron_obj *e)
+{
+	return aload_acq(&((const weak_cell *)aload(&e->key))->target);
+}
+
+/* Move up to n old slots; the old table is dropped once all are moved. */
+static void move_step(gc_weakmap *m, size_t n)
+{
+	while (m->oslots && n-- > 0) {
+		ephemeron_obj **o = &m->oslots[m->opos];
+		uintptr_t k;
+		if (*o && *o != TOMB && (k = eph_key_raw(*o)) != 0)
+			move_one(m, o, k);
+		if (++m->opos == m->ocap) {
+			gc_write(&m->oslots, NULL);
+			m->ocap = 0;
+		}
+	}
+}
+
+/* Count up to n slots; once all are counted, make the new table (twice
+ * as big unless at most half would be live) and start moving. False, the
+ * error reported, if there is no memory for it: the next call tries
+ * again. */
+static bool count_step(gc_thread *t, gc_weakmap *m, size_t n)
+{
+	for (; m->cpos < m->cap && n > 0; m->cpos++, n--) {
+		ephemeron_obj *e = m->slots[m->cpos];
+		if (e && e != TOMB && eph_key_raw(e))
+			m->clive++;
+	}
+	if (m->cpos < m->cap)
+		return true;
+	size_t cap = m->cap;
+	while (m->clive * 2 >= cap)
+		cap *= 2;
+	size_t mark = runtime_held_mark(t);
+	ephemeron_obj **ns = runtime_new_array(t, cap, types_.slots);
+	if (!ns)
+		return false;
+	/* No safepoint from here on (ns is held all the same). */
+	gc_write(&m->oslots, m->slots);
+	gc_write(&m->slots, ns);
+	m->ocap = m->cap;
+	m->opos = 0;
+	m->cap = cap;
+	m->used = 0;
+	m->counting = false;
+	runtime_unhold(t, mark);
+	return true;
+}
+
+/* A call's share of the rebuilding, if one is under way. */
+static bool map_step(gc_thread *t, gc_weakmap *m)
+{
+	if (m->counting)
+		return count_step(t, m, MAP_STEP);
+	move_step(m, MAP_STEP);
+	return true;
 }
 
 void *gc_weakmap_get(gc_weakmap *m, const void *key)
@@ -354,45 +489,27 @@ void *gc_weakmap_get(gc_weakmap *m, const void *key)
 	gc_thread *t = attached("gc_weakmap_get");
 	if (!t || !IS_MAP("gc_weakmap_get", m) || !key)
 		return NULL;
+	map_step(t, m); /* without memory for a new table: rebuilt later */
 	ephemeron_obj **e = map_find(t, m, key);
 	return e ? (void *)eph_value(t, *e) : NULL;
 }
 
-/* Rehash into 2 * cap (or the same cap when mostly dead) slots, dropping
- * deleted entries and entries whose keys died. */
-static bool map_grow(gc_thread *t, gc_weakmap *m)
+/* Make room for one more entry in m->slots: start rebuilding at three
+ * quarters, and finish what is under way if the table would fill. */
+static bool map_room(gc_thread *t, gc_weakmap *m)
 {
-	size_t live = 0;
-	for (size_t i = 0; i < m->cap; i++)
-		if (m->slots[i] && m->slots[i] != TOMB &&
-		    eph_key_peek(t, m->slots[i]))
-			live++;
-	size_t cap = m->cap;
-	while (live * 2 >= cap)
-		cap *= 2;
-	size_t mark = runtime_held_mark(t);
-	ephemeron_obj **ns = runtime_new_array(t, cap, types_.slots);
-	if (!ns)
-		return false;
-	/* No safepoint from here on (ns is held all the same): the old
-	 * slots stay reachable from m until the new ones are installed. */
-	size_t used = 0;
-	for (size_t i = 0; i < m->cap; i++) {
-		ephemeron_obj *e = m->slots[i];
-		uintptr_t k;
-		if (!e || e == TOMB || !(k = aload_acq(&((weak_cell *)aload(
-		                                 &e->key))->target)))
-			continue;
-		size_t j = hash_addr((void *)k, cap);
-		while (ns[j])
-			j = (j + 1) & (cap - 1);
-		gc_write(&ns[j], e);
-		used++;
+	if (!m->counting && !m->oslots && (m->used + 1) * 4 > m->cap * 3) {
+		m->counting = true;
+		m->cpos = 0;
+		m->clive = 0;
+		if (!count_step(t, m, MAP_STEP))
+			return false;
 	}
-	gc_write(&m->slots, ns);
-	m->cap = cap;
-	m->used = used;
-	runtime_unhold(t, mark);
+	if (m->counting && (m->used + 1) * 8 > m->cap * 7 &&
+	    !count_step(t, m, SIZE_MAX))
+		return false;
+	if (m->oslots && (m->used + 1) * 4 > m->cap * 3)
+		move_step(m, SIZE_MAX);
 	return true;
 }
 
@@ -409,12 +526,14 @@ gc_status gc_weakmap_set(gc_weakmap *m, void *key, void *value)
 		              (void *)m, key);
 		return GCHEAP_ERR_ARG;
 	}
+	if (!map_step(t, m))
+		return gc_last_error();
 	ephemeron_obj **e = map_find(t, m, key);
 	if (e) {
 		gc_write((void *)&(*e)->value, value);
 		return GCHEAP_OK;
 	}
-	if ((m->used + 1) * 4 > m->cap * 3 && !map_grow(t, m))
+	if (!map_room(t, m))
 		return gc_last_error();
 	size_t mark = runtime_held_mark(t);
 	ephemeron_obj *ne = eph_new(t, key, value);
@@ -422,6 +541,8 @@ gc_status gc_weakmap_set(gc_weakmap *m, void *key, void *value)
 		runtime_unhold(t, mark);
 		return gc_last_error();
 	}
+	if (m->counting)
+		m->clive++;
 	/* The first reusable slot: empty, deleted, or a dead entry. Each
 	 * live entry probed is a safepoint (eph_key): ne stays held. */
 	size_t mask = m->cap - 1;
@@ -442,6 +563,7 @@ int gc_weakmap_delete(gc_weakmap *m, const void *key)
 	gc_thread *t = attached("gc_weakmap_delete");
 	if (!t || !IS_MAP("gc_weakmap_delete", m) || !key)
 		return 0;
+	map_step(t, m);
 	ephemeron_obj **e = map_find(t, m, key);
 	if (!e)
 		return 0;
@@ -449,15 +571,31 @@ int gc_weakmap_delete(gc_weakmap *m, const void *key)
 	return 1;
 }
 
+static size_t count_live(gc_thread *t, ephemeron_obj **tab, size_t cap)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < cap; i++)
+		if (tab[i] && tab[i] != TOMB && eph_key_peek(t, tab[i]))
+			n++;
+	return n;
+}
+
 size_t gc_weakmap_count(gc_weakmap *m)
 {
 	gc_thread *t = attached("gc_weakmap_count");
-	size_t n = 0;
 	if (!t || !IS_MAP("gc_weakmap_count", m))
 		return 0;
-	for (size_t i = 0; i < m->cap; i++)
-		if (m->slots[i] && m->slots[i] != TOMB &&
-		    eph_key_peek(t, m->slots[i]))
-			n++;
-	return n;
+	/* Both tables are looked at in full; no safepoint in between can
+	 * move an entry (only this map's calls move them). */
+	return count_live(t, m->slots, m->cap) +
+	       (m->oslots ? count_live(t, m->oslots, m->ocap) : 0);
+}
+
+size_t weakmap_rebuild_state(const gc_weakmap *m, size_t *cap, size_t *ocap)
+{
+	*cap = m->cap;
+	*ocap = m->ocap;
+	if (m->counting)
+		return m->cap - m->cpos;
+	return m->oslots ? m->ocap - m->opos : 0;
 }

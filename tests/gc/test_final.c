@@ -1488,6 +1488,186 @@ START_TEST(test_weakmap_reused_key_address)
 }
 END_TEST
 
+/* The table is rebuilt a little at a time (runtime/weak.c): no call
+ * counts or moves more than a step's worth of slots, the rebuilding
+ * spans many calls, and in the middle of a move every entry is found,
+ * replaced, deleted and counted, and survives a collection (the old
+ * table is still reachable); keys that die in the middle of the move are
+ * dropped with their values. A table whose entries are mostly dead is
+ * rebuilt at its own size, not twice it. */
+START_TEST(test_weakmap_rebuilds_incrementally)
+{
+	enum { N = 20000, STEP_MAX = 64 };
+	void *ms[4] = {0};
+	gc_frame f;
+	size_t cap, ocap, prev_left = 0, calls = 0, big_cap = 0;
+	bool checked = false;
+
+	start();
+	gc_frame_push(&f, ms, 4);
+	gc_weakmap *m = gc_weakmap_new();
+	ck_assert_ptr_nonnull(m);
+	ms[0] = m;
+	void **keys = gc_alloc_array(N, t_ptr);
+	void **vw = gc_alloc_array(N, t_ptr);
+	ms[1] = keys;
+	ms[2] = vw;
+	for (size_t i = 0; i < N; i++) {
+		node *k = new_node(i), *v = new_node(i + 100000);
+		gc_write(&v->a, k);
+		gc_write(&keys[i], k);
+		gc_write(&vw[i], gc_weak_new(v));
+		ck_assert_int_eq(gc_weakmap_set(m, k, v), GCHEAP_OK);
+		size_t left = weakmap_rebuild_state(m, &cap, &ocap);
+		/* A call does at most a step (and one move of its own). */
+		if (left && prev_left && left < prev_left)
+			REQUIRE(prev_left - left <= STEP_MAX,
+			        "one call did %zu slots of the rebuild",
+			        prev_left - left);
+		if (left && ocap >= 16384) {
+			calls++;
+			big_cap = ocap;
+		}
+		prev_left = left;
+		if (checked || !ocap || ocap < 16384 || left > ocap / 2)
+			continue;
+		/* Half-way through a move of a big table: collections
+		 * (which take no step), then calls (which do). */
+		checked = true;
+		gc_collect();
+		ck_assert_uint_eq(gc_weakmap_count(m), i + 1);
+		for (size_t j = 10; j <= i; j += 10) /* in both tables */
+			gc_write(&keys[j], NULL);
+		gc_collect();
+		gc_collect();
+		ck_assert_uint_gt(weakmap_rebuild_state(m, &cap, &ocap), 0);
+		size_t dead = i / 10;
+		ck_assert_uint_eq(gc_weakmap_count(m), i + 1 - dead);
+		for (size_t j = 10; j <= i; j += 10)
+			REQUIRE(!gc_weak_get(vw[j]), "value %zu outlived its "
+			        "key", j);
+		node *nv = new_node(5);
+		ck_assert_int_eq(gc_weakmap_set(m, keys[3], nv), GCHEAP_OK);
+		ck_assert_ptr_eq(gc_weakmap_get(m, keys[3]), nv);
+		ck_assert_int_eq(gc_weakmap_delete(m, keys[4]), 1);
+		ck_assert_ptr_null(gc_weakmap_get(m, keys[4]));
+		ck_assert_uint_gt(weakmap_rebuild_state(m, &cap, &ocap), 0);
+		for (size_t j = 0; j <= i; j++) {
+			node *e = gc_weakmap_get(m, keys[j]);
+			REQUIRE(!keys[j] || j == 4 ||
+			        (e && (j == 3 || e->key == j + 100000)),
+			        "entry %zu", j);
+		}
+	}
+	ck_assert_msg(checked, "no move of a big table was seen");
+	/* A move of big_cap slots took at least big_cap / STEP_MAX calls
+	 * (the counting before it as many again). */
+	ck_assert_uint_ge(calls, big_cap / STEP_MAX);
+	size_t live = 0;
+	for (size_t j = 0; j < N; j++) {
+		if (!keys[j] || j == 4)
+			continue;
+		live++;
+		node *e = gc_weakmap_get(m, keys[j]);
+		REQUIRE(e && (j == 3 || e->key == j + 100000), "entry %zu", j);
+	}
+	ck_assert_uint_eq(gc_weakmap_count(m), live);
+
+	/* Kill all but 10 keys; fill up again with short-lived keys: the
+	 * next rebuild keeps the table's size. */
+	for (size_t j = 10; j < N; j++)
+		gc_write(&keys[j], NULL);
+	gc_collect();
+	gc_collect();
+	while (weakmap_rebuild_state(m, &cap, &ocap))
+		gc_weakmap_get(m, keys[0]);
+	size_t full = cap;
+	for (size_t n = 0; !weakmap_rebuild_state(m, &cap, &ocap); n++) {
+		REQUIRE(n < full, "no rebuild after %zu sets", n);
+		ck_assert_int_eq(gc_weakmap_set(m, new_node(n), NULL),
+		                 GCHEAP_OK);
+	}
+	ck_assert_uint_eq(ocap, 0); /* counting */
+	gc_collect();
+	gc_collect();
+	while (!ocap) {
+		gc_weakmap_get(m, keys[0]);
+		REQUIRE(weakmap_rebuild_state(m, &cap, &ocap), "no move");
+	}
+	ck_assert_uint_eq(ocap, full);
+	ck_assert_uint_eq(cap, full);
+	for (size_t j = 0; j < 10; j++)
+		REQUIRE(!gc_weakmap_get(m, keys[j]) == (j == 4), "entry %zu",
+		        j);
+	gc_frame_pop(&f);
+}
+END_TEST
+
+/* A rebuild inside a mark, of a map that stays white until the mark's
+ * end: the new table is allocated black and never scanned, so the
+ * entries moved into it must be shaded as they move (the barrier of the
+ * old slot's TOMB does it); checkmark and the values' contents after the
+ * cycle (poisoned if freed) tell. */
+START_TEST(test_weakmap_rebuild_during_mark)
+{
+	enum { N = 6000, FULL = 3072 }; /* 3/4 of a table of 4096 */
+	helper h;
+	void *ms[3] = {0};
+	gc_frame f;
+	size_t cap, ocap;
+	bool moved = false;
+
+	start();
+	helper_start(&h);
+	gc_frame_push(&f, ms, 3);
+	gc_weakmap *m = gc_weakmap_new();
+	ck_assert_ptr_nonnull(m);
+	ms[0] = m;
+	void **keys = gc_alloc_array(N, t_ptr);
+	ms[1] = keys;
+	for (size_t i = 0; i < N; i++)
+		gc_write(&keys[i], new_node(i));
+	for (size_t i = 0; i < FULL; i++) {
+		node *v = new_node(i + 100000);
+		ck_assert_int_eq(gc_weakmap_set(m, keys[i], v), GCHEAP_OK);
+	}
+	ck_assert_uint_eq(weakmap_rebuild_state(m, &cap, &ocap), 0);
+	ck_assert_uint_eq(cap, 4096);
+	/* Only H's frame holds the map while the mark runs: its tables and
+	 * entries stay white until the mark's end (the keys are grey). */
+	h.slots[0] = m;
+	ms[0] = NULL;
+	pause_begin(&h);
+	/* One set starts the rebuild; lookups of an address that is no key
+	 * (no shading, no allocation, so no assist scans the old table
+	 * early) count and move the rest. */
+	node *v = new_node(FULL + 100000);
+	ck_assert_int_eq(gc_weakmap_set(m, keys[FULL], v), GCHEAP_OK);
+	ck_assert_uint_gt(weakmap_rebuild_state(m, &cap, &ocap), 0);
+	while (weakmap_rebuild_state(m, &cap, &ocap)) {
+		moved |= ocap != 0;
+		ck_assert_ptr_null(gc_weakmap_get(m, keys));
+	}
+	for (size_t i = FULL + 1; i < N; i++) {
+		v = new_node(i + 100000);
+		ck_assert_int_eq(gc_weakmap_set(m, keys[i], v), GCHEAP_OK);
+	}
+	ck_assert_int_eq((int)aload(&mgc_.phase), GCPHASE_MARK);
+	ck_assert_msg(moved, "no move inside the mark");
+	pause_end(&h, NULL, NULL);
+	ms[0] = m;
+	h.slots[0] = NULL;
+	gc_collect();
+	ck_assert_uint_eq(gc_weakmap_count(m), N);
+	for (size_t i = 0; i < N; i++) {
+		v = gc_weakmap_get(m, keys[i]);
+		REQUIRE(v && v->key == i + 100000, "entry %zu", i);
+	}
+	gc_frame_pop(&f);
+	helper_stop(&h);
+}
+END_TEST
+
 /* ---- Bad input ----------------------------------------------------------- */
 
 static void *unattached_calls(void *arg)
@@ -1575,6 +1755,8 @@ static Suite *final_suite(void)
 	tcase_add_test(tc, test_ephemeron_value_lives_with_key);
 	tcase_add_test(tc, test_ephemeron_chain);
 	tcase_add_test(tc, test_weakmap_reused_key_address);
+	tcase_add_test(tc, test_weakmap_rebuilds_incrementally);
+	tcase_add_test(tc, test_weakmap_rebuild_during_mark);
 	tcase_add_test(tc, test_cleanups_many_on_one_object);
 	tcase_add_test(tc, test_ephemeron_long_chain);
 	tcase_add_test(tc, test_ephemeron_long_chain_through_nodes);
