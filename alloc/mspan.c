@@ -314,7 +314,9 @@ void mspan_ptriter(const mspan *s, uintptr_t obj, ptriter *it)
 		ptriter_init_typed(it, obj, t ? s->elemsize : 0, t);
 	} else {
 		const gc_type *t = s->largetype;
-		ptriter_init_typed(it, obj, t ? s->large_size : 0, t);
+		/* gc_realloc may change it in place (atomically). */
+		ptriter_init_typed(it, obj, t ? aload((const atomic_word *)
+		                                      &s->large_size) : 0, t);
 	}
 }
 

@@ -15,9 +15,7 @@
 
 #include <string.h>
 
-/* Shade the pointers in [p, p + n) (while marking), then fill it with
- * `byte`, word by word (the marker may be reading the slots). */
-static void wipe(gc_thread *t, void *p, size_t n, uint8_t byte, bool scan)
+void runtime_wipe(gc_thread *t, void *p, size_t n, uint8_t byte, bool scan)
 {
 	atomic_word *a = p;
 	size_t nw = n / sizeof(void *);
@@ -76,7 +74,7 @@ void gc_free(void *p)
 	size_t n = spanclass_sizeclass(s->spc) ? s->elemsize :
 	           (scan ? s->large_size : s->npages * PAGE_SIZE);
 	if (!options_.poison && !options_.checkmark) {
-		wipe(t, p, n, 0, scan);
+		runtime_wipe(t, p, n, 0, scan);
 		return;
 	}
 	uint8_t fill = options_.poison ? POISON_BYTE : 0;
@@ -87,7 +85,7 @@ void gc_free(void *p)
 		return;
 	}
 	/* No memory for the record: the object is still cleared. */
-	wipe(t, p, n, r < 0 ? 0 : fill, scan);
+	runtime_wipe(t, p, n, r < 0 ? 0 : fill, scan);
 }
 
 __attribute__((noinline)) void gc_keep_alive(const void *p)

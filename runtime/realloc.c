@@ -3,10 +3,14 @@
  *
  * gc_realloc keeps the object where it is when the new size fits in its
  * slot and its pointer layout does not change (noscan objects; heap-bits
- * objects whose bits are the same for the new size): the bytes past the
- * new size are zeroed, so that growing again later finds zeros. Anything
- * else moves: a new object of the same type, the common prefix copied
- * with the bulk barrier (gc_copy), the old one left to the collector.
+ * objects whose bits are the same for the new size; objects scanned
+ * through their type, small or large, at a size of whole words): the
+ * bytes past the new size are zeroed (through the barrier where they may
+ * hold pointers), so that growing again later finds zeros. A large
+ * object shrunk below half its slot moves, so that the slot is freed.
+ * Anything else moves: a new object of the same type, the common prefix
+ * copied with the bulk barrier (gc_copy), the old one left to the
+ * collector.
  * A new large noscan object's prefix is not zeroed before the copy (a
  * second pass over memory): nothing reads a noscan object's bytes but
  * the program, which sees it only once the copy is done. A scan object
@@ -39,6 +43,59 @@ static bool layout_matches(const mspan *s, uintptr_t base, uintptr_t i,
 		return false;
 	unsigned top = bits ? 64 - (unsigned)__builtin_clzll(bits) : 0;
 	return (type->small_bits & low_mask(top)) == bits;
+}
+
+/* Keep p (in its slot of `have` bytes, of the right type) where it is
+ * for the new size if its layout allows; the bytes past size are zero
+ * afterwards. False if it must move. */
+static bool in_place(gc_thread *t, mspan *s, void *p, size_t size,
+                     size_t have, const gc_type *type)
+{
+	char *c = p;
+
+	if (spanclass_noscan(s->spc)) {
+		size_t end = have;
+		if (spanclass_sizeclass(s->spc) == 0) {
+			/* A large one is zero past the size the last call
+			 * gave it (large_size; 0 before the first): clear
+			 * only what a shrink drops, not the slot's tail. */
+			uintptr_t known = aload((atomic_word *)&s->large_size);
+			if (known)
+				end = known;
+			astore((atomic_word *)&s->large_size, size);
+		}
+		if (size < end)
+			memset(c + size, 0, end - size);
+		return true;
+	}
+	if (s->heap_bits) {
+		/* The same bits for the new size: no pointer slot past it. */
+		if (mspan_object_heapbits(s, (uintptr_t)p) !=
+		    (type->small_bits & low_mask((unsigned)(size / WORD_SIZE))))
+			return false;
+		memset(c + size, 0, have - size);
+		return true;
+	}
+	/* Scanned through its type: a small object over its whole slot, a
+	 * large one up to large_size. The tail is cleared word by word
+	 * through the barrier (it may hold pointers); a size that ends
+	 * inside a word would cut a pointer slot, so such objects move. */
+	if (size % WORD_SIZE)
+		return false;
+	if (spanclass_sizeclass(s->spc) != 0) {
+		runtime_wipe(t, c + size, have - size, 0, true);
+		return true;
+	}
+	/* Past large_size the slot is zero already (a scan object is
+	 * zeroed when allocated): clear only what a shrink drops. A marker
+	 * that read the old extent scans zeros past the new one; one that
+	 * read it before a growth misses nothing, since the program stores
+	 * into the grown part with gc_write. */
+	uintptr_t old = aload((atomic_word *)&s->large_size);
+	if (size < old)
+		runtime_wipe(t, c + size, old - size, 0, true);
+	astore((atomic_word *)&s->large_size, size);
+	return true;
 }
 
 /* A new object returned to the caller (rooted by the caller from then
@@ -104,17 +161,14 @@ void *gc_realloc(void *p, size_t size, const gc_type *type)
 	if (size == 0)
 		return new_object(t, 0, type);
 
-	/* In place: the slot holds the new size and the layout is the
-	 * same (the bytes past size are never pointer slots then). */
 	size_t have = tiny ? TINY_SIZE - ((uintptr_t)p - base) : s->elemsize;
+	/* A large object shrunk below half its slot moves: its pages go
+	 * back to the heap, and no later call clears a tail far bigger
+	 * than the object. */
 	if (!tiny && size <= have &&
-	    (spanclass_noscan(s->spc) ||
-	     (s->heap_bits && mspan_object_heapbits(s, base) ==
-	                      (type->small_bits &
-	                       low_mask((unsigned)(size / WORD_SIZE)))))) {
-		memset((char *)p + size, 0, have - size);
+	    !(spanclass_sizeclass(s->spc) == 0 && size < have / 2) &&
+	    in_place(t, s, p, size, have, type))
 		return p;
-	}
 	size_t mark = runtime_held_mark(t);
 	size_t n = MIN(size, have);
 	runtime_hold(t, p);

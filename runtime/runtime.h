@@ -169,6 +169,11 @@ void *runtime_new(gc_thread *t, size_t size, const gc_type *type);
 /* The same for an array of count elements. */
 void *runtime_new_array(gc_thread *t, size_t count, const gc_type *elem);
 
+/* Shade the pointers in [p, p + n) (while marking; if `scan`), then
+ * fill it with `byte`, word by word (a marker may be reading the slots);
+ * p word-aligned. runtime/free.c. */
+void runtime_wipe(gc_thread *t, void *p, size_t n, uint8_t byte, bool scan);
+
 /* For tests: how much of m's table rebuilding is left (slots to count or
  * to move; 0 when none is under way), and the sizes of the new and old
  * tables (*ocap 0 when not moving). runtime/weak.c. */
