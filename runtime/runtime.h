@@ -174,9 +174,10 @@ void *runtime_new_array(gc_thread *t, size_t count, const gc_type *elem);
  * p word-aligned. runtime/free.c. */
 void runtime_wipe(gc_thread *t, void *p, size_t n, uint8_t byte, bool scan);
 
-/* For tests: how much of m's table rebuilding is left (slots to count or
- * to move; 0 when none is under way), and the sizes of the new and old
- * tables (*ocap 0 when not moving). runtime/weak.c. */
+/* For tests: how much of m's table rebuilding is left (slots to move;
+ * while counting, the slots to count plus one: 1 once counted, until a
+ * set makes the new table; 0 when none is under way), and the sizes of
+ * the new and old tables (*ocap 0 when not moving). runtime/weak.c. */
 size_t weakmap_rebuild_state(const gc_weakmap *m, size_t *cap, size_t *ocap);
 
 /* Scan a thread's roots (frames, and its stack if conservative) into w.

@@ -67,6 +67,8 @@ struct gc_weakmap {
 	size_t cpos;            /* counting: slots below it are counted */
 	size_t clive;           /* counting: live entries seen, and added */
 	bool counting;
+	unsigned retry;         /* counted, no memory for the new table:
+	                         * sets before the next try */
 	uintptr_t tag;
 };
 
@@ -332,6 +334,7 @@ void gc_ephemeron_set_value(gc_ephemeron *e, void *value)
  * move if it ever would). */
 
 #define MAP_STEP 32
+#define MAP_RETRY 256
 
 /* Deleted: not a heap address, so the collector ignores it. */
 static const uintptr_t tomb_word;
@@ -443,26 +446,30 @@ static void move_step(gc_weakmap *m, size_t n)
 	}
 }
 
-/* Count up to n slots; once all are counted, make the new table (twice
- * as big unless at most half would be live) and start moving. False, the
- * error reported, if there is no memory for it: the next call tries
- * again. */
-static bool count_step(gc_thread *t, gc_weakmap *m, size_t n)
+/* Count up to n slots; no allocation. */
+static void count_step(gc_weakmap *m, size_t n)
 {
 	for (; m->cpos < m->cap && n > 0; m->cpos++, n--) {
 		ephemeron_obj *e = m->slots[m->cpos];
 		if (e && e != TOMB && eph_key_raw(e))
 			m->clive++;
 	}
-	if (m->cpos < m->cap)
-		return true;
+}
+
+/* Once all are counted, make the new table (twice as big unless at most
+ * half would be live) and start moving. False, the error reported, if
+ * there is no memory for it. */
+static bool make_table(gc_thread *t, gc_weakmap *m)
+{
 	size_t cap = m->cap;
 	while (m->clive * 2 >= cap)
 		cap *= 2;
 	size_t mark = runtime_held_mark(t);
 	ephemeron_obj **ns = runtime_new_array(t, cap, types_.slots);
-	if (!ns)
+	if (!ns) {
+		m->retry = MAP_RETRY;
 		return false;
+	}
 	/* No safepoint from here on (ns is held all the same). */
 	gc_write(&m->oslots, m->slots);
 	gc_write(&m->slots, ns);
@@ -475,13 +482,14 @@ static bool count_step(gc_thread *t, gc_weakmap *m, size_t n)
 	return true;
 }
 
-/* A call's share of the rebuilding, if one is under way. */
-static bool map_step(gc_thread *t, gc_weakmap *m)
+/* A call's share of the rebuilding, if one is under way; it never
+ * allocates (map_room makes the new table). */
+static void map_step(gc_weakmap *m)
 {
 	if (m->counting)
-		return count_step(t, m, MAP_STEP);
-	move_step(m, MAP_STEP);
-	return true;
+		count_step(m, MAP_STEP);
+	else
+		move_step(m, MAP_STEP);
 }
 
 void *gc_weakmap_get(gc_weakmap *m, const void *key)
@@ -489,25 +497,37 @@ void *gc_weakmap_get(gc_weakmap *m, const void *key)
 	gc_thread *t = attached("gc_weakmap_get");
 	if (!t || !IS_MAP("gc_weakmap_get", m) || !key)
 		return NULL;
-	map_step(t, m); /* without memory for a new table: rebuilt later */
+	map_step(m);
 	ephemeron_obj **e = map_find(t, m, key);
 	return e ? (void *)eph_value(t, *e) : NULL;
 }
 
-/* Make room for one more entry in m->slots: start rebuilding at three
- * quarters, and finish what is under way if the table would fill. */
+/* Make room for one more entry in m->slots, for a set: start rebuilding
+ * at three quarters; once counted, make the new table (after a failure
+ * to, again only MAP_RETRY sets later or once the table is seven eighths
+ * used: not an allocation and an error at every call while memory is
+ * short); finish a move if the table would fill. False (no memory) only
+ * if there is no room. */
 static bool map_room(gc_thread *t, gc_weakmap *m)
 {
 	if (!m->counting && !m->oslots && (m->used + 1) * 4 > m->cap * 3) {
 		m->counting = true;
 		m->cpos = 0;
 		m->clive = 0;
-		if (!count_step(t, m, MAP_STEP))
-			return false;
+		m->retry = 0;
+		count_step(m, MAP_STEP);
 	}
-	if (m->counting && (m->used + 1) * 8 > m->cap * 7 &&
-	    !count_step(t, m, SIZE_MAX))
-		return false;
+	if (m->counting) {
+		bool full = (m->used + 1) * 8 > m->cap * 7;
+		if (full)
+			count_step(m, SIZE_MAX);
+		if (m->cpos == m->cap && (full || !m->retry)) {
+			if (!make_table(t, m) && full)
+				return false;
+		} else if (m->retry) {
+			m->retry--;
+		}
+	}
 	if (m->oslots && (m->used + 1) * 4 > m->cap * 3)
 		move_step(m, SIZE_MAX);
 	return true;
@@ -526,8 +546,7 @@ gc_status gc_weakmap_set(gc_weakmap *m, void *key, void *value)
 		              (void *)m, key);
 		return GCHEAP_ERR_ARG;
 	}
-	if (!map_step(t, m))
-		return gc_last_error();
+	map_step(m);
 	ephemeron_obj **e = map_find(t, m, key);
 	if (e) {
 		gc_write((void *)&(*e)->value, value);
@@ -563,7 +582,7 @@ int gc_weakmap_delete(gc_weakmap *m, const void *key)
 	gc_thread *t = attached("gc_weakmap_delete");
 	if (!t || !IS_MAP("gc_weakmap_delete", m) || !key)
 		return 0;
-	map_step(t, m);
+	map_step(m);
 	ephemeron_obj **e = map_find(t, m, key);
 	if (!e)
 		return 0;
@@ -596,6 +615,6 @@ size_t weakmap_rebuild_state(const gc_weakmap *m, size_t *cap, size_t *ocap)
 	*cap = m->cap;
 	*ocap = m->ocap;
 	if (m->counting)
-		return m->cap - m->cpos;
+		return m->cap - m->cpos + 1;
 	return m->oslots ? m->ocap - m->opos : 0;
 }

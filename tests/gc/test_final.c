@@ -1488,6 +1488,20 @@ START_TEST(test_weakmap_reused_key_address)
 }
 END_TEST
 
+/* Finish m's rebuild: lookups count and move; once counted (1 left),
+ * a set of a new key makes the new table (lookups never allocate). */
+static void finish_rebuild(gc_weakmap *m, const void *key)
+{
+	size_t cap, ocap, left;
+	while ((left = weakmap_rebuild_state(m, &cap, &ocap)) != 0) {
+		if (!ocap && left == 1)
+			ck_assert_int_eq(gc_weakmap_set(m, new_node(0), NULL),
+			                 GCHEAP_OK);
+		else
+			gc_weakmap_get(m, key);
+	}
+}
+
 /* The table is rebuilt a little at a time (runtime/weak.c): no call
  * counts or moves more than a step's worth of slots, the rebuilding
  * spans many calls, and in the middle of a move every entry is found,
@@ -1579,8 +1593,7 @@ START_TEST(test_weakmap_rebuilds_incrementally)
 		gc_write(&keys[j], NULL);
 	gc_collect();
 	gc_collect();
-	while (weakmap_rebuild_state(m, &cap, &ocap))
-		gc_weakmap_get(m, keys[0]);
+	finish_rebuild(m, keys[0]);
 	size_t full = cap;
 	for (size_t n = 0; !weakmap_rebuild_state(m, &cap, &ocap); n++) {
 		REQUIRE(n < full, "no rebuild after %zu sets", n);
@@ -1590,10 +1603,11 @@ START_TEST(test_weakmap_rebuilds_incrementally)
 	ck_assert_uint_eq(ocap, 0); /* counting */
 	gc_collect();
 	gc_collect();
-	while (!ocap) {
+	/* Counted by lookups; the next new key makes the table. */
+	while (weakmap_rebuild_state(m, &cap, &ocap) > 1)
 		gc_weakmap_get(m, keys[0]);
-		REQUIRE(weakmap_rebuild_state(m, &cap, &ocap), "no move");
-	}
+	ck_assert_int_eq(gc_weakmap_set(m, new_node(0), NULL), GCHEAP_OK);
+	weakmap_rebuild_state(m, &cap, &ocap);
 	ck_assert_uint_eq(ocap, full);
 	ck_assert_uint_eq(cap, full);
 	for (size_t j = 0; j < 10; j++)
@@ -1638,17 +1652,22 @@ START_TEST(test_weakmap_rebuild_during_mark)
 	h.slots[0] = m;
 	ms[0] = NULL;
 	pause_begin(&h);
-	/* One set starts the rebuild; lookups of an address that is no key
-	 * (no shading, no allocation, so no assist scans the old table
-	 * early) count and move the rest. */
+	/* One set starts the rebuild, lookups count, a second set makes
+	 * the new table; lookups of an address that is no key (no
+	 * shading, no allocation, so no assist scans the old table early)
+	 * move the rest. */
 	node *v = new_node(FULL + 100000);
 	ck_assert_int_eq(gc_weakmap_set(m, keys[FULL], v), GCHEAP_OK);
-	ck_assert_uint_gt(weakmap_rebuild_state(m, &cap, &ocap), 0);
+	while (weakmap_rebuild_state(m, &cap, &ocap) > 1)
+		ck_assert_ptr_null(gc_weakmap_get(m, keys));
+	ck_assert_uint_eq(ocap, 0);
+	v = new_node(FULL + 1 + 100000);
+	ck_assert_int_eq(gc_weakmap_set(m, keys[FULL + 1], v), GCHEAP_OK);
 	while (weakmap_rebuild_state(m, &cap, &ocap)) {
 		moved |= ocap != 0;
 		ck_assert_ptr_null(gc_weakmap_get(m, keys));
 	}
-	for (size_t i = FULL + 1; i < N; i++) {
+	for (size_t i = FULL + 2; i < N; i++) {
 		v = new_node(i + 100000);
 		ck_assert_int_eq(gc_weakmap_set(m, keys[i], v), GCHEAP_OK);
 	}
@@ -1668,6 +1687,244 @@ START_TEST(test_weakmap_rebuild_during_mark)
 }
 END_TEST
 
+/* ---- The weak map against a model ---------------------------------------- */
+
+static int errors_seen;
+
+static void count_error(gc_status code, const char *msg, void *data)
+{
+	errors_seen++;
+}
+
+/* Model-based: random set/get/delete/kill/revive/collect against a model,
+ * every answer and the count checked; collections biased into the middle
+ * of counting and moving. */
+static void wm_model(uint64_t salt, size_t nk, size_t ops, int pset,
+                     int pdel, int pkill)
+{
+	void *ms[4] = {0};
+	gc_frame f;
+	size_t cap, ocap;
+	test_rng r = rng_make(salt);
+	uint64_t *model = calloc(nk, sizeof(uint64_t)); /* 0: absent */
+	uint64_t tagc = 1;
+	size_t killed_since_gc = 0, phases[3] = {0};
+
+	start();
+	gc_frame_push(&f, ms, 4);
+	gc_weakmap *m = gc_weakmap_new();
+	ck_assert_ptr_nonnull(m);
+	ms[0] = m;
+	void **keys = gc_alloc_array(nk, t_ptr);
+	ms[1] = keys;
+	for (size_t i = 0; i < nk; i++)
+		gc_write(&keys[i], new_node(i));
+	for (size_t op = 0; op < ops; op++) {
+		size_t i = rng_below(&r, nk);
+		int c = (int)rng_below(&r, 100);
+		size_t left = weakmap_rebuild_state(m, &cap, &ocap);
+		phases[!left ? 0 : ocap ? 2 : 1]++;
+		if (c < pset) {
+			node *v = new_node(tagc);
+			if (rng_below(&r, 2))
+				gc_write(&v->a, keys[i]); /* value -> key */
+			ck_assert_int_eq(gc_weakmap_set(m, keys[i], v),
+			                 GCHEAP_OK);
+			model[i] = tagc++;
+		} else if (c < pset + pdel) {
+			int d = gc_weakmap_delete(m, keys[i]);
+			REQUIRE(d == (model[i] != 0), "op %zu: delete %zu: "
+			        "%d, model %llu", op, i, d,
+			        (unsigned long long)model[i]);
+			model[i] = 0;
+		} else if (c < pset + pdel + pkill) {
+			/* The key dies; a fresh key takes its index. */
+			gc_write(&keys[i], new_node(i));
+			model[i] = 0;
+			killed_since_gc++;
+		} else if (c < pset + pdel + pkill + 2 ||
+		           (left && c < pset + pdel + pkill + 6)) {
+			gc_collect();
+			if (rng_below(&r, 2)) {
+				gc_collect();
+				killed_since_gc = 0;
+			}
+		}
+		{
+			size_t j = rng_below(&r, nk);
+			node *v = gc_weakmap_get(m, keys[j]);
+			REQUIRE(model[j] ? v && v->key == model[j] : !v,
+			        "op %zu (phase %zu left, ocap %zu): get %zu: "
+			        "%p (key %llu), model %llu", op, left, ocap, j,
+			        (void *)v,
+			        v ? (unsigned long long)v->key : 0ULL,
+			        (unsigned long long)model[j]);
+		}
+		if (op % 97 == 0 && killed_since_gc == 0) {
+			size_t n = 0;
+			for (size_t j = 0; j < nk; j++)
+				n += model[j] != 0;
+			REQUIRE(gc_weakmap_count(m) == n, "op %zu: count %zu, "
+			        "model %zu", op, gc_weakmap_count(m), n);
+		}
+	}
+	gc_collect();
+	gc_collect();
+	size_t n = 0;
+	for (size_t j = 0; j < nk; j++) {
+		node *v = gc_weakmap_get(m, keys[j]);
+		REQUIRE(model[j] ? v && v->key == model[j] : !v, "end: %zu", j);
+		n += model[j] != 0;
+	}
+	ck_assert_uint_eq(gc_weakmap_count(m), n);
+	ck_assert_msg(nk < 100 || (phases[1] && phases[2]),
+	              "phases: idle %zu counting %zu moving %zu", phases[0],
+	              phases[1], phases[2]);
+	gc_frame_pop(&f);
+	free(model);
+}
+
+START_TEST(test_wm_model_grow)
+{
+	wm_model(1, 3000, 30000, 60, 10, 5);
+}
+END_TEST
+
+START_TEST(test_wm_model_churn)
+{
+	wm_model(2, 400, 40000, 40, 25, 25);
+}
+END_TEST
+
+START_TEST(test_wm_model_mostly_dead)
+{
+	wm_model(3, 2000, 40000, 45, 5, 40);
+}
+END_TEST
+
+START_TEST(test_wm_model_small)
+{
+	wm_model(4, 24, 20000, 45, 30, 15);
+}
+END_TEST
+
+/* Deletes and re-sets of the same keys through the count and the move,
+ * with a collection at every step of the rebuild. */
+START_TEST(test_wm_delete_reset_each_step)
+{
+	enum { N = 3100 };
+	void *ms[3] = {0};
+	gc_frame f;
+	size_t cap, ocap, steps = 0;
+
+	start();
+	gc_frame_push(&f, ms, 3);
+	gc_weakmap *m = gc_weakmap_new();
+	ms[0] = m;
+	void **keys = gc_alloc_array(N, t_ptr);
+	ms[1] = keys;
+	for (size_t i = 0; i < N; i++)
+		gc_write(&keys[i], new_node(i));
+	size_t i = 0;
+	while (!weakmap_rebuild_state(m, &cap, &ocap) || ocap || cap < 2048) {
+		ck_assert_int_eq(gc_weakmap_set(m, keys[i], new_node(i)),
+		                 GCHEAP_OK);
+		i++;
+	}
+	ck_assert_uint_eq(ocap, 0); /* counting */
+	size_t filled = i;
+	/* Through the whole rebuild: delete a key, re-set it, collect. */
+	for (size_t k = 0; weakmap_rebuild_state(m, &cap, &ocap); k++) {
+		size_t j = (k * 7919) % filled;
+		ck_assert_int_eq(gc_weakmap_delete(m, keys[j]), 1);
+		ck_assert_int_eq(gc_weakmap_delete(m, keys[j]), 0);
+		ck_assert_ptr_null(gc_weakmap_get(m, keys[j]));
+		ck_assert_int_eq(gc_weakmap_set(m, keys[j], new_node(j)),
+		                 GCHEAP_OK);
+		if (k % 3 == 0)
+			gc_collect();
+		ck_assert_uint_eq(gc_weakmap_count(m), filled);
+		steps++;
+	}
+	for (size_t j = 0; j < filled; j++) {
+		node *v = gc_weakmap_get(m, keys[j]);
+		REQUIRE(v && v->key == j, "entry %zu", j);
+	}
+	ck_assert_uint_gt(steps, 10);
+	gc_frame_pop(&f);
+}
+END_TEST
+
+/* Out of memory for the new table: lookups report nothing (they never
+ * allocate), a present key's value is replaced, sets try again only now
+ * and then, and the rebuild finishes once memory is back. */
+START_TEST(test_wm_rebuild_nomem)
+{
+	enum { N = 49152 + 1000 };
+	void *ms[3] = {0};
+	gc_frame f;
+	size_t cap, ocap;
+
+	start();
+	gc_set_error_handler(count_error, NULL);
+	gc_frame_push(&f, ms, 3);
+	gc_weakmap *m = gc_weakmap_new();
+	ms[0] = m;
+	void **keys = gc_alloc_array(N, t_ptr);
+	ms[1] = keys;
+	for (size_t i = 0; i < N; i++)
+		gc_write(&keys[i], new_node(i));
+	size_t i = 0;
+	for (;; i++) {
+		ck_assert_int_eq(gc_weakmap_set(m, keys[i], NULL), GCHEAP_OK);
+		weakmap_rebuild_state(m, &cap, &ocap);
+		if (cap == 65536)
+			break;
+	}
+	while (weakmap_rebuild_state(m, &cap, &ocap))
+		gc_weakmap_get(m, keys[0]);
+	/* Up to just below three quarters of 65536. */
+	for (i++; i < 49152; i++)
+		ck_assert_int_eq(gc_weakmap_set(m, keys[i], NULL), GCHEAP_OK);
+	ck_assert_uint_eq(weakmap_rebuild_state(m, &cap, &ocap), 0);
+	/* Start counting, then count to the end. */
+	ck_assert_int_eq(gc_weakmap_set(m, keys[i++], NULL), GCHEAP_OK);
+	ck_assert_uint_gt(weakmap_rebuild_state(m, &cap, &ocap), 1);
+	while (weakmap_rebuild_state(m, &cap, &ocap) > 1)
+		gc_weakmap_get(m, keys[1]);
+	gc_collect();
+	gc_release_memory();
+	gc_set_memory_limit(1); /* no new pages: the table cannot be made */
+	errors_seen = 0;
+	for (int k = 0; k < 100; k++)
+		ck_assert_ptr_null(gc_weakmap_get(m, keys[1]));
+	ck_assert_int_eq(errors_seen, 0);
+	/* Replacing a present key's value needs no memory. */
+	ck_assert_int_eq(gc_weakmap_set(m, keys[5], keys[6]), GCHEAP_OK);
+	ck_assert_ptr_eq(gc_weakmap_get(m, keys[5]), keys[6]);
+	/* New keys: the table stays under 7/8, the sets work, and only one
+	 * in MAP_RETRY (256) tries to make the table. */
+	for (int k = 0; k < 600; k++, i++)
+		ck_assert_int_eq(gc_weakmap_set(m, keys[i], NULL), GCHEAP_OK);
+	ck_assert_uint_eq(weakmap_rebuild_state(m, &cap, &ocap), 1);
+	ck_assert_int_ge(errors_seen, 2);
+	ck_assert_int_le(errors_seen, 3 * 3);
+	gc_set_memory_limit(0);
+	while (!ocap && i < N) {
+		ck_assert_int_eq(gc_weakmap_set(m, keys[i++], NULL),
+		                 GCHEAP_OK);
+		weakmap_rebuild_state(m, &cap, &ocap);
+	}
+	ck_assert_uint_gt(ocap, 0);
+	while (weakmap_rebuild_state(m, &cap, &ocap))
+		gc_weakmap_get(m, keys[0]);
+	ck_assert_uint_eq(gc_weakmap_count(m), i);
+	ck_assert_ptr_eq(gc_weakmap_get(m, keys[5]), keys[6]);
+	gc_set_error_handler(NULL, NULL);
+	gc_frame_pop(&f);
+}
+END_TEST
+
 /* ---- Bad input ----------------------------------------------------------- */
 
 static void *unattached_calls(void *arg)
@@ -1680,13 +1937,6 @@ static void *unattached_calls(void *arg)
 	      gc_weak_get((gc_weak *)arg) == NULL &&
 	      gc_run_finalizers() == 0 && gc_add_cleanup(arg, NULL, 0) == 0;
 	return NULL;
-}
-
-static int errors_seen;
-
-static void count_error(gc_status code, const char *msg, void *data)
-{
-	errors_seen++;
 }
 
 START_TEST(test_bad_input)
@@ -1771,6 +2021,17 @@ static Suite *final_suite(void)
 	tcase_add_test(tc, test_root_job_drops_lock);
 	tcase_add_test(tc, test_sweep_skips_live_spans);
 	suite_add_tcase(s, tc);
+	/* The weak map against a model (a review's): random operations
+	 * through every phase of the rebuild. */
+	TCase *wm = tcase_create("weakmap model");
+	tcase_set_timeout(wm, 120);
+	tcase_add_test(wm, test_wm_model_grow);
+	tcase_add_test(wm, test_wm_model_churn);
+	tcase_add_test(wm, test_wm_model_mostly_dead);
+	tcase_add_test(wm, test_wm_model_small);
+	tcase_add_test(wm, test_wm_delete_reset_each_step);
+	tcase_add_test(wm, test_wm_rebuild_nomem);
+	suite_add_tcase(s, wm);
 	return s;
 }
 
