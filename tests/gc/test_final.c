@@ -1784,27 +1784,23 @@ static void wm_model(uint64_t salt, size_t nk, size_t ops, int pset,
 	free(model);
 }
 
-START_TEST(test_wm_model_grow)
-{
-	wm_model(1, 3000, 30000, 60, 10, 5);
-}
-END_TEST
+/* The model's runs: a map that grows, one that churns a few hundred
+ * keys, one whose keys mostly die, and a small one. */
+static const struct {
+	uint64_t salt;
+	size_t nk, ops;
+	int pset, pdel, pkill;
+} wm_runs[] = {
+	{1, 3000, 30000, 60, 10, 5},
+	{2, 400, 40000, 40, 25, 25},
+	{3, 2000, 40000, 45, 5, 40},
+	{4, 24, 20000, 45, 30, 15},
+};
 
-START_TEST(test_wm_model_churn)
+START_TEST(test_wm_model)
 {
-	wm_model(2, 400, 40000, 40, 25, 25);
-}
-END_TEST
-
-START_TEST(test_wm_model_mostly_dead)
-{
-	wm_model(3, 2000, 40000, 45, 5, 40);
-}
-END_TEST
-
-START_TEST(test_wm_model_small)
-{
-	wm_model(4, 24, 20000, 45, 30, 15);
+	wm_model(wm_runs[_i].salt, wm_runs[_i].nk, wm_runs[_i].ops,
+	         wm_runs[_i].pset, wm_runs[_i].pdel, wm_runs[_i].pkill);
 }
 END_TEST
 
@@ -2025,10 +2021,7 @@ static Suite *final_suite(void)
 	 * through every phase of the rebuild. */
 	TCase *wm = tcase_create("weakmap model");
 	tcase_set_timeout(wm, 120);
-	tcase_add_test(wm, test_wm_model_grow);
-	tcase_add_test(wm, test_wm_model_churn);
-	tcase_add_test(wm, test_wm_model_mostly_dead);
-	tcase_add_test(wm, test_wm_model_small);
+	tcase_add_loop_test(wm, test_wm_model, 0, ARRAY_LEN(wm_runs));
 	tcase_add_test(wm, test_wm_delete_reset_each_step);
 	tcase_add_test(wm, test_wm_rebuild_nomem);
 	suite_add_tcase(s, wm);
