@@ -319,11 +319,14 @@ void gc_ephemeron_set_value(gc_ephemeron *e, void *value)
  * call: a map of a million entries would take a hundred milliseconds or
  * more without a safepoint. First the live entries are counted, MAP_STEP
  * slots a call, to size the new table (twice as big, or as big if most
- * entries are dead); then the new table is made, and each call moves
- * MAP_STEP of the old table's slots into it. Counting and moving read a
- * key's cell without sweeping its span (eph_key_raw): a dead key not yet
- * cleared counts as live and moves, to be dropped next time; sweeping
- * the spans of 32 keys in one call cost milliseconds.
+ * entries are dead); then the next set of a new key makes the new
+ * table (lookups never allocate; without memory for it, a set inserts
+ * while the old table has room and tries again MAP_RETRY sets later),
+ * and each call moves MAP_STEP of the old table's slots into it.
+ * Counting and moving read a key's cell without sweeping its span
+ * (eph_key_raw): a dead key not yet cleared counts as live and moves, to
+ * be dropped next time; sweeping the spans of 32 keys in one call cost
+ * milliseconds.
  *
  * While moving, an entry is in exactly one table: a lookup tries the new
  * table and then the old, and moves what it finds in the old at once; new
