@@ -89,7 +89,11 @@ bool mspan_init(mspan *s, uintptr_t base, uintptr_t npages, spanclass spc,
 	size_t nids = options_.record_types && sc ? (s->nelems + 3) / 4 : 0;
 	bool scanbits = options_.greentea && hbw && nw <= SCANBITS_MAX_WORDS;
 	size_t nsw = scanbits ? nw : 0;
-	size_t bytes = (2 * nw + hbw + nids + nsw) * sizeof(uint64_t) +
+	size_t nob = sc == 0 && !spanclass_noscan(spc)
+	                     ? mspan_oblet_words(npages) : 0;
+	if ((2 * nw + nob) * sizeof(uint64_t) > METAALLOC_MAX)
+		nob = 0; /* an object over 2 GiB: no oblet bits */
+	size_t bytes = (2 * nw + hbw + nids + nsw + nob) * sizeof(uint64_t) +
 	               ntypes * sizeof(gc_type *);
 	uint64_t *m = metaalloc_alloc(meta, bytes);
 	if (!m)
@@ -104,6 +108,8 @@ bool mspan_init(mspan *s, uintptr_t base, uintptr_t npages, spanclass spc,
 	                  : NULL;
 	/* nsw implies hbw, so no types array lies in between. */
 	s->gcscan_bits = nsw ? m + 2 * nw + hbw + nids : NULL;
+	/* nob implies a large span: nothing but the two bitmaps before. */
+	s->oblet_bits = nob ? m + 2 * nw : NULL;
 	astore(&s->gcowned, 0);
 	s->largetype = NULL;
 	s->large_size = 0;
@@ -121,6 +127,7 @@ void mspan_release_meta(mspan *s, metaalloc *meta)
 	s->meta = NULL;
 	s->alloc_bits = s->gcmark_bits = s->heap_bits = NULL;
 	s->gcscan_bits = NULL;
+	s->oblet_bits = NULL;
 	s->types = NULL;
 	s->typeids = NULL;
 }
@@ -455,6 +462,9 @@ mspan_swept mspan_sweep(mspan *s, uintptr_t sg, uintptr_t *nfreedp)
 		astore((atomic_word *)&old[w], 0);
 	if (s->gcscan_bits)
 		memset(s->gcscan_bits, 0, nw * sizeof(uint64_t));
+	if (s->oblet_bits)
+		memset(s->oblet_bits, 0,
+		       mspan_oblet_words(s->npages) * sizeof(uint64_t));
 	mspan_refill_alloc_cache(s, 0);
 	/* Poison mode refilled every free slot with the pattern. */
 	if (nfreed || options_.poison)

@@ -113,6 +113,13 @@ typedef struct mspan {
 	 * and 0 on every other span. Own cache line: markers write it. */
 	uint64_t *gcscan_bits ALIGNED_CACHE;
 	atomic_word gcowned;
+	/* Large scan spans: a bit per OBLET_BYTES piece of the object, set
+	 * by the marker once it has read every slot of the piece in this
+	 * mark (release), cleared by sweep. The barrier need not shade the
+	 * value a store overwrites in a piece already read
+	 * (gcmark_slot_scanned). NULL on every other span, and on objects
+	 * too big for the bits to fit the span's metadata block. */
+	uint64_t *oblet_bits;
 
 	/* Colder. */
 	uintptr_t npages;
@@ -159,6 +166,21 @@ typedef struct special {
  * (the span scanner keeps a copy of a span's words on its stack): 64
  * covers every small class, 4096 objects of 8 bytes in a 32 KiB span. */
 #define SCANBITS_MAX_WORDS 64
+
+/* Large objects are scanned in pieces of this size (Go's oblets), all
+ * queued when the first is scanned, so that no single scan runs long (an
+ * assist's drain stops between pieces) and every marker can take one.
+ * 16 KiB: 2,048 pointer slots, each a likely cache and TLB miss when they
+ * point at random objects (about 0.4 ms); Go's 128 KiB took the probe's
+ * assists 3-7 ms each over its 12 MB slot table (640-712 assists over 1
+ * ms of CPU a run, 19-21 at 16 KiB). */
+#define OBLET_BYTES ((uintptr_t)16 << 10)
+
+/* Words of a large span's oblet bits. */
+static inline size_t mspan_oblet_words(uintptr_t npages)
+{
+	return (npages * PAGE_SIZE / OBLET_BYTES + 63) / 64;
+}
 
 /* Words of one of a span's object bitmaps. */
 static inline size_t mspan_bitmap_words(uintptr_t nelems)

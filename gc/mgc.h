@@ -212,6 +212,25 @@ static inline void wbbuf_set_barrier(bool on)
 	astore_int_rel(&gc_barrier_enabled, on);
 }
 
+/* Has this mark read the slot at `slot` already, so that the barrier
+ * need not shade the value a store overwrites there? True only for a slot
+ * of a large object in an oblet scanned whole in this mark (its bit in
+ * oblet_bits, which sweep clears). Sound because the scan shaded what it
+ * read, and every value stored there since came through the barrier,
+ * whose insertion half shades it (docs/design.md, the write barrier).
+ * Any thread, while marking; the slot's object is live, so its span is
+ * in use and not being swept. */
+static inline bool gcmark_slot_scanned(uintptr_t slot)
+{
+	mspan *s = spanof(slot);
+	if (!s || !s->oblet_bits || s->state != MSPAN_INUSE ||
+	    slot - s->base >= s->limit - s->base)
+		return false;
+	uintptr_t k = (slot - s->base) / OBLET_BYTES;
+	return (aload_acq((const atomic_word *)&s->oblet_bits[k / 64]) >>
+	        (k % 64)) & 1;
+}
+
 /* Shade the buffered pointers into w and empty the buffer. */
 void wbbuf_flush(wbbuf *b, gcw *w);
 
@@ -264,13 +283,6 @@ void gcmark_scan_slots(gcw *w, void *const *slots, size_t n, uintptr_t from);
 /* Conservatively scan [lo, hi): every word that points into an allocated
  * object keeps it alive. */
 void gcmark_scan_conservative(gcw *w, uintptr_t lo, uintptr_t hi);
-/* Large objects are scanned in pieces of this size (Go's oblets), queued
- * one after another, so that no single scan runs long: an assist's drain
- * stops between pieces. 16 KiB: 2,048 pointer slots, each a likely cache
- * and TLB miss when they point at random objects (about 0.4 ms); Go's
- * 128 KiB took the probe's assists 3-7 ms each over its 12 MB slot table
- * (640-712 assists over 1 ms of CPU a run, 19-21 at 16 KiB). */
-#define OBLET_BYTES ((uintptr_t)16 << 10)
 /* The scan work (pacer units, words) counted for each object greyed from
  * another span's object, a root or the barrier (not from its own span's
  * objects, in a span visit or not), on top of the slot that pointed to

@@ -449,25 +449,38 @@ static uintptr_t scanobject(gcw *w, uintptr_t obj)
 		return scan_small(w, s, obj);
 	ptriter it;
 	uintptr_t *slot;
+	uintptr_t oblet = UINTPTR_MAX; /* the oblet read whole, if any */
 	if (spanclass_sizeclass(s->spc) == 0) {
 		/* A large object is scanned an oblet at a time (Go's
-		 * oblets): queue the rest as its next oblet's address, so
-		 * that no single scan (an assist's, say) runs long and
-		 * others can share the work. */
+		 * oblets): the first queues all the others, by address, so
+		 * that no single scan (an assist's, say) runs long, every
+		 * marker can take one, and the object is read early in the
+		 * mark (which lets the barrier skip its deletion half,
+		 * gcmark_slot_scanned). */
 		uintptr_t off = obj - s->base;
 		mspan_ptriter(s, s->base, &it);
 		size_t end = MIN(it.nwords, (off + OBLET_BYTES) / WORD_SIZE);
-		if (it.nwords > end)
-			gcw_put(w, obj + OBLET_BYTES);
+		for (uintptr_t o = OBLET_BYTES;
+		     off == 0 && o / WORD_SIZE < it.nwords; o += OBLET_BYTES)
+			gcw_put(w, obj + o);
 		it.w = off / WORD_SIZE;
 		it.nwords = end;
 		obj = s->base;
+		if (s->oblet_bits && off % OBLET_BYTES == 0)
+			oblet = off / OBLET_BYTES;
 	} else {
 		mspan_ptriter(s, obj, &it);
 	}
 	uint64_t bits;
 	while ((bits = ptriter_next_chunk(&it, &slot)))
 		n += mark_chunk(w, obj, slot, bits);
+	if (oblet != UINTPTR_MAX) {
+		/* Every slot of the oblet read: the barrier may stop shading
+		 * what a store overwrites in it (gcmark_slot_scanned). aor is
+		 * a full barrier, so the reads above come before the bit. */
+		aor((atomic_word *)&s->oblet_bits[oblet / 64],
+		    (uintptr_t)1 << (oblet % 64));
+	}
 	return n + 1;
 }
 

@@ -17,7 +17,9 @@
  * black object and then drop it from the stack. With both, stacks are
  * scanned once, with no rescan at mark termination; new objects are
  * allocated black. Stores into a thread's own stack and shadow-stack
- * frames need no barrier (they are scanned as roots).
+ * frames need no barrier (they are scanned as roots). The deletion half
+ * is skipped for a slot whose object this mark has read already, or
+ * allocated black (runtime/barrier.c, gcmark_slot_scanned).
  *
  * Shading is deferred: the barrier appends both values to the thread's
  * wbbuf (wbbuf_put, gc/mgc.h) and flushes it into the thread's gcw when

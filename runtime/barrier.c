@@ -13,10 +13,19 @@ void gc_write_slow(void *slot, void *value)
 	atomic_word *s = (atomic_word *)slot;
 
 	if (wbbuf_barrier_on() && GCHEAP_SABOTAGE != 1) {
-		uintptr_t old = aload(s);
 		if (t) {
-			if (old)
-				wbbuf_put(&t->gc, old);
+			/* The deletion half, unless the slot's object is
+			 * black: one this thread allocated in this mark, or
+			 * an oblet already scanned. Skipping it there skips
+			 * the load of the old value too, a cache miss for a
+			 * random slot of a big table (the pause probe). */
+			uintptr_t a = (uintptr_t)slot;
+			if (!mcache_fresh_black(&t->mcache, a) &&
+			    !gcmark_slot_scanned(a)) {
+				uintptr_t old = aload(s);
+				if (old)
+					wbbuf_put(&t->gc, old);
+			}
 			/* A value this thread allocated black needs no
 			 * shade (mcache_fresh_black). */
 			if (value && !mcache_fresh_black(&t->mcache,
@@ -26,7 +35,7 @@ void gc_write_slow(void *slot, void *value)
 			/* Unattached threads should not touch the heap;
 			 * shade at once so the store is still safe. */
 			gcw w = {0};
-			gcmark_value(&w, old, true, 0, (uintptr_t)slot);
+			gcmark_value(&w, aload(s), true, 0, (uintptr_t)slot);
 			gcmark_value(&w, (uintptr_t)value, true, 0, 0);
 			gcw_dispose(&w);
 		}

@@ -10,7 +10,9 @@
  * emptied by the mark-termination handshake; none for a value the thread
  * allocated black in a span it took empty, one for an old object of a
  * span it took partly used, which survives, even one from the last
- * mark's empty span), the barrier being off and
+ * mark's empty span), no old value buffered for a store into an oblet
+ * the marker has read (and the bits saying so cleared for the next
+ * mark), the barrier being off and
  * gc_write a plain store while the collector is idle, gc_copy shading old
  * and new values, gc_write from an unattached thread, and the mark-end
  * flush handshake letting threads attach while it waits. Every test runs
@@ -392,10 +394,12 @@ START_TEST(test_buffer_flushes_when_full)
 		gc_write(&r[i], y);
 	}
 	h.slots[0] = r;
-
-	pause_begin(&h);
+	/* From before the mark: a store into an object allocated black
+	 * in it buffers no old value (test_fresh_black_not_buffered). */
 	void **b = new_ptrs(1);
 	ms[0] = b;
+
+	pause_begin(&h);
 	ck_assert_uint_eq(me->gc.wb.n, 0);
 	/* The first store buffers its new value only (the old one is
 	 * NULL), the others both. */
@@ -440,10 +444,102 @@ START_TEST(test_buffer_flushes_when_full)
 }
 END_TEST
 
+/* ---- Oblets already scanned (gcmark_slot_scanned) ------------------------ */
+
+/* A pointer table of OB_SLOTS slots: a large object of four oblets. */
+#define OB_SLOTS (4 * OBLET_BYTES / sizeof(void *))
+#define OB_LOW 10                 /* a slot in the first oblet */
+#define OB_HIGH (OB_SLOTS - 100)  /* a slot in the last */
+
+static size_t oblets_scanned(void *const *l)
+{
+	mspan *s = spanof((uintptr_t)l);
+	size_t n = 0;
+
+	ck_assert_ptr_nonnull(s->oblet_bits);
+	for (uintptr_t k = 0; k < 4; k++)
+		n += (aload((atomic_word *)&s->oblet_bits[0]) >> k) & 1;
+	return n;
+}
+
+/* Mid-mark, once the marker has read every slot of the black frame's
+ * table, a store into the table buffers no old value (nor loads it: the
+ * probe's random stores into its 12 MB table missed the cache for it),
+ * because the scan shaded what was there. */
+START_TEST(test_scanned_oblet_skips_old_value)
+{
+	helper h;
+	void *ms[2] = {0};
+	gc_frame f;
+	gc_thread *me = begin(&h, &f, ms, 2, NULL);
+	void **l = new_ptrs(OB_SLOTS);
+	void *x = new_payload(64, 7), *y = new_payload(64, 8);
+	gc_write(&l[OB_LOW], x);
+	gc_write(&l[OB_HIGH], y);
+	ms[0] = l;
+	ck_assert_uint_eq(oblets_scanned(l), 0);
+
+	pause_begin(&h);
+	for (double end = now_s() + 60; now_s() < end;) {
+		if (oblets_scanned(l) == 4)
+			break;
+		sleep_us(100);
+	}
+	ck_assert_uint_eq(oblets_scanned(l), 4);
+	ck_assert(is_marked(x) && is_marked(y));
+	ck_assert_uint_eq(me->gc.wb.n, 0);
+	gc_write(&l[OB_LOW], NULL);
+	gc_write(&l[OB_HIGH], NULL);
+	ck_assert_uint_eq(me->gc.wb.n, 0);
+	pause_end(&h, NULL, NULL);
+	/* Sweep cleared the bits for the next mark. */
+	ck_assert_uint_eq(oblets_scanned(l), 0);
+	gc_frame_pop(&f);
+	helper_stop(&h);
+}
+END_TEST
+
+/* The bits are this mark's: a table scanned whole in one cycle and white
+ * in the next (reachable from H's unscanned frame only) still has the
+ * deletion half in every oblet. The scenario of deletion_scenario, in the
+ * last oblet of the table: with bits left over from the first cycle, X
+ * would be lost (verify and poison are on). */
+START_TEST(test_oblet_bits_are_this_marks)
+{
+	helper h;
+	void *ms[2] = {0};
+	gc_frame f;
+	gc_thread *me = begin(&h, &f, ms, 2, "verify=1,poison=1");
+	void **l = new_ptrs(OB_SLOTS);
+	void *x = new_payload(256, 9);
+	gc_write(&l[OB_HIGH], x);
+	ms[0] = l;
+	gc_collect(); /* the table is scanned whole */
+	ck_assert(is_live(x));
+	h.slots[0] = l;
+	ms[0] = NULL;
+
+	pause_begin(&h);
+	ck_assert(!is_marked(l) && !is_marked(x));
+	ck_assert_uint_eq(oblets_scanned(l), 0);
+	ms[1] = l[OB_HIGH];
+	gc_write(&l[OB_HIGH], NULL);
+	ck_assert_uint_eq(me->gc.wb.n, 1);
+	ck_assert(me->gc.wb.ptr[0] == (uintptr_t)x);
+	pause_end(&h, NULL, NULL);
+
+	ck_assert(is_live(x));
+	ck_assert(check_payload(x, 256, 9));
+	gc_frame_pop(&f);
+	helper_stop(&h);
+}
+END_TEST
+
 /* A value this thread allocated black, in a span its cache took empty
  * during this mark (mcache_fresh_black), is not buffered: binary-trees
  * stores every fresh node through the barrier, and each used to be
- * flushed and found black. A value from before the mark still is. */
+ * flushed and found black. A value from before the mark still is. Nor
+ * is the old value of a slot in such an object. */
 START_TEST(test_fresh_black_not_buffered)
 {
 	helper h;
@@ -469,6 +565,13 @@ START_TEST(test_fresh_black_not_buffered)
 	ck_assert_uint_eq(me->gc.wb.n, 2);
 	ck_assert(me->gc.wb.ptr[0] == (uintptr_t)x);
 	ck_assert(me->gc.wb.ptr[1] == (uintptr_t)old);
+	/* A store into x, black from its allocation in this mark: the
+	 * new value is buffered, the old one never (everything stored
+	 * into x came through the barrier's insertion half). */
+	gc_write(&x[0], old);
+	ck_assert_uint_eq(me->gc.wb.n, 3);
+	gc_write(&x[0], NULL);
+	ck_assert_uint_eq(me->gc.wb.n, 3);
 	gc_write(&b[0], x);
 	pause_end(&h, NULL, NULL);
 	ck_assert(is_live(x) && is_live(old) && is_live(b));
@@ -841,6 +944,8 @@ static Suite *barrier_suite(void)
 	tcase_add_test(tc, test_root_added_in_mark);
 	tcase_add_test(tc, test_root_removed_in_mark);
 	tcase_add_test(tc, test_buffer_flushes_when_full);
+	tcase_add_test(tc, test_scanned_oblet_skips_old_value);
+	tcase_add_test(tc, test_oblet_bits_are_this_marks);
 	tcase_add_test(tc, test_fresh_black_not_buffered);
 	tcase_add_test(tc, test_partial_span_buffered);
 	tcase_add_test(tc, test_fresh_filter_keeps_white_value);
