@@ -37,7 +37,7 @@ static void flush_black(mcache *c, mspan *s)
 		c->black_bytes += mspan_mark_allocated(s, from, fi) *
 		                  s->elemsize;
 	if (from != NO_BLACK)
-		astore_rel(&s->blackfrom, fi);
+		mspan_set_blackfrom(s, fi);
 }
 
 /* Give a span back to its mcentral, correcting the allocation counter for
@@ -50,7 +50,7 @@ static void uncache(mcache *c, spanclass spc)
 		return;
 	c->cached[spc / 64] &= ~((uint64_t)1 << (spc % 64));
 	flush_black(c, s);
-	astore_rel(&s->blackfrom, NO_BLACK);
+	mspan_set_blackfrom(s, NO_BLACK);
 	uintptr_t unused = s->nelems - s->alloc_count;
 	if (GCHEAP_STATS)
 		afetch_add(&mheap_.stats.nmalloc[spanclass_sizeclass(spc)],
@@ -140,8 +140,8 @@ void mcache_start_black(mcache *c)
 	c->fresh_lo = c->fresh_len = 0;
 	unsigned i;
 	for_each_cached(c, i, w, bits)
-		astore_rel(&c->alloc[i]->blackfrom,
-		           aload(&c->alloc[i]->freeindex));
+		mspan_set_blackfrom(c->alloc[i],
+		                    aload(&c->alloc[i]->freeindex));
 }
 
 uintptr_t mcache_flush_black(mcache *c)

@@ -63,7 +63,7 @@ bool mspan_init(mspan *s, uintptr_t base, uintptr_t npages, spanclass spc,
 	s->next = s->prev = NULL;
 	s->list = NULL;
 	/* Not cached, so not allocating black (large spans never are). */
-	astore(&s->blackfrom, NO_BLACK);
+	mspan_set_blackfrom(s, NO_BLACK);
 	s->freetype = NULL;
 	s->freesize = 0;
 	s->alltype = NULL;
@@ -197,7 +197,7 @@ void mspan_prepare_cached(mspan *s, bool black)
 	}
 	s->freetype = NULL;
 	s->freesize = 0;
-	astore_rel(&s->blackfrom, black ? aload(&s->freeindex) : NO_BLACK);
+	mspan_set_blackfrom(s, black ? aload(&s->freeindex) : NO_BLACK);
 }
 
 struct fill {
@@ -504,6 +504,10 @@ void mspan_verify(const mspan *s, uintptr_t sg)
 	if (fi > s->nelems)
 		bad("freeindex %zu > nelems %zu", (void *)s, (size_t)fi,
 		    (size_t)s->nelems);
+	/* Without the hint the marker would grey black objects. */
+	if (aload(&s->blackfrom) != NO_BLACK && !aload8_acq(&s->blacking))
+		bad("blackfrom %zu without the blacking hint", (void *)s,
+		    (size_t)aload(&s->blackfrom));
 	uintptr_t above = 0;
 	for (uintptr_t i = fi; i < s->nelems; i++)
 		above += bitmap_get(s->alloc_bits, i);

@@ -81,6 +81,11 @@ typedef struct mspan {
 	uint8_t state;         /* enum mspan_state */
 	spanclass spc;
 	uint8_t needzero;      /* objects may hold stale bytes */
+	/* 1 while blackfrom may be other than NO_BLACK: set before it is
+	 * set, cleared after it is reset (mspan_set_blackfrom), so that a
+	 * marker reads blackfrom's line only for the few spans that are
+	 * cached in a mark (mspan_black_pending). */
+	volatile unsigned char blacking;
 	uint16_t *typeids;     /* small spans made while type recording
 	                        * is on: the gc_type id of each object
 	                        * (0: none), for heap dumps */
@@ -298,11 +303,26 @@ static ALWAYS_INLINE void mspan_set_heapbits(mspan *s, uintptr_t p,
 /* blackfrom when the span is not allocating black. */
 #define NO_BLACK UINTPTR_MAX
 
+/* Set blackfrom (owner thread), keeping the blacking hint above it. */
+static inline void mspan_set_blackfrom(mspan *s, uintptr_t from)
+{
+	if (from != NO_BLACK)
+		astore8_rel(&s->blacking, 1);
+	astore_rel(&s->blackfrom, from);
+	if (from == NO_BLACK)
+		astore8_rel(&s->blacking, 0);
+}
+
 /* Is object i allocated black and not yet in gcmark_bits? Any thread,
  * while marking. The owner sets the bits before it moves blackfrom
- * (release), so a reader that finds i outside the range finds its bit. */
+ * (release), so a reader that finds i outside the range finds its bit.
+ * A reader that reads the hint before the owner's store is one that could
+ * not have seen a pointer to a black object of the span yet; at worst it
+ * greys a black object, which mspan_mark_allocated tolerates. */
 static inline bool mspan_black_pending(const mspan *s, uintptr_t i)
 {
+	if (!aload8_acq(&s->blacking))
+		return false;
 	uintptr_t from = aload_acq(&s->blackfrom);
 	return i >= from && i < aload(&s->freeindex) &&
 	       !bitmap_get(s->alloc_bits, i);

@@ -375,8 +375,10 @@ static NOINLINE void mark_batch(gcw *w, uintptr_t from, const uintptr_t *v,
 
 	for (unsigned j = 0; j < k; j++) {
 		mspan *s = spanof(v[j]);
-		if (s)
+		if (s) {
 			__builtin_prefetch(s);
+			__builtin_prefetch(&s->gcscan_bits);
+		}
 		sp[j] = s;
 	}
 	for (unsigned j = 0; j < k; j++) {

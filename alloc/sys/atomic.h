@@ -83,6 +83,16 @@ static inline void astore_int_rel(volatile int *p, int v)
 	AO_int_store_release((volatile unsigned *)p, (unsigned)v);
 }
 
+static inline unsigned char aload8_acq(const volatile unsigned char *p)
+{
+	return AO_char_load_acquire(p);
+}
+
+static inline void astore8_rel(volatile unsigned char *p, unsigned char v)
+{
+	AO_char_store_release(p, v);
+}
+
 /* In a spin-wait loop: let the sibling hyperthread run (x86's pause). */
 /* A full memory barrier (the store-load order that a store, then a load
  * of another word, needs on every architecture). ThreadSanitizer has no

@@ -374,6 +374,32 @@ START_TEST(test_cached_span_fill_and_mark)
 }
 END_TEST
 
+/* The blacking hint follows blackfrom: set while a cached span allocates
+ * black, so that mspan_black_pending finds the objects allocated since,
+ * and clear once blackfrom is reset, so that markers skip reading it. */
+START_TEST(test_black_pending_hint)
+{
+	heap_setup();
+	mspan *s = class_span(3, false);
+	ck_assert_uint_eq(s->blacking, 0);
+	uintptr_t a = mspan_next_free_fast(s);
+	mspan_prepare_cached(s, true);
+	ck_assert_uint_eq(s->blacking, 1);
+	mspan_verify(s, aload(&s->sweepgen));
+	uintptr_t b = mspan_next_free_fast(s);
+	ck_assert(a && b);
+	ck_assert(!mspan_black_pending(s, mspan_object_index(s, a)));
+	ck_assert(mspan_black_pending(s, mspan_object_index(s, b)));
+	mspan_set_blackfrom(s, NO_BLACK);
+	ck_assert_uint_eq(s->blacking, 0);
+	ck_assert(!mspan_black_pending(s, mspan_object_index(s, b)));
+	mspan_prepare_cached(s, true);
+	mspan_prepare_cached(s, false);
+	ck_assert_uint_eq(s->blacking, 0);
+	ck_assert_uint_eq(aload(&s->blackfrom), NO_BLACK);
+}
+END_TEST
+
 /* A span that has held one layout only (alltype) skips its next fill; a
  * slot written with another layout (mspan_set_type), or a fill that did
  * not cover the whole span, ends that, and the next fill rewrites every
@@ -871,6 +897,7 @@ static Suite *mspan_suite(void)
 
 	tc = tcase_create("sweep");
 	tcase_add_test(tc, test_cached_span_fill_and_mark);
+	tcase_add_test(tc, test_black_pending_hint);
 	tcase_add_test(tc, test_fill_uniform_span);
 	tcase_add_test(tc, test_sweep);
 	tcase_add_test(tc, test_sweep_large);
