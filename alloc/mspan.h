@@ -316,9 +316,10 @@ static inline void mspan_set_blackfrom(mspan *s, uintptr_t from)
 /* Is object i allocated black and not yet in gcmark_bits? Any thread,
  * while marking. The owner sets the bits before it moves blackfrom
  * (release), so a reader that finds i outside the range finds its bit.
- * A reader that reads the hint before the owner's store is one that could
- * not have seen a pointer to a black object of the span yet; at worst it
- * greys a black object, which mspan_mark_allocated tolerates. */
+ * The blacking hint is stored (release) before blackfrom is set, and
+ * cleared only after it is reset: a reader that got a pointer to an
+ * object allocated in the range got it after both stores, as it would
+ * have found blackfrom set. */
 static inline bool mspan_black_pending(const mspan *s, uintptr_t i)
 {
 	if (!aload8_acq(&s->blacking))
