@@ -467,6 +467,9 @@ size_t mheap_release_free(size_t max)
 
 /* ---- Faulting in ahead --------------------------------------------------- */
 
+/* The most one populate call faults in (see mheap_prefault). */
+#define PREFAULT_PIECE ((size_t)256 << 10)
+
 /* Claim the next piece to fault in (at most COMMIT_PAGES): committed pages
  * past an arena's prefaulted line and not released, lowest arena first
  * (whatever the target: they are the heap's already); else, below the
@@ -555,7 +558,15 @@ size_t mheap_prefault(size_t target, size_t max)
 		mutex_unlock(&mheap_.lock);
 		if (mheap_.prefault_test_hook)
 			mheap_.prefault_test_hook();
-		bool ok = os_prefault((void *)base, len);
+		/* In pieces: the OS holds the address space's lock (read
+		 * side) for a whole populate, and a mutator's mmap (a span's
+		 * metadata, a commit) waits for it; 2 MiB at once was 512
+		 * faults, 3-5 ms on a VM, and the pause probe's longest
+		 * gaps. */
+		bool ok = true;
+		for (size_t off = 0; ok && off < len; off += PREFAULT_PIECE)
+			ok = os_prefault((void *)(base + off),
+			                 MIN(PREFAULT_PIECE, len - off));
 		mutex_lock(&mheap_.lock);
 		mheap_.prefault_lo = mheap_.prefault_hi = 0;
 		if (!ok) {
