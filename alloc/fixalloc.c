@@ -13,6 +13,7 @@ void fixalloc_init(fixalloc *f, size_t size, size_t *sys)
 	memset(f, 0, sizeof(*f));
 	f->size = align_up(MAX(size, sizeof(fixlink)), 16);
 	f->sys = sys;
+	f->nextchunk = FIXALLOC_CHUNK;
 }
 
 void *fixalloc_alloc(fixalloc *f)
@@ -25,10 +26,12 @@ void *fixalloc_alloc(fixalloc *f)
 		memset(p, 0, f->size);
 	} else {
 		if (f->nchunk < f->size) {
-			size_t n = MAX(FIXALLOC_CHUNK, f->size);
+			size_t n = MAX(f->nextchunk, f->size);
 			uint8_t *c = os_alloc_meta(n);
 			if (!c)
 				return NULL;
+			f->nextchunk = MIN(2 * f->nextchunk,
+			                   FIXALLOC_CHUNK_MAX);
 			*f->sys += n;
 			f->chunk = c;
 			f->nchunk = n;

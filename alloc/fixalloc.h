@@ -2,8 +2,10 @@
  * persistentalloc. Object memory never holds metadata: mspan structs,
  * span bitmaps and type arrays come from here.
  *
- * fixalloc hands out objects of one size from 64 KiB chunks with a free
- * list; metaalloc hands out zeroed blocks in power-of-two classes from
+ * fixalloc hands out objects of one size from chunks with a free list
+ * (64 KiB first, each next one twice the last up to 1 MiB: a heap that
+ * grows to gigabytes maps its metadata in a few hundred calls, not
+ * thousands, each of which takes the address space's lock); metaalloc hands out zeroed blocks in power-of-two classes from
  * 16 bytes to METAALLOC_MAX. Neither is thread-safe: callers hold
  * mheap_.lock. Chunks are never returned to the OS (they are reused). */
 #ifndef GCHEAP_FIXALLOC_H
@@ -13,6 +15,7 @@
 #include <stdint.h>
 
 #define FIXALLOC_CHUNK ((size_t)64 << 10)
+#define FIXALLOC_CHUNK_MAX ((size_t)1 << 20)
 #define METAALLOC_MIN_SHIFT 4
 #define METAALLOC_MAX_SHIFT 14
 #define METAALLOC_MAX ((size_t)1 << METAALLOC_MAX_SHIFT)
@@ -26,6 +29,7 @@ typedef struct fixalloc {
 	fixlink *free;    /* freed objects */
 	uint8_t *chunk;   /* the chunk being carved */
 	size_t nchunk;    /* bytes left in it */
+	size_t nextchunk; /* the size of the next chunk to map */
 	size_t inuse;     /* bytes handed out and not freed */
 	size_t *sys;      /* counter of OS bytes taken, shared */
 } fixalloc;

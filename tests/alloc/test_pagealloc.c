@@ -1408,6 +1408,48 @@ START_TEST(test_prefault_not_released)
 }
 END_TEST
 
+/* fixalloc maps 64 KiB, then twice the last chunk each time, up to 1 MiB
+ * (few mmap calls for a big heap's metadata, little mapped for a small
+ * one); objects are zeroed, distinct, and freed ones are reused before
+ * any new chunk is mapped. */
+START_TEST(test_fixalloc_chunks_grow)
+{
+	static const size_t want[] = {64 << 10, 128 << 10, 256 << 10,
+	                              512 << 10, 1 << 20, 1 << 20};
+	size_t sys = 0, seen = 0, n = 0;
+	fixalloc f;
+
+	fixalloc_init(&f, 4096, &sys);
+	uint8_t **objs = calloc(1024, sizeof(*objs));
+	ck_assert_ptr_nonnull(objs);
+	while (seen < ARRAY_LEN(want)) {
+		size_t before = sys;
+		uint8_t *p = fixalloc_alloc(&f);
+		ck_assert_ptr_nonnull(p);
+		ck_assert_uint_lt(n, 1024);
+		objs[n++] = p;
+		for (size_t i = 0; i < 4096; i++)
+			ck_assert_uint_eq(p[i], 0);
+		memset(p, 0xab, 4096);
+		if (sys != before)
+			ck_assert_uint_eq(sys - before, want[seen++]);
+	}
+	ck_assert_uint_eq(f.inuse, n * 4096);
+	/* Distinct: the 0xab of one never overlapped another's zeros. */
+	for (size_t i = 0; i < n; i++)
+		fixalloc_free(&f, objs[i]);
+	size_t mapped = sys;
+	for (size_t i = 0; i < n; i++) {
+		uint8_t *p = fixalloc_alloc(&f);
+		ck_assert_ptr_nonnull(p);
+		ck_assert_uint_eq(p[0], 0);
+		ck_assert_uint_eq(p[4095], 0);
+	}
+	ck_assert_uint_eq(sys, mapped);
+	free(objs);
+}
+END_TEST
+
 static Suite *pagealloc_suite(void)
 {
 	Suite *s = suite_create("pagealloc");
@@ -1416,6 +1458,7 @@ static Suite *pagealloc_suite(void)
 	tcase_add_test(tc, test_summarize_random);
 	tcase_add_test(tc, test_summarize_edges);
 	tcase_add_test(tc, test_update_merge);
+	tcase_add_test(tc, test_fixalloc_chunks_grow);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("heap");
