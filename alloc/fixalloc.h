@@ -5,8 +5,9 @@
  * fixalloc hands out objects of one size from chunks with a free list
  * (64 KiB first, each next one twice the last up to 1 MiB: a heap that
  * grows to gigabytes maps its metadata in a few hundred calls, not
- * thousands, each of which takes the address space's lock); metaalloc hands out zeroed blocks in power-of-two classes from
- * 16 bytes to METAALLOC_MAX. Neither is thread-safe: callers hold
+ * thousands, each of which takes the address space's lock); metaalloc
+ * hands out zeroed blocks in power-of-two classes from 16 bytes to
+ * METAALLOC_MAX. Neither is thread-safe: callers hold
  * mheap_.lock. Chunks are never returned to the OS (they are reused). */
 #ifndef GCHEAP_FIXALLOC_H
 #define GCHEAP_FIXALLOC_H
