@@ -504,6 +504,11 @@ void mspan_verify(const mspan *s, uintptr_t sg)
 	if (fi > s->nelems)
 		bad("freeindex %zu > nelems %zu", (void *)s, (size_t)fi,
 		    (size_t)s->nelems);
+	/* The oblet bits cover every oblet, inside the metadata block. */
+	if (s->oblet_bits &&
+	    (sc != 0 || (uintptr_t)(s->oblet_bits + mspan_oblet_words(
+	                     s->npages)) > (uintptr_t)s->meta + s->meta_bytes))
+		bad("oblet bits outside the metadata block", (void *)s);
 	/* Without the hint the marker would grey black objects. */
 	if (aload(&s->blackfrom) != NO_BLACK && !aload8_acq(&s->blacking))
 		bad("blackfrom %zu without the blacking hint", (void *)s,

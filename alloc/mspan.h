@@ -181,10 +181,16 @@ typedef struct special {
  * ms of CPU a run, 19-21 at 16 KiB). */
 #define OBLET_BYTES ((uintptr_t)16 << 10)
 
-/* Words of a large span's oblet bits. */
+/* Oblets of a large span of npages pages: the last may be partial. */
+static inline size_t mspan_oblets(uintptr_t npages)
+{
+	return (npages * PAGE_SIZE + OBLET_BYTES - 1) / OBLET_BYTES;
+}
+
+/* Words of a large span's oblet bits: a bit for every oblet. */
 static inline size_t mspan_oblet_words(uintptr_t npages)
 {
-	return (npages * PAGE_SIZE / OBLET_BYTES + 63) / 64;
+	return (mspan_oblets(npages) + 63) / 64;
 }
 
 /* Words of one of a span's object bitmaps. */

@@ -499,20 +499,38 @@ START_TEST(test_scanned_oblet_skips_old_value)
 }
 END_TEST
 
+/* Tables for test_oblet_bits_are_this_marks, in bytes: four whole
+ * oblets; 65 oblets, the last a partial one (its bit in a second word);
+ * 129, the last partial (a third word, at the end of a metadata block
+ * exactly two words of oblet bits long when counted without it). */
+static const size_t ob_tables[] = {
+	4 * OBLET_BYTES,
+	((size_t)1 << 20) + 8192,
+	((size_t)2 << 20) + 8192,
+};
+
 /* The bits are this mark's: a table scanned whole in one cycle and white
  * in the next (reachable from H's unscanned frame only) still has the
- * deletion half in every oblet. The scenario of deletion_scenario, in the
- * last oblet of the table: with bits left over from the first cycle, X
- * would be lost (verify and poison are on). */
+ * deletion half in every oblet, the last one included. The scenario of
+ * deletion_scenario, in the table's last slots: with bits left over from
+ * the first cycle, X would be lost (verify and poison are on). A second,
+ * 32 KiB table made just after, marked in both cycles, puts its
+ * metadata next to the first's (a bit written past the first's bitmap
+ * once landed in it). */
 START_TEST(test_oblet_bits_are_this_marks)
 {
 	helper h;
-	void *ms[2] = {0};
+	void *ms[3] = {0};
 	gc_frame f;
-	gc_thread *me = begin(&h, &f, ms, 2, "verify=1,poison=1");
-	void **l = new_ptrs(OB_SLOTS);
+	gc_thread *me = begin(&h, &f, ms, 3, "verify=1,poison=1");
+	size_t n = ob_tables[_i] / sizeof(void *), at = n - 10;
+	void **l = new_ptrs(n);
+	ms[2] = new_ptrs(4096);
+	mspan *s = spanof((uintptr_t)l);
+	ck_assert_ptr_nonnull(s->oblet_bits);
+	mspan_verify(s, aload(&mheap_.sweepgen));
 	void *x = new_payload(256, 9);
-	gc_write(&l[OB_HIGH], x);
+	gc_write(&l[at], x);
 	ms[0] = l;
 	gc_collect(); /* the table is scanned whole */
 	ck_assert(is_live(x));
@@ -520,10 +538,15 @@ START_TEST(test_oblet_bits_are_this_marks)
 	ms[0] = NULL;
 
 	pause_begin(&h);
+	for (double end = now_s() + 60; now_s() < end && !is_marked(ms[2]);)
+		sleep_us(100);
+	ck_assert(is_marked(ms[2]));
 	ck_assert(!is_marked(l) && !is_marked(x));
-	ck_assert_uint_eq(oblets_scanned(l), 0);
-	ms[1] = l[OB_HIGH];
-	gc_write(&l[OB_HIGH], NULL);
+	for (size_t k = 0; k < mspan_oblet_words(s->npages); k++)
+		ck_assert_uint_eq(s->oblet_bits[k], 0);
+	ck_assert(!gcmark_slot_scanned((uintptr_t)&l[at]));
+	ms[1] = l[at];
+	gc_write(&l[at], NULL);
 	ck_assert_uint_eq(me->gc.wb.n, 1);
 	ck_assert(me->gc.wb.ptr[0] == (uintptr_t)x);
 	pause_end(&h, NULL, NULL);
@@ -945,7 +968,8 @@ static Suite *barrier_suite(void)
 	tcase_add_test(tc, test_root_removed_in_mark);
 	tcase_add_test(tc, test_buffer_flushes_when_full);
 	tcase_add_test(tc, test_scanned_oblet_skips_old_value);
-	tcase_add_test(tc, test_oblet_bits_are_this_marks);
+	tcase_add_loop_test(tc, test_oblet_bits_are_this_marks, 0,
+	                    (int)ARRAY_LEN(ob_tables));
 	tcase_add_test(tc, test_fresh_black_not_buffered);
 	tcase_add_test(tc, test_partial_span_buffered);
 	tcase_add_test(tc, test_fresh_filter_keeps_white_value);
