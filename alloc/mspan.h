@@ -309,7 +309,8 @@ static ALWAYS_INLINE void mspan_set_heapbits(mspan *s, uintptr_t p,
 /* blackfrom when the span is not allocating black. */
 #define NO_BLACK UINTPTR_MAX
 
-/* Set blackfrom (owner thread), keeping the blacking hint above it. */
+/* Set blackfrom, keeping the blacking hint above it: the owner thread,
+ * or the collector for it while it is stopped (mcache_start_black). */
 static inline void mspan_set_blackfrom(mspan *s, uintptr_t from)
 {
 	if (from != NO_BLACK)
