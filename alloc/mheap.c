@@ -561,8 +561,8 @@ size_t mheap_prefault(size_t target, size_t max)
 		/* In pieces: the OS holds the address space's lock (read
 		 * side) for a whole populate, and a mutator's mmap (a span's
 		 * metadata, a commit) waits for it; 2 MiB at once was 512
-		 * faults, 3-5 ms on a VM, and the pause probe's longest
-		 * gaps. */
+		 * faults, up to 4 ms on a VM, and the pause probe's thread
+		 * waited in mmap that long. */
 		bool ok = true;
 		for (size_t off = 0; ok && off < len; off += PREFAULT_PIECE)
 			ok = os_prefault((void *)(base + off),

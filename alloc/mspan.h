@@ -70,7 +70,7 @@ struct spanlist;
 typedef struct mspan {
 	/* Cache line 1: read by the marker for every pointer it follows,
 	 * and by the allocator; written only when the span is set up or
-	 * swept. */
+	 * swept, and (blacking) when a cache takes or leaves it. */
 	uintptr_t base;        /* address of the first page */
 	uintptr_t limit;       /* end of the last object */
 	uintptr_t elemsize;    /* object size (the span's size for large) */
