@@ -6,6 +6,7 @@
 
 #include "alloc/gctype.h"
 #include "alloc/mcache.h"
+#include "alloc/mcard.h"
 #include "alloc/mcentral.h"
 #include "alloc/mheap.h"
 #include "alloc/mspan.h"

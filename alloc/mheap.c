@@ -20,6 +20,7 @@
 #include <string.h>
 
 mheap mheap_ = {.lock = {.m = PTHREAD_MUTEX_INITIALIZER}};
+__attribute__((visibility("default"))) atomic_word *gc_card_index;
 
 heap_err mheap_init(void)
 {
@@ -28,7 +29,8 @@ heap_err mheap_init(void)
 	mutex_init(&mheap_.lock);
 	mheap_.arena_index = os_alloc_meta(ARENA_INDEX_LEN *
 	                                   sizeof(atomic_word));
-	if (!mheap_.arena_index)
+	gc_card_index = os_alloc_meta(ARENA_INDEX_LEN * sizeof(atomic_word));
+	if (!mheap_.arena_index || !gc_card_index)
 		return HEAP_NOMEM;
 	fixalloc_init(&mheap_.spanalloc, sizeof(mspan),
 	              &mheap_.stats.meta_sys);
@@ -82,8 +84,12 @@ static heap_err mheap_grow(uintptr_t npages)
 		return HEAP_NOMEM;
 	}
 	for (uintptr_t i = 0; i < narenas; i++) {
-		heap_arena *a = fixalloc_alloc(&mheap_.arenaalloc);
+		void *cards = os_alloc_meta(CARDS_PER_ARENA);
+		heap_arena *a = cards ? fixalloc_alloc(&mheap_.arenaalloc) :
+		                NULL;
 		if (!a) {
+			if (cards)
+				os_free_meta(cards, CARDS_PER_ARENA);
 			/* Undo: the arenas made so far stay (they are
 			 * valid, free memory); give back the rest. */
 			uintptr_t done = i * ARENA_BYTES;
@@ -91,9 +97,14 @@ static heap_err mheap_grow(uintptr_t npages)
 			return HEAP_NOMEM;
 		}
 		a->base = base + i * ARENA_BYTES;
+		a->cards = cards;
+		mheap_.stats.meta_sys += CARDS_PER_ARENA;
 		a->free_pages = PAGES_PER_ARENA;
 		pagealloc_update(a, 0, CHUNKS_PER_ARENA - 1);
 		arena_insert(a);
+		if (GCHEAP_SABOTAGE != 9)
+			astore_rel(&gc_card_index[a->base >> ARENA_SHIFT],
+			           (uintptr_t)cards - (a->base >> CARD_SHIFT));
 		astore_rel(&mheap_.arena_index[a->base >> ARENA_SHIFT],
 		           (uintptr_t)a);
 		mheap_.stats.reserved += ARENA_BYTES;

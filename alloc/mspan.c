@@ -422,6 +422,8 @@ static uintptr_t count_marked(const mspan *s)
 	return n;
 }
 
+mspan_gen mspan_gen_;
+
 mspan_swept mspan_sweep(mspan *s, uintptr_t sg, uintptr_t *nfreedp)
 {
 	if (s->state != MSPAN_INUSE || aload(&s->sweepgen) != sg - 1)
@@ -454,14 +456,23 @@ mspan_swept mspan_sweep(mspan *s, uintptr_t sg, uintptr_t *nfreedp)
 	 * release store orders this sweep's plain writes to the mark bits
 	 * (sweep_specials' kept objects, the popcounts above) before a
 	 * reader that acquires the new alloc_bits pointer. */
-	uint64_t *old = s->alloc_bits;
-	astore_rel((atomic_word *)&s->alloc_bits, (uintptr_t)s->gcmark_bits);
+	uint64_t *old = s->alloc_bits, *live = s->gcmark_bits;
+	astore_rel((atomic_word *)&s->alloc_bits, (uintptr_t)live);
 	astore((atomic_word *)&s->gcmark_bits, (uintptr_t)old);
 	astore(&s->freeindex, 0);
+	/* The next mark's bits: clear, or for a minor mark the survivors,
+	 * black (marked and scanned). */
+	bool sticky = aload(&mspan_gen_.sticky);
 	for (size_t w = 0; w < nw; w++)
-		astore((atomic_word *)&old[w], 0);
-	if (s->gcscan_bits)
-		memset(s->gcscan_bits, 0, nw * sizeof(uint64_t));
+		astore((atomic_word *)&old[w], sticky ? live[w] : 0);
+	if (s->gcscan_bits) {
+		if (sticky)
+			memcpy(s->gcscan_bits, live, nw * sizeof(uint64_t));
+		else
+			memset(s->gcscan_bits, 0, nw * sizeof(uint64_t));
+	}
+	if (sticky && nalloc)
+		afetch_add(&mspan_gen_.premarked, nalloc * s->elemsize);
 	if (s->oblet_bits)
 		memset(s->oblet_bits, 0,
 		       mspan_oblet_words(s->npages) * sizeof(uint64_t));

@@ -163,6 +163,20 @@ typedef struct special {
 	uint8_t kind;
 } special;
 
+/* Generational collection (gc/mgcgen.c). While sticky is set, sweep
+ * leaves the objects that survive it marked, and scanned, for the next
+ * mark, which is then a minor one and starts with every old object
+ * black; premarked adds up their bytes. The collector sets sticky at mark
+ * termination with the sweepers held off, so that every sweep of a
+ * generation sees the same value, and reads premarked when the next mark
+ * starts, every span swept. */
+typedef struct mspan_gen {
+	atomic_word sticky;
+	atomic_word premarked;
+} mspan_gen;
+
+extern mspan_gen mspan_gen_;
+
 /* The most objects a span holds: 8-byte objects in a 32 KiB span
  * (alloc/mksizeclasses.c; mspan_init checks it). */
 #define MSPAN_MAX_NELEMS 4096

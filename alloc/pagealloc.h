@@ -30,6 +30,9 @@
 #define ADDR_BITS 48
 #define ARENA_INDEX_LEN ((size_t)1 << (ADDR_BITS - ARENA_SHIFT))
 #define COMMIT_PAGES 256                               /* 2 MiB steps */
+#define CARD_SHIFT 9                  /* a card byte per 512 bytes */
+#define CARD_BYTES ((uintptr_t)1 << CARD_SHIFT)   /* (alloc/mcard.h) */
+#define CARDS_PER_ARENA (ARENA_BYTES / CARD_BYTES) /* 131072 */
 
 /* Free runs of a bitmap range: at its start, the longest, at its end. */
 typedef struct pagesum {
@@ -55,6 +58,7 @@ typedef struct heap_arena {
 	                        * not) claimed and left as they were */
 	uintptr_t free_pages;  /* pages not in use */
 	void *gc_data;         /* the collector's (checkmark bitmap) */
+	volatile unsigned char *cards; /* a byte per card (alloc/mcard.h) */
 	struct heap_arena *next; /* all arenas, by address */
 } heap_arena;
 

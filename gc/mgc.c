@@ -211,20 +211,27 @@ static void mark_termination(void)
 	double share = gcstats_mark_end(live, marked,
 	                                (unsigned)mgc_.ops->thread_count());
 	astore(&mheap_.stats.heap_live, marked);
+	/* The next mark's kind first (the sweepers held off, as it is
+	 * theirs to prepare): after a major mark followed by minor ones,
+	 * the pacer keeps the major mark's goal. */
+	sweep_block();
 	mutex_lock(&mgc_.lock);
 	pacer_measure(gcstats_now_ns(), aload(&mgc_.alloc_bytes));
-	pacer_end_cycle(marked, live > mgc_.mark_start_live ?
+	uintptr_t base = mgcgen_end(marked, aload(&mheap_.limit));
+	pacer_end_cycle(base, live > mgc_.mark_start_live ?
 	                pacer_unassisted(live - mgc_.mark_start_live, share) :
 	                0);
+	mgcgen_paced();
+	mgc_.last_marked = marked;
 	mutex_unlock(&mgc_.lock);
 	astore(&mgc_.sweep_done, 0);
 	astore(&mgc_.globals_done, 0);
 	astore(&gcwork_.bytes_marked, 0);
-	/* Flip first: every cached span is now stale, and a thread's cache
-	 * flush (which compares with sweepgen) sweeps it. */
-	sweep_block();
 	/* A forced collection hands every empty span back to the heap. */
 	mcentral_set_reserve(!aload(&cycle_waiters));
+	/* Flip first: every cached span is now stale, and a thread's cache
+	 * flush (which compares with sweepgen) sweeps it. The sweepers are
+	 * held off since before mgcgen_end set the sweep's kind. */
 	astore_rel(&mheap_.sweepgen, aload(&mheap_.sweepgen) + 2);
 	mutex_lock(&mheap_.lock);
 	uintptr_t pages = mheap_.stats.inuse_pages;
@@ -246,7 +253,7 @@ static void mark_termination(void)
 static void trace_cycle(void)
 {
 	gcstats_cycle_end(aload(&mgc_.cycles), aload(&mgc_.goal),
-	                  options_.gctrace);
+	                  options_.gctrace, aload(&mgc_.minor));
 }
 
 /* True (after a 50 us sleep) if mark_done should give way: another
@@ -439,6 +446,7 @@ static void mark_concurrently(unsigned id, double fraction)
 		if (acas(&mgc_.globals_done, 0, 1)) {
 			mgc_.ops->mark_globals(&w);
 			specials_mark(&w);
+			mgcgen_cards(&w);
 			gcw_dispose(&w);
 			astore_rel(&mgc_.globals_done, 2);
 		}
@@ -485,6 +493,7 @@ static void mark_stopped(void)
 	gcw w = {0};
 
 	mark_roots_stopped(&w);
+	mgcgen_cards(&w);
 	for (;;) {
 		do {
 			gcmark_drain(&w, -1);
@@ -539,9 +548,10 @@ static bool gc_start(void)
 		sweep_block(); /* unattached sweepers are not stopped */
 		mheap_verify_swept();
 		mcentral_verify_all();
+		mgcgen_verify();
 		sweep_unblock();
 	}
-	astore(&gcwork_.bytes_marked, 0);
+	mgcgen_start();
 	astore(&mgc_.globals_done, 0);
 	astore(&mgc_.bg_credit, 0);
 	astore(&gcwork_.scan_done, 0);
@@ -640,9 +650,16 @@ void mgc_park_assist(void)
 void mgc_run_cycle(bool wait_sweep)
 {
 	uintptr_t n = aload(&mgc_.cycles);
+	/* A full collection: a major mark (gc/mgcgen.c). When the sweep
+	 * has prepared a minor one, that one runs first and the next is
+	 * major. */
+	bool major = !aload(&mgc_.minor_test);
 
 	/* While this thread waits, every worker may mark (cpu_idle). */
 	afetch_add(&cycle_waiters, 1);
+	if (major)
+		afetch_add(&mgc_.major_wanted, 1);
+again:
 	/* If a cycle is running, it may have started before our caller's
 	 * last changes: wait for it, then run a full one of our own. */
 	mgc_.ops->blocking_begin();
@@ -668,8 +685,12 @@ void mgc_run_cycle(bool wait_sweep)
 	while (aload(&mgc_.traced) <= n)
 		mutex_cond_wait(&mgc_.cond, &mgc_.lock);
 	mutex_unlock(&mgc_.lock);
-	afetch_add(&cycle_waiters, (uintptr_t)-1);
 	mgc_.ops->blocking_end();
+	if (major && aload(&mgc_.last_major) <= n)
+		goto again; /* that mark was minor */
+	if (major)
+		afetch_add(&mgc_.major_wanted, (uintptr_t)-1);
+	afetch_add(&cycle_waiters, (uintptr_t)-1);
 	if (wait_sweep) {
 		uintptr_t cycle = aload_acq(&mgc_.cycles);
 		sweep_finish();

@@ -133,7 +133,10 @@ typedef struct mgc_state {
 	                           * 0 to do, 1 running, 2 done */
 	/* Pacer (gc/mgcpacer.c). */
 	atomic_word percent;      /* GOGC, an intptr_t; negative: off */
-	uintptr_t heap_marked;    /* live bytes at the last mark */
+	uintptr_t heap_marked;    /* live bytes the pacer's goal is based
+	                           * on: the last mark's, or while minor
+	                           * marks follow a major one, the major's */
+	uintptr_t last_marked;    /* live bytes the last mark found */
 	uintptr_t mark_grown;     /* heap growth during the last mark */
 	uintptr_t mark_start_live; /* mheap_.stats.heap_live when it began */
 	uintptr_t last_scan_work; /* scan work of the last mark */
@@ -152,6 +155,22 @@ typedef struct mgc_state {
 	                           * the slow paths are charged (runtime/
 	                           * malloc.c's slow_path_bytes: at most a
 	                           * window of 64 objects ahead) */
+	/* Generational collection (gc/mgcgen.c). */
+	atomic_word gen_want;     /* gc_set_generational: minor marks wanted */
+	atomic_word minor;        /* this mark (or the last) is a minor one */
+	atomic_word next_minor;   /* the next mark will be minor, unless
+	                           * forced */
+	atomic_word major_wanted; /* threads in gc_collect: the next mark
+	                           * is major */
+	atomic_word last_major;   /* the last major mark's cycle number */
+	atomic_word minor_test;   /* tests: gc_collect runs one mark, of
+	                           * whichever kind is due */
+	atomic_word cards_used;   /* cards were ever on: majors clear them */
+	atomic_word minors, majors; /* marks of each kind, ever */
+	atomic_word cards_scanned; /* dirty cards scanned by minor marks */
+	uintptr_t major_marked;   /* live bytes the last major mark found */
+	uintptr_t major_goal;     /* the goal the pacer set after it */
+	uintptr_t major_scan_work, minor_scan_work; /* the last of each */
 	/* Pause and phase timing: gcstats_ (gc/mgcstats.h). */
 	unsigned markers;         /* GCHEAP_MARKERS, set before mgc_init
 	                           * (0: the default, one per CPU online) */
@@ -199,17 +218,35 @@ typedef struct mgc_thread {
 } mgc_thread;
 
 /* The write-barrier switch, public because gc_write (gcheap.h) reads it
- * inline. Everything inside the library goes through these two. */
+ * inline: any bit set sends stores to gc_write_slow. GCBAR_MARK: the
+ * marking barrier (shade old and new values); GCBAR_CARDS: dirty the
+ * card of the slot (generational collection, gc/mgcgen.c). Written only
+ * with the world stopped (mark start and termination), through these;
+ * everything inside the library reads it through them too. */
 extern int gc_barrier_enabled;
+
+#define GCBAR_MARK 1
+#define GCBAR_CARDS 2
 
 static inline bool wbbuf_barrier_on(void)
 {
-	return aload_int_acq(&gc_barrier_enabled);
+	return aload_int_acq(&gc_barrier_enabled) & GCBAR_MARK;
+}
+
+static inline bool wbbuf_cards_on(void)
+{
+	return aload_int_acq(&gc_barrier_enabled) & GCBAR_CARDS;
+}
+
+static inline void wbbuf_set_bit(int bit, bool on)
+{
+	int v = aload_int_acq(&gc_barrier_enabled);
+	astore_int_rel(&gc_barrier_enabled, on ? v | bit : v & ~bit);
 }
 
 static inline void wbbuf_set_barrier(bool on)
 {
-	astore_int_rel(&gc_barrier_enabled, on);
+	wbbuf_set_bit(GCBAR_MARK, on);
 }
 
 /* Has this mark read the slot at `slot` already, so that the barrier
@@ -320,6 +357,33 @@ static inline void mgc_alloc_black(mgc_thread *m, mspan *s, uintptr_t obj)
  * re-mark from the roots in between is gc/mgc.c's. */
 void gcmark_checkmark_begin(void);
 void gcmark_checkmark_end(void);
+
+/* Scan the slots in [lo, hi) of s's old objects (those live at the last
+ * sweep, in alloc_bits): a minor mark's dirty card. Small objects that
+ * overlap the range are scanned whole. Returns the scan work. */
+uintptr_t gcmark_scan_old(gcw *w, mspan *s, uintptr_t lo, uintptr_t hi);
+
+/* ---- Generational collection (gc/mgcgen.c) ------------------------------- */
+
+/* Mark start, world stopped, every span swept: is the mark minor (the
+ * sweep left the old objects black)? bytes_marked starts at their bytes
+ * for a minor one. */
+bool mgcgen_start(void);
+/* Verification (GCHEAP_DEBUG=verify=1), world stopped, every span swept,
+ * before a minor mark: every pointer from an old object to a young one
+ * lies in a dirty card (fatal otherwise). */
+void mgcgen_verify(void);
+/* The root job's part: a minor mark scans the dirty cards (clearing
+ * them), a major one clears them. */
+void mgcgen_cards(gcw *w);
+/* Mark termination, world stopped, sweepers held off: choose the next
+ * mark, set the card switch; returns the live bytes the pacer is to
+ * base its goal on. */
+uintptr_t mgcgen_end(uintptr_t marked, size_t limit);
+/* Then, mgc_.lock held, after pacer_end_cycle: a major mark's goal is
+ * kept; after a minor mark the goal is capped at that goal plus half
+ * its runway. */
+void mgcgen_paced(void);
 
 /* ---- gc_free's records (gc/mfree.c) -------------------------------------- */
 

@@ -838,6 +838,51 @@ void gcmark_scan_object(gcw *w, uintptr_t obj)
 		w->scan_work += scanobject(w, obj);
 }
 
+uintptr_t gcmark_scan_old(gcw *w, mspan *s, uintptr_t lo, uintptr_t hi)
+{
+	const uint64_t *ab = (const uint64_t *)aload_acq(
+		(const atomic_word *)&s->alloc_bits);
+	uintptr_t n = 0;
+
+	lo = MAX(lo, s->base);
+	hi = MIN(hi, s->limit);
+	if (lo >= hi)
+		return 0;
+	if (spanclass_sizeclass(s->spc) == 0) {
+		/* The range's slots only, as an oblet's. */
+		if (!(aload((const atomic_word *)ab) & 1))
+			return 0;
+		ptriter it;
+		uintptr_t *slot;
+		uint64_t bits;
+		mspan_ptriter(s, s->base, &it);
+		size_t end = MIN(it.nwords, (hi - s->base + WORD_SIZE - 1) /
+		                            WORD_SIZE);
+		if ((lo - s->base) / WORD_SIZE >= end)
+			return 0;
+		it.w = (lo - s->base) / WORD_SIZE;
+		it.nwords = end;
+		while ((bits = ptriter_next_chunk(&it, &slot)))
+			n += mark_chunk(w, s->base, slot, bits);
+		return n;
+	}
+	/* The objects that overlap the range, a bitmap word at a time: a
+	 * card of young objects only (most of them, as every store dirties
+	 * a card) costs a load or two. */
+	uintptr_t i = mspan_object_index(s, lo);
+	uintptr_t end = MIN(s->nelems, mspan_object_index(s, hi - 1) + 1);
+	while (i < end) {
+		unsigned k = (unsigned)MIN(64 - i % 64, end - i);
+		uint64_t old = (aload((const atomic_word *)&ab[i / 64]) >>
+		                (i % 64)) & low_mask(k);
+		for (; old; old &= old - 1)
+			n += scanobject(w, s->base + (i + ctz64(old)) *
+			                           s->elemsize);
+		i += k;
+	}
+	return n;
+}
+
 bool gcmark_is_marked(uintptr_t p)
 {
 	mspan *s = spanof_heap(p);

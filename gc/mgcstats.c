@@ -140,7 +140,8 @@ double gcstats_mark_end(uintptr_t heap_live, uintptr_t marked,
 	return share < 0.01 ? 0.01 : share > 1 ? 1 : share;
 }
 
-void gcstats_cycle_end(uintptr_t cycle, uintptr_t goal, bool trace)
+void gcstats_cycle_end(uintptr_t cycle, uintptr_t goal, bool trace,
+                       bool minor)
 {
 	mutex_lock(&gcstats_.lock);
 	for (int i = 0; i < GCSTATS_SWEEP; i++)
@@ -174,7 +175,7 @@ void gcstats_cycle_end(uintptr_t cycle, uintptr_t goal, bool trace)
 		        "gcheap: gc %zu @%.3fs %.0f%%: %.3f+%.3f+%.3f ms "
 		        "clock, %.3f+%.3f/%.3f+%.3f ms cpu, "
 		        "%.3f->%.3f->%.3f MB, %.3f MB goal, %u workers, "
-		        "%.3f ms ttsp (thread %d), pauses%s ms\n",
+		        "%.3f ms ttsp (thread %d), pauses%s ms%s\n",
 		        (size_t)cycle, (now - gcstats_.start_ns) / 1e9,
 		        wall > 0 ? 100 * gccpu / wall : 0.0,
 		        gcstats_.cur[GCSTATS_SWEEPTERM] / 1e6,
@@ -185,7 +186,8 @@ void gcstats_cycle_end(uintptr_t cycle, uintptr_t goal, bool trace)
 		        gcstats_.heap_start / 1e6, gcstats_.heap_end / 1e6,
 		        gcstats_.heap_marked / 1e6, goal / 1e6,
 		        gcstats_.workers, gcstats_.ttsp_last / 1e6,
-		        gcstats_.ttsp_last_tid, stops);
+		        gcstats_.ttsp_last_tid, stops,
+		        minor ? ", minor" : "");
 	void (*hook)(void) = gcstats_.cycle_hook;
 	mutex_unlock(&gcstats_.lock);
 	if (hook)

@@ -97,7 +97,8 @@ void gcstats_world_released(uint64_t ns);
  * (1 for a stop-the-world cycle, which has no concurrent mark). */
 double gcstats_mark_end(uintptr_t heap_live, uintptr_t marked,
                         unsigned nmutators);
-void gcstats_cycle_end(uintptr_t cycle, uintptr_t goal, bool trace);
+void gcstats_cycle_end(uintptr_t cycle, uintptr_t goal, bool trace,
+                       bool minor);
 void gcstats_sweep_done(void);
 void gcstats_set_hook(void (*fn)(void));
 void gcstats_assist(uint64_t ns);

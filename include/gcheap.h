@@ -231,6 +231,15 @@ GCHEAP_API void gc_enable(void);
  * a negative value switches automatic collection off. Returns the old. */
 GCHEAP_API int gc_set_percent(int percent);
 
+/* Generational collection (off by default, or GCHEAP_GENERATIONAL=1):
+ * between full ("major") marks, "minor" marks trace only the objects
+ * allocated since the last mark, from the roots and from the older
+ * objects stored into since (every gc_write then also records its slot).
+ * An old object that dies is freed by the next major mark; forced
+ * collections (gc_collect) are always major. Takes effect at the end of
+ * the running or next mark. Returns the old setting (1 or 0). */
+GCHEAP_API int gc_set_generational(int on);
+
 /* The number of background mark workers, 1..GCHEAP_MAX_MARKERS; 0 is the
  * default, one per CPU online (the start-up value may come from the
  * GCHEAP_MARKERS environment variable). About a quarter of the CPUs'
@@ -283,27 +292,43 @@ GCHEAP_API size_t gc_free_os_memory(void);
 /* ---- The write barrier ------------------------------------------------- */
 
 GCHEAP_API extern int gc_barrier_enabled;
+GCHEAP_API extern volatile uintptr_t *gc_card_index;
 GCHEAP_API void gc_write_slow(void *slot, void *value);
 
 /* Store `value` into the pointer slot `slot` of a heap object or a
  * registered root. Every such store needs it (initialising stores into a
  * fresh object included); stores into the thread's own frames and native
  * stack do not. While the collector is idle this is one load, a predicted
- * branch and the store. */
+ * branch and the store; with generational collection on, between marks,
+ * also the store of the slot's card (two loads, a test and a byte). */
 static inline void gc_write(void *slot, void *value)
 {
-	/* The library's only atomic outside alloc/sys/atomic.h: this public
-	 * header cannot include internal headers, so the relaxed load of
-	 * the switch is spelt out here. */
+	/* The library's only atomics outside alloc/sys/atomic.h: this public
+	 * header cannot include internal headers, so the relaxed loads of
+	 * the switch and the card, and the card's store, are spelt out
+	 * here. Switch 2: the cards only (gc/mgc.h, GCBAR_CARDS). */
 #if defined(__GNUC__) || defined(__clang__)
-	if (__builtin_expect(__atomic_load_n(&gc_barrier_enabled,
-	                                     __ATOMIC_RELAXED), 0))
+	int on = __atomic_load_n(&gc_barrier_enabled, __ATOMIC_RELAXED);
+	if (__builtin_expect(on == 0, 1)) {
+		*(void **)slot = value;
+	} else if (on == 2 && (uintptr_t)slot >> 48 == 0) {
+		uintptr_t p = (uintptr_t)slot, c;
+		*(void **)slot = value;
+		c = __atomic_load_n(&gc_card_index[p >> 26], __ATOMIC_ACQUIRE);
+		if (c && value) {
+			unsigned char *card = (unsigned char *)(c + (p >> 9));
+			if (!__atomic_load_n(card, __ATOMIC_RELAXED))
+				__atomic_store_n(card, 1, __ATOMIC_RELAXED);
+		}
+	} else {
+		gc_write_slow(slot, value);
+	}
 #else
 	if (*(volatile int *)&gc_barrier_enabled)
-#endif
 		gc_write_slow(slot, value);
 	else
 		*(void **)slot = value;
+#endif
 }
 
 /* memmove for memory that holds pointers, with the bulk barrier. nbytes
@@ -444,7 +469,7 @@ GCHEAP_API size_t gc_release_memory(void);
 
 /* ---- Statistics -------------------------------------------------------- */
 
-#define GCHEAP_STATS_VERSION 3
+#define GCHEAP_STATS_VERSION 4
 
 #define GCHEAP_NPHASES 4       /* phase_*_ns: the order of the comment */
 #define GCHEAP_PAUSE_RING 256  /* pauses kept in pause_ring */
@@ -544,6 +569,12 @@ typedef struct gc_stats {
 	 * wait for the mark instead of allocating on (docs/design.md). */
 	uint64_t assist_parks;    /* such waits since start */
 	uint64_t assist_park_ns;  /* their wall time, summed */
+
+	/* ---- Version 4: generational collection (gc_set_generational) -- */
+	uint64_t minor_cycles;    /* of gc_cycles, the minor marks begun */
+	uint64_t cards_scanned;   /* dirty cards minor marks scanned */
+	uint32_t generational;    /* 1 while minor marks are wanted */
+	uint32_t last_minor;      /* 1 if the last mark was a minor one */
 } gc_stats;
 
 /* Fill `out` (of `size` bytes, normally sizeof(gc_stats)). */

@@ -48,6 +48,19 @@ int gc_set_percent(int percent)
 	return old;
 }
 
+int gc_set_generational(int on)
+{
+	if (gc_init() != GCHEAP_OK)
+		return 0;
+	/* Read at mark terminations (gc/mgcgen.c), under the lock here so
+	 * that concurrent callers each get the value they replaced. */
+	mutex_lock(&mgc_.lock);
+	int old = aload(&mgc_.gen_want) != 0;
+	astore(&mgc_.gen_want, on != 0);
+	mutex_unlock(&mgc_.lock);
+	return old;
+}
+
 int gc_set_mark_workers(int n)
 {
 	if (gc_init() != GCHEAP_OK)

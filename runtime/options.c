@@ -6,6 +6,8 @@
  *   GCHEAP_GC=<percent>|off   the GOGC percent (default 100)
  *   GCHEAP_MARKERS=<n>        mark workers, 1..GCHEAP_MAX_MARKERS
  *                             (default: one per CPU online)
+ *   GCHEAP_GENERATIONAL=1|0   minor marks between major ones
+ *                             (gc_set_generational; default 0)
  *   GCHEAP_DEBUG=k=v,...      verification modes, in GODEBUG's style:
  *     checkmark=1     re-mark with the world stopped after each mark and
  *                     abort on anything reachable left unmarked
@@ -278,6 +280,14 @@ void runtime_parse_options(void)
 		else
 			fprintf(stderr, "gcheap: GCHEAP_GC=%s is not a percent "
 			        "or off: keeping 100\n", g);
+	}
+	const char *gen = getenv("GCHEAP_GENERATIONAL");
+	if (gen) {
+		if (!strcmp(gen, "1") || !strcmp(gen, "0"))
+			astore(&mgc_.gen_want, gen[0] == '1');
+		else
+			fprintf(stderr, "gcheap: GCHEAP_GENERATIONAL=%s is not "
+			        "1 or 0: keeping 0\n", gen);
 	}
 	parse_markers();
 	parse_profiling();

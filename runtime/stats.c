@@ -162,9 +162,13 @@ gc_status gc_read_stats(gc_stats *out, size_t size)
 		mutex_unlock(&mheap_.lock);
 		s.threads = aload(&runtime_.nthreads);
 		s.gc_cycles = aload(&mgc_.cycles);
+		s.minor_cycles = aload(&mgc_.minors);
+		s.cards_scanned = aload(&mgc_.cards_scanned);
+		s.generational = aload(&mgc_.gen_want) != 0;
+		s.last_minor = aload(&mgc_.minor) != 0;
 		s.heap_live = aload(&h->heap_live);
 		mutex_lock(&mgc_.lock);
-		s.heap_marked = mgc_.heap_marked;
+		s.heap_marked = mgc_.last_marked;
 		s.heap_goal = aload(&mgc_.goal);
 		mutex_unlock(&mgc_.lock);
 	}

@@ -685,9 +685,9 @@ START_TEST(test_limit_released)
 END_TEST
 
 /* The k-th OS request of the first allocation fails: 1 arena reservation,
- * 2 the arena's metadata, 3 the commit, 4 the span struct chunk, 5 the
- * span bitmap chunk. The allocation fails with HEAP_NOMEM, nothing leaks,
- * and the next allocation works. */
+ * 2 the arena's card table, 3 the arena's metadata, 4 the commit, 5 the
+ * span struct chunk, 6 the span bitmap chunk. The allocation fails with
+ * HEAP_NOMEM, nothing leaks, and the next allocation works. */
 START_TEST(test_os_failure_fresh)
 {
 	int k = _i;
@@ -710,7 +710,7 @@ START_TEST(test_os_failure_fresh)
 	ck_assert_uint_eq(after.meta_inuse, 0);
 	ck_assert_uint_eq(after.large_objects, 0);
 	ck_assert_uint_eq(after.large_bytes, 0);
-	if (k <= 2) {
+	if (k <= 3) {
 		/* No arena was made; the reservation was given back. */
 		check_snap_eq(&before, &after);
 		ck_assert_ptr_null(mheap_.arenas);
@@ -719,7 +719,7 @@ START_TEST(test_os_failure_fresh)
 		ck_assert_uint_eq(after.arenas, 1);
 		ck_assert_uint_eq(mheap_.arenas->free_pages, PAGES_PER_ARENA);
 		ck_assert_uint_eq(after.committed,
-		                  k == 3 ? 0 : COMMIT_PAGES * PAGE_SIZE);
+		                  k == 4 ? 0 : COMMIT_PAGES * PAGE_SIZE);
 	}
 	s = must_alloc(10);
 	check_spanof(s);
@@ -1467,7 +1467,7 @@ static Suite *pagealloc_suite(void)
 	tcase_add_test(tc, test_coalesce);
 	tcase_add_test(tc, test_limit);
 	tcase_add_test(tc, test_limit_released);
-	tcase_add_loop_test(tc, test_os_failure_fresh, 1, 6);
+	tcase_add_loop_test(tc, test_os_failure_fresh, 1, 7);
 	tcase_add_test(tc, test_os_failure_commit);
 	tcase_add_test(tc, test_span_over_arena);
 	tcase_add_test(tc, test_span_straddles);
