@@ -36,17 +36,7 @@ static double now_s(void)
  * automatic cycles off and precise roots only. */
 static void start(const char *debug)
 {
-	size_t zero = 0;
-
-	sys_fatal_exit_code = 70;
-	if (debug)
-		setenv("GCHEAP_DEBUG", debug, 1);
-	ck_assert_int_eq(gc_thread_attach(), GCHEAP_OK);
-	gc_disable();
-	gc_set_conservative_stacks(0);
-	t_ptrs = gc_type_new("ptrs", sizeof(void *), &zero, 1,
-	                     GCHEAP_TAIL_REPEAT);
-	ck_assert_ptr_nonnull(t_ptrs);
+	t_ptrs = attach_precise(debug, 70);
 }
 
 /* start(debug) with H running and a frame of the caller's n slots

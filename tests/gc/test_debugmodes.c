@@ -26,17 +26,7 @@ static gc_type *t_ptrs;
 
 static void start(const char *debug)
 {
-	size_t zero = 0;
-
-	sys_fatal_exit_code = FATAL_CODE;
-	if (debug)
-		setenv("GCHEAP_DEBUG", debug, 1);
-	ck_assert_int_eq(gc_thread_attach(), GCHEAP_OK);
-	gc_disable();
-	gc_set_conservative_stacks(0);
-	t_ptrs = gc_type_new("ptrs", sizeof(void *), &zero, 1,
-	                     GCHEAP_TAIL_REPEAT);
-	ck_assert_ptr_nonnull(t_ptrs);
+	t_ptrs = attach_precise(debug, FATAL_CODE);
 }
 
 /* Run fn in a forked child with stderr captured: the child must exit

@@ -15,22 +15,12 @@
 
 static gc_type *t_ptrs; /* every word a pointer */
 
-/* Attach with GCHEAP_DEBUG = debug (NULL: as the environment says),
- * generational collection on, and one major mark run so that the next is
- * minor. */
+/* Attach with GCHEAP_DEBUG = debug (NULL: as the environment says), with
+ * automatic cycles off, precise roots only and generational collection
+ * on; gc_collect then runs one mark, of the kind that is due. */
 static void start(const char *debug)
 {
-	size_t zero = 0;
-
-	sys_fatal_exit_code = 70;
-	if (debug)
-		setenv("GCHEAP_DEBUG", debug, 1);
-	ck_assert_int_eq(gc_thread_attach(), GCHEAP_OK);
-	gc_disable();
-	gc_set_conservative_stacks(0);
-	t_ptrs = gc_type_new("ptrs", sizeof(void *), &zero, 1,
-	                     GCHEAP_TAIL_REPEAT);
-	ck_assert_ptr_nonnull(t_ptrs);
+	t_ptrs = attach_precise(debug, 70);
 	gc_set_generational(1);
 	astore(&mgc_.minor_test, 1);
 }

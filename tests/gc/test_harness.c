@@ -118,6 +118,25 @@ static H_UNUSED void *unhide(uintptr_t h)
 	return (void *)(h ^ HIDE_KEY);
 }
 
+/* Attach with GCHEAP_DEBUG = debug (NULL: as the environment says), a
+ * fatal error exiting with `code`, automatic cycles off and precise
+ * roots only; returns a type whose every word is a pointer. */
+static H_UNUSED gc_type *attach_precise(const char *debug, int code)
+{
+	size_t zero = 0;
+
+	sys_fatal_exit_code = code;
+	if (debug)
+		setenv("GCHEAP_DEBUG", debug, 1);
+	ck_assert_int_eq(gc_thread_attach(), GCHEAP_OK);
+	gc_disable();
+	gc_set_conservative_stacks(0);
+	gc_type *t = gc_type_new("ptrs", sizeof(void *), &zero, 1,
+	                         GCHEAP_TAIL_REPEAT);
+	ck_assert_ptr_nonnull(t);
+	return t;
+}
+
 /* ---- The helper thread --------------------------------------------------- */
 
 enum helper_cmd { H_SAFE, H_SPIN, H_RUN, H_EXIT };
