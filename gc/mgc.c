@@ -212,8 +212,8 @@ static void mark_termination(void)
 	                                (unsigned)mgc_.ops->thread_count());
 	astore(&mheap_.stats.heap_live, marked);
 	/* The next mark's kind first (the sweepers held off, as it is
-	 * theirs to prepare): after a major mark followed by minor ones,
-	 * the pacer keeps the major mark's goal. */
+	 * theirs to prepare), then the goal (after a minor mark, capped by
+	 * the last major one's: mgcgen_paced). */
 	sweep_block();
 	mutex_lock(&mgc_.lock);
 	pacer_measure(gcstats_now_ns(), aload(&mgc_.alloc_bytes));

@@ -134,8 +134,8 @@ typedef struct mgc_state {
 	/* Pacer (gc/mgcpacer.c). */
 	atomic_word percent;      /* GOGC, an intptr_t; negative: off */
 	uintptr_t heap_marked;    /* live bytes the pacer's goal is based
-	                           * on: the last mark's, or while minor
-	                           * marks follow a major one, the major's */
+	                           * on: what the last mark found (a minor
+	                           * mark's goal is then capped: gc/mgcgen.c) */
 	uintptr_t last_marked;    /* live bytes the last mark found */
 	uintptr_t mark_grown;     /* heap growth during the last mark */
 	uintptr_t mark_start_live; /* mheap_.stats.heap_live when it began */
@@ -381,8 +381,8 @@ void mgcgen_cards(gcw *w);
  * base its goal on. */
 uintptr_t mgcgen_end(uintptr_t marked, size_t limit);
 /* Then, mgc_.lock held, after pacer_end_cycle: a major mark's goal is
- * kept; after a minor mark the goal is capped at that goal plus half
- * its runway. */
+ * recorded; after a minor mark the goal is capped at that goal plus half
+ * its runway, or what the mark found plus a runway if more. */
 void mgcgen_paced(void);
 
 /* ---- gc_free's records (gc/mfree.c) -------------------------------------- */

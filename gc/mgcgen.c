@@ -34,10 +34,11 @@
  * than half of the runway the last major mark's goal gave (the live bytes
  * a minor mark finds include the old objects that died since), and no
  * memory limit is near; major otherwise, and for every forced collection
- * (gc_collect), after which the bits the sweep left set are cleared
- * first (mgcgen_begin). The pacer keeps the goal and trigger of the last
- * major mark through the minor ones, so that the heap's peak is what it
- * would be without them. */
+ * (gc_collect), which runs the minor mark the sweep has prepared first
+ * (clearing the bits the sweep left set instead would race with sweeps
+ * still finishing: only a stopped world excludes them). The pacer bases
+ * a minor mark's goal on what it found, capped (mgcgen_paced) a half
+ * runway above the last major mark's goal. */
 #include "gc/mgc.h"
 
 #include "alloc/mcard.h"
@@ -203,10 +204,14 @@ void mgcgen_paced(void)
 	}
 	/* After a minor mark the young get a whole runway again, but the
 	 * heap may outgrow the last major mark's goal by half a runway at
-	 * most: the old objects that died since are in what the minor
-	 * marks find. */
+	 * most (the old objects that died since are in what the minor
+	 * marks find), or, once what the minor mark found is past that,
+	 * by one runway over it: a major mark follows then, and needs
+	 * room to run in (a cap under the live heap had it start at once
+	 * and every allocation assist). */
 	uintptr_t base = mgc_.major_marked, goal = mgc_.major_goal;
-	uintptr_t cap = goal + (goal > base ? goal - base : 0) / 2;
+	uintptr_t runway = goal > base ? goal - base : 0;
+	uintptr_t cap = MAX(goal + runway / 2, mgc_.heap_marked + runway);
 	if (aload(&mgc_.goal) > cap) {
 		astore(&mgc_.goal, cap);
 		astore(&mgc_.trigger, pacer_trigger(mgc_.heap_marked, cap,

@@ -5,7 +5,7 @@
  * through gc_copy; a minor mark frees young garbage and keeps old garbage
  * until a major mark; gc_collect is always a major mark, running the minor
  * one the sweep prepared first; the switch takes effect at a mark's end
- * and turns the cards off again; the pacer keeps the major mark's goal.
+ * and turns the cards off again; the pacer caps a minor mark's goal.
  * Every test runs with precise roots only and automatic cycles off, and
  * drives the marks with gc_collect (mgc_.minor_test: one mark of the kind
  * that is due). */
@@ -109,54 +109,65 @@ START_TEST(test_verify_catches_plain_store)
 }
 END_TEST
 
-/* A young object in a far slot of an old 512 KiB table: the minor mark
- * scans that slot's card, not the whole table. */
+/* Young objects in far slots of an old 512 KiB table, at the first and
+ * the last word of a card and in the middle of another: the minor mark
+ * scans those slots' cards, not the whole table. */
 START_TEST(test_large_table_card)
 {
 	void *ms[1] = {0};
 	gc_frame f;
-	size_t n = 65536, at = 60001;
+	size_t n = 65536;
+	/* Slot 59968 starts a card (the table is page-aligned). */
+	const size_t at[] = {59968, 59968 + 63, 62001};
 
 	start(NULL);
 	gc_frame_push(&f, ms, 1);
 	void **l = new_ptrs(n);
 	ms[0] = l;
+	ck_assert_uint_eq((uintptr_t)&l[at[0]] % CARD_BYTES, 0);
 	collect(false);
-	void *y = new_payload(48, 12);
-	gc_write(&l[at], y);
+	for (int i = 0; i < 3; i++)
+		gc_write(&l[at[i]], new_payload(48, 12 + (uint64_t)i));
 	uintptr_t cards = aload(&mgc_.cards_scanned);
 	collect(true);
-	ck_assert(is_live(y) && check_payload(y, 48, 12));
-	/* The table's card, and the few others the mark's own start left. */
-	ck_assert_uint_ge(aload(&mgc_.cards_scanned), cards + 1);
+	for (int i = 0; i < 3; i++)
+		ck_assert(is_live(l[at[i]]) &&
+		          check_payload(l[at[i]], 48, 12 + (uint64_t)i));
+	/* The table's two cards, and the few others the mark's own start
+	 * left. */
+	ck_assert_uint_ge(aload(&mgc_.cards_scanned), cards + 2);
 	ck_assert_uint_lt(aload(&mgc_.cards_scanned), cards + 64);
 	gc_frame_pop(&f);
 }
 END_TEST
 
-/* gc_copy into an old object dirties the cards of the range it wrote. */
+/* gc_copy into an old object dirties the cards of the whole range it
+ * wrote, here across a card boundary. */
 START_TEST(test_copy_dirties_cards)
 {
 	void *ms[1] = {0};
 	gc_frame f;
-	size_t n = 256; /* 2 KiB: four cards */
+	size_t n = 256; /* 2 KiB, card-aligned: four cards */
 
 	start(NULL);
 	gc_frame_push(&f, ms, 1);
 	void **a = new_ptrs(n);
 	ms[0] = a;
+	ck_assert_uint_eq((uintptr_t)a % CARD_BYTES, 0);
 	collect(false);
-	void *src[4];
-	for (int i = 0; i < 4; i++)
+	void *src[8];
+	for (int i = 0; i < 8; i++)
 		src[i] = new_payload(32, 20 + (uint64_t)i);
-	/* From a C array (no barrier needed there) into the old object. */
-	gc_copy(&a[n - 4], src, sizeof(src));
-	ck_assert(mcard_is_dirty((uintptr_t)&a[n - 1]));
+	/* From a C array (no barrier needed there) into a[60..68), which
+	 * the boundary at a[64] splits. */
+	gc_copy(&a[60], src, sizeof(src));
+	ck_assert(mcard_is_dirty((uintptr_t)&a[60]));
+	ck_assert(mcard_is_dirty((uintptr_t)&a[67]));
 	memset(src, 0, sizeof(src));
 	collect(true);
-	for (int i = 0; i < 4; i++)
-		ck_assert(is_live(a[n - 4 + i]) &&
-		          check_payload(a[n - 4 + i], 32, 20 + (uint64_t)i));
+	for (int i = 0; i < 8; i++)
+		ck_assert(is_live(a[60 + i]) &&
+		          check_payload(a[60 + i], 32, 20 + (uint64_t)i));
 	gc_frame_pop(&f);
 }
 END_TEST
@@ -230,29 +241,45 @@ START_TEST(test_switch_at_mark_end)
 }
 END_TEST
 
-/* Minor marks keep the goal the last major mark set while the old
- * generation stays small, and the mark after the old generation has
- * taken half the runway is major. */
-START_TEST(test_pacer_keeps_major_goal)
+/* The goal after a minor mark: the pacer's for what it found, at most
+ * the last major goal plus half its runway, or what it found plus a
+ * runway once that is more (never under the live heap). The mark after
+ * the old generation has taken half the runway is major. */
+static void check_minor_goal(uintptr_t g, uintptr_t r)
+{
+	uintptr_t m = mgc_.last_marked;
+	uintptr_t want = MIN(pacer_goal(m, 100, 0, mgc_.min_goal),
+	                     MAX(g + r / 2, m + r));
+	ck_assert_uint_eq(aload(&mgc_.goal), want);
+	ck_assert_uint_gt(aload(&mgc_.goal), m);
+	ck_assert_uint_gt(aload(&mgc_.trigger), m);
+}
+
+START_TEST(test_pacer_caps_minor_goal)
 {
 	void *ms[1] = {0};
 	gc_frame f;
-	size_t n = 4096;
+	size_t n = 4096, each = 16384;
 
 	start(NULL);
 	gc_frame_push(&f, ms, 1);
 	void **keep = new_ptrs(n);
 	ms[0] = keep;
 	collect(false);
-	uintptr_t goal = aload(&mgc_.goal), base = mgc_.major_marked;
-	collect(true);
-	ck_assert_uint_eq(aload(&mgc_.goal), goal);
-	ck_assert_uint_eq(mgc_.heap_marked, base);
-	/* Old objects past half the runway: the next mark is major. */
-	size_t want = (goal - base) / 2 + 1, each = 16384, i = 0;
-	for (size_t got = 0; got < want && i < n; got += each, i++)
+	uintptr_t g = aload(&mgc_.goal), b = mgc_.major_marked, r = g - b;
+	ck_assert_uint_eq(mgc_.major_goal, g);
+	/* A quarter of the runway kept: still minor next. */
+	size_t i = 0;
+	for (size_t got = 0; got < r / 4; got += each, i++)
 		gc_write(&keep[i], new_payload(each, 40 + i));
-	collect(true); /* they become old */
+	collect(true);
+	check_minor_goal(g, r);
+	ck_assert(aload(&mgc_.next_minor));
+	/* Twice the runway more: past the cap, and the next mark major. */
+	for (size_t got = 0; got < 2 * r && i < n; got += each, i++)
+		gc_write(&keep[i], new_payload(each, 40 + i));
+	collect(true);
+	check_minor_goal(g, r);
 	ck_assert(!aload(&mgc_.next_minor));
 	collect(false);
 	gc_frame_pop(&f);
@@ -272,7 +299,7 @@ static Suite *generational_suite(void)
 	tcase_add_test(tc, test_copy_dirties_cards);
 	tcase_add_test(tc, test_minor_frees_young_only);
 	tcase_add_test(tc, test_switch_at_mark_end);
-	tcase_add_test(tc, test_pacer_keeps_major_goal);
+	tcase_add_test(tc, test_pacer_caps_minor_goal);
 	suite_add_tcase(s, tc);
 	return s;
 }
