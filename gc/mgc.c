@@ -217,12 +217,11 @@ static void mark_termination(void)
 	sweep_block();
 	mutex_lock(&mgc_.lock);
 	pacer_measure(gcstats_now_ns(), aload(&mgc_.alloc_bytes));
-	uintptr_t base = mgcgen_end(marked, aload(&mheap_.limit));
-	pacer_end_cycle(base, live > mgc_.mark_start_live ?
+	mgcgen_end(marked, aload(&mheap_.limit));
+	pacer_end_cycle(marked, live > mgc_.mark_start_live ?
 	                pacer_unassisted(live - mgc_.mark_start_live, share) :
 	                0);
 	mgcgen_paced();
-	mgc_.last_marked = marked;
 	mutex_unlock(&mgc_.lock);
 	astore(&mgc_.sweep_done, 0);
 	astore(&mgc_.globals_done, 0);

@@ -133,10 +133,9 @@ typedef struct mgc_state {
 	                           * 0 to do, 1 running, 2 done */
 	/* Pacer (gc/mgcpacer.c). */
 	atomic_word percent;      /* GOGC, an intptr_t; negative: off */
-	uintptr_t heap_marked;    /* live bytes the pacer's goal is based
-	                           * on: what the last mark found (a minor
-	                           * mark's goal is then capped: gc/mgcgen.c) */
-	uintptr_t last_marked;    /* live bytes the last mark found */
+	uintptr_t heap_marked;    /* live bytes the last mark found, which
+	                           * the goal is based on (capped after a
+	                           * minor mark: gc/mgcgen.c) */
 	uintptr_t mark_grown;     /* heap growth during the last mark */
 	uintptr_t mark_start_live; /* mheap_.stats.heap_live when it began */
 	uintptr_t last_scan_work; /* scan work of the last mark */
@@ -158,15 +157,13 @@ typedef struct mgc_state {
 	/* Generational collection (gc/mgcgen.c). */
 	atomic_word gen_want;     /* gc_set_generational: minor marks wanted */
 	atomic_word minor;        /* this mark (or the last) is a minor one */
-	atomic_word next_minor;   /* the next mark will be minor, unless
-	                           * forced */
 	atomic_word major_wanted; /* threads in gc_collect: the next mark
 	                           * is major */
 	atomic_word last_major;   /* the last major mark's cycle number */
 	atomic_word minor_test;   /* tests: gc_collect runs one mark, of
 	                           * whichever kind is due */
 	atomic_word cards_used;   /* cards were ever on: majors clear them */
-	atomic_word minors, majors; /* marks of each kind, ever */
+	atomic_word minors;       /* minor marks begun, ever */
 	atomic_word cards_scanned; /* dirty cards scanned by minor marks */
 	uintptr_t major_marked;   /* live bytes the last major mark found */
 	uintptr_t major_goal;     /* the goal the pacer set after it */
@@ -365,10 +362,10 @@ uintptr_t gcmark_scan_old(gcw *w, mspan *s, uintptr_t lo, uintptr_t hi);
 
 /* ---- Generational collection (gc/mgcgen.c) ------------------------------- */
 
-/* Mark start, world stopped, every span swept: is the mark minor (the
- * sweep left the old objects black)? bytes_marked starts at their bytes
- * for a minor one. */
-bool mgcgen_start(void);
+/* Mark start, world stopped, every span swept: the mark is minor if the
+ * sweep left the old objects black (mgc_.minor); bytes_marked starts at
+ * their bytes for a minor one. */
+void mgcgen_start(void);
 /* Verification (GCHEAP_DEBUG=verify=1), world stopped, every span swept,
  * before a minor mark: every pointer from an old object to a young one
  * lies in a dirty card (fatal otherwise). */
@@ -377,9 +374,8 @@ void mgcgen_verify(void);
  * them), a major one clears them. */
 void mgcgen_cards(gcw *w);
 /* Mark termination, world stopped, sweepers held off: choose the next
- * mark, set the card switch; returns the live bytes the pacer is to
- * base its goal on. */
-uintptr_t mgcgen_end(uintptr_t marked, size_t limit);
+ * mark (mspan_gen_.sticky) and set the card switch. */
+void mgcgen_end(uintptr_t marked, size_t limit);
 /* Then, mgc_.lock held, after pacer_end_cycle: a major mark's goal is
  * recorded; after a minor mark the goal is capped at that goal plus half
  * its runway, or what the mark found plus a runway if more. */

@@ -151,7 +151,7 @@ void mgcgen_verify(void)
 		mheap_each_span(verify_span, NULL);
 }
 
-bool mgcgen_start(void)
+void mgcgen_start(void)
 {
 	bool minor = aload(&mspan_gen_.sticky);
 
@@ -159,11 +159,11 @@ bool mgcgen_start(void)
 	astore(&gcwork_.bytes_marked,
 	       minor ? aload(&mspan_gen_.premarked) : 0);
 	astore(&mspan_gen_.premarked, 0);
-	afetch_add(minor ? &mgc_.minors : &mgc_.majors, 1);
-	return minor;
+	if (minor)
+		afetch_add(&mgc_.minors, 1);
 }
 
-uintptr_t mgcgen_end(uintptr_t marked, size_t limit)
+void mgcgen_end(uintptr_t marked, size_t limit)
 {
 	bool minor = aload(&mgc_.minor);
 	bool want = aload(&mgc_.gen_want);
@@ -189,11 +189,9 @@ uintptr_t mgcgen_end(uintptr_t marked, size_t limit)
 		next = marked <= base + runway / 2;
 	}
 	astore(&mspan_gen_.sticky, next);
-	astore(&mgc_.next_minor, next);
 	/* The assists' estimate of the next mark's work. */
 	mgc_.last_scan_work = next && mgc_.minor_scan_work ?
 	                      mgc_.minor_scan_work : mgc_.major_scan_work;
-	return marked;
 }
 
 void mgcgen_paced(void)

@@ -168,7 +168,7 @@ gc_status gc_read_stats(gc_stats *out, size_t size)
 		s.last_minor = aload(&mgc_.minor) != 0;
 		s.heap_live = aload(&h->heap_live);
 		mutex_lock(&mgc_.lock);
-		s.heap_marked = mgc_.last_marked;
+		s.heap_marked = mgc_.heap_marked;
 		s.heap_goal = aload(&mgc_.goal);
 		mutex_unlock(&mgc_.lock);
 	}
