@@ -384,10 +384,15 @@ START_TEST(test_assist_parks)
 	gc_write(&root[0], arr);
 	helper_start(&park_h);
 	pause_begin(&park_h);
-	/* The workers drain all but H's roots, which nobody can scan. */
+	/* The workers drain all but H's roots, which nobody can scan: the
+	 * globals job done (it queues arr: an empty list before it ran was
+	 * no proof, and ASan's CI run once saw arr queued just after), and
+	 * the list empty after it. */
 	for (double end = test_now_s() + TEST_WAIT_S;
-	     !gcwork_global_empty() && test_now_s() < end;)
+	     (aload_acq(&mgc_.globals_done) != 2 || !gcwork_global_empty()) &&
+	     test_now_s() < end;)
 		sleep_us(1000);
+	ck_assert_uint_eq(aload_acq(&mgc_.globals_done), 2);
 	ck_assert(gcwork_global_empty());
 	ck_assert_int_eq((int)aload(&mgc_.phase), GCPHASE_MARK);
 	/* Past the goal: every assist is behind. */
