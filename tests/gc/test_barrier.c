@@ -385,9 +385,12 @@ START_TEST(test_buffer_flushes_when_full)
 	}
 	h.slots[0] = r;
 	/* From before the mark: a store into an object allocated black
-	 * in it buffers no old value (test_fresh_black_not_buffered). */
+	 * in it buffers no old value (test_fresh_black_not_buffered).
+	 * Held by H's frame, not ours: ours is scanned as the mark
+	 * starts, and a worker scanning b while the stores below run
+	 * would shade the value it read (TSan's CI run saw r[189]). */
 	void **b = new_ptrs(1);
-	ms[0] = b;
+	h.slots[1] = b;
 
 	pause_begin(&h);
 	ck_assert_uint_eq(me->gc.wb.n, 0);
