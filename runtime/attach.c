@@ -34,9 +34,18 @@
 
 #define ATTACH_SIGNAL SIGURG
 
+/* The displaced handler is kept as its two fields, not as the struct
+ * sigaction that sigaction(2) filled: glibc copies the whole 128-byte
+ * sa_mask from its stack, of which the kernel wrote 8 bytes, and the rest
+ * may hold stale heap addresses that rootcheck, scanning this global,
+ * took for an unregistered root (test_rootcheck_warns_once). */
 static struct {
 	int rd, wr;               /* the pipe */
-	struct sigaction old;     /* the displaced handler */
+	int old_flags;            /* the displaced handler's sa_flags */
+	union {
+		void (*handler)(int);
+		void (*action)(int, siginfo_t *, void *);
+	} old;                    /* and its function */
 } attach_ = {.rd = -1, .wr = -1};
 
 static void on_signal(int sig, siginfo_t *si, void *uc)
@@ -45,12 +54,12 @@ static void on_signal(int sig, siginfo_t *si, void *uc)
 	ssize_t r = write(attach_.wr, "r", 1);
 	(void)r; /* a full pipe already holds a wake-up */
 	errno = e;
-	if (attach_.old.sa_flags & SA_SIGINFO) {
-		if (attach_.old.sa_sigaction)
-			attach_.old.sa_sigaction(sig, si, uc);
-	} else if (attach_.old.sa_handler != SIG_IGN &&
-	           attach_.old.sa_handler != SIG_DFL) {
-		attach_.old.sa_handler(sig);
+	if (attach_.old_flags & SA_SIGINFO) {
+		if (attach_.old.action)
+			attach_.old.action(sig, si, uc);
+	} else if (attach_.old.handler != SIG_IGN &&
+	           attach_.old.handler != SIG_DFL) {
+		attach_.old.handler(sig);
 	}
 }
 
@@ -167,7 +176,7 @@ void attach_from_env(void)
 	int fds[2];
 	pthread_t th;
 	pthread_attr_t attr;
-	struct sigaction sa;
+	struct sigaction sa, old;
 
 	if (options_.attach_off) /* GCHEAP_ATTACH=0 (runtime/options.c) */
 		return;
@@ -187,7 +196,17 @@ void attach_from_env(void)
 	pthread_attr_setstacksize(&attr, 256 * 1024);
 	int err = pthread_create(&th, &attr, listener, NULL);
 	pthread_attr_destroy(&attr);
-	if (err || sigaction(ATTACH_SIGNAL, &sa, &attach_.old)) {
+	/* The old handler's fields before ours can run: the signal may
+	 * come as soon as sigaction returns. */
+	memset(&old, 0, sizeof(old));
+	if (!err && !sigaction(ATTACH_SIGNAL, NULL, &old)) {
+		attach_.old_flags = old.sa_flags;
+		if (old.sa_flags & SA_SIGINFO)
+			attach_.old.action = old.sa_sigaction;
+		else
+			attach_.old.handler = old.sa_handler;
+	}
+	if (err || sigaction(ATTACH_SIGNAL, &sa, NULL)) {
 		fprintf(stderr, "gcheap: cannot listen for gcstat's requests "
 		        "(%s): gcstat needs GCHEAP_EXPORT=1 here\n",
 		        strerror(err ? err : errno));

@@ -3,13 +3,15 @@
  * usable size and alignment of every request size 1..32768, gc_base of every
  * interior offset, pointers outside the heap, the tiny allocator's packing,
  * the shared zero-size address, types, large objects (one crossing an arena
- * boundary), array layouts, statistics, error strings, and a heap that
- * verifies after heavy use. Internals are inspected where the contract is
+ * boundary), array layouts, statistics, error strings, the handler
+ * gcheap's SIGURG displaced still called, and a heap that verifies after
+ * heavy use. Internals are inspected where the contract is
  * about them (spanof, span classes, mheap_verify, mcentral lists). */
 #include "tests/testing.h"
 
 #include "runtime/runtime.h"
 
+#include <signal.h>
 #include <string.h>
 
 /* ck_assert marks a point through a pipe on every pass; hot loops use this,
@@ -1190,6 +1192,50 @@ START_TEST(test_version)
 }
 END_TEST
 
+/* ---- The attach signal --------------------------------------------------- */
+
+/* gcheap takes SIGURG for gcstat's requests (runtime/attach.c) at its
+ * initialisation and calls the handler it displaced: a plain one, or
+ * (_i == 1) an SA_SIGINFO one. A test of the "noinit" case, which starts
+ * in a process gcheap has not initialised. */
+static volatile sig_atomic_t urg_plain, urg_info;
+
+static void on_urg(int sig)
+{
+	urg_plain += sig == SIGURG;
+}
+
+static void on_urg_info(int sig, siginfo_t *si, void *uc)
+{
+	(void)uc;
+	urg_info += sig == SIGURG && si && si->si_signo == SIGURG;
+}
+
+START_TEST(test_attach_chains_handler)
+{
+	struct sigaction sa, now;
+
+	unsetenv("GCHEAP_ATTACH");
+	memset(&sa, 0, sizeof(sa));
+	sigemptyset(&sa.sa_mask);
+	if (_i) {
+		sa.sa_flags = SA_SIGINFO;
+		sa.sa_sigaction = on_urg_info;
+	} else {
+		sa.sa_handler = on_urg;
+	}
+	ck_assert_int_eq(sigaction(SIGURG, &sa, NULL), 0);
+	ck_assert_int_eq(gc_thread_attach(), GCHEAP_OK);
+	ck_assert_int_eq(sigaction(SIGURG, NULL, &now), 0);
+	ck_assert_msg(now.sa_sigaction != on_urg_info &&
+	              now.sa_handler != on_urg, "gcheap took no SIGURG");
+	ck_assert_int_eq(raise(SIGURG), 0);
+	ck_assert_int_eq(urg_plain, _i ? 0 : 1);
+	ck_assert_int_eq(urg_info, _i ? 1 : 0);
+	gc_thread_detach();
+}
+END_TEST
+
 /* ---- Heavy use ----------------------------------------------------------- */
 
 typedef struct obj {
@@ -1293,6 +1339,7 @@ static Suite *api_suite(void)
 	tcase_add_test(tc, test_heavy);
 	suite_add_tcase(s, tc);
 	tcase_add_test(raw, test_before_init);
+	tcase_add_loop_test(raw, test_attach_chains_handler, 0, 2);
 	suite_add_tcase(s, raw);
 	return s;
 }
