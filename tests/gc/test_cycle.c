@@ -415,12 +415,17 @@ START_TEST(test_sweeper_backstop)
 		              "of %zu spans while the program allocated",
 		              (size_t)bg, (size_t)all);
 	/* Every poll finding the program busy: the sweeper leaves the
-	 * spans of the cycle just ended to the program, however long. */
-	churn_one_cycle(256);
+	 * spans of the cycle just ended to the program, however long. The
+	 * flag is up before that cycle ends: raised after it, a test thread
+	 * that lost its CPU there let the sweeper's first poll find the
+	 * program idle, and its batches could finish the whole sweep
+	 * before the flag (no busy poll ever came then). */
 	astore(&mgc_.sweep_busy_test, 1);
-	/* A batch the sweeper began before the flag (the program idle in
-	 * between) is not a poll that found it allocating: count from the
-	 * first busy poll, which the sweeper makes only after that batch. */
+	churn_one_cycle(256);
+	/* A batch the sweeper began before the flag (the last cycle's
+	 * sweep, the program idle in between) is not a poll that found it
+	 * allocating: count from the first busy poll, which the sweeper
+	 * makes only after that batch. */
 	uintptr_t p0 = aload(&mgc_.bg_busy_polls);
 	for (double end = test_now_s() + TEST_WAIT_S;
 	     aload(&mgc_.bg_busy_polls) == p0 && test_now_s() < end;)
@@ -431,16 +436,19 @@ START_TEST(test_sweeper_backstop)
 		usleep(1000);
 	uintptr_t forced = aload(&mgc_.bg_swept) - b1;
 	uintptr_t npolls = aload(&mgc_.bg_busy_polls) - p1;
-	astore(&mgc_.sweep_busy_test, 0);
 	ck_assert_uint_ge(npolls, 20);
 	ck_assert_msg(forced <= 1, "the sweeper swept %zu spans in %zu polls "
 	              "that found the program allocating", (size_t)forced,
 	              (size_t)npolls);
 	ck_assert_msg(!aload_acq(&mgc_.sweep_done), "the sweep finished while "
 	              "every poll found the program allocating");
-	/* Just after a cycle the last one's spans are unswept. */
+	/* Just after a cycle the last one's spans are unswept: the flag
+	 * stays up until b2 is read, so that the sweeper cannot sweep them
+	 * while this thread waits for a CPU (an idle poll 1 ms after the
+	 * cycle's end, and the whole sweep then, could come first). */
 	churn_one_cycle(256);
 	uintptr_t b2 = aload(&mgc_.bg_swept);
+	astore(&mgc_.sweep_busy_test, 0);
 	idle_until_swept();
 	ck_assert_msg(aload(&mgc_.bg_swept) > b2, "the sweep finished with "
 	              "no span swept by the background sweeper");
