@@ -1264,7 +1264,14 @@ END_TEST
 
 /* While the background worker is held off (the registry lock it takes
  * between slices is ours), a thread that allocates pays for it by
- * marking: its scan work grows and the tree H just greyed gets marked. */
+ * marking: its scan work grows and the tree greyed into its own work
+ * gets marked. A sleep is no proof that every worker is blocked: one
+ * that passed its root check just before we took the lock, and lost its
+ * CPU there, drains once more before it blocks. So the tree's root is
+ * greyed into this thread's gcw, where no worker can take it, and not
+ * left to H's scan, which would publish it (such a worker would then
+ * mark r[0] before the check below); what such a worker does later is
+ * seen in scan_done and only excuses the count of assists. */
 START_TEST(test_assist_marks)
 {
 	helper h;
@@ -1292,12 +1299,15 @@ START_TEST(test_assist_marks)
 		sleep_us(100);
 	mutex_lock(&runtime_.lock);
 	sleep_us(30000); /* the worker blocks in its next root check */
-	pause_release(&h, NULL, NULL);
+	gcmark_value(&me->gc.gcw, (uintptr_t)r, true, 0, 0);
+	ck_assert(!gcw_empty(&me->gc.gcw));
+	pause_release(&h, NULL, NULL); /* its scan finds r marked */
 	while (aload(&h.t->pending) & P_SCAN)
 		sleep_us(100);
 	ck_assert(is_marked(r));
 	ck_assert(!is_marked(r[0]));
 	uintptr_t w0 = me->gc.gcw.scan_work;
+	uintptr_t s0 = aload(&gcwork_.scan_done);
 	uintptr_t a0 = aload(&gcstats_.assists);
 	/* Each allocation owes about 2M * ratio. An assist also stops
 	 * after ASSIST_MAX_NS (a sanitizer build may get no further than
@@ -1319,12 +1329,20 @@ START_TEST(test_assist_marks)
 	}
 	uintptr_t done = me->gc.gcw.scan_work - w0;
 	uintptr_t assists = aload(&gcstats_.assists) - a0;
+	/* Work some other marker counted meanwhile: a worker past its root
+	 * check (its credit pays allocations before they assist). */
+	uintptr_t others = aload(&gcwork_.scan_done) - s0 - done;
 	int phase = (int)aload(&mgc_.phase);
 	mutex_unlock(&runtime_.lock);
 	ck_assert_int_eq(phase, GCPHASE_MARK);
 	ck_assert_msg(done > 0, "the allocation did no marking");
 	/* Every one of them assisted, and was counted. */
-	ck_assert_uint_eq(assists, (uintptr_t)nalloc);
+	if (!others)
+		ck_assert_uint_eq(assists, (uintptr_t)nalloc);
+	else
+		printf("# a worker marked %zu units beside the assists: %zu "
+		       "assists in %d allocations not judged\n", (size_t)others,
+		       (size_t)assists, nalloc);
 	ck_assert_msg(inner_marked > 0 && leaves_marked > 0,
 	              "%d assists marked %zu inner nodes, %zu leaves",
 	              nalloc, inner_marked, leaves_marked);
