@@ -60,16 +60,14 @@ static bool holder_ok(void **o, uint64_t key)
 static void *groots_a[4];
 static void *groots_b[2];
 
-/* KNOWN LIBRARY RACE (left in place, see the report): under
- * ThreadSanitizer this test fails about one run in two with a data race
- * between gc_write's plain store into groots_a (before gc_collect) and the
- * mark worker's atomic read of it in runtime_mark_globals. gc_start
- * publishes GCPHASE_MARK with a relaxed store and the worker reads the
- * phase with relaxed loads; when a broadcast from the sweeper wakes the
- * worker between the phase store and gc_start's next unlock of mgc_.lock,
- * the worker marks with no happens-before edge to the mutator's stores.
- * (With a release store and acquire loads of mgc_.phase the report goes
- * away.) */
+/* Under ThreadSanitizer this test once failed about one run in two with
+ * a data race between gc_write's plain store into groots_a (before
+ * gc_collect) and the mark worker's read of it in runtime_mark_globals:
+ * GCPHASE_MARK was published with a relaxed store and read with relaxed
+ * loads, so a worker woken between the phase store and gc_start's next
+ * unlock of mgc_.lock marked with no happens-before edge to the
+ * mutator's stores. The phase is now stored with release and read with
+ * acquire (b06eb15), and the TSan build runs this test clean. */
 START_TEST(test_global_roots)
 {
 	start(false);
