@@ -16,7 +16,11 @@ alloc_hooks mspan_hooks;
 
 void mspan_refill_alloc_cache(mspan *s, uintptr_t w)
 {
-	s->alloc_cache = ~s->alloc_bits[w];
+	uint64_t c = ~s->alloc_bits[w];
+
+	if ((w + 1) * 64 > s->nelems)
+		c &= low_mask((unsigned)(s->nelems - w * 64));
+	s->alloc_cache = c;
 }
 
 uintptr_t mspan_next_free_index(mspan *s)
@@ -26,6 +30,9 @@ uintptr_t mspan_next_free_index(mspan *s)
 
 	if (fi == n)
 		return fi;
+	/* The fast path used up a window and left the next unloaded. */
+	if (!s->alloc_cache && fi % 64 == 0)
+		mspan_refill_alloc_cache(s, fi / 64);
 	uint64_t cache = s->alloc_cache;
 	unsigned bit = ctz64(cache);
 	while (bit == 64) {
@@ -533,11 +540,18 @@ void mspan_verify(const mspan *s, uintptr_t sg)
 		    (size_t)above);
 	if (fi < s->nelems) {
 		/* alloc_cache mirrors ~alloc_bits from freeindex to the end
-		 * of its word (bits past nelems do not matter). */
+		 * of its word, with no bits past nelems; or, at a word's
+		 * start, it is 0: the fast path used up the last window and
+		 * the slow path loads the next. */
 		unsigned n = (unsigned)MIN(64 - fi % 64, s->nelems - fi);
 		uint64_t want = (~s->alloc_bits[fi / 64] >> (fi % 64)) &
 		                low_mask(n);
-		if ((s->alloc_cache & low_mask(n)) != want)
+		if (n < 64 && (s->alloc_cache >> n))
+			bad("alloc_cache %#llx has bits past nelems %zu",
+			    (void *)s, (unsigned long long)s->alloc_cache,
+			    (size_t)s->nelems);
+		if (s->alloc_cache != want &&
+		    !(s->alloc_cache == 0 && fi % 64 == 0))
 			bad("alloc_cache %#llx, alloc bits say %#llx",
 			    (void *)s, (unsigned long long)s->alloc_cache,
 			    (unsigned long long)want);

@@ -251,31 +251,37 @@ static inline bool mspan_is_free(const mspan *s, uintptr_t i)
 	return !((aload_acq(&bits[i / 64]) >> (i % 64)) & 1);
 }
 
-/* The allocation fast path (Go's nextFreeFast): an object address, or 0
- * when the span is out of cached free slots. Owner thread only. */
+/* The allocation fast path (Go's nextFreeFast, less two of its tests):
+ * the next object of a span whose alloc_cache is not 0, which the caller
+ * has tested. No test of nelems: the cache has no bits past it
+ * (mspan_refill_alloc_cache). No refill at the end of a window: using its
+ * last object leaves alloc_cache 0 with freeindex at the next window's
+ * start, which the slow path loads (mspan_next_free_index). Owner thread
+ * only. */
+static ALWAYS_INLINE uintptr_t mspan_take_cached(mspan *s)
+{
+	uint64_t c = s->alloc_cache;
+	unsigned bit = ctz64(c);
+	uintptr_t i = aload(&s->freeindex) + bit;
+
+	s->alloc_cache = (c >> bit) >> 1;
+	astore(&s->freeindex, i + 1);
+	s->alloc_count++;
+	return s->base + i * s->elemsize;
+}
+
+/* An object address, or 0 when the span's cached window is used up. */
 static ALWAYS_INLINE uintptr_t mspan_next_free_fast(mspan *s)
 {
-	unsigned bit = ctz64(s->alloc_cache);
-	if (bit < 64) {
-		uintptr_t i = aload(&s->freeindex) + bit;
-		if (i < s->nelems) {
-			uintptr_t next = i + 1;
-			if (next % 64 == 0 && next != s->nelems)
-				return 0; /* the slow path refills the cache */
-			s->alloc_cache = (s->alloc_cache >> bit) >> 1;
-			astore(&s->freeindex, next);
-			s->alloc_count++;
-			return s->base + i * s->elemsize;
-		}
-	}
-	return 0;
+	return s->alloc_cache ? mspan_take_cached(s) : 0;
 }
 
 /* The next free object index from freeindex on, advancing freeindex past
  * it (Go's nextFreeIndex); nelems if the span is full. */
 uintptr_t mspan_next_free_index(mspan *s);
 
-/* Load alloc_cache from alloc bits word w (Go's refillAllocCache). */
+/* Load alloc_cache from alloc bits word w (Go's refillAllocCache), with
+ * no bits past nelems. */
 void mspan_refill_alloc_cache(mspan *s, uintptr_t w);
 
 /* Set up a span of class spc over [base, base + npages pages) and allocate

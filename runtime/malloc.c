@@ -292,9 +292,9 @@ static ALWAYS_INLINE void *gc_alloc_fast(gc_thread *th, size_t size,
 		return gc_alloc_slow(th, size, t);
 	}
 	mspan *s = c->alloc[spc];
-	uintptr_t p = mspan_next_free_fast(s);
-	if (unlikely(!p))
+	if (unlikely(!s->alloc_cache))
 		return gc_alloc_slow(th, size, t);
+	uintptr_t p = mspan_take_cached(s);
 	if (unlikely(!layout_ready(s, size, t, noscan)))
 		return alloc_finish(s, p, size, t);
 	return (void *)p;

@@ -52,7 +52,9 @@ static void set_bit(uint64_t *bm, uintptr_t i, bool v)
 /* ---- (a) the free-object walk ------------------------------------------- */
 
 /* alloc_count == freeindex + popcount(alloc_bits[freeindex, nelems)), and
- * alloc_cache mirrors the alloc bits from freeindex to its word's end. */
+ * alloc_cache mirrors the alloc bits from freeindex to its word's end,
+ * with no bits past nelems; or, at a word's start, it is 0 (the fast path
+ * used up a window, and the slow path loads the next). */
 static void naive_invariant(const mspan *s)
 {
 	uintptr_t fi = aload(&s->freeindex), above = 0;
@@ -64,6 +66,15 @@ static void naive_invariant(const mspan *s)
 	CHECK(s->alloc_count == fi + above,
 	      "alloc_count %zu != freeindex %zu + %zu", (size_t)s->alloc_count,
 	      (size_t)fi, (size_t)above);
+	if (fi < s->nelems) {
+		unsigned n = (unsigned)MIN(64 - fi % 64, s->nelems - fi);
+		CHECK(n == 64 || !(s->alloc_cache >> n),
+		      "alloc_cache %#llx has bits past object %zu",
+		      (unsigned long long)s->alloc_cache,
+		      (size_t)(fi + n - 1));
+	}
+	if (s->alloc_cache == 0 && fi % 64 == 0)
+		return;
 	for (uintptr_t i = fi; i < s->nelems && (i == fi || i % 64); i++)
 		CHECK(((s->alloc_cache >> (i - fi)) & 1) ==
 		              !bitmap_get(s->alloc_bits, i),
@@ -106,7 +117,11 @@ static void walk_trial(test_rng *r, mspan *s, bool real)
 	astore(&s->freeindex, fi);
 	s->alloc_count = count;
 	/* As mcentral_cache_span loads it. */
-	s->alloc_cache = fi < n ? ~s->alloc_bits[fi / 64] >> (fi % 64) : 0;
+	s->alloc_cache = 0;
+	if (fi < n) {
+		mspan_refill_alloc_cache(s, fi / 64);
+		s->alloc_cache >>= fi % 64;
+	}
 	naive_invariant(s);
 	if (real)
 		mheap_verify_span(s);
@@ -191,7 +206,8 @@ START_TEST(test_next_free)
 END_TEST
 
 /* The fast path alone never crosses a 64-object boundary with a stale
- * cache: it stops there, and the slow path goes on. */
+ * cache: it uses up a word's window, leaves the cache empty, and the slow
+ * path loads the next word and hands out its first object. */
 START_TEST(test_fast_path_word_edges)
 {
 	heap_setup();
@@ -204,15 +220,18 @@ START_TEST(test_fast_path_word_edges)
 			ck_assert_uint_eq(p, s->base + i * s->elemsize);
 			fast++;
 		} else {
-			/* Only at the last object of a word. */
-			ck_assert_uint_eq((i + 1) % 64, 0);
+			/* Only at the first object of a word after the
+			 * first, with the cache used up. */
+			ck_assert_uint_eq(i % 64, 0);
+			ck_assert_uint_ne(i, 0);
+			ck_assert_uint_eq(s->alloc_cache, 0);
 			ck_assert_uint_eq(mspan_next_free_index(s), i);
 			s->alloc_count++;
 		}
 		i++;
 		naive_invariant(s);
 	}
-	ck_assert_uint_eq(fast, n - n / 64 + 1);
+	ck_assert_uint_eq(fast, n - (n - 1) / 64);
 	ck_assert_uint_eq(s->alloc_count, n);
 	mheap_verify_span(s);
 }

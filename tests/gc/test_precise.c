@@ -21,11 +21,7 @@
  * mspan_next_free_fast's test, without taking the object. */
 static bool fast_ok(const mspan *s)
 {
-	unsigned bit = ctz64(s->alloc_cache);
-	if (bit >= 64)
-		return false;
-	uintptr_t i = aload(&s->freeindex) + bit;
-	return i < s->nelems && !((i + 1) % 64 == 0 && i + 1 != s->nelems);
+	return s->alloc_cache != 0;
 }
 
 /* ---- gc_weakmap_new ------------------------------------------------------ */
