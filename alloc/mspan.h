@@ -7,7 +7,9 @@
  * Allocation state. alloc_bits marks the objects that were live at the
  * last sweep; freeindex runs from 0 to nelems and every object below it is
  * allocated; alloc_cache holds ~alloc_bits starting at freeindex, so that
- * bit 0 of alloc_cache stands for object freeindex (1 = free):
+ * bit 0 of alloc_cache stands for object freeindex (1 = free), up to the
+ * end of its 64-object word and never past nelems (0 at a word's start:
+ * the fast path used up the last word, and the slow path loads this one):
  *
  *     alloc_count == freeindex + popcount(alloc_bits[freeindex, nelems))
  *
