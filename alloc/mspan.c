@@ -547,9 +547,10 @@ void mspan_verify(const mspan *s, uintptr_t sg)
 		uint64_t want = (~s->alloc_bits[fi / 64] >> (fi % 64)) &
 		                low_mask(n);
 		if (n < 64 && (s->alloc_cache >> n))
-			bad("alloc_cache %#llx has bits past nelems %zu",
-			    (void *)s, (unsigned long long)s->alloc_cache,
-			    (size_t)s->nelems);
+			bad("alloc_cache %#llx has bits past object %zu (the "
+			    "end of its word, or the last object)", (void *)s,
+			    (unsigned long long)s->alloc_cache,
+			    (size_t)(fi + n - 1));
 		if (s->alloc_cache != want &&
 		    !(s->alloc_cache == 0 && fi % 64 == 0))
 			bad("alloc_cache %#llx, alloc bits say %#llx",
