@@ -23,6 +23,7 @@
 #endif
 
 _Static_assert(sizeof(gc_type) <= GCTYPE_SLOT, "a gc_type fits its slot");
+_Static_assert(MCACHE_SLOTS <= 256, "an mcache slot fits gc_type.cslot");
 
 uintptr_t gctype_region = GCTYPE_SLOT;
 
@@ -175,6 +176,7 @@ gc_type *gctype_make(const char *name, size_t size, const uint64_t *bitmap,
 	tmp.noscan = nptrs == 0 && flags != GCHEAP_TAIL_POINTERS;
 	tmp.spc = size <= MAX_SMALL_SIZE ?
 	          make_spanclass(size_to_class(size), tmp.noscan) : 0;
+	tmp.cslot = tmp.spc;
 	tmp.name = copy;
 	tmp.bits = bits;
 	if (bitmap)
@@ -198,6 +200,10 @@ gc_type *gctype_make(const char *name, size_t size, const uint64_t *bitmap,
 		fail(GCHEAP_ERR_NOMEM, "type %s: the OS refused memory for "
 		     "the type region", nm);
 	}
+	if (size <= MAX_SMALL_SIZE && !tmp.noscan)
+		tmp.cslot = (uint8_t)(NUM_SPANCLASSES +
+		                      ((uintptr_t)t - gctype_region) /
+		                      GCTYPE_SLOT % MCACHE_TYPED_SLOTS);
 	*t = tmp;
 	if (bits == tmp.inline_bits)
 		t->bits = t->inline_bits;

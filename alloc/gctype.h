@@ -56,6 +56,9 @@ struct gc_type {
 	uint8_t spc;         /* the span class (alloc/sizeclasses.h) of one
 	                      * object of exactly size bytes; 0 over the
 	                      * largest small size */
+	uint8_t cslot;       /* the mcache slot of such an object: spc for
+	                      * a noscan type, else its typed slot
+	                      * (alloc/mcache.h) */
 	uint64_t small_bits; /* map of words 0..63 with the tail applied */
 	uint64_t small_hi;   /* and of words 64..127: with small_bits, any
 	                      * 64 words of a repeated map of <= 64 words */

@@ -7,7 +7,7 @@
 
 #include <string.h>
 
-/* Visit the classes with a real cached span: i is set to each in turn. */
+/* Visit the slots with a real cached span: i is set to each in turn. */
 #define for_each_cached(c, i, w, bits)                                      \
 	for (unsigned w = 0; w < ARRAY_LEN((c)->cached); w++)               \
 		for (uint64_t bits = (c)->cached[w];                        \
@@ -16,7 +16,7 @@
 
 void mcache_init(mcache *c)
 {
-	for (unsigned i = 0; i < NUM_SPANCLASSES; i++)
+	for (unsigned i = 0; i < MCACHE_SLOTS; i++)
 		c->alloc[i] = &mspan_empty;
 	memset(c->cached, 0, sizeof(c->cached));
 	c->tiny = 0;
@@ -42,13 +42,14 @@ static void flush_black(mcache *c, mspan *s)
 
 /* Give a span back to its mcentral, correcting the allocation counter for
  * the objects that were counted at refill but never handed out. */
-static void uncache(mcache *c, spanclass spc)
+static void uncache(mcache *c, unsigned slot)
 {
-	mspan *s = c->alloc[spc];
-	c->alloc[spc] = &mspan_empty;
+	mspan *s = c->alloc[slot];
+	c->alloc[slot] = &mspan_empty;
 	if (s == &mspan_empty)
 		return;
-	c->cached[spc / 64] &= ~((uint64_t)1 << (spc % 64));
+	spanclass spc = s->spc;
+	c->cached[slot / 64] &= ~((uint64_t)1 << (slot % 64));
 	flush_black(c, s);
 	mspan_set_blackfrom(s, NO_BLACK);
 	uintptr_t unused = s->nelems - s->alloc_count;
@@ -63,9 +64,9 @@ static void uncache(mcache *c, spanclass spc)
 	mcentral_uncache_span(&mcentral_[spc], s);
 }
 
-bool mcache_refill(mcache *c, spanclass spc, int *err)
+bool mcache_refill(mcache *c, unsigned slot, spanclass spc, int *err)
 {
-	mspan *s = c->alloc[spc];
+	mspan *s = c->alloc[slot];
 
 	if (s != &mspan_empty) {
 		if (s->alloc_count != s->nelems)
@@ -76,7 +77,7 @@ bool mcache_refill(mcache *c, spanclass spc, int *err)
 			fatal("mcache_refill: span %p has sweepgen %zu, heap "
 			      "%zu", (void *)s, (size_t)aload(&s->sweepgen),
 			      (size_t)sg);
-		uncache(c, spc);
+		uncache(c, slot);
 	}
 	s = mcentral_cache_span(&mcentral_[spc], err);
 	if (!s)
@@ -91,20 +92,21 @@ bool mcache_refill(mcache *c, spanclass spc, int *err)
 		           s->nelems - s->alloc_count);
 	afetch_add(&mheap_.stats.heap_live,
 	           (s->nelems - s->alloc_count) * s->elemsize);
-	c->alloc[spc] = s;
-	c->cached[spc / 64] |= (uint64_t)1 << (spc % 64);
+	c->alloc[slot] = s;
+	c->cached[slot / 64] |= (uint64_t)1 << (slot % 64);
 	return true;
 }
 
-uintptr_t mcache_next_free(mcache *c, spanclass spc, mspan **sp, int *err)
+uintptr_t mcache_next_free(mcache *c, unsigned slot, spanclass spc,
+                           mspan **sp, int *err)
 {
-	mspan *s = c->alloc[spc];
+	mspan *s = c->alloc[slot];
 	uintptr_t i = mspan_next_free_index(s);
 
 	if (i == s->nelems) {
-		if (!mcache_refill(c, spc, err))
+		if (!mcache_refill(c, slot, spc, err))
 			return 0;
-		s = c->alloc[spc];
+		s = c->alloc[slot];
 		i = mspan_next_free_index(s);
 	}
 	if (i >= s->nelems)
@@ -120,7 +122,7 @@ void mcache_release_all(mcache *c)
 	unsigned i;
 
 	for_each_cached(c, i, w, bits)
-		uncache(c, (spanclass)i);
+		uncache(c, i);
 	if (GCHEAP_STATS && c->tiny_allocs) {
 		afetch_add(&mheap_.stats.tiny_allocs, c->tiny_allocs);
 		c->tiny_allocs = 0;

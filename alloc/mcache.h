@@ -2,6 +2,15 @@
  *
  * One cached span per span class, from which the owning thread allocates
  * with no lock and no atomic read-modify-write (mspan_next_free_fast);
+ * and MCACHE_TYPED_SLOTS more, the typed slots, for objects of a scan
+ * type's own size: type t's slot (t->cslot, chosen from its place in the
+ * type region) holds a span of t's class whose free slots carry t's heap
+ * bits (freetype == t), so that programs which interleave types of one
+ * size class still allocate without writing layouts (a single class span
+ * would be refilled with one type's bits and rewritten per object for
+ * the others). Two types whose slots collide share it in turn: the slot
+ * keeps its span until that is full (mcache_typed_slot), and the other
+ * type meanwhile allocates from its class span;
  * the tiny block for packing noscan objects under TINY_SIZE bytes (the
  * bump is mcache_tiny_alloc, inline here). When a span runs out, refill
  * returns it to its mcentral and caches another.
@@ -27,10 +36,12 @@
 #include "alloc/mspan.h"
 
 typedef struct mcache {
-	mspan *alloc[NUM_SPANCLASSES]; /* never NULL: &mspan_empty */
+	/* Slot i < NUM_SPANCLASSES: span class i; then the typed slots.
+	 * Never NULL: &mspan_empty. */
+	mspan *alloc[MCACHE_SLOTS];
 	/* Bit i: alloc[i] is a real span. The walks done for every thread
 	 * inside a pause (start_black, flush_black) visit these only. */
-	uint64_t cached[(NUM_SPANCLASSES + 63) / 64];
+	uint64_t cached[(MCACHE_SLOTS + 63) / 64];
 	uintptr_t tiny;                /* current tiny block, or 0 */
 	uintptr_t tinyoffset;          /* bytes of it used */
 	uintptr_t tiny_allocs;         /* tiny objects not yet counted */
@@ -59,14 +70,33 @@ static ALWAYS_INLINE bool mcache_fresh_black(const mcache *c, uintptr_t p)
 	return p - c->fresh_lo < c->fresh_len;
 }
 
-/* Replace the span of class spc with one that has a free object. False
- * (and *err) when memory runs out. */
-bool mcache_refill(mcache *c, spanclass spc, int *err);
+/* Replace the span in slot `slot` (spc itself, or a typed slot) with
+ * one of class spc that has a free object. False (and *err) when memory
+ * runs out. */
+bool mcache_refill(mcache *c, unsigned slot, spanclass spc, int *err);
 
 /* The slow path of small allocation (Go's nextFree): an object of class
- * spc, refilling as needed; 0 and *err on out-of-memory. *sp receives the
- * span. */
-uintptr_t mcache_next_free(mcache *c, spanclass spc, mspan **sp, int *err);
+ * spc from slot `slot`, refilling as needed; 0 and *err on out-of-memory.
+ * *sp receives the span. */
+uintptr_t mcache_next_free(mcache *c, unsigned slot, spanclass spc,
+                           mspan **sp, int *err);
+
+/* The slot an object of scan type t, of t's own size and class spc, is
+ * taken from: t's typed slot, unless a span there still has room and is
+ * another type's (its free slots carry another layout, or it is of
+ * another class): then the class slot spc, until that span is full. A
+ * span of class spc with no layout in its free slots (type recording
+ * writes every object's) serves any type. */
+static inline unsigned mcache_typed_slot(const mcache *c, const gc_type *t,
+                                         spanclass spc)
+{
+	const mspan *s = c->alloc[t->cslot];
+
+	if (s == &mspan_empty || s->alloc_count == s->nelems)
+		return t->cslot;
+	return s->spc == spc && (s->freetype == t || !s->freetype) ?
+	       t->cslot : spc;
+}
 
 /* The offset of a tiny object of `size` bytes at or after `off`, aligned
  * as a C object of that size must be. */

@@ -52,6 +52,10 @@ static inline unsigned size_to_class(size_t size)
 typedef uint8_t spanclass;
 
 #define NUM_SPANCLASSES (NUM_SIZE_CLASSES << 1)
+/* A thread's cache (alloc/mcache.h) has a slot per span class, then its
+ * typed slots: a scan type's slot is gc_type.cslot. */
+#define MCACHE_TYPED_SLOTS 64
+#define MCACHE_SLOTS (NUM_SPANCLASSES + MCACHE_TYPED_SLOTS)
 #define TINY_SPANCLASS ((spanclass)(TINY_SIZE_CLASS << 1 | 1))
 
 static inline spanclass make_spanclass(unsigned sizeclass, bool noscan)

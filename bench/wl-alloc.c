@@ -9,7 +9,9 @@
  * allocation fast path with sweeping and span reuse behind it: memory is
  * recycled, not freshly faulted in (the difference from
  * bench/allocbench.c). Options: --objs N; --size S and --ring 0|1 run
- * one column only (for profiling). */
+ * one column only (for profiling); --types K (1..4, not in bench/run's
+ * columns) allocates K types of the same size in turn (a language
+ * runtime's several object kinds of one size class). */
 #include "wl.h"
 
 #define RING 16384
@@ -19,10 +21,19 @@ typedef struct obj {
 	uint64_t v;
 } obj;
 
-static void run(size_t size, int ring_mode, size_t n, uint64_t *h)
+static void run(size_t size, int ring_mode, size_t n, unsigned ntypes,
+                uint64_t *h)
 {
-	static const size_t off0[] = {0};
-	wl_type *t = wl_type_new("obj", size, off0, 1);
+	/* Type k: a pointer in word 0, and in words 2 and 3 as k's bits
+	 * say, where the object has them (word 1 is the index). */
+	wl_type *types[4];
+	for (unsigned k = 0; k < ntypes; k++) {
+		size_t offs[3] = {0}, np = 1;
+		for (unsigned b = 0; b < 2; b++)
+			if (k >> b & 1 && (2 + b) * 8 < size)
+				offs[np++] = (2 + b) * 8;
+		types[k] = wl_type_new("obj", size, offs, np);
+	}
 	obj **ring = ring_mode ? (obj **)wl_alloc_slots(RING) : NULL;
 	double t0, t1, c0, c1;
 	char name[64];
@@ -30,7 +41,7 @@ static void run(size_t size, int ring_mode, size_t n, uint64_t *h)
 	c0 = wl_cpu_s();
 	t0 = wl_now_ns();
 	for (size_t i = 0; i < n; i++) {
-		obj *o = wl_alloc(size, t);
+		obj *o = wl_alloc(size, types[i % ntypes]);
 
 		o->v = i;
 		if (!WL_ZEROED)
@@ -82,11 +93,14 @@ int main(int argc, char **argv)
 	n = (size_t)wl_arg("objs", wl_quick() ? 200000 : 100000000);
 	size_t only_size = (size_t)wl_arg("size", 0);
 	long only_ring = wl_arg("ring", -1);
+	unsigned ntypes = (unsigned)wl_arg("types", 1);
+	if (ntypes < 1 || ntypes > 4)
+		wl_die("--types takes 1 to 4");
 	for (int s = 0; s < 3; s++)
 		for (int mode = 0; mode < 2; mode++)
 			if ((!only_size || only_size == sizes[s]) &&
 			    (only_ring < 0 || only_ring == mode))
-				run(sizes[s], mode, n, &h);
+				run(sizes[s], mode, n, ntypes, &h);
 	wl_checksum(h);
 	wl_finish();
 	return 0;

@@ -97,7 +97,8 @@ static void *alloc_tiny(gc_thread *th, size_t size, int *err)
 	p = mspan_next_free_fast(s);
 	if (!p) {
 		collector_duties(th, slow_path_bytes(TINY_SIZE_CLASS));
-		p = mcache_next_free(c, TINY_SPANCLASS, &s, err);
+		p = mcache_next_free(c, TINY_SPANCLASS, TINY_SPANCLASS, &s,
+		                     err);
 		if (!p)
 			return NULL;
 	}
@@ -193,12 +194,16 @@ static void *alloc_any(gc_thread *th, size_t size, const gc_type *t,
 		return alloc_tiny(th, size, err);
 
 	spanclass spc = make_spanclass(size_to_class(size), noscan);
-	mspan *s = c->alloc[spc];
+	bool typed = !noscan && size == t->size;
+	unsigned slot = typed ? mcache_typed_slot(c, t, spc) : spc;
+	mspan *s = c->alloc[slot];
 	uintptr_t p = mspan_next_free_fast(s);
 	if (!p) {
 		collector_duties(th, slow_path_bytes(size_to_class(size)));
-		s = c->alloc[spc];
-		p = mcache_next_free(c, spc, &s, err);
+		/* The duties may have released the cache. */
+		slot = typed ? mcache_typed_slot(c, t, spc) : spc;
+		s = c->alloc[slot];
+		p = mcache_next_free(c, slot, spc, &s, err);
 		if (!p)
 			return NULL;
 	}
@@ -251,19 +256,20 @@ static ALWAYS_INLINE void *gc_alloc_unusual(gc_thread *th, size_t size,
 }
 
 /* The fast path: a small or tiny object from the thread's cached span,
- * with no zeroing, no mark bit and, when the span's free slots already
- * carry this (type, size), no heap bits (all done per span when the
- * thread cached it: alloc/mcache.h). Anything unusual goes to
- * gc_alloc_slow, a first or second layout to alloc_finish, both as tail
- * calls. A type is checked by its address alone (a mask test: gctype.h)
- * before any field is read; a slot of the type region not yet used has
- * nfast 0 and goes to the slow path's full check. A thread inside
+ * with no zeroing, no mark bit and no heap bits (all done per span when
+ * the thread cached it: alloc/mcache.h): a scan object only from a span
+ * whose free slots already carry its (type, size), which the type's own
+ * typed slot does for objects of the type's size. Anything unusual goes
+ * to gc_alloc_slow as a tail call. A type is checked by its address alone
+ * (a mask test: gctype.h) before any field is read; a slot of the type
+ * region not yet used has nfast 0 and goes to the slow path's full
+ * check. A thread inside
  * gc_blocking_begin/end has no thread_current. */
 static ALWAYS_INLINE void *gc_alloc_fast(gc_thread *th, size_t size,
                                         const gc_type *t)
 {
 	bool noscan = true;
-	spanclass spc;
+	unsigned slot; /* in mcache.alloc: alloc/mcache.h */
 
 	if (t) {
 		if (GCHEAP_CHECK_LEVEL >= 1 && unlikely(!gctype_in_region(t)))
@@ -272,14 +278,14 @@ static ALWAYS_INLINE void *gc_alloc_fast(gc_thread *th, size_t size,
 		if (unlikely(!th || size - t->size >= t->nfast))
 			return gc_alloc_unusual(th, size, t);
 		noscan = t->noscan;
-		/* The type's own size (most requests): its class is kept
-		 * in the type. */
-		spc = size == t->size ? t->spc :
-		      make_spanclass(size_to_class(size), noscan);
+		/* The type's own size (most requests): its slot is kept in
+		 * the type. */
+		slot = size == t->size ? t->cslot :
+		       make_spanclass(size_to_class(size), noscan);
 	} else if (unlikely(!th || size - 1 >= MAX_SMALL_SIZE)) {
 		return gc_alloc_unusual(th, size, t);
 	} else {
-		spc = make_spanclass(size_to_class(size), true);
+		slot = make_spanclass(size_to_class(size), true);
 	}
 	/* The heap profiler's countdown (runtime/mprof.h). */
 	if (unlikely((th->mprof_left -= (intptr_t)size) < 0))
@@ -291,11 +297,15 @@ static ALWAYS_INLINE void *gc_alloc_fast(gc_thread *th, size_t size,
 			return (void *)p;
 		return gc_alloc_slow(th, size, t);
 	}
-	mspan *s = c->alloc[spc];
+	mspan *s = c->alloc[slot];
 	if (unlikely(!s->alloc_cache))
 		return gc_alloc_slow(th, size, t);
+	/* A typed slot's span may be another type's, of another class:
+	 * tested before the take. */
+	if (!noscan && unlikely(s->freetype != t || s->freesize != size))
+		return gc_alloc_slow(th, size, t);
 	uintptr_t p = mspan_take_cached(s);
-	if (unlikely(!layout_ready(s, size, t, noscan)))
+	if (noscan && unlikely(s->typeids))
 		return alloc_finish(s, p, size, t);
 	return (void *)p;
 }

@@ -188,7 +188,7 @@ START_TEST(test_mcache_cycles)
 		spanclass spc = make_spanclass(classes[k], k % 2);
 		mspan *old = mc.alloc[spc], *s = NULL;
 		int err = 0;
-		uintptr_t p = mcache_next_free(&mc, spc, &s, &err);
+		uintptr_t p = mcache_next_free(&mc, spc, spc, &s, &err);
 
 		CHECK(p != 0, "mcache_next_free failed with %d", err);
 		CHECK(s == mc.alloc[spc], "the span is not the cached one");
@@ -380,7 +380,7 @@ static void *worker_main(void *arg)
 		mspan *s = cur;
 		uintptr_t p = mspan_next_free_fast(cur);
 		if (!p)
-			p = mcache_next_free(&mc, w->spc, &s, &w->err);
+			p = mcache_next_free(&mc, w->spc, w->spc, &s, &w->err);
 		if (!p) {
 			violation("out of memory", NULL, w->id);
 			break;
@@ -588,7 +588,7 @@ START_TEST(test_stale_via_mcache)
 	heap_setup();
 	mcache_init(&mc);
 	for (int k = 0; k < 10; k++)
-		ck_assert_uint_ne(mcache_next_free(&mc, spc, &s, &err), 0);
+		ck_assert_uint_ne(mcache_next_free(&mc, spc, spc, &s, &err), 0);
 	uintptr_t base = s->base;
 	size_t spans = mheap_.stats.spans_inuse;
 	mcache_prepare_for_sweep(&mc); /* no flip: nothing happens */
@@ -605,7 +605,7 @@ START_TEST(test_stale_via_mcache)
 
 	/* Again with one object marked: the span stays, partial, swept. */
 	for (int k = 0; k < 10; k++)
-		ck_assert_uint_ne(mcache_next_free(&mc, spc, &s, &err), 0);
+		ck_assert_uint_ne(mcache_next_free(&mc, spc, spc, &s, &err), 0);
 	set_bit(s->gcmark_bits, 9);
 	sg = flip();
 	mcache_prepare_for_sweep(&mc);

@@ -17,7 +17,7 @@
 
 #include "precise_fixture.c"
 
-/* Would the next allocation from s take the fast path (no safepoint)?
+/* Would the next allocation from s need no refill (no safepoint)?
  * mspan_next_free_fast's test, without taking the object. */
 static bool fast_ok(const mspan *s)
 {
@@ -41,17 +41,25 @@ START_TEST(test_weakmap_new_precise)
 	size_t msize = gc_size(slots[1]);
 	ck_assert_uint_eq(msize, gc_size(gc_alloc(msize, t_one)));
 	mcache *c = &me->mcache;
-	spanclass map_spc = make_spanclass(size_to_class(msize), false);
+	/* The map is of the library's type, from that type's typed slot
+	 * (alloc/mcache.h); its slot array, of another type's size, from
+	 * its class's slot. */
+	gc_type *mt = gctype_all();
+	while (mt && strcmp(mt->name, "gc_weakmap"))
+		mt = mt->next;
+	ck_assert_ptr_nonnull(mt);
+	ck_assert_uint_eq(mt->size, msize);
+	unsigned map_slot = mt->cslot;
 	spanclass slot_spc = make_spanclass(size_to_class(8 * sizeof(void *)),
 	                                    false);
-	ck_assert_uint_ne(map_spc, slot_spc);
+	ck_assert_uint_ne(map_slot, slot_spc);
 	/* The map comes from the cache without a safepoint; its slot array
 	 * needs a refill: the slow path, where stress=1 starts a cycle. */
-	while (!fast_ok(c->alloc[map_spc]))
-		ck_assert_ptr_nonnull(gc_alloc(msize, t_one));
+	while (!fast_ok(c->alloc[map_slot]))
+		ck_assert_ptr_nonnull(gc_alloc(msize, mt));
 	while (fast_ok(c->alloc[slot_spc]))
 		ck_assert_ptr_nonnull(gc_alloc_array(8, t_ptr));
-	ck_assert(fast_ok(c->alloc[map_spc]));
+	ck_assert(fast_ok(c->alloc[map_slot]));
 	uintptr_t c0 = aload(&mgc_.cycles);
 	gc_enable();
 	gc_weakmap *m = gc_weakmap_new();

@@ -1028,15 +1028,31 @@ END_TEST
 /* After the thread's cache is released, objects are counted exactly:
  * the unused remainder of each cached span is taken back. */
 /* alloc_layout_writes counts the small allocations that wrote their
- * layout per object: one per span for a span of one type; every object
- * of the second type when two types of one size class share a span. */
+ * layout per object: one per span for a span of one type. Each scan type
+ * has a typed slot in the thread's cache (alloc/mcache.h), so that two
+ * types of one size class allocated in turn still write one layout per
+ * span; two types whose typed slots collide take turns at the slot, and
+ * never write more than one layout per object. */
 START_TEST(test_stats_layout_writes)
 {
-	size_t off0 = 0, off1 = 8;
+	size_t off0 = 0, off1 = 8, off2 = 16;
 	gc_type *ta = gc_type_new("la", 32, &off0, 1, GCHEAP_TAIL_NOSCAN);
 	gc_type *tb = gc_type_new("lb", 32, &off1, 1, GCHEAP_TAIL_NOSCAN);
 	ck_assert_ptr_nonnull(ta);
 	ck_assert_ptr_nonnull(tb);
+	ck_assert_uint_eq(ta->spc, tb->spc);
+	ck_assert_uint_ne(ta->cslot, tb->cslot);
+	/* A type whose typed slot is ta's: at most one in
+	 * MCACHE_TYPED_SLOTS consecutive types of the region. */
+	gc_type *tc = NULL;
+	for (int i = 0; i < MCACHE_TYPED_SLOTS && !tc; i++) {
+		gc_type *t = gc_type_new("lc", 32, &off2, 1,
+		                         GCHEAP_TAIL_NOSCAN);
+		ck_assert_ptr_nonnull(t);
+		if (t->cslot == ta->cslot)
+			tc = t;
+	}
+	ck_assert_ptr_nonnull(tc);
 	/* Type recording (on with checkmark or rootcheck) writes every
 	 * object's type: off, whatever GCHEAP_DEBUG says. */
 	gc_set_record_types(0);
@@ -1050,17 +1066,128 @@ START_TEST(test_stats_layout_writes)
 	 * none). */
 	ck_assert_uint_ge(w1 - w0, 1);
 	ck_assert_uint_le(w1 - w0, 45);
-	for (int i = 0; i < 1000; i++) {
+	for (int i = 0; i < 10000; i++) {
 		ck_assert_ptr_nonnull(gc_alloc(32, ta));
 		ck_assert_ptr_nonnull(gc_alloc(32, tb));
 	}
 	uint64_t w2 = stats().alloc_layout_writes;
-	/* Alternating layouts: the second type writes per object; the
-	 * first finds the span's free slots still carrying its pattern (a
-	 * few more: a new span's first layout). */
-	ck_assert_uint_ge(w2 - w1, 1000);
-	ck_assert_uint_le(w2 - w1, 1010);
+	/* Alternating layouts: each type fills its own spans (a span per
+	 * 256 objects, 80 in all, and a few more). */
+	ck_assert_uint_ge(w2 - w1, 1);
+	ck_assert_uint_le(w2 - w1, 90);
+	for (int i = 0; i < 10000; i++) {
+		ck_assert_ptr_nonnull(gc_alloc(32, ta));
+		ck_assert_ptr_nonnull(gc_alloc(32, tc));
+	}
+	uint64_t w3 = stats().alloc_layout_writes;
+	ck_assert_uint_le(w3 - w2, 10000 + 90);
 	gc_enable();
+}
+END_TEST
+
+/* Objects of types that share a size class, allocated in turn, keep
+ * their own layouts: each points to a child through its one pointer
+ * word, and holds a word that looks like a pointer to another child in
+ * the next word. Of four types, the first three share a size class, and
+ * the third and fourth (of another class) share the first's typed slot. A
+ * wrong layout would keep the wrong children (checked by weak
+ * references: the children reachable only through a plain word must die)
+ * or lose the right ones (checked by their payload, overwritten once
+ * freed); an object of the wrong class would overlap its neighbours. */
+enum { TS_N = 4000, TS_T = 4 };
+static const size_t ts_offs[TS_T] = {0, 8, 16, 24};
+static const size_t ts_sizes[TS_T] = {32, 32, 32, 48};
+
+static void typed_slots_round(gc_type *const *t, gc_type *tp)
+{
+	/* No cycle while the objects are made; precise stacks for the
+	 * collections, so that no stale word on the stack keeps a child. */
+	gc_disable();
+	uint64_t **par = gc_alloc_array(TS_N, tp);
+	gc_weak **dead = gc_alloc_array(TS_N, tp);
+	uint64_t *plain = gc_alloc(TS_N * sizeof(uint64_t), NULL);
+	ck_assert(par && dead && plain);
+	ck_assert_int_eq(gc_add_roots(&par, 1), GCHEAP_OK);
+	ck_assert_int_eq(gc_add_roots(&dead, 1), GCHEAP_OK);
+	ck_assert_int_eq(gc_add_roots(&plain, 1), GCHEAP_OK);
+	for (int i = 0; i < TS_N; i++) {
+		unsigned k = (unsigned)i % TS_T;
+		size_t pw = ts_offs[k] / 8, nw = ts_sizes[k] / 8;
+		uint64_t *o = gc_alloc(ts_sizes[k], t[k]);
+		ck_assert_ptr_nonnull(o);
+		uint64_t *live = gc_alloc(24, NULL);
+		uint64_t *gone = gc_alloc(24, NULL);
+		ck_assert(live && gone);
+		live[0] = (uint64_t)i;
+		gone[0] = (uint64_t)i;
+		gc_weak *w = gc_weak_new(gone);
+		ck_assert_ptr_nonnull(w);
+		gc_write(&dead[i], w);
+		/* The pointer word holds live; the next word (a plain
+		 * word in this layout) holds gone. */
+		gc_write(&o[pw], live);
+		o[(pw + 1) % nw] = (uint64_t)(uintptr_t)gone;
+		plain[i] = (uint64_t)(uintptr_t)gone;
+		gc_write(&par[i], o);
+	}
+	gc_enable();
+	gc_set_conservative_stacks(0);
+	gc_collect();
+	gc_collect();
+	/* Reuse what was freed, so that a lost child shows. */
+	for (int i = 0; i < 4 * TS_N; i++)
+		memset(gc_alloc(24, NULL), 0x5a, 24);
+	for (int i = 0; i < TS_N; i++) {
+		unsigned k = (unsigned)i % TS_T;
+		size_t pw = ts_offs[k] / 8, nw = ts_sizes[k] / 8;
+		uint64_t *live = (uint64_t *)(uintptr_t)par[i][pw];
+		ck_assert_msg(live[0] == (uint64_t)i, "object %d (type %u): "
+		              "its child holds %#llx", i, k,
+		              (unsigned long long)live[0]);
+		ck_assert_msg(gc_weak_get(dead[i]) == NULL, "object %d (type "
+		              "%u): a plain word kept its value alive", i, k);
+		/* Nothing else wrote into the object. */
+		for (size_t j = 0; j < nw; j++) {
+			uint64_t want = j == (pw + 1) % nw ? plain[i] : 0;
+			ck_assert_msg(j == pw || par[i][j] == want,
+			              "object %d (type %u): word %zu holds "
+			              "%#llx", i, k, j,
+			              (unsigned long long)par[i][j]);
+		}
+	}
+	gc_set_conservative_stacks(1);
+	ck_assert_int_eq(gc_remove_roots(&plain), GCHEAP_OK);
+	ck_assert_int_eq(gc_remove_roots(&dead), GCHEAP_OK);
+	ck_assert_int_eq(gc_remove_roots(&par), GCHEAP_OK);
+}
+
+START_TEST(test_typed_slots_layouts)
+{
+	gc_type *t[TS_T] = {NULL, NULL, NULL, NULL};
+	t[0] = gc_type_new("ya", 32, &ts_offs[0], 1, GCHEAP_TAIL_NOSCAN);
+	t[1] = gc_type_new("yb", 32, &ts_offs[1], 1, GCHEAP_TAIL_NOSCAN);
+	ck_assert(t[0] && t[1]);
+	for (int k = 2; k < TS_T; k++)
+		for (int i = 0; i < MCACHE_TYPED_SLOTS && !t[k]; i++) {
+			gc_type *x = gc_type_new("yc", ts_sizes[k],
+			                         &ts_offs[k], 1,
+			                         GCHEAP_TAIL_NOSCAN);
+			ck_assert_ptr_nonnull(x);
+			if (x->cslot == t[0]->cslot)
+				t[k] = x;
+		}
+	ck_assert(t[2] && t[3]);
+	ck_assert_uint_eq(t[2]->spc, t[0]->spc);
+	ck_assert_uint_ne(t[3]->spc, t[0]->spc);
+	size_t zero = 0;
+	gc_type *tp = gc_type_new("yp", 8, &zero, 1, GCHEAP_TAIL_REPEAT);
+	ck_assert_ptr_nonnull(tp);
+	/* Without type recording (layouts in the free slots of a span: the
+	 * fast path), then with it (every object's layout written). */
+	gc_set_record_types(0);
+	typed_slots_round(t, tp);
+	gc_set_record_types(1);
+	typed_slots_round(t, tp);
 }
 END_TEST
 
@@ -1332,6 +1459,7 @@ static Suite *api_suite(void)
 	tcase_add_test(tc, test_stats_move);
 	tcase_add_test(tc, test_stats_exact_after_detach);
 	tcase_add_test(tc, test_stats_layout_writes);
+	tcase_add_test(tc, test_typed_slots_layouts);
 	tcase_add_test(tc, test_stats_sizes);
 	tcase_add_test(tc, test_release_memory);
 	tcase_add_test(tc, test_strerror);
