@@ -1033,6 +1033,15 @@ END_TEST
  * types of one size class allocated in turn still write one layout per
  * span; two types whose typed slots collide take turns at the slot, and
  * never write more than one layout per object. */
+/* n objects of each of two types of one size, in turn. */
+static void alloc_in_turn(const gc_type *a, const gc_type *b, int n)
+{
+	for (int i = 0; i < n; i++) {
+		ck_assert_ptr_nonnull(gc_alloc(a->size, a));
+		ck_assert_ptr_nonnull(gc_alloc(b->size, b));
+	}
+}
+
 START_TEST(test_stats_layout_writes)
 {
 	size_t off0 = 0, off1 = 8, off2 = 16;
@@ -1066,19 +1075,13 @@ START_TEST(test_stats_layout_writes)
 	 * none). */
 	ck_assert_uint_ge(w1 - w0, 1);
 	ck_assert_uint_le(w1 - w0, 45);
-	for (int i = 0; i < 10000; i++) {
-		ck_assert_ptr_nonnull(gc_alloc(32, ta));
-		ck_assert_ptr_nonnull(gc_alloc(32, tb));
-	}
+	alloc_in_turn(ta, tb, 10000);
 	uint64_t w2 = stats().alloc_layout_writes;
 	/* Alternating layouts: each type fills its own spans (a span per
 	 * 256 objects, 80 in all, and a few more). */
 	ck_assert_uint_ge(w2 - w1, 1);
 	ck_assert_uint_le(w2 - w1, 90);
-	for (int i = 0; i < 10000; i++) {
-		ck_assert_ptr_nonnull(gc_alloc(32, ta));
-		ck_assert_ptr_nonnull(gc_alloc(32, tc));
-	}
+	alloc_in_turn(ta, tc, 10000);
 	uint64_t w3 = stats().alloc_layout_writes;
 	ck_assert_uint_le(w3 - w2, 10000 + 90);
 	gc_enable();
