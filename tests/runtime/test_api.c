@@ -1219,6 +1219,69 @@ START_TEST(test_stats_exact_after_detach)
 }
 END_TEST
 
+/* Every typed slot of the cache (alloc/mcache.h) is walked like the class
+ * slots: objects of 64 types, one in each typed slot, all survive a
+ * collection that runs while the spans are cached; at detach each span
+ * goes back to its mcentral and the counts are exact (the unused rest of
+ * each cached span taken back by its own class). */
+START_TEST(test_typed_slots_all)
+{
+	enum { K = MCACHE_TYPED_SLOTS, PER = 3 };
+	gc_type *t[K];
+	bool seen[K] = {false};
+	size_t off0 = 0;
+	int n = 0;
+	/* K consecutive types of the region take every slot; more are
+	 * made only if another type came between. */
+	for (int tries = 0; n < K && tries < 4 * K; tries++) {
+		gc_type *x = gc_type_new("z", 32, &off0, 1,
+		                         GCHEAP_TAIL_NOSCAN);
+		ck_assert_ptr_nonnull(x);
+		ck_assert_uint_ge(x->cslot, NUM_SPANCLASSES);
+		unsigned k = x->cslot - NUM_SPANCLASSES;
+		ck_assert_uint_lt(k, K);
+		if (!seen[k]) {
+			seen[k] = true;
+			t[n++] = x;
+		}
+	}
+	ck_assert_int_eq(n, K);
+	gc_set_record_types(0);
+	void **keep = gc_alloc_array(K * PER, t_ptr8);
+	ck_assert_ptr_nonnull(keep);
+	ck_assert_int_eq(gc_add_roots(&keep, 1), GCHEAP_OK);
+	/* Counts are exact while no thread caches a span. */
+	ck_assert_int_eq(gc_thread_detach(), GCHEAP_OK);
+	gc_stats s0 = stats();
+	ck_assert_int_eq(gc_thread_attach(), GCHEAP_OK);
+	for (int i = 0; i < K * PER; i++) {
+		uint64_t *o = gc_alloc(32, t[i % K]);
+		ck_assert_ptr_nonnull(o);
+		o[1] = (uint64_t)i;
+		gc_write(&keep[i], o);
+	}
+	mcache *c = &thread_current->mcache;
+	for (int k = 0; k < K; k++)
+		ck_assert_msg(c->alloc[t[k]->cslot]->freetype == t[k],
+		              "typed slot %u does not hold type %d's span",
+		              t[k]->cslot - NUM_SPANCLASSES, k);
+	gc_collect();
+	/* Reuse what a lost object would have left. */
+	for (int i = 0; i < 4 * K * PER; i++)
+		memset(gc_alloc(32, NULL), 0x5a, 32);
+	for (int i = 0; i < K * PER; i++)
+		ck_assert_uint_eq(((uint64_t *)keep[i])[1], (uint64_t)i);
+	ck_assert_int_eq(gc_remove_roots(&keep), GCHEAP_OK);
+	ck_assert_int_eq(gc_thread_detach(), GCHEAP_OK);
+	gc_stats s1 = stats();
+	/* The array, the K * PER objects and the 32-byte ones: exact once
+	 * every cached span is back. */
+	ck_assert_uint_eq(s1.alloc_objects - s0.alloc_objects,
+	                  K * PER + 4 * K * PER);
+	check_spans_on_lists();
+}
+END_TEST
+
 START_TEST(test_stats_sizes)
 {
 	unsigned char buf[sizeof(gc_stats) + 32];
@@ -1463,6 +1526,7 @@ static Suite *api_suite(void)
 	tcase_add_test(tc, test_stats_exact_after_detach);
 	tcase_add_test(tc, test_stats_layout_writes);
 	tcase_add_test(tc, test_typed_slots_layouts);
+	tcase_add_test(tc, test_typed_slots_all);
 	tcase_add_test(tc, test_stats_sizes);
 	tcase_add_test(tc, test_release_memory);
 	tcase_add_test(tc, test_strerror);
