@@ -153,16 +153,17 @@ static void *alloc_large(gc_thread *th, size_t size, const gc_type *t,
 
 /* The rest of a small allocation whose free slots do not already carry
  * this object's layout (the span's first typed object, a second type in
- * the span, per-object type arrays, type recording). The memory is zeroed
- * and, while marking, black: both were done for the span when the thread
- * cached it. Out of line so that the fast path saves no registers. */
+ * the span), or that needs its type id (type recording). The memory is
+ * zeroed and, while marking, black: both were done for the span when the
+ * thread cached it. Out of line so that the fast path saves no
+ * registers. */
 static NOINLINE void *alloc_finish(mspan *s, uintptr_t p, size_t size,
                                    const gc_type *t)
 {
 	if (GCHEAP_STATS)
 		afetch_add(&mheap_.stats.layout_writes, 1);
-	if (t && !t->noscan) {
-		if (!s->freetype && !s->typeids)
+	if (t && !t->noscan && (s->freetype != t || s->freesize != size)) {
+		if (!s->freetype)
 			mspan_fill_type(s, mspan_object_index(s, p), t, size);
 		else
 			mspan_set_type(s, p, t, size);
@@ -172,13 +173,13 @@ static NOINLINE void *alloc_finish(mspan *s, uintptr_t p, size_t size,
 	return (void *)p;
 }
 
-/* Do the span's free slots already carry this object's layout (and need
- * no type id)? Then a new object needs nothing written at all. */
+/* Do the span's free slots already carry this object's layout, and need
+ * it no type id? Then a new object needs nothing written at all. */
 static ALWAYS_INLINE bool layout_ready(const mspan *s, size_t size,
                                        const gc_type *t, bool noscan)
 {
-	return noscan ? s->typeids == NULL :
-	                s->freetype == t && s->freesize == size;
+	return !s->typeids &&
+	       (noscan || (s->freetype == t && s->freesize == size));
 }
 
 /* One attempt at a non-empty allocation of any kind; NULL and *err on
@@ -305,9 +306,9 @@ static ALWAYS_INLINE void *gc_alloc_fast(gc_thread *th, size_t size,
 	if (!noscan && unlikely(s->freetype != t || s->freesize != size))
 		return gc_alloc_slow(th, size, t);
 	uintptr_t p = mspan_take_cached(s);
-	if (noscan && unlikely(s->typeids))
-		return alloc_finish(s, p, size, t);
-	return (void *)p;
+	if (likely(!s->typeids))
+		return (void *)p;
+	return alloc_finish(s, p, size, t);
 }
 
 void *gc_alloc(size_t size, const gc_type *type)
