@@ -299,11 +299,15 @@ static ALWAYS_INLINE void *gc_alloc_fast(gc_thread *th, size_t size,
 		return gc_alloc_slow(th, size, t);
 	}
 	mspan *s = c->alloc[slot];
-	if (unlikely(!s->alloc_cache))
-		return gc_alloc_slow(th, size, t);
 	/* A typed slot's span may be another type's, of another class:
-	 * tested before the take. */
-	if (!noscan && unlikely(s->freetype != t || s->freesize != size))
+	 * tested before the take. Then the type's objects may be in its
+	 * class slot (mcache_typed_slot). */
+	if (!noscan && unlikely(s->freetype != t || s->freesize != size)) {
+		s = c->alloc[t->spc];
+		if (size != t->size || s->freetype != t || s->freesize != size)
+			return gc_alloc_slow(th, size, t);
+	}
+	if (unlikely(!s->alloc_cache))
 		return gc_alloc_slow(th, size, t);
 	uintptr_t p = mspan_take_cached(s);
 	if (likely(!s->typeids))

@@ -1096,7 +1096,9 @@ END_TEST
  * wrong layout would keep the wrong children (checked by weak
  * references: the children reachable only through a plain word must die)
  * or lose the right ones (checked by their payload, overwritten once
- * freed); an object of the wrong class would overlap its neighbours. */
+ * freed); an object of the wrong class would overlap its neighbours.
+ * All-pointer arrays of the same sizes, allocated in between, keep the
+ * class slots' spans carrying another layout. */
 enum { TS_N = 4000, TS_T = 4 };
 static const size_t ts_offs[TS_T] = {0, 8, 16, 24};
 static const size_t ts_sizes[TS_T] = {32, 32, 32, 48};
@@ -1118,6 +1120,9 @@ static void typed_slots_round(gc_type *const *t, gc_type *tp)
 		size_t pw = ts_offs[k] / 8, nw = ts_sizes[k] / 8;
 		uint64_t *o = gc_alloc(ts_sizes[k], t[k]);
 		ck_assert_ptr_nonnull(o);
+		/* Garbage of another layout in the class slot that a type
+		 * whose typed slot is taken shares (all pointers). */
+		ck_assert_ptr_nonnull(gc_alloc_array(ts_sizes[k] / 8, tp));
 		uint64_t *live = gc_alloc(24, NULL);
 		uint64_t *gone = gc_alloc(24, NULL);
 		ck_assert(live && gone);
