@@ -22,6 +22,7 @@ void mcache_init(mcache *c)
 	c->tiny = 0;
 	c->tinyoffset = 0;
 	c->tiny_allocs = 0;
+	c->layout_writes = 0;
 	c->flushgen = aload(&mheap_.sweepgen);
 	c->black = false;
 	c->black_bytes = 0;
@@ -126,6 +127,10 @@ void mcache_release_all(mcache *c)
 	if (GCHEAP_STATS && c->tiny_allocs) {
 		afetch_add(&mheap_.stats.tiny_allocs, c->tiny_allocs);
 		c->tiny_allocs = 0;
+	}
+	if (GCHEAP_STATS && c->layout_writes) {
+		afetch_add(&mheap_.stats.layout_writes, c->layout_writes);
+		c->layout_writes = 0;
 	}
 	c->tiny = 0;
 	c->tinyoffset = 0;

@@ -45,6 +45,7 @@ typedef struct mcache {
 	uintptr_t tiny;                /* current tiny block, or 0 */
 	uintptr_t tinyoffset;          /* bytes of it used */
 	uintptr_t tiny_allocs;         /* tiny objects not yet counted */
+	uintptr_t layout_writes;       /* per-object layouts, not yet counted */
 	uintptr_t flushgen;            /* sweepgen at the last release_all */
 	bool black;                    /* allocating black (this mark) */
 	uintptr_t black_bytes;         /* marked in bulk, not yet reported */

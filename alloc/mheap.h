@@ -59,7 +59,9 @@ typedef struct heap_stats {
 	atomic_word large_alloc_bytes;
 	atomic_word large_zeroed; /* bytes of new large objects zeroed */
 	atomic_word layout_writes; /* small objects whose layout was written
-	                            * per object (runtime/malloc.c) */
+	                            * per object (runtime/malloc.c): each
+	                            * thread's count, added when its cache
+	                            * is released or it reads the stats */
 	/* Observability (gc_read_stats): objects freed by sweep per size
 	 * class (atomic), and spans in use per size class (class 0: large),
 	 * under the lock. */

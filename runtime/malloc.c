@@ -157,11 +157,11 @@ static void *alloc_large(gc_thread *th, size_t size, const gc_type *t,
  * zeroed and, while marking, black: both were done for the span when the
  * thread cached it. Out of line so that the fast path saves no
  * registers. */
-static NOINLINE void *alloc_finish(mspan *s, uintptr_t p, size_t size,
-                                   const gc_type *t)
+static NOINLINE void *alloc_finish(mcache *c, mspan *s, uintptr_t p,
+                                   size_t size, const gc_type *t)
 {
 	if (GCHEAP_STATS)
-		afetch_add(&mheap_.stats.layout_writes, 1);
+		c->layout_writes++;
 	if (t && !t->noscan && (s->freetype != t || s->freesize != size)) {
 		if (!s->freetype)
 			mspan_fill_type(s, mspan_object_index(s, p), t, size);
@@ -209,7 +209,7 @@ static void *alloc_any(gc_thread *th, size_t size, const gc_type *t,
 			return NULL;
 	}
 	if (!layout_ready(s, size, t, noscan))
-		return alloc_finish(s, p, size, t);
+		return alloc_finish(c, s, p, size, t);
 	return (void *)p;
 }
 
@@ -312,7 +312,7 @@ static ALWAYS_INLINE void *gc_alloc_fast(gc_thread *th, size_t size,
 	uintptr_t p = mspan_take_cached(s);
 	if (likely(!s->typeids))
 		return (void *)p;
-	return alloc_finish(s, p, size, t);
+	return alloc_finish(c, s, p, size, t);
 }
 
 void *gc_alloc(size_t size, const gc_type *type)

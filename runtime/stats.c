@@ -139,6 +139,11 @@ gc_status gc_read_stats(gc_stats *out, size_t size)
 			afetch_add(&h->tiny_allocs, me->mcache.tiny_allocs);
 			me->mcache.tiny_allocs = 0;
 		}
+		if (me && me->mcache.layout_writes) {
+			afetch_add(&h->layout_writes,
+			           me->mcache.layout_writes);
+			me->mcache.layout_writes = 0;
+		}
 		for (unsigned c = 1; c < NUM_SIZE_CLASSES; c++) {
 			uint64_t n = aload(&h->nmalloc[c]);
 			s.alloc_objects += n;
