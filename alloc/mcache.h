@@ -86,8 +86,8 @@ uintptr_t mcache_next_free(mcache *c, unsigned slot, spanclass spc,
  * taken from: t's typed slot, unless a span there still has room and is
  * another type's (its free slots carry another layout, or it is of
  * another class): then the class slot spc, until that span is full. A
- * span of class spc with no layout in its free slots (type recording
- * writes every object's) serves any type. */
+ * span of class spc with no layout in its free slots yet (cached, its
+ * first object not yet taken) serves any type. */
 static inline unsigned mcache_typed_slot(const mcache *c, const gc_type *t,
                                          spanclass spc)
 {

@@ -261,11 +261,11 @@ static ALWAYS_INLINE void *gc_alloc_unusual(gc_thread *th, size_t size,
  * the thread cached it: alloc/mcache.h): a scan object only from a span
  * whose free slots already carry its (type, size), which the type's own
  * typed slot does for objects of the type's size. Anything unusual goes
- * to gc_alloc_slow as a tail call. A type is checked by its address alone
- * (a mask test: gctype.h) before any field is read; a slot of the type
- * region not yet used has nfast 0 and goes to the slow path's full
- * check. A thread inside
- * gc_blocking_begin/end has no thread_current. */
+ * to gc_alloc_slow, a type id (type recording) to alloc_finish, both as
+ * tail calls. A type is checked by its address alone (a mask test:
+ * gctype.h) before any field is read; a slot of the type region not yet
+ * used has nfast 0 and goes to the slow path's full check. A thread
+ * inside gc_blocking_begin/end has no thread_current. */
 static ALWAYS_INLINE void *gc_alloc_fast(gc_thread *th, size_t size,
                                         const gc_type *t)
 {
