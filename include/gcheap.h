@@ -548,10 +548,12 @@ typedef struct gc_stats {
 
 	/* ---- Version 3: the allocation path ---- */
 	/* Small allocations that wrote their pointer layout (heap bits or a
-	 * type entry) per object: a span's first layout, a second type in
-	 * one span, type recording. The rest write nothing but the pop from
-	 * the cached span. Counted only when the library is built with
-	 * stats (the default); 0 otherwise. */
+	 * type entry) or type id per object: a span's first layout, a
+	 * second type in one span, type recording. The rest write nothing
+	 * but the pop from the cached span. Counted per thread, added when
+	 * its cache is released (at the latest after the next cycle) or it
+	 * reads the stats; only when the library is built with stats (the
+	 * default); 0 otherwise. */
 	uint64_t alloc_layout_writes;
 	/* Time-to-safepoint: for each stop of the world, from asking every
 	 * attached thread to stop until the last one had (a thread that
