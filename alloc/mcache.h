@@ -86,8 +86,8 @@ uintptr_t mcache_next_free(mcache *c, unsigned slot, spanclass spc,
  * taken from: t's typed slot, unless a span there still has room and is
  * another type's (its free slots carry another layout, or it is of
  * another class): then the class slot spc, until that span is full. A
- * span of class spc with no layout in its free slots yet (cached, its
- * first object not yet taken) serves any type. */
+ * span in a typed slot always carries a layout: the slow path that caches
+ * it there takes its first object and writes the layout at once. */
 static inline unsigned mcache_typed_slot(const mcache *c, const gc_type *t,
                                          spanclass spc)
 {
@@ -95,8 +95,7 @@ static inline unsigned mcache_typed_slot(const mcache *c, const gc_type *t,
 
 	if (s == &mspan_empty || s->alloc_count == s->nelems)
 		return t->cslot;
-	return s->spc == spc && (s->freetype == t || !s->freetype) ?
-	       t->cslot : spc;
+	return s->spc == spc && s->freetype == t ? t->cslot : spc;
 }
 
 /* The offset of a tiny object of `size` bytes at or after `off`, aligned
