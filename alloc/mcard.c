@@ -1,10 +1,6 @@
 /* alloc/mcard.c: the card table's range and test calls (alloc/mcard.h). */
 #include "alloc/mcard.h"
 
-/* gc_write (gcheap.h) spells these out. */
-_Static_assert(ARENA_SHIFT == 26 && CARD_SHIFT == 9 && ADDR_BITS == 48,
-               "gc_write's card arithmetic");
-
 void mcard_dirty_range(uintptr_t p, size_t n)
 {
 	if (!n)

@@ -29,7 +29,7 @@ static inline volatile unsigned char *mcard_of(uintptr_t p)
 {
 	if (p >> ADDR_BITS)
 		return NULL;
-	uintptr_t b = aload_acq(&gc_card_index[p >> ARENA_SHIFT]);
+	uintptr_t b = aload_acq(&mcard_index[p >> ARENA_SHIFT]);
 	return b ? (volatile unsigned char *)(b + (p >> CARD_SHIFT)) : NULL;
 }
 

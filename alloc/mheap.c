@@ -20,7 +20,7 @@
 #include <string.h>
 
 mheap mheap_ = {.lock = {.m = PTHREAD_MUTEX_INITIALIZER}};
-__attribute__((visibility("default"))) atomic_word *gc_card_index;
+atomic_word *mcard_index;
 
 heap_err mheap_init(void)
 {
@@ -29,8 +29,8 @@ heap_err mheap_init(void)
 	mutex_init(&mheap_.lock);
 	mheap_.arena_index = os_alloc_meta(ARENA_INDEX_LEN *
 	                                   sizeof(atomic_word));
-	gc_card_index = os_alloc_meta(ARENA_INDEX_LEN * sizeof(atomic_word));
-	if (!mheap_.arena_index || !gc_card_index)
+	mcard_index = os_alloc_meta(ARENA_INDEX_LEN * sizeof(atomic_word));
+	if (!mheap_.arena_index || !mcard_index)
 		return HEAP_NOMEM;
 	fixalloc_init(&mheap_.spanalloc, sizeof(mspan),
 	              &mheap_.stats.meta_sys);
@@ -103,7 +103,7 @@ static heap_err mheap_grow(uintptr_t npages)
 		pagealloc_update(a, 0, CHUNKS_PER_ARENA - 1);
 		arena_insert(a);
 		if (GCHEAP_SABOTAGE != 9)
-			astore_rel(&gc_card_index[a->base >> ARENA_SHIFT],
+			astore_rel(&mcard_index[a->base >> ARENA_SHIFT],
 			           (uintptr_t)cards - (a->base >> CARD_SHIFT));
 		astore_rel(&mheap_.arena_index[a->base >> ARENA_SHIFT],
 		           (uintptr_t)a);

@@ -102,8 +102,8 @@ extern mheap mheap_;
 
 /* By p >> ARENA_SHIFT: the arena's card table less (base >> CARD_SHIFT),
  * so that p's card is at that plus p >> CARD_SHIFT (alloc/mcard.h); 0
- * outside the heap. Public, as gc_write (gcheap.h) reads it inline. */
-extern atomic_word *gc_card_index;
+ * outside the heap. */
+extern atomic_word *mcard_index;
 
 /* Set up the heap (not the central lists: mcentral_init_all). Idempotent;
  * not thread-safe (runtime calls it once). */

@@ -292,43 +292,28 @@ GCHEAP_API size_t gc_free_os_memory(void);
 /* ---- The write barrier ------------------------------------------------- */
 
 GCHEAP_API extern int gc_barrier_enabled;
-GCHEAP_API extern volatile uintptr_t *gc_card_index;
 GCHEAP_API void gc_write_slow(void *slot, void *value);
 
 /* Store `value` into the pointer slot `slot` of a heap object or a
  * registered root. Every such store needs it (initialising stores into a
  * fresh object included); stores into the thread's own frames and native
  * stack do not. While the collector is idle this is one load, a predicted
- * branch and the store; with generational collection on, between marks,
- * also the store of the slot's card (two loads, a test and a byte). */
+ * branch and the store; with generational collection on, stores between
+ * marks also record their slot's card, out of line. */
 static inline void gc_write(void *slot, void *value)
 {
-	/* The library's only atomics outside alloc/sys/atomic.h: this public
-	 * header cannot include internal headers, so the relaxed loads of
-	 * the switch and the card, and the card's store, are spelt out
-	 * here. Switch 2: the cards only (gc/mgc.h, GCBAR_CARDS). */
+	/* The library's only atomic outside alloc/sys/atomic.h: this public
+	 * header cannot include internal headers, so the relaxed load of
+	 * the switch is spelt out here. */
 #if defined(__GNUC__) || defined(__clang__)
-	int on = __atomic_load_n(&gc_barrier_enabled, __ATOMIC_RELAXED);
-	if (__builtin_expect(on == 0, 1)) {
-		*(void **)slot = value;
-	} else if (on == 2 && (uintptr_t)slot >> 48 == 0) {
-		uintptr_t p = (uintptr_t)slot, c;
-		*(void **)slot = value;
-		c = __atomic_load_n(&gc_card_index[p >> 26], __ATOMIC_ACQUIRE);
-		if (c && value) {
-			unsigned char *card = (unsigned char *)(c + (p >> 9));
-			if (!__atomic_load_n(card, __ATOMIC_RELAXED))
-				__atomic_store_n(card, 1, __ATOMIC_RELAXED);
-		}
-	} else {
-		gc_write_slow(slot, value);
-	}
+	if (__builtin_expect(__atomic_load_n(&gc_barrier_enabled,
+	                                     __ATOMIC_RELAXED), 0))
 #else
 	if (*(volatile int *)&gc_barrier_enabled)
+#endif
 		gc_write_slow(slot, value);
 	else
 		*(void **)slot = value;
-#endif
 }
 
 /* memmove for memory that holds pointers, with the bulk barrier. nbytes
