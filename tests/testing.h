@@ -26,6 +26,18 @@ static uint64_t test_seed_value;
 #define UNDER_SANITIZER 0
 #endif
 
+/* ThreadSanitizer makes every access 5-15x slower. The few tests whose
+ * loops take tens of seconds there run TSAN_CUT(n, k), n / k, of their
+ * rounds under it: a race is reported the first time its two accesses
+ * meet, which the shorter runs still reach many times over; the checked
+ * and ASan builds run them all. */
+#if defined(__SANITIZE_THREAD__)
+#define UNDER_TSAN 1
+#else
+#define UNDER_TSAN 0
+#endif
+#define TSAN_CUT(n, k) (UNDER_TSAN ? (n) / (k) : (n))
+
 /* How long a test waits for something that must happen before calling it
  * a failure: long enough that a starved thread is never taken for a
  * broken one (the test's timeout is the backstop for a hang). */

@@ -488,7 +488,7 @@ START_TEST(test_random_model)
 	ck_assert_ptr_nonnull(model);
 	nmodel = 0;
 	inuse0 = mheap_.stats.inuse_pages;
-	for (int step = 0; step < 12000; step++) {
+	for (int step = 0; step < TSAN_CUT(12000, 3); step++) {
 		bool do_alloc = nlive == 0 ||
 		                (nlive < MAX_LIVE && live_pages < 60000 &&
 		                 rng_below(&r, 100) < 55);

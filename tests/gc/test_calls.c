@@ -1168,7 +1168,7 @@ END_TEST
  * (A smoke test for the sanitizers: replacing gc_realloc's gc_copy with
  * memcpy goes unnoticed, since the old array keeps its pointers.) */
 #define CONC_THREADS 3
-#define CONC_ROUNDS 300
+#define CONC_ROUNDS TSAN_CUT(300, 3)
 
 static void *conc_main(void *arg)
 {

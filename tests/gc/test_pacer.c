@@ -347,7 +347,7 @@ START_TEST(test_alloc_count)
 	ck_assert_int_eq(gc_thread_attach(), GCHEAP_OK);
 	gc_disable();
 	for (size_t k = 0; k < ARRAY_LEN(sizes); k++) {
-		size_t sz = sizes[k], n = 100000;
+		size_t sz = sizes[k], n = TSAN_CUT(100000, 5);
 		gc_type *t = gc_type_new("obj", sz, &zero, 1,
 		                         GCHEAP_TAIL_NOSCAN);
 		ck_assert_ptr_nonnull(t);
@@ -457,7 +457,7 @@ END_TEST
 #define NLIVE 8192
 #define OBJ 1024
 #define WARMUP 3
-#define MEASURED 20
+#define MEASURED TSAN_CUT(20, 2)
 
 /* An assist past the goal that finds no grey work parks its thread
  * (test_assist_parks). Before it did, a worker that lost its CPU early

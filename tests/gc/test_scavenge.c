@@ -15,7 +15,7 @@
 #define BIG_OBJS 12
 #define BIG_OBJ (4 * MiB)
 #define WARMUP 2
-#define ROUNDS 8
+#define ROUNDS TSAN_CUT(8, 2)
 #define DROP_CYCLES 16
 
 static void *slots[BIG_OBJS];

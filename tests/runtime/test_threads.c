@@ -224,7 +224,7 @@ static void check_disjoint(const obj *const *lists, const size_t *counts,
 
 /* ---- Concurrent allocation ----------------------------------------------- */
 
-enum { PER_WORKER = 20000 };
+enum { PER_WORKER = TSAN_CUT(20000, 4) };
 
 typedef struct worker {
 	pthread_t th;
