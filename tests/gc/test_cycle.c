@@ -884,7 +884,7 @@ END_TEST
  * generation's unswept spans; and sweep_finish counting a pass during
  * which sweepers were blocked by a verification as complete. verify=1
  * (mheap_verify_swept at mark start) and checkmark catch each of them. */
-#define RACE_CYCLES TSAN_CUT(3000, 5)
+#define RACE_CYCLES TSAN_CUT(3000, 10)
 
 static int race_stop;
 
