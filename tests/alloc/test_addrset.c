@@ -34,19 +34,21 @@ START_TEST(test_against_reference)
 		size_t k = rng_below(&r, NKEYS);
 		uintptr_t key = key_of(k);
 		size_t i = addrset_find(&s, key);
-		ck_assert_int_eq(i != SIZE_MAX, in[k]);
-		if (in[k])
-			ck_assert_uint_eq(*(uint64_t *)addrset_val(&s, i),
-			                  val[k]);
+		REQUIRE((i != SIZE_MAX) == in[k], "op %d: key %zu %s", op, k,
+		        in[k] ? "lost" : "found, never added");
+		REQUIRE(!in[k] || *(uint64_t *)addrset_val(&s, i) == val[k],
+		        "op %d: key %zu's value changed", op, k);
 		switch (rng_below(&r, 3)) {
 		case 0: { /* add */
 			bool added;
 			i = addrset_add(&s, key, &added);
-			ck_assert_uint_ne(i, SIZE_MAX);
-			ck_assert_int_eq(added, !in[k]);
+			REQUIRE(i != SIZE_MAX && added == !in[k],
+			        "op %d: add of key %zu: %zu, added %d", op, k,
+			        i, (int)added);
 			if (added) {
-				ck_assert_uint_eq(*(uint64_t *)addrset_val(
-					&s, i), 0);
+				REQUIRE(*(uint64_t *)addrset_val(&s, i) == 0,
+				        "op %d: key %zu's new value is not "
+				        "zero", op, k);
 				val[k] = rng_next(&r);
 				*(uint64_t *)addrset_val(&s, i) = val[k];
 				in[k] = true;
@@ -64,8 +66,10 @@ START_TEST(test_against_reference)
 		default:
 			break;
 		}
-		ck_assert_uint_eq(s.n, n);
-		ck_assert_uint_le(s.used * 2, s.cap);
+		REQUIRE(s.n == n, "op %d: %zu keys, the reference has %zu",
+		        op, s.n, n);
+		REQUIRE(s.used * 2 <= s.cap, "op %d: %zu of %zu slots used",
+		        op, s.used, s.cap);
 	}
 	size_t live = 0;
 	addrset_settle(&s); /* a walk of keys[] must */
@@ -113,13 +117,13 @@ START_TEST(test_churn_keeps_size)
 
 	for (size_t k = 0; k < 300000; k++) {
 		size_t i = addrset_add(&s, key_of(k), &added);
-		ck_assert(i != SIZE_MAX && added);
+		REQUIRE(i != SIZE_MAX && added, "key %zu not added", k);
 		*(uintptr_t *)addrset_val(&s, i) = k;
 		if (k >= 1000) {
 			size_t j = addrset_find(&s, key_of(k - 1000));
-			ck_assert_uint_ne(j, SIZE_MAX);
-			ck_assert_uint_eq(*(uintptr_t *)addrset_val(&s, j),
-			                  k - 1000);
+			REQUIRE(j != SIZE_MAX &&
+			        *(uintptr_t *)addrset_val(&s, j) == k - 1000,
+			        "key %zu lost or its value changed", k - 1000);
 			addrset_remove_at(&s, j);
 		}
 		maxcap = MAX(maxcap, s.cap);
@@ -195,8 +199,8 @@ START_TEST(test_rehash_is_incremental)
 	ck_assert_uint_eq(s.n, N / 2);
 	for (size_t k = 1; k < N; k += 2) {
 		size_t j = addrset_find(&s, key_of(k));
-		ck_assert_uint_ne(j, SIZE_MAX);
-		ck_assert_uint_eq(*(uintptr_t *)addrset_val(&s, j), k);
+		REQUIRE(j != SIZE_MAX && *(uintptr_t *)addrset_val(&s, j) == k,
+		        "key %zu lost or its value changed", k);
 		addrset_remove_at(&s, j);
 	}
 	/* Empty: adds and removes until it shrinks; the old table is gone

@@ -10,13 +10,6 @@
 
 #include <string.h>
 
-/* ck_assert in fork mode writes to a pipe every time; hot loops use this. */
-#define CHECK(cond, ...)                                                  \
-	do {                                                               \
-		if (!(cond))                                               \
-			ck_abort_msg(__VA_ARGS__);                         \
-	} while (0)
-
 #define MAX_WORDS 4096
 #define BM_WORDS (MAX_WORDS / 64 + 1)
 
@@ -211,7 +204,7 @@ static void check_fields(const gc_type *t, const char *name, size_t size,
 	ck_assert_uint_eq(t->nwords, nwords);
 	ck_assert_uint_eq(t->tail, tail);
 	for (size_t w = 0; w < nwords; w++) {
-		CHECK(bit(t->bits, w) == bit(bm, w), "bit %zu differs", w);
+		REQUIRE(bit(t->bits, w) == bit(bm, w), "bit %zu differs", w);
 		nptrs += bit(bm, w);
 	}
 	/* Bits past nwords in the last map word are clear. */
@@ -369,13 +362,13 @@ START_TEST(test_random_maps)
 		check_fields(t, "rnd", size, bm, tail);
 		model m = {size, bm, tail, n};
 		for (size_t w = 0; w < 128; w++)
-			CHECK(((w < 64 ? t->small_bits : t->small_hi) >>
+			REQUIRE(((w < 64 ? t->small_bits : t->small_hi) >>
 			       (w % 64) & 1) == model_ptr(&m, w),
-			      "size %zu tail %u: small_bits/hi word %zu",
-			      size, tail, w);
+			        "size %zu tail %u: small_bits/hi word %zu",
+			        size, tail, w);
 		for (size_t w = 0; w < 3 * t->nwords + 130; w++)
-			CHECK(gctype_word_is_ptr(t, w) == model_ptr(&m, w),
-			      "size %zu tail %u: word %zu", size, tail, w);
+			REQUIRE(gctype_word_is_ptr(t, w) == model_ptr(&m, w),
+			        "size %zu tail %u: word %zu", size, tail, w);
 	}
 }
 END_TEST
@@ -412,27 +405,27 @@ START_TEST(test_ptriter_typed)
 		ptriter_init_typed(&it, obj, nbytes, t);
 		while ((slot = ptriter_next(&it)) != NULL) {
 			uintptr_t a = (uintptr_t)slot;
-			CHECK(a >= obj + w * 8 && a < obj + words * 8 &&
-			      a % 8 == 0, "iter %d: slot %p out of order or "
-			      "outside %zu words", iter, (void *)slot, words);
+			REQUIRE(a >= obj + w * 8 && a < obj + words * 8 &&
+			        a % 8 == 0, "iter %d: slot %p out of order or "
+			        "outside %zu words", iter, (void *)slot, words);
 			size_t sw = (a - obj) / 8;
 			for (; w < sw; w++)
-				CHECK(!model_ptr(&m, w),
-				      "iter %d (size %zu tail %u, %zu words): "
-				      "pointer word %zu skipped", iter, size,
-				      tail, words, w);
-			CHECK(model_ptr(&m, sw),
-			      "iter %d (size %zu tail %u, %zu words): word "
-			      "%zu is no pointer", iter, size, tail, words,
-			      sw);
+				REQUIRE(!model_ptr(&m, w),
+				        "iter %d (size %zu tail %u, %zu "
+				        "words): pointer word %zu skipped",
+				        iter, size, tail, words, w);
+			REQUIRE(model_ptr(&m, sw),
+			        "iter %d (size %zu tail %u, %zu words): word "
+			        "%zu is no pointer", iter, size, tail, words,
+			        sw);
 			w = sw + 1;
 		}
 		for (; w < words; w++)
-			CHECK(!model_ptr(&m, w),
-			      "iter %d (size %zu tail %u, %zu words): pointer "
-			      "word %zu missed at the end", iter, size, tail,
-			      words, w);
-		CHECK(ptriter_next(&it) == NULL, "iterator restarted");
+			REQUIRE(!model_ptr(&m, w),
+			        "iter %d (size %zu tail %u, %zu words): "
+			        "pointer word %zu missed at the end", iter,
+			        size, tail, words, w);
+		REQUIRE(ptriter_next(&it) == NULL, "iterator restarted");
 	}
 	/* No type, or no bytes: nothing. */
 	ptriter it;

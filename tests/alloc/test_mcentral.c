@@ -12,13 +12,6 @@
 #include <pthread.h>
 #include <string.h>
 
-/* ck_assert in fork mode writes to a pipe every time; hot loops use this. */
-#define CHECK(cond, ...)                                                  \
-	do {                                                               \
-		if (!(cond))                                               \
-			ck_abort_msg(__VA_ARGS__);                         \
-	} while (0)
-
 static void heap_setup(void)
 {
 	ck_assert_int_eq(mheap_init(), HEAP_OK);
@@ -65,13 +58,13 @@ static void check_listed(mcentral *c, const mspan *s)
 		found += on_list(&c->partial[i], s);
 		found += on_list(&c->full[i], s);
 	}
-	CHECK(found == 1, "span %p is on %d lists", (void *)s, found);
-	CHECK(s->list == want && on_list(want, s),
-	      "span %p (%zu/%zu objects) on list %p, want %p", (void *)s,
-	      (size_t)s->alloc_count, (size_t)s->nelems, (void *)s->list,
-	      (void *)want);
-	CHECK(aload(&s->sweepgen) == sg, "listed span %p has sweepgen %zu, "
-	      "heap %zu", (void *)s, (size_t)aload(&s->sweepgen), (size_t)sg);
+	REQUIRE(found == 1, "span %p is on %d lists", (void *)s, found);
+	REQUIRE(s->list == want && on_list(want, s),
+	        "span %p (%zu/%zu objects) on list %p, want %p", (void *)s,
+	        (size_t)s->alloc_count, (size_t)s->nelems, (void *)s->list,
+	        (void *)want);
+	REQUIRE(aload(&s->sweepgen) == sg, "listed span %p has sweepgen %zu, "
+	        "heap %zu", (void *)s, (size_t)aload(&s->sweepgen), (size_t)sg);
 }
 
 static int cmp_uptr(const void *a, const void *b)
@@ -93,31 +86,31 @@ static void check_lists_exactly(mcentral *c, mspan *const *spans, size_t n)
 	for (int i = 0; i < 4; i++) {
 		spanlist *l = i < 2 ? &c->partial[i] : &c->full[i - 2];
 		for (mspan *x = l->first; x; x = x->next) {
-			CHECK(k < n, "more spans listed than the %zu known",
-			      n);
-			CHECK(x->list == l, "span %p on list %p names %p",
-			      (void *)x, (void *)l, (void *)x->list);
+			REQUIRE(k < n, "more spans listed than the %zu known",
+			        n);
+			REQUIRE(x->list == l, "span %p on list %p names %p",
+			        (void *)x, (void *)l, (void *)x->list);
 			on[k++] = (uintptr_t)x;
 		}
 	}
-	CHECK(k == n, "%zu spans listed, %zu known", k, n);
+	REQUIRE(k == n, "%zu spans listed, %zu known", k, n);
 	for (size_t i = 0; i < n; i++) {
 		const mspan *s = spans[i];
 		spanlist *l = s->alloc_count == s->nelems ?
 		              mcentral_full_swept(c, sg) :
 		              mcentral_partial_swept(c, sg);
-		CHECK(s->list == l, "span %p (%zu/%zu objects) on list %p, "
-		      "want %p", (void *)s, (size_t)s->alloc_count,
-		      (size_t)s->nelems, (void *)s->list, (void *)l);
-		CHECK(aload(&s->sweepgen) == sg, "listed span %p has "
-		      "sweepgen %zu", (void *)s, (size_t)aload(&s->sweepgen));
+		REQUIRE(s->list == l, "span %p (%zu/%zu objects) on list %p, "
+		        "want %p", (void *)s, (size_t)s->alloc_count,
+		        (size_t)s->nelems, (void *)s->list, (void *)l);
+		REQUIRE(aload(&s->sweepgen) == sg, "listed span %p has "
+		        "sweepgen %zu", (void *)s, (size_t)aload(&s->sweepgen));
 		want[i] = (uintptr_t)s;
 	}
 	qsort(on, n, sizeof(uintptr_t), cmp_uptr);
 	qsort(want, n, sizeof(uintptr_t), cmp_uptr);
 	for (size_t i = 0; i < n; i++)
-		CHECK(on[i] == want[i] && (i == 0 || on[i] != on[i - 1]),
-		      "listed spans differ from the known ones at %zu", i);
+		REQUIRE(on[i] == want[i] && (i == 0 || on[i] != on[i - 1]),
+		        "listed spans differ from the known ones at %zu", i);
 	free(on);
 	free(want);
 }
@@ -190,21 +183,21 @@ START_TEST(test_mcache_cycles)
 		int err = 0;
 		uintptr_t p = mcache_next_free(&mc, spc, spc, &s, &err);
 
-		CHECK(p != 0, "mcache_next_free failed with %d", err);
-		CHECK(s == mc.alloc[spc], "the span is not the cached one");
-		CHECK(s->spc == spc && p >= s->base && p < s->limit &&
-		      (p - s->base) % s->elemsize == 0,
-		      "object %p is not an object of span %p", (void *)p,
-		      (void *)s);
-		CHECK(s->list == NULL && aload(&s->sweepgen) == heap_sg() + 3,
-		      "the cached span is listed or has sweepgen %zu",
-		      (size_t)aload(&s->sweepgen));
+		REQUIRE(p != 0, "mcache_next_free failed with %d", err);
+		REQUIRE(s == mc.alloc[spc], "the span is not the cached one");
+		REQUIRE(s->spc == spc && p >= s->base && p < s->limit &&
+		        (p - s->base) % s->elemsize == 0,
+		        "object %p is not an object of span %p", (void *)p,
+		        (void *)s);
+		REQUIRE(s->list == NULL && aload(&s->sweepgen) == heap_sg() + 3,
+		        "the cached span is listed or has sweepgen %zu",
+		        (size_t)aload(&s->sweepgen));
 		objs[nobjs++] = p;
 		if (s != old) {
 			/* A refill: the old span was full. */
-			CHECK(old == &mspan_empty ||
-			      old->alloc_count == old->nelems,
-			      "refilled away from a span with room");
+			REQUIRE(old == &mspan_empty ||
+			        old->alloc_count == old->nelems,
+			        "refilled away from a span with room");
 			unsigned j;
 			for (j = 0; j < nseen[k]; j++)
 				if (seen[k * MAX_SPANS + j] == s)
@@ -223,14 +216,14 @@ START_TEST(test_mcache_cycles)
 			uintptr_t cached = mc.alloc[sc] != &mspan_empty;
 			/* The cache's bitmap of classes in use agrees
 			 * (the pauses walk it, not alloc[]). */
-			CHECK(((mc.cached[sc / 64] >> (sc % 64)) & 1) ==
-			      cached, "class %u: cached bit wrong",
-			      classes[i]);
-			CHECK(mcentral_verify(c) == nseen[i] - cached,
-			      "class %u: %zu spans listed, %u known, %zu "
-			      "cached", classes[i],
-			      (size_t)mcentral_verify(c), nseen[i],
-			      (size_t)cached);
+			REQUIRE(((mc.cached[sc / 64] >> (sc % 64)) & 1) ==
+			        cached, "class %u: cached bit wrong",
+			        classes[i]);
+			REQUIRE(mcentral_verify(c) == nseen[i] - cached,
+			        "class %u: %zu spans listed, %u known, %zu "
+			        "cached", classes[i],
+			        (size_t)mcentral_verify(c), nseen[i],
+			        (size_t)cached);
 		}
 		mcentral_verify_all();
 		mcache_release_all(&mc);
@@ -248,8 +241,8 @@ START_TEST(test_mcache_cycles)
 	/* No object was handed out twice. */
 	qsort(objs, nobjs, sizeof(uintptr_t), cmp_uptr);
 	for (size_t i = 1; i < nobjs; i++)
-		CHECK(objs[i] != objs[i - 1], "object %p handed out twice",
-		      (void *)objs[i]);
+		REQUIRE(objs[i] != objs[i - 1], "object %p handed out twice",
+		        (void *)objs[i]);
 	unsigned total = 0;
 	for (unsigned i = 0; i < NC; i++)
 		total += nseen[i];
@@ -435,18 +428,18 @@ START_TEST(test_threads)
 	for (int i = 0; i < NTHREADS; i++) {
 		for (uintptr_t k = 0; k < PER_THREAD; k++) {
 			const uintptr_t *o = (const uintptr_t *)w[i].objs[k];
-			CHECK(o[0] == (uintptr_t)i && o[1] == k,
-			      "thread %d object %zu at %p was overwritten by "
-			      "thread %zu", i, (size_t)k, (void *)o,
-			      (size_t)o[0]);
+			REQUIRE(o[0] == (uintptr_t)i && o[1] == k,
+			        "thread %d object %zu at %p was overwritten by "
+			        "thread %zu", i, (size_t)k, (void *)o,
+			        (size_t)o[0]);
 			all[n++] = (uintptr_t)o;
 		}
 		free(w[i].objs);
 	}
 	qsort(all, n, sizeof(uintptr_t), cmp_uptr);
 	for (size_t i = 1; i < n; i++)
-		CHECK(all[i] != all[i - 1], "object %p handed out twice",
-		      (void *)all[i]);
+		REQUIRE(all[i] != all[i - 1], "object %p handed out twice",
+		        (void *)all[i]);
 	free(all);
 	/* Every span is back on a list, and none is held. */
 	mcentral *c = &mcentral_[spc];
@@ -454,7 +447,7 @@ START_TEST(test_threads)
 	size_t nspans = 0;
 	for (size_t i = 0; i < ARRAY_LEN(tab_key); i++)
 		if (tab_key[i]) {
-			CHECK(tab_holder[i] == 0, "span still held");
+			REQUIRE(tab_holder[i] == 0, "span still held");
 			spans[nspans++] = (mspan *)tab_key[i];
 		}
 	ck_assert_uint_eq(nspans, mheap_.stats.spans_inuse);
@@ -528,8 +521,8 @@ START_TEST(test_flip)
 	ck_assert_uint_eq(s->alloc_count, 3);
 	ck_assert_uint_eq(take(s, 1), 3);
 	for (uintptr_t i = 0; i < s->nelems; i++)
-		CHECK(mspan_is_free(s, i) == (i > 3), "p1 object %zu",
-		      (size_t)i);
+		REQUIRE(mspan_is_free(s, i) == (i > 3), "p1 object %zu",
+		        (size_t)i);
 	fill(s);
 	mcentral_uncache_span(c, s);
 	check_listed(c, p1);
@@ -557,8 +550,8 @@ START_TEST(test_flip)
 	check_listed(c, held);
 	ck_assert_uint_eq(held->alloc_count, 1);
 	for (uintptr_t i = 0; i < held->nelems; i++)
-		CHECK(mspan_is_free(held, i) == (i != 4), "held object %zu",
-		      (size_t)i);
+		REQUIRE(mspan_is_free(held, i) == (i != 4), "held object %zu",
+		        (size_t)i);
 	ck_assert_uint_eq(mcentral_verify(c), 4);
 	mcentral_verify_all();
 

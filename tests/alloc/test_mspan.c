@@ -13,13 +13,6 @@
 
 #include <string.h>
 
-/* ck_assert in fork mode writes to a pipe every time; hot loops use this. */
-#define CHECK(cond, ...)                                                  \
-	do {                                                               \
-		if (!(cond))                                               \
-			ck_abort_msg(__VA_ARGS__);                         \
-	} while (0)
-
 static void heap_setup(void)
 {
 	ck_assert_int_eq(mheap_init(), HEAP_OK);
@@ -59,27 +52,27 @@ static void naive_invariant(const mspan *s)
 {
 	uintptr_t fi = aload(&s->freeindex), above = 0;
 
-	CHECK(fi <= s->nelems, "freeindex %zu > nelems %zu", (size_t)fi,
-	      (size_t)s->nelems);
+	REQUIRE(fi <= s->nelems, "freeindex %zu > nelems %zu", (size_t)fi,
+	        (size_t)s->nelems);
 	for (uintptr_t i = fi; i < s->nelems; i++)
 		above += bitmap_get(s->alloc_bits, i);
-	CHECK(s->alloc_count == fi + above,
-	      "alloc_count %zu != freeindex %zu + %zu", (size_t)s->alloc_count,
-	      (size_t)fi, (size_t)above);
+	REQUIRE(s->alloc_count == fi + above,
+	        "alloc_count %zu != freeindex %zu + %zu",
+	        (size_t)s->alloc_count, (size_t)fi, (size_t)above);
 	if (fi < s->nelems) {
 		unsigned n = (unsigned)MIN(64 - fi % 64, s->nelems - fi);
-		CHECK(n == 64 || !(s->alloc_cache >> n),
-		      "alloc_cache %#llx has bits past object %zu",
-		      (unsigned long long)s->alloc_cache,
-		      (size_t)(fi + n - 1));
+		REQUIRE(n == 64 || !(s->alloc_cache >> n),
+		        "alloc_cache %#llx has bits past object %zu",
+		        (unsigned long long)s->alloc_cache,
+		        (size_t)(fi + n - 1));
 	}
 	if (s->alloc_cache == 0 && fi % 64 == 0)
 		return;
 	for (uintptr_t i = fi; i < s->nelems && (i == fi || i % 64); i++)
-		CHECK(((s->alloc_cache >> (i - fi)) & 1) ==
+		REQUIRE(((s->alloc_cache >> (i - fi)) & 1) ==
 		              !bitmap_get(s->alloc_bits, i),
-		      "alloc_cache bit %zu (object %zu) is stale",
-		      (size_t)(i - fi), (size_t)i);
+		        "alloc_cache bit %zu (object %zu) is stale",
+		        (size_t)(i - fi), (size_t)i);
 }
 
 /* The class whose spans hold exactly n objects, or 0. */
@@ -132,31 +125,31 @@ static void walk_trial(test_rng *r, mspan *s, bool real)
 		uintptr_t fi0 = aload(&s->freeindex);
 		if (rng_below(r, 100) < fast_pct) {
 			p = mspan_next_free_fast(s);
-			CHECK(p || (s->alloc_count == before &&
+			REQUIRE(p || (s->alloc_count == before &&
 			            aload(&s->freeindex) == fi0),
-			      "a failed fast path changed the span");
+			        "a failed fast path changed the span");
 		}
 		if (p) {
-			CHECK(p >= s->base && p < s->limit &&
-			      (p - s->base) % s->elemsize == 0,
-			      "fast path gave bad address %p", (void *)p);
+			REQUIRE(p >= s->base && p < s->limit &&
+			        (p - s->base) % s->elemsize == 0,
+			        "fast path gave bad address %p", (void *)p);
 			i = (p - s->base) / s->elemsize;
-			CHECK(s->alloc_count == before + 1,
-			      "fast path did not count");
+			REQUIRE(s->alloc_count == before + 1,
+			        "fast path did not count");
 		} else {
 			i = mspan_next_free_index(s);
 			if (i == n)
 				break;
 			s->alloc_count++;
 		}
-		CHECK(got < nwant, "object %zu handed out; all %zu free "
-		      "ones were already", (size_t)i, (size_t)nwant);
-		CHECK(i == want[got], "object %zu handed out, next free is "
-		      "%zu (n %zu, start %zu)", (size_t)i,
-		      (size_t)want[got], (size_t)n, (size_t)fi);
-		CHECK(!any || i > last, "indices do not increase");
-		CHECK(aload(&s->freeindex) > i, "freeindex %zu not past %zu",
-		      (size_t)aload(&s->freeindex), (size_t)i);
+		REQUIRE(got < nwant, "object %zu handed out; all %zu free "
+		        "ones were already", (size_t)i, (size_t)nwant);
+		REQUIRE(i == want[got], "object %zu handed out, next free is "
+		        "%zu (n %zu, start %zu)", (size_t)i,
+		        (size_t)want[got], (size_t)n, (size_t)fi);
+		REQUIRE(!any || i > last, "indices do not increase");
+		REQUIRE(aload(&s->freeindex) > i, "freeindex %zu not past %zu",
+		        (size_t)aload(&s->freeindex), (size_t)i);
 		any = true;
 		last = i;
 		got++;
@@ -166,14 +159,14 @@ static void walk_trial(test_rng *r, mspan *s, bool real)
 				mheap_verify_span(s);
 		}
 	}
-	CHECK(got == nwant, "%zu of %zu free objects handed out (n %zu)",
-	      (size_t)got, (size_t)nwant, (size_t)n);
-	CHECK(aload(&s->freeindex) == n, "freeindex %zu at the end",
-	      (size_t)aload(&s->freeindex));
-	CHECK(s->alloc_count == n, "alloc_count %zu at the end",
-	      (size_t)s->alloc_count);
-	CHECK(mspan_next_free_index(s) == n, "a full span gave an index");
-	CHECK(mspan_next_free_fast(s) == 0, "a full span gave an object");
+	REQUIRE(got == nwant, "%zu of %zu free objects handed out (n %zu)",
+	        (size_t)got, (size_t)nwant, (size_t)n);
+	REQUIRE(aload(&s->freeindex) == n, "freeindex %zu at the end",
+	        (size_t)aload(&s->freeindex));
+	REQUIRE(s->alloc_count == n, "alloc_count %zu at the end",
+	        (size_t)s->alloc_count);
+	REQUIRE(mspan_next_free_index(s) == n, "a full span gave an index");
+	REQUIRE(mspan_next_free_fast(s) == 0, "a full span gave an object");
 	naive_invariant(s);
 }
 
@@ -250,18 +243,18 @@ START_TEST(test_object_index)
 		ck_assert_uint_eq(s->nelems, bytes / class_to_size[c]);
 		for (uintptr_t off = 0; off < bytes; off++) {
 			uintptr_t i = mspan_object_index(s, s->base + off);
-			CHECK(i == off / s->elemsize,
-			      "class %u offset %zu: index %zu, want %zu", c,
-			      (size_t)off, (size_t)i,
-			      (size_t)(off / s->elemsize));
+			REQUIRE(i == off / s->elemsize,
+			        "class %u offset %zu: index %zu, want %zu", c,
+			        (size_t)off, (size_t)i,
+			        (size_t)(off / s->elemsize));
 		}
 		mheap_free_span(s);
 	}
 	/* A large span is one object. */
 	mspan *s = must_alloc(5, make_spanclass(0, true));
 	for (uintptr_t off = 0; off < 5 * PAGE_SIZE; off += 7)
-		CHECK(mspan_object_index(s, s->base + off) == 0,
-		      "large span offset %zu", (size_t)off);
+		REQUIRE(mspan_object_index(s, s->base + off) == 0,
+		        "large span offset %zu", (size_t)off);
 	mheap_free_span(s);
 }
 END_TEST
@@ -305,24 +298,24 @@ static void check_slots(const mspan *s, uintptr_t p, const gc_type *t,
 	mspan_ptriter(s, p, &it);
 	while ((slot = ptriter_next(&it)) != NULL) {
 		uintptr_t a = (uintptr_t)slot;
-		CHECK(a >= p && a < p + s->elemsize && (a - p) % 8 == 0,
-		      "%s: slot %p outside object %p", what, (void *)a,
-		      (void *)p);
+		REQUIRE(a >= p && a < p + s->elemsize && (a - p) % 8 == 0,
+		        "%s: slot %p outside object %p", what, (void *)a,
+		        (void *)p);
 		size_t sw = (a - p) / 8;
-		CHECK(sw >= w, "%s: slots not increasing", what);
+		REQUIRE(sw >= w, "%s: slots not increasing", what);
 		for (; w < sw; w++)
-			CHECK(!(t && w < nwords && gctype_word_is_ptr(t, w)),
-			      "%s: object %p word %zu is a pointer, not "
-			      "yielded", what, (void *)p, w);
-		CHECK(t && sw < nwords && gctype_word_is_ptr(t, sw),
-		      "%s: object %p word %zu yielded, not a pointer", what,
-		      (void *)p, sw);
+			REQUIRE(!(t && w < nwords && gctype_word_is_ptr(t, w)),
+			        "%s: object %p word %zu is a pointer, not "
+			        "yielded", what, (void *)p, w);
+		REQUIRE(t && sw < nwords && gctype_word_is_ptr(t, sw),
+		        "%s: object %p word %zu yielded, not a pointer", what,
+		        (void *)p, sw);
 		w = sw + 1;
 	}
 	for (; t && w < nwords; w++)
-		CHECK(!gctype_word_is_ptr(t, w),
-		      "%s: object %p word %zu is a pointer, not yielded",
-		      what, (void *)p, w);
+		REQUIRE(!gctype_word_is_ptr(t, w),
+		        "%s: object %p word %zu is a pointer, not yielded",
+		        what, (void *)p, w);
 }
 
 /* mspan_fill_type writes the layout of (t, size) into exactly the free
@@ -352,8 +345,8 @@ START_TEST(test_cached_span_fill_and_mark)
 		uintptr_t from = rng_below(&r, n);
 		size_t size = t->size + rng_below(&r, esz - t->size + 1);
 		mspan_fill_type(s, from, t, size);
-		CHECK(s->freetype == t && s->freesize == size,
-		      "class %u: (type, size) not recorded", c);
+		REQUIRE(s->freetype == t && s->freesize == size,
+		        "class %u: (type, size) not recorded", c);
 		for (uintptr_t i = 0; i < n; i++) {
 			bool filled = i >= from && !alloc[i];
 			/* Type-array spans lay an object out over its
@@ -375,15 +368,15 @@ START_TEST(test_cached_span_fill_and_mark)
 		for (uintptr_t i = lo; i < hi; i++)
 			want += !alloc[i] && !bitmap_get(before, i);
 		uintptr_t got = mspan_mark_allocated(s, lo, hi);
-		CHECK(got == want, "class %u: marked %zu in [%zu, %zu), want "
+		REQUIRE(got == want, "class %u: marked %zu in [%zu, %zu), want "
 		      "%zu", c, (size_t)got, (size_t)lo, (size_t)hi,
 		      (size_t)want);
 		for (uintptr_t i = 0; i < n; i++) {
 			bool m = bitmap_get(before, i) ||
 			         (i >= lo && i < hi && !alloc[i]);
-			CHECK(bitmap_get(s->gcmark_bits, i) == m,
-			      "class %u: mark bit %zu is %d", c, (size_t)i,
-			      !m);
+			REQUIRE(bitmap_get(s->gcmark_bits, i) == m,
+			        "class %u: mark bit %zu is %d", c, (size_t)i,
+			        !m);
 		}
 		memset(s->gcmark_bits, 0, mspan_bitmap_words(n) * 8);
 		memset(s->alloc_bits, 0, mspan_bitmap_words(n) * 8);
@@ -445,12 +438,13 @@ START_TEST(test_fill_uniform_span)
 
 		/* A fresh span filled from slot 0: uniform. */
 		mspan_fill_type(s, 0, a, a->size);
-		CHECK(s->alltype == a, "class %u: a full fill not recorded",
-		      c);
+		REQUIRE(s->alltype == a, "class %u: a full fill not recorded",
+		        c);
 		/* Slot k allocated as b, then freed by a sweep. */
 		uintptr_t k = rng_below(&r, n);
 		mspan_set_type(s, s->base + k * esz, b, b->size);
-		CHECK(s->alltype == NULL, "class %u: set_type kept alltype", c);
+		REQUIRE(s->alltype == NULL, "class %u: set_type kept alltype",
+		        c);
 		mspan_fill_type(s, 0, a, a->size);
 		check_slots(s, s->base + k * esz, a, asz / 8,
 		            "slot refilled after another type");
@@ -460,14 +454,14 @@ START_TEST(test_fill_uniform_span)
 		uintptr_t kept = rng_below(&r, n);
 		set_bit(s->alloc_bits, kept, true);
 		mspan_fill_type(s, 0, b, b->size);
-		CHECK(s->alltype == NULL, "class %u: a partial fill taken for "
-		      "a full one", c);
+		REQUIRE(s->alltype == NULL, "class %u: a partial fill taken "
+		        "for a full one", c);
 		set_bit(s->alloc_bits, kept, false);
 		mspan_fill_type(s, 0, b, b->size);
 		for (uintptr_t i = 0; i < n; i++)
 			check_slots(s, s->base + i * esz, b, bsz / 8,
 			            "slot after a partial fill");
-		CHECK(s->alltype == b, "class %u: full fill not recorded", c);
+		REQUIRE(s->alltype == b, "class %u: full fill not recorded", c);
 	}
 }
 END_TEST
@@ -601,8 +595,8 @@ static uintptr_t alloc_objects(mspan *s, uintptr_t want, bool *allocd,
 		uintptr_t i = mspan_next_free_index(s);
 		if (i == s->nelems)
 			break;
-		CHECK(!allocd[i], "object %zu handed out while allocated",
-		      (size_t)i);
+		REQUIRE(!allocd[i], "object %zu handed out while allocated",
+		        (size_t)i);
 		s->alloc_count++;
 		allocd[i] = true;
 		pat[i] = (uint8_t)(1 + rng_below(r, 200));
@@ -652,12 +646,12 @@ static void sweep_cycles(unsigned sc, bool noscan, bool poison, test_rng *r)
 		ck_assert_uint_eq(nfreed_log, ndead);
 		for (size_t k = 0; k < nfreed_log; k++) {
 			uintptr_t i = (freed_log[k] - base) / class_to_size[sc];
-			CHECK(freed_log[k] == base + i * class_to_size[sc] &&
-			      i < n && allocd[i] && !marked[i],
-			      "object_freed(%p) for a live object",
-			      (void *)freed_log[k]);
-			CHECK(k == 0 || freed_log[k] > freed_log[k - 1],
-			      "object_freed twice or out of order");
+			REQUIRE(freed_log[k] == base + i * class_to_size[sc] &&
+			        i < n && allocd[i] && !marked[i],
+			        "object_freed(%p) for a live object",
+			        (void *)freed_log[k]);
+			REQUIRE(k == 0 || freed_log[k] > freed_log[k - 1],
+			        "object_freed twice or out of order");
 		}
 		if (nmarked == 0) {
 			ck_assert(!kept);
@@ -673,24 +667,26 @@ static void sweep_cycles(unsigned sc, bool noscan, bool poison, test_rng *r)
 			ck_assert_uint_eq(s->needzero, 1);
 		for (uintptr_t i = 0; i < n; i++) {
 			uint8_t *o = (uint8_t *)(base + i * s->elemsize);
-			CHECK(mspan_is_free(s, i) == !marked[i],
-			      "cycle %d object %zu: free %d, marked %d", cycle,
-			      (size_t)i, mspan_is_free(s, i), marked[i]);
-			CHECK(!bitmap_get(s->gcmark_bits, i),
-			      "mark bit %zu survived the sweep", (size_t)i);
+			REQUIRE(mspan_is_free(s, i) == !marked[i],
+			        "cycle %d object %zu: free %d, marked %d",
+			        cycle, (size_t)i, mspan_is_free(s, i),
+			        marked[i]);
+			REQUIRE(!bitmap_get(s->gcmark_bits, i),
+			        "mark bit %zu survived the sweep", (size_t)i);
 			if (marked[i])
-				CHECK(o[0] == pat[i] &&
-				      o[s->elemsize - 1] == pat[i],
-				      "live object %zu overwritten", (size_t)i);
+				REQUIRE(o[0] == pat[i] &&
+				        o[s->elemsize - 1] == pat[i],
+				        "live object %zu overwritten",
+				        (size_t)i);
 			else if (allocd[i] && poison)
 				for (uintptr_t b = 0; b < s->elemsize; b++)
-					CHECK(o[b] == POISON_BYTE,
-					      "freed object %zu byte %zu "
-					      "%#x", (size_t)i, (size_t)b,
-					      o[b]);
+					REQUIRE(o[b] == POISON_BYTE,
+					        "freed object %zu byte %zu "
+					        "%#x", (size_t)i, (size_t)b,
+					        o[b]);
 			else if (allocd[i])
-				CHECK(o[0] == pat[i], "poisoned without "
-				      "the hook");
+				REQUIRE(o[0] == pat[i], "poisoned without "
+				        "the hook");
 			allocd[i] = marked[i];
 		}
 		spanlist *want_list = nmarked == n ?

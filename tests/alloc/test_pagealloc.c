@@ -19,13 +19,6 @@
 
 #define LARGE_NOSCAN make_spanclass(0, true)
 
-/* ck_assert in fork mode writes to a pipe every time; hot loops use this. */
-#define CHECK(cond, ...)                                                  \
-	do {                                                               \
-		if (!(cond))                                               \
-			ck_abort_msg(__VA_ARGS__);                         \
-	} while (0)
-
 static void heap_setup(void)
 {
 	ck_assert_int_eq(mheap_init(), HEAP_OK);
@@ -36,12 +29,13 @@ static mspan *must_alloc(uintptr_t npages)
 	heap_err err = HEAP_OK;
 	mspan *s = mheap_alloc_span(npages, LARGE_NOSCAN, &err);
 
-	ck_assert_msg(s != NULL, "mheap_alloc_span(%zu) failed with %d",
-	              (size_t)npages, (int)err);
-	ck_assert_int_eq(err, HEAP_OK);
-	ck_assert_uint_eq(s->npages, npages);
-	ck_assert_uint_eq(s->state, MSPAN_INUSE);
-	ck_assert_uint_eq(s->base % PAGE_SIZE, 0);
+	REQUIRE(s != NULL, "mheap_alloc_span(%zu) failed with %d",
+	        (size_t)npages, (int)err);
+	REQUIRE(err == HEAP_OK && s->npages == npages &&
+	        s->state == MSPAN_INUSE && s->base % PAGE_SIZE == 0,
+	        "span of %zu pages: err %d, %zu pages, state %d, base %p",
+	        (size_t)npages, (int)err, (size_t)s->npages, (int)s->state,
+	        (void *)s->base);
 	return s;
 }
 
@@ -55,8 +49,8 @@ static void check_spanof(const mspan *s)
 {
 	for (uintptr_t i = 0; i < s->npages; i++) {
 		uintptr_t p = page_addr(s, i);
-		CHECK(spanof(p) == s && spanof(p + PAGE_SIZE - 1) == s,
-		      "page %zu of span [%p, +%zu) maps to %p", (size_t)i,
+		REQUIRE(spanof(p) == s && spanof(p + PAGE_SIZE - 1) == s,
+		        "page %zu of span [%p, +%zu) maps to %p", (size_t)i,
 		      (void *)s->base, (size_t)s->npages, (void *)spanof(p));
 	}
 	ck_assert_ptr_ne(spanof(s->base - 1), s);
@@ -276,8 +270,8 @@ static void check_one_run(unsigned a, unsigned b, bool inside)
 		set_bit(bm, i, (i >= a && i < b) ? inside : !inside);
 	pagesum want = naive_summary(bm, 256);
 	pagesum got = pagealloc_summarize(bm, 4);
-	CHECK(!memcmp(&want, &got, sizeof(want)),
-	      "%s run [%u,%u): (%u,%u,%u), want (%u,%u,%u)",
+	REQUIRE(!memcmp(&want, &got, sizeof(want)),
+	        "%s run [%u,%u): (%u,%u,%u), want (%u,%u,%u)",
 	      inside ? "used" : "free", a, b, got.start, got.max, got.end,
 	      want.start, want.max, want.end);
 }
@@ -353,19 +347,19 @@ static void model_sync(void)
 	unsigned i = 0;
 
 	for (heap_arena *a = mheap_.arenas; a; a = a->next, i++) {
-		ck_assert_msg(i < MAX_ARENAS, "too many arenas");
+		REQUIRE(i < MAX_ARENAS, "too many arenas");
 		if (i < nmodel && model[i].base == a->base)
 			continue;
-		ck_assert_msg(i == nmodel || a->base < model[i].base,
-		              "arena %p vanished or out of order",
-		              (void *)model[i].base);
+		REQUIRE(i == nmodel || a->base < model[i].base,
+		        "arena %p vanished or out of order",
+		        (void *)model[i].base);
 		memmove(&model[i + 1], &model[i],
 		        (nmodel - i) * sizeof(marena));
 		model[i].base = a->base;
 		memset(model[i].used, 0, PAGES_PER_ARENA);
 		nmodel++;
 	}
-	ck_assert_uint_eq(i, nmodel);
+	REQUIRE(i == nmodel, "%u arenas, the model has %u", i, nmodel);
 }
 
 static marena *model_arena(uintptr_t p)
@@ -449,8 +443,8 @@ static void model_mark(const mspan *s, bool used)
 		uintptr_t p = page_addr(s, i);
 		marena *m = model_arena(p);
 		uintptr_t pg = (p - m->base) / PAGE_SIZE;
-		CHECK(m->used[pg] != used,
-		      "page %p handed out twice or freed twice", (void *)p);
+		REQUIRE(m->used[pg] != used,
+		        "page %p handed out twice or freed twice", (void *)p);
 		m->used[pg] = used;
 	}
 }
@@ -464,10 +458,10 @@ static void model_compare(void)
 		uintptr_t nfree = 0;
 		ck_assert_uint_eq(a->base, model[i].base);
 		for (uintptr_t pg = 0; pg < PAGES_PER_ARENA; pg++) {
-			CHECK(bitmap_get(a->alloc, pg) == model[i].used[pg],
-			      "page %zu of arena %p: heap %d model %d",
-			      (size_t)pg, (void *)a->base,
-			      bitmap_get(a->alloc, pg), model[i].used[pg]);
+			REQUIRE(bitmap_get(a->alloc, pg) == model[i].used[pg],
+			        "page %zu of arena %p: heap %d model %d",
+			        (size_t)pg, (void *)a->base,
+			        bitmap_get(a->alloc, pg), model[i].used[pg]);
 			nfree += !model[i].used[pg];
 		}
 		ck_assert_uint_eq(a->free_pages, nfree);
@@ -502,15 +496,17 @@ START_TEST(test_random_model)
 			mspan *s = must_alloc(n);
 			model_sync();
 			uintptr_t want = model_find(n);
-			ck_assert_msg(!before || before == want,
-			              "a fit at %p vanished", (void *)before);
-			ck_assert_msg(s->base == want,
-			              "step %d: %zu pages at %p, first fit is "
-			              "%p", step, (size_t)n, (void *)s->base,
-			              (void *)want);
+			REQUIRE(!before || before == want,
+			        "a fit at %p vanished", (void *)before);
+			REQUIRE(s->base == want,
+			        "step %d: %zu pages at %p, first fit is %p",
+			        step, (size_t)n, (void *)s->base,
+			        (void *)want);
 			model_mark(s, true);
-			ck_assert_ptr_eq(spanof(s->base), s);
-			ck_assert_ptr_eq(spanof(page_addr(s, n - 1)), s);
+			REQUIRE(spanof(s->base) == s &&
+			        spanof(page_addr(s, n - 1)) == s,
+			        "step %d: the span at %p is not found at its "
+			        "ends", step, (void *)s->base);
 			live[nlive++] = s;
 			live_pages += n;
 			nbig += n > PAGES_PER_ARENA;
@@ -526,8 +522,10 @@ START_TEST(test_random_model)
 			ck_assert_ptr_null(spanof(base));
 			ck_assert_ptr_null(spanof(base + (n - 1) * PAGE_SIZE));
 		}
-		ck_assert_uint_eq(mheap_.stats.inuse_pages - inuse0,
-		                  live_pages);
+		REQUIRE(mheap_.stats.inuse_pages - inuse0 == live_pages,
+		        "step %d: %zu pages in use, the model has %zu", step,
+		        (size_t)(mheap_.stats.inuse_pages - inuse0),
+		        (size_t)live_pages);
 		if (step % 97 == 0) {
 			mheap_verify();
 			model_compare();
@@ -780,8 +778,8 @@ START_TEST(test_span_over_arena)
 	uintptr_t base = s->base;
 	mheap_free_span(s);
 	for (uintptr_t i = 0; i <= PAGES_PER_ARENA; i++)
-		CHECK(spanof(base + i * PAGE_SIZE) == NULL, "page %zu mapped",
-		      (size_t)i);
+		REQUIRE(spanof(base + i * PAGE_SIZE) == NULL, "page %zu mapped",
+		        (size_t)i);
 	mheap_verify();
 	/* Freed, the two arenas make one run again. */
 	s = must_alloc(2 * PAGES_PER_ARENA);
@@ -1428,8 +1426,7 @@ START_TEST(test_fixalloc_chunks_grow)
 		ck_assert_ptr_nonnull(p);
 		ck_assert_uint_lt(n, 1024);
 		objs[n++] = p;
-		for (size_t i = 0; i < 4096; i++)
-			ck_assert_uint_eq(p[i], 0);
+		ck_assert(all_zero((uintptr_t)p, 4096));
 		memset(p, 0xab, 4096);
 		if (sys != before)
 			ck_assert_uint_eq(sys - before, want[seen++]);

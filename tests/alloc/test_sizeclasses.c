@@ -102,14 +102,14 @@ START_TEST(test_smallest_fit)
 	for (size_t size = 1; size <= MAX_SMALL_SIZE; size++) {
 		unsigned c = size_to_class(size);
 
-		ck_assert_msg(c >= 1 && c < NUM_SIZE_CLASSES,
-		              "size %zu: class %u out of range", size, c);
-		ck_assert_msg(class_to_size[c] >= size,
-		              "size %zu: class %u holds only %u", size, c,
-		              class_to_size[c]);
-		ck_assert_msg(class_to_size[c - 1] < size,
-		              "size %zu: class %u (%u) fits but %u is used",
-		              size, c - 1, class_to_size[c - 1], c);
+		REQUIRE(c >= 1 && c < NUM_SIZE_CLASSES,
+		        "size %zu: class %u out of range", size, c);
+		REQUIRE(class_to_size[c] >= size,
+		        "size %zu: class %u holds only %u", size, c,
+		        class_to_size[c]);
+		REQUIRE(class_to_size[c - 1] < size,
+		        "size %zu: class %u (%u) fits but %u is used",
+		        size, c - 1, class_to_size[c - 1], c);
 	}
 }
 END_TEST
@@ -186,14 +186,12 @@ START_TEST(test_roundup_waste)
 		uint64_t span = GO_SPAN_BYTES(c);
 		uint64_t n = span / class_to_size[c];
 
-		ck_assert_msg(8 * span < 9 * req * (n + 1),
-		              "request %" PRIu64 ": class %u packs %" PRIu64
-		              " objects, one more would fit at +1/8", req, c,
-		              n);
-		ck_assert_msg(7 * span < 9 * req * n,
-		              "request %" PRIu64 ": class %u costs %" PRIu64
-		              "/%" PRIu64 " bytes per object", req, c, span,
-		              n);
+		REQUIRE(8 * span < 9 * req * (n + 1),
+		        "request %" PRIu64 ": class %u packs %" PRIu64
+		        " objects, one more would fit at +1/8", req, c, n);
+		REQUIRE(7 * span < 9 * req * n,
+		        "request %" PRIu64 ": class %u costs %" PRIu64
+		        "/%" PRIu64 " bytes per object", req, c, span, n);
 	}
 }
 END_TEST

@@ -36,7 +36,7 @@ static H_UNUSED void start(const char *debug)
 static H_UNUSED node *new_node(uint64_t key)
 {
 	node *n = gc_alloc(sizeof(node), t_node);
-	ck_assert_ptr_nonnull(n);
+	REQUIRE(n, "gc_alloc of a node failed");
 	n->key = key;
 	return n;
 }

@@ -53,7 +53,7 @@ static void start(void)
 static node *new_node(uint64_t key)
 {
 	node *n = gc_alloc(sizeof(node), t_node);
-	ck_assert_ptr_nonnull(n);
+	REQUIRE(n, "gc_alloc of a node failed");
 	n->key = key;
 	return n;
 }
@@ -694,12 +694,14 @@ START_TEST(test_specials_groups)
 			uintptr_t p = o + 8 * w;
 			uintptr_t want = cells[i][w].tag ?
 			                 (uintptr_t)&cells[i][w] : 0;
-			ck_assert_uint_eq(specials_find_weak(s, p), want);
+			REQUIRE(specials_find_weak(s, p) == want,
+			        "the weak cell of %p is lost", (void *)p);
 			if (!want) {
 				cells[i][w].tag = 1;
 				want = (uintptr_t)&cells[i][w];
 			}
-			ck_assert_uint_eq(specials_add_weak(s, p, want), want);
+			REQUIRE(specials_add_weak(s, p, want) == want,
+			        "%p got a second weak cell", (void *)p);
 			break;
 		}
 		}
@@ -1531,7 +1533,8 @@ START_TEST(test_weakmap_rebuilds_incrementally)
 		gc_write(&v->a, k);
 		gc_write(&keys[i], k);
 		gc_write(&vw[i], gc_weak_new(v));
-		ck_assert_int_eq(gc_weakmap_set(m, k, v), GCHEAP_OK);
+		REQUIRE(gc_weakmap_set(m, k, v) == GCHEAP_OK,
+		        "set of key %zu failed", (size_t)i);
 		size_t left = weakmap_rebuild_state(m, &cap, &ocap);
 		/* A call does at most a step (and one move of its own). */
 		if (left && prev_left && left < prev_left)
@@ -1597,8 +1600,8 @@ START_TEST(test_weakmap_rebuilds_incrementally)
 	size_t full = cap;
 	for (size_t n = 0; !weakmap_rebuild_state(m, &cap, &ocap); n++) {
 		REQUIRE(n < full, "no rebuild after %zu sets", n);
-		ck_assert_int_eq(gc_weakmap_set(m, new_node(n), NULL),
-		                 GCHEAP_OK);
+		REQUIRE(gc_weakmap_set(m, new_node(n), NULL) == GCHEAP_OK,
+		        "set %zu failed", n);
 	}
 	ck_assert_uint_eq(ocap, 0); /* counting */
 	gc_collect();
@@ -1730,8 +1733,8 @@ static void wm_model(uint64_t salt, size_t nk, size_t ops, int pset,
 			node *v = new_node(tagc);
 			if (rng_below(&r, 2))
 				gc_write(&v->a, keys[i]); /* value -> key */
-			ck_assert_int_eq(gc_weakmap_set(m, keys[i], v),
-			                 GCHEAP_OK);
+			REQUIRE(gc_weakmap_set(m, keys[i], v) == GCHEAP_OK,
+			        "set of key %zu failed", (size_t)i);
 			model[i] = tagc++;
 		} else if (c < pset + pdel) {
 			int d = gc_weakmap_delete(m, keys[i]);

@@ -34,14 +34,6 @@
 #define HELPER_SLOTS 16
 #define H_UNUSED __attribute__((unused))
 
-/* ck_assert marks a point through a pipe on every pass; hot loops use this,
- * which only calls into check on failure. */
-#define REQUIRE(cond, ...)                                                 \
-	do {                                                               \
-		if (!(cond))                                               \
-			ck_abort_msg(__VA_ARGS__);                         \
-	} while (0)
-
 static H_UNUSED void sleep_us(long us)
 {
 	struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
@@ -101,7 +93,7 @@ static H_UNUSED bool check_payload(const void *p, size_t n, uint64_t key)
 static H_UNUSED void *new_payload(size_t n, uint64_t key)
 {
 	void *p = gc_alloc(n, NULL);
-	ck_assert_ptr_nonnull(p);
+	REQUIRE(p, "gc_alloc(%zu) failed", n);
 	fill_payload(p, n, key);
 	return p;
 }

@@ -14,14 +14,6 @@
 #include <signal.h>
 #include <string.h>
 
-/* ck_assert marks a point through a pipe on every pass; hot loops use this,
- * which only calls into check on failure. */
-#define REQUIRE(cond, ...)                                                 \
-	do {                                                               \
-		if (!(cond))                                               \
-			ck_abort_msg(__VA_ARGS__);                         \
-	} while (0)
-
 #define MiB ((size_t)1 << 20)
 
 static gc_type *t_tailptr; /* 1 byte, every word past it a pointer */
@@ -1037,8 +1029,8 @@ END_TEST
 static void alloc_in_turn(const gc_type *a, const gc_type *b, int n)
 {
 	for (int i = 0; i < n; i++) {
-		ck_assert_ptr_nonnull(gc_alloc(a->size, a));
-		ck_assert_ptr_nonnull(gc_alloc(b->size, b));
+		REQUIRE(gc_alloc(a->size, a), "gc_alloc failed");
+		REQUIRE(gc_alloc(b->size, b), "gc_alloc failed");
 	}
 }
 
@@ -1119,17 +1111,17 @@ static void typed_slots_round(gc_type *const *t, gc_type *tp)
 		unsigned k = (unsigned)i % TS_T;
 		size_t pw = ts_offs[k] / 8, nw = ts_sizes[k] / 8;
 		uint64_t *o = gc_alloc(ts_sizes[k], t[k]);
-		ck_assert_ptr_nonnull(o);
 		/* Garbage of another layout in the class slot that a type
 		 * whose typed slot is taken shares (all pointers). */
-		ck_assert_ptr_nonnull(gc_alloc_array(ts_sizes[k] / 8, tp));
+		void *g = gc_alloc_array(ts_sizes[k] / 8, tp);
 		uint64_t *live = gc_alloc(24, NULL);
 		uint64_t *gone = gc_alloc(24, NULL);
-		ck_assert(live && gone);
+		REQUIRE(o && g && live && gone, "object %d: an allocation "
+		        "failed", i);
 		live[0] = (uint64_t)i;
 		gone[0] = (uint64_t)i;
 		gc_weak *w = gc_weak_new(gone);
-		ck_assert_ptr_nonnull(w);
+		REQUIRE(w, "object %d: gc_weak_new failed", i);
 		gc_write(&dead[i], w);
 		/* The pointer word holds live; the next word (a plain
 		 * word in this layout) holds gone. */
@@ -1149,18 +1141,17 @@ static void typed_slots_round(gc_type *const *t, gc_type *tp)
 		unsigned k = (unsigned)i % TS_T;
 		size_t pw = ts_offs[k] / 8, nw = ts_sizes[k] / 8;
 		uint64_t *live = (uint64_t *)(uintptr_t)par[i][pw];
-		ck_assert_msg(live[0] == (uint64_t)i, "object %d (type %u): "
-		              "its child holds %#llx", i, k,
-		              (unsigned long long)live[0]);
-		ck_assert_msg(gc_weak_get(dead[i]) == NULL, "object %d (type "
-		              "%u): a plain word kept its value alive", i, k);
+		REQUIRE(live[0] == (uint64_t)i, "object %d (type %u): "
+		        "its child holds %#llx", i, k,
+		        (unsigned long long)live[0]);
+		REQUIRE(gc_weak_get(dead[i]) == NULL, "object %d (type "
+		        "%u): a plain word kept its value alive", i, k);
 		/* Nothing else wrote into the object. */
 		for (size_t j = 0; j < nw; j++) {
 			uint64_t want = j == (pw + 1) % nw ? plain[i] : 0;
-			ck_assert_msg(j == pw || par[i][j] == want,
-			              "object %d (type %u): word %zu holds "
-			              "%#llx", i, k, j,
-			              (unsigned long long)par[i][j]);
+			REQUIRE(j == pw || par[i][j] == want,
+			        "object %d (type %u): word %zu holds %#llx",
+			        i, k, j, (unsigned long long)par[i][j]);
 		}
 	}
 	gc_set_conservative_stacks(1);

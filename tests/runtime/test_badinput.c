@@ -25,12 +25,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define REQUIRE(cond, ...)                                                 \
-	do {                                                               \
-		if (!(cond))                                               \
-			ck_abort_msg(__VA_ARGS__);                         \
-	} while (0)
-
 #define MiB ((size_t)1 << 20)
 #define FATAL_EXIT 86
 
