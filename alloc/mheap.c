@@ -253,11 +253,11 @@ static void check_poisoned_pages(heap_arena *a, uintptr_t first, uintptr_t n)
 		if (!bitmap_get(a->dirty, pg))
 			continue;
 		const uint8_t *b = (const uint8_t *)(a->base + pg * PAGE_SIZE);
-		for (size_t i = 0; i < PAGE_SIZE; i++)
-			if (b[i] != POISON_BYTE)
-				fatal("write after free: byte %zu of freed "
-				      "page %p is %#x, not the poison %#x", i,
-				      (const void *)b, b[i], POISON_BYTE);
+		size_t i = poison_mismatch(b, PAGE_SIZE);
+		if (i < PAGE_SIZE)
+			fatal("write after free: byte %zu of freed "
+			      "page %p is %#x, not the poison %#x", i,
+			      (const void *)b, b[i], POISON_BYTE);
 	}
 }
 

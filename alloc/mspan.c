@@ -407,17 +407,37 @@ static void sweep_objects(mspan *s, uintptr_t fi, uintptr_t sg)
 	}
 }
 
+size_t poison_mismatch(const void *p, size_t n)
+{
+	const uint8_t *b = p;
+	const uint64_t pat = 0x0101010101010101ULL * POISON_BYTE;
+	size_t i = 0;
+
+	/* A word at a time (the checks cover every freed byte; under the
+	 * sanitizers a byte loop was most of a checked test's time). */
+	for (; i < n && (uintptr_t)(b + i) % sizeof(pat); i++)
+		if (b[i] != POISON_BYTE)
+			return i;
+	for (uint64_t w; i + sizeof(pat) <= n; i += sizeof(pat))
+		if (memcpy(&w, b + i, sizeof(w)), w != pat)
+			break;
+	for (; i < n; i++)
+		if (b[i] != POISON_BYTE)
+			return i;
+	return n;
+}
+
 void mspan_check_poison(const mspan *s, uintptr_t p, size_t n)
 {
 	const uint8_t *b = (const uint8_t *)p;
+	size_t i = poison_mismatch(b, n);
 
-	for (size_t i = 0; i < n; i++)
-		if (b[i] != POISON_BYTE)
-			fatal("write after free: byte %zu of free object %p "
-			      "(span %p class %u, size %zu) is %#x, not the "
-			      "poison %#x", i, (void *)p, (void *)s,
-			      spanclass_sizeclass(s->spc), (size_t)s->elemsize,
-			      b[i], POISON_BYTE);
+	if (i < n)
+		fatal("write after free: byte %zu of free object %p "
+		      "(span %p class %u, size %zu) is %#x, not the "
+		      "poison %#x", i, (void *)p, (void *)s,
+		      spanclass_sizeclass(s->spc), (size_t)s->elemsize,
+		      b[i], POISON_BYTE);
 }
 
 /* Objects marked in s (Go's countAlloc). */

@@ -411,6 +411,10 @@ extern alloc_hooks mspan_hooks;
  * reuse. */
 #define POISON_BYTE 0xdb
 
+/* Poison mode: the offset of the first byte of [p, p + n) that is not
+ * POISON_BYTE, or n. */
+size_t poison_mismatch(const void *p, size_t n);
+
 /* Poison mode: fatal() unless [p, p + n) of a free slot holds the pattern
  * (something wrote to the object after it was freed). */
 void mspan_check_poison(const mspan *s, uintptr_t p, size_t n);

@@ -895,6 +895,30 @@ START_TEST(test_verify_sweepgen)
 }
 END_TEST
 
+/* poison_mismatch compares a word at a time where it can: every start
+ * alignment, every length up to a few words, and a wrong byte at every
+ * place (or none) must give the offset of the first wrong byte. */
+START_TEST(test_poison_mismatch)
+{
+	static uint64_t buf[8];
+	unsigned char *b = (unsigned char *)buf;
+
+	for (size_t off = 0; off < 16; off++)
+		for (size_t n = 0; n <= 40; n++)
+			for (size_t bad = 0; bad <= n; bad++) {
+				memset(buf, POISON_BYTE, sizeof(buf));
+				if (bad < n)
+					b[off + bad] = POISON_BYTE ^ 1;
+				if (off + n < sizeof(buf))
+					b[off + n] = 0; /* past the end */
+				size_t got = poison_mismatch(b + off, n);
+				REQUIRE(got == bad, "at +%zu, %zu bytes, wrong "
+				        "byte at %zu: got %zu", off, n, bad,
+				        got);
+			}
+}
+END_TEST
+
 static Suite *mspan_suite(void)
 {
 	Suite *s = suite_create("mspan");
@@ -924,6 +948,7 @@ static Suite *mspan_suite(void)
 	tc = tcase_create("verify");
 	tcase_add_exit_test(tc, test_verify_unmapped_page, 70);
 	tcase_add_exit_test(tc, test_verify_sweepgen, 70);
+	tcase_add_test(tc, test_poison_mismatch);
 	suite_add_tcase(s, tc);
 	return s;
 }

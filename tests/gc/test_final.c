@@ -649,7 +649,7 @@ static void no_cleanup(void *arg)
  * offset order, every group in the table, prev links right). */
 START_TEST(test_specials_groups)
 {
-	enum { MAXO = 256, OPS = 20000 };
+	enum { MAXO = 256, OPS = TSAN_CUT(20000, 4) };
 	static node *objs[MAXO];
 	static weak_cell cells[MAXO][4];
 	static bool fin[MAXO];
