@@ -908,9 +908,15 @@ void gcmark_checkmark_begin(void)
 {
 	checkmark_active = true;
 	checkmark_conservative_misses = 0;
+	/* Objects lie below their arena's commit line, which never moves
+	 * down: the bits above it were never set. (The whole bitmap, a MiB
+	 * an arena, was most of a small heap's checkmark.) */
+	mutex_lock(&mheap_.lock);
 	for (heap_arena *a = mheap_.arenas; a; a = a->next)
 		if (a->gc_data)
-			memset(a->gc_data, 0, ARENA_BYTES / WORD_SIZE / 8);
+			memset(a->gc_data, 0,
+			       a->committed * (PAGE_SIZE / WORD_SIZE / 8));
+	mutex_unlock(&mheap_.lock);
 }
 
 void gcmark_checkmark_end(void)
