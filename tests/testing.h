@@ -22,7 +22,9 @@ static uint64_t test_seed_value;
  * test that is a write to the parent for every passing assertion, a
  * million in some of these tests and most of their time under the
  * sanitizers. An assertion that passes at the place it last passed on the
- * same thread records nothing new, so the place reported stays exact. */
+ * same thread records nothing new: for a test that asserts on one thread
+ * the place reported stays exact (with several, check's "last" place
+ * was already whichever thread wrote last). */
 static inline void test_mark_point(const char *file, int line)
 {
 	static _Thread_local const char *last_file;
