@@ -263,6 +263,43 @@ START_TEST(test_checkmark_catches_hidden_object)
 }
 END_TEST
 
+/* Checkmark bits set in the whole heap's bitmaps, every arena's. */
+static size_t checkmark_bits_set(void)
+{
+	size_t n = 0;
+
+	for (heap_arena *a = mheap_.arenas; a; a = a->next) {
+		const uint64_t *bm = a->gc_data;
+		for (size_t w = 0; bm && w < ARENA_BYTES / WORD_SIZE / 64; w++)
+			n += popcount64(bm[w]);
+	}
+	return n;
+}
+
+/* checkmark clears its bitmap only below each arena's commit line (the
+ * bits above it were never set): after a collection whose checkmark set
+ * a bit for each live object, small ones and large ones that push the
+ * commit line up, the next clear must leave no bit set anywhere; a stale
+ * bit would stop the re-mark at its object and hide what lies past it. */
+START_TEST(test_checkmark_clears_its_bits)
+{
+	static void *keep[256];
+
+	start("checkmark=1");
+	ck_assert_int_eq(gc_add_roots(keep, 256), GCHEAP_OK);
+	for (int i = 0; i < 256; i++)
+		gc_write(&keep[i], new_payload(i % 2 ? 64 : 40000, i));
+	gc_collect();
+	ck_assert_uint_ge(checkmark_bits_set(), 256);
+	gcmark_checkmark_begin();
+	size_t left = checkmark_bits_set();
+	gcmark_checkmark_end();
+	ck_assert_uint_eq(left, 0);
+	for (int i = 0; i < 256; i++)
+		ck_assert(check_payload(keep[i], i % 2 ? 64 : 40000, i));
+}
+END_TEST
+
 /* ---- zombie -------------------------------------------------------------- */
 
 /* Mark a free slot by hand: sweep must refuse it. */
@@ -471,6 +508,7 @@ static Suite *debugmodes_suite(void)
 	tcase_add_exit_test(tc, test_checkmark_catches_hidden_object,
 	                    FATAL_CODE);
 	tcase_add_exit_test(tc, test_zombie, FATAL_CODE);
+	tcase_add_test(tc, test_checkmark_clears_its_bits);
 	tcase_add_test(tc, test_fatal_messages);
 	suite_add_tcase(s, tc);
 	tcase_set_timeout(tn, 60);
