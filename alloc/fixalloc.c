@@ -1,4 +1,4 @@
-/* alloc/fixalloc.c: fixed-size and power-of-two metadata allocators. See
+/* alloc/fixalloc.c: fixed-size and size-class metadata allocators. See
  * fixalloc.h. Invariant: every object on a free list lies in a chunk taken
  * by the same allocator, and inuse counts exactly the bytes handed out. */
 #include "alloc/fixalloc.h"
@@ -54,20 +54,29 @@ void fixalloc_free(fixalloc *f, void *p)
 	f->inuse -= f->size;
 }
 
+size_t metaalloc_class_size(unsigned cls)
+{
+	if (cls < 4)
+		return 16 * ((size_t)cls + 1);
+	size_t pow = (size_t)64 << ((cls - 4) / 4);
+	return pow + pow / 4 * ((cls - 4) % 4 + 1);
+}
+
+unsigned metaalloc_class(size_t bytes)
+{
+	if (bytes <= 64)
+		return bytes ? (unsigned)(bytes - 1) / 16 : 0;
+	/* pow < bytes <= 2 * pow, pow >= 64: the step is pow / 4. */
+	unsigned k = 63 - clz64((uint64_t)bytes - 1);
+	size_t pow = (size_t)1 << k, step = pow / 4;
+	return 4 + 4 * (k - 6) + (unsigned)((bytes - pow + step - 1) / step)
+	       - 1;
+}
+
 void metaalloc_init(metaalloc *m, size_t *sys)
 {
 	for (unsigned i = 0; i < ARRAY_LEN(m->cls); i++)
-		fixalloc_init(&m->cls[i],
-		              (size_t)1 << (i + METAALLOC_MIN_SHIFT), sys);
-}
-
-static unsigned meta_class(size_t bytes)
-{
-	unsigned shift = METAALLOC_MIN_SHIFT;
-
-	while (((size_t)1 << shift) < bytes)
-		shift++;
-	return shift - METAALLOC_MIN_SHIFT;
+		fixalloc_init(&m->cls[i], metaalloc_class_size(i), sys);
 }
 
 void *metaalloc_alloc(metaalloc *m, size_t bytes)
@@ -75,12 +84,12 @@ void *metaalloc_alloc(metaalloc *m, size_t bytes)
 	if (bytes > METAALLOC_MAX)
 		fatal("metaalloc: %zu bytes is over the %zu limit", bytes,
 		      METAALLOC_MAX);
-	return fixalloc_alloc(&m->cls[meta_class(bytes)]);
+	return fixalloc_alloc(&m->cls[metaalloc_class(bytes)]);
 }
 
 void metaalloc_free(metaalloc *m, void *p, size_t bytes)
 {
-	fixalloc_free(&m->cls[meta_class(bytes)], p);
+	fixalloc_free(&m->cls[metaalloc_class(bytes)], p);
 }
 
 size_t metaalloc_inuse(const metaalloc *m)

@@ -6,9 +6,13 @@
  * (64 KiB first, each next one twice the last up to 1 MiB: a heap that
  * grows to gigabytes maps its metadata in a few hundred calls, not
  * thousands, each of which takes the address space's lock); metaalloc
- * hands out zeroed blocks in power-of-two classes from 16 bytes to
- * METAALLOC_MAX. Neither is thread-safe: callers hold
- * mheap_.lock. Chunks are never returned to the OS (they are reused). */
+ * hands out zeroed blocks in classes from 16 bytes to METAALLOC_MAX:
+ * 16, 32, 48, 64, then four steps to each power of two (80, 96, 112,
+ * 128, 160, ...), so that a block wastes under a fifth of itself (with
+ * power-of-two classes a span's bitmaps wasted 37-68% of theirs: 1,280
+ * bytes for a span of 16-byte objects took 2,048). Neither is
+ * thread-safe: callers hold mheap_.lock. Chunks are never returned to
+ * the OS (they are reused). */
 #ifndef GCHEAP_FIXALLOC_H
 #define GCHEAP_FIXALLOC_H
 
@@ -17,9 +21,10 @@
 
 #define FIXALLOC_CHUNK ((size_t)64 << 10)
 #define FIXALLOC_CHUNK_MAX ((size_t)1 << 20)
-#define METAALLOC_MIN_SHIFT 4
 #define METAALLOC_MAX_SHIFT 14
 #define METAALLOC_MAX ((size_t)1 << METAALLOC_MAX_SHIFT)
+/* 16..64 by 16, then 4 classes per power of two up to METAALLOC_MAX. */
+#define METAALLOC_CLASSES (4 + 4 * (METAALLOC_MAX_SHIFT - 6))
 
 typedef struct fixlink {
 	struct fixlink *next;
@@ -41,7 +46,7 @@ void *fixalloc_alloc(fixalloc *f);
 void fixalloc_free(fixalloc *f, void *p);
 
 typedef struct metaalloc {
-	fixalloc cls[METAALLOC_MAX_SHIFT - METAALLOC_MIN_SHIFT + 1];
+	fixalloc cls[METAALLOC_CLASSES];
 } metaalloc;
 
 void metaalloc_init(metaalloc *m, size_t *sys);
@@ -50,5 +55,9 @@ void *metaalloc_alloc(metaalloc *m, size_t bytes);
 void metaalloc_free(metaalloc *m, void *p, size_t bytes);
 /* Bytes handed out and not freed. */
 size_t metaalloc_inuse(const metaalloc *m);
+/* The class of a block of `bytes` (1..METAALLOC_MAX), and a class's
+ * block size: the smallest class size that holds `bytes`. */
+unsigned metaalloc_class(size_t bytes);
+size_t metaalloc_class_size(unsigned cls);
 
 #endif

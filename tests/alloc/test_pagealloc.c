@@ -1447,6 +1447,59 @@ START_TEST(test_fixalloc_chunks_grow)
 }
 END_TEST
 
+/* metaalloc's classes: every request gets the smallest class that holds
+ * it, a multiple of 16 bytes, wasting under a fifth of the block above 64
+ * bytes (power-of-two classes wasted up to half); blocks of each class are
+ * zeroed and distinct, and inuse counts their class sizes. */
+START_TEST(test_metaalloc_classes)
+{
+	ck_assert_uint_eq(metaalloc_class_size(METAALLOC_CLASSES - 1),
+	                  METAALLOC_MAX);
+	for (size_t b = 1; b <= METAALLOC_MAX; b++) {
+		unsigned c = metaalloc_class(b);
+		size_t sz = metaalloc_class_size(c);
+
+		REQUIRE(c < METAALLOC_CLASSES, "%zu bytes: class %u", b, c);
+		REQUIRE(sz >= b && sz % 16 == 0, "%zu bytes: class %u of %zu",
+		        b, c, sz);
+		REQUIRE(c == 0 || metaalloc_class_size(c - 1) < b,
+		        "%zu bytes: class %u, but %u holds them", b, c, c - 1);
+		REQUIRE(b <= 64 || (sz - b) * 5 < sz,
+		        "%zu bytes in a block of %zu", b, sz);
+	}
+	for (unsigned c = 1; c < METAALLOC_CLASSES; c++)
+		ck_assert_uint_gt(metaalloc_class_size(c),
+		                  metaalloc_class_size(c - 1));
+
+	size_t sys = 0;
+	metaalloc m;
+	static const size_t sizes[] = {1, 16, 17, 64, 65, 80, 81, 608,
+	                               1280, 1281, 4096, 16384};
+	void *blocks[ARRAY_LEN(sizes) * 8];
+	size_t want = 0;
+
+	metaalloc_init(&m, &sys);
+	for (size_t i = 0; i < ARRAY_LEN(blocks); i++) {
+		size_t b = sizes[i % ARRAY_LEN(sizes)];
+		uint8_t *p = metaalloc_alloc(&m, b);
+
+		ck_assert_ptr_nonnull(p);
+		ck_assert(all_zero((uintptr_t)p, b));
+		memset(p, 0xcd, metaalloc_class_size(metaalloc_class(b)));
+		blocks[i] = p;
+		want += metaalloc_class_size(metaalloc_class(b));
+	}
+	ck_assert_uint_eq(metaalloc_inuse(&m), want);
+	/* Distinct: a later block's zeros were not overwritten by 0xcd. */
+	for (size_t i = 0; i < ARRAY_LEN(blocks); i++)
+		metaalloc_free(&m, blocks[i], sizes[i % ARRAY_LEN(sizes)]);
+	ck_assert_uint_eq(metaalloc_inuse(&m), 0);
+	uint8_t *p = metaalloc_alloc(&m, 1281);
+	ck_assert(all_zero((uintptr_t)p, 1281));
+	metaalloc_free(&m, p, 1281);
+}
+END_TEST
+
 static Suite *pagealloc_suite(void)
 {
 	Suite *s = suite_create("pagealloc");
@@ -1456,6 +1509,7 @@ static Suite *pagealloc_suite(void)
 	tcase_add_test(tc, test_summarize_edges);
 	tcase_add_test(tc, test_update_merge);
 	tcase_add_test(tc, test_fixalloc_chunks_grow);
+	tcase_add_test(tc, test_metaalloc_classes);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("heap");
