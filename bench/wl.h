@@ -226,6 +226,10 @@ static inline void wl_finish(void)
 	wl_figure("gc_os_released_mb", s.os_released / 1e6);
 	wl_figure("gc_metadata_mb", s.metadata_bytes / 1e6);
 	wl_figure("gc_assists", (double)s.assist_count);
+	/* Assists that waited for the mark past the goal (mgc_park_assist):
+	 * how many, and their wall time. */
+	wl_figure("gc_assist_parks", (double)s.assist_parks);
+	wl_figure("gc_assist_park_ms", s.assist_park_ns / 1e6);
 	/* Per-object layout writes per 100 allocations (issue 16: <= 1). */
 	wl_figure("gc_layout_writes_pct", s.alloc_objects ?
 	          100.0 * s.alloc_layout_writes / s.alloc_objects : 0);
