@@ -27,6 +27,10 @@ void mcache_init(mcache *c)
 	c->black = false;
 	c->black_bytes = 0;
 	c->fresh_lo = c->fresh_len = 0;
+	c->handed = 0;
+	c->prof_left = INTPTR_MAX / 2;
+	c->prof_due = false;
+	c->prof_span = NULL;
 }
 
 /* Mark what span s allocated black since the last flush. */
@@ -43,6 +47,58 @@ static void flush_black(mcache *c, mspan *s)
 
 /* Give a span back to its mcentral, correcting the allocation counter for
  * the objects that were counted at refill but never handed out. */
+/* Are the allocations from s charged to the profiler a window at a
+ * time? All but the tiny block's (counted one by one). */
+static bool prof_by_window(const mspan *s)
+{
+	return s->spc != TINY_SPANCLASS;
+}
+
+/* Charge every slot in s's alloc_cache to the countdown, cutting the
+ * window short before the slot that would take it below zero. */
+static void charge_window(mcache *c, mspan *s)
+{
+	uint64_t bits = s->alloc_cache;
+	intptr_t e = (intptr_t)s->elemsize;
+	intptr_t n = (intptr_t)popcount64(bits);
+
+	if (!n || !prof_by_window(s))
+		return;
+	if (c->prof_left >= n * e) {
+		c->prof_left -= n * e;
+		return;
+	}
+	/* Keep the k lowest slots, which leave the countdown >= 0. */
+	intptr_t k = c->prof_left > 0 ? c->prof_left / e : 0;
+	uint64_t keep = 0;
+	for (intptr_t j = 0; j < k; j++) {
+		uint64_t low = bits & (~bits + 1);
+		keep |= low;
+		bits ^= low;
+	}
+	s->alloc_cache = keep;
+	c->prof_left -= k * e;
+	/* The slots cut off are handed out again when reloaded. */
+	c->handed -= (n - k) * e;
+}
+
+uintptr_t mcache_take_handed(mcache *c)
+{
+	intptr_t n = c->handed > 0 ? c->handed : 0;
+
+	c->handed -= n;
+	return (uintptr_t)n;
+}
+
+void mcache_prof_rearm(mcache *c, intptr_t left)
+{
+	c->prof_left = left;
+	c->prof_due = false;
+	if (c->prof_span)
+		charge_window(c, c->prof_span);
+	c->prof_span = NULL;
+}
+
 static void uncache(mcache *c, unsigned slot)
 {
 	mspan *s = c->alloc[slot];
@@ -51,6 +107,12 @@ static void uncache(mcache *c, unsigned slot)
 		return;
 	spanclass spc = s->spc;
 	c->cached[slot / 64] &= ~((uint64_t)1 << (slot % 64));
+	/* The slots charged and not taken go back to the countdown and
+	 * the count of bytes handed out. */
+	intptr_t left = (intptr_t)(popcount64(s->alloc_cache) * s->elemsize);
+	c->handed -= left;
+	if (prof_by_window(s))
+		c->prof_left += left;
 	flush_black(c, s);
 	mspan_set_blackfrom(s, NO_BLACK);
 	uintptr_t unused = s->nelems - s->alloc_count;
@@ -84,6 +146,10 @@ bool mcache_refill(mcache *c, unsigned slot, spanclass spc, int *err)
 	if (!s)
 		return false;
 	mspan_prepare_cached(s, c->black);
+	/* Its window may hold slots from an earlier owner (refunded
+	 * there). */
+	c->handed += (intptr_t)(popcount64(s->alloc_cache) * s->elemsize);
+	charge_window(c, s);
 	if (c->black && s->alloc_count == 0) {
 		c->fresh_lo = s->base + aload(&s->blackfrom) * s->elemsize;
 		c->fresh_len = s->limit - c->fresh_lo;
@@ -102,18 +168,33 @@ uintptr_t mcache_next_free(mcache *c, unsigned slot, spanclass spc,
                            mspan **sp, int *err)
 {
 	mspan *s = c->alloc[slot];
+	/* A slot taken from a loaded window was charged with it. */
+	bool charged = s->alloc_cache != 0;
 	uintptr_t i = mspan_next_free_index(s);
 
 	if (i == s->nelems) {
 		if (!mcache_refill(c, slot, spc, err))
 			return 0;
 		s = c->alloc[slot];
+		charged = s->alloc_cache != 0;
 		i = mspan_next_free_index(s);
 	}
 	if (i >= s->nelems)
 		fatal("mcache_next_free: span %p gave index %zu of %zu",
 		      (void *)s, (size_t)i, (size_t)s->nelems);
 	s->alloc_count++;
+	if (!charged)
+		c->handed += (intptr_t)((1 + popcount64(s->alloc_cache)) *
+		                        s->elemsize);
+	if (!charged && prof_by_window(s)) {
+		c->prof_left -= (intptr_t)s->elemsize;
+		if (c->prof_left < 0) {
+			c->prof_due = true;
+			c->prof_span = s;
+		} else {
+			charge_window(c, s);
+		}
+	}
 	*sp = s;
 	return s->base + i * s->elemsize;
 }

@@ -28,6 +28,27 @@
  * handed to the collector there. Until then the marker treats them as
  * black (mspan_black_pending): it never greys or scans them.
  *
+ * The heap profiler's countdown (prof_left: bytes the thread may still
+ * allocate before the next sample; runtime/mprof.h) is charged a window
+ * at a time, off the fast path: every free slot in a cached span's
+ * alloc_cache has been charged its class size already, when the slow
+ * path loaded its window (mcache_next_free) or the cache took the span
+ * (mcache_refill); uncache refunds what is left. When the countdown
+ * would run out inside a window, the window is cut short before the
+ * object that takes it below zero, so that object comes to the slow
+ * path, which sets prof_due (the runtime then samples it and re-arms:
+ * mcache_prof_rearm). The tiny block's allocations are counted one by
+ * one on their own fast path instead (tiny spans are not charged).
+ *
+ * The collector's allocation count (the assists, the sweep pace and the
+ * pacer's rate go by it) is kept the same way: `handed` counts the bytes
+ * of the objects the slow path takes and of the slots it gives the fast
+ * path, less those given back, and the runtime's slow path reports them
+ * (mcache_take_handed). Charging each slow path a whole window instead
+ * counted a window's free slots as 64 objects: in spans that sweep left
+ * half full (the pause probe, heap growth) the count ran at 1.9x what
+ * was allocated, and the assists with it.
+ *
  * An mcache belongs to one attached thread; release_all (on detach, and
  * when sweepgen moves) hands every span back. */
 #ifndef GCHEAP_MCACHE_H
@@ -53,9 +74,29 @@ typedef struct mcache {
 	 * allocating black: every object there is black for this mark
 	 * (mcache_fresh_black). fresh_len 0: none. */
 	uintptr_t fresh_lo, fresh_len;
+	/* The heap profiler's countdown (above). mcache_init sets it out
+	 * of reach (no sampling); the runtime sets it. prof_due: the object
+	 * the last mcache_next_free returned took it below zero, and the
+	 * rest of its window (in prof_span's alloc_cache) is not charged
+	 * until mcache_prof_rearm. */
+	intptr_t prof_left;
+	bool prof_due;
+	mspan *prof_span;
+	/* Bytes handed out since the last mcache_take_handed (above); may
+	 * fall below 0 when a span gives back slots counted earlier. */
+	intptr_t handed;
 } mcache;
 
 void mcache_init(mcache *c);
+
+/* The bytes handed out since the last call, if more than were given
+ * back (a deficit waits for the next call). */
+uintptr_t mcache_take_handed(mcache *c);
+
+/* After the runtime sampled the object that set prof_due: the countdown
+ * restarts at `left` bytes, and the rest of that object's window is
+ * charged against it (cut short again if it runs out there). */
+void mcache_prof_rearm(mcache *c, intptr_t left);
 
 /* Is p in the last span this cache took empty during this mark, at or
  * after the slot it started allocating black from? Then p, if it points
@@ -78,7 +119,9 @@ bool mcache_refill(mcache *c, unsigned slot, spanclass spc, int *err);
 
 /* The slow path of small allocation (Go's nextFree): an object of class
  * spc from slot `slot`, refilling as needed; 0 and *err on out-of-memory.
- * *sp receives the span. */
+ * *sp receives the span. Charges the profiler's countdown for the object
+ * and the rest of its window when they were not charged yet, and sets
+ * prof_due when the object runs it out. */
 uintptr_t mcache_next_free(mcache *c, unsigned slot, spanclass spc,
                            mspan **sp, int *err);
 

@@ -30,9 +30,13 @@ uintptr_t mspan_next_free_index(mspan *s)
 
 	if (fi == n)
 		return fi;
-	/* The fast path used up a window and left the next unloaded. */
-	if (!s->alloc_cache && fi % 64 == 0)
+	/* The fast path used up its window: load the rest of the word
+	 * from freeindex on (the next window, or, when the window was cut
+	 * short for the heap profiler, its remainder: alloc/mcache.h). */
+	if (!s->alloc_cache) {
 		mspan_refill_alloc_cache(s, fi / 64);
+		s->alloc_cache >>= fi % 64;
+	}
 	uint64_t cache = s->alloc_cache;
 	unsigned bit = ctz64(cache);
 	while (bit == 64) {
@@ -560,9 +564,10 @@ void mspan_verify(const mspan *s, uintptr_t sg)
 		    (size_t)above);
 	if (fi < s->nelems) {
 		/* alloc_cache mirrors ~alloc_bits from freeindex to the end
-		 * of its word, with no bits past nelems; or, at a word's
-		 * start, it is 0: the fast path used up the last window and
-		 * the slow path loads the next. */
+		 * of its word, with no bits past nelems, or a prefix of that
+		 * (its lowest bits): a window cut short for the heap
+		 * profiler (alloc/mcache.h), or none, when the fast path
+		 * used up its window and the slow path loads the rest. */
 		unsigned n = (unsigned)MIN(64 - fi % 64, s->nelems - fi);
 		uint64_t want = (~s->alloc_bits[fi / 64] >> (fi % 64)) &
 		                low_mask(n);
@@ -571,8 +576,10 @@ void mspan_verify(const mspan *s, uintptr_t sg)
 			    "end of its word, or the last object)", (void *)s,
 			    (unsigned long long)s->alloc_cache,
 			    (size_t)(fi + n - 1));
-		if (s->alloc_cache != want &&
-		    !(s->alloc_cache == 0 && fi % 64 == 0))
+		uint64_t cut = want & ~s->alloc_cache;
+		if ((s->alloc_cache & ~want) ||
+		    (s->alloc_cache && cut &&
+		     63 - clz64(s->alloc_cache) > ctz64(cut)))
 			bad("alloc_cache %#llx, alloc bits say %#llx",
 			    (void *)s, (unsigned long long)s->alloc_cache,
 			    (unsigned long long)want);

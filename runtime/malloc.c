@@ -72,18 +72,16 @@ static void collector_duties(gc_thread *th, uintptr_t bytes)
 	mgc_assist(&th->gc, bytes);
 }
 
-/* What one slow path of size class c hands out before the next: a window
- * of its span's alloc cache (64 objects, the fast path's reach), or the
- * whole span if it holds fewer. The allocation count that the sweep
- * pace, the pacer's rate and the assists go by is charged this at each
- * slow path; charging the span's bytes counted 16-byte objects 32 times
- * over (and their assists with them). */
-static uintptr_t slow_path_bytes(unsigned c)
+/* The small-object allocation the slow path pays for: what the thread's
+ * cache handed out since its last slow path (the object it took and the
+ * window it gave the fast path, less what it gave back: alloc/mcache.h),
+ * paid one slow path late. The allocation count that the sweep pace, the
+ * pacer's rate and the assists go by is charged this; charging a whole
+ * window (64 objects) counted the free slots of a half-full span twice
+ * over, and charging the span 16-byte objects 32 times. */
+static uintptr_t slow_path_bytes(gc_thread *th)
 {
-	uintptr_t size = class_to_size[c];
-	uintptr_t nelems = class_to_npages[c] * PAGE_SIZE / size;
-
-	return MIN(nelems, 64) * size;
+	return mcache_take_handed(&th->mcache);
 }
 
 static void *alloc_tiny(gc_thread *th, size_t size, int *err)
@@ -96,7 +94,7 @@ static void *alloc_tiny(gc_thread *th, size_t size, int *err)
 	mspan *s = c->alloc[TINY_SPANCLASS];
 	p = mspan_next_free_fast(s);
 	if (!p) {
-		collector_duties(th, slow_path_bytes(TINY_SIZE_CLASS));
+		collector_duties(th, slow_path_bytes(th));
 		p = mcache_next_free(c, TINY_SPANCLASS, TINY_SPANCLASS, &s,
 		                     err);
 		if (!p)
@@ -200,7 +198,7 @@ static void *alloc_any(gc_thread *th, size_t size, const gc_type *t,
 	mspan *s = c->alloc[slot];
 	uintptr_t p = mspan_next_free_fast(s);
 	if (!p) {
-		collector_duties(th, slow_path_bytes(size_to_class(size)));
+		collector_duties(th, slow_path_bytes(th));
 		/* The duties may have released the cache. */
 		slot = typed ? mcache_typed_slot(c, t, spc) : spc;
 		s = c->alloc[slot];
@@ -231,6 +229,9 @@ static NOINLINE void *gc_alloc_slow(gc_thread *th, size_t size,
 		                   "smaller than the type's size", size, t);
 	int err = 0;
 	void *p = alloc_any(th, size, t, &err);
+	/* A small object that ran the profiler's countdown out. */
+	if (unlikely(th->mcache.prof_due))
+		mprof_sample_due(th, p, __builtin_return_address(0));
 	if (p || !err)
 		return p;
 	/* Out of memory or over the limit: a full collection may free
@@ -251,7 +252,7 @@ static ALWAYS_INLINE void *gc_alloc_unusual(gc_thread *th, size_t size,
                                             const gc_type *t)
 {
 	if (th && size <= GCHEAP_MAX_ALLOC &&
-	    (th->mprof_left -= (intptr_t)size) < 0)
+	    (th->mcache.prof_left -= (intptr_t)size) < 0)
 		return mprof_alloc(th, size, t);
 	return gc_alloc_slow(th, size, t);
 }
@@ -288,12 +289,14 @@ static ALWAYS_INLINE void *gc_alloc_fast(gc_thread *th, size_t size,
 	} else {
 		slot = make_spanclass(size_to_class(size), true);
 	}
-	/* The heap profiler's countdown (runtime/mprof.h). */
-	if (unlikely((th->mprof_left -= (intptr_t)size) < 0))
-		return mprof_alloc(th, size, t);
 	mcache *c = &th->mcache;
 	if (noscan && size < TINY_SIZE) {
 		uintptr_t p;
+		/* The heap profiler's countdown, per tiny object
+		 * (runtime/mprof.h; small objects are charged by the
+		 * window, off this path). */
+		if (unlikely((c->prof_left -= (intptr_t)size) < 0))
+			return mprof_alloc(th, size, t);
 		if (likely(mcache_tiny_alloc(c, size, &p)))
 			return (void *)p;
 		return gc_alloc_slow(th, size, t);

@@ -4,10 +4,12 @@
  * format (runtime/pprof.c gathers, format/pprof.c encodes).
  *
  * Sampling: each thread counts down the bytes it allocates
- * (gc_thread.mprof_left, runtime/mprof.h); the allocation that takes it
+ * (its mcache.prof_left, runtime/mprof.h); the allocation that takes it
  * below zero is sampled and a new distance drawn from an exponential
  * distribution of mean `rate` bytes, so that every byte has the same
- * chance 1/rate of being the one sampled, whatever the sizes. Rate 1
+ * chance 1/rate of being the one sampled, whatever the sizes. A small
+ * object's bytes are its class size (as in Go's mallocgc): they are
+ * charged with its window, off the fast path (alloc/mcache.h). Rate 1
  * samples every allocation, 0 none (the countdown is then set out of
  * reach).
  *
@@ -205,18 +207,35 @@ void *mprof_alloc(gc_thread *th, size_t size, const gc_type *t)
 	intptr_t rate = mprof_rate();
 
 	if (rate <= 0) {
-		th->mprof_left = INTPTR_MAX / 2;
+		th->mcache.prof_left = INTPTR_MAX / 2;
 		return gc_alloc(size, t);
 	}
 	/* A thread's first allocation only draws its first distance (its
 	 * countdown started at 0). */
 	bool first = !rng_state && rate != 1;
-	/* gc_alloc takes size off again: `next` is left. */
-	th->mprof_left = next_sample(rate) + (intptr_t)size;
+	/* gc_alloc takes size off again (a tiny or large object; a small
+	 * one is charged with its window): `next` is left. */
+	th->mcache.prof_left = next_sample(rate) + (intptr_t)size;
 	void *p = gc_alloc(size, t);
 	if (p && size && !first)
 		record(p, size, ra);
 	return p;
+}
+
+void mprof_sample_due(gc_thread *th, void *p, void *ra)
+{
+	mcache *c = &th->mcache;
+	size_t size = c->prof_span ? c->prof_span->elemsize : 0;
+	intptr_t rate = mprof_rate();
+
+	if (rate <= 0) {
+		mcache_prof_rearm(c, INTPTR_MAX / 2);
+		return;
+	}
+	bool first = !rng_state && rate != 1;
+	mcache_prof_rearm(c, next_sample(rate));
+	if (!first && size)
+		record(p, size, ra);
 }
 
 mprof_bucket *mprof_buckets(size_t *n)

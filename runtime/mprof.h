@@ -2,14 +2,21 @@
  * (runtime/mprof.c owns the rest).
  *
  * Each attached thread counts down the bytes it may still allocate before
- * the next sample (gc_thread.mprof_left: one subtract from memory and one
- * branch on the fast path, once the thread is known). Every allocation is
- * taken off exactly once: on the fast path, or at the start of the slow
- * path for the requests that leave the fast path before its countdown
- * (large objects, unusual sizes). The countdown starts at 0, so a
- * thread's first allocation goes to mprof_alloc, which reads the rate
- * (GCHEAP_MEMPROFILERATE) and draws the first distance; with profiling
- * off it is set so high that it never runs out. */
+ * the next sample (its mcache's prof_left). Every allocation is taken off
+ * exactly once, and none on the fast path of small objects:
+ *   - small objects by their class size, a window of 64 slots at a time,
+ *     when the slow path loads the window (alloc/mcache.h); a window in
+ *     which the countdown runs out is cut short before the object that
+ *     runs it out, so that object comes to the slow path, which samples
+ *     it (mprof_sample_due) and re-arms the countdown;
+ *   - tiny objects by their size, one by one on the tiny fast path;
+ *   - the requests that leave the fast path before it (large objects,
+ *     unusual sizes) by their size, at the start of the slow path.
+ * Weighing a small object by its class size is what Go's mallocgc does.
+ * The countdown starts at 0, so a thread's first allocation goes to the
+ * profiler, which reads the rate (GCHEAP_MEMPROFILERATE) and draws the
+ * first distance; with profiling off it is set so high that it never
+ * runs out. */
 #ifndef GCHEAP_RUNTIME_MPROF_H
 #define GCHEAP_RUNTIME_MPROF_H
 
@@ -26,5 +33,12 @@ struct gc_thread;
  * runtime_new, runtime_new_array: it is called from them, inlined, as a
  * sibling call or not). */
 void *mprof_alloc(struct gc_thread *th, size_t size, const gc_type *t);
+
+/* The small object p (of the span the thread's mcache.prof_span names)
+ * ran the countdown out on the slow path (mcache.prof_due): record a
+ * sample of it, weighed by its class size, draw the next distance and
+ * re-arm the countdown (mcache_prof_rearm). ra: the slow path's return
+ * address (its caller is gc_alloc's caller, or an entry point). */
+void mprof_sample_due(struct gc_thread *th, void *p, void *ra);
 
 #endif

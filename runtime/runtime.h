@@ -39,9 +39,9 @@ struct gc_frame;
 #define RUNTIME_HELD 8
 
 typedef struct gc_thread {
-	mcache mcache;            /* first: the fast path's offsets are small */
-	intptr_t mprof_left;      /* bytes to the next heap profile sample
-	                           * (runtime/mprof.h) */
+	mcache mcache;            /* first: the fast path's offsets are small;
+	                           * mcache.prof_left is the heap profiler's
+	                           * countdown (runtime/mprof.h) */
 	atomic_word pending;      /* enum thread_pending bits */
 	atomic_word status;       /* enum thread_status */
 	mgc_thread gc;            /* the collector's: barrier buffer,

@@ -89,6 +89,8 @@ gc_status gc_thread_attach(void)
 		return GCHEAP_ERR_NOMEM;
 	}
 	mcache_init(&t->mcache);
+	/* The first allocation draws the first distance (runtime/mprof.h). */
+	t->mcache.prof_left = 0;
 	t->self = pthread_self();
 	t->tid = gettid();
 	t->stack_base = stack_base();

@@ -335,10 +335,14 @@ static void *park_release_main(void *arg)
 }
 
 /* The allocation count (mgc_.alloc_bytes: the sweep pace, the pacer's
- * rate and the assists go by it) charges each slow path a window of the
- * alloc cache (64 objects) or the span if it holds fewer, which is about
- * what the thread then allocates: the bytes of N objects, give or take
- * two windows. (Charging the span counted 16-byte objects 32 times.) */
+ * rate and the assists go by it) is charged at each slow path what the
+ * thread's cache handed out since the last one (alloc/mcache.h): the
+ * bytes of N objects, give or take two windows of the alloc cache (64
+ * objects, or the span if it holds fewer). (Charging the span counted
+ * 16-byte objects 32 times; charging a window of 64 objects at every
+ * slow path counted half-full spans twice: test_alloc_count_holes.) The
+ * count is paid one slow path late, so a first allocation of each size
+ * pays for the last size's window before the count is read. */
 START_TEST(test_alloc_count)
 {
 	static const size_t sizes[] = {16, 64, 1024, 8192};
@@ -351,6 +355,7 @@ START_TEST(test_alloc_count)
 		gc_type *t = gc_type_new("obj", sz, &zero, 1,
 		                         GCHEAP_TAIL_NOSCAN);
 		ck_assert_ptr_nonnull(t);
+		ck_assert_ptr_nonnull(gc_alloc(sz, t));
 		uintptr_t a0 = aload(&mgc_.alloc_bytes);
 		for (size_t i = 0; i < n; i++)
 			ck_assert_ptr_nonnull(gc_alloc(sz, t));
@@ -365,6 +370,50 @@ START_TEST(test_alloc_count)
 		              n * sz);
 		gc_collect();
 	}
+}
+END_TEST
+
+/* In spans that sweep left half full, the count is what is allocated:
+ * N objects of 64 bytes kept every other one, collected, then N/2 more
+ * allocated into the holes are counted as N/2 objects, give or take two
+ * windows (a window's 32 free slots were counted as 64 objects before,
+ * and the assists went by that). */
+START_TEST(test_alloc_count_holes)
+{
+	size_t zero = 0, sz = 64, n = TSAN_CUT(65536, 4);
+	static void *root[1];
+
+	ck_assert_int_eq(gc_thread_attach(), GCHEAP_OK);
+	gc_set_conservative_stacks(0);
+	gc_disable();
+	gc_type *t = gc_type_new("obj", sz, &zero, 1, GCHEAP_TAIL_NOSCAN);
+	gc_type *t_ptrs = gc_type_new("ptrs", sizeof(void *), &zero, 1,
+	                              GCHEAP_TAIL_REPEAT);
+	ck_assert_ptr_nonnull(t);
+	ck_assert_ptr_nonnull(t_ptrs);
+	ck_assert_int_eq(gc_add_roots(root, 1), GCHEAP_OK);
+	void **keep = gc_alloc(n / 2 * sizeof(void *), t_ptrs);
+	ck_assert_ptr_nonnull(keep);
+	gc_write(&root[0], keep);
+	for (size_t i = 0; i < n; i++) {
+		void *p = gc_alloc(sz, t);
+		ck_assert_ptr_nonnull(p);
+		if (i % 2 == 0)
+			gc_write(&keep[i / 2], p);
+	}
+	gc_collect(); /* swept: every span of t half full */
+	ck_assert_ptr_nonnull(gc_alloc(sz, t)); /* pays the last window */
+	uintptr_t a0 = aload(&mgc_.alloc_bytes);
+	size_t m = n / 2 - 64;
+	for (size_t i = 0; i < m; i++)
+		ck_assert_ptr_nonnull(gc_alloc(sz, t));
+	uintptr_t got = aload(&mgc_.alloc_bytes) - a0;
+	uintptr_t window = 64 * sz;
+	ck_assert_msg(got + window >= m * sz && got <= m * sz + 2 * window,
+	              "%zu bytes counted for %zu allocated into holes",
+	              (size_t)got, m * sz);
+	gc_write(&root[0], NULL);
+	gc_remove_roots(root);
 }
 END_TEST
 
@@ -592,6 +641,7 @@ static Suite *pacer_suite(void)
 	tcase_add_test(tc, test_assist_owed);
 	tcase_add_test(tc, test_assist_parks);
 	tcase_add_test(tc, test_alloc_count);
+	tcase_add_test(tc, test_alloc_count_holes);
 	tcase_add_test(tc, test_steady_state_50);
 	tcase_add_test(tc, test_steady_state_100);
 	tcase_add_test(tc, test_steady_state_200);
