@@ -45,8 +45,6 @@ static void flush_black(mcache *c, mspan *s)
 		mspan_set_blackfrom(s, fi);
 }
 
-/* Give a span back to its mcentral, correcting the allocation counter for
- * the objects that were counted at refill but never handed out. */
 /* Are the allocations from s charged to the profiler a window at a
  * time? All but the tiny block's (counted one by one). */
 static bool prof_by_window(const mspan *s)
@@ -99,6 +97,8 @@ void mcache_prof_rearm(mcache *c, intptr_t left)
 	c->prof_span = NULL;
 }
 
+/* Give a span back to its mcentral, correcting the allocation counter for
+ * the objects that were counted at refill but never handed out. */
 static void uncache(mcache *c, unsigned slot)
 {
 	mspan *s = c->alloc[slot];

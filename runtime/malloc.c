@@ -245,9 +245,11 @@ static NOINLINE void *gc_alloc_slow(gc_thread *th, size_t size,
 	return p;
 }
 
-/* The requests that leave the fast path before the heap profiler's
- * countdown (no thread, an unusual type or size) are counted here (inline:
- * the profiler's stacks start at the caller of the public entry). */
+/* The requests that leave the fast path early (no thread, an unusual
+ * type, a large size) are counted down for the heap profiler here, by
+ * their size (inline: the profiler's stacks start at the caller of the
+ * public entry); small objects are counted a window at a time
+ * (alloc/mcache.h), tiny ones on the tiny path. */
 static ALWAYS_INLINE void *gc_alloc_unusual(gc_thread *th, size_t size,
                                             const gc_type *t)
 {
