@@ -29,7 +29,6 @@ void mcache_init(mcache *c)
 	c->fresh_lo = c->fresh_len = 0;
 	c->handed = 0;
 	c->prof_left = INTPTR_MAX / 2;
-	c->prof_due = false;
 	c->prof_span = NULL;
 }
 
@@ -91,7 +90,6 @@ uintptr_t mcache_take_handed(mcache *c)
 void mcache_prof_rearm(mcache *c, intptr_t left)
 {
 	c->prof_left = left;
-	c->prof_due = false;
 	if (c->prof_span)
 		charge_window(c, c->prof_span);
 	c->prof_span = NULL;
@@ -183,16 +181,17 @@ uintptr_t mcache_next_free(mcache *c, unsigned slot, spanclass spc,
 		fatal("mcache_next_free: span %p gave index %zu of %zu",
 		      (void *)s, (size_t)i, (size_t)s->nelems);
 	s->alloc_count++;
-	if (!charged)
+	if (!charged) {
+		/* The object and the window it came with are new to this
+		 * cache's counts. */
 		c->handed += (intptr_t)((1 + popcount64(s->alloc_cache)) *
 		                        s->elemsize);
-	if (!charged && prof_by_window(s)) {
-		c->prof_left -= (intptr_t)s->elemsize;
-		if (c->prof_left < 0) {
-			c->prof_due = true;
-			c->prof_span = s;
-		} else {
-			charge_window(c, s);
+		if (prof_by_window(s)) {
+			c->prof_left -= (intptr_t)s->elemsize;
+			if (c->prof_left < 0)
+				c->prof_span = s;
+			else
+				charge_window(c, s);
 		}
 	}
 	*sp = s;

@@ -36,7 +36,7 @@
  * (mcache_refill); uncache refunds what is left. When the countdown
  * would run out inside a window, the window is cut short before the
  * object that takes it below zero, so that object comes to the slow
- * path, which sets prof_due (the runtime then samples it and re-arms:
+ * path, which sets prof_span (the runtime then samples it and re-arms:
  * mcache_prof_rearm). The tiny block's allocations are counted one by
  * one on their own fast path instead (tiny spans are not charged).
  *
@@ -75,12 +75,11 @@ typedef struct mcache {
 	 * (mcache_fresh_black). fresh_len 0: none. */
 	uintptr_t fresh_lo, fresh_len;
 	/* The heap profiler's countdown (above). mcache_init sets it out
-	 * of reach (no sampling); the runtime sets it. prof_due: the object
-	 * the last mcache_next_free returned took it below zero, and the
-	 * rest of its window (in prof_span's alloc_cache) is not charged
-	 * until mcache_prof_rearm. */
+	 * of reach (no sampling); the runtime sets it. prof_span, when
+	 * set: the object the last mcache_next_free returned (from this
+	 * span) took it below zero, and the rest of its window (the span's
+	 * alloc_cache) is not charged until mcache_prof_rearm. */
 	intptr_t prof_left;
-	bool prof_due;
 	mspan *prof_span;
 	/* Bytes handed out since the last mcache_take_handed (above); may
 	 * fall below 0 when a span gives back slots counted earlier. */
@@ -93,7 +92,7 @@ void mcache_init(mcache *c);
  * back (a deficit waits for the next call). */
 uintptr_t mcache_take_handed(mcache *c);
 
-/* After the runtime sampled the object that set prof_due: the countdown
+/* After the runtime sampled the object that set prof_span: the countdown
  * restarts at `left` bytes, and the rest of that object's window is
  * charged against it (cut short again if it runs out there). */
 void mcache_prof_rearm(mcache *c, intptr_t left);
@@ -121,7 +120,7 @@ bool mcache_refill(mcache *c, unsigned slot, spanclass spc, int *err);
  * spc from slot `slot`, refilling as needed; 0 and *err on out-of-memory.
  * *sp receives the span. Charges the profiler's countdown for the object
  * and the rest of its window when they were not charged yet, and sets
- * prof_due when the object runs it out. */
+ * prof_span when the object runs it out. */
 uintptr_t mcache_next_free(mcache *c, unsigned slot, spanclass spc,
                            mspan **sp, int *err);
 

@@ -230,7 +230,7 @@ static NOINLINE void *gc_alloc_slow(gc_thread *th, size_t size,
 	int err = 0;
 	void *p = alloc_any(th, size, t, &err);
 	/* A small object that ran the profiler's countdown out. */
-	if (unlikely(th->mcache.prof_due))
+	if (unlikely(th->mcache.prof_span != NULL))
 		mprof_sample_due(th, p, __builtin_return_address(0));
 	if (p || !err)
 		return p;

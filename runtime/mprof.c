@@ -225,7 +225,7 @@ void *mprof_alloc(gc_thread *th, size_t size, const gc_type *t)
 void mprof_sample_due(gc_thread *th, void *p, void *ra)
 {
 	mcache *c = &th->mcache;
-	size_t size = c->prof_span ? c->prof_span->elemsize : 0;
+	size_t size = c->prof_span->elemsize; /* set: the caller's test */
 	intptr_t rate = mprof_rate();
 
 	if (rate <= 0) {
@@ -234,7 +234,7 @@ void mprof_sample_due(gc_thread *th, void *p, void *ra)
 	}
 	bool first = !rng_state && rate != 1;
 	mcache_prof_rearm(c, next_sample(rate));
-	if (!first && size)
+	if (!first)
 		record(p, size, ra);
 }
 

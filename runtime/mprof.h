@@ -35,7 +35,7 @@ struct gc_thread;
 void *mprof_alloc(struct gc_thread *th, size_t size, const gc_type *t);
 
 /* The small object p (of the span the thread's mcache.prof_span names)
- * ran the countdown out on the slow path (mcache.prof_due): record a
+ * ran the countdown out on the slow path: record a
  * sample of it, weighed by its class size, draw the next distance and
  * re-arm the countdown (mcache_prof_rearm). ra: the slow path's return
  * address (its caller is gc_alloc's caller, or an entry point). */
