@@ -568,6 +568,72 @@ START_TEST(test_flip)
 }
 END_TEST
 
+/* The heap profiler's countdown and the allocation count, charged a
+ * window at a time (alloc/mcache.h). Allocating as the runtime does (the
+ * fast path's take while the window lasts, else mcache_next_free), with
+ * the runtime's re-arm after each sample, through windows and spans:
+ *   - the objects sampled (prof_span set) are exactly the ones a
+ *     per-object countdown of 64 bytes each would sample;
+ *   - no free slot is skipped: each fresh span hands out its slots in
+ *     order (a window cut short is loaded again where it was cut);
+ *   - after the cache gives its spans back, `handed` is the bytes of
+ *     the objects taken and the countdown what the model has left (the
+ *     slots charged and not taken were refunded). */
+START_TEST(test_prof_window)
+{
+	static const intptr_t gaps[] = {64 * 10 + 5, 0, 64 * 20 + 1, 63, 64,
+	                                64 * 100 + 63, 64 * 3, 1,
+	                                64 * 700, 64 * 63 + 32};
+	const spanclass spc = make_spanclass(size_to_class(64), true);
+	const size_t n = 3000; /* about 6 spans of 512 */
+	mcache mc;
+	size_t gap = 0, samples = 0;
+	intptr_t model = gaps[0];
+	uintptr_t prev = 0;
+	mspan *prevs = NULL;
+
+	heap_setup();
+	mcache_init(&mc);
+	mc.prof_left = gaps[0];
+	for (size_t j = 0; j < n; j++) {
+		mspan *s = mc.alloc[spc];
+		uintptr_t p;
+		int err = 0;
+
+		if (s->alloc_cache) {
+			p = mspan_take_cached(s);
+		} else {
+			p = mcache_next_free(&mc, spc, spc, &s, &err);
+			REQUIRE(p != 0, "mcache_next_free failed with %d", err);
+		}
+		REQUIRE(s == prevs ? p == prev + 64 : p == s->base,
+		        "object %zu at %p after %p: a slot skipped", j,
+		        (void *)p, (void *)prev);
+		prev = p;
+		prevs = s;
+		model -= 64;
+		bool due = model < 0;
+		REQUIRE(due == (mc.prof_span != NULL), "object %zu: model %s, "
+		        "cache %s", j, due ? "samples" : "does not",
+		        mc.prof_span ? "samples" : "does not");
+		if (due) {
+			REQUIRE(mc.prof_span == s, "object %zu: not its span",
+			        j);
+			samples++;
+			gap = (gap + 1) % ARRAY_LEN(gaps);
+			model = gaps[gap];
+			mcache_prof_rearm(&mc, gaps[gap]);
+		}
+	}
+	ck_assert_uint_ge(samples, 10);
+	mcache_release_all(&mc);
+	ck_assert_int_eq(mc.handed, (intptr_t)(n * 64));
+	ck_assert_int_eq(mc.prof_left, model);
+	ck_assert_uint_eq(mcache_take_handed(&mc), n * 64);
+	ck_assert_uint_eq(mcache_take_handed(&mc), 0);
+}
+END_TEST
+
 /* A stale span with nothing marked is freed when uncached; through an
  * mcache, mcache_prepare_for_sweep hands it back. */
 START_TEST(test_stale_via_mcache)
@@ -771,6 +837,7 @@ static Suite *mcentral_suite(void)
 	tc = tcase_create("sweepgen");
 	tcase_add_test(tc, test_flip);
 	tcase_add_test(tc, test_stale_via_mcache);
+	tcase_add_test(tc, test_prof_window);
 	tcase_add_test(tc, test_skip_taken);
 	tcase_add_test(tc, test_pop_unswept);
 	tcase_add_test(tc, test_sweep_some);
