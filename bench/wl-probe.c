@@ -6,7 +6,8 @@
  * p99.99, how many were over 1 ms and over 10 ms, and the throughput in
  * replacements per second; and the minimum mutator utilization at 1, 10
  * and 100 ms windows, taking every gap over 10 us as time the mutator did
- * not run (measure/mmu.h). What the mutator sees of the collector:
+ * not run (measure/mmu.h); and the page faults its thread took in the
+ * loop. What the mutator sees of the collector:
  * stop-the-world pauses, assists, and time stolen by its threads. At the
  * end every object is checked against its slot (a lost or overwritten
  * object changes the checksum). Options: --slots N, --seconds S, --gaps MS
@@ -16,6 +17,8 @@
  * under a millisecond later). */
 #include "measure/mmu.h"
 #include "wl.h"
+
+#include <sys/resource.h>
 
 typedef struct pobj {
 	struct pobj *next;
@@ -72,6 +75,8 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < nslots; i++)
 		wl_write(&slots[i], new_obj(i));
 
+	struct rusage ru0, ru1;
+	getrusage(RUSAGE_THREAD, &ru0);
 	t0 = prev = wl_now_ns();
 	end = t0 + secs * 1e9;
 	for (;;) {
@@ -104,6 +109,7 @@ int main(int argc, char **argv)
 			wl_free(old);
 		iters++;
 	}
+	getrusage(RUSAGE_THREAD, &ru1);
 
 	for (size_t i = 0; i < nslots; i++) {
 		const pobj *o = slots[i];
@@ -137,6 +143,10 @@ int main(int argc, char **argv)
 		wl_figure("gaps_over_1ms", (double)over1);
 		wl_figure("gaps_over_10ms", (double)over10);
 		wl_figure("mrepl_per_s", iters / ((prev - t0) / 1e9) / 1e6);
+		/* Page faults the program's thread took in the timed loop
+		 * (each ~10 us on a VM that maps guest pages lazily). */
+		wl_figure("loop_page_faults",
+		          (double)(ru1.ru_minflt - ru0.ru_minflt));
 		/* Minimum mutator utilization at 1, 10 and 100 ms windows
 		 * (measure/mmu.h), in percent. */
 		double *pre = malloc((ngaps + 1) * sizeof *pre);
