@@ -170,6 +170,45 @@ static void walk_trial(test_rng *r, mspan *s, bool real)
 	naive_invariant(s);
 }
 
+/* The bit helpers the allocator counts with (alloc/sys/base.h), against
+ * a bit at a time: every single bit, the edges, and random words. */
+static unsigned bits_one_by_one(uint64_t x)
+{
+	unsigned n = 0;
+
+	for (unsigned b = 0; b < 64; b++)
+		n += (unsigned)(x >> b & 1);
+	return n;
+}
+
+START_TEST(test_bit_helpers)
+{
+	test_rng r = rng_make(29);
+	uint64_t edges[] = {0, 1, ~0ULL, 1ULL << 63, ~0ULL >> 1,
+	                    0x5555555555555555ULL, 0xaaaaaaaaaaaaaaaaULL,
+	                    0x0f0f0f0f0f0f0f0fULL, 0xff00ff00ff00ff00ULL};
+
+	for (unsigned b = 0; b < 64; b++) {
+		ck_assert_uint_eq(popcount64(1ULL << b), 1);
+		ck_assert_uint_eq(popcount64(~(1ULL << b)), 63);
+		ck_assert_uint_eq(popcount64(low_mask(b)), b);
+		ck_assert_uint_eq(ctz64(1ULL << b), b);
+	}
+	ck_assert_uint_eq(popcount64(low_mask(64)), 64);
+	ck_assert_uint_eq(ctz64(0), 64);
+	for (size_t i = 0; i < ARRAY_LEN(edges); i++)
+		ck_assert_uint_eq(popcount64(edges[i]),
+		                  bits_one_by_one(edges[i]));
+	for (int i = 0; i < 100000; i++) {
+		/* Sparse, dense and uniform words. */
+		uint64_t x = rng_next(&r);
+		uint64_t y = i % 3 == 0 ? x & rng_next(&r) & rng_next(&r) :
+		             i % 3 == 1 ? x | rng_next(&r) | rng_next(&r) : x;
+		ck_assert_uint_eq(popcount64(y), bits_one_by_one(y));
+	}
+}
+END_TEST
+
 START_TEST(test_next_free)
 {
 	static const uintptr_t sizes[] = {1, 7, 63, 64, 65, 127, 128, 1024};
@@ -924,6 +963,7 @@ static Suite *mspan_suite(void)
 	Suite *s = suite_create("mspan");
 	TCase *tc = tcase_create("walk");
 
+	tcase_add_test(tc, test_bit_helpers);
 	tcase_add_test(tc, test_next_free);
 	tcase_add_test(tc, test_fast_path_word_edges);
 	tcase_add_test(tc, test_object_index);
