@@ -193,6 +193,13 @@ uintptr_t mcache_next_free(mcache *c, unsigned slot, spanclass spc,
 			else
 				charge_window(c, s);
 		}
+	} else if (i % 64 == 63) {
+		/* The object ended a charged window at its word's end (a
+		 * span that came back with one slot free there), and the
+		 * take loaded the next word's: new to the counts. */
+		c->handed += (intptr_t)(popcount64(s->alloc_cache) *
+		                        s->elemsize);
+		charge_window(c, s);
 	}
 	*sp = s;
 	return s->base + i * s->elemsize;

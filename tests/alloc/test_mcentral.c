@@ -634,6 +634,55 @@ START_TEST(test_prof_window)
 }
 END_TEST
 
+/* A span that comes back to a cache with one free slot at the end of its
+ * window's word: the refill charges that slot, and taking it loads the
+ * next word's window, which must be charged too (it was not: a cache
+ * that took 66 objects there had handed counted as 2 of them, and
+ * the countdown 64 objects too high). Cache a takes 63 objects of a
+ * fresh span and gives it back; cache b takes 66 and more from it. */
+START_TEST(test_window_refill_word_end)
+{
+	const spanclass spc = make_spanclass(size_to_class(64), true);
+	const intptr_t start = (intptr_t)1 << 30;
+	mcache a, b;
+	mspan *s = NULL;
+	int err = 0;
+
+	heap_setup();
+	mcache_init(&a);
+	mcache_init(&b);
+	a.prof_left = b.prof_left = start;
+	for (int j = 0; j < 63; j++) {
+		mspan *t = a.alloc[spc];
+		uintptr_t p = t->alloc_cache ? mspan_take_cached(t) :
+		              mcache_next_free(&a, spc, spc, &t, &err);
+		REQUIRE(p != 0, "cache a: allocation %d failed (%d)", j, err);
+		s = t;
+	}
+	ck_assert_uint_eq(aload(&s->freeindex), 63);
+	mcache_release_all(&a);
+	ck_assert_int_eq(a.handed, 63 * 64);
+	ck_assert_int_eq(a.prof_left, start - 63 * 64);
+	for (size_t n = 1; n <= 130; n++) {
+		mspan *t = b.alloc[spc];
+		uintptr_t p = t->alloc_cache ? mspan_take_cached(t) :
+		              mcache_next_free(&b, spc, spc, &t, &err);
+		REQUIRE(p != 0, "cache b: allocation %zu failed (%d)", n, err);
+		if (n == 1)
+			ck_assert_ptr_eq(t, s); /* the same span, slot 63 */
+		/* Each object is counted, once, by the window it came in
+		 * with, whatever is left of that window. */
+		intptr_t rest = (intptr_t)popcount64(t->alloc_cache) * 64;
+		ck_assert_int_eq(b.handed - rest, (intptr_t)n * 64);
+		ck_assert_int_eq(start - b.prof_left - rest, (intptr_t)n * 64);
+	}
+	mcache_release_all(&b);
+	ck_assert_int_eq(b.handed, 130 * 64);
+	ck_assert_int_eq(b.prof_left, start - 130 * 64);
+	mcentral_verify_all();
+}
+END_TEST
+
 /* A stale span with nothing marked is freed when uncached; through an
  * mcache, mcache_prepare_for_sweep hands it back. */
 START_TEST(test_stale_via_mcache)
@@ -838,6 +887,7 @@ static Suite *mcentral_suite(void)
 	tcase_add_test(tc, test_flip);
 	tcase_add_test(tc, test_stale_via_mcache);
 	tcase_add_test(tc, test_prof_window);
+	tcase_add_test(tc, test_window_refill_word_end);
 	tcase_add_test(tc, test_skip_taken);
 	tcase_add_test(tc, test_pop_unswept);
 	tcase_add_test(tc, test_sweep_some);
