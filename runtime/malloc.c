@@ -229,19 +229,21 @@ static NOINLINE void *gc_alloc_slow(gc_thread *th, size_t size,
 		                   "smaller than the type's size", size, t);
 	int err = 0;
 	void *p = alloc_any(th, size, t, &err);
-	/* A small object that ran the profiler's countdown out. */
+	if (!p && err) {
+		/* Out of memory or over the limit: a full collection may
+		 * free enough; try once more before giving up. */
+		mgc_run_cycle(true);
+		runtime_safepoint(th);
+		err = 0;
+		p = alloc_any(th, size, t, &err);
+		if (!p)
+			runtime_oom(size, (heap_err)err);
+	}
+	/* A small object that ran the profiler's countdown out (by either
+	 * attempt: one left pending would charge its span's window again
+	 * at the next slow path, and sample that path's object). */
 	if (unlikely(th->mcache.prof_span != NULL))
 		mprof_sample_due(th, p, __builtin_return_address(0));
-	if (p || !err)
-		return p;
-	/* Out of memory or over the limit: a full collection may free
-	 * enough; try once more before giving up. */
-	mgc_run_cycle(true);
-	runtime_safepoint(th);
-	err = 0;
-	p = alloc_any(th, size, t, &err);
-	if (!p)
-		runtime_oom(size, (heap_err)err);
 	return p;
 }
 

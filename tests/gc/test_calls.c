@@ -1031,6 +1031,46 @@ START_TEST(test_memlimit_env)
 }
 END_TEST
 
+/* An allocation that passes the memory limit collects and tries again
+ * (gc_alloc_slow); if the retry's object runs the heap profiler's
+ * countdown out, it is sampled then. It was not: the sample stayed
+ * pending, and the next slow path charged the span's window again (on a
+ * span the thread might no longer own) and recorded its own object
+ * under that span's size. The countdown is set to run out at every slow
+ * path of 64-byte objects, with GOGC off and 32 MiB of garbage, under a
+ * limit of what the heap holds. */
+START_TEST(test_limit_retry_samples)
+{
+	const spanclass spc = make_spanclass(size_to_class(64), true);
+
+	setenv("GCHEAP_GC", "off", 1);
+	sys_fatal_exit_code = FATAL_CODE;
+	ck_assert_int_eq(gc_thread_attach(), GCHEAP_OK);
+	gc_set_conservative_stacks(0);
+	gc_set_error_handler(on_error, NULL);
+	gc_thread *th = thread_current;
+	for (int j = 0; j < (32 << 20) / 64; j++)
+		ck_assert_ptr_nonnull(gc_alloc(64, NULL));
+	mutex_lock(&mheap_.lock);
+	size_t held = mheap_.stats.committed - mheap_.stats.released;
+	mutex_unlock(&mheap_.lock);
+	gc_set_memory_limit(held);
+	bool retried = false;
+	for (int j = 0; j < (64 << 20) / 64 && !retried; j++) {
+		if (!th->mcache.alloc[spc]->alloc_cache)
+			th->mcache.prof_left = 0;
+		uintptr_t c0 = aload(&mgc_.cycles);
+		ck_assert_ptr_nonnull(gc_alloc(64, NULL));
+		REQUIRE(th->mcache.prof_span == NULL, "allocation %d left "
+		        "its sample pending", j);
+		retried = aload(&mgc_.cycles) != c0;
+	}
+	REQUIRE(retried, "no allocation passed the limit");
+	ck_assert_int_eq(err.calls, 0);
+	gc_set_memory_limit(0);
+}
+END_TEST
+
 static void bad_memlimit(void)
 {
 	setenv("GCHEAP_MEMLIMIT", "12 apples", 1);
@@ -1260,6 +1300,7 @@ static Suite *calls_suite(void)
 	tcase_add_test(tc, test_free_os_memory);
 	tcase_add_test(tc, test_memlimit_syntax);
 	tcase_add_test(tc, test_memlimit_env);
+	tcase_add_test(tc, test_limit_retry_samples);
 	tcase_add_test(tc, test_memlimit_bad);
 	tcase_add_test(tc, test_checkmark_names_holder);
 	tcase_add_test(tc, test_rootcheck_warns_once);
