@@ -128,6 +128,10 @@ static void detach(gc_thread *t)
 	/* Release first: a span leaving the cache reports what it
 	 * allocated black, and the flush hands that to the collector. */
 	mcache_release_all(&t->mcache);
+	/* What the cache handed out since its last slow path, which that
+	 * slow path would have counted (runtime/malloc.c), less what the
+	 * release gave back. */
+	(void)mgc_count_alloc(mcache_take_handed(&t->mcache));
 	runtime_flush_thread(t);
 	t->frames = NULL;
 	/* Nothing left to scan, the stack included. Written before the

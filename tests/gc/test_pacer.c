@@ -373,6 +373,40 @@ START_TEST(test_alloc_count)
 }
 END_TEST
 
+/* A thread that detaches has its last objects counted: a thread that
+ * allocates 10 objects (fewer than a window) and detaches adds exactly
+ * 10 objects to the count (it added none before: the count is paid at
+ * the next slow path, which a detached thread never takes). */
+static void *detach_count_main(void *arg)
+{
+	gc_type *t = arg;
+
+	ck_assert_int_eq(gc_thread_attach(), GCHEAP_OK);
+	for (int i = 0; i < 10; i++)
+		ck_assert_ptr_nonnull(gc_alloc(64, t));
+	ck_assert_int_eq(gc_thread_detach(), GCHEAP_OK);
+	return NULL;
+}
+
+START_TEST(test_alloc_count_detach)
+{
+	size_t zero = 0;
+	pthread_t th;
+
+	ck_assert_int_eq(gc_thread_attach(), GCHEAP_OK);
+	gc_disable();
+	gc_type *t = gc_type_new("obj", 64, &zero, 1, GCHEAP_TAIL_NOSCAN);
+	ck_assert_ptr_nonnull(t);
+	for (int round = 0; round < 3; round++) {
+		uintptr_t a0 = aload(&mgc_.alloc_bytes);
+		ck_assert_int_eq(pthread_create(&th, NULL, detach_count_main,
+		                                t), 0);
+		ck_assert_int_eq(pthread_join(th, NULL), 0);
+		ck_assert_uint_eq(aload(&mgc_.alloc_bytes) - a0, 10 * 64);
+	}
+}
+END_TEST
+
 /* In spans that sweep left half full, the count is what is allocated:
  * N objects of 64 bytes kept every other one, collected, then N/2 more
  * allocated into the holes are counted as N/2 objects, give or take two
@@ -642,6 +676,7 @@ static Suite *pacer_suite(void)
 	tcase_add_test(tc, test_assist_parks);
 	tcase_add_test(tc, test_alloc_count);
 	tcase_add_test(tc, test_alloc_count_holes);
+	tcase_add_test(tc, test_alloc_count_detach);
 	tcase_add_test(tc, test_steady_state_50);
 	tcase_add_test(tc, test_steady_state_100);
 	tcase_add_test(tc, test_steady_state_200);
