@@ -591,29 +591,62 @@ size_t mheap_prefault(size_t target, size_t max)
 	return done;
 }
 
-/* Any thread. The span's sweepgen is a sequence lock for the allocation
- * state: sweeping holds it at h-1 while it rewrites freeindex and the
- * bitmaps, so a reader waits that out and retries if it changed. */
+/* The object p lies in, if s (spanof p) is not being swept and nothing
+ * frees it meanwhile: *sg is the sweepgen read, which the caller checks
+ * again after. SWEEPING when a sweep holds the span. */
+#define SWEEPING UINTPTR_MAX
+static uintptr_t object_in(mspan *s, uintptr_t p, uintptr_t *sg)
+{
+	*sg = aload_acq(&s->sweepgen);
+	if (*sg == aload(&mheap_.sweepgen) - 1)
+		return SWEEPING;
+	uintptr_t i = mspan_object_index(s, p);
+	if (i >= s->nelems || mspan_is_free(s, i))
+		return 0;
+	return s->base + i * s->elemsize;
+}
+
+/* The span's sweepgen is a sequence lock for the allocation state:
+ * sweeping holds it at h-1 while it rewrites freeindex and the bitmaps,
+ * so a reader waits that out and retries if it changed. Freeing the span
+ * is another matter: it changes nothing a reader could check before it
+ * reads released bitmaps (NULL) or a struct reused for another span, so
+ * the reader holds mheap_.lock, under which spans are freed. (A lookup
+ * of a dead object's address while a sweeper freed its span crashed in
+ * mspan_is_free.) */
 uintptr_t mheap_find_object(uintptr_t p, mspan **sp)
+{
+	for (;;) {
+		mutex_lock(&mheap_.lock);
+		mspan *s = spanof_heap(p);
+		uintptr_t sg = 0, obj = s ? object_in(s, p, &sg) : 0;
+		bool again = obj == SWEEPING ||
+		             (s && aload_acq(&s->sweepgen) != sg);
+		mutex_unlock(&mheap_.lock);
+		if (again) {
+			sched_yield();
+			continue;
+		}
+		if (obj && sp)
+			*sp = s;
+		return obj;
+	}
+}
+
+uintptr_t mheap_find_object_held(uintptr_t p, mspan **sp)
 {
 	for (;;) {
 		mspan *s = spanof_heap(p);
 		if (!s)
 			return 0;
-		uintptr_t sg = aload_acq(&s->sweepgen);
-		if (sg == aload(&mheap_.sweepgen) - 1) {
+		uintptr_t sg, obj = object_in(s, p, &sg);
+		if (obj == SWEEPING || aload_acq(&s->sweepgen) != sg) {
 			sched_yield();
 			continue;
 		}
-		uintptr_t i = mspan_object_index(s, p);
-		bool found = i < s->nelems && !mspan_is_free(s, i);
-		if (aload_acq(&s->sweepgen) != sg)
-			continue;
-		if (!found)
-			return 0;
-		if (sp)
+		if (obj && sp)
 			*sp = s;
-		return s->base + i * s->elemsize;
+		return obj;
 	}
 }
 

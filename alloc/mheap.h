@@ -188,8 +188,14 @@ uintptr_t mheap_recount_allocated(uintptr_t *nobjs);
  * thread allocates or sweeps meanwhile. Takes mheap_.lock. */
 void mheap_recount_classes(uintptr_t *spans, uintptr_t *objs);
 
-/* The start of the allocated object that contains p, or 0. */
+/* The start of the allocated object that contains p, or 0; any thread,
+ * any p. Takes mheap_.lock, so that the span is not freed (its bitmaps
+ * released, its struct reused) while it is read; a sweep of it is
+ * waited out. */
 uintptr_t mheap_find_object(uintptr_t p, mspan **sp);
+/* The same for a caller that holds mheap_.lock, or that has stopped the
+ * world with sweeping blocked (heap dumps): nothing frees a span. */
+uintptr_t mheap_find_object_held(uintptr_t p, mspan **sp);
 
 /* At mark start every in-use span must be swept for this generation:
  * sweepgen h, or h + 3 (swept, then cached). fatal() otherwise. */

@@ -145,7 +145,7 @@ static void write_object(dumper *d, mspan *s, uintptr_t i)
 		mspan_ptriter(s, obj, &it);
 		while ((slot = ptriter_next(&it))) {
 			uintptr_t v = *slot, base;
-			if (v && (base = mheap_find_object(v, NULL)))
+			if (v && (base = mheap_find_object_held(v, NULL)))
 				add_ptr(d, base, (uintptr_t)slot - obj);
 		}
 	}
@@ -178,7 +178,7 @@ static void write_object(dumper *d, mspan *s, uintptr_t i)
 /* The object base that p points into, or 0. */
 static uintptr_t object_base(uintptr_t p)
 {
-	return p ? mheap_find_object(p, NULL) : 0;
+	return p ? mheap_find_object_held(p, NULL) : 0;
 }
 
 static void write_ephemerons(dumper *d, const mspan *s)
@@ -233,7 +233,7 @@ static void root(dumper *d, unsigned kind, uint32_t thread, uintptr_t where,
 {
 	uintptr_t base;
 
-	if (!value || !(base = mheap_find_object(value, NULL)))
+	if (!value || !(base = mheap_find_object_held(value, NULL)))
 		return;
 	begin(d, HD_ROOT, 1 + 4 + 8 + 8);
 	put(d, kind, 1);

@@ -18,7 +18,8 @@
  *                         gcwork_.lock (runtime/uncollectable.c)
  *   6. mcentral_[spc].lock one class's span lists (alloc/mcentral.h)
  *   7. mheap_.lock        pages, arenas, spans[]; the metadata allocator
- *                         runs under it (alloc/mheap.h)
+ *                         runs under it, and object lookups hold it
+ *                         (mheap_find_object) (alloc/mheap.h)
  *   8. specials_.lock     every span's specials (gc/mfinal.c)
  *   9. finq_.lock         the finalizer queue, with its cond (gc/mfinal.c)
  *  10. gcwork_.lock       the global lists of work buffers (gc/mgcwork.h)

@@ -9,6 +9,8 @@
 
 #include "alloc/alloc.h"
 
+#include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -879,6 +881,57 @@ START_TEST(test_committed_first)
 }
 END_TEST
 
+/* An object lookup races a span's free: one thread takes a one-page span
+ * from the heap and frees it, over and over (as a sweep that emptied a
+ * span gives it back), while another looks an address in it up (as
+ * gc_base, gc_size or gc_free do on a dead object's address). The lookup
+ * must answer "no object" or the object, never read the released
+ * bitmaps or a reused struct: it crashed in mspan_is_free within ~13,000
+ * frees when it read them without the heap's lock. */
+static atomic_word race_addr, race_stop, race_lookups;
+
+static void *lookup_racer(void *arg)
+{
+	(void)arg;
+	while (!aload_acq(&race_addr))
+		sched_yield();
+	while (!aload_acq(&race_stop)) {
+		uintptr_t p = aload(&race_addr), r = mheap_find_object(p, NULL);
+		/* An address 32 bytes into the span: object 2 of 16 bytes,
+		 * or none. */
+		REQUIRE(r == 0 || r == p, "lookup of %p found %p", (void *)p,
+		        (void *)r);
+		afetch_add(&race_lookups, 1);
+	}
+	return NULL;
+}
+
+START_TEST(test_lookup_races_free)
+{
+	const spanclass spc = make_spanclass(2, true); /* 16 bytes, 1 page */
+	pthread_t t;
+	size_t frees = 0;
+
+	heap_setup();
+	ck_assert_uint_eq(class_to_size[2], 16);
+	ck_assert_int_eq(pthread_create(&t, NULL, lookup_racer, NULL), 0);
+	double end = test_now_s() + (UNDER_TSAN ? 2.0 : 1.0);
+	while (frees < 500000 && test_now_s() < end) {
+		heap_err err;
+		mspan *s = mheap_alloc_span(1, spc, &err);
+		REQUIRE(s != NULL, "mheap_alloc_span failed (%d)", (int)err);
+		astore_rel(&race_addr, s->base + 32);
+		mheap_free_span(s);
+		frees++;
+	}
+	astore_rel(&race_stop, 1);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	printf("# %zu frees, %zu lookups\n", frees,
+	       (size_t)aload(&race_lookups));
+	ck_assert_uint_gt(aload(&race_lookups), 0);
+}
+END_TEST
+
 START_TEST(test_needzero)
 {
 	/* With and without huge pages: releasing part of one splits it. */
@@ -1524,6 +1577,7 @@ static Suite *pagealloc_suite(void)
 	tcase_add_test(tc, test_span_straddles);
 	tcase_add_test(tc, test_committed_first);
 	tcase_add_loop_test(tc, test_needzero, 0, 2);
+	tcase_add_test(tc, test_lookup_races_free);
 	tcase_add_loop_test(tc, test_hugepages, 0, 2);
 	tcase_add_test(tc, test_prefault);
 	tcase_add_test(tc, test_prefault_released);
