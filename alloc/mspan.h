@@ -122,7 +122,7 @@ typedef struct mspan {
 	atomic_word gcowned;
 	/* Large scan spans: a bit per OBLET_BYTES piece of the object, set
 	 * by the marker once it has read every slot of the piece in this
-	 * mark (release), cleared by sweep. The barrier need not shade the
+	 * mark (a full-barrier or), cleared by sweep. The barrier need not shade the
 	 * value a store overwrites in a piece already read
 	 * (gcmark_slot_scanned). NULL on every other span, and on objects
 	 * too big for the bits to fit the span's metadata block. */
