@@ -122,8 +122,8 @@ typedef struct mspan {
 	atomic_word gcowned;
 	/* Large scan spans: a bit per OBLET_BYTES piece of the object, set
 	 * by the marker once it has read every slot of the piece in this
-	 * mark (a full-barrier or), cleared by sweep. The barrier need not shade the
-	 * value a store overwrites in a piece already read
+	 * mark (a full-barrier or), cleared by sweep. The barrier need not
+	 * shade the value a store overwrites in a piece already read
 	 * (gcmark_slot_scanned). NULL on every other span, and on objects
 	 * too big for the bits to fit the span's metadata block. */
 	uint64_t *oblet_bits;
