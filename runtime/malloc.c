@@ -125,19 +125,24 @@ static void *alloc_large(gc_thread *th, size_t size, const gc_type *t,
 		*err = e;
 		return NULL;
 	}
-	astore(&s->freeindex, 1);
-	s->alloc_count = 1;
-	s->alloc_cache = 0;
-	if (!noscan)
-		mspan_set_type(s, s->base, t, size);
-	else
-		s->largetype = t; /* its name, for heap dumps (no pointers) */
+	/* Zeroed and typed before it counts as allocated (freeindex 1,
+	 * published last): a marker that finds it through a stale word (a
+	 * conservative stack slot that pointed at the pages' last object)
+	 * must not read the old bytes as the new type's pointers, as Go
+	 * clears a large object before it publishes it. */
 	if (s->needzero) {
 		memset((char *)s->base + keep, 0, s->elemsize - keep);
 		if (GCHEAP_STATS)
 			afetch_add(&mheap_.stats.large_zeroed,
 			           s->elemsize - keep);
 	}
+	s->alloc_count = 1;
+	s->alloc_cache = 0;
+	if (!noscan)
+		mspan_set_type(s, s->base, t, size);
+	else
+		s->largetype = t; /* its name, for heap dumps (no pointers) */
+	astore_rel(&s->freeindex, 1);
 	afetch_add(&mheap_.stats.heap_live, s->elemsize);
 	mgc_alloc_black(&th->gc, s, s->base);
 	if (GCHEAP_STATS) {
