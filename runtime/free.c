@@ -57,17 +57,17 @@ void gc_free(void *p)
 		              "reused it, or never from gc_alloc)", p);
 		return;
 	}
+	if (runtime_is_uncollectable(p)) {
+		runtime_error(GCHEAP_ERR_ARG, "gc_free(%p): an uncollectable "
+		              "object; free it with gc_free_uncollectable", p);
+		return;
+	}
 	if (s->spc == TINY_SPANCLASS)
 		return; /* its extent in the 16-byte block is not known */
 	if (base != (uintptr_t)p) {
 		runtime_error(GCHEAP_ERR_ARG, "gc_free(%p): an interior "
 		              "pointer; its object starts at %p", p,
 		              (void *)base);
-		return;
-	}
-	if (runtime_is_uncollectable(p)) {
-		runtime_error(GCHEAP_ERR_ARG, "gc_free(%p): an uncollectable "
-		              "object; free it with gc_free_uncollectable", p);
 		return;
 	}
 	bool scan = !spanclass_noscan(s->spc);

@@ -155,11 +155,11 @@ void *gc_realloc(void *p, size_t size, const gc_type *type)
 	if (size > GCHEAP_MAX_ALLOC)
 		return realloc_error(GCHEAP_ERR_SIZE, p, size, type,
 		                     "over GCHEAP_MAX_ALLOC");
+	if (size == 0) /* the zero-size address, as for a new object */
+		return new_object(t, 0, type);
 	if (type && size < type->size)
 		return realloc_error(GCHEAP_ERR_SIZE, p, size, type,
 		                     "smaller than the type's size");
-	if (size == 0)
-		return new_object(t, 0, type);
 
 	size_t have = tiny ? TINY_SIZE - ((uintptr_t)p - base) : s->elemsize;
 	/* A large object shrunk below half its slot moves: its pages go
@@ -179,6 +179,13 @@ void *gc_realloc(void *p, size_t size, const gc_type *type)
 	void *q = runtime_new(t, size, type);
 	t->nozero = 0;
 	if (q) {
+		/* A new size inside a word cuts the old object's pointer
+		 * there: not carried over (the new object does not scan that
+		 * word, and growing it back would bring the stale pointer
+		 * back as a pointer). */
+		if (!spanclass_noscan(s->spc) && n % WORD_SIZE &&
+		    gctype_word_is_ptr(type, n / WORD_SIZE))
+			n -= n % WORD_SIZE;
 		if (spanclass_noscan(s->spc))
 			memcpy(q, p, n);
 		else

@@ -187,6 +187,61 @@ END_TEST
 
 /* The same layout for the new size: in place; a header type's tail of
  * bytes never changes the layout. */
+/* Shrinking to a size that ends inside a pointer word cuts that pointer:
+ * the object moves, and the word's bytes are not carried over, so that
+ * growing the object back finds zero there, not the pointer (whose
+ * target the collector freed meanwhile: the next mark found it in a
+ * precise slot, pointing at a free page, and aborted). */
+START_TEST(test_realloc_cut_inside_word)
+{
+	void *slots[1] = {0};
+	gc_frame f;
+
+	start(NULL);
+	gc_enable();
+	gc_frame_push(&f, slots, 1);
+	void **v = gc_alloc(40, t_ptrs);
+	ck_assert_ptr_nonnull(v);
+	slots[0] = v;
+	gc_write(&v[3], gc_alloc(64, NULL)); /* its only reference */
+	void **q = gc_realloc(v, 31, t_ptrs);
+	ck_assert_ptr_nonnull(q);
+	slots[0] = q;
+	for (size_t b = 24; b < 31; b++)
+		ck_assert_uint_eq(((unsigned char *)q)[b], 0);
+	gc_collect();
+	void **r = gc_realloc(slots[0], 40, t_ptrs);
+	ck_assert_ptr_nonnull(r);
+	slots[0] = r;
+	ck_assert_ptr_null(r[3]);
+	gc_collect();
+	gc_frame_pop(&f);
+	ck_assert_int_eq(err.calls, 0);
+}
+END_TEST
+
+/* Two orders of checks: gc_realloc(p, 0, T) of an object with pointers
+ * gives the zero-size address, as gc_alloc(0, T) does (it reported "smaller
+ * than the type's size"); gc_free of a tiny uncollectable object is refused
+ * as a larger one is (it was accepted: the tiny block's early return came
+ * first). */
+START_TEST(test_realloc_zero_free_tiny_uncollectable)
+{
+	start(NULL);
+	void *zero = gc_alloc(0, t_ptrs);
+	void **v = gc_alloc(24, t_ptrs);
+	ck_assert_ptr_nonnull(v);
+	clear_err();
+	ck_assert_ptr_eq(gc_realloc(v, 0, t_ptrs), zero);
+	ck_assert_int_eq(err.calls, 0);
+	void *u = gc_alloc_uncollectable(8, NULL);
+	ck_assert_ptr_nonnull(u);
+	gc_free(u);
+	EXPECT_ERR(GCHEAP_ERR_ARG, "uncollectable");
+	gc_free_uncollectable(u);
+}
+END_TEST
+
 START_TEST(test_realloc_in_place_scan)
 {
 	start(NULL);
@@ -1282,6 +1337,8 @@ static Suite *calls_suite(void)
 	tcase_add_test(tc, test_realloc_noscan);
 	tcase_add_test(tc, test_realloc_moves_pointers);
 	tcase_add_test(tc, test_realloc_in_place_scan);
+	tcase_add_test(tc, test_realloc_cut_inside_word);
+	tcase_add_test(tc, test_realloc_zero_free_tiny_uncollectable);
 	tcase_add_test(tc, test_realloc_in_place_typed);
 	tcase_add_test(tc, test_realloc_cut_while_marking);
 	tcase_add_test(tc, test_realloc_errors);
