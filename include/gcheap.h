@@ -169,8 +169,9 @@ GCHEAP_API char *gc_strndup(const char *str, size_t n);
  * filled and remembered: a second gc_free, a write after it, and (with
  * checkmark) a reachable object still pointing to it are reported. NULL
  * does nothing, and so does an object the tiny allocator packed.
- * GCHEAP_ERR_ARG for anything but the start of a heap object, or an
- * uncollectable one. */
+ * GCHEAP_ERR_ARG for anything but the start of a heap object, an
+ * uncollectable one, or a weak handle (gc_weak, gc_ephemeron, gc_weakmap:
+ * drop those). */
 GCHEAP_API void gc_free(void *p);
 
 /* An object that is a root itself: never collected, scanned by its type,

@@ -70,6 +70,14 @@ void gc_free(void *p)
 		              (void *)base);
 		return;
 	}
+	/* Its record stays with the collector, which would follow the
+	 * cleared (or poisoned) fields. */
+	if (runtime_is_handle(p, s)) {
+		runtime_error(GCHEAP_ERR_ARG, "gc_free(%p): a weak handle "
+		              "(gc_weak, gc_ephemeron or gc_weakmap); drop it, "
+		              "and the collector frees it", p);
+		return;
+	}
 	bool scan = !spanclass_noscan(s->spc);
 	size_t n = spanclass_sizeclass(s->spc) ? s->elemsize :
 	           (scan ? s->large_size : s->npages * PAGE_SIZE);

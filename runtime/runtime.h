@@ -174,6 +174,10 @@ void *runtime_new_array(gc_thread *t, size_t count, const gc_type *elem);
  * p word-aligned. runtime/free.c. */
 void runtime_wipe(gc_thread *t, void *p, size_t n, uint8_t byte, bool scan);
 
+/* Is p, the start of an allocated object of span s, one of the library's
+ * weak handles (gc_weak, gc_ephemeron, gc_weakmap)? runtime/weak.c. */
+bool runtime_is_handle(const void *p, const mspan *s);
+
 /* For tests: how much of m's table rebuilding is left (slots to move;
  * while counting, the slots to count plus one: 1 once counted, until a
  * set makes the new table; 0 when none is under way), and the sizes of

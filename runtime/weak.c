@@ -100,6 +100,27 @@ static bool check_handle(const char *fn, const void *p, enum handle_kind k,
 	return false;
 }
 
+bool runtime_is_handle(const void *p, const mspan *s)
+{
+	static const struct {
+		enum handle_kind k;
+		size_t size, tag_off;
+	} kinds[] = {
+		{H_WEAK, sizeof(weak_cell), offsetof(weak_cell, tag)},
+		{H_EPHEMERON, sizeof(ephemeron_obj),
+		 offsetof(ephemeron_obj, tag)},
+		{H_MAP, sizeof(gc_weakmap), offsetof(gc_weakmap, tag)},
+	};
+
+	for (size_t i = 0; i < ARRAY_LEN(kinds); i++)
+		if (s->elemsize >= kinds[i].size &&
+		    aload((const atomic_word *)((uintptr_t)p +
+		                                kinds[i].tag_off)) ==
+		    handle_tag(p, kinds[i].k))
+			return true;
+	return false;
+}
+
 #define IS_WEAK(fn, w)                                                     \
 	check_handle(fn, w, H_WEAK, sizeof(weak_cell),                     \
 	             offsetof(weak_cell, tag))

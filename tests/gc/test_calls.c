@@ -242,6 +242,36 @@ START_TEST(test_realloc_zero_free_tiny_uncollectable)
 }
 END_TEST
 
+/* gc_free refuses the library's weak handles: their records stay with
+ * the collector, and an ephemeron freed (its fields poisoned) made the
+ * marker follow a poisoned key and crash. The handles keep working. */
+START_TEST(test_free_refuses_handles)
+{
+	void *slots[4] = {0};
+	gc_frame f;
+
+	start(NULL);
+	gc_enable();
+	gc_frame_push(&f, slots, 4);
+	slots[0] = gc_alloc(32, t_ptrs);
+	slots[1] = gc_alloc(32, t_ptrs);
+	slots[2] = gc_ephemeron_new(slots[0], slots[1]);
+	slots[3] = gc_weakmap_new();
+	ck_assert_ptr_nonnull(slots[2]);
+	ck_assert_ptr_nonnull(slots[3]);
+	clear_err();
+	gc_free(slots[2]);
+	EXPECT_ERR(GCHEAP_ERR_ARG, "weak handle");
+	gc_free(slots[3]);
+	EXPECT_ERR(GCHEAP_ERR_ARG, "weak handle");
+	gc_collect();
+	ck_assert_ptr_eq(gc_ephemeron_key(slots[2]), slots[0]);
+	ck_assert_ptr_eq(gc_ephemeron_value(slots[2]), slots[1]);
+	ck_assert_int_eq(err.calls, 0);
+	gc_frame_pop(&f);
+}
+END_TEST
+
 START_TEST(test_realloc_in_place_scan)
 {
 	start(NULL);
@@ -1339,6 +1369,7 @@ static Suite *calls_suite(void)
 	tcase_add_test(tc, test_realloc_in_place_scan);
 	tcase_add_test(tc, test_realloc_cut_inside_word);
 	tcase_add_test(tc, test_realloc_zero_free_tiny_uncollectable);
+	tcase_add_test(tc, test_free_refuses_handles);
 	tcase_add_test(tc, test_realloc_in_place_typed);
 	tcase_add_test(tc, test_realloc_cut_while_marking);
 	tcase_add_test(tc, test_realloc_errors);
