@@ -80,56 +80,51 @@ static uintptr_t handle_tag(const void *p, enum handle_kind k)
 	       0xff51afd7ed558ccdULL;
 }
 
-/* True if p is a handle of kind k; else reports GCHEAP_ERR_ARG. p is read
- * only once it is known to start an allocated object of `size` bytes. */
-static bool check_handle(const char *fn, const void *p, enum handle_kind k,
-                         size_t size, size_t tag_off)
+/* Each kind's name, object size and tag offset. */
+static const struct {
+	const char *name;
+	size_t size, tag_off;
+} kinds[] = {
+	[H_WEAK] = {"gc_weak", sizeof(weak_cell), offsetof(weak_cell, tag)},
+	[H_EPHEMERON] = {"gc_ephemeron", sizeof(ephemeron_obj),
+	                 offsetof(ephemeron_obj, tag)},
+	[H_MAP] = {"gc_weakmap", sizeof(gc_weakmap),
+	           offsetof(gc_weakmap, tag)},
+};
+
+/* Is p, the start of an allocated object of span s, a handle of kind k?
+ * Its tag is read only once the object is known to be large enough. */
+static bool is_handle(const void *p, const mspan *s, enum handle_kind k)
 {
-	static const char *const names[] = {
-		[H_WEAK] = "gc_weak", [H_EPHEMERON] = "gc_ephemeron",
-		[H_MAP] = "gc_weakmap"};
+	return s->elemsize >= kinds[k].size &&
+	       aload((const atomic_word *)((uintptr_t)p +
+	                                   kinds[k].tag_off)) ==
+	       handle_tag(p, k);
+}
+
+/* True if p is a handle of kind k; else reports GCHEAP_ERR_ARG. */
+static bool check_handle(const char *fn, const void *p, enum handle_kind k)
+{
 	mspan *s = NULL;
 
 	if (p && (GCHEAP_CHECK_LEVEL < 1 ||
 	          (mheap_find_object((uintptr_t)p, &s) == (uintptr_t)p &&
-	           s->elemsize >= size &&
-	           aload((const atomic_word *)((uintptr_t)p + tag_off)) ==
-	           handle_tag(p, k))))
+	           is_handle(p, s, k))))
 		return true;
-	runtime_error(GCHEAP_ERR_ARG, "%s(%p): not a %s", fn, p, names[k]);
+	runtime_error(GCHEAP_ERR_ARG, "%s(%p): not a %s", fn, p,
+	              kinds[k].name);
 	return false;
 }
 
 bool runtime_is_handle(const void *p, const mspan *s)
 {
-	static const struct {
-		enum handle_kind k;
-		size_t size, tag_off;
-	} kinds[] = {
-		{H_WEAK, sizeof(weak_cell), offsetof(weak_cell, tag)},
-		{H_EPHEMERON, sizeof(ephemeron_obj),
-		 offsetof(ephemeron_obj, tag)},
-		{H_MAP, sizeof(gc_weakmap), offsetof(gc_weakmap, tag)},
-	};
-
-	for (size_t i = 0; i < ARRAY_LEN(kinds); i++)
-		if (s->elemsize >= kinds[i].size &&
-		    aload((const atomic_word *)((uintptr_t)p +
-		                                kinds[i].tag_off)) ==
-		    handle_tag(p, kinds[i].k))
-			return true;
-	return false;
+	return is_handle(p, s, H_WEAK) || is_handle(p, s, H_EPHEMERON) ||
+	       is_handle(p, s, H_MAP);
 }
 
-#define IS_WEAK(fn, w)                                                     \
-	check_handle(fn, w, H_WEAK, sizeof(weak_cell),                     \
-	             offsetof(weak_cell, tag))
-#define IS_EPHEMERON(fn, e)                                                \
-	check_handle(fn, e, H_EPHEMERON, sizeof(ephemeron_obj),            \
-	             offsetof(ephemeron_obj, tag))
-#define IS_MAP(fn, m)                                                      \
-	check_handle(fn, m, H_MAP, sizeof(gc_weakmap),                     \
-	             offsetof(gc_weakmap, tag))
+#define IS_WEAK(fn, w) check_handle(fn, w, H_WEAK)
+#define IS_EPHEMERON(fn, e) check_handle(fn, e, H_EPHEMERON)
+#define IS_MAP(fn, m) check_handle(fn, m, H_MAP)
 
 /* The immortal types of this file's objects, made once: named so that
  * heap dumps tell them apart (the cell is noscan: its target is hidden). */
