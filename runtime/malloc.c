@@ -105,6 +105,8 @@ static void *alloc_tiny(gc_thread *th, size_t size, int *err)
 	return (void *)p;
 }
 
+void (*runtime_large_test_hook)(uintptr_t base);
+
 static void *alloc_large(gc_thread *th, size_t size, const gc_type *t,
                          bool noscan, int *err)
 {
@@ -130,6 +132,8 @@ static void *alloc_large(gc_thread *th, size_t size, const gc_type *t,
 	 * conservative stack slot that pointed at the pages' last object)
 	 * must not read the old bytes as the new type's pointers, as Go
 	 * clears a large object before it publishes it. */
+	if (unlikely(runtime_large_test_hook != NULL))
+		runtime_large_test_hook(s->base);
 	if (s->needzero) {
 		memset((char *)s->base + keep, 0, s->elemsize - keep);
 		if (GCHEAP_STATS)

@@ -174,6 +174,11 @@ void *runtime_new_array(gc_thread *t, size_t count, const gc_type *elem);
  * p word-aligned. runtime/free.c. */
 void runtime_wipe(gc_thread *t, void *p, size_t n, uint8_t byte, bool scan);
 
+/* For tests: called with a new large object's address after its span is
+ * taken from the heap and before the object is zeroed, typed and counted
+ * as allocated (runtime/malloc.c alloc_large). */
+extern void (*runtime_large_test_hook)(uintptr_t base);
+
 /* Is p, the start of an allocated object of span s, one of the library's
  * weak handles (gc_weak, gc_ephemeron, gc_weakmap)? runtime/weak.c. */
 bool runtime_is_handle(const void *p, const mspan *s);

@@ -272,6 +272,48 @@ START_TEST(test_free_refuses_handles)
 }
 END_TEST
 
+/* A new large object is zeroed and typed before it counts as allocated:
+ * until then a lookup (and so a marker that reached its pages through a
+ * stale conservative word) finds no object there. It counted as allocated
+ * and typed first, and a marker read the pages' old bytes as pointers.
+ * The hook looks the object up just before its zeroing; the pages are
+ * reused ones (a large object freed by a collection), so they need it. */
+static uintptr_t large_seen;
+
+static void large_hook(uintptr_t base)
+{
+	large_seen = mheap_find_object(base, NULL) ? 1 : 2;
+}
+
+START_TEST(test_large_published_last)
+{
+	void *slots[1] = {0};
+	gc_frame f;
+
+	start(NULL);
+	gc_enable();
+	gc_frame_push(&f, slots, 1);
+	void **old = gc_alloc((size_t)1 << 20, t_ptrs);
+	ck_assert_ptr_nonnull(old);
+	for (size_t i = 0; i < ((size_t)1 << 20) / sizeof(void *); i++)
+		old[i] = (void *)(uintptr_t)0x5a5a5a5a5a5a5a5aULL;
+	old = NULL;
+	gc_collect();
+	runtime_large_test_hook = large_hook;
+	void **v = gc_alloc((size_t)1 << 20, t_ptrs);
+	runtime_large_test_hook = NULL;
+	ck_assert_ptr_nonnull(v);
+	slots[0] = v;
+	ck_assert_uint_eq(large_seen, 2); /* no object yet */
+	ck_assert_ptr_eq(gc_base(v), v);
+	for (size_t i = 0; i < ((size_t)1 << 20) / sizeof(void *); i++)
+		ck_assert_ptr_null(v[i]);
+	gc_collect();
+	gc_frame_pop(&f);
+	ck_assert_int_eq(err.calls, 0);
+}
+END_TEST
+
 START_TEST(test_realloc_in_place_scan)
 {
 	start(NULL);
@@ -1370,6 +1412,7 @@ static Suite *calls_suite(void)
 	tcase_add_test(tc, test_realloc_cut_inside_word);
 	tcase_add_test(tc, test_realloc_zero_free_tiny_uncollectable);
 	tcase_add_test(tc, test_free_refuses_handles);
+	tcase_add_test(tc, test_large_published_last);
 	tcase_add_test(tc, test_realloc_in_place_typed);
 	tcase_add_test(tc, test_realloc_cut_while_marking);
 	tcase_add_test(tc, test_realloc_errors);
