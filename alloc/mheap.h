@@ -78,6 +78,9 @@ typedef enum heap_err {
 typedef struct mheap {
 	gc_mutex lock;
 	atomic_word sweepgen;        /* see mspan.h */
+	/* A sequence lock over span frees for lookups without the lock
+	 * (mheap_find_object): odd while a span is being freed. */
+	atomic_word free_seq;
 	atomic_word pages_swept;     /* pages and spans swept, ever (by */
 	atomic_word spans_swept;     /* mcentral.c; for the sweep pace) */
 	atomic_word *arena_index;    /* heap_arena * by p >> ARENA_SHIFT */
@@ -189,9 +192,9 @@ uintptr_t mheap_recount_allocated(uintptr_t *nobjs);
 void mheap_recount_classes(uintptr_t *spans, uintptr_t *objs);
 
 /* The start of the allocated object that contains p, or 0; any thread,
- * any p. Takes mheap_.lock, so that the span is not freed (its bitmaps
- * released, its struct reused) while it is read; a sweep of it is
- * waited out. */
+ * any p, without a lock: what it reads of the span is thrown away and
+ * read again if a sweep or a free of a span ran meanwhile (sweepgen and
+ * free_seq); a sweep of it is waited out. */
 uintptr_t mheap_find_object(uintptr_t p, mspan **sp);
 /* The same for a caller that holds mheap_.lock, or that has stopped the
  * world with sweeping blocked (heap dumps): nothing frees a span. */

@@ -93,7 +93,6 @@ static inline void astore8_rel(volatile unsigned char *p, unsigned char v)
 	AO_char_store_release(p, v);
 }
 
-/* In a spin-wait loop: let the sibling hyperthread run (x86's pause). */
 /* A full memory barrier (the store-load order that a store, then a load
  * of another word, needs on every architecture). ThreadSanitizer has no
  * fences: there a locked read-modify-write stands in, a full barrier on
@@ -108,6 +107,31 @@ static inline void afence(void)
 #endif
 }
 
+/* Load-load and store-store fences, for sequence locks: a reader's reads
+ * of the data stay above its second read of the sequence, a writer's odd
+ * sequence stays above its writes of the data. ThreadSanitizer rejects
+ * fences; its builds run on x86-64, which keeps loads in order with
+ * loads and stores with stores, so there the compiler's barrier is
+ * enough. */
+static inline void afence_read(void)
+{
+#if defined(__SANITIZE_THREAD__)
+	__asm__ __volatile__("" ::: "memory");
+#else
+	AO_nop_read();
+#endif
+}
+
+static inline void afence_write(void)
+{
+#if defined(__SANITIZE_THREAD__)
+	__asm__ __volatile__("" ::: "memory");
+#else
+	AO_nop_write();
+#endif
+}
+
+/* In a spin-wait loop: let the sibling hyperthread run (x86's pause). */
 static inline void cpu_relax(void)
 {
 #if defined(__x86_64__) || defined(__i386__)

@@ -28,6 +28,18 @@
 /* Scanners read memory the sanitizers consider off limits (stack redzones,
  * words raced by mutators that the barrier protocol makes benign). */
 #define NO_SANITIZE_ADDRESS __attribute__((no_sanitize_address))
+/* A sequence lock's reader, whose reads may race the writer and are
+ * thrown away when the sequence says so (mheap_find_object): not
+ * instrumented, and not inlined into an instrumented caller, under
+ * ThreadSanitizer. Its reads are RACY_LOADs, which the compiler keeps in
+ * the function, not calls to the atomic wrappers (instrumented
+ * functions of their own there). */
+#if defined(__SANITIZE_THREAD__)
+#define NO_SANITIZE_THREAD __attribute__((no_sanitize_thread, noinline))
+#else
+#define NO_SANITIZE_THREAD
+#endif
+#define RACY_LOAD(x) (*(const volatile __typeof__(x) *)&(x))
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define MIN(a, b) ((a) < (b) ? (a) : (b))

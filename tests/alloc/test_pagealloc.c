@@ -881,14 +881,18 @@ START_TEST(test_committed_first)
 }
 END_TEST
 
-/* An object lookup races a span's free: one thread takes a one-page span
- * from the heap and frees it, over and over (as a sweep that emptied a
- * span gives it back), while another looks an address in it up (as
- * gc_base, gc_size or gc_free do on a dead object's address). The lookup
- * must answer "no object" or the object, never read the released
- * bitmaps or a reused struct: it crashed in mspan_is_free within ~13,000
- * frees when it read them without the heap's lock. */
-static atomic_word race_addr, race_stop, race_lookups;
+/* An object lookup races a span's free: one thread takes a span from the
+ * heap and frees it, over and over (as a sweep that emptied a span gives
+ * it back), while another looks an address in it up (as gc_base, gc_size
+ * or gc_free do on a dead object's address). The spans take turns among
+ * three shapes on the same pages and struct (16-byte objects, 48-byte
+ * objects, one large object), each with all its objects allocated or
+ * none, so that a lookup that mixed two spans' fields, or read one
+ * span's bitmap with another's shape, answers wrongly. The lookup must
+ * answer "no object" or the object, never read the released bitmaps or
+ * a reused struct: it crashed in mspan_is_free within ~13,000 frees when
+ * it read them with no guard against frees. */
+static atomic_word race_addr, race_stop, race_lookups, race_found;
 
 static void *lookup_racer(void *arg)
 {
@@ -897,37 +901,45 @@ static void *lookup_racer(void *arg)
 		sched_yield();
 	while (!aload_acq(&race_stop)) {
 		uintptr_t p = aload(&race_addr), r = mheap_find_object(p, NULL);
-		/* An address 32 bytes into the span: object 2 of 16 bytes,
-		 * or none. */
-		REQUIRE(r == 0 || r == p, "lookup of %p found %p", (void *)p,
-		        (void *)r);
+		/* 40 bytes into the span: object 2 of 16 bytes, object 0 of
+		 * 48, the large object, or none. */
+		REQUIRE(r == 0 || r == p - 8 || r == p - 40,
+		        "lookup of %p found %p", (void *)p, (void *)r);
 		afetch_add(&race_lookups, 1);
+		if (r)
+			afetch_add(&race_found, 1);
 	}
 	return NULL;
 }
 
 START_TEST(test_lookup_races_free)
 {
-	const spanclass spc = make_spanclass(2, true); /* 16 bytes, 1 page */
+	const spanclass spcs[3] = {make_spanclass(2, true),
+	                           make_spanclass(size_to_class(48), true),
+	                           make_spanclass(0, true)};
 	pthread_t t;
 	size_t frees = 0;
 
 	heap_setup();
 	ck_assert_uint_eq(class_to_size[2], 16);
+	ck_assert_uint_eq(class_to_size[size_to_class(48)], 48);
 	ck_assert_int_eq(pthread_create(&t, NULL, lookup_racer, NULL), 0);
 	double end = test_now_s() + (UNDER_TSAN ? 2.0 : 1.0);
 	while (frees < 500000 && test_now_s() < end) {
 		heap_err err;
-		mspan *s = mheap_alloc_span(1, spc, &err);
+		unsigned k = frees % 3;
+		mspan *s = mheap_alloc_span(k == 2 ? 2 : 1, spcs[k], &err);
 		REQUIRE(s != NULL, "mheap_alloc_span failed (%d)", (int)err);
-		astore_rel(&race_addr, s->base + 32);
+		if (frees / 3 % 2)
+			astore(&s->freeindex, s->nelems); /* all allocated */
+		astore_rel(&race_addr, s->base + 40);
 		mheap_free_span(s);
 		frees++;
 	}
 	astore_rel(&race_stop, 1);
 	ck_assert_int_eq(pthread_join(t, NULL), 0);
-	printf("# %zu frees, %zu lookups\n", frees,
-	       (size_t)aload(&race_lookups));
+	printf("# %zu frees, %zu lookups, %zu found an object\n", frees,
+	       (size_t)aload(&race_lookups), (size_t)aload(&race_found));
 	ck_assert_uint_gt(aload(&race_lookups), 0);
 }
 END_TEST
