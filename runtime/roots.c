@@ -263,6 +263,14 @@ void runtime_each_global(void (*fn)(void **slot, void *arg), void *arg)
 	runtime_each_uncollectable(fn, arg);
 }
 
+static bool frame_pushed(const gc_thread *t, const gc_frame *f)
+{
+	for (const gc_frame *g = t->frames; g; g = g->prev)
+		if (g == f)
+			return true;
+	return false;
+}
+
 void gc_frame_push(gc_frame *f, void **slots, size_t nslots)
 {
 	gc_thread *t = thread_current;
@@ -278,6 +286,16 @@ void gc_frame_push(gc_frame *f, void **slots, size_t nslots)
 		              !f ? "the frame is NULL" : !slots ?
 		              "NULL slots" : "the slots run past the end of "
 		              "the address space");
+		return;
+	}
+	/* Pushed again (a function that returned without popping it, run
+	 * again at the same depth): it would link the list into a cycle,
+	 * which a stack scan walks forever. The innermost frame is checked
+	 * always, the whole list at check level >= 2. */
+	if (f == t->frames || (GCHEAP_CHECK_LEVEL >= 2 && frame_pushed(t, f))) {
+		runtime_error(GCHEAP_ERR_ARG, "gc_frame_push(%p): the frame "
+		              "is pushed already (a frame must be popped "
+		              "before its function returns)", (void *)f);
 		return;
 	}
 	f->slots = slots;

@@ -113,6 +113,9 @@ extern const gc_runtime_ops runtime_gc_ops;
  * and a thread exiting inside gc_blocking_begin/end). */
 void runtime_blocking_begin(gc_thread *t);
 void runtime_blocking_end(gc_thread *t);
+/* The same for a thread that exited inside the region: its frames are
+ * dropped first, once no collector holds a claim on it. */
+void runtime_blocking_end_at_exit(gc_thread *t);
 
 /* Answer the collector's requests; `t` is the calling thread. */
 void runtime_safepoint_slow(gc_thread *t);

@@ -204,6 +204,17 @@ void runtime_blocking_end(gc_thread *t)
 	blocking_end(t);
 }
 
+void runtime_blocking_end_at_exit(gc_thread *t)
+{
+	/* A claim is taken under world_lock: none runs past this. */
+	mutex_lock(&world_lock);
+	while (aload_acq(&t->status) == TS_CLAIMED)
+		mutex_cond_wait(&world_cond, &world_lock);
+	t->frames = NULL;
+	mutex_unlock(&world_lock);
+	blocking_end(t);
+}
+
 void gc_safepoint(void)
 {
 	gc_thread *t = thread_current;

@@ -164,10 +164,15 @@ static void detach_at_exit(void *arg)
 	gc_thread *t = arg;
 
 	thread_current = t;
+	/* Frames still pushed died with their functions (the destructors'
+	 * calls write over them): dropped before the thread's own
+	 * safepoints could scan them. */
 	if (thread_blocked) {
 		/* It exited inside gc_blocking_begin/end. */
 		thread_blocked = NULL;
-		runtime_blocking_end(t);
+		runtime_blocking_end_at_exit(t);
+	} else {
+		t->frames = NULL;
 	}
 	detach(t);
 	thread_current = NULL;

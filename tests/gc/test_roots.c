@@ -610,6 +610,28 @@ START_TEST(test_bad_input)
 	gc_collect();
 	ck_assert(!is_live(x));
 
+	/* A frame pushed again (its function returned without popping it
+	 * and runs again): refused, or the list would close into a cycle
+	 * that the next stack scan walks forever (gc_collect hung). The
+	 * innermost frame at any check level, a deeper one at >= 2. */
+	s1[0] = s2[0] = NULL;
+	gc_frame_push(&f1, s1, 1);
+	gc_frame_push(&f1, s1, 1);
+	ck_assert_int_eq(nerrors, 8);
+	ck_assert_int_eq(last_code, GCHEAP_ERR_ARG);
+	ck_assert_ptr_eq(thread_current->frames, &f1);
+	ck_assert_ptr_null(f1.prev);
+	gc_frame_push(&f2, s2, 1);
+	gc_frame_push(&f1, s1, 1);
+	ck_assert_int_eq(nerrors, GCHEAP_CHECK_LEVEL >= 2 ? 9 : 8);
+	if (GCHEAP_CHECK_LEVEL >= 2) {
+		ck_assert_ptr_eq(thread_current->frames, &f2);
+		gc_collect(); /* ends */
+		gc_frame_pop(&f2);
+		gc_frame_pop(&f1);
+		ck_assert_ptr_null(thread_current->frames);
+	}
+
 	/* From an unattached thread. */
 	gc_status st[2] = {GCHEAP_OK, GCHEAP_OK};
 	pthread_t th;

@@ -689,6 +689,82 @@ START_TEST(test_exit_while_others_attached)
 }
 END_TEST
 
+/* Threads that exit with a gc_frame still pushed (pthread_exit from a
+ * nested call, as an interpreter's thread.exit() deep in its loop does)
+ * while another thread collects without pause. The frame's struct lay in
+ * stack memory that the exit path's calls then write over: the exiting
+ * thread's detach answered a scan request by walking it and crashed
+ * (SIGSEGV in gcmark_scan_slots within a second) before the frames of an
+ * exited thread were dropped first. (Inside a blocking region a
+ * collector may scan the dead frame before the thread's exit reaches
+ * the library: docs/api.md tells the embedder to pop it first.) */
+static atomic_word exitframe_stop;
+
+static NOINLINE void exitframe_body(void)
+{
+	void *slots[4] = {0};
+	gc_frame f;
+
+	gc_frame_push(&f, slots, 4);
+	slots[0] = gc_alloc(64, NULL);
+	pthread_exit(NULL);
+}
+
+static void *exitframe_main(void *arg)
+{
+	(void)arg;
+	if (gc_thread_attach() != GCHEAP_OK) {
+		tfail("attach failed");
+		return NULL;
+	}
+	for (int i = 0; i < 50; i++)
+		(void)gc_alloc(32, NULL);
+	exitframe_body();
+	return NULL;
+}
+
+static void *exitframe_collector(void *arg)
+{
+	(void)arg;
+	if (gc_thread_attach() != GCHEAP_OK) {
+		tfail("collector attach failed");
+		return NULL;
+	}
+	while (!aload_acq(&exitframe_stop))
+		gc_collect();
+	gc_thread_detach();
+	return NULL;
+}
+
+START_TEST(test_exit_with_frame)
+{
+	pthread_t c, t[4];
+	size_t rounds = 0;
+
+	ck_assert_int_eq(pthread_create(&c, NULL, exitframe_collector, NULL),
+	                 0);
+	double end = test_now_s() + (UNDER_TSAN ? 2.0 : 1.0);
+	while (test_now_s() < end) {
+		for (int k = 0; k < 4; k++)
+			ck_assert_int_eq(pthread_create(&t[k], NULL,
+			                                exitframe_main, NULL),
+			                 0);
+		for (int k = 0; k < 4; k++)
+			ck_assert_int_eq(pthread_join(t[k], NULL), 0);
+		rounds++;
+	}
+	astore_rel(&exitframe_stop, 1);
+	ck_assert_int_eq(pthread_join(c, NULL), 0);
+	check_no_failures();
+	ck_assert_uint_eq(nthreads(), 0);
+	gc_stats st;
+	ck_assert_int_eq(gc_read_stats(&st, sizeof(st)), GCHEAP_OK);
+	printf("# %zu rounds of 4 exits, %llu cycles\n", rounds,
+	       (unsigned long long)st.gc_cycles);
+	ck_assert_uint_gt(st.gc_cycles, 0);
+}
+END_TEST
+
 /* ---- First attach racing ------------------------------------------------- */
 
 static pthread_barrier_t start_line;
@@ -1001,6 +1077,7 @@ static Suite *threads_suite(void)
 	tcase_add_test(tc, test_churn_same_class);
 	tcase_add_test(tc, test_exit_without_detach);
 	tcase_add_test(tc, test_exit_while_others_attached);
+	tcase_add_test(tc, test_exit_with_frame);
 	tcase_add_test(tc, test_first_attach_race);
 	tcase_add_test(tc, test_is_attached);
 	tcase_add_test(tc, test_running_count);
