@@ -253,9 +253,30 @@ static gc_status start(unsigned interval_ms)
 	exporter.interval_ns = (uint64_t)(interval_ms ? interval_ms : 1000) *
 	                       1000000u;
 	if (!exporter.file) {
-		/* Wait out a thread that is still quitting. */
+		/* Wait out a thread that is still quitting; it may stop the
+		 * world (verify mode), so an attached caller counts as
+		 * blocked meanwhile. */
+		gc_thread *me = thread_current;
+		bool blocked = exporter.running && me;
+		if (blocked) {
+			mutex_unlock(&exporter.lock);
+			runtime_blocking_begin(me);
+			mutex_lock(&exporter.lock);
+		}
 		while (exporter.running)
 			mutex_cond_wait(&exporter.cond, &exporter.lock);
+		if (blocked) {
+			mutex_unlock(&exporter.lock);
+			runtime_blocking_end(me);
+			mutex_lock(&exporter.lock);
+		}
+		if (exporter.file) {
+			/* Another thread started it meanwhile. */
+			exporter.file->interval_ns = exporter.interval_ns;
+			pthread_cond_signal(&exporter.cond);
+			mutex_unlock(&exporter.lock);
+			return GCHEAP_OK;
+		}
 		st = open_file();
 		if (st != GCHEAP_OK) {
 			mutex_unlock(&exporter.lock);

@@ -397,6 +397,13 @@ void gc_set_memory_limit(size_t bytes)
 	mutex_lock(&mheap_.lock);
 	astore(&mheap_.limit, bytes);
 	mutex_unlock(&mheap_.lock);
+	/* The goal and trigger follow at once, as gc_set_percent's do: a
+	 * goal left above a lowered limit until the next mark's end made
+	 * that mark the emergency collection of an allocation refused at
+	 * the limit. */
+	mutex_lock(&mgc_.lock);
+	pacer_end_cycle(mgc_.heap_marked, mgc_.mark_grown);
+	mutex_unlock(&mgc_.lock);
 }
 
 size_t gc_memory_limit(void)

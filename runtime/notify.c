@@ -150,11 +150,23 @@ static bool set_notifier(notifier *n, void (*fn)(void), void *data,
 		}
 	}
 	/* A replaced callback may be running: wait for it, unless this
-	 * is that callback's own thread. */
-	while (n->calling && !(n->started &&
-	                       pthread_equal(n->thread, pthread_self())))
+	 * is that callback's own thread. An attached caller counts as
+	 * blocked meanwhile: the callback may wait for a collection (a
+	 * lock its gc_collect caller holds, a stats call that stops the
+	 * world in verify mode), and the collection for this thread. */
+	gc_thread *me = thread_current;
+	bool own = n->started && pthread_equal(n->thread, pthread_self());
+	bool blocked = n->calling && !own && me;
+	if (blocked) {
+		mutex_unlock(&n->lock);
+		runtime_blocking_begin(me);
+		mutex_lock(&n->lock);
+	}
+	while (n->calling && !own)
 		mutex_cond_wait(&n->idle, &n->lock);
 	mutex_unlock(&n->lock);
+	if (blocked)
+		runtime_blocking_end(me);
 	if (!ok)
 		runtime_error(GCHEAP_ERR_NOMEM, "%s: cannot start the "
 		              "notification thread", what);

@@ -1038,6 +1038,94 @@ START_TEST(test_cycle_callback)
 }
 END_TEST
 
+/* A callback that blocks on the embedder's lock (docs/api.md allows it,
+ * even a lock that the thread calling gc_collect holds) while another
+ * attached thread replaces it: the replacing thread waits for the
+ * running callback, and must count as blocked meanwhile, or the next
+ * collection (which waits for it to flush its barrier buffer) waits
+ * forever for a thread that waits for a callback that waits for the
+ * collector's caller. It hung 5 runs of 5 before. */
+static pthread_mutex_t cbl_lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_word cbl_in, cbl_replacing, cbl_done;
+
+static void cbl_callback(gc_cycle_event e, uint64_t cycle, void *data)
+{
+	(void)e, (void)cycle, (void)data;
+	astore_rel(&cbl_in, 1);
+	pthread_mutex_lock(&cbl_lock);
+	pthread_mutex_unlock(&cbl_lock);
+}
+
+static void *cbl_replacer(void *arg)
+{
+	(void)arg;
+	if (gc_thread_attach() != GCHEAP_OK)
+		return NULL;
+	while (!aload_acq(&cbl_in)) {
+		gc_safepoint();
+		sleep_us(1000);
+	}
+	astore_rel(&cbl_replacing, 1);
+	gc_set_cycle_callback(NULL, NULL); /* waits for cbl_callback */
+	astore_rel(&cbl_done, 1);
+	gc_thread_detach();
+	return NULL;
+}
+
+START_TEST(test_cycle_callback_replaced_while_blocked)
+{
+	pthread_t b;
+
+	start(NULL);
+	ck_assert_int_eq(gc_set_cycle_callback(cbl_callback, NULL),
+	                 GCHEAP_OK);
+	ck_assert_int_eq(pthread_create(&b, NULL, cbl_replacer, NULL), 0);
+	pthread_mutex_lock(&cbl_lock);
+	gc_collect(); /* the callback now waits for cbl_lock */
+	gc_blocking_begin();
+	while (!aload_acq(&cbl_replacing))
+		sleep_us(1000);
+	sleep_us(50000); /* the replacer is waiting for the callback */
+	gc_blocking_end();
+	ck_assert(!aload_acq(&cbl_done));
+	gc_collect(); /* hung here */
+	pthread_mutex_unlock(&cbl_lock);
+	gc_blocking_begin();
+	ck_assert_int_eq(pthread_join(b, NULL), 0);
+	gc_blocking_end();
+	ck_assert(aload_acq(&cbl_done));
+}
+END_TEST
+
+/* A memory limit set (or lowered) moves the goal and trigger at once, as
+ * gc_set_percent does: with 24 MiB live the goal was 48 MiB before and
+ * after a limit of 32 MiB, until the next mark ended. */
+START_TEST(test_memory_limit_repaces)
+{
+	void *slot = NULL;
+	gc_frame f;
+	gc_stats st;
+
+	start(NULL);
+	gc_frame_push(&f, &slot, 1);
+	slot = gc_alloc(24 << 20, NULL);
+	ck_assert_ptr_nonnull(slot);
+	gc_collect();
+	ck_assert_int_eq(gc_read_stats(&st, sizeof(st)), GCHEAP_OK);
+	uint64_t goal = st.heap_goal;
+	ck_assert_uint_ge(goal, (uint64_t)46 << 20);
+	gc_set_memory_limit((size_t)32 << 20);
+	ck_assert_int_eq(gc_read_stats(&st, sizeof(st)), GCHEAP_OK);
+	ck_assert_msg(st.heap_goal <= (uint64_t)(32 << 20) / 20 * 19,
+	              "goal %llu under a 32 MiB limit",
+	              (unsigned long long)st.heap_goal);
+	gc_set_memory_limit(0);
+	ck_assert_int_eq(gc_read_stats(&st, sizeof(st)), GCHEAP_OK);
+	ck_assert_uint_eq(st.heap_goal, goal);
+	gc_frame_pop(&f);
+}
+END_TEST
+
 /* ---- The finalizer notifier ---------------------------------------------- */
 
 static struct {
@@ -1427,6 +1515,8 @@ static Suite *calls_suite(void)
 	tcase_add_test(tc, test_uncollectable_walk_mid_rehash);
 	tcase_add_test(tc, test_keep_alive);
 	tcase_add_test(tc, test_cycle_callback);
+	tcase_add_test(tc, test_cycle_callback_replaced_while_blocked);
+	tcase_add_test(tc, test_memory_limit_repaces);
 	tcase_add_test(tc, test_finalizer_notify);
 	tcase_add_test(tc, test_free_os_memory);
 	tcase_add_test(tc, test_memlimit_syntax);
