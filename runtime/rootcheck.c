@@ -123,8 +123,18 @@ __attribute__((no_sanitize_address, no_sanitize_thread, noinline))
 static void scan_range(gcw *w, uintptr_t lo, uintptr_t hi, addrs *found,
                        bool *greyed)
 {
+	/* The heap's own state holds heap addresses that are not roots
+	 * (the range being faulted in ahead, which may start inside a dead
+	 * object): in a static link it lies in the program's segment. */
+	const uintptr_t own_lo = (uintptr_t)&mheap_,
+	                own_hi = (uintptr_t)(&mheap_ + 1);
 	for (uintptr_t p = align_up(lo, sizeof(uintptr_t));
 	     p + sizeof(uintptr_t) <= hi; p += sizeof(uintptr_t)) {
+		if (p >= own_lo && p < own_hi) {
+			p = align_up(own_hi, sizeof(uintptr_t)) -
+			    sizeof(uintptr_t);
+			continue;
+		}
 		uintptr_t v = *(volatile uintptr_t *)p;
 		mspan *s = NULL;
 		uintptr_t obj;
