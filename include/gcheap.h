@@ -216,7 +216,9 @@ GCHEAP_API void gc_frame_pop(gc_frame *frame);
 
 /* Scan each attached thread's native stack and registers conservatively
  * (on by default): any word that points into an allocated object keeps it
- * alive. Switch it off when every root is in frames or registered. */
+ * alive. Switch it off when every root is in frames or registered, and
+ * when threads run on stacks of their own making (coroutines): a
+ * safepoint on a stack the thread did not attach on is fatal while on. */
 GCHEAP_API void gc_set_conservative_stacks(int on);
 
 /* ---- Collection -------------------------------------------------------- */

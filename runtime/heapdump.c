@@ -277,6 +277,8 @@ static NOINLINE void write_thread_roots(dumper *d, const jmp_buf *regs)
 			     (uintptr_t)t->held[i]);
 		if (!options_.conservative || !t->stack_base)
 			continue;
+		runtime_check_on_stack(t, t == me ? (uintptr_t)(regs + 1) :
+		                                    t->saved_sp);
 		if (t == me) {
 			stack_roots(d, tid, HD_ROOT_REGISTER, (uintptr_t)regs,
 			            (uintptr_t)(regs + 1));

@@ -326,6 +326,24 @@ void gc_set_conservative_stacks(int on)
 	options_.conservative = on != 0;
 }
 
+/* A conservative scan runs from the thread's stack pointer up to the top
+ * of the stack it attached on. A stack pointer outside that stack (a
+ * coroutine's stack from makecontext, a green thread's, an alternate
+ * signal stack) would make the scan cover unmapped memory or nothing:
+ * refused with the way out. */
+void runtime_check_on_stack(const gc_thread *t, uintptr_t sp)
+{
+	if (t->stack_lo && (sp < t->stack_lo || sp > t->stack_base))
+		fatal("thread %d reached a safepoint on a stack that is not "
+		      "its own (stack pointer %p, its stack [%p, %p)): a "
+		      "coroutine's, a green thread's or an alternate signal "
+		      "stack, which a conservative scan cannot cover. Turn "
+		      "conservative stack scanning off "
+		      "(gc_set_conservative_stacks(0)) and keep such code's "
+		      "references in gc_frame slots (docs/api.md)", t->tid,
+		      (void *)sp, (void *)t->stack_lo, (void *)t->stack_base);
+}
+
 /* Scan the calling thread's own stack from here up, with its callee-saved
  * registers spilled into this frame first. */
 static NOINLINE void scan_own_stack(gc_thread *t, gcw *w)
@@ -333,6 +351,7 @@ static NOINLINE void scan_own_stack(gc_thread *t, gcw *w)
 	jmp_buf regs;
 
 	setjmp(regs);
+	runtime_check_on_stack(t, (uintptr_t)&regs);
 	gcmark_scan_conservative(w, (uintptr_t)&regs, t->stack_base);
 }
 
@@ -356,6 +375,7 @@ void runtime_scan_thread(gc_thread *t, gcw *w, bool self)
 		scan_own_stack(t, w);
 		return;
 	}
+	runtime_check_on_stack(t, t->saved_sp);
 	gcmark_scan_conservative(w, t->saved_sp, t->stack_base);
 	if (GCHEAP_SABOTAGE != 5)
 		gcmark_scan_conservative(w, (uintptr_t)&t->saved_regs,

@@ -56,6 +56,7 @@ typedef struct gc_thread {
 	                           * not to be zeroed first (alloc_large in
 	                           * runtime/malloc.c takes it); else 0 */
 	uintptr_t stack_base;     /* highest address of the native stack */
+	uintptr_t stack_lo;       /* its lowest (the most it may grow to) */
 	uintptr_t saved_sp;       /* stack pointer when parked or blocked */
 	jmp_buf saved_regs;       /* registers when parked or blocked */
 	struct gc_thread *next;   /* registry, under runtime_.lock */
@@ -195,6 +196,10 @@ size_t weakmap_rebuild_state(const gc_weakmap *m, size_t *cap, size_t *ocap);
 /* Scan a thread's roots (frames, and its stack if conservative) into w.
  * `t` is the caller, or parked, blocked or claimed. */
 void runtime_scan_thread(gc_thread *t, gcw *w, bool self);
+/* Fatal, with the way out, when t's stack pointer sp lies outside the
+ * stack it attached on (a coroutine's): its conservative scan would read
+ * unmapped memory or nothing. */
+void runtime_check_on_stack(const gc_thread *t, uintptr_t sp);
 /* A mark has started: from now on the thread allocates black
  * (alloc/mcache.h), and its tiny block is greyed. World stopped, or `t`
  * is the caller. */

@@ -14,18 +14,22 @@ __thread bool thread_notifier;
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
-/* The highest address of the calling thread's stack. */
-static uintptr_t stack_base(void)
+/* The calling thread's stack, [*lo, base): 0 if not known. */
+static uintptr_t stack_bounds(uintptr_t *lo)
 {
 	pthread_attr_t attr;
 	void *addr;
 	size_t size;
 
+	*lo = 0;
 	if (pthread_getattr_np(pthread_self(), &attr))
 		return 0;
 	int err = pthread_attr_getstack(&attr, &addr, &size);
 	pthread_attr_destroy(&attr);
-	return err ? 0 : (uintptr_t)addr + size;
+	if (err)
+		return 0;
+	*lo = (uintptr_t)addr;
+	return (uintptr_t)addr + size;
 }
 static gc_status init_status = GCHEAP_OK;
 
@@ -93,7 +97,7 @@ gc_status gc_thread_attach(void)
 	t->mcache.prof_left = 0;
 	t->self = pthread_self();
 	t->tid = gettid();
-	t->stack_base = stack_base();
+	t->stack_base = stack_bounds(&t->stack_lo);
 	/* Join as a blocked thread with an empty stack, then leave the
 	 * blocking state the usual way: that waits out a stopped world. */
 	t->saved_sp = t->stack_base;

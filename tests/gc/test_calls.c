@@ -17,7 +17,9 @@
 #include "test_harness.c"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #define FATAL_CODE 70
@@ -1333,6 +1335,72 @@ START_TEST(test_checkmark_names_holder)
 }
 END_TEST
 
+/* ---- A stack that is not the thread's own ------------------------------- */
+
+/* A coroutine (makecontext) collects. With conservative stacks on, the
+ * scan of its own stack ran from the coroutine's stack pointer to the top
+ * of the thread's stack, across unmapped memory (SIGSEGV every run), or,
+ * for a coroutine stack above it, scanned nothing and freed what the
+ * coroutine held. Now that is a fatal error that says what to do; with
+ * conservative stacks off the coroutine's frames are its roots. */
+static ucontext_t coro_main_ctx, coro_ctx;
+
+static void coro_body(void)
+{
+	void *slot = NULL;
+	gc_frame f;
+
+	gc_frame_push(&f, &slot, 1);
+	slot = new_payload(100, 7);
+	gc_collect();
+	gc_collect();
+	if (!check_payload(slot, 100, 7))
+		fatal("the coroutine's object was not kept");
+	gc_frame_pop(&f);
+}
+
+static void run_coroutine(bool conservative)
+{
+	const size_t size = (size_t)1 << 20;
+
+	start(NULL);
+	gc_set_conservative_stacks(conservative);
+	char *stack = mmap(NULL, size, PROT_READ | PROT_WRITE,
+	                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (stack == MAP_FAILED || getcontext(&coro_ctx))
+		fatal("no coroutine");
+	coro_ctx.uc_stack.ss_sp = stack;
+	coro_ctx.uc_stack.ss_size = size;
+	coro_ctx.uc_link = &coro_main_ctx;
+	makecontext(&coro_ctx, coro_body, 0);
+	if (swapcontext(&coro_main_ctx, &coro_ctx))
+		fatal("no switch");
+	fprintf(stderr, "done\n");
+}
+
+static void coroutine_conservative(void)
+{
+	run_coroutine(true);
+}
+
+static void coroutine_precise(void)
+{
+	run_coroutine(false);
+}
+
+START_TEST(test_foreign_stack)
+{
+	char buf[8192];
+
+	expect_fatal(coroutine_conservative, "on a stack that is not its own");
+	expect_fatal(coroutine_conservative, "gc_set_conservative_stacks(0)");
+	int st = run_child(coroutine_precise, buf, sizeof(buf));
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%#x: %s", st,
+	              buf);
+	ck_assert_msg(strstr(buf, "done"), "%s", buf);
+}
+END_TEST
+
 /* ---- rootcheck ----------------------------------------------------------- */
 
 /* Globals the library does not scan (exported: the test is linked with
@@ -1567,6 +1635,7 @@ static Suite *calls_suite(void)
 	tcase_add_test(tc, test_rootcheck_fatal);
 	tcase_add_test(tc, test_rootcheck_silent_when_registered);
 	tcase_add_test(tc, test_rootcheck_skips_heap_state);
+	tcase_add_test(tc, test_foreign_stack);
 	tcase_add_test(tc, test_calls_concurrent);
 	suite_add_tcase(s, tc);
 	return s;
