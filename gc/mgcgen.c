@@ -180,8 +180,13 @@ void mgcgen_end(uintptr_t marked, size_t limit)
 	wbbuf_set_bit(GCBAR_CARDS, want);
 	if (want)
 		astore(&mgc_.cards_used, 1);
+	/* A thread in gc_collect waits for a major mark: after a minor one
+	 * the next is major for it; a major one has served every waiter
+	 * (each checks last_major, and one that began waiting during it
+	 * goes round again), so the next may be minor. */
 	bool next = want && !(limit && marked > limit / 2) &&
-	            (!aload(&mgc_.major_wanted) || aload(&mgc_.minor_test));
+	            (!minor || !aload(&mgc_.major_wanted) ||
+	             aload(&mgc_.minor_test));
 	if (next && minor) {
 		/* The old generation's share of the runway. */
 		uintptr_t base = mgc_.major_marked, goal = mgc_.major_goal;

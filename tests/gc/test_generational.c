@@ -4,7 +4,7 @@
  * the control), in small objects, in a large table far from its start and
  * through gc_copy; a minor mark frees young garbage and keeps old garbage
  * until a major mark; gc_collect is always a major mark, running the minor
- * one the sweep prepared first; the switch takes effect at a mark's end
+ * one the sweep prepared first, and the mark after it is minor; the switch takes effect at a mark's end
  * and turns the cards off again; the pacer caps a minor mark's goal.
  * Every test runs with precise roots only and automatic cycles off, and
  * drives the marks with gc_collect (mgc_.minor_test: one mark of the kind
@@ -205,6 +205,12 @@ START_TEST(test_minor_frees_young_only)
 	ck_assert_uint_eq(aload(&mgc_.minors), m + 1);
 	ck_assert_ptr_null(gc_weak_get(ms[1]));
 	ck_assert(!aload(&mgc_.minor));
+	/* And the mark after it is minor again: the caller, still counted
+	 * as waiting for a major mark when that major mark ended, made the
+	 * next one major too (every gc_collect cost a second major mark). */
+	ck_assert(aload(&mspan_gen_.sticky));
+	astore(&mgc_.minor_test, 1);
+	collect(true);
 	gc_frame_pop(&f);
 }
 END_TEST
