@@ -4,8 +4,9 @@
  * the control), in small objects, in a large table far from its start and
  * through gc_copy; a minor mark frees young garbage and keeps old garbage
  * until a major mark; gc_collect is always a major mark, running the minor
- * one the sweep prepared first, and the mark after it is minor; the switch takes effect at a mark's end
- * and turns the cards off again; the pacer caps a minor mark's goal.
+ * one the sweep prepared first, and the mark after it is minor; the
+ * switch takes effect at a mark's end and turns the cards off again; the
+ * pacer caps a minor mark's goal.
  * Every test runs with precise roots only and automatic cycles off, and
  * drives the marks with gc_collect (mgc_.minor_test: one mark of the kind
  * that is due). */
