@@ -23,9 +23,14 @@
 
 #include "gcheap.h"
 
+#include <fcntl.h>
+#include <limits.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define EXPORT_MAGIC 0x3150584550414847ULL /* "GHPAEXP1" little-endian */
 #define EXPORT_VERSION 1
@@ -44,6 +49,34 @@ typedef struct export_file {
 	char comm[32];          /* program name (/proc/self/comm) */
 	gc_stats stats;
 } export_file;
+
+/* Is path an export file of this user, which a cleaner may remove? A
+ * regular file it owns whose header has the magic, or one of exactly
+ * an export file's size whose magic is still 0 (its writer died while
+ * creating it; the magic is written last). Anything else that merely has
+ * a numeric name is left alone. */
+static inline bool export_file_is_ours(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	struct stat st;
+	uint64_t magic = 0;
+	bool ours = false;
+
+	if (fd < 0)
+		return false;
+	if (!fstat(fd, &st) && S_ISREG(st.st_mode) &&
+	    st.st_uid == geteuid() &&
+	    st.st_size >= (off_t)offsetof(export_file, stats) &&
+	    pread(fd, &magic, sizeof(magic), 0) == (ssize_t)sizeof(magic))
+		ours = magic == EXPORT_MAGIC ||
+		       (magic == 0 && st.st_size == (off_t)sizeof(export_file));
+	close(fd);
+	return ours;
+}
+
+/* The export directory's path may be at most this long (a longer one is
+ * refused, not cut). */
+#define EXPORT_DIR_MAX (PATH_MAX - 32)
 
 /* Field 22 of /proc/<pid>/stat (the start time in clock ticks), or 0. */
 static inline uint64_t export_start_ticks(long pid)

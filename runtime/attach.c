@@ -24,6 +24,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -69,7 +70,7 @@ static void reply(const char *dir, const char *fmt, ...)
 
 static void reply(const char *dir, const char *fmt, ...)
 {
-	char tmp[600], path[600], msg[700];
+	char tmp[PATH_MAX + 64], path[PATH_MAX + 64], msg[PATH_MAX + 128];
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -101,12 +102,11 @@ static const char *last_error(void)
 /* Take and answer the request, if there is a valid one. */
 static void serve(void)
 {
-	char dir[256], path[600], out[600], req[64];
+	char dir[PATH_MAX], path[PATH_MAX + 64], out[PATH_MAX + 64], req[64];
 	struct stat st;
 	long pid = (long)getpid();
 
-	runtime_export_dir(dir, sizeof(dir));
-	if (lstat(dir, &st) || !S_ISDIR(st.st_mode) ||
+	if (!runtime_export_dir(dir, sizeof(dir)) || lstat(dir, &st) || !S_ISDIR(st.st_mode) ||
 	    st.st_uid != geteuid() || (st.st_mode & 077))
 		return; /* not ours or not private: no request is valid */
 	snprintf(path, sizeof(path), "%s/%ld.request", dir, pid);

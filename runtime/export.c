@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -27,7 +28,7 @@ static struct {
 	gc_mutex lock;
 	pthread_cond_t cond;
 	export_file *file;       /* the mapping, or NULL */
-	char path[256];
+	char path[PATH_MAX + 64];
 	uint64_t interval_ns;
 	bool running;            /* the thread exists */
 	bool stop;
@@ -37,37 +38,52 @@ static struct {
 } exporter = {.lock = {.m = PTHREAD_MUTEX_INITIALIZER},
               .cond = PTHREAD_COND_INITIALIZER};
 
-void runtime_export_dir(char *buf, size_t n)
+bool runtime_export_dir(char *buf, size_t n)
 {
 	const char *d = options_.export_dir;
+	int len;
 	if (d && *d)
-		snprintf(buf, n, "%s", d);
+		len = snprintf(buf, n, "%s", d);
 	else
-		snprintf(buf, n, "/tmp/gcheap-%u", (unsigned)geteuid());
+		len = snprintf(buf, n, "/tmp/gcheap-%u", (unsigned)geteuid());
+	return len >= 0 && (size_t)len < n && (size_t)len <= EXPORT_DIR_MAX;
+}
+
+/* An error found under exporter.lock, reported after it is dropped (the
+ * error handler may call gc_export_start or gc_export_stop). */
+typedef struct export_err {
+	gc_status code;
+	char msg[PATH_MAX + 160];
+} export_err;
+
+static PRINTF_LIKE(3, 4) bool fail(export_err *e, gc_status code,
+                                   const char *fmt, ...)
+{
+	va_list ap;
+
+	e->code = code;
+	va_start(ap, fmt);
+	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+	va_end(ap);
+	return false;
 }
 
 /* Create the directory, or check that it is ours and private. */
-static bool check_dir(const char *dir)
+static bool check_dir(const char *dir, export_err *e)
 {
 	struct stat st;
 
-	if (mkdir(dir, 0700) && errno != EEXIST) {
-		runtime_error(GCHEAP_ERR_ARG, "gc_export_start: cannot create "
-		              "%s: %s", dir, strerror(errno));
-		return false;
-	}
-	if (lstat(dir, &st) || !S_ISDIR(st.st_mode)) {
-		runtime_error(GCHEAP_ERR_ARG, "gc_export_start: %s is not a "
-		              "directory", dir);
-		return false;
-	}
-	if (st.st_uid != geteuid() || (st.st_mode & 077)) {
-		runtime_error(GCHEAP_ERR_ARG, "gc_export_start: %s is not "
-		              "private to uid %u (owner %u, mode %03o)", dir,
-		              (unsigned)geteuid(), (unsigned)st.st_uid,
-		              (unsigned)(st.st_mode & 0777));
-		return false;
-	}
+	if (mkdir(dir, 0700) && errno != EEXIST)
+		return fail(e, GCHEAP_ERR_ARG, "gc_export_start: cannot "
+		            "create %s: %s", dir, strerror(errno));
+	if (lstat(dir, &st) || !S_ISDIR(st.st_mode))
+		return fail(e, GCHEAP_ERR_ARG, "gc_export_start: %s is not a "
+		            "directory", dir);
+	if (st.st_uid != geteuid() || (st.st_mode & 077))
+		return fail(e, GCHEAP_ERR_ARG, "gc_export_start: %s is not "
+		            "private to uid %u (owner %u, mode %03o)", dir,
+		            (unsigned)geteuid(), (unsigned)st.st_uid,
+		            (unsigned)(st.st_mode & 0777));
 	return true;
 }
 
@@ -85,8 +101,11 @@ static void clean_stale(const char *dir)
 		long pid = strtol(e->d_name, &end, 10);
 		if (*end || pid <= 0 || pid == (long)getpid())
 			continue;
-		char path[512];
-		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		char path[PATH_MAX + 64];
+		int len = snprintf(path, sizeof(path), "%s/%s", dir,
+		                   e->d_name);
+		if (len < 0 || (size_t)len >= sizeof(path))
+			continue;
 		bool dead = kill((pid_t)pid, 0) && errno == ESRCH;
 		if (!dead) {
 			int fd = open(path, O_RDONLY | O_NOFOLLOW);
@@ -100,8 +119,7 @@ static void clean_stale(const char *dir)
 			       h.magic == EXPORT_MAGIC && h.start_ticks &&
 			       h.start_ticks != export_start_ticks(pid);
 		}
-		struct stat st;
-		if (dead && !lstat(path, &st) && st.st_uid == geteuid())
+		if (dead && export_file_is_ours(path))
 			unlink(path);
 	}
 	closedir(d);
@@ -190,15 +208,19 @@ static void read_comm(char *buf, size_t n)
 	fclose(f);
 }
 
-/* Create and map the file; caller holds exporter.lock. */
-static gc_status open_file(void)
+/* Create and map the file; caller holds exporter.lock, and reports *e
+ * after dropping it. */
+static bool open_file(export_err *e)
 {
-	char dir[200];
+	char dir[PATH_MAX];
 
 	mutex_assert_held(&exporter.lock);
-	runtime_export_dir(dir, sizeof(dir));
-	if (!check_dir(dir))
-		return GCHEAP_ERR_ARG;
+	if (!runtime_export_dir(dir, sizeof(dir)))
+		return fail(e, GCHEAP_ERR_ARG, "gc_export_start: the export "
+		            "directory's path is over %d bytes: %.64s...",
+		            (int)EXPORT_DIR_MAX, dir);
+	if (!check_dir(dir, e))
+		return false;
 	clean_stale(dir);
 	snprintf(exporter.path, sizeof(exporter.path), "%s/%ld", dir,
 	         (long)getpid());
@@ -206,28 +228,29 @@ static gc_status open_file(void)
 	for (int tries = 0; tries < 2 && fd < 0; tries++) {
 		fd = open(exporter.path, O_RDWR | O_CREAT | O_EXCL |
 		          O_NOFOLLOW | O_CLOEXEC, 0600);
-		/* Our pid's file: left by a dead process with this pid. */
-		if (fd < 0 && errno == EEXIST)
+		/* Our pid's file: left by a dead process with this pid
+		 * (anything else by that name is left alone). */
+		if (fd < 0 && errno == EEXIST &&
+		    export_file_is_ours(exporter.path))
 			unlink(exporter.path);
 	}
 	if (fd < 0 || fchmod(fd, 0600) ||
 	    ftruncate(fd, (off_t)sizeof(export_file))) {
-		runtime_error(GCHEAP_ERR_ARG, "gc_export_start: cannot create "
-		              "%s: %s", exporter.path, strerror(errno));
+		fail(e, GCHEAP_ERR_ARG, "gc_export_start: cannot create %s: "
+		     "%s", exporter.path, strerror(errno));
 		if (fd >= 0) {
 			close(fd);
 			unlink(exporter.path);
 		}
-		return GCHEAP_ERR_ARG;
+		return false;
 	}
 	void *m = mmap(NULL, sizeof(export_file), PROT_READ | PROT_WRITE,
 	               MAP_SHARED, fd, 0);
 	close(fd);
 	if (m == MAP_FAILED) {
 		unlink(exporter.path);
-		runtime_error(GCHEAP_ERR_NOMEM, "gc_export_start: cannot map "
-		              "%s", exporter.path);
-		return GCHEAP_ERR_NOMEM;
+		return fail(e, GCHEAP_ERR_NOMEM, "gc_export_start: cannot map "
+		            "%s", exporter.path);
 	}
 	export_file *f = m;
 	f->version = EXPORT_VERSION;
@@ -242,13 +265,11 @@ static gc_status open_file(void)
 	/* Last: a reader that sees the magic sees a whole first snapshot. */
 	astore_rel((atomic_word *)&f->magic, (uintptr_t)EXPORT_MAGIC);
 	exporter.file = f;
-	return GCHEAP_OK;
+	return true;
 }
 
 static gc_status start(unsigned interval_ms)
 {
-	gc_status st = GCHEAP_OK;
-
 	mutex_lock(&exporter.lock);
 	exporter.interval_ns = (uint64_t)(interval_ms ? interval_ms : 1000) *
 	                       1000000u;
@@ -277,10 +298,11 @@ static gc_status start(unsigned interval_ms)
 			mutex_unlock(&exporter.lock);
 			return GCHEAP_OK;
 		}
-		st = open_file();
-		if (st != GCHEAP_OK) {
+		export_err e;
+		if (!open_file(&e)) {
 			mutex_unlock(&exporter.lock);
-			return st;
+			runtime_error(e.code, "%s", e.msg);
+			return e.code;
 		}
 		exporter.stop = false;
 		exporter.gen++;

@@ -15,11 +15,13 @@
  *     poison=1        fill freed objects with 0xdb at sweep
  *     invalidptr=N    a precise slot pointing into the heap but into a
  *                     span not in use (1, the default) or also at a free
- *                     object (2) is fatal; 0 ignores them
+ *                     object (2) is fatal; 0 ignores them; others are
+ *                     reported
  *     verify=1        verify the whole heap around each cycle
  *     zombie=1        marked-but-free objects are fatal at sweep (always
  *                     on; accepted for GODEBUG familiarity)
- *     stress=N        start a cycle every N bytes allocated
+ *     stress=N        start a cycle every N bytes allocated (k and m
+ *                     suffixes, as GCHEAP_MEMPROFILERATE's)
  *     gctrace=1       a line per cycle on stderr
  *     conservative=0  do not scan native stacks
  *     hugepages=1     heap arenas ask for transparent huge pages
@@ -43,8 +45,9 @@
  *   GCHEAP_EXPORT=1|<ms>  publish the stats for gcstat (runtime/export.c)
  *   GCHEAP_EXPORT_DIR=<dir>  where (default /tmp/gcheap-<uid>)
  *   GCHEAP_FINALIZERS=thread|manual  who runs finalizers (finalizer.c)
- * Unknown keys and bad values (not a number, out of range) are reported
- * with one line on stderr each and ignored: the default stays. */
+ * Numbers are decimal. Unknown keys and bad values (not a number, out of
+ * range) are reported with one line on stderr each and ignored: the
+ * default stays. */
 #include "runtime/runtime.h"
 
 #include <errno.h>
@@ -57,20 +60,22 @@
 
 static bool types_given;
 
-bool runtime_parse_uint(const char *v, uintptr_t *out)
+/* A decimal number, and with bytes, an optional k or m (KiB, MiB). Not
+ * strtoull's base 0: "010" is ten, not eight, and "0x20" is no number. */
+static bool parse_number(const char *v, uintptr_t *out, bool bytes)
 {
 	char *end;
 
 	if (*v < '0' || *v > '9') /* strtoull takes "-1" and spaces */
 		return false;
 	errno = 0;
-	unsigned long long n = strtoull(v, &end, 0);
+	unsigned long long n = strtoull(v, &end, 10);
 	if (errno == ERANGE)
 		return false;
 	unsigned shift = 0;
-	if (*end == 'k' || *end == 'K')
+	if (bytes && (*end == 'k' || *end == 'K'))
 		shift = 10, end++;
-	else if (*end == 'm' || *end == 'M')
+	else if (bytes && (*end == 'm' || *end == 'M'))
 		shift = 20, end++;
 	if (*end || n > (UINTPTR_MAX >> shift))
 		return false;
@@ -78,14 +83,26 @@ bool runtime_parse_uint(const char *v, uintptr_t *out)
 	return true;
 }
 
+bool runtime_parse_uint(const char *v, uintptr_t *out)
+{
+	return parse_number(v, out, false);
+}
+
+bool runtime_parse_bytes(const char *v, uintptr_t *out)
+{
+	return parse_number(v, out, true);
+}
+
 static void set_option(const char *k, const char *v)
 {
 	sys_options *d = &options_;
 	uintptr_t n = 0;
 
-	if (!runtime_parse_uint(v, &n) ||
+	bool bytes = !strcmp(k, "stress");
+	if (!(bytes ? runtime_parse_bytes(v, &n) : runtime_parse_uint(v, &n)) ||
 	    (!strcmp(k, "stopwarn") && n > UINT_MAX) ||
-	    (!strcmp(k, "rootcheck") && n > 2)) {
+	    ((!strcmp(k, "rootcheck") || !strcmp(k, "invalidptr")) &&
+	     n > 2)) {
 		fprintf(stderr, "gcheap: GCHEAP_DEBUG: bad value %s=%s (not "
 		        "a number, or out of range): %s keeps its default\n",
 		        k, v, k);
@@ -231,7 +248,7 @@ static void parse_profiling(void)
 	const char *v = getenv("GCHEAP_MEMPROFILERATE");
 	uintptr_t n = MEMPROFILERATE_DEFAULT;
 
-	if (v && (!runtime_parse_uint(v, &n) || n > ((uintptr_t)1 << 40))) {
+	if (v && (!runtime_parse_bytes(v, &n) || n > ((uintptr_t)1 << 40))) {
 		fprintf(stderr, "gcheap: GCHEAP_MEMPROFILERATE=%s is not a "
 		        "number of bytes (0 off, 1 every allocation, at most "
 		        "2^40): keeping %d\n", v, MEMPROFILERATE_DEFAULT);
@@ -275,7 +292,7 @@ void runtime_parse_options(void)
 		uintptr_t n;
 		if (!strcmp(g, "off"))
 			astore(&mgc_.percent, (uintptr_t)-1);
-		else if (runtime_parse_uint(g, &n) && n < 100000)
+		else if (runtime_parse_uint(g, &n) && n <= INT_MAX)
 			astore(&mgc_.percent, n);
 		else
 			fprintf(stderr, "gcheap: GCHEAP_GC=%s is not a percent "

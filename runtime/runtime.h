@@ -224,9 +224,10 @@ void runtime_globals_set_hook(void (*hook)(void));
 void runtime_globals_probe(globals_probe *p);
 /* Reserve the page gc_alloc(0) returns (runtime/malloc.c). */
 bool runtime_zerobase_init(void);
-/* Parse a number with an optional k/m suffix; false if it is not one or
- * does not fit (runtime/options.c). */
+/* Parse a decimal number, or (bytes) one with an optional k/m suffix;
+ * false if it is not one or does not fit (runtime/options.c). */
 bool runtime_parse_uint(const char *v, uintptr_t *out);
+bool runtime_parse_bytes(const char *v, uintptr_t *out);
 /* GOMEMLIMIT's syntax (runtime/options.c): false if v is not it. */
 bool runtime_parse_memlimit(const char *v, size_t *out);
 /* Is p an object made by gc_alloc_uncollectable and not yet freed? */
@@ -245,8 +246,9 @@ void runtime_parse_options(void);
  * (runtime/export.c). */
 void export_from_env(void);
 /* The export directory, shared with gcstat's requests (runtime/attach.c):
- * $GCHEAP_EXPORT_DIR as read at initialisation, or /tmp/gcheap-<uid>. */
-void runtime_export_dir(char *buf, size_t n);
+ * $GCHEAP_EXPORT_DIR as read at initialisation, or /tmp/gcheap-<uid>.
+ * False when its path does not fit in n bytes or EXPORT_DIR_MAX. */
+bool runtime_export_dir(char *buf, size_t n);
 /* Answer gcstat's requests (runtime/attach.c) unless GCHEAP_ATTACH=0. */
 void attach_from_env(void);
 

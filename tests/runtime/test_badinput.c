@@ -15,6 +15,8 @@
 
 #include "runtime/runtime.h"
 
+#include "format/export.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -1829,6 +1831,72 @@ static void child_env(int which)
 		CHILD_OK(gc_set_mark_workers(1) == (ncpu < 1 ? 1 : ncpu));
 		break;
 	}
+	case 8: { /* decimal only; invalidptr's range */
+		setenv("GCHEAP_GC", "010", 1);
+		setenv("GCHEAP_DEBUG", "invalidptr=3,stress=4k", 1);
+		out = init_captured(NULL);
+		child_one_line(out, "GCHEAP_DEBUG", "invalidptr=3");
+		CHILD_OK(gc_set_percent(100) == 10); /* was 8 */
+		CHILD_OK(options_.invalidptr == 1);
+		CHILD_OK(options_.stress == 4096);
+		break;
+	}
+	case 9: { /* 0x20 is no percent, 1k no percent, 1e9 fits none */
+		setenv("GCHEAP_GC", "0x20", 1);
+		out = init_captured(NULL);
+		child_one_line(out, "GCHEAP_GC", "0x20");
+		CHILD_OK(gc_set_percent(100) == 100);
+		break;
+	}
+	case 10: { /* the export directory: only export files are removed */
+		char dir[64], user[128], stale[128];
+		snprintf(dir, sizeof(dir), "/tmp/gcheap-badinput-XXXXXX");
+		if (!mkdtemp(dir)) {
+			CHILD_FAIL("mkdtemp: %s", strerror(errno));
+			return;
+		}
+		/* Two pids with no process: a user's file named by the first,
+		 * a dead exporter's file by the second. */
+		long pid = 4194000, pids[2];
+		for (int k = 0; k < 2; k++) {
+			while (pid > 1000 && !(kill((pid_t)pid, 0) &&
+			                       errno == ESRCH))
+				pid--;
+			pids[k] = pid--;
+		}
+		snprintf(user, sizeof(user), "%s/%ld", dir, pids[0]);
+		snprintf(stale, sizeof(stale), "%s/%ld", dir, pids[1]);
+		FILE *f = fopen(user, "w");
+		if (f) {
+			fprintf(f, "the user's own data\n");
+			fclose(f);
+		}
+		export_file e = {.magic = EXPORT_MAGIC};
+		f = fopen(stale, "w");
+		if (f) {
+			fwrite(&e, sizeof(e), 1, f);
+			fclose(f);
+		}
+		setenv("GCHEAP_EXPORT_DIR", dir, 1);
+		out = init_captured(NULL);
+		CHILD_OK(gc_export_start(1000) == GCHEAP_OK);
+		CHILD_OK(access(user, F_OK) == 0); /* was removed */
+		CHILD_OK(access(stale, F_OK) != 0);
+		gc_export_stop();
+		unlink(user);
+		rmdir(dir);
+		break;
+	}
+	case 11: { /* a directory path too long is refused, not cut */
+		static char dir[PATH_MAX + 200];
+		memset(dir, 'd', sizeof(dir) - 1);
+		memcpy(dir, "/tmp/", 5);
+		dir[sizeof(dir) - 1] = 0;
+		setenv("GCHEAP_EXPORT_DIR", dir, 1);
+		out = init_captured(NULL);
+		CHILD_STATUS(gc_export_start(1000), GCHEAP_ERR_ARG, "over");
+		break;
+	}
 	default:
 		return;
 	}
@@ -1837,7 +1905,7 @@ static void child_env(int which)
 
 START_TEST(test_env_values)
 {
-	for (int i = 0; i < 8; i++)
+	for (int i = 0; i < 12; i++)
 		run_child("a bad environment value", child_env, i, false);
 }
 END_TEST

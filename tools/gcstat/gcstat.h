@@ -42,8 +42,9 @@ typedef struct gcs_snapshot {
 	gc_stats st;
 } gcs_snapshot;
 
-/* The export directory ($GCHEAP_EXPORT_DIR, or /tmp/gcheap-<uid>). */
-void gcs_export_dir(char *buf, size_t n);
+/* The export directory ($GCHEAP_EXPORT_DIR, or /tmp/gcheap-<uid>); 1
+ * (reported) when its path is too long. */
+int gcs_export_dir(char *buf, size_t n);
 /* Read the export file of pid; 0, or 1 after printing the error. */
 int gcs_read_live(long pid, gcs_snapshot *out);
 int gcs_cmd_list(bool json);

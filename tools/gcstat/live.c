@@ -29,13 +29,18 @@ static uint64_t load_acq(const volatile void *p)
 	return (uint64_t)AO_load_acquire((const volatile AO_t *)p);
 }
 
-void gcs_export_dir(char *buf, size_t n)
+int gcs_export_dir(char *buf, size_t n)
 {
 	const char *d = getenv("GCHEAP_EXPORT_DIR");
+	int len;
 	if (d && *d)
-		snprintf(buf, n, "%s", d);
+		len = snprintf(buf, n, "%s", d);
 	else
-		snprintf(buf, n, "/tmp/gcheap-%u", (unsigned)geteuid());
+		len = snprintf(buf, n, "/tmp/gcheap-%u", (unsigned)geteuid());
+	if (len < 0 || (size_t)len >= n || len > EXPORT_DIR_MAX)
+		return gcs_error("GCHEAP_EXPORT_DIR is over %d bytes, as the "
+		                 "library refuses too", (int)EXPORT_DIR_MAX);
+	return 0;
 }
 
 static uint64_t realtime_ns(void)
@@ -74,7 +79,7 @@ static int check_dir(const char *dir, bool quiet)
 static int read_file(const char *dir, long pid, gcs_snapshot *out, char *err,
                      size_t errlen)
 {
-	char path[512];
+	char path[PATH_MAX + 64];
 	struct stat st;
 
 	snprintf(path, sizeof(path), "%s/%ld", dir, pid);
@@ -169,15 +174,15 @@ out:
 
 int gcs_read_live(long pid, gcs_snapshot *out)
 {
-	char dir[256], err[768];
+	char dir[PATH_MAX], err[PATH_MAX + 256];
 
-	gcs_export_dir(dir, sizeof(dir));
+	if (gcs_export_dir(dir, sizeof(dir)))
+		return 1;
 	if (kill((pid_t)pid, 0) && errno == ESRCH) {
-		/* Still clean up after it. */
-		char path[512];
+		/* Still clean up after it (its export file only). */
+		char path[PATH_MAX + 64];
 		snprintf(path, sizeof(path), "%s/%ld", dir, pid);
-		struct stat st;
-		if (!lstat(path, &st) && st.st_uid == geteuid())
+		if (export_file_is_ours(path))
 			unlink(path);
 		return gcs_error("no process with pid %ld", pid);
 	}
@@ -189,7 +194,7 @@ int gcs_read_live(long pid, gcs_snapshot *out)
 		r = read_file(dir, pid, out, err, sizeof(err));
 	if (r == LIVE_MISSING) {
 		/* Not exporting: ask it to start (runtime/attach.c). */
-		char path[600];
+		char path[PATH_MAX + 64];
 		if (gcs_request(pid, "export", path, sizeof(path)))
 			return 1;
 		r = read_file(dir, pid, out, err, sizeof(err));
@@ -203,10 +208,11 @@ static void json_summary(const gcs_snapshot *s, FILE *f);
 
 int gcs_cmd_list(bool json)
 {
-	char dir[256], err[768];
+	char dir[PATH_MAX], err[PATH_MAX + 256];
 	int n = 0;
 
-	gcs_export_dir(dir, sizeof(dir));
+	if (gcs_export_dir(dir, sizeof(dir)))
+		return 1;
 	if (check_dir(dir, true)) {
 		struct stat st;
 		if (lstat(dir, &st) == 0)

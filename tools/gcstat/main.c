@@ -144,7 +144,7 @@ int main(int argc, char **argv)
 	if (!cmd)
 		return interval ? usage() : gcs_cmd_list(json);
 	long pid;
-	char got[600];
+	char got[PATH_MAX + 64];
 	if (!strcmp(cmd, "profile")) {
 		struct stat st;
 		if (!arg || arg2)

@@ -12,11 +12,12 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
 #include <unistd.h>
 
 int gcs_cmd_profile(long pid, const char *out)
 {
-	char path[600];
+	char path[PATH_MAX + 64];
 
 	if (gcs_request(pid, "profile", path, sizeof(path)))
 		return 1;

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +26,8 @@ static void nap_ms(long ms)
 
 int gcs_request(long pid, const char *what, char *path, size_t n)
 {
-	char dir[256], req[512], rep[512], buf[700];
+	char dir[PATH_MAX], req[PATH_MAX + 64], rep[PATH_MAX + 64];
+	char buf[PATH_MAX + 128];
 	struct stat st;
 
 	if (kill((pid_t)pid, 0)) {
@@ -34,7 +36,8 @@ int gcs_request(long pid, const char *what, char *path, size_t n)
 		return gcs_error("pid %ld belongs to another user: %s "
 		                 "(refused)", pid, strerror(errno));
 	}
-	gcs_export_dir(dir, sizeof(dir));
+	if (gcs_export_dir(dir, sizeof(dir)))
+		return 1;
 	if (mkdir(dir, 0700) && errno != EEXIST)
 		return gcs_error("%s: %s", dir, strerror(errno));
 	if (lstat(dir, &st) || !S_ISDIR(st.st_mode) ||
