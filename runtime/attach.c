@@ -102,7 +102,8 @@ static const char *last_error(void)
 /* Take and answer the request, if there is a valid one. */
 static void serve(void)
 {
-	char dir[PATH_MAX], path[PATH_MAX + 64], out[PATH_MAX + 64], req[64];
+	char dir[PATH_MAX], path[PATH_MAX + 64], out[PATH_MAX + 64];
+	char req[64];
 	struct stat st;
 	long pid = (long)getpid();
 
