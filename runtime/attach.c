@@ -107,8 +107,9 @@ static void serve(void)
 	struct stat st;
 	long pid = (long)getpid();
 
-	if (!runtime_export_dir(dir, sizeof(dir)) || lstat(dir, &st) || !S_ISDIR(st.st_mode) ||
-	    st.st_uid != geteuid() || (st.st_mode & 077))
+	if (!runtime_export_dir(dir, sizeof(dir)) || lstat(dir, &st) ||
+	    !S_ISDIR(st.st_mode) || st.st_uid != geteuid() ||
+	    (st.st_mode & 077))
 		return; /* not ours or not private: no request is valid */
 	snprintf(path, sizeof(path), "%s/%ld.request", dir, pid);
 	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
