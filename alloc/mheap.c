@@ -24,7 +24,7 @@ atomic_word *mcard_index;
 
 heap_err mheap_init(void)
 {
-	if (mheap_.init)
+	if (mheap_ready())
 		return HEAP_OK;
 	mutex_init(&mheap_.lock);
 	mheap_.arena_index = os_alloc_meta(ARENA_INDEX_LEN *
@@ -38,7 +38,7 @@ heap_err mheap_init(void)
 	              &mheap_.stats.meta_sys);
 	metaalloc_init(&mheap_.meta, &mheap_.stats.meta_sys);
 	astore(&mheap_.sweepgen, 0);
-	mheap_.init = true;
+	astore_rel(&mheap_.init, 1);
 	return HEAP_OK;
 }
 
@@ -338,8 +338,12 @@ mspan *mheap_alloc_span(uintptr_t npages, spanclass spc, heap_err *err)
 	mheap_.stats.spans_allocated++;
 	mheap_.stats.class_spans[spanclass_sizeclass(spc)]++;
 	if (spanclass_sizeclass(spc) == 0) {
+		/* All four under the lock, so that a reader's frees
+		 * (allocs - objects) never go below 0. */
 		mheap_.stats.large_objects++;
 		mheap_.stats.large_bytes += s->elemsize;
+		afetch_add(&mheap_.stats.large_allocs, 1);
+		afetch_add(&mheap_.stats.large_alloc_bytes, s->elemsize);
 	}
 	publish_span(s, s);
 	mutex_unlock(&mheap_.lock);

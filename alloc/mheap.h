@@ -98,10 +98,17 @@ typedef struct mheap {
 	void (*prefault_test_hook)(void); /* tests: called while faulting in,
 	                                   * without the lock */
 	heap_stats stats;
-	bool init;
+	atomic_word init;            /* set last (release): mheap_ready */
 } mheap;
 
 extern mheap mheap_;
+
+/* Is the heap initialised? Any thread: what mheap_init set up is visible
+ * once this says so. */
+static inline bool mheap_ready(void)
+{
+	return aload_acq(&mheap_.init) != 0;
+}
 
 /* By p >> ARENA_SHIFT: the arena's card table less (base >> CARD_SHIFT),
  * so that p's card is at that plus p >> CARD_SHIFT (alloc/mcard.h); 0

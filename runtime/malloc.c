@@ -149,10 +149,6 @@ static void *alloc_large(gc_thread *th, size_t size, const gc_type *t,
 	astore_rel(&s->freeindex, 1);
 	afetch_add(&mheap_.stats.heap_live, s->elemsize);
 	mgc_alloc_black(&th->gc, s, s->base);
-	if (GCHEAP_STATS) {
-		afetch_add(&mheap_.stats.large_allocs, 1);
-		afetch_add(&mheap_.stats.large_alloc_bytes, s->elemsize);
-	}
 	/* Visible to the sweeper as a full, swept span of class 0. */
 	mcentral_push_swept(&mcentral_[s->spc], s);
 	return (void *)s->base;
@@ -378,14 +374,14 @@ size_t gc_size(const void *p)
 {
 	mspan *s = NULL;
 
-	if (!mheap_.init || !mheap_find_object((uintptr_t)p, &s))
+	if (!mheap_ready() || !mheap_find_object((uintptr_t)p, &s))
 		return 0;
 	return s->elemsize;
 }
 
 void *gc_base(const void *p)
 {
-	if (!mheap_.init)
+	if (!mheap_ready())
 		return NULL;
 	return (void *)mheap_find_object((uintptr_t)p, NULL);
 }
@@ -408,7 +404,7 @@ void gc_set_memory_limit(size_t bytes)
 
 size_t gc_memory_limit(void)
 {
-	if (!mheap_.init)
+	if (!mheap_ready())
 		return 0;
 	mutex_lock(&mheap_.lock);
 	size_t l = aload(&mheap_.limit);
@@ -418,5 +414,5 @@ size_t gc_memory_limit(void)
 
 size_t gc_release_memory(void)
 {
-	return mheap_.init ? mheap_release_free(SIZE_MAX) : 0;
+	return mheap_ready() ? mheap_release_free(SIZE_MAX) : 0;
 }

@@ -153,15 +153,30 @@ out:
 	return b;
 }
 
-/* Is pc (a return address) in one of the allocation entry points? */
+/* Is pc (a return address) in one of the allocation entry points? The
+ * public calls that allocate on the caller's behalf are, so that their
+ * objects are charged to the caller, as gc_alloc's are. */
 static bool in_entry(uintptr_t pc)
 {
+	static void (*const entries[])(void) = {
+		(void (*)(void))gc_alloc,
+		(void (*)(void))gc_alloc_array,
+		(void (*)(void))gc_realloc,
+		(void (*)(void))gc_strdup,
+		(void (*)(void))gc_strndup,
+		(void (*)(void))gc_alloc_uncollectable,
+		(void (*)(void))gc_weak_new,
+		(void (*)(void))gc_ephemeron_new,
+		(void (*)(void))gc_weakmap_new,
+		(void (*)(void))runtime_new,
+		(void (*)(void))runtime_new_array,
+	};
 	uintptr_t f = (uintptr_t)_Unwind_FindEnclosingFunction(
 		(void *)(pc - 1));
-	return f && (f == (uintptr_t)gc_alloc ||
-	             f == (uintptr_t)gc_alloc_array ||
-	             f == (uintptr_t)runtime_new ||
-	             f == (uintptr_t)runtime_new_array);
+	for (size_t i = 0; f && i < ARRAY_LEN(entries); i++)
+		if (f == (uintptr_t)entries[i])
+			return true;
+	return false;
 }
 
 /* Record a sample of the object at p (size bytes asked); ra is
@@ -210,16 +225,19 @@ void *mprof_alloc(gc_thread *th, size_t size, const gc_type *t)
 		th->mcache.prof_left = INTPTR_MAX / 2;
 		return gc_alloc(size, t);
 	}
-	/* A thread's first allocation only draws its first distance (its
-	 * countdown started at 0). */
-	bool first = !rng_state && rate != 1;
 	/* gc_alloc takes size off again (a tiny or large object; a small
 	 * one is charged with its window): `next` is left. */
 	th->mcache.prof_left = next_sample(rate) + (intptr_t)size;
 	void *p = gc_alloc(size, t);
-	if (p && size && !first)
+	if (p && size)
 		record(p, size, ra);
 	return p;
+}
+
+intptr_t mprof_first_distance(void)
+{
+	intptr_t rate = mprof_rate();
+	return rate <= 0 ? INTPTR_MAX / 2 : next_sample(rate);
 }
 
 void mprof_sample_due(gc_thread *th, void *p, void *ra)
@@ -232,10 +250,8 @@ void mprof_sample_due(gc_thread *th, void *p, void *ra)
 		mcache_prof_rearm(c, INTPTR_MAX / 2);
 		return;
 	}
-	bool first = !rng_state && rate != 1;
 	mcache_prof_rearm(c, next_sample(rate));
-	if (!first)
-		record(p, size, ra);
+	record(p, size, ra);
 }
 
 mprof_bucket *mprof_buckets(size_t *n)

@@ -13,10 +13,11 @@
  *   - the requests that leave the fast path before it (large objects,
  *     unusual sizes) by their size, at the start of the slow path.
  * Weighing a small object by its class size is what Go's mallocgc does.
- * The countdown starts at 0, so a thread's first allocation goes to the
- * profiler, which reads the rate (GCHEAP_MEMPROFILERATE) and draws the
- * first distance; with profiling off it is set so high that it never
- * runs out. */
+ * Each attach draws the thread's first distance (mprof_first_distance:
+ * a countdown that started at 0 sampled the first allocation of every
+ * attachment, and a program that attached per callback had its profile
+ * inflated thousands of times); with profiling off it is set so high
+ * that it never runs out. */
 #ifndef GCHEAP_RUNTIME_MPROF_H
 #define GCHEAP_RUNTIME_MPROF_H
 
@@ -40,5 +41,9 @@ void *mprof_alloc(struct gc_thread *th, size_t size, const gc_type *t);
  * re-arm the countdown (mcache_prof_rearm). ra: the slow path's return
  * address (its caller is gc_alloc's caller, or an entry point). */
 void mprof_sample_due(struct gc_thread *th, void *p, void *ra);
+
+/* A newly attached thread's countdown: the first distance, drawn from
+ * the rate (out of reach with profiling off). */
+intptr_t mprof_first_distance(void);
 
 #endif

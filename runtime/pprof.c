@@ -189,6 +189,11 @@ bool mprof_snapshot(pprof_profile *p)
 gc_status gc_write_heap_profile(const char *path)
 {
 	pprof_profile p;
+	/* The rate is read from the options, parsed at initialisation
+	 * (before it, the profiler read 0 and stayed off for good). */
+	gc_status st = gc_init();
+	if (st != GCHEAP_OK)
+		return st;
 
 	if (!path) {
 		runtime_error(GCHEAP_ERR_ARG, "gc_write_heap_profile: path is "

@@ -100,7 +100,10 @@ static bool in_place(gc_thread *t, mspan *s, void *p, size_t size,
 
 /* A new object returned to the caller (rooted by the caller from then
  * on), or NULL with the error reported. */
-static void *new_object(gc_thread *t, size_t size, const gc_type *type)
+/* Inlined: the profiler's stacks start at the caller of the entry point
+ * (runtime/mprof.c, in_entry), and this is no entry point. */
+static ALWAYS_INLINE void *new_object(gc_thread *t, size_t size,
+                                      const gc_type *type)
 {
 	size_t mark = runtime_held_mark(t);
 	void *p = runtime_new(t, size, type);

@@ -23,8 +23,9 @@ static void fill_classes(gc_stats *s)
 	s->classes[0].span_bytes = h->large_bytes;
 	s->classes[0].objects = h->large_objects;
 	s->classes[0].bytes = h->large_bytes;
-	mutex_unlock(&mheap_.lock);
+	/* Counted with large_objects, under the lock (alloc/mheap.c). */
 	s->classes[0].mallocs = aload(&h->large_allocs);
+	mutex_unlock(&mheap_.lock);
 	s->classes[0].frees = s->classes[0].mallocs - s->classes[0].objects;
 	for (unsigned c = 1; c < NUM_SIZE_CLASSES; c++) {
 		struct gc_class_stats *k = &s->classes[c];
@@ -132,7 +133,7 @@ gc_status gc_read_stats(gc_stats *out, size_t size)
 	memset(&s, 0, sizeof(s));
 	s.version = GCHEAP_STATS_VERSION;
 	s.size = (uint32_t)MIN(size, sizeof(s));
-	if (mheap_.init) {
+	if (mheap_ready()) {
 		heap_stats *h = &mheap_.stats;
 		gc_thread *me = thread_current;
 		if (me && me->mcache.tiny_allocs) {
@@ -177,7 +178,7 @@ gc_status gc_read_stats(gc_stats *out, size_t size)
 		s.heap_goal = aload(&mgc_.goal);
 		mutex_unlock(&mgc_.lock);
 	}
-	if (mheap_.init)
+	if (mheap_ready())
 		fill_v2(&s);
 	memcpy(out, &s, s.size);
 	return GCHEAP_OK;

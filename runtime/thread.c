@@ -2,6 +2,8 @@
  * A gc_thread is plain malloc'd memory (metadata, never in the heap). */
 #include "runtime/runtime.h"
 
+#include "runtime/mprof.h"
+
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -93,8 +95,7 @@ gc_status gc_thread_attach(void)
 		return GCHEAP_ERR_NOMEM;
 	}
 	mcache_init(&t->mcache);
-	/* The first allocation draws the first distance (runtime/mprof.h). */
-	t->mcache.prof_left = 0;
+	t->mcache.prof_left = mprof_first_distance(); /* runtime/mprof.h */
 	t->self = pthread_self();
 	t->tid = gettid();
 	t->stack_base = stack_bounds(&t->stack_lo);

@@ -16,6 +16,8 @@
  * object alive is exactly what the test says. */
 #include "test_harness.c"
 
+#include "runtime/pprof.h"
+
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -1288,6 +1290,104 @@ START_TEST(test_limit_retry_samples)
 }
 END_TEST
 
+/* ---- The heap profiler's sampling ---------------------------------------- */
+
+static uint64_t sampled_allocs(void)
+{
+	size_t n;
+	uint64_t allocs = 0;
+
+	for (mprof_bucket *b = mprof_buckets(&n); b; b = b->all_next)
+		allocs += aload(&b->allocs);
+	return allocs;
+}
+
+/* A thread that attaches, allocates 64 bytes and detaches, 1000 times: at
+ * the default rate (512 KiB) the 64,000 bytes are sampled about 0.12
+ * times. Every attach sampled its first allocation for certain (the
+ * countdown started at 0, and only a thread's very first allocation
+ * skipped recording), 999 samples, each then scaled up to ~512 KiB: a
+ * profile of ~500 MB for 64 KB. */
+START_TEST(test_profile_per_attach)
+{
+	unsetenv("GCHEAP_MEMPROFILERATE");
+	for (int i = 0; i < 1000; i++) {
+		ck_assert_int_eq(gc_thread_attach(), GCHEAP_OK);
+		ck_assert_ptr_nonnull(gc_alloc(64, NULL));
+		ck_assert_int_eq(gc_thread_detach(), GCHEAP_OK);
+	}
+	ck_assert_int_eq((int)mprof_rate(), 512 * 1024);
+	uint64_t n = sampled_allocs();
+	ck_assert_msg(n <= 10, "%llu samples of 1000 allocations of 64 B",
+	              (unsigned long long)n);
+}
+END_TEST
+
+/* A profile written before the heap is initialised (any thread may ask)
+ * read the rate before the options were parsed: 0, kept for good, and
+ * the profiler stayed off. */
+START_TEST(test_profile_before_init)
+{
+	char path[] = "/tmp/gcheap-prof-XXXXXX";
+	int fd = mkstemp(path);
+
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	setenv("GCHEAP_MEMPROFILERATE", "1", 1);
+	ck_assert_int_eq(gc_write_heap_profile(path), GCHEAP_OK);
+	unlink(path);
+	start(NULL);
+	for (int i = 0; i < 100; i++)
+		ck_assert_ptr_nonnull(gc_alloc(64, NULL));
+	ck_assert_int_eq((int)mprof_rate(), 1);
+	ck_assert_uint_ge(sampled_allocs(), 100);
+}
+END_TEST
+
+/* ---- Stats read while large objects are allocated ------------------------ */
+
+static atomic_word large_stop;
+
+static void *large_allocator(void *arg)
+{
+	(void)arg;
+	if (gc_thread_attach() != GCHEAP_OK)
+		return NULL;
+	while (!aload_acq(&large_stop))
+		(void)gc_alloc((size_t)1 << 20, NULL);
+	gc_thread_detach();
+	return NULL;
+}
+
+/* The large objects' frees are counted as allocations less those in use;
+ * the allocation was counted after the span (in use at once), so a read
+ * between the two made frees 2^64 - 1 (in 1,035 of 1,052 reads under
+ * ASan). */
+START_TEST(test_stats_large_frees)
+{
+	pthread_t t;
+	gc_stats st;
+
+	start(NULL);
+	gc_enable();
+	ck_assert_int_eq(pthread_create(&t, NULL, large_allocator, NULL), 0);
+	for (int i = 0; i < 2000; i++) {
+		ck_assert_int_eq(gc_read_stats(&st, sizeof(st)), GCHEAP_OK);
+		REQUIRE(st.classes[0].frees <= st.classes[0].mallocs &&
+		        st.frees < (uint64_t)1 << 62, "read %d: large mallocs "
+		        "%llu frees %llu, all frees %llu", i,
+		        (unsigned long long)st.classes[0].mallocs,
+		        (unsigned long long)st.classes[0].frees,
+		        (unsigned long long)st.frees);
+		gc_safepoint();
+	}
+	astore_rel(&large_stop, 1);
+	gc_blocking_begin();
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	gc_blocking_end();
+}
+END_TEST
+
 static void bad_memlimit(void)
 {
 	setenv("GCHEAP_MEMLIMIT", "12 apples", 1);
@@ -1636,6 +1736,9 @@ static Suite *calls_suite(void)
 	tcase_add_test(tc, test_rootcheck_silent_when_registered);
 	tcase_add_test(tc, test_rootcheck_skips_heap_state);
 	tcase_add_test(tc, test_foreign_stack);
+	tcase_add_test(tc, test_profile_per_attach);
+	tcase_add_test(tc, test_profile_before_init);
+	tcase_add_test(tc, test_stats_large_frees);
 	tcase_add_test(tc, test_calls_concurrent);
 	suite_add_tcase(s, tc);
 	return s;
