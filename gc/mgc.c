@@ -223,7 +223,6 @@ static void mark_termination(void)
 	                0);
 	mgcgen_paced();
 	mutex_unlock(&mgc_.lock);
-	astore(&mgc_.sweep_done, 0);
 	astore(&mgc_.globals_done, 0);
 	astore(&gcwork_.bytes_marked, 0);
 	/* A forced collection hands every empty span back to the heap. */
@@ -863,13 +862,15 @@ static bool mutators_busy(uintptr_t since)
  * allocated more than SWEEP_BUSY_BYTES meanwhile it only looks whether
  * anything is left to sweep, and otherwise sweeps until they do, or the
  * sweep is done; then it releases memory to the OS (scavenge). */
+void (*mgc_sweeper_test_hook)(bool more);
+
 static void *sweeper(void *arg)
 {
 	(void)arg;
 	sys_thread_name("sweep");
 	mutex_lock(&mgc_.lock);
 	while (!aload(&mgc_.exiting)) {
-		if (aload(&mgc_.sweep_done) || aload(&mgc_.sweeper_paused) ||
+		if (mgc_sweep_done() || aload(&mgc_.sweeper_paused) ||
 		    aload_acq(&mgc_.phase) != GCPHASE_OFF) {
 			mutex_cond_wait(&mgc_.cond, &mgc_.lock);
 			continue;
@@ -883,14 +884,16 @@ static void *sweeper(void *arg)
 		       !aload(&mgc_.exiting))
 			mutex_cond_wait_ns(&mgc_.cond, &mgc_.lock,
 			                   SWEEP_POLL_NS - (t - t0));
-		if (aload(&mgc_.sweep_done) || aload(&mgc_.sweeper_paused) ||
+		if (mgc_sweep_done() || aload(&mgc_.sweeper_paused) ||
 		    aload_acq(&mgc_.phase) != GCPHASE_OFF)
 			continue;
 		bool busy = mutators_busy(seen), more;
 		mutex_unlock(&mgc_.lock);
-		/* The cycle read before the sweep_one that finds nothing
-		 * left: its sweep is done then (a later one's may not be). */
+		/* The cycle and the generation read before the sweep_one
+		 * that finds nothing left: their sweep is done then (a later
+		 * one's may not be). */
 		uintptr_t cycle = aload_acq(&mgc_.cycles);
+		uintptr_t sg = aload_acq(&mheap_.sweepgen);
 		if (busy) {
 			afetch_add(&mgc_.bg_busy_polls, 1);
 			more = sweep_pending();
@@ -900,6 +903,7 @@ static void *sweeper(void *arg)
 			seen = aload(&mgc_.alloc_bytes);
 			do {
 				cycle = aload_acq(&mgc_.cycles);
+				sg = aload_acq(&mheap_.sweepgen);
 				size_t n = sweep_some(MCENTRAL_SWEEP_BATCH);
 				if ((more = n != 0))
 					afetch_add(&mgc_.bg_swept, n);
@@ -907,14 +911,19 @@ static void *sweeper(void *arg)
 			         aload_acq(&mgc_.phase) == GCPHASE_OFF &&
 			         !aload(&mgc_.sweeper_paused));
 		}
+		if (unlikely(mgc_sweeper_test_hook != NULL))
+			mgc_sweeper_test_hook(more);
 		/* Threads still holding stale cached spans (swept when they
 		 * release them at their next safepoint) are looked at again
 		 * at the next poll. */
 		bool done = !more && aload_acq(&mgc_.phase) == GCPHASE_OFF &&
 		            !aload(&mgc_.sweeper_paused) &&
-		            mgc_.ops->cache_flushes_done();
+		            mgc_.ops->cache_flushes_done() &&
+		            aload_acq(&mheap_.sweepgen) == sg;
 		if (done) {
-			astore_rel(&mgc_.sweep_done, 1);
+			/* Stale, and so "not done", if a termination flipped
+			 * sweepgen since the check. */
+			astore_rel(&mgc_.sweep_done_gen, sg);
 			note_max(&mgc_.swept, cycle);
 			gcstats_sweep_done();
 			scavenge();
@@ -934,7 +943,7 @@ void mgc_init(const gc_runtime_ops *ops)
 	mgc_.ops = ops;
 	gcwork_init();
 	specials_init();
-	astore(&mgc_.sweep_done, 1);
+	astore(&mgc_.sweep_done_gen, aload(&mheap_.sweepgen));
 	pacer_end_cycle(0, PACER_GROWN_UNKNOWN);
 	astore(&mgc_.stress_next, options_.stress);
 	mgc_.init = true;

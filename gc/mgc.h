@@ -116,7 +116,10 @@ typedef struct mgc_state {
 	atomic_word ended;
 	atomic_word swept;
 	atomic_word disabled;     /* gc_disable nesting count */
-	atomic_word sweep_done;   /* all spans of this cycle swept */
+	/* The sweepgen whose sweep is complete (mgc_sweep_done): a
+	 * generation, not a flag, so that a sweeper that found nothing
+	 * left of one sweep cannot mark the next one done. */
+	atomic_word sweep_done_gen;
 	atomic_word sweeper_paused; /* tests: the background sweeper idles */
 	atomic_word bg_swept;     /* spans the background sweeper swept */
 	atomic_word bg_busy_polls; /* its polls that found the mutators
@@ -178,6 +181,16 @@ typedef struct mgc_state {
 } mgc_state;
 
 extern mgc_state mgc_;
+
+/* Tests: called by the background sweeper after each round, before it
+ * decides whether the sweep is done (more: it found spans to sweep). */
+extern void (*mgc_sweeper_test_hook)(bool more);
+
+/* Is every span of the current sweep generation swept? */
+static inline bool mgc_sweep_done(void)
+{
+	return aload_acq(&mgc_.sweep_done_gen) == aload_acq(&mheap_.sweepgen);
+}
 
 void mgc_init(const gc_runtime_ops *ops);
 

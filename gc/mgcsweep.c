@@ -75,7 +75,7 @@ void sweep_credit(void)
 {
 	uintptr_t owed;
 
-	if (aload_acq(&mgc_.sweep_done))
+	if (mgc_sweep_done())
 		return;
 	/* Spans have a page or more: sweeping `owed` spans pays it. */
 	while ((owed = sweep_pace_owed()) && sweep_some(owed))
@@ -180,7 +180,7 @@ void sweep_finish(void)
 			sched_yield();
 		/* Done only if no termination flipped sweepgen meanwhile. */
 		if (aload(&mheap_.sweepgen) == sg) {
-			astore_rel(&mgc_.sweep_done, 1);
+			astore_rel(&mgc_.sweep_done_gen, sg);
 			return;
 		}
 		sched_yield();

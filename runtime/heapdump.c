@@ -429,7 +429,7 @@ gc_status gc_heap_dump(const char *path)
 		gc_collect();
 		mgc_.ops->stop_world();
 		if (aload_acq(&mgc_.phase) == GCPHASE_OFF &&
-		    aload_acq(&mgc_.sweep_done))
+		    mgc_sweep_done())
 			break;
 		mgc_.ops->start_world();
 		runtime_safepoint(me);

@@ -349,9 +349,9 @@ static void idle_until_swept(void)
 	double end = test_now_s() + TEST_WAIT_S;
 
 	while ((aload_acq(&mgc_.phase) != GCPHASE_OFF ||
-	        !aload_acq(&mgc_.sweep_done)) && test_now_s() < end)
+	        !mgc_sweep_done()) && test_now_s() < end)
 		usleep(1000);
-	REQUIRE(aload_acq(&mgc_.sweep_done),
+	REQUIRE(mgc_sweep_done(),
 	        "the sweep did not finish while the program was idle");
 }
 
@@ -440,7 +440,7 @@ START_TEST(test_sweeper_backstop)
 	ck_assert_msg(forced <= 1, "the sweeper swept %zu spans in %zu polls "
 	              "that found the program allocating", (size_t)forced,
 	              (size_t)npolls);
-	ck_assert_msg(!aload_acq(&mgc_.sweep_done), "the sweep finished while "
+	ck_assert_msg(!mgc_sweep_done(), "the sweep finished while "
 	              "every poll found the program allocating");
 	/* Just after a cycle the last one's spans are unswept: the flag
 	 * stays up until b2 is read, so that the sweeper cannot sweep them
@@ -452,6 +452,51 @@ START_TEST(test_sweeper_backstop)
 	idle_until_swept();
 	ck_assert_msg(aload(&mgc_.bg_swept) > b2, "the sweep finished with "
 	              "no span swept by the background sweeper");
+}
+END_TEST
+
+/* The background sweeper finds nothing left of cycle N's sweep and, before
+ * it says so, loses its CPU (held here in its test hook) while the program
+ * runs all of cycle N+1, whose spans are then unswept. It used to mark
+ * "the sweep is done" after that, for N+1: sweep credit stopped, the
+ * sweeper slept, and the whole sweep fell to the next cycle's start. The
+ * mark is now the generation it found swept: stale, so not done. */
+static atomic_word sdg_state; /* 0 waiting, 1 held in the hook, 2 go */
+
+static void sdg_hook(bool more)
+{
+	if (more || aload_acq(&mgc_.phase) != GCPHASE_OFF ||
+	    aload_acq(&sdg_state) != 0)
+		return;
+	astore_rel(&sdg_state, 1);
+	while (aload_acq(&sdg_state) != 2)
+		usleep(100);
+}
+
+START_TEST(test_sweep_done_generation)
+{
+	mgc_sweeper_test_hook = sdg_hook; /* before the sweeper starts */
+	start(false);
+	gc_set_percent(100);
+	churn_one_cycle(256);
+	for (double end = test_now_s() + TEST_WAIT_S;
+	     aload_acq(&sdg_state) != 1 && test_now_s() < end;)
+		usleep(1000);
+	ck_assert_uint_eq(aload_acq(&sdg_state), 1);
+	churn_one_cycle(256); /* cycle N+1, the sweeper held */
+	gc_safepoint();       /* this thread's cache flushed */
+	ck_assert(sweep_pending());
+	astore_rel(&sdg_state, 2);
+	bool done = false;
+	for (double end = test_now_s() + TEST_WAIT_S;
+	     !done && test_now_s() < end;) {
+		bool pending = sweep_pending();
+		done = mgc_sweep_done();
+		REQUIRE(!done || !pending, "the sweep was marked done with "
+		        "spans of the new cycle left to sweep");
+		usleep(1000);
+	}
+	ck_assert(done);
 }
 END_TEST
 
@@ -1474,6 +1519,7 @@ static Suite *cycle_suite(void)
 	tcase_add_test(tc, test_start_waiters);
 	tcase_add_test(tc, test_empty_span_reserve);
 	tcase_add_test(tc, test_sweep_pending);
+	tcase_add_test(tc, test_sweep_done_generation);
 	tcase_add_test(tc, test_disable_enable);
 	tcase_add_test(tc, test_percent_off);
 	tcase_add_test(tc, test_gogc_env_off);

@@ -405,10 +405,11 @@ START_TEST(test_parse_values)
 	ck_assert_uint_eq(d->stress, 2 << 20);
 	ck_assert(!d->verify);
 	ck_assert(!d->checkmark);
-	ck_assert(d->poison);
+	ck_assert(!d->poison); /* numbers are decimal */
 	ck_assert_uint_eq(d->invalidptr, 0);
 	ck_assert(options_.conservative);
 	ck_assert_msg(strstr(err, "bad value verify=x"), "stderr: %s", err);
+	ck_assert_msg(strstr(err, "bad value poison=0x1"), "stderr: %s", err);
 	/* Still usable. */
 	void *p = new_payload(100, 1);
 	ck_assert_ptr_nonnull(p);

@@ -30,12 +30,16 @@ rc=$?
 	fail "export into a 755 directory: exit $rc: $out"
 
 # A stale file of a dead process is removed by the next process that
-# exports.
+# exports; a file that merely has a dead pid's name is not (it was).
 mkdir -m 700 "$tmp/exp"
 true &
 dead0=$!
 wait "$dead0"
-echo stale >"$tmp/exp/$dead0"
+true &
+dead1=$!
+wait "$dead1"
+{ printf 'GHPAEXP1'; head -c 400 /dev/zero; } >"$tmp/exp/$dead0"
+echo "the user's own data" >"$tmp/exp/$dead1"
 
 "$knownheap" "$tmp/dump" "$tmp/ready" &
 kpid=$!
@@ -45,6 +49,9 @@ pid=$(cat "$tmp/ready")
 
 [ ! -e "$tmp/exp/$dead0" ] && ok "stale file removed by the exporter" ||
 	fail "stale file $dead0 left by the exporter"
+[ -e "$tmp/exp/$dead1" ] && ok "a file that is no export file stays" ||
+	fail "file $dead1, no export file, removed by the exporter"
+rm -f "$tmp/exp/$dead1"
 
 # Permissions.
 [ "$(stat -c %a "$tmp/exp")" = 700 ] && ok "directory mode 700" ||
