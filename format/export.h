@@ -32,7 +32,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define EXPORT_MAGIC 0x3150584550414847ULL /* "GHPAEXP1" little-endian */
+#define EXPORT_MAGIC 0x3150584550414847ULL /* "GHAPEXP1" little-endian */
 #define EXPORT_VERSION 1
 
 typedef struct export_file {

@@ -75,6 +75,7 @@ typedef struct class_compiler {
 static struct {
 	token cur, prev;
 	bool had_error, panic;
+	bool gave_up; /* too deep: the rest is skipped, errors unreported */
 } ps;
 
 static compiler *current;
@@ -89,7 +90,7 @@ static chunk *cur_chunk(void)
 
 static void error_at(const token *t, const char *msg)
 {
-	if (ps.panic)
+	if (ps.panic || ps.gave_up)
 		return;
 	ps.panic = true;
 	fprintf(stderr, "[line %d] Error", t->line);
@@ -604,7 +605,38 @@ static const rule *get_rule(token_kind k)
 	return &rules[k];
 }
 
+/* Nesting of statements, expressions and functions: each level is a C
+ * call (a function's holds a compiler of ~9 KB), so a deep enough source
+ * overflowed the compiler's C stack. Past these limits: one error, and
+ * the rest of the source is skipped (every parsing loop ends at EOF). */
+#define NEST_MAX 2000
+#define FUN_NEST_MAX 128
+static int nest, fun_nest;
+
+static bool nest_ok(int *n, int max)
+{
+	if (*n < max) {
+		++*n;
+		return true;
+	}
+	error_at_current("Too much nesting.");
+	ps.gave_up = true;
+	while (ps.cur.kind != T_EOF)
+		advance();
+	return false;
+}
+
+static void parse_precedence_in(prec p);
+
 static void parse_precedence(prec p)
+{
+	if (!nest_ok(&nest, NEST_MAX))
+		return;
+	parse_precedence_in(p);
+	nest--;
+}
+
+static void parse_precedence_in(prec p)
 {
 	advance();
 	parse_fn prefix = get_rule(ps.prev.kind)->prefix;
@@ -636,7 +668,17 @@ static void block(void)
 	consume(T_RIGHT_BRACE, "Expect '}' after block.");
 }
 
+static void function_in(fn_kind kind);
+
 static void function(fn_kind kind)
+{
+	if (!nest_ok(&fun_nest, FUN_NEST_MAX))
+		return;
+	function_in(kind);
+	fun_nest--;
+}
+
+static void function_in(fn_kind kind)
 {
 	compiler c;
 	compiler_begin(&c, kind);
@@ -842,7 +884,17 @@ static void synchronize(void)
 	}
 }
 
+static void declaration_in(void);
+
 static void declaration(void)
+{
+	if (!nest_ok(&nest, NEST_MAX))
+		return;
+	declaration_in();
+	nest--;
+}
+
+static void declaration_in(void)
 {
 	if (match(T_CLASS))
 		class_declaration();
@@ -856,7 +908,17 @@ static void declaration(void)
 		synchronize();
 }
 
+static void statement_in(void);
+
 static void statement(void)
+{
+	if (!nest_ok(&nest, NEST_MAX))
+		return;
+	statement_in();
+	nest--;
+}
+
+static void statement_in(void)
 {
 	if (match(T_PRINT)) {
 		print_statement();
@@ -886,6 +948,8 @@ lfunction *compile(const char *source)
 	compiler_begin(&c, FN_SCRIPT);
 	ps.had_error = false;
 	ps.panic = false;
+	ps.gave_up = false;
+	nest = fun_nest = 0;
 	advance();
 	while (!match(T_EOF))
 		declaration();

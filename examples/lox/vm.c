@@ -41,8 +41,15 @@ static value peek(int distance)
 	return vm_.sp[-1 - distance];
 }
 
+static void close_upvalues(const value *last);
+
+/* After a runtime error (the REPL goes on): upvalues still open point
+ * into the stack being dropped. Closed, they keep their values; only
+ * unlinked, they pointed at slots above sp, no longer roots, and a
+ * closure that escaped read a later line's (freed) objects. */
 static void reset_stack(void)
 {
+	close_upvalues(vm_.stack);
 	vm_.sp = vm_.stack;
 	vm_.nframes = 0;
 	gc_write(&vm_.open_upvalues, NULL);
@@ -269,6 +276,18 @@ static interpret_result run(void)
 	(frame->ip += 2, (uint16_t)((frame->ip[-2] << 8) | frame->ip[-1]))
 #define READ_CONSTANT() (frame->closure->fn->ch.consts.v[READ_BYTE()])
 #define READ_STRING()   AS_STRING(READ_CONSTANT())
+/* A push that may grow the stack: a frame's temporaries are not bounded
+ * by its 256 locals (nested expressions, argument lists), so the stack
+ * can fill before the frames do; a push past its end wrote over the
+ * globals that follow vm_.stack (the allocator's among them). */
+#define PUSH(v)                                                                \
+	do {                                                                   \
+		if (vm_.sp == vm_.stack + STACK_MAX) {                         \
+			runtime_error("Stack overflow.");                      \
+			return INTERPRET_RUNTIME_ERROR;                        \
+		}                                                              \
+		vm_push(v);                                                    \
+	} while (0)
 #define BINARY_OP(wrap, op)                                                    \
 	do {                                                                   \
 		if (!is_number(peek(0)) || !is_number(peek(1))) {              \
@@ -284,22 +303,22 @@ static interpret_result run(void)
 		uint8_t op = READ_BYTE();
 		switch (op) {
 		case OP_CONSTANT:
-			vm_push(READ_CONSTANT());
+			PUSH(READ_CONSTANT());
 			break;
 		case OP_NIL:
-			vm_push(NIL_VAL);
+			PUSH(NIL_VAL);
 			break;
 		case OP_TRUE:
-			vm_push(TRUE_VAL);
+			PUSH(TRUE_VAL);
 			break;
 		case OP_FALSE:
-			vm_push(FALSE_VAL);
+			PUSH(FALSE_VAL);
 			break;
 		case OP_POP:
 			vm_pop();
 			break;
 		case OP_GET_LOCAL:
-			vm_push(frame->slots[READ_BYTE()]);
+			PUSH(frame->slots[READ_BYTE()]);
 			break;
 		case OP_SET_LOCAL:
 			frame->slots[READ_BYTE()] = peek(0);
@@ -312,7 +331,7 @@ static interpret_result run(void)
 				              name->chars);
 				return INTERPRET_RUNTIME_ERROR;
 			}
-			vm_push(v);
+			PUSH(v);
 			break;
 		}
 		case OP_DEFINE_GLOBAL:
@@ -330,7 +349,7 @@ static interpret_result run(void)
 			break;
 		}
 		case OP_GET_UPVALUE:
-			vm_push(*frame->closure->up[READ_BYTE()]->loc);
+			PUSH(*frame->closure->up[READ_BYTE()]->loc);
 			break;
 		case OP_SET_UPVALUE:
 			/* loc is a stack slot or a closed upvalue's field */
@@ -348,7 +367,7 @@ static interpret_result run(void)
 			value v;
 			if (table_get(&inst->fields, name, &v)) {
 				vm_pop();
-				vm_push(v);
+				PUSH(v);
 				break;
 			}
 			if (!bind_method(inst->klass, name))
@@ -364,7 +383,7 @@ static interpret_result run(void)
 			table_set(&inst->fields, READ_STRING(), peek(0));
 			value v = vm_pop();
 			vm_pop();
-			vm_push(v);
+			PUSH(v);
 			break;
 		}
 		case OP_GET_SUPER: {
@@ -377,7 +396,7 @@ static interpret_result run(void)
 		case OP_EQUAL: {
 			value b = vm_pop();
 			value a = vm_pop();
-			vm_push(bool_val(values_equal(a, b)));
+			PUSH(bool_val(values_equal(a, b)));
 			break;
 		}
 		case OP_GREATER:
@@ -393,7 +412,7 @@ static interpret_result run(void)
 			} else if (is_number(peek(0)) && is_number(peek(1))) {
 				double b = as_number(vm_pop());
 				double a = as_number(vm_pop());
-				vm_push(number_val(a + b));
+				PUSH(number_val(a + b));
 			} else {
 				runtime_error("Operands must be two numbers or "
 				              "two strings.");
@@ -410,14 +429,14 @@ static interpret_result run(void)
 			BINARY_OP(number_val, /);
 			break;
 		case OP_NOT:
-			vm_push(bool_val(is_falsey(vm_pop())));
+			PUSH(bool_val(is_falsey(vm_pop())));
 			break;
 		case OP_NEGATE:
 			if (!is_number(peek(0))) {
 				runtime_error("Operand must be a number.");
 				return INTERPRET_RUNTIME_ERROR;
 			}
-			vm_push(number_val(-as_number(vm_pop())));
+			PUSH(number_val(-as_number(vm_pop())));
 			break;
 		case OP_PRINT:
 			print_value(stdout, vm_pop());
@@ -470,7 +489,7 @@ static interpret_result run(void)
 		case OP_CLOSURE: {
 			lfunction *fn = AS_FUNCTION(READ_CONSTANT());
 			lclosure *c = new_closure(fn);
-			vm_push(obj_val(c));
+			PUSH(obj_val(c));
 			for (uintptr_t i = 0; i < c->nupvalues; i++) {
 				uint8_t is_local = READ_BYTE();
 				uint8_t index = READ_BYTE();
@@ -495,12 +514,12 @@ static interpret_result run(void)
 				return INTERPRET_OK;
 			}
 			vm_.sp = frame->slots;
-			vm_push(result);
+			PUSH(result);
 			frame = &vm_.frames[vm_.nframes - 1];
 			break;
 		}
 		case OP_CLASS:
-			vm_push(obj_val(new_class(READ_STRING())));
+			PUSH(obj_val(new_class(READ_STRING())));
 			break;
 		case OP_INHERIT: {
 			value super = peek(1);
@@ -523,6 +542,7 @@ static interpret_result run(void)
 #undef READ_CONSTANT
 #undef READ_STRING
 #undef BINARY_OP
+#undef PUSH
 }
 
 interpret_result interpret(const char *source)

@@ -38,7 +38,7 @@ wait "$dead0"
 true &
 dead1=$!
 wait "$dead1"
-{ printf 'GHPAEXP1'; head -c 400 /dev/zero; } >"$tmp/exp/$dead0"
+{ printf 'GHAPEXP1'; head -c 400 /dev/zero; } >"$tmp/exp/$dead0"
 echo "the user's own data" >"$tmp/exp/$dead1"
 
 "$knownheap" "$tmp/dump" "$tmp/ready" &
