@@ -57,7 +57,13 @@ enum heapdump_root {
 	HD_ROOT_FRAME = 2,     /* a slot of a gc_frame (precise) */
 	HD_ROOT_STACK = 3,     /* a native stack word (conservative) */
 	HD_ROOT_REGISTER = 4,  /* a saved register (conservative) */
-	HD_ROOT_NKINDS = 5,
+	HD_ROOT_FINALIZABLE = 5, /* a pointer slot of an object that has a
+	                          * finalizer: its target is kept for it */
+	HD_ROOT_RECORD = 6,    /* a finalizer's or cleanup's arg, a weak
+	                        * reference's cell (the collector's records) */
+	HD_ROOT_FINQ = 7,      /* an object queued for finalization, or its
+	                        * finalizer's arg */
+	HD_ROOT_NKINDS = 8,
 };
 
 /* FNV-1a, 64 bits. */

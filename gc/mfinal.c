@@ -708,6 +708,52 @@ void specials_mark(gcw *w)
 	mutex_unlock(&finq_.lock);
 }
 
+void specials_each_root(void (*fn)(void *ctx, int kind, uintptr_t where,
+                                   uintptr_t v),
+                        void *ctx)
+{
+	mutex_lock(&specials_.lock);
+	for (mspan *s = specials_.spans; s; s = s->sp_next) {
+		for (special *sp = s->specials; sp; sp = sp->next) {
+			switch (sp->kind) {
+			case SPECIAL_FINALIZER: {
+				special_fin *f = (special_fin *)sp;
+				fn(ctx, SPECIALS_ROOT_SCAN,
+				   object_base_of(s, sp), 0);
+				fn(ctx, SPECIALS_ROOT_RECORD,
+				   (uintptr_t)&f->arg, (uintptr_t)f->arg);
+				break;
+			}
+			case SPECIAL_CLEANUP: {
+				special_cleanup *c = (special_cleanup *)sp;
+				fn(ctx, SPECIALS_ROOT_RECORD,
+				   (uintptr_t)&c->arg, (uintptr_t)c->arg);
+				break;
+			}
+			case SPECIAL_WEAK: {
+				special_weak *w = (special_weak *)sp;
+				fn(ctx, SPECIALS_ROOT_RECORD,
+				   (uintptr_t)&w->cell, w->cell);
+				break;
+			}
+			default:
+				break;
+			}
+		}
+	}
+	mutex_unlock(&specials_.lock);
+	mutex_lock(&finq_.lock);
+	finq_entry *lists[2] = {finq_.head, finq_.running};
+	for (int l = 0; l < 2; l++)
+		for (finq_entry *e = lists[l]; e; e = e->next) {
+			fn(ctx, SPECIALS_ROOT_QUEUED, (uintptr_t)&e->obj,
+			   e->obj);
+			fn(ctx, SPECIALS_ROOT_QUEUED, (uintptr_t)&e->arg,
+			   (uintptr_t)e->arg);
+		}
+	mutex_unlock(&finq_.lock);
+}
+
 uintptr_t ephemeron_count(void)
 {
 	return aload(&specials_.nephemerons);

@@ -110,6 +110,17 @@ mspan *specials_mark_cursor(void);
  * to mark (two a finalizer, one a cleanup or weak handle). */
 #define SPECIALS_ROOT_BATCH 4096
 void specials_mark(gcw *w);
+/* The roots specials_mark marks, for heap dumps (the world stopped,
+ * sweeping blocked): fn(ctx, SPECIALS_ROOT_SCAN, obj, 0) for an object
+ * with a finalizer (what it points to is kept for the finalizer, not the
+ * object itself); fn(ctx, SPECIALS_ROOT_RECORD, where, v) for what a
+ * finalizer's or cleanup's arg or a weak reference's cell holds (where:
+ * the record's field); fn(ctx, SPECIALS_ROOT_QUEUED, where, v) for an
+ * object queued for finalization and its arg. v may be no heap object. */
+enum { SPECIALS_ROOT_SCAN, SPECIALS_ROOT_RECORD, SPECIALS_ROOT_QUEUED };
+void specials_each_root(void (*fn)(void *ctx, int kind, uintptr_t where,
+                                   uintptr_t v),
+                        void *ctx);
 /* Call fn(ctx, e, fin) for every registered ephemeron object e, with
  * whether e has a finalizer (which keeps it live unmarked), under the
  * specials' lock, which the walk drops as specials_mark does (fn must

@@ -43,6 +43,9 @@ typedef struct dumper {
 	uint64_t records;
 	uint64_t objects;
 	bool err;
+	uintptr_t too_big;  /* an object with too many pointers for a
+	                     * record (the dump is refused), or 0 */
+	size_t too_big_n;
 	uint8_t buf[64];    /* the record being built */
 	size_t n;
 	uintptr_t *ptrs;    /* an object's outgoing pointers */
@@ -151,6 +154,18 @@ static void write_object(dumper *d, mspan *s, uintptr_t i)
 	}
 	uint64_t size = spanclass_sizeclass(s->spc) ? s->elemsize
 	                                             : s->npages * PAGE_SIZE;
+	/* A record's payload is at most HEAPDUMP_MAX_RECORD bytes (readers
+	 * take more for corruption; past 4 GiB the length wraps): such an
+	 * object (a pointer array over 256 MiB) cannot be written, and a
+	 * dump without its edges would mislead. Refused, whole. */
+	if (d->nptrs > (HEAPDUMP_MAX_RECORD - 25) / 8) {
+		if (!d->too_big) {
+			d->too_big = obj;
+			d->too_big_n = d->nptrs;
+		}
+		d->err = true;
+		d->nptrs = 0;
+	}
 	begin(d, HD_OBJECT, (uint32_t)(8 + 8 + 4 + 1 + 4 + 8 * d->nptrs));
 	put(d, obj, 8);
 	put(d, size, 8);
@@ -294,6 +309,32 @@ static NOINLINE void write_thread_roots(dumper *d, const jmp_buf *regs)
 	}
 }
 
+/* The collector's own roots (gc/mfinal.h): what keeps a finalizable
+ * object's targets, finalizer and cleanup args, weak cells and the
+ * finalizer queue alive. Without them a finalizer backlog, a classic
+ * leak, showed as unreachable garbage. */
+static void special_root(void *ctx, int kind, uintptr_t where, uintptr_t v)
+{
+	dumper *d = ctx;
+
+	if (kind == SPECIALS_ROOT_RECORD) {
+		root(d, HD_ROOT_RECORD, 0, where, v);
+	} else if (kind == SPECIALS_ROOT_QUEUED) {
+		root(d, HD_ROOT_FINQ, 0, where, v);
+	} else {
+		mspan *s = NULL;
+		if (!mheap_find_object_held(where, &s) ||
+		    spanclass_noscan(s->spc))
+			return;
+		ptriter it;
+		uintptr_t *slot;
+		mspan_ptriter(s, where, &it);
+		while ((slot = ptriter_next(&it)))
+			root(d, HD_ROOT_FINALIZABLE, 0, (uintptr_t)slot,
+			     *slot);
+	}
+}
+
 /* The caller's registers are spilled into this frame, below the frames
  * that the stack walk covers. */
 static NOINLINE void write_roots(dumper *d)
@@ -302,6 +343,7 @@ static NOINLINE void write_roots(dumper *d)
 
 	setjmp(regs);
 	write_thread_roots(d, (const jmp_buf *)&regs);
+	specials_each_root(special_root, d);
 }
 
 /* A string field: u16 length, then the bytes (cut at 65535). */
@@ -416,7 +458,11 @@ gc_status gc_heap_dump(const char *path)
 		return GCHEAP_ERR_ARG;
 	}
 	dumper d = {.sum = HEAPDUMP_FNV_OFFSET};
+	/* Opening may block (a FIFO with no reader yet): as a blocked
+	 * thread, so that no stop of the world waits for it. */
+	runtime_blocking_begin(me);
 	d.f = fopen(path, "wb");
+	runtime_blocking_end(me);
 	if (!d.f) {
 		runtime_error(GCHEAP_ERR_ARG, "gc_heap_dump: cannot write %s: "
 		              "%s", path, strerror(errno));
@@ -444,7 +490,21 @@ gc_status gc_heap_dump(const char *path)
 	gc_enable();
 	free(d.ptrs);
 	free(d.offs);
-	if (fclose(d.f) || d.err) {
+	int err = errno;
+	runtime_blocking_begin(me);
+	bool closed = !fclose(d.f);
+	if (closed)
+		errno = err;
+	runtime_blocking_end(me);
+	if (d.too_big) {
+		runtime_error(GCHEAP_ERR_ARG, "gc_heap_dump: the object %p "
+		              "holds %zu pointers, more than a dump record "
+		              "can (%u); %s is incomplete", (void *)d.too_big,
+		              d.too_big_n, (HEAPDUMP_MAX_RECORD - 25) / 8,
+		              path);
+		return GCHEAP_ERR_ARG;
+	}
+	if (!closed || d.err) {
 		runtime_error(GCHEAP_ERR_ARG, "gc_heap_dump: error writing "
 		              "%s: %s", path, strerror(errno));
 		return GCHEAP_ERR_ARG;

@@ -7,7 +7,10 @@
  *   - a weak map (a global root) maps each of KEYS keys ("wkey", held by
  *     the array "keyarr", a global root) to a value ("wval", 1000 bytes)
  *     that nothing else holds: only the ephemeron keeps it;
- *   - a chain root -> "holder" -> "holder" -> "target" for dump --path.
+ *   - a chain root -> "holder" -> "holder" -> "target" for dump --path;
+ *   - objects only the collector's records keep: a finalizer's arg
+ *     ("finarg"), and what an object queued for finalization points to
+ *     ("queuedval"; finalizers run by hand, so the queue waits).
  * It writes the heap profile to argv[1] and a heap dump to argv[2]; then
  * it allocates GROW more "growth" objects (48 bytes) on a global list and
  * one "bigblob" of 65536 bytes, and writes a second dump to argv[3].
@@ -44,6 +47,12 @@ static gc_weakmap *map;
 static holder *chain;
 static growth *grown;
 static void *blob;
+static holder *finowner;
+
+static void fin(void *obj, void *arg)
+{
+	(void)obj, (void)arg;
+}
 
 __attribute__((noinline, visibility("default"))) void big_site(void);
 __attribute__((noinline, visibility("default"))) void small_site(void);
@@ -101,6 +110,10 @@ int main(int argc, char **argv)
 	                                1, GCHEAP_TAIL_REPEAT);
 	gc_type *blob_t = gc_type_new("bigblob", 1, NULL, 0,
 	                              GCHEAP_TAIL_NOSCAN);
+	gc_type *finarg_t = gc_type_new("finarg", 1000, NULL, 0,
+	                                GCHEAP_TAIL_NOSCAN);
+	gc_type *queuedval_t = gc_type_new("queuedval", 500, NULL, 0,
+	                                   GCHEAP_TAIL_NOSCAN);
 	gc_add_roots((void **)&big_kept, 1);
 	gc_add_roots((void **)&small_kept, 1);
 	gc_add_roots((void **)&keys, 1);
@@ -108,6 +121,8 @@ int main(int argc, char **argv)
 	gc_add_roots((void **)&chain, 1);
 	gc_add_roots((void **)&grown, 1);
 	gc_add_roots(&blob, 1);
+	gc_add_roots((void **)&finowner, 1);
+	gc_set_finalizer_thread(0);
 	gc_frame_push(&frame, slot, 1);
 
 	gc_write(&big_kept, gc_alloc_array(BIG, ptrs_t));
@@ -130,6 +145,16 @@ int main(int argc, char **argv)
 	gc_write(&chain, gc_alloc(sizeof(holder), holder_t));
 	gc_write(&chain->next, gc_alloc(sizeof(holder), holder_t));
 	gc_write(&((holder *)chain->next)->next, gc_alloc(24, target_t));
+	gc_write(&finowner, gc_alloc(sizeof(holder), holder_t));
+	slot[0] = gc_alloc(1000, finarg_t);
+	if (gc_set_finalizer(finowner, fin, slot[0]) != GCHEAP_OK)
+		return 1;
+	holder *q = gc_alloc(sizeof(holder), holder_t);
+	slot[0] = q;
+	gc_write(&q->next, gc_alloc(500, queuedval_t));
+	if (gc_set_finalizer(q, fin, NULL) != GCHEAP_OK)
+		return 1;
+	slot[0] = q = NULL;
 
 	gc_collect();
 	gc_collect(); /* the garbage is swept: its frees are counted */

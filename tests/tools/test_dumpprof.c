@@ -13,6 +13,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static void profile_rec(wbuf *o, uint64_t rate)
@@ -276,6 +277,66 @@ START_TEST(test_profile_command)
 }
 END_TEST
 
+/* Write the first n bytes of o to a new temporary file (its name in path,
+ * at least 32 bytes). */
+static void write_temp(const wbuf *o, size_t n, char *path)
+{
+	strcpy(path, "/tmp/test_dumpprof.XXXXXX");
+	int fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, o->b, n), (ssize_t)n);
+	close(fd);
+}
+
+/* A span of 2^40 pages (a corrupt or hostile dump the reader accepts):
+ * the heap map drew a rect per 64 pages, 2^34 of them, and wrote 566 MB
+ * in 3 s without end. It stops at the map's cap now. */
+START_TEST(test_plot_huge_span)
+{
+	static wbuf o;
+	char dump[64], out[96];
+	struct stat st;
+
+	dump_begin(&o, 1);
+	rec(&o, HD_SPAN, 8 + 8 + 8 + 4 + 4 + 4 + 1);
+	w(&o, 0x100000, 8), w(&o, (uint64_t)1 << 40, 8), w(&o, 0, 8);
+	w(&o, 0, 4), w(&o, 1, 4), w(&o, 1, 4), w(&o, 0, 1);
+	size_t n = dump_end(&o, 0);
+	write_temp(&o, n, dump);
+	snprintf(out, sizeof(out), "%s.svg", dump);
+	char *argv[] = {"heapmap", dump, "-o", out};
+	ck_assert_int_eq(gcs_cmd_plot(4, argv), 0);
+	ck_assert_int_eq(stat(out, &st), 0);
+	ck_assert_int_lt(st.st_size, 64 << 20);
+	unlink(out);
+	unlink(dump);
+}
+END_TEST
+
+/* gcstat diff of dumps whose totals pass 2^63: the deltas negated and
+ * added int64_t casts of u64 totals (undefined behaviour, which UBSan
+ * reported); they saturate now. */
+START_TEST(test_diff_huge_totals)
+{
+	static wbuf o;
+	char a[64], b[64];
+
+	dump_begin(&o, 1);
+	obj(&o, 0, (uint64_t)1 << 63, 0, NULL, 0);
+	root(&o, HD_ROOT_GLOBAL, 0);
+	write_temp(&o, dump_end(&o, 1), a);
+	dump_begin(&o, 2);
+	obj(&o, 0, ((uint64_t)1 << 63) + 5, 0, NULL, 0);
+	obj(&o, (uint64_t)9 << 60, (uint64_t)1 << 62, 0, NULL, 0);
+	root(&o, HD_ROOT_GLOBAL, 0);
+	write_temp(&o, dump_end(&o, 2), b);
+	ck_assert_int_eq(gcs_cmd_diff(a, b, 10, true), 0);
+	ck_assert_int_eq(gcs_cmd_diff(b, a, 10, false), 0);
+	unlink(a);
+	unlink(b);
+}
+END_TEST
+
 static Suite *dumpprof_suite(void)
 {
 	Suite *s = suite_create("dumpprof");
@@ -285,6 +346,8 @@ static Suite *dumpprof_suite(void)
 	tcase_add_test(tc, test_malformed_profile_records_rejected);
 	tcase_add_test(tc, test_every_cut_and_flip_rejected);
 	tcase_add_test(tc, test_profile_command);
+	tcase_add_test(tc, test_plot_huge_span);
+	tcase_add_test(tc, test_diff_huge_totals);
 	suite_add_tcase(s, tc);
 	return s;
 }

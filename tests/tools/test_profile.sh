@@ -174,6 +174,15 @@ total=$(grep -o '"bytes": [0-9]*, "reachable_bytes": [0-9]*' <<<"$dj")
 [ -n "$total" ] && [ "${total#*reachable_bytes\": }" = \
 	"$(sed 's/"bytes": \([0-9]*\),.*/\1/' <<<"$total")" ] &&
 	ok "all reachable: $total" || fail "not all reachable: $total"
+# What only the collector's records keep (a finalizer's arg; the target
+# of an object queued for finalization) has a root: it was unreachable.
+out=$("$gcstat" --json dump --path finarg "$tmp/d1")
+grep -q '"root": {"kind": "record"' <<<"$out" &&
+	ok "path to a finalizer's arg" || fail "path to finarg: $out"
+out=$("$gcstat" --json dump --path queuedval "$tmp/d1")
+grep -q '"root": {"kind": "finq".*"type": "queuedval", "via": "field"' \
+	<<<"$out" && ok "path through the finalizer queue" ||
+	fail "path to queuedval: $out"
 
 # gcstat diff: the second dump has GROW=300 more "growth" objects (48
 # bytes) and one new large "bigblob" (65536 bytes), nothing else.

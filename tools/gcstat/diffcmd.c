@@ -23,6 +23,16 @@ static int by_name(const void *a, const void *b)
 	              ((const gcs_typerow *)b)->name);
 }
 
+/* b - a, saturated to int64_t: a dump's totals are u64, and a negation
+ * or sum of their int64_t casts overflowed (undefined) past 2^63. */
+static int64_t delta(uint64_t a, uint64_t b)
+{
+	if (b >= a)
+		return b - a > (uint64_t)INT64_MAX ? INT64_MAX
+		                                   : (int64_t)(b - a);
+	return a - b > (uint64_t)INT64_MAX ? INT64_MIN : -(int64_t)(a - b);
+}
+
 static int by_dbytes(const void *a, const void *b)
 {
 	const drow *x = a, *y = b;
@@ -100,21 +110,22 @@ int gcs_cmd_diff(const char *pa, const char *pb, size_t top, bool json)
 		int c = i == na ? 1 : j == nb ? -1 :
 		        strcmp(ta[i].name, tb[j].name);
 		drow *w = &rows[n++];
+		uint64_t ac = 0, ab = 0, ar = 0;
 		if (c <= 0) {
 			w->name = ta[i].name;
-			w->dcount = -(int64_t)ta[i].count;
-			w->dbytes = -(int64_t)ta[i].bytes;
-			w->dretained = -(int64_t)ta[i].retained;
+			ac = ta[i].count;
+			ab = ta[i].bytes;
+			ar = ta[i].retained;
 		}
 		if (c >= 0) {
 			w->name = tb[j].name;
 			w->count = tb[j].count;
 			w->bytes = tb[j].bytes;
 			w->retained = tb[j].retained;
-			w->dcount += (int64_t)tb[j].count;
-			w->dbytes += (int64_t)tb[j].bytes;
-			w->dretained += (int64_t)tb[j].retained;
 		}
+		w->dcount = delta(ac, w->count);
+		w->dbytes = delta(ab, w->bytes);
+		w->dretained = delta(ar, w->retained);
 		i += c <= 0;
 		j += c >= 0;
 	}
@@ -168,8 +179,8 @@ int gcs_cmd_diff(const char *pa, const char *pb, size_t top, bool json)
 		printf("heap dump %s (pid %llu): %zu objects, %s (%+lld "
 		       "objects, %+lld bytes)\n", pb, U(b.pid), b.nobjects,
 		       gcs_bytes(y, sizeof(y), tot_b),
-		       S((int64_t)b.nobjects - (int64_t)a.nobjects),
-		       S((int64_t)tot_b - (int64_t)tot_a));
+		       S(delta(a.nobjects, b.nobjects)),
+		       S(delta(tot_a, tot_b)));
 		printf("\nGrowth by type (top %zu, by bytes):\n  %10s %12s "
 		       "%12s %10s %12s  %s\n", ngrow, "objects", "bytes",
 		       "retained", "now", "now bytes", "type");

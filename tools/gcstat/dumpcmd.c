@@ -85,9 +85,6 @@ static long keymap_get(keymap *m, uint64_t key, uint32_t obj)
 	return (long)m->n++;
 }
 
-static const char *root_kind[HD_ROOT_NKINDS] = {
-	"?", "global", "frame", "stack", "register"};
-
 /* Sorting helpers over index arrays. */
 static const void *sort_base;
 static int by_bytes_desc(const void *a, const void *b)
@@ -334,7 +331,7 @@ int gcs_cmd_dump(const char *path, size_t top, bool json)
 				cnt += d.roots[i].kind == k;
 			printf("%s{\"kind\": \"%s\", \"roots\": %zu, "
 			       "\"retained\": %llu}", k > 1 ? ", " : "",
-			       root_kind[k], cnt,
+			       gcs_root_kind((unsigned)k), cnt,
 			       U(r.retained[r.kind0 + (size_t)k - 1]));
 		}
 		printf("], \"top_roots\": [");
@@ -343,7 +340,8 @@ int gcs_cmd_dump(const char *path, size_t top, bool json)
 			printf("%s{\"kind\": \"%s\", \"thread\": %u, "
 			       "\"where\": %llu, \"target\": %llu, "
 			       "\"retained\": %llu}", i ? ", " : "",
-			       root_kind[rt->kind], rt->thread, U(rt->where),
+			       gcs_root_kind(rt->kind), rt->thread,
+			       U(rt->where),
 			       U(rt->target), U(rret[rtop[i]]));
 		}
 		printf("]}\n");
@@ -397,7 +395,7 @@ int gcs_cmd_dump(const char *path, size_t top, bool json)
 			for (size_t i = 0; i < d.nroots; i++)
 				cnt += d.roots[i].kind == k;
 			printf("  %-9s %6zu roots %12llu bytes only through "
-			       "them\n", root_kind[k], cnt,
+			       "them\n", gcs_root_kind((unsigned)k), cnt,
 			       U(r.retained[r.kind0 + (size_t)k - 1]));
 		}
 		printf("\nRoots that retain the most:\n  %-9s %6s %18s "
@@ -407,7 +405,8 @@ int gcs_cmd_dump(const char *path, size_t top, bool json)
 			const hd_root *rt = &d.roots[rtop[i]];
 			long o = hd_find(&d, rt->target);
 			printf("  %-9s %6u %#18llx %#18llx %12llu  %s\n",
-			       root_kind[rt->kind], rt->thread, U(rt->where),
+			       gcs_root_kind(rt->kind), rt->thread,
+			       U(rt->where),
 			       U(rt->target), U(rret[rtop[i]]),
 			       o >= 0 ? hd_type_name(&d, &d.objects[o], nb,
 			                             sizeof(nb)) : "?");

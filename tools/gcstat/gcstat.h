@@ -24,6 +24,8 @@ extern const char *gcstat_prog;
 int gcs_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* "12.3 MiB" style, into buf. */
 const char *gcs_bytes(char *buf, size_t n, double bytes);
+/* A dump root kind's name (format/heapdump.h), "?" if none. */
+const char *gcs_root_kind(unsigned kind);
 /* "1.23 ms" style. */
 const char *gcs_dur(char *buf, size_t n, double ns);
 /* A JSON string literal of s (len bytes), escaped. */

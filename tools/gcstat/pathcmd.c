@@ -15,9 +15,6 @@
 #define NONE UINT32_MAX
 #define U(x) ((unsigned long long)(x))
 
-static const char *kind_name[HD_ROOT_NKINDS] = {
-	"?", "global", "frame", "stack", "register"};
-
 /* The object the path should end at, or -1 after printing why. */
 static long pick(const hd_dump *d, const uint32_t *parent, size_t obj0,
                  const char *what)
@@ -129,14 +126,14 @@ int gcs_cmd_path(const char *path, const char *what, bool json)
 		const char *tn = hd_type_name(&d, to, nb, sizeof(nb));
 		gcs_json_str(stdout, tn, strlen(tn));
 		printf(", \"root\": {\"kind\": \"%s\", \"thread\": %u, "
-		       "\"where\": %llu}, \"steps\": [", kind_name[rt->kind],
-		       rt->thread, U(rt->where));
+		       "\"where\": %llu}, \"steps\": [",
+		       gcs_root_kind(rt->kind), rt->thread, U(rt->where));
 	} else {
 		printf("path from a root to %#llx (%s, %llu B): %zu "
 		       "objects\n", U(to->addr),
 		       hd_type_name(&d, to, nb, sizeof(nb)), U(to->size), nh);
 		printf("  %s root, slot %#llx (thread %u)\n",
-		       kind_name[rt->kind], U(rt->where), rt->thread);
+		       gcs_root_kind(rt->kind), U(rt->where), rt->thread);
 	}
 	for (size_t i = nh; i-- > 0;) {
 		size_t c = hops[i] - g.obj0;

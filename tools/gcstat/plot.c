@@ -483,8 +483,10 @@ static int plot_heapmap(const char *in, const char *out)
 			snprintf(col, sizeof(col), "#6a51a3");
 		else
 			occ_color(occ, col, sizeof(col));
-		/* One rect per row the span covers. */
-		for (uint64_t left = s->npages; left;) {
+		/* One rect per row the span covers, up to the map's cap: a
+		 * span of 2^40 pages (a corrupt or hostile dump) drew 2^34
+		 * rects and never ended. */
+		for (uint64_t left = s->npages; left && pos <= (1u << 22);) {
 			uint64_t x = pos % COLS, n = COLS - x;
 			n = n < left ? n : left;
 			fprintf(f, "<rect x=\"%llu\" y=\"%llu\" width=\"%llu\""

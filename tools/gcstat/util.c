@@ -1,5 +1,6 @@
 /* tools/gcstat/util.c: gcstat's output helpers (errors, units, JSON
  * strings, durations, percentiles). */
+#include "format/heapdump.h"
 #include "tools/gcstat/gcstat.h"
 
 #include <stdarg.h>
@@ -18,6 +19,14 @@ int gcs_error(const char *fmt, ...)
 	va_end(ap);
 	fputc('\n', stderr);
 	return 1;
+}
+
+const char *gcs_root_kind(unsigned kind)
+{
+	static const char *const names[HD_ROOT_NKINDS] = {
+		"?", "global", "frame", "stack", "register", "finalizable",
+		"record", "finq"};
+	return kind < HD_ROOT_NKINDS ? names[kind] : "?";
 }
 
 const char *gcs_bytes(char *buf, size_t n, double b)
