@@ -103,7 +103,7 @@ static const char *last_error(void)
 static void serve(void)
 {
 	char dir[PATH_MAX], path[PATH_MAX + 64], out[PATH_MAX + 64];
-	char req[64];
+	char tmp[PATH_MAX + 80], req[64];
 	struct stat st;
 	long pid = (long)getpid();
 
@@ -130,12 +130,18 @@ static void serve(void)
 		else
 			reply(dir, "error cannot export: %s", last_error());
 	} else if (!strcmp(req, "dump")) {
+		/* Written aside, then renamed into place: a client still
+		 * reading the last dump keeps the whole old file. */
 		snprintf(out, sizeof(out), "%s/%ld.heapdump", dir, pid);
+		snprintf(tmp, sizeof(tmp), "%s.tmp", out);
 		gc_status s = gc_thread_attach();
 		if (s == GCHEAP_OK) {
-			s = gc_heap_dump(out);
+			s = gc_heap_dump(tmp);
 			gc_thread_detach();
 		}
+		if (s == GCHEAP_OK && rename(tmp, out))
+			s = GCHEAP_ERR_ARG;
+		unlink(tmp);
 		if (s == GCHEAP_OK)
 			reply(dir, "ok %s", out);
 		else
@@ -143,11 +149,14 @@ static void serve(void)
 			      gc_strerror(s));
 	} else if (!strcmp(req, "profile")) {
 		snprintf(out, sizeof(out), "%s/%ld.pprof.gz", dir, pid);
-		if (gc_write_heap_profile(out) == GCHEAP_OK)
+		snprintf(tmp, sizeof(tmp), "%s.tmp", out);
+		if (gc_write_heap_profile(tmp) == GCHEAP_OK &&
+		    !rename(tmp, out))
 			reply(dir, "ok %s", out);
 		else
 			reply(dir, "error cannot write the heap profile: %s",
 			      last_error());
+		unlink(tmp);
 	} else {
 		reply(dir, "error unknown request '%s' (export, dump, "
 		      "profile)", req);

@@ -261,6 +261,20 @@ grep -qF '{"type": "cell", "count": 1000, "bytes": 24000, "retained": 24000}' \
 "$gcstat" profile "$pid2" -o "$tmp/prof.pb.gz" &&
 	gzip -t <"$tmp/prof.pb.gz" && ok "on demand: profile" ||
 	fail "on demand profile"
+# Clients of one process take turns (a second unlinked the first's request
+# and reply, and a dump was rewritten in place under a reader).
+cpids=()
+for c in 1 2 3; do
+	"$gcstat" --json dump "$pid2" >"$tmp/conc$c" 2>&1 &
+	cpids+=($!)
+done
+wait "${cpids[@]}"
+bad=0
+for c in 1 2 3; do
+	grep -qF '{"type": "cell", "count": 1000' "$tmp/conc$c" || bad=$c
+done
+[ "$bad" -eq 0 ] && ok "three concurrent dump requests" ||
+	fail "concurrent dump request $bad: $(cat "$tmp/conc$bad")"
 if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null; then
 	# Another user may not ask: kill(2) says no.
 	out=$(setpriv --reuid=65534 --regid=65534 --clear-groups env \

@@ -4,7 +4,10 @@
  * request (it unlinks the file: a process without gcheap never does, and
  * SIGURG is ignored by default) and then for <dir>/<pid>.reply. The
  * usual permissions decide: kill(2) refuses another user's process, and
- * the process only reads requests from its own user's private directory. */
+ * the process only reads requests from its own user's private directory.
+ * Clients of one process take turns: each holds <dir>/<pid>.lock (flock)
+ * from its request to its reply, since the names are the process's (a
+ * second client unlinked the first one's request and reply). */
 #include "tools/gcstat/gcstat.h"
 
 #include <errno.h>
@@ -13,6 +16,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -24,10 +28,12 @@ static void nap_ms(long ms)
 		;
 }
 
+static int request_locked(long pid, const char *dir, const char *what,
+                          char *path, size_t n);
+
 int gcs_request(long pid, const char *what, char *path, size_t n)
 {
-	char dir[PATH_MAX], req[PATH_MAX + 64], rep[PATH_MAX + 64];
-	char buf[PATH_MAX + 128];
+	char dir[PATH_MAX], req[PATH_MAX + 64];
 	struct stat st;
 
 	if (kill((pid_t)pid, 0)) {
@@ -44,6 +50,23 @@ int gcs_request(long pid, const char *what, char *path, size_t n)
 	    st.st_uid != geteuid() || (st.st_mode & 077))
 		return gcs_error("%s is not private to uid %u: refusing to "
 		                 "use it", dir, (unsigned)geteuid());
+	snprintf(req, sizeof(req), "%s/%ld.lock", dir, pid);
+	int lock = open(req, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (lock < 0)
+		return gcs_error("%s: %s", req, strerror(errno));
+	while (flock(lock, LOCK_EX) && errno == EINTR)
+		;
+	int r = request_locked(pid, dir, what, path, n);
+	close(lock); /* the lock file stays: unlinking it would race */
+	return r;
+}
+
+static int request_locked(long pid, const char *dir, const char *what,
+                          char *path, size_t n)
+{
+	char req[PATH_MAX + 64], rep[PATH_MAX + 64], buf[PATH_MAX + 128];
+	struct stat st;
+
 	snprintf(req, sizeof(req), "%s/%ld.request", dir, pid);
 	snprintf(rep, sizeof(rep), "%s/%ld.reply", dir, pid);
 	unlink(rep);
