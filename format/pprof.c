@@ -95,26 +95,72 @@ static void pb_msg(pbuf *p, unsigned field, pbuf *m)
 
 /* ---- The string table ---------------------------------------------------- */
 
+/* The strings, and an open-addressing hash of their indexes (index + 1;
+ * 0 empty) of at least twice as many slots: a linear search per string
+ * made a profile of 40,000 functions take minutes. fn: per string, the
+ * function (index + 1) named by it, or 0 (encode_locations). */
 typedef struct strtab {
 	char **s;
+	uint32_t *fn;
 	size_t n, cap;
+	uint32_t *h;
+	size_t hcap;
 	bool oom;
 } strtab;
+
+static uint64_t str_hash(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
+	return h;
+}
+
+/* Rebuild the hash with hcap slots (a power of two). */
+static bool str_rehash(strtab *t, size_t hcap)
+{
+	uint32_t *h = calloc(hcap, sizeof(*h));
+	if (!h)
+		return false;
+	for (size_t i = 0; i < t->n; i++) {
+		size_t k = str_hash(t->s[i]) & (hcap - 1);
+		while (h[k])
+			k = (k + 1) & (hcap - 1);
+		h[k] = (uint32_t)i + 1;
+	}
+	free(t->h);
+	t->h = h;
+	t->hcap = hcap;
+	return true;
+}
 
 /* The index of s (copied if new); 0 ("") if out of memory. */
 static uint64_t str_id(strtab *t, const char *s)
 {
-	for (size_t i = 0; i < t->n; i++)
-		if (!strcmp(t->s[i], s))
-			return i;
+	if (t->oom)
+		return 0;
+	if ((t->n + 1) * 2 > t->hcap &&
+	    (t->n >= UINT32_MAX / 2 ||
+	     !str_rehash(t, t->hcap ? t->hcap * 2 : 128))) {
+		t->oom = true;
+		return 0;
+	}
+	size_t k = str_hash(s) & (t->hcap - 1);
+	for (; t->h[k]; k = (k + 1) & (t->hcap - 1))
+		if (!strcmp(t->s[t->h[k] - 1], s))
+			return t->h[k] - 1;
 	if (t->n == t->cap) {
 		size_t c = t->cap ? t->cap * 2 : 64;
 		char **ns = realloc(t->s, c * sizeof(*ns));
-		if (!ns) {
+		if (ns)
+			t->s = ns;
+		uint32_t *nf = ns ? realloc(t->fn, c * sizeof(*nf)) : NULL;
+		if (nf)
+			t->fn = nf;
+		if (!ns || !nf) {
 			t->oom = true;
 			return 0;
 		}
-		t->s = ns;
 		t->cap = c;
 	}
 	char *d = strdup(s);
@@ -123,6 +169,8 @@ static uint64_t str_id(strtab *t, const char *s)
 		return 0;
 	}
 	t->s[t->n] = d;
+	t->fn[t->n] = 0;
+	t->h[k] = (uint32_t)t->n + 1;
 	return t->n++;
 }
 
@@ -235,13 +283,38 @@ static const char *name_of(pprof_name *const *by_pc, size_t n, uint64_t pc)
 	return lo < n && by_pc[lo]->pc == pc ? by_pc[lo]->name : NULL;
 }
 
-/* The index + 1 of the mapping holding addr, or 0. */
-static uint64_t mapping_of(const pprof_profile *p, uint64_t addr)
+/* A mapping's start and index, to search the mappings by address. */
+typedef struct map_key {
+	uint64_t start;
+	uint64_t index;
+} map_key;
+
+static int cmp_map_key(const void *a, const void *b)
 {
-	for (size_t i = 0; i < p->nmappings; i++)
-		if (addr >= p->mappings[i].start &&
-		    addr < p->mappings[i].limit)
-			return i + 1;
+	const map_key *x = a, *y = b;
+	if (x->start != y->start)
+		return x->start < y->start ? -1 : 1;
+	return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/* The index + 1 of a mapping holding addr, or 0: a binary search of the
+ * keys sorted by start (a linear search per pc was quadratic) for the
+ * last mapping that starts at or below addr; before it, with overlapping
+ * mappings (a malformed dump), a few more. */
+static uint64_t mapping_of(const pprof_profile *p, const map_key *keys,
+                           uint64_t addr)
+{
+	size_t lo = 0, hi = p->nmappings;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (keys[mid].start <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (size_t i = lo; i-- > 0 && lo - i <= 64;)
+		if (addr < p->mappings[keys[i].index].limit)
+			return keys[i].index + 1;
 	return 0;
 }
 
@@ -282,33 +355,41 @@ static bool encode_locations(const pprof_profile *p, const uint64_t *pcs,
 	pprof_name **by_pc = malloc((p->nnames ? p->nnames : 1) *
 	                            sizeof(*by_pc));
 	uint64_t *fn = malloc((nu ? nu : 1) * sizeof(*fn));
+	map_key *keys = malloc((p->nmappings ? p->nmappings : 1) *
+	                       sizeof(*keys));
 	size_t nfn = 0;
 
-	if (!by_pc || !fn) {
+	if (!by_pc || !fn || !keys) {
 		free(by_pc);
 		free(fn);
+		free(keys);
 		return false;
 	}
 	for (size_t i = 0; i < p->nnames; i++)
 		by_pc[i] = &p->names[i];
 	qsort(by_pc, p->nnames, sizeof(*by_pc), cmp_name);
+	for (size_t i = 0; i < p->nmappings; i++)
+		keys[i] = (map_key){p->mappings[i].start, i};
+	qsort(keys, p->nmappings, sizeof(*keys), cmp_map_key);
 	for (size_t i = 0; i < nu; i++) {
 		uint64_t addr = pcs[i] - 1;
 		const char *name = name_of(by_pc, p->nnames, pcs[i]);
 		pb_uint(m, 1, i + 1);
-		uint64_t mid = mapping_of(p, addr);
+		uint64_t mid = mapping_of(p, keys, addr);
 		if (mid)
 			pb_uint(m, 2, mid);
 		pb_uint(m, 3, addr);
 		if (name) {
 			uint64_t id = str_id(st, name);
-			size_t k;
-			for (k = 0; k < nfn; k++)
-				if (fn[k] == id)
-					break;
-			if (k == nfn)
+			/* Its function: the one this string names, or new. */
+			size_t k = st->oom ? 0 : st->fn[id];
+			if (!k) {
 				fn[nfn++] = id;
-			pb_uint(sub, 1, k + 1);
+				k = nfn;
+				if (!st->oom)
+					st->fn[id] = (uint32_t)k;
+			}
+			pb_uint(sub, 1, k);
 			pb_msg(m, 4, sub);
 		}
 		pb_msg(out, 4, m);
@@ -321,6 +402,7 @@ static bool encode_locations(const pprof_profile *p, const uint64_t *pcs,
 	}
 	free(by_pc);
 	free(fn);
+	free(keys);
 	return true;
 }
 
@@ -395,6 +477,8 @@ out:
 	for (size_t i = 0; i < st.n; i++)
 		free(st.s[i]);
 	free(st.s);
+	free(st.fn);
+	free(st.h);
 	free(m.b);
 	free(sub.b);
 	free(pcs);
