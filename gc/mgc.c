@@ -791,11 +791,13 @@ static void scavenge(void)
 	mutex_lock(&mgc_.lock);
 	uintptr_t goal = aload(&mgc_.goal);
 	mutex_unlock(&mgc_.lock);
-	recent = MAX(MAX(goal + goal / 10, peak), recent - recent / 8);
+	recent = MAX(MAX(add_sat(goal, goal / 10), peak),
+	             recent - recent / 8);
 	uintptr_t need = recent, cap = aload(&mheap_.limit) / 20 * 19;
-	if (cap && need > cap + cap / 10)
-		need = cap + cap / 10;
-	uintptr_t retain = need + ((uintptr_t)4 << 20);
+	if (cap && need > add_sat(cap, cap / 10))
+		need = add_sat(cap, cap / 10);
+	/* Saturated: a limit near SIZE_MAX wrapped these to small sizes. */
+	uintptr_t retain = add_sat(need, (uintptr_t)4 << 20);
 	if (held > retain)
 		mheap_release_free(held - retain);
 	afetch_add(&mgc_.scavenges, 1);

@@ -36,10 +36,12 @@ static void fin_init(void)
 /* Run one entry on t; the entry stays a root while it runs. */
 static void run_entry(gc_thread *t, finq_entry *e)
 {
+	t->in_finalizer++; /* gc_thread_detach refuses meanwhile: t stays */
 	if (e->kind == SPECIAL_FINALIZER)
 		e->fin((void *)e->obj, e->arg);
 	else
 		e->cleanup(e->arg);
+	t->in_finalizer--;
 	finq_done(e, &t->gc.gcw);
 }
 

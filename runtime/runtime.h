@@ -55,6 +55,7 @@ typedef struct gc_thread {
 	                           * copies over before its next safepoint,
 	                           * not to be zeroed first (alloc_large in
 	                           * runtime/malloc.c takes it); else 0 */
+	unsigned in_finalizer;    /* finalizers running on it (nested) */
 	uintptr_t stack_base;     /* highest address of the native stack */
 	uintptr_t stack_lo;       /* its lowest (the most it may grow to) */
 	uintptr_t saved_sp;       /* stack pointer when parked or blocked */

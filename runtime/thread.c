@@ -156,6 +156,12 @@ gc_status gc_thread_detach(void)
 		runtime_not_attached("gc_thread_detach");
 		return GCHEAP_ERR_NOT_ATTACHED;
 	}
+	if (t->in_finalizer) {
+		runtime_error(GCHEAP_ERR_ARG, "gc_thread_detach: called from "
+		              "a finalizer or cleanup, which runs on a thread "
+		              "the library goes on using");
+		return GCHEAP_ERR_ARG;
+	}
 	pthread_setspecific(runtime_.exit_key, NULL);
 	detach(t);
 	thread_current = NULL;

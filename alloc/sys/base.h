@@ -50,6 +50,12 @@
  * threads does so when it starts. */
 void sys_thread_name(const char *role);
 
+/* a + b, or UINTPTR_MAX if that does not fit. */
+static inline uintptr_t add_sat(uintptr_t a, uintptr_t b)
+{
+	return a > UINTPTR_MAX - b ? UINTPTR_MAX : a + b;
+}
+
 static inline uintptr_t align_up(uintptr_t x, uintptr_t a)
 {
 	return (x + a - 1) & ~(a - 1);

@@ -373,6 +373,44 @@ START_TEST(test_finalizer_thread)
 }
 END_TEST
 
+/* A finalizer that detaches its thread (the finalizer thread, or one that
+ * runs them by hand) is refused: the library went on with the freed
+ * thread afterwards. */
+static atomic_word detach_status;
+
+static void detaching_run(void *obj, void *arg)
+{
+	(void)obj, (void)arg;
+	astore_rel(&detach_status, (uintptr_t)gc_thread_detach() + 1);
+}
+
+START_TEST(test_finalizer_cannot_detach)
+{
+	start();
+	gc_set_finalizer(new_node(1), detaching_run, NULL);
+	gc_collect();
+	ck_assert_uint_eq(gc_run_finalizers(), 1);
+	ck_assert_uint_eq(aload_acq(&detach_status), GCHEAP_ERR_ARG + 1);
+	ck_assert_int_eq(gc_thread_is_attached(), 1);
+	/* And on the finalizer thread. */
+	astore(&detach_status, 0);
+	gc_set_finalizer_thread(1);
+	gc_set_finalizer(new_node(2), detaching_run, NULL);
+	gc_collect();
+	for (double end = test_now_s() + TEST_WAIT_S;
+	     !aload_acq(&detach_status) && test_now_s() < end;)
+		sleep_us(1000);
+	ck_assert_uint_eq(aload_acq(&detach_status), GCHEAP_ERR_ARG + 1);
+	gc_set_finalizer(new_node(3), count_run, NULL);
+	uintptr_t runs = aload(&thread_runs);
+	gc_collect();
+	for (double end = test_now_s() + TEST_WAIT_S;
+	     aload(&thread_runs) == runs && test_now_s() < end;)
+		sleep_us(1000);
+	ck_assert_uint_eq(aload(&thread_runs), runs + 1); /* it goes on */
+}
+END_TEST
+
 /* Turning the thread off while it runs a slow finalizer returns only
  * once that finalizer has finished, and no other starts on the thread
  * afterwards (before, the call returned at once and the entry the thread
@@ -1991,6 +2029,7 @@ static Suite *final_suite(void)
 	tcase_add_test(tc, test_cycle_never_finalized);
 	tcase_add_test(tc, test_finalizer_allocates);
 	tcase_add_test(tc, test_finalizer_thread);
+	tcase_add_test(tc, test_finalizer_cannot_detach);
 	tcase_add_test(tc, test_finalizer_thread_off_waits);
 	tcase_add_test(tc, test_thread_exit_pending);
 	tcase_add_test(tc, test_finalizers_env_manual);
