@@ -278,18 +278,22 @@ static gc_status start(unsigned interval_ms)
 		 * world (verify mode), so an attached caller counts as
 		 * blocked meanwhile. */
 		gc_thread *me = thread_current;
-		bool blocked = exporter.running && me;
-		if (blocked) {
-			mutex_unlock(&exporter.lock);
-			runtime_blocking_begin(me);
-			mutex_lock(&exporter.lock);
-		}
-		while (exporter.running)
-			mutex_cond_wait(&exporter.cond, &exporter.lock);
-		if (blocked) {
-			mutex_unlock(&exporter.lock);
-			runtime_blocking_end(me);
-			mutex_lock(&exporter.lock);
+		/* Until no thread runs with the lock held: while the lock was
+		 * dropped to leave the blocking region, another caller may
+		 * have started one (and a third stopped it again). */
+		while (!exporter.file && exporter.running) {
+			if (me) {
+				mutex_unlock(&exporter.lock);
+				runtime_blocking_begin(me);
+				mutex_lock(&exporter.lock);
+			}
+			while (exporter.running)
+				mutex_cond_wait(&exporter.cond, &exporter.lock);
+			if (me) {
+				mutex_unlock(&exporter.lock);
+				runtime_blocking_end(me);
+				mutex_lock(&exporter.lock);
+			}
 		}
 		if (exporter.file) {
 			/* Another thread started it meanwhile. */

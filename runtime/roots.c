@@ -16,6 +16,8 @@
 #include "alloc/sys/addrset.h"
 
 #include <stdlib.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 /* A registered range; dup is the index of the range registered before it
  * at the same start (NO_DUP: none). */
@@ -333,15 +335,25 @@ void gc_set_conservative_stacks(int on)
  * refused with the way out. */
 void runtime_check_on_stack(const gc_thread *t, uintptr_t sp)
 {
-	if (t->stack_lo && (sp < t->stack_lo || sp > t->stack_base))
-		fatal("thread %d reached a safepoint on a stack that is not "
-		      "its own (stack pointer %p, its stack [%p, %p)): a "
-		      "coroutine's, a green thread's or an alternate signal "
-		      "stack, which a conservative scan cannot cover. Turn "
-		      "conservative stack scanning off "
-		      "(gc_set_conservative_stacks(0)) and keep such code's "
-		      "references in gc_frame slots (docs/api.md)", t->tid,
-		      (void *)sp, (void *)t->stack_lo, (void *)t->stack_base);
+	if (!t->stack_lo || (sp >= t->stack_lo && sp <= t->stack_base))
+		return;
+	/* The main thread's stack may grow below what was known at attach:
+	 * glibc sizes it by RLIMIT_STACK as it was then (the program may
+	 * have raised it since), musl by what was mapped then. The limit
+	 * now bounds it. */
+	struct rlimit rl;
+	if (t->tid == getpid() && sp < t->stack_lo &&
+	    !getrlimit(RLIMIT_STACK, &rl) &&
+	    (rl.rlim_cur == RLIM_INFINITY || t->stack_base - sp <= rl.rlim_cur))
+		return;
+	fatal("thread %d reached a safepoint on a stack that is not "
+	      "its own (stack pointer %p, its stack [%p, %p)): a "
+	      "coroutine's, a green thread's or an alternate signal "
+	      "stack, which a conservative scan cannot cover. Turn "
+	      "conservative stack scanning off "
+	      "(gc_set_conservative_stacks(0)) and keep such code's "
+	      "references in gc_frame slots (docs/api.md)", t->tid,
+	      (void *)sp, (void *)t->stack_lo, (void *)t->stack_base);
 }
 
 /* Scan the calling thread's own stack from here up, with its callee-saved

@@ -607,8 +607,10 @@ static const rule *get_rule(token_kind k)
 
 /* Nesting of statements, expressions and functions: each level is a C
  * call (a function's holds a compiler of ~9 KB), so a deep enough source
- * overflowed the compiler's C stack. Past these limits: one error, and
- * the rest of the source is skipped (every parsing loop ends at EOF). */
+ * overflowed the compiler's C stack. NEST_MAX counts those calls (a
+ * nested block is two: its declaration and its statement, so about 1000
+ * blocks). Past these limits: one error, and the rest of the source is
+ * skipped (every parsing loop ends at EOF). */
 #define NEST_MAX 2000
 #define FUN_NEST_MAX 128
 static int nest, fun_nest;

@@ -20,6 +20,7 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -1459,10 +1460,25 @@ static void coro_body(void)
 	gc_frame_pop(&f);
 }
 
+/* The soft stack limit at most 8 MiB (what a main thread's stack may grow
+ * to, which the foreign-stack check allows it). */
+static void stack_limit_8m(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_STACK, &rl))
+		fatal("getrlimit");
+	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > ((rlim_t)8 << 20))
+		rl.rlim_cur = (rlim_t)8 << 20;
+	if (setrlimit(RLIMIT_STACK, &rl))
+		fatal("setrlimit");
+}
+
 static void run_coroutine(bool conservative)
 {
 	const size_t size = (size_t)1 << 20;
 
+	stack_limit_8m();
 	start(NULL);
 	gc_set_conservative_stacks(conservative);
 	char *stack = mmap(NULL, size, PROT_READ | PROT_WRITE,
@@ -1487,6 +1503,55 @@ static void coroutine_precise(void)
 {
 	run_coroutine(false);
 }
+
+/* The main thread attaches under an 8 MiB stack limit, raises it (as an
+ * interpreter does before deep recursion) and collects 16 MiB down: its
+ * own stack, below what pthread_getattr_np said at attach. That was
+ * reported as a foreign stack, fatally. */
+static volatile int deep_sink;
+
+static NOINLINE void deep_collect(int n)
+{
+	volatile char pad[4096];
+
+	memset((char *)pad, n, sizeof(pad));
+	if (n > 0)
+		deep_collect(n - 1);
+	else
+		gc_collect();
+	deep_sink += pad[0];
+}
+
+static void raised_stack_limit(void)
+{
+	struct rlimit rl;
+
+	stack_limit_8m();
+	start(NULL);
+	gc_set_conservative_stacks(1);
+	if (getrlimit(RLIMIT_STACK, &rl))
+		fatal("getrlimit");
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < ((rlim_t)64 << 20)) {
+		fprintf(stderr, "skip: hard limit\n");
+		return;
+	}
+	rl.rlim_cur = (rlim_t)64 << 20;
+	if (setrlimit(RLIMIT_STACK, &rl))
+		fatal("setrlimit");
+	deep_collect(4000);
+	fprintf(stderr, "done\n");
+}
+
+START_TEST(test_own_stack_grown)
+{
+	char buf[8192];
+
+	int st = run_child(raised_stack_limit, buf, sizeof(buf));
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%#x: %s", st,
+	              buf);
+	ck_assert_msg(strstr(buf, "done") || strstr(buf, "skip"), "%s", buf);
+}
+END_TEST
 
 START_TEST(test_foreign_stack)
 {
@@ -1736,6 +1801,7 @@ static Suite *calls_suite(void)
 	tcase_add_test(tc, test_rootcheck_silent_when_registered);
 	tcase_add_test(tc, test_rootcheck_skips_heap_state);
 	tcase_add_test(tc, test_foreign_stack);
+	tcase_add_test(tc, test_own_stack_grown);
 	tcase_add_test(tc, test_profile_per_attach);
 	tcase_add_test(tc, test_profile_before_init);
 	tcase_add_test(tc, test_stats_large_frees);
