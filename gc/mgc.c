@@ -613,7 +613,9 @@ void mgc_maybe_start(void)
 	if (stress)
 		astore(&mgc_.stress_next,
 		       aload(&mgc_.alloc_bytes) + options_.stress);
-	if ((stress || ((intptr_t)aload(&mgc_.percent) >= 0 &&
+	/* GOGC off: only a memory limit starts cycles, near it. */
+	if ((stress || (((intptr_t)aload(&mgc_.percent) >= 0 ||
+	                 aload(&mheap_.limit)) &&
 	                live >= aload(&mgc_.trigger))) &&
 	    !gc_start())
 		wait_start();

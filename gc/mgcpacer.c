@@ -64,8 +64,13 @@ uintptr_t pacer_min_goal(unsigned percent, size_t limit, double rate)
 uintptr_t pacer_goal(uintptr_t marked, unsigned percent, size_t limit,
                      uintptr_t min)
 {
+	/* GOGC off: with a limit, the limit alone sets the goal (cycles
+	 * run only near it, Go's GOGC=off with GOMEMLIMIT); without one,
+	 * automatic collection is off and any goal will do. */
+	if ((int)percent < 0 && limit)
+		return MAX(limit / 20 * 19, marked + marked / 16);
 	if ((int)percent < 0)
-		percent = 100; /* automatic collection is off; any goal */
+		percent = 100;
 	uintptr_t goal = marked + marked / 100 * percent +
 	                 marked % 100 * percent / 100;
 	if (goal < min)

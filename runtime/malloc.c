@@ -241,6 +241,13 @@ static NOINLINE void *gc_alloc_slow(gc_thread *th, size_t size,
 		runtime_safepoint(th);
 		err = 0;
 		p = alloc_any(th, size, t, &err);
+		/* Over the limit while free pages are held elsewhere (the
+		 * request needs a run they do not make): give them back, as
+		 * Go's heap growth does under GOMEMLIMIT, and try again. */
+		if (!p && err == HEAP_LIMIT && mheap_release_free(SIZE_MAX)) {
+			err = 0;
+			p = alloc_any(th, size, t, &err);
+		}
 		if (!p)
 			runtime_oom(size, (heap_err)err);
 	}

@@ -1389,6 +1389,63 @@ START_TEST(test_stats_large_frees)
 }
 END_TEST
 
+/* A 4 MiB object under a 16 MiB limit with 6.8 MiB live: the free pages
+ * (every other 40 KiB object freed) held 14 MiB committed and made no
+ * 4 MiB run, and the allocation failed after its emergency collection.
+ * The pages are given back first now, as Go's heap growth does. */
+START_TEST(test_limit_releases_for_a_run)
+{
+	static void *keep[340];
+
+	start(NULL);
+	ck_assert_int_eq(gc_add_roots(keep, 340), GCHEAP_OK);
+	gc_set_memory_limit((size_t)16 << 20);
+	for (int i = 0; i < 340; i++)
+		gc_write(&keep[i], gc_alloc(40 << 10, NULL));
+	for (int i = 0; i < 340; i += 2)
+		gc_write(&keep[i], NULL);
+	gc_collect();
+	clear_err();
+	void *big = gc_alloc((size_t)4 << 20, NULL);
+	ck_assert_msg(big != NULL, "%s", err.msg);
+	ck_assert_int_eq(err.calls, 0);
+	gc_set_memory_limit(0);
+	ck_assert_int_eq(gc_remove_roots(keep), GCHEAP_OK);
+}
+END_TEST
+
+/* GOGC off with a memory limit: cycles start as the heap nears the limit
+ * (Go's GOGC=off with GOMEMLIMIT). They did not: only an allocation
+ * refused at the limit collected. */
+START_TEST(test_gogc_off_limit_paces)
+{
+	gc_stats st;
+
+	start(NULL);
+	gc_enable();
+	gc_set_percent(-1);
+	gc_set_memory_limit((size_t)32 << 20);
+	gc_collect();
+	ck_assert_int_eq(gc_read_stats(&st, sizeof(st)), GCHEAP_OK);
+	ck_assert_uint_eq(st.heap_goal, ((uint64_t)32 << 20) / 20 * 19);
+	uint64_t c0 = st.gc_cycles;
+	/* Garbage until the heap passes the trigger, short of the goal
+	 * (95% of the limit): no allocation is refused at the limit. */
+	for (int i = 0; i < 31 * 16 && aload(&mgc_.cycles) == c0 &&
+	                aload(&mheap_.stats.heap_live) <= aload(&mgc_.trigger);
+	     i++)
+		ck_assert_ptr_nonnull(gc_alloc(64 << 10, NULL));
+	/* The next allocation looks at the heap it passed, and starts a
+	 * cycle, which ends at this thread's safepoints. */
+	ck_assert_ptr_nonnull(gc_alloc(64 << 10, NULL));
+	for (double end = test_now_s() + 10;
+	     aload(&mgc_.cycles) == c0 && test_now_s() < end;)
+		gc_safepoint();
+	ck_assert_uint_gt(aload(&mgc_.cycles), c0);
+	gc_set_memory_limit(0);
+}
+END_TEST
+
 static void bad_memlimit(void)
 {
 	setenv("GCHEAP_MEMLIMIT", "12 apples", 1);
@@ -1805,6 +1862,8 @@ static Suite *calls_suite(void)
 	tcase_add_test(tc, test_profile_per_attach);
 	tcase_add_test(tc, test_profile_before_init);
 	tcase_add_test(tc, test_stats_large_frees);
+	tcase_add_test(tc, test_limit_releases_for_a_run);
+	tcase_add_test(tc, test_gogc_off_limit_paces);
 	tcase_add_test(tc, test_calls_concurrent);
 	suite_add_tcase(s, tc);
 	return s;

@@ -25,6 +25,8 @@
 
 static uintptr_t ref_goal(uintptr_t marked, int percent, size_t limit)
 {
+	if (percent < 0 && limit)
+		return MAX(limit / 20 * 19, marked + marked / 16);
 	if (percent < 0)
 		percent = 100;
 	__extension__ typedef unsigned __int128 u128;
