@@ -394,17 +394,17 @@ int gcs_cmd_dump(const char *path, size_t top, bool json)
 			size_t cnt = 0;
 			for (size_t i = 0; i < d.nroots; i++)
 				cnt += d.roots[i].kind == k;
-			printf("  %-9s %6zu roots %12llu bytes only through "
+			printf("  %-11s %6zu roots %12llu bytes only through "
 			       "them\n", gcs_root_kind((unsigned)k), cnt,
 			       U(r.retained[r.kind0 + (size_t)k - 1]));
 		}
-		printf("\nRoots that retain the most:\n  %-9s %6s %18s "
+		printf("\nRoots that retain the most:\n  %-11s %6s %18s "
 		       "%18s %12s  %s\n", "kind", "thread", "where", "target",
 		       "retained", "type");
 		for (size_t i = 0; i < nroot; i++) {
 			const hd_root *rt = &d.roots[rtop[i]];
 			long o = hd_find(&d, rt->target);
-			printf("  %-9s %6u %#18llx %#18llx %12llu  %s\n",
+			printf("  %-11s %6u %#18llx %#18llx %12llu  %s\n",
 			       gcs_root_kind(rt->kind), rt->thread,
 			       U(rt->where),
 			       U(rt->target), U(rret[rtop[i]]),
