@@ -104,8 +104,9 @@ bool mspan_init(mspan *s, uintptr_t base, uintptr_t npages, spanclass spc,
 	                     ? mspan_oblet_words(npages) : 0;
 	if ((2 * nw + nob) * sizeof(uint64_t) > METAALLOC_MAX)
 		nob = 0; /* an object over 2 GiB: no oblet bits */
-	size_t bytes = (2 * nw + hbw + nids + nsw + nob) * sizeof(uint64_t) +
-	               ntypes * sizeof(gc_type *);
+	size_t ntb = spc == TINY_SPANCLASS ? nw : 0;
+	size_t bytes = (2 * nw + hbw + nids + nsw + nob + ntb) *
+	               sizeof(uint64_t) + ntypes * sizeof(gc_type *);
 	uint64_t *m = metaalloc_alloc(meta, bytes);
 	if (!m)
 		return false;
@@ -121,6 +122,8 @@ bool mspan_init(mspan *s, uintptr_t base, uintptr_t npages, spanclass spc,
 	s->gcscan_bits = nsw ? m + 2 * nw + hbw + nids : NULL;
 	/* nob implies a large span: nothing but the two bitmaps before. */
 	s->oblet_bits = nob ? m + 2 * nw : NULL;
+	/* Last (the tiny class is noscan and small: after the ids). */
+	s->tiny_bits = ntb ? m + 2 * nw + hbw + nids + nsw + nob : NULL;
 	astore(&s->gcowned, 0);
 	s->largetype = NULL;
 	s->large_size = 0;
@@ -139,6 +142,7 @@ void mspan_release_meta(mspan *s, metaalloc *meta)
 	s->alloc_bits = s->gcmark_bits = s->heap_bits = NULL;
 	s->gcscan_bits = NULL;
 	s->oblet_bits = NULL;
+	s->tiny_bits = NULL;
 	s->types = NULL;
 	s->typeids = NULL;
 }
@@ -496,6 +500,10 @@ mspan_swept mspan_sweep(mspan *s, uintptr_t sg, uintptr_t *nfreedp)
 	bool sticky = aload(&mspan_gen_.sticky);
 	for (size_t w = 0; w < nw; w++)
 		astore((atomic_word *)&old[w], sticky ? live[w] : 0);
+	/* A freed slot is no tiny block any more. */
+	for (size_t w = 0; s->tiny_bits && w < nw; w++)
+		astore((atomic_word *)&s->tiny_bits[w],
+		       aload((atomic_word *)&s->tiny_bits[w]) & live[w]);
 	if (s->gcscan_bits) {
 		if (sticky)
 			memcpy(s->gcscan_bits, live, nw * sizeof(uint64_t));

@@ -127,6 +127,12 @@ typedef struct mspan {
 	 * (gcmark_slot_scanned). NULL on every other span, and on objects
 	 * too big for the bits to fit the span's metadata block. */
 	uint64_t *oblet_bits;
+	/* The tiny allocator's span class (TINY_SPANCLASS), which 16-byte
+	 * noscan objects share: a bit per slot that is a tiny block (the
+	 * objects packed in it start anywhere inside), set by the owner
+	 * when the block is taken, cleared by sweep with the slot. NULL on
+	 * every other span. */
+	uint64_t *tiny_bits;
 
 	/* Colder. */
 	uintptr_t npages;
@@ -251,6 +257,25 @@ static inline bool mspan_is_free(const mspan *s, uintptr_t i)
 	const atomic_word *bits = (const atomic_word *)aload_acq(
 		(const atomic_word *)&s->alloc_bits);
 	return !((aload_acq(&bits[i / 64]) >> (i % 64)) & 1);
+}
+
+/* Is object i of s a tiny block (TINY_SPANCLASS: packed objects), not a
+ * 16-byte object of its own? Any thread, as mspan_is_free. */
+static inline bool mspan_is_tiny_block(const mspan *s, uintptr_t i)
+{
+	return s->tiny_bits &&
+	       ((aload((const atomic_word *)&s->tiny_bits[i / 64]) >>
+	         (i % 64)) & 1);
+}
+
+/* The owner took the slot at p for a tiny block. Only the owner writes
+ * the bits of a cached span (sweep, the other writer, runs when no
+ * thread caches it): a load and a store, atomic for lookups. */
+static inline void mspan_set_tiny_block(mspan *s, uintptr_t p)
+{
+	uintptr_t i = mspan_object_index(s, p);
+	atomic_word *w = (atomic_word *)&s->tiny_bits[i / 64];
+	astore(w, aload(w) | (uint64_t)1 << (i % 64));
 }
 
 /* The allocation fast path (Go's nextFreeFast, less two of its tests):

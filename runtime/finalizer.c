@@ -123,7 +123,8 @@ gc_status gc_set_finalizer(void *obj, gc_finalizer_fn fn, void *arg)
 
 	if (!base)
 		return gc_last_error();
-	if (base != (uintptr_t)obj && s->spc != TINY_SPANCLASS) {
+	if (base != (uintptr_t)obj &&
+	    !mspan_is_tiny_block(s, mspan_object_index(s, base))) {
 		runtime_error(GCHEAP_ERR_ARG, "gc_set_finalizer(%p): not the "
 		              "start of its object %p", obj, (void *)base);
 		return GCHEAP_ERR_ARG;

@@ -62,20 +62,23 @@ void gc_free(void *p)
 		              "object; free it with gc_free_uncollectable", p);
 		return;
 	}
-	if (s->spc == TINY_SPANCLASS)
-		return; /* its extent in the 16-byte block is not known */
+	/* Its record stays with the collector, which would follow the
+	 * cleared (or poisoned) fields. (Before the tiny test: a gc_weak is
+	 * a 16-byte object in the tiny blocks' class.) */
+	if (runtime_is_handle((void *)base, s)) {
+		runtime_error(GCHEAP_ERR_ARG, "gc_free(%p): a weak handle "
+		              "(gc_weak, gc_ephemeron or gc_weakmap); drop it, "
+		              "and the collector frees it", p);
+		return;
+	}
+	/* A tiny block: the extent of p's object in it is not known. A
+	 * 16-byte object of the same class is freed as any other. */
+	if (mspan_is_tiny_block(s, mspan_object_index(s, base)))
+		return;
 	if (base != (uintptr_t)p) {
 		runtime_error(GCHEAP_ERR_ARG, "gc_free(%p): an interior "
 		              "pointer; its object starts at %p", p,
 		              (void *)base);
-		return;
-	}
-	/* Its record stays with the collector, which would follow the
-	 * cleared (or poisoned) fields. */
-	if (runtime_is_handle(p, s)) {
-		runtime_error(GCHEAP_ERR_ARG, "gc_free(%p): a weak handle "
-		              "(gc_weak, gc_ephemeron or gc_weakmap); drop it, "
-		              "and the collector frees it", p);
 		return;
 	}
 	bool scan = !spanclass_noscan(s->spc);

@@ -138,7 +138,7 @@ static void write_object(dumper *d, mspan *s, uintptr_t i)
 	uintptr_t obj = s->base + i * s->elemsize;
 	bool noscan = spanclass_noscan(s->spc);
 	unsigned flags = (noscan ? HD_F_NOSCAN : 0) |
-	                 (s->spc == TINY_SPANCLASS ? HD_F_TINY : 0) |
+	                 (mspan_is_tiny_block(s, i) ? HD_F_TINY : 0) |
 	                 (spanclass_sizeclass(s->spc) ? 0 : HD_F_LARGE);
 
 	d->nptrs = 0;

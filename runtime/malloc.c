@@ -101,6 +101,7 @@ static void *alloc_tiny(gc_thread *th, size_t size, int *err)
 			return NULL;
 	}
 	/* Zeroed when the span was cached; black by its span's range. */
+	mspan_set_tiny_block(s, p);
 	mcache_tiny_refill(c, p, size);
 	return (void *)p;
 }

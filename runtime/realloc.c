@@ -139,7 +139,7 @@ void *gc_realloc(void *p, size_t size, const gc_type *type)
 	if (!base)
 		return realloc_error(GCHEAP_ERR_ARG, p, size, type,
 		                     "not an allocated heap object");
-	bool tiny = s->spc == TINY_SPANCLASS;
+	bool tiny = mspan_is_tiny_block(s, mspan_object_index(s, base));
 	if (base != (uintptr_t)p && !tiny) {
 		runtime_error(GCHEAP_ERR_ARG, "gc_realloc(%p, %zu): an "
 		              "interior pointer; its object starts at %p", p,

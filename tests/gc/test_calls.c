@@ -269,10 +269,74 @@ START_TEST(test_free_refuses_handles)
 	EXPECT_ERR(GCHEAP_ERR_ARG, "weak handle");
 	gc_free(slots[3]);
 	EXPECT_ERR(GCHEAP_ERR_ARG, "weak handle");
+	/* A gc_weak: a 16-byte object, in the tiny blocks' span class (it
+	 * was taken for a tiny block and the call ignored). */
+	gc_weak *w = gc_weak_new(slots[0]);
+	ck_assert_ptr_nonnull(w);
+	gc_free(w);
+	EXPECT_ERR(GCHEAP_ERR_ARG, "weak handle");
+	ck_assert_ptr_eq(gc_weak_get(w), slots[0]);
 	gc_collect();
 	ck_assert_ptr_eq(gc_ephemeron_key(slots[2]), slots[0]);
 	ck_assert_ptr_eq(gc_ephemeron_value(slots[2]), slots[1]);
 	ck_assert_int_eq(err.calls, 0);
+	gc_frame_pop(&f);
+}
+END_TEST
+
+/* A 16-byte noscan object shares the tiny allocator's span class, and
+ * was taken for a tiny block (whose packed objects start anywhere in it):
+ * an interior pointer was accepted by gc_free, gc_realloc and
+ * gc_set_finalizer (two finalizers on one object), and gc_free ignored
+ * the object. Each slot now says whether it is a tiny block; sweep clears
+ * that with the slot. */
+static void on_fin_none(void *obj, void *arg)
+{
+	(void)obj, (void)arg;
+}
+
+START_TEST(test_sixteen_bytes_not_tiny)
+{
+	void *slots[2] = {0};
+	gc_frame f;
+
+	start(NULL);
+	gc_frame_push(&f, slots, 2);
+	unsigned char *p = gc_alloc(16, NULL);
+	slots[0] = p;
+	mspan *s = spanof((uintptr_t)p);
+	ck_assert_uint_eq(s->spc, TINY_SPANCLASS);
+	ck_assert(!mspan_is_tiny_block(s, mspan_object_index(s,
+	                                                     (uintptr_t)p)));
+	clear_err();
+	gc_free(p + 4);
+	EXPECT_ERR(GCHEAP_ERR_ARG, "interior pointer");
+	ck_assert_ptr_null(gc_realloc(p + 4, 32, NULL));
+	EXPECT_ERR(GCHEAP_ERR_ARG, "interior pointer");
+	ck_assert_int_eq(gc_set_finalizer(p + 8, on_fin_none, NULL),
+	                 GCHEAP_ERR_ARG);
+	EXPECT_ERR(GCHEAP_ERR_ARG, "not the start");
+	memset(p, 0xee, 16);
+	gc_free(p); /* freed (poisoned, with the suite's poison=1) */
+	ck_assert_int_eq(err.calls, 0);
+	ck_assert_uint_ne(p[0], 0xee);
+	/* A tiny object: its block is one; any address in it may be
+	 * given, and gc_free leaves it to the collector. */
+	unsigned char *t = gc_alloc(8, NULL);
+	slots[1] = t;
+	s = spanof((uintptr_t)t);
+	uintptr_t i = mspan_object_index(s, (uintptr_t)t);
+	ck_assert(mspan_is_tiny_block(s, i));
+	ck_assert_int_eq(gc_set_finalizer(t, on_fin_none, NULL), GCHEAP_OK);
+	ck_assert_int_eq(gc_set_finalizer(t, NULL, NULL), GCHEAP_OK);
+	gc_free(t);
+	ck_assert_int_eq(err.calls, 0);
+	/* Once the block dies, its slot is no tiny block any more. */
+	slots[1] = t = NULL;
+	gc_collect();
+	gc_collect();
+	ck_assert(mspan_is_free(s, i));
+	ck_assert(!mspan_is_tiny_block(s, i));
 	gc_frame_pop(&f);
 }
 END_TEST
@@ -1829,6 +1893,7 @@ static Suite *calls_suite(void)
 	tcase_add_test(tc, test_realloc_cut_inside_word);
 	tcase_add_test(tc, test_realloc_zero_free_tiny_uncollectable);
 	tcase_add_test(tc, test_free_refuses_handles);
+	tcase_add_test(tc, test_sixteen_bytes_not_tiny);
 	tcase_add_test(tc, test_large_published_last);
 	tcase_add_test(tc, test_realloc_in_place_typed);
 	tcase_add_test(tc, test_realloc_cut_while_marking);
