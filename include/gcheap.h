@@ -138,8 +138,11 @@ GCHEAP_API void *gc_alloc(size_t size, const gc_type *type)
  * GCHEAP_ERR_OVERFLOW if the product does not fit in size_t. */
 GCHEAP_API void *gc_alloc_array(size_t count, const gc_type *elem);
 
-/* The usable size of the heap object that contains `p` (interior pointers
- * included), or 0 if `p` is not inside an allocated object. */
+/* The size of the slot of the heap object that contains `p` (interior
+ * pointers included), or 0 if `p` is not inside an allocated object. The
+ * object is the size it was allocated (or last reallocated) with: the
+ * slot past it is for gc_realloc to grow into, not for data or pointers
+ * (docs/api.md). */
 GCHEAP_API size_t gc_size(const void *p);
 
 /* The start of the heap object that contains `p`, or NULL. */

@@ -44,8 +44,8 @@ void gc_free(void *p)
 	gc_thread *t = thread_current;
 	mspan *s = NULL;
 
-	if (!p)
-		return;
+	if (!p || runtime_is_zerobase(p))
+		return; /* as NULL: the zero-size address holds nothing */
 	if (!t) {
 		runtime_not_attached("gc_free");
 		return;

@@ -33,6 +33,11 @@
  * PROT_NONE page, so that a write through it faults at once. */
 static void *zerobase;
 
+bool runtime_is_zerobase(const void *p)
+{
+	return p && p == zerobase;
+}
+
 bool runtime_zerobase_init(void)
 {
 	zerobase = os_reserve(PAGE_SIZE, PAGE_SIZE, NULL);

@@ -58,10 +58,14 @@ static bool in_place(gc_thread *t, mspan *s, void *p, size_t size,
 		if (spanclass_sizeclass(s->spc) == 0) {
 			/* A large one is zero past the size the last call
 			 * gave it (large_size; 0 before the first): clear
-			 * only what a shrink drops, not the slot's tail. */
+			 * only what a shrink drops, not the slot's tail,
+			 * and on growth what the program may have written
+			 * past its size (growth is zeroed). */
 			uintptr_t known = aload((atomic_word *)&s->large_size);
 			if (known)
 				end = known;
+			if (known && size > known)
+				memset(c + known, 0, size - known);
 			astore((atomic_word *)&s->large_size, size);
 		}
 		if (size < end)
@@ -94,6 +98,16 @@ static bool in_place(gc_thread *t, mspan *s, void *p, size_t size,
 	uintptr_t old = aload((atomic_word *)&s->large_size);
 	if (size < old)
 		runtime_wipe(t, c + size, old - size, 0, true);
+	/* Growth: past large_size the marker never looked, so a pointer
+	 * the program stored there (against the rules, but gc_size said
+	 * the slot) may name a freed object: cleared, and not shaded,
+	 * before the new extent is published (it became a scanned slot,
+	 * and the next mark aborted on it). */
+	if (old && size > old) {
+		memset(c + old, 0, size - old);
+		astore_rel((atomic_word *)&s->large_size, size);
+		return true;
+	}
 	astore((atomic_word *)&s->large_size, size);
 	return true;
 }

@@ -325,6 +325,10 @@ void gc_frame_pop(gc_frame *f)
 
 void gc_set_conservative_stacks(int on)
 {
+	/* Initialised first: the options read there would undo a setting
+	 * made before it (conservative scanning came back on). */
+	if (gc_init() != GCHEAP_OK)
+		return;
 	options_.conservative = on != 0;
 }
 

@@ -225,6 +225,8 @@ void runtime_globals_set_hook(void (*hook)(void));
 void runtime_globals_probe(globals_probe *p);
 /* Reserve the page gc_alloc(0) returns (runtime/malloc.c). */
 bool runtime_zerobase_init(void);
+/* Is p the address gc_alloc(0) returns (the free calls take it as NULL)? */
+bool runtime_is_zerobase(const void *p);
 /* Parse a decimal number, or (bytes) one with an optional k/m suffix;
  * false if it is not one or does not fit (runtime/options.c). */
 bool runtime_parse_uint(const char *v, uintptr_t *out);

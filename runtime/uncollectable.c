@@ -54,7 +54,7 @@ gc_status gc_free_uncollectable(void *p)
 {
 	gc_thread *t = thread_current;
 
-	if (!p)
+	if (!p || runtime_is_zerobase(p))
 		return GCHEAP_OK;
 	if (!t) {
 		runtime_not_attached("gc_free_uncollectable");

@@ -197,6 +197,63 @@ END_TEST
  * growing the object back finds zero there, not the pointer (whose
  * target the collector freed meanwhile: the next mark found it in a
  * precise slot, pointing at a free page, and aborted). */
+/* A large scan object grown in place within its slot: the words past its
+ * old size were never scanned, so a pointer the program stored there
+ * (gc_size calls the slot the object's) may name a freed object. It
+ * became a scanned slot, and the next mark aborted ("invalid pointer").
+ * The grown part is cleared first now. */
+START_TEST(test_realloc_grow_clears_unscanned)
+{
+	void *slots[2] = {0};
+	gc_frame f;
+
+	start(NULL);
+	gc_frame_push(&f, slots, 2);
+	void **l = gc_alloc(40000, t_ptrs);
+	slots[0] = l;
+	size_t slot = gc_size(l);
+	ck_assert_uint_gt(slot, 40000);
+	void *leaf = gc_alloc(64, NULL);
+	gc_weak *w = gc_weak_new(leaf);
+	slots[1] = w;
+	gc_write(&l[slot / 8 - 1], leaf); /* past the object: not a root */
+	leaf = NULL;
+	gc_collect();
+	gc_collect();
+	ck_assert_ptr_null(gc_weak_get(w));
+	void **l2 = gc_realloc(l, slot, t_ptrs);
+	ck_assert_ptr_eq(l2, l); /* in place */
+	ck_assert_ptr_null(l2[slot / 8 - 1]);
+	gc_collect(); /* aborted here */
+	gc_frame_pop(&f);
+}
+END_TEST
+
+/* Setters called before the heap is initialised hold: conservative
+ * stack scanning switched off before the first attach came back on (the
+ * options read at initialisation reset it). */
+START_TEST(test_conservative_off_before_init)
+{
+	gc_set_conservative_stacks(0);
+	ck_assert_int_eq(gc_thread_attach(), GCHEAP_OK);
+	ck_assert(!options_.conservative);
+}
+END_TEST
+
+/* The zero-size address is NULL to the free calls, as to gc_realloc:
+ * they reported it as never allocated. */
+START_TEST(test_free_zero_size)
+{
+	start(NULL);
+	clear_err();
+	gc_free(gc_alloc(0, NULL));
+	ck_assert_int_eq(gc_free_uncollectable(gc_alloc_uncollectable(0,
+	                                                              NULL)),
+	                 GCHEAP_OK);
+	ck_assert_int_eq(err.calls, 0);
+}
+END_TEST
+
 START_TEST(test_realloc_cut_inside_word)
 {
 	void *slots[1] = {0};
@@ -1891,6 +1948,9 @@ static Suite *calls_suite(void)
 	tcase_add_test(tc, test_realloc_moves_pointers);
 	tcase_add_test(tc, test_realloc_in_place_scan);
 	tcase_add_test(tc, test_realloc_cut_inside_word);
+	tcase_add_test(tc, test_realloc_grow_clears_unscanned);
+	tcase_add_test(tc, test_conservative_off_before_init);
+	tcase_add_test(tc, test_free_zero_size);
 	tcase_add_test(tc, test_realloc_zero_free_tiny_uncollectable);
 	tcase_add_test(tc, test_free_refuses_handles);
 	tcase_add_test(tc, test_sixteen_bytes_not_tiny);
