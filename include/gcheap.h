@@ -134,7 +134,10 @@ GCHEAP_API size_t gc_type_size(const gc_type *type);
 GCHEAP_API void *gc_alloc(size_t size, const gc_type *type)
 	GCHEAP_ALLOC_ATTR(1);
 
-/* Allocate an array of `count` elements of `elem` (count * gc_type_size).
+/* Allocate count * gc_type_size(elem) bytes of type `elem`, as gc_alloc:
+ * the bytes past the first element follow elem's tail rule, so only a
+ * GCHEAP_TAIL_REPEAT type lays every element out as the first (with
+ * GCHEAP_TAIL_NOSCAN the later elements' pointers are not scanned).
  * GCHEAP_ERR_OVERFLOW if the product does not fit in size_t. */
 GCHEAP_API void *gc_alloc_array(size_t count, const gc_type *elem);
 
