@@ -601,23 +601,9 @@ size_t mheap_prefault(size_t target, size_t max)
 	return done;
 }
 
-/* The object p lies in, if s (spanof p) is not being swept and nothing
- * frees it meanwhile: *sg is the sweepgen read, which the caller checks
- * again after. SWEEPING when a sweep holds the span. The caller holds
- * mheap_.lock or has stopped the world. */
-#define SWEEPING UINTPTR_MAX
-static uintptr_t object_in(mspan *s, uintptr_t p, uintptr_t *sg)
-{
-	*sg = aload_acq(&s->sweepgen);
-	if (*sg == aload(&mheap_.sweepgen) - 1)
-		return SWEEPING;
-	uintptr_t i = mspan_object_index(s, p);
-	if (i >= s->nelems || mspan_is_free(s, i))
-		return 0;
-	return s->base + i * s->elemsize;
-}
+#define SWEEPING UINTPTR_MAX /* object_in: start again */
 
-/* object_in without the lock: s came from spans[] after free_seq read q
+/* The object p lies in: s came from spans[] after free_seq read q
  * (even). A sweeper may free s meanwhile, releasing its bitmaps (NULL,
  * then reused) and its struct (reused for another span), so every read
  * of it is a guess until free_seq is seen unchanged: the span's shape is
@@ -626,9 +612,8 @@ static uintptr_t object_in(mspan *s, uintptr_t p, uintptr_t *sg)
  * answer after. SWEEPING asks the caller to start again. Its reads race
  * the free's writes by design: volatile loads ordered by read fences,
  * which ThreadSanitizer does not see. */
-NO_SANITIZE_THREAD static uintptr_t object_in_unlocked(mspan *s,
-                                                       uintptr_t p,
-                                                       uintptr_t q)
+NO_SANITIZE_THREAD static uintptr_t object_in(mspan *s, uintptr_t p,
+                                              uintptr_t q)
 {
 	uintptr_t sg = RACY_LOAD(s->sweepgen);
 	afence_read();
@@ -678,25 +663,8 @@ uintptr_t mheap_find_object(uintptr_t p, mspan **sp)
 		mspan *s = spanof(p);
 		if (!s)
 			return 0;
-		uintptr_t obj = object_in_unlocked(s, p, q);
+		uintptr_t obj = object_in(s, p, q);
 		if (obj == SWEEPING) {
-			sched_yield();
-			continue;
-		}
-		if (obj && sp)
-			*sp = s;
-		return obj;
-	}
-}
-
-uintptr_t mheap_find_object_held(uintptr_t p, mspan **sp)
-{
-	for (;;) {
-		mspan *s = spanof_heap(p);
-		if (!s)
-			return 0;
-		uintptr_t sg, obj = object_in(s, p, &sg);
-		if (obj == SWEEPING || aload_acq(&s->sweepgen) != sg) {
 			sched_yield();
 			continue;
 		}

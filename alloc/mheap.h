@@ -201,11 +201,10 @@ void mheap_recount_classes(uintptr_t *spans, uintptr_t *objs);
 /* The start of the allocated object that contains p, or 0; any thread,
  * any p, without a lock: what it reads of the span is thrown away and
  * read again if a sweep or a free of a span ran meanwhile (sweepgen and
- * free_seq); a sweep of it is waited out. */
+ * free_seq); a sweep of it is waited out. A caller that holds
+ * mheap_.lock or has stopped the world (heap dumps) may call it too: no
+ * free runs then, so free_seq stays even. */
 uintptr_t mheap_find_object(uintptr_t p, mspan **sp);
-/* The same for a caller that holds mheap_.lock, or that has stopped the
- * world with sweeping blocked (heap dumps): nothing frees a span. */
-uintptr_t mheap_find_object_held(uintptr_t p, mspan **sp);
 
 /* At mark start every in-use span must be swept for this generation:
  * sweepgen h, or h + 3 (swept, then cached). fatal() otherwise. */

@@ -148,7 +148,7 @@ static void write_object(dumper *d, mspan *s, uintptr_t i)
 		mspan_ptriter(s, obj, &it);
 		while ((slot = ptriter_next(&it))) {
 			uintptr_t v = *slot, base;
-			if (v && (base = mheap_find_object_held(v, NULL)))
+			if (v && (base = mheap_find_object(v, NULL)))
 				add_ptr(d, base, (uintptr_t)slot - obj);
 		}
 	}
@@ -193,7 +193,7 @@ static void write_object(dumper *d, mspan *s, uintptr_t i)
 /* The object base that p points into, or 0. */
 static uintptr_t object_base(uintptr_t p)
 {
-	return p ? mheap_find_object_held(p, NULL) : 0;
+	return p ? mheap_find_object(p, NULL) : 0;
 }
 
 static void write_ephemerons(dumper *d, const mspan *s)
@@ -248,7 +248,7 @@ static void root(dumper *d, unsigned kind, uint32_t thread, uintptr_t where,
 {
 	uintptr_t base;
 
-	if (!value || !(base = mheap_find_object_held(value, NULL)))
+	if (!value || !(base = mheap_find_object(value, NULL)))
 		return;
 	begin(d, HD_ROOT, 1 + 4 + 8 + 8);
 	put(d, kind, 1);
@@ -323,7 +323,7 @@ static void special_root(void *ctx, int kind, uintptr_t where, uintptr_t v)
 		root(d, HD_ROOT_FINQ, 0, where, v);
 	} else {
 		mspan *s = NULL;
-		if (!mheap_find_object_held(where, &s) ||
+		if (!mheap_find_object(where, &s) ||
 		    spanclass_noscan(s->spc))
 			return;
 		ptriter it;
