@@ -140,9 +140,9 @@ typedef struct mspan {
 	const gc_type **types; /* scan spans of objects over SMALL_SCAN_MAX */
 	const gc_type *largetype; /* large spans: the object's type (noscan
 	                           * ones: for its name only; may be NULL) */
-	uintptr_t large_size;  /* requested size of a large object (of a
-	                        * noscan one: 0, or the size gc_realloc
-	                        * last gave it in place) */
+	uintptr_t large_size;  /* requested size of a large object (or
+	                        * the size gc_realloc last gave it in
+	                        * place) */
 	void *meta;            /* the block that holds the bitmaps */
 	size_t meta_bytes;
 

@@ -150,8 +150,12 @@ static void *alloc_large(gc_thread *th, size_t size, const gc_type *t,
 	s->alloc_cache = 0;
 	if (!noscan)
 		mspan_set_type(s, s->base, t, size);
-	else
+	else {
 		s->largetype = t; /* its name, for heap dumps (no pointers) */
+		/* Bytes past it are zero (or the program's, in the slot's
+		 * tail): gc_realloc grows in place from here. */
+		s->large_size = size;
+	}
 	astore_rel(&s->freeindex, 1);
 	afetch_add(&mheap_.stats.heap_live, s->elemsize);
 	mgc_alloc_black(&th->gc, s, s->base);

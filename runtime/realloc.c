@@ -56,15 +56,13 @@ static bool in_place(gc_thread *t, mspan *s, void *p, size_t size,
 	if (spanclass_noscan(s->spc)) {
 		size_t end = have;
 		if (spanclass_sizeclass(s->spc) == 0) {
-			/* A large one is zero past the size the last call
-			 * gave it (large_size; 0 before the first): clear
-			 * only what a shrink drops, not the slot's tail,
-			 * and on growth what the program may have written
-			 * past its size (growth is zeroed). */
+			/* A large one is zero past its size (large_size)
+			 * but for what the program wrote in the slot's
+			 * tail: clear only what a shrink drops, and on
+			 * growth that tail's bytes (growth is zeroed). */
 			uintptr_t known = aload((atomic_word *)&s->large_size);
-			if (known)
-				end = known;
-			if (known && size > known)
+			end = known;
+			if (size > known)
 				memset(c + known, 0, size - known);
 			astore((atomic_word *)&s->large_size, size);
 		}

@@ -157,6 +157,25 @@ START_TEST(test_realloc_noscan)
 }
 END_TEST
 
+/* A large noscan object's first growth in place is zeroed too, though
+ * the program wrote into its slot's tail: it kept those bytes when the
+ * span did not know its size before a gc_realloc had set it. */
+START_TEST(test_realloc_large_noscan_first_growth)
+{
+	start(NULL);
+	unsigned char *p = gc_alloc(40000, NULL);
+	size_t slot = gc_size(p);
+	ck_assert_uint_gt(slot, 40002);
+	unsigned char *base = gc_base(p); /* the whole slot (UBSan) */
+	memset(base, 0x11, slot);
+	ck_assert_ptr_eq(gc_realloc(p, 40002, NULL), p);
+	ck_assert_uint_eq(base[39999], 0x11);
+	ck_assert_uint_eq(base[40000], 0);
+	ck_assert_uint_eq(base[40001], 0);
+	ck_assert_int_eq(err.calls, 0);
+}
+END_TEST
+
 /* A pointer array grown past its slot: the new object carries the
  * pointers (which keep their targets alive), the rest is NULL. */
 START_TEST(test_realloc_moves_pointers)
@@ -1945,6 +1964,7 @@ static Suite *calls_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_realloc_noscan);
 	tcase_add_test(tc, test_realloc_moves_pointers);
+	tcase_add_test(tc, test_realloc_large_noscan_first_growth);
 	tcase_add_test(tc, test_realloc_in_place_scan);
 	tcase_add_test(tc, test_realloc_cut_inside_word);
 	tcase_add_test(tc, test_realloc_grow_clears_unscanned);
