@@ -112,12 +112,40 @@ static struct {
 	finq_entry *running;      /* taken, not yet done */
 	atomic_word pending;      /* queued + running */
 	atomic_word queued;       /* entries ever queued */
+	/* One entry kept for every finalizer and cleanup record, taken
+	 * when the record is made (where a call can still report that
+	 * memory is short): the sweep that queues it allocates nothing. */
+	finq_entry *spare;
 	fixalloc alloc;
 	size_t sys;
 } finq_ = {.lock = {.m = PTHREAD_MUTEX_INITIALIZER},
            .cond = PTHREAD_COND_INITIALIZER};
 
 static void sweep_specials(mspan *s);
+
+/* Keep a queue entry for a new finalizer or cleanup record (false: no
+ * memory), or give one back with the record. */
+static bool finq_reserve(void)
+{
+	mutex_lock(&finq_.lock);
+	finq_entry *e = fixalloc_alloc(&finq_.alloc);
+	if (e) {
+		e->next = finq_.spare;
+		finq_.spare = e;
+	}
+	mutex_unlock(&finq_.lock);
+	return e != NULL;
+}
+
+static void finq_unreserve(void)
+{
+	mutex_lock(&finq_.lock);
+	finq_entry *e = finq_.spare;
+	gc_assert(e != NULL);
+	finq_.spare = e->next;
+	fixalloc_free(&finq_.alloc, e);
+	mutex_unlock(&finq_.lock);
+}
 
 /* Take specials_.lock, counted in `waiting` while it waits: the root job
  * (specials_mark) lets it go at its next span when anyone waits. */
@@ -320,8 +348,11 @@ bool specials_set_finalizer(mspan *s, uintptr_t obj, gc_finalizer_fn fn,
 	specials_lock();
 	special_fin *f = (special_fin *)special_find(s, SPECIAL_FINALIZER,
 	                                             obj - s->base);
-	if (!f)
+	if (!f && finq_reserve()) {
 		f = (special_fin *)special_add(SPECIAL_FINALIZER, s, obj);
+		if (!f)
+			finq_unreserve();
+	}
 	if (f) {
 		f->fn = fn;
 		f->arg = arg;
@@ -334,8 +365,10 @@ bool specials_clear_finalizer(mspan *s, uintptr_t obj)
 {
 	specials_lock();
 	special *sp = special_find(s, SPECIAL_FINALIZER, obj - s->base);
-	if (sp)
+	if (sp) {
 		special_remove(s, sp);
+		finq_unreserve();
+	}
 	mutex_unlock(&specials_.lock);
 	return sp != NULL;
 }
@@ -346,8 +379,12 @@ uint64_t specials_add_cleanup(mspan *s, uintptr_t obj, gc_cleanup_fn fn,
 	uint64_t id = 0;
 
 	specials_lock();
-	special_cleanup *c = (special_cleanup *)special_add(SPECIAL_CLEANUP, s,
-	                                                    obj);
+	special_cleanup *c = NULL;
+	if (finq_reserve()) {
+		c = (special_cleanup *)special_add(SPECIAL_CLEANUP, s, obj);
+		if (!c)
+			finq_unreserve();
+	}
 	if (c) {
 		c->fn = fn;
 		c->arg = arg;
@@ -387,8 +424,10 @@ bool specials_cancel_cleanup(mspan *s, uintptr_t obj, uint64_t id)
 			specials_.steps += 2;
 		}
 	}
-	if (found)
+	if (found) {
 		special_remove(s, found);
+		finq_unreserve();
+	}
 	mutex_unlock(&specials_.lock);
 	return found != NULL;
 }
@@ -819,20 +858,19 @@ static void finq_push(finq_entry *e)
 	afetch_add(&finq_.queued, 1);
 }
 
-/* Queue an entry (finq_.lock held); false if no memory. */
-static bool finq_add(unsigned kind, uintptr_t obj, gc_finalizer_fn fin,
+/* Queue an entry (finq_.lock held), the one its record kept. */
+static void finq_add(unsigned kind, uintptr_t obj, gc_finalizer_fn fin,
                      gc_cleanup_fn cleanup, void *arg)
 {
-	finq_entry *e = fixalloc_alloc(&finq_.alloc);
-	if (!e)
-		return false;
+	finq_entry *e = finq_.spare;
+	gc_assert(e != NULL);
+	finq_.spare = e->next;
 	e->kind = (uint8_t)kind;
 	e->obj = obj;
 	e->fin = fin;
 	e->cleanup = cleanup;
 	e->arg = arg;
 	finq_push(e);
-	return true;
 }
 
 static bool unmarked(const mspan *s, const special *sp)
@@ -874,9 +912,8 @@ static void sweep_specials(mspan *s)
 		if (sp->kind == SPECIAL_FINALIZER && unmarked(s, sp)) {
 			special_fin *f = (special_fin *)sp;
 			uintptr_t i = object_index_of(s, sp);
-			if (!finq_add(SPECIAL_FINALIZER, s->base + sp->offset,
-			              f->fn, NULL, f->arg))
-				fatal("sweep: no memory to queue a finalizer");
+			finq_add(SPECIAL_FINALIZER, s->base + sp->offset,
+			         f->fn, NULL, f->arg);
 			keep[i / 64] |= (uint64_t)1 << (i % 64);
 			special_remove(s, sp);
 			queued = true;
@@ -896,10 +933,8 @@ static void sweep_specials(mspan *s)
 					                      pr->size);
 			} else if (sp->kind == SPECIAL_CLEANUP) {
 				special_cleanup *c = (special_cleanup *)sp;
-				if (!finq_add(SPECIAL_CLEANUP, 0, NULL, c->fn,
-				              c->arg))
-					fatal("sweep: no memory to queue a "
-					      "cleanup");
+				finq_add(SPECIAL_CLEANUP, 0, NULL, c->fn,
+				         c->arg);
 				queued = true;
 			}
 			special_remove(s, sp);

@@ -940,12 +940,13 @@ static void *sweeper(void *arg)
 	return NULL;
 }
 
-void mgc_init(const gc_runtime_ops *ops)
+bool mgc_init(const gc_runtime_ops *ops)
 {
 	if (mgc_.init)
-		return;
+		return true;
 	mgc_.ops = ops;
-	gcwork_init();
+	if (!gcwork_init())
+		return false;
 	specials_init();
 	astore(&mgc_.sweep_done_gen, aload(&mheap_.sweepgen));
 	pacer_end_cycle(0, PACER_GROWN_UNKNOWN);
@@ -966,4 +967,5 @@ void mgc_init(const gc_runtime_ops *ops)
 	mutex_unlock(&mgc_.lock);
 	if (pthread_create(&mgc_.sweeper, NULL, sweeper, NULL))
 		fatal("cannot start the collector's sweeper");
+	return true;
 }

@@ -192,7 +192,7 @@ static inline bool mgc_sweep_done(void)
 	return aload_acq(&mgc_.sweep_done_gen) == aload_acq(&mheap_.sweepgen);
 }
 
-void mgc_init(const gc_runtime_ops *ops);
+bool mgc_init(const gc_runtime_ops *ops); /* false: no memory */
 
 /* Run a full cycle and return when sweeping is done. */
 void mgc_run_cycle(bool wait_sweep);

@@ -5,31 +5,36 @@
 
 gcwork_state gcwork_ = {.lock = {.m = PTHREAD_MUTEX_INITIALIZER}};
 
-void gcwork_init(void)
+#define WORKBUF_CHUNK ((size_t)256 << 10)
+
+/* Add a chunk of fresh buffers to the empty list (gcwork_.lock held, or
+ * at initialisation); false if the OS refuses. */
+static bool add_chunk(void)
 {
-	mutex_init(&gcwork_.lock);
+	workbuf *c = os_alloc_meta(WORKBUF_CHUNK);
+	if (!c)
+		return false;
+	for (size_t i = 0; i < WORKBUF_CHUNK / sizeof(workbuf); i++) {
+		c[i].next = gcwork_.empty;
+		gcwork_.empty = &c[i];
+	}
+	return true;
 }
 
-#define WORKBUF_CHUNK ((size_t)256 << 10)
+bool gcwork_init(void)
+{
+	mutex_init(&gcwork_.lock);
+	return add_chunk();
+}
 
 /* A workbuf from the empty list, or fresh metadata memory. */
 workbuf *gcwork_getempty(void)
 {
 	mutex_lock(&gcwork_.lock);
+	if (!gcwork_.empty && !add_chunk())
+		fatal("out of memory for the mark queue");
 	workbuf *b = gcwork_.empty;
-	if (b) {
-		gcwork_.empty = b->next;
-	} else {
-		workbuf *c = os_alloc_meta(WORKBUF_CHUNK);
-		if (!c)
-			fatal("out of memory for the mark queue");
-		size_t n = WORKBUF_CHUNK / sizeof(workbuf);
-		for (size_t i = 1; i < n; i++) {
-			c[i].next = gcwork_.empty;
-			gcwork_.empty = &c[i];
-		}
-		b = &c[0];
-	}
+	gcwork_.empty = b->next;
 	mutex_unlock(&gcwork_.lock);
 	b->next = NULL;
 	b->n = 0;

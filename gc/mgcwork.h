@@ -76,14 +76,20 @@ typedef struct gcwork_state {
 
 extern gcwork_state gcwork_;
 
-void gcwork_init(void);
+/* Takes the first chunk of buffers (256 KiB), so that a first mark run
+ * when memory is short (the collection before an out-of-memory error)
+ * has them; false if the OS refuses. The buffers are never given back:
+ * a mark needs new ones only when it holds more grey objects at once
+ * than any before it. */
+bool gcwork_init(void);
 
 /* The out-of-line halves of gcw_put and gcw_get_local: buffer swaps. */
 void gcw_put_slow(gcw *w, uintptr_t obj);
 uintptr_t gcw_get_local_slow(gcw *w);
 
-/* Queue an object for scanning. Never fails: if no buffer can be had,
- * fatal() (marking cannot proceed without memory for its queue). Inline
+/* Queue an object for scanning. Never fails: if no buffer can be had
+ * (the OS refuses a new chunk), fatal(), as Go's runtime throws (marking
+ * cannot go on without memory for its queue: docs/api.md). Inline
  * while buf1 has room: once per object greyed. */
 static inline void gcw_put(gcw *w, uintptr_t obj)
 {

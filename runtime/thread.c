@@ -49,7 +49,10 @@ static void init_runtime(void)
 		init_status = GCHEAP_ERR_NOMEM;
 		return;
 	}
-	mgc_init(&runtime_gc_ops);
+	if (!mgc_init(&runtime_gc_ops)) {
+		init_status = GCHEAP_ERR_NOMEM;
+		return;
+	}
 	export_from_env();
 	attach_from_env();
 }

@@ -924,6 +924,75 @@ START_TEST(test_init_fails)
 }
 END_TEST
 
+/* The first mark finds its queue's buffers ready: they are taken at
+ * initialisation, where a refusal is reported (gc_init: NOMEM). A first
+ * mark run while the OS refuses (the collection before an out-of-memory
+ * error, with automatic ones off) asked for them then, and stopped the
+ * process. */
+static void *list_root;
+
+START_TEST(test_first_mark_without_memory)
+{
+	ck_assert_int_eq(gc_add_roots(&list_root, 1), GCHEAP_OK);
+	gc_set_conservative_stacks(0);
+	options_.prefault = false; /* the sweeper's requests: not a mark's */
+	for (int i = 0; i < 10000; i++) {
+		void **n = gc_alloc(16, t_pair);
+		ck_assert_ptr_nonnull(n);
+		gc_write(&n[0], list_root);
+		n[1] = (void *)(uintptr_t)i;
+		gc_write(&list_root, n);
+	}
+	osmem_fail_in(1);
+	gc_collect();
+	ck_assert(osmem_fail_armed()); /* nothing asked the OS */
+	osmem_fail_in(0);
+	int i = 10000;
+	for (void **n = list_root; n; n = n[0])
+		ck_assert_uint_eq((uintptr_t)n[1], (uintptr_t)--i);
+	ck_assert_int_eq(i, 0);
+}
+END_TEST
+
+/* A finalizer and a cleanup queue without memory: the sweep that finds
+ * their object dead allocates nothing (each record kept its queue entry
+ * when it was set, where the call can report a shortage), so an OS that
+ * refuses then costs nothing. The sweep's allocation was fatal. */
+static int fin_runs, cleanup_runs;
+
+static void count_fin(void *obj, void *arg);
+
+static void count_cleanup(void *arg)
+{
+	(void)arg;
+	cleanup_runs++;
+}
+
+START_TEST(test_finalizer_queue_without_memory)
+{
+	gc_set_conservative_stacks(0);
+	gc_set_finalizer_thread(0);
+	options_.prefault = false; /* the sweeper's requests: not a mark's */
+	gc_collect();
+	gc_collect();
+	void *p = gc_alloc(64, NULL), *q = gc_alloc(64, NULL);
+	ck_assert_int_eq(gc_set_finalizer(p, count_fin, NULL), GCHEAP_OK);
+	ck_assert_uint_ne(gc_add_cleanup(q, count_cleanup, NULL), 0);
+	/* One kept, one given back: the entries balance. */
+	void *r = gc_alloc(64, NULL);
+	ck_assert_int_eq(gc_set_finalizer(r, count_fin, NULL), GCHEAP_OK);
+	ck_assert_int_eq(gc_set_finalizer(r, NULL, NULL), GCHEAP_OK);
+	p = q = r = NULL;
+	osmem_fail_in(1);
+	gc_collect();
+	gc_collect();
+	osmem_fail_in(0);
+	ck_assert_uint_eq(gc_run_finalizers(), 2);
+	ck_assert_int_eq(fin_runs, 1);
+	ck_assert_int_eq(cleanup_runs, 1);
+}
+END_TEST
+
 /* ---- Failpoint sweep ----------------------------------------------------- */
 
 enum { SCEN_N = 240 };
@@ -1716,8 +1785,6 @@ static char *init_captured(void (*use)(void))
 	return capture_end(c);
 }
 
-static int fin_runs;
-
 static void count_fin(void *obj, void *arg)
 {
 	(void)obj;
@@ -2041,6 +2108,8 @@ static Suite *badinput_suite(void)
 	tcase_add_test(att, test_memory_limit);
 	tcase_add_test(att, test_default_handlers);
 	tcase_add_test(att, test_alloc_while_blocking);
+	tcase_add_test(att, test_finalizer_queue_without_memory);
+	tcase_add_test(att, test_first_mark_without_memory);
 	suite_add_tcase(s, att);
 
 	tcase_add_checked_fixture(det, setup_detached, teardown);
