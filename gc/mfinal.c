@@ -33,6 +33,8 @@
  *    be reused, and before that object's finalizer is queued.
  *  - Weak cells stay alive while their special exists (the root job marks
  *    them), so sweep never writes to a freed cell.
+ *  - finq_.spare holds one queue entry for every finalizer and cleanup
+ *    record, so that the sweep that queues one never allocates.
  *  - Queue entries (queued and running) are roots: a finalizer's object
  *    and everything it reaches stay alive until the finalizer returned.
  *
