@@ -600,7 +600,8 @@ GCHEAP_API void gc_set_record_types(int on);
  * every allocated object (address, size, type, outgoing pointers), the
  * roots by kind, and the spans. Runs a collection first and writes with
  * the world stopped. The caller must be attached. GCHEAP_ERR_ARG (with
- * the reason) if the file cannot be written. */
+ * the reason) if the file cannot be written, GCHEAP_ERR_NOMEM if memory
+ * to build it runs out. */
 GCHEAP_API gc_status gc_heap_dump(const char *path);
 
 /* Write the heap profile to `path` in pprof's format (a gzipped

@@ -228,7 +228,9 @@ void gc_set_finalizer_thread(int on)
 		runtime_blocking_begin(me);
 	while (aload_acq(&fin_.busy) && !aload(&fin_.enabled)) {
 		struct timespec ts = {0, 50000};
+		int cs = cancel_off();
 		nanosleep(&ts, NULL);
+		cancel_restore(cs);
 	}
 	if (me)
 		runtime_blocking_end(me);

@@ -303,8 +303,9 @@ static NOINLINE void write_thread_roots(dumper *d, const jmp_buf *regs)
 			stack_roots(d, tid, HD_ROOT_STACK, t->saved_sp,
 			            t->stack_base);
 			stack_roots(d, tid, HD_ROOT_REGISTER,
-			            (uintptr_t)&t->saved_regs,
-			            (uintptr_t)(&t->saved_regs + 1));
+			            (uintptr_t)t->saved_frame,
+			            (uintptr_t)(t->saved_frame +
+			                        t->saved_words));
 		}
 	}
 }
@@ -445,7 +446,7 @@ static void write_heap_dump(dumper *d)
 	write_roots(d);
 }
 
-gc_status gc_heap_dump(const char *path)
+static gc_status heap_dump(const char *path)
 {
 	gc_thread *me = thread_current;
 
@@ -505,10 +506,24 @@ gc_status gc_heap_dump(const char *path)
 		return GCHEAP_ERR_ARG;
 	}
 	if (!closed || d.err) {
-		runtime_error(GCHEAP_ERR_ARG, "gc_heap_dump: error writing "
-		              "%s: %s", path, strerror(errno));
-		return GCHEAP_ERR_ARG;
+		/* A buffer that could not grow (errno ENOMEM) is a
+		 * shortage, as gc_write_heap_profile reports it. */
+		gc_status code = errno == ENOMEM ? GCHEAP_ERR_NOMEM :
+		                                   GCHEAP_ERR_ARG;
+		runtime_error(code, "gc_heap_dump: error writing %s: %s",
+		              path, strerror(errno));
+		return code;
 	}
 	runtime_ok();
 	return GCHEAP_OK;
+}
+
+/* Not a cancellation point (alloc/sys/lock.h: cancel_off): cancelled
+ * inside a write, the thread would leave the world stopped. */
+gc_status gc_heap_dump(const char *path)
+{
+	int cs = cancel_off();
+	gc_status st = heap_dump(path);
+	cancel_restore(cs);
+	return st;
 }

@@ -205,7 +205,9 @@ gc_status gc_write_heap_profile(const char *path)
 		              "memory to build the profile");
 		return GCHEAP_ERR_NOMEM;
 	}
+	int cs = cancel_off(); /* alloc/sys/lock.h */
 	int e = pprof_write(&p, path);
+	cancel_restore(cs);
 	pprof_free(&p);
 	if (e == ENOMEM) {
 		runtime_error(GCHEAP_ERR_NOMEM, "gc_write_heap_profile: no "

@@ -394,8 +394,9 @@ void runtime_scan_thread(gc_thread *t, gcw *w, bool self)
 	runtime_check_on_stack(t, t->saved_sp);
 	gcmark_scan_conservative(w, t->saved_sp, t->stack_base);
 	if (GCHEAP_SABOTAGE != 5)
-		gcmark_scan_conservative(w, (uintptr_t)&t->saved_regs,
-		                     (uintptr_t)(&t->saved_regs + 1));
+		gcmark_scan_conservative(w, (uintptr_t)t->saved_frame,
+		                     (uintptr_t)(t->saved_frame +
+		                                 t->saved_words));
 }
 
 bool runtime_flush_thread(gc_thread *t)

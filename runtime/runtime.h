@@ -37,6 +37,9 @@ struct gc_frame;
 
 /* Held slots: see runtime_hold below. */
 #define RUNTIME_HELD 8
+/* The frame copy a parked or blocked thread keeps: 1 KiB (its own frame
+ * and its callee's are ~100-200 bytes; a sanitizer's frames more). */
+#define SAVED_FRAME_WORDS 128
 
 typedef struct gc_thread {
 	mcache mcache;            /* first: the fast path's offsets are small;
@@ -58,8 +61,13 @@ typedef struct gc_thread {
 	unsigned in_finalizer;    /* finalizers running on it (nested) */
 	uintptr_t stack_base;     /* highest address of the native stack */
 	uintptr_t stack_lo;       /* its lowest (the most it may grow to) */
-	uintptr_t saved_sp;       /* stack pointer when parked or blocked */
-	jmp_buf saved_regs;       /* registers when parked or blocked */
+	uintptr_t saved_sp;       /* where the scan of a parked or blocked
+	                           * thread's stack starts (runtime/
+	                           * safepoint.c: save_context) */
+	/* A copy of the frame that parked or blocked, with every callee-
+	 * saved register its caller had (saved_frame[0, saved_words)). */
+	uintptr_t saved_frame[SAVED_FRAME_WORDS];
+	size_t saved_words;
 	struct gc_thread *next;   /* registry, under runtime_.lock */
 	struct gc_thread *prev;
 	pthread_t self;

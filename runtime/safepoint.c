@@ -98,14 +98,38 @@ static void stall_check(stall_watch *w, uintptr_t bit)
 
 /* ---- Saving a thread's context ------------------------------------------- */
 
-/* Record registers and stack pointer so that the collector can scan this
- * thread while it waits. Must be called in the frame that then waits (or
- * a caller of it), so the saved registers stay on the scanned stack. */
-#define save_context(t)                                                    \
-	do {                                                                \
-		setjmp((t)->saved_regs);                                    \
-		(t)->saved_sp = (uintptr_t)__builtin_frame_address(0);      \
-	} while (0)
+/* A thread that parks or blocks is scanned by others from t->saved_sp
+ * up, plus a copy of the frame that parked or blocked. Every function
+ * that parks or blocks the thread and then returns (gc_blocking_begin,
+ * the library's own blocking waits) or waits itself (park) starts with
+ * ENTER_SAVED: __builtin_unwind_init makes its prologue save every
+ * callee-saved register, which still holds its caller's value then,
+ * in its own frame, before anything can change them (bdwgc does the
+ * same). save_context copies that frame, from its caller's stack
+ * pointer (its own CFA) to the caller's CFA, into the thread, and the
+ * scan starts at that CFA: the frames below it are gone, or changing,
+ * as soon as the thread runs on (a region's helper, blocking_end's own
+ * prologue). A setjmp in the blocking call recorded registers it had
+ * already reused, and the caller's value, pushed by its prologue into a
+ * frame that then died, was lost (a live object freed). */
+#define ENTER_SAVED() __builtin_unwind_init()
+
+static NOINLINE NO_SANITIZE_ADDRESS void save_context(gc_thread *t,
+                                                     uintptr_t cfa)
+{
+	uintptr_t lo = (uintptr_t)__builtin_dwarf_cfa();
+	size_t n = (cfa - lo) / sizeof(uintptr_t);
+
+	gc_assert(cfa > lo && n <= SAVED_FRAME_WORDS);
+	if (n > SAVED_FRAME_WORDS) { /* the top (x86-64 saves there) */
+		lo = cfa - SAVED_FRAME_WORDS * sizeof(uintptr_t);
+		n = SAVED_FRAME_WORDS;
+	}
+	for (size_t i = 0; i < n; i++)
+		t->saved_frame[i] = ((const volatile uintptr_t *)lo)[i];
+	t->saved_words = n;
+	t->saved_sp = cfa;
+}
 
 /* ---- Parking and blocking ------------------------------------------------ */
 
@@ -126,7 +150,8 @@ static bool may_spin(void)
 
 static NOINLINE void park(gc_thread *t)
 {
-	save_context(t);
+	ENTER_SAVED();
+	save_context(t, (uintptr_t)__builtin_dwarf_cfa());
 	mutex_lock(&world_lock);
 	astore_rel(&t->status, TS_PARKED);
 	pthread_cond_broadcast(&world_cond);
@@ -172,9 +197,9 @@ void runtime_safepoint_slow(gc_thread *t)
 	}
 }
 
-static NOINLINE void blocking_begin(gc_thread *t)
+/* The caller has saved its context (save_context). */
+static void blocking_begin(gc_thread *t)
 {
-	save_context(t);
 	mutex_lock(&world_lock);
 	astore_rel(&t->status, TS_BLOCKED);
 	afetch_add(&runtime_.nrunning, (uintptr_t)-1);
@@ -194,8 +219,10 @@ static void blocking_end(gc_thread *t)
 	runtime_safepoint(t);
 }
 
-void runtime_blocking_begin(gc_thread *t)
+NOINLINE void runtime_blocking_begin(gc_thread *t)
 {
+	ENTER_SAVED();
+	save_context(t, (uintptr_t)__builtin_dwarf_cfa());
 	blocking_begin(t);
 }
 
@@ -228,8 +255,9 @@ void gc_safepoint(void)
 /* Inside the region thread_current is NULL and thread_blocked the thread
  * (runtime.h): heap calls fail instead of racing with the collector that
  * may claim the thread meanwhile. */
-void gc_blocking_begin(void)
+NOINLINE void gc_blocking_begin(void)
 {
+	ENTER_SAVED();
 	gc_thread *t = thread_current;
 	if (!t) {
 		if (thread_blocked)
@@ -240,6 +268,7 @@ void gc_blocking_begin(void)
 			runtime_not_attached("gc_blocking_begin");
 		return;
 	}
+	save_context(t, (uintptr_t)__builtin_dwarf_cfa());
 	blocking_begin(t);
 	thread_current = NULL;
 	thread_blocked = t;
@@ -271,10 +300,14 @@ static size_t thread_count(void)
 	return aload(&runtime_.nthreads);
 }
 
-static void ops_blocking_begin(void)
+static NOINLINE void ops_blocking_begin(void)
 {
-	if (thread_current)
-		blocking_begin(thread_current);
+	ENTER_SAVED();
+	gc_thread *t = thread_current;
+	if (t) {
+		save_context(t, (uintptr_t)__builtin_dwarf_cfa());
+		blocking_begin(t);
+	}
 }
 
 static void ops_blocking_end(void)

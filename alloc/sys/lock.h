@@ -106,14 +106,35 @@ static inline bool mutex_held(gc_mutex *l)
 
 #define mutex_assert_held(l) gc_assert(mutex_held(l))
 
+/* The library's waits are not cancellation points (pthread_cancel): a
+ * thread cancelled inside pthread_cond_wait leaves with the mutex held
+ * (POSIX re-takes it first), and every thread then waits for it, the
+ * exiting one too (its detach takes the same locks). A cancel that
+ * arrives meanwhile takes effect at the thread's next cancellation point
+ * outside gcheap (docs/api.md). */
+static inline int cancel_off(void)
+{
+	int old;
+
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
+	return old;
+}
+
+static inline void cancel_restore(int old)
+{
+	pthread_setcancelstate(old, NULL);
+}
+
 /* pthread_cond_wait on a gc_mutex, keeping its owner record true. */
 static inline void mutex_cond_wait(pthread_cond_t *c, gc_mutex *l)
 {
+	int cs = cancel_off();
 	if (GCHEAP_CHECK_LEVEL >= 2)
 		astore(&l->owner, 0);
 	pthread_cond_wait(c, &l->m);
 	if (GCHEAP_CHECK_LEVEL >= 2)
 		astore(&l->owner, (uintptr_t)pthread_self());
+	cancel_restore(cs);
 }
 
 /* pthread_cond_timedwait (CLOCK_REALTIME deadline) on a gc_mutex, keeping
@@ -121,11 +142,13 @@ static inline void mutex_cond_wait(pthread_cond_t *c, gc_mutex *l)
 static inline int mutex_cond_timedwait(pthread_cond_t *c, gc_mutex *l,
                                        const struct timespec *ts)
 {
+	int cs = cancel_off();
 	if (GCHEAP_CHECK_LEVEL >= 2)
 		astore(&l->owner, 0);
 	int r = pthread_cond_timedwait(c, &l->m, ts);
 	if (GCHEAP_CHECK_LEVEL >= 2)
 		astore(&l->owner, (uintptr_t)pthread_self());
+	cancel_restore(cs);
 	return r;
 }
 

@@ -689,6 +689,75 @@ START_TEST(test_exit_while_others_attached)
 }
 END_TEST
 
+/* pthread_cancel of attached threads: the library's waits are not
+ * cancellation points. A thread cancelled inside pthread_cond_wait (a
+ * cycle's end in gc_collect, a stop in the allocation path) left with
+ * the world's lock held, its exit's detach then waited for that lock,
+ * and so did every other thread. The cancel now takes effect at the
+ * victim's own cancellation point (pthread_testcancel), where it exits
+ * attached, which detaches it. */
+static atomic_word cancel_stop;
+
+static void *cancel_victim(void *arg)
+{
+	int collects = (int)(intptr_t)arg;
+
+	if (gc_thread_attach() != GCHEAP_OK)
+		return NULL;
+	for (;;) {
+		if (collects)
+			gc_collect();
+		else
+			for (int i = 0; i < 1000; i++)
+				(void)gc_alloc(64 + (size_t)i % 512, NULL);
+		pthread_testcancel();
+	}
+	return NULL;
+}
+
+static void *cancel_collector(void *arg)
+{
+	(void)arg;
+	if (gc_thread_attach() != GCHEAP_OK)
+		return NULL;
+	while (!aload(&cancel_stop))
+		gc_collect();
+	gc_thread_detach();
+	return NULL;
+}
+
+START_TEST(test_cancel_attached)
+{
+	pthread_t col;
+
+	ck_assert_int_eq(gc_thread_attach(), GCHEAP_OK);
+	ck_assert_int_eq(pthread_create(&col, NULL, cancel_collector, NULL),
+	                 0);
+	for (int r = 0; r < 40; r++) {
+		pthread_t v;
+		ck_assert_int_eq(pthread_create(&v, NULL, cancel_victim,
+		                                (void *)(intptr_t)(r % 2)),
+		                 0);
+		usleep(1000 + (unsigned)(r % 5) * 700);
+		pthread_cancel(v);
+		void *res = NULL;
+		gc_blocking_begin();
+		pthread_join(v, &res);
+		gc_blocking_end();
+		ck_assert_ptr_eq(res, PTHREAD_CANCELED);
+		for (int i = 0; i < 2000; i++)
+			ck_assert_ptr_nonnull(gc_alloc(48, NULL));
+		gc_collect();
+	}
+	astore(&cancel_stop, 1);
+	gc_blocking_begin();
+	pthread_join(col, NULL);
+	gc_blocking_end();
+	ck_assert_uint_eq(nthreads(), 1);
+	gc_thread_detach();
+}
+END_TEST
+
 /* Threads that exit with a gc_frame still pushed (pthread_exit from a
  * nested call, as an interpreter's thread.exit() deep in its loop does)
  * while another thread collects without pause. The frame's struct lay in
@@ -1084,6 +1153,7 @@ static Suite *threads_suite(void)
 	tcase_add_test(tc, test_time_to_safepoint);
 	tcase_add_test(tc, test_pause_ends_at_release);
 	tcase_add_test(tc, test_thread_names);
+	tcase_add_test(tc, test_cancel_attached);
 	suite_add_tcase(s, tc);
 	return s;
 }
