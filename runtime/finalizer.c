@@ -20,6 +20,7 @@ static struct {
 	atomic_word busy;    /* the thread is past its look at `enabled`
 	                      * and has not finished the entry it took */
 	atomic_word thread;  /* its gc_thread, once attached */
+	atomic_word attach;  /* its attach: 0 pending, 1 done, 2 failed */
 } fin_ = {.once = PTHREAD_ONCE_INIT};
 
 /* The mode GCHEAP_FINALIZERS chose (runtime/options.c parsed it). */
@@ -49,9 +50,13 @@ static void *finalizer_main(void *arg)
 {
 	(void)arg;
 	sys_thread_name("final");
-	if (gc_thread_attach() != GCHEAP_OK)
-		fatal("the finalizer thread cannot attach");
+	if (gc_thread_attach() != GCHEAP_OK) {
+		/* No memory for its record: start_thread says so. */
+		astore_rel(&fin_.attach, 2);
+		return NULL;
+	}
 	astore_rel(&fin_.thread, (uintptr_t)thread_current);
+	astore_rel(&fin_.attach, 1);
 	for (;;) {
 		gc_blocking_begin();
 		finq_wait(&fin_.enabled);
@@ -71,22 +76,48 @@ static void *finalizer_main(void *arg)
 	return NULL;
 }
 
-static void start_thread(void)
+/* Start the finalizer thread if it is on and not started, and wait
+ * until it has attached; false (nothing started) if it cannot be made or
+ * cannot attach, which the caller reports: a record is set only with a
+ * thread to run it. A call that finds it starting returns at once. */
+static bool start_thread(void)
 {
 	astore(&fin_.used, 1);
 	if (!aload(&fin_.enabled) || aload(&fin_.started) ||
 	    !acas(&fin_.started, 0, 1))
-		return;
+		return true;
 	pthread_t th;
 	pthread_attr_t a;
 	pthread_attr_init(&a);
 	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-	if (pthread_create(&th, &a, finalizer_main, NULL)) {
-		astore(&fin_.started, 0);
-		runtime_error(GCHEAP_ERR_NOMEM, "cannot start the finalizer "
-		              "thread; run finalizers with gc_run_finalizers");
-	}
+	bool made = !pthread_create(&th, &a, finalizer_main, NULL);
 	pthread_attr_destroy(&a);
+	uintptr_t st = 0;
+	if (made) {
+		/* Its attach may wait for a stop of the world: blocked. */
+		gc_thread *me = thread_current;
+		if (me)
+			runtime_blocking_begin(me);
+		while (!(st = aload_acq(&fin_.attach))) {
+			struct timespec ts = {0, 20000};
+			int cs = cancel_off();
+			nanosleep(&ts, NULL);
+			cancel_restore(cs);
+		}
+		if (me)
+			runtime_blocking_end(me);
+	}
+	if (st == 1)
+		return true;
+	astore(&fin_.attach, 0);
+	astore_rel(&fin_.started, 0);
+	return false;
+}
+
+static void thread_failed(const char *fn, const char *what)
+{
+	runtime_error(GCHEAP_ERR_NOMEM, "%s: cannot start the finalizer "
+	              "thread (no memory); %s", fn, what);
 }
 
 /* The object that contains p, for an attached caller: its base, or 0
@@ -136,12 +167,15 @@ gc_status gc_set_finalizer(void *obj, gc_finalizer_fn fn, void *arg)
 	if (!arg_ok("gc_set_finalizer", base, arg))
 		return GCHEAP_ERR_ARG;
 	fin_init();
+	if (!start_thread()) {
+		thread_failed("gc_set_finalizer", "nothing was set");
+		return GCHEAP_ERR_NOMEM;
+	}
 	if (!specials_set_finalizer(s, (uintptr_t)obj, fn, arg)) {
 		runtime_error(GCHEAP_ERR_NOMEM, "gc_set_finalizer: no memory "
 		              "for the record");
 		return GCHEAP_ERR_NOMEM;
 	}
-	start_thread();
 	return GCHEAP_OK;
 }
 
@@ -159,13 +193,16 @@ uint64_t gc_add_cleanup(void *obj, gc_cleanup_fn fn, void *arg)
 	if (!arg_ok("gc_add_cleanup", base, arg))
 		return 0;
 	fin_init();
+	if (!start_thread()) {
+		thread_failed("gc_add_cleanup", "nothing was set");
+		return 0;
+	}
 	uint64_t id = specials_add_cleanup(s, base, fn, arg);
 	if (!id) {
 		runtime_error(GCHEAP_ERR_NOMEM, "gc_add_cleanup: no memory "
 		              "for the record");
 		return 0;
 	}
-	start_thread();
 	return id;
 }
 
@@ -215,8 +252,9 @@ void gc_set_finalizer_thread(int on)
 	fin_init();
 	astore(&fin_.enabled, on != 0);
 	afence();
-	if (on && aload(&fin_.used))
-		start_thread();
+	if (on && aload(&fin_.used) && !start_thread())
+		thread_failed("gc_set_finalizer_thread", "queued entries "
+		              "wait for gc_run_finalizers or a later call");
 	finq_wake();
 	gc_thread *me = thread_current;
 	if (on || thread_notifier ||

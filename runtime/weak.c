@@ -126,35 +126,53 @@ bool runtime_is_handle(const void *p, const mspan *s)
 #define IS_EPHEMERON(fn, e) check_handle(fn, e, H_EPHEMERON)
 #define IS_MAP(fn, m) check_handle(fn, m, H_MAP)
 
-/* The immortal types of this file's objects, made once: named so that
- * heap dumps tell them apart (the cell is noscan: its target is hidden). */
+/* The immortal types of this file's objects: named so that heap dumps
+ * tell them apart (the cell is noscan: its target is hidden). Made by
+ * the first call that needs them, each published with a compare-and-
+ * swap (a thread that loses keeps its copy unused: types are immortal);
+ * one that fails (no memory) stops the making, reported once by
+ * gc_type_new, and a later call tries again (pthread_once would have
+ * left them missing for good, and the calls failing silently). */
 static struct {
-	pthread_once_t once;
-	gc_type *cell, *ephemeron, *map, *slots;
-} types_ = {.once = PTHREAD_ONCE_INIT};
+	atomic_word done;
+	atomic_word cell, ephemeron, map, slots; /* gc_type * */
+} types_;
 
-static void make_types(void)
+static bool make_type(atomic_word *slot, const char *name, size_t size,
+                      const size_t *offs, size_t n, unsigned tail)
 {
-	static const size_t eoff[] = {offsetof(ephemeron_obj, key)};
-	static const size_t moff[] = {offsetof(gc_weakmap, slots),
-	                              offsetof(gc_weakmap, oslots)};
-	static const size_t soff[] = {0};
-	types_.cell = gc_type_new("gc_weak", sizeof(weak_cell), NULL, 0,
-	                          GCHEAP_TAIL_NOSCAN);
-	types_.ephemeron = gc_type_new("gc_ephemeron", sizeof(ephemeron_obj),
-	                               eoff, 1, GCHEAP_TAIL_NOSCAN);
-	types_.map = gc_type_new("gc_weakmap", sizeof(gc_weakmap), moff, 2,
-	                         GCHEAP_TAIL_NOSCAN);
-	types_.slots = gc_type_new("gc_weakmap slots", sizeof(void *), soff,
-	                           1, GCHEAP_TAIL_REPEAT);
+	if (aload_acq(slot))
+		return true;
+	gc_type *t = gc_type_new(name, size, offs, n, tail);
+	if (t)
+		(void)acas(slot, 0, (uintptr_t)t);
+	return t != NULL;
 }
 
 /* False (the error reported) if the types could not be made. */
 static bool have_types(void)
 {
-	pthread_once(&types_.once, make_types);
-	return types_.cell && types_.ephemeron && types_.map && types_.slots;
+	static const size_t eoff[] = {offsetof(ephemeron_obj, key)};
+	static const size_t moff[] = {offsetof(gc_weakmap, slots),
+	                              offsetof(gc_weakmap, oslots)};
+	static const size_t soff[] = {0};
+
+	if (aload_acq(&types_.done))
+		return true;
+	if (!make_type(&types_.cell, "gc_weak", sizeof(weak_cell), NULL, 0,
+	               GCHEAP_TAIL_NOSCAN) ||
+	    !make_type(&types_.ephemeron, "gc_ephemeron",
+	               sizeof(ephemeron_obj), eoff, 1, GCHEAP_TAIL_NOSCAN) ||
+	    !make_type(&types_.map, "gc_weakmap", sizeof(gc_weakmap), moff, 2,
+	               GCHEAP_TAIL_NOSCAN) ||
+	    !make_type(&types_.slots, "gc_weakmap slots", sizeof(void *), soff,
+	               1, GCHEAP_TAIL_REPEAT))
+		return false;
+	astore_rel(&types_.done, 1);
+	return true;
 }
+
+#define WEAK_TYPE(which) ((const gc_type *)aload_acq(&types_.which))
 
 /* ---- Weak references ---------------------------------------------------- */
 
@@ -177,7 +195,7 @@ gc_weak *gc_weak_new(void *obj)
 		return NULL;
 	/* A safepoint: obj is the caller's, so it and its span stay. */
 	size_t mark = runtime_held_mark(t);
-	weak_cell *c = runtime_new(t, sizeof(weak_cell), types_.cell);
+	weak_cell *c = runtime_new(t, sizeof(weak_cell), WEAK_TYPE(cell));
 	if (!c)
 		return NULL;
 	c->tag = handle_tag(c, H_WEAK);
@@ -249,7 +267,7 @@ static ephemeron_obj *eph_new(gc_thread *t, void *key, void *value)
 	gc_weak *k = gc_weak_new(key);
 	if (!k)
 		return NULL;
-	ephemeron_obj *e = runtime_new(t, sizeof(*e), types_.ephemeron);
+	ephemeron_obj *e = runtime_new(t, sizeof(*e), WEAK_TYPE(ephemeron));
 	if (!e)
 		return NULL;
 	e->tag = handle_tag(e, H_EPHEMERON);
@@ -376,9 +394,9 @@ gc_weakmap *gc_weakmap_new(void)
 	if (!t || !have_types())
 		return NULL;
 	size_t mark = runtime_held_mark(t);
-	gc_weakmap *m = runtime_new(t, sizeof(*m), types_.map);
+	gc_weakmap *m = runtime_new(t, sizeof(*m), WEAK_TYPE(map));
 	/* A safepoint: m is held across it. */
-	void *slots = m ? runtime_new(t, 8 * sizeof(void *), types_.slots) :
+	void *slots = m ? runtime_new(t, 8 * sizeof(void *), WEAK_TYPE(slots)) :
 	                  NULL;
 	if (m)
 		m->tag = handle_tag(m, H_MAP);
@@ -484,7 +502,7 @@ static bool make_table(gc_thread *t, gc_weakmap *m)
 	while (m->clive * 2 >= cap)
 		cap *= 2;
 	size_t mark = runtime_held_mark(t);
-	ephemeron_obj **ns = runtime_new_array(t, cap, types_.slots);
+	ephemeron_obj **ns = runtime_new_array(t, cap, WEAK_TYPE(slots));
 	if (!ns) {
 		m->retry = MAP_RETRY;
 		return false;

@@ -1267,6 +1267,49 @@ END_TEST
 #define UNDER_SANITIZER 0
 #endif
 
+/* A finalizer or cleanup is set only with a thread to run it: when the
+ * finalizer thread cannot be started (no address space for its stack),
+ * the calls fail with GCHEAP_ERR_NOMEM, report once and set nothing.
+ * They returned GCHEAP_OK with the record set while they reported the
+ * error, and every later call reported it again. */
+static void *fin_root;
+
+START_TEST(test_finalizer_thread_fails)
+{
+	struct rlimit old, lim;
+
+	if (UNDER_SANITIZER) {
+		printf("# address-space limit skipped under a sanitizer\n");
+		return;
+	}
+	ck_assert_int_eq(gc_add_roots(&fin_root, 1), GCHEAP_OK);
+	gc_set_conservative_stacks(0);
+	fin_root = gc_alloc(64, NULL);
+	ck_assert_ptr_nonnull(fin_root);
+	lim = (struct rlimit){vm_size() + MiB, RLIM_INFINITY};
+	ck_assert_int_eq(getrlimit(RLIMIT_AS, &old), 0);
+	ck_assert_int_eq(setrlimit(RLIMIT_AS, &lim), 0);
+	clear_logs();
+	int st = gc_set_finalizer(fin_root, count_fin, NULL);
+	int calls = err_log.calls;
+	uint64_t id = gc_add_cleanup(fin_root, count_cleanup, NULL);
+	ck_assert_int_eq(setrlimit(RLIMIT_AS, &old), 0);
+	ck_assert_int_eq(st, GCHEAP_ERR_NOMEM);
+	ck_assert_int_eq(calls, 1);
+	ck_assert_uint_eq(id, 0);
+	ck_assert_int_eq(gc_last_error(), GCHEAP_ERR_NOMEM);
+	/* Nothing was set: the object dies without a finalizer run. */
+	gc_write(&fin_root, NULL);
+	gc_collect();
+	gc_collect();
+	ck_assert_uint_eq(gc_run_finalizers(), 0);
+	ck_assert_int_eq(fin_runs + cleanup_runs, 0);
+	/* With memory back, the next call starts the thread. */
+	void *p = gc_alloc(64, NULL);
+	ck_assert_int_eq(gc_set_finalizer(p, count_fin, NULL), GCHEAP_OK);
+}
+END_TEST
+
 START_TEST(test_rlimit_sweep)
 {
 	enum { MAX_N = 100 };
@@ -2110,6 +2153,7 @@ static Suite *badinput_suite(void)
 	tcase_add_test(att, test_alloc_while_blocking);
 	tcase_add_test(att, test_finalizer_queue_without_memory);
 	tcase_add_test(att, test_first_mark_without_memory);
+	tcase_add_test(att, test_finalizer_thread_fails);
 	suite_add_tcase(s, att);
 
 	tcase_add_checked_fixture(det, setup_detached, teardown);
