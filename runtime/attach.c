@@ -198,7 +198,10 @@ void attach_from_env(void)
 	attach_.wr = fds[1];
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_sigaction = on_signal;
-	sa.sa_flags = SA_SIGINFO | SA_RESTART;
+	/* SA_ONSTACK: a Go program that links gcheap through cgo takes
+	 * SIGURG to preempt goroutines, and refuses (fatal error) any
+	 * handler that would not run on the goroutine's signal stack. */
+	sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
 	sigemptyset(&sa.sa_mask);
 	/* The thread first, so that no wake-up is written before a reader
 	 * exists; then the handler. */

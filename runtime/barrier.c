@@ -70,7 +70,7 @@ void gc_copy(void *dst, const void *src, size_t nbytes)
 {
 	if (nbytes == 0)
 		return; /* memmove(NULL, NULL, 0) is undefined */
-	if (GCHEAP_CHECK_LEVEL >= 1 && (!dst || !src)) {
+	if (!dst || !src) { /* every level: a branch, as documented */
 		runtime_error(GCHEAP_ERR_ARG, "gc_copy(%p, %p, %zu): NULL "
 		              "address", dst, src, nbytes);
 		return;

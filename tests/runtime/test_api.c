@@ -1418,6 +1418,9 @@ START_TEST(test_attach_chains_handler)
 	ck_assert_int_eq(sigaction(SIGURG, NULL, &now), 0);
 	ck_assert_msg(now.sa_sigaction != on_urg_info &&
 	              now.sa_handler != on_urg, "gcheap took no SIGURG");
+	/* Go's runtime (a cgo program) refuses a SIGURG handler that would
+	 * not run on its signal stack. */
+	ck_assert(now.sa_flags & SA_ONSTACK);
 	ck_assert_int_eq(raise(SIGURG), 0);
 	ck_assert_int_eq(urg_plain, _i ? 0 : 1);
 	ck_assert_int_eq(urg_info, _i ? 1 : 0);

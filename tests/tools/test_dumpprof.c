@@ -296,10 +296,13 @@ START_TEST(test_plot_huge_span)
 	static wbuf o;
 	char dump[64], out[96];
 	struct stat st;
+	/* 2^40 pages, and (2^30 - 1) * 64, whose rows overflowed an int. */
+	uint64_t npages = _i ? (((uint64_t)1 << 30) - 1) * 64 :
+	                       (uint64_t)1 << 40;
 
 	dump_begin(&o, 1);
 	rec(&o, HD_SPAN, 8 + 8 + 8 + 4 + 4 + 4 + 1);
-	w(&o, 0x100000, 8), w(&o, (uint64_t)1 << 40, 8), w(&o, 0, 8);
+	w(&o, 0x100000, 8), w(&o, npages, 8), w(&o, 0, 8);
 	w(&o, 0, 4), w(&o, 1, 4), w(&o, 1, 4), w(&o, 0, 1);
 	size_t n = dump_end(&o, 0);
 	write_temp(&o, n, dump);
@@ -308,6 +311,17 @@ START_TEST(test_plot_huge_span)
 	ck_assert_int_eq(gcs_cmd_plot(4, argv), 0);
 	ck_assert_int_eq(stat(out, &st), 0);
 	ck_assert_int_lt(st.st_size, 64 << 20);
+	/* Its height is what is drawn: the rows were counted past the cap
+	 * (an int overflow, a negative height, for 2^36 pages). */
+	FILE *f = fopen(out, "r");
+	char head[512] = {0};
+	ck_assert_ptr_nonnull(f);
+	ck_assert_uint_gt(fread(head, 1, sizeof(head) - 1, f), 0);
+	fclose(f);
+	const char *h = strstr(head, "height=\"");
+	ck_assert_ptr_nonnull(h);
+	long height = atol(h + 8);
+	ck_assert_msg(height > 0 && height < 1000000, "height %ld", height);
 	unlink(out);
 	unlink(dump);
 }
@@ -337,6 +351,63 @@ START_TEST(test_diff_huge_totals)
 }
 END_TEST
 
+/* Two types of one name (the API allows it: every anonymous type is
+ * "(anonymous)"), in two dumps of the same heap with the types made in
+ * the other order: diff paired the rows one for one in each dump's order
+ * and reported growth in both directions. They are one row now. */
+static void dup_types(wbuf *o, uint64_t pid, bool swap)
+{
+	static const char name[] = "dup";
+	uint64_t sizes[2] = {600, 1000};
+
+	dump_begin(o, pid);
+	for (uint32_t id = 1; id <= 2; id++) {
+		rec(o, HD_TYPE, 4 + 8 + 4 + 2 + 3);
+		w(o, id, 4), w(o, sizes[(id - 1) ^ swap], 8), w(o, 0, 4);
+		w(o, 3, 2), wbytes(o, name, 3);
+	}
+	/* One 600-byte object and three of 1000 bytes, as roots: in the
+	 * swapped dump the 1000-byte ones come first. */
+	for (uint64_t i = 0; i < 4; i++) {
+		bool single = swap ? i == 3 : i == 0;
+		uint32_t id = single == !swap ? 1 : 2;
+		obj(o, 0x100000 + i * 4096, single ? 600 : 1000, id, NULL, 0);
+	}
+	for (uint64_t i = 0; i < 4; i++)
+		root(o, HD_ROOT_GLOBAL, 0x100000 + i * 4096);
+}
+
+START_TEST(test_diff_same_name_types)
+{
+	static wbuf o;
+	char a[64], b[64], out[] = "/tmp/test_dumpprof.out.XXXXXX";
+	char text[4096] = {0};
+
+	dup_types(&o, 1, false);
+	write_temp(&o, dump_end(&o, 4), a);
+	dup_types(&o, 2, true);
+	write_temp(&o, dump_end(&o, 4), b);
+	int fd = mkstemp(out);
+	ck_assert_int_ge(fd, 0);
+	fflush(stdout);
+	int saved = dup(1);
+	ck_assert_int_ge(dup2(fd, 1), 0);
+	int rc = gcs_cmd_diff(a, b, 10, false);
+	fflush(stdout);
+	dup2(saved, 1);
+	close(saved);
+	ck_assert_int_eq(rc, 0);
+	ck_assert_int_ge(pread(fd, text, sizeof(text) - 1, 0), 1);
+	close(fd);
+	ck_assert_msg(strstr(text, "(+0 objects, +0 bytes)") &&
+	              strstr(text, "Growth by type (top 0,") &&
+	              !strstr(text, " dup\n"), "%s", text);
+	unlink(a);
+	unlink(b);
+	unlink(out);
+}
+END_TEST
+
 static Suite *dumpprof_suite(void)
 {
 	Suite *s = suite_create("dumpprof");
@@ -346,8 +417,9 @@ static Suite *dumpprof_suite(void)
 	tcase_add_test(tc, test_malformed_profile_records_rejected);
 	tcase_add_test(tc, test_every_cut_and_flip_rejected);
 	tcase_add_test(tc, test_profile_command);
-	tcase_add_test(tc, test_plot_huge_span);
+	tcase_add_loop_test(tc, test_plot_huge_span, 0, 2);
 	tcase_add_test(tc, test_diff_huge_totals);
+	tcase_add_test(tc, test_diff_same_name_types);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -167,12 +167,46 @@ START_TEST(test_parser_rejects_other_lines)
 }
 END_TEST
 
+/* Numbers no run gives: an infinite time or heap (or one whose 1.1x
+ * margin overflows) spun plot trace's axis loops for ever, writing an
+ * endless SVG, and an infinite time plot mmu's; NaN passed as a
+ * duration reached a cast to an integer (undefined). */
+START_TEST(test_parser_rejects_impossible_numbers)
+{
+	static const char *fmt =
+		"gcheap: gc 7 @%ss 3%%: 0.010+1.200+0.020 ms clock, "
+		"0.010+0.300/1.000+0.020 ms cpu, %s->4.500->2.000 MB, "
+		"4.194 MB goal, 1 workers";
+	static const char *bad[][2] = {
+		{"inf", "4.000"}, {"nan", "4.000"}, {"-1", "4.000"},
+		{"1.5", "inf"}, {"1.5", "1e308"}, {"1.5", "nan"},
+		{"1e300", "4.000"},
+	};
+	char line[512];
+	gcs_trace t;
+	uint64_t ns;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(line, sizeof(line), fmt, bad[i][0], bad[i][1]);
+		ck_assert_msg(gcs_parse_trace_line(line, &t) != 0,
+		              "accepted: %s", line);
+	}
+	snprintf(line, sizeof(line), fmt, "1.5", "4.000");
+	ck_assert_int_eq(gcs_parse_trace_line(line, &t), 0);
+	ck_assert(!gcs_parse_duration("nan", &ns));
+	ck_assert(!gcs_parse_duration("nanms", &ns));
+	ck_assert(!gcs_parse_duration("inf", &ns));
+	ck_assert(gcs_parse_duration("10ms", &ns) && ns == 10000000);
+}
+END_TEST
+
 static Suite *trace_suite(void)
 {
 	Suite *s = suite_create("trace");
 	TCase *tc = tcase_create("gctrace");
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_trace_lines_parse);
+	tcase_add_test(tc, test_parser_rejects_impossible_numbers);
 	tcase_add_test(tc, test_parser_rejects_other_lines);
 	suite_add_tcase(s, tc);
 	return s;

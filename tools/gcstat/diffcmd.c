@@ -61,6 +61,23 @@ static int load(const char *path, hd_dump *d, dom_result *r,
 		return gcs_error("%s: out of memory", path);
 	}
 	qsort(*rows, *n, sizeof(**rows), by_name);
+	/* Types of one name are one row: the API allows a name twice
+	 * (every gc_type_new(NULL, ...) is "(anonymous)"), and pairing them
+	 * one for one depended on the order of each dump's objects (growth
+	 * reported in two identical heaps). Retained sizes add: an upper
+	 * bound if objects of one dominate the other's. */
+	gcs_typerow *r0 = *rows;
+	size_t w = 0;
+	for (size_t i = 0; i < *n; i++) {
+		if (w && !strcmp(r0[w - 1].name, r0[i].name)) {
+			r0[w - 1].count += r0[i].count;
+			r0[w - 1].bytes += r0[i].bytes;
+			r0[w - 1].retained += r0[i].retained;
+		} else {
+			r0[w++] = r0[i];
+		}
+	}
+	*n = w;
 	return 0;
 }
 

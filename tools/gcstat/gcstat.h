@@ -209,6 +209,9 @@ int gcs_cmd_mmu(int argc, char **argv, bool json);
 int gcs_plot_mmu(const char *in, const char *out);
 
 #define GCS_TRACE_PAUSES 16 /* pauses a line places (GCSTATS_STOPS) */
+/* The largest number a trace line may carry in any field (seconds, ms,
+ * MB, %): a bigger one, or an infinite one, is not a trace line. */
+#define GCS_TRACE_MAX 1e9
 
 /* One GCHEAP_DEBUG=gctrace=1 line (docs/tools.md). */
 typedef struct gcs_trace {

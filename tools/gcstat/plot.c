@@ -102,7 +102,8 @@ static int parse_pauses(const char *p, gcs_trace *t)
 		int n = 0;
 		if (t->npauses == GCS_TRACE_PAUSES ||
 		    sscanf(p, " %lf+%lf%n", &at, &len, &n) != 2 || !n ||
-		    !isfinite(at) || !isfinite(len) || at < 0 || len < 0)
+		    !(at >= 0 && at <= GCS_TRACE_MAX) ||
+		    !(len >= 0 && len <= GCS_TRACE_MAX))
 			return -1;
 		t->pause_at[t->npauses] = at;
 		t->pause_len[t->npauses++] = len;
@@ -126,6 +127,14 @@ int gcs_parse_trace_line(const char *line, gcs_trace *t)
 	           &t->heap1, &t->live, &t->goal, &t->workers, &n) != 15 ||
 	    !n)
 		return -1;
+	/* Plausible numbers only: an infinite or huge time or size spun
+	 * the axes' loops for ever (a corrupt or hand-made file). */
+	const double v[] = {t->at, t->cpu_pct, t->clock[0], t->clock[1],
+	                    t->clock[2], t->cpu[0], t->cpu[1], t->cpu[2],
+	                    t->cpu[3], t->heap0, t->heap1, t->live, t->goal};
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+		if (!(v[i] >= 0 && v[i] <= GCS_TRACE_MAX))
+			return -1;
 	return parse_pauses(p + n, t);
 }
 
@@ -195,7 +204,10 @@ static void time_chart(FILE *f, const series *s, const char *title)
 	double unit = ymax < 8192 ? 1 : ymax < 8 << 20 ? 1024 : 1 << 20;
 	double ystep = nice_step(ymax / unit, 5) * unit;
 	double xstep = nice_step(x1 - x0, 8);
-	for (double y = 0; y <= ymax; y += ystep) {
+	/* Counted ticks: a float step added to a limit never ends when
+	 * the step is lost in the sum. */
+	for (int i = 0; i <= 64 && i * ystep <= ymax; i++) {
+		double y = i * ystep;
 		double py = H - MB - y * ys;
 		char b[32];
 		fprintf(f, "<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" "
@@ -203,7 +215,8 @@ static void time_chart(FILE *f, const series *s, const char *title)
 		        "text-anchor=\"end\">%s</text>\n", ML, W - MR, py, py,
 		        ML - 6, py + 4, gcs_bytes(b, sizeof(b), y));
 	}
-	for (double x = 0; x <= x1 - x0 + 1e-9; x += xstep) {
+	for (int i = 0; i <= 64 && i * xstep <= x1 - x0 + 1e-9; i++) {
+		double x = i * xstep;
 		double px = ML + x * xs;
 		fprintf(f, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%d\" y2=\"%d\" "
 		        "stroke=\"#eee\"/><text x=\"%.1f\" y=\"%d\" "
@@ -433,8 +446,11 @@ static int plot_heapmap(const char *in, const char *out)
 		pos += gap > COLS ? COLS - pos % COLS + COLS : gap;
 		pos += d.spans[i].npages;
 		prev_end = d.spans[i].base + d.spans[i].npages * 8192;
-		if (pos > (1u << 22))
-			break; /* 32 GiB of pages: enough for a picture */
+		if (pos > (1u << 22)) {
+			pos = 1u << 22; /* 32 GiB of pages: enough for a
+			                 * picture, and what is drawn */
+			break;
+		}
 	}
 	uint64_t rows = pos / COLS + 1;
 	int width = COLS * CELL + 2 * ML, height = (int)rows * CELL + 134;

@@ -79,7 +79,7 @@ bool gcs_parse_duration(const char *s, uint64_t *ns)
 	double v = strtod(s, &end);
 	double mul = 1e9;
 
-	if (end == s || v < 0 || v > 1e6)
+	if (end == s || !(v >= 0 && v <= 1e6)) /* NaN too */
 		return false;
 	if (!strcmp(end, "ms"))
 		mul = 1e6;
