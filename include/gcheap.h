@@ -219,6 +219,13 @@ typedef struct gc_frame {
 
 GCHEAP_API void gc_frame_push(gc_frame *frame, void **slots, size_t nslots);
 GCHEAP_API void gc_frame_pop(gc_frame *frame);
+/* For errors raised with longjmp past functions that pushed frames: save
+ * gc_frame_top() beside the setjmp, and where the longjmp lands, before
+ * any other gc_ call, gc_frame_unwind(saved) makes it the innermost frame
+ * again, dropping the frames pushed since without reading them (their
+ * memory is dead). NULL from an unattached thread (and no change). */
+GCHEAP_API gc_frame *gc_frame_top(void);
+GCHEAP_API void gc_frame_unwind(gc_frame *top);
 
 /* Scan each attached thread's native stack and registers conservatively
  * (on by default): any word that points into an allocated object keeps it

@@ -20,8 +20,9 @@
  *     verify=1        verify the whole heap around each cycle
  *     zombie=1        marked-but-free objects are fatal at sweep (always
  *                     on; accepted for GODEBUG familiarity)
- *     stress=N        start a cycle every N bytes allocated (k and m
- *                     suffixes, as GCHEAP_MEMPROFILERATE's)
+ *     stress=N        start a cycle once N bytes are allocated since the
+ *                     last start (at a slow path, one at a time; k and
+ *                     m suffixes, as GCHEAP_MEMPROFILERATE's)
  *     gctrace=1       a line per cycle on stderr
  *     conservative=0  do not scan native stacks
  *     hugepages=1     heap arenas ask for transparent huge pages

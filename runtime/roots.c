@@ -265,9 +265,19 @@ void runtime_each_global(void (*fn)(void **slot, void *arg), void *arg)
 	runtime_each_uncollectable(fn, arg);
 }
 
+/* Is f among the innermost FRAME_CHECK_DEPTH frames? A bounded look: the
+ * whole list made each push cost the recursion's depth (a 20,000-deep
+ * interpreter recursion took 10 s in a checked build). A frame left
+ * pushed by a function that returned and runs again at the same depth
+ * is near the top. */
+#define FRAME_CHECK_DEPTH 64
+
 static bool frame_pushed(const gc_thread *t, const gc_frame *f)
 {
-	for (const gc_frame *g = t->frames; g; g = g->prev)
+	unsigned n = 0;
+
+	for (const gc_frame *g = t->frames; g && n < FRAME_CHECK_DEPTH;
+	     g = g->prev, n++)
 		if (g == f)
 			return true;
 	return false;
@@ -321,6 +331,31 @@ void gc_frame_pop(gc_frame *f)
 		return;
 	}
 	t->frames = f->prev;
+}
+
+gc_frame *gc_frame_top(void)
+{
+	gc_thread *t = thread_current;
+
+	if (!t) {
+		runtime_not_attached("gc_frame_top");
+		return NULL;
+	}
+	return t->frames;
+}
+
+/* Only this thread reads its frames while it runs (a collector reads them
+ * while it is blocked, claimed or stopped), so the dead frames above
+ * `top` are dropped without a look. */
+void gc_frame_unwind(gc_frame *top)
+{
+	gc_thread *t = thread_current;
+
+	if (!t) {
+		runtime_not_attached("gc_frame_unwind");
+		return;
+	}
+	t->frames = top;
 }
 
 void gc_set_conservative_stacks(int on)

@@ -19,6 +19,7 @@
 #include "runtime/pprof.h"
 
 #include <fcntl.h>
+#include <setjmp.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -172,6 +173,65 @@ START_TEST(test_realloc_large_noscan_first_growth)
 	ck_assert_uint_eq(base[39999], 0x11);
 	ck_assert_uint_eq(base[40000], 0);
 	ck_assert_uint_eq(base[40001], 0);
+	ck_assert_int_eq(err.calls, 0);
+}
+END_TEST
+
+/* An error raised with longjmp past functions that pushed frames: the
+ * frames saved by gc_frame_top come back with gc_frame_unwind, the dead
+ * ones dropped unread. Without a way to drop them, the next scan walked
+ * frames in stack memory the calls after the longjmp had overwritten. */
+static jmp_buf raise_env;
+
+static volatile int raise_depth;
+static void raise_deep(void);
+/* Called through a pointer: GCC takes the recursion for an endless one. */
+static void (*volatile raise_again)(void) = raise_deep;
+
+static NOINLINE void raise_deep(void)
+{
+	void *slots[2] = {gc_alloc(16, NULL), NULL};
+	gc_frame f;
+
+	gc_frame_push(&f, slots, 2);
+	if (raise_depth-- > 0)
+		raise_again();
+	else
+		longjmp(raise_env, 1);
+	gc_frame_pop(&f);
+}
+
+static NOINLINE void scribble(void)
+{
+	volatile uintptr_t junk[4096];
+
+	for (size_t i = 0; i < 4096; i++)
+		junk[i] = 0xdeadbeef00 + i;
+	(void)junk[0];
+}
+
+START_TEST(test_frame_unwind_after_longjmp)
+{
+	void *slots[1];
+	gc_frame outer;
+
+	start(NULL);
+	slots[0] = gc_alloc(64, t_ptrs);
+	memset(slots[0], 0, 64);
+	gc_frame_push(&outer, slots, 1);
+	gc_frame *volatile top = gc_frame_top();
+	ck_assert_ptr_eq(top, &outer);
+	raise_depth = 20;
+	if (!setjmp(raise_env))
+		raise_deep();
+	gc_frame_unwind(top);
+	scribble(); /* the dead frames' memory, as later calls write it */
+	ck_assert_ptr_eq(gc_frame_top(), &outer);
+	gc_collect();
+	gc_collect();
+	ck_assert_uint_eq(gc_size(slots[0]), 64);
+	gc_frame_pop(&outer);
+	ck_assert_ptr_null(gc_frame_top());
 	ck_assert_int_eq(err.calls, 0);
 }
 END_TEST
@@ -1965,6 +2025,7 @@ static Suite *calls_suite(void)
 	tcase_add_test(tc, test_realloc_noscan);
 	tcase_add_test(tc, test_realloc_moves_pointers);
 	tcase_add_test(tc, test_realloc_large_noscan_first_growth);
+	tcase_add_test(tc, test_frame_unwind_after_longjmp);
 	tcase_add_test(tc, test_realloc_in_place_scan);
 	tcase_add_test(tc, test_realloc_cut_inside_word);
 	tcase_add_test(tc, test_realloc_grow_clears_unscanned);
