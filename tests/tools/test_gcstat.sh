@@ -187,9 +187,15 @@ true &
 dead=$!
 wait "$dead"
 cp "$tmp/exp/$pid" "$tmp/exp/$dead"
+: > "$tmp/exp/$dead.lock"   # a request's lock, left by gcstat
+: > "$tmp/exp/$pid.lock"    # a live process's: stays
 "$gcstat" >/dev/null
 [ ! -e "$tmp/exp/$dead" ] && ok "stale file removed" ||
 	fail "stale file $dead left"
+[ ! -e "$tmp/exp/$dead.lock" ] && ok "dead pid's lock file removed" ||
+	fail "lock file $dead.lock left"
+[ -e "$tmp/exp/$pid.lock" ] && ok "live pid's lock file kept" ||
+	fail "lock file $pid.lock of a live process removed"
 
 # A file whose pid is alive but was reused (another start time): stale.
 cp "$tmp/exp/$pid" "$tmp/exp/$$"

@@ -233,6 +233,13 @@ int gcs_cmd_list(bool json)
 	while ((e = readdir(d))) {
 		char *end;
 		long pid = strtol(e->d_name, &end, 10);
+		if (pid > 0 && !strcmp(end, ".lock")) {
+			/* A request's lock (request.c), left for good: gone
+			 * with its process (no request to it can succeed). */
+			if (kill((pid_t)pid, 0) && errno == ESRCH)
+				unlinkat(dirfd(d), e->d_name, 0);
+			continue;
+		}
 		if (*end || pid <= 0)
 			continue;
 		gcs_snapshot s;
