@@ -922,8 +922,11 @@ void gcmark_checkmark_begin(void)
 void gcmark_checkmark_end(void)
 {
 	checkmark_active = false;
-	if (options_.gctrace && checkmark_conservative_misses)
+	if (options_.gctrace && checkmark_conservative_misses) {
+		int cs = cancel_off(); /* world stopped (alloc/sys/lock.h) */
 		fprintf(stderr, "gcheap: checkmark: %zu stale conservative "
 		        "words pointed at unmarked objects\n",
 		        (size_t)checkmark_conservative_misses);
+		cancel_restore(cs);
+	}
 }

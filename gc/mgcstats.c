@@ -170,7 +170,10 @@ void gcstats_cycle_end(uintptr_t cycle, uintptr_t goal, bool trace,
 		                          " %.3f+%.3f",
 		                          gcstats_.stop_at[i] / 1e6,
 		                          gcstats_.stop_len[i] / 1e6);
-	if (trace)
+	if (trace) {
+		/* Before the cycle counts as traced: a cancel taken in the
+		 * write left gc_collect's waiters waiting (alloc/sys/lock.h). */
+		int cs = cancel_off();
 		fprintf(stderr,
 		        "gcheap: gc %zu @%.3fs %.0f%%: %.3f+%.3f+%.3f ms "
 		        "clock, %.3f+%.3f/%.3f+%.3f ms cpu, "
@@ -188,6 +191,8 @@ void gcstats_cycle_end(uintptr_t cycle, uintptr_t goal, bool trace,
 		        gcstats_.workers, gcstats_.ttsp_last / 1e6,
 		        gcstats_.ttsp_last_tid, stops,
 		        minor ? ", minor" : "");
+		cancel_restore(cs);
+	}
 	void (*hook)(void) = gcstats_.cycle_hook;
 	mutex_unlock(&gcstats_.lock);
 	if (hook)

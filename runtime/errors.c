@@ -64,10 +64,12 @@ void runtime_error(gc_status code, const char *fmt, ...)
 	gc_error_fn fn = runtime_.error_fn;
 	void *data = runtime_.error_data;
 	mutex_unlock(&runtime_.hlock);
+	int cs = cancel_off(); /* not a cancellation point (lock.h) */
 	if (fn)
 		fn(code, msg, data);
 	else
 		fprintf(stderr, "gcheap: %s: %s\n", gc_strerror(code), msg);
+	cancel_restore(cs);
 }
 
 void runtime_not_attached(const char *fn)

@@ -332,7 +332,12 @@ static gc_status start(unsigned interval_ms)
 gc_status gc_export_start(unsigned interval_ms)
 {
 	gc_status st = gc_init();
-	return st == GCHEAP_OK ? start(interval_ms) : st;
+	if (st != GCHEAP_OK)
+		return st;
+	int cs = cancel_off(); /* it opens files under its lock (lock.h) */
+	st = start(interval_ms);
+	cancel_restore(cs);
+	return st;
 }
 
 void gc_export_stop(void)
@@ -342,6 +347,7 @@ void gc_export_stop(void)
 	bool attached = thread_current != NULL;
 	if (attached)
 		gc_blocking_begin();
+	int cs = cancel_off(); /* it unlinks under its lock (lock.h) */
 	mutex_lock(&exporter.lock);
 	exporter.stop = true;
 	remove_file_locked();
@@ -349,6 +355,7 @@ void gc_export_stop(void)
 	while (exporter.running)
 		mutex_cond_wait(&exporter.cond, &exporter.lock);
 	mutex_unlock(&exporter.lock);
+	cancel_restore(cs);
 	if (attached)
 		gc_blocking_end();
 }

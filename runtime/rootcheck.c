@@ -109,12 +109,14 @@ static void report(uintptr_t obj, mspan *s, uintptr_t at, bool fatal_)
 		      "gc_add_roots (and store into it with gc_write)",
 		      (void *)obj, name, (size_t)s->elemsize, where,
 		      (void *)at);
+	int cs = cancel_off(); /* the world is stopped (alloc/sys/lock.h) */
 	fprintf(stderr, "gcheap: rootcheck: object %p (type %s, %zu bytes) is "
 	        "referenced only from the unregistered global %s at %p and "
 	        "would be freed: gcheap does not scan globals; register it "
 	        "with gc_add_roots (and store into it with gc_write). Kept "
 	        "alive; not reported again while so kept\n", (void *)obj,
 	        name, (size_t)s->elemsize, where, (void *)at);
+	cancel_restore(cs);
 }
 
 /* Reads words of other objects' data, redzones included (ASan), written

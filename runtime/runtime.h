@@ -68,6 +68,7 @@ typedef struct gc_thread {
 	 * saved register its caller had (saved_frame[0, saved_words)). */
 	uintptr_t saved_frame[SAVED_FRAME_WORDS];
 	size_t saved_words;
+	uintptr_t saves, saves_used; /* checks: a block follows its save */
 	struct gc_thread *next;   /* registry, under runtime_.lock */
 	struct gc_thread *prev;
 	pthread_t self;

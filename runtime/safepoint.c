@@ -86,6 +86,9 @@ static void stall_check(stall_watch *w, uintptr_t bit)
 		char name[32] = "";
 		if (pthread_getname_np(t->self, name, sizeof(name)))
 			name[0] = 0;
+		/* With the registry and world_lock held: a cancel taken in
+		 * the write left both held (alloc/sys/lock.h). */
+		int cs = cancel_off();
 		fprintf(stderr, "gcheap: waited %u ms for thread %d (%s) to "
 		        "reach a safepoint (to %s): wrap calls that block "
 		        "(pthread_join, read, locks, sleeps) in "
@@ -93,6 +96,7 @@ static void stall_check(stall_watch *w, uintptr_t bit)
 		        "loops that do not allocate; still waiting\n", ms,
 		        t->tid, name[0] ? name : "unnamed",
 		        request_name(bit));
+		cancel_restore(cs);
 	}
 }
 
@@ -129,6 +133,15 @@ static NOINLINE NO_SANITIZE_ADDRESS void save_context(gc_thread *t,
 		t->saved_frame[i] = ((const volatile uintptr_t *)lo)[i];
 	t->saved_words = n;
 	t->saved_sp = cfa;
+	t->saves++;
+}
+
+/* Checked builds: every block or park follows its own save (a stale one
+ * left the frames below it unscanned). */
+static void use_saved(gc_thread *t)
+{
+	gc_assert(t->saves != t->saves_used);
+	t->saves_used = t->saves;
 }
 
 /* ---- Parking and blocking ------------------------------------------------ */
@@ -152,6 +165,7 @@ static NOINLINE void park(gc_thread *t)
 {
 	ENTER_SAVED();
 	save_context(t, (uintptr_t)__builtin_dwarf_cfa());
+	use_saved(t);
 	mutex_lock(&world_lock);
 	astore_rel(&t->status, TS_PARKED);
 	pthread_cond_broadcast(&world_cond);
@@ -200,6 +214,7 @@ void runtime_safepoint_slow(gc_thread *t)
 /* The caller has saved its context (save_context). */
 static void blocking_begin(gc_thread *t)
 {
+	use_saved(t);
 	mutex_lock(&world_lock);
 	astore_rel(&t->status, TS_BLOCKED);
 	afetch_add(&runtime_.nrunning, (uintptr_t)-1);
@@ -339,13 +354,17 @@ static void unclaim(gc_thread *t)
 
 /* Take the registry lock; an attached caller counts as blocked while it
  * waits for it. */
-static void registry_lock(void)
+static NOINLINE void registry_lock(void)
 {
+	ENTER_SAVED();
 	gc_thread *me = thread_current;
 	if (!me) {
 		mutex_lock(&runtime_.lock);
 		return;
 	}
+	/* Blocked while it waits: whoever holds the registry may scan it
+	 * (a stop's mark, a claim), from here. */
+	save_context(me, (uintptr_t)__builtin_dwarf_cfa());
 	blocking_begin(me);
 	mutex_lock(&runtime_.lock);
 	/* We hold the registry: nobody can claim or stop us now. */

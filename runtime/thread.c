@@ -59,7 +59,11 @@ static void init_runtime(void)
 
 gc_status gc_init(void)
 {
+	/* The options' messages are writes, cancellation points: a cancel
+	 * taken there left the heap half made (alloc/sys/lock.h). */
+	int cs = cancel_off();
 	pthread_once(&init_once, init_runtime);
+	cancel_restore(cs);
 	if (init_status != GCHEAP_OK)
 		runtime_error(init_status, "cannot initialise the heap");
 	return init_status;

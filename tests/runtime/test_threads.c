@@ -758,6 +758,61 @@ START_TEST(test_cancel_attached)
 }
 END_TEST
 
+/* A cancel pending on a thread that stops the world: the warning about a
+ * thread that holds the stop up (stopwarn) is a write to stderr, a
+ * cancellation point, made with the registry and world_lock held; the
+ * cancel took effect there, and every thread then waited for the locks
+ * for ever. The stopper now finishes its collection. */
+static atomic_word holder_spin = 1;
+
+static void *stop_holder(void *arg)
+{
+	(void)arg;
+	if (gc_thread_attach() != GCHEAP_OK)
+		return NULL;
+	while (aload(&holder_spin)) /* attached, running, no safepoint */
+		cpu_relax();
+	gc_safepoint();
+	gc_thread_detach();
+	return NULL;
+}
+
+static void *stop_starter(void *arg)
+{
+	(void)arg;
+	if (gc_thread_attach() != GCHEAP_OK)
+		return NULL;
+	gc_collect(); /* waits for the holder, warning meanwhile */
+	gc_thread_detach();
+	pthread_testcancel();
+	return NULL;
+}
+
+START_TEST(test_cancel_while_stopping)
+{
+	pthread_t h, s;
+
+	ck_assert_int_eq(gc_thread_attach(), GCHEAP_OK);
+	options_.stopwarn_ms = 50; /* after the options are read */
+	ck_assert_int_eq(pthread_create(&h, NULL, stop_holder, NULL), 0);
+	usleep(50000);
+	ck_assert_int_eq(pthread_create(&s, NULL, stop_starter, NULL), 0);
+	usleep(20000);
+	pthread_cancel(s);
+	usleep(200000); /* the warnings are written meanwhile */
+	astore(&holder_spin, 0);
+	void *res = NULL;
+	gc_blocking_begin();
+	pthread_join(s, &res);
+	pthread_join(h, NULL);
+	gc_blocking_end();
+	ck_assert_ptr_eq(res, PTHREAD_CANCELED);
+	gc_collect();
+	ck_assert_uint_eq(nthreads(), 1);
+	gc_thread_detach();
+}
+END_TEST
+
 /* Threads that exit with a gc_frame still pushed (pthread_exit from a
  * nested call, as an interpreter's thread.exit() deep in its loop does)
  * while another thread collects without pause. The frame's struct lay in
@@ -1154,6 +1209,7 @@ static Suite *threads_suite(void)
 	tcase_add_test(tc, test_pause_ends_at_release);
 	tcase_add_test(tc, test_thread_names);
 	tcase_add_test(tc, test_cancel_attached);
+	tcase_add_test(tc, test_cancel_while_stopping);
 	suite_add_tcase(s, tc);
 	return s;
 }
