@@ -172,7 +172,7 @@ void gcstats_cycle_end(uintptr_t cycle, uintptr_t goal, bool trace,
 		                          gcstats_.stop_len[i] / 1e6);
 	if (trace) {
 		/* Before the cycle counts as traced: a cancel taken in the
-		 * write left gc_collect's waiters waiting (alloc/sys/lock.h). */
+		 * write left gc_collect's waiters waiting (sys/lock.h). */
 		int cs = cancel_off();
 		fprintf(stderr,
 		        "gcheap: gc %zu @%.3fs %.0f%%: %.3f+%.3f+%.3f ms "
