@@ -116,6 +116,19 @@ void gcstats_pause(int which, uint64_t begin_ns)
 	mutex_unlock(&gcstats_.lock);
 }
 
+void gcstats_pause_other(uint64_t begin_ns)
+{
+	uint64_t ns = gcstats_now_ns() - begin_ns;
+
+	mutex_lock(&gcstats_.lock);
+	gcstats_.ring[gcstats_.npauses % GCSTATS_RING] = ns;
+	gcstats_.npauses++;
+	gcstats_.hist[hist_bucket(ns)]++;
+	gcstats_.max_pause = MAX(gcstats_.max_pause, ns);
+	gcstats_.other_total += ns;
+	mutex_unlock(&gcstats_.lock);
+}
+
 double gcstats_mark_end(uintptr_t heap_live, uintptr_t marked,
                         unsigned nmutators)
 {

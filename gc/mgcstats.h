@@ -42,6 +42,7 @@ typedef struct gcstats_state {
 	uint64_t npauses;
 	uint64_t hist[GCSTATS_HIST];
 	uint64_t max_pause;         /* the longest pause */
+	uint64_t other_total;       /* pauses outside cycles (heap dumps) */
 	uint64_t last_pause[2];     /* the latest pause of each kind */
 	uint64_t last_mark;         /* the last cycle, start to mark end */
 	/* The cycle in progress. */
@@ -89,6 +90,9 @@ void gcstats_cycle_start(uint64_t begin_ns, uintptr_t heap_live);
  * the world was last released (gcstats_world_released), if that was
  * after begin_ns, else now. */
 void gcstats_pause(int which, uint64_t begin_ns);
+/* A stop of the world outside any cycle (a heap dump's), from begin_ns
+ * to now: in the pause counters, ring and histogram, not in a phase. */
+void gcstats_pause_other(uint64_t begin_ns);
 /* The runtime's start of the world: the stopped threads were released
  * at `ns` (gcstats_now_ns). */
 void gcstats_world_released(uint64_t ns);

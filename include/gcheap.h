@@ -504,7 +504,8 @@ typedef struct gc_stats {
 	uint64_t heap_goal;       /* heap_live at which the next mark ends */
 	uint64_t pause_total_ns;  /* all stop-the-world pauses (each from
 	                           * the stop's request to the release of
-	                           * the stopped threads) */
+	                           * the stopped threads), gc_heap_dump's
+	                           * included (outside the phases) */
 	uint64_t pause_max_ns;    /* the longest one */
 	uint64_t last_pause_ns;   /* the longer of the last cycle's two */
 	uint64_t last_mark_ns;    /* the last cycle's mark, start to end */

@@ -472,8 +472,10 @@ static gc_status heap_dump(const char *path)
 	gc_disable();
 	/* A collection by another (unattached) thread may start between
 	 * ours and the stop: then wait for it and try again. */
+	uint64_t t0;
 	for (;;) {
 		gc_collect();
+		t0 = gcstats_now_ns();
 		mgc_.ops->stop_world();
 		if (aload_acq(&mgc_.phase) == GCPHASE_OFF &&
 		    mgc_sweep_done())
@@ -485,6 +487,7 @@ static gc_status heap_dump(const char *path)
 	write_heap_dump(&d);
 	sweep_unblock();
 	mgc_.ops->start_world();
+	gcstats_pause_other(t0); /* in the pause figures: the others waited */
 	write_profile(&d);
 	write_end(&d);
 	runtime_safepoint(me); /* answer what came meanwhile */

@@ -89,7 +89,8 @@ static void fill_v2(gc_stats *s)
 	}
 	s->pause_count = gcstats_.npauses;
 	s->pause_total_ns = gcstats_.phase_total[GCSTATS_SWEEPTERM] +
-	                    gcstats_.phase_total[GCSTATS_MARKTERM];
+	                    gcstats_.phase_total[GCSTATS_MARKTERM] +
+	                    gcstats_.other_total;
 	s->pause_max_ns = gcstats_.max_pause;
 	s->last_pause_ns = MAX(gcstats_.last_pause[0],
 	                       gcstats_.last_pause[1]);
