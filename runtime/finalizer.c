@@ -76,38 +76,46 @@ static void *finalizer_main(void *arg)
 	return NULL;
 }
 
+/* Wait until the thread being started has attached (true) or its start
+ * has failed (false): as a blocked thread, since its attach may wait for
+ * a stop of the world. */
+static bool wait_started(void)
+{
+	gc_thread *me = thread_current;
+	uintptr_t st;
+
+	if (me)
+		runtime_blocking_begin(me);
+	while (!(st = aload_acq(&fin_.attach)) && aload_acq(&fin_.started)) {
+		struct timespec ts = {0, 20000};
+		int cs = cancel_off();
+		nanosleep(&ts, NULL);
+		cancel_restore(cs);
+	}
+	if (me)
+		runtime_blocking_end(me);
+	return st == 1;
+}
+
 /* Start the finalizer thread if it is on and not started, and wait
  * until it has attached; false (nothing started) if it cannot be made or
  * cannot attach, which the caller reports: a record is set only with a
- * thread to run it. A call that finds it starting returns at once. */
+ * thread to run it. A call that finds another starting it waits for the
+ * outcome too. */
 static bool start_thread(void)
 {
 	astore(&fin_.used, 1);
-	if (!aload(&fin_.enabled) || aload(&fin_.started) ||
-	    !acas(&fin_.started, 0, 1))
+	if (!aload(&fin_.enabled) || aload_acq(&fin_.attach) == 1)
 		return true;
+	if (!acas(&fin_.started, 0, 1))
+		return wait_started();
 	pthread_t th;
 	pthread_attr_t a;
 	pthread_attr_init(&a);
 	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
 	bool made = !pthread_create(&th, &a, finalizer_main, NULL);
 	pthread_attr_destroy(&a);
-	uintptr_t st = 0;
-	if (made) {
-		/* Its attach may wait for a stop of the world: blocked. */
-		gc_thread *me = thread_current;
-		if (me)
-			runtime_blocking_begin(me);
-		while (!(st = aload_acq(&fin_.attach))) {
-			struct timespec ts = {0, 20000};
-			int cs = cancel_off();
-			nanosleep(&ts, NULL);
-			cancel_restore(cs);
-		}
-		if (me)
-			runtime_blocking_end(me);
-	}
-	if (st == 1)
+	if (made && wait_started())
 		return true;
 	astore(&fin_.attach, 0);
 	astore_rel(&fin_.started, 0);
