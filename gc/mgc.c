@@ -718,7 +718,7 @@ static void *mark_worker(void *arg)
 	char role[8];
 
 	snprintf(role, sizeof role, "mark%u", id);
-	sys_thread_name(role);
+	sys_thread_start(role);
 
 	mutex_lock(&mgc_.lock);
 	while (!aload(&mgc_.exiting)) {
@@ -874,7 +874,7 @@ void (*mgc_sweeper_test_hook)(bool more);
 static void *sweeper(void *arg)
 {
 	(void)arg;
-	sys_thread_name("sweep");
+	sys_thread_start("sweep");
 	mutex_lock(&mgc_.lock);
 	while (!aload(&mgc_.exiting)) {
 		if (mgc_sweep_done() || aload(&mgc_.sweeper_paused) ||

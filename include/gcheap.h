@@ -276,7 +276,11 @@ GCHEAP_API void gc_safepoint(void);
 
 /* Around code that waits (I/O, locks, sleeps) and does not touch the
  * heap: the thread counts as stopped, and the collector scans its stack
- * from where it was at gc_blocking_begin. Inside, heap calls (gc_alloc
+ * from where it was at gc_blocking_begin, the caller's frame up. Call
+ * both from one function, whose frame lives until gc_blocking_end: a
+ * helper that calls gc_blocking_begin and returns leaves its frame, with
+ * the registers it saved for its caller, to be overwritten by the wait,
+ * and what only they held is freed. Inside, heap calls (gc_alloc
  * included) fail with GCHEAP_ERR_NOT_ATTACHED; the pair does not nest
  * (GCHEAP_ERR_ARG). A thread that blocks without it holds up every stop
  * of the world: after a second (GCHEAP_DEBUG=stopwarn=MS) the library

@@ -169,8 +169,8 @@ static void *listener(void *arg)
 	char buf[64];
 
 	(void)arg;
-	sys_thread_name("attach");
-	sigfillset(&all);
+	sys_thread_start("attach");
+	sigfillset(&all); /* SIGURG's handler writes to it: all of them */
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
 	for (;;) {
 		ssize_t n = read(attach_.rd, buf, sizeof(buf));

@@ -65,10 +65,15 @@ void runtime_error(gc_status code, const char *fmt, ...)
 	void *data = runtime_.error_data;
 	mutex_unlock(&runtime_.hlock);
 	int cs = cancel_off(); /* not a cancellation point (lock.h) */
+	gc_thread *t = thread_current; /* it may not detach in the handler */
+	if (t)
+		t->in_handler++;
 	if (fn)
 		fn(code, msg, data);
 	else
 		fprintf(stderr, "gcheap: %s: %s\n", gc_strerror(code), msg);
+	if (t)
+		t->in_handler--;
 	cancel_restore(cs);
 }
 
@@ -91,8 +96,14 @@ void runtime_oom(size_t request, heap_err why)
 	gc_oom_fn fn = runtime_.oom_fn;
 	void *data = runtime_.oom_data;
 	mutex_unlock(&runtime_.hlock);
-	if (fn)
+	gc_thread *t = thread_current; /* the caller goes on using it */
+	if (fn) {
+		if (t)
+			t->in_handler++;
 		fn(request, data);
+		if (t)
+			t->in_handler--;
+	}
 	if (why == HEAP_LIMIT)
 		runtime_error(GCHEAP_ERR_NOMEM,
 		              "allocating %zu bytes would pass the memory "

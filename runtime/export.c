@@ -125,18 +125,25 @@ static void clean_stale(const char *dir)
 	closedir(d);
 }
 
-static void publish(export_file *f)
+/* Write s into f (a seqlock: readers retry while seq is odd). */
+static void publish_stats(export_file *f, const gc_stats *s)
 {
-	gc_stats s;
 	struct timespec ts;
 
-	gc_read_stats(&s, sizeof(s));
 	clock_gettime(CLOCK_REALTIME, &ts);
 	afetch_add((atomic_word *)&f->seq, 1); /* odd: writing */
 	f->updated_ns = (uint64_t)ts.tv_sec * 1000000000u +
 	                (uint64_t)ts.tv_nsec;
-	memcpy(&f->stats, &s, sizeof(s));
+	memcpy(&f->stats, s, sizeof(*s));
 	astore_rel((atomic_word *)&f->seq, f->seq + 1);
+}
+
+static void publish(export_file *f)
+{
+	gc_stats s;
+
+	gc_read_stats(&s, sizeof(s));
+	publish_stats(f, &s);
 }
 
 static void cycle_hook(void)
@@ -151,7 +158,7 @@ static void *exporter_main(void *arg)
 {
 	uintptr_t gen = (uintptr_t)arg;
 
-	sys_thread_name("export");
+	sys_thread_start("export");
 	mutex_lock(&exporter.lock);
 	while (!exporter.stop && exporter.gen == gen) {
 		struct timespec ts;
@@ -210,7 +217,10 @@ static void read_comm(char *buf, size_t n)
 
 /* Create and map the file; caller holds exporter.lock, and reports *e
  * after dropping it. */
-static bool open_file(export_err *e)
+/* first: the first snapshot, read before exporter.lock was taken (in
+ * verify mode gc_read_stats stops the world, which must not wait for a
+ * thread that waits for this lock). */
+static bool open_file(export_err *e, const gc_stats *first)
 {
 	char dir[PATH_MAX];
 
@@ -261,7 +271,7 @@ static bool open_file(export_err *e)
 	f->start_ticks = export_start_ticks((long)getpid());
 	f->interval_ns = exporter.interval_ns;
 	read_comm(f->comm, sizeof(f->comm));
-	publish(f);
+	publish_stats(f, first);
 	/* Last: a reader that sees the magic sees a whole first snapshot. */
 	astore_rel((atomic_word *)&f->magic, (uintptr_t)EXPORT_MAGIC);
 	exporter.file = f;
@@ -270,6 +280,9 @@ static bool open_file(export_err *e)
 
 static gc_status start(unsigned interval_ms)
 {
+	gc_stats first;
+
+	gc_read_stats(&first, sizeof(first));
 	mutex_lock(&exporter.lock);
 	exporter.interval_ns = (uint64_t)(interval_ms ? interval_ms : 1000) *
 	                       1000000u;
@@ -303,7 +316,7 @@ static gc_status start(unsigned interval_ms)
 			return GCHEAP_OK;
 		}
 		export_err e;
-		if (!open_file(&e)) {
+		if (!open_file(&e, &first)) {
 			mutex_unlock(&exporter.lock);
 			runtime_error(e.code, "%s", e.msg);
 			return e.code;

@@ -37,19 +37,34 @@ static void fin_init(void)
 /* Run one entry on t; the entry stays a root while it runs. */
 static void run_entry(gc_thread *t, finq_entry *e)
 {
+	gc_frame *frames = t->frames;
+
 	t->in_finalizer++; /* gc_thread_detach refuses meanwhile: t stays */
 	if (e->kind == SPECIAL_FINALIZER)
 		e->fin((void *)e->obj, e->arg);
 	else
 		e->cleanup(e->arg);
 	t->in_finalizer--;
+	/* What it left behind would outlive it: a blocking region its
+	 * caller never entered (gc_run_finalizers' caller came back unable
+	 * to allocate), frames in its dead stack frames. */
+	if (thread_blocked == t) {
+		runtime_error(GCHEAP_ERR_ARG, "a finalizer or cleanup returned "
+		              "inside gc_blocking_begin/end; ended for it");
+		gc_blocking_end();
+	}
+	if (t->frames != frames) {
+		runtime_error(GCHEAP_ERR_ARG, "a finalizer or cleanup returned "
+		              "with a gc_frame pushed; dropped");
+		t->frames = frames;
+	}
 	finq_done(e, &t->gc.gcw);
 }
 
 static void *finalizer_main(void *arg)
 {
 	(void)arg;
-	sys_thread_name("final");
+	sys_thread_start("final");
 	if (gc_thread_attach() != GCHEAP_OK) {
 		/* No memory for its record: start_thread says so. */
 		astore_rel(&fin_.attach, 2);

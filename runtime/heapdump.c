@@ -342,6 +342,7 @@ static NOINLINE void write_roots(dumper *d)
 {
 	jmp_buf regs;
 
+	__builtin_unwind_init(); /* as scan_own_stack (runtime/roots.c) */
 	setjmp(regs);
 	write_thread_roots(d, (const jmp_buf *)&regs);
 	specials_each_root(special_root, d);

@@ -421,12 +421,8 @@ void gc_set_memory_limit(size_t bytes)
 
 size_t gc_memory_limit(void)
 {
-	if (!mheap_ready())
-		return 0;
-	mutex_lock(&mheap_.lock);
-	size_t l = aload(&mheap_.limit);
-	mutex_unlock(&mheap_.lock);
-	return l;
+	/* An atomic read, no lock: a signal handler may call it. */
+	return mheap_ready() ? (size_t)aload(&mheap_.limit) : 0;
 }
 
 size_t gc_release_memory(void)

@@ -80,7 +80,7 @@ static void *cycle_main(void *arg)
 {
 	uint64_t done = (uint64_t)(uintptr_t)arg;
 
-	sys_thread_name("cycle-cb");
+	sys_thread_start("cycle-cb");
 	thread_notifier = true;
 	for (;;) {
 		mutex_lock(&mgc_.lock);
@@ -108,7 +108,7 @@ static void *finalizer_notify_main(void *arg)
 {
 	uintptr_t seen = (uintptr_t)arg;
 
-	sys_thread_name("final-cb");
+	sys_thread_start("final-cb");
 	thread_notifier = true;
 	for (;;) {
 		uintptr_t now = finq_wait_queued(seen, &fin.gen);

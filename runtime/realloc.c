@@ -151,6 +151,12 @@ void *gc_realloc(void *p, size_t size, const gc_type *type)
 	if (!base)
 		return realloc_error(GCHEAP_ERR_ARG, p, size, type,
 		                     "not an allocated heap object");
+	/* As gc_free: its record is the collector's (a cleared tag broke
+	 * the handle, and a weak map's entry with the same key). */
+	if (runtime_is_handle((void *)base, s))
+		return realloc_error(GCHEAP_ERR_ARG, p, size, type,
+		                     "a weak handle (gc_weak, gc_ephemeron or "
+		                     "gc_weakmap)");
 	bool tiny = mspan_is_tiny_block(s, mspan_object_index(s, base));
 	if (base != (uintptr_t)p && !tiny) {
 		runtime_error(GCHEAP_ERR_ARG, "gc_realloc(%p, %zu): an "
@@ -210,17 +216,17 @@ void *gc_realloc(void *p, size_t size, const gc_type *type)
 	return q;
 }
 
-char *gc_strndup(const char *str, size_t n)
+/* gc_strndup, its messages naming fn (the call the program made). */
+static char *strndup_as(const char *fn, const char *str, size_t n)
 {
 	gc_thread *t = thread_current;
 
 	if (!t) {
-		runtime_not_attached("gc_strndup");
+		runtime_not_attached(fn);
 		return NULL;
 	}
 	if (!str && n) {
-		runtime_error(GCHEAP_ERR_ARG, "gc_strndup(NULL, %zu): NULL "
-		              "string", n);
+		runtime_error(GCHEAP_ERR_ARG, "%s(NULL): NULL string", fn);
 		return NULL;
 	}
 	size_t len = n ? strnlen(str, n) : 0;
@@ -234,11 +240,12 @@ char *gc_strndup(const char *str, size_t n)
 	return p;
 }
 
+char *gc_strndup(const char *str, size_t n)
+{
+	return strndup_as("gc_strndup", str, n);
+}
+
 char *gc_strdup(const char *str)
 {
-	if (!str) {
-		runtime_error(GCHEAP_ERR_ARG, "gc_strdup(NULL): NULL string");
-		return NULL;
-	}
-	return gc_strndup(str, SIZE_MAX);
+	return strndup_as("gc_strdup", str, SIZE_MAX);
 }

@@ -355,6 +355,19 @@ void gc_frame_unwind(gc_frame *top)
 		runtime_not_attached("gc_frame_unwind");
 		return;
 	}
+	/* What can be told without reading it: aligned, and not in this
+	 * stack below the caller (a frame whose function has returned). */
+	uintptr_t a = (uintptr_t)top;
+	uintptr_t here = (uintptr_t)__builtin_frame_address(0);
+	if (a % sizeof(void *) ||
+	    (a && t->stack_base && a >= t->stack_lo && a < here)) {
+		runtime_error(GCHEAP_ERR_ARG, "gc_frame_unwind(%p): %s",
+		              (void *)top, a % sizeof(void *) ? "misaligned" :
+		              "a frame below the caller's, whose function "
+		              "has returned (save gc_frame_top() beside the "
+		              "setjmp)");
+		return;
+	}
 	t->frames = top;
 }
 
@@ -401,6 +414,9 @@ static NOINLINE void scan_own_stack(gc_thread *t, gcw *w)
 {
 	jmp_buf regs;
 
+	/* Every callee-saved register pushed by the prologue, above regs
+	 * (glibc's setjmp stores rbp mangled: no pointer to the scan). */
+	__builtin_unwind_init();
 	setjmp(regs);
 	runtime_check_on_stack(t, (uintptr_t)&regs);
 	gcmark_scan_conservative(w, (uintptr_t)&regs, t->stack_base);

@@ -59,6 +59,7 @@ typedef struct gc_thread {
 	                           * not to be zeroed first (alloc_large in
 	                           * runtime/malloc.c takes it); else 0 */
 	unsigned in_finalizer;    /* finalizers running on it (nested) */
+	unsigned in_handler;      /* error or OOM handlers running on it */
 	uintptr_t stack_base;     /* highest address of the native stack */
 	uintptr_t stack_lo;       /* its lowest (the most it may grow to) */
 	uintptr_t saved_sp;       /* where the scan of a parked or blocked

@@ -103,6 +103,14 @@ gc_status gc_thread_attach(void)
 
 	if (st != GCHEAP_OK)
 		return st;
+	if (thread_notifier) {
+		/* The cycle and finalizer callbacks' threads: the next mark
+		 * would wait for one that never reaches a safepoint. */
+		runtime_error(GCHEAP_ERR_ARG, "gc_thread_attach: called from "
+		              "a cycle or finalizer-notify callback, whose "
+		              "thread must not touch the heap");
+		return GCHEAP_ERR_ARG;
+	}
 	if (thread_current || thread_blocked) {
 		runtime_error(GCHEAP_ERR_DUPLICATE,
 		              "gc_thread_attach: the thread is already "
@@ -178,10 +186,11 @@ gc_status gc_thread_detach(void)
 		runtime_not_attached("gc_thread_detach");
 		return GCHEAP_ERR_NOT_ATTACHED;
 	}
-	if (t->in_finalizer) {
+	if (t->in_finalizer || t->in_handler) {
 		runtime_error(GCHEAP_ERR_ARG, "gc_thread_detach: called from "
-		              "a finalizer or cleanup, which runs on a thread "
-		              "the library goes on using");
+		              "a %s, which runs on a thread the library goes "
+		              "on using", t->in_finalizer ? "finalizer or "
+		              "cleanup" : "error or OOM handler");
 		return GCHEAP_ERR_ARG;
 	}
 	pthread_setspecific(runtime_.exit_key, NULL);

@@ -45,10 +45,13 @@
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
 
-/* Name the calling thread "gcheap-<role>" (cut to the kernel's 15
- * characters), as top -H, perf and gdb show it: each of the library's own
- * threads does so when it starts. */
-void sys_thread_name(const char *role);
+/* Each of the library's own threads calls this when it starts: it names
+ * the thread "gcheap-<role>" (cut to the kernel's 15 characters), as
+ * top -H, perf and gdb show it, and blocks the asynchronous signals, so
+ * that the program's handlers run on the program's threads (a handler
+ * that ran on a mark worker and called gcheap could wait for the worker
+ * it had interrupted). */
+void sys_thread_start(const char *role);
 
 /* a + b, or UINTPTR_MAX if that does not fit. */
 static inline uintptr_t add_sat(uintptr_t a, uintptr_t b)

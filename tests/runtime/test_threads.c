@@ -813,6 +813,49 @@ START_TEST(test_cancel_while_stopping)
 }
 END_TEST
 
+/* Two attached threads start and stop the stats export over and over in
+ * verify mode, where reading the stats stops the world: the first
+ * snapshot was read with the exporter's lock held, so the stop waited
+ * for the other thread, which waited for that lock (for ever). */
+static atomic_word export_starts;
+
+static void *export_churn(void *arg)
+{
+	(void)arg;
+	if (gc_thread_attach() != GCHEAP_OK)
+		return NULL;
+	for (int i = 0; i < 300; i++) {
+		if (gc_export_start(5) != GCHEAP_OK)
+			break;
+		afetch_add(&export_starts, 1);
+		gc_export_stop();
+	}
+	gc_thread_detach();
+	return NULL;
+}
+
+START_TEST(test_export_churn_verify)
+{
+	char dir[] = "/tmp/test_threads.XXXXXX";
+	pthread_t t[2];
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	ck_assert_int_eq(gc_thread_attach(), GCHEAP_OK);
+	options_.export_dir = strdup(dir); /* after the options are read */
+	options_.verify = true;
+	for (int i = 0; i < 2; i++)
+		ck_assert_int_eq(pthread_create(&t[i], NULL, export_churn,
+		                                NULL), 0);
+	gc_blocking_begin();
+	for (int i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	gc_blocking_end();
+	ck_assert_uint_eq(aload(&export_starts), 600);
+	gc_thread_detach();
+	rmdir(dir);
+}
+END_TEST
+
 /* Threads that exit with a gc_frame still pushed (pthread_exit from a
  * nested call, as an interpreter's thread.exit() deep in its loop does)
  * while another thread collects without pause. The frame's struct lay in
@@ -1210,6 +1253,7 @@ static Suite *threads_suite(void)
 	tcase_add_test(tc, test_thread_names);
 	tcase_add_test(tc, test_cancel_attached);
 	tcase_add_test(tc, test_cancel_while_stopping);
+	tcase_add_test(tc, test_export_churn_verify);
 	suite_add_tcase(s, tc);
 	return s;
 }
