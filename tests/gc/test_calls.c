@@ -18,6 +18,7 @@
 
 #include "runtime/pprof.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <setjmp.h>
 #include <sys/mman.h>
@@ -233,6 +234,209 @@ START_TEST(test_frame_unwind_after_longjmp)
 	gc_frame_pop(&outer);
 	ck_assert_ptr_null(gc_frame_top());
 	ck_assert_int_eq(err.calls, 0);
+}
+END_TEST
+
+/* ---- Calling contexts ---------------------------------------------------- */
+
+/* gc_realloc refuses a weak handle, as gc_free does: it cleared the
+ * handle's tag in place (the handle then said "not a gc_weak") and lost
+ * a weak map's entry for the same key. */
+START_TEST(test_realloc_refuses_handles)
+{
+	void *slots[3];
+	gc_frame f;
+
+	start(NULL);
+	gc_frame_push(&f, slots, 3);
+	slots[0] = gc_alloc(32, NULL);
+	slots[1] = gc_weak_new(slots[0]);
+	slots[2] = gc_ephemeron_new(slots[0], slots[0]);
+	ck_assert(slots[1] && slots[2]);
+	clear_err();
+	ck_assert_ptr_null(gc_realloc(slots[1], 1, NULL));
+	EXPECT_ERR(GCHEAP_ERR_ARG, "weak handle");
+	ck_assert_ptr_null(gc_realloc(slots[2], 64, NULL));
+	EXPECT_ERR(GCHEAP_ERR_ARG, "weak handle");
+	ck_assert_ptr_eq(gc_weak_get(slots[1]), slots[0]);
+	ck_assert_int_eq(err.calls, 0);
+	gc_frame_pop(&f);
+}
+END_TEST
+
+/* The OOM and error handlers run on the thread that made the failing
+ * call, which goes on using its record: gc_thread_detach is refused
+ * there (it freed the record, and gc_alloc read it afterwards). */
+static int detach_status = -1;
+
+static void detach_in_oom(size_t request, void *data)
+{
+	(void)request, (void)data;
+	detach_status = gc_thread_detach();
+}
+
+START_TEST(test_detach_refused_in_handlers)
+{
+	start(NULL);
+	gc_set_memory_limit(64 << 20);
+	gc_set_oom_handler(detach_in_oom, NULL);
+	clear_err();
+	ck_assert_ptr_null(gc_alloc(128 << 20, NULL));
+	ck_assert_int_eq(detach_status, GCHEAP_ERR_ARG);
+	ck_assert_int_eq(gc_thread_is_attached(), 1);
+	ck_assert_ptr_nonnull(gc_alloc(64, NULL));
+	gc_set_oom_handler(NULL, NULL);
+}
+END_TEST
+
+/* The cycle callback's thread must not touch the heap, nor attach: the
+ * next mark waited for it for ever (it never reached a safepoint). */
+static atomic_word cb_attach_status = 100;
+
+static void attach_in_cycle(gc_cycle_event ev, uint64_t cycle, void *data)
+{
+	(void)cycle, (void)data;
+	if (ev == GCHEAP_CYCLE_MARK_START &&
+	    aload(&cb_attach_status) == 100)
+		astore(&cb_attach_status, (uintptr_t)gc_thread_attach());
+}
+
+START_TEST(test_attach_refused_in_callback)
+{
+	start(NULL);
+	ck_assert_int_eq(gc_set_cycle_callback(attach_in_cycle, NULL),
+	                 GCHEAP_OK);
+	for (int i = 0; i < 20 && aload(&cb_attach_status) == 100; i++) {
+		gc_collect();
+		gc_blocking_begin();
+		sleep_us(10000);
+		gc_blocking_end();
+	}
+	gc_collect();
+	gc_collect();
+	ck_assert_uint_eq(aload(&cb_attach_status), GCHEAP_ERR_ARG);
+	gc_set_cycle_callback(NULL, NULL);
+}
+END_TEST
+
+/* A finalizer run by gc_run_finalizers that returns inside a blocking
+ * region, or with a frame pushed: repaired, and reported (its caller came
+ * back unable to allocate; the frame lay in dead stack memory). */
+static void fin_leaves_state(void *obj, void *arg)
+{
+	static void *slot[1];
+	static gc_frame f;
+
+	(void)obj;
+	if (arg)
+		gc_blocking_begin();
+	else
+		gc_frame_push(&f, slot, 1);
+}
+
+START_TEST(test_finalizer_leftovers_repaired)
+{
+	start(NULL);
+	gc_set_finalizer_thread(0);
+	for (int which = 0; which < 2; which++) {
+		void *p = gc_alloc(32, NULL);
+		ck_assert_int_eq(gc_set_finalizer(p, fin_leaves_state,
+		                                  which ? (void *)1 : NULL),
+		                 GCHEAP_OK);
+		p = NULL;
+		gc_collect();
+		gc_collect();
+		clear_err();
+		ck_assert_uint_eq(gc_run_finalizers(), 1);
+		EXPECT_ERR(GCHEAP_ERR_ARG, which ? "gc_blocking_begin" :
+		                                   "gc_frame");
+		ck_assert_ptr_nonnull(gc_alloc(64, NULL));
+		ck_assert_ptr_null(gc_frame_top());
+	}
+}
+END_TEST
+
+/* gc_frame_unwind refuses what it can tell is no frame of the caller's:
+ * misaligned, or in this stack below the caller (stored as the innermost
+ * frame, it crashed the next collection's scan). */
+static NOINLINE gc_frame *dead_frame(void)
+{
+	static void *slot[1];
+	gc_frame f;
+
+	gc_frame_push(&f, slot, 1);
+	gc_frame *top = gc_frame_top();
+	gc_frame_pop(&f);
+	return top;
+}
+
+START_TEST(test_frame_unwind_refuses)
+{
+	start(NULL);
+	gc_frame *dead = dead_frame();
+	clear_err();
+	gc_frame_unwind((gc_frame *)(uintptr_t)1);
+	EXPECT_ERR(GCHEAP_ERR_ARG, "misaligned");
+	gc_frame_unwind(dead);
+	EXPECT_ERR(GCHEAP_ERR_ARG, "has returned");
+	ck_assert_ptr_null(gc_frame_top());
+	gc_collect();
+}
+END_TEST
+
+/* The library's threads block asynchronous signals: a process-wide
+ * signal runs its handler on a thread of the program (one that ran on a
+ * mark worker and called gcheap could wait for the worker it had
+ * interrupted). */
+static void count_tids(int *lib, int *blocked)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+
+	*lib = *blocked = 0;
+	ck_assert_ptr_nonnull(d);
+	while ((e = readdir(d))) {
+		char path[320], line[256], name[32] = "";
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm",
+		         e->d_name);
+		FILE *f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (!fgets(name, sizeof(name), f))
+			name[0] = 0;
+		fclose(f);
+		if (strncmp(name, "gcheap-", 7))
+			continue;
+		(*lib)++;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/status",
+		         e->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		while (fgets(line, sizeof(line), f))
+			if (!strncmp(line, "SigBlk:", 7)) {
+				/* SIGALRM (14) and SIGUSR1 (10) blocked */
+				unsigned long long m = strtoull(line + 7,
+				                                NULL, 16);
+				if ((m >> 13 & 1) && (m >> 9 & 1))
+					(*blocked)++;
+			}
+		fclose(f);
+	}
+	closedir(d);
+}
+
+START_TEST(test_library_threads_block_signals)
+{
+	int lib, blocked;
+
+	start(NULL);
+	gc_collect(); /* the workers and the sweeper are running */
+	count_tids(&lib, &blocked);
+	ck_assert_int_ge(lib, 2);
+	ck_assert_int_eq(blocked, lib);
 }
 END_TEST
 
@@ -2026,6 +2230,12 @@ static Suite *calls_suite(void)
 	tcase_add_test(tc, test_realloc_moves_pointers);
 	tcase_add_test(tc, test_realloc_large_noscan_first_growth);
 	tcase_add_test(tc, test_frame_unwind_after_longjmp);
+	tcase_add_test(tc, test_realloc_refuses_handles);
+	tcase_add_test(tc, test_detach_refused_in_handlers);
+	tcase_add_test(tc, test_attach_refused_in_callback);
+	tcase_add_test(tc, test_finalizer_leftovers_repaired);
+	tcase_add_test(tc, test_frame_unwind_refuses);
+	tcase_add_test(tc, test_library_threads_block_signals);
 	tcase_add_test(tc, test_realloc_in_place_scan);
 	tcase_add_test(tc, test_realloc_cut_inside_word);
 	tcase_add_test(tc, test_realloc_grow_clears_unscanned);
