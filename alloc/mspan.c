@@ -97,7 +97,8 @@ bool mspan_init(mspan *s, uintptr_t base, uintptr_t npages, spanclass spc,
 	size_t hbw = span_has_heapbits(spc) ? mspan_heapbits_words(npages) : 0;
 	bool typed = !spanclass_noscan(spc) && sc != 0 && !hbw;
 	size_t ntypes = typed ? s->nelems : 0;
-	size_t nids = options_.record_types && sc ? (s->nelems + 3) / 4 : 0;
+	size_t nids = aload(&options_.record_types) && sc ?
+	              (s->nelems + 3) / 4 : 0;
 	bool scanbits = options_.greentea && hbw && nw <= SCANBITS_MAX_WORDS;
 	size_t nsw = scanbits ? nw : 0;
 	size_t nob = sc == 0 && !spanclass_noscan(spc)

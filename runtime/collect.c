@@ -75,7 +75,7 @@ int gc_set_mark_workers(int n)
 
 void gc_set_record_types(int on)
 {
-	options_.record_types = on != 0;
+	astore(&options_.record_types, on != 0);
 }
 
 size_t gc_free_os_memory(void)

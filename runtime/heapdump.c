@@ -290,7 +290,7 @@ static NOINLINE void write_thread_roots(dumper *d, const jmp_buf *regs)
 		for (size_t i = 0; i < t->nheld; i++)
 			root(d, HD_ROOT_FRAME, tid, (uintptr_t)&t->held[i],
 			     (uintptr_t)t->held[i]);
-		if (!options_.conservative || !t->stack_base)
+		if (!aload(&options_.conservative) || !t->stack_base)
 			continue;
 		runtime_check_on_stack(t, t == me ? (uintptr_t)(regs + 1) :
 		                                    t->saved_sp);

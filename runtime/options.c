@@ -240,7 +240,7 @@ static void parse_debug(void)
 	}
 	free(buf);
 	if ((options_.checkmark || options_.rootcheck) && !types_given)
-		options_.record_types = true;
+		astore(&options_.record_types, 1);
 }
 
 /* GCHEAP_MEMPROFILERATE and GCHEAP_ATTACH (runtime/mprof.c, attach.c). */
@@ -282,7 +282,7 @@ static void parse_markers(void)
 void runtime_parse_options(void)
 {
 	options_.invalidptr = 1;
-	options_.conservative = true;
+	astore(&options_.conservative, 1);
 	options_.greentea = true;
 	options_.prefault = true;
 	options_.stopwarn_ms = DEFAULT_STOPWARN_MS;

@@ -377,7 +377,7 @@ void gc_set_conservative_stacks(int on)
 	 * made before it (conservative scanning came back on). */
 	if (gc_init() != GCHEAP_OK)
 		return;
-	options_.conservative = on != 0;
+	astore(&options_.conservative, on != 0);
 }
 
 /* A conservative scan runs from the thread's stack pointer up to the top
@@ -436,7 +436,7 @@ void runtime_scan_thread(gc_thread *t, gcw *w, bool self)
 	for (gc_frame *f = t->frames; f; f = f->prev)
 		gcmark_scan_slots(w, (void *const *)f->slots, f->nslots, 0);
 	gcmark_scan_slots(w, (void *const *)t->held, t->nheld, 0);
-	if (!options_.conservative || !t->stack_base)
+	if (!aload(&options_.conservative) || !t->stack_base)
 		return;
 	if (self) {
 		scan_own_stack(t, w);

@@ -7,9 +7,10 @@
  * GCHEAP_MEMPROFILERATE, GCHEAP_ATTACH; it is
  * the library's only reader of the environment, and docs/api.md lists the
  * variables); afterwards only the API setters named below write it. Plain
- * fields: a switch is set before the threads that read it exist, or, for
- * the two the API changes at run time, read where a stale value is
- * harmless (the next span or the next scan sees the new one).
+ * fields: a switch is set before the threads that read it exist; the two
+ * the API changes at run time are atomic words (aload/astore), read where
+ * a stale value is harmless (the next span or the next scan sees the new
+ * one; plain fields raced, which ThreadSanitizer reported).
  *
  * Not here: the GOGC percent and the memory limit, which are the pacer's
  * and the heap's live state (mgc_.percent, set from GCHEAP_GC by
@@ -17,6 +18,7 @@
 #ifndef GCHEAP_SYS_OPTIONS_H
 #define GCHEAP_SYS_OPTIONS_H
 
+#include "alloc/sys/atomic.h"
 #include "alloc/sys/base.h"
 
 typedef struct sys_options {
@@ -32,9 +34,9 @@ typedef struct sys_options {
 	unsigned rootcheck;  /* objects kept only by unregistered globals:
 	                      * 1 warn once and keep, 2 abort (runtime/) */
 	/* GCHEAP_DEBUG's switches of the allocator and the runtime. */
-	bool record_types;   /* small spans record each object's type id
+	atomic_word record_types; /* small spans record each object's type id
 	                      * (alloc/mspan.c; also gc_set_record_types) */
-	bool conservative;   /* scan native stacks conservatively
+	atomic_word conservative; /* scan native stacks conservatively
 	                      * (runtime/; also gc_set_conservative_stacks) */
 	bool hugepages;      /* heap arenas ask for transparent huge pages
 	                      * as they are committed (alloc/mheap.c) */

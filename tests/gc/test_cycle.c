@@ -1467,6 +1467,7 @@ START_TEST(test_mark_workers)
 	const int bad[] = {-1, GCHEAP_MAX_MARKERS + 1, INT_MAX, INT_MIN};
 	const int ns[] = {4, 1, 8};
 
+	unsetenv("GCHEAP_MARKERS"); /* the default is what is tested */
 	start(false);
 	ck_assert_int_eq(gc_add_roots(root, 1), GCHEAP_OK);
 	for (size_t k = 0; k < ARRAY_LEN(bad); k++) {
