@@ -169,7 +169,8 @@ gc_type *gctype_make(const char *name, size_t size, const uint64_t *bitmap,
 	}
 	tmp.magic = GCTYPE_MAGIC;
 	tmp.size = size;
-	tmp.nfast = size <= MAX_SMALL_SIZE ? MAX_SMALL_SIZE - size + 1 : 0;
+	tmp.nfast = size <= MAX_SMALL_SIZE ?
+	             (uint32_t)(MAX_SMALL_SIZE - size + 1) : 0;
 	tmp.nwords = nwords;
 	tmp.nptrs = nptrs;
 	tmp.tail = flags;
@@ -204,6 +205,11 @@ gc_type *gctype_make(const char *name, size_t size, const uint64_t *bitmap,
 		tmp.cslot = (uint8_t)(NUM_SPANCLASSES +
 		                      ((uintptr_t)t - gctype_region) /
 		                      GCTYPE_SLOT % MCACHE_TYPED_SLOTS);
+	/* The own-size path (runtime/malloc.c) takes small objects that
+	 * are not tiny: the tiny allocator packs those. */
+	tmp.key = size > MAX_SMALL_SIZE ||
+	          (tmp.noscan && size < TINY_SIZE) ? GCTYPE_KEY_NONE :
+	          tmp.noscan ? GCTYPE_KEY_NOSCAN : (uintptr_t)t;
 	*t = tmp;
 	if (bits == tmp.inline_bits)
 		t->bits = t->inline_bits;

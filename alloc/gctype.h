@@ -42,13 +42,27 @@
 #define GCTYPE_MASK (~(GCTYPE_REGION - 1) | (GCTYPE_SLOT - 1))
 #define GCTYPE_INLINE_BITS 4 /* maps of up to 256 words live in the slot */
 
+/* Layout keys (gc_type.key, mspan.freekey): an allocation of a type's own
+ * size may take a slot from its cached span with no other test when the
+ * two keys are equal. A scan type's key is its address, a noscan type's
+ * GCTYPE_KEY_NOSCAN; a type the own-size path must not take (tiny, large,
+ * and a slot not yet used, which reads as zeros) has GCTYPE_KEY_NONE, which
+ * no span carries, and a span whose free slots fit no such shortcut
+ * MSPAN_KEY_NONE, which no type has. */
+#define GCTYPE_KEY_NONE ((uintptr_t)0)
+#define GCTYPE_KEY_NOSCAN ((uintptr_t)1)
+#define MSPAN_KEY_NONE (~(uintptr_t)0)
+
 struct gc_type {
 	uint64_t magic;      /* GCTYPE_MAGIC */
 	size_t size;         /* bytes the map covers */
+	uintptr_t key;       /* layout key of an object of size bytes */
 	/* The allocation fast path takes sizes [size, size + nfast): up to
 	 * the largest small size; 0 when size is over it (and in a slot not
 	 * yet used, so that the fast path sends it to the checks). */
-	size_t nfast;
+	uint32_t nfast;
+	uint32_t id;         /* 1, 2, ... in order of creation (heap dumps);
+	                      * ids over GCTYPE_MAX_ID are not recorded */
 	size_t nwords;       /* whole words inside size: size / 8 */
 	size_t nptrs;        /* pointer words inside size */
 	unsigned tail;       /* GCHEAP_TAIL_* */
@@ -64,8 +78,6 @@ struct gc_type {
 	                      * 64 words of a repeated map of <= 64 words */
 	char *name;          /* owned copy, never NULL */
 	struct gc_type *next; /* registry of all types */
-	uint32_t id;         /* 1, 2, ... in order of creation (heap dumps);
-	                      * ids over GCTYPE_MAX_ID are not recorded */
 	const uint64_t *bits; /* (nwords + 63) / 64 words: inline_bits, or
 	                       * malloc'd for larger maps */
 	uint64_t inline_bits[GCTYPE_INLINE_BITS];

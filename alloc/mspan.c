@@ -11,7 +11,8 @@
 
 #include <string.h>
 
-mspan mspan_empty; /* nelems 0, alloc_cache 0: every fast path misses */
+/* nelems 0, alloc_cache 0, no layout key: every fast path misses. */
+mspan mspan_empty = {.freekey = MSPAN_KEY_NONE};
 alloc_hooks mspan_hooks;
 
 void mspan_refill_alloc_cache(mspan *s, uintptr_t w)
@@ -77,6 +78,7 @@ bool mspan_init(mspan *s, uintptr_t base, uintptr_t npages, spanclass spc,
 	mspan_set_blackfrom(s, NO_BLACK);
 	s->freetype = NULL;
 	s->freesize = 0;
+	s->freekey = MSPAN_KEY_NONE;
 	s->alltype = NULL;
 	s->allsize = 0;
 	s->specials = NULL;
@@ -211,8 +213,7 @@ void mspan_prepare_cached(mspan *s, bool black)
 		each_free_run(s, aload(&s->freeindex), zero_run, NULL);
 		s->needzero = 0;
 	}
-	s->freetype = NULL;
-	s->freesize = 0;
+	mspan_set_freelayout(s, NULL, 0);
 	mspan_set_blackfrom(s, black ? aload(&s->freeindex) : NO_BLACK);
 }
 
@@ -296,8 +297,7 @@ void mspan_fill_type(mspan *s, uintptr_t from, const gc_type *t,
 		s->alltype = all ? t : NULL;
 		s->allsize = all ? size : 0;
 	}
-	s->freetype = t;
-	s->freesize = size;
+	mspan_set_freelayout(s, t, size);
 }
 
 uintptr_t mspan_mark_allocated(mspan *s, uintptr_t from, uintptr_t to)

@@ -95,6 +95,11 @@ typedef struct mspan {
 	/* Cache line 2: written by the owning thread on every allocation. */
 	uint64_t alloc_cache ALIGNED_CACHE; /* ~alloc_bits from freeindex
 	                                     * on; 1 = free */
+	/* The layout key (alloc/gctype.h) of the free slots, from freetype,
+	 * freesize, the class's noscan bit and typeids
+	 * (mspan_set_freelayout): MSPAN_KEY_NONE unless an object of a
+	 * type's own size needs nothing written at all. */
+	uintptr_t freekey;
 	atomic_word freeindex; /* objects below are allocated */
 	uintptr_t nelems;      /* objects in the span */
 	uintptr_t alloc_count; /* allocated objects */
@@ -295,6 +300,23 @@ static ALWAYS_INLINE uintptr_t mspan_take_cached(mspan *s)
 	astore(&s->freeindex, i + 1);
 	s->alloc_count++;
 	return s->base + i * s->elemsize;
+}
+
+/* The free slots carry the layout of (t, size) (t NULL: none, or a noscan
+ * span's): set freetype, freesize and the key the fast path compares.
+ * Owner thread. */
+static inline void mspan_set_freelayout(mspan *s, const gc_type *t,
+                                        size_t size)
+{
+	s->freetype = t;
+	s->freesize = size;
+	if (s->typeids)
+		s->freekey = MSPAN_KEY_NONE;
+	else if (spanclass_noscan(s->spc))
+		s->freekey = spanclass_sizeclass(s->spc) ? GCTYPE_KEY_NOSCAN
+		                                         : MSPAN_KEY_NONE;
+	else
+		s->freekey = t && size == t->size ? t->key : MSPAN_KEY_NONE;
 }
 
 /* An object address, or 0 when the span's cached window is used up. */

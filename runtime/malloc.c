@@ -287,7 +287,8 @@ static ALWAYS_INLINE void *gc_alloc_unusual(gc_thread *th, size_t size,
  * with no zeroing, no mark bit and no heap bits (all done per span when
  * the thread cached it: alloc/mcache.h): a scan object only from a span
  * whose free slots already carry its (type, size), which the type's own
- * typed slot does for objects of the type's size. Anything unusual goes
+ * typed slot does for objects of the type's size: for those one compare of
+ * layout keys (alloc/gctype.h) stands for every test. Anything unusual goes
  * to gc_alloc_slow, a type id (type recording) to alloc_finish, both as
  * tail calls. A type is checked by its address alone (a mask test:
  * gctype.h) before any field is read; a slot of the type region not yet
@@ -302,6 +303,14 @@ static ALWAYS_INLINE void *gc_alloc_fast(gc_thread *th, size_t size,
 	if (t) {
 		if (GCHEAP_CHECK_LEVEL >= 1 && unlikely(!gctype_in_region(t)))
 			return gc_alloc_unusual(th, size, t);
+		/* The type's own size, from its slot's span when that
+		 * span's free slots need nothing for it (equal keys; a
+		 * type the path must not take has a key no span has). */
+		if (likely(th != NULL && size == t->size)) {
+			mspan *s = th->mcache.alloc[t->cslot];
+			if (likely(s->freekey == t->key && s->alloc_cache))
+				return (void *)mspan_take_cached(s);
+		}
 		/* size in [t->size, MAX_SMALL_SIZE] */
 		if (unlikely(!th || size - t->size >= t->nfast))
 			return gc_alloc_unusual(th, size, t);

@@ -216,7 +216,7 @@ static NOINLINE void record(void *p, size_t size, void *ra)
 	afetch_add(&b->alloc_bytes, size);
 }
 
-void *mprof_alloc(gc_thread *th, size_t size, const gc_type *t)
+NOINLINE void *mprof_alloc(gc_thread *th, size_t size, const gc_type *t)
 {
 	void *ra = __builtin_return_address(0);
 	intptr_t rate = mprof_rate();

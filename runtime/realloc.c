@@ -207,8 +207,11 @@ void *gc_realloc(void *p, size_t size, const gc_type *type)
 		if (!spanclass_noscan(s->spc) && n % WORD_SIZE &&
 		    gctype_word_is_ptr(type, n / WORD_SIZE))
 			n -= n % WORD_SIZE;
+		/* memmove: a tiny object's bytes run to its block's end
+		 * (have), and the new object may lie there, just past the
+		 * old one. */
 		if (spanclass_noscan(s->spc))
-			memcpy(q, p, n);
+			memmove(q, p, n);
 		else
 			gc_copy(q, p, n);
 	}

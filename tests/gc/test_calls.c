@@ -159,6 +159,29 @@ START_TEST(test_realloc_noscan)
 }
 END_TEST
 
+/* A tiny object's bytes run to its block's end, and its new copy can be
+ * packed into the same block just past it: the copy overlapped itself,
+ * through memcpy (undefined; AddressSanitizer's memcpy-param-overlap). */
+START_TEST(test_realloc_tiny_within_block)
+{
+	int overlapped = 0;
+
+	start(NULL);
+	for (int i = 0; i < 64; i++) {
+		unsigned char *p = gc_alloc(1, NULL);
+		p[0] = (unsigned char)(0x80 + i);
+		unsigned char *q = gc_realloc(p, 9, NULL);
+		ck_assert_ptr_nonnull(q);
+		ck_assert_uint_eq(q[0], 0x80 + i);
+		if (q > p && q < p + 9)
+			overlapped++;
+	}
+	/* The case was met (a 1-byte block start, then 9 bytes fit). */
+	ck_assert_int_gt(overlapped, 0);
+	ck_assert_int_eq(err.calls, 0);
+}
+END_TEST
+
 /* A large noscan object's first growth in place is zeroed too, though
  * the program wrote into its slot's tail: it kept those bytes when the
  * span did not know its size before a gc_realloc had set it. */
@@ -677,6 +700,55 @@ START_TEST(test_sixteen_bytes_not_tiny)
 	gc_collect();
 	ck_assert(mspan_is_free(s, i));
 	ck_assert(!mspan_is_tiny_block(s, i));
+	gc_frame_pop(&f);
+}
+END_TEST
+
+/* A noscan type under 16 bytes is packed by the tiny allocator when
+ * asked for at its own size too: the fast path's own-size shortcut
+ * (equal layout keys, alloc/gctype.h) must not take it from the span of
+ * its size class. A 16-byte noscan type is a slot of its own. */
+START_TEST(test_tiny_types_packed)
+{
+	void *slots[4] = {0};
+	gc_frame f;
+
+	/* No type recording (checkmark turns it on): its type ids keep
+	 * every allocation off the fast path. */
+	start("checkmark=1,verify=1,poison=1,types=0");
+	gc_frame_push(&f, slots, 4);
+	gc_type *four = gc_type_new("four", 4, NULL, 0, GCHEAP_TAIL_NOSCAN);
+	gc_type *twelve = gc_type_new("twelve", 12, NULL, 0,
+	                              GCHEAP_TAIL_NOSCAN);
+	gc_type *sixteen = gc_type_new("sixteen", 16, NULL, 0,
+	                               GCHEAP_TAIL_NOSCAN);
+	ck_assert_ptr_nonnull(four);
+	ck_assert_ptr_nonnull(twelve);
+	ck_assert_ptr_nonnull(sixteen);
+	for (int round = 0; round < 3; round++) {
+		/* A 16-byte object caches the class's span first: a
+		 * 12-byte type's own size class is the same. */
+		unsigned char *c = gc_alloc(16, sixteen);
+		slots[0] = c;
+		mspan *s = spanof((uintptr_t)c);
+		ck_assert_uint_eq(s->spc, TINY_SPANCLASS);
+		ck_assert(!mspan_is_tiny_block(s, mspan_object_index(s,
+		                                     (uintptr_t)c)));
+		for (int k = 1; k < 4; k++) {
+			gc_type *t = k == 1 ? twelve : four;
+			unsigned char *p = gc_alloc(gc_type_size(t), t);
+			slots[k] = p;
+			s = spanof((uintptr_t)p);
+			ck_assert_uint_eq(s->spc, TINY_SPANCLASS);
+			ck_assert(mspan_is_tiny_block(s, mspan_object_index(s,
+			                                    (uintptr_t)p)));
+			ck_assert_uint_eq(gc_size(p), 16);
+		}
+		/* The two 4-byte objects share a block. */
+		ck_assert_ptr_eq(slots[3], (unsigned char *)slots[2] + 4);
+		gc_collect();
+	}
+	ck_assert_int_eq(err.calls, 0);
 	gc_frame_pop(&f);
 }
 END_TEST
@@ -2227,6 +2299,7 @@ static Suite *calls_suite(void)
 
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_realloc_noscan);
+	tcase_add_test(tc, test_realloc_tiny_within_block);
 	tcase_add_test(tc, test_realloc_moves_pointers);
 	tcase_add_test(tc, test_realloc_large_noscan_first_growth);
 	tcase_add_test(tc, test_frame_unwind_after_longjmp);
@@ -2244,6 +2317,7 @@ static Suite *calls_suite(void)
 	tcase_add_test(tc, test_realloc_zero_free_tiny_uncollectable);
 	tcase_add_test(tc, test_free_refuses_handles);
 	tcase_add_test(tc, test_sixteen_bytes_not_tiny);
+	tcase_add_test(tc, test_tiny_types_packed);
 	tcase_add_test(tc, test_large_published_last);
 	tcase_add_test(tc, test_realloc_in_place_typed);
 	tcase_add_test(tc, test_realloc_cut_while_marking);
