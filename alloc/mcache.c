@@ -114,9 +114,8 @@ static void uncache(mcache *c, unsigned slot)
 	flush_black(c, s);
 	mspan_set_blackfrom(s, NO_BLACK);
 	uintptr_t unused = s->nelems - s->alloc_count;
-	if (GCHEAP_STATS)
-		afetch_add(&mheap_.stats.nmalloc[spanclass_sizeclass(spc)],
-		           (uintptr_t)0 - unused);
+	afetch_add(&mheap_.stats.nmalloc[spanclass_sizeclass(spc)],
+	           (uintptr_t)0 - unused);
 	/* A stale span was cached before heap_live was reset at mark
 	 * termination, so its unused bytes are no longer counted. */
 	if (aload(&s->sweepgen) != aload(&mheap_.sweepgen) + 1)
@@ -152,9 +151,8 @@ bool mcache_refill(mcache *c, unsigned slot, spanclass spc, int *err)
 		c->fresh_lo = s->base + aload(&s->blackfrom) * s->elemsize;
 		c->fresh_len = s->limit - c->fresh_lo;
 	}
-	if (GCHEAP_STATS)
-		afetch_add(&mheap_.stats.nmalloc[spanclass_sizeclass(spc)],
-		           s->nelems - s->alloc_count);
+	afetch_add(&mheap_.stats.nmalloc[spanclass_sizeclass(spc)],
+	           s->nelems - s->alloc_count);
 	afetch_add(&mheap_.stats.heap_live,
 	           (s->nelems - s->alloc_count) * s->elemsize);
 	c->alloc[slot] = s;
@@ -211,11 +209,11 @@ void mcache_release_all(mcache *c)
 
 	for_each_cached(c, i, w, bits)
 		uncache(c, i);
-	if (GCHEAP_STATS && c->tiny_allocs) {
+	if (c->tiny_allocs) {
 		afetch_add(&mheap_.stats.tiny_allocs, c->tiny_allocs);
 		c->tiny_allocs = 0;
 	}
-	if (GCHEAP_STATS && c->layout_writes) {
+	if (c->layout_writes) {
 		afetch_add(&mheap_.stats.layout_writes, c->layout_writes);
 		c->layout_writes = 0;
 	}

@@ -112,7 +112,7 @@ static mspan_swept sweep(mspan *s)
 
 	afetch_add(&mheap_.pages_swept, s->npages);
 	afetch_add(&mheap_.spans_swept, 1);
-	if (GCHEAP_STATS && spanclass_sizeclass(s->spc))
+	if (spanclass_sizeclass(s->spc))
 		afetch_add(&mheap_.stats.nfree[spanclass_sizeclass(s->spc)],
 		           nfreed);
 	return r;
@@ -212,7 +212,7 @@ size_t mcentral_sweep_some(mcentral *c, uintptr_t sg, size_t max)
 		return 0;
 	afetch_add(&mheap_.pages_swept, pages);
 	afetch_add(&mheap_.spans_swept, k);
-	if (GCHEAP_STATS && spanclass_sizeclass(c->spc))
+	if (spanclass_sizeclass(c->spc))
 		afetch_add(&mheap_.stats.nfree[spanclass_sizeclass(c->spc)],
 		           nfreed);
 	size_t nfree = 0;

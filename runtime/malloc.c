@@ -142,9 +142,7 @@ static void *alloc_large(gc_thread *th, size_t size, const gc_type *t,
 		runtime_large_test_hook(s->base);
 	if (s->needzero) {
 		memset((char *)s->base + keep, 0, s->elemsize - keep);
-		if (GCHEAP_STATS)
-			afetch_add(&mheap_.stats.large_zeroed,
-			           s->elemsize - keep);
+		afetch_add(&mheap_.stats.large_zeroed, s->elemsize - keep);
 	}
 	s->alloc_count = 1;
 	s->alloc_cache = 0;
@@ -173,8 +171,7 @@ static void *alloc_large(gc_thread *th, size_t size, const gc_type *t,
 static NOINLINE void *alloc_finish(mcache *c, mspan *s, uintptr_t p,
                                    size_t size, const gc_type *t)
 {
-	if (GCHEAP_STATS)
-		c->layout_writes++;
+	c->layout_writes++;
 	if (t && !t->noscan && (s->freetype != t || s->freesize != size)) {
 		if (!s->freetype)
 			mspan_fill_type(s, mspan_object_index(s, p), t, size);
@@ -301,7 +298,10 @@ static ALWAYS_INLINE void *gc_alloc_fast(gc_thread *th, size_t size,
 	unsigned slot; /* in mcache.alloc: alloc/mcache.h */
 
 	if (t) {
-		if (GCHEAP_CHECK_LEVEL >= 1 && unlikely(!gctype_in_region(t)))
+		/* At every check level: the API promises any pointer that
+		 * is not a type is refused (a mask test, three or four
+		 * instructions). */
+		if (unlikely(!gctype_in_region(t)))
 			return gc_alloc_unusual(th, size, t);
 		/* The type's own size, from its slot's span when that
 		 * span's free slots need nothing for it (equal keys; a

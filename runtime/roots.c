@@ -346,8 +346,10 @@ gc_frame *gc_frame_top(void)
 
 /* Only this thread reads its frames while it runs (a collector reads them
  * while it is blocked, claimed or stopped), so the dead frames above
- * `top` are dropped without a look. */
-void gc_frame_unwind(gc_frame *top)
+ * `top` are dropped without a look. Never inlined: its own frame address
+ * stands for the caller's stack pointer (inlined by LTO into a test, it
+ * was the caller's frame, and refused the caller's own frame). */
+NOINLINE void gc_frame_unwind(gc_frame *top)
 {
 	gc_thread *t = thread_current;
 

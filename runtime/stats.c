@@ -55,11 +55,9 @@ static void verify_classes(gc_stats *s)
 	fill_classes(s);
 	uintptr_t spans[NUM_SIZE_CLASSES], objs[NUM_SIZE_CLASSES];
 	mheap_recount_classes(spans, objs);
-	/* Objects are counted from mallocs and frees, which a build
-	 * without stats (-Dstats=false) does not keep. */
 	for (unsigned c = 1; c < NUM_SIZE_CLASSES; c++)
 		if (spans[c] != s->classes[c].spans ||
-		    (GCHEAP_STATS && objs[c] != s->classes[c].objects))
+		    objs[c] != s->classes[c].objects)
 			fatal("gc_read_stats: class %u counts %zu spans, %zu "
 			      "objects; the recount finds %zu, %zu", c,
 			      (size_t)s->classes[c].spans,

@@ -1577,7 +1577,9 @@ static void child_bad_handle(int which)
 
 START_TEST(test_not_a_handle)
 {
-	for (int i = 0; i < 8; i++)
+	/* Case 0 (a stack address) is told from a handle at check level
+	 * >= 1 only (docs/api.md). */
+	for (int i = GCHEAP_CHECK_LEVEL >= 1 ? 0 : 1; i < 8; i++)
 		run_child("a weak call on no handle", child_bad_handle, i,
 		          false);
 }
@@ -1629,8 +1631,11 @@ static void child_bad_frame(int which)
 
 START_TEST(test_frame_args)
 {
+	/* A NULL frame or NULL or overflowing slots are checked at check
+	 * level >= 1 (docs/api.md); gc_frame_pop(NULL) always. */
 	for (int i = 0; i < 6; i++)
-		run_child("a bad frame", child_bad_frame, i, false);
+		if (GCHEAP_CHECK_LEVEL >= 1 || i % 3 == 0)
+			run_child("a bad frame", child_bad_frame, i, false);
 }
 END_TEST
 
