@@ -1577,9 +1577,11 @@ static void child_bad_handle(int which)
 
 START_TEST(test_not_a_handle)
 {
-	/* Case 0 (a stack address) is told from a handle at check level
-	 * >= 1 only (docs/api.md). */
-	for (int i = GCHEAP_CHECK_LEVEL >= 1 ? 0 : 1; i < 8; i++)
+	/* Only NULL is refused at every check level (docs/api.md): none
+	 * of these cases at level 0. */
+	if (GCHEAP_CHECK_LEVEL < 1)
+		return;
+	for (int i = 0; i < 8; i++)
 		run_child("a weak call on no handle", child_bad_handle, i,
 		          false);
 }
