@@ -208,9 +208,10 @@ GCHEAP_API gc_status gc_remove_roots(void *start);
  * the thread's own roots are scanned at its safepoints). Frames are pushed
  * and popped in LIFO order. GCHEAP_ERR_ARG (and no change) for a NULL
  * frame, NULL slots with nslots > 0, slots past the end of the address
- * space, a frame pushed already, or a pop of anything but the innermost
- * frame. Frames left pushed when the thread exits are dropped; pop them
- * before exiting inside a blocking region (docs/api.md). */
+ * space, the innermost frame pushed again (any pushed frame at check level
+ * >= 2), or a pop of anything but the innermost frame. Frames left pushed
+ * when the thread exits are dropped; pop them before exiting inside a
+ * blocking region (docs/api.md). */
 typedef struct gc_frame {
 	struct gc_frame *prev;
 	void **slots;

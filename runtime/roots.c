@@ -291,8 +291,9 @@ void gc_frame_push(gc_frame *f, void **slots, size_t nslots)
 		runtime_not_attached("gc_frame_push");
 		return;
 	}
-	if (GCHEAP_CHECK_LEVEL >= 1 &&
-	    (!f || (!slots && nslots) || !range_fits(slots, nslots))) {
+	/* At every check level (two or three branches): a NULL frame was
+	 * written through, bad slots crashed the next collection. */
+	if (!f || (!slots && nslots) || !range_fits(slots, nslots)) {
 		runtime_error(GCHEAP_ERR_ARG, "gc_frame_push(%p, %p, %zu): %s",
 		              (void *)f, (void *)slots, nslots,
 		              !f ? "the frame is NULL" : !slots ?

@@ -102,14 +102,16 @@ static bool is_handle(const void *p, const mspan *s, enum handle_kind k)
 	       handle_tag(p, k);
 }
 
-/* True if p is a handle of kind k; else reports GCHEAP_ERR_ARG. */
+/* True if p is a handle of kind k; else reports GCHEAP_ERR_ARG. At every
+ * check level: the API promises it (a non-handle read as one crashed, hung
+ * in weak_target or came back as a strong pointer at level 0), for one
+ * span lookup, as gc_free makes. */
 static bool check_handle(const char *fn, const void *p, enum handle_kind k)
 {
 	mspan *s = NULL;
 
-	if (p && (GCHEAP_CHECK_LEVEL < 1 ||
-	          (mheap_find_object((uintptr_t)p, &s) == (uintptr_t)p &&
-	           is_handle(p, s, k))))
+	if (p && mheap_find_object((uintptr_t)p, &s) == (uintptr_t)p &&
+	    is_handle(p, s, k))
 		return true;
 	runtime_error(GCHEAP_ERR_ARG, "%s(%p): not a %s", fn, p,
 	              kinds[k].name);

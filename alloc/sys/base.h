@@ -1,10 +1,11 @@
 /* alloc/sys/base.h: compiler attributes, bit operations, check-level asserts
  * and fatal(), shared by every layer. Nothing here allocates or locks.
  *
- * Check levels (GCHEAP_CHECK_LEVEL, config.h): 1 API argument checks,
- * 2 internal invariants (gc_assert), 3 expensive verification
- * (gc_assert_expensive). Both branches of every check are always compiled;
- * the compiler drops the dead one. A broken invariant calls fatal(), which
+ * Check levels (GCHEAP_CHECK_LEVEL, config.h): the API's argument checks
+ * are made at every level (1 adds nothing to 0 today), 2 internal
+ * invariants (gc_assert), 3 expensive verification (gc_assert_expensive).
+ * Both branches of every check are always compiled; the compiler drops the
+ * dead one. A broken invariant calls fatal(), which
  * prints the message and aborts (or exits with sys_fatal_exit_code if a test
  * set it, so death tests do not confuse a sanitizer's abort with ours). */
 #ifndef GCHEAP_SYS_BASE_H
