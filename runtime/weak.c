@@ -178,16 +178,15 @@ static bool have_types(void)
 
 /* ---- Weak references ---------------------------------------------------- */
 
-gc_weak *gc_weak_new(void *obj)
+/* The weak cell of obj for the attached thread t, new or the one obj has;
+ * errors name fn, the call the program made. */
+static gc_weak *weak_new(const char *fn, gc_thread *t, void *obj)
 {
-	gc_thread *t = attached("gc_weak_new");
 	mspan *s = NULL;
 
-	if (!t)
-		return NULL;
 	if (!obj || !mheap_find_object((uintptr_t)obj, &s)) {
-		runtime_error(GCHEAP_ERR_ARG, "gc_weak_new(%p): not an address "
-		              "inside an allocated heap object", obj);
+		runtime_error(GCHEAP_ERR_ARG, "%s(%p): not an address inside "
+		              "an allocated heap object", fn, obj);
 		return NULL;
 	}
 	uintptr_t cell = specials_find_weak(s, (uintptr_t)obj);
@@ -198,15 +197,24 @@ gc_weak *gc_weak_new(void *obj)
 	/* A safepoint: obj is the caller's, so it and its span stay. */
 	size_t mark = runtime_held_mark(t);
 	weak_cell *c = runtime_new(t, sizeof(weak_cell), WEAK_TYPE(cell));
-	if (!c)
+	if (!c) {
+		runtime_unhold(t, mark);
 		return NULL;
+	}
 	c->tag = handle_tag(c, H_WEAK);
 	cell = specials_add_weak(s, (uintptr_t)obj, (uintptr_t)c);
 	runtime_unhold(t, mark); /* the special keeps the cell now */
 	if (!cell)
-		runtime_error(GCHEAP_ERR_NOMEM, "gc_weak_new: no memory for "
-		              "the record");
+		runtime_error(GCHEAP_ERR_NOMEM, "%s: no memory for the record",
+		              fn);
 	return (gc_weak *)cell;
+}
+
+gc_weak *gc_weak_new(void *obj)
+{
+	gc_thread *t = attached("gc_weak_new");
+
+	return t ? weak_new("gc_weak_new", t, obj) : NULL;
 }
 
 /* The target of a cell for the attached thread t: strong (shaded while
@@ -261,12 +269,13 @@ void *gc_weak_get(const gc_weak *w)
 
 /* A new ephemeron, left held (the caller unholds it once it is stored);
  * NULL after reporting the error. */
-static ephemeron_obj *eph_new(gc_thread *t, void *key, void *value)
+static ephemeron_obj *eph_new(const char *fn, gc_thread *t, void *key,
+                              void *value)
 {
 	if (!have_types())
 		return NULL;
 	/* The cell is kept by key's special; key and value by the caller. */
-	gc_weak *k = gc_weak_new(key);
+	gc_weak *k = weak_new(fn, t, key);
 	if (!k)
 		return NULL;
 	ephemeron_obj *e = runtime_new(t, sizeof(*e), WEAK_TYPE(ephemeron));
@@ -277,8 +286,8 @@ static ephemeron_obj *eph_new(gc_thread *t, void *key, void *value)
 	shade(t, (uintptr_t)value);
 	astore(&e->value, (uintptr_t)value);
 	if (!specials_add_ephemeron(spanof((uintptr_t)e), (uintptr_t)e)) {
-		runtime_error(GCHEAP_ERR_NOMEM, "gc_ephemeron_new: no memory "
-		              "for the record");
+		runtime_error(GCHEAP_ERR_NOMEM, "%s: no memory for the record",
+		              fn);
 		return NULL;
 	}
 	return e;
@@ -291,7 +300,7 @@ gc_ephemeron *gc_ephemeron_new(void *key, void *value)
 	if (!t)
 		return NULL;
 	size_t mark = runtime_held_mark(t);
-	ephemeron_obj *e = eph_new(t, key, value);
+	ephemeron_obj *e = eph_new("gc_ephemeron_new", t, key, value);
 	runtime_unhold(t, mark); /* returned: the caller's to root */
 	return (gc_ephemeron *)e;
 }
@@ -594,7 +603,7 @@ gc_status gc_weakmap_set(gc_weakmap *m, void *key, void *value)
 	if (!map_room(t, m))
 		return gc_last_error();
 	size_t mark = runtime_held_mark(t);
-	ephemeron_obj *ne = eph_new(t, key, value);
+	ephemeron_obj *ne = eph_new("gc_weakmap_set", t, key, value);
 	if (!ne) {
 		runtime_unhold(t, mark);
 		return gc_last_error();

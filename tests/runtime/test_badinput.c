@@ -1568,6 +1568,10 @@ static void child_bad_handle(int which)
 	CHILD_VOID((void)gc_weakmap_count((gc_weakmap *)bad),
 	           GCHEAP_ERR_ARG, "gc_weakmap");
 	CHILD_OK(memcmp(before, blob, sizeof(before)) == 0);
+	/* A key outside the heap: the message names the call made (it
+	 * named gc_weak_new). */
+	CHILD_NULL(gc_ephemeron_new(stack, val), GCHEAP_ERR_ARG,
+	           "gc_ephemeron_new(");
 	/* The real ones still work. */
 	CHILD_OK(gc_weak_get(w) == obj);
 	CHILD_OK(gc_ephemeron_key(e) == obj && gc_ephemeron_value(e) == val);
