@@ -94,11 +94,26 @@ bool runtime_parse_bytes(const char *v, uintptr_t *out)
 	return parse_number(v, out, true);
 }
 
+/* The keys GCHEAP_DEBUG knows (set_option sets each). */
+static const char *const debug_keys[] = {
+	"checkmark", "stoptheworld", "poison", "invalidptr", "verify",
+	"stress", "gctrace", "zombie", "types", "rootcheck", "conservative",
+	"hugepages", "prefault", "stopwarn", "greentea",
+};
+
 static void set_option(const char *k, const char *v)
 {
 	sys_options *d = &options_;
 	uintptr_t n = 0;
+	size_t i = 0;
 
+	while (i < ARRAY_LEN(debug_keys) && strcmp(k, debug_keys[i]))
+		i++;
+	if (i == ARRAY_LEN(debug_keys)) {
+		fprintf(stderr, "gcheap: GCHEAP_DEBUG: unknown option "
+		        "\"%s=%s\": ignored\n", k, v);
+		return;
+	}
 	bool bytes = !strcmp(k, "stress");
 	if (!(bytes ? runtime_parse_bytes(v, &n) : runtime_parse_uint(v, &n)) ||
 	    (!strcmp(k, "stopwarn") && n > UINT_MAX) ||
@@ -137,10 +152,8 @@ static void set_option(const char *k, const char *v)
 		d->prefault = n;
 	else if (!strcmp(k, "stopwarn"))
 		d->stopwarn_ms = (unsigned)n;
-	else if (!strcmp(k, "greentea"))
+	else /* greentea: the last of debug_keys */
 		d->greentea = n;
-	else
-		fprintf(stderr, "gcheap: GCHEAP_DEBUG: unknown option %s\n", k);
 }
 
 /* GOMEMLIMIT's syntax: a byte count with an optional unit B, KiB, MiB,

@@ -2011,6 +2011,17 @@ static void child_env(int which)
 		CHILD_STATUS(gc_export_start(1000), GCHEAP_ERR_ARG, "over");
 		break;
 	}
+	case 12: { /* unknown keys, named as given; a key alone is =1 */
+		setenv("GCHEAP_DEBUG", "a=b,=1,poison", 1);
+		out = init_captured(NULL);
+		if (count_lines(out) != 2 || !strstr(out, "unknown option "
+		                                      "\"a=b\"") ||
+		    !strstr(out, "unknown option \"=1\""))
+			CHILD_FAIL("want two lines naming a=b and =1 as "
+			           "unknown: \"%.200s\"", out);
+		CHILD_OK(options_.poison == 1);
+		break;
+	}
 	default:
 		return;
 	}
@@ -2019,7 +2030,7 @@ static void child_env(int which)
 
 START_TEST(test_env_values)
 {
-	for (int i = 0; i < 12; i++)
+	for (int i = 0; i < 13; i++)
 		run_child("a bad environment value", child_env, i, false);
 }
 END_TEST
