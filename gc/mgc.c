@@ -718,7 +718,7 @@ static void *mark_worker(void *arg)
 	char role[8];
 
 	snprintf(role, sizeof role, "mark%u", id);
-	sys_thread_start(role);
+	sys_thread_name(role);
 
 	mutex_lock(&mgc_.lock);
 	while (!aload(&mgc_.exiting)) {
@@ -742,8 +742,8 @@ static void start_workers(unsigned n)
 	pthread_t t;
 
 	for (; nstarted < n; nstarted++)
-		if (pthread_create(&t, NULL, mark_worker,
-		                   (void *)(uintptr_t)nstarted))
+		if (sys_thread_create(&t, NULL, mark_worker,
+		                      (void *)(uintptr_t)nstarted))
 			fatal("cannot start the collector's mark worker");
 }
 
@@ -874,7 +874,7 @@ void (*mgc_sweeper_test_hook)(bool more);
 static void *sweeper(void *arg)
 {
 	(void)arg;
-	sys_thread_start("sweep");
+	sys_thread_name("sweep");
 	mutex_lock(&mgc_.lock);
 	while (!aload(&mgc_.exiting)) {
 		if (mgc_sweep_done() || aload(&mgc_.sweeper_paused) ||
@@ -968,7 +968,7 @@ bool mgc_init(const gc_runtime_ops *ops)
 	mutex_lock(&mgc_.lock);
 	start_workers(n);
 	mutex_unlock(&mgc_.lock);
-	if (pthread_create(&mgc_.sweeper, NULL, sweeper, NULL))
+	if (sys_thread_create(&mgc_.sweeper, NULL, sweeper, NULL))
 		fatal("cannot start the collector's sweeper");
 	return true;
 }

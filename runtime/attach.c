@@ -169,7 +169,7 @@ static void *listener(void *arg)
 	char buf[64];
 
 	(void)arg;
-	sys_thread_start("attach");
+	sys_thread_name("attach");
 	sigfillset(&all); /* SIGURG's handler writes to it: all of them */
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
 	for (;;) {
@@ -208,7 +208,7 @@ void attach_from_env(void)
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	pthread_attr_setstacksize(&attr, 256 * 1024);
-	int err = pthread_create(&th, &attr, listener, NULL);
+	int err = sys_thread_create(&th, &attr, listener, NULL);
 	pthread_attr_destroy(&attr);
 	/* The old handler's fields before ours can run: the signal may
 	 * come as soon as sigaction returns. */

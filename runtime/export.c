@@ -158,7 +158,7 @@ static void *exporter_main(void *arg)
 {
 	uintptr_t gen = (uintptr_t)arg;
 
-	sys_thread_start("export");
+	sys_thread_name("export");
 	mutex_lock(&exporter.lock);
 	while (!exporter.stop && exporter.gen == gen) {
 		struct timespec ts;
@@ -327,8 +327,8 @@ static gc_status start(unsigned interval_ms)
 		pthread_attr_t a;
 		pthread_attr_init(&a);
 		pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-		if (pthread_create(&t, &a, exporter_main,
-		                   (void *)exporter.gen) == 0)
+		if (sys_thread_create(&t, &a, exporter_main,
+		                      (void *)exporter.gen) == 0)
 			exporter.running = true;
 		pthread_attr_destroy(&a);
 		gcstats_set_hook(cycle_hook);

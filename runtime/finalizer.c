@@ -64,7 +64,7 @@ static void run_entry(gc_thread *t, finq_entry *e)
 static void *finalizer_main(void *arg)
 {
 	(void)arg;
-	sys_thread_start("final");
+	sys_thread_name("final");
 	if (gc_thread_attach() != GCHEAP_OK) {
 		/* No memory for its record: start_thread says so. */
 		astore_rel(&fin_.attach, 2);
@@ -135,7 +135,7 @@ static bool start_thread(void)
 	pthread_attr_t a;
 	pthread_attr_init(&a);
 	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-	bool made = !pthread_create(&th, &a, finalizer_main, NULL);
+	bool made = !sys_thread_create(&th, &a, finalizer_main, NULL);
 	pthread_attr_destroy(&a);
 	if (made && wait_started())
 		return true;

@@ -80,7 +80,7 @@ static void *cycle_main(void *arg)
 {
 	uint64_t done = (uint64_t)(uintptr_t)arg;
 
-	sys_thread_start("cycle-cb");
+	sys_thread_name("cycle-cb");
 	thread_notifier = true;
 	for (;;) {
 		mutex_lock(&mgc_.lock);
@@ -108,7 +108,7 @@ static void *finalizer_notify_main(void *arg)
 {
 	uintptr_t seen = (uintptr_t)arg;
 
-	sys_thread_start("final-cb");
+	sys_thread_name("final-cb");
 	thread_notifier = true;
 	for (;;) {
 		uintptr_t now = finq_wait_queued(seen, &fin.gen);
@@ -142,7 +142,8 @@ static bool set_notifier(notifier *n, void (*fn)(void), void *data,
 		pthread_attr_t a;
 		pthread_attr_init(&a);
 		pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-		n->started = !pthread_create(&n->thread, &a, start, start_arg);
+		n->started = !sys_thread_create(&n->thread, &a, start,
+		                                start_arg);
 		pthread_attr_destroy(&a);
 		if (!n->started) {
 			n->fn = NULL;

@@ -1,6 +1,6 @@
 /* alloc/sys/base.c: fatal(), the one way gcheap reports a broken invariant;
- * sys_thread_start, how the library's threads show in top, perf and gdb
- * and which signals they take. */
+ * sys_thread_create and sys_thread_name, which signals the library's
+ * threads take and how they show in top, perf and gdb. */
 #include "alloc/sys/base.h"
 
 #include <pthread.h>
@@ -27,17 +27,28 @@ void sys_fatal(const char *fmt, ...)
 	abort();
 }
 
-void sys_thread_start(const char *role)
+int sys_thread_create(pthread_t *t, const pthread_attr_t *attr,
+                      void *(*fn)(void *), void *arg)
+{
+	static const int sync[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP,
+	                           SIGSYS, SIGABRT};
+	sigset_t async, old;
+
+	sigfillset(&async);
+	for (size_t i = 0; i < ARRAY_LEN(sync); i++)
+		sigdelset(&async, sync[i]);
+	/* The new thread inherits the mask: blocked from its first
+	 * instruction, not from a call it makes once it runs. */
+	pthread_sigmask(SIG_BLOCK, &async, &old);
+	int err = pthread_create(t, attr, fn, arg);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return err;
+}
+
+void sys_thread_name(const char *role)
 {
 	char name[16]; /* the kernel's limit, with the NUL */
-	sigset_t async;
 
 	snprintf(name, sizeof name, "gcheap-%s", role);
 	pthread_setname_np(pthread_self(), name); /* only cosmetic */
-	sigfillset(&async);
-	static const int sync[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP,
-	                           SIGSYS, SIGABRT};
-	for (size_t i = 0; i < sizeof(sync) / sizeof(sync[0]); i++)
-		sigdelset(&async, sync[i]);
-	pthread_sigmask(SIG_BLOCK, &async, NULL);
 }

@@ -13,6 +13,7 @@
 
 #include "config.h"
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -46,13 +47,17 @@
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
 
-/* Each of the library's own threads calls this when it starts: it names
- * the thread "gcheap-<role>" (cut to the kernel's 15 characters), as
- * top -H, perf and gdb show it, and blocks the asynchronous signals, so
- * that the program's handlers run on the program's threads (a handler
- * that ran on a mark worker and called gcheap could wait for the worker
- * it had interrupted). */
-void sys_thread_start(const char *role);
+/* pthread_create for the library's own threads: each starts with the
+ * asynchronous signals blocked, so that the program's handlers run on the
+ * program's threads (a handler that ran on a mark worker and called
+ * gcheap could wait for the worker it had interrupted). */
+int sys_thread_create(pthread_t *t, const pthread_attr_t *attr,
+                      void *(*fn)(void *), void *arg);
+
+/* Name the calling thread "gcheap-<role>" (cut to the kernel's 15
+ * characters), as top -H, perf and gdb show it: each of the library's own
+ * threads does so when it starts. */
+void sys_thread_name(const char *role);
 
 /* a + b, or UINTPTR_MAX if that does not fit. */
 static inline uintptr_t add_sat(uintptr_t a, uintptr_t b)
