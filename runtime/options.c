@@ -152,8 +152,10 @@ static void set_option(const char *k, const char *v)
 		d->prefault = n;
 	else if (!strcmp(k, "stopwarn"))
 		d->stopwarn_ms = (unsigned)n;
-	else /* greentea: the last of debug_keys */
+	else if (!strcmp(k, "greentea"))
 		d->greentea = n;
+	else /* a key in debug_keys that this chain forgot */
+		fatal("GCHEAP_DEBUG: known key %s is set nowhere", k);
 }
 
 /* GOMEMLIMIT's syntax: a byte count with an optional unit B, KiB, MiB,
