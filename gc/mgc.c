@@ -61,7 +61,8 @@
 #include <unistd.h>
 
 mgc_state mgc_ = {.lock = {.m = PTHREAD_MUTEX_INITIALIZER},
-                .cond = PTHREAD_COND_INITIALIZER};
+                .cond = PTHREAD_COND_INITIALIZER,
+                .work_cond = PTHREAD_COND_INITIALIZER};
 
 static atomic_word starting;
 
@@ -77,6 +78,15 @@ static void note_max(atomic_word *w, uintptr_t c)
 static void wake_all(void)
 {
 	mutex_lock(&mgc_.lock);
+	pthread_cond_broadcast(&mgc_.cond);
+	mutex_unlock(&mgc_.lock);
+}
+
+/* A mark has started: the workers too. */
+static void wake_workers(void)
+{
+	mutex_lock(&mgc_.lock);
+	pthread_cond_broadcast(&mgc_.work_cond);
 	pthread_cond_broadcast(&mgc_.cond);
 	mutex_unlock(&mgc_.lock);
 }
@@ -579,7 +589,7 @@ static bool gc_start(void)
 	note_max(&mgc_.started, cycle);
 	gcstats_pause(0, t0);
 	astore(&starting, 0);
-	wake_all();
+	wake_workers();
 	return true;
 }
 
@@ -724,7 +734,7 @@ static void *mark_worker(void *arg)
 	while (!aload(&mgc_.exiting)) {
 		if (aload_acq(&mgc_.phase) != GCPHASE_MARK ||
 		    id >= aload(&nmarkers)) {
-			mutex_cond_wait(&mgc_.cond, &mgc_.lock);
+			mutex_cond_wait(&mgc_.work_cond, &mgc_.lock);
 			continue;
 		}
 		mutex_unlock(&mgc_.lock);
@@ -759,6 +769,7 @@ unsigned mgc_set_markers(unsigned n)
 	gcstats_.workers = n;
 	mutex_unlock(&gcstats_.lock);
 	pthread_cond_broadcast(&mgc_.cond);
+	pthread_cond_broadcast(&mgc_.work_cond);
 	mutex_unlock(&mgc_.lock);
 	return old;
 }

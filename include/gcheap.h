@@ -36,11 +36,9 @@
 #if defined(__GNUC__) || defined(__clang__)
 #define GCHEAP_API __attribute__((visibility("default")))
 #define GCHEAP_ALLOC_ATTR(n) __attribute__((malloc, alloc_size(n)))
-#define GCHEAP_NODISCARD __attribute__((warn_unused_result))
 #else
 #define GCHEAP_API
 #define GCHEAP_ALLOC_ATTR(n)
-#define GCHEAP_NODISCARD
 #endif
 
 #ifdef __cplusplus
@@ -75,7 +73,10 @@ GCHEAP_API gc_status gc_init(void);
 GCHEAP_API gc_status gc_thread_attach(void);
 
 /* Detach the calling thread: its cache is flushed back to the heap. Returns
- * GCHEAP_ERR_NOT_ATTACHED if it was not attached. */
+ * GCHEAP_ERR_NOT_ATTACHED if it was not attached or is inside
+ * gc_blocking_begin/end (where every heap call is refused; end the region
+ * first), GCHEAP_ERR_ARG from a finalizer, a cleanup or an error or OOM
+ * handler (their thread goes on being used). */
 GCHEAP_API gc_status gc_thread_detach(void);
 
 /* 1 if the calling thread is attached, else 0. */
@@ -247,7 +248,8 @@ GCHEAP_API void gc_enable(void);
 
 /* GOGC: collect when the heap has grown by `percent`% over the live heap
  * of the last cycle (default 100, or the GCHEAP_GC environment variable);
- * a negative value switches automatic collection off. Returns the old. */
+ * a negative value switches automatic collection off. Returns the old
+ * value, -1 for off (whatever negative value set it). */
 GCHEAP_API int gc_set_percent(int percent);
 
 /* Generational collection (off by default, or GCHEAP_GENERATIONAL=1):
@@ -269,9 +271,12 @@ GCHEAP_API int gc_set_generational(int on);
 #define GCHEAP_MAX_MARKERS 256
 GCHEAP_API int gc_set_mark_workers(int n);
 
-/* Answer the collector if it is waiting (allocation does this too). A
- * thread that never reaches a safepoint stalls the collector's phase
- * changes (not other threads' allocation). GCHEAP_ERR_NOT_ATTACHED from an
+/* Answer the collector if it is waiting (allocation does this too). An
+ * attached thread that never reaches a safepoint (a long loop that does
+ * not allocate: call this in it) stalls the collector's phase changes,
+ * and so, once a stop is requested, every other attached thread at its
+ * next safepoint or allocation; a thread that blocks (a lock, I/O) must
+ * do it inside gc_blocking_begin/end. GCHEAP_ERR_NOT_ATTACHED from an
  * unattached thread. */
 GCHEAP_API void gc_safepoint(void);
 
@@ -386,7 +391,8 @@ GCHEAP_API size_t gc_run_finalizers(void);
  * notification callback (gc_set_finalizer_notify, gc_set_cycle_callback),
  * which does not wait. */
 GCHEAP_API void gc_set_finalizer_thread(int on);
-/* Finalizers and cleanups queued and not yet run. */
+/* Finalizers and cleanups queued or running (one that is running counts
+ * until it returns). */
 GCHEAP_API size_t gc_finalizers_pending(void);
 /* Call fn(pending, data) whenever finalizers or cleanups have been queued
  * (fn NULL: stop), on a library thread that is not attached (fn must not
@@ -456,7 +462,7 @@ GCHEAP_API gc_status gc_last_error(void);
 GCHEAP_API const char *gc_strerror(gc_status code);
 
 /* Called on every error with a one-line message. NULL restores the default,
- * which prints "gcheap: <message>" on stderr. */
+ * which prints "gcheap: <gc_strerror(code)>: <message>" on stderr. */
 GCHEAP_API void gc_set_error_handler(gc_error_fn fn, void *data);
 
 /* Called when memory runs out (the OS refused, or the limit was hit) even
@@ -502,7 +508,8 @@ typedef struct gc_stats {
 	uint64_t os_released;     /* committed bytes given back with madvise */
 	uint64_t metadata_bytes;  /* off-heap metadata (spans, bitmaps) */
 	uint64_t arenas;          /* 64 MiB arenas reserved */
-	uint64_t threads;         /* attached threads */
+	uint64_t threads;         /* attached threads (the library's
+	                           * finalizer thread, when running, too) */
 	uint64_t gc_cycles;       /* completed collections */
 	uint64_t heap_live;       /* last cycle's marked + allocated since */
 	uint64_t heap_marked;     /* bytes the last mark found live */
@@ -537,8 +544,9 @@ typedef struct gc_stats {
 	uint64_t sweeper_ns;      /* CPU time of the background sweeper */
 	uint64_t last_assist_ns;  /* the last cycle's assist CPU time */
 	uint64_t last_worker_ns;  /* the last cycle's mark-worker CPU time */
-	double gc_cpu_fraction;   /* (pauses x ncpu + assist + workers +
-	                           * sweeper) / (uptime x ncpu) */
+	double gc_cpu_fraction;   /* (cycle pauses x ncpu + assist +
+	                           * workers + sweeper) / (uptime x ncpu);
+	                           * gc_heap_dump's pauses not counted */
 	uint32_t ncpu;            /* CPUs online at start */
 	uint32_t mark_workers;    /* background mark workers */
 	/* Per size class; class 0 is large objects (one per span). */
@@ -561,8 +569,7 @@ typedef struct gc_stats {
 	 * second type in one span, type recording. The rest write nothing
 	 * but the pop from the cached span. Counted per thread, added when
 	 * its cache is released (at the latest after the next cycle) or it
-	 * reads the stats; only when the library is built with stats (the
-	 * default); 0 otherwise. */
+	 * reads the stats. */
 	uint64_t alloc_layout_writes;
 	/* Time-to-safepoint: for each stop of the world, from asking every
 	 * attached thread to stop until the last one had (a thread that
@@ -593,10 +600,10 @@ GCHEAP_API gc_status gc_read_stats(gc_stats *out, size_t size);
 
 /* ---- Observability: live export and heap dumps (docs/tools.md) ---------- */
 
-/* Publish the stats in a shared-memory file, /tmp/gcheap-<uid>/<pid>
- * (directory mode 0700, file 0600), updated after every cycle and every
- * `interval_ms` (0: 1000) by a small thread, removed at exit; gcstat
- * reads it. GCHEAP_EXPORT=1 (or =<ms>) in the environment does the same
+/* Publish the stats in a shared-memory file, <dir>/<pid>, where <dir> is
+ * $GCHEAP_EXPORT_DIR or /tmp/gcheap-<uid> (mode 0700, file 0600), updated
+ * after every cycle and every `interval_ms` (0: 1000) by a small thread,
+ * removed at exit; gcstat reads it. GCHEAP_EXPORT=1 (or =<ms>) in the environment does the same
  * at start-up. Idempotent; GCHEAP_ERR_ARG if the directory is not the
  * caller's own or not private. */
 GCHEAP_API gc_status gc_export_start(unsigned interval_ms);

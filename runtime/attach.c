@@ -163,15 +163,17 @@ static void serve(void)
 	}
 }
 
+/* Every asynchronous signal is blocked here from the start, as in every
+ * library thread (sys_thread_create), SIGURG included, so that the
+ * handler that writes to the pipe runs on a program thread; the
+ * synchronous ones stay open, so that a fault while it writes a dump
+ * reaches the program's handler (docs/api.md, "Signals"). */
 static void *listener(void *arg)
 {
-	sigset_t all;
 	char buf[64];
 
 	(void)arg;
 	sys_thread_name("attach");
-	sigfillset(&all); /* SIGURG's handler writes to it: all of them */
-	pthread_sigmask(SIG_BLOCK, &all, NULL);
 	for (;;) {
 		ssize_t n = read(attach_.rd, buf, sizeof(buf));
 		if (n < 0 && errno == EINTR)
