@@ -603,9 +603,9 @@ GCHEAP_API gc_status gc_read_stats(gc_stats *out, size_t size);
 /* Publish the stats in a shared-memory file, <dir>/<pid>, where <dir> is
  * $GCHEAP_EXPORT_DIR or /tmp/gcheap-<uid> (mode 0700, file 0600), updated
  * after every cycle and every `interval_ms` (0: 1000) by a small thread,
- * removed at exit; gcstat reads it. GCHEAP_EXPORT=1 (or =<ms>) in the environment does the same
- * at start-up. Idempotent; GCHEAP_ERR_ARG if the directory is not the
- * caller's own or not private. */
+ * removed at exit; gcstat reads it. GCHEAP_EXPORT=1 (or =<ms>) in the
+ * environment does the same at start-up. Idempotent; GCHEAP_ERR_ARG if
+ * the directory is not the caller's own or not private. */
 GCHEAP_API gc_status gc_export_start(unsigned interval_ms);
 /* Stop exporting and remove the file. */
 GCHEAP_API void gc_export_stop(void);
