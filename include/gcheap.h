@@ -171,14 +171,14 @@ GCHEAP_API char *gc_strdup(const char *str);
 GCHEAP_API char *gc_strndup(const char *str, size_t n);
 
 /* Tell the collector that the object at p is dead (a hint: its slot is
- * reused once a collection finds it unreachable). Its contents are cleared
- * at once. In the debug modes (GCHEAP_DEBUG=poison=1 or checkmark=1) it is
- * filled and remembered: a second gc_free, a write after it, and (with
- * checkmark) a reachable object still pointing to it are reported. NULL
- * does nothing, and so does an object the tiny allocator packed.
- * GCHEAP_ERR_ARG for anything but the start of a heap object, an
- * uncollectable one, or a weak handle (gc_weak, gc_ephemeron, gc_weakmap:
- * drop those). */
+ * reused once a collection finds it unreachable). A scan object's contents
+ * are cleared at once (a noscan one's are left). In the debug modes
+ * (GCHEAP_DEBUG=poison=1 or checkmark=1) it is filled and remembered: a
+ * second gc_free, a write after it, and (with checkmark) a reachable object
+ * still pointing to it are reported. NULL does nothing, and so does an
+ * object the tiny allocator packed. GCHEAP_ERR_ARG for anything but the
+ * start of a heap object, an uncollectable one, or a weak handle (gc_weak,
+ * gc_ephemeron, gc_weakmap: drop those). */
 GCHEAP_API void gc_free(void *p);
 
 /* An object that is a root itself: never collected, scanned by its type,

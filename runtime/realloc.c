@@ -3,8 +3,9 @@
  *
  * gc_realloc keeps the object where it is when the new size fits in its
  * slot and its pointer layout does not change (noscan objects; heap-bits
- * objects whose bits are the same for the new size; objects scanned
- * through their type, small or large, at a size of whole words): the
+ * objects whose bits are the same for the new size, or run to the slot's
+ * end, as a moved array's do: slot_layout; objects scanned through their
+ * type, small or large, at a size of whole words): the
  * bytes past the new size are zeroed (through the barrier where they may
  * hold pointers), so that growing again later finds zeros. A large
  * object shrunk below half its slot moves, so that the slot is freed.
@@ -45,6 +46,12 @@ static bool layout_matches(const mspan *s, uintptr_t base, uintptr_t i,
 	return (type->small_bits & low_mask(top)) == bits;
 }
 
+/* The heap bits of `type` over a whole slot of `have` bytes. */
+static uint64_t slot_bits(const gc_type *type, size_t have)
+{
+	return type->small_bits & low_mask((unsigned)(have / WORD_SIZE));
+}
+
 /* Keep p (in its slot of `have` bytes, of the right type) where it is
  * for the new size if its layout allows; the bytes past size are zero
  * afterwards. False if it must move. */
@@ -71,11 +78,19 @@ static bool in_place(gc_thread *t, mspan *s, void *p, size_t size,
 		return true;
 	}
 	if (s->heap_bits) {
+		uint64_t bits = mspan_object_heapbits(s, (uintptr_t)p);
 		/* The same bits for the new size: no pointer slot past it. */
-		if (mspan_object_heapbits(s, (uintptr_t)p) !=
-		    (type->small_bits & low_mask((unsigned)(size / WORD_SIZE))))
+		if (bits == (type->small_bits &
+		             low_mask((unsigned)(size / WORD_SIZE)))) {
+			memset(c + size, 0, have - size);
+			return true;
+		}
+		/* The type's bits over the whole slot (a moved object, below):
+		 * any size of whole words fits them; the tail's pointer slots
+		 * are cleared through the barrier. */
+		if (size % WORD_SIZE || bits != slot_bits(type, have))
 			return false;
-		memset(c + size, 0, have - size);
+		runtime_wipe(t, c + size, have - size, 0, true);
 		return true;
 	}
 	/* Scanned through its type: a small object over its whole slot, a
@@ -108,6 +123,27 @@ static bool in_place(gc_thread *t, mspan *s, void *p, size_t size,
 	}
 	astore((atomic_word *)&s->large_size, size);
 	return true;
+}
+
+/* A moved object of a type whose map goes on past its size (an array
+ * of pointers, GCHEAP_TAIL_REPEAT) takes the type's bits over its whole
+ * slot, where heap bits record its layout (up to 512 bytes), so that
+ * growing it again within the slot keeps it in place (in_place): with
+ * the bits cut at its size, a vector grown a word at a time moved at
+ * every call, 63 times in 64 (bdwgc: 26). The words past its size are
+ * zero, and later stores into them go through gc_write. The object is
+ * new, in a span this thread's cache holds, and black or unscanned
+ * while marking: this thread may write its bits (as alloc_finish). */
+static void slot_layout(void *q, size_t size, const gc_type *type)
+{
+	if (!type || type->noscan || size % WORD_SIZE)
+		return;
+	/* In this thread's cache: spanof needs no sweep-proof lookup. */
+	mspan *s = spanof((uintptr_t)q);
+	if (!s->heap_bits || s->elemsize == size ||
+	    slot_bits(type, s->elemsize) == slot_bits(type, size))
+		return;
+	mspan_set_type(s, (uintptr_t)q, type, s->elemsize);
 }
 
 /* A new object returned to the caller (rooted by the caller from then
@@ -214,6 +250,7 @@ void *gc_realloc(void *p, size_t size, const gc_type *type)
 			memmove(q, p, n);
 		else
 			gc_copy(q, p, n);
+		slot_layout(q, size, type);
 	}
 	runtime_unhold(t, mark);
 	return q;

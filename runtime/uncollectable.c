@@ -18,6 +18,11 @@
 static struct {
 	gc_mutex lock;
 	addrset set; /* the objects; its keys are root slots */
+	/* How many, written under the lock: gc_free and gc_realloc ask
+	 * about every object, and a program with none (most) must not
+	 * serialise them on the lock (a port of malloc-style code spent
+	 * 17% of its time there). */
+	atomic_word count;
 } uncoll = {.lock = {.m = PTHREAD_MUTEX_INITIALIZER}};
 
 void *gc_alloc_uncollectable(size_t size, const gc_type *type)
@@ -39,6 +44,8 @@ void *gc_alloc_uncollectable(size_t size, const gc_type *type)
 	bool added;
 	mutex_lock(&uncoll.lock);
 	bool ok = addrset_add(&uncoll.set, (uintptr_t)p, &added) != SIZE_MAX;
+	if (ok && added)
+		astore_rel(&uncoll.count, aload(&uncoll.count) + 1);
 	mutex_unlock(&uncoll.lock);
 	runtime_unhold(t, mark);
 	if (!ok) {
@@ -63,8 +70,10 @@ gc_status gc_free_uncollectable(void *p)
 	mutex_lock(&uncoll.lock);
 	size_t i = addrset_find(&uncoll.set, (uintptr_t)p);
 	bool found = i != SIZE_MAX;
-	if (found)
+	if (found) {
 		addrset_remove_at(&uncoll.set, i);
+		astore_rel(&uncoll.count, aload(&uncoll.count) - 1);
+	}
 	mutex_unlock(&uncoll.lock);
 	if (!found) {
 		runtime_error(GCHEAP_ERR_ARG, "gc_free_uncollectable(%p): not "
@@ -81,6 +90,10 @@ gc_status gc_free_uncollectable(void *p)
 
 bool runtime_is_uncollectable(const void *p)
 {
+	/* The caller got p after the call that made it uncollectable
+	 * returned, and so sees its count. */
+	if (!aload_acq(&uncoll.count))
+		return false;
 	mutex_lock(&uncoll.lock);
 	bool found = addrset_find(&uncoll.set, (uintptr_t)p) != SIZE_MAX;
 	mutex_unlock(&uncoll.lock);

@@ -539,6 +539,58 @@ START_TEST(test_realloc_moves_pointers)
 }
 END_TEST
 
+/* A pointer vector grown a word at a time moves only when it outgrows
+ * its slot (a moved object's slot carries the type's bits throughout):
+ * it moved at every call, 63 times in 64, when a grown array's bits
+ * had to equal the type's cut at the new size. Every element keeps its
+ * target alive across collections in between, and a shrink within the
+ * slot clears the dropped pointers (their targets die). */
+START_TEST(test_realloc_vector_grows_in_slot)
+{
+	void *slot[1] = {0};
+	gc_frame f;
+	gc_weak *w[64];
+	unsigned moves = 0;
+
+	start(NULL);
+	gc_frame_push(&f, slot, 1);
+	void **a = gc_alloc(sizeof(void *), t_ptrs);
+	slot[0] = a;
+	for (unsigned n = 1; n <= 64; n++) {
+		if (n > 1) {
+			void **b = gc_realloc(a, n * sizeof(void *), t_ptrs);
+			ck_assert_ptr_nonnull(b);
+			moves += b != a;
+			slot[0] = a = b;
+			ck_assert_ptr_null(a[n - 1]);
+		}
+		gc_write(&a[n - 1], new_payload(32, n));
+		w[n - 1] = watch(a[n - 1]);
+		if (n % 16 == 0)
+			gc_collect();
+	}
+	/* 26 size classes from 8 to 512 bytes: a move at each. */
+	ck_assert_uint_le(moves, 26);
+	gc_collect();
+	for (unsigned n = 1; n <= 64; n++) {
+		ck_assert_ptr_eq(gc_weak_get(w[n - 1]), a[n - 1]);
+		ck_assert(check_payload(a[n - 1], 32, n));
+	}
+	/* Shrink within the slot: the dropped elements are cleared. */
+	void **b = gc_realloc(a, 50 * sizeof(void *), t_ptrs);
+	ck_assert_ptr_eq(b, a);
+	for (unsigned n = 50; n < 64; n++)
+		ck_assert_ptr_null(((void **)a)[n]);
+	gc_collect();
+	gc_collect();
+	for (unsigned n = 1; n <= 50; n++)
+		ck_assert(check_payload(a[n - 1], 32, n));
+	for (unsigned n = 51; n <= 64; n++)
+		ck_assert_ptr_null(gc_weak_get(w[n - 1]));
+	gc_frame_pop(&f);
+}
+END_TEST
+
 /* The same layout for the new size: in place; a header type's tail of
  * bytes never changes the layout. */
 /* Shrinking to a size that ends inside a pointer word cuts that pointer:
@@ -852,9 +904,19 @@ START_TEST(test_realloc_in_place_scan)
 	ck_assert_ptr_eq(gc_realloc(p, 44, t_hdr), p);
 	ck_assert_ptr_eq(gc_realloc(p, 17, t_hdr), p);
 	ck_assert_ptr_eq(p[0], p);
-	/* A pointer array shrunk: its layout changes, so it moves. */
+	/* A pointer array shrunk within its slot, whose bits run to the
+	 * slot's end: in place, the dropped pointer cleared (through the
+	 * barrier), the bits left whole. */
 	void **a = gc_alloc(48, t_ptrs);
+	gc_write(&a[5], a);
 	void **b = gc_realloc(a, 40, t_ptrs);
+	ck_assert_ptr_eq(a, b);
+	ck_assert_ptr_null(((void *volatile *)a)[5]);
+	ck_assert_ptr_eq(gc_realloc(a, 48, t_ptrs), a);
+	/* One whose bits stop short of its slot (a size between the
+	 * class's) cannot take a longer map in place: it moves. */
+	a = gc_alloc(40, t_ptrs);
+	b = gc_realloc(a, 48, t_ptrs);
 	ck_assert_ptr_ne(a, b);
 	ck_assert_int_eq(err.calls, 0);
 }
@@ -1190,6 +1252,18 @@ START_TEST(test_free_clears)
 	/* A hint, no tracking: a second call is accepted. */
 	gc_free(a);
 	ck_assert_int_eq(err.calls, 0);
+	/* A noscan object holds nothing: left as it is, small or large
+	 * (a large buffer's free cleared all its pages). The slot goes
+	 * once unreachable. */
+	size_t sizes[] = {64, 1 << 20};
+	for (int k = 0; k < 2; k++) {
+		unsigned char *b = gc_alloc(sizes[k], NULL);
+		memset(b, 0x5a, sizes[k]);
+		gc_free(b);
+		ck_assert_int_eq(err.calls, 0);
+		ck_assert_uint_eq(b[0], 0x5a);
+		ck_assert_uint_eq(b[sizes[k] - 1], 0x5a);
+	}
 	gc_frame_pop(&f);
 }
 END_TEST
@@ -2356,6 +2430,7 @@ static Suite *calls_suite(void)
 	tcase_add_test(tc, test_finalizer_leftovers_repaired);
 	tcase_add_test(tc, test_frame_unwind_refuses);
 	tcase_add_test(tc, test_library_threads_block_signals);
+	tcase_add_test(tc, test_realloc_vector_grows_in_slot);
 	tcase_add_test(tc, test_realloc_in_place_scan);
 	tcase_add_test(tc, test_realloc_cut_inside_word);
 	tcase_add_test(tc, test_realloc_grow_clears_unscanned);
