@@ -136,6 +136,8 @@ static bool finq_reserve(void)
 		finq_.spare = e;
 	}
 	mutex_unlock(&finq_.lock);
+	if (e) /* for the pacer (mgc_.special_bytes) */
+		afetch_add(&mgc_.special_bytes, sizeof(finq_entry));
 	return e != NULL;
 }
 
@@ -325,6 +327,11 @@ static special *special_add(unsigned kind, mspan *s, uintptr_t p)
 		fixalloc_free(&specials_.alloc, sp);
 		return NULL;
 	}
+	/* For the pacer: the record and its group's slot in the table
+	 * (a key and a value, at a load of at most a half). */
+	if (sp)
+		afetch_add(&mgc_.special_bytes,
+		           sizeof(special_any) + 4 * sizeof(uintptr_t));
 	return sp;
 }
 

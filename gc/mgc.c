@@ -238,6 +238,7 @@ static void mark_termination(void)
 	mutex_unlock(&mgc_.lock);
 	astore(&mgc_.globals_done, 0);
 	astore(&gcwork_.bytes_marked, 0);
+	astore(&mgc_.special_bytes, 0);
 	/* A forced collection hands every empty span back to the heap. */
 	mcentral_set_reserve(!aload(&cycle_waiters));
 	/* Flip first: every cached span is now stale, and a thread's cache
@@ -620,7 +621,8 @@ void mgc_maybe_start(void)
 {
 	if (aload(&mgc_.disabled) || aload_acq(&mgc_.phase) != GCPHASE_OFF)
 		return;
-	uintptr_t live = aload(&mheap_.stats.heap_live);
+	uintptr_t live = aload(&mheap_.stats.heap_live) +
+	                 aload(&mgc_.special_bytes);
 	bool stress = options_.stress &&
 	              aload(&mgc_.alloc_bytes) >= aload(&mgc_.stress_next);
 	if (stress)

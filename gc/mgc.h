@@ -163,6 +163,15 @@ typedef struct mgc_state {
 	                           * the slow paths are charged (runtime/
 	                           * malloc.c's slow_path_bytes: at most a
 	                           * window of 64 objects ahead) */
+	/* Off-heap bytes of the special records (finalizers, cleanups,
+	 * weak handles...) made since the last mark ended: counted with
+	 * heap_live against the trigger, as if allocated, so that a
+	 * program that gives every small object a finalizer is collected
+	 * as its records grow, not only its objects (2 M 32-byte objects
+	 * with finalizers held 38 MB of records between cycles against
+	 * bdwgc's 2 MB heap). Not in `marked`: the records of the objects
+	 * a mark found dead are only freed by the sweep after it. */
+	atomic_word special_bytes;
 	/* Generational collection (gc/mgcgen.c). */
 	atomic_word gen_want;     /* gc_set_generational: minor marks wanted */
 	atomic_word minor;        /* this mark (or the last) is a minor one */

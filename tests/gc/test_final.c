@@ -542,6 +542,33 @@ START_TEST(test_cleanups)
 }
 END_TEST
 
+/* The pacer counts the records' off-heap bytes (gc/mgc.h, special_bytes)
+ * as allocation: 150,000 16-byte objects (2.4 MB, under the first
+ * trigger, 7/10 of the 4 MiB minimum goal) each with a cleanup (about
+ * 140 bytes of records each, 21 MB, over the largest minimum goal) start
+ * cycles; with the records uncounted, none ran. */
+static void no_op_cleanup(void *arg)
+{
+	(void)arg;
+}
+
+START_TEST(test_records_pace_cycles)
+{
+	gc_stats a, b;
+
+	start();
+	gc_enable();
+	ck_assert_int_eq(gc_read_stats(&a, sizeof a), GCHEAP_OK);
+	for (int i = 0; i < 150000; i++) {
+		void *p = gc_alloc(16, NULL);
+		ck_assert(gc_add_cleanup(p, no_op_cleanup, NULL));
+	}
+	ck_assert_int_eq(gc_read_stats(&b, sizeof b), GCHEAP_OK);
+	ck_assert_uint_ge(b.gc_cycles - a.gc_cycles, 1);
+	gc_disable();
+}
+END_TEST
+
 /* Many cleanups on one object, behind an interior one: each add steps
  * back over the interior record only (the group keeps its last record),
  * where a walk from the group's first record made 40,000 adds take 1.1 s;
@@ -2034,6 +2061,7 @@ static Suite *final_suite(void)
 	tcase_add_test(tc, test_thread_exit_pending);
 	tcase_add_test(tc, test_finalizers_env_manual);
 	tcase_add_test(tc, test_cleanups);
+	tcase_add_test(tc, test_records_pace_cycles);
 	tcase_add_test(tc, test_cleanup_arg_alive);
 	tcase_add_test(tc, test_cleanup_after_resurrection);
 	tcase_add_test(tc, test_weak_basic);
