@@ -25,6 +25,7 @@
 #include "runtime/runtime.h"
 
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 static gc_mutex world_lock = {.m = PTHREAD_MUTEX_INITIALIZER};
@@ -62,9 +63,49 @@ static const char *request_name(uintptr_t bit)
 	}
 }
 
+/* What the kernel says thread tid is doing (/proc/self/task/<tid>/stat):
+ * 'R' running, 'S' or 'D' asleep, 0 unknown. */
+static char kernel_state(int tid)
+{
+	char path[64], buf[256];
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return 0;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	/* "tid (comm) S ...": the comm may hold spaces and parentheses. */
+	char *e = strrchr(buf, ')');
+	return e && e[1] == ' ' ? e[2] : 0;
+}
+
+/* The advice for a thread that holds a stop up, by what it is doing. */
+static const char *stall_advice(char state)
+{
+	switch (state) {
+	case 'R':
+		return "it is running: call gc_safepoint in long loops "
+		       "that do not allocate";
+	case 'S':
+	case 'D':
+		return "it is asleep in the kernel (a lock, a join, a read, "
+		       "a sleep): wrap calls that block in "
+		       "gc_blocking_begin/end";
+	default:
+		return "wrap calls that block (pthread_join, read, locks, "
+		       "sleeps) in gc_blocking_begin/end, and call "
+		       "gc_safepoint in long loops that do not allocate";
+	}
+}
+
 /* Called while waiting for every thread to answer `bit` (registry lock
  * held): once the wait has lasted stopwarn_ms, print one line for each
- * running thread that still owes it, once per watch. */
+ * running thread that still owes it, once per watch, with what the
+ * kernel says it is doing (a thread asleep in a lock that another
+ * attached thread holds while it waits for this stop is a deadlock: the
+ * line is all the program will hear of it). */
 static void stall_check(stall_watch *w, uintptr_t bit)
 {
 	unsigned ms = options_.stopwarn_ms;
@@ -90,12 +131,9 @@ static void stall_check(stall_watch *w, uintptr_t bit)
 		 * the write left both held (alloc/sys/lock.h). */
 		int cs = cancel_off();
 		fprintf(stderr, "gcheap: waited %u ms for thread %d (%s) to "
-		        "reach a safepoint (to %s): wrap calls that block "
-		        "(pthread_join, read, locks, sleeps) in "
-		        "gc_blocking_begin/end, and call gc_safepoint in long "
-		        "loops that do not allocate; still waiting\n", ms,
-		        t->tid, name[0] ? name : "unnamed",
-		        request_name(bit));
+		        "reach a safepoint (to %s): %s; still waiting\n", ms,
+		        t->tid, name[0] ? name : "unnamed", request_name(bit),
+		        stall_advice(kernel_state(t->tid)));
 		cancel_restore(cs);
 	}
 }

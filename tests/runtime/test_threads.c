@@ -758,6 +758,90 @@ START_TEST(test_cancel_attached)
 }
 END_TEST
 
+/* The warning about a thread that holds a stop up says what the kernel
+ * says it is doing: running (a loop without safepoints) or asleep (a
+ * read, here; a lock held by a thread that waits for the stop would be
+ * a deadlock, and this line all the program hears of it). The collection
+ * waits until an unattached thread lets the holder go. */
+static atomic_word why_spin;
+static int why_pipe[2];
+
+static void *why_holder(void *arg)
+{
+	char c;
+
+	if (gc_thread_attach() != GCHEAP_OK)
+		return NULL;
+	if (arg) {
+		ssize_t r = read(why_pipe[0], &c, 1); /* asleep, attached */
+		(void)r;
+	} else {
+		while (aload(&why_spin))
+			cpu_relax();
+	}
+	gc_safepoint();
+	gc_thread_detach();
+	return NULL;
+}
+
+static void *why_releaser(void *arg)
+{
+	(void)arg;
+	usleep(300000);
+	astore(&why_spin, 0);
+	ssize_t w = write(why_pipe[1], "x", 1);
+	(void)w;
+	return NULL;
+}
+
+static void check_stall_says(bool asleep, const char *want)
+{
+	pthread_t h, r;
+	char path[] = "/tmp/gcheap-stopwarn-XXXXXX", buf[4096];
+
+	ck_assert_int_eq(pipe(why_pipe), 0);
+	astore(&why_spin, 1);
+	ck_assert_int_eq(gc_thread_attach(), GCHEAP_OK);
+	options_.stopwarn_ms = 50; /* after the options are read */
+	int fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	unlink(path);
+	fflush(stderr);
+	int saved = dup(2);
+	dup2(fd, 2);
+	ck_assert_int_eq(pthread_create(&h, NULL, why_holder,
+	                                asleep ? (void *)1 : NULL), 0);
+	usleep(50000);
+	ck_assert_int_eq(pthread_create(&r, NULL, why_releaser, NULL), 0);
+	gc_collect(); /* held up until the releaser runs */
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	gc_blocking_begin();
+	pthread_join(r, NULL);
+	pthread_join(h, NULL);
+	gc_blocking_end();
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+	close(fd);
+	ck_assert_int_gt(n, 0);
+	buf[n] = 0;
+	ck_assert_msg(strstr(buf, "to reach a safepoint") &&
+	              strstr(buf, want), "the warning was: %s", buf);
+	gc_thread_detach();
+}
+
+START_TEST(test_stopwarn_running)
+{
+	check_stall_says(false, "it is running: call gc_safepoint");
+}
+END_TEST
+
+START_TEST(test_stopwarn_asleep)
+{
+	check_stall_says(true, "it is asleep in the kernel");
+}
+END_TEST
+
 /* A cancel pending on a thread that stops the world: the warning about a
  * thread that holds the stop up (stopwarn) is a write to stderr, a
  * cancellation point, made with the registry and world_lock held; the
@@ -1253,6 +1337,8 @@ static Suite *threads_suite(void)
 	tcase_add_test(tc, test_thread_names);
 	tcase_add_test(tc, test_cancel_attached);
 	tcase_add_test(tc, test_cancel_while_stopping);
+	tcase_add_test(tc, test_stopwarn_running);
+	tcase_add_test(tc, test_stopwarn_asleep);
 	tcase_add_test(tc, test_export_churn_verify);
 	suite_add_tcase(s, tc);
 	return s;
