@@ -15,7 +15,10 @@
  * (gc_add_roots) is a root, so what it points to is marked: silent.
  *
  * Objects warned about at the last check are kept in `warned` (sorted,
- * malloc'd): an object still kept only by a global is not reported again. */
+ * malloc'd): an object still kept only by a global is not reported again.
+ * A global array that a pushed gc_frame covers in part (a VM's value
+ * stack) holds stale values past the frame's live slots: those words,
+ * to the end of the global, are skipped (frame_tails). */
 #include "runtime/runtime.h"
 
 #include <dlfcn.h>
@@ -119,11 +122,44 @@ static void report(uintptr_t obj, mspan *s, uintptr_t at, bool fatal_)
 	cancel_restore(cs);
 }
 
+/* The dead slots of the frames whose slot arrays are globals: from a
+ * frame's last live slot to the end of the global that holds its array
+ * (a VM's value stack, covered by a frame whose length follows the stack
+ * top: the words above it are stale values, no roots; reported, each
+ * looked like a forgotten global, and the Lox VM printed hundreds).
+ * Pairs of bounds; world stopped, so the frames hold still. */
+static void frame_tails(addrs *tails)
+{
+	for (gc_thread *t = runtime_.threads; t; t = t->next)
+		for (gc_frame *f = t->frames; f; f = f->prev) {
+			Dl_info info;
+			const ElfW(Sym) *sym = NULL;
+			uintptr_t lo = (uintptr_t)(f->slots + f->nslots);
+			if (!dladdr1((void *)f->slots, &info, (void **)&sym,
+			             RTLD_DL_SYMENT) || !info.dli_saddr ||
+			    !sym)
+				continue;
+			uintptr_t end = (uintptr_t)info.dli_saddr +
+			                sym->st_size;
+			if ((uintptr_t)f->slots < end && lo < end &&
+			    (!push(tails, lo) || !push(tails, end)))
+				return;
+		}
+}
+
+static bool in_tails(const addrs *tails, uintptr_t p)
+{
+	for (size_t i = 0; i + 1 < tails->n; i += 2)
+		if (p >= tails->v[i] && p < tails->v[i + 1])
+			return true;
+	return false;
+}
+
 /* Reads words of other objects' data, redzones included (ASan), written
  * by threads that are not stopped (TSan); only compared with the heap. */
 __attribute__((no_sanitize_address, no_sanitize_thread, noinline))
-static void scan_range(gcw *w, uintptr_t lo, uintptr_t hi, addrs *found,
-                       bool *greyed)
+static void scan_range(gcw *w, uintptr_t lo, uintptr_t hi,
+                       const addrs *tails, addrs *found, bool *greyed)
 {
 	/* The heap's own state holds heap addresses that are not roots
 	 * (the range being faulted in ahead, which may start inside a dead
@@ -141,7 +177,7 @@ static void scan_range(gcw *w, uintptr_t lo, uintptr_t hi, addrs *found,
 		mspan *s = NULL;
 		uintptr_t obj;
 		if (!v || !spanof(v) || !(obj = mheap_find_object(v, &s)) ||
-		    gcmark_is_marked(obj))
+		    gcmark_is_marked(obj) || in_tails(tails, p))
 			continue;
 		if (options_.rootcheck >= 2)
 			report(obj, s, p, true);
@@ -155,15 +191,18 @@ static void scan_range(gcw *w, uintptr_t lo, uintptr_t hi, addrs *found,
 
 bool runtime_rootcheck(gcw *w)
 {
-	addrs segs = {0}, found = {0};
+	addrs segs = {0}, found = {0}, tails = {0};
 	bool greyed = false;
 
 	if (dl_iterate_phdr(add_segments, &segs))
 		fprintf(stderr, "gcheap: rootcheck: no memory for the list of "
 		        "segments: some were not checked\n");
+	frame_tails(&tails);
 	for (size_t i = 0; i + 1 < segs.n; i += 2)
-		scan_range(w, segs.v[i], segs.v[i + 1], &found, &greyed);
+		scan_range(w, segs.v[i], segs.v[i + 1], &tails, &found,
+		           &greyed);
 	free(segs.v);
+	free(tails.v);
 	/* The objects still kept only by globals: not reported again. */
 	if (found.n)
 		qsort(found.v, found.n, sizeof(*found.v), cmp_addr);

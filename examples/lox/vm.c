@@ -16,7 +16,10 @@
 #include <stdlib.h>
 #include <time.h>
 
-vm vm_;
+/* Default visibility, and the executable linked with -rdynamic: a
+ * dynamic symbol, so that GCHEAP_DEBUG=rootcheck bounds the value stack's
+ * array by it (the words past the stack top are stale, no roots). */
+__attribute__((visibility("default"))) vm vm_;
 
 void vm_sync_roots(void)
 {

@@ -2339,6 +2339,40 @@ START_TEST(test_rootcheck_silent_when_registered)
 }
 END_TEST
 
+/* A global array that a frame covers in part (a VM's value stack, as
+ * the Lox VM keeps it): the stale values past the frame's live slots
+ * are no roots, not forgotten globals; rootcheck reported every one. A
+ * forgotten pointer in another global is still reported (the control). */
+EXPORTED void *calls_frame_stack[8];
+
+static void frame_stack_global(void)
+{
+	gc_frame f;
+
+	start(NULL);
+	gc_frame_push(&f, calls_frame_stack, 1);
+	calls_frame_stack[0] = new_payload(64, 1);
+	calls_frame_stack[3] = new_payload(64, 2); /* popped: stale */
+	uintptr_t h = hide(calls_frame_stack[3]);
+	gc_collect();
+	gc_collect();
+	if (is_live(unhide(h)))
+		fatal("the stale slot's object was kept");
+	if (!check_payload(calls_frame_stack[0], 64, 1))
+		fatal("the live slot's object was lost");
+	calls_frame_stack[3] = NULL;
+	gc_frame_pop(&f);
+	fprintf(stderr, "done\n");
+}
+
+START_TEST(test_rootcheck_skips_frame_tail)
+{
+	expect_rootcheck_silent(frame_stack_global);
+	setenv("GCHEAP_DEBUG", "rootcheck=2", 1);
+	expect_fatal(forget_global, "calls_forgotten_global+0");
+}
+END_TEST
+
 /* ---- Under concurrent collections ---------------------------------------- */
 
 /* Threads grow pointer arrays with gc_realloc, fill them with gc_strdup'd
@@ -2465,6 +2499,7 @@ static Suite *calls_suite(void)
 	tcase_add_test(tc, test_memlimit_bad);
 	tcase_add_test(tc, test_checkmark_names_holder);
 	tcase_add_test(tc, test_rootcheck_warns_once);
+	tcase_add_test(tc, test_rootcheck_skips_frame_tail);
 	tcase_add_test(tc, test_rootcheck_fatal);
 	tcase_add_test(tc, test_rootcheck_silent_when_registered);
 	tcase_add_test(tc, test_rootcheck_skips_heap_state);
