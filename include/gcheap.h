@@ -135,6 +135,13 @@ GCHEAP_API size_t gc_type_size(const gc_type *type);
 GCHEAP_API void *gc_alloc(size_t size, const gc_type *type)
 	GCHEAP_ALLOC_ATTR(1);
 
+/* A noscan object of `size` bytes whose contents are not cleared, as
+ * malloc's (bdwgc's GC_MALLOC_ATOMIC): for a buffer the program fills at
+ * once. Objects over 32 KiB skip the clearing that gc_alloc(size, NULL)
+ * does on reused pages (a memset of the whole object); smaller ones come
+ * cleared anyway. Errors as gc_alloc's. */
+GCHEAP_API void *gc_alloc_uninit(size_t size) GCHEAP_ALLOC_ATTR(1);
+
 /* Allocate count * gc_type_size(elem) bytes of type `elem`, as gc_alloc:
  * the bytes past the first element follow elem's tail rule, so only a
  * GCHEAP_TAIL_REPEAT type lays every element out as the first (with

@@ -12,7 +12,8 @@
  * The fast path (gc_alloc_fast) covers the first three when the cache has
  * room; everything else, every error and every refill goes through
  * gc_alloc_slow, which is never inlined. Small objects are zeroed in bulk
- * when their span is cached (unless fresh from the OS); large ones here.
+ * when their span is cached (unless fresh from the OS); large ones here,
+ * but for gc_alloc_uninit's and gc_realloc's bytes (gc_thread.nozero).
  * gc_alloc(0) returns zerobase, a reserved page outside the heap that
  * faults on any access.
  *
@@ -378,6 +379,20 @@ void *gc_alloc_array(size_t count, const gc_type *elem)
 		return NULL;
 	}
 	return gc_alloc_fast(thread_current, bytes, elem);
+}
+
+void *gc_alloc_uninit(size_t size)
+{
+	gc_thread *t = thread_current;
+
+	/* Small objects come from spans cleared in bulk when cached: only
+	 * a large one's clearing is skipped (alloc_large's nozero). */
+	if (t && size > MAX_SMALL_SIZE && size <= GCHEAP_MAX_ALLOC)
+		t->nozero = size;
+	void *p = gc_alloc_fast(t, size, NULL);
+	if (t)
+		t->nozero = 0;
+	return p;
 }
 
 void *runtime_new(gc_thread *t, size_t size, const gc_type *type)

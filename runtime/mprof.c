@@ -161,6 +161,7 @@ static bool in_entry(uintptr_t pc)
 	static void (*const entries[])(void) = {
 		(void (*)(void))gc_alloc,
 		(void (*)(void))gc_alloc_array,
+		(void (*)(void))gc_alloc_uninit,
 		(void (*)(void))gc_realloc,
 		(void (*)(void))gc_strdup,
 		(void (*)(void))gc_strndup,

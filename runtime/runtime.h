@@ -57,7 +57,8 @@ typedef struct gc_thread {
 	                           * its new large noscan object that it
 	                           * copies over before its next safepoint,
 	                           * not to be zeroed first (alloc_large in
-	                           * runtime/malloc.c takes it); else 0 */
+	                           * runtime/malloc.c takes it); the whole
+	                           * object for gc_alloc_uninit; else 0 */
 	unsigned in_finalizer;    /* finalizers running on it (nested) */
 	unsigned in_handler;      /* error or OOM handlers running on it */
 	uintptr_t stack_base;     /* highest address of the native stack */

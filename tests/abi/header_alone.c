@@ -37,6 +37,7 @@ static void (*const api[])(void) = {
 	(void (*)(void))gc_type_size,
 	(void (*)(void))gc_alloc,
 	(void (*)(void))gc_alloc_array,
+	(void (*)(void))gc_alloc_uninit,
 	(void (*)(void))gc_size,
 	(void (*)(void))gc_base,
 	(void (*)(void))gc_last_error,

@@ -1123,6 +1123,48 @@ static void check_grown(const unsigned char *p, size_t n, uint64_t key)
 		REQUIRE(p[i] == 0, "byte %zu of %zu is %#x", i, size, p[i]);
 }
 
+/* gc_alloc_uninit: a large object on dirty pages keeps their bytes (no
+ * clearing but the slot's tail past its size, which gc_realloc's growth
+ * in place relies on), where gc_alloc clears it (the control, on the
+ * same pages); a small one comes cleared; the thread's nozero is spent. */
+START_TEST(test_alloc_uninit)
+{
+	enum { N = 300000 };
+
+	start(NULL);
+	dirty_pages(4 * MiB);
+	size_t z0 = aload(&mheap_.stats.large_zeroed);
+	unsigned char *a = gc_alloc(N, NULL);
+	mspan *s = spanof((uintptr_t)a);
+	ck_assert_msg(s->needzero, "fresh pages");
+	ck_assert_uint_eq(zeroed_since(z0), s->elemsize);
+	ck_assert_uint_eq(a[0], 0);
+	a = NULL;
+	dirty_pages(4 * MiB);
+	z0 = aload(&mheap_.stats.large_zeroed);
+	unsigned char *b = gc_alloc_uninit(N);
+	ck_assert_ptr_nonnull(b);
+	s = spanof((uintptr_t)b);
+	ck_assert_msg(s->needzero, "fresh pages");
+	ck_assert_uint_eq(zeroed_since(z0), s->elemsize - N);
+	/* The dead object's bytes, or the poison a free left (poison=1). */
+	ck_assert(b[0] == 0xab || b[0] == POISON_BYTE);
+	ck_assert(b[N - 1] == 0xab || b[N - 1] == POISON_BYTE);
+	for (size_t i = N; i < s->elemsize; i++)
+		REQUIRE(b[i] == 0, "tail byte %zu", i);
+	ck_assert_uint_eq(thread_current->nozero, 0);
+	unsigned char *c = gc_alloc_uninit(100);
+	for (int i = 0; i < 100; i++)
+		ck_assert_uint_eq(c[i], 0);
+	ck_assert_uint_eq(thread_current->nozero, 0);
+	ck_assert_ptr_eq(gc_base(b), b);
+	ck_assert_int_eq(err.calls, 0);
+	ck_assert_ptr_null(gc_alloc_uninit(GCHEAP_MAX_ALLOC + 1));
+	ck_assert_int_eq(err.calls, 1);
+	ck_assert_uint_eq(thread_current->nozero, 0);
+}
+END_TEST
+
 /* A noscan object grown by gc_realloc into a large one, on dirty pages,
  * through the automatic zeroing's own path: only the tail past the
  * copied bytes is zeroed (mheap_.stats.large_zeroed), and the object is
@@ -2465,6 +2507,7 @@ static Suite *calls_suite(void)
 	tcase_add_test(tc, test_frame_unwind_refuses);
 	tcase_add_test(tc, test_library_threads_block_signals);
 	tcase_add_test(tc, test_realloc_vector_grows_in_slot);
+	tcase_add_test(tc, test_alloc_uninit);
 	tcase_add_test(tc, test_realloc_in_place_scan);
 	tcase_add_test(tc, test_realloc_cut_inside_word);
 	tcase_add_test(tc, test_realloc_grow_clears_unscanned);
