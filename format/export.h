@@ -78,21 +78,31 @@ static inline bool export_file_is_ours(const char *path)
  * refused, not cut). */
 #define EXPORT_DIR_MAX (PATH_MAX - 32)
 
+/* Read a /proc stat file (`path`: /proc/<pid>/stat or a task's) into buf
+ * (n bytes): where field 3, the state, starts, or NULL. The name (field
+ * 2) may hold spaces and parentheses: fields are counted from its last
+ * ')'. */
+static inline char *proc_stat_state(const char *path, char *buf, size_t n)
+{
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return NULL;
+	size_t got = fread(buf, 1, n - 1, f);
+	fclose(f);
+	buf[got] = 0;
+	char *p = strrchr(buf, ')');
+	return p && p[1] == ' ' ? p + 2 : NULL;
+}
+
 /* Field 22 of /proc/<pid>/stat (the start time in clock ticks), or 0. */
 static inline uint64_t export_start_ticks(long pid)
 {
 	char path[64], buf[1024];
 	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return 0;
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = 0;
-	/* The name (field 2) may hold spaces: count from its ')'. */
-	char *p = strrchr(buf, ')');
+	char *p = proc_stat_state(path, buf, sizeof(buf));
 	if (!p)
 		return 0;
+	p -= 2; /* at the ')' that ends field 2 */
 	unsigned long long v = 0;
 	int field = 2;
 	for (p++; *p && field < 22; p++)

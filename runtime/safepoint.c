@@ -24,8 +24,9 @@
  * stop or handshake, each thread it is still waiting for. */
 #include "runtime/runtime.h"
 
+#include "format/export.h"
+
 #include <stdio.h>
-#include <string.h>
 #include <time.h>
 
 static gc_mutex world_lock = {.m = PTHREAD_MUTEX_INITIALIZER};
@@ -70,15 +71,8 @@ static char kernel_state(int tid)
 	char path[64], buf[256];
 
 	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return 0;
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = 0;
-	/* "tid (comm) S ...": the comm may hold spaces and parentheses. */
-	char *e = strrchr(buf, ')');
-	return e && e[1] == ' ' ? e[2] : 0;
+	const char *state = proc_stat_state(path, buf, sizeof(buf));
+	return state ? *state : 0;
 }
 
 /* The advice for a thread that holds a stop up, by what it is doing. */

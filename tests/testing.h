@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 static uint64_t test_seed_value;
 
@@ -107,6 +108,36 @@ static inline int test_main(Suite *s)
 	int failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+/* stderr sent to a fresh unlinked file from stderr_capture_begin to
+ * stderr_capture_end, which restores it and reads what was written into
+ * buf (n bytes, NUL-terminated; what does not fit is dropped). */
+typedef struct stderr_capture {
+	int fd, saved;
+} stderr_capture;
+
+static inline void stderr_capture_begin(stderr_capture *c)
+{
+	char path[] = "/tmp/gcheap-test-XXXXXX";
+
+	c->fd = mkstemp(path);
+	ck_assert_int_ge(c->fd, 0);
+	unlink(path);
+	fflush(stderr);
+	c->saved = dup(2);
+	dup2(c->fd, 2);
+}
+
+static inline void stderr_capture_end(stderr_capture *c, char *buf,
+                                      size_t n)
+{
+	fflush(stderr);
+	dup2(c->saved, 2);
+	close(c->saved);
+	ssize_t got = pread(c->fd, buf, n - 1, 0);
+	close(c->fd);
+	buf[got > 0 ? got : 0] = 0;
 }
 
 #endif

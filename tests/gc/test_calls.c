@@ -413,6 +413,22 @@ END_TEST
  * interrupted). The synchronous ones stay open in every one of them, so
  * that a fault there reaches the program's handler (the attach
  * listener blocked them all once). */
+/* The name of thread `tid` (a /proc/self/task entry) into name ("" if
+ * it cannot be read). */
+static void task_name(const char *tid, char *name, size_t n)
+{
+	char path[320];
+
+	name[0] = 0;
+	snprintf(path, sizeof(path), "/proc/self/task/%s/comm", tid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return;
+	if (!fgets(name, (int)n, f))
+		name[0] = 0;
+	fclose(f);
+}
+
 static void count_tids(int *lib, int *blocked, int *sync_blocked)
 {
 	DIR *d = opendir("/proc/self/task");
@@ -421,23 +437,16 @@ static void count_tids(int *lib, int *blocked, int *sync_blocked)
 	*lib = *blocked = *sync_blocked = 0;
 	ck_assert_ptr_nonnull(d);
 	while ((e = readdir(d))) {
-		char path[320], line[256], name[32] = "";
+		char path[320], line[256], name[32];
 		if (e->d_name[0] == '.')
 			continue;
-		snprintf(path, sizeof(path), "/proc/self/task/%s/comm",
-		         e->d_name);
-		FILE *f = fopen(path, "r");
-		if (!f)
-			continue;
-		if (!fgets(name, sizeof(name), f))
-			name[0] = 0;
-		fclose(f);
+		task_name(e->d_name, name, sizeof(name));
 		if (strncmp(name, "gcheap-", 7))
 			continue;
 		(*lib)++;
 		snprintf(path, sizeof(path), "/proc/self/task/%s/status",
 		         e->d_name);
-		f = fopen(path, "r");
+		FILE *f = fopen(path, "r");
 		if (!f)
 			continue;
 		while (fgets(line, sizeof(line), f))
@@ -465,17 +474,11 @@ static bool thread_named(const char *want)
 
 	ck_assert_ptr_nonnull(d);
 	while (!found && (e = readdir(d))) {
-		char path[320], name[32] = "";
+		char name[32];
 		if (e->d_name[0] == '.')
 			continue;
-		snprintf(path, sizeof(path), "/proc/self/task/%s/comm",
-		         e->d_name);
-		FILE *f = fopen(path, "r");
-		if (!f)
-			continue;
-		if (fgets(name, sizeof(name), f))
-			found = !strncmp(name, want, strlen(want));
-		fclose(f);
+		task_name(e->d_name, name, sizeof(name));
+		found = !strncmp(name, want, strlen(want));
 	}
 	closedir(d);
 	return found;

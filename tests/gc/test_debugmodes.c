@@ -347,25 +347,15 @@ END_TEST
 static char *attach_capturing(const char *debug)
 {
 	static char buf[4096];
-	char path[] = "/tmp/gcheap-debugmodes-XXXXXX";
-	int fd = mkstemp(path);
+	stderr_capture c;
 
-	ck_assert_int_ge(fd, 0);
-	unlink(path);
 	if (debug)
 		setenv("GCHEAP_DEBUG", debug, 1);
 	else
 		unsetenv("GCHEAP_DEBUG");
-	fflush(stderr);
-	int saved = dup(2);
-	dup2(fd, 2);
+	stderr_capture_begin(&c);
 	gc_status st = gc_thread_attach();
-	fflush(stderr);
-	dup2(saved, 2);
-	close(saved);
-	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
-	close(fd);
-	buf[n > 0 ? n : 0] = 0;
+	stderr_capture_end(&c, buf, sizeof(buf));
 	ck_assert_int_eq(st, GCHEAP_OK);
 	return buf;
 }
@@ -438,22 +428,12 @@ START_TEST(test_gctrace_line)
 {
 	sys_fatal_exit_code = FATAL_CODE;
 	attach_capturing("gctrace=1");
-	char path[] = "/tmp/gcheap-debugmodes-XXXXXX";
-	int fd = mkstemp(path);
-	ck_assert_int_ge(fd, 0);
-	unlink(path);
-	fflush(stderr);
-	int saved = dup(2);
-	dup2(fd, 2);
-	gc_collect();
-	gc_collect();
-	fflush(stderr);
-	dup2(saved, 2);
-	close(saved);
+	stderr_capture c;
 	char buf[4096];
-	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
-	close(fd);
-	buf[n > 0 ? n : 0] = 0;
+	stderr_capture_begin(&c);
+	gc_collect();
+	gc_collect();
+	stderr_capture_end(&c, buf, sizeof(buf));
 	ck_assert_msg(strstr(buf, "gcheap: gc 1 @") &&
 	              strstr(buf, " MB goal, "), "stderr: %s", buf);
 	ck_assert_msg(strstr(buf, "gcheap: gc 2 @"), "stderr: %s", buf);

@@ -797,34 +797,24 @@ static void *why_releaser(void *arg)
 static void check_stall_says(bool asleep, const char *want)
 {
 	pthread_t h, r;
-	char path[] = "/tmp/gcheap-stopwarn-XXXXXX", buf[4096];
+	char buf[4096];
+	stderr_capture c;
 
 	ck_assert_int_eq(pipe(why_pipe), 0);
 	astore(&why_spin, 1);
 	ck_assert_int_eq(gc_thread_attach(), GCHEAP_OK);
 	options_.stopwarn_ms = 50; /* after the options are read */
-	int fd = mkstemp(path);
-	ck_assert_int_ge(fd, 0);
-	unlink(path);
-	fflush(stderr);
-	int saved = dup(2);
-	dup2(fd, 2);
+	stderr_capture_begin(&c);
 	ck_assert_int_eq(pthread_create(&h, NULL, why_holder,
 	                                asleep ? (void *)1 : NULL), 0);
 	usleep(50000);
 	ck_assert_int_eq(pthread_create(&r, NULL, why_releaser, NULL), 0);
 	gc_collect(); /* held up until the releaser runs */
-	fflush(stderr);
-	dup2(saved, 2);
-	close(saved);
+	stderr_capture_end(&c, buf, sizeof(buf));
 	gc_blocking_begin();
 	pthread_join(r, NULL);
 	pthread_join(h, NULL);
 	gc_blocking_end();
-	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
-	close(fd);
-	ck_assert_int_gt(n, 0);
-	buf[n] = 0;
 	ck_assert_msg(strstr(buf, "to reach a safepoint") &&
 	              strstr(buf, want), "the warning was: %s", buf);
 	gc_thread_detach();
