@@ -162,14 +162,15 @@ static void on_finalize(void *obj, void *arg)
 
 static int waker_stop;
 
-/* In a real run the sweeper's broadcasts wake the worker; here a thread
- * does so steadily, so that the worker is awake whenever the world is
- * stopped for a mark. */
+/* Here a thread wakes the workers steadily (on their own condition
+ * variable, and the collector's), so that a worker is awake whenever the
+ * world is stopped for a mark. */
 static void *waker(void *arg)
 {
 	(void)arg;
 	while (!__atomic_load_n(&waker_stop, __ATOMIC_ACQUIRE)) {
 		mutex_lock(&mgc_.lock);
+		pthread_cond_broadcast(&mgc_.work_cond);
 		pthread_cond_broadcast(&mgc_.cond);
 		mutex_unlock(&mgc_.lock);
 		sleep_us(20);
