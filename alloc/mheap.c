@@ -488,8 +488,6 @@ size_t mheap_release_free(size_t max)
 
 /* ---- Faulting in ahead --------------------------------------------------- */
 
-/* The most one populate call faults in (see mheap_prefault). */
-#define PREFAULT_PIECE ((size_t)256 << 10)
 
 /* Claim the next piece to fault in (at most COMMIT_PAGES): committed pages
  * past an arena's prefaulted line and not released, lowest arena first
@@ -581,14 +579,26 @@ size_t mheap_prefault(size_t target, size_t max)
 			mheap_.prefault_test_hook();
 		/* In pieces: the OS holds the address space's lock (read
 		 * side) for a whole populate, and a mutator's mmap (a span's
-		 * metadata, a commit) waits for it; 2 MiB at once was 512
-		 * faults, up to 4 ms on a VM, and the pause probe's thread
-		 * waited in mmap that long. */
+		 * metadata, a commit) or malloc's brk waits for it; 2 MiB at
+		 * once was 512 faults, up to 4 ms on a VM, and the pause
+		 * probe's thread waited in mmap that long. And a pause after
+		 * each piece: a reader may take the lock from a writer that
+		 * is waiting (Linux hands it to the writer only after ~4 ms),
+		 * so pieces back to back kept the mutator's commits waiting
+		 * 1-1.5 ms each and a brk 8 ms (strace -T on the probe); the
+		 * writer woken by the release takes it in the pause. */
 		bool ok = true;
-		for (size_t off = 0; ok && off < len; off += PREFAULT_PIECE)
+		size_t pauses = 0;
+		for (size_t off = 0; ok && off < len; off += PREFAULT_PIECE) {
+			if (off) {
+				os_pause_ns(PREFAULT_PAUSE_NS);
+				pauses++;
+			}
 			ok = os_prefault((void *)(base + off),
 			                 MIN(PREFAULT_PIECE, len - off));
+		}
 		mutex_lock(&mheap_.lock);
+		mheap_.stats.prefault_pauses += pauses;
 		mheap_.prefault_lo = mheap_.prefault_hi = 0;
 		if (!ok) {
 			mheap_.prefault_off = true;

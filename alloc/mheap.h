@@ -36,6 +36,7 @@ typedef struct heap_stats {
 	size_t released;      /* committed bytes madvised away */
 	size_t released_ever; /* bytes ever madvised away (a count) */
 	size_t prefaulted;    /* bytes faulted in by mheap_prefault */
+	size_t prefault_pauses; /* its pauses between populate calls */
 	size_t inuse_pages;   /* pages in in-use spans */
 	size_t inuse_peak;    /* the most inuse_pages since the scavenger
 	                       * last read it (gc/mgc.c scavenge) */
@@ -138,6 +139,11 @@ void mheap_free_span(mspan *s);
  * released where the OS page is larger than a heap page (one would take
  * its neighbours with it). */
 size_t mheap_release_free(size_t max);
+
+/* The most one populate call faults in, and the pause after it (see
+ * mheap_prefault in alloc/mheap.c). */
+#define PREFAULT_PIECE ((size_t)256 << 10)
+#define PREFAULT_PAUSE_NS 20000
 
 /* Fault memory in ahead of the allocator, for a thread beside the
  * mutators (the background sweeper): first committed pages not yet

@@ -1056,8 +1056,13 @@ START_TEST(test_prefault)
 	memset((void *)base, 0x5a, 10 * PAGE_SIZE);
 	ck_assert_uint_eq(resident(base + 10 * PAGE_SIZE, step -
 	                           10 * PAGE_SIZE), 0);
-	/* The target is met: only the committed step is faulted in. */
+	/* The target is met: only the committed step is faulted in, a
+	 * piece at a time with a pause after each but the last (a mutator's
+	 * mmap or brk waiting for the address space's lock gets it there). */
+	size_t pauses = mheap_.stats.prefault_pauses;
 	ck_assert_uint_eq(mheap_prefault(step, SIZE_MAX), step);
+	ck_assert_uint_eq(mheap_.stats.prefault_pauses - pauses,
+	                  step / PREFAULT_PIECE - 1);
 	ck_assert_uint_eq(a->prefaulted, COMMIT_PAGES);
 	ck_assert_uint_eq(mheap_.stats.committed, step);
 	ck_assert_uint_eq(mheap_.stats.prefaulted, step);
