@@ -740,6 +740,7 @@ static void *mark_worker(void *arg)
 			continue;
 		}
 		mutex_unlock(&mgc_.lock);
+		afetch_add(&mgc_.worker_entries, 1);
 		mark_concurrently(id, fraction);
 		mutex_lock(&mgc_.lock);
 	}

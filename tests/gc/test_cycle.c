@@ -1495,6 +1495,38 @@ START_TEST(test_mark_workers)
 }
 END_TEST
 
+/* Workers added during a mark join it at once (gc_set_mark_workers wakes
+ * them on their own condition variable; without that they would sleep
+ * until the next mark began): with one worker, a mark held open (H's
+ * roots unscanned), and a second worker asked for, a worker enters the
+ * mark while it is still held. */
+START_TEST(test_mark_workers_join_during_mark)
+{
+	helper h;
+
+	start(false);
+	gc_disable();
+	ck_assert_int_ge(gc_set_mark_workers(1), 1);
+	helper_start(&h);
+	h.slots[0] = gc_alloc(16, t_ptrs);
+	pause_begin(&h);
+	/* Worker 0 is inside the mark (waiting for H's roots): it does
+	 * not come back to the condition variable until the mark ends. */
+	sleep_us(20000);
+	uintptr_t before = aload(&mgc_.worker_entries);
+	ck_assert_int_eq(gc_set_mark_workers(2), 1);
+	double t0 = test_now_s();
+	while (aload(&mgc_.worker_entries) == before &&
+	       test_now_s() - t0 < 10)
+		sleep_us(1000);
+	ck_assert_uint_gt(aload(&mgc_.worker_entries), before);
+	ck_assert_int_eq((int)aload(&mgc_.phase), GCPHASE_MARK);
+	pause_end(&h, NULL, NULL);
+	helper_stop(&h);
+	gc_set_mark_workers(0);
+}
+END_TEST
+
 START_TEST(test_markers_env)
 {
 	setenv("GCHEAP_MARKERS", "3", 1);
@@ -1540,6 +1572,7 @@ static Suite *cycle_suite(void)
 	tcase_add_test(tc, test_drain_budget_keeps_fifo);
 	tcase_add_loop_test(tc, test_done_waits_for_markers, 0, 2);
 	tcase_add_test(tc, test_mark_workers);
+	tcase_add_test(tc, test_mark_workers_join_during_mark);
 	tcase_add_test(tc, test_markers_env);
 	suite_add_tcase(s, tc);
 	return s;
