@@ -591,7 +591,7 @@ size_t mheap_prefault(size_t target, size_t max)
 		size_t pauses = 0;
 		for (size_t off = 0; ok && off < len; off += PREFAULT_PIECE) {
 			if (off) {
-				os_pause_ns(PREFAULT_PAUSE_NS);
+				sleep_ns(PREFAULT_PAUSE_NS);
 				pauses++;
 			}
 			ok = os_prefault((void *)(base + off),

@@ -133,15 +133,6 @@ static void rootcheck(void)
 /* ---- Mark termination ---------------------------------------------------- */
 
 
-/* Not a cancellation point (alloc/sys/lock.h: cancel_off). */
-static void sleep_ns(uint64_t ns)
-{
-	struct timespec ts = {(time_t)(ns / 1000000000u),
-	                      (long)(ns % 1000000000u)};
-	int cs = cancel_off();
-	nanosleep(&ts, NULL);
-	cancel_restore(cs);
-}
 
 /* ---- The marker gate (see the top of the file) -------------------------- */
 

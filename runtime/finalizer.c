@@ -91,16 +91,6 @@ static void *finalizer_main(void *arg)
 	return NULL;
 }
 
-/* A short sleep of a polling wait, not a cancellation point
- * (alloc/sys/lock.h). */
-static void nap_ns(long ns)
-{
-	struct timespec ts = {0, ns};
-	int cs = cancel_off();
-
-	nanosleep(&ts, NULL);
-	cancel_restore(cs);
-}
 
 /* Wait until the thread being started has attached (true) or its start
  * has failed (false): as a blocked thread, since its attach may wait for
@@ -113,7 +103,7 @@ static bool wait_started(void)
 	if (me)
 		runtime_blocking_begin(me);
 	while (!(st = aload_acq(&fin_.attach)) && aload_acq(&fin_.started))
-		nap_ns(20000);
+		sleep_ns(20000);
 	if (me)
 		runtime_blocking_end(me);
 	return st == 1;
@@ -295,7 +285,7 @@ void gc_set_finalizer_thread(int on)
 	if (me)
 		runtime_blocking_begin(me);
 	while (aload_acq(&fin_.busy) && !aload(&fin_.enabled))
-		nap_ns(50000);
+		sleep_ns(50000);
 	if (me)
 		runtime_blocking_end(me);
 }

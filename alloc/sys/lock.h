@@ -125,6 +125,18 @@ static inline void cancel_restore(int old)
 	pthread_setcancelstate(old, NULL);
 }
 
+/* A short sleep of a polling wait or a pause, not a cancellation point
+ * (as the waits below). */
+static inline void sleep_ns(uint64_t ns)
+{
+	struct timespec ts = {(time_t)(ns / 1000000000u),
+	                      (long)(ns % 1000000000u)};
+	int cs = cancel_off();
+
+	nanosleep(&ts, NULL);
+	cancel_restore(cs);
+}
+
 /* pthread_cond_wait on a gc_mutex, keeping its owner record true. */
 static inline void mutex_cond_wait(pthread_cond_t *c, gc_mutex *l)
 {

@@ -10,7 +10,6 @@
 
 #include <stdbool.h>
 #include <stddef.h>
-#include <stdint.h>
 
 /* Reserve `size` bytes aligned to `align` (a power of two), at `hint` if the
  * OS agrees and hint is aligned. NULL if the OS refuses. */
@@ -32,9 +31,6 @@ void os_hugepages(void *p, size_t size);
  * meanwhile. False if the OS cannot (a kernel older than 5.14): the pages
  * may then be partly faulted in. */
 bool os_prefault(void *p, size_t size);
-/* Sleep about ns nanoseconds (giving the CPU and any lock's waiters a
- * turn). */
-void os_pause_ns(uint64_t ns);
 /* Return committed pages to Reserved. */
 void os_decommit(void *p, size_t size);
 /* Drop the contents and RSS of committed pages; they read as zero. p and

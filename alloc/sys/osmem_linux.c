@@ -9,7 +9,6 @@
 
 #include <stdint.h>
 #include <sys/mman.h>
-#include <time.h>
 #include <unistd.h>
 
 static atomic_word fail_countdown;
@@ -111,13 +110,6 @@ bool os_prefault(void *p, size_t size)
 		return false;
 	touch_pages(p, size);
 	return true;
-}
-
-void os_pause_ns(uint64_t ns)
-{
-	struct timespec ts = {(time_t)(ns / 1000000000u),
-	                      (long)(ns % 1000000000u)};
-	nanosleep(&ts, NULL);
 }
 
 void os_decommit(void *p, size_t size)
