@@ -76,18 +76,32 @@ static int add_segments(struct dl_phdr_info *info, size_t size, void *arg)
 	return 0;
 }
 
+/* The loaded object `at` lies in (false: none), and in *end the end of
+ * the dynamic symbol that holds it (0: no symbol holds it). */
+static bool global_at(uintptr_t at, Dl_info *info, uintptr_t *end)
+{
+	const ElfW(Sym) *sym = NULL;
+
+	*end = 0;
+	if (!dladdr1((void *)at, info, (void **)&sym, RTLD_DL_SYMENT))
+		return false;
+	if (info->dli_sname && info->dli_saddr && sym &&
+	    at < (uintptr_t)info->dli_saddr + sym->st_size)
+		*end = (uintptr_t)info->dli_saddr + sym->st_size;
+	return true;
+}
+
 /* "name+off", or "file+off" when the symbol is not known. */
 static void describe_global(char *buf, size_t n, uintptr_t at)
 {
 	Dl_info info;
-	const ElfW(Sym) *sym = NULL;
+	uintptr_t end;
 
-	if (!dladdr1((void *)at, &info, (void **)&sym, RTLD_DL_SYMENT)) {
+	if (!global_at(at, &info, &end)) {
 		snprintf(buf, n, "%p (no loaded object)", (void *)at);
 		return;
 	}
-	if (info.dli_sname && info.dli_saddr && sym &&
-	    at < (uintptr_t)info.dli_saddr + sym->st_size)
+	if (end)
 		snprintf(buf, n, "%s+%zu", info.dli_sname,
 		         (size_t)(at - (uintptr_t)info.dli_saddr));
 	else
@@ -133,16 +147,9 @@ static void frame_tails(addrs *tails)
 	for (gc_thread *t = runtime_.threads; t; t = t->next)
 		for (gc_frame *f = t->frames; f; f = f->prev) {
 			Dl_info info;
-			const ElfW(Sym) *sym = NULL;
-			uintptr_t lo = (uintptr_t)(f->slots + f->nslots);
-			if (!dladdr1((void *)f->slots, &info, (void **)&sym,
-			             RTLD_DL_SYMENT) || !info.dli_saddr ||
-			    !sym)
-				continue;
-			uintptr_t end = (uintptr_t)info.dli_saddr +
-			                sym->st_size;
-			if ((uintptr_t)f->slots < end && lo < end &&
-			    (!push(tails, lo) || !push(tails, end)))
+			uintptr_t end, lo = (uintptr_t)(f->slots + f->nslots);
+			if (global_at((uintptr_t)f->slots, &info, &end) &&
+			    lo < end && (!push(tails, lo) || !push(tails, end)))
 				return;
 		}
 }
