@@ -763,22 +763,32 @@ END_TEST
  * read, here; a lock held by a thread that waits for the stop would be
  * a deadlock, and this line all the program hears of it). The collection
  * waits until an unattached thread lets the holder go. */
-static atomic_word why_spin;
+static atomic_word holder_spin = 1;
+
+static void *stop_holder(void *arg)
+{
+	(void)arg;
+	if (gc_thread_attach() != GCHEAP_OK)
+		return NULL;
+	while (aload(&holder_spin)) /* attached, running, no safepoint */
+		cpu_relax();
+	gc_safepoint();
+	gc_thread_detach();
+	return NULL;
+}
+
 static int why_pipe[2];
 
-static void *why_holder(void *arg)
+/* Attached, asleep in a read until the releaser writes. */
+static void *read_holder(void *arg)
 {
 	char c;
 
+	(void)arg;
 	if (gc_thread_attach() != GCHEAP_OK)
 		return NULL;
-	if (arg) {
-		ssize_t r = read(why_pipe[0], &c, 1); /* asleep, attached */
-		(void)r;
-	} else {
-		while (aload(&why_spin))
-			cpu_relax();
-	}
+	ssize_t r = read(why_pipe[0], &c, 1);
+	(void)r;
 	gc_safepoint();
 	gc_thread_detach();
 	return NULL;
@@ -788,7 +798,7 @@ static void *why_releaser(void *arg)
 {
 	(void)arg;
 	usleep(300000);
-	astore(&why_spin, 0);
+	astore(&holder_spin, 0);
 	ssize_t w = write(why_pipe[1], "x", 1);
 	(void)w;
 	return NULL;
@@ -801,12 +811,12 @@ static void check_stall_says(bool asleep, const char *want)
 	stderr_capture c;
 
 	ck_assert_int_eq(pipe(why_pipe), 0);
-	astore(&why_spin, 1);
+	astore(&holder_spin, 1);
 	ck_assert_int_eq(gc_thread_attach(), GCHEAP_OK);
 	options_.stopwarn_ms = 50; /* after the options are read */
 	stderr_capture_begin(&c);
-	ck_assert_int_eq(pthread_create(&h, NULL, why_holder,
-	                                asleep ? (void *)1 : NULL), 0);
+	ck_assert_int_eq(pthread_create(&h, NULL, asleep ? read_holder :
+	                                stop_holder, NULL), 0);
 	usleep(50000);
 	ck_assert_int_eq(pthread_create(&r, NULL, why_releaser, NULL), 0);
 	gc_collect(); /* held up until the releaser runs */
@@ -837,20 +847,6 @@ END_TEST
  * cancellation point, made with the registry and world_lock held; the
  * cancel took effect there, and every thread then waited for the locks
  * for ever. The stopper now finishes its collection. */
-static atomic_word holder_spin = 1;
-
-static void *stop_holder(void *arg)
-{
-	(void)arg;
-	if (gc_thread_attach() != GCHEAP_OK)
-		return NULL;
-	while (aload(&holder_spin)) /* attached, running, no safepoint */
-		cpu_relax();
-	gc_safepoint();
-	gc_thread_detach();
-	return NULL;
-}
-
 static void *stop_starter(void *arg)
 {
 	(void)arg;
