@@ -80,6 +80,7 @@ static void wake_all(void)
 	mutex_lock(&mgc_.lock);
 	pthread_cond_broadcast(&mgc_.cond);
 	mutex_unlock(&mgc_.lock);
+	gcwork_wake_parked();
 }
 
 /* A mark has started: the workers too. */
@@ -592,8 +593,12 @@ static bool gc_start(void)
  * for threads to stop), and threads that allocate on meanwhile took the
  * heap far past its trigger: 8 threads on 2 CPUs began marks at 77-91
  * MB against a goal of 16.8 MB. The wait is a blocking region, so that
- * the starter's stop does not wait for this thread. */
-#define START_POLL_NS 20000
+ * the starter's stop does not wait for this thread, on mgc_.cond, which
+ * the starter broadcasts once `starting` is 0 again (wake_workers,
+ * wake_all); START_WAIT_NS bounds one sleep, for a start that gave up
+ * without a broadcast (it found a cycle running, which wakes it when it
+ * ends). */
+#define START_WAIT_NS 1000000
 
 static void wait_start(void)
 {
@@ -602,9 +607,11 @@ static void wait_start(void)
 	if (!aload_acq(&starting))
 		return;
 	mgc_.ops->blocking_begin();
+	mutex_lock(&mgc_.lock);
 	while (aload_acq(&starting) &&
 	       aload_acq(&mgc_.phase) == GCPHASE_OFF)
-		sleep_ns(START_POLL_NS);
+		mutex_cond_wait_ns(&mgc_.cond, &mgc_.lock, START_WAIT_NS);
+	mutex_unlock(&mgc_.lock);
 	mgc_.ops->blocking_end();
 }
 
@@ -632,23 +639,26 @@ void mgc_maybe_start(void)
  * let its thread allocate on: under a loaded machine the heap went 50%
  * past its goal that way. So it waits, as Go's gcParkAssist does: in a
  * blocking region, so that stops and handshakes go on without it and its
- * CPU counts as idle for the workers (cpu_idle), until the mark ends or
- * grey work is published for it to help with. PARK_MAX_NS bounds one
- * wait, so that a mark whose workers cannot run lets the thread on by
+ * CPU counts as idle for the workers (cpu_idle), until the mark ends (the
+ * wake_all that follows it) or grey work is published for it to help
+ * with (gcwork's push wakes one). It sleeps on a condition, not a timer:
+ * 24 threads polling every 20 us woke a million times a second on two
+ * CPUs and took them from the workers they waited for. PARK_MAX_NS bounds
+ * one wait, so that a mark whose workers cannot run lets the thread on by
  * one slow path's window (at most 64 objects) at a time, not never. */
 #define PARK_MAX_NS 10000000
-#define PARK_POLL_NS 20000
+
+static bool mark_over(void)
+{
+	return aload_acq(&mgc_.phase) != GCPHASE_MARK;
+}
 
 void mgc_park_assist(void)
 {
-	uint64_t t0 = gcstats_now_ns(), t = t0;
+	uint64_t t0 = gcstats_now_ns();
 
 	mgc_.ops->blocking_begin();
-	while (aload_acq(&mgc_.phase) == GCPHASE_MARK &&
-	       gcwork_global_empty() && t - t0 < PARK_MAX_NS) {
-		sleep_ns(PARK_POLL_NS);
-		t = gcstats_now_ns();
-	}
+	gcwork_park(mark_over, PARK_MAX_NS);
 	mgc_.ops->blocking_end();
 	gcstats_park(gcstats_now_ns() - t0);
 }

@@ -2,8 +2,10 @@
 #include "gc/mgcwork.h"
 
 #include "gc/mgcspanq.h"
+#include "gc/mgcstats.h"
 
-gcwork_state gcwork_ = {.lock = {.m = PTHREAD_MUTEX_INITIALIZER}};
+gcwork_state gcwork_ = {.lock = {.m = PTHREAD_MUTEX_INITIALIZER},
+                         .park_cond = PTHREAD_COND_INITIALIZER};
 
 #define WORKBUF_CHUNK ((size_t)256 << 10)
 
@@ -56,6 +58,8 @@ static void push(workbuf **list, atomic_word *n, workbuf *b)
 	b->next = *list;
 	*list = b;
 	astore(n, aload(n) + 1);
+	if (gcwork_.parked)
+		pthread_cond_signal(&gcwork_.park_cond);
 	mutex_unlock(&gcwork_.lock);
 }
 
@@ -101,6 +105,29 @@ workbuf *gcwork_trygetspans(void)
 	/* Taken from the head: spans_tail is stale once the queue is
 	 * empty, and only read when it is not. */
 	return trypop(&gcwork_.spans, &gcwork_.nspans);
+}
+
+void gcwork_park(bool (*done)(void), uint64_t ns)
+{
+	uint64_t t0 = gcstats_now_ns(), t = t0;
+
+	mutex_lock(&gcwork_.lock);
+	gcwork_.parked++;
+	while (!gcwork_.full && !gcwork_.spans && !done() && t - t0 < ns) {
+		mutex_cond_wait_ns(&gcwork_.park_cond, &gcwork_.lock,
+		                   ns - (t - t0));
+		t = gcstats_now_ns();
+	}
+	gcwork_.parked--;
+	mutex_unlock(&gcwork_.lock);
+}
+
+void gcwork_wake_parked(void)
+{
+	mutex_lock(&gcwork_.lock);
+	if (gcwork_.parked)
+		pthread_cond_broadcast(&gcwork_.park_cond);
+	mutex_unlock(&gcwork_.lock);
 }
 
 bool gcwork_global_empty(void)

@@ -72,6 +72,10 @@ typedef struct gcwork_state {
 	atomic_word bytes_marked; /* flushed from gcws this cycle */
 	atomic_word nmarked;      /* flushed from gcws; only grows */
 	atomic_word scan_done;    /* scan work done this mark (the pacer) */
+	/* Assists parked for work (mgc_park_assist) wait on park_cond with
+	 * the lock; a buffer pushed wakes one, the mark's end all. */
+	pthread_cond_t park_cond;
+	uintptr_t parked; /* under the lock */
 } gcwork_state;
 
 extern gcwork_state gcwork_;
@@ -82,6 +86,13 @@ extern gcwork_state gcwork_;
  * a mark needs new ones only when it holds more grey objects at once
  * than any before it. */
 bool gcwork_init(void);
+
+/* Wait, for at most ns, until the global lists hold work or `done()`
+ * (read with the lock held, so that a waker that makes it true and then
+ * calls gcwork_wake_parked is not missed). */
+void gcwork_park(bool (*done)(void), uint64_t ns);
+/* Wake every parked thread (after what their done() reads changed). */
+void gcwork_wake_parked(void);
 
 /* The out-of-line halves of gcw_put and gcw_get_local: buffer swaps. */
 void gcw_put_slow(gcw *w, uintptr_t obj);

@@ -325,6 +325,23 @@ static uintptr_t park_count; /* the test's allocations so far */
 static uintptr_t park_seen;  /* park_count when the mark was let go */
 static double park_t0, park_t1; /* the window the mark was held */
 
+/* The calling thread's voluntary context switches so far (its sleeps and
+ * waits), from /proc; -1 if unreadable. */
+static long voluntary_switches(void)
+{
+	char line[128];
+	long n = -1;
+	FILE *f = fopen("/proc/thread-self/status", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof line, f))
+		if (sscanf(line, "voluntary_ctxt_switches: %ld", &n) == 1)
+			break;
+	fclose(f);
+	return n;
+}
+
 static void *park_release_main(void *arg)
 {
 	(void)arg;
@@ -486,6 +503,7 @@ START_TEST(test_assist_parks)
 	gc_read_stats(&s0, sizeof(s0));
 
 	pthread_t rel;
+	long sw0 = voluntary_switches();
 	park_t0 = test_now_s();
 	ck_assert_int_eq(pthread_create(&rel, NULL, park_release_main, NULL),
 	                 0);
@@ -494,6 +512,7 @@ START_TEST(test_assist_parks)
 		__atomic_store_n(&park_count, i + 1, __ATOMIC_RELEASE);
 	}
 	uintptr_t seen = __atomic_load_n(&park_seen, __ATOMIC_ACQUIRE);
+	long switches = voluntary_switches() - sw0;
 	pause_wait(&park_h);
 	gc_blocking_begin();
 	pthread_join(rel, NULL);
@@ -530,6 +549,15 @@ START_TEST(test_assist_parks)
 	ck_assert_msg(seen - 1 <= (parks + 1) * per_span, "%zu allocations "
 	              "for %zu parks (a span of %zu after each)",
 	              (size_t)(seen - 1), (size_t)parks, (size_t)per_span);
+	/* A park sleeps until it is woken or its 10 ms are up, not in
+	 * polls: a poll every 20 us made ~100 sleeps a park (thousands in
+	 * the window), and 24 threads parked on two CPUs woke a million
+	 * times a second. A few per park: the sleep, the wake-up, a lock
+	 * or two on the way. */
+	printf("# %ld voluntary context switches\n", switches);
+	ck_assert_msg(switches >= 0 && (uintptr_t)switches <= 8 * parks + 64,
+	              "%ld voluntary context switches in %zu parks",
+	              switches, (size_t)parks);
 	gc_collect();
 	for (size_t i = 0; i < PARK_OBJS; i++)
 		REQUIRE(check_payload(arr[i], PARK_OBJ, i), "object %zu", i);
