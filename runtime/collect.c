@@ -7,6 +7,7 @@ void gc_collect(void)
 {
 	gc_thread *t = thread_current;
 
+	runtime_check_fork("gc_collect");
 	if (!t) {
 		runtime_not_attached("gc_collect");
 		return;

@@ -197,6 +197,11 @@ static void remove_file_locked(void)
 
 static void at_exit(void)
 {
+	/* A child of fork() runs it too when it calls exit() (after a
+	 * failed exec, say): the file is the parent's, and the lock may be
+	 * held by the parent's export thread, which the child has not. */
+	if (aload(&runtime_.forked))
+		return;
 	mutex_lock(&exporter.lock);
 	exporter.stop = true;
 	remove_file_locked();

@@ -227,6 +227,7 @@ static void *alloc_any(gc_thread *th, size_t size, const gc_type *t,
 static NOINLINE void *gc_alloc_slow(gc_thread *th, size_t size,
                                     const gc_type *t)
 {
+	runtime_check_fork("gc_alloc");
 	if (!th)
 		return alloc_error(GCHEAP_ERR_NOT_ATTACHED, NULL, size, t);
 	if (t && !gctype_valid(t))

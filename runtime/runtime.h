@@ -89,6 +89,8 @@ typedef struct runtime_state {
 	gc_oom_fn oom_fn;         /* NULL: the default handler */
 	void *oom_data;
 	pthread_key_t exit_key;   /* detaches threads that exit attached */
+	atomic_word forked;       /* this process is a child of fork() made
+	                           * after gc_init (runtime_check_fork) */
 	/* The switches (conservative, stopwarn_ms, ...): options_
 	 * (alloc/sys/options.h). */
 } runtime_state;
@@ -110,6 +112,17 @@ extern __thread bool thread_notifier;
 /* Report that the calling thread may not make the heap call `fn` (it is
  * not attached, or inside a blocking region): GCHEAP_ERR_NOT_ATTACHED. */
 void runtime_not_attached(const char *fn);
+
+/* In a child of fork(), only exec or _exit may follow (docs/api.md): the
+ * collector's threads are not there, and a call that waits for them hung.
+ * So the slow paths that may wait (allocation, safepoint, collection,
+ * attach) end the child with a fatal error naming fn instead. */
+void runtime_fork_fatal(const char *fn);
+static inline void runtime_check_fork(const char *fn)
+{
+	if (__builtin_expect(aload(&runtime_.forked) != 0, 0))
+		runtime_fork_fatal(fn);
+}
 
 /* Report an error: set the thread's last error, call the handler. */
 PRINTF_LIKE(2, 3) void runtime_error(gc_status code, const char *fmt, ...);

@@ -219,6 +219,7 @@ void runtime_safepoint_slow(gc_thread *t)
 {
 	uintptr_t p;
 
+	runtime_check_fork("a gcheap call (at its safepoint)");
 	while ((p = aload_acq(&t->pending))) {
 		if (p & P_STOP) {
 			park(t);

@@ -52,8 +52,24 @@ static gc_status init_status = GCHEAP_OK;
 
 static void detach_at_exit(void *arg);
 
+static void forked_child(void)
+{
+	astore(&runtime_.forked, 1);
+}
+
+void runtime_fork_fatal(const char *fn)
+{
+	fatal("%s called in a child of fork(): the collector's threads are "
+	      "not in it, and a lock may be held by a thread that is not "
+	      "either; after fork() only exec or _exit may follow "
+	      "(docs/api.md, \"fork()\")", fn);
+}
+
 static void init_runtime(void)
 {
+	/* Cannot fail on glibc but for memory; then the check is lost,
+	 * not the heap. */
+	(void)pthread_atfork(NULL, NULL, forked_child);
 	runtime_parse_options();
 	if (mheap_init() != HEAP_OK || !runtime_zerobase_init()) {
 		init_status = GCHEAP_ERR_NOMEM;
@@ -103,6 +119,7 @@ gc_status gc_thread_attach(void)
 
 	if (st != GCHEAP_OK)
 		return st;
+	runtime_check_fork("gc_thread_attach");
 	if (thread_notifier) {
 		/* The cycle and finalizer callbacks' threads: the next mark
 		 * would wait for one that never reaches a safepoint. */

@@ -17,6 +17,7 @@
 #include <dirent.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <string.h>
 
@@ -904,6 +905,87 @@ static void *export_churn(void *arg)
 	return NULL;
 }
 
+/* ---- fork() -------------------------------------------------------------- */
+
+/* A child of fork() that calls exit() (after a failed exec, the usual
+ * idiom) runs the parent's atexit handlers: the exporter's removed the
+ * parent's stats file, and gcstat lost the parent for good. */
+START_TEST(test_fork_child_exit_keeps_export)
+{
+	char dir[] = "/tmp/test_threads.XXXXXX", path[128];
+	int status;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	ck_assert_int_eq(gc_thread_attach(), GCHEAP_OK);
+	options_.export_dir = strdup(dir); /* after the options are read */
+	ck_assert_int_eq(gc_export_start(100), GCHEAP_OK);
+	snprintf(path, sizeof path, "%s/%ld", dir, (long)getpid());
+	ck_assert_int_eq(access(path, F_OK), 0);
+	pid_t c = fork();
+	ck_assert_int_ge(c, 0);
+	if (c == 0)
+		exit(0); /* the atexit handlers run, in the child */
+	gc_blocking_begin();
+	ck_assert_int_eq(waitpid(c, &status, 0), c);
+	gc_blocking_end();
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	ck_assert_msg(access(path, F_OK) == 0, "the child's exit removed %s",
+	              path);
+	gc_export_stop();
+	gc_thread_detach();
+	rmdir(dir);
+}
+END_TEST
+
+/* A heap call in such a child waited for collector threads that are not
+ * there, for ever; now it ends the child with a message that says why. */
+static void fork_and_call(int which)
+{
+	char buf[512];
+	int status;
+
+	ck_assert_int_eq(gc_thread_attach(), GCHEAP_OK);
+	ck_assert_ptr_nonnull(gc_alloc(64, NULL));
+	stderr_capture cap;
+	stderr_capture_begin(&cap);
+	pid_t c = fork();
+	if (c == 0) {
+		alarm(20); /* a hang ends in SIGALRM, not in the test's
+		            * timeout */
+		sys_fatal_exit_code = 77;
+		if (which == 0)
+			gc_collect();
+		else
+			for (int i = 0; i < 100000; i++)
+				(void)gc_alloc(1024, NULL);
+		_exit(0);
+	}
+	gc_blocking_begin();
+	pid_t w = waitpid(c, &status, 0);
+	gc_blocking_end();
+	stderr_capture_end(&cap, buf, sizeof buf);
+	ck_assert_int_ge(c, 0);
+	ck_assert_int_eq(w, c);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 77,
+	              "the child %s (status %#x): %s",
+	              WIFSIGNALED(status) ? "was killed" : "went on", status,
+	              buf);
+	ck_assert_msg(strstr(buf, "child of fork()") != NULL, "%s", buf);
+	gc_thread_detach();
+}
+
+START_TEST(test_fork_child_collect_is_fatal)
+{
+	fork_and_call(0);
+}
+END_TEST
+
+START_TEST(test_fork_child_alloc_is_fatal)
+{
+	fork_and_call(1);
+}
+END_TEST
+
 START_TEST(test_export_churn_verify)
 {
 	char dir[] = "/tmp/test_threads.XXXXXX";
@@ -1326,6 +1408,9 @@ static Suite *threads_suite(void)
 	tcase_add_test(tc, test_stopwarn_running);
 	tcase_add_test(tc, test_stopwarn_asleep);
 	tcase_add_test(tc, test_export_churn_verify);
+	tcase_add_test(tc, test_fork_child_exit_keeps_export);
+	tcase_add_test(tc, test_fork_child_collect_is_fatal);
+	tcase_add_test(tc, test_fork_child_alloc_is_fatal);
 	suite_add_tcase(s, tc);
 	return s;
 }
