@@ -797,22 +797,29 @@ unsigned mgc_set_markers(unsigned n)
  * limit lowered below what the heap holds brings it down at the next
  * scavenge, not cycles later (otherwise the limit caps what the heap
  * holds anyway).
+ * After a cycle the sweeper ran for an idle heap (`idle`: below), the
+ * past no longer counts: the need is the goal plus 10% or the pages in
+ * use now, whichever is more.
  * gc_release_memory and gc_free_os_memory release all free pages
  * whatever this retains. */
-static void scavenge(void)
+static void scavenge(bool idle)
 {
 	static uintptr_t recent; /* the sweeper's own */
 
 	mutex_lock(&mheap_.lock);
 	uintptr_t held = mheap_.stats.committed - mheap_.stats.released;
 	uintptr_t peak = mheap_.stats.inuse_peak * PAGE_SIZE;
+	uintptr_t inuse = mheap_.stats.inuse_pages * PAGE_SIZE;
 	mheap_.stats.inuse_peak = mheap_.stats.inuse_pages;
 	mutex_unlock(&mheap_.lock);
 	mutex_lock(&mgc_.lock);
 	uintptr_t goal = aload(&mgc_.goal);
 	mutex_unlock(&mgc_.lock);
-	recent = MAX(MAX(add_sat(goal, goal / 10), peak),
-	             recent - recent / 8);
+	if (idle)
+		recent = MAX(add_sat(goal, goal / 10), inuse);
+	else
+		recent = MAX(MAX(add_sat(goal, goal / 10), peak),
+		             recent - recent / 8);
 	uintptr_t need = recent, cap = aload(&mheap_.limit) / 20 * 19;
 	if (cap && need > add_sat(cap, cap / 10))
 		need = add_sat(cap, cap / 10);
@@ -886,6 +893,56 @@ static bool mutators_busy(uintptr_t since)
  * sweep is done; then it releases memory to the OS (scavenge). */
 void (*mgc_sweeper_test_hook)(bool more);
 
+/* A heap that goes options_.forcegc_ms without a cycle gets one from the
+ * sweeper (Go's forcegcperiod, two minutes by default): a program that
+ * dropped its data and went idle (or waits in a blocking region) has no
+ * allocation left to start the cycle that would free it, and kept its
+ * peak resident for good. The scavenge after that cycle's sweep forgets
+ * the past peaks (scavenge(true)). Not while collection is disabled or
+ * GOGC is off, as in Go. The sweeper's own state, under mgc_.lock. */
+static struct {
+	uintptr_t cycles;    /* mgc_.cycles when `since` was taken */
+	uint64_t since;      /* when the sweeper last saw a cycle end */
+	uintptr_t scavenge;  /* the cycle count whose scavenge is idle's */
+} idle;
+
+/* Nothing to sweep: wait for a wake-up, or until the heap has been idle
+ * for the period; then start its cycle (mgc_.lock held; dropped while the
+ * cycle starts). */
+static void sweeper_idle(void)
+{
+	uint64_t period = (uint64_t)options_.forcegc_ms * 1000000u;
+	uint64_t now = gcstats_now_ns();
+	uintptr_t c = aload(&mgc_.cycles);
+
+	if (c != idle.cycles || !idle.since) {
+		idle.cycles = c;
+		idle.since = now;
+	}
+	bool quiet = mgc_sweep_done() && !aload(&mgc_.sweeper_paused) &&
+	             aload_acq(&mgc_.phase) == GCPHASE_OFF;
+	if (!period || !quiet) {
+		mutex_cond_wait(&mgc_.cond, &mgc_.lock);
+		return;
+	}
+	if (now - idle.since < period) {
+		mutex_cond_wait_ns(&mgc_.cond, &mgc_.lock,
+		                   period - (now - idle.since));
+		return;
+	}
+	idle.since = now; /* a period from now, whatever happens next */
+	if (aload(&mgc_.disabled) || (intptr_t)aload(&mgc_.percent) < 0)
+		return;
+	mutex_unlock(&mgc_.lock);
+	if (gc_start()) {
+		afetch_add(&mgc_.idle_cycles, 1);
+		mutex_lock(&mgc_.lock);
+		idle.scavenge = aload(&mgc_.cycles) + 1;
+		return;
+	}
+	mutex_lock(&mgc_.lock);
+}
+
 static void *sweeper(void *arg)
 {
 	(void)arg;
@@ -894,7 +951,7 @@ static void *sweeper(void *arg)
 	while (!aload(&mgc_.exiting)) {
 		if (mgc_sweep_done() || aload(&mgc_.sweeper_paused) ||
 		    aload_acq(&mgc_.phase) != GCPHASE_OFF) {
-			mutex_cond_wait(&mgc_.cond, &mgc_.lock);
+			sweeper_idle();
 			continue;
 		}
 		if (options_.prefault)
@@ -948,7 +1005,10 @@ static void *sweeper(void *arg)
 			astore_rel(&mgc_.sweep_done_gen, sg);
 			note_max(&mgc_.swept, cycle);
 			gcstats_sweep_done();
-			scavenge();
+			mutex_lock(&mgc_.lock);
+			bool was_idle = idle.scavenge == cycle;
+			mutex_unlock(&mgc_.lock);
+			scavenge(was_idle);
 		}
 		mutex_lock(&mgc_.lock);
 		if (done)

@@ -127,6 +127,8 @@ typedef struct mgc_state {
 	 * left of one sweep cannot mark the next one done. */
 	atomic_word sweep_done_gen;
 	atomic_word sweeper_paused; /* tests: the background sweeper idles */
+	atomic_word idle_cycles;  /* cycles the sweeper started for an idle
+	                           * heap (options_.forcegc_ms) */
 	atomic_word worker_entries; /* tests: times a worker began marking */
 	atomic_word bg_swept;     /* spans the background sweeper swept */
 	atomic_word bg_busy_polls; /* its polls that found the mutators

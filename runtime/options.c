@@ -39,6 +39,9 @@
  *     greentea=1|0    mark small scan objects a span at a time (Go's
  *                     Green Tea, gc/mgcspanq.h; the default) or an
  *                     object at a time
+ *     forcegc=S       a heap S seconds without a cycle gets one, and
+ *                     its free memory goes back to the OS (default 120,
+ *                     Go's forcegcperiod; 0 never)
  *   checkmark and rootcheck turn type recording on (their messages name
  *   types) unless types=0 is given.
  *   GCHEAP_MEMLIMIT=<bytes>[B|KiB|MiB|GiB|TiB]|off  the memory limit, in
@@ -58,6 +61,7 @@
 #include <string.h>
 
 #define DEFAULT_STOPWARN_MS 1000
+#define DEFAULT_FORCEGC_S 120 /* Go's forcegcperiod */
 
 static bool types_given;
 
@@ -98,7 +102,7 @@ bool runtime_parse_bytes(const char *v, uintptr_t *out)
 static const char *const debug_keys[] = {
 	"checkmark", "stoptheworld", "poison", "invalidptr", "verify",
 	"stress", "gctrace", "zombie", "types", "rootcheck", "conservative",
-	"hugepages", "prefault", "stopwarn", "greentea",
+	"hugepages", "prefault", "stopwarn", "greentea", "forcegc",
 };
 
 static void set_option(const char *k, const char *v)
@@ -117,6 +121,7 @@ static void set_option(const char *k, const char *v)
 	bool bytes = !strcmp(k, "stress");
 	if (!(bytes ? runtime_parse_bytes(v, &n) : runtime_parse_uint(v, &n)) ||
 	    (!strcmp(k, "stopwarn") && n > UINT_MAX) ||
+	    (!strcmp(k, "forcegc") && n > UINT_MAX / 1000) ||
 	    ((!strcmp(k, "rootcheck") || !strcmp(k, "invalidptr")) &&
 	     n > 2)) {
 		fprintf(stderr, "gcheap: GCHEAP_DEBUG: bad value %s=%s (not "
@@ -154,6 +159,8 @@ static void set_option(const char *k, const char *v)
 		d->stopwarn_ms = (unsigned)n;
 	else if (!strcmp(k, "greentea"))
 		d->greentea = n;
+	else if (!strcmp(k, "forcegc"))
+		d->forcegc_ms = (unsigned)n * 1000;
 	else /* a key in debug_keys that this chain forgot */
 		fatal("GCHEAP_DEBUG: known key %s is set nowhere", k);
 }
@@ -301,6 +308,7 @@ void runtime_parse_options(void)
 	options_.greentea = true;
 	options_.prefault = true;
 	options_.stopwarn_ms = DEFAULT_STOPWARN_MS;
+	options_.forcegc_ms = DEFAULT_FORCEGC_S * 1000;
 	astore(&mgc_.percent, 100);
 
 	const char *g = getenv("GCHEAP_GC");

@@ -161,6 +161,73 @@ START_TEST(test_lowered_limit)
 }
 END_TEST
 
+/* A program that drops its data and goes idle has no allocation left to
+ * start the cycle that would free it: the sweeper starts one once the
+ * heap has gone options_.forcegc_ms without a cycle (Go's forcegcperiod,
+ * two minutes by default; 300 ms here), and the scavenge after it gives
+ * the memory back at once, past peaks forgotten. Before, the heap kept
+ * its peak resident for as long as the program idled. With the period 0,
+ * or collection disabled, nothing happens (the control). */
+#define IDLE_MS 300
+
+static size_t idle_phase(bool on, bool disabled)
+{
+	start();
+	options_.forcegc_ms = on ? IDLE_MS : 0;
+	for (size_t i = 0; i < BIG_OBJS; i++)
+		slots[i] = new_payload(BIG_OBJ, i);
+	cycle();
+	size_t peak = heap_read().held;
+	if (!disabled)
+		gc_enable();
+	for (size_t i = 0; i < BIG_OBJS; i++) {
+		REQUIRE(check_payload(slots[i], BIG_OBJ, i), "%zu", i);
+		slots[i] = NULL;
+	}
+	uintptr_t n0 = aload(&mgc_.idle_cycles);
+	heap_now h = heap_read();
+	gc_blocking_begin();
+	for (double end = test_now_s() + (on && !disabled ? TEST_WAIT_S :
+	                                  1.5);
+	     test_now_s() < end && (h = heap_read()).held > peak / 2;)
+		sleep_us(10000);
+	gc_blocking_end();
+	uintptr_t n = aload(&mgc_.idle_cycles) - n0;
+	printf("# %s%s: held %.1f MiB at the peak, %.1f MiB idle; %zu idle "
+	       "cycles\n", on ? "forcegc on" : "forcegc off",
+	       disabled ? ", collection disabled" : "",
+	       peak / (double)MiB, h.held / (double)MiB, (size_t)n);
+	fflush(stdout);
+	if (on && !disabled) {
+		ck_assert_uint_ge(n, 1);
+		ck_assert_msg(h.held <= peak / 2, "%.1f MiB still held of "
+		              "%.1f", h.held / (double)MiB,
+		              peak / (double)MiB);
+	} else {
+		ck_assert_uint_eq(n, 0);
+		ck_assert_uint_ge(h.held, (size_t)BIG_OBJS * BIG_OBJ);
+	}
+	return n;
+}
+
+START_TEST(test_idle_cycle_returns_memory)
+{
+	idle_phase(true, false);
+}
+END_TEST
+
+START_TEST(test_idle_cycle_off)
+{
+	idle_phase(false, false);
+}
+END_TEST
+
+START_TEST(test_idle_cycle_not_while_disabled)
+{
+	idle_phase(true, true);
+}
+END_TEST
+
 static Suite *scavenge_suite(void)
 {
 	Suite *s = suite_create("scavenge");
@@ -170,6 +237,9 @@ static Suite *scavenge_suite(void)
 	tcase_add_test(tc, test_keeps_peak);
 	tcase_add_test(tc, test_returns_after_peak);
 	tcase_add_test(tc, test_lowered_limit);
+	tcase_add_test(tc, test_idle_cycle_returns_memory);
+	tcase_add_test(tc, test_idle_cycle_off);
+	tcase_add_test(tc, test_idle_cycle_not_while_disabled);
 	suite_add_tcase(s, tc);
 	return s;
 }
