@@ -897,9 +897,13 @@ void (*mgc_sweeper_test_hook)(bool more);
  * sweeper (Go's forcegcperiod, two minutes by default): a program that
  * dropped its data and went idle (or waits in a blocking region) has no
  * allocation left to start the cycle that would free it, and kept its
- * peak resident for good. The scavenge after that cycle's sweep forgets
- * the past peaks (scavenge(true)). Not while collection is disabled or
- * GOGC is off, as in Go. The sweeper's own state, under mgc_.lock. */
+ * peak resident for good. It is a full collection, as gc_collect's
+ * (mgc_run_cycle: a major mark in generational mode, where minor marks
+ * of an idle heap never freed its old garbage; every worker marks; the
+ * classes' spare empty spans go back to the heap), and the scavenge
+ * after its sweep forgets the past peaks (scavenge(true)). Not while
+ * collection is disabled or GOGC is off, as in Go. The sweeper's own
+ * state, under mgc_.lock. */
 static struct {
 	uintptr_t cycles;    /* mgc_.cycles when `since` was taken */
 	uint64_t since;      /* when the sweeper last saw a cycle end */
@@ -911,7 +915,7 @@ static struct {
  * cycle starts). */
 static void sweeper_idle(void)
 {
-	uint64_t period = (uint64_t)options_.forcegc_ms * 1000000u;
+	uint64_t period = (uint64_t)aload(&options_.forcegc_ms) * 1000000u;
 	uint64_t now = gcstats_now_ns();
 	uintptr_t c = aload(&mgc_.cycles);
 
@@ -934,13 +938,12 @@ static void sweeper_idle(void)
 	if (aload(&mgc_.disabled) || (intptr_t)aload(&mgc_.percent) < 0)
 		return;
 	mutex_unlock(&mgc_.lock);
-	if (gc_start()) {
-		afetch_add(&mgc_.idle_cycles, 1);
-		mutex_lock(&mgc_.lock);
-		idle.scavenge = aload(&mgc_.cycles) + 1;
-		return;
-	}
+	mgc_run_cycle(false); /* returns once its mark has ended */
+	afetch_add(&mgc_.idle_cycles, 1);
 	mutex_lock(&mgc_.lock);
+	/* The last cycle to end, whose sweep this thread does next: the
+	 * one it ran, or one a thread started after it (as good). */
+	idle.scavenge = aload(&mgc_.cycles);
 }
 
 static void *sweeper(void *arg)

@@ -97,6 +97,8 @@ void gcwork_putspans(workbuf *b)
 		gcwork_.spans = b;
 	gcwork_.spans_tail = b;
 	astore(&gcwork_.nspans, aload(&gcwork_.nspans) + 1);
+	if (gcwork_.parked)
+		pthread_cond_signal(&gcwork_.park_cond);
 	mutex_unlock(&gcwork_.lock);
 }
 

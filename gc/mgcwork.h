@@ -73,7 +73,8 @@ typedef struct gcwork_state {
 	atomic_word nmarked;      /* flushed from gcws; only grows */
 	atomic_word scan_done;    /* scan work done this mark (the pacer) */
 	/* Assists parked for work (mgc_park_assist) wait on park_cond with
-	 * the lock; a buffer pushed wakes one, the mark's end all. */
+	 * the lock; a buffer pushed (full or spans) wakes one, the mark's end
+	 * all. */
 	pthread_cond_t park_cond;
 	uintptr_t parked; /* under the lock */
 } gcwork_state;

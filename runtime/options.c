@@ -160,7 +160,7 @@ static void set_option(const char *k, const char *v)
 	else if (!strcmp(k, "greentea"))
 		d->greentea = n;
 	else if (!strcmp(k, "forcegc"))
-		d->forcegc_ms = (unsigned)n * 1000;
+		astore(&d->forcegc_ms, n * 1000);
 	else /* a key in debug_keys that this chain forgot */
 		fatal("GCHEAP_DEBUG: known key %s is set nowhere", k);
 }
@@ -308,7 +308,7 @@ void runtime_parse_options(void)
 	options_.greentea = true;
 	options_.prefault = true;
 	options_.stopwarn_ms = DEFAULT_STOPWARN_MS;
-	options_.forcegc_ms = DEFAULT_FORCEGC_S * 1000;
+	astore(&options_.forcegc_ms, DEFAULT_FORCEGC_S * 1000);
 	astore(&mgc_.percent, 100);
 
 	const char *g = getenv("GCHEAP_GC");

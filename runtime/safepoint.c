@@ -257,6 +257,7 @@ static void blocking_begin(gc_thread *t)
 
 static void blocking_end(gc_thread *t)
 {
+	runtime_check_fork("gc_blocking_end");
 	mutex_lock(&world_lock);
 	while (aload_acq(&t->status) == TS_CLAIMED ||
 	       (aload_acq(&t->pending) & P_STOP))

@@ -43,9 +43,10 @@ typedef struct sys_options {
 	bool prefault;       /* the background sweeper faults the heap's
 	                      * memory in ahead of the mutators
 	                      * (mheap_prefault; gc/mgc.c) */
-	unsigned forcegc_ms; /* a heap this long without a cycle gets one,
-	                      * and its free memory back (gc/mgc.c's
-	                      * sweeper; 0: never) */
+	atomic_word forcegc_ms; /* a heap this long without a cycle gets
+	                      * one, and its free memory back (gc/mgc.c's
+	                      * sweeper, which reads it at each wait; 0:
+	                      * never) */
 	unsigned stopwarn_ms; /* warn about a thread that holds up a stop
 	                       * this long (runtime/safepoint.c; 0: never) */
 	bool greentea;       /* span-batched marking of small scan objects

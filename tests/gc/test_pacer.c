@@ -353,6 +353,106 @@ static void *park_release_main(void *arg)
 	return NULL;
 }
 
+/* What wakes a parked assist (gcwork_park, under mgc_park_assist): a full
+ * buffer pushed to the global list, a span buffer queued (Green Tea's
+ * work; missed at first, so the thread slept out its bound beside work),
+ * the mark's end (`done`, with gcwork_wake_parked as wake_all calls it),
+ * and else its time bound. Each wake-up well inside a 2 s bound; the
+ * bound itself kept, not overslept. */
+static atomic_word park_done_flag;
+static double park_woke_s;
+
+static bool park_done(void)
+{
+	return aload_acq(&park_done_flag) != 0;
+}
+
+static void *parker_main(void *arg)
+{
+	uint64_t bound = (uint64_t)(uintptr_t)arg;
+	double t0 = test_now_s();
+
+	gcwork_park(park_done, bound);
+	park_woke_s = test_now_s() - t0;
+	return NULL;
+}
+
+/* Park a thread (bound ns), wake it as `how` says after 50 ms; how long
+ * it slept, in seconds. */
+static double park_trial(int how, uint64_t bound)
+{
+	pthread_t t;
+
+	astore(&park_done_flag, 0);
+	ck_assert_int_eq(pthread_create(&t, NULL, parker_main,
+	                                (void *)(uintptr_t)bound), 0);
+	for (;;) {
+		mutex_lock(&gcwork_.lock);
+		bool in = gcwork_.parked != 0;
+		mutex_unlock(&gcwork_.lock);
+		if (in)
+			break;
+		sleep_us(1000);
+	}
+	sleep_us(50000);
+	workbuf *b;
+	gcw w = {0};
+	switch (how) {
+	case 0: /* a full buffer */
+		gcw_put(&w, 0x1000);
+		gcw_dispose(&w);
+		break;
+	case 1: /* a span buffer */
+		b = gcwork_getempty();
+		b->obj[b->n++] = 0x1000;
+		gcwork_putspans(b);
+		break;
+	case 2: /* the mark's end */
+		astore_rel(&park_done_flag, 1);
+		gcwork_wake_parked();
+		break;
+	default: /* nothing */
+		break;
+	}
+	pthread_join(t, NULL);
+	/* Take back what was published. */
+	if (how == 0) {
+		ck_assert_uint_eq(gcw_get(&w), 0x1000);
+		gcw_dispose(&w);
+	} else if (how == 1) {
+		b = gcwork_trygetspans();
+		ck_assert_ptr_nonnull(b);
+		b->n = 0;
+		gcwork_putempty(b);
+	}
+	ck_assert(gcwork_global_empty());
+	return park_woke_s;
+}
+
+START_TEST(test_park_wakes)
+{
+	static const char *const what[] = {"a full buffer", "a span buffer",
+	                                   "the mark's end"};
+	const uint64_t bound = 2000000000; /* 2 s */
+
+	ck_assert_int_eq(gc_thread_attach(), GCHEAP_OK);
+	gc_disable(); /* no mark: nobody else takes the work */
+	gc_blocking_begin();
+	for (int how = 0; how < 3; how++) {
+		double s = park_trial(how, bound);
+		printf("# woken by %s after %.1f ms\n", what[how], s * 1e3);
+		fflush(stdout);
+		ck_assert_msg(s < 1.0, "%s woke the parked thread after %.0f "
+		              "ms (its bound: 2000)", what[how], s * 1e3);
+	}
+	double s = park_trial(3, 200000000); /* nothing: its 200 ms */
+	printf("# unwoken, back after %.1f ms of 200\n", s * 1e3);
+	ck_assert_msg(s >= 0.19 && s < 1.9, "a 200 ms park lasted %.0f ms",
+	              s * 1e3);
+	gc_blocking_end();
+}
+END_TEST
+
 /* The allocation count (mgc_.alloc_bytes: the sweep pace, the pacer's
  * rate and the assists go by it) is charged at each slow path what the
  * thread's cache handed out since the last one (alloc/mcache.h): the
@@ -704,6 +804,7 @@ static Suite *pacer_suite(void)
 	tcase_add_test(tc, test_measure);
 	tcase_add_test(tc, test_assist_owed);
 	tcase_add_test(tc, test_assist_parks);
+	tcase_add_test(tc, test_park_wakes);
 	tcase_add_test(tc, test_alloc_count);
 	tcase_add_test(tc, test_alloc_count_holes);
 	tcase_add_test(tc, test_alloc_count_detach);

@@ -1911,26 +1911,32 @@ static void child_env(int which)
 	}
 	case 2: { /* numbers that do not fit, or are negative */
 		char env[96];
-		snprintf(env, sizeof(env), "stress=%s,gctrace=-1", digits);
+		snprintf(env, sizeof(env), "stress=%s,gctrace=-1,"
+		         "forcegc=4294968", digits);
 		setenv("GCHEAP_DEBUG", env, 1);
 		out = init_captured(NULL);
-		if (count_lines(out) != 2 || !strstr(out, digits) ||
-		    !strstr(out, "gctrace=-1") || !strstr(out, "GCHEAP_DEBUG"))
-			CHILD_FAIL("want two lines naming GCHEAP_DEBUG, "
-			           "stress=%s and gctrace=-1: \"%.200s\"",
+		if (count_lines(out) != 3 || !strstr(out, digits) ||
+		    !strstr(out, "gctrace=-1") ||
+		    !strstr(out, "GCHEAP_DEBUG") ||
+		    !strstr(out, "forcegc=4294968"))
+			CHILD_FAIL("want three lines naming GCHEAP_DEBUG, "
+			           "stress=%s, gctrace=-1 and forcegc=4294968 "
+			           "(its ms overflow 32 bits): \"%.200s\"",
 			           digits, out);
 		CHILD_OK(options_.stress == 0 && options_.gctrace == 0);
+		CHILD_OK(aload(&options_.forcegc_ms) == 120000); /* Go's */
 		break;
 	}
 	case 3: { /* over 511 bytes: read whole, nothing cut */
 		char env[1024] = "";
 		while (strlen(env) < 600)
 			strcat(env, "poison=0,");
-		strcat(env, "stress=4096,stopwarn=-5");
+		strcat(env, "stress=4096,forcegc=3,stopwarn=-5");
 		setenv("GCHEAP_DEBUG", env, 1);
 		out = init_captured(NULL);
 		child_one_line(out, "GCHEAP_DEBUG", "stopwarn=-5");
 		CHILD_OK(options_.stress == 4096);
+		CHILD_OK(aload(&options_.forcegc_ms) == 3000); /* seconds */
 		CHILD_OK(options_.stopwarn_ms == 1000);
 		break;
 	}

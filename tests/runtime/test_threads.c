@@ -947,17 +947,60 @@ START_TEST(test_fork_child_exit_keeps_export)
 END_TEST
 
 /* A heap call in such a child waited for collector threads that are not
- * there, for ever; now it ends the child with a message that says why. */
+ * there, for ever; now it ends the child with a message that says why.
+ * The parent has a second attached thread (allocating, so that the
+ * child's own cycle would wait for it: the check must come before).
+ * `which`: 0 gc_collect, 1 gc_alloc, 2 gc_thread_attach in the child of
+ * an unattached thread's fork. */
+static atomic_word fork_spin_stop;
+
+static void *fork_spinner(void *arg)
+{
+	(void)arg;
+	if (gc_thread_attach() != GCHEAP_OK)
+		return NULL;
+	while (!aload_acq(&fork_spin_stop))
+		(void)gc_alloc(64, NULL);
+	gc_thread_detach();
+	return NULL;
+}
+
+static void *fork_unattached(void *arg)
+{
+	pid_t *c = arg;
+
+	*c = fork();
+	if (*c == 0) {
+		alarm(20);
+		sys_fatal_exit_code = 77;
+		(void)gc_thread_attach();
+		_exit(0);
+	}
+	return NULL;
+}
+
 static void fork_and_call(int which)
 {
 	char buf[512];
 	int status;
+	pthread_t sp;
 
 	ck_assert_int_eq(gc_thread_attach(), GCHEAP_OK);
 	ck_assert_ptr_nonnull(gc_alloc(64, NULL));
+	astore(&fork_spin_stop, 0);
+	ck_assert_int_eq(pthread_create(&sp, NULL, fork_spinner, NULL), 0);
 	stderr_capture cap;
 	stderr_capture_begin(&cap);
-	pid_t c = fork();
+	pid_t c = -1;
+	if (which == 2) {
+		pthread_t u;
+		gc_blocking_begin();
+		pthread_create(&u, NULL, fork_unattached, &c);
+		pthread_join(u, NULL);
+		gc_blocking_end();
+	} else {
+		c = fork();
+	}
 	if (c == 0) {
 		alarm(20); /* a hang ends in SIGALRM, not in the test's
 		            * timeout */
@@ -971,6 +1014,10 @@ static void fork_and_call(int which)
 	}
 	gc_blocking_begin();
 	pid_t w = waitpid(c, &status, 0);
+	gc_blocking_end();
+	astore_rel(&fork_spin_stop, 1);
+	gc_blocking_begin();
+	pthread_join(sp, NULL);
 	gc_blocking_end();
 	stderr_capture_end(&cap, buf, sizeof buf);
 	ck_assert_int_ge(c, 0);
@@ -992,6 +1039,12 @@ END_TEST
 START_TEST(test_fork_child_alloc_is_fatal)
 {
 	fork_and_call(1);
+}
+END_TEST
+
+START_TEST(test_fork_child_attach_is_fatal)
+{
+	fork_and_call(2);
 }
 END_TEST
 
@@ -1420,6 +1473,7 @@ static Suite *threads_suite(void)
 	tcase_add_test(tc, test_fork_child_exit_keeps_export);
 	tcase_add_test(tc, test_fork_child_collect_is_fatal);
 	tcase_add_test(tc, test_fork_child_alloc_is_fatal);
+	tcase_add_test(tc, test_fork_child_attach_is_fatal);
 	suite_add_tcase(s, tc);
 	return s;
 }
