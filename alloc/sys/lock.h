@@ -149,32 +149,60 @@ static inline void mutex_cond_wait(pthread_cond_t *c, gc_mutex *l)
 	cancel_restore(cs);
 }
 
-/* pthread_cond_timedwait (CLOCK_REALTIME deadline) on a gc_mutex, keeping
- * its owner record true; returns what pthread_cond_timedwait did. */
-static inline int mutex_cond_timedwait(pthread_cond_t *c, gc_mutex *l,
+/* The monotonic clock where the C library can wait by it (glibc 2.30's
+ * pthread_cond_clockwait): a step of the wall clock must not stretch the
+ * bound of a parked assist or of the sweeper's poll (set back by an hour:
+ * an hour). */
+#if defined(__GLIBC__) && \
+    (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 30))
+#define MUTEX_WAIT_CLOCK CLOCK_MONOTONIC
+#else
+#define MUTEX_WAIT_CLOCK CLOCK_REALTIME
+#endif
+
+/* pthread_cond_timedwait on a gc_mutex until the deadline ts of `clock`
+ * (CLOCK_REALTIME, or MUTEX_WAIT_CLOCK), keeping its owner record true;
+ * returns what the wait did. */
+static inline int mutex_cond_clockwait(pthread_cond_t *c, gc_mutex *l,
+                                       clockid_t clock,
                                        const struct timespec *ts)
 {
-	int cs = cancel_off();
+	int cs = cancel_off(), r;
 	if (GCHEAP_CHECK_LEVEL >= 2)
 		astore(&l->owner, 0);
-	int r = pthread_cond_timedwait(c, &l->m, ts);
+#if MUTEX_WAIT_CLOCK == CLOCK_MONOTONIC
+	if (clock == CLOCK_MONOTONIC)
+		r = pthread_cond_clockwait(c, &l->m, clock, ts);
+	else
+		r = pthread_cond_timedwait(c, &l->m, ts);
+#else
+	(void)clock;
+	r = pthread_cond_timedwait(c, &l->m, ts);
+#endif
 	if (GCHEAP_CHECK_LEVEL >= 2)
 		astore(&l->owner, (uintptr_t)pthread_self());
 	cancel_restore(cs);
 	return r;
 }
 
-/* mutex_cond_timedwait for at most ns from now. */
+/* The same with a CLOCK_REALTIME deadline. */
+static inline int mutex_cond_timedwait(pthread_cond_t *c, gc_mutex *l,
+                                       const struct timespec *ts)
+{
+	return mutex_cond_clockwait(c, l, CLOCK_REALTIME, ts);
+}
+
+/* Wait on c for at most ns from now. */
 static inline int mutex_cond_wait_ns(pthread_cond_t *c, gc_mutex *l,
                                      uint64_t ns)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
+	clock_gettime(MUTEX_WAIT_CLOCK, &ts);
 	uint64_t t = (uint64_t)ts.tv_nsec + ns;
 	ts.tv_sec += (time_t)(t / 1000000000u);
 	ts.tv_nsec = (long)(t % 1000000000u);
-	return mutex_cond_timedwait(c, l, &ts);
+	return mutex_cond_clockwait(c, l, MUTEX_WAIT_CLOCK, &ts);
 }
 
 #endif
