@@ -61,7 +61,7 @@ void runtime_fork_fatal(const char *fn)
 {
 	fatal("%s called in a child of fork(): the collector's threads are "
 	      "not in it, and a lock may be held by a thread that is not "
-	      "either; after fork() only exec or _exit may follow "
+	      "either; a child may only exec or exit, with no gcheap call "
 	      "(docs/api.md, \"fork()\")", fn);
 }
 
