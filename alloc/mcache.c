@@ -30,6 +30,20 @@ void mcache_init(mcache *c)
 	c->handed = 0;
 	c->prof_left = INTPTR_MAX / 2;
 	c->prof_span = NULL;
+	c->prof_slot = 0;
+	memset(c->prof_due, 0, sizeof(c->prof_due));
+}
+
+intptr_t (*mcache_prof_draw)(void);
+
+static intptr_t prof_draw(void)
+{
+	return mcache_prof_draw ? mcache_prof_draw() : INTPTR_MAX / 2;
+}
+
+static bool prof_is_due(const mcache *c, unsigned slot)
+{
+	return c->prof_due[slot / 64] >> (slot % 64) & 1;
 }
 
 /* Mark what span s allocated black since the last flush. */
@@ -51,9 +65,10 @@ static bool prof_by_window(const mspan *s)
 	return s->spc != TINY_SPANCLASS;
 }
 
-/* Charge every slot in s's alloc_cache to the countdown, cutting the
- * window short before the slot that would take it below zero. */
-static void charge_window(mcache *c, mspan *s)
+/* Charge every slot in s's alloc_cache (the span in slot `slot`) to the
+ * countdown, cutting the window short before the slot that would take it
+ * below zero, which is then due, and the next distance drawn. */
+static void charge_window(mcache *c, unsigned slot, mspan *s)
 {
 	uint64_t bits = s->alloc_cache;
 	intptr_t e = (intptr_t)s->elemsize;
@@ -74,9 +89,10 @@ static void charge_window(mcache *c, mspan *s)
 		bits ^= low;
 	}
 	s->alloc_cache = keep;
-	c->prof_left -= k * e;
 	/* The slots cut off are handed out again when reloaded. */
 	c->handed -= (n - k) * e;
+	c->prof_due[slot / 64] |= (uint64_t)1 << (slot % 64);
+	c->prof_left = prof_draw();
 }
 
 uintptr_t mcache_take_handed(mcache *c)
@@ -87,11 +103,10 @@ uintptr_t mcache_take_handed(mcache *c)
 	return (uintptr_t)n;
 }
 
-void mcache_prof_rearm(mcache *c, intptr_t left)
+void mcache_prof_sampled(mcache *c)
 {
-	c->prof_left = left;
 	if (c->prof_span)
-		charge_window(c, c->prof_span);
+		charge_window(c, c->prof_slot, c->prof_span);
 	c->prof_span = NULL;
 }
 
@@ -105,6 +120,7 @@ static void uncache(mcache *c, unsigned slot)
 		return;
 	spanclass spc = s->spc;
 	c->cached[slot / 64] &= ~((uint64_t)1 << (slot % 64));
+	c->prof_due[slot / 64] &= ~((uint64_t)1 << (slot % 64));
 	/* The slots charged and not taken go back to the countdown and
 	 * the count of bytes handed out. */
 	intptr_t left = (intptr_t)(popcount64(s->alloc_cache) * s->elemsize);
@@ -146,7 +162,7 @@ bool mcache_refill(mcache *c, unsigned slot, spanclass spc, int *err)
 	/* Its window may hold slots from an earlier owner (refunded
 	 * there). */
 	c->handed += (intptr_t)(popcount64(s->alloc_cache) * s->elemsize);
-	charge_window(c, s);
+	charge_window(c, slot, s);
 	if (c->black && s->alloc_count == 0) {
 		c->fresh_lo = s->base + aload(&s->blackfrom) * s->elemsize;
 		c->fresh_len = s->limit - c->fresh_lo;
@@ -184,20 +200,34 @@ uintptr_t mcache_next_free(mcache *c, unsigned slot, spanclass spc,
 		 * cache's counts. */
 		c->handed += (intptr_t)((1 + popcount64(s->alloc_cache)) *
 		                        s->elemsize);
-		if (prof_by_window(s)) {
+		if (prof_by_window(s) && prof_is_due(c, slot)) {
+			/* The object its window was cut before: sampled. */
+			c->prof_due[slot / 64] &= ~((uint64_t)1 << (slot % 64));
+			c->prof_span = s;
+			c->prof_slot = slot;
+		} else if (prof_by_window(s)) {
 			c->prof_left -= (intptr_t)s->elemsize;
-			if (c->prof_left < 0)
+			if (c->prof_left < 0) {
+				c->prof_left = prof_draw();
 				c->prof_span = s;
-			else
-				charge_window(c, s);
+				c->prof_slot = slot;
+			} else {
+				charge_window(c, slot, s);
+			}
 		}
 	} else if (i % 64 == 63) {
 		/* The object ended a charged window at its word's end (a
 		 * span that came back with one slot free there), and the
 		 * take loaded the next word's: new to the counts. */
-		c->handed += (intptr_t)(popcount64(s->alloc_cache) *
-		                        s->elemsize);
-		charge_window(c, s);
+		if (prof_by_window(s) && prof_is_due(c, slot)) {
+			/* The window starts at its due object: cut it all,
+			 * for the slow path to take that (loaded again). */
+			s->alloc_cache = 0;
+		} else {
+			c->handed += (intptr_t)(popcount64(s->alloc_cache) *
+			                        s->elemsize);
+			charge_window(c, slot, s);
+		}
 	}
 	*sp = s;
 	return s->base + i * s->elemsize;

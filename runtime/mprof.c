@@ -248,10 +248,11 @@ void mprof_sample_due(gc_thread *th, void *p, void *ra)
 	intptr_t rate = mprof_rate();
 
 	if (rate <= 0) {
-		mcache_prof_rearm(c, INTPTR_MAX / 2);
+		c->prof_left = INTPTR_MAX / 2;
+		mcache_prof_sampled(c);
 		return;
 	}
-	mcache_prof_rearm(c, next_sample(rate));
+	mcache_prof_sampled(c);
 	record(p, size, ra);
 }
 

@@ -36,9 +36,10 @@ struct gc_thread;
 void *mprof_alloc(struct gc_thread *th, size_t size, const gc_type *t);
 
 /* The small object p (of the span the thread's mcache.prof_span names)
- * ran the countdown out on the slow path: record a
- * sample of it, weighed by its class size, draw the next distance and
- * re-arm the countdown (mcache_prof_rearm). ra: the slow path's return
+ * ran the countdown out on the slow path (or was due: alloc/mcache.h):
+ * record a sample of it, weighed by its class size, and charge the rest
+ * of its window (mcache_prof_sampled; the next distance was drawn when
+ * the countdown ran out). ra: the slow path's return
  * address (its caller is gc_alloc's caller, or an entry point). */
 void mprof_sample_due(struct gc_thread *th, void *p, void *ra);
 

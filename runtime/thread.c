@@ -71,6 +71,7 @@ static void init_runtime(void)
 	 * not the heap. */
 	(void)pthread_atfork(NULL, NULL, forked_child);
 	runtime_parse_options();
+	mcache_prof_draw = mprof_first_distance; /* the next distance */
 	if (mheap_init() != HEAP_OK || !runtime_zerobase_init()) {
 		init_status = GCHEAP_ERR_NOMEM;
 		return;
