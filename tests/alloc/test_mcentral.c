@@ -569,6 +569,24 @@ START_TEST(test_flip)
 }
 END_TEST
 
+/* An object of class spc as the runtime takes it: the fast path's take
+ * while the window lasts, else mcache_next_free; *sp its span. */
+static uintptr_t take_as_runtime(mcache *mc, spanclass spc, mspan **sp)
+{
+	mspan *s = mc->alloc[spc];
+	uintptr_t p;
+	int err = 0;
+
+	if (s->alloc_cache) {
+		p = mspan_take_cached(s);
+	} else {
+		p = mcache_next_free(mc, spc, spc, &s, &err);
+		REQUIRE(p != 0, "mcache_next_free failed with %d", err);
+	}
+	*sp = s;
+	return p;
+}
+
 /* The heap profiler's countdown and the allocation count, charged a
  * window at a time (alloc/mcache.h). Allocating as the runtime does (the
  * fast path's take while the window lasts, else mcache_next_free), with
@@ -609,16 +627,9 @@ START_TEST(test_prof_window)
 	gap_drawn = 0;
 	mcache_prof_draw = draw_gap;
 	for (size_t j = 0; j < n; j++) {
-		mspan *s = mc.alloc[spc];
-		uintptr_t p;
-		int err = 0;
+		mspan *s;
+		uintptr_t p = take_as_runtime(&mc, spc, &s);
 
-		if (s->alloc_cache) {
-			p = mspan_take_cached(s);
-		} else {
-			p = mcache_next_free(&mc, spc, spc, &s, &err);
-			REQUIRE(p != 0, "mcache_next_free failed with %d", err);
-		}
 		REQUIRE(s == prevs ? p == prev + 64 : p == s->base,
 		        "object %zu at %p after %p: a slot skipped", j,
 		        (void *)p, (void *)prev);
@@ -688,17 +699,9 @@ START_TEST(test_prof_two_classes)
 	mc.prof_left = draw_exp();
 	for (size_t j = 0; j < n; j++) {
 		int k = j % 40 == 39;
-		spanclass spc = cls[k];
-		mspan *s = mc.alloc[spc];
-		uintptr_t p;
-		int err = 0;
+		mspan *s;
 
-		if (s->alloc_cache) {
-			p = mspan_take_cached(s);
-		} else {
-			p = mcache_next_free(&mc, spc, spc, &s, &err);
-			REQUIRE(p != 0, "mcache_next_free failed with %d", err);
-		}
+		(void)take_as_runtime(&mc, cls[k], &s);
 		count[k]++;
 		if (mc.prof_span) {
 			REQUIRE(mc.prof_span == s, "object %zu: another span's "
