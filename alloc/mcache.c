@@ -41,9 +41,11 @@ static intptr_t prof_draw(void)
 	return mcache_prof_draw ? mcache_prof_draw() : INTPTR_MAX / 2;
 }
 
-static bool prof_is_due(const mcache *c, unsigned slot)
+static void prof_set_due(mcache *c, unsigned slot, bool due)
 {
-	return c->prof_due[slot / 64] >> (slot % 64) & 1;
+	uint64_t bit = (uint64_t)1 << (slot % 64);
+	c->prof_due[slot / 64] = due ? c->prof_due[slot / 64] | bit
+	                             : c->prof_due[slot / 64] & ~bit;
 }
 
 /* Mark what span s allocated black since the last flush. */
@@ -91,7 +93,7 @@ static void charge_window(mcache *c, unsigned slot, mspan *s)
 	s->alloc_cache = keep;
 	/* The slots cut off are handed out again when reloaded. */
 	c->handed -= (n - k) * e;
-	c->prof_due[slot / 64] |= (uint64_t)1 << (slot % 64);
+	prof_set_due(c, slot, true);
 	c->prof_left = prof_draw();
 }
 
@@ -120,7 +122,7 @@ static void uncache(mcache *c, unsigned slot)
 		return;
 	spanclass spc = s->spc;
 	c->cached[slot / 64] &= ~((uint64_t)1 << (slot % 64));
-	c->prof_due[slot / 64] &= ~((uint64_t)1 << (slot % 64));
+	prof_set_due(c, slot, false);
 	/* The slots charged and not taken go back to the countdown and
 	 * the count of bytes handed out. */
 	intptr_t left = (intptr_t)(popcount64(s->alloc_cache) * s->elemsize);
@@ -200,9 +202,9 @@ uintptr_t mcache_next_free(mcache *c, unsigned slot, spanclass spc,
 		 * cache's counts. */
 		c->handed += (intptr_t)((1 + popcount64(s->alloc_cache)) *
 		                        s->elemsize);
-		if (prof_by_window(s) && prof_is_due(c, slot)) {
+		if (prof_by_window(s) && bitmap_get(c->prof_due, slot)) {
 			/* The object its window was cut before: sampled. */
-			c->prof_due[slot / 64] &= ~((uint64_t)1 << (slot % 64));
+			prof_set_due(c, slot, false);
 			c->prof_span = s;
 			c->prof_slot = slot;
 		} else if (prof_by_window(s)) {
@@ -219,7 +221,7 @@ uintptr_t mcache_next_free(mcache *c, unsigned slot, spanclass spc,
 		/* The object ended a charged window at its word's end (a
 		 * span that came back with one slot free there), and the
 		 * take loaded the next word's: new to the counts. */
-		if (prof_by_window(s) && prof_is_due(c, slot)) {
+		if (prof_by_window(s) && bitmap_get(c->prof_due, slot)) {
 			/* The window starts at its due object: cut it all,
 			 * for the slow path to take that (loaded again). */
 			s->alloc_cache = 0;
