@@ -51,6 +51,14 @@ void gcwork_putempty(workbuf *b)
 	mutex_unlock(&gcwork_.lock);
 }
 
+/* Work was published (gcwork_.lock held): one parked assist may take it
+ * (gcwork_park). */
+static void wake_one_parked(void)
+{
+	if (gcwork_.parked)
+		pthread_cond_signal(&gcwork_.park_cond);
+}
+
 /* Push b on a global list (full or spans) and count it in n. */
 static void push(workbuf **list, atomic_word *n, workbuf *b)
 {
@@ -58,8 +66,7 @@ static void push(workbuf **list, atomic_word *n, workbuf *b)
 	b->next = *list;
 	*list = b;
 	astore(n, aload(n) + 1);
-	if (gcwork_.parked)
-		pthread_cond_signal(&gcwork_.park_cond);
+	wake_one_parked();
 	mutex_unlock(&gcwork_.lock);
 }
 
@@ -97,8 +104,7 @@ void gcwork_putspans(workbuf *b)
 		gcwork_.spans = b;
 	gcwork_.spans_tail = b;
 	astore(&gcwork_.nspans, aload(&gcwork_.nspans) + 1);
-	if (gcwork_.parked)
-		pthread_cond_signal(&gcwork_.park_cond);
+	wake_one_parked();
 	mutex_unlock(&gcwork_.lock);
 }
 
