@@ -12,6 +12,8 @@
  * background sweeper's sweep and scavenge after it (mgc_.scavenges). */
 #include "test_harness.c"
 
+#include "format/export.h"
+
 #include <dirent.h>
 #include <unistd.h>
 
@@ -195,19 +197,15 @@ static double thread_cpu_s(const char *name)
 			continue;
 		snprintf(path, sizeof path, "/proc/self/task/%s/stat",
 		         e->d_name);
-		FILE *f = fopen(path, "r");
-		if (!f)
-			continue;
-		size_t n = fread(buf, 1, sizeof buf - 1, f);
-		fclose(f);
-		buf[n] = 0;
-		char *l = strchr(buf, '('), *r = strrchr(buf, ')');
-		if (!l || !r || (size_t)(r - l - 1) != strlen(name) ||
-		    strncmp(l + 1, name, strlen(name)))
+		char *state = proc_stat_state(path, buf, sizeof buf);
+		char *l = strchr(buf, '(');
+		/* the name: between "(" and the ") " before the state */
+		if (!state || !l || (size_t)(state - 2 - l - 1) !=
+		    strlen(name) || strncmp(l + 1, name, strlen(name)))
 			continue;
 		unsigned long ut = 0, st = 0;
-		/* after ")": state, then fields 4..13, utime 14, stime 15 */
-		if (sscanf(r + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u "
+		/* the state, then fields 4..13, utime 14, stime 15 */
+		if (sscanf(state, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u "
 		           "%*u %lu %lu", &ut, &st) == 2)
 			s += (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 	}
