@@ -138,6 +138,12 @@ typedef struct mspan {
 	 * when the block is taken, cleared by sweep with the slot. NULL on
 	 * every other span. */
 	uint64_t *tiny_bits;
+	/* The collector's ephemeron table (gc/mephemeron.c): the generation
+	 * of the mark in which an ephemeron waits for an object here; a
+	 * marker that marks an object of a span stamped with the running
+	 * mark's generation tells the table. Never cleared: a stamp of an
+	 * ended mark matches no later one. */
+	atomic_word eph_gen;
 
 	/* Colder. */
 	uintptr_t npages;

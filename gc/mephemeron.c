@@ -1,41 +1,50 @@
 /* gc/mephemeron.c: the ephemeron fixpoint: marking the value of every
- * live ephemeron whose key is marked, in time linear in the ephemerons
- * and in what their values reach, however they are chained.
+ * live ephemeron whose key is marked, with one walk of the ephemerons a
+ * mark, however they are chained and whoever marks their keys.
  *
- * A pass walks the ephemerons (gc/mfinal.c's records). A live one (marked,
- * or with a finalizer, which keeps it whole) whose key is marked has its
- * value marked at once; any other whose key lives is *pending*, waiting
- * for an object to be marked: itself if it is not, else its key. Pending
- * ephemerons go into an array, a word each. If the walk marked nothing,
- * or left none pending, the pass is over: the last pass of every mark,
- * and a weak map whose values lead to no other entry, cost the walk and
- * the array. Else the pass drains its work and looks at the pending ones
- * again; if some are ready now, they form a chain (a value that leads to
- * another entry's key or ephemeron), and the pass follows it through a
- * *watch*: a table from each awaited object to its pending ephemerons,
- * and a drain in which greyobject (gc/mgcmark.c) hands every object it
- * greys to ephemeron_watch_hit. An awaited object found there releases
- * its ephemerons, which are looked at again in the same drain: their
- * values are marked, or they wait for their key. So a chain closes in one
- * pass in whatever order the walk meets it, where passes alone closed one
- * link per walk of every ephemeron (16 k links took 2.75 s). The table
- * costs ~100 bytes a pending ephemeron while the pass runs; only chains
- * pay it.
+ * The first pass of a mark walks the ephemerons (gc/mfinal.c's records).
+ * A live one (marked, or with a finalizer, which keeps it whole) whose
+ * key is marked has its value marked at once; any other whose key lives
+ * is *pending*, waiting for an object to be marked: itself if it is not,
+ * else its key. Each pending ephemeron goes into the mark's table, from
+ * the awaited object to the ephemerons waiting for it, and the object's
+ * span is stamped with the table's generation (mspan.eph_gen). Every
+ * marker that sets an object's mark bit, in greyobject or when it
+ * publishes a span's local marks (gc/mgcmark.c), and finds the span
+ * stamped, calls ephemeron_marked: an awaited object's ephemerons are
+ * *fired*, moved to a stack that the next pass takes, looks at again
+ * (marking values, or waiting for the key now) and drains, until
+ * nothing more fires. So a chain of any length closes in one pass, and
+ * a mutator that marks keys meanwhile (reading weak handles, as an
+ * interning table does) costs what it marks, not a walk of every
+ * ephemeron each time (a weak map of 400,000 such entries took 50-70
+ * walks of 30-190 ms a mark).
  *
- * The watch speeds the fixpoint up; it is never what proves it done.
- * Objects greyed by other markers (a worker, a barrier flush), or marked
- * locally on a span this drain took from the global queue (those marks
- * skip greyobject), are not seen, and entries that find no memory are
- * dropped. Marking is complete only after a whole pass marks nothing
- * (gc/mgc.c's mark_done), and a pass that marks nothing has looked at
- * every ephemeron, so an object missed here has its ephemerons resolved
- * by the next pass. With the watch on, greyobject queues objects, not
- * spans, and the drain takes no span from the global queue: a span's
- * owner marks on it locally, past the watch.
+ * Arming races with marking: the pass stamps the span (a full barrier
+ * after it) and then looks at the awaited object's mark bit; a marker
+ * sets the bit (a full-barrier fetch-or) and then reads the stamp. One
+ * of them sees the other: an object marked while it was being added is
+ * fired by the pass itself. Firing twice finds the table entry gone.
  *
- * Nothing is freed during a mark, so the pending ephemerons stay valid
- * after the walk has let the specials' lock go. Only the pass's own
- * thread touches its array and its watch. */
+ * Marking is complete when a pass fires nothing and, at the stopped
+ * check, nothing has fired since (ephemeron_settled, which settles a few
+ * late ones inside the stop). Ephemerons made while marking shade their
+ * values; setting a value shades it. The walk reads whether an
+ * ephemeron has a finalizer; one set on a waiting ephemeron later in the
+ * mark fires it with the finalizer noted (ephemeron_finalizer_added: the
+ * thread that set it may have held it only on a stack not yet scanned,
+ * and dropped it since). If the table finds no memory, it is
+ * *lost*: every later pass of the mark walks all ephemerons again, and
+ * the stopped check falls back to the count of objects marked
+ * (gcwork_.nmarked) not moving since the last pass began.
+ *
+ * Nothing is freed during a mark, so a waiting ephemeron and its
+ * awaited object stay valid until the mark ends. The table is the
+ * mark's: a new generation at each mark's start (and checkmark's
+ * re-mark), hooks off at its end, memory returned after the world
+ * restarts (ephemeron_release). One thread runs passes at a time
+ * (mark_done's holder, or the stopper); ephtab_.lock guards the table
+ * against the markers' ephemeron_marked calls. */
 #include "gc/mgc.h"
 
 #include "alloc/sys/addrset.h"
@@ -47,7 +56,7 @@
 #define EPH_FIN ((uintptr_t)1)
 
 /* A pending ephemeron; `next` is the index + 1 of the next one waiting
- * for the same object (0: the last). */
+ * for the same object, or on the fired stack (0: the last). */
 typedef struct eph_node {
 	uintptr_t e;
 	size_t next;
@@ -58,24 +67,29 @@ typedef struct eph_chain {
 	size_t head, tail;
 } eph_chain;
 
-struct eph_watch {
-	addrset awaited; /* object -> eph_chain */
-	eph_node *nodes; /* malloc'd */
-	size_t nnodes, cap;
-	size_t fired;    /* released ephemerons, a stack */
-};
+/* A pending ephemeron found by the walk, before it is armed. */
+typedef struct eph_wait {
+	uintptr_t on, e;
+} eph_wait;
 
-/* The pass: its gcw and the pending ephemerons (e | EPH_FIN). */
-typedef struct eph_pass {
-	gcw *w;
-	uintptr_t *pending; /* malloc'd */
-	size_t n, cap;
-	bool lost;          /* an ephemeron found no room */
-} eph_pass;
+atomic_word ephemeron_gen;
 
 static struct {
-	atomic_word passes, watched, released;
-} eph_;
+	gc_mutex lock;
+	uintptr_t last_gen;  /* the last ephemeron_gen given out */
+	/* Written by the pass's thread (lost: under the lock too), read by
+	 * the next pass's, which may be another. */
+	atomic_word built;   /* this mark's walk has begun */
+	atomic_word lost;    /* an ephemeron found no room */
+	bool building;       /* walking and arming (under the lock) */
+	addrset awaited;     /* object -> eph_chain */
+	eph_node *nodes;     /* malloc'd */
+	size_t nnodes, cap;
+	size_t fired;        /* released nodes, a stack */
+	atomic_word nfired;  /* fired != 0, read without the lock */
+	atomic_word passes, walks, released;
+} ephtab_ = {.lock = {.m = PTHREAD_MUTEX_INITIALIZER},
+             .awaited = {.vsize = sizeof(eph_chain)}};
 
 static ephemeron_obj *eph_at(uintptr_t e)
 {
@@ -96,8 +110,8 @@ static uintptr_t eph_resolve(gcw *w, uintptr_t e)
 	if (!k)
 		return 0;
 	if (!gcmark_is_marked(k)) {
-		/* Unmarked, so a heap object: awaited by its base, as
-		 * greyobject names it. */
+		/* Unmarked, so a heap object: awaited by its base, as the
+		 * markers name it. */
 		mspan *s = spanof_heap(k);
 		return s->base + mspan_object_index(s, k) * s->elemsize;
 	}
@@ -107,154 +121,286 @@ static uintptr_t eph_resolve(gcw *w, uintptr_t e)
 	return 0;
 }
 
-static void pending_add(eph_pass *p, uintptr_t e)
+/* ---- The table (ephtab_.lock held) --------------------------------------- */
+
+/* A new node for e, not yet in any chain; 0 when there is no room. */
+static size_t node_new(uintptr_t e)
 {
-	if (p->n == p->cap) {
-		size_t cap = p->cap ? 2 * p->cap : 256;
-		uintptr_t *a = realloc(p->pending, cap * sizeof(*a));
-		if (!a) {
-			p->lost = true;
-			return;
-		}
-		p->pending = a;
-		p->cap = cap;
+	if (ephtab_.nnodes == ephtab_.cap) {
+		size_t cap = ephtab_.cap ? 2 * ephtab_.cap : 256;
+		eph_node *n = realloc(ephtab_.nodes, cap * sizeof(*n));
+		if (!n)
+			return 0;
+		ephtab_.nodes = n;
+		ephtab_.cap = cap;
 	}
-	p->pending[p->n++] = e;
+	ephtab_.nodes[ephtab_.nnodes] = (eph_node){e, 0};
+	return ++ephtab_.nnodes;
 }
+
+/* Node n waits for the object at `on`, whose span is stamped; false
+ * when there is no room. */
+static bool chain_add(uintptr_t on, size_t n)
+{
+	bool added;
+	size_t i = addrset_add(&ephtab_.awaited, on, &added);
+
+	if (i == SIZE_MAX)
+		return false;
+	eph_chain *c = addrset_val(&ephtab_.awaited, i);
+	ephtab_.nodes[n - 1].next = 0;
+	if (added)
+		c->head = n;
+	else
+		ephtab_.nodes[c->tail - 1].next = n;
+	c->tail = n;
+	astore(&spanof_heap(on)->eph_gen, aload(&ephemeron_gen));
+	return true;
+}
+
+/* The object at obj was marked: fire what waits for it. */
+static void fire_locked(uintptr_t obj)
+{
+	if (!ephtab_.awaited.n)
+		return;
+	size_t i = addrset_find(&ephtab_.awaited, obj);
+	if (i == SIZE_MAX)
+		return;
+	eph_chain c = *(eph_chain *)addrset_val(&ephtab_.awaited, i);
+	addrset_remove_at(&ephtab_.awaited, i);
+	ephtab_.nodes[c.tail - 1].next = ephtab_.fired;
+	ephtab_.fired = c.head;
+	astore(&ephtab_.nfired, 1);
+}
+
+void ephemeron_marked(uintptr_t obj)
+{
+	mutex_lock(&ephtab_.lock);
+	if (aload(&ephemeron_gen))
+		fire_locked(obj);
+	mutex_unlock(&ephtab_.lock);
+}
+
+/* Free the table's memory (its lock held, the table empty of meaning:
+ * between marks, or at a new mark's start). */
+static void table_clear(void)
+{
+	addrset_free(&ephtab_.awaited);
+	free(ephtab_.nodes);
+	ephtab_.nodes = NULL;
+	ephtab_.nnodes = ephtab_.cap = 0;
+	ephtab_.fired = 0;
+	astore(&ephtab_.nfired, 0);
+}
+
+/* ---- Arming -------------------------------------------------------------- */
+
+/* Arm the waits a[0..n): into the table a batch at a time (markers wait
+ * for the lock no longer than one batch takes), then, past a full
+ * barrier, a look at each awaited object: one marked meanwhile may have
+ * missed its stamp, and is fired here. */
+#define ARM_BATCH 256
+
+static void arm(const eph_wait *a, size_t n)
+{
+	for (size_t at = 0; at < n; at += ARM_BATCH) {
+		size_t end = MIN(n, at + ARM_BATCH);
+		mutex_lock(&ephtab_.lock);
+		for (size_t i = at; i < end; i++) {
+			size_t k = aload(&ephtab_.lost) ? 0 : node_new(a[i].e);
+			if (!k || !chain_add(a[i].on, k))
+				astore(&ephtab_.lost, 1);
+		}
+		mutex_unlock(&ephtab_.lock);
+		afence();
+		for (size_t i = at; i < end; i++) {
+			if (!gcmark_is_marked(a[i].on))
+				continue;
+			mutex_lock(&ephtab_.lock);
+			fire_locked(a[i].on);
+			mutex_unlock(&ephtab_.lock);
+		}
+	}
+}
+
+/* Node n (off every chain) waits for `on` now. */
+static void rearm(size_t n, uintptr_t on)
+{
+	mutex_lock(&ephtab_.lock);
+	if (!chain_add(on, n))
+		astore(&ephtab_.lost, 1);
+	mutex_unlock(&ephtab_.lock);
+	afence();
+	if (gcmark_is_marked(on)) {
+		mutex_lock(&ephtab_.lock);
+		fire_locked(on);
+		mutex_unlock(&ephtab_.lock);
+	}
+}
+
+/* ---- Passes -------------------------------------------------------------- */
+
+/* The walk's pending ephemerons. */
+typedef struct eph_walk {
+	gcw *w;
+	eph_wait *a; /* malloc'd */
+	size_t n, cap;
+	bool lost;
+} eph_walk;
 
 /* specials_each_ephemeron's callback (the specials' lock held). */
 static void eph_visit(void *ctx, uintptr_t e, bool fin)
 {
-	eph_pass *p = ctx;
+	eph_walk *k = ctx;
 	uintptr_t x = e | (fin ? EPH_FIN : 0);
+	uintptr_t on = eph_resolve(k->w, x);
 
-	if (eph_resolve(p->w, x))
-		pending_add(p, x);
-}
-
-/* Look at the pending ephemerons again, keeping those still waiting;
- * true if any was not. */
-static bool pending_recheck(eph_pass *p)
-{
-	size_t kept = 0;
-
-	for (size_t i = 0; i < p->n; i++)
-		if (eph_resolve(p->w, p->pending[i]))
-			p->pending[kept++] = p->pending[i];
-	bool moved = kept != p->n;
-	p->n = kept;
-	return moved;
-}
-
-/* ---- The watch ----------------------------------------------------------- */
-
-/* Note e as waiting for the object at `on`; on no memory, leave it to
- * the next pass. */
-static void watch_add(struct eph_watch *x, uintptr_t on, uintptr_t e)
-{
-	if (x->nnodes == x->cap) {
-		size_t cap = x->cap ? 2 * x->cap : 256;
-		eph_node *n = realloc(x->nodes, cap * sizeof(*n));
-		if (!n)
+	if (!on)
+		return;
+	if (k->n == k->cap) {
+		size_t cap = k->cap ? 2 * k->cap : 256;
+		eph_wait *a = realloc(k->a, cap * sizeof(*a));
+		if (!a) {
+			k->lost = true;
 			return;
-		x->nodes = n;
-		x->cap = cap;
+		}
+		k->a = a;
+		k->cap = cap;
 	}
-	bool added;
-	size_t i = addrset_add(&x->awaited, on, &added);
-	if (i == SIZE_MAX)
-		return;
-	eph_chain *c = addrset_val(&x->awaited, i);
-	size_t n = ++x->nnodes;
-	x->nodes[n - 1] = (eph_node){e, 0};
-	if (added)
-		c->head = n;
-	else
-		x->nodes[c->tail - 1].next = n;
-	c->tail = n;
+	k->a[k->n++] = (eph_wait){on, x};
 }
 
-void ephemeron_watch_hit(gcw *w, uintptr_t obj)
+/* Walk every ephemeron: mark the ready ones' values, and (arming) put
+ * the others in the table. */
+static void walk(gcw *w, bool arming)
 {
-	struct eph_watch *x = w->watch;
-	size_t i = addrset_find(&x->awaited, obj);
+	eph_walk k = {w, NULL, 0, 0, false};
 
-	if (i == SIZE_MAX)
-		return;
-	eph_chain c = *(eph_chain *)addrset_val(&x->awaited, i);
-	addrset_remove_at(&x->awaited, i);
-	x->nodes[c.tail - 1].next = x->fired;
-	x->fired = c.head;
-}
-
-/* Look again at the ephemerons released since the last call: mark their
- * values, or watch for their keys. False if none was released. Marking
- * may release more, which join the stack. */
-static bool watch_fire(gcw *w, struct eph_watch *x)
-{
-	if (!x->fired)
-		return false;
-	uintptr_t n = 0;
-	while (x->fired) {
-		eph_node *node = &x->nodes[x->fired - 1];
-		uintptr_t e = node->e, on;
-		x->fired = node->next;
-		if ((on = eph_resolve(w, e)))
-			watch_add(x, on, e);
-		n++;
+	afetch_add(&ephtab_.walks, 1);
+	if (arming) {
+		mutex_lock(&ephtab_.lock);
+		ephtab_.building = true;
+		mutex_unlock(&ephtab_.lock);
 	}
-	afetch_add(&eph_.released, n);
-	return true;
+	specials_each_ephemeron(eph_visit, &k);
+	if (arming) {
+		if (k.lost)
+			astore(&ephtab_.lost, 1);
+		arm(k.a, k.n);
+		mutex_lock(&ephtab_.lock);
+		ephtab_.building = false;
+		mutex_unlock(&ephtab_.lock);
+	}
+	free(k.a);
 }
 
-/* After the walk and a drain: look at the pending ephemerons again, and
- * if some are ready now, follow their chains through a watch. The watch
- * is on from the second look: the values it marks must be queued as
- * objects, not spans, for the drain to see what they reach. */
-static void follow_chains(gcw *w, eph_pass *p)
+/* Look again at the fired ephemerons and drain what that marks, until
+ * nothing more fires; true then, false if the drain used up the budget
+ * (units of work; negative: none) first. */
+static bool settle(gcw *w, intptr_t budget)
 {
-	struct eph_watch x = {.awaited = {.vsize = sizeof(eph_chain)}};
-
-	w->watch = &x;
-	if (pending_recheck(p) && p->n) {
-		afetch_add(&eph_.watched, 1);
-		for (size_t i = 0; i < p->n; i++) {
-			uintptr_t on = eph_resolve(w, p->pending[i]);
+	while (aload(&ephtab_.nfired)) {
+		mutex_lock(&ephtab_.lock);
+		size_t n = ephtab_.fired;
+		ephtab_.fired = 0;
+		astore(&ephtab_.nfired, 0);
+		mutex_unlock(&ephtab_.lock);
+		uintptr_t k = 0;
+		while (n) {
+			/* Off the stack: only this thread touches it, and
+			 * only this thread grows the array. */
+			eph_node node = ephtab_.nodes[n - 1];
+			uintptr_t on = eph_resolve(w, node.e);
 			if (on)
-				watch_add(&x, on, p->pending[i]);
+				rearm(n, on);
+			n = node.next;
+			k++;
 		}
-		/* What is marked may release more, and so on; once
-		 * nothing is awaited, the caller drains what is left. */
-		while (x.awaited.n || x.fired) {
-			gcmark_drain(w, -1);
-			if (!watch_fire(w, &x))
-				break;
-		}
+		afetch_add(&ephtab_.released, k);
+		intptr_t done = gcmark_drain(w, budget);
+		if (budget >= 0 && (budget -= done) <= 0)
+			return false;
 	}
-	w->watch = NULL;
-	addrset_free(&x.awaited);
-	free(x.nodes);
+	return true;
 }
 
 bool ephemeron_pass(gcw *w)
 {
 	uintptr_t before = w->nmarked;
-	eph_pass p = {w, NULL, 0, 0, false};
 
 	if (!ephemeron_count())
 		return false;
-	afetch_add(&eph_.passes, 1);
-	specials_each_ephemeron(eph_visit, &p);
-	if (w->nmarked != before && p.n && !p.lost) {
-		gcmark_drain(w, -1);
-		follow_chains(w, &p);
+	afetch_add(&ephtab_.passes, 1);
+	if (!aload(&ephtab_.built)) {
+		astore(&ephtab_.built, 1);
+		walk(w, true);
+	} else if (aload(&ephtab_.lost)) {
+		walk(w, false);
 	}
-	free(p.pending);
+	gcmark_drain(w, -1);
+	settle(w, -1);
 	return w->nmarked != before;
+}
+
+bool ephemeron_settled(gcw *w, uintptr_t epoch)
+{
+	if (!aload(&ephtab_.built) || aload(&ephtab_.lost))
+		return aload(&gcwork_.nmarked) == epoch;
+	return settle(w, EPH_SETTLE_BUDGET) && gcw_empty(w);
+}
+
+void ephemeron_finalizer_added(uintptr_t obj)
+{
+	mutex_lock(&ephtab_.lock);
+	size_t i = aload(&ephemeron_gen) && ephtab_.awaited.n ?
+	           addrset_find(&ephtab_.awaited, obj) : SIZE_MAX;
+	if (i == SIZE_MAX && ephtab_.building) {
+		/* The walk may have read it without its finalizer, and not
+		 * armed it yet: this mark walks every ephemeron again. */
+		astore(&ephtab_.lost, 1);
+	} else if (i != SIZE_MAX) {
+		/* Those waiting for themselves have a finalizer now. */
+		eph_chain c = *(eph_chain *)addrset_val(&ephtab_.awaited, i);
+		for (size_t n = c.head; n; n = ephtab_.nodes[n - 1].next)
+			if (eph_at(ephtab_.nodes[n - 1].e) ==
+			    (ephemeron_obj *)obj)
+				ephtab_.nodes[n - 1].e |= EPH_FIN;
+		fire_locked(obj);
+	}
+	mutex_unlock(&ephtab_.lock);
+}
+
+/* ---- A mark's table ------------------------------------------------------ */
+
+void ephemeron_mark_begin(void)
+{
+	mutex_lock(&ephtab_.lock);
+	table_clear();
+	/* Never 0, never a stale stamp's. */
+	astore(&ephemeron_gen, ++ephtab_.last_gen);
+	astore(&ephtab_.built, 0);
+	astore(&ephtab_.lost, 0);
+	mutex_unlock(&ephtab_.lock);
+}
+
+void ephemeron_mark_end(void)
+{
+	mutex_lock(&ephtab_.lock);
+	astore(&ephemeron_gen, 0);
+	mutex_unlock(&ephtab_.lock);
+}
+
+void ephemeron_release(void)
+{
+	mutex_lock(&ephtab_.lock);
+	if (!aload(&ephemeron_gen))
+		table_clear();
+	mutex_unlock(&ephtab_.lock);
 }
 
 ephemeron_counts ephemeron_counters(void)
 {
-	return (ephemeron_counts){aload(&eph_.passes), aload(&eph_.watched),
-	                          aload(&eph_.released)};
+	return (ephemeron_counts){aload(&ephtab_.passes),
+	                          aload(&ephtab_.walks),
+	                          aload(&ephtab_.released)};
 }

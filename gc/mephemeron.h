@@ -4,22 +4,55 @@
 
 #include "gc/mgcwork.h"
 
-/* One ephemeron pass: mark the value of every live ephemeron whose key is
- * marked; if that leads to more, follow the chain in w's drain. True if
- * it marked anything: marking is complete only after a pass that marks
- * nothing (gc/mgc.c's mark_done). */
+/* The generation of the running mark's table (0: none). A span holding
+ * an object that an ephemeron waits for is stamped with it (eph_gen). */
+extern atomic_word ephemeron_gen;
+
+/* World stopped: a mark (or checkmark's re-mark) begins, with a new
+ * table; it ends (the markers stop calling in); after the world
+ * restarts, the ended mark's table is freed. */
+void ephemeron_mark_begin(void);
+void ephemeron_mark_end(void);
+void ephemeron_release(void);
+
+/* One ephemeron pass: the mark's first walks every ephemeron, marking
+ * the values of the live ones whose keys are marked and putting the
+ * others in the table; every pass then looks again at those whose
+ * awaited object was marked since, and drains, until none is left.
+ * True if it marked anything: marking is complete only after a pass
+ * that marks nothing (gc/mgc.c's mark_done). */
 bool ephemeron_pass(gcw *w);
 
-/* greyobject, for a gcw with a watch (w->watch): obj (an object's base)
- * was just marked by w. */
-void ephemeron_watch_hit(gcw *w, uintptr_t obj);
+/* The stopped check, after a pass that marked nothing: settle (marking
+ * into w, at most EPH_SETTLE_BUDGET units of work) what was fired since;
+ * true if nothing is left. Without a whole table (no memory), true if
+ * no object was marked since the count was `epoch` (gcwork_.nmarked). */
+#define EPH_SETTLE_BUDGET 4096
+bool ephemeron_settled(gcw *w, uintptr_t epoch);
 
-/* Tests: counters since the start: the passes; of them, those that
- * followed chains through a watch; and the ephemerons that watches
- * released (their awaited object greyed by the pass's own drain) to be
- * looked at again. */
+/* A marker set the mark bit of the object at obj (its base), on a span
+ * stamped with the running mark's generation. */
+void ephemeron_marked(uintptr_t obj);
+
+/* The markers' filter: call ephemeron_marked only for a stamped span. */
+static inline void ephemeron_check(const mspan *s, uintptr_t obj)
+{
+	uintptr_t g = aload(&s->eph_gen);
+
+	if (unlikely(g != 0) && g == aload(&ephemeron_gen))
+		ephemeron_marked(obj);
+}
+
+/* A finalizer was just set on the object at obj (gc/mfinal.c), with no
+ * lock held: an ephemeron that waits for itself is live now. */
+void ephemeron_finalizer_added(uintptr_t obj);
+
+/* Tests: counters since the start: the passes; the walks of every
+ * ephemeron among them (one a mark, unless the table found no memory);
+ * and the ephemerons fired (their awaited object marked) and looked at
+ * again. */
 typedef struct ephemeron_counts {
-	uintptr_t passes, watched, released;
+	uintptr_t passes, walks, released;
 } ephemeron_counts;
 ephemeron_counts ephemeron_counters(void);
 

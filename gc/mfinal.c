@@ -354,6 +354,8 @@ static special *special_find(mspan *s, unsigned kind, uintptr_t off)
 bool specials_set_finalizer(mspan *s, uintptr_t obj, gc_finalizer_fn fn,
                             void *arg)
 {
+	bool added = false;
+
 	specials_lock();
 	special_fin *f = (special_fin *)special_find(s, SPECIAL_FINALIZER,
 	                                             obj - s->base);
@@ -361,12 +363,16 @@ bool specials_set_finalizer(mspan *s, uintptr_t obj, gc_finalizer_fn fn,
 		f = (special_fin *)special_add(SPECIAL_FINALIZER, s, obj);
 		if (!f)
 			finq_unreserve();
+		added = f != NULL;
 	}
 	if (f) {
 		f->fn = fn;
 		f->arg = arg;
 	}
 	mutex_unlock(&specials_.lock);
+	/* An ephemeron waiting for itself in this mark lives now. */
+	if (added && aload(&ephemeron_gen))
+		ephemeron_finalizer_added(obj);
 	return f != NULL;
 }
 

@@ -108,6 +108,7 @@ static void checkmark(void)
 	gcw w = {0};
 
 	gcmark_checkmark_begin();
+	ephemeron_mark_begin(); /* a mark of its own, its own table */
 	mark_roots_stopped(&w);
 	do
 		gcmark_drain(&w, -1);
@@ -208,6 +209,7 @@ static void mark_termination(void)
 		rootcheck();
 	if (options_.checkmark)
 		checkmark();
+	ephemeron_mark_end();
 	mfree_check();
 	uintptr_t marked = aload(&gcwork_.bytes_marked);
 	uintptr_t live = aload(&mheap_.stats.heap_live);
@@ -299,12 +301,16 @@ static bool give_way_to_markers(void)
 
 /* Marking looks finished: confirm it, stopping the world at the end.
  *
- * Ephemerons: a pass marks the values of marked ephemerons with marked
- * keys; marking is complete only once a pass finds nothing and nothing
- * at all was marked since it began (gcwork_.nmarked, which counts greyed
- * objects but not black allocations, is unchanged at the final check).
- * The check with the world stopped stays O(1); the passes run with the
- * world running. An ephemeron made while marking shades its value. */
+ * Ephemerons (gc/mephemeron.c): a pass marks the values of live
+ * ephemerons with marked keys, and the others wait in the mark's table
+ * for their key (or themselves) to be marked; marking is complete only
+ * once a pass marks nothing and, at the stopped check, what the markers
+ * fired since then is settled within a small budget (else the mark goes
+ * on). Without a whole table (no memory), nothing at all may have been
+ * marked since that pass began (gcwork_.nmarked, which counts greyed
+ * objects but not black allocations). Either way the stopped check does
+ * not grow with the number of ephemerons; the passes run with the world
+ * running. An ephemeron made while marking shades its value. */
 static void mark_done(void)
 {
 	for (;;) {
@@ -354,8 +360,11 @@ static void mark_done(void)
 			gcstats_pause(1, t0);
 			return;
 		}
-		if (mgc_.ops->flush_all_stopped() || !gcwork_global_empty() ||
-		    (eph && aload(&gcwork_.nmarked) != epoch)) {
+		more = mgc_.ops->flush_all_stopped() ||
+		       !gcwork_global_empty() ||
+		       (eph && !ephemeron_settled(&w, epoch));
+		gcw_dispose(&w);
+		if (more || !gcwork_global_empty()) {
 			/* Work turned up: that was a pause too. */
 			markers_start();
 			mgc_.ops->start_world();
@@ -366,6 +375,7 @@ static void mark_done(void)
 		uintptr_t cycle = aload(&mgc_.cycles);
 		markers_start();
 		mgc_.ops->start_world();
+		ephemeron_release();
 		if (aload(&mgc_.trace_delay_test))
 			sleep_ns(aload(&mgc_.trace_delay_test));
 		gcstats_pause(1, t0);
@@ -563,9 +573,11 @@ static bool gc_start(void)
 	astore_rel(&mgc_.phase, GCPHASE_MARK);
 	astore(&mgc_.blackalloc, 1);
 	wbbuf_set_barrier(true);
+	ephemeron_mark_begin();
 	if (options_.stoptheworld) {
 		mark_stopped();
 		mgc_.ops->start_world();
+		ephemeron_release();
 		note_max(&mgc_.swept, cycle - 1);
 		note_max(&mgc_.started, cycle);
 		gcstats_pause(0, t0);

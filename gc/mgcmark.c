@@ -24,11 +24,12 @@
  * (then it is scanned at once). Objects in the FIFO are grey and held by
  * the drain alone, which puts them back in its gcw before it returns.
  *
- * Ephemeron watch: a gcw with `watch` set (an ephemeron pass's, gc/
- * mephemeron.c) reports every object it greys to ephemeron_watch_hit,
- * queues them as objects, never as spans (a span's owner marks on it
- * past greyobject), takes no span from the global queue, and keeps its
- * work to itself (no gcw_balance).
+ * Ephemerons: whoever sets an object's mark bit (greyobject, or a span's
+ * owner publishing its local marks in scan_marked) then looks at the
+ * span's eph_gen stamp (ephemeron_check): an object that ephemerons wait
+ * for releases them to the next ephemeron pass (gc/mephemeron.c). The
+ * mark bit's fetch-or is a full barrier before the look, as the pass's
+ * stamp is before its look at the mark bit.
  *
  * Checkmark mode: with the world stopped after the concurrent mark, a
  * second mark from all roots (its root walk is gc/mgc.c's) sets bits in a
@@ -207,9 +208,8 @@ static inline void greyobject(gcw *w, uintptr_t obj, mspan *s, uintptr_t i,
 			w->far_marks++;
 	}
 	w->nmarked++;
-	if (unlikely(w->watch != NULL))
-		ephemeron_watch_hit(w, obj);
-	if (s->gcscan_bits && likely(!checkmark_active) && !w->watch) {
+	ephemeron_check(s, obj);
+	if (s->gcscan_bits && likely(!checkmark_active)) {
 		/* Span-batched (gc/mgcspanq.h): the span's owner scans it,
 		 * often at once (an object on the span being scanned). No
 		 * prefetch of obj here: the visit that scans it may come
@@ -616,9 +616,14 @@ static uintptr_t scan_marked(gcw *w, span_visit *v)
 		uint64_t mark;
 		if (v->mine[k]) {
 			uint64_t old = afetch_or(&mb[k], v->mine[k]);
-			unsigned fresh = popcount64(v->mine[k] & ~old);
+			uint64_t fb = v->mine[k] & ~old;
+			unsigned fresh = popcount64(fb);
 			w->bytes_marked += fresh * s->elemsize;
 			w->nmarked += fresh;
+			for (; unlikely(aload(&s->eph_gen)) && fb;
+			     fb &= fb - 1)
+				ephemeron_check(s, s->base + (k * 64 +
+				                ctz64(fb)) * s->elemsize);
 			mark = old | v->mine[k];
 			v->mine[k] = 0;
 		} else {
@@ -765,7 +770,7 @@ intptr_t gcmark_drain(gcw *w, intptr_t budget)
 		p = gcw_get_local(w);
 		if (!p && !f.n) {
 			uintptr_t sp = gcw_get_span_local(w);
-			if (!sp && !(p = gcw_get(w)) && !w->watch)
+			if (!sp && !(p = gcw_get(w)))
 				sp = gcw_get_span(w);
 			if (sp)
 				done += (intptr_t)scanspan(w, sp);
@@ -812,9 +817,7 @@ intptr_t gcmark_drain(gcw *w, intptr_t budget)
 				w->expired = true;
 				break;
 			}
-			/* An ephemeron pass keeps its work: greyed by
-			 * another marker, a key would pass its watch by. */
-			if (!w->watch && gcwork_starved())
+			if (gcwork_starved())
 				gcw_balance(w);
 		}
 	}

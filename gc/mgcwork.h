@@ -34,10 +34,6 @@ typedef struct gcw {
 	workbuf *sget, *sput;
 	uintptr_t shead;
 	struct span_visit *visit; /* the span this gcw is scanning, if any */
-	/* An ephemeron pass's (gc/mephemeron.c): keys to look for among the
-	 * objects this gcw greys, which it then queues one by one, never
-	 * as spans. */
-	struct eph_watch *watch;
 	uintptr_t bytes_marked; /* bytes of objects this gcw greyed */
 	uintptr_t scan_work;    /* words scanned, for assist credit */
 	uintptr_t nmarked;      /* objects this gcw greyed (not black
