@@ -238,6 +238,9 @@ static void set_pages(uintptr_t base, uintptr_t npages, bool inuse)
 		uintptr_t first = (base - a->base) / PAGE_SIZE;
 		uintptr_t n = MIN(npages, PAGES_PER_ARENA - first);
 		pagealloc_set(a, first, n, inuse);
+		for (uintptr_t i = 0; !inuse && i < n; i++)
+			a->freed_at[first + i] =
+				(uint16_t)aload(&mheap_.scav_epoch);
 		base += n * PAGE_SIZE;
 		npages -= n;
 	}
@@ -392,9 +395,13 @@ static bool os_pages_too_big(void)
 	return os_page_size() > PAGE_SIZE;
 }
 
-static bool releasable(const heap_arena *a, uintptr_t pg)
+static bool releasable(const heap_arena *a, uintptr_t pg, bool aged)
 {
 	uintptr_t p = a->base + pg * PAGE_SIZE;
+
+	if (aged && (uint16_t)(aload(&mheap_.scav_epoch) - a->freed_at[pg]) <
+	            SCAV_AGE)
+		return false;
 
 	/* Dirty, or clean but faulted in ahead (resident all the same);
 	 * not being faulted in right now (dropped first, it would be
@@ -438,7 +445,7 @@ static size_t release_run(heap_arena *a, uintptr_t p, uintptr_t q)
 	return n;
 }
 
-size_t mheap_release_free(size_t max)
+static size_t release_free(size_t max, bool aged)
 {
 	size_t total = 0;
 	heap_arena *byaddr[64];
@@ -468,22 +475,34 @@ size_t mheap_release_free(size_t max)
 		 * the top of the arena down. */
 		uintptr_t q = a->committed;
 		while (q > 0 && total < max) {
-			if (!releasable(a, q - 1)) {
+			if (!releasable(a, q - 1, aged)) {
 				q--;
 				continue;
 			}
 			uintptr_t p = q - 1;
-			while (p > 0 && releasable(a, p - 1) &&
+			while (p > 0 && releasable(a, p - 1, aged) &&
 			       (q - p) * PAGE_SIZE < max - total)
 				p--;
 			total += release_run(a, p, q);
 			q = p;
 		}
 	}
+	if (aged)
+		astore(&mheap_.scav_epoch, aload(&mheap_.scav_epoch) + 1);
 	mheap_.stats.released += total;
 	mheap_.stats.released_ever += total;
 	mutex_unlock(&mheap_.lock);
 	return total;
+}
+
+size_t mheap_release_free(size_t max)
+{
+	return release_free(max, false);
+}
+
+size_t mheap_release_aged(size_t max)
+{
+	return release_free(max, true);
 }
 
 /* ---- Faulting in ahead --------------------------------------------------- */

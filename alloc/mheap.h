@@ -99,6 +99,9 @@ typedef struct mheap {
 	void (*prefault_test_hook)(void); /* tests: called while faulting in,
 	                                   * without the lock */
 	heap_stats stats;
+	/* mheap_release_aged's calls, ever: a free page's age (now less
+	 * its arena's freed_at, modulo 2^16) is counted in them. */
+	atomic_word scav_epoch;
 	atomic_word init;            /* set last (release): mheap_ready */
 } mheap;
 
@@ -139,6 +142,14 @@ void mheap_free_span(mspan *s);
  * released where the OS page is larger than a heap page (one would take
  * its neighbours with it). */
 size_t mheap_release_free(size_t max);
+/* The scavenger's mheap_release_free (once a cycle): the same, but only
+ * pages freed at least SCAV_AGE calls ago (counted by scav_epoch, which
+ * each call moves on): a page a cycle frees is often taken back within a
+ * few (large objects of churning sizes on fragmented free pages: released
+ * at every cycle, each faulted in again at ~5-10 us a page). bdwgc waits
+ * 6 collections before it unmaps a free block. */
+#define SCAV_AGE 4
+size_t mheap_release_aged(size_t max);
 
 /* The most one populate call faults in, and the pause after it (see
  * mheap_prefault in alloc/mheap.c). */

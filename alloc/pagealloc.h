@@ -48,6 +48,10 @@ typedef struct heap_arena {
 	                                        * refused to release (locked
 	                                        * memory): not tried again
 	                                        * until it is reused */
+	/* Each free page's mheap_.scav_epoch when it was last freed
+	 * (mheap.c's set_pages): the scavenger releases it only SCAV_AGE
+	 * releases later (mheap_release_aged). */
+	uint16_t freed_at[PAGES_PER_ARENA];
 	pagesum chunk[CHUNKS_PER_ARENA];
 	pagesum sum;
 	uintptr_t base;

@@ -1269,6 +1269,54 @@ START_TEST(test_release_refused)
 }
 END_TEST
 
+/* The scavenger's release waits for a page to stay free through SCAV_AGE
+ * of its calls: a span freed now is kept by the next SCAV_AGE calls and
+ * released by the one after; taken again and freed meanwhile, its age
+ * starts over. mheap_release_free (a user's release, a limit) takes it at
+ * once. Without the age, the scavenger released the pages that large
+ * objects of churning sizes were placed back on at the next cycle
+ * (alloc/mheap.h). */
+START_TEST(test_release_aged)
+{
+	heap_setup();
+	mspan *keep = must_alloc(1);
+	mspan *a = must_alloc(8), *b = must_alloc(8);
+	uintptr_t abase = a->base, bbase = b->base;
+	memset((void *)abase, 1, 8 * PAGE_SIZE);
+	memset((void *)bbase, 1, 8 * PAGE_SIZE);
+	/* Whatever else the arena holds free and resident goes first. */
+	mheap_release_free(SIZE_MAX);
+	mheap_free_span(a);
+	mheap_free_span(b);
+	heap_arena *ar = arena_of(abase);
+	uintptr_t pa = (abase - ar->base) / PAGE_SIZE;
+	uintptr_t pb = (bbase - ar->base) / PAGE_SIZE;
+	for (int i = 1; i <= SCAV_AGE; i++) {
+		ck_assert_uint_eq(mheap_release_aged(SIZE_MAX), 0);
+		if (i == 2) {
+			/* a's pages (first fit's) start over. */
+			a = must_alloc(8);
+			ck_assert_uint_eq(a->base, abase);
+			mheap_free_span(a);
+		}
+	}
+	ck_assert_uint_eq(mheap_release_aged(SIZE_MAX), 8 * PAGE_SIZE);
+	for (uintptr_t i = 0; i < 8; i++) {
+		ck_assert(bitmap_get(ar->released, pb + i));
+		ck_assert(!bitmap_get(ar->released, pa + i));
+	}
+	ck_assert_uint_eq(mheap_release_aged(SIZE_MAX), 0);
+	ck_assert_uint_eq(mheap_release_aged(SIZE_MAX), 8 * PAGE_SIZE);
+	/* A fresh free goes at once through mheap_release_free. */
+	a = must_alloc(8);
+	mheap_free_span(a);
+	ck_assert_uint_eq(mheap_release_aged(SIZE_MAX), 0);
+	ck_assert_uint_eq(mheap_release_free(SIZE_MAX), 8 * PAGE_SIZE);
+	(void)keep;
+	mheap_verify();
+}
+END_TEST
+
 /* The OS drops a range one mapping at a time: with the top of a free run
  * locked, the pages below it are gone before the call fails. They count
  * as released (each tried alone), the locked ones stay dirty, and in
@@ -1599,6 +1647,7 @@ static Suite *pagealloc_suite(void)
 	tcase_add_test(tc, test_prefault);
 	tcase_add_test(tc, test_prefault_released);
 	tcase_add_loop_test(tc, test_release_refused, 0, 2);
+	tcase_add_test(tc, test_release_aged);
 	tcase_add_test(tc, test_release_partly_locked);
 	tcase_add_test(tc, test_release_refused_clean);
 	tcase_add_test(tc, test_limit_prefers_resident);
