@@ -166,8 +166,9 @@ GCHEAP_API void *gc_base(const void *p);
  * is left to the collector. Growth is zeroed. p NULL (or the zero-size
  * address): gc_alloc(size, type); size 0: the zero-size address. Errors
  * return NULL and leave p alone: GCHEAP_ERR_ARG (p not the start of a
- * heap object, or uncollectable), GCHEAP_ERR_TYPE (not a gc_type, or not
- * p's type), GCHEAP_ERR_SIZE, GCHEAP_ERR_NOMEM, GCHEAP_ERR_NOT_ATTACHED. */
+ * heap object, uncollectable, or a weak handle), GCHEAP_ERR_TYPE (not a
+ * gc_type, or not p's type), GCHEAP_ERR_SIZE, GCHEAP_ERR_NOMEM,
+ * GCHEAP_ERR_NOT_ATTACHED. */
 GCHEAP_API void *gc_realloc(void *p, size_t size, const gc_type *type)
 	GCHEAP_ALLOC_ATTR(2);
 

@@ -133,7 +133,8 @@ gc_status gc_read_stats(gc_stats *out, size_t size)
 	}
 	memset(&s, 0, sizeof(s));
 	s.version = GCHEAP_STATS_VERSION;
-	s.size = (uint32_t)MIN(size, sizeof(s));
+	/* Whole fields only: none straddles a multiple of 8 bytes. */
+	s.size = (uint32_t)(MIN(size, sizeof(s)) & ~(size_t)7);
 	if (mheap_ready()) {
 		heap_stats *h = &mheap_.stats;
 		gc_thread *me = thread_current;

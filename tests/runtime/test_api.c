@@ -1337,6 +1337,15 @@ START_TEST(test_stats_sizes)
 	ck_assert_uint_gt(s->alloc_objects, 0);
 	for (size_t i = old; i < sizeof(buf); i++)
 		ck_assert_uint_eq(buf[i], 0xAB);
+	/* A size inside a field: whole fields only (a multiple of 8: no
+	 * field straddles one), nothing written past them. */
+	for (size_t sz = 9; sz < 24; sz++) {
+		memset(buf, 0xAB, sizeof(buf));
+		ck_assert_int_eq(gc_read_stats(s, sz), GCHEAP_OK);
+		ck_assert_uint_eq(s->size, sz / 8 * 8);
+		for (size_t i = sz / 8 * 8; i < sizeof(buf); i++)
+			ck_assert_uint_eq(buf[i], 0xAB);
+	}
 	/* A newer, longer struct: only what the library knows. */
 	memset(buf, 0xAB, sizeof(buf));
 	ck_assert_int_eq(gc_read_stats(s, sizeof(buf)), GCHEAP_OK);

@@ -344,12 +344,74 @@ START_TEST(test_corrupt_dumps_rejected)
 }
 END_TEST
 
+/* Record order the reader's lookups rely on (docs/heapdump.md): TYPE ids
+ * from 1 up, in order (names are found by a binary search); an OFFSETS
+ * right after the OBJECT it names, once. Each damaged dump has a valid
+ * checksum; the reader took all four (an audit's crafted files). */
+static void type_rec(wbuf *o, uint32_t id)
+{
+	rec(o, HD_TYPE, 4 + 8 + 4 + 2 + 1);
+	w(o, id, 4), w(o, 16, 8), w(o, 0, 4), w(o, 1, 2), w(o, 't', 1);
+}
+
+static void offsets_rec(wbuf *o, uint64_t addr)
+{
+	rec(o, HD_OFFSETS, 12 + 4);
+	w(o, addr, 8), w(o, 1, 4), w(o, 0, 4);
+}
+
+static size_t make_ordered(wbuf *o, int damage)
+{
+	const uint64_t A = 0x10000, B = 0x20000;
+	uint64_t pa[] = {B};
+
+	dump_begin(o, 42);
+	type_rec(o, damage == 1 ? 0 : 1);
+	type_rec(o, damage == 2 ? 1 : 2);
+	obj(o, A, 100, 1, pa, 1);
+	if (damage == 3)
+		root(o, HD_ROOT_GLOBAL, A);
+	offsets_rec(o, A);
+	if (damage == 4)
+		offsets_rec(o, A);
+	obj(o, B, 10, 2, NULL, 0);
+	if (damage != 3)
+		root(o, HD_ROOT_GLOBAL, A);
+	return dump_end(o, 2);
+}
+
+START_TEST(test_record_order_rejected)
+{
+	static wbuf o;
+	static const char *const why[] = {
+		NULL, "a TYPE id is 0", "a TYPE id is 0 or not above",
+		"OFFSETS record does not match the OBJECT just before it",
+		"OFFSETS record does not match the OBJECT just before it"};
+	hd_dump d;
+	char err[256];
+
+	for (int i = 0; i < 5; i++) {
+		size_t n = make_ordered(&o, i);
+		int r = hd_parse(o.b, n, &d, err, sizeof(err));
+		if (!why[i]) {
+			ck_assert_msg(r == 0, "%s", err);
+			ck_assert_uint_eq(d.nobjects, 2);
+			hd_free(&d);
+			continue;
+		}
+		ck_assert_msg(r != 0, "damage %d parsed", i);
+		ck_assert_msg(strstr(err, why[i]), "damage %d: %s", i, err);
+	}
+}
+END_TEST
+
 static Suite *dominators_suite(void)
 {
 	Suite *s = suite_create("dominators");
 	TCase *tc = tcase_create("graphs");
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_lengauer_tarjan_example);
+	tcase_add_test(tc, test_record_order_rejected);
 	tcase_add_test(tc, test_chain_diamond_cycle_unreachable);
 	tcase_add_test(tc, test_deep_chain);
 	tcase_add_test(tc, test_doubly_linked_list);

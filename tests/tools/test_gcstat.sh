@@ -168,6 +168,9 @@ expect_error "not gcheap" "does not answer" "$gcstat" $$
 	fail "unanswered request left"
 expect_error "not a pid" "neither a pid" "$gcstat" bogus
 expect_error "missing dump" "No such file" "$gcstat" dump "$tmp/none"
+expect_error "junk after --top" "bad --top 2abc" "$gcstat" dump --top 2abc \
+	"$tmp/dump"
+expect_error "junk after -n" "bad count 3x" "$gcstat" -n 3x "$pid"
 expect_error "no trace lines" "no gctrace lines" "$gcstat" plot trace \
 	"$tmp/exp/$pid"
 if [ "$(id -u)" -eq 0 ]; then

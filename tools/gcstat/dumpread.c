@@ -233,6 +233,8 @@ int hd_parse(const uint8_t *buf, size_t len, hd_dump *d, char *err,
 	c.n = len - hsize;
 	uint64_t sum = heapdump_fnv(HEAPDUMP_FNV_OFFSET, buf, hsize);
 
+	unsigned last = 0; /* the record before: an OFFSETS follows its
+	                    * OBJECT, once */
 	while (c.n && !end) {
 		size_t off = (size_t)(c.p - buf);
 		if (c.n < 5) {
@@ -253,6 +255,8 @@ int hd_parse(const uint8_t *buf, size_t len, hd_dump *d, char *err,
 		c.p += rlen;
 		c.n -= rlen;
 		const char *bad = NULL;
+		unsigned prev = last;
+		last = tag;
 		switch (tag) {
 		case HD_TYPE: {
 			if (rlen < 18) {
@@ -266,6 +270,13 @@ int hd_parse(const uint8_t *buf, size_t len, hd_dump *d, char *err,
 			size_t nlen = (size_t)get(&r, 2);
 			if (nlen != r.n) {
 				bad = "a TYPE name length does not match";
+				break;
+			}
+			/* Ids from 1 up, in order: names are found by a
+			 * binary search. */
+			if (!t.id || (d->ntypes &&
+			              t.id <= d->types[d->ntypes - 1].id)) {
+				bad = "a TYPE id is 0 or not above the last";
 				break;
 			}
 			if (!grow((void **)&d->types, &cap_t, d->ntypes,
@@ -378,9 +389,9 @@ int hd_parse(const uint8_t *buf, size_t len, hd_dump *d, char *err,
 			const hd_object *o = d->nobjects ?
 			        &d->objects[d->nobjects - 1] : NULL;
 			if ((uint64_t)n * 4 != r.n || !o || o->addr != addr ||
-			    o->nptrs != n) {
+			    o->nptrs != n || prev != HD_OBJECT) {
 				bad = "an OFFSETS record does not match the "
-				      "OBJECT before it";
+				      "OBJECT just before it";
 				break;
 			}
 			for (uint32_t k = 0; k < n; k++)

@@ -50,14 +50,22 @@ static int usage(void)
 	return 2;
 }
 
-static bool parse_pid(const char *s, long *pid)
+/* A positive decimal number (a pid, a count), nothing after it. */
+static bool parse_positive(const char *s, long *out)
 {
 	char *end;
 	long v = strtol(s, &end, 10);
 	if (!*s || *end || v <= 0)
 		return false;
-	*pid = v;
+	*out = v;
 	return true;
+}
+
+/* The positive number s, or 0 if it is not one. */
+static long positive(const char *s)
+{
+	long v;
+	return parse_positive(s, &v) ? v : 0;
 }
 
 /* True if an argument after argv[j] is not an option or an option's
@@ -105,11 +113,11 @@ int main(int argc, char **argv)
 				return gcs_error("bad interval %s (try 1s, "
 				                 "500ms)", argv[i]);
 		} else if (!strcmp(a, "-n") && i + 1 < argc) {
-			count = strtol(argv[++i], NULL, 10);
+			count = positive(argv[++i]);
 			if (count <= 0)
 				return gcs_error("bad count %s", argv[i]);
 		} else if (!strcmp(a, "--top") && i + 1 < argc) {
-			long t = strtol(argv[++i], NULL, 10);
+			long t = positive(argv[++i]);
 			if (t <= 0)
 				return gcs_error("bad --top %s", argv[i]);
 			top = (size_t)t;
@@ -151,7 +159,7 @@ int main(int argc, char **argv)
 			return usage();
 		/* A pid (and no file of that name): ask it for its profile;
 		 * otherwise a heap dump holding one. */
-		if (parse_pid(arg, &pid) && stat(arg, &st))
+		if (parse_positive(arg, &pid) && stat(arg, &st))
 			return gcs_cmd_profile(pid, out);
 		return gcs_cmd_profile_dump(arg, out);
 	}
@@ -160,7 +168,7 @@ int main(int argc, char **argv)
 		if (!arg || arg2)
 			return usage();
 		/* A pid (and no file of that name): ask it for a dump. */
-		if (parse_pid(arg, &pid) && stat(arg, &st)) {
+		if (parse_positive(arg, &pid) && stat(arg, &st)) {
 			if (gcs_request(pid, "dump", got, sizeof(got)))
 				return 1;
 			fprintf(stderr, "%s: pid %ld wrote %s\n", gcstat_prog,
@@ -176,7 +184,7 @@ int main(int argc, char **argv)
 			return usage();
 		return gcs_cmd_diff(arg, arg2, top, json);
 	}
-	if (arg || !parse_pid(cmd, &pid))
+	if (arg || !parse_positive(cmd, &pid))
 		return gcs_error("%s is neither a pid nor a command (dump, "
 		                 "diff, profile, mmu, plot)", cmd);
 	if (interval)
