@@ -93,6 +93,31 @@ static mspan *pop_locked(mcentral *c, spanlist *l)
 	return s;
 }
 
+/* Pop spans of the unswept list l, under the lock, until one is taken for
+ * sweeping (mspan_try_acquire), at most *budget of them (counted down);
+ * NULL if none. The take must happen under the lock: a span popped and
+ * then taken through its sweepgen by a weak pointer's lookup
+ * (runtime/weak.c) is its taker's to place, and may be freed, its struct
+ * reused, as soon as the lock is released; a look at its sweepgen after
+ * that (a struct just reused reads 0, which is sg - 2 in the first
+ * cycle) would take a span being set up. One popped and not taken is
+ * left to its taker. */
+static mspan *pop_acquire(mcentral *c, spanlist *l, uintptr_t sg,
+                          int *budget)
+{
+	mspan *s = NULL;
+
+	mutex_lock(&c->lock);
+	while (*budget >= 0 && (s = spanlist_pop(l))) {
+		--*budget;
+		if (mspan_try_acquire(s, sg))
+			break;
+		s = NULL;
+	}
+	mutex_unlock(&c->lock);
+	return s;
+}
+
 void mcentral_push_swept(mcentral *c, mspan *s)
 {
 	uintptr_t sg = aload_acq(&mheap_.sweepgen);
@@ -175,29 +200,25 @@ size_t mcentral_sweep_some(mcentral *c, uintptr_t sg, size_t max)
 {
 	mspan *batch[MCENTRAL_SWEEP_BATCH];
 	mspan_swept r[MCENTRAL_SWEEP_BATCH];
-	size_t n, k;
+	size_t k;
 	uintptr_t pages = 0, nfreed = 0;
 
 	max = MIN(max, (size_t)MCENTRAL_SWEEP_BATCH);
-	do {
-		n = k = 0;
-		mutex_lock(&c->lock);
-		spanlist *partial = mcentral_partial_unswept(c, sg);
-		spanlist *full = mcentral_full_unswept(c, sg);
-		while (n < max) {
-			mspan *s = spanlist_pop(partial);
-			if (!s && !(s = spanlist_pop(full)))
-				break;
-			batch[n++] = s;
-		}
-		mutex_unlock(&c->lock);
-		/* A span popped here but taken through its sweepgen
-		 * meanwhile (a weak pointer's lookup sweeps it) is its
-		 * taker's to place. */
-		for (size_t j = 0; j < n; j++)
-			if (mspan_try_acquire(batch[j], sg))
-				batch[k++] = batch[j];
-	} while (n && !k);
+	k = 0;
+	mutex_lock(&c->lock);
+	spanlist *partial = mcentral_partial_unswept(c, sg);
+	spanlist *full = mcentral_full_unswept(c, sg);
+	while (k < max) {
+		mspan *s = spanlist_pop(partial);
+		if (!s && !(s = spanlist_pop(full)))
+			break;
+		/* Taken under the lock (see pop_acquire): one taken
+		 * through its sweepgen meanwhile (a weak pointer's lookup
+		 * sweeps it) is its taker's to place. */
+		if (mspan_try_acquire(s, sg))
+			batch[k++] = s;
+	}
+	mutex_unlock(&c->lock);
 	for (size_t j = 0; j < k; j++) {
 		if (j + 1 < k) {
 			__builtin_prefetch(batch[j + 1]->gcmark_bits);
@@ -257,31 +278,23 @@ mspan *mcentral_cache_span(mcentral *c, int *err)
 
 	if (s)
 		goto havespan;
-	for (; budget >= 0; budget--) {
-		s = pop_locked(c, mcentral_partial_unswept(c, sg));
-		if (!s)
-			break;
-		if (mspan_try_acquire(s, sg)) {
-			sweep(s);
+	/* Spans another thread took meanwhile are its to place. */
+	if ((s = pop_acquire(c, mcentral_partial_unswept(c, sg), sg,
+	                     &budget))) {
+		sweep(s);
+		goto havespan;
+	}
+	while ((s = pop_acquire(c, mcentral_full_unswept(c, sg), sg,
+	                        &budget))) {
+		sweep(s);
+		uintptr_t fi = mspan_next_free_index(s);
+		if (fi != s->nelems) {
+			astore(&s->freeindex, fi);
 			goto havespan;
 		}
-		/* Someone else is sweeping it and will place it. */
-	}
-	for (; budget >= 0; budget--) {
-		s = pop_locked(c, mcentral_full_unswept(c, sg));
-		if (!s)
-			break;
-		if (mspan_try_acquire(s, sg)) {
-			sweep(s);
-			uintptr_t fi = mspan_next_free_index(s);
-			if (fi != s->nelems) {
-				astore(&s->freeindex, fi);
-				goto havespan;
-			}
-			mutex_lock(&c->lock);
-			spanlist_push(mcentral_full_swept(c, sg), s);
-			mutex_unlock(&c->lock);
-		}
+		mutex_lock(&c->lock);
+		spanlist_push(mcentral_full_swept(c, sg), s);
+		mutex_unlock(&c->lock);
 	}
 	s = mcentral_grow(c, err);
 	if (!s)
