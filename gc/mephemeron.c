@@ -87,6 +87,10 @@ static struct {
 	size_t nnodes, cap;
 	size_t fired;        /* released nodes, a stack */
 	atomic_word nfired;  /* fired != 0, read without the lock */
+	/* Finalizers set on ephemerons the table could not note, ever, and
+	 * the count when the last pass began (the pass's thread). */
+	atomic_word fin_missed;
+	atomic_word pass_missed;
 	atomic_word passes, walks, released;
 } ephtab_ = {.lock = {.m = PTHREAD_MUTEX_INITIALIZER},
              .awaited = {.vsize = sizeof(eph_chain)}};
@@ -294,18 +298,35 @@ static void walk(gcw *w, bool arming)
 	free(k.a);
 }
 
+/* Take at most max fired nodes off the stack (the rest stay); the first
+ * taken, or 0, and how many in *k. */
+static size_t take_fired(size_t max, uintptr_t *k)
+{
+	mutex_lock(&ephtab_.lock);
+	size_t head = ephtab_.fired, n = head, last = 0;
+	for (*k = 0; n && *k < max; ++*k) {
+		last = n;
+		n = ephtab_.nodes[n - 1].next;
+	}
+	if (last)
+		ephtab_.nodes[last - 1].next = 0;
+	ephtab_.fired = n;
+	astore(&ephtab_.nfired, n != 0);
+	mutex_unlock(&ephtab_.lock);
+	return *k ? head : 0;
+}
+
 /* Look again at the fired ephemerons and drain what that marks, until
- * nothing more fires; true then, false if the drain used up the budget
- * (units of work; negative: none) first. */
+ * nothing more fires; true then, false if the budget (units of work, a
+ * node EPH_NODE_WORK of them; negative: none) ran out first. */
+#define EPH_NODE_WORK 16
+
 static bool settle(gcw *w, intptr_t budget)
 {
 	while (aload(&ephtab_.nfired)) {
-		mutex_lock(&ephtab_.lock);
-		size_t n = ephtab_.fired;
-		ephtab_.fired = 0;
-		astore(&ephtab_.nfired, 0);
-		mutex_unlock(&ephtab_.lock);
-		uintptr_t k = 0;
+		uintptr_t k;
+		size_t n = take_fired(budget < 0 ? SIZE_MAX :
+		                      (size_t)budget / EPH_NODE_WORK + 1, &k);
 		while (n) {
 			/* Off the stack: only this thread touches it, and
 			 * only this thread grows the array. */
@@ -314,9 +335,11 @@ static bool settle(gcw *w, intptr_t budget)
 			if (on)
 				rearm(n, on);
 			n = node.next;
-			k++;
 		}
 		afetch_add(&ephtab_.released, k);
+		if (budget >= 0 &&
+		    (budget -= (intptr_t)k * EPH_NODE_WORK) <= 0)
+			return false;
 		intptr_t done = gcmark_drain(w, budget);
 		if (budget >= 0 && (budget -= done) <= 0)
 			return false;
@@ -331,21 +354,28 @@ bool ephemeron_pass(gcw *w)
 	if (!ephemeron_count())
 		return false;
 	afetch_add(&ephtab_.passes, 1);
+	uintptr_t lost = aload(&ephtab_.lost);
+	astore(&ephtab_.pass_missed, aload(&ephtab_.fin_missed));
 	if (!aload(&ephtab_.built)) {
 		astore(&ephtab_.built, 1);
 		walk(w, true);
-	} else if (aload(&ephtab_.lost)) {
+	} else if (lost) {
 		walk(w, false);
 	}
 	gcmark_drain(w, -1);
 	settle(w, -1);
-	return w->nmarked != before;
+	/* A finalizer the table could not note, or a table that lost an
+	 * ephemeron, during this pass: another pass walks them all. */
+	return w->nmarked != before || aload(&ephtab_.lost) != lost ||
+	       aload(&ephtab_.fin_missed) != aload(&ephtab_.pass_missed);
 }
 
 bool ephemeron_settled(gcw *w, uintptr_t epoch)
 {
 	if (!aload(&ephtab_.built) || aload(&ephtab_.lost))
-		return aload(&gcwork_.nmarked) == epoch;
+		return aload(&gcwork_.nmarked) == epoch &&
+		       aload(&ephtab_.fin_missed) ==
+		       aload(&ephtab_.pass_missed);
 	return settle(w, EPH_SETTLE_BUDGET) && gcw_empty(w);
 }
 
@@ -354,10 +384,13 @@ void ephemeron_finalizer_added(uintptr_t obj)
 	mutex_lock(&ephtab_.lock);
 	size_t i = aload(&ephemeron_gen) && ephtab_.awaited.n ?
 	           addrset_find(&ephtab_.awaited, obj) : SIZE_MAX;
-	if (i == SIZE_MAX && ephtab_.building) {
-		/* The walk may have read it without its finalizer, and not
-		 * armed it yet: this mark walks every ephemeron again. */
+	if (i == SIZE_MAX && (ephtab_.building || aload(&ephtab_.lost))) {
+		/* The walk may have read it without its finalizer and not
+		 * armed it yet, or no table holds it: every later pass of
+		 * this mark walks every ephemeron, and the pass or stopped
+		 * check that overlapped this call sees the count move. */
 		astore(&ephtab_.lost, 1);
+		afetch_add(&ephtab_.fin_missed, 1);
 	} else if (i != SIZE_MAX) {
 		/* Those waiting for themselves have a finalizer now. */
 		eph_chain c = *(eph_chain *)addrset_val(&ephtab_.awaited, i);

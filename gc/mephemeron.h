@@ -24,9 +24,11 @@ void ephemeron_release(void);
 bool ephemeron_pass(gcw *w);
 
 /* The stopped check, after a pass that marked nothing: settle (marking
- * into w, at most EPH_SETTLE_BUDGET units of work) what was fired since;
- * true if nothing is left. Without a whole table (no memory), true if
- * no object was marked since the count was `epoch` (gcwork_.nmarked). */
+ * into w, at most EPH_SETTLE_BUDGET units of work, each ephemeron looked
+ * at counting 16) what was fired since; true if nothing is left. Without
+ * a whole table (no memory), true if no object was marked since the count
+ * was `epoch` (gcwork_.nmarked) and no finalizer set since the pass began
+ * on an ephemeron the table does not hold. */
 #define EPH_SETTLE_BUDGET 4096
 bool ephemeron_settled(gcw *w, uintptr_t epoch);
 

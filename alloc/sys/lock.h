@@ -41,6 +41,13 @@
  *  17. cyc.lock, fin.lock the two notifiers' registrations, each with its
  *                         cond idle; taken with no other lock held, never
  *                         both (runtime/notify.c)
+ *  18. ephtab_.lock       the running mark's ephemeron table; taken by
+ *                         any marker that marks an object an ephemeron
+ *                         waits for, whatever it holds (runtime_.lock
+ *                         when it stops the world, specials_.lock in the
+ *                         root job, uncoll.lock), and by the ephemeron
+ *                         pass and specials_set_finalizer with no lock
+ *                         held (gc/mephemeron.c)
  * Nothing else locks: atomics (alloc/sys/atomic.h) and pthread_once. */
 #ifndef GCHEAP_SYS_LOCK_H
 #define GCHEAP_SYS_LOCK_H
