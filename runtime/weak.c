@@ -422,8 +422,19 @@ gc_weakmap *gc_weakmap_new(void)
 	return slots ? m : NULL;
 }
 
+static uintptr_t eph_key_raw(const ephemeron_obj *e);
+
 /* The slot of tab (cap entries) holding key k's live entry, or NULL.
- * Each live entry probed is a safepoint. */
+ *
+ * Keys are compared as their cells hold them, without making sure their
+ * spans are swept (eph_key_raw): k is live (the caller holds it), and a
+ * cell whose target is k's address is k's own. A dead object's cell is
+ * cleared by the sweep that frees its slot, before anything new can be
+ * put there (a tiny block's slots are never handed out twice while the
+ * block lives), so no stale cell can name the address of a live object.
+ * Making sure of the sweep for every probed entry (weak_target: a
+ * safepoint, the span's sweepgen) was 10-20% of a churning weak map's
+ * CPU. A safepoint every 256 entries bounds a long probe. */
 static ephemeron_obj **probe(gc_thread *t, ephemeron_obj **tab, size_t cap,
                              const void *k)
 {
@@ -433,8 +444,10 @@ static ephemeron_obj **probe(gc_thread *t, ephemeron_obj **tab, size_t cap,
 		ephemeron_obj *e = tab[i];
 		if (!e)
 			return NULL;
-		if (e != TOMB && eph_key_peek(t, e) == (uintptr_t)k)
+		if (e != TOMB && eph_key_raw(e) == (uintptr_t)k)
 			return &tab[i];
+		if (n % 256 == 255)
+			runtime_safepoint(t);
 	}
 	return NULL;
 }
@@ -475,8 +488,9 @@ static ephemeron_obj **map_find(gc_thread *t, gc_weakmap *m, const void *k)
 
 /* The key an entry was set with, or 0 if its cell is cleared: read
  * without making sure the key's span is swept (weak_target), so a dead
- * key not yet cleared reads as live. Only for moving and counting, where
- * that costs a slot for a while, never for a lookup. No safepoint. */
+ * key not yet cleared reads as live. For moving and counting, where that
+ * costs a slot for a while, and for a lookup's compare with a live key
+ * (probe); never to tell whether an entry is live. No safepoint. */
 static uintptr_t eph_key_raw(const ephemeron_obj *e)
 {
 	return aload_acq(&((const weak_cell *)aload(&e->key))->target);
