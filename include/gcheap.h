@@ -76,7 +76,8 @@ GCHEAP_API gc_status gc_thread_attach(void);
  * GCHEAP_ERR_NOT_ATTACHED if it was not attached or is inside
  * gc_blocking_begin/end (where every heap call is refused; end the region
  * first), GCHEAP_ERR_ARG from a finalizer, a cleanup or an error or OOM
- * handler (their thread goes on being used). */
+ * handler (their thread goes on being used) or with a gc_frame still
+ * pushed (pop it first: a detached thread's frames are no roots). */
 GCHEAP_API gc_status gc_thread_detach(void);
 
 /* 1 if the calling thread is attached, else 0. */

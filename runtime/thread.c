@@ -211,6 +211,15 @@ gc_status gc_thread_detach(void)
 		              "cleanup" : "error or OOM handler");
 		return GCHEAP_ERR_ARG;
 	}
+	if (t->frames) {
+		/* Detached, the thread's frames are no roots: what only they
+		 * hold would be freed under it, and the frame could not be
+		 * popped after a new attach. */
+		runtime_error(GCHEAP_ERR_ARG, "gc_thread_detach: a gc_frame is "
+		              "still pushed (%p): pop the thread's frames "
+		              "first", (void *)t->frames);
+		return GCHEAP_ERR_ARG;
+	}
 	pthread_setspecific(runtime_.exit_key, NULL);
 	detach(t);
 	thread_current = NULL;

@@ -631,6 +631,33 @@ START_TEST(test_double_attach)
 }
 END_TEST
 
+/* A detach with a frame still pushed is refused, and nothing changes: the
+ * frame's objects stay roots (a detached thread's frames are not scanned,
+ * so they were freed under it, and the frame could not be popped after a
+ * new attach: a precise-mode audit). Popped, the detach goes through. */
+START_TEST(test_detach_with_frame)
+{
+	void *slot[1];
+	gc_frame f;
+
+	gc_set_conservative_stacks(0);
+	gc_frame_push(&f, slot, 1);
+	unsigned char *p = EXPECT_OK_PTR(gc_alloc(64, NULL));
+	memset(p, 0x5a, 64);
+	slot[0] = p;
+	p = NULL;
+	EXPECT_STATUS(gc_thread_detach(), GCHEAP_ERR_ARG);
+	ck_assert_int_eq(gc_thread_is_attached(), 1);
+	gc_collect();
+	gc_collect();
+	for (int i = 0; i < 64; i++)
+		ck_assert_uint_eq(((unsigned char *)slot[0])[i], 0x5a);
+	gc_frame_pop(&f);
+	ck_assert_int_eq(gc_thread_detach(), GCHEAP_OK);
+	ck_assert_int_eq(gc_thread_is_attached(), 0);
+}
+END_TEST
+
 /* ---- Out of memory ------------------------------------------------------- */
 
 /* Objects the memory-limit tests hold. An allocation that fails runs an
@@ -2169,6 +2196,7 @@ static Suite *badinput_suite(void)
 	tcase_add_test(att, test_malformed_offsets);
 	tcase_add_test(att, test_malformed_bitmaps);
 	tcase_add_test(att, test_double_attach);
+	tcase_add_test(att, test_detach_with_frame);
 	tcase_add_test(att, test_memory_limit);
 	tcase_add_test(att, test_default_handlers);
 	tcase_add_test(att, test_alloc_while_blocking);
