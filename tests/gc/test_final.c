@@ -58,6 +58,21 @@ static node *new_node(uint64_t key)
 	return n;
 }
 
+/* Tests that hold a mark open (pause_begin): the set-up, H, and the test's
+ * frame of n slots ms; and their end. */
+static void begin_held(helper *h, gc_frame *f, void **ms, size_t n)
+{
+	start();
+	helper_start(h);
+	gc_frame_push(f, ms, n);
+}
+
+static void end_held(helper *h, gc_frame *f)
+{
+	gc_frame_pop(f);
+	helper_stop(h);
+}
+
 /* ---- Finalizer bookkeeping ----------------------------------------------- */
 
 #define MAXF 4096
@@ -1110,9 +1125,7 @@ static void weak_get_during_mark(bool use_api)
 	void *ms[2] = {0};
 	gc_frame f;
 
-	start();
-	helper_start(&h);
-	gc_frame_push(&f, ms, 2);
+	begin_held(&h, &f, ms, 2);
 	node *x = new_node(77);
 	gc_write(&x->b, new_payload(128, 78));
 	ms[0] = gc_weak_new(x);
@@ -1136,8 +1149,7 @@ static void weak_get_during_mark(bool use_api)
 		              "scenario does not test the shade");
 		ms[1] = NULL;
 	}
-	gc_frame_pop(&f);
-	helper_stop(&h);
+	end_held(&h, &f);
 }
 
 START_TEST(test_weak_get_shades)
@@ -1164,9 +1176,7 @@ START_TEST(test_weakmap_probe_keeps_no_key)
 	void *ms[3] = {0};
 	gc_frame f;
 
-	start();
-	helper_start(&h);
-	gc_frame_push(&f, ms, 3);
+	begin_held(&h, &f, ms, 3);
 	gc_weakmap *m = gc_weakmap_new();
 	ck_assert_ptr_nonnull(m);
 	ms[0] = m;
@@ -1188,8 +1198,7 @@ START_TEST(test_weakmap_probe_keeps_no_key)
 	ck_assert_msg(gc_weak_get(wk) == NULL, "a probe of the map kept its "
 	              "key for another cycle");
 	ck_assert_uint_eq(gc_weakmap_count(m), 1); /* other's entry */
-	gc_frame_pop(&f);
-	helper_stop(&h);
+	end_held(&h, &f);
 }
 END_TEST
 
@@ -1300,9 +1309,7 @@ START_TEST(test_ephemeron_finalizer_set_while_waiting)
 	void *ms[2] = {0};
 	gc_frame f;
 
-	start();
-	helper_start(&h);
-	gc_frame_push(&f, ms, 2);
+	begin_held(&h, &f, ms, 2);
 	node *k = new_node(1), *v = new_node(2);
 	ms[0] = k;
 	ms[1] = gc_weak_new(v);
@@ -1328,8 +1335,7 @@ START_TEST(test_ephemeron_finalizer_set_while_waiting)
 	ck_assert_ptr_nonnull(eph_fin_value);
 	ck_assert_uint_eq(((node *)eph_fin_value)->key, 2);
 	eph_fin_value = NULL;
-	gc_frame_pop(&f);
-	helper_stop(&h);
+	end_held(&h, &f);
 }
 END_TEST
 
@@ -1358,9 +1364,7 @@ START_TEST(test_ephemeron_settle_sees_late_fire)
 	void *ms[3] = {0};
 	gc_frame f;
 
-	start();
-	helper_start(&h);
-	gc_frame_push(&f, ms, 3);
+	begin_held(&h, &f, ms, 3);
 	node *k = new_node(1), *v = new_node(2);
 	ms[0] = gc_weak_new(k);         /* the key only weakly held */
 	ms[1] = gc_ephemeron_new(k, v); /* the ephemeron held: marked */
@@ -1383,8 +1387,7 @@ START_TEST(test_ephemeron_settle_sees_late_fire)
 	REQUIRE(settled && vmarked, "stopped check: settled %d, the fired "
 	        "ephemeron's value marked %d", settled, vmarked);
 	pause_end(&h, NULL, NULL);
-	gc_frame_pop(&f);
-	helper_stop(&h);
+	end_held(&h, &f);
 }
 END_TEST
 
@@ -1400,9 +1403,7 @@ START_TEST(test_ephemeron_settle_budget)
 	void *ms[2] = {0};
 	gc_frame f;
 
-	start();
-	helper_start(&h);
-	gc_frame_push(&f, ms, 2);
+	begin_held(&h, &f, ms, 2);
 	gc_weak **ws = gc_alloc_array(N, t_ptr);
 	gc_ephemeron **es = gc_alloc_array(N, t_ptr);
 	ms[0] = ws;
@@ -1440,8 +1441,7 @@ START_TEST(test_ephemeron_settle_budget)
 		node *v = gc_ephemeron_value(es[i]);
 		REQUIRE(v && v->key == i + 1, "entry %zu lost its value", i);
 	}
-	gc_frame_pop(&f);
-	helper_stop(&h);
+	end_held(&h, &f);
 }
 END_TEST
 
@@ -1478,9 +1478,7 @@ static void finalizer_set_during_walk(bool stop_check)
 	gc_frame f;
 
 	setenv("GCHEAP_MEMPROFILERATE", "0", 1); /* no profile records */
-	start();
-	helper_start(&h);
-	gc_frame_push(&f, ms, 3);
+	begin_held(&h, &f, ms, 3);
 	node *k = new_node(1);
 	ms[0] = k;
 	gc_ephemeron **es = gc_alloc_array(FW_FILL, t_ptr);
@@ -1521,8 +1519,7 @@ static void finalizer_set_during_walk(bool stop_check)
 		              "given a finalizer in the walk was freed");
 		eph_fin_value = NULL;
 	}
-	gc_frame_pop(&f);
-	helper_stop(&h);
+	end_held(&h, &f);
 }
 
 START_TEST(test_ephemeron_finalizer_set_during_walk)
@@ -1773,9 +1770,7 @@ START_TEST(test_ephemeron_during_mark)
 	void *ms[3] = {0};
 	gc_frame f;
 
-	start();
-	helper_start(&h);
-	gc_frame_push(&f, ms, 3);
+	begin_held(&h, &f, ms, 3);
 	ms[0] = new_node(1);
 	pause_begin(&h);
 	node *v = new_node(2); /* black */
@@ -1790,8 +1785,7 @@ START_TEST(test_ephemeron_during_mark)
 	ck_assert_ptr_nonnull(r);
 	ck_assert_uint_eq(r->key, 2);
 	ck_assert(check_payload(r->b, 64, 3));
-	gc_frame_pop(&f);
-	helper_stop(&h);
+	end_held(&h, &f);
 }
 END_TEST
 
@@ -2046,9 +2040,7 @@ START_TEST(test_weakmap_rebuild_during_mark)
 	size_t cap, ocap;
 	bool moved = false;
 
-	start();
-	helper_start(&h);
-	gc_frame_push(&f, ms, 3);
+	begin_held(&h, &f, ms, 3);
 	gc_weakmap *m = gc_weakmap_new();
 	ck_assert_ptr_nonnull(m);
 	ms[0] = m;
@@ -2097,8 +2089,7 @@ START_TEST(test_weakmap_rebuild_during_mark)
 		v = gc_weakmap_get(m, keys[i]);
 		REQUIRE(v && v->key == i + 100000, "entry %zu", i);
 	}
-	gc_frame_pop(&f);
-	helper_stop(&h);
+	end_held(&h, &f);
 }
 END_TEST
 
