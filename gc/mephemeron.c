@@ -91,9 +91,11 @@ static struct {
 	 * the count when the last pass began (the pass's thread). */
 	atomic_word fin_missed;
 	atomic_word pass_missed;
+	atomic_word test_room; /* nodes a mark may make (tests: fewer) */
 	atomic_word passes, walks, released;
 } ephtab_ = {.lock = {.m = PTHREAD_MUTEX_INITIALIZER},
-             .awaited = {.vsize = sizeof(eph_chain)}};
+             .awaited = {.vsize = sizeof(eph_chain)},
+             .test_room = UINTPTR_MAX};
 
 static ephemeron_obj *eph_at(uintptr_t e)
 {
@@ -130,6 +132,8 @@ static uintptr_t eph_resolve(gcw *w, uintptr_t e)
 /* A new node for e, not yet in any chain; 0 when there is no room. */
 static size_t node_new(uintptr_t e)
 {
+	if (ephtab_.nnodes >= (size_t)aload(&ephtab_.test_room))
+		return 0;
 	if (ephtab_.nnodes == ephtab_.cap) {
 		size_t cap = ephtab_.cap ? 2 * ephtab_.cap : 256;
 		eph_node *n = realloc(ephtab_.nodes, cap * sizeof(*n));
@@ -429,6 +433,16 @@ void ephemeron_release(void)
 	if (!aload(&ephemeron_gen))
 		table_clear();
 	mutex_unlock(&ephtab_.lock);
+}
+
+void ephemeron_test_room(uintptr_t nodes)
+{
+	astore(&ephtab_.test_room, nodes);
+}
+
+bool ephemeron_lost(void)
+{
+	return aload(&ephtab_.lost) != 0;
 }
 
 ephemeron_counts ephemeron_counters(void)

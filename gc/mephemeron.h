@@ -58,4 +58,10 @@ typedef struct ephemeron_counts {
 } ephemeron_counts;
 ephemeron_counts ephemeron_counters(void);
 
+/* Tests: at most `nodes` pending ephemerons a mark's table holds (as if
+ * memory ran out past them; UINTPTR_MAX: no limit), and whether the
+ * running or last mark's table lost one. */
+void ephemeron_test_room(uintptr_t nodes);
+bool ephemeron_lost(void);
+
 #endif

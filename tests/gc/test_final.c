@@ -1358,7 +1358,11 @@ static void wait_marked_all(void)
  * buffer flushed) between mark_done's last pass and its stop. Unit level:
  * the pass and the check are run by hand while H keeps the mark open. A
  * check that said "settled" without looking left the value unmarked. */
-START_TEST(test_ephemeron_settle_sees_late_fire)
+/* With a table out of room (`lost`), the same key marked after the pass
+ * must keep the stopped check from passing (no table saw it: the count
+ * of objects marked moved since the pass began); the next pass, a walk,
+ * marks the value. */
+static void settle_late_fire(bool out_of_room)
 {
 	helper h;
 	void *ms[3] = {0};
@@ -1370,24 +1374,50 @@ START_TEST(test_ephemeron_settle_sees_late_fire)
 	ms[1] = gc_ephemeron_new(k, v); /* the ephemeron held: marked */
 	uintptr_t vh = hide(v);
 	k = v = NULL;
+	if (out_of_room)
+		ephemeron_test_room(0);
 	pause_begin(&h);
 	wait_marked_all();
 	gcw w = {0};
 	ck_assert(mgc_markers_enter());
+	uintptr_t epoch = aload(&gcwork_.nmarked);
 	ephemeron_pass(&w); /* the ephemeron waits for its key */
 	gcw_dispose(&w);
+	ck_assert(ephemeron_lost() == out_of_room);
 	uintptr_t kk = aload(&((weak_cell *)ms[0])->target);
 	ck_assert(kk != 0 && !gcmark_is_marked(kk));
-	gcmark_value(&w, kk, true, 0, 0); /* fires it */
+	gcmark_value(&w, kk, true, 0, 0); /* fires it, if in the table */
 	gcw_dispose(&w);
-	bool settled = ephemeron_settled(&w, aload(&gcwork_.nmarked));
+	bool settled = ephemeron_settled(&w, epoch);
 	bool vmarked = gcmark_is_marked((uintptr_t)unhide(vh));
 	gcw_dispose(&w);
+	if (out_of_room) {
+		REQUIRE(!settled && !vmarked, "out of room: settled %d, "
+		        "value marked %d", settled, vmarked);
+		ephemeron_pass(&w);
+		gcw_dispose(&w);
+		vmarked = gcmark_is_marked((uintptr_t)unhide(vh));
+		REQUIRE(vmarked, "the walk after did not mark the value");
+	} else {
+		REQUIRE(settled && vmarked, "stopped check: settled %d, the "
+		        "fired ephemeron's value marked %d", settled,
+		        vmarked);
+	}
 	mgc_markers_leave();
-	REQUIRE(settled && vmarked, "stopped check: settled %d, the fired "
-	        "ephemeron's value marked %d", settled, vmarked);
 	pause_end(&h, NULL, NULL);
+	ephemeron_test_room(UINTPTR_MAX);
 	end_held(&h, &f);
+}
+
+START_TEST(test_ephemeron_settle_sees_late_fire)
+{
+	settle_late_fire(false);
+}
+END_TEST
+
+START_TEST(test_ephemeron_settle_out_of_room)
+{
+	settle_late_fire(true);
 }
 END_TEST
 
@@ -1759,6 +1789,61 @@ END_TEST
 START_TEST(test_ephemeron_long_chain_nested)
 {
 	long_chain(NESTED);
+}
+END_TEST
+
+/* A table that runs out of memory (ephemeron_test_room: room for 40 of
+ * a chain's 300 links): the mark goes on with a walk of every ephemeron
+ * each pass and the stopped check's count of objects marked, and the
+ * whole chain lives, with values held through nodes and keys made in
+ * shuffled order; with the head dropped it all goes. */
+START_TEST(test_ephemeron_table_out_of_room)
+{
+	enum { N = 300 };
+	void *ms[3] = {0};
+	gc_frame f;
+
+	start();
+	gc_frame_push(&f, ms, 3);
+	void **ks = gc_alloc_array(N + 1, t_ptr);
+	void **ws = gc_alloc_array(N + 1, t_ptr);
+	void **es = gc_alloc_array(N, t_ptr);
+	ms[0] = ks;
+	ms[1] = ws;
+	ms[2] = es;
+	for (size_t i = 0; i <= N; i++) {
+		gc_write(&ks[i], new_node(i));
+		gc_write(&ws[i], gc_weak_new(ks[i]));
+	}
+	/* Links made in an order the walk meets badly: from the tail. */
+	for (size_t j = N; j-- > 0;) {
+		node *v = new_node(1000 + j);
+		gc_write(&v->a, ks[j + 1]);
+		gc_write(&es[j], gc_ephemeron_new(ks[j], v));
+	}
+	ms[0] = ks[0]; /* only the head is held */
+	ephemeron_test_room(40);
+	for (int c = 0; c < 2; c++) {
+		gc_collect();
+		ck_assert(ephemeron_lost());
+		for (size_t i = 0; i <= N; i++) {
+			node *k = gc_weak_get(ws[i]);
+			REQUIRE(k && k->key == i, "link %zu lost", i);
+			if (i < N) {
+				node *v = gc_ephemeron_value(es[i]);
+				REQUIRE(v && v->key == 1000 + i &&
+				        v->a == gc_weak_get(ws[i + 1]),
+				        "value %zu lost", i);
+			}
+		}
+	}
+	ms[0] = NULL;
+	gc_collect();
+	gc_collect();
+	ephemeron_test_room(UINTPTR_MAX);
+	for (size_t i = 0; i <= N; i++)
+		REQUIRE(!gc_weak_get(ws[i]), "link %zu survived its key", i);
+	gc_frame_pop(&f);
 }
 END_TEST
 
@@ -2391,6 +2476,8 @@ static Suite *final_suite(void)
 	tcase_add_test(tc, test_ephemeron_keys_read_while_marking);
 	tcase_add_test(tc, test_ephemeron_settle_sees_late_fire);
 	tcase_add_test(tc, test_ephemeron_settle_budget);
+	tcase_add_test(tc, test_ephemeron_settle_out_of_room);
+	tcase_add_test(tc, test_ephemeron_table_out_of_room);
 	tcase_add_test(tc, test_ephemeron_finalizer_set_during_walk);
 	tcase_add_test(tc, test_ephemeron_finalizer_set_during_walk_stop);
 	tcase_add_test(tc, test_finalizer_cleared);
