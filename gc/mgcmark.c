@@ -620,10 +620,11 @@ static uintptr_t scan_marked(gcw *w, span_visit *v)
 			unsigned fresh = popcount64(fb);
 			w->bytes_marked += fresh * s->elemsize;
 			w->nmarked += fresh;
-			for (; unlikely(aload(&s->eph_gen)) && fb;
-			     fb &= fb - 1)
-				ephemeron_check(s, s->base + (k * 64 +
-				                ctz64(fb)) * s->elemsize);
+			/* The fresh marks, for ephemerons waiting on them. */
+			if (unlikely(aload(&s->eph_gen)))
+				for (; fb; fb &= fb - 1)
+					ephemeron_check(s, s->base +
+					    (k * 64 + ctz64(fb)) * s->elemsize);
 			mark = old | v->mine[k];
 			v->mine[k] = 0;
 		} else {

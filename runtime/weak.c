@@ -422,7 +422,15 @@ gc_weakmap *gc_weakmap_new(void)
 	return slots ? m : NULL;
 }
 
-static uintptr_t eph_key_raw(const ephemeron_obj *e);
+/* The key an entry was set with, or 0 if its cell is cleared: read
+ * without making sure the key's span is swept (weak_target), so a dead
+ * key not yet cleared reads as live. For moving and counting, where that
+ * costs a slot for a while, and for a lookup's compare with a live key
+ * (probe); never to tell whether an entry is live. No safepoint. */
+static uintptr_t eph_key_raw(const ephemeron_obj *e)
+{
+	return aload_acq(&((const weak_cell *)aload(&e->key))->target);
+}
 
 /* The slot of tab (cap entries) holding key k's live entry, or NULL.
  *
@@ -484,16 +492,6 @@ static ephemeron_obj **map_find(gc_thread *t, gc_weakmap *m, const void *k)
 		return e;
 	e = probe(t, m->oslots, m->ocap, k);
 	return e ? move_one(m, e, (uintptr_t)k) : NULL;
-}
-
-/* The key an entry was set with, or 0 if its cell is cleared: read
- * without making sure the key's span is swept (weak_target), so a dead
- * key not yet cleared reads as live. For moving and counting, where that
- * costs a slot for a while, and for a lookup's compare with a live key
- * (probe); never to tell whether an entry is live. No safepoint. */
-static uintptr_t eph_key_raw(const ephemeron_obj *e)
-{
-	return aload_acq(&((const weak_cell *)aload(&e->key))->target);
 }
 
 /* Move up to n old slots; the old table is dropped once all are moved. */
