@@ -83,6 +83,8 @@ bool mspan_init(mspan *s, uintptr_t base, uintptr_t npages, spanclass spc,
 	s->allsize = 0;
 	s->specials = NULL;
 	s->sp_next = s->sp_prev = NULL;
+	s->sp_roots = 0;
+	astore(&s->weak_cells, 0);
 	if (sc == 0) {
 		s->elemsize = npages * PAGE_SIZE;
 		s->nelems = 1;
@@ -469,6 +471,13 @@ mspan_swept mspan_sweep(mspan *s, uintptr_t sg, uintptr_t *nfreedp)
 	uintptr_t fi = aload(&s->freeindex);
 	size_t nw = mspan_bitmap_words(s->nelems);
 	uintptr_t nalloc = count_marked(s);
+	/* Weak cells the program dropped live on while their targets do:
+	 * nothing marks them (the collector walks no list of them). */
+	if (nalloc != s->alloc_count && aload_acq(&s->weak_cells) &&
+	    mspan_hooks.keep_weak_cells) {
+		mspan_hooks.keep_weak_cells(s, fi);
+		nalloc = count_marked(s);
+	}
 	/* Specials concern only objects that die: with every object
 	 * marked there is nothing for them to do (a span of long-lived
 	 * objects with a finalizer each is not walked every cycle). */

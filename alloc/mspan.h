@@ -169,6 +169,12 @@ typedef struct mspan {
 	 * anything; a span is never freed while it has specials. */
 	struct special *specials;
 	struct mspan *sp_next, *sp_prev;
+	/* Of its specials, the finalizers and cleanups: the root job walks
+	 * only the spans that have one (specials' lock). */
+	uint32_t sp_roots;
+	/* Nonzero once a weak cell has been allocated here (until the span
+	 * is freed): sweep gives it to alloc_hooks.keep_weak_cells. */
+	atomic_word weak_cells;
 } mspan;
 
 /* The head of a special record; gc/mfinal.c embeds it in its records
@@ -454,6 +460,11 @@ typedef struct alloc_hooks {
 	 * handles); it may set the mark bit of an object to keep it (a
 	 * finalizer's object survives until the finalizer has run). */
 	void (*sweep_specials)(mspan *s);
+	/* Sweep is about to free the unmarked objects of s, which has held
+	 * weak cells (weak_cells): set the mark bit of each unmarked
+	 * allocated object (index below fi, or in alloc_bits) that is a
+	 * cell to keep (runtime/weak.c). Called before sweep_specials. */
+	void (*keep_weak_cells)(mspan *s, uintptr_t fi);
 } alloc_hooks;
 
 /* The hooks, set by the collector at start-up (tests set them too). */

@@ -140,6 +140,28 @@ static void thread_failed(const char *fn, const char *what)
 	              "thread (no memory); %s", fn, what);
 }
 
+/* A finalizer or cleanup just added to the object at base, with arg
+ * (Go's addfinalizer and addCleanup do the same). While marking, the root
+ * job that scans a finalizable object's contents and marks the args may
+ * have run already: the caller holds the object, but perhaps only in a
+ * frame or register not yet scanned, which it may drop before the scan,
+ * leaving the object unmarked at the end of the mark. Sweep would then
+ * keep it for its finalizer while what it points to, and the arg, died
+ * with nothing to mark them. Scan and shade them here instead
+ * (`contents`: a finalizer's object, whose finalizer sees it whole). */
+static void mark_added(uintptr_t base, const void *arg, bool contents)
+{
+	gc_thread *t = thread_current;
+
+	if (!wbbuf_barrier_on())
+		return;
+	if (contents)
+		gcmark_scan_object(&t->gc.gcw, base);
+	if (arg)
+		gcmark_value(&t->gc.gcw, (uintptr_t)arg, false, 0, 0);
+	gcw_dispose(&t->gc.gcw);
+}
+
 /* The object that contains p, for an attached caller: its base, or 0
  * after reporting the error. */
 static uintptr_t object_of(const char *fn, const void *p, mspan **sp)
@@ -196,6 +218,7 @@ gc_status gc_set_finalizer(void *obj, gc_finalizer_fn fn, void *arg)
 		              "for the record");
 		return GCHEAP_ERR_NOMEM;
 	}
+	mark_added(base, arg, true);
 	return GCHEAP_OK;
 }
 
@@ -223,6 +246,7 @@ uint64_t gc_add_cleanup(void *obj, gc_cleanup_fn fn, void *arg)
 		              "for the record");
 		return 0;
 	}
+	mark_added(base, arg, false);
 	return id;
 }
 

@@ -212,6 +212,10 @@ extern void (*runtime_large_test_hook)(uintptr_t base);
  * weak handles (gc_weak, gc_ephemeron, gc_weakmap)? runtime/weak.c. */
 bool runtime_is_handle(const void *p, const mspan *s);
 
+/* Registers the sweep hook that keeps weak cells (runtime/weak.c); at
+ * start-up, before any thread is attached. */
+void runtime_weak_init(void);
+
 /* For tests: how much of m's table rebuilding is left (slots to move;
  * while counting, the slots to count plus one: 1 once counted, until a
  * set makes the new table; 0 when none is under way), and the sizes of

@@ -77,6 +77,7 @@ static void init_runtime(void)
 		return;
 	}
 	mcentral_init_all();
+	runtime_weak_init();
 	if (pthread_key_create(&runtime_.exit_key, detach_at_exit)) {
 		init_status = GCHEAP_ERR_NOMEM;
 		return;

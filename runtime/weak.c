@@ -3,7 +3,8 @@
  *
  * A gc_weak is a weak_cell, a noscan heap object holding its target's
  * address out of the collector's sight; the target's span carries a WEAK
- * special that keeps the cell alive and lets sweep clear it. Reading one
+ * special that lets sweep clear it, and while that special exists the
+ * cell's sweeps keep it (keep_weak_cells: nothing marks it). Reading one
  * (Go's makeStrongFromWeak) must
  *  - make sure the target's span has been swept this cycle, or a dead
  *    target whose cell is not yet cleared would be handed out: sweep the
@@ -121,6 +122,41 @@ static bool check_handle(const char *fn, const void *p, enum handle_kind k)
 	return false;
 }
 
+/* alloc_hooks.keep_weak_cells: s is being swept by its owner, its mark
+ * bits final. A cell lives while its target is set (its WEAK special
+ * exists: gc/mfinal.c), held by the program or not, so that the same
+ * cell answers every gc_weak_new of the target: keep each allocated,
+ * unmarked cell whose target is set. The cell's tag tells it from the
+ * other objects of its size class; one that only looks like a cell stays
+ * one more cycle, which is all a wrong guess can cost (cells are noscan).
+ * A target cleared meanwhile by the sweep of its own span keeps the cell
+ * one more cycle too. */
+static void keep_weak_cells(mspan *s, uintptr_t fi)
+{
+	if (s->elemsize != class_to_size[size_to_class(sizeof(weak_cell))])
+		return;
+	for (size_t w = 0; w < mspan_bitmap_words(s->nelems); w++) {
+		uint64_t low = fi >= (w + 1) * 64 ? ~(uint64_t)0
+		               : fi > w * 64 ? ((uint64_t)1 << (fi % 64)) - 1
+		                             : 0;
+		uint64_t dead = (s->alloc_bits[w] | low) & ~s->gcmark_bits[w];
+		for (; dead; dead &= dead - 1) {
+			uintptr_t i = w * 64 + ctz64(dead);
+			uintptr_t c = s->base + i * s->elemsize;
+			const weak_cell *cell = (const weak_cell *)c;
+			if (aload((const atomic_word *)&cell->tag) ==
+			    handle_tag((void *)c, H_WEAK) &&
+			    aload_acq(&cell->target))
+				s->gcmark_bits[w] |= (uint64_t)1 << (i % 64);
+		}
+	}
+}
+
+void runtime_weak_init(void)
+{
+	mspan_hooks.keep_weak_cells = keep_weak_cells;
+}
+
 bool runtime_is_handle(const void *p, const mspan *s)
 {
 	return is_handle(p, s, H_WEAK) || is_handle(p, s, H_EPHEMERON) ||
@@ -205,6 +241,11 @@ static gc_weak *weak_new(const char *fn, gc_thread *t, void *obj)
 		return NULL;
 	}
 	c->tag = handle_tag(c, H_WEAK);
+	/* Before the cell can be left to its special: its span's sweeps
+	 * keep it from then on (keep_weak_cells). */
+	mspan *cs = spanof((uintptr_t)c);
+	if (!aload(&cs->weak_cells))
+		astore_rel(&cs->weak_cells, 1);
 	cell = specials_add_weak(s, (uintptr_t)obj, (uintptr_t)c);
 	runtime_unhold(t, mark); /* the special keeps the cell now */
 	if (!cell)

@@ -1041,6 +1041,55 @@ START_TEST(test_weak_basic)
 }
 END_TEST
 
+/* A handle the program dropped lives on while its target does (nothing
+ * marks it: sweep keeps a cell whose target is set), so that the target's
+ * next gc_weak_new gives the same cell; once the target dies the cells go
+ * too. The cells share their spans with other 16-byte noscan objects,
+ * some dropped; the handles' addresses are kept out of the collector's
+ * sight. With poison=1 (as the suite runs) a freed cell would be filled
+ * with the pattern, and its tag would no longer match. */
+START_TEST(test_weak_dropped_handle_lives)
+{
+	enum { N = 3000 };
+	static uintptr_t hidden[N];
+	void *ms[1] = {0};
+	gc_frame f;
+
+	start();
+	gc_frame_push(&f, ms, 1);
+	void **keep = gc_alloc_array(N, t_ptr);
+	ms[0] = keep;
+	gc_collect();
+	uintptr_t objs0;
+	(void)mheap_recount_allocated(&objs0);
+	for (size_t i = 0; i < N; i++) {
+		node *n = new_node(i);
+		gc_write(&keep[i], n);
+		hidden[i] = ~(uintptr_t)gc_weak_new(n);
+		(void)gc_alloc(16, NULL); /* a neighbour that dies */
+	}
+	for (int c = 0; c < 3; c++)
+		gc_collect();
+	for (size_t i = 0; i < N; i++) {
+		gc_weak *w = (gc_weak *)~hidden[i];
+		REQUIRE(gc_weak_new(keep[i]) == w, "handle %zu: a new one",
+		        i);
+		REQUIRE(gc_weak_get(w) == keep[i], "handle %zu: reads %p", i,
+		        gc_weak_get(w));
+	}
+	for (size_t i = 0; i < N; i++)
+		gc_write(&keep[i], NULL);
+	for (int c = 0; c < 3; c++)
+		gc_collect();
+	uintptr_t objs1;
+	(void)mheap_recount_allocated(&objs1);
+	ck_assert_msg(objs1 <= objs0 + N / 100, "%zu objects before, %zu "
+	              "after the targets died: their cells stayed",
+	              (size_t)objs0, (size_t)objs1);
+	gc_frame_pop(&f);
+}
+END_TEST
+
 /* A weak reference is cleared even when nobody swept the span yet: the
  * reader sweeps it (lazy sweeping, no background sweeper race). */
 START_TEST(test_weak_many_before_sweep)
@@ -1352,6 +1401,60 @@ static void wait_marked_all(void)
 			break;
 	}
 }
+
+/* A finalizer set while marking, on an object that only an unscanned
+ * frame holds, and which its thread then drops: the object ends the mark
+ * unmarked, with a finalizer, so sweep keeps it for the finalizer, which
+ * must find what it points to alive. The root job that scans a
+ * finalizable object's contents ran before the finalizer was set; only
+ * the set itself can scan them (Go's addfinalizer does, while marking).
+ * A weak handle to Y says whether Y was freed. */
+static int held_fin_ran, held_fin_ok;
+static gc_weak *held_fin_weak;
+
+static void on_held_finalize(void *obj, void *arg)
+{
+	node *x = obj;
+	(void)arg;
+	held_fin_ran++;
+	held_fin_ok = x->a && gc_weak_get(held_fin_weak) == x->a &&
+	              x->a->key == 7 && x->b && x->b->key == 8;
+}
+
+static void set_held_finalizer(helper *h, void *arg)
+{
+	(void)arg;
+	h->saw[0] = gc_set_finalizer(h->slots[0], on_held_finalize, NULL) ==
+	            GCHEAP_OK;
+	h->slots[0] = NULL;
+}
+
+START_TEST(test_finalizer_set_while_held_unscanned)
+{
+	helper h;
+	void *ms[1] = {0};
+	gc_frame f;
+
+	begin_held(&h, &f, ms, 1);
+	node *x = new_node(1), *y = new_node(7), *z = new_node(8);
+	gc_write(&x->a, y);
+	gc_write(&x->b, z);
+	held_fin_weak = gc_weak_new(y);
+	ms[0] = held_fin_weak;
+	h.slots[0] = x; /* only H holds X, and X alone holds Y and Z */
+	x = y = z = NULL;
+	pause_begin(&h);
+	wait_marked_all();
+	pause_end(&h, set_held_finalizer, NULL);
+	ck_assert(h.saw[0]);
+	ck_assert_uint_eq(collect_and_run(), 1);
+	ck_assert_int_eq(held_fin_ran, 1);
+	ck_assert_msg(held_fin_ok, "a finalizer set while marking found "
+	              "what its object points to freed");
+	end_held(&h, &f);
+}
+END_TEST
+
 
 /* The stopped check (ephemeron_settled) settles what fired after the last
  * pass: a key marked by another thread (a drain that reached it, a barrier
@@ -2473,6 +2576,7 @@ static Suite *final_suite(void)
 	tcase_add_test(tc, test_finalizer_runs_once);
 	tcase_add_test(tc, test_ephemeron_finalizer_keeps_value);
 	tcase_add_test(tc, test_ephemeron_finalizer_set_while_waiting);
+	tcase_add_test(tc, test_finalizer_set_while_held_unscanned);
 	tcase_add_test(tc, test_ephemeron_keys_read_while_marking);
 	tcase_add_test(tc, test_ephemeron_settle_sees_late_fire);
 	tcase_add_test(tc, test_ephemeron_settle_budget);
@@ -2496,6 +2600,7 @@ static Suite *final_suite(void)
 	tcase_add_test(tc, test_cleanup_arg_alive);
 	tcase_add_test(tc, test_cleanup_after_resurrection);
 	tcase_add_test(tc, test_weak_basic);
+	tcase_add_test(tc, test_weak_dropped_handle_lives);
 	tcase_add_test(tc, test_weak_many_before_sweep);
 	tcase_add_test(tc, test_weak_cleared_before_finalizer);
 	tcase_add_test(tc, test_weak_tiny_block);
