@@ -339,9 +339,13 @@ void mspan_ptriter(const mspan *s, uintptr_t obj, ptriter *it)
 		ptriter_init_typed(it, obj, t ? s->elemsize : 0, t);
 	} else {
 		const gc_type *t = s->largetype;
-		/* gc_realloc may change it in place (atomically). */
-		ptriter_init_typed(it, obj, t ? aload((const atomic_word *)
-		                                      &s->large_size) : 0, t);
+		/* gc_realloc may change it in place: an acquire load, paired
+		 * with its release store after it zeroed the growth, so that
+		 * a marker that reads the new extent reads zeros past the old
+		 * one (ThreadSanitizer saw the pair unordered). */
+		ptriter_init_typed(it, obj, t ? aload_acq((const atomic_word *)
+		                                          &s->large_size) : 0,
+		                   t);
 	}
 }
 

@@ -117,7 +117,11 @@ void (*runtime_large_test_hook)(uintptr_t base);
 static void *alloc_large(gc_thread *th, size_t size, const gc_type *t,
                          bool noscan, int *err)
 {
-	uintptr_t npages = (size + PAGE_SIZE - 1) / PAGE_SIZE;
+	/* gc_realloc's room to grow into past size (runtime/realloc.c),
+	 * taken at once as nozero below. */
+	size_t room = th->slack < GCHEAP_MAX_ALLOC - size ? th->slack : 0;
+	th->slack = 0;
+	uintptr_t npages = (size + room + PAGE_SIZE - 1) / PAGE_SIZE;
 	heap_err e;
 	/* gc_realloc's prefix, which it copies over before it returns (and
 	 * before any safepoint), is not zeroed first. Taken before anything

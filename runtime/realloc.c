@@ -11,7 +11,8 @@
  * object shrunk below half its slot moves, so that the slot is freed.
  * Anything else moves: a new object of the same type, the common prefix
  * copied with the bulk barrier (gc_copy), the old one left to the
- * collector.
+ * collector; a large one grown by a small step gets room in its slot for
+ * the steps after (growth_room).
  * A new large noscan object's prefix is not zeroed before the copy (a
  * second pass over memory): nothing reads a noscan object's bytes but
  * the program, which sees it only once the copy is done. A scan object
@@ -146,6 +147,21 @@ static void slot_layout(void *q, size_t size, const gc_type *type)
 	mspan_set_type(s, (uintptr_t)q, type, s->elemsize);
 }
 
+/* Room for a large object that moves to grow by a step under an eighth
+ * of its size: an eighth more, in its slot (gc_size), so that the steps
+ * after it grow in place. A buffer or array grown a few bytes at a time
+ * (an append loop) moved every 8 KiB, copying its whole length each time
+ * and allocating a new large object each time, each a share of a cycle:
+ * O(n^2) bytes copied and hundreds of cycles, 2-3x bdwgc's CPU (which
+ * frees the old copy at once). Geometric growth (doubling) gets none:
+ * its objects already have the room they will take. */
+static size_t growth_room(size_t size, size_t have)
+{
+	if (size <= MAX_SMALL_SIZE || size <= have || size - have >= size / 8)
+		return 0;
+	return size / 8;
+}
+
 /* A new object returned to the caller (rooted by the caller from then
  * on), or NULL with the error reported. */
 /* Inlined: the profiler's stacks start at the caller of the entry point
@@ -233,8 +249,9 @@ void *gc_realloc(void *p, size_t size, const gc_type *type)
 	 * zeroed first (runtime/malloc.c alloc_large). */
 	if (spanclass_noscan(s->spc) && size > MAX_SMALL_SIZE)
 		t->nozero = n;
+	t->slack = growth_room(size, have);
 	void *q = runtime_new(t, size, type);
-	t->nozero = 0;
+	t->nozero = t->slack = 0;
 	if (q) {
 		/* A new size inside a word cuts the old object's pointer
 		 * there: not carried over (the new object does not scan that

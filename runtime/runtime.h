@@ -59,6 +59,9 @@ typedef struct gc_thread {
 	                           * not to be zeroed first (alloc_large in
 	                           * runtime/malloc.c takes it); the whole
 	                           * object for gc_alloc_uninit; else 0 */
+	size_t slack;             /* gc_realloc: bytes of room to add to the
+	                           * slot of its new large object (taken by
+	                           * alloc_large as nozero is); else 0 */
 	unsigned in_finalizer;    /* finalizers running on it (nested) */
 	unsigned in_handler;      /* error or OOM handlers running on it */
 	uintptr_t stack_base;     /* highest address of the native stack */

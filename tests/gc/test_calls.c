@@ -594,6 +594,69 @@ START_TEST(test_realloc_vector_grows_in_slot)
 }
 END_TEST
 
+/* A large object grown a little at a time moves with room to grow into
+ * (an eighth of its size, in its slot), so that it moves O(log n) times,
+ * not every 8 KiB; doubling gets no room. A byte buffer grown 1 KiB at a
+ * time from 40 KiB to 4 MiB, and a pointer array grown 64 elements at a
+ * time to 300,000 (its elements checked through collections). */
+START_TEST(test_realloc_large_growth_room)
+{
+	void *slot[2] = {0};
+	gc_frame f;
+	unsigned moves = 0;
+
+	start(NULL);
+	gc_frame_push(&f, slot, 2);
+	char *b = gc_alloc(40 << 10, NULL);
+	slot[0] = b;
+	for (size_t n = 40 << 10; n < (4u << 20); n += 1024) {
+		char *c = gc_realloc(b, n + 1024, NULL);
+		ck_assert_ptr_nonnull(c);
+		moves += c != b;
+		slot[0] = b = c;
+		ck_assert_uint_ge(gc_size(b), n + 1024);
+		REQUIRE(b[n] == 0 && b[n + 1023] == 0, "growth at %zu not "
+		        "zeroed", n);
+		memset(b + n, (int)(n / 1024 % 251) + 1, 1024);
+	}
+	/* log(4 MiB / 40 KiB) / log(1.125) = 39; every 8 KiB: 507. */
+	ck_assert_uint_le(moves, 45);
+	for (size_t n = 40 << 10; n < (4u << 20); n += 1024)
+		REQUIRE(b[n] == (char)(n / 1024 % 251 + 1) &&
+		        b[n + 1023] == b[n], "bytes at %zu lost", n);
+	/* Doubling: the slot is the size, rounded to pages. */
+	b = gc_realloc(b, 8u << 20, NULL);
+	ck_assert_ptr_nonnull(b);
+	slot[0] = b;
+	ck_assert_uint_eq(gc_size(b), 8u << 20);
+
+	enum { N = 300000, STEP = 64 };
+	void **a = gc_alloc(STEP * sizeof(void *), t_ptrs);
+	slot[1] = a;
+	moves = 0;
+	for (size_t n = 0; n < N; n += STEP) {
+		if (n) {
+			void **c = gc_realloc(a, (n + STEP) * sizeof(void *),
+			                      t_ptrs);
+			ck_assert_ptr_nonnull(c);
+			moves += c != a;
+			slot[1] = a = c;
+		}
+		for (size_t i = n; i < n + STEP; i++) {
+			ck_assert_ptr_null(a[i]);
+			gc_write(&a[i], new_payload(16, i));
+		}
+		if (n % (N / 4) < STEP)
+			gc_collect();
+	}
+	ck_assert_uint_le(moves, 60);
+	gc_collect();
+	for (size_t i = 0; i < N; i++)
+		REQUIRE(check_payload(a[i], 16, i), "element %zu lost", i);
+	gc_frame_pop(&f);
+}
+END_TEST
+
 /* The same layout for the new size: in place; a header type's tail of
  * bytes never changes the layout. */
 /* Shrinking to a size that ends inside a pointer word cuts that pointer:
@@ -2553,6 +2616,7 @@ static Suite *calls_suite(void)
 	tcase_add_test(tc, test_frame_unwind_refuses);
 	tcase_add_test(tc, test_library_threads_block_signals);
 	tcase_add_test(tc, test_realloc_vector_grows_in_slot);
+	tcase_add_test(tc, test_realloc_large_growth_room);
 	tcase_add_test(tc, test_alloc_uninit);
 	tcase_add_test(tc, test_realloc_shrink_in_place_shades);
 	tcase_add_test(tc, test_realloc_in_place_scan);
