@@ -258,8 +258,12 @@ static void link_after(mspan *s, special *at, special *sp)
 
 /* Add sp to its object's group: after the records at or below its
  * offset, or as a new group at the head of the list. False (nothing
- * added) if the table of groups cannot grow. */
-static bool special_insert(mspan *s, special *sp)
+ * added) if the table of groups cannot grow. If dup is not NULL and the
+ * group holds a record of sp's kind at sp's offset already, that record
+ * goes to *dup and sp is not added (true): one look-up of the group
+ * where special_find then special_insert took two (a cache miss each in
+ * a table of many groups). */
+static bool special_insert(mspan *s, special *sp, special **dup)
 {
 	uintptr_t obj = object_base_of(s, sp);
 	bool added;
@@ -268,9 +272,18 @@ static bool special_insert(mspan *s, special *sp)
 	size_t i = addrset_add(&specials_.groups, obj, &added);
 	if (i == SIZE_MAX)
 		return false;
+	special **first = addrset_val(&specials_.groups, i), *f = *first;
+	for (special *g = dup && !added ? f : NULL;
+	     g && in_group(s, g, obj) && g->offset <= sp->offset;
+	     g = g->next) {
+		if (g->offset == sp->offset && g->kind == sp->kind) {
+			*dup = g;
+			return true;
+		}
+		specials_.steps++;
+	}
 	if (is_root_kind(sp->kind))
 		s->sp_roots++;
-	special **first = addrset_val(&specials_.groups, i), *f = *first;
 	if (added) {
 		link_after(s, NULL, sp);
 		*first = sp->group_last = sp;
@@ -338,11 +351,14 @@ static special *special_new(unsigned kind, mspan *s, uintptr_t p)
 }
 
 /* special_new, then special_insert: NULL (nothing kept) if either finds
- * no memory. The caller fills the record in before it drops the lock. */
-static special *special_add(unsigned kind, mspan *s, uintptr_t p)
+ * no memory, or (dup not NULL) if the object has a record of this kind
+ * at p already, which goes to *dup. The caller fills the record in
+ * before it drops the lock. */
+static special *special_add(unsigned kind, mspan *s, uintptr_t p,
+                            special **dup)
 {
 	special *sp = special_new(kind, s, p);
-	if (sp && !special_insert(s, sp)) {
+	if (sp && (!special_insert(s, sp, dup) || (dup && *dup))) {
 		fixalloc_free(&specials_.alloc, sp);
 		return NULL;
 	}
@@ -379,7 +395,7 @@ bool specials_set_finalizer(mspan *s, uintptr_t obj, gc_finalizer_fn fn,
 	special_fin *f = (special_fin *)special_find(s, SPECIAL_FINALIZER,
 	                                             obj - s->base);
 	if (!f && finq_reserve()) {
-		f = (special_fin *)special_add(SPECIAL_FINALIZER, s, obj);
+		f = (special_fin *)special_add(SPECIAL_FINALIZER, s, obj, NULL);
 		if (!f)
 			finq_unreserve();
 		added = f != NULL;
@@ -415,7 +431,8 @@ uint64_t specials_add_cleanup(mspan *s, uintptr_t obj, gc_cleanup_fn fn,
 	specials_lock();
 	special_cleanup *c = NULL;
 	if (finq_reserve()) {
-		c = (special_cleanup *)special_add(SPECIAL_CLEANUP, s, obj);
+		c = (special_cleanup *)special_add(SPECIAL_CLEANUP, s, obj,
+		                                   NULL);
 		if (!c)
 			finq_unreserve();
 	}
@@ -482,19 +499,18 @@ uintptr_t specials_find_weak(mspan *s, uintptr_t p)
 
 uintptr_t specials_add_weak(mspan *s, uintptr_t p, uintptr_t cell)
 {
+	special *dup = NULL;
+
 	specials_lock();
-	special *sp = special_find(s, SPECIAL_WEAK, p - s->base);
-	if (sp) {
-		cell = ((special_weak *)sp)->cell;
+	special_weak *w = (special_weak *)special_add(SPECIAL_WEAK, s, p,
+	                                              &dup);
+	if (dup) {
+		cell = ((special_weak *)dup)->cell;
+	} else if (w) {
+		w->cell = cell;
+		astore_rel(&((weak_cell *)cell)->target, p);
 	} else {
-		special_weak *w = (special_weak *)special_add(SPECIAL_WEAK, s,
-		                                              p);
-		if (w) {
-			w->cell = cell;
-			astore_rel(&((weak_cell *)cell)->target, p);
-		} else {
-			cell = 0;
-		}
+		cell = 0;
 	}
 	mutex_unlock(&specials_.lock);
 	return cell;
@@ -503,7 +519,7 @@ uintptr_t specials_add_weak(mspan *s, uintptr_t p, uintptr_t cell)
 bool specials_add_ephemeron(mspan *s, uintptr_t e)
 {
 	specials_lock();
-	special *sp = special_add(SPECIAL_EPHEMERON, s, e);
+	special *sp = special_add(SPECIAL_EPHEMERON, s, e, NULL);
 	if (sp)
 		afetch_add(&specials_.nephemerons, 1);
 	mutex_unlock(&specials_.lock);
@@ -516,7 +532,7 @@ bool specials_add_profile(mspan *s, uintptr_t p, void *bucket, size_t size)
 {
 	specials_lock();
 	special_profile *sp = (special_profile *)special_add(SPECIAL_PROFILE,
-	                                                     s, p);
+	                                                     s, p, NULL);
 	if (sp) {
 		sp->bucket = bucket;
 		sp->size = size;
