@@ -83,7 +83,7 @@ bool mspan_init(mspan *s, uintptr_t base, uintptr_t npages, spanclass spc,
 	s->allsize = 0;
 	s->specials = NULL;
 	s->sp_next = s->sp_prev = NULL;
-	s->sp_roots = 0;
+	s->sp_roots = s->sp_ephs = 0;
 	astore(&s->weak_cells, 0);
 	if (sc == 0) {
 		s->elemsize = npages * PAGE_SIZE;

@@ -169,9 +169,12 @@ typedef struct mspan {
 	 * anything; a span is never freed while it has specials. */
 	struct special *specials;
 	struct mspan *sp_next, *sp_prev;
-	/* Of its specials, the finalizers and cleanups: the root job walks
-	 * only the spans that have one (specials' lock). */
-	uint32_t sp_roots;
+	/* Of its specials, the finalizers and cleanups, and the ephemeron
+	 * records: the root job walks only the spans that have one of the
+	 * first, the ephemeron walk only those with one of the second, and
+	 * sweep takes the finalizer queue's lock only with the first
+	 * (specials' lock). */
+	uint32_t sp_roots, sp_ephs;
 	/* Nonzero once a weak cell has been allocated here (until the span
 	 * is freed): sweep gives it to alloc_hooks.keep_weak_cells. */
 	atomic_word weak_cells;

@@ -284,6 +284,8 @@ static bool special_insert(mspan *s, special *sp, special **dup)
 	}
 	if (is_root_kind(sp->kind))
 		s->sp_roots++;
+	if (sp->kind == SPECIAL_EPHEMERON)
+		s->sp_ephs++;
 	if (added) {
 		link_after(s, NULL, sp);
 		*first = sp->group_last = sp;
@@ -335,6 +337,8 @@ static void special_remove(mspan *s, special *sp)
 		afetch_add(&specials_.nephemerons, (uintptr_t)-1);
 	if (is_root_kind(sp->kind))
 		s->sp_roots--;
+	if (sp->kind == SPECIAL_EPHEMERON)
+		s->sp_ephs--;
 	fixalloc_free(&specials_.alloc, sp);
 	if (!s->specials)
 		span_list_remove(s);
@@ -861,6 +865,10 @@ static void eph_span(specials_walker *k, mspan *s)
 {
 	eph_walker *x = (eph_walker *)k;
 
+	/* A weak map's keys' spans hold their weak records only: not one
+	 * walked (a cache miss each, every mark). */
+	if (!s->sp_ephs)
+		return;
 	/* The specials of one object are adjacent (its group). */
 	for (special *g = s->specials, *end; g; g = end) {
 		uintptr_t idx = object_index_of(s, g);
@@ -928,6 +936,17 @@ static bool unmarked(const mspan *s, const special *sp)
 	return !bitmap_get(s->gcmark_bits, object_index_of(s, sp));
 }
 
+/* Drop the ephemeron or profile record sp of a dead object (specials'
+ * lock held), telling the profiler of the latter. */
+static void drop_dead(mspan *s, special *sp)
+{
+	if (sp->kind == SPECIAL_PROFILE && specials_profile_free) {
+		special_profile *pr = (special_profile *)sp;
+		specials_profile_free(pr->bucket, pr->size);
+	}
+	special_remove(s, sp);
+}
+
 /* alloc_hooks.sweep_specials: s is owned by its sweeper, and its mark
  * bits are final. Three passes over the list, in this order: weak
  * handles of unmarked objects are cleared; finalizers of unmarked objects
@@ -935,7 +954,8 @@ static bool unmarked(const mspan *s, const special *sp)
  * so it and what it reaches survive this sweep); cleanups of objects that
  * are still unmarked, which die now, are queued. Ephemeron records of
  * dead ephemerons go too, and profile records of dead objects are told
- * to the profiler. */
+ * to the profiler. A span without finalizers or cleanups (sp_roots) has
+ * nothing to keep or queue: one pass does it all. */
 static void sweep_specials(mspan *s)
 {
 	/* Objects to keep, set after the finalizer pass: two finalizers in
@@ -948,13 +968,24 @@ static void sweep_specials(mspan *s)
 
 	specials_lock();
 	specials_.sweeps++;
+	/* Without a finalizer or cleanup (a weak map's spans), one pass and
+	 * not the queue's lock: nothing is kept, nothing queued. */
+	bool roots = s->sp_roots != 0;
 	for (special *sp = s->specials, *next; sp; sp = next) {
 		next = sp->next;
-		if (sp->kind == SPECIAL_WEAK && unmarked(s, sp)) {
+		if (!unmarked(s, sp))
+			continue;
+		if (sp->kind == SPECIAL_WEAK) {
 			weak_cell *c = (weak_cell *)((special_weak *)sp)->cell;
 			astore_rel(&c->target, 0);
 			special_remove(s, sp);
+		} else if (!roots) {
+			drop_dead(s, sp);
 		}
+	}
+	if (!roots) {
+		mutex_unlock(&specials_.lock);
+		return;
 	}
 	mutex_lock(&finq_.lock);
 	for (special *sp = s->specials, *next; sp; sp = next) {
@@ -973,21 +1004,14 @@ static void sweep_specials(mspan *s)
 		s->gcmark_bits[w] |= keep[w];
 	for (special *sp = s->specials, *next; sp; sp = next) {
 		next = sp->next;
-		if ((sp->kind == SPECIAL_CLEANUP ||
-		     sp->kind == SPECIAL_EPHEMERON ||
-		     sp->kind == SPECIAL_PROFILE) && unmarked(s, sp)) {
-			if (sp->kind == SPECIAL_PROFILE) {
-				special_profile *pr = (special_profile *)sp;
-				if (specials_profile_free)
-					specials_profile_free(pr->bucket,
-					                      pr->size);
-			} else if (sp->kind == SPECIAL_CLEANUP) {
-				special_cleanup *c = (special_cleanup *)sp;
-				finq_add(SPECIAL_CLEANUP, 0, NULL, c->fn,
-				         c->arg);
-				queued = true;
-			}
+		if (sp->kind == SPECIAL_CLEANUP && unmarked(s, sp)) {
+			special_cleanup *c = (special_cleanup *)sp;
+			finq_add(SPECIAL_CLEANUP, 0, NULL, c->fn, c->arg);
+			queued = true;
 			special_remove(s, sp);
+		} else if ((sp->kind == SPECIAL_EPHEMERON ||
+		            sp->kind == SPECIAL_PROFILE) && unmarked(s, sp)) {
+			drop_dead(s, sp);
 		}
 	}
 	if (queued)

@@ -183,8 +183,11 @@ static void scan_range(gcw *w, uintptr_t lo, uintptr_t hi,
 		uintptr_t v = *(volatile uintptr_t *)p;
 		mspan *s = NULL;
 		uintptr_t obj;
+		/* A weak cell whose target lives is kept by sweep, marked
+		 * or not: not freed, and not reported as if it were. */
 		if (!v || !spanof(v) || !(obj = mheap_find_object(v, &s)) ||
-		    gcmark_is_marked(obj) || in_tails(tails, p))
+		    gcmark_is_marked(obj) || in_tails(tails, p) ||
+		    runtime_weak_cell_kept(obj, s))
 			continue;
 		if (options_.rootcheck >= 2)
 			report(obj, s, p, true);

@@ -219,6 +219,10 @@ bool runtime_is_handle(const void *p, const mspan *s);
  * start-up, before any thread is attached. */
 void runtime_weak_init(void);
 
+/* Is obj, an unmarked object of span s, a weak cell that sweep keeps (its
+ * target set: runtime/weak.c keep_weak_cells)? */
+bool runtime_weak_cell_kept(uintptr_t obj, const mspan *s);
+
 /* For tests: how much of m's table rebuilding is left (slots to move;
  * while counting, the slots to count plus one: 1 once counted, until a
  * set makes the new table; 0 when none is under way), and the sizes of

@@ -143,18 +143,56 @@ static void keep_weak_cells(mspan *s, uintptr_t fi)
 		for (; dead; dead &= dead - 1) {
 			uintptr_t i = w * 64 + ctz64(dead);
 			uintptr_t c = s->base + i * s->elemsize;
-			const weak_cell *cell = (const weak_cell *)c;
-			if (aload((const atomic_word *)&cell->tag) ==
-			    handle_tag((void *)c, H_WEAK) &&
-			    aload_acq(&cell->target))
+			weak_cell *cell = (weak_cell *)c;
+			if (aload((const atomic_word *)&cell->tag) !=
+			    handle_tag((void *)c, H_WEAK))
+				continue;
+			if (aload_acq(&cell->target))
 				s->gcmark_bits[w] |= (uint64_t)1 << (i % 64);
+			else /* it dies: no stale handle passes is_live_cell */
+				astore((atomic_word *)&cell->tag, 0);
 		}
 	}
 }
 
+/* The size of a cell's slot (its size class). */
+static uintptr_t cell_slot;
+
 void runtime_weak_init(void)
 {
+	cell_slot = class_to_size[size_to_class(sizeof(weak_cell))];
 	mspan_hooks.keep_weak_cells = keep_weak_cells;
+}
+
+bool runtime_weak_cell_kept(uintptr_t obj, const mspan *s)
+{
+	const weak_cell *c = (const weak_cell *)obj;
+
+	return s->elemsize == cell_slot &&
+	       aload((const atomic_word *)&c->tag) ==
+	       handle_tag((void *)obj, H_WEAK) && aload_acq(&c->target);
+}
+
+/* gc_weak_get's check, for the common case, without mheap_find_object's
+ * sequence lock and allocation bit (a cache miss each call): a cell's tag
+ * is cleared by the sweep that frees it (keep_weak_cells), so a matching
+ * tag at the start of a slot of an in-use span of the cells' class is a
+ * live cell. Anything else (a stale handle, garbage, another object)
+ * fails here and goes to check_handle, which reports it. The span's
+ * fields are read racily: for a live cell they cannot change; for any
+ * other address the tag decides, and it lies in a heap arena, which
+ * stays mapped (spanof found the page). */
+NO_SANITIZE_THREAD static bool is_live_cell(const void *p)
+{
+	uintptr_t a = (uintptr_t)p;
+	mspan *s = a ? spanof(a) : NULL;
+
+	if (!s || RACY_LOAD(s->state) != MSPAN_INUSE ||
+	    RACY_LOAD(s->elemsize) != cell_slot)
+		return false;
+	uintptr_t base = RACY_LOAD(s->base), limit = RACY_LOAD(s->limit);
+	return a >= base && a < limit && (a - base) % cell_slot == 0 &&
+	       RACY_LOAD(((const weak_cell *)p)->tag) == handle_tag(p, H_WEAK);
 }
 
 bool runtime_is_handle(const void *p, const mspan *s)
@@ -303,7 +341,7 @@ void *gc_weak_get(const gc_weak *w)
 
 	if (!t)
 		return NULL;
-	if (!IS_WEAK("gc_weak_get", w))
+	if (!is_live_cell(w) && !IS_WEAK("gc_weak_get", w))
 		return NULL;
 	return (void *)weak_target(t, (const weak_cell *)w, true);
 }

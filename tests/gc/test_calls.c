@@ -657,6 +657,39 @@ START_TEST(test_realloc_large_growth_room)
 }
 END_TEST
 
+/* The room a small growth gets is no reason to fail: under a memory limit
+ * that holds the new size but not its room, the move still succeeds
+ * (the room is dropped for the attempt after the emergency collection). */
+START_TEST(test_realloc_room_under_limit)
+{
+	void *slot[1] = {0};
+	gc_frame f;
+	const size_t sz = 4u << 20, step = 4096;
+
+	start(NULL);
+	gc_frame_push(&f, slot, 1);
+	char *b = gc_alloc(sz, NULL);
+	ck_assert_ptr_nonnull(b);
+	slot[0] = b;
+	memset(b, 7, sz);
+	gc_collect();
+	(void)gc_release_memory();
+	heap_stats *st = &mheap_.stats;
+	size_t held = aload(&st->committed) - aload(&st->released);
+	/* Room for the grown copy beside the old one, not for its eighth. */
+	gc_set_memory_limit(held + sz + step + (256u << 10));
+	char *c = gc_realloc(b, sz + step, NULL);
+	gc_set_memory_limit(0);
+	ck_assert_msg(c != NULL, "a growth by %zu bytes that fits the limit "
+	              "failed (error %d)", step, (int)gc_last_error());
+	slot[0] = c;
+	ck_assert_uint_ge(gc_size(c), sz + step);
+	REQUIRE(c[0] == 7 && c[sz - 1] == 7 && c[sz] == 0 &&
+	        c[sz + step - 1] == 0, "bytes lost in the move");
+	gc_frame_pop(&f);
+}
+END_TEST
+
 /* The same layout for the new size: in place; a header type's tail of
  * bytes never changes the layout. */
 /* Shrinking to a size that ends inside a pointer word cuts that pointer:
@@ -2490,6 +2523,34 @@ START_TEST(test_rootcheck_silent_when_registered)
 }
 END_TEST
 
+/* A weak handle kept in an unregistered global while its target lives
+ * (the program roots the target): nothing marks the cell, but sweep keeps
+ * it while its target is set, so rootcheck, which looks for what would be
+ * freed, says nothing (it said the cell "would be freed"). */
+EXPORTED void *calls_weak_global;
+
+static void weak_in_global(void)
+{
+	void *slot[1] = {0};
+	gc_frame f;
+
+	start(NULL);
+	gc_frame_push(&f, slot, 1);
+	slot[0] = new_payload(40, 3);
+	calls_weak_global = gc_weak_new(slot[0]);
+	gc_collect();
+	gc_collect();
+	ck_assert_ptr_eq(gc_weak_get(calls_weak_global), slot[0]);
+	gc_frame_pop(&f);
+	fprintf(stderr, "done\n");
+}
+
+START_TEST(test_rootcheck_silent_for_weak_handle)
+{
+	expect_rootcheck_silent(weak_in_global);
+}
+END_TEST
+
 /* A global array that a frame covers in part (a VM's value stack, as
  * the Lox VM keeps it): the stale values past the frame's live slots
  * are no roots, not forgotten globals; rootcheck reported every one. A
@@ -2617,6 +2678,7 @@ static Suite *calls_suite(void)
 	tcase_add_test(tc, test_library_threads_block_signals);
 	tcase_add_test(tc, test_realloc_vector_grows_in_slot);
 	tcase_add_test(tc, test_realloc_large_growth_room);
+	tcase_add_test(tc, test_realloc_room_under_limit);
 	tcase_add_test(tc, test_alloc_uninit);
 	tcase_add_test(tc, test_realloc_shrink_in_place_shades);
 	tcase_add_test(tc, test_realloc_in_place_scan);
@@ -2656,6 +2718,7 @@ static Suite *calls_suite(void)
 	tcase_add_test(tc, test_rootcheck_skips_frame_tail);
 	tcase_add_test(tc, test_rootcheck_fatal);
 	tcase_add_test(tc, test_rootcheck_silent_when_registered);
+	tcase_add_test(tc, test_rootcheck_silent_for_weak_handle);
 	tcase_add_test(tc, test_rootcheck_skips_heap_state);
 	tcase_add_test(tc, test_foreign_stack);
 	tcase_add_test(tc, test_own_stack_grown);

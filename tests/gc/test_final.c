@@ -1090,6 +1090,123 @@ START_TEST(test_weak_dropped_handle_lives)
 }
 END_TEST
 
+/* Sweep keeps a dead object of the cells' class only if it is a cell (its
+ * tag) with its target set: 16-byte noscan objects sharing a span with
+ * cells, their second word set as a live cell's target is, and dropped,
+ * are freed by the next collection, not kept every cycle. */
+START_TEST(test_weak_lookalike_dies)
+{
+	enum { N = 2000 };
+	void *ms[2] = {0};
+	gc_frame f;
+
+	start();
+	gc_frame_push(&f, ms, 2);
+	node *t = new_node(1), *tail = t;
+	ms[0] = t;
+	gc_collect();
+	uintptr_t objs0;
+	(void)mheap_recount_allocated(&objs0);
+	for (size_t i = 0; i < N; i++) {
+		if (i % 64 == 0) {
+			/* A cell in each span of them (kept: its target
+			 * lives), so that their sweeps look for cells. */
+			node *n = new_node(i);
+			gc_write(&tail->a, n); /* t reaches it */
+			tail = n;
+			ms[1] = gc_weak_new(n);
+			ck_assert_ptr_nonnull(ms[1]);
+		}
+		uintptr_t *o = gc_alloc(16, NULL);
+		o[0] = 0x1234 + i;     /* not a tag */
+		o[1] = (uintptr_t)tail; /* a live target's address */
+	}
+	ms[1] = NULL;
+	for (int c = 0; c < 3; c++)
+		gc_collect();
+	uintptr_t objs1;
+	(void)mheap_recount_allocated(&objs1);
+	/* Left: the nodes and their cells (about 2 * N / 64). */
+	ck_assert_msg(objs1 <= objs0 + N / 10, "%zu objects before, %zu "
+	              "after: dead 16-byte objects were kept as cells",
+	              (size_t)objs0, (size_t)objs1);
+	gc_frame_pop(&f);
+}
+END_TEST
+
+/* sp_roots counts the finalizer and cleanup records of its span (the root
+ * job skips a span where it is 0): set, replaced, cancelled, cleared,
+ * queued by a sweep; weak records are not counted. */
+static uint32_t roots_in_list(mspan *s)
+{
+	uint32_t n = 0;
+	for (special *sp = s->specials; sp; sp = sp->next)
+		n += sp->kind == SPECIAL_FINALIZER ||
+		     sp->kind == SPECIAL_CLEANUP;
+	return n;
+}
+
+static void on_roots_fin(void *obj, void *arg)
+{
+	(void)obj;
+	(void)arg;
+}
+
+static void on_roots_cleanup(void *arg)
+{
+	(void)arg;
+}
+
+START_TEST(test_sp_roots_counted)
+{
+	void *ms[1] = {0};
+	gc_frame f;
+
+	start();
+	gc_frame_push(&f, ms, 1);
+	node *x = new_node(1);
+	ms[0] = x;
+	mspan *s = spanof((uintptr_t)x);
+#define ROOTS_OK(want)                                                      \
+	do {                                                                \
+		ck_assert_uint_eq(s->sp_roots, roots_in_list(s));           \
+		ck_assert_uint_eq(roots_in_list(s) - base, (want));         \
+	} while (0)
+	uint32_t base = roots_in_list(s);
+	ROOTS_OK(0);
+	ck_assert_int_eq(gc_set_finalizer(x, on_roots_fin, NULL), GCHEAP_OK);
+	ROOTS_OK(1);
+	ck_assert_int_eq(gc_set_finalizer(x, on_roots_fin, x->a), GCHEAP_OK);
+	ROOTS_OK(1);
+	ck_assert_ptr_nonnull(gc_weak_new(x));
+	ROOTS_OK(1);
+	uint64_t c1 = gc_add_cleanup(x, on_roots_cleanup, NULL);
+	uint64_t c2 = gc_add_cleanup(x, on_roots_cleanup, NULL);
+	ck_assert(c1 && c2);
+	ROOTS_OK(3);
+	ck_assert(gc_cancel_cleanup(x, c1) == GCHEAP_OK);
+	ROOTS_OK(2);
+	ck_assert_int_eq(gc_set_finalizer(x, NULL, NULL), GCHEAP_OK);
+	ROOTS_OK(1);
+	ck_assert(gc_cancel_cleanup(x, c2) == GCHEAP_OK);
+	ROOTS_OK(0);
+	/* Queued by sweep: the finalizer's record goes, then the
+	 * cleanup's once the object dies again. */
+	ck_assert_int_eq(gc_set_finalizer(x, on_roots_fin, NULL), GCHEAP_OK);
+	ck_assert(gc_add_cleanup(x, on_roots_cleanup, NULL));
+	ROOTS_OK(2);
+	ms[0] = x = NULL;
+	gc_collect();
+	ck_assert_uint_eq(s->sp_roots, roots_in_list(s));
+	gc_run_finalizers();
+	gc_collect();
+	gc_run_finalizers();
+	ck_assert_uint_eq(s->sp_roots, roots_in_list(s));
+#undef ROOTS_OK
+	gc_frame_pop(&f);
+}
+END_TEST
+
 /* A weak reference is cleared even when nobody swept the span yet: the
  * reader sweeps it (lazy sweeping, no background sweeper race). */
 START_TEST(test_weak_many_before_sweep)
@@ -1451,6 +1568,76 @@ START_TEST(test_finalizer_set_while_held_unscanned)
 	ck_assert_int_eq(held_fin_ran, 1);
 	ck_assert_msg(held_fin_ok, "a finalizer set while marking found "
 	              "what its object points to freed");
+	end_held(&h, &f);
+}
+END_TEST
+
+/* The args of a finalizer and of a cleanup added while marking, to
+ * objects that only an unscanned frame holds, with the args held only
+ * there too, and both dropped: the root job that marks the args ran
+ * before; only the adds can shade them (Go's addfinalizer and addCleanup
+ * do). A weak handle to each arg says whether it was freed. */
+static int added_fin_ran, added_fin_ok, added_cl_ran, added_cl_ok;
+static gc_weak *added_arg_weak[2];
+
+static void on_added_finalize(void *obj, void *arg)
+{
+	(void)obj;
+	added_fin_ran++;
+	added_fin_ok = gc_weak_get(added_arg_weak[0]) == arg &&
+	               ((node *)arg)->key == 21;
+}
+
+static void on_added_cleanup(void *arg)
+{
+	added_cl_ran++;
+	added_cl_ok = gc_weak_get(added_arg_weak[1]) == arg &&
+	              ((node *)arg)->key == 22;
+}
+
+static void add_held_fin_and_cleanup(helper *h, void *arg)
+{
+	(void)arg;
+	h->saw[0] = gc_set_finalizer(h->slots[0], on_added_finalize,
+	                             h->slots[1]) == GCHEAP_OK;
+	h->saw[1] = gc_add_cleanup(h->slots[2], on_added_cleanup,
+	                           h->slots[3]) != 0;
+	for (int i = 0; i < 4; i++)
+		h->slots[i] = NULL;
+}
+
+START_TEST(test_args_added_while_held_unscanned)
+{
+	helper h;
+	void *ms[2] = {0};
+	gc_frame f;
+
+	begin_held(&h, &f, ms, 2);
+	node *x1 = new_node(1), *a1 = new_node(21);
+	node *x2 = new_node(2), *a2 = new_node(22);
+	ms[0] = added_arg_weak[0] = gc_weak_new(a1);
+	ms[1] = added_arg_weak[1] = gc_weak_new(a2);
+	/* Only H holds them. */
+	h.slots[0] = x1;
+	h.slots[1] = a1;
+	h.slots[2] = x2;
+	h.slots[3] = a2;
+	x1 = a1 = x2 = a2 = NULL;
+	pause_begin(&h);
+	wait_marked_all();
+	pause_end(&h, add_held_fin_and_cleanup, NULL);
+	ck_assert(h.saw[0] && h.saw[1]);
+	/* X2 died in that cycle (its cleanup queued), X1 was kept for its
+	 * finalizer: both run now. */
+	size_t ran = gc_run_finalizers();
+	ran += collect_and_run();
+	ck_assert_uint_eq(ran, 2);
+	ck_assert_int_eq(added_fin_ran, 1);
+	ck_assert_int_eq(added_cl_ran, 1);
+	ck_assert_msg(added_fin_ok, "the arg of a finalizer set while "
+	              "marking was freed");
+	ck_assert_msg(added_cl_ok, "the arg of a cleanup added while "
+	              "marking was freed");
 	end_held(&h, &f);
 }
 END_TEST
@@ -2577,6 +2764,7 @@ static Suite *final_suite(void)
 	tcase_add_test(tc, test_ephemeron_finalizer_keeps_value);
 	tcase_add_test(tc, test_ephemeron_finalizer_set_while_waiting);
 	tcase_add_test(tc, test_finalizer_set_while_held_unscanned);
+	tcase_add_test(tc, test_args_added_while_held_unscanned);
 	tcase_add_test(tc, test_ephemeron_keys_read_while_marking);
 	tcase_add_test(tc, test_ephemeron_settle_sees_late_fire);
 	tcase_add_test(tc, test_ephemeron_settle_budget);
@@ -2601,6 +2789,8 @@ static Suite *final_suite(void)
 	tcase_add_test(tc, test_cleanup_after_resurrection);
 	tcase_add_test(tc, test_weak_basic);
 	tcase_add_test(tc, test_weak_dropped_handle_lives);
+	tcase_add_test(tc, test_weak_lookalike_dies);
+	tcase_add_test(tc, test_sp_roots_counted);
 	tcase_add_test(tc, test_weak_many_before_sweep);
 	tcase_add_test(tc, test_weak_cleared_before_finalizer);
 	tcase_add_test(tc, test_weak_tiny_block);

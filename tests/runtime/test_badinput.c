@@ -1606,6 +1606,41 @@ static void child_bad_handle(int which)
 	CHILD_OK(gc_weakmap_get(m, obj) == val && gc_weakmap_count(m) == 1);
 }
 
+/* A handle whose cell the collector freed (the program kept it where the
+ * collector cannot see it, against the rules): an error, not a read of
+ * the freed slot. gc_weak_get's quick check trusts a cell's tag, which
+ * the sweep that frees the cell clears; no poison here, so the slot keeps
+ * its other bytes. */
+static uintptr_t stale_handle;
+static void *stale_keep[64]; /* 16-byte objects beside the cell, rooted */
+
+static void child_stale_handle(int which)
+{
+	(void)which;
+	child_attach();
+	gc_set_conservative_stacks(0);
+	CHILD_OK(gc_add_roots(stale_keep, ARRAY_LEN(stale_keep)) ==
+	         GCHEAP_OK);
+	uintptr_t *obj = gc_alloc(64, NULL);
+	for (int i = 0; i < 32; i++)
+		stale_keep[i] = gc_alloc(16, NULL);
+	stale_handle = ~(uintptr_t)gc_weak_new(obj);
+	for (int i = 32; i < 64; i++) /* the cell's span stays in use */
+		stale_keep[i] = gc_alloc(16, NULL);
+	CHILD_OK(stale_handle != ~(uintptr_t)0);
+	obj = NULL;
+	for (int i = 0; i < 3; i++)
+		gc_collect();
+	CHILD_NULL(gc_weak_get((const gc_weak *)~stale_handle),
+	           GCHEAP_ERR_ARG, "gc_weak");
+}
+
+START_TEST(test_stale_weak_handle)
+{
+	run_child("a freed weak handle", child_stale_handle, 0, false);
+}
+END_TEST
+
 START_TEST(test_not_a_handle)
 {
 	for (int i = 0; i < 8; i++)
@@ -2214,6 +2249,7 @@ static Suite *badinput_suite(void)
 	tcase_add_test(det, test_rlimit_sweep);
 	tcase_add_test(det, test_not_a_type);
 	tcase_add_test(det, test_not_a_handle);
+	tcase_add_test(det, test_stale_weak_handle);
 	tcase_add_test(det, test_frame_args);
 	tcase_add_test(det, test_roots_overflow);
 	tcase_add_test(det, test_type_nptrs);
