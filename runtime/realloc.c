@@ -112,13 +112,20 @@ static bool in_place(gc_thread *t, mspan *s, void *p, size_t size,
 	uintptr_t old = aload((atomic_word *)&s->large_size);
 	if (size < old)
 		runtime_wipe(t, c + size, old - size, 0, true);
-	/* Growth: past large_size the marker never looked, so a pointer
-	 * the program stored there (against the rules, but gc_size said
-	 * the slot) may name a freed object: cleared, and not shaded,
-	 * before the new extent is published (it became a scanned slot,
-	 * and the next mark aborted on it). */
+	/* Growth: past large_size the marker did not look since the last
+	 * extent it read, so a pointer the program stored there (against
+	 * the rules, but gc_size said the slot) may name a freed object:
+	 * cleared, and not shaded, before the new extent is published (it
+	 * became a scanned slot, and the next mark aborted on it). With
+	 * word stores: a marker that read a larger extent before a shrink
+	 * in this mark may still be reading these words (ThreadSanitizer
+	 * saw a memset race it); a partial word at old is past every extent
+	 * a marker scans (whole words only). */
 	if (old && size > old) {
-		memset(c + old, 0, size - old);
+		uintptr_t w = align_up(old, WORD_SIZE);
+		memset(c + old, 0, MIN(w, size) - old);
+		for (; w < size; w += WORD_SIZE)
+			astore((atomic_word *)(c + w), 0);
 		astore_rel((atomic_word *)&s->large_size, size);
 		return true;
 	}

@@ -690,6 +690,60 @@ START_TEST(test_realloc_room_under_limit)
 }
 END_TEST
 
+/* A large pointer array shrunk and grown again in place by small steps
+ * while another thread collects without pause: a marker that read the
+ * larger extent before a shrink may still read the words a later growth
+ * clears, so the growth clears them with word stores (ThreadSanitizer saw
+ * a memset race the marker's loads; this test runs in the TSan build). */
+static atomic_word sg_stop;
+
+static void *sg_collector(void *arg)
+{
+	(void)arg;
+	ck_assert_int_eq(gc_thread_attach(), GCHEAP_OK);
+	while (!aload(&sg_stop))
+		gc_collect();
+	gc_thread_detach();
+	return NULL;
+}
+
+START_TEST(test_realloc_shrink_grow_while_marking)
+{
+	void *slot[1] = {0};
+	gc_frame f;
+	pthread_t th;
+	size_t len = 8192; /* 64 KiB: a large object */
+
+	start(NULL);
+	gc_frame_push(&f, slot, 1);
+	void **a = gc_alloc(len * sizeof(void *), t_ptrs);
+	slot[0] = a;
+	for (size_t i = 0; i < len; i++)
+		gc_write(&a[i], new_payload(16, i));
+	astore(&sg_stop, 0);
+	ck_assert_int_eq(pthread_create(&th, NULL, sg_collector, NULL), 0);
+	for (unsigned it = 0; it < 3000; it++) {
+		size_t nl = it & 1 ? len + 1 + it % 7 : len - 1 - it % 5;
+		void **b = gc_realloc(a, nl * sizeof(void *), t_ptrs);
+		ck_assert_ptr_nonnull(b);
+		slot[0] = a = b;
+		for (size_t i = len < nl ? len : nl; i < nl; i++) {
+			REQUIRE(a[i] == NULL, "step %u: slot %zu not cleared",
+			        it, i);
+			gc_write(&a[i], new_payload(16, i));
+		}
+		len = nl;
+	}
+	astore(&sg_stop, 1);
+	gc_blocking_begin();
+	pthread_join(th, NULL);
+	gc_blocking_end();
+	for (size_t i = 0; i < len; i++)
+		REQUIRE(check_payload(a[i], 16, i), "element %zu lost", i);
+	gc_frame_pop(&f);
+}
+END_TEST
+
 /* The same layout for the new size: in place; a header type's tail of
  * bytes never changes the layout. */
 /* Shrinking to a size that ends inside a pointer word cuts that pointer:
@@ -2679,6 +2733,7 @@ static Suite *calls_suite(void)
 	tcase_add_test(tc, test_realloc_vector_grows_in_slot);
 	tcase_add_test(tc, test_realloc_large_growth_room);
 	tcase_add_test(tc, test_realloc_room_under_limit);
+	tcase_add_test(tc, test_realloc_shrink_grow_while_marking);
 	tcase_add_test(tc, test_alloc_uninit);
 	tcase_add_test(tc, test_realloc_shrink_in_place_shades);
 	tcase_add_test(tc, test_realloc_in_place_scan);
