@@ -122,6 +122,16 @@ static bool check_handle(const char *fn, const void *p, enum handle_kind k)
 	return false;
 }
 
+/* The size of a cell's slot (its size class), set at start-up. */
+static uintptr_t cell_slot;
+
+/* Does the object at c carry a weak cell's tag? */
+static bool cell_tagged(uintptr_t c)
+{
+	return aload((const atomic_word *)&((const weak_cell *)c)->tag) ==
+	       handle_tag((void *)c, H_WEAK);
+}
+
 /* alloc_hooks.keep_weak_cells: s is being swept by its owner, its mark
  * bits final. A cell lives while its target is set (its WEAK special
  * exists: gc/mfinal.c), held by the program or not, so that the same
@@ -133,30 +143,27 @@ static bool check_handle(const char *fn, const void *p, enum handle_kind k)
  * one more cycle too. */
 static void keep_weak_cells(mspan *s, uintptr_t fi)
 {
-	if (s->elemsize != class_to_size[size_to_class(sizeof(weak_cell))])
+	if (s->elemsize != cell_slot)
 		return;
 	for (size_t w = 0; w < mspan_bitmap_words(s->nelems); w++) {
-		uint64_t low = fi >= (w + 1) * 64 ? ~(uint64_t)0
-		               : fi > w * 64 ? ((uint64_t)1 << (fi % 64)) - 1
-		                             : 0;
+		/* Allocated: below freeindex, or in alloc_bits. */
+		uint64_t low = fi > w * 64 ? low_mask((unsigned)MIN(fi - w * 64,
+		                                                    64))
+		                           : 0;
 		uint64_t dead = (s->alloc_bits[w] | low) & ~s->gcmark_bits[w];
 		for (; dead; dead &= dead - 1) {
 			uintptr_t i = w * 64 + ctz64(dead);
 			uintptr_t c = s->base + i * s->elemsize;
-			weak_cell *cell = (weak_cell *)c;
-			if (aload((const atomic_word *)&cell->tag) !=
-			    handle_tag((void *)c, H_WEAK))
+			if (!cell_tagged(c))
 				continue;
-			if (aload_acq(&cell->target))
+			if (aload_acq(&((weak_cell *)c)->target))
 				s->gcmark_bits[w] |= (uint64_t)1 << (i % 64);
 			else /* it dies: no stale handle passes is_live_cell */
-				astore((atomic_word *)&cell->tag, 0);
+				astore((atomic_word *)&((weak_cell *)c)->tag,
+				       0);
 		}
 	}
 }
-
-/* The size of a cell's slot (its size class). */
-static uintptr_t cell_slot;
 
 void runtime_weak_init(void)
 {
@@ -166,11 +173,8 @@ void runtime_weak_init(void)
 
 bool runtime_weak_cell_kept(uintptr_t obj, const mspan *s)
 {
-	const weak_cell *c = (const weak_cell *)obj;
-
-	return s->elemsize == cell_slot &&
-	       aload((const atomic_word *)&c->tag) ==
-	       handle_tag((void *)obj, H_WEAK) && aload_acq(&c->target);
+	return s->elemsize == cell_slot && cell_tagged(obj) &&
+	       aload_acq(&((const weak_cell *)obj)->target);
 }
 
 /* gc_weak_get's check, for the common case, without mheap_find_object's
