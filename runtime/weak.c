@@ -58,9 +58,18 @@ static gc_thread *attached(const char *fn)
  * "The weak-key map" below): `counting` while the live entries are
  * counted to size the new table, then `oslots` != NULL while entries
  * move from the old table to the new one. */
+/* A slot of the map's table: the entry, and its key's address
+ * complemented (not a pointer to anything, and outside the slot's pointer
+ * map), so that a probe passes other keys' entries without reading their
+ * ephemerons and cells: a cache miss each. */
+typedef struct map_slot {
+	ephemeron_obj *e; /* NULL, TOMB or an ephemeron */
+	uintptr_t hint;   /* ~key when e is an ephemeron */
+} map_slot;
+
 struct gc_weakmap {
-	ephemeron_obj **slots;  /* cap entries: NULL, TOMB or an ephemeron */
-	ephemeron_obj **oslots; /* moving: the old table (ocap entries) */
+	map_slot *slots;        /* cap entries */
+	map_slot *oslots;       /* moving: the old table (ocap entries) */
 	size_t cap;             /* a power of two */
 	size_t used;            /* slots of `slots` that are not NULL */
 	size_t ocap;            /* moving: the old table's size */
@@ -248,8 +257,8 @@ static bool have_types(void)
 	               sizeof(ephemeron_obj), eoff, 1, GCHEAP_TAIL_NOSCAN) ||
 	    !make_type(&types_.map, "gc_weakmap", sizeof(gc_weakmap), moff, 2,
 	               GCHEAP_TAIL_NOSCAN) ||
-	    !make_type(&types_.slots, "gc_weakmap slots", sizeof(void *), soff,
-	               1, GCHEAP_TAIL_REPEAT))
+	    !make_type(&types_.slots, "gc_weakmap slots", sizeof(map_slot),
+	               soff, 1, GCHEAP_TAIL_REPEAT))
 		return false;
 	astore_rel(&types_.done, 1);
 	return true;
@@ -484,6 +493,15 @@ static size_t hash_addr(const void *p, size_t cap)
 	return (size_t)x & (cap - 1);
 }
 
+/* Fill slot s with entry e for key k: the hint first, so that a probe
+ * (only this map's calls probe, under the program's lock) never pairs the
+ * entry with another key's hint. No safepoint. */
+static void set_slot(map_slot *s, ephemeron_obj *e, uintptr_t k)
+{
+	s->hint = ~k;
+	gc_write((void *)&s->e, e);
+}
+
 gc_weakmap *gc_weakmap_new(void)
 {
 	gc_thread *t = attached("gc_weakmap_new");
@@ -493,8 +511,7 @@ gc_weakmap *gc_weakmap_new(void)
 	size_t mark = runtime_held_mark(t);
 	gc_weakmap *m = runtime_new(t, sizeof(*m), WEAK_TYPE(map));
 	/* A safepoint: m is held across it. */
-	void *slots = m ? runtime_new(t, 8 * sizeof(void *), WEAK_TYPE(slots)) :
-	                  NULL;
+	void *slots = m ? runtime_new_array(t, 8, WEAK_TYPE(slots)) : NULL;
 	if (m)
 		m->tag = handle_tag(m, H_MAP);
 	if (slots) {
@@ -526,16 +543,17 @@ static uintptr_t eph_key_raw(const ephemeron_obj *e)
  * Making sure of the sweep for every probed entry (weak_target: a
  * safepoint, the span's sweepgen) was 10-20% of a churning weak map's
  * CPU. A safepoint every 256 entries bounds a long probe. */
-static ephemeron_obj **probe(gc_thread *t, ephemeron_obj **tab, size_t cap,
-                             const void *k)
+static map_slot *probe(gc_thread *t, map_slot *tab, size_t cap,
+                       const void *k)
 {
 	size_t mask = cap - 1;
 	for (size_t i = hash_addr(k, cap), n = 0; n < cap;
 	     i = (i + 1) & mask, n++) {
-		ephemeron_obj *e = tab[i];
+		ephemeron_obj *e = tab[i].e;
 		if (!e)
 			return NULL;
-		if (e != TOMB && eph_key_raw(e) == (uintptr_t)k)
+		if (e != TOMB && tab[i].hint == ~(uintptr_t)k &&
+		    eph_key_raw(e) == (uintptr_t)k)
 			return &tab[i];
 		if (n % 256 == 255)
 			runtime_safepoint(t);
@@ -545,32 +563,32 @@ static ephemeron_obj **probe(gc_thread *t, ephemeron_obj **tab, size_t cap,
 
 /* Put e, whose key k is not in the new table, into its first empty or
  * deleted slot; no safepoint. */
-static ephemeron_obj **put_new(gc_weakmap *m, ephemeron_obj *e, uintptr_t k)
+static map_slot *put_new(gc_weakmap *m, ephemeron_obj *e, uintptr_t k)
 {
 	size_t mask = m->cap - 1, i = hash_addr((void *)k, m->cap);
-	while (m->slots[i] && m->slots[i] != TOMB)
+	while (m->slots[i].e && m->slots[i].e != TOMB)
 		i = (i + 1) & mask;
-	if (!m->slots[i])
+	if (!m->slots[i].e)
 		m->used++;
-	gc_write(&m->slots[i], e);
+	set_slot(&m->slots[i], e, k);
 	return &m->slots[i];
 }
 
 /* Move the old table's slot *o, holding a live entry for key k, into the
  * new table; no safepoint (a collection never sees the entry in neither
  * table). Returns its new slot. */
-static ephemeron_obj **move_one(gc_weakmap *m, ephemeron_obj **o, uintptr_t k)
+static map_slot *move_one(gc_weakmap *m, map_slot *o, uintptr_t k)
 {
-	ephemeron_obj **n = put_new(m, *o, k);
-	gc_write(o, TOMB);
+	map_slot *n = put_new(m, o->e, k);
+	gc_write((void *)&o->e, TOMB);
 	return n;
 }
 
 /* The slot holding key's live entry, or NULL; an entry found in the old
  * table is moved first. */
-static ephemeron_obj **map_find(gc_thread *t, gc_weakmap *m, const void *k)
+static map_slot *map_find(gc_thread *t, gc_weakmap *m, const void *k)
 {
-	ephemeron_obj **e = probe(t, m->slots, m->cap, k);
+	map_slot *e = probe(t, m->slots, m->cap, k);
 	if (e || !m->oslots)
 		return e;
 	e = probe(t, m->oslots, m->ocap, k);
@@ -581,9 +599,9 @@ static ephemeron_obj **map_find(gc_thread *t, gc_weakmap *m, const void *k)
 static void move_step(gc_weakmap *m, size_t n)
 {
 	while (m->oslots && n-- > 0) {
-		ephemeron_obj **o = &m->oslots[m->opos];
+		map_slot *o = &m->oslots[m->opos];
 		uintptr_t k;
-		if (*o && *o != TOMB && (k = eph_key_raw(*o)) != 0)
+		if (o->e && o->e != TOMB && (k = eph_key_raw(o->e)) != 0)
 			move_one(m, o, k);
 		if (++m->opos == m->ocap) {
 			gc_write(&m->oslots, NULL);
@@ -596,7 +614,7 @@ static void move_step(gc_weakmap *m, size_t n)
 static void count_step(gc_weakmap *m, size_t n)
 {
 	for (; m->cpos < m->cap && n > 0; m->cpos++, n--) {
-		ephemeron_obj *e = m->slots[m->cpos];
+		ephemeron_obj *e = m->slots[m->cpos].e;
 		if (e && e != TOMB && eph_key_raw(e))
 			m->clive++;
 	}
@@ -611,7 +629,7 @@ static bool make_table(gc_thread *t, gc_weakmap *m)
 	while (m->clive * 2 >= cap)
 		cap *= 2;
 	size_t mark = runtime_held_mark(t);
-	ephemeron_obj **ns = runtime_new_array(t, cap, WEAK_TYPE(slots));
+	map_slot *ns = runtime_new_array(t, cap, WEAK_TYPE(slots));
 	if (!ns) {
 		m->retry = MAP_RETRY;
 		return false;
@@ -644,8 +662,8 @@ void *gc_weakmap_get(gc_weakmap *m, const void *key)
 	if (!t || !IS_MAP("gc_weakmap_get", m) || !key)
 		return NULL;
 	map_step(m);
-	ephemeron_obj **e = map_find(t, m, key);
-	return e ? (void *)eph_value(t, *e) : NULL;
+	map_slot *e = map_find(t, m, key);
+	return e ? (void *)eph_value(t, e->e) : NULL;
 }
 
 /* Make room for one more entry in m->slots, for a set: start rebuilding
@@ -693,9 +711,9 @@ gc_status gc_weakmap_set(gc_weakmap *m, void *key, void *value)
 		return GCHEAP_ERR_ARG;
 	}
 	map_step(m);
-	ephemeron_obj **e = map_find(t, m, key);
+	map_slot *e = map_find(t, m, key);
 	if (e) {
-		gc_write((void *)&(*e)->value, value);
+		gc_write((void *)&e->e->value, value);
 		return GCHEAP_OK;
 	}
 	if (!map_room(t, m))
@@ -712,11 +730,11 @@ gc_status gc_weakmap_set(gc_weakmap *m, void *key, void *value)
 	 * live entry probed is a safepoint (eph_key): ne stays held. */
 	size_t mask = m->cap - 1;
 	for (size_t i = hash_addr(key, m->cap);; i = (i + 1) & mask) {
-		ephemeron_obj *o = m->slots[i];
+		ephemeron_obj *o = m->slots[i].e;
 		if (!o || o == TOMB || !eph_key_peek(t, o)) {
 			if (!o)
 				m->used++;
-			gc_write(&m->slots[i], ne);
+			set_slot(&m->slots[i], ne, (uintptr_t)key);
 			runtime_unhold(t, mark);
 			return GCHEAP_OK;
 		}
@@ -729,18 +747,18 @@ int gc_weakmap_delete(gc_weakmap *m, const void *key)
 	if (!t || !IS_MAP("gc_weakmap_delete", m) || !key)
 		return 0;
 	map_step(m);
-	ephemeron_obj **e = map_find(t, m, key);
+	map_slot *e = map_find(t, m, key);
 	if (!e)
 		return 0;
-	gc_write(e, TOMB);
+	gc_write((void *)&e->e, TOMB);
 	return 1;
 }
 
-static size_t count_live(gc_thread *t, ephemeron_obj **tab, size_t cap)
+static size_t count_live(gc_thread *t, map_slot *tab, size_t cap)
 {
 	size_t n = 0;
 	for (size_t i = 0; i < cap; i++)
-		if (tab[i] && tab[i] != TOMB && eph_key_peek(t, tab[i]))
+		if (tab[i].e && tab[i].e != TOMB && eph_key_peek(t, tab[i].e))
 			n++;
 	return n;
 }
