@@ -396,13 +396,22 @@ bool specials_set_finalizer(mspan *s, uintptr_t obj, gc_finalizer_fn fn,
 	bool added = false;
 
 	specials_lock();
-	special_fin *f = (special_fin *)special_find(s, SPECIAL_FINALIZER,
-	                                             obj - s->base);
-	if (!f && finq_reserve()) {
-		f = (special_fin *)special_add(SPECIAL_FINALIZER, s, obj, NULL);
+	/* One look-up of the object's group, finding or adding (a cache
+	 * miss each in a table of many groups); the queue entry a new
+	 * record needs is taken first, and given back if it has one. With
+	 * no memory for the entry, a finalizer it has is still replaced. */
+	special *dup = NULL;
+	special_fin *f = NULL;
+	if (finq_reserve()) {
+		f = (special_fin *)special_add(SPECIAL_FINALIZER, s, obj, &dup);
+		added = f != NULL;
 		if (!f)
 			finq_unreserve();
-		added = f != NULL;
+		if (dup)
+			f = (special_fin *)dup;
+	} else {
+		f = (special_fin *)special_find(s, SPECIAL_FINALIZER,
+		                                obj - s->base);
 	}
 	if (f) {
 		f->fn = fn;
@@ -947,76 +956,90 @@ static void drop_dead(mspan *s, special *sp)
 	special_remove(s, sp);
 }
 
-/* alloc_hooks.sweep_specials: s is owned by its sweeper, and its mark
- * bits are final. Three passes over the list, in this order: weak
- * handles of unmarked objects are cleared; finalizers of unmarked objects
- * are queued and their objects marked (kept until the finalizer has run,
- * so it and what it reaches survive this sweep); cleanups of objects that
- * are still unmarked, which die now, are queued. Ephemeron records of
- * dead ephemerons go too, and profile records of dead objects are told
- * to the profiler. A span without finalizers or cleanups (sp_roots) has
- * nothing to keep or queue: one pass does it all. */
-static void sweep_specials(mspan *s)
+/* Sweep the records of the unmarked object whose group runs from first
+ * to the record before `end` (specials' lock held, and finq_'s if the
+ * span has finalizers or cleanups), in Go's order: its weak handles are
+ * cleared; then, if it has a finalizer, the finalizers are queued and the
+ * object marked (kept until they have run, so it and what it reaches
+ * survive this sweep; its other records stay); else it dies now: its
+ * cleanups are queued and its ephemeron and profile records dropped.
+ * before is the record before the group (NULL: the list's head); it is
+ * not removed here, so the group's first record is found again after the
+ * first walk. True if anything was queued. */
+static bool sweep_group(mspan *s, special *before, special *first,
+                        special *end)
 {
-	/* Objects to keep, set after the finalizer pass: two finalizers in
-	 * one tiny block both run. */
-	uint64_t keep[MSPAN_MAX_NELEMS / 64] = {0};
-	bool queued = false;
+	bool fin = false, queued = false;
 
-	gc_assert(mspan_bitmap_words(s->nelems) <= sizeof(keep) /
-	                                             sizeof(keep[0]));
-
-	specials_lock();
-	specials_.sweeps++;
-	/* Without a finalizer or cleanup (a weak map's spans), one pass and
-	 * not the queue's lock: nothing is kept, nothing queued. */
-	bool roots = s->sp_roots != 0;
-	for (special *sp = s->specials, *next; sp; sp = next) {
+	for (special *sp = first, *next; sp != end; sp = next) {
 		next = sp->next;
-		if (!unmarked(s, sp))
-			continue;
 		if (sp->kind == SPECIAL_WEAK) {
 			weak_cell *c = (weak_cell *)((special_weak *)sp)->cell;
 			astore_rel(&c->target, 0);
 			special_remove(s, sp);
-		} else if (!roots) {
-			drop_dead(s, sp);
+		} else {
+			fin |= sp->kind == SPECIAL_FINALIZER;
 		}
 	}
-	if (!roots) {
-		mutex_unlock(&specials_.lock);
-		return;
-	}
-	mutex_lock(&finq_.lock);
-	for (special *sp = s->specials, *next; sp; sp = next) {
+	for (special *sp = before ? before->next : s->specials, *next;
+	     sp != end; sp = next) {
 		next = sp->next;
-		if (sp->kind == SPECIAL_FINALIZER && unmarked(s, sp)) {
+		if (fin && sp->kind == SPECIAL_FINALIZER) {
 			special_fin *f = (special_fin *)sp;
-			uintptr_t i = object_index_of(s, sp);
 			finq_add(SPECIAL_FINALIZER, s->base + sp->offset,
 			         f->fn, NULL, f->arg);
-			keep[i / 64] |= (uint64_t)1 << (i % 64);
 			special_remove(s, sp);
 			queued = true;
-		}
-	}
-	for (size_t w = 0; w < mspan_bitmap_words(s->nelems); w++)
-		s->gcmark_bits[w] |= keep[w];
-	for (special *sp = s->specials, *next; sp; sp = next) {
-		next = sp->next;
-		if (sp->kind == SPECIAL_CLEANUP && unmarked(s, sp)) {
+		} else if (!fin && sp->kind == SPECIAL_CLEANUP) {
 			special_cleanup *c = (special_cleanup *)sp;
 			finq_add(SPECIAL_CLEANUP, 0, NULL, c->fn, c->arg);
-			queued = true;
 			special_remove(s, sp);
-		} else if ((sp->kind == SPECIAL_EPHEMERON ||
-		            sp->kind == SPECIAL_PROFILE) && unmarked(s, sp)) {
+			queued = true;
+		} else if (!fin) {
 			drop_dead(s, sp);
 		}
 	}
-	if (queued)
-		pthread_cond_broadcast(&finq_.cond);
-	mutex_unlock(&finq_.lock);
+	if (fin) {
+		uintptr_t i = object_index_of(s, first);
+		s->gcmark_bits[i / 64] |= (uint64_t)1 << (i % 64);
+	}
+	return queued;
+}
+
+/* alloc_hooks.sweep_specials: s is owned by its sweeper, and its mark
+ * bits are final. One walk of the list, an object's group at a time
+ * (sweep_group): a marked object's group is stepped over whole (its first
+ * record names its last). The records of one object are its slot's (two
+ * tiny objects in one block share a group: both finalizers run, and the
+ * block is kept). A span without finalizers or cleanups (sp_roots) queues
+ * nothing: it does not take the queue's lock. */
+static void sweep_specials(mspan *s)
+{
+	bool queued = false;
+
+	specials_lock();
+	specials_.sweeps++;
+	bool roots = s->sp_roots != 0;
+	if (roots)
+		mutex_lock(&finq_.lock);
+	special *before = NULL;
+	for (special *g = s->specials, *end; g; g = end) {
+		special *last = g->group_last;
+		end = last->next;
+		if (!unmarked(s, g)) {
+			before = last;
+			continue;
+		}
+		queued |= sweep_group(s, before, g, end);
+		/* What is left of the group (a finalized object's other
+		 * records) ends before end. */
+		before = end ? end->prev : NULL;
+	}
+	if (roots) {
+		if (queued)
+			pthread_cond_broadcast(&finq_.cond);
+		mutex_unlock(&finq_.lock);
+	}
 	mutex_unlock(&specials_.lock);
 }
 
