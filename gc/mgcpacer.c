@@ -156,6 +156,16 @@ void pacer_end_cycle(uintptr_t marked, uintptr_t grown)
  * beyond it is carried to the thread's next slow path. */
 #define ASSIST_CHUNK ((intptr_t)32768)
 #define ASSIST_MAX_NS ((uint64_t)400000)
+/* Both bounds are for a slow path's worth of small objects (up to a
+ * span's, ASSIST_SCALE_BYTES); a larger allocation's scale with its size,
+ * the time by ASSIST_NS_PER_KIB (about what zeroing it costs), so that
+ * the thread is slowed in proportion to what it allocates. With one
+ * chunk per allocation whatever its size, a thread making 4 MB objects of
+ * pointers paid 500 times less per byte than one making small objects:
+ * it ran far past the goal while the mark went on, allocating black, and
+ * the next goal grew by as much (peak heaps 2.8 times the goal). */
+#define ASSIST_SCALE_BYTES ((uintptr_t)8192)
+#define ASSIST_NS_PER_KIB ((uint64_t)256)
 /* An assist that runs does at least this much (Go's gcOverAssistWork);
  * the surplus is the thread's credit (a negative debt) for its next
  * allocations, so that a thread allocating small objects does not stop
@@ -193,11 +203,15 @@ void mgc_assist(mgc_thread *m, uintptr_t bytes)
 	}
 	if (m->assist_debt <= 0 && !behind)
 		return;
-	intptr_t pay = behind ? ASSIST_CHUNK :
-	               MIN(MAX(m->assist_debt, ASSIST_MIN), ASSIST_CHUNK);
+	uintptr_t scale = MIN(MAX(bytes / ASSIST_SCALE_BYTES, 1),
+	                      (uintptr_t)1 << 20);
+	intptr_t chunk = ASSIST_CHUNK * (intptr_t)scale;
+	intptr_t pay = behind ? chunk :
+	               MIN(MAX(m->assist_debt, ASSIST_MIN), chunk);
 	uint64_t t0 = gcstats_cpu_ns();
 	afetch_add(&mgc_.assisting, 1);
-	m->gcw.deadline_ns = gcstats_now_ns() + ASSIST_MAX_NS;
+	m->gcw.deadline_ns = gcstats_now_ns() + ASSIST_MAX_NS +
+	                     (scale > 1 ? bytes / 1024 * ASSIST_NS_PER_KIB : 0);
 	m->gcw.expired = false;
 	intptr_t done = gcmark_drain(&m->gcw, pay);
 	m->gcw.deadline_ns = 0;
