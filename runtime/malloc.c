@@ -90,6 +90,21 @@ static uintptr_t slow_path_bytes(gc_thread *th)
 	return mcache_take_handed(&th->mcache);
 }
 
+/* A fresh block for a tiny object of `size` from the window of the
+ * cached tiny span, or 0 (the slow path refills): inline, so that a run
+ * of 8-byte objects leaves the fast path once a window, not every other
+ * object. Zeroed when the span was cached; black by its span's range. */
+static ALWAYS_INLINE uintptr_t tiny_block_fast(mcache *c, size_t size)
+{
+	mspan *s = c->alloc[TINY_SPANCLASS];
+	if (unlikely(!s->alloc_cache))
+		return 0;
+	uintptr_t p = mspan_take_cached(s);
+	mspan_set_tiny_block(s, p);
+	mcache_tiny_refill(c, p, size);
+	return p;
+}
+
 static void *alloc_tiny(gc_thread *th, size_t size, int *err)
 {
 	mcache *c = &th->mcache;
@@ -338,7 +353,8 @@ static ALWAYS_INLINE void *gc_alloc_fast(gc_thread *th, size_t size,
 		 * window, off this path). */
 		if (unlikely((c->prof_left -= (intptr_t)size) < 0))
 			return mprof_alloc(th, size, t);
-		if (likely(mcache_tiny_alloc(c, size, &p)))
+		if (likely(mcache_tiny_alloc(c, size, &p)) ||
+		    likely((p = tiny_block_fast(c, size)) != 0))
 			return (void *)p;
 		return gc_alloc_slow(th, size, t);
 	}
