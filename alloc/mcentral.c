@@ -168,8 +168,13 @@ static bool place_locked(mcentral *c, mspan *s, mspan_swept r)
 	if (s->list)
 		spanlist_remove(s->list, s);
 	reserve_roll(c, sg);
+	/* A span the reserve kept at the last sweep and no cache took
+	 * since goes back: partial spans are used first, so a reserve as
+	 * large as a cycle's demand could otherwise hold the empties of a
+	 * burst for good (30 MB of a 56 MB heap after a phase change). */
 	bool keep = r == MSPAN_SWEPT_FREE && spanclass_sizeclass(s->spc) &&
-	            c->kept < c->keep;
+	            c->kept < c->keep && !s->kept;
+	s->kept = keep;
 	if (keep) { /* behind the partial spans, which are used first */
 		c->kept++;
 		spanlist_push_back(mcentral_partial_swept(c, sg), s);
@@ -301,6 +306,7 @@ mspan *mcentral_cache_span(mcentral *c, int *err)
 		return NULL;
 
 havespan:;
+	s->kept = false; /* (c's lock is not held: no sweep can see s) */
 	afetch_add(&c->demand, 1);
 	uintptr_t fi = aload(&s->freeindex);
 	if (s->alloc_count == s->nelems || fi == s->nelems)

@@ -103,8 +103,10 @@ void mcentral_push_swept(mcentral *c, mspan *s);
  * steady rate reuses its own spans without a trip through the page
  * heap and its lock (mimalloc keeps a page with its size class too). A
  * class that stops allocating gets a reserve of zero at the next
- * generation, and its empty spans go back to the heap then. Returns false
- * if the span was freed. */
+ * generation, and its empty spans go back to the heap then; and a span
+ * kept that no cache takes before its next sweep goes back then (a class
+ * whose caches find partial spans first would otherwise keep the empties
+ * of a burst for good). Returns false if the span was freed. */
 bool mcentral_sweep(mspan *s);
 
 /* Sweep up to max (at most MCENTRAL_SWEEP_BATCH) unswept spans of class c

@@ -74,6 +74,7 @@ bool mspan_init(mspan *s, uintptr_t base, uintptr_t npages, spanclass spc,
 	s->spc = spc;
 	s->next = s->prev = NULL;
 	s->list = NULL;
+	s->kept = false;
 	/* Not cached, so not allocating black (large spans never are). */
 	mspan_set_blackfrom(s, NO_BLACK);
 	s->freetype = NULL;

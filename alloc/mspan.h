@@ -160,6 +160,9 @@ typedef struct mspan {
 	/* mcentral list membership (mcentral.c) */
 	struct mspan *next, *prev;
 	struct spanlist *list;
+	/* Kept empty by its class's reserve and not cached since (the
+	 * class's lock): a second sweep that finds it so frees it. */
+	bool kept;
 
 	/* Specials (finalizers, cleanups, weak handles, ephemerons): the
 	 * records and their kinds belong to the collector (gc/mfinal.c),
