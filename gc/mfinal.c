@@ -142,9 +142,15 @@ static bool finq_reserve(void)
 		finq_.spare = e;
 	}
 	mutex_unlock(&finq_.lock);
-	if (e) /* for the pacer (mgc_.special_bytes) */
-		afetch_add(&mgc_.special_bytes, sizeof(finq_entry));
 	return e != NULL;
+}
+
+/* A reserved entry stays with a new record: counted for the pacer
+ * (mgc_.special_bytes) only then, not when it is given back at once (a
+ * finalizer replaced makes nothing). */
+static void finq_charge(void)
+{
+	afetch_add(&mgc_.special_bytes, sizeof(finq_entry));
 }
 
 static void finq_unreserve(void)
@@ -405,10 +411,15 @@ bool specials_set_finalizer(mspan *s, uintptr_t obj, gc_finalizer_fn fn,
 	if (finq_reserve()) {
 		f = (special_fin *)special_add(SPECIAL_FINALIZER, s, obj, &dup);
 		added = f != NULL;
-		if (!f)
+		if (added)
+			finq_charge();
+		else
 			finq_unreserve();
 		if (dup)
 			f = (special_fin *)dup;
+		else if (!f) /* no memory for a record: replace one */
+			f = (special_fin *)special_find(s, SPECIAL_FINALIZER,
+			                                obj - s->base);
 	} else {
 		f = (special_fin *)special_find(s, SPECIAL_FINALIZER,
 		                                obj - s->base);
@@ -448,6 +459,8 @@ uint64_t specials_add_cleanup(mspan *s, uintptr_t obj, gc_cleanup_fn fn,
 		                                   NULL);
 		if (!c)
 			finq_unreserve();
+		else
+			finq_charge();
 	}
 	if (c) {
 		c->fn = fn;
@@ -969,6 +982,8 @@ static void drop_dead(mspan *s, special *sp)
 static bool sweep_group(mspan *s, special *before, special *first,
                         special *end)
 {
+	/* Before the walks: they may free the first record. */
+	uintptr_t i = object_index_of(s, first);
 	bool fin = false, queued = false;
 
 	for (special *sp = first, *next; sp != end; sp = next) {
@@ -999,10 +1014,8 @@ static bool sweep_group(mspan *s, special *before, special *first,
 			drop_dead(s, sp);
 		}
 	}
-	if (fin) {
-		uintptr_t i = object_index_of(s, first);
+	if (fin)
 		s->gcmark_bits[i / 64] |= (uint64_t)1 << (i % 64);
-	}
 	return queued;
 }
 

@@ -818,6 +818,239 @@ START_TEST(test_specials_groups)
 }
 END_TEST
 
+/* ---- Sweep of mixed groups (review) ------------------------------------- */
+
+/* The objects of one span get random mixes of a finalizer, cleanups and
+ * weak handles at four offsets, added in random order across the
+ * objects (so the span's list holds the groups in no order, each group's
+ * records in varying order); a random half dies. One sweep must then, per
+ * object: clear every weak handle of a dead object; queue a dead
+ * object's finalizer and keep the object (its memory intact: the
+ * finalizer reads it; its cleanups wait); queue the cleanups of a dead
+ * object without one; touch nothing of a live object; and leave the list
+ * well formed. A second sweep frees the finalized objects and queues
+ * their cleanups. */
+enum { SG_MAXO = 256 };
+static int sg_fin[SG_MAXO], sg_cl[SG_MAXO];
+
+static void sg_on_fin(void *obj, void *arg)
+{
+	size_t i = (uintptr_t)arg - 1;
+	REQUIRE(((node *)obj)->key == i, "finalized object %zu was freed "
+	        "(key %llu)", i, (unsigned long long)((node *)obj)->key);
+	sg_fin[i]++;
+}
+
+static void sg_on_cleanup(void *arg)
+{
+	sg_cl[(uintptr_t)arg - 1]++;
+}
+
+START_TEST(test_sweep_mixed_groups)
+{
+	static node *objs[SG_MAXO];
+	static bool fin[SG_MAXO], keep[SG_MAXO];
+	static int ncl[SG_MAXO];
+	static unsigned wk[SG_MAXO];
+	test_rng r = rng_make(35);
+	mspan *s = NULL;
+	gc_frame f, g;
+	void *ws[1] = {0};
+
+	start();
+	gc_frame_push(&f, (void **)objs, SG_MAXO);
+	gc_frame_push(&g, ws, 1);
+	size_t n = span_objects(&s, objs, SG_MAXO);
+	ck_assert_uint_ge(n, 64);
+	for (size_t i = 0; i < n; i++)
+		objs[i]->key = i;
+	void **weaks = gc_alloc_array(4 * n, t_ptr);
+	ck_assert_ptr_nonnull(weaks);
+	ws[0] = weaks;
+	/* Operations in random order: a finalizer, up to three cleanups and
+	 * up to four weak handles per object. */
+	size_t ops[SG_MAXO * 8], nops = 0;
+	for (size_t i = 0; i < n; i++) {
+		fin[i] = rng_below(&r, 2);
+		ncl[i] = (int)rng_below(&r, 4);
+		wk[i] = (unsigned)rng_below(&r, 16);
+		keep[i] = rng_below(&r, 2);
+		if (i == 0 || i == n - 1) { /* the span's ends: finalized */
+			fin[i] = true;
+			keep[i] = false;
+			ncl[i] = MAX(ncl[i], 1);
+		}
+		if (fin[i])
+			ops[nops++] = i * 8;
+		for (int c = 0; c < ncl[i]; c++)
+			ops[nops++] = i * 8 + 1;
+		for (unsigned w = 0; w < 4; w++)
+			if (wk[i] >> w & 1)
+				ops[nops++] = i * 8 + 4 + w;
+	}
+	for (size_t k = nops; k > 1; k--) {
+		size_t j = rng_below(&r, k), t = ops[j];
+		ops[j] = ops[k - 1];
+		ops[k - 1] = t;
+	}
+	for (size_t k = 0; k < nops; k++) {
+		size_t i = ops[k] / 8, op = ops[k] % 8;
+		void *arg = (void *)(i + 1);
+		if (op == 0)
+			ck_assert_int_eq(gc_set_finalizer(objs[i], sg_on_fin,
+			                                  arg), GCHEAP_OK);
+		else if (op == 1)
+			ck_assert_uint_ne(gc_add_cleanup(objs[i], sg_on_cleanup,
+			                                 arg), 0);
+		else
+			gc_write(&weaks[4 * i + op - 4],
+			         gc_weak_new((char *)objs[i] + 8 * (op - 4)));
+	}
+	ck_assert_ptr_null(specials_verify(s));
+	for (size_t i = 0; i < n; i++)
+		if (!keep[i])
+			objs[i] = NULL;
+	gc_collect();
+	ck_assert_ptr_null(specials_verify(s));
+	gc_run_finalizers();
+	for (size_t i = 0; i < n; i++) {
+		bool dead = !keep[i];
+		REQUIRE(sg_fin[i] == (dead && fin[i]), "object %zu (fin %d, "
+		        "kept %d): %d finalizer runs", i, fin[i], keep[i],
+		        sg_fin[i]);
+		REQUIRE(sg_cl[i] == (dead && !fin[i] ? ncl[i] : 0),
+		        "object %zu (fin %d, %d cleanups, kept %d): %d "
+		        "cleanup runs", i, fin[i], ncl[i], keep[i], sg_cl[i]);
+		for (unsigned w = 0; w < 4; w++) {
+			void *h = weaks[4 * i + w];
+			if (!h)
+				continue;
+			void *want = dead ? NULL : (char *)objs[i] + 8 * w;
+			REQUIRE(gc_weak_get(h) == want, "object %zu (fin %d, "
+			        "kept %d): weak handle at +%u reads %p", i,
+			        fin[i], keep[i], 8 * w, gc_weak_get(h));
+		}
+	}
+	/* Reuse the memory of what was freed, then sweep again: the
+	 * finalized objects die now, and their cleanups run. */
+	for (size_t k = 0; k < 4 * n; k++)
+		(void)new_node(1000000 + k);
+	gc_collect();
+	ck_assert_ptr_null(specials_verify(s));
+	gc_run_finalizers();
+	for (size_t i = 0; i < n; i++) {
+		REQUIRE(sg_fin[i] == (!keep[i] && fin[i]), "object %zu: %d "
+		        "finalizer runs after the second sweep", i, sg_fin[i]);
+		REQUIRE(sg_cl[i] == (keep[i] ? 0 : ncl[i]), "object %zu (fin "
+		        "%d, %d cleanups, kept %d): %d cleanup runs after the "
+		        "second sweep", i, fin[i], ncl[i], keep[i], sg_cl[i]);
+	}
+	gc_frame_pop(&g);
+	gc_frame_pop(&f);
+}
+END_TEST
+
+/* Replacing an object's finalizer makes no record: it is not counted
+ * for the pacer as one (mgc_.special_bytes: a program that resets a
+ * finalizer in a loop was collected as if it allocated a queue entry
+ * each time), and the object keeps one finalizer, the last set. */
+START_TEST(test_finalizer_replace_makes_no_record)
+{
+	void *ms[1] = {0};
+	gc_frame f;
+
+	start();
+	gc_frame_push(&f, ms, 1);
+	node *a = new_node(1);
+	ms[0] = a;
+	ck_assert_int_eq(gc_set_finalizer(a, on_finalize, (void *)1),
+	                 GCHEAP_OK);
+	uintptr_t before = aload(&mgc_.special_bytes);
+	for (uintptr_t i = 2; i <= 1000; i++)
+		ck_assert_int_eq(gc_set_finalizer(a, on_finalize, (void *)i),
+		                 GCHEAP_OK);
+	ck_assert_uint_eq(aload(&mgc_.special_bytes), before);
+	ms[0] = a = NULL;
+	nfin = 0;
+	ck_assert_uint_eq(collect_and_run(), 1);
+	ck_assert_uint_eq(fin_arg[0], 1000);
+	gc_frame_pop(&f);
+}
+END_TEST
+
+/* An object's finalizer is replaced while the OS refuses a request,
+ * whichever allocator (the queue entries', the records') asks it: the
+ * replacement needs no memory. More records and entries are made one at
+ * a time (finalizers, and weak handles: records alone) so that each
+ * allocator comes to need a new chunk at some call. */
+START_TEST(test_finalizer_replace_without_memory)
+{
+	enum { N = 6000 };
+	static void *ms[N + 1];
+	gc_frame f;
+	int refused = 0;
+
+	start();
+	gc_frame_push(&f, ms, N + 1);
+	node *a = new_node(1);
+	ms[0] = a;
+	ck_assert_int_eq(gc_set_finalizer(a, on_finalize, (void *)1),
+	                 GCHEAP_OK);
+	for (uintptr_t i = 1; i <= N; i++) {
+		osmem_fail_in(1);
+		gc_status st = gc_set_finalizer(a, on_finalize,
+		                                (void *)(i + 1));
+		bool used = !osmem_fail_armed();
+		osmem_fail_in(0);
+		refused += used;
+		REQUIRE(st == GCHEAP_OK, "replacement %zu (the OS refused: "
+		        "%d) failed: %d", (size_t)i, used, (int)st);
+		ms[i] = new_node(i);
+		if (i % 2)
+			ck_assert_int_eq(gc_set_finalizer(ms[i], no_fin, NULL),
+			                 GCHEAP_OK);
+		else
+			ck_assert_ptr_nonnull(gc_weak_new(ms[i]));
+	}
+	ck_assert_int_ge(refused, 2);
+	ms[0] = a = NULL;
+	nfin = 0;
+	collect_and_run();
+	ck_assert_uint_eq(count_fin((uintptr_t)ms[0]), 0);
+	ck_assert_uint_eq(nfin, 1);
+	ck_assert_uint_eq(fin_arg[0], N + 1);
+	gc_frame_pop(&f);
+}
+END_TEST
+
+/* Every tiny block is one, whichever path took it: the fast path takes a
+ * fresh block from the cached span's window inline (runtime/malloc.c's
+ * tiny_block_fast), the slow path when the window is empty. A finalizer
+ * set on the second 8-byte object of a block (an interior address of
+ * the block) is accepted only in a tiny block. */
+START_TEST(test_tiny_blocks_marked_on_fast_path)
+{
+	enum { N = 2000 };
+	static void *ms[N];
+	gc_frame f;
+
+	start();
+	gc_frame_push(&f, ms, N);
+	for (size_t i = 0; i < N; i++) {
+		char *a = gc_alloc(8, NULL), *b = gc_alloc(8, NULL);
+		ck_assert_ptr_nonnull(a);
+		ck_assert_ptr_nonnull(b);
+		ms[i] = a;
+		if (b != a + 8)
+			continue; /* not packed (a fresh block's) */
+		REQUIRE(gc_set_finalizer(b, no_fin, NULL) == GCHEAP_OK,
+		        "pair %zu: %p is not in a tiny block", i, (void *)b);
+		ck_assert_int_eq(gc_set_finalizer(b, NULL, NULL), GCHEAP_OK);
+	}
+	gc_frame_pop(&f);
+}
+END_TEST
+
 /* Finding and adding a record walks its object's group, not the span's
  * list: a weak handle for each of a span's objects, in address order,
  * in reverse and at random, steps over no other object's records (a
@@ -2811,6 +3044,10 @@ static Suite *final_suite(void)
 	tcase_add_test(tc, test_weakmap_probe_keeps_no_key);
 	tcase_add_test(tc, test_bad_input);
 	tcase_add_test(tc, test_specials_groups);
+	tcase_add_test(tc, test_sweep_mixed_groups);
+	tcase_add_test(tc, test_finalizer_replace_makes_no_record);
+	tcase_add_test(tc, test_finalizer_replace_without_memory);
+	tcase_add_test(tc, test_tiny_blocks_marked_on_fast_path);
 	tcase_add_test(tc, test_specials_steps);
 	tcase_add_test(tc, test_root_job_drops_lock);
 	tcase_add_test(tc, test_sweep_skips_live_spans);
