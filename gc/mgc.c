@@ -463,6 +463,8 @@ static void mark_concurrently(unsigned id, double fraction)
 			mgcgen_cards(&w);
 			gcw_dispose(&w);
 			astore_rel(&mgc_.globals_done, 2);
+		} else if (aload(&mgc_.globals_done) == 1) {
+			mgc_.ops->help_globals(&w, SIZE_MAX);
 		}
 		roots_done = roots_done && aload_acq(&mgc_.globals_done) == 2;
 		intptr_t slice = fraction == 0 && !aload(&cycle_waiters) ?

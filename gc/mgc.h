@@ -51,8 +51,14 @@ typedef struct gc_runtime_ops {
 	 * when all are. The caller may itself be attached. */
 	void (*stop_world)(void);
 	void (*start_world)(void);
-	/* Queue the registered global roots into w (world running). */
+	/* Queue the registered global roots into w (world running), with
+	 * the help of any thread that calls help_globals meanwhile; returns
+	 * once every slot is scanned. */
 	void (*mark_globals)(gcw *w);
+	/* Help an open mark_globals: scan what is left to claim into w,
+	 * until max slots are scanned (a batch at least), and publish it;
+	 * the slots scanned (0: nothing open or left). */
+	size_t (*help_globals)(gcw *w, size_t max);
 	/* Mark every thread's roots into w, world stopped (stoptheworld
 	 * mode and checkmark). */
 	void (*mark_threads_stopped)(gcw *w);

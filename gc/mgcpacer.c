@@ -214,6 +214,11 @@ void mgc_assist(mgc_thread *m, uintptr_t bytes)
 	                     (scale > 1 ? bytes / 1024 * ASSIST_NS_PER_KIB : 0);
 	m->gcw.expired = false;
 	intptr_t done = gcmark_drain(&m->gcw, pay);
+	/* No grey work left: help with the globals' scan if it is under
+	 * way (as Go's assists take root jobs), a slot a unit. */
+	if (done < pay && !m->gcw.expired && aload(&mgc_.globals_done) == 1)
+		done += (intptr_t)mgc_.ops->help_globals(&m->gcw,
+		                                         (size_t)(pay - done));
 	m->gcw.deadline_ns = 0;
 	gcw_dispose(&m->gcw);
 	afetch_add(&mgc_.assisting, (uintptr_t)-1);

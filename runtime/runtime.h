@@ -245,8 +245,14 @@ void runtime_start_black(gc_thread *t, gcw *w);
 bool runtime_flush_thread(gc_thread *t);
 /* Call fn on every registered global slot (heap dumps). */
 void runtime_each_global(void (*fn)(void **slot, void *arg), void *arg);
-/* Mark the registered globals into w. */
+/* Mark the registered globals into w: open the mark's shared scan of
+ * them, claim batches until none is left, and return once every batch
+ * (the helpers' too) is scanned. */
 void runtime_mark_globals(gcw *w);
+/* Help the open scan of the globals, if one is: claim and scan batches
+ * into w until none is left or max slots are scanned (a batch at least),
+ * then publish w; the slots scanned. */
+size_t runtime_help_globals(gcw *w, size_t max);
 /* Tests: the function the scan of the globals calls each time it drops
  * the lock (it drops it at every batch while one is set); and its
  * cursor (idx SIZE_MAX: none), how often it dropped the lock, and the

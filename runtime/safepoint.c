@@ -629,6 +629,7 @@ const gc_runtime_ops runtime_gc_ops = {
 	.stop_world = stop_world,
 	.start_world = start_world,
 	.mark_globals = runtime_mark_globals,
+	.help_globals = runtime_help_globals,
 	.mark_threads_stopped = mark_threads_stopped,
 	.request_stack_scans = request_stack_scans,
 	.stack_scans_done = stack_scans_done,
