@@ -690,40 +690,51 @@ void mgc_run_cycle(bool wait_sweep)
 	if (major)
 		afetch_add(&mgc_.major_wanted, 1);
 again:
-	/* If a cycle is running, it may have started before our caller's
-	 * last changes: wait for it, then run a full one of our own. */
+	/* The cycle to wait for (Go's runtime.GC): the next to start. A
+	 * cycle running now may have started before our caller's last
+	 * changes, so then the one after it. Whoever starts it, this
+	 * thread or another, every caller that wants it waits for it
+	 * alone: callers that each waited for the running cycle to end and
+	 * then raced to start their own waited through up to 11 cycles
+	 * (four threads collecting at once). */
 	mgc_.ops->blocking_begin();
 	mutex_lock(&mgc_.lock);
-	while (aload_acq(&mgc_.phase) != GCPHASE_OFF || aload(&starting))
-		mutex_cond_wait(&mgc_.cond, &mgc_.lock);
 	n = aload(&mgc_.cycles);
+	uintptr_t target = n + 1;
+	if (aload_acq(&mgc_.phase) != GCPHASE_OFF || aload(&starting) ||
+	    aload(&mgc_.started) > n)
+		target = n + 2;
 	mutex_unlock(&mgc_.lock);
 	mgc_.ops->blocking_end();
-	while (!gc_start()) {
+	while (aload(&mgc_.started) < target && !gc_start()) {
 		mgc_.ops->blocking_begin();
 		mutex_lock(&mgc_.lock);
-		if (aload_acq(&mgc_.phase) != GCPHASE_OFF || aload(&starting))
+		if (aload(&mgc_.started) < target &&
+		    (aload_acq(&mgc_.phase) != GCPHASE_OFF || aload(&starting)))
 			mutex_cond_wait(&mgc_.cond, &mgc_.lock);
-		bool started = aload(&mgc_.cycles) > n;
 		mutex_unlock(&mgc_.lock);
 		mgc_.ops->blocking_end();
-		if (started)
-			break;
 	}
 	mgc_.ops->blocking_begin();
 	mutex_lock(&mgc_.lock);
-	while (aload(&mgc_.traced) <= n)
+	while (aload(&mgc_.traced) < target)
 		mutex_cond_wait(&mgc_.cond, &mgc_.lock);
 	mutex_unlock(&mgc_.lock);
 	mgc_.ops->blocking_end();
-	if (major && aload(&mgc_.last_major) <= n)
+	if (major && aload(&mgc_.last_major) < target)
 		goto again; /* that mark was minor */
 	if (major)
 		afetch_add(&mgc_.major_wanted, (uintptr_t)-1);
 	afetch_add(&cycle_waiters, (uintptr_t)-1);
 	if (wait_sweep) {
+		/* The sweep of the latest cycle (ours, or one that ended
+		 * since, whose start finished ours): done by this thread, or
+		 * by the start of a cycle that begins meanwhile. Waiting
+		 * for a sweep no termination interrupts let threads
+		 * collecting one after another keep a call waiting through
+		 * 30 cycles. */
 		uintptr_t cycle = aload_acq(&mgc_.cycles);
-		sweep_finish();
+		sweep_finish_gen(aload_acq(&mheap_.sweepgen));
 		note_max(&mgc_.swept, cycle);
 		wake_all();
 		if (options_.verify) {

@@ -438,6 +438,11 @@ bool sweep_one(void);
 size_t sweep_some(size_t max);
 /* Sweep until every span of this cycle is swept. */
 void sweep_finish(void);
+/* Sweep until every span of generation sg is swept, or a later cycle's
+ * termination has moved sweepgen on (whose start had finished sg's
+ * sweep): gc_collect's wait, which other threads' collections must not
+ * keep going. */
+void sweep_finish_gen(uintptr_t sg);
 /* Proportional sweep (gc/mgcsweep.c). Mark termination, world stopped,
  * after the sweepgen flip: `pages` in use are to be swept while the heap
  * grows by `distance` bytes (to the next trigger). */

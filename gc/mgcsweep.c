@@ -162,27 +162,43 @@ bool sweep_pending(void)
 	return false;
 }
 
-void sweep_finish(void)
+/* One attempt at finishing the sweep of generation sg: true once it is
+ * done; false if a termination flipped sweepgen meanwhile (the next
+ * cycle's start finished sg's sweep before its mark: gc_start). */
+static bool finish_gen(uintptr_t sg)
 {
-	for (;;) {
-		uintptr_t sg = aload_acq(&mheap_.sweepgen);
-		intptr_t r;
-		/* A blocked attempt proves nothing: try again. */
-		while ((r = sweep_some_status(MCENTRAL_SWEEP_BATCH)) != 0)
-			if (r < 0)
-				sched_yield();
-		/* Spans still cached by threads are swept when they release
-		 * them; blocked threads are flushed for them. */
-		while (!mgc_.ops->cache_flushes_done())
+	intptr_t r = 1;
+	/* A blocked attempt proves nothing: try again. */
+	while (aload_acq(&mheap_.sweepgen) == sg &&
+	       (r = sweep_some_status(MCENTRAL_SWEEP_BATCH)) != 0)
+		if (r < 0)
 			sched_yield();
-		/* A background sweeper may still be finishing a span. */
-		while (aload_acq(&sweepers))
-			sched_yield();
-		/* Done only if no termination flipped sweepgen meanwhile. */
-		if (aload(&mheap_.sweepgen) == sg) {
-			astore_rel(&mgc_.sweep_done_gen, sg);
-			return;
-		}
+	if (r != 0)
+		return false;
+	/* Spans still cached by threads are swept when they release them;
+	 * blocked threads are flushed for them. */
+	while (!mgc_.ops->cache_flushes_done()) {
+		if (aload_acq(&mheap_.sweepgen) != sg)
+			return false;
 		sched_yield();
 	}
+	/* A background sweeper may still be finishing a span. */
+	while (aload_acq(&sweepers))
+		sched_yield();
+	/* Done only if no termination flipped sweepgen meanwhile. */
+	if (aload(&mheap_.sweepgen) != sg)
+		return false;
+	astore_rel(&mgc_.sweep_done_gen, sg);
+	return true;
+}
+
+void sweep_finish(void)
+{
+	while (!finish_gen(aload_acq(&mheap_.sweepgen)))
+		sched_yield();
+}
+
+void sweep_finish_gen(uintptr_t sg)
+{
+	(void)finish_gen(sg);
 }

@@ -208,10 +208,14 @@ static void gr_remove(void **start)
 	gr_fail++; /* not one of ours */
 }
 
+/* The hook runs on every thread that scans a batch: one at a time. */
+static pthread_mutex_t hook_mu = PTHREAD_MUTEX_INITIALIZER;
+
 static void gr_hook(void)
 {
 	globals_probe p;
 
+	pthread_mutex_lock(&hook_mu);
 	runtime_globals_probe(&p);
 	gr_calls++;
 	if (gr_step == 0 && p.prev) {
@@ -221,6 +225,7 @@ static void gr_hook(void)
 		gr_remove(p.cur);
 		gr_step++;
 	}
+	pthread_mutex_unlock(&hook_mu);
 }
 
 START_TEST(test_global_roots_scan_drops_lock)
@@ -278,6 +283,7 @@ static void gl_hook(void)
 {
 	globals_probe p;
 
+	pthread_mutex_lock(&hook_mu);
 	runtime_globals_probe(&p);
 	if (gl_step == 0 && p.cur == gl_second && p.off) {
 		if (gc_remove_roots(gl_first) == GCHEAP_OK &&
@@ -286,6 +292,7 @@ static void gl_hook(void)
 		else
 			gl_step = -1;
 	}
+	pthread_mutex_unlock(&hook_mu);
 }
 
 START_TEST(test_global_roots_add_at_cursor)
@@ -331,9 +338,9 @@ END_TEST
 /* The mark's scan of the ranges is shared: a thread that helps
  * (runtime_help_globals, as an assist does when it finds no grey work)
  * claims batches beside the root job's worker, and the job ends only
- * once every batch is scanned. The hook holds the first scanner (a mark
- * worker, or the collecting thread) after its first batch until this
- * thread has helped, so the two overlap whatever the scheduling; every
+ * once every batch is scanned. The hook holds every other scanner (mark
+ * workers, or the collecting thread) after a batch until this thread
+ * has helped, so they overlap whatever the scheduling; every
  * range's objects must then survive, and this thread must have scanned
  * some of them. Without the sharing, the helper scans nothing. */
 enum { GS_RANGES = 8, GS_SLOTS = 3000 };
@@ -343,8 +350,11 @@ static pthread_t gs_main;
 
 static void gs_hook(void)
 {
-	if (pthread_equal(pthread_self(), gs_main) || !acas(&gs_held, 0, 1))
+	/* Every other scanner (the root job's, and the markers that help
+	 * it) waits after a batch until this thread has helped. */
+	if (pthread_equal(pthread_self(), gs_main))
 		return;
+	astore(&gs_held, 1);
 	for (double end = test_now_s() + TEST_WAIT_S;
 	     !aload_acq(&gs_helped) && test_now_s() < end;)
 		sleep_us(100);
