@@ -110,17 +110,14 @@ static void *alloc_tiny(gc_thread *th, size_t size, int *err)
 	mcache *c = &th->mcache;
 	uintptr_t p;
 
-	if (mcache_tiny_alloc(c, size, &p))
+	if (mcache_tiny_alloc(c, size, &p) ||
+	    (p = tiny_block_fast(c, size)) != 0)
 		return (void *)p;
+	collector_duties(th, slow_path_bytes(th));
 	mspan *s = c->alloc[TINY_SPANCLASS];
-	p = mspan_next_free_fast(s);
-	if (!p) {
-		collector_duties(th, slow_path_bytes(th));
-		p = mcache_next_free(c, TINY_SPANCLASS, TINY_SPANCLASS, &s,
-		                     err);
-		if (!p)
-			return NULL;
-	}
+	p = mcache_next_free(c, TINY_SPANCLASS, TINY_SPANCLASS, &s, err);
+	if (!p)
+		return NULL;
 	/* Zeroed when the span was cached; black by its span's range. */
 	mspan_set_tiny_block(s, p);
 	mcache_tiny_refill(c, p, size);
