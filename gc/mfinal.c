@@ -415,15 +415,12 @@ bool specials_set_finalizer(mspan *s, uintptr_t obj, gc_finalizer_fn fn,
 			finq_charge();
 		else
 			finq_unreserve();
-		if (dup)
-			f = (special_fin *)dup;
-		else if (!f) /* no memory for a record: replace one */
-			f = (special_fin *)special_find(s, SPECIAL_FINALIZER,
-			                                obj - s->base);
-	} else {
+	}
+	if (dup)
+		f = (special_fin *)dup;
+	else if (!f) /* no memory for a new record: replace one */
 		f = (special_fin *)special_find(s, SPECIAL_FINALIZER,
 		                                obj - s->base);
-	}
 	if (f) {
 		f->fn = fn;
 		f->arg = arg;
