@@ -180,6 +180,11 @@ void mgc_markers_leave(void)
 	markers_leave();
 }
 
+uintptr_t mgc_markers_inside(void)
+{
+	return aload_acq(&markers.inside);
+}
+
 /* World stopped: close the gate and wait for the workers inside (each is
  * within one slice of leaving, and blocks on nothing the stopper holds). */
 static void markers_stop(void)
@@ -685,10 +690,10 @@ void mgc_run_cycle(bool wait_sweep)
 	 * major. */
 	bool major = !aload(&mgc_.minor_test);
 
+	bool counted = false;
+
 	/* While this thread waits, every worker may mark (cpu_idle). */
 	afetch_add(&cycle_waiters, 1);
-	if (major)
-		afetch_add(&mgc_.major_wanted, 1);
 again:
 	/* The cycle to wait for (Go's runtime.GC): the next to start. A
 	 * cycle running now may have started before our caller's last
@@ -704,6 +709,11 @@ again:
 	if (aload_acq(&mgc_.phase) != GCPHASE_OFF || aload(&starting) ||
 	    aload(&mgc_.started) > n)
 		target = n + 2;
+	/* Counted once the target is chosen: a test that sees every caller
+	 * counted knows each chose it while the running cycle ran. */
+	if (major && !counted)
+		afetch_add(&mgc_.major_wanted, 1);
+	counted = true;
 	mutex_unlock(&mgc_.lock);
 	mgc_.ops->blocking_end();
 	while (aload(&mgc_.started) < target && !gc_start()) {

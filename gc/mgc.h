@@ -224,6 +224,8 @@ void mgc_run_cycle(bool wait_sweep);
  * grey objects: enter (false once the phase is not MARK), leave. */
 bool mgc_markers_enter(void);
 void mgc_markers_leave(void);
+/* Workers inside the gate now (tests: they may hold grey objects). */
+uintptr_t mgc_markers_inside(void);
 /* Start a cycle if the heap passed the trigger (allocation slow path). */
 void mgc_maybe_start(void);
 /* An assist past the goal found no grey work: wait outside the world

@@ -960,7 +960,11 @@ END_TEST
  * more cycle runs. When each caller waited for the running cycle to end
  * and then raced the others to start one of its own, three callers ran
  * three (and a caller among four threads collecting in a loop waited
- * through 6-13 cycles, 2.6-3.1 on average against 1.8-2.0 now). */
+ * through 6-13 cycles, 2.6-3.1 on average against 1.8-2.0 now). A
+ * caller is counted in major_wanted once it has chosen its cycle, so
+ * all three counted means all three chose while the mark was held
+ * (counted before, a late chooser under TSan saw the next cycle started
+ * and rightly waited for one more). */
 #define SHARE_THREADS 3
 
 static void *share_main(void *arg)
