@@ -577,6 +577,7 @@ static bool gc_start(void)
 	astore(&mgc_.bg_credit, 0);
 	astore(&gcwork_.scan_done, 0);
 	mgc_.mark_start_live = aload(&mheap_.stats.heap_live);
+	afetch_add(&mgc_.begun, 1);
 	astore_rel(&mgc_.phase, GCPHASE_MARK);
 	astore(&mgc_.blackalloc, 1);
 	wbbuf_set_barrier(true);
@@ -585,6 +586,8 @@ static bool gc_start(void)
 		mark_stopped();
 		mgc_.ops->start_world();
 		ephemeron_release();
+		if (aload(&mgc_.trace_delay_test))
+			sleep_ns(aload(&mgc_.trace_delay_test));
 		note_max(&mgc_.swept, cycle - 1);
 		note_max(&mgc_.started, cycle);
 		gcstats_pause(0, t0);
@@ -684,7 +687,6 @@ void mgc_park_assist(void)
 
 void mgc_run_cycle(bool wait_sweep)
 {
-	uintptr_t n = aload(&mgc_.cycles);
 	/* A full collection: a major mark (gc/mgcgen.c). When the sweep
 	 * has prepared a minor one, that one runs first and the next is
 	 * major. */
@@ -695,33 +697,39 @@ void mgc_run_cycle(bool wait_sweep)
 	/* While this thread waits, every worker may mark (cpu_idle). */
 	afetch_add(&cycle_waiters, 1);
 again:
-	/* The cycle to wait for (Go's runtime.GC): the next to start. A
-	 * cycle running now may have started before our caller's last
-	 * changes, so then the one after it. Whoever starts it, this
-	 * thread or another, every caller that wants it waits for it
-	 * alone: callers that each waited for the running cycle to end and
-	 * then raced to start their own waited through up to 11 cycles
-	 * (four threads collecting at once). */
+	/* The cycle to wait for (Go's runtime.GC): the first whose mark
+	 * begins after now. Whoever starts it, this thread or another,
+	 * every caller that wants it waits for it alone: callers that each
+	 * waited for the running cycle to end and then raced to start their
+	 * own waited through up to 11 cycles (four threads collecting at
+	 * once). Counted by the marks begun, set with the world stopped, not
+	 * by whether a start is under way: a stop-the-world cycle keeps
+	 * `starting` set after it has counted itself, and a caller that
+	 * took it for the next cycle waited for one nobody started. */
 	mgc_.ops->blocking_begin();
 	mutex_lock(&mgc_.lock);
-	n = aload(&mgc_.cycles);
-	uintptr_t target = n + 1;
-	if (aload_acq(&mgc_.phase) != GCPHASE_OFF || aload(&starting) ||
-	    aload(&mgc_.started) > n)
-		target = n + 2;
+	uintptr_t target = aload(&mgc_.begun) + 1;
 	/* Counted once the target is chosen: a test that sees every caller
 	 * counted knows each chose it while the running cycle ran. */
-	if (major && !counted)
-		afetch_add(&mgc_.major_wanted, 1);
+	if (major) {
+		note_max(&mgc_.major_target, target);
+		if (!counted)
+			afetch_add(&mgc_.major_wanted, 1);
+	}
 	counted = true;
 	mutex_unlock(&mgc_.lock);
 	mgc_.ops->blocking_end();
-	while (aload(&mgc_.started) < target && !gc_start()) {
+	while (aload_acq(&mgc_.begun) < target) {
+		if (gc_start())
+			continue;
 		mgc_.ops->blocking_begin();
 		mutex_lock(&mgc_.lock);
-		if (aload(&mgc_.started) < target &&
+		/* Timed: a start that gave up (it found a cycle ending)
+		 * clears `starting` without a broadcast (wait_start). */
+		if (aload_acq(&mgc_.begun) < target &&
 		    (aload_acq(&mgc_.phase) != GCPHASE_OFF || aload(&starting)))
-			mutex_cond_wait(&mgc_.cond, &mgc_.lock);
+			mutex_cond_wait_ns(&mgc_.cond, &mgc_.lock,
+			                   START_WAIT_NS);
 		mutex_unlock(&mgc_.lock);
 		mgc_.ops->blocking_end();
 	}

@@ -121,6 +121,8 @@ typedef struct mgc_state {
 	atomic_word phase;        /* enum gcphase */
 	atomic_word blackalloc;   /* allocate black (marking) */
 	atomic_word cycles;       /* completed cycles */
+	atomic_word begun;        /* marks begun (set with the world
+	                           * stopped): cycles or cycles + 1 */
 	/* For cycle callbacks, each set with the world running after the
 	 * event: the last cycle whose mark has started, whose mark has
 	 * ended, whose sweep is done. */
@@ -145,8 +147,8 @@ typedef struct mgc_state {
 	                           * mutators allocating */
 	atomic_word traced;       /* the last cycle whose end is recorded
 	                           * (its last pause, its trace line) */
-	atomic_word trace_delay_test; /* tests: ns the end of a concurrent
-	                           * cycle waits before it is recorded */
+	atomic_word trace_delay_test; /* tests: ns the end of a cycle waits
+	                           * before it is recorded */
 	atomic_word globals_done; /* the globals and specials root job:
 	                           * 0 to do, 1 running, 2 done */
 	/* Pacer (gc/mgcpacer.c). */
@@ -186,6 +188,8 @@ typedef struct mgc_state {
 	atomic_word minor;        /* this mark (or the last) is a minor one */
 	atomic_word major_wanted; /* threads in gc_collect: the next mark
 	                           * is major */
+	atomic_word major_target; /* the latest cycle a thread in
+	                           * gc_collect waits for (major) */
 	atomic_word last_major;   /* the last major mark's cycle number */
 	atomic_word minor_test;   /* tests: gc_collect runs one mark, of
 	                           * whichever kind is due */

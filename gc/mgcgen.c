@@ -181,12 +181,14 @@ void mgcgen_end(uintptr_t marked, size_t limit)
 	if (want)
 		astore(&mgc_.cards_used, 1);
 	/* A thread in gc_collect waits for a major mark: after a minor one
-	 * the next is major for it; a major one has served every waiter
-	 * (each checks last_major, and one that began waiting during it
-	 * goes round again), so the next may be minor. */
+	 * the next is major for it (it goes round again), and so is the
+	 * next after a major one if a thread waits for that one (it
+	 * called during this mark; when the next was minor regardless, a
+	 * call during a major mark waited through three). */
+	bool waited = aload(&mgc_.major_target) >= aload(&mgc_.cycles) + 2 ||
+	              (minor && aload(&mgc_.major_wanted));
 	bool next = want && !(limit && marked > limit / 2) &&
-	            (!minor || !aload(&mgc_.major_wanted) ||
-	             aload(&mgc_.minor_test));
+	            (!waited || aload(&mgc_.minor_test));
 	if (next && minor) {
 		/* The old generation's share of the runway. */
 		uintptr_t base = mgc_.major_marked, goal = mgc_.major_goal;

@@ -473,6 +473,61 @@ START_TEST(test_stoptheworld_cycle)
 }
 END_TEST
 
+/* A gc_collect that arrives as another thread's stop-the-world cycle
+ * ends, once the cycle has counted itself and before its start is over
+ * (`starting` still set: the end is held 200 ms, trace_delay_test), waits
+ * for the next cycle, which it runs. Its target was once two past the
+ * completed cycles whenever a start was under way, one too many here:
+ * the call ran one cycle and then waited for another that nobody
+ * started (a helper's stress run hung so). */
+static void *stw_collect_main(void *arg)
+{
+	atomic_word *done = arg;
+
+	if (gc_thread_attach() != GCHEAP_OK)
+		return NULL;
+	gc_collect();
+	astore(done, 1);
+	gc_thread_detach();
+	return NULL;
+}
+
+START_TEST(test_stoptheworld_collect_as_cycle_ends)
+{
+	static atomic_word xdone, cdone;
+	pthread_t x, c;
+
+	start("stoptheworld=1");
+	uintptr_t c0 = aload(&mgc_.cycles);
+	astore(&mgc_.trace_delay_test, 200000000);
+	ck_assert_int_eq(pthread_create(&x, NULL, stw_collect_main,
+	                                (void *)(uintptr_t)&xdone),
+	                 0);
+	while (aload(&mgc_.cycles) == c0) {
+		gc_safepoint();
+		sleep_us(100);
+	}
+	astore(&mgc_.trace_delay_test, 0);
+	ck_assert_int_eq(pthread_create(&c, NULL, stw_collect_main,
+	                                (void *)(uintptr_t)&cdone),
+	                 0);
+	for (double end = test_now_s() + 20;
+	     !(aload(&xdone) && aload(&cdone)) && test_now_s() < end;) {
+		gc_safepoint();
+		sleep_us(1000);
+	}
+	ck_assert_msg(aload(&xdone) && aload(&cdone),
+	              "gc_collect did not return: cycles %zu, begun %zu",
+	              (size_t)aload(&mgc_.cycles),
+	              (size_t)aload(&mgc_.begun));
+	gc_blocking_begin();
+	pthread_join(x, NULL);
+	pthread_join(c, NULL);
+	gc_blocking_end();
+	ck_assert_uint_eq(aload(&mgc_.cycles), c0 + 2);
+}
+END_TEST
+
 static Suite *debugmodes_suite(void)
 {
 	Suite *s = suite_create("debugmodes");
@@ -499,6 +554,7 @@ static Suite *debugmodes_suite(void)
 	tcase_add_test(tn, test_parse_defaults);
 	tcase_add_test(tn, test_gctrace_line);
 	tcase_add_test(tn, test_stoptheworld_cycle);
+	tcase_add_test(tn, test_stoptheworld_collect_as_cycle_ends);
 	tcase_add_test(tn, test_invalidptr_off_ignores);
 	suite_add_tcase(s, tn);
 	return s;

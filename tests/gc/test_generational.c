@@ -293,6 +293,57 @@ START_TEST(test_pacer_caps_minor_goal)
 }
 END_TEST
 
+/* A gc_collect called during a major mark waits for the running mark and
+ * the next, which is major for it: the next mark after a major one was
+ * minor whatever the callers wanted, so the call waited through a minor
+ * mark and a third, major one (docs/api.md promises at most the running
+ * cycle and one more). A major mark is held (pause_begin: generational
+ * collection switched on just before it, which takes effect at its end)
+ * while a thread calls gc_collect. */
+static void *major_collect_main(void *arg)
+{
+	(void)arg;
+	if (gc_thread_attach() != GCHEAP_OK)
+		return NULL;
+	gc_collect();
+	gc_thread_detach();
+	return NULL;
+}
+
+START_TEST(test_collect_during_major_mark)
+{
+	static helper h;
+	pthread_t th;
+
+	start(NULL);
+	astore(&mgc_.minor_test, 0); /* gc_collect as programs call it */
+	ck_assert_int_eq(gc_set_generational(0), 1);
+	gc_collect();
+	ck_assert_int_eq(gc_set_generational(1), 0);
+	helper_start(&h);
+	pause_begin(&h);
+	ck_assert(!aload(&mgc_.minor));
+	uintptr_t n = aload(&mgc_.cycles), m = aload(&mgc_.minors);
+	uintptr_t wanted = aload(&mgc_.major_wanted);
+	ck_assert_int_eq(pthread_create(&th, NULL, major_collect_main, NULL),
+	                 0);
+	for (double end = test_now_s() + TEST_WAIT_S;
+	     aload(&mgc_.major_wanted) < wanted + 1 && test_now_s() < end;) {
+		gc_safepoint();
+		sleep_us(100);
+	}
+	ck_assert_uint_eq(aload(&mgc_.major_wanted), wanted + 1);
+	pause_end(&h, NULL, NULL);
+	gc_blocking_begin();
+	pthread_join(th, NULL);
+	gc_blocking_end();
+	ck_assert_uint_eq(aload(&mgc_.cycles), n + 2);
+	ck_assert_uint_eq(aload(&mgc_.minors), m);
+	ck_assert_uint_eq(aload(&mgc_.last_major), n + 2);
+	helper_stop(&h);
+}
+END_TEST
+
 static Suite *generational_suite(void)
 {
 	Suite *s = suite_create("generational");
@@ -307,6 +358,7 @@ static Suite *generational_suite(void)
 	tcase_add_test(tc, test_minor_frees_young_only);
 	tcase_add_test(tc, test_switch_at_mark_end);
 	tcase_add_test(tc, test_pacer_caps_minor_goal);
+	tcase_add_test(tc, test_collect_during_major_mark);
 	suite_add_tcase(s, tc);
 	return s;
 }
