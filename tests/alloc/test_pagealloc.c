@@ -1128,6 +1128,40 @@ START_TEST(test_prefault)
 }
 END_TEST
 
+/* A heap of more than 64 arenas: one grow links 72 arenas at once (each
+ * after the one before, not found from the head: a 1 TiB allocation's
+ * 16,384 took seconds that way), a second grow adds more, and the list
+ * stays by address with none lost; releasing walks them by address in
+ * one pass (past 64 it once found the k-th arena from the head for each
+ * k) and reaches a page dirtied in every one of them. */
+START_TEST(test_many_arenas)
+{
+	enum { N = 72 };
+
+	heap_setup();
+	mspan *big = must_alloc(N * PAGES_PER_ARENA - PAGES_PER_ARENA / 2);
+	mspan *more = must_alloc(2 * PAGES_PER_ARENA);
+	ck_assert_uint_ge(mheap_.stats.arenas, N + 2);
+	size_t count = 0;
+	for (heap_arena *a = mheap_.arenas; a; a = a->next, count++)
+		if (a->next)
+			ck_assert_uint_lt(a->base, a->next->base);
+	ck_assert_uint_eq(count, mheap_.stats.arenas);
+	uintptr_t first = align_up(big->base, ARENA_BYTES);
+	for (size_t i = 0; i + 1 < N; i++)
+		*(volatile char *)(first + i * ARENA_BYTES) = 1;
+	mheap_free_span(big);
+	mheap_free_span(more);
+	mheap_verify();
+	ck_assert_uint_ge(mheap_release_free(SIZE_MAX),
+	                  (N - 1) * PAGE_SIZE);
+	for (size_t i = 0; i + 1 < N; i++)
+		ck_assert_uint_eq(resident(first + i * ARENA_BYTES, PAGE_SIZE),
+		                  0);
+	mheap_verify();
+}
+END_TEST
+
 /* Released pages past the prefaulted line are not faulted in by the
  * first pass (they would be resident yet counted as released); below the
  * target the released pass takes them, and the accounting follows. */
@@ -1654,6 +1688,7 @@ static Suite *pagealloc_suite(void)
 	tcase_add_test(tc, test_limit_lowered);
 	tcase_add_test(tc, test_prefault_refused);
 	tcase_add_test(tc, test_prefault_not_released);
+	tcase_add_test(tc, test_many_arenas);
 	suite_add_tcase(s, tc);
 	return s;
 }
