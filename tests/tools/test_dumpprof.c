@@ -408,6 +408,30 @@ START_TEST(test_diff_same_name_types)
 }
 END_TEST
 
+/* A type name with control characters (and a NUL) is read as \xNN, so
+ * that the text outputs cannot send the terminal an escape sequence or
+ * end a name early; printable bytes stay as they are. */
+START_TEST(test_type_name_escaped)
+{
+	static wbuf o;
+	static const char name[] = "a\033[2J\nb\0c\x7f~";
+	hd_dump d;
+	char err[256], nb[64];
+
+	dump_begin(&o, 1);
+	rec(&o, HD_TYPE, 4 + 8 + 4 + 2 + sizeof(name) - 1);
+	w(&o, 1, 4), w(&o, 64, 8), w(&o, 0, 4);
+	w(&o, sizeof(name) - 1, 2), wbytes(&o, name, sizeof(name) - 1);
+	obj(&o, 0x100000, 64, 1, NULL, 0);
+	root(&o, HD_ROOT_GLOBAL, 0x100000);
+	size_t n = dump_end(&o, 1);
+	ck_assert_msg(hd_parse(o.b, n, &d, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_str_eq(hd_type_name(&d, &d.objects[0], nb, sizeof(nb)),
+	                 "a\\x1b[2J\\x0ab\\x00c\\x7f~");
+	hd_free(&d);
+}
+END_TEST
+
 static Suite *dumpprof_suite(void)
 {
 	Suite *s = suite_create("dumpprof");
@@ -420,6 +444,7 @@ static Suite *dumpprof_suite(void)
 	tcase_add_loop_test(tc, test_plot_huge_span, 0, 2);
 	tcase_add_test(tc, test_diff_huge_totals);
 	tcase_add_test(tc, test_diff_same_name_types);
+	tcase_add_test(tc, test_type_name_escaped);
 	suite_add_tcase(s, tc);
 	return s;
 }

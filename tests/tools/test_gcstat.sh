@@ -168,6 +168,11 @@ expect_error "not gcheap" "does not answer" "$gcstat" $$
 	fail "unanswered request left"
 expect_error "not a pid" "neither a pid" "$gcstat" bogus
 expect_error "missing dump" "No such file" "$gcstat" dump "$tmp/none"
+# Not a dump: refused at its header, not read whole first (it was, until
+# memory ran out).
+expect_error "endless input" "bad magic" "$gcstat" dump /dev/zero
+expect_error "--top past a long" "bad --top 99999999999999999999999" \
+	"$gcstat" dump --top 99999999999999999999999 "$tmp/none"
 expect_error "junk after --top" "bad --top 2abc" "$gcstat" dump --top 2abc \
 	"$tmp/dump"
 expect_error "junk after -n" "bad count 3x" "$gcstat" -n 3x "$pid"

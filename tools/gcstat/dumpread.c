@@ -96,6 +96,27 @@ static const char *get_str(cursor *r, char **s)
 	return NULL;
 }
 
+/* A type's name as every output shows it (and --path matches it): the
+ * dump's bytes, with control characters (and NUL) as \xNN, so that a
+ * name cannot move the terminal's cursor or end early. out holds
+ * 4 * n + 1 bytes. */
+static void escape_name(char *out, const uint8_t *in, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		if (in[i] < 0x20 || in[i] == 0x7f) {
+			*out++ = '\\';
+			*out++ = 'x';
+			*out++ = hex[in[i] >> 4];
+			*out++ = hex[in[i] & 15];
+		} else {
+			*out++ = (char)in[i];
+		}
+	}
+	*out = 0;
+}
+
 /* One record of the profile (tag PROFILE .. SYMBOL); why it is bad, or
  * NULL. */
 static const char *parse_profile(unsigned tag, cursor *r, hd_dump *d,
@@ -281,12 +302,11 @@ int hd_parse(const uint8_t *buf, size_t len, hd_dump *d, char *err,
 			}
 			if (!grow((void **)&d->types, &cap_t, d->ntypes,
 			          sizeof(hd_type)) ||
-			    !(t.name = malloc(nlen + 1))) {
+			    !(t.name = malloc(4 * nlen + 1))) {
 				bad = "out of memory";
 				break;
 			}
-			memcpy(t.name, r.p, nlen);
-			t.name[nlen] = 0;
+			escape_name(t.name, r.p, nlen);
 			d->types[d->ntypes++] = t;
 			break;
 		}
@@ -501,6 +521,15 @@ int hd_load(const char *path, hd_dump *d)
 		n += k;
 		if (k == 0)
 			break;
+		/* Not a dump: say so before reading on (/dev/zero, a
+		 * random device or a large other file were read whole, or
+		 * until memory ran out, before the header was looked at). */
+		if (n >= 8 && n - k < 8 && memcmp(buf, HEAPDUMP_MAGIC, 8)) {
+			free(buf);
+			fclose(f);
+			return gcs_error("%s: not a gcheap heap dump (bad "
+			                 "magic)", path);
+		}
 	}
 	bool ioerr = ferror(f);
 	fclose(f);

@@ -22,6 +22,7 @@
 #include "format/heapdump.h"
 #include "tools/gcstat/gcstat.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -54,8 +55,9 @@ static int usage(void)
 static bool parse_positive(const char *s, long *out)
 {
 	char *end;
+	errno = 0;
 	long v = strtol(s, &end, 10);
-	if (!*s || *end || v <= 0)
+	if (!*s || *end || v <= 0 || errno == ERANGE)
 		return false;
 	*out = v;
 	return true;
