@@ -38,13 +38,22 @@ static bool layout_matches(const mspan *s, uintptr_t base, uintptr_t i,
 		return known == type;
 	if (!s->heap_bits)
 		return false;
-	/* The object's bits are the type's map cut at its size: no bit
-	 * the type lacks, and every type bit below the highest one. */
+	/* The object's bits are the type's map cut at its size in words,
+	 * which its size class bounds: from the first word past the class
+	 * below to the slot's end (an object is made in the class its size
+	 * picks; gc_realloc keeps one in place only with its bits as they
+	 * were, or moves it into the class of its new size). Cut at the
+	 * highest set bit instead, a type whose map merely began with the
+	 * object's pointers passed: {ptr, ptr, long} as all-pointers. */
 	uint64_t bits = mspan_object_heapbits(s, base);
-	if (bits & ~type->small_bits)
-		return false;
-	unsigned top = bits ? 64 - (unsigned)__builtin_clzll(bits) : 0;
-	return (type->small_bits & low_mask(top)) == bits;
+	unsigned sc = spanclass_sizeclass(s->spc);
+	unsigned lo = sc ? (unsigned)(class_to_size[sc - 1] / WORD_SIZE) + 1
+	                 : 1;
+	unsigned hi = (unsigned)(s->elemsize / WORD_SIZE);
+	for (unsigned nw = lo; nw <= hi && nw <= 64; nw++)
+		if ((type->small_bits & low_mask(nw)) == bits)
+			return true;
+	return false;
 }
 
 /* The heap bits of `type` over a whole slot of `have` bytes. */
@@ -230,8 +239,11 @@ void *gc_realloc(void *p, size_t size, const gc_type *type)
 	uintptr_t i = mspan_object_index(s, base);
 	if (!layout_matches(s, base, i, type))
 		return realloc_error(GCHEAP_ERR_TYPE, p, size, type,
-		                     "not the object's type (noscan objects "
-		                     "take NULL or a noscan type)");
+		                     spanclass_noscan(s->spc) ?
+		                     "not the object's type (a noscan object "
+		                     "takes NULL or a noscan type)" :
+		                     "not the object's type (a scan object "
+		                     "takes the type it was made with)");
 	if (size > GCHEAP_MAX_ALLOC)
 		return realloc_error(GCHEAP_ERR_SIZE, p, size, type,
 		                     "over GCHEAP_MAX_ALLOC");

@@ -1221,6 +1221,21 @@ START_TEST(test_realloc_errors)
 	EXPECT_ERR(GCHEAP_ERR_TYPE, "not the object's type");
 	ck_assert_ptr_null(gc_realloc(s, 128, t_holder));
 	EXPECT_ERR(GCHEAP_ERR_TYPE, "not the object's type");
+	/* A type whose map begins with the object's pointers: {ptr, ptr,
+	 * long} is not all-pointers, nor {ptr, ptr, ptr}. Without type
+	 * records (checkmark keeps them), from the heap bits alone. */
+	gc_set_record_types(0);
+	static const size_t two[2] = {0, 8}, three[3] = {0, 8, 16};
+	gc_type *ppl = gc_type_new("ppl", 24, two, 2, GCHEAP_TAIL_REPEAT);
+	gc_type *ppp = gc_type_new("ppp", 24, three, 3, GCHEAP_TAIL_REPEAT);
+	void **q = gc_alloc(24, ppl);
+	ck_assert_ptr_null(gc_realloc(q, 48, t_ptrs));
+	EXPECT_ERR(GCHEAP_ERR_TYPE, "not the object's type");
+	ck_assert_ptr_null(gc_realloc(q, 48, ppp));
+	EXPECT_ERR(GCHEAP_ERR_TYPE, "not the object's type");
+	q = gc_realloc(q, 48, ppl);
+	ck_assert_ptr_nonnull(q);
+	clear_err();
 	ck_assert_ptr_null(gc_realloc(p, 128, (const gc_type *)&local));
 	EXPECT_ERR(GCHEAP_ERR_TYPE, "not a gc_type");
 	ck_assert_ptr_null(gc_realloc(p, GCHEAP_MAX_ALLOC + 1, NULL));
