@@ -13,7 +13,9 @@
  *
  * Locks: runtime_.lock (the registry) is held by whoever stops the world
  * or walks the threads for a handshake, for the whole operation;
- * world_lock guards status changes and the condition variable. A thread
+ * world_lock guards status changes and the condition variable, but for
+ * a blocking region's entry and exit, which are lock-free (blocking_begin
+ * says how they meet stops and claims). A thread
  * never takes runtime_.lock while TS_RUNNING (attach is not yet
  * registered; detach and stop_world block first), so a stopper never
  * waits for a thread that waits for it.
@@ -244,20 +246,43 @@ void runtime_safepoint_slow(gc_thread *t)
 	}
 }
 
+/* Blocking regions without the world lock (Go's entersyscall and
+ * exitsyscall fast paths): each took it twice and broadcast, and every
+ * thread of a program that wraps its I/O in regions met every other
+ * there. Entering stores the status, then (past a full fence) looks at
+ * the thread's requests; a stopper or a handshake sets its request bit
+ * (a full-barrier OR) before it looks at the statuses. So either the
+ * requester sees the thread blocked, or the thread sees the request and
+ * wakes it (world_signal). Leaving is a compare-and-swap from blocked
+ * to running, which a claim (also a compare-and-swap) cannot cross, then
+ * the same look for a stop: a stopper may have counted the thread as
+ * stopped before the swap, so a stop seen now sends it back to blocked
+ * (it has touched nothing meanwhile) and to wait under the lock. */
+
 /* The caller has saved its context (save_context). */
 static void blocking_begin(gc_thread *t)
 {
 	use_saved(t);
-	mutex_lock(&world_lock);
 	astore_rel(&t->status, TS_BLOCKED);
 	afetch_add(&runtime_.nrunning, (uintptr_t)-1);
-	pthread_cond_broadcast(&world_cond);
-	mutex_unlock(&world_lock);
+	afence();
+	if (aload(&t->pending))
+		world_signal();
 }
 
 static void blocking_end(gc_thread *t)
 {
 	runtime_check_fork("gc_blocking_end");
+	if (acas(&t->status, TS_BLOCKED, TS_RUNNING)) {
+		afence();
+		if (!(aload_acq(&t->pending) & P_STOP)) {
+			afetch_add(&runtime_.nrunning, 1);
+			runtime_safepoint(t);
+			return;
+		}
+		astore_rel(&t->status, TS_BLOCKED);
+		world_signal();
+	}
 	mutex_lock(&world_lock);
 	while (aload_acq(&t->status) == TS_CLAIMED ||
 	       (aload_acq(&t->pending) & P_STOP))
@@ -368,10 +393,9 @@ static void ops_blocking_end(void)
 /* Claim a blocked thread so the collector can work for it. */
 static bool claim(gc_thread *t)
 {
+	/* A swap: the thread leaves its region without the lock. */
 	mutex_lock(&world_lock);
-	bool ok = aload(&t->status) == TS_BLOCKED;
-	if (ok)
-		astore_rel(&t->status, TS_CLAIMED);
+	bool ok = acas(&t->status, TS_BLOCKED, TS_CLAIMED);
 	mutex_unlock(&world_lock);
 	return ok;
 }

@@ -1255,6 +1255,77 @@ START_TEST(test_running_count)
 }
 END_TEST
 
+/* Blocking regions are entered and left without the world lock
+ * (runtime/safepoint.c): a thread that leaves one as a stop begins must
+ * not run on while the world is stopped. Three threads do nothing but
+ * enter and leave regions, counting each exit; the test's thread stops
+ * the world 300 times and, while it is stopped, finds every other thread
+ * not running and its count still over 2 ms. A leave that did not look
+ * for the stop after its swap ran on through it. */
+#define REGION_THREADS 3
+#define REGION_STOPS TSAN_CUT(300, 10)
+static atomic_word region_count[REGION_THREADS], region_quit;
+
+static void *region_loop(void *arg)
+{
+	atomic_word *count = arg;
+
+	if (gc_thread_attach() != GCHEAP_OK) {
+		tfail("region thread: attach failed");
+		return NULL;
+	}
+	while (!aload_acq(&region_quit)) {
+		gc_blocking_begin();
+		gc_blocking_end();
+		afetch_add(count, 1);
+	}
+	gc_thread_detach();
+	return NULL;
+}
+
+START_TEST(test_regions_respect_stops)
+{
+	pthread_t th[REGION_THREADS];
+
+	gc_disable();
+	ck_assert_int_eq(gc_thread_attach(), GCHEAP_OK);
+	gc_thread *me = thread_current;
+	for (int i = 0; i < REGION_THREADS; i++)
+		ck_assert_int_eq(pthread_create(&th[i], NULL, region_loop,
+		                                (void *)(uintptr_t)
+		                                &region_count[i]), 0);
+	for (int k = 0; k < REGION_STOPS; k++) {
+		runtime_gc_ops.stop_world();
+		uintptr_t c0[REGION_THREADS];
+		for (int i = 0; i < REGION_THREADS; i++)
+			c0[i] = aload(&region_count[i]);
+		for (gc_thread *t = runtime_.threads; t; t = t->next)
+			if (t != me && aload_acq(&t->status) == TS_RUNNING)
+				tfail("stop %d: thread %d running", k, t->tid);
+		sleep_ns(2000000);
+		for (int i = 0; i < REGION_THREADS; i++) {
+			size_t d = (size_t)(aload(&region_count[i]) - c0[i]);
+			if (d)
+				tfail("stop %d: thread %d left its region %zu "
+				      "times while the world was stopped", k, i,
+				      d);
+		}
+		runtime_gc_ops.start_world();
+		gc_safepoint();
+		sleep_ns(200000);
+	}
+	astore_rel(&region_quit, 1);
+	gc_blocking_begin();
+	for (int i = 0; i < REGION_THREADS; i++)
+		pthread_join(th[i], NULL);
+	gc_blocking_end();
+	for (int i = 0; i < REGION_THREADS; i++)
+		ck_assert_uint_gt(aload(&region_count[i]), REGION_STOPS);
+	ck_assert_int_eq(nfail, 0);
+	ck_assert_int_eq(gc_thread_detach(), GCHEAP_OK);
+}
+END_TEST
+
 /* Time-to-safepoint: a thread that runs on without a safepoint for 30 ms
  * after a stop is asked of it, while another collects, holds the stop up
  * for at least that long; the stats name the wait and that thread, and
@@ -1464,6 +1535,7 @@ static Suite *threads_suite(void)
 	tcase_add_test(tc, test_first_attach_race);
 	tcase_add_test(tc, test_is_attached);
 	tcase_add_test(tc, test_running_count);
+	tcase_add_test(tc, test_regions_respect_stops);
 	tcase_add_test(tc, test_time_to_safepoint);
 	tcase_add_test(tc, test_pause_ends_at_release);
 	tcase_add_test(tc, test_thread_names);
