@@ -692,11 +692,8 @@ void mgc_run_cycle(bool wait_sweep)
 	 * major. */
 	bool major = !aload(&mgc_.minor_test);
 
-	bool counted = false;
-
 	/* While this thread waits, every worker may mark (cpu_idle). */
 	afetch_add(&cycle_waiters, 1);
-again:
 	/* The cycle to wait for (Go's runtime.GC): the first whose mark
 	 * begins after now. Whoever starts it, this thread or another,
 	 * every caller that wants it waits for it alone: callers that each
@@ -713,12 +710,11 @@ again:
 	 * counted knows each chose it while the running cycle ran. */
 	if (major) {
 		note_max(&mgc_.major_target, target);
-		if (!counted)
-			afetch_add(&mgc_.major_wanted, 1);
+		afetch_add(&mgc_.major_wanted, 1);
 	}
-	counted = true;
 	mutex_unlock(&mgc_.lock);
 	mgc_.ops->blocking_end();
+again:
 	while (aload_acq(&mgc_.begun) < target) {
 		if (gc_start())
 			continue;
@@ -739,8 +735,15 @@ again:
 		mutex_cond_wait(&mgc_.cond, &mgc_.lock);
 	mutex_unlock(&mgc_.lock);
 	mgc_.ops->blocking_end();
-	if (major && aload(&mgc_.last_major) < target)
-		goto again; /* that mark was minor */
+	if (major && aload(&mgc_.last_major) < target) {
+		/* That mark was minor; the next is major (this thread is
+		 * counted in major_wanted at its end) and began after the
+		 * call as well: not the next to begin from now, which may
+		 * be one more. */
+		target++;
+		note_max(&mgc_.major_target, target);
+		goto again;
+	}
 	if (major)
 		afetch_add(&mgc_.major_wanted, (uintptr_t)-1);
 	afetch_add(&cycle_waiters, (uintptr_t)-1);

@@ -38,17 +38,20 @@ static bool layout_matches(const mspan *s, uintptr_t base, uintptr_t i,
 		return known == type;
 	if (!s->heap_bits)
 		return false;
-	/* The object's bits are the type's map cut at its size in words,
-	 * which its size class bounds: from the first word past the class
-	 * below to the slot's end (an object is made in the class its size
-	 * picks; gc_realloc keeps one in place only with its bits as they
-	 * were, or moves it into the class of its new size). Cut at the
-	 * highest set bit instead, a type whose map merely began with the
-	 * object's pointers passed: {ptr, ptr, long} as all-pointers. */
+	/* The object's bits are the type's map cut at its size in whole
+	 * words, which its size class bounds: from the words of the class
+	 * below (a size just past it, not a word multiple, has no more) to
+	 * the slot's end (an object is made in the class its size picks;
+	 * gc_realloc keeps one in place only with its bits as they were, or
+	 * moves it into the class of its new size). Cut at the highest set
+	 * bit instead, a type whose map merely began with the object's
+	 * pointers passed: all-pointers for {ptr, long, long, long}. The
+	 * bits cannot tell such a type from the object's when a cut the
+	 * class allows makes them agree: {ptr, ptr, long} and all-pointers
+	 * at 17-24 bytes. */
 	uint64_t bits = mspan_object_heapbits(s, base);
 	unsigned sc = spanclass_sizeclass(s->spc);
-	unsigned lo = sc ? (unsigned)(class_to_size[sc - 1] / WORD_SIZE) + 1
-	                 : 1;
+	unsigned lo = sc ? (unsigned)(class_to_size[sc - 1] / WORD_SIZE) : 1;
 	unsigned hi = (unsigned)(s->elemsize / WORD_SIZE);
 	for (unsigned nw = lo; nw <= hi && nw <= 64; nw++)
 		if ((type->small_bits & low_mask(nw)) == bits)

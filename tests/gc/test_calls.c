@@ -1221,20 +1221,31 @@ START_TEST(test_realloc_errors)
 	EXPECT_ERR(GCHEAP_ERR_TYPE, "not the object's type");
 	ck_assert_ptr_null(gc_realloc(s, 128, t_holder));
 	EXPECT_ERR(GCHEAP_ERR_TYPE, "not the object's type");
-	/* A type whose map begins with the object's pointers: {ptr, ptr,
-	 * long} is not all-pointers, nor {ptr, ptr, ptr}. Without type
-	 * records (checkmark keeps them), from the heap bits alone. */
+	/* Without type records (checkmark keeps them), from the heap bits
+	 * alone: a type whose map begins with the object's pointers is
+	 * refused where the size class rules out the cut that would make
+	 * them agree ({ptr, long, long, long} is not all-pointers, nor
+	 * {ptr, ptr, ptr, long}); objects of sizes that are not word
+	 * multiples (bits cut at their whole words) keep their type. */
 	gc_set_record_types(0);
-	static const size_t two[2] = {0, 8}, three[3] = {0, 8, 16};
-	gc_type *ppl = gc_type_new("ppl", 24, two, 2, GCHEAP_TAIL_REPEAT);
-	gc_type *ppp = gc_type_new("ppp", 24, three, 3, GCHEAP_TAIL_REPEAT);
-	void **q = gc_alloc(24, ppl);
-	ck_assert_ptr_null(gc_realloc(q, 48, t_ptrs));
+	static const size_t one[1] = {0}, three[3] = {0, 8, 16};
+	gc_type *plll = gc_type_new("plll", 32, one, 1, GCHEAP_TAIL_NOSCAN);
+	gc_type *pppl = gc_type_new("pppl", 32, three, 3, GCHEAP_TAIL_NOSCAN);
+	void **q = gc_alloc(32, plll);
+	ck_assert_ptr_null(gc_realloc(q, 64, t_ptrs));
+	EXPECT_ERR(GCHEAP_ERR_TYPE, "a scan object takes the type it was "
+	           "made with");
+	ck_assert_ptr_null(gc_realloc(q, 64, pppl));
 	EXPECT_ERR(GCHEAP_ERR_TYPE, "not the object's type");
-	ck_assert_ptr_null(gc_realloc(q, 48, ppp));
-	EXPECT_ERR(GCHEAP_ERR_TYPE, "not the object's type");
-	q = gc_realloc(q, 48, ppl);
+	q = gc_realloc(q, 64, plll);
 	ck_assert_ptr_nonnull(q);
+	static const size_t odd[] = {20, 24, 16, 20, 32, 200, 512, 8, 13};
+	q = gc_alloc(odd[0], t_ptrs);
+	for (size_t i = 1; i < ARRAY_LEN(odd); i++) {
+		q = gc_realloc(q, odd[i], t_ptrs);
+		ck_assert_msg(q != NULL, "gc_realloc to %zu bytes refused",
+		              odd[i]);
+	}
 	clear_err();
 	ck_assert_ptr_null(gc_realloc(p, 128, (const gc_type *)&local));
 	EXPECT_ERR(GCHEAP_ERR_TYPE, "not a gc_type");

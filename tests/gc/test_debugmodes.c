@@ -507,6 +507,8 @@ START_TEST(test_stoptheworld_collect_as_cycle_ends)
 		gc_safepoint();
 		sleep_us(100);
 	}
+	/* In the window: X's cycle counted, its end not yet recorded. */
+	ck_assert_uint_eq(aload(&mgc_.traced), c0);
 	astore(&mgc_.trace_delay_test, 0);
 	ck_assert_int_eq(pthread_create(&c, NULL, stw_collect_main,
 	                                (void *)(uintptr_t)&cdone),

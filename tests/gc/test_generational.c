@@ -340,6 +340,9 @@ START_TEST(test_collect_during_major_mark)
 	ck_assert_uint_eq(aload(&mgc_.cycles), n + 2);
 	ck_assert_uint_eq(aload(&mgc_.minors), m);
 	ck_assert_uint_eq(aload(&mgc_.last_major), n + 2);
+	/* Every caller counted once and uncounted: none left to make
+	 * every later minor mark major. */
+	ck_assert_uint_eq(aload(&mgc_.major_wanted), 0);
 	helper_stop(&h);
 }
 END_TEST

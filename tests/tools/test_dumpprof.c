@@ -418,16 +418,27 @@ START_TEST(test_type_name_escaped)
 	hd_dump d;
 	char err[256], nb[64];
 
+	char ctl[200];
+
+	memset(ctl, 1, sizeof(ctl)); /* each byte 4 when escaped */
 	dump_begin(&o, 1);
 	rec(&o, HD_TYPE, 4 + 8 + 4 + 2 + sizeof(name) - 1);
 	w(&o, 1, 4), w(&o, 64, 8), w(&o, 0, 4);
 	w(&o, sizeof(name) - 1, 2), wbytes(&o, name, sizeof(name) - 1);
+	rec(&o, HD_TYPE, 4 + 8 + 4 + 2 + sizeof(ctl));
+	w(&o, 2, 4), w(&o, 64, 8), w(&o, 0, 4);
+	w(&o, sizeof(ctl), 2), wbytes(&o, ctl, sizeof(ctl));
 	obj(&o, 0x100000, 64, 1, NULL, 0);
+	obj(&o, 0x100040, 64, 2, NULL, 0);
 	root(&o, HD_ROOT_GLOBAL, 0x100000);
-	size_t n = dump_end(&o, 1);
+	root(&o, HD_ROOT_GLOBAL, 0x100040);
+	size_t n = dump_end(&o, 2);
 	ck_assert_msg(hd_parse(o.b, n, &d, err, sizeof(err)) == 0, "%s", err);
 	ck_assert_str_eq(hd_type_name(&d, &d.objects[0], nb, sizeof(nb)),
 	                 "a\\x1b[2J\\x0ab\\x00c\\x7f~");
+	const char *c = hd_type_name(&d, &d.objects[1], nb, sizeof(nb));
+	ck_assert_uint_eq(strlen(c), 4 * sizeof(ctl));
+	ck_assert(!strncmp(c, "\\x01\\x01", 8));
 	hd_free(&d);
 }
 END_TEST

@@ -169,8 +169,18 @@ expect_error "not gcheap" "does not answer" "$gcstat" $$
 expect_error "not a pid" "neither a pid" "$gcstat" bogus
 expect_error "missing dump" "No such file" "$gcstat" dump "$tmp/none"
 # Not a dump: refused at its header, not read whole first (it was, until
-# memory ran out).
-expect_error "endless input" "bad magic" "$gcstat" dump /dev/zero
+# memory ran out). 1 GiB of zeros through a pipe: gcstat must leave it
+# unread (head dies of SIGPIPE) and say why.
+rm -f "$tmp/fed"
+out=$( { head -c 1073741824 /dev/zero && echo whole >"$tmp/fed"; } |
+	"$gcstat" dump /dev/stdin 2>&1 >/dev/null)
+rc=$?
+if [ "$rc" -eq 1 ] && grep -q "bad magic" <<<"$out" && [ ! -e "$tmp/fed" ]
+then
+	ok "endless input refused at its header: $out"
+else
+	fail "endless input: exit $rc, $(cat "$tmp/fed" 2>/dev/null): $out"
+fi
 expect_error "--top past a long" "bad --top 99999999999999999999999" \
 	"$gcstat" dump --top 99999999999999999999999 "$tmp/none"
 expect_error "junk after --top" "bad --top 2abc" "$gcstat" dump --top 2abc \
