@@ -967,16 +967,6 @@ END_TEST
  * and rightly waited for one more). */
 #define SHARE_THREADS 3
 
-static void *share_main(void *arg)
-{
-	(void)arg;
-	if (gc_thread_attach() != GCHEAP_OK)
-		return NULL;
-	gc_collect();
-	gc_thread_detach();
-	return NULL;
-}
-
 START_TEST(test_collect_callers_share)
 {
 	static helper h;
@@ -988,7 +978,8 @@ START_TEST(test_collect_callers_share)
 	pause_begin(&h);
 	uintptr_t n = aload(&mgc_.cycles), wanted = aload(&mgc_.major_wanted);
 	for (int i = 0; i < SHARE_THREADS; i++)
-		ck_assert_int_eq(pthread_create(&th[i], NULL, share_main,
+		ck_assert_int_eq(pthread_create(&th[i], NULL,
+		                                collect_attached_main,
 		                                NULL), 0);
 	/* All three are waiting in the collector. */
 	for (double end = test_now_s() + TEST_WAIT_S;

@@ -2038,6 +2038,18 @@ static void drop_slot0(helper *h, void *arg)
 	h->slots[0] = NULL;
 }
 
+/* FW_FILL ephemerons of the live key k (in ms[0]), in an array held by
+ * ms[2]; their values fresh nodes, or NULL. */
+static void fill_ephemerons(void **ms, node *k, bool values)
+{
+	ms[0] = k; /* rooted before the next allocation */
+	gc_ephemeron **es = gc_alloc_array(FW_FILL, t_ptr);
+	ms[2] = es;
+	for (size_t i = 0; i < FW_FILL; i++)
+		gc_write(&es[i], gc_ephemeron_new(k, values ? new_node(i)
+		                                            : NULL));
+}
+
 static void finalizer_set_during_walk(bool stop_check)
 {
 	helper h;
@@ -2047,11 +2059,7 @@ static void finalizer_set_during_walk(bool stop_check)
 	setenv("GCHEAP_MEMPROFILERATE", "0", 1); /* no profile records */
 	begin_held(&h, &f, ms, 3);
 	node *k = new_node(1);
-	ms[0] = k;
-	gc_ephemeron **es = gc_alloc_array(FW_FILL, t_ptr);
-	ms[2] = es;
-	for (size_t i = 0; i < FW_FILL; i++)
-		gc_write(&es[i], gc_ephemeron_new(k, NULL));
+	fill_ephemerons(ms, k, false);
 	node *v = new_node(2);
 	uintptr_t vh = hide(v);
 	ms[1] = gc_weak_new(v);
@@ -2125,12 +2133,7 @@ START_TEST(test_finalizer_on_other_object_during_walk)
 
 	setenv("GCHEAP_MEMPROFILERATE", "0", 1); /* no profile records */
 	begin_held(&h, &f, ms, 3);
-	node *k = new_node(1);
-	ms[0] = k;
-	gc_ephemeron **es = gc_alloc_array(FW_FILL, t_ptr);
-	ms[2] = es;
-	for (size_t i = 0; i < FW_FILL; i++)
-		gc_write(&es[i], gc_ephemeron_new(k, new_node(i)));
+	fill_ephemerons(ms, new_node(1), true);
 	fo_obj = ms[1] = new_node(5);
 	pause_begin(&h);
 	wait_marked_all();

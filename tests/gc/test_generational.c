@@ -300,15 +300,6 @@ END_TEST
  * cycle and one more). A major mark is held (pause_begin: generational
  * collection switched on just before it, which takes effect at its end)
  * while a thread calls gc_collect. */
-static void *major_collect_main(void *arg)
-{
-	(void)arg;
-	if (gc_thread_attach() != GCHEAP_OK)
-		return NULL;
-	gc_collect();
-	gc_thread_detach();
-	return NULL;
-}
 
 START_TEST(test_collect_during_major_mark)
 {
@@ -325,7 +316,8 @@ START_TEST(test_collect_during_major_mark)
 	ck_assert(!aload(&mgc_.minor));
 	uintptr_t n = aload(&mgc_.cycles), m = aload(&mgc_.minors);
 	uintptr_t wanted = aload(&mgc_.major_wanted);
-	ck_assert_int_eq(pthread_create(&th, NULL, major_collect_main, NULL),
+	ck_assert_int_eq(pthread_create(&th, NULL, collect_attached_main,
+	                                NULL),
 	                 0);
 	for (double end = test_now_s() + TEST_WAIT_S;
 	     aload(&mgc_.major_wanted) < wanted + 1 && test_now_s() < end;) {

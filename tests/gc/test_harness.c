@@ -220,6 +220,17 @@ static H_UNUSED void helper_stop(helper *h)
 static pthread_t pause_collector;
 static uintptr_t pause_cycles;
 
+/* A thread of its own that attaches, runs gc_collect once and detaches. */
+static H_UNUSED void *collect_attached_main(void *arg)
+{
+	(void)arg;
+	if (gc_thread_attach() != GCHEAP_OK)
+		return NULL;
+	gc_collect();
+	gc_thread_detach();
+	return NULL;
+}
+
 static void *collect_main(void *arg)
 {
 	(void)arg;
