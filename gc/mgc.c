@@ -600,6 +600,8 @@ static bool gc_start(void)
 	}
 	mgc_.ops->request_stack_scans();
 	mgc_.ops->start_world();
+	if (aload(&mgc_.start_delay_test))
+		sleep_ns(aload(&mgc_.start_delay_test));
 	note_max(&mgc_.swept, cycle - 1);
 	note_max(&mgc_.started, cycle);
 	gcstats_pause(0, t0);

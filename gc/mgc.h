@@ -149,6 +149,8 @@ typedef struct mgc_state {
 	                           * (its last pause, its trace line) */
 	atomic_word trace_delay_test; /* tests: ns the end of a cycle waits
 	                           * before it is recorded */
+	atomic_word start_delay_test; /* tests: ns a concurrent mark's start
+	                           * waits after the world restarts */
 	atomic_word globals_done; /* the globals and specials root job:
 	                           * 0 to do, 1 running, 2 done */
 	/* Pacer (gc/mgcpacer.c). */

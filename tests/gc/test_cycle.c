@@ -1002,6 +1002,46 @@ START_TEST(test_collect_callers_share)
 }
 END_TEST
 
+/* A gc_collect called while another thread's mark has just begun (its
+ * start not yet over: held 200 ms after the world restarts,
+ * start_delay_test) frees what the caller dropped before the call, after
+ * that mark's stop had scanned it as live: the call names its cycle by
+ * the marks begun, which the start raises with the world stopped. Raised
+ * after the restart (a mutation the review left alive), the call took
+ * the running mark for its own and returned with the object alive. */
+START_TEST(test_collect_during_start_frees_dropped)
+{
+	void *slot[1] = {0};
+	gc_frame f;
+	pthread_t th;
+
+	start(false);
+	gc_disable();
+	gc_frame_push(&f, slot, 1);
+	slot[0] = gc_alloc(64, NULL);
+	gc_weak *w = gc_weak_new(slot[0]);
+	ck_assert_ptr_nonnull(w);
+	uintptr_t b0 = aload(&mgc_.begun);
+	astore(&mgc_.start_delay_test, 200000000);
+	ck_assert_int_eq(pthread_create(&th, NULL, collect_attached_main,
+	                                NULL), 0);
+	while (aload_acq(&mgc_.phase) != GCPHASE_MARK) {
+		gc_safepoint();
+		sleep_us(100);
+	}
+	gc_safepoint(); /* our roots scanned, the object among them */
+	astore(&mgc_.start_delay_test, 0);
+	slot[0] = NULL;
+	gc_collect();
+	ck_assert_ptr_null(gc_weak_get(w));
+	ck_assert_uint_ge(aload(&mgc_.begun), b0 + 2);
+	gc_blocking_begin();
+	pthread_join(th, NULL);
+	gc_blocking_end();
+	gc_frame_pop(&f);
+}
+END_TEST
+
 /* Cycles run from unattached threads (the collector's own entry,
  * mgc_run_cycle: gc_collect refuses them) while attached ones allocate
  * and collect. Unattached threads are not stopped with the world, so this
@@ -1645,6 +1685,7 @@ static Suite *cycle_suite(void)
 	tcase_add_test(tc, test_stress_mode);
 	tcase_add_test(tc, test_collect_concurrently);
 	tcase_add_test(tc, test_collect_callers_share);
+	tcase_add_test(tc, test_collect_during_start_frees_dropped);
 	tcase_add_test(tc, test_collect_from_unattached_threads);
 	tcase_add_test(tc, test_assist_marks);
 	tcase_add_test(tc, test_large_oblets);
