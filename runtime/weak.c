@@ -279,9 +279,15 @@ static gc_weak *weak_new(const char *fn, gc_thread *t, void *obj)
 		              "an allocated heap object", fn, obj);
 		return NULL;
 	}
+	/* An existing cell is kept by its target's record, not marked: the
+	 * caller may keep it where the mark has looked already, so it is
+	 * shaded as it is handed out (as gc_weak_get shades the target).
+	 * So is a cell another thread added first (specials_add_weak). */
 	uintptr_t cell = specials_find_weak(s, (uintptr_t)obj);
-	if (cell)
+	if (cell) {
+		shade(t, cell);
 		return (gc_weak *)cell;
+	}
 	if (!have_types())
 		return NULL;
 	/* A safepoint: obj is the caller's, so it and its span stay. */
@@ -302,6 +308,8 @@ static gc_weak *weak_new(const char *fn, gc_thread *t, void *obj)
 	if (!cell)
 		runtime_error(GCHEAP_ERR_NOMEM, "%s: no memory for the record",
 		              fn);
+	else if (cell != (uintptr_t)c)
+		shade(t, cell);
 	return (gc_weak *)cell;
 }
 

@@ -1565,6 +1565,31 @@ START_TEST(test_weak_get_control)
 }
 END_TEST
 
+/* gc_weak_new of an object that has a cell returns that cell, which only
+ * its target's record keeps (nothing marks it). During a mark, a thread
+ * whose roots are scanned keeps it: it must be shaded, or checkmark (on
+ * in this suite) finds it reachable and unmarked at the mark's end and
+ * stops the program (a helper's interning table, 3 runs in 5). */
+START_TEST(test_weak_new_again_shades)
+{
+	helper h;
+	void *ms[2] = {0};
+	gc_frame f;
+
+	begin_held(&h, &f, ms, 2);
+	ms[0] = new_node(81);
+	uintptr_t cell = hide(gc_weak_new(ms[0]));
+	ck_assert(unhide(cell));
+	pause_begin(&h);
+	ck_assert(!is_marked(unhide(cell)));
+	ms[1] = gc_weak_new(ms[0]);
+	ck_assert_ptr_eq(ms[1], unhide(cell));
+	pause_end(&h, NULL, NULL);
+	ck_assert_ptr_eq(gc_weak_get(ms[1]), ms[0]);
+	end_held(&h, &f);
+}
+END_TEST
+
 /* Probing a weak map while marking (a count, a lookup or an insert of
  * another key) tests keys without keeping them: a key reachable from
  * nothing else dies with the cycle (each probe used to shade it, which
@@ -3100,6 +3125,7 @@ static Suite *final_suite(void)
 	tcase_add_test(tc, test_weak_tiny_block);
 	tcase_add_test(tc, test_weak_get_shades);
 	tcase_add_test(tc, test_weak_get_control);
+	tcase_add_test(tc, test_weak_new_again_shades);
 	tcase_add_test(tc, test_ephemeron_value_lives_with_key);
 	tcase_add_test(tc, test_ephemeron_chain);
 	tcase_add_test(tc, test_weakmap_reused_key_address);
