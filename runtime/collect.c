@@ -3,6 +3,13 @@
  * number of mark workers. */
 #include "runtime/runtime.h"
 
+static void collect(gc_thread *t, void *arg)
+{
+	(void)arg;
+	mgc_run_cycle(true);
+	runtime_safepoint(t);
+}
+
 void gc_collect(void)
 {
 	gc_thread *t = thread_current;
@@ -12,8 +19,7 @@ void gc_collect(void)
 		runtime_not_attached("gc_collect");
 		return;
 	}
-	mgc_run_cycle(true);
-	runtime_safepoint(t);
+	runtime_call_entered(t, collect, NULL);
 }
 
 void gc_disable(void)
@@ -87,7 +93,6 @@ size_t gc_free_os_memory(void)
 		runtime_not_attached("gc_free_os_memory");
 		return 0;
 	}
-	mgc_run_cycle(true);
-	runtime_safepoint(t);
+	runtime_call_entered(t, collect, NULL);
 	return mheap_release_free(SIZE_MAX);
 }

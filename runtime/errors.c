@@ -68,10 +68,13 @@ void runtime_error(gc_status code, const char *fmt, ...)
 	gc_thread *t = thread_current; /* it may not detach in the handler */
 	if (t)
 		t->in_handler++;
+	uintptr_t entry = runtime_callout(t);
 	if (fn)
 		fn(code, msg, data);
 	else
 		fprintf(stderr, "gcheap: %s: %s\n", gc_strerror(code), msg);
+	if (t)
+		runtime_leave(t, entry);
 	if (t)
 		t->in_handler--;
 	cancel_restore(cs);
@@ -100,9 +103,12 @@ void runtime_oom(size_t request, heap_err why)
 	if (fn) {
 		if (t)
 			t->in_handler++;
+		uintptr_t entry = runtime_callout(t);
 		fn(request, data);
-		if (t)
+		if (t) {
+			runtime_leave(t, entry);
 			t->in_handler--;
+		}
 	}
 	if (why == HEAP_LIMIT)
 		runtime_error(GCHEAP_ERR_NOMEM,

@@ -40,10 +40,12 @@ static void run_entry(gc_thread *t, finq_entry *e)
 	gc_frame *frames = t->frames;
 
 	t->in_finalizer++; /* gc_thread_detach refuses meanwhile: t stays */
+	uintptr_t entry = runtime_callout(t);
 	if (e->kind == SPECIAL_FINALIZER)
 		e->fin((void *)e->obj, e->arg);
 	else
 		e->cleanup(e->arg);
+	runtime_leave(t, entry);
 	t->in_finalizer--;
 	/* What it left behind would outlive it: a blocking region its
 	 * caller never entered (gc_run_finalizers' caller came back unable

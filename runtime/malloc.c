@@ -240,12 +240,9 @@ static void *alloc_any(gc_thread *th, size_t size, const gc_type *t,
 	return (void *)p;
 }
 
-static NOINLINE void *gc_alloc_slow(gc_thread *th, size_t size,
-                                    const gc_type *t)
+static ALWAYS_INLINE void *alloc_slow(gc_thread *th, size_t size,
+                                      const gc_type *t, void *ra)
 {
-	runtime_check_fork("gc_alloc");
-	if (!th)
-		return alloc_error(GCHEAP_ERR_NOT_ATTACHED, NULL, size, t);
 	if (t && !gctype_valid(t))
 		return alloc_error(GCHEAP_ERR_TYPE, "not a gc_type (made by "
 		                   "gc_type_new)", size, t);
@@ -280,7 +277,36 @@ static NOINLINE void *gc_alloc_slow(gc_thread *th, size_t size,
 	 * attempt: one left pending would charge its span's window again
 	 * at the next slow path, and sample that path's object). */
 	if (unlikely(th->mcache.prof_span != NULL))
-		mprof_sample_due(th, p, __builtin_return_address(0));
+		mprof_sample_due(th, p, ra);
+	return p;
+}
+
+/* The slow path inside its entry (runtime.h, "Entries"). */
+static NOINLINE void *alloc_slow_entered(gc_thread *th, size_t size,
+                                         const gc_type *t, void *ra)
+{
+	runtime_check_fork("gc_alloc");
+	if (!th)
+		return alloc_error(GCHEAP_ERR_NOT_ATTACHED, NULL, size, t);
+	uintptr_t prev = runtime_enter(th, (uintptr_t)__builtin_dwarf_cfa());
+	void *p = alloc_slow(th, size, t, ra);
+	runtime_leave(th, prev);
+	return p;
+}
+
+/* The entry of the allocation slow path: its prologue saves every
+ * callee-saved register, where the scans of the thread start. Nothing
+ * else is in its frame, but for a slot the stack's alignment may leave:
+ * a local's slot would be a stale word for them (a zeroed local took
+ * two more on x86-64). */
+static NOINLINE void *gc_alloc_slow(gc_thread *th, size_t size,
+                                    const gc_type *t)
+{
+	__builtin_unwind_init();
+	void *p = alloc_slow_entered(th, size, t,
+	                             __builtin_return_address(0));
+	/* Not a tail call: this frame holds the registers. */
+	__asm__ volatile("" : : "r"(p) : "memory");
 	return p;
 }
 

@@ -480,7 +480,14 @@ static NOINLINE void scan_own_stack(gc_thread *t, gcw *w)
 	__builtin_unwind_init();
 	setjmp(regs);
 	runtime_check_on_stack(t, (uintptr_t)&regs);
-	gcmark_scan_conservative(w, (uintptr_t)&regs, t->stack_base);
+	/* Inside an entry (runtime.h): from its frame, which lies above
+	 * this one; the library's frames between hold nothing the scan
+	 * must see. */
+	uintptr_t from = t->scan_from;
+	gc_assert(!from || (from > (uintptr_t)&regs && from <= t->stack_base));
+	if (!from || from <= (uintptr_t)&regs || from > t->stack_base)
+		from = (uintptr_t)&regs;
+	gcmark_scan_conservative(w, from, t->stack_base);
 }
 
 void runtime_start_black(gc_thread *t, gcw *w)
@@ -501,6 +508,14 @@ void runtime_scan_thread(gc_thread *t, gcw *w, bool self)
 		return;
 	if (self) {
 		scan_own_stack(t, w);
+		return;
+	}
+	/* Parked or blocked inside an entry: from the entry's frame, which
+	 * holds every register the program had (what the saved frame holds
+	 * is the library's). */
+	if (t->scan_from && t->scan_from >= t->saved_sp) {
+		runtime_check_on_stack(t, t->scan_from);
+		gcmark_scan_conservative(w, t->scan_from, t->stack_base);
 		return;
 	}
 	runtime_check_on_stack(t, t->saved_sp);

@@ -66,6 +66,10 @@ typedef struct gc_thread {
 	unsigned in_handler;      /* error or OOM handlers running on it */
 	uintptr_t stack_base;     /* highest address of the native stack */
 	uintptr_t stack_lo;       /* its lowest (the most it may grow to) */
+	/* Where a scan of this thread's stack starts while it is inside an
+	 * entry of the library (runtime_enter): the entry's frame, with
+	 * every callee-saved register the program had; 0 outside one. */
+	uintptr_t scan_from;
 	uintptr_t saved_sp;       /* where the scan of a parked or blocked
 	                           * thread's stack starts (runtime/
 	                           * safepoint.c: save_context) */
@@ -148,6 +152,48 @@ void runtime_blocking_end_at_exit(gc_thread *t);
 
 /* Answer the collector's requests; `t` is the calling thread. */
 void runtime_safepoint_slow(gc_thread *t);
+
+/* ---- Entries ------------------------------------------------------------
+ *
+ * A conservative scan of a thread's stack covers the program's frames,
+ * not the library's: the dead slots of the library's deeper frames (the
+ * mark work of an assist, a sweep, a barrier flush, left below the
+ * stack pointer and then overlaid by the frames of the next slow path)
+ * hold stale heap addresses, and one such word kept a chain of dead
+ * entries of an LRU cache alive, cycle after cycle (a helper's program:
+ * 3x bdwgc's RSS). An entry is a NOINLINE function that saves every
+ * callee-saved register in its prologue (__builtin_unwind_init) and
+ * calls, not as a tail call, a NOINLINE function that records its own
+ * canonical frame address (the entry's stack pointer) with
+ * runtime_enter: scans of the thread while it is inside (its own at a
+ * safepoint, or the collector's while it is parked or blocked there)
+ * start from there. What the library holds below it, it holds
+ * precisely (runtime_hold, below): the rule precise mode already tests.
+ * User code the library calls (error and OOM handlers, finalizers) runs
+ * with no entry recorded (runtime_callout), so that a scan inside it
+ * takes the whole stack, or the entry it makes itself. */
+static inline uintptr_t runtime_enter(gc_thread *t, uintptr_t cfa)
+{
+	uintptr_t prev = t->scan_from;
+	t->scan_from = cfa;
+	return prev;
+}
+
+static inline void runtime_leave(gc_thread *t, uintptr_t prev)
+{
+	t->scan_from = prev;
+}
+
+/* Before calling out to the program (t may be NULL): returns what
+ * runtime_leave restores after. */
+static inline uintptr_t runtime_callout(gc_thread *t)
+{
+	return t ? runtime_enter(t, 0) : 0;
+}
+
+/* fn(t, arg) inside an entry (as described above). */
+void runtime_call_entered(gc_thread *t, void (*fn)(gc_thread *, void *),
+                          void *arg);
 
 static inline void runtime_safepoint(gc_thread *t)
 {

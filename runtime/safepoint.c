@@ -316,6 +316,31 @@ void runtime_blocking_end_at_exit(gc_thread *t)
 	blocking_end(t);
 }
 
+/* ---- Entries (runtime.h) ------------------------------------------------ */
+
+static NOINLINE void call_entered(gc_thread *t,
+                                  void (*fn)(gc_thread *, void *), void *arg)
+{
+	uintptr_t prev = runtime_enter(t, (uintptr_t)__builtin_dwarf_cfa());
+	fn(t, arg);
+	runtime_leave(t, prev);
+}
+
+NOINLINE void runtime_call_entered(gc_thread *t,
+                                   void (*fn)(gc_thread *, void *), void *arg)
+{
+	ENTER_SAVED(); /* and nothing else: as gc_alloc_slow (malloc.c) */
+	call_entered(t, fn, arg);
+	/* Not a tail call: this frame holds the registers. */
+	__asm__ volatile("" : : "r"(t) : "memory");
+}
+
+static void answer(gc_thread *t, void *arg)
+{
+	(void)arg;
+	runtime_safepoint_slow(t);
+}
+
 void gc_safepoint(void)
 {
 	gc_thread *t = thread_current;
@@ -323,7 +348,8 @@ void gc_safepoint(void)
 		runtime_not_attached("gc_safepoint");
 		return;
 	}
-	runtime_safepoint(t);
+	if (unlikely(aload_acq(&t->pending)))
+		runtime_call_entered(t, answer, NULL);
 }
 
 /* Inside the region thread_current is NULL and thread_blocked the thread

@@ -574,6 +574,53 @@ START_TEST(test_conservative_off_frees_stack_only)
 }
 END_TEST
 
+/* Fill the dead stack below the caller with the address of hx's object,
+ * all but the `keep` bytes nearest the caller, zeroed (where the
+ * library's entry frame will lie). */
+static NOINLINE void plant_stale(uintptr_t hx, size_t keep)
+{
+	volatile uintptr_t buf[(16 << 10) / sizeof(uintptr_t)];
+	size_t n = sizeof(buf) / sizeof(buf[0]);
+	size_t k = keep / sizeof(uintptr_t);
+	uintptr_t x = (uintptr_t)unhide(hx);
+
+	for (size_t i = 0; i < n; i++)
+		buf[i] = i + k >= n ? 0 : x;
+}
+
+/* The conservative scan of a thread's stack starts at the library's entry
+ * (runtime.h, "Entries"), not in its deeper frames, whose dead slots
+ * hold what earlier calls left there: here, an object's address planted
+ * below the caller keeps it only if the scan reads the library's frames
+ * (a helper's LRU cache kept chains of dead entries that way: 3x
+ * bdwgc's RSS). The thread scans itself at gc_safepoint while another
+ * runs the cycle; the object must be gone when that cycle's sweep is. */
+START_TEST(test_stack_library_frames_unscanned)
+{
+	start(true);
+	uintptr_t hx = make_hidden(128, 41);
+	uintptr_t cycles = aload(&mgc_.cycles);
+	pthread_t c;
+
+	ck_assert_int_eq(pthread_create(&c, NULL, collect_main, NULL), 0);
+	while (aload(&mgc_.cycles) == cycles) {
+		plant_stale(hx, 128);
+		gc_safepoint();
+	}
+	gc_blocking_begin();
+	pthread_join(c, NULL);
+	gc_blocking_end();
+	ck_assert_msg(!is_live(unhide(hx)), "an address left below the "
+	              "caller's frame, in the library's frames, kept its "
+	              "object");
+	/* The same address in a live local of the caller keeps it. */
+	uintptr_t hy = make_hidden(128, 42);
+	plant_stale(hy, 128);
+	hold_in_local(hy, 0);
+	ck_assert(is_live(unhide(hy)));
+}
+END_TEST
+
 /* ---- A blocked thread ---------------------------------------------------- */
 
 typedef struct blocked_arg {
@@ -748,6 +795,7 @@ static Suite *roots_suite(void)
 	tcase_add_test(tc, test_stack_interior);
 	tcase_add_test(tc, test_stack_deep_recursion);
 	tcase_add_test(tc, test_conservative_off_frees_stack_only);
+	tcase_add_test(tc, test_stack_library_frames_unscanned);
 	tcase_add_test(tc, test_blocked_thread_stack);
 	tcase_add_test(tc, test_bad_input);
 	suite_add_tcase(s, tc);
