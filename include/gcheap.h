@@ -471,7 +471,9 @@ GCHEAP_API gc_status gc_last_error(void);
 GCHEAP_API const char *gc_strerror(gc_status code);
 
 /* Called on every error with a one-line message. NULL restores the default,
- * which prints "gcheap: <gc_strerror(code)>: <message>" on stderr. */
+ * which prints "gcheap: <gc_strerror(code)>: <message>" on stderr. The
+ * handler (and the OOM handler below) must return, not longjmp out of
+ * the library: raise the program's own error when the call returns. */
 GCHEAP_API void gc_set_error_handler(gc_error_fn fn, void *data);
 
 /* Called when memory runs out (the OS refused, or the limit was hit) even
