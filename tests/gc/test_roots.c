@@ -593,26 +593,36 @@ static NOINLINE void plant_stale(uintptr_t hx, size_t keep)
  * hold what earlier calls left there: here, an object's address planted
  * below the caller keeps it only if the scan reads the library's frames
  * (a helper's LRU cache kept chains of dead entries that way: 3x
- * bdwgc's RSS). The thread scans itself at gc_safepoint while another
- * runs the cycle; the object must be gone when that cycle's sweep is. */
-START_TEST(test_stack_library_frames_unscanned)
+ * bdwgc's RSS). The thread scans itself at gc_safepoint, or in the
+ * allocation slow path, while another runs the cycle; the object must be
+ * gone when that cycle's sweep is. */
+static void stale_during_cycle(bool alloc)
 {
-	start(true);
-	uintptr_t hx = make_hidden(128, 41);
+	uintptr_t hx = make_hidden(128, alloc ? 43 : 41);
 	uintptr_t cycles = aload(&mgc_.cycles);
 	pthread_t c;
 
 	ck_assert_int_eq(pthread_create(&c, NULL, collect_main, NULL), 0);
 	while (aload(&mgc_.cycles) == cycles) {
 		plant_stale(hx, 128);
-		gc_safepoint();
+		if (alloc)
+			(void)gc_alloc(40000, NULL); /* the slow path, always */
+		else
+			gc_safepoint();
 	}
 	gc_blocking_begin();
 	pthread_join(c, NULL);
 	gc_blocking_end();
 	ck_assert_msg(!is_live(unhide(hx)), "an address left below the "
 	              "caller's frame, in the library's frames, kept its "
-	              "object");
+	              "object (%s)", alloc ? "gc_alloc" : "gc_safepoint");
+}
+
+START_TEST(test_stack_library_frames_unscanned)
+{
+	start(true);
+	stale_during_cycle(false);
+	stale_during_cycle(true);
 	/* The same address in a live local of the caller keeps it. */
 	uintptr_t hy = make_hidden(128, 42);
 	plant_stale(hy, 128);
