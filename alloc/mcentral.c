@@ -201,6 +201,8 @@ bool mcentral_sweep(mspan *s)
 	return true;
 }
 
+void (*mcentral_sweep_test_hook)(size_t n);
+
 size_t mcentral_sweep_some(mcentral *c, uintptr_t sg, size_t max)
 {
 	mspan *batch[MCENTRAL_SWEEP_BATCH];
@@ -224,6 +226,8 @@ size_t mcentral_sweep_some(mcentral *c, uintptr_t sg, size_t max)
 			batch[k++] = s;
 	}
 	mutex_unlock(&c->lock);
+	if (unlikely(mcentral_sweep_test_hook != NULL) && k)
+		mcentral_sweep_test_hook(k);
 	for (size_t j = 0; j < k; j++) {
 		if (j + 1 < k) {
 			__builtin_prefetch(batch[j + 1]->gcmark_bits);

@@ -118,6 +118,9 @@ bool mcentral_sweep(mspan *s);
  * and the counters were most of a full span's sweep. */
 #define MCENTRAL_SWEEP_BATCH 32
 size_t mcentral_sweep_some(mcentral *c, uintptr_t sg, size_t max);
+/* Tests: called by mcentral_sweep_some with its batch of n spans taken
+ * and none yet swept (a sweep in the middle of its spans). */
+extern void (*mcentral_sweep_test_hook)(size_t n);
 
 /* Pop any unswept span of this class (for the background sweeper), or
  * NULL. */
