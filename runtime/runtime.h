@@ -152,6 +152,9 @@ void runtime_blocking_end_at_exit(gc_thread *t);
 
 /* Answer the collector's requests; `t` is the calling thread. */
 void runtime_safepoint_slow(gc_thread *t);
+/* Tests: called with a blocked thread t claimed to do `bit`'s work for
+ * it, before the work (runtime/safepoint.c, serve). */
+extern void (*runtime_claim_test_hook)(gc_thread *t, uintptr_t bit);
 
 /* ---- Entries ------------------------------------------------------------
  *

@@ -520,6 +520,8 @@ static void request_all(uintptr_t bit)
 		aor(&t->pending, bit);
 }
 
+void (*runtime_claim_test_hook)(gc_thread *t, uintptr_t bit);
+
 /* Do `bit`'s work for every thread that still owes it and can be claimed
  * (or is the caller); true when no thread owes it any more. Registry
  * lock held. */
@@ -537,6 +539,8 @@ static bool serve(uintptr_t bit, gcw *w)
 			all = false;
 			continue;
 		}
+		if (unlikely(runtime_claim_test_hook != NULL) && !self)
+			runtime_claim_test_hook(t, bit);
 		if (bit == P_SCAN) {
 			if (GCHEAP_SABOTAGE != 3)
 				runtime_scan_thread(t, w, self);

@@ -1255,6 +1255,65 @@ START_TEST(test_running_count)
 }
 END_TEST
 
+/* A thread that leaves its region while the collector works for it
+ * (claimed) waits for the claim to end, and the end must wake it
+ * (unclaim's broadcast): here, a cache flush served for it after a cycle,
+ * nothing else would, as no stop follows (a review's mutant without the
+ * broadcast passed every other test, each of which had another soon). */
+static atomic_word uc_state; /* 1 B blocked, 2 B told to leave, 3 B left */
+static gc_thread *uc_thread;
+
+static void uc_hook(gc_thread *t, uintptr_t bit)
+{
+	if (t != uc_thread || bit != P_CACHE || aload_acq(&uc_state) != 1)
+		return;
+	astore_rel(&uc_state, 2);
+	usleep(50000); /* B waits for the claim to end by now */
+}
+
+static void *uc_main(void *arg)
+{
+	(void)arg;
+	if (gc_thread_attach() != GCHEAP_OK) {
+		tfail("attach failed");
+		return NULL;
+	}
+	uc_thread = thread_current;
+	gc_blocking_begin();
+	astore_rel(&uc_state, 1);
+	while (aload_acq(&uc_state) != 2)
+		usleep(100);
+	gc_blocking_end();
+	astore_rel(&uc_state, 3);
+	gc_thread_detach();
+	return NULL;
+}
+
+START_TEST(test_unclaim_wakes_leaver)
+{
+	pthread_t b;
+
+	gc_disable();
+	ck_assert_int_eq(gc_thread_attach(), GCHEAP_OK);
+	runtime_claim_test_hook = uc_hook;
+	ck_assert_int_eq(pthread_create(&b, NULL, uc_main, NULL), 0);
+	while (aload_acq(&uc_state) != 1)
+		usleep(100);
+	gc_collect(); /* its sweep's end serves B's cache flush */
+	ck_assert_uint_ge(aload_acq(&uc_state), 2);
+	for (double end = test_now_s() + 5;
+	     aload_acq(&uc_state) != 3 && test_now_s() < end;)
+		usleep(1000);
+	ck_assert_msg(aload_acq(&uc_state) == 3, "a thread that left its "
+	              "region while claimed was not woken");
+	runtime_claim_test_hook = NULL;
+	gc_blocking_begin();
+	pthread_join(b, NULL);
+	gc_blocking_end();
+	ck_assert_int_eq(gc_thread_detach(), GCHEAP_OK);
+}
+END_TEST
+
 /* Blocking regions are entered and left without the world lock
  * (runtime/safepoint.c): a thread that leaves one as a stop begins must
  * not run on while the world is stopped. Three threads do nothing but
@@ -1545,6 +1604,7 @@ static Suite *threads_suite(void)
 	tcase_add_test(tc, test_is_attached);
 	tcase_add_test(tc, test_running_count);
 	tcase_add_test(tc, test_regions_respect_stops);
+	tcase_add_test(tc, test_unclaim_wakes_leaver);
 	tcase_add_test(tc, test_time_to_safepoint);
 	tcase_add_test(tc, test_pause_ends_at_release);
 	tcase_add_test(tc, test_thread_names);
