@@ -299,6 +299,10 @@ static NOINLINE void write_thread_roots(dumper *d, const jmp_buf *regs)
 			            (uintptr_t)(regs + 1));
 			stack_roots(d, tid, HD_ROOT_STACK,
 			            (uintptr_t)(regs + 1), t->stack_base);
+		} else if (runtime_entry_frame(t)) {
+			/* As the collector scans it (runtime/roots.c). */
+			stack_roots(d, tid, HD_ROOT_STACK,
+			            runtime_entry_frame(t), t->stack_base);
 		} else {
 			stack_roots(d, tid, HD_ROOT_STACK, t->saved_sp,
 			            t->stack_base);

@@ -499,6 +499,12 @@ void runtime_start_black(gc_thread *t, gcw *w)
 		gcmark_value(w, t->mcache.tiny, false, 0, 0);
 }
 
+uintptr_t runtime_entry_frame(const gc_thread *t)
+{
+	return t->scan_from && t->scan_from >= t->saved_sp ? t->scan_from
+	                                                    : 0;
+}
+
 void runtime_scan_thread(gc_thread *t, gcw *w, bool self)
 {
 	for (gc_frame *f = t->frames; f; f = f->prev)
@@ -510,12 +516,10 @@ void runtime_scan_thread(gc_thread *t, gcw *w, bool self)
 		scan_own_stack(t, w);
 		return;
 	}
-	/* Parked or blocked inside an entry: from the entry's frame, which
-	 * holds every register the program had (what the saved frame holds
-	 * is the library's). */
-	if (t->scan_from && t->scan_from >= t->saved_sp) {
-		runtime_check_on_stack(t, t->scan_from);
-		gcmark_scan_conservative(w, t->scan_from, t->stack_base);
+	uintptr_t entry = runtime_entry_frame(t);
+	if (entry) {
+		runtime_check_on_stack(t, entry);
+		gcmark_scan_conservative(w, entry, t->stack_base);
 		return;
 	}
 	runtime_check_on_stack(t, t->saved_sp);

@@ -194,6 +194,12 @@ static inline uintptr_t runtime_callout(gc_thread *t)
 	return t ? runtime_enter(t, 0) : 0;
 }
 
+/* Where a scan of t, parked or blocked (saved_sp set), starts: the
+ * entry's frame if it is inside one (that frame holds every register the
+ * program had; what the saved frame holds is the library's), else 0 (from
+ * saved_sp, with the saved frame). */
+uintptr_t runtime_entry_frame(const gc_thread *t);
+
 /* fn(t, arg) inside an entry (as described above). */
 void runtime_call_entered(gc_thread *t, void (*fn)(gc_thread *, void *),
                           void *arg);
