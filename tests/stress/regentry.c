@@ -87,17 +87,18 @@ __asm__(".text\n"
 
 /* Unhide the reference into `reg` alone, call the way in with an aligned
  * stack (the old one kept in `save`), and hand back what `reg` holds
- * after, hidden again. */
+ * after, hidden again. Without a frame pointer whatever the build's
+ * flags (ASan's keep rbp for one), so that rbp may be held; at -O0,
+ * where the attribute does not take, rbp is not tried. */
 #define HOLD(reg, save, way)                                                 \
-	static __attribute__((noinline)) uintptr_t hold_##way##_##reg(      \
-		uintptr_t hidden, uintptr_t key, long n)                     \
+	static __attribute__((noinline, optimize("omit-frame-pointer")))   \
+	uintptr_t hold_##way##_##reg(uintptr_t hidden, uintptr_t key, long n) \
 	{                                                                    \
 		uintptr_t out;                                               \
 		__asm__ volatile(                                            \
 			"mov %[h], %%" #reg "\n\t"                            \
 			"xor %[k], %%" #reg "\n\t"                            \
 			"xor %[h], %[h]\n\t"                                  \
-			"mov %[n], %%rdi\n\t"                                 \
 			"mov %%rsp, %%" #save "\n\t"                          \
 			"sub $128, %%rsp\n\t"                                 \
 			"and $-16, %%rsp\n\t"                                 \
@@ -105,15 +106,25 @@ __asm__(".text\n"
 			"mov %%" #save ", %%rsp\n\t"                          \
 			"mov %%" #reg ", %[out]\n\t"                          \
 			"xor %[k], %[out]\n\t"                                \
-			: [out] "=&r"(out), [h] "+r"(hidden)                 \
-			: [k] "r"(key), [n] "r"(n)                           \
-			: #reg, #save, "rax", "rcx", "rdx", "rsi", "rdi",     \
-			  "r8", "r9", "r10", "r11", "xmm0", "xmm1", "xmm2",   \
-			  "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8",     \
-			  "xmm9", "xmm10", "xmm11", "xmm12", "xmm13",         \
-			  "xmm14", "xmm15", "cc", "memory");                  \
+			: [out] "=&r"(out), [h] "+r"(hidden), [n] "+D"(n)    \
+			: [k] "m"(key)                                       \
+			: #reg, #save, "rax", "rcx", "rdx", "rsi", "r8",      \
+			  "r9", "r10", "r11", "xmm0", "xmm1", "xmm2", "xmm3", \
+			  "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",     \
+			  "xmm10", "xmm11", "xmm12", "xmm13", "xmm14",        \
+			  "xmm15", "cc", "memory");                           \
 		return out;                                                  \
 	}
+
+#ifdef __OPTIMIZE__
+#define HOLD_RBP(way) HOLD(rbp, rbx, way)
+#else
+#define HOLD_RBP(way)                                                        \
+	static uintptr_t hold_##way##_rbp(uintptr_t h, uintptr_t k, long n) \
+	{                                                                    \
+		return hold_##way##_rbx(h, k, n);                            \
+	}
+#endif
 
 #define HOLD_ALL(way)                                                        \
 	HOLD(rbx, r12, way)                                                  \
@@ -121,7 +132,7 @@ __asm__(".text\n"
 	HOLD(r13, rbx, way)                                                  \
 	HOLD(r14, rbx, way)                                                  \
 	HOLD(r15, rbx, way)                                                  \
-	HOLD(rbp, rbx, way)
+	HOLD_RBP(way)
 HOLD_ALL(alloc)
 HOLD_ALL(safepoint)
 HOLD_ALL(collect)
