@@ -172,13 +172,16 @@ extern void (*runtime_claim_test_hook)(gc_thread *t, uintptr_t bit);
  * safepoint, or the collector's while it is parked or blocked there)
  * start from there. What the library holds below it, it holds
  * precisely (runtime_hold, below): the rule precise mode already tests.
+ * The outermost entry counts (one made inside another changes nothing);
+ * a safepoint reached outside any makes one (runtime_safepoint_slow).
  * User code the library calls (error and OOM handlers, finalizers) runs
  * with no entry recorded (runtime_callout), so that a scan inside it
  * takes the whole stack, or the entry it makes itself. */
 static inline uintptr_t runtime_enter(gc_thread *t, uintptr_t cfa)
 {
 	uintptr_t prev = t->scan_from;
-	t->scan_from = cfa;
+	if (!prev)
+		t->scan_from = cfa;
 	return prev;
 }
 
@@ -191,7 +194,10 @@ static inline void runtime_leave(gc_thread *t, uintptr_t prev)
  * runtime_leave restores after. */
 static inline uintptr_t runtime_callout(gc_thread *t)
 {
-	return t ? runtime_enter(t, 0) : 0;
+	uintptr_t prev = t ? t->scan_from : 0;
+	if (t)
+		t->scan_from = 0;
+	return prev;
 }
 
 /* Where a scan of t, parked or blocked (saved_sp set), starts: the

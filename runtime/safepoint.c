@@ -217,10 +217,25 @@ static NOINLINE void park(gc_thread *t)
 	mutex_unlock(&world_lock);
 }
 
+static void answer(gc_thread *t, void *arg);
+
 void runtime_safepoint_slow(gc_thread *t)
+{
+	/* Outside an entry (gc_weak_get's, a region's end, attaching): the
+	 * safepoint makes one, so that no scan here reads the frames below
+	 * it (runtime.h, "Entries"). */
+	if (!t->scan_from) {
+		runtime_call_entered(t, answer, NULL);
+		return;
+	}
+	answer(t, NULL);
+}
+
+static void answer(gc_thread *t, void *arg)
 {
 	uintptr_t p;
 
+	(void)arg;
 	runtime_check_fork("a gcheap call (at its safepoint)");
 	while ((p = aload_acq(&t->pending))) {
 		if (p & P_STOP) {
@@ -335,12 +350,6 @@ NOINLINE void runtime_call_entered(gc_thread *t,
 	__asm__ volatile("" : : "r"(t) : "memory");
 }
 
-static void answer(gc_thread *t, void *arg)
-{
-	(void)arg;
-	runtime_safepoint_slow(t);
-}
-
 void gc_safepoint(void)
 {
 	gc_thread *t = thread_current;
@@ -348,8 +357,7 @@ void gc_safepoint(void)
 		runtime_not_attached("gc_safepoint");
 		return;
 	}
-	if (unlikely(aload_acq(&t->pending)))
-		runtime_call_entered(t, answer, NULL);
+	runtime_safepoint(t);
 }
 
 /* Inside the region thread_current is NULL and thread_blocked the thread

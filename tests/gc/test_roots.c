@@ -593,20 +593,29 @@ static NOINLINE void plant_stale(uintptr_t hx, size_t keep)
  * hold what earlier calls left there: here, an object's address planted
  * below the caller keeps it only if the scan reads the library's frames
  * (a helper's LRU cache kept chains of dead entries that way: 3x
- * bdwgc's RSS). The thread scans itself at gc_safepoint, or in the
- * allocation slow path, while another runs the cycle; the object must be
- * gone when that cycle's sweep is. */
-static void stale_during_cycle(bool alloc)
+ * bdwgc's RSS). The thread scans itself at gc_safepoint, in the
+ * allocation slow path, or at gc_weak_get's safepoint (no entry of its
+ * own: the safepoint makes one), while another runs the cycle; the
+ * object must be gone when that cycle's sweep is. */
+enum { VIA_SAFEPOINT, VIA_ALLOC, VIA_WEAK_GET };
+
+static void stale_during_cycle(int via)
 {
-	uintptr_t hx = make_hidden(128, alloc ? 43 : 41);
+	static const char *const names[] = {"gc_safepoint", "gc_alloc",
+	                                    "gc_weak_get"};
+	uintptr_t hx = make_hidden(128, 41 + (uint64_t)via);
+	void *volatile kept = new_payload(64, 50);
+	gc_weak *volatile w = gc_weak_new(kept);
 	uintptr_t cycles = aload(&mgc_.cycles);
 	pthread_t c;
 
 	ck_assert_int_eq(pthread_create(&c, NULL, collect_main, NULL), 0);
 	while (aload(&mgc_.cycles) == cycles) {
 		plant_stale(hx, 128);
-		if (alloc)
+		if (via == VIA_ALLOC)
 			(void)gc_alloc(40000, NULL); /* the slow path, always */
+		else if (via == VIA_WEAK_GET)
+			ck_assert_ptr_eq(gc_weak_get(w), kept);
 		else
 			gc_safepoint();
 	}
@@ -615,14 +624,16 @@ static void stale_during_cycle(bool alloc)
 	gc_blocking_end();
 	ck_assert_msg(!is_live(unhide(hx)), "an address left below the "
 	              "caller's frame, in the library's frames, kept its "
-	              "object (%s)", alloc ? "gc_alloc" : "gc_safepoint");
+	              "object (%s)", names[via]);
+	ck_assert(is_live(kept));
 }
 
 START_TEST(test_stack_library_frames_unscanned)
 {
 	start(true);
-	stale_during_cycle(false);
-	stale_during_cycle(true);
+	stale_during_cycle(VIA_SAFEPOINT);
+	stale_during_cycle(VIA_ALLOC);
+	stale_during_cycle(VIA_WEAK_GET);
 	/* The same address in a live local of the caller keeps it. */
 	uintptr_t hy = make_hidden(128, 42);
 	plant_stale(hy, 128);
